@@ -1,0 +1,283 @@
+//! Graphs: the JSON format, the fluent builder, and validation into a [`Plan`].
+//!
+//! Owns the user's description of a pipeline (nodes and dataflows, in
+//! Workglow's JSON shape) and every check that can be made before anything
+//! runs. It must not run anything.
+//!
+//! ```
+//! use weft::graph::Graph;
+//! let g = Graph::builder()
+//!     .task("split", "text.split").defaults(serde_json::json!({"separator": ","}))
+//!     .task("join", "text.join")
+//!     .flow("split.parts", "join.parts")
+//!     .build();
+//! assert_eq!(g.dataflows[0].target_task_port_id, "parts");
+//! ```
+
+mod validate;
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+pub use validate::{Plan, PlanEdge, PlanNode, ValidationError, ValidationErrors};
+
+/// A pipeline: tasks (nodes) and dataflows (edges).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Graph {
+    /// The nodes.
+    #[serde(default)]
+    pub tasks: Vec<Node>,
+    /// The edges: each carries one output port of a node to one input port of
+    /// another. Several may join the same two nodes.
+    #[serde(default)]
+    pub dataflows: Vec<Dataflow>,
+}
+
+/// A node: one use of a task type.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Node {
+    /// Unique within the graph.
+    pub id: String,
+    /// The task type's id, e.g. `text.split`.
+    #[serde(rename = "type")]
+    pub task_type: String,
+    /// A label for people; not used by the runner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Input values fixed in the graph (Workglow calls them `input`). Values
+    /// arriving by dataflow or graph input override them.
+    #[serde(default = "empty_object", alias = "input", skip_serializing_if = "is_empty_object")]
+    pub defaults: Value,
+    /// Per-node settings.
+    #[serde(default, skip_serializing_if = "NodeConfig::is_default")]
+    pub config: NodeConfig,
+}
+
+fn empty_object() -> Value {
+    Value::Object(Map::new())
+}
+
+fn is_empty_object(v: &Value) -> bool {
+    v.as_object().is_some_and(Map::is_empty)
+}
+
+/// Per-node settings that override the task type's.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Wall-clock limit for one run of this node, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+}
+
+impl NodeConfig {
+    fn is_default(&self) -> bool {
+        *self == NodeConfig::default()
+    }
+
+    /// The timeout, if set.
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout_ms.map(Duration::from_millis)
+    }
+}
+
+/// An edge: `source.port → target.port`. Port `*` means the whole object: as a
+/// source, the node's entire output; as a target, merged into the input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Dataflow {
+    /// Optional id, kept for tools that set one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The node the value comes from.
+    pub source_task_id: String,
+    /// Its output port.
+    pub source_task_port_id: String,
+    /// The node the value goes to.
+    pub target_task_id: String,
+    /// Its input port.
+    pub target_task_port_id: String,
+}
+
+impl std::fmt::Display for Dataflow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}.{} → {}.{}",
+            self.source_task_id, self.source_task_port_id, self.target_task_id, self.target_task_port_id
+        )
+    }
+}
+
+/// A graph file that cannot be read as a graph.
+#[derive(Debug, thiserror::Error)]
+pub enum GraphError {
+    /// Reading the file failed.
+    #[error("cannot read graph {origin}: {source}")]
+    Read {
+        /// The file.
+        origin: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The JSON is malformed or has the wrong shape.
+    #[error("{origin}:{line}:{column}: {message}")]
+    Syntax {
+        /// The file (or `<input>`).
+        origin: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl Graph {
+    /// Start building a graph in code.
+    pub fn builder() -> GraphBuilder {
+        GraphBuilder::default()
+    }
+
+    /// Parse graph JSON; `origin` (a file name) is used in error messages.
+    pub fn from_json(text: &str, origin: &str) -> Result<Graph, GraphError> {
+        serde_json::from_str(text).map_err(|e| GraphError::Syntax {
+            origin: origin.to_string(),
+            line: e.line(),
+            column: e.column(),
+            message: if e.is_syntax() || e.is_eof() {
+                format!("malformed JSON: {e}")
+            } else {
+                format!("not a graph: {e}")
+            },
+        })
+    }
+
+    /// Read and parse a graph file.
+    pub fn from_file(path: &std::path::Path) -> Result<Graph, GraphError> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| GraphError::Read {
+            origin: origin.clone(),
+            source,
+        })?;
+        Self::from_json(&text, &origin)
+    }
+
+    /// The graph as pretty JSON.
+    pub fn to_json_pretty(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a graph always serializes")
+    }
+}
+
+/// Builds a [`Graph`] in code. Node settings (`defaults`, `timeout_ms`) apply to
+/// the node added last.
+#[derive(Debug, Default)]
+pub struct GraphBuilder {
+    graph: Graph,
+}
+
+impl GraphBuilder {
+    /// Add node `id` of task type `task_type`.
+    pub fn task(mut self, id: &str, task_type: &str) -> Self {
+        self.graph.tasks.push(Node {
+            id: id.to_string(),
+            task_type: task_type.to_string(),
+            name: None,
+            defaults: empty_object(),
+            config: NodeConfig::default(),
+        });
+        self
+    }
+
+    /// Set the last node's fixed inputs (a JSON object).
+    pub fn defaults(mut self, defaults: Value) -> Self {
+        if let Some(node) = self.graph.tasks.last_mut() {
+            node.defaults = defaults;
+        }
+        self
+    }
+
+    /// Set the last node's timeout.
+    pub fn timeout_ms(mut self, ms: u64) -> Self {
+        if let Some(node) = self.graph.tasks.last_mut() {
+            node.config.timeout_ms = Some(ms);
+        }
+        self
+    }
+
+    /// Connect `"node.port"` to `"node.port"` (the port is after the last dot; a
+    /// bare node id means port `*`, the whole object).
+    pub fn flow(self, from: &str, to: &str) -> Self {
+        let (s, sp) = split_port(from);
+        let (t, tp) = split_port(to);
+        self.connect(s, sp, t, tp)
+    }
+
+    /// Connect `source.source_port` to `target.target_port`.
+    pub fn connect(mut self, source: &str, source_port: &str, target: &str, target_port: &str) -> Self {
+        self.graph.dataflows.push(Dataflow {
+            id: None,
+            source_task_id: source.to_string(),
+            source_task_port_id: source_port.to_string(),
+            target_task_id: target.to_string(),
+            target_task_port_id: target_port.to_string(),
+        });
+        self
+    }
+
+    /// The graph (validate it with [`Plan::new`] before running).
+    pub fn build(self) -> Graph {
+        self.graph
+    }
+}
+
+fn split_port(s: &str) -> (&str, &str) {
+    s.rsplit_once('.').unwrap_or((s, "*"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn reads_workglow_shape_and_round_trips() {
+        let text = r#"{"tasks":[{"id":"a","type":"math.add-one","input":{"value":1}},
+                                {"id":"b","type":"math.add-one"}],
+                       "dataflows":[{"sourceTaskId":"a","sourceTaskPortId":"value",
+                                     "targetTaskId":"b","targetTaskPortId":"value"}]}"#;
+        let g = Graph::from_json(text, "g.json").unwrap();
+        assert_eq!(g.tasks[0].defaults, json!({"value": 1}));
+        let back = Graph::from_json(&g.to_json_pretty(), "again").unwrap();
+        assert_eq!(g, back);
+        let built = Graph::builder()
+            .task("a", "math.add-one")
+            .defaults(json!({"value": 1}))
+            .task("b", "math.add-one")
+            .flow("a.value", "b.value")
+            .build();
+        assert_eq!(built, g);
+    }
+
+    #[test]
+    fn syntax_errors_have_file_line_and_column() {
+        let err = Graph::from_json("{\n  \"tasks\": [\n    {\"id\": \"a\",}\n  ]\n}", "g.json").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("g.json:3:"), "{msg}");
+        assert!(msg.contains("malformed JSON"), "{msg}");
+        let err = Graph::from_json(r#"{"tasks":[{"id":"a","typo":"x"}]}"#, "g.json").unwrap_err();
+        assert!(err.to_string().contains("unknown field `typo`"), "{err}");
+    }
+
+    #[test]
+    fn bare_node_means_whole_object() {
+        let g = Graph::builder().flow("a", "b.x").build();
+        assert_eq!(g.dataflows[0].source_task_port_id, "*");
+        assert_eq!(g.dataflows[0].target_task_port_id, "x");
+    }
+}

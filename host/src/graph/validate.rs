@@ -1,0 +1,569 @@
+//! Validation: a [`Graph`] checked against a [`Registry`] becomes a [`Plan`],
+//! or a list of every problem found, each naming where it is.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use petgraph::graph::DiGraph;
+use serde_json::{Map, Value};
+
+use super::Graph;
+use crate::schema::{TypeSet, types_of};
+use crate::task::{Registry, TaskType};
+
+/// One problem in a graph.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ValidationError {
+    /// A node id is empty.
+    #[error("tasks[{index}]: node id is empty")]
+    EmptyId {
+        /// Position in `tasks`.
+        index: usize,
+    },
+    /// Two nodes share an id.
+    #[error("tasks[{second}]: duplicate node id \"{id}\" (first used by tasks[{first}])")]
+    DuplicateNode {
+        /// The id.
+        id: String,
+        /// Position of the first node with it.
+        first: usize,
+        /// Position of the repeat.
+        second: usize,
+    },
+    /// A node names a task type the host does not know.
+    #[error("tasks[{index}] (node \"{node}\"): unknown task type `{task_type}`{}", hint(.suggestion))]
+    UnknownTaskType {
+        /// Position in `tasks`.
+        index: usize,
+        /// The node.
+        node: String,
+        /// The unknown type.
+        task_type: String,
+        /// The closest known type.
+        suggestion: Option<String>,
+    },
+    /// `defaults` is not an object.
+    #[error("tasks[{index}] (node \"{node}\"): `defaults` must be a JSON object")]
+    DefaultsNotObject {
+        /// Position in `tasks`.
+        index: usize,
+        /// The node.
+        node: String,
+    },
+    /// A default is given for a port the task does not have.
+    #[error("tasks[{index}] (node \"{node}\"): default for unknown input port `{port}` of `{task_type}` (ports: {})", list(.known))]
+    UnknownDefaultPort {
+        /// Position in `tasks`.
+        index: usize,
+        /// The node.
+        node: String,
+        /// The port.
+        port: String,
+        /// The task type.
+        task_type: String,
+        /// Its ports.
+        known: Vec<String>,
+    },
+    /// A default has a type the port does not accept.
+    #[error("tasks[{index}] (node \"{node}\"): default for input port `{port}` is {found}, but `{task_type}` expects {expected}")]
+    DefaultTypeMismatch {
+        /// Position in `tasks`.
+        index: usize,
+        /// The node.
+        node: String,
+        /// The port.
+        port: String,
+        /// The task type.
+        task_type: String,
+        /// The default's type.
+        found: TypeSet,
+        /// What the port accepts.
+        expected: TypeSet,
+    },
+    /// A dataflow names a node that is not in the graph.
+    #[error("dataflows[{index}] ({flow}): no node \"{node}\" in the graph")]
+    UnknownNode {
+        /// Position in `dataflows`.
+        index: usize,
+        /// The dataflow, as `a.x → b.y`.
+        flow: String,
+        /// The missing node.
+        node: String,
+    },
+    /// A dataflow names a port the task does not have.
+    #[error("dataflows[{index}] ({flow}): node \"{node}\" (`{task_type}`) has no {direction} port `{port}` (ports: {})", list(.known))]
+    UnknownPort {
+        /// Position in `dataflows`.
+        index: usize,
+        /// The dataflow.
+        flow: String,
+        /// The node.
+        node: String,
+        /// Its task type.
+        task_type: String,
+        /// `input` or `output`.
+        direction: &'static str,
+        /// The unknown port.
+        port: String,
+        /// The ports it has.
+        known: Vec<String>,
+    },
+    /// The two ends of a dataflow can never agree on a type.
+    #[error("dataflows[{index}] ({flow}): output port gives {source_types} but input port accepts {target_types}")]
+    SchemaMismatch {
+        /// Position in `dataflows`.
+        index: usize,
+        /// The dataflow.
+        flow: String,
+        /// What the source port gives.
+        source_types: TypeSet,
+        /// What the target port accepts.
+        target_types: TypeSet,
+    },
+    /// Two dataflows feed the same input port.
+    #[error("dataflows[{index}] ({flow}): input port `{port}` of node \"{node}\" is already fed by dataflows[{first}]")]
+    PortFedTwice {
+        /// Position of the second dataflow.
+        index: usize,
+        /// The dataflow.
+        flow: String,
+        /// The node.
+        node: String,
+        /// The port.
+        port: String,
+        /// Position of the first dataflow.
+        first: usize,
+    },
+    /// The dataflows form a cycle.
+    #[error("cycle: {}", .nodes.join(" → "))]
+    Cycle {
+        /// The nodes along the cycle, the first repeated at the end.
+        nodes: Vec<String>,
+    },
+    /// A required input has no default, no dataflow and (for a node without
+    /// incoming dataflows) no value in the run's input.
+    #[error("tasks[{index}] (node \"{node}\"): required input `{port}` of `{task_type}` has no default, no dataflow{}", if *.root { " and is not in the run's input" } else { "" })]
+    MissingInput {
+        /// Position in `tasks`.
+        index: usize,
+        /// The node.
+        node: String,
+        /// The port.
+        port: String,
+        /// The task type.
+        task_type: String,
+        /// Whether the node could have taken it from the run's input.
+        root: bool,
+    },
+    /// The run's input is not an object.
+    #[error("the run's input must be a JSON object")]
+    InputNotObject,
+}
+
+fn hint(s: &Option<String>) -> String {
+    s.as_ref().map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default()
+}
+
+fn list(v: &[String]) -> String {
+    if v.is_empty() { "none".into() } else { v.join(", ") }
+}
+
+/// Every problem found in one graph, with the graph's origin (file name).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidationErrors {
+    /// The graph's file, or `<graph>`.
+    pub origin: String,
+    /// The problems, in the order found.
+    pub errors: Vec<ValidationError>,
+}
+
+impl fmt::Display for ValidationErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.errors.len();
+        write!(f, "{}: {} problem{}", self.origin, n, if n == 1 { "" } else { "s" })?;
+        for e in &self.errors {
+            write!(f, "\n  {}: {e}", self.origin)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ValidationErrors {}
+
+/// A node of a validated graph.
+#[derive(Debug, Clone)]
+pub struct PlanNode {
+    /// The node's id.
+    pub id: String,
+    /// Its task type.
+    pub task: Arc<TaskType>,
+    /// Its fixed inputs.
+    pub defaults: Map<String, Value>,
+    /// Its wall-clock limit per run.
+    pub timeout: Duration,
+}
+
+/// A dataflow of a validated graph, by node index.
+#[derive(Debug, Clone)]
+pub struct PlanEdge {
+    /// Source node index.
+    pub source: usize,
+    /// Source output port (`*` = whole output).
+    pub source_port: String,
+    /// Target node index.
+    pub target: usize,
+    /// Target input port (`*` = merge into the input).
+    pub target_port: String,
+}
+
+/// A validated graph, ready to run: nodes resolved to task types, edges to
+/// indices, and the adjacency the runner schedules by.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Where the graph came from.
+    pub origin: String,
+    /// The nodes, in the graph's order.
+    pub nodes: Vec<PlanNode>,
+    /// The dataflows, in the graph's order.
+    pub edges: Vec<PlanEdge>,
+    /// For each node, the indices of its outgoing edges.
+    pub outgoing: Vec<Vec<usize>>,
+    /// For each node, how many edges come in.
+    pub incoming: Vec<usize>,
+}
+
+impl Plan {
+    /// Validate `graph` against `registry`. Returns every problem found.
+    pub fn new(graph: &Graph, registry: &Registry, origin: &str) -> Result<Plan, ValidationErrors> {
+        let mut errors = Vec::new();
+        let mut index_of: HashMap<&str, usize> = HashMap::new();
+        let mut types: Vec<Option<Arc<TaskType>>> = Vec::with_capacity(graph.tasks.len());
+
+        for (i, node) in graph.tasks.iter().enumerate() {
+            if node.id.is_empty() {
+                errors.push(ValidationError::EmptyId { index: i });
+            } else if let Some(&first) = index_of.get(node.id.as_str()) {
+                errors.push(ValidationError::DuplicateNode {
+                    id: node.id.clone(),
+                    first,
+                    second: i,
+                });
+            } else {
+                index_of.insert(&node.id, i);
+            }
+            let task = registry.get(&node.task_type).cloned();
+            if task.is_none() {
+                errors.push(ValidationError::UnknownTaskType {
+                    index: i,
+                    node: node.id.clone(),
+                    task_type: node.task_type.clone(),
+                    suggestion: registry.suggest(&node.task_type).map(str::to_string),
+                });
+            }
+            if let Some(task) = &task {
+                check_defaults(i, node, task, &mut errors);
+            }
+            types.push(task);
+        }
+
+        let mut edges = Vec::with_capacity(graph.dataflows.len());
+        let mut fed: HashMap<(usize, &str), usize> = HashMap::new();
+        for (i, flow) in graph.dataflows.iter().enumerate() {
+            let ends = [&flow.source_task_id, &flow.target_task_id].map(|id| {
+                let found = index_of.get(id.as_str()).copied();
+                if found.is_none() {
+                    errors.push(ValidationError::UnknownNode {
+                        index: i,
+                        flow: flow.to_string(),
+                        node: id.clone(),
+                    });
+                }
+                found
+            });
+            let [Some(s), Some(t)] = ends else { continue };
+            edges.push(PlanEdge {
+                source: s,
+                source_port: flow.source_task_port_id.clone(),
+                target: t,
+                target_port: flow.target_task_port_id.clone(),
+            });
+            if flow.target_task_port_id != "*" {
+                if let Some(&first) = fed.get(&(t, flow.target_task_port_id.as_str())) {
+                    errors.push(ValidationError::PortFedTwice {
+                        index: i,
+                        flow: flow.to_string(),
+                        node: flow.target_task_id.clone(),
+                        port: flow.target_task_port_id.clone(),
+                        first,
+                    });
+                } else {
+                    fed.insert((t, flow.target_task_port_id.as_str()), i);
+                }
+            }
+            let (Some(st), Some(tt)) = (&types[s], &types[t]) else { continue };
+            let port_error = |node: &str, task: &TaskType, direction, port: &str| ValidationError::UnknownPort {
+                index: i,
+                flow: flow.to_string(),
+                node: node.to_string(),
+                task_type: task.id.clone(),
+                direction,
+                port: port.to_string(),
+                known: if direction == "input" { &task.input } else { &task.output }
+                    .ports()
+                    .into_iter()
+                    .map(str::to_string)
+                    .collect(),
+            };
+            let source_types = st.output.port_types(&flow.source_task_port_id);
+            if source_types.is_none() {
+                errors.push(port_error(&flow.source_task_id, st, "output", &flow.source_task_port_id));
+            }
+            let target_types = tt.input.port_types(&flow.target_task_port_id);
+            if target_types.is_none() {
+                errors.push(port_error(&flow.target_task_id, tt, "input", &flow.target_task_port_id));
+            }
+            if let (Some(a), Some(b)) = (source_types, target_types) {
+                if a.intersect(b).is_empty() {
+                    errors.push(ValidationError::SchemaMismatch {
+                        index: i,
+                        flow: flow.to_string(),
+                        source_types: a,
+                        target_types: b,
+                    });
+                }
+            }
+        }
+
+        let n = graph.tasks.len();
+        let mut outgoing = vec![Vec::new(); n];
+        let mut incoming = vec![0usize; n];
+        for (e, edge) in edges.iter().enumerate() {
+            outgoing[edge.source].push(e);
+            incoming[edge.target] += 1;
+        }
+        errors.extend(find_cycles(graph, &edges));
+
+        // Required inputs of nodes fed by dataflows must be satisfied by the graph
+        // itself; those of root nodes may come from the run's input (checked by
+        // `Plan::check_input`).
+        for (i, node) in graph.tasks.iter().enumerate() {
+            let Some(task) = &types[i] else { continue };
+            if incoming[i] == 0 {
+                continue;
+            }
+            for port in missing_inputs(i, node.defaults.as_object(), task, &edges, &types) {
+                errors.push(ValidationError::MissingInput {
+                    index: i,
+                    node: node.id.clone(),
+                    port,
+                    task_type: task.id.clone(),
+                    root: false,
+                });
+            }
+        }
+
+        if !errors.is_empty() {
+            return Err(ValidationErrors {
+                origin: origin.to_string(),
+                errors,
+            });
+        }
+        let nodes = graph
+            .tasks
+            .iter()
+            .zip(types)
+            .map(|(node, task)| {
+                let task = task.expect("checked above");
+                PlanNode {
+                    id: node.id.clone(),
+                    timeout: node.config.timeout().unwrap_or(task.timeout),
+                    defaults: node.defaults.as_object().cloned().unwrap_or_default(),
+                    task,
+                }
+            })
+            .collect();
+        Ok(Plan {
+            origin: origin.to_string(),
+            nodes,
+            edges,
+            outgoing,
+            incoming,
+        })
+    }
+
+    /// Indices of the nodes no dataflow feeds: they take the run's input.
+    pub fn roots(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.nodes.len()).filter(|&i| self.incoming[i] == 0)
+    }
+
+    /// Whether node `i` feeds no other node (its output is part of the result).
+    pub fn is_leaf(&self, i: usize) -> bool {
+        self.outgoing[i].is_empty()
+    }
+
+    /// The part of the run's `input` that root node `i` receives: every key its
+    /// input schema declares (every key, if its schema is open).
+    pub fn root_input(&self, i: usize, input: &Map<String, Value>) -> Map<String, Value> {
+        let schema = &self.nodes[i].task.input;
+        if schema.is_open() {
+            return input.clone();
+        }
+        schema
+            .ports()
+            .into_iter()
+            .filter_map(|p| input.get(p).map(|v| (p.to_string(), v.clone())))
+            .collect()
+    }
+
+    /// Check that the run's `input` gives every root node the required inputs
+    /// its defaults do not.
+    pub fn check_input(&self, input: &Value) -> Result<(), ValidationErrors> {
+        let fail = |errors| {
+            Err(ValidationErrors {
+                origin: self.origin.clone(),
+                errors,
+            })
+        };
+        let Some(input) = input.as_object() else {
+            return fail(vec![ValidationError::InputNotObject]);
+        };
+        let mut errors = Vec::new();
+        for i in self.roots() {
+            let node = &self.nodes[i];
+            for port in node.task.input.required() {
+                if !node.defaults.contains_key(port) && !self.root_input(i, input).contains_key(port) {
+                    errors.push(ValidationError::MissingInput {
+                        index: i,
+                        node: node.id.clone(),
+                        port: port.to_string(),
+                        task_type: node.task.id.clone(),
+                        root: true,
+                    });
+                }
+            }
+        }
+        if errors.is_empty() { Ok(()) } else { fail(errors) }
+    }
+
+    /// The required inputs that root nodes expect from the run's input, as
+    /// `node.port` (for `weft validate` to report).
+    pub fn expected_input(&self) -> Vec<String> {
+        self.roots()
+            .flat_map(|i| {
+                let node = &self.nodes[i];
+                node.task
+                    .input
+                    .required()
+                    .into_iter()
+                    .filter(|p| !node.defaults.contains_key(*p))
+                    .map(move |p| format!("{}.{p}", node.id))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+}
+
+fn check_defaults(i: usize, node: &super::Node, task: &TaskType, errors: &mut Vec<ValidationError>) {
+    let Some(defaults) = node.defaults.as_object() else {
+        errors.push(ValidationError::DefaultsNotObject {
+            index: i,
+            node: node.id.clone(),
+        });
+        return;
+    };
+    for (port, value) in defaults {
+        let Some(schema) = task.input.port(port) else {
+            errors.push(ValidationError::UnknownDefaultPort {
+                index: i,
+                node: node.id.clone(),
+                port: port.clone(),
+                task_type: task.id.clone(),
+                known: task.input.ports().into_iter().map(str::to_string).collect(),
+            });
+            continue;
+        };
+        let expected = types_of(schema, task.input.raw());
+        let found = types_of(&serde_json::json!({ "const": value }), &Value::Null);
+        if expected.intersect(found).is_empty() {
+            errors.push(ValidationError::DefaultTypeMismatch {
+                index: i,
+                node: node.id.clone(),
+                port: port.clone(),
+                task_type: task.id.clone(),
+                found,
+                expected,
+            });
+        }
+    }
+}
+
+/// Required input ports of node `i` that neither a default nor a dataflow gives.
+fn missing_inputs(
+    i: usize,
+    defaults: Option<&Map<String, Value>>,
+    task: &TaskType,
+    edges: &[PlanEdge],
+    types: &[Option<Arc<TaskType>>],
+) -> Vec<String> {
+    let incoming: Vec<&PlanEdge> = edges.iter().filter(|e| e.target == i).collect();
+    task.input
+        .required()
+        .into_iter()
+        .filter(|port| {
+            let by_default = defaults.is_some_and(|d| d.contains_key(*port));
+            let by_flow = incoming.iter().any(|e| {
+                e.target_port == *port
+                    || (e.target_port == "*"
+                        && types[e.source].as_ref().is_none_or(|src| {
+                            // A whole object merged in gives the ports its
+                            // schema declares (any, if open).
+                            e.source_port != "*" || src.output.is_open() || src.output.ports().contains(port)
+                        }))
+            });
+            !by_default && !by_flow
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// Every cycle (one per strongly connected component), as a path of node ids.
+fn find_cycles(graph: &Graph, edges: &[PlanEdge]) -> Vec<ValidationError> {
+    let mut g = DiGraph::<usize, ()>::with_capacity(graph.tasks.len(), edges.len());
+    let ids: Vec<_> = (0..graph.tasks.len()).map(|i| g.add_node(i)).collect();
+    for e in edges {
+        g.add_edge(ids[e.source], ids[e.target], ());
+    }
+    let mut out = Vec::new();
+    for scc in petgraph::algo::tarjan_scc(&g) {
+        let is_cycle = scc.len() > 1 || g.contains_edge(scc[0], scc[0]);
+        if !is_cycle {
+            continue;
+        }
+        // Walk from the member that comes first in the graph, staying inside the
+        // component, until a node repeats: that is a cycle.
+        let members: std::collections::HashSet<_> = scc.iter().copied().collect();
+        let start = *scc.iter().min_by_key(|n| g[**n]).expect("non-empty");
+        let mut path = vec![start];
+        let mut seen = HashMap::from([(start, 0usize)]);
+        let mut at = start;
+        loop {
+            let next = g
+                .neighbors(at)
+                .filter(|n| members.contains(n))
+                .min_by_key(|n| g[*n])
+                .expect("every member of a cycle has a successor in it");
+            if let Some(&pos) = seen.get(&next) {
+                let mut cycle: Vec<String> = path[pos..].iter().map(|n| graph.tasks[g[*n]].id.clone()).collect();
+                cycle.push(graph.tasks[g[next]].id.clone());
+                out.push(ValidationError::Cycle { nodes: cycle });
+                break;
+            }
+            seen.insert(next, path.len());
+            path.push(next);
+            at = next;
+        }
+    }
+    out
+}

@@ -1,0 +1,37 @@
+//! # Weft: a durable pipeline runtime for sandboxed WebAssembly tasks
+//!
+//! The path of a run reads top to bottom:
+//!
+//! - [`graph`]: graph JSON and the fluent builder → a validated [`graph::Plan`];
+//! - [`runner`]: schedules ready nodes, in parallel, with cancellation;
+//! - [`task`]: task types and their registry; one task run = input check, run
+//!   under a timeout, output check;
+//! - [`plugin`]: wasm components that provide task types, each task run in a
+//!   fresh sandboxed instance;
+//! - [`events`]: the numbered event stream of each run;
+//! - [`schema`]: reading the JSON Schemas plugins declare.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use weft::{Host, graph::Graph};
+//! let host = Host::builder().build().await?;
+//! let graph = Graph::builder()
+//!     .task("a", "math.add-one").defaults(serde_json::json!({"value": 1}))
+//!     .task("b", "math.add-one")
+//!     .flow("a.value", "b.value")
+//!     .build();
+//! let result = host.run(&graph, serde_json::json!({})).await?;
+//! assert_eq!(result.outputs["b"]["value"], 3);
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+
+pub mod events;
+pub mod graph;
+mod host;
+pub mod plugin;
+pub mod runner;
+pub mod schema;
+pub mod task;
+
+pub use host::{Host, HostBuilder, HostError};

@@ -1,0 +1,202 @@
+//! Engine policy: how wasm is compiled and where instances live.
+//!
+//! Owns the wasmtime [`Engine`] configuration (pooling allocator probed at
+//! start with a fallback, epoch interruption driven by a ticker thread,
+//! no component-model concurrency), the compiled-artifact cache on disk, and the
+//! semaphore that keeps instantiation within the pool. It must not know about
+//! task types, graphs or runs.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use wasmtime::component::Component;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// How often the epoch advances: the granularity of timeouts and of yielding
+/// a CPU-bound guest back to the async runtime.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Settings of the engine.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Instances that may exist at once (pool slots). Task runs beyond this wait.
+    pub max_instances: u32,
+    /// The largest linear memory any plugin may be granted, in bytes. The pool
+    /// reserves address space for it in every slot.
+    pub max_memory_bytes: u64,
+    /// Where compiled components are cached; `None` disables the cache.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            // 2 cores here, but tasks waiting on timers or I/O hold a slot too.
+            max_instances: 256,
+            // Per-plugin limits are lower (64 MiB by default); this is the ceiling
+            // a manifest may raise them to.
+            max_memory_bytes: 4 << 30,
+            cache_dir: default_cache_dir(),
+        }
+    }
+}
+
+/// `$WEFT_CACHE_DIR`, else `$XDG_CACHE_HOME/weft`, else `~/.cache/weft`.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("WEFT_CACHE_DIR") {
+        return Some(PathBuf::from(dir));
+    }
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
+        return Some(PathBuf::from(dir).join("weft"));
+    }
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/weft"))
+}
+
+/// The shared engine: compile, cache, and bound instantiation.
+#[derive(Clone)]
+pub struct WeftEngine {
+    engine: Engine,
+    pooling: bool,
+    cache_dir: Option<PathBuf>,
+    engine_hash: String,
+    slots: Arc<Semaphore>,
+}
+
+impl std::fmt::Debug for WeftEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WeftEngine")
+            .field("pooling", &self.pooling)
+            .field("cache_dir", &self.cache_dir)
+            .finish()
+    }
+}
+
+fn base_config() -> Config {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    config.epoch_interruption(true);
+    // WASI 0.2 tasks do not use component-model async; leaving it on costs ~4x
+    // per host→guest call (WASMTIME-NOTES.md).
+    config.concurrency_support(false);
+    config
+}
+
+impl WeftEngine {
+    /// Build the engine. Tries the pooling allocator first and falls back to
+    /// on-demand allocation when the address space for it cannot be reserved.
+    pub fn new(options: &EngineOptions) -> Result<Self, wasmtime::Error> {
+        let mut pool = PoolingAllocationConfig::new();
+        let slots = options.max_instances.max(1);
+        pool.total_component_instances(slots)
+            // A Rust wasip2 component has a handful of core instances and one
+            // or two memories; leave headroom for other toolchains.
+            .total_core_instances(slots * 16)
+            .max_core_instances_per_component(32)
+            .total_memories(slots * 2)
+            .max_memories_per_component(4)
+            .total_tables(slots * 8)
+            .max_tables_per_component(16)
+            .total_stacks(slots)
+            .max_memory_size(options.max_memory_bytes as usize);
+        let mut config = base_config();
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let (engine, pooling) = match Engine::new(&config) {
+            Ok(engine) => (engine, true),
+            Err(e) => {
+                tracing::warn!(error = %e, "pooling allocator unavailable; allocating instances on demand");
+                (Engine::new(&base_config())?, false)
+            }
+        };
+        start_epoch_ticker(&engine);
+        let mut hasher = DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut hasher);
+        Ok(WeftEngine {
+            engine_hash: format!("{:016x}", hasher.finish()),
+            engine,
+            pooling,
+            cache_dir: options.cache_dir.clone(),
+            slots: Arc::new(Semaphore::new(slots as usize)),
+        })
+    }
+
+    /// The wasmtime engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Whether instances come from the pooling allocator.
+    pub fn is_pooling(&self) -> bool {
+        self.pooling
+    }
+
+    /// Wait for a free instance slot. Hold the permit while the instance lives.
+    pub async fn instance_slot(&self) -> OwnedSemaphorePermit {
+        self.slots
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the slot semaphore is never closed")
+    }
+
+    /// Compile `bytes`, or load the artifact compiled earlier from the cache.
+    /// Returns the component and whether it came from the cache.
+    pub fn load_component(&self, bytes: &[u8]) -> Result<(Component, bool), wasmtime::Error> {
+        let Some(dir) = &self.cache_dir else {
+            return Ok((Component::new(&self.engine, bytes)?, false));
+        };
+        let digest = hex::encode(Sha256::digest(bytes));
+        let path = dir.join(format!("{digest}-{}.cwasm", self.engine_hash));
+        if path.exists() {
+            // SAFETY: the file is named by the hash of the wasm it was compiled
+            // from and of this engine's configuration, and only this function
+            // writes files with such names (atomically, by rename), so it holds
+            // an artifact this engine produced for exactly these bytes.
+            match unsafe { Component::deserialize_file(&self.engine, &path) } {
+                Ok(c) => return Ok((c, true)),
+                Err(e) => tracing::warn!(path = %path.display(), error = %e, "discarding unreadable compiled artifact"),
+            }
+        }
+        let component = Component::new(&self.engine, bytes)?;
+        if let Err(e) = write_artifact(dir, &path, &component) {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot cache compiled component");
+        }
+        Ok((component, false))
+    }
+}
+
+fn write_artifact(dir: &Path, path: &Path, component: &Component) -> Result<(), wasmtime::Error> {
+    std::fs::create_dir_all(dir)?;
+    let serialized = component.serialize()?;
+    let tmp = tempfile_in(dir)?;
+    std::fs::write(&tmp, serialized)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+fn tempfile_in(dir: &Path) -> std::io::Result<PathBuf> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    Ok(dir.join(format!(".tmp-{}-{nanos}", std::process::id())))
+}
+
+/// Advance the engine's epoch every [`EPOCH_TICK`] until the engine is dropped.
+fn start_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("weft-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .expect("cannot start the epoch thread");
+}

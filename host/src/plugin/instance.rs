@@ -1,0 +1,216 @@
+//! One task run in one fresh instance: the store's data, the host side of the
+//! `log` and `progress` imports, and the mapping of traps to task errors.
+
+use std::time::{Duration, Instant};
+
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime::{ResourceLimiter, Store, Trap, UpdateDeadline};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use crate::events::{LogLevel, NodeEvents};
+use crate::task::TaskError;
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "plugin",
+    exports: { default: async },
+});
+
+pub(crate) use weft::plugin::types as wit_types;
+
+/// Guest stderr kept per run (for trap messages and log events).
+const STDERR_CAPACITY: usize = 1 << 20;
+/// Longest log line or stderr excerpt passed on.
+const MAX_LINE: usize = 64 << 10;
+
+/// Counts a store's linear memory and refuses growth past the plugin's limit,
+/// remembering that it did, so the resulting trap reads as "memory limit".
+pub(crate) struct MemoryLimiter {
+    limit: usize,
+    used: usize,
+    pub(crate) hit: bool,
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let after = self.used - current.min(self.used) + desired;
+        if after > self.limit {
+            self.hit = true;
+            return Err(wasmtime::format_err!("memory limit of {} bytes exceeded", self.limit));
+        }
+        self.used = after;
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+}
+
+/// The data of one instance's store.
+pub(crate) struct InstanceState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(crate) limiter: MemoryLimiter,
+    events: Option<NodeEvents>,
+    plugin: String,
+}
+
+impl WasiView for InstanceState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl weft::plugin::types::Host for InstanceState {}
+
+impl weft::plugin::log::Host for InstanceState {
+    fn log(&mut self, level: weft::plugin::log::Level, message: String) {
+        use weft::plugin::log::Level as L;
+        let message = truncate(message);
+        let level = match level {
+            L::Trace => LogLevel::Trace,
+            L::Debug => LogLevel::Debug,
+            L::Info => LogLevel::Info,
+            L::Warn => LogLevel::Warn,
+            L::Error => LogLevel::Error,
+        };
+        match &self.events {
+            Some(events) => events.log(level, message),
+            None => tracing::info!(plugin = %self.plugin, "{message}"),
+        }
+    }
+}
+
+impl weft::plugin::progress::Host for InstanceState {
+    fn report(&mut self, fraction: f32, message: Option<String>) {
+        if let Some(events) = &self.events {
+            events.progress(fraction, message.map(truncate));
+        }
+    }
+}
+
+fn truncate(mut s: String) -> String {
+    if s.len() > MAX_LINE {
+        let mut cut = MAX_LINE;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push('…');
+    }
+    s
+}
+
+/// Add WASI 0.2 and Weft's own imports to `linker`.
+pub(crate) fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
+    wasmtime_wasi::p2::add_to_linker_async(linker)?;
+    Plugin::add_to_linker::<InstanceState, HasSelf<InstanceState>>(linker, |s| s)?;
+    Ok(())
+}
+
+/// What a store is built from.
+pub(crate) struct Sandbox<'a> {
+    pub plugin: &'a str,
+    pub memory_limit: u64,
+    pub env: &'a [(String, String)],
+    pub folders: &'a [crate::plugin::manifest::FolderGrant],
+}
+
+/// A store for one instance, and the pipe collecting its stderr.
+pub(crate) fn new_store(
+    engine: &wasmtime::Engine,
+    sandbox: &Sandbox<'_>,
+    events: Option<NodeEvents>,
+    timeout: Duration,
+) -> Result<(Store<InstanceState>, MemoryOutputPipe), TaskError> {
+    let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
+    let mut wasi = WasiCtxBuilder::new();
+    wasi.stdout(std::io::empty()).stderr(stderr.clone());
+    wasi.envs(sandbox.env);
+    for grant in sandbox.folders {
+        let perms = if grant.writable { FsPerms::ReadWrite } else { FsPerms::ReadOnly };
+        wasi.preopened_dir(&grant.host, &grant.guest, perms).map_err(|e| {
+            TaskError::Host(format!(
+                "plugin `{}`: cannot open granted folder {}: {e}",
+                sandbox.plugin,
+                grant.host.display()
+            ))
+        })?;
+    }
+    let mut table = ResourceTable::new();
+    table.set_max_capacity(10_000);
+    let state = InstanceState {
+        wasi: wasi.build(),
+        table,
+        limiter: MemoryLimiter {
+            limit: sandbox.memory_limit as usize,
+            used: 0,
+            hit: false,
+        },
+        events,
+        plugin: sandbox.plugin.to_string(),
+    };
+    let mut store = Store::new(engine, state);
+    store.limiter(|s| &mut s.limiter);
+    let deadline = Instant::now() + timeout;
+    store.epoch_deadline_callback(move |_| {
+        if Instant::now() >= deadline {
+            Ok(UpdateDeadline::Interrupt)
+        } else {
+            Ok(UpdateDeadline::Yield(1))
+        }
+    });
+    store.set_epoch_deadline(1);
+    Ok((store, stderr))
+}
+
+/// Turn a trap (or other wasmtime error) of a run into a task error.
+pub(crate) fn classify(
+    error: wasmtime::Error,
+    store: &Store<InstanceState>,
+    stderr: &MemoryOutputPipe,
+    timeout: Duration,
+) -> TaskError {
+    let state = store.data();
+    if state.limiter.hit {
+        return TaskError::MemoryLimit {
+            plugin: state.plugin.clone(),
+            limit_bytes: state.limiter.limit as u64,
+        };
+    }
+    if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+        return TaskError::Timeout { limit: timeout };
+    }
+    let mut message = format!("{error:?}");
+    let err_text = stderr_text(stderr);
+    if !err_text.is_empty() {
+        message.push_str("\nguest stderr:\n");
+        message.push_str(&err_text);
+    }
+    TaskError::Trap {
+        plugin: state.plugin.clone(),
+        message,
+    }
+}
+
+/// The guest's stderr so far, as text, the last [`MAX_LINE`] bytes at most.
+pub(crate) fn stderr_text(stderr: &MemoryOutputPipe) -> String {
+    let bytes = stderr.contents();
+    let start = bytes.len().saturating_sub(MAX_LINE);
+    String::from_utf8_lossy(&bytes[start..]).trim_end().to_string()
+}

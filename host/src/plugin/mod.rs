@@ -1,0 +1,389 @@
+//! Plugins: wasm components that provide task types.
+//!
+//! Owns loading components (compile or load from the artifact cache, check
+//! their imports against what the host offers, call `describe`, compile the
+//! declared schemas), the plugins folder and manifests, and running one task in
+//! one fresh, sandboxed instance. It must not know about graphs or runs beyond
+//! the [`TaskContext`] of a single task.
+
+pub mod engine;
+pub mod manifest;
+mod instance;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use wasmtime::component::Linker;
+
+pub use engine::{EngineOptions, WeftEngine};
+pub use manifest::{Manifest, ManifestError};
+
+use crate::schema::ObjectSchema;
+use crate::task::{Implementation, PluginReport, Registry, RegistryError, TaskContext, TaskError, TaskType};
+use instance::{InstanceState, PluginPre, Sandbox, wit_types};
+
+/// The standard plugins, compiled from `plugins/` into this binary.
+mod standard {
+    include!(concat!(env!("OUT_DIR"), "/standard_plugins.rs"));
+}
+
+/// Host-wide defaults and ceilings for plugins.
+#[derive(Debug, Clone)]
+pub struct HostLimits {
+    /// Linear memory per instance when the manifest says nothing.
+    pub default_memory_bytes: u64,
+    /// Wall-clock limit per task run when neither the task type nor the
+    /// manifest says.
+    pub default_timeout: Duration,
+    /// The largest output (JSON text) accepted from a task.
+    pub max_output_bytes: usize,
+    /// The time `describe` may take when a plugin loads.
+    pub describe_timeout: Duration,
+}
+
+impl Default for HostLimits {
+    fn default() -> Self {
+        HostLimits {
+            default_memory_bytes: 64 << 20,
+            default_timeout: Duration::from_secs(300),
+            max_output_bytes: 16 << 20,
+            describe_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Why a plugin did not load.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    /// Its manifest is unusable.
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The bytes are not a valid component for this host.
+    #[error("not a loadable WASI 0.2 component: {0}")]
+    Compile(String),
+    /// It imports something the host does not offer, or exports the wrong thing.
+    #[error("does not fit the host (imports or exports): {0}")]
+    Link(String),
+    /// `describe` trapped, timed out or returned nonsense.
+    #[error("describe failed: {0}")]
+    Describe(String),
+    /// A task type it declares is unusable or already taken.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// A manifest asks for more memory than the host allows any plugin.
+    #[error("manifest asks for {asked} MiB of memory; the host allows at most {max} MiB")]
+    MemoryCeiling {
+        /// Asked, in MiB.
+        asked: u64,
+        /// Allowed, in MiB.
+        max: u64,
+    },
+}
+
+/// A loaded plugin: a pre-instantiated component and its sandbox settings.
+/// Every task run gets a fresh instance of it.
+pub struct LoadedPlugin {
+    name: String,
+    engine: WeftEngine,
+    pre: PluginPre<InstanceState>,
+    memory_limit: u64,
+    env: Vec<(String, String)>,
+    folders: Vec<manifest::FolderGrant>,
+    max_output_bytes: usize,
+}
+
+impl LoadedPlugin {
+    /// The plugin's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn sandbox(&self) -> Sandbox<'_> {
+        Sandbox {
+            plugin: &self.name,
+            memory_limit: self.memory_limit,
+            env: &self.env,
+            folders: &self.folders,
+        }
+    }
+
+    /// Run task type `task_id` on `input` in a fresh instance.
+    pub(crate) async fn run(
+        &self,
+        task_id: &str,
+        input: &Value,
+        ctx: &TaskContext,
+        timeout: Duration,
+    ) -> Result<Value, TaskError> {
+        let _slot = self.engine.instance_slot().await;
+        let (mut store, stderr) =
+            instance::new_store(self.engine.engine(), &self.sandbox(), ctx.events.clone(), timeout)?;
+        let bindings = match self.pre.instantiate_async(&mut store).await {
+            Ok(b) => b,
+            Err(e) => return Err(instance::classify(e, &store, &stderr, timeout)),
+        };
+        let input_text = input.to_string();
+        let wit_ctx = wit_types::Context {
+            run_id: ctx.run_id.clone(),
+            node_id: ctx.node_id.clone(),
+            attempt: ctx.attempt,
+            idempotency_key: ctx.idempotency_key.clone(),
+        };
+        let result = bindings
+            .weft_plugin_task()
+            .call_run(&mut store, task_id, &input_text, &wit_ctx)
+            .await;
+        let output = match result {
+            Ok(Ok(text)) => text,
+            Ok(Err(e)) => return Err(from_wit_error(e)),
+            Err(e) => return Err(instance::classify(e, &store, &stderr, timeout)),
+        };
+        if let Some(events) = &ctx.events {
+            let text = instance::stderr_text(&stderr);
+            if !text.is_empty() {
+                events.log(crate::events::LogLevel::Warn, format!("stderr: {text}"));
+            }
+        }
+        if output.len() > self.max_output_bytes {
+            return Err(TaskError::OutputTooLarge {
+                size: output.len(),
+                limit: self.max_output_bytes,
+            });
+        }
+        serde_json::from_str(&output).map_err(|e| TaskError::BadOutput(format!("not JSON ({e})")))
+    }
+}
+
+fn from_wit_error(e: wit_types::TaskError) -> TaskError {
+    match e {
+        wit_types::TaskError::InvalidInput(m) => TaskError::InvalidInput(m),
+        wit_types::TaskError::Failed(m) => TaskError::Failed(m),
+        wit_types::TaskError::Retryable(h) => TaskError::Retryable {
+            message: h.message,
+            delay: h.delay_ms.map(Duration::from_millis),
+        },
+        wit_types::TaskError::Cancelled(m) => TaskError::Cancelled(m),
+    }
+}
+
+/// A component to load, with where it came from.
+pub struct PluginSource {
+    /// The plugin's name.
+    pub name: String,
+    /// A file path, or `builtin`.
+    pub origin: String,
+    /// The component.
+    pub bytes: Vec<u8>,
+    /// Its manifest (or why the manifest is unusable).
+    pub manifest: Result<Manifest, ManifestError>,
+}
+
+impl PluginSource {
+    /// Read `path` and the manifest beside it.
+    pub fn from_file(path: &Path) -> Result<Self, PluginError> {
+        let bytes = std::fs::read(path).map_err(|source| PluginError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(PluginSource {
+            name: path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            origin: path.display().to_string(),
+            bytes,
+            manifest: Manifest::for_component(path),
+        })
+    }
+}
+
+/// Loads plugins and runs their tasks.
+#[derive(Clone)]
+pub struct PluginHost {
+    engine: WeftEngine,
+    linker: Arc<Linker<InstanceState>>,
+    limits: HostLimits,
+    max_memory_bytes: u64,
+}
+
+impl PluginHost {
+    /// A host with the given engine options and limits.
+    pub fn new(options: &EngineOptions, limits: HostLimits) -> Result<Self, wasmtime::Error> {
+        let engine = WeftEngine::new(options)?;
+        let mut linker = Linker::new(engine.engine());
+        instance::add_to_linker(&mut linker)?;
+        Ok(PluginHost {
+            engine,
+            linker: Arc::new(linker),
+            limits,
+            max_memory_bytes: options.max_memory_bytes,
+        })
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &WeftEngine {
+        &self.engine
+    }
+
+    /// The standard plugins built into this binary.
+    pub fn standard_sources() -> Vec<PluginSource> {
+        standard::STANDARD_PLUGINS
+            .iter()
+            .map(|(name, bytes)| PluginSource {
+                name: name.to_string(),
+                origin: "builtin".into(),
+                bytes: bytes.to_vec(),
+                manifest: Ok(Manifest::default()),
+            })
+            .collect()
+    }
+
+    /// Every `*.wasm` in `dir`, sorted by name. A file that cannot be read is
+    /// reported as a failed plugin.
+    pub fn folder_sources(dir: &Path) -> Result<Vec<Result<PluginSource, (String, PluginError)>>, std::io::Error> {
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "wasm") && p.is_file())
+            .collect();
+        paths.sort();
+        Ok(paths
+            .into_iter()
+            .map(|p| PluginSource::from_file(&p).map_err(|e| (p.display().to_string(), e)))
+            .collect())
+    }
+
+    /// Load every source (compiling in parallel) into `registry`, in order. A
+    /// plugin that fails is recorded in the registry's reports with its error and
+    /// skipped; the others load.
+    pub async fn load_all(&self, registry: &mut Registry, sources: Vec<PluginSource>) {
+        let loads = sources.into_iter().map(|source| {
+            let host = self.clone();
+            async move {
+                let report = PluginReport {
+                    name: source.name.clone(),
+                    source: source.origin.clone(),
+                    sha256: hex::encode(Sha256::digest(&source.bytes)),
+                    tasks: Vec::new(),
+                    error: None,
+                };
+                (report, host.load(source).await)
+            }
+        });
+        for (mut report, result) in futures::future::join_all(loads).await {
+            let result = result.and_then(|types| {
+                let ids: Vec<String> = types.iter().map(|t| t.id.clone()).collect();
+                registry.insert_all(types)?;
+                Ok(ids)
+            });
+            match result {
+                Ok(ids) => report.tasks = ids,
+                Err(e) => {
+                    tracing::warn!(plugin = %report.name, source = %report.source, error = %e, "plugin not loaded");
+                    report.error = Some(e.to_string());
+                }
+            }
+            registry.report(report);
+        }
+    }
+
+    /// Load one component and return its task types.
+    pub async fn load(&self, source: PluginSource) -> Result<Vec<TaskType>, PluginError> {
+        let manifest = source.manifest?;
+        let memory_limit = match manifest.limits.memory_mib {
+            Some(mib) if mib << 20 > self.max_memory_bytes => {
+                return Err(PluginError::MemoryCeiling {
+                    asked: mib,
+                    max: self.max_memory_bytes >> 20,
+                });
+            }
+            Some(mib) => mib << 20,
+            None => self.limits.default_memory_bytes,
+        };
+        let engine = self.engine.clone();
+        let bytes = source.bytes;
+        let (component, _cached) = tokio::task::spawn_blocking(move || engine.load_component(&bytes))
+            .await
+            .map_err(|e| PluginError::Compile(e.to_string()))?
+            .map_err(|e| PluginError::Compile(format!("{e:#}")))?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .and_then(PluginPre::new)
+            .map_err(|e| PluginError::Link(format!("{e:#}")))?;
+        let env = manifest
+            .grants
+            .env
+            .iter()
+            .filter_map(|k| std::env::var(k).ok().map(|v| (k.clone(), v)))
+            .collect();
+        let plugin = Arc::new(LoadedPlugin {
+            name: source.name.clone(),
+            engine: self.engine.clone(),
+            pre,
+            memory_limit,
+            env,
+            folders: manifest.grants.folders.clone(),
+            max_output_bytes: self.limits.max_output_bytes,
+        });
+        let declared = self.describe(&plugin).await?;
+        let plugin_timeout = manifest
+            .limits
+            .timeout_ms
+            .map(Duration::from_millis)
+            .unwrap_or(self.limits.default_timeout);
+        declared
+            .into_iter()
+            .map(|t| {
+                let schema = |which, text: &str| {
+                    ObjectSchema::parse(which, text).map_err(|source| RegistryError::Schema {
+                        id: t.id.clone(),
+                        source,
+                    })
+                };
+                Ok(TaskType {
+                    input: schema("input", &t.input_schema)?,
+                    output: schema("output", &t.output_schema)?,
+                    timeout: t.timeout_ms.map(Duration::from_millis).unwrap_or(plugin_timeout),
+                    id: t.id,
+                    version: t.version,
+                    title: t.title,
+                    category: t.category,
+                    description: t.description,
+                    side_effects: t.side_effects,
+                    cacheable: t.cacheable && !t.side_effects,
+                    plugin: source.name.clone(),
+                    implementation: Implementation::Wasm(plugin.clone()),
+                })
+            })
+            .collect()
+    }
+
+    async fn describe(&self, plugin: &LoadedPlugin) -> Result<Vec<wit_types::TaskType>, PluginError> {
+        let timeout = self.limits.describe_timeout;
+        let _slot = self.engine.instance_slot().await;
+        let (mut store, stderr) = instance::new_store(self.engine.engine(), &plugin.sandbox(), None, timeout)
+            .map_err(|e| PluginError::Describe(e.to_string()))?;
+        let call = async {
+            let bindings = plugin.pre.instantiate_async(&mut store).await?;
+            bindings.weft_plugin_task().call_describe(&mut store).await
+        };
+        match tokio::time::timeout(timeout, call).await {
+            Ok(Ok(types)) => Ok(types),
+            Ok(Err(e)) => Err(PluginError::Describe(
+                instance::classify(e, &store, &stderr, timeout).to_string(),
+            )),
+            Err(_) => Err(PluginError::Describe(format!("timed out after {} ms", timeout.as_millis()))),
+        }
+    }
+}

@@ -1,0 +1,323 @@
+//! The runner: executes a validated [`Plan`].
+//!
+//! Owns scheduling: a node runs as soon as every dataflow into it has
+//! delivered (indegree counters, O(nodes + edges), no rescans), independent
+//! nodes run in parallel up to a limit, a failed node skips only what depends on
+//! it, and cancellation stops scheduling and interrupts running tasks. Every
+//! state change is announced on the run's [`EventHub`]. It must not know how
+//! tasks are implemented (that is [`crate::task`]) or how events are shown.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Instant;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::events::{DataflowStatus, EventHub, EventKind, NodeEvents, NodeStatus, RunStatus};
+use crate::graph::Plan;
+use crate::task::{TaskContext, TaskError};
+
+/// How a run is executed.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The most tasks running at once.
+    pub parallelism: usize,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        RunOptions {
+            // Tasks waiting on timers or I/O hold no core, so allow more tasks
+            // than cores; CPU-bound ones share the cores through the runtime.
+            parallelism: cores * 8,
+        }
+    }
+}
+
+/// A node that did not complete, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeFailure {
+    /// The node.
+    pub node: String,
+    /// Its final state (`failed`, `skipped` or `cancelled`).
+    pub status: NodeStatus,
+    /// What went wrong.
+    pub error: String,
+}
+
+/// Figures about one run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RunStats {
+    /// Task runs started (attempts, cache hits excluded).
+    pub tasks_executed: u64,
+    /// Nodes whose output came from the output cache.
+    pub cache_hits: u64,
+    /// From the first node scheduled to the last one finished, in milliseconds.
+    pub run_ms: f64,
+}
+
+/// The outcome of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunResult {
+    /// The run's id.
+    pub run_id: String,
+    /// How it ended.
+    pub status: RunStatus,
+    /// The output of every completed node, by node id.
+    pub outputs: BTreeMap<String, Value>,
+    /// The nodes that feed no other node: their outputs are the run's result.
+    pub leaves: Vec<String>,
+    /// The final state of every node.
+    pub nodes: BTreeMap<String, NodeStatus>,
+    /// Nodes that failed, were skipped or were cancelled, in graph order.
+    pub failures: Vec<NodeFailure>,
+    /// Figures.
+    pub stats: RunStats,
+}
+
+impl RunResult {
+    /// The outputs of the leaf nodes only.
+    pub fn leaf_outputs(&self) -> BTreeMap<String, Value> {
+        self.leaves
+            .iter()
+            .filter_map(|id| self.outputs.get(id).map(|v| (id.clone(), v.clone())))
+            .collect()
+    }
+}
+
+/// Executes plans.
+#[derive(Debug, Clone, Default)]
+pub struct Runner {
+    options: RunOptions,
+}
+
+struct State<'p> {
+    plan: &'p Plan,
+    hub: &'p EventHub,
+    status: Vec<NodeStatus>,
+    remaining: Vec<usize>,
+    blocked: Vec<Option<String>>,
+    arrived: Vec<Vec<(usize, Value)>>,
+    inputs: Vec<Map<String, Value>>,
+    outputs: Vec<Option<Value>>,
+    errors: Vec<Option<String>>,
+    ready: VecDeque<usize>,
+}
+
+impl State<'_> {
+    fn set(&mut self, i: usize, status: NodeStatus, error: Option<String>) {
+        self.status[i] = status;
+        self.hub.emit(EventKind::Node {
+            node: self.plan.nodes[i].id.clone(),
+            status,
+            error: error.clone(),
+            cached: false,
+        });
+        self.errors[i] = error;
+    }
+
+    /// Node `i` completed with `output`: deliver along its dataflows.
+    fn complete(&mut self, i: usize, output: Value) {
+        for &e in &self.plan.outgoing[i] {
+            let edge = &self.plan.edges[e];
+            let value = if edge.source_port == "*" {
+                Some(output.clone())
+            } else {
+                output.get(&edge.source_port).cloned()
+            };
+            if let Some(v) = value {
+                self.arrived[edge.target].push((e, v));
+            }
+            self.hub.emit(EventKind::Dataflow {
+                index: e,
+                status: DataflowStatus::Completed,
+            });
+            self.arrive(edge.target);
+        }
+        self.outputs[i] = Some(output);
+        self.set(i, NodeStatus::Completed, None);
+    }
+
+    /// Node `i` will never complete: skip everything downstream of it.
+    fn cut(&mut self, i: usize) {
+        let mut stack = vec![i];
+        while let Some(n) = stack.pop() {
+            for &e in &self.plan.outgoing[n] {
+                let t = self.plan.edges[e].target;
+                self.hub.emit(EventKind::Dataflow {
+                    index: e,
+                    status: DataflowStatus::Skipped,
+                });
+                if self.blocked[t].is_none() {
+                    self.blocked[t] = Some(self.plan.nodes[n].id.clone());
+                }
+                self.remaining[t] -= 1;
+                if self.remaining[t] == 0 {
+                    let by = self.blocked[t].clone().unwrap_or_default();
+                    self.set(t, NodeStatus::Skipped, Some(format!("not run: upstream node \"{by}\" did not complete")));
+                    stack.push(t);
+                }
+            }
+        }
+    }
+
+    /// One dataflow into `t` has delivered (or had nothing to deliver).
+    fn arrive(&mut self, t: usize) {
+        self.remaining[t] -= 1;
+        if self.remaining[t] > 0 {
+            return;
+        }
+        if let Some(by) = self.blocked[t].clone() {
+            self.set(t, NodeStatus::Skipped, Some(format!("not run: upstream node \"{by}\" did not complete")));
+            self.cut(t);
+            return;
+        }
+        // Apply deliveries in dataflow order, so the input does not depend on
+        // which upstream node finished first.
+        let mut arrived = std::mem::take(&mut self.arrived[t]);
+        arrived.sort_by_key(|(e, _)| *e);
+        for (e, value) in arrived {
+            let port = &self.plan.edges[e].target_port;
+            if port == "*" {
+                if let Value::Object(m) = value {
+                    self.inputs[t].extend(m);
+                }
+            } else {
+                self.inputs[t].insert(port.clone(), value);
+            }
+        }
+        self.ready.push_back(t);
+    }
+}
+
+impl Runner {
+    /// A runner with `options`.
+    pub fn new(options: RunOptions) -> Self {
+        Runner { options }
+    }
+
+    /// Run `plan` on `input` (a JSON object given to the root nodes), announcing
+    /// everything on `hub`, until done or `cancel` fires. Call
+    /// [`Plan::check_input`] first: a missing required input fails its node.
+    pub async fn run(&self, plan: &Plan, input: &Value, hub: &EventHub, cancel: &CancellationToken) -> RunResult {
+        let n = plan.nodes.len();
+        let empty = Map::new();
+        let input = input.as_object().unwrap_or(&empty);
+        let mut st = State {
+            plan,
+            hub,
+            status: vec![NodeStatus::Pending; n],
+            remaining: plan.incoming.clone(),
+            blocked: vec![None; n],
+            arrived: vec![Vec::new(); n],
+            inputs: plan.nodes.iter().map(|node| node.defaults.clone()).collect(),
+            outputs: vec![None; n],
+            errors: vec![None; n],
+            ready: VecDeque::new(),
+        };
+        for i in plan.roots() {
+            let given = plan.root_input(i, input);
+            st.inputs[i].extend(given);
+            st.ready.push_back(i);
+        }
+        hub.emit(EventKind::RunStarted { nodes: n });
+
+        let parallelism = self.options.parallelism.max(1);
+        let mut running: JoinSet<(usize, Result<Value, TaskError>)> = JoinSet::new();
+        let mut stats = RunStats::default();
+        let mut started: Option<Instant> = None;
+        let mut finished = Instant::now();
+        let mut cancelled = cancel.is_cancelled();
+        loop {
+            while !cancelled && running.len() < parallelism {
+                let Some(i) = st.ready.pop_front() else { break };
+                let node = &plan.nodes[i];
+                let task = node.task.clone();
+                let timeout = node.timeout;
+                let node_input = Value::Object(std::mem::take(&mut st.inputs[i]));
+                let mut ctx = TaskContext::new(hub.run_id(), &node.id);
+                ctx.events = Some(NodeEvents::new(hub.clone(), &node.id));
+                let stop = cancel.clone();
+                started.get_or_insert_with(Instant::now);
+                stats.tasks_executed += 1;
+                st.set(i, NodeStatus::Running, None);
+                running.spawn(async move {
+                    let result = tokio::select! {
+                        r = task.execute(&node_input, &ctx, timeout) => r,
+                        _ = stop.cancelled() => Err(TaskError::Cancelled("the run was cancelled".into())),
+                    };
+                    (i, result)
+                });
+            }
+            if running.is_empty() {
+                break;
+            }
+            tokio::select! {
+                _ = cancel.cancelled(), if !cancelled => { cancelled = true; }
+                Some(joined) = running.join_next() => {
+                    finished = Instant::now();
+                    match joined {
+                        Ok((i, Ok(output))) => st.complete(i, output),
+                        Ok((i, Err(TaskError::Cancelled(m)))) if cancel.is_cancelled() => {
+                            st.set(i, NodeStatus::Cancelled, Some(m));
+                        }
+                        Ok((i, Err(e))) => {
+                            tracing::debug!(node = %plan.nodes[i].id, error = %e, "node failed");
+                            st.set(i, NodeStatus::Failed, Some(e.to_string()));
+                            st.cut(i);
+                        }
+                        // A task future panicked: a host bug, but it fails only
+                        // that node. (Which node is unknown here; find the one
+                        // still running with no task behind it at the end.)
+                        Err(e) => tracing::error!(error = %e, "a task panicked in the host"),
+                    }
+                }
+            }
+        }
+        for i in 0..n {
+            match st.status[i] {
+                NodeStatus::Pending if cancelled => {
+                    st.set(i, NodeStatus::Cancelled, Some("the run was cancelled".into()))
+                }
+                NodeStatus::Running | NodeStatus::Pending => {
+                    st.set(i, NodeStatus::Failed, Some("the host lost this task (internal error)".into()))
+                }
+                _ => {}
+            }
+        }
+        let status = if cancelled {
+            RunStatus::Cancelled
+        } else if st.status.iter().all(|s| *s == NodeStatus::Completed) {
+            RunStatus::Succeeded
+        } else {
+            RunStatus::Failed
+        };
+        hub.emit(EventKind::RunFinished { status });
+        stats.run_ms = started.map_or(0.0, |s| finished.saturating_duration_since(s).as_secs_f64() * 1000.0);
+
+        let ids = |pred: &dyn Fn(usize) -> bool| -> Vec<String> {
+            (0..n).filter(|&i| pred(i)).map(|i| plan.nodes[i].id.clone()).collect()
+        };
+        RunResult {
+            run_id: hub.run_id().to_string(),
+            status,
+            leaves: ids(&|i| plan.is_leaf(i)),
+            outputs: (0..n)
+                .filter_map(|i| st.outputs[i].take().map(|o| (plan.nodes[i].id.clone(), o)))
+                .collect(),
+            nodes: (0..n).map(|i| (plan.nodes[i].id.clone(), st.status[i])).collect(),
+            failures: (0..n)
+                .filter(|&i| st.status[i] != NodeStatus::Completed)
+                .map(|i| NodeFailure {
+                    node: plan.nodes[i].id.clone(),
+                    status: st.status[i],
+                    error: st.errors[i].clone().unwrap_or_default(),
+                })
+                .collect(),
+            stats,
+        }
+    }
+}

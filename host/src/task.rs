@@ -1,0 +1,502 @@
+//! Task types and the registry that knows them.
+//!
+//! Owns what a task type is (metadata, compiled schemas, how it runs), the
+//! registry of all task types a host knows (the standard plugins, a plugins
+//! folder, native Rust tasks), and the errors a task run can end with. Running one
+//! task here means: check the input against its schema, run it under its
+//! timeout, check the output. It must not know about graphs or scheduling.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::events::NodeEvents;
+use crate::plugin::LoadedPlugin;
+use crate::schema::{ObjectSchema, SchemaError, Violation};
+
+/// What a task knows about the run it is part of.
+#[derive(Clone)]
+pub struct TaskContext {
+    /// The run's id.
+    pub run_id: String,
+    /// The node's id.
+    pub node_id: String,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    /// Stable across attempts of this node in this run.
+    pub idempotency_key: String,
+    /// Where the task's logs and progress go; `None` drops them.
+    pub events: Option<NodeEvents>,
+}
+
+impl TaskContext {
+    /// A context for node `node_id` of run `run_id`, first attempt.
+    pub fn new(run_id: &str, node_id: &str) -> Self {
+        TaskContext {
+            run_id: run_id.to_string(),
+            node_id: node_id.to_string(),
+            attempt: 1,
+            idempotency_key: format!("{run_id}/{node_id}"),
+            events: None,
+        }
+    }
+}
+
+/// How one run of a task ended without an output.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TaskError {
+    /// The input does not fit the task type's input schema (checked by the host).
+    #[error("input does not match the input schema of `{task}`: {}", join(.violations))]
+    InputSchema {
+        /// The task type.
+        task: String,
+        /// What is wrong.
+        violations: Vec<Violation>,
+    },
+    /// The task said its input makes no sense.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// The task said it failed.
+    #[error("failed: {0}")]
+    Failed(String),
+    /// The task failed and may succeed if tried again.
+    #[error("retryable failure: {message}")]
+    Retryable {
+        /// What went wrong.
+        message: String,
+        /// The least delay before retrying, as asked by the task.
+        delay: Option<Duration>,
+    },
+    /// The task was cancelled.
+    #[error("cancelled: {0}")]
+    Cancelled(String),
+    /// The task's code trapped (a panic, `unreachable`, an out-of-bounds access...).
+    #[error("plugin `{plugin}` trapped: {message}")]
+    Trap {
+        /// The plugin.
+        plugin: String,
+        /// The trap and, where available, the guest's stderr and a backtrace.
+        message: String,
+    },
+    /// The task ran past its wall-clock limit.
+    #[error("timed out after {} ms", .limit.as_millis())]
+    Timeout {
+        /// The limit it ran into.
+        limit: Duration,
+    },
+    /// The task tried to use more memory than its plugin may.
+    #[error("plugin `{plugin}` exceeded its memory limit of {} MiB", .limit_bytes >> 20)]
+    MemoryLimit {
+        /// The plugin.
+        plugin: String,
+        /// The limit, in bytes.
+        limit_bytes: u64,
+    },
+    /// The output is larger than the host accepts.
+    #[error("output is {size} bytes, over the limit of {limit} bytes")]
+    OutputTooLarge {
+        /// The output's size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The output is not a JSON object.
+    #[error("output is not a JSON object: {0}")]
+    BadOutput(String),
+    /// The output does not fit the task type's output schema.
+    #[error("output does not match the output schema of `{task}`: {}", join(.violations))]
+    OutputSchema {
+        /// The task type.
+        task: String,
+        /// What is wrong.
+        violations: Vec<Violation>,
+    },
+    /// The host could not run the task (instantiation failed, ...).
+    #[error("host error: {0}")]
+    Host(String),
+}
+
+fn join(v: &[Violation]) -> String {
+    const SHOWN: usize = 5;
+    let mut s: Vec<String> = v.iter().take(SHOWN).map(ToString::to_string).collect();
+    if v.len() > SHOWN {
+        s.push(format!("and {} more", v.len() - SHOWN));
+    }
+    s.join("; ")
+}
+
+/// A task implemented in Rust inside the host process (the seeds' LambdaTask).
+pub type NativeFn = Arc<
+    dyn Fn(Value, TaskContext) -> Pin<Box<dyn Future<Output = Result<Value, TaskError>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// How a task type runs.
+#[derive(Clone)]
+pub enum Implementation {
+    /// In a fresh instance of a wasm component.
+    Wasm(Arc<LoadedPlugin>),
+    /// As a Rust closure in the host.
+    Native(NativeFn),
+}
+
+/// A task type: what a graph node's `type` names.
+pub struct TaskType {
+    /// Unique id, e.g. `text.split`.
+    pub id: String,
+    /// Version of its behaviour.
+    pub version: String,
+    /// Human title.
+    pub title: String,
+    /// Category for listings.
+    pub category: String,
+    /// What it does.
+    pub description: String,
+    /// Schema of its input object.
+    pub input: ObjectSchema,
+    /// Schema of its output object.
+    pub output: ObjectSchema,
+    /// Whether it changes anything outside its output.
+    pub side_effects: bool,
+    /// Whether its output may be served from the cache.
+    pub cacheable: bool,
+    /// Default wall-clock limit per run.
+    pub timeout: Duration,
+    /// The plugin that provides it (`native` for Rust tasks).
+    pub plugin: String,
+    /// How it runs.
+    pub implementation: Implementation,
+}
+
+impl std::fmt::Debug for TaskType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskType")
+            .field("id", &self.id)
+            .field("version", &self.version)
+            .field("plugin", &self.plugin)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TaskType {
+    /// The description of the task type as listed by `weft tasks --json`.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "version": self.version,
+            "title": self.title,
+            "category": self.category,
+            "description": self.description,
+            "input_schema": self.input.raw(),
+            "output_schema": self.output.raw(),
+            "side_effects": self.side_effects,
+            "cacheable": self.cacheable,
+            "timeout_ms": self.timeout.as_millis() as u64,
+            "plugin": self.plugin,
+        })
+    }
+
+    /// Run the task once on `input`: check the input against the input schema,
+    /// run it within `timeout`, check the output against the output schema.
+    pub async fn execute(
+        &self,
+        input: &Value,
+        ctx: &TaskContext,
+        timeout: Duration,
+    ) -> Result<Value, TaskError> {
+        self.input.check(input).map_err(|violations| TaskError::InputSchema {
+            task: self.id.clone(),
+            violations,
+        })?;
+        let run = async {
+            match &self.implementation {
+                Implementation::Wasm(plugin) => plugin.run(&self.id, input, ctx, timeout).await,
+                Implementation::Native(f) => f(input.clone(), ctx.clone()).await,
+            }
+        };
+        let output = match tokio::time::timeout(timeout, run).await {
+            Ok(result) => result?,
+            Err(_) => return Err(TaskError::Timeout { limit: timeout }),
+        };
+        if !output.is_object() {
+            return Err(TaskError::BadOutput(format!("found {}", kind_of(&output))));
+        }
+        self.output.check(&output).map_err(|violations| TaskError::OutputSchema {
+            task: self.id.clone(),
+            violations,
+        })?;
+        Ok(output)
+    }
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A Rust task to register in a [`Registry`].
+pub struct NativeTask {
+    /// Unique id.
+    pub id: String,
+    /// Version.
+    pub version: String,
+    /// Human title.
+    pub title: String,
+    /// Category.
+    pub category: String,
+    /// What it does.
+    pub description: String,
+    /// JSON Schema of the input object.
+    pub input_schema: Value,
+    /// JSON Schema of the output object.
+    pub output_schema: Value,
+    /// Whether it changes anything outside its output.
+    pub side_effects: bool,
+    /// Whether its output may be cached.
+    pub cacheable: bool,
+    /// The function.
+    pub run: NativeFn,
+}
+
+impl NativeTask {
+    /// A native task `id` running `f`, with open input and output schemas (any
+    /// object); set the fields to describe it better.
+    pub fn new<F, Fut>(id: &str, f: F) -> Self
+    where
+        F: Fn(Value, TaskContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Value, TaskError>> + Send + 'static,
+    {
+        let open = json!({"type": "object", "additionalProperties": true});
+        NativeTask {
+            id: id.to_string(),
+            version: "0.0.0".into(),
+            title: id.to_string(),
+            category: id.split('.').next().unwrap_or_default().to_string(),
+            description: String::new(),
+            input_schema: open.clone(),
+            output_schema: open,
+            side_effects: false,
+            cacheable: false,
+            run: Arc::new(move |v, c| Box::pin(f(v, c))),
+        }
+    }
+}
+
+/// What the registry knows about one plugin, loaded or not.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PluginReport {
+    /// Its name: the file stem (`text` for `text.wasm`), `std-*` for standard
+    /// plugins.
+    pub name: String,
+    /// Where it came from: a file path, or `builtin`.
+    pub source: String,
+    /// SHA-256 of the component, hex.
+    pub sha256: String,
+    /// The task types it provides.
+    pub tasks: Vec<String>,
+    /// Why it did not load, if it did not.
+    pub error: Option<String>,
+}
+
+/// A task type that cannot be registered.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RegistryError {
+    /// Another plugin already provides this id.
+    #[error("task type `{id}` is declared by both plugin `{first}` and plugin `{second}`")]
+    Duplicate {
+        /// The task type id.
+        id: String,
+        /// The plugin that registered it first (and keeps it).
+        first: String,
+        /// The plugin that tried to register it again.
+        second: String,
+    },
+    /// A schema is unusable.
+    #[error("task type `{id}`: {source}")]
+    Schema {
+        /// The task type id.
+        id: String,
+        /// What is wrong with the schema.
+        source: SchemaError,
+    },
+    /// The id is empty or has characters outside `[a-z0-9._-]`.
+    #[error("task type id `{0}` must be non-empty and use only a-z, 0-9, `.`, `_` and `-`")]
+    BadId(String),
+}
+
+/// Every task type a host knows, by id, and a report of every plugin it tried.
+#[derive(Default)]
+pub struct Registry {
+    types: BTreeMap<String, Arc<TaskType>>,
+    plugins: Vec<PluginReport>,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The task type `id`.
+    pub fn get(&self, id: &str) -> Option<&Arc<TaskType>> {
+        self.types.get(id)
+    }
+
+    /// All task types, by id.
+    pub fn task_types(&self) -> impl Iterator<Item = &Arc<TaskType>> {
+        self.types.values()
+    }
+
+    /// Every plugin tried, in load order, with its error if it failed.
+    pub fn plugins(&self) -> &[PluginReport] {
+        &self.plugins
+    }
+
+    /// The ids closest to `id`, for "did you mean" hints.
+    pub fn suggest(&self, id: &str) -> Option<&str> {
+        self.types
+            .keys()
+            .map(|k| (edit_distance(k, id), k))
+            .filter(|(d, k)| *d <= 3.max(k.len() / 3))
+            .min()
+            .map(|(_, k)| k.as_str())
+    }
+
+    /// Register a Rust task.
+    pub fn register_native(&mut self, task: NativeTask) -> Result<(), RegistryError> {
+        let schema = |which, v| {
+            ObjectSchema::compile(which, v).map_err(|source| RegistryError::Schema {
+                id: task.id.clone(),
+                source,
+            })
+        };
+        let task_type = TaskType {
+            input: schema("input", task.input_schema.clone())?,
+            output: schema("output", task.output_schema.clone())?,
+            id: task.id.clone(),
+            version: task.version,
+            title: task.title,
+            category: task.category,
+            description: task.description,
+            side_effects: task.side_effects,
+            cacheable: task.cacheable && !task.side_effects,
+            timeout: Duration::from_secs(300),
+            plugin: "native".into(),
+            implementation: Implementation::Native(task.run),
+        };
+        self.insert_all(vec![task_type])
+    }
+
+    /// Add the task types of one plugin, all or none.
+    pub(crate) fn insert_all(&mut self, types: Vec<TaskType>) -> Result<(), RegistryError> {
+        for t in &types {
+            if !valid_id(&t.id) {
+                return Err(RegistryError::BadId(t.id.clone()));
+            }
+            if let Some(existing) = self.types.get(&t.id) {
+                return Err(RegistryError::Duplicate {
+                    id: t.id.clone(),
+                    first: existing.plugin.clone(),
+                    second: t.plugin.clone(),
+                });
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for t in &types {
+            if !seen.insert(&t.id) {
+                return Err(RegistryError::Duplicate {
+                    id: t.id.clone(),
+                    first: t.plugin.clone(),
+                    second: t.plugin.clone(),
+                });
+            }
+        }
+        for t in types {
+            self.types.insert(t.id.clone(), Arc::new(t));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn report(&mut self, report: PluginReport) {
+        self.plugins.push(report);
+    }
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = if ca == *cb { prev } else { 1 + prev.min(row[j]).min(row[j + 1]) };
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn double() -> NativeTask {
+        let mut t = NativeTask::new("test.double", |v: Value, _| async move {
+            let n = v["n"].as_i64().ok_or_else(|| TaskError::InvalidInput("n".into()))?;
+            Ok(json!({ "n": n * 2 }))
+        });
+        t.input_schema = json!({"type":"object","properties":{"n":{"type":"integer"}},"required":["n"]});
+        t
+    }
+
+    #[tokio::test]
+    async fn native_task_runs_with_schema_checks() {
+        let mut reg = Registry::new();
+        reg.register_native(double()).unwrap();
+        let t = reg.get("test.double").unwrap();
+        let ctx = TaskContext::new("r", "a");
+        let out = t.execute(&json!({"n": 21}), &ctx, Duration::from_secs(1)).await.unwrap();
+        assert_eq!(out, json!({"n": 42}));
+        let err = t.execute(&json!({"n": "x"}), &ctx, Duration::from_secs(1)).await.unwrap_err();
+        assert!(matches!(err, TaskError::InputSchema { .. }), "{err}");
+        assert!(err.to_string().contains("at /n"), "{err}");
+    }
+
+    #[test]
+    fn duplicate_ids_name_both_plugins() {
+        let mut reg = Registry::new();
+        reg.register_native(double()).unwrap();
+        let err = reg.register_native(double()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "task type `test.double` is declared by both plugin `native` and plugin `native`"
+        );
+    }
+
+    #[test]
+    fn suggests_close_ids() {
+        let mut reg = Registry::new();
+        reg.register_native(double()).unwrap();
+        assert_eq!(reg.suggest("test.dubble"), Some("test.double"));
+        assert_eq!(reg.suggest("zzzzzzzzzzzzzzzzzzzzzzzzzzzzz"), None);
+    }
+}

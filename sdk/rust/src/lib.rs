@@ -1,0 +1,330 @@
+//! # weft-sdk: write Weft tasks in Rust
+//!
+//! A Weft plugin is a WASI 0.2 component exporting the `weft:plugin/task`
+//! interface (see `wit/weft.wit`). This crate lets you write each task as a
+//! plain function over serde types; it derives the input and output JSON Schemas
+//! with `schemars`, implements `describe` and `run`, and maps errors.
+//!
+//! ```ignore
+//! use schemars::JsonSchema;
+//! use serde::{Deserialize, Serialize};
+//! use weft_sdk::{Context, TaskDef, TaskError};
+//!
+//! #[derive(Deserialize, JsonSchema)]
+//! struct Input { text: String }
+//! #[derive(Serialize, JsonSchema)]
+//! struct Output { shout: String }
+//!
+//! fn shout(input: Input, _ctx: &Context) -> Result<Output, TaskError> {
+//!     Ok(Output { shout: input.text.to_uppercase() })
+//! }
+//!
+//! fn tasks() -> Vec<TaskDef> {
+//!     vec![TaskDef::new("demo.shout", shout).title("Shout").category("demo")]
+//! }
+//! weft_sdk::export_plugin!(tasks);
+//! ```
+//!
+//! Build with `cargo build --release --target wasm32-wasip2` (the crate type must
+//! be `cdylib`) and copy the `.wasm` into the host's plugins folder.
+
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+#[doc(hidden)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "plugin",
+        pub_export_macro: true,
+        export_macro_name: "__export_plugin",
+        default_bindings_module: "weft_sdk::bindings",
+    });
+}
+
+use bindings::exports::weft::plugin::task as wit_task;
+use bindings::weft::plugin::types as wit_types;
+
+pub use schemars;
+pub use serde_json::{Value, json};
+
+/// Why a task produced no output. Mirrors the WIT `task-error` variant.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TaskError {
+    /// The input makes no sense for this task. Never retried.
+    InvalidInput(String),
+    /// The task failed; retrying will not help.
+    Failed(String),
+    /// The task failed for a passing reason; the host may retry it, after
+    /// `delay_ms` if given.
+    Retryable {
+        /// What went wrong.
+        message: String,
+        /// The least time to wait before the next attempt.
+        delay_ms: Option<u64>,
+    },
+    /// The task stopped because it was asked to.
+    Cancelled(String),
+}
+
+impl TaskError {
+    /// Shorthand for [`TaskError::InvalidInput`].
+    pub fn invalid_input(message: impl Into<String>) -> Self {
+        TaskError::InvalidInput(message.into())
+    }
+    /// Shorthand for [`TaskError::Failed`].
+    pub fn failed(message: impl Into<String>) -> Self {
+        TaskError::Failed(message.into())
+    }
+    /// Shorthand for [`TaskError::Retryable`].
+    pub fn retryable(message: impl Into<String>, delay_ms: Option<u64>) -> Self {
+        TaskError::Retryable {
+            message: message.into(),
+            delay_ms,
+        }
+    }
+}
+
+impl std::fmt::Display for TaskError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TaskError::InvalidInput(m) => write!(f, "invalid input: {m}"),
+            TaskError::Failed(m) => write!(f, "failed: {m}"),
+            TaskError::Retryable { message, .. } => write!(f, "retryable: {message}"),
+            TaskError::Cancelled(m) => write!(f, "cancelled: {m}"),
+        }
+    }
+}
+
+impl From<TaskError> for wit_types::TaskError {
+    fn from(e: TaskError) -> Self {
+        match e {
+            TaskError::InvalidInput(m) => wit_types::TaskError::InvalidInput(m),
+            TaskError::Failed(m) => wit_types::TaskError::Failed(m),
+            TaskError::Retryable { message, delay_ms } => {
+                wit_types::TaskError::Retryable(wit_types::RetryHint { message, delay_ms })
+            }
+            TaskError::Cancelled(m) => wit_types::TaskError::Cancelled(m),
+        }
+    }
+}
+
+/// Severity of a log line.
+pub use bindings::weft::plugin::log::Level;
+
+/// What the host tells a task about the run it belongs to.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// The run's id.
+    pub run_id: String,
+    /// The node's id in the graph.
+    pub node_id: String,
+    /// 1 for the first attempt, 2 for the first retry, ...
+    pub attempt: u32,
+    /// The same for every attempt of this node in this run: pass it on to
+    /// deduplicate side effects.
+    pub idempotency_key: String,
+}
+
+impl Context {
+    /// Emit a log line, attributed by the host to this run and node.
+    pub fn log(&self, level: Level, message: &str) {
+        log(level, message)
+    }
+    /// Report progress (`fraction` in [0, 1]).
+    pub fn progress(&self, fraction: f32, message: Option<&str>) {
+        progress(fraction, message)
+    }
+}
+
+/// Emit a log line through the host's `log` import.
+pub fn log(level: Level, message: &str) {
+    bindings::weft::plugin::log::log(level, message)
+}
+
+/// Report progress through the host's `progress` import.
+pub fn progress(fraction: f32, message: Option<&str>) {
+    bindings::weft::plugin::progress::report(fraction, message)
+}
+
+type RunFn = Box<dyn Fn(&str, &Context) -> Result<String, TaskError>>;
+
+/// One task type: its metadata, its schemas and the function that runs it.
+pub struct TaskDef {
+    id: String,
+    version: Option<String>,
+    title: Option<String>,
+    category: Option<String>,
+    description: String,
+    side_effects: bool,
+    cacheable: bool,
+    timeout_ms: Option<u64>,
+    schemas: fn() -> (Value, Value),
+    input_schema: Option<Value>,
+    output_schema: Option<Value>,
+    run: RunFn,
+}
+
+impl TaskDef {
+    /// A task type `id` run by `f`. The input and output JSON Schemas are derived
+    /// from `I` and `O`. Defaults: version = the plugin crate's version, title = the
+    /// id, category = the id's first dot-separated part, no side effects,
+    /// cacheable.
+    pub fn new<I, O, F>(id: &str, f: F) -> Self
+    where
+        I: DeserializeOwned + JsonSchema,
+        O: Serialize + JsonSchema,
+        F: Fn(I, &Context) -> Result<O, TaskError> + 'static,
+    {
+        TaskDef {
+            id: id.to_string(),
+            version: None,
+            title: None,
+            category: None,
+            description: String::new(),
+            side_effects: false,
+            cacheable: true,
+            timeout_ms: None,
+            schemas: || {
+                (
+                    schemars::schema_for!(I).to_value(),
+                    schemars::schema_for!(O).to_value(),
+                )
+            },
+            input_schema: None,
+            output_schema: None,
+            run: Box::new(move |input, ctx| {
+                let input: I = serde_json::from_str(input)
+                    .map_err(|e| TaskError::InvalidInput(format!("input does not fit: {e}")))?;
+                let output = f(input, ctx)?;
+                serde_json::to_string(&output)
+                    .map_err(|e| TaskError::Failed(format!("output is not JSON: {e}")))
+            }),
+        }
+    }
+
+    /// Set the task type's version (default: the plugin crate's version).
+    pub fn version(mut self, v: &str) -> Self {
+        self.version = Some(v.to_string());
+        self
+    }
+    /// Set the human title.
+    pub fn title(mut self, t: &str) -> Self {
+        self.title = Some(t.to_string());
+        self
+    }
+    /// Set the category.
+    pub fn category(mut self, c: &str) -> Self {
+        self.category = Some(c.to_string());
+        self
+    }
+    /// Set the description.
+    pub fn description(mut self, d: &str) -> Self {
+        self.description = d.to_string();
+        self
+    }
+    /// Mark the task as changing the world outside its output (never cached).
+    pub fn side_effects(mut self) -> Self {
+        self.side_effects = true;
+        self.cacheable = false;
+        self
+    }
+    /// Mark the task's output as not a pure function of its input.
+    pub fn not_cacheable(mut self) -> Self {
+        self.cacheable = false;
+        self
+    }
+    /// Default wall-clock limit for one run, in milliseconds.
+    pub fn timeout_ms(mut self, ms: u64) -> Self {
+        self.timeout_ms = Some(ms);
+        self
+    }
+    /// Replace the derived input schema (for inputs whose shape serde types
+    /// cannot say, e.g. "any object").
+    pub fn input_schema(mut self, schema: Value) -> Self {
+        self.input_schema = Some(schema);
+        self
+    }
+    /// Replace the derived output schema.
+    pub fn output_schema(mut self, schema: Value) -> Self {
+        self.output_schema = Some(schema);
+        self
+    }
+
+    fn describe(&self, crate_version: &str) -> wit_types::TaskType {
+        let (derived_in, derived_out) = (self.schemas)();
+        let input = self.input_schema.clone().unwrap_or(derived_in);
+        let output = self.output_schema.clone().unwrap_or(derived_out);
+        wit_types::TaskType {
+            id: self.id.clone(),
+            version: self
+                .version
+                .clone()
+                .unwrap_or_else(|| crate_version.to_string()),
+            title: self.title.clone().unwrap_or_else(|| self.id.clone()),
+            category: self.category.clone().unwrap_or_else(|| {
+                self.id.split('.').next().unwrap_or_default().to_string()
+            }),
+            description: self.description.clone(),
+            input_schema: input.to_string(),
+            output_schema: output.to_string(),
+            side_effects: self.side_effects,
+            cacheable: self.cacheable && !self.side_effects,
+            timeout_ms: self.timeout_ms,
+        }
+    }
+}
+
+#[doc(hidden)]
+pub fn __describe(tasks: &[TaskDef], crate_version: &str) -> Vec<wit_types::TaskType> {
+    tasks.iter().map(|t| t.describe(crate_version)).collect()
+}
+
+#[doc(hidden)]
+pub fn __run(
+    tasks: &[TaskDef],
+    id: &str,
+    input: &str,
+    ctx: wit_types::Context,
+) -> Result<String, wit_types::TaskError> {
+    let ctx = Context {
+        run_id: ctx.run_id,
+        node_id: ctx.node_id,
+        attempt: ctx.attempt,
+        idempotency_key: ctx.idempotency_key,
+    };
+    match tasks.iter().find(|t| t.id == id) {
+        Some(t) => (t.run)(input, &ctx).map_err(Into::into),
+        None => Err(wit_types::TaskError::InvalidInput(format!(
+            "this plugin has no task type `{id}`"
+        ))),
+    }
+}
+
+#[doc(hidden)]
+pub use wit_task::Guest as __Guest;
+#[doc(hidden)]
+pub use wit_types::{Context as __WitContext, TaskError as __WitTaskError, TaskType as __WitTaskType};
+
+/// Export the plugin: pass a function returning the plugin's [`TaskDef`]s.
+/// Call it once, at the root of the plugin crate.
+#[macro_export]
+macro_rules! export_plugin {
+    ($tasks:path) => {
+        struct __WeftPlugin;
+        impl $crate::__Guest for __WeftPlugin {
+            fn describe() -> ::std::vec::Vec<$crate::__WitTaskType> {
+                $crate::__describe(&$tasks(), env!("CARGO_PKG_VERSION"))
+            }
+            fn run(
+                task_id: ::std::string::String,
+                input: ::std::string::String,
+                ctx: $crate::__WitContext,
+            ) -> ::std::result::Result<::std::string::String, $crate::__WitTaskError> {
+                $crate::__run(&$tasks(), &task_id, &input, ctx)
+            }
+        }
+        $crate::bindings::__export_plugin!(__WeftPlugin with_types_in $crate::bindings);
+    };
+}

@@ -1,0 +1,98 @@
+//! A test guest whose tasks misbehave on purpose: each must fail only its own
+//! task, with a clear error, and leave the host and the rest of the graph alone.
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use weft_sdk::{Context, TaskDef, TaskError, Value, json};
+
+#[derive(Deserialize, JsonSchema)]
+struct In {
+    /// Ignored by most tasks; `huge-output` reads it as the size in bytes.
+    #[serde(default)]
+    n: u64,
+}
+
+#[derive(Serialize, JsonSchema)]
+struct Out {
+    value: u64,
+}
+
+fn trap(_: In, _: &Context) -> Result<Out, TaskError> {
+    // An `unreachable` instruction: the guest traps.
+    std::process::abort()
+}
+
+fn panic(_: In, _: &Context) -> Result<Out, TaskError> {
+    panic!("this task panics on purpose")
+}
+
+fn spin(_: In, _: &Context) -> Result<Out, TaskError> {
+    let mut x: u64 = 0;
+    loop {
+        x = std::hint::black_box(x.wrapping_add(1));
+    }
+}
+
+fn memory_bomb(_: In, _: &Context) -> Result<Out, TaskError> {
+    let mut hoard: Vec<Vec<u8>> = Vec::new();
+    loop {
+        let mut block = vec![0u8; 1 << 20];
+        block[0] = 1;
+        hoard.push(std::hint::black_box(block));
+    }
+}
+
+fn huge_output(input: In, _: &Context) -> Result<Value, TaskError> {
+    Ok(json!({ "value": "x".repeat(input.n as usize) }))
+}
+
+fn wrong_output(_: In, _: &Context) -> Result<Value, TaskError> {
+    Ok(json!({ "value": "not a number" }))
+}
+
+fn fail(_: In, _: &Context) -> Result<Out, TaskError> {
+    Err(TaskError::failed("this task fails on purpose"))
+}
+
+fn echo_context(_: In, ctx: &Context) -> Result<Value, TaskError> {
+    Ok(json!({
+        "run_id": ctx.run_id, "node_id": ctx.node_id,
+        "attempt": ctx.attempt, "idempotency_key": ctx.idempotency_key,
+    }))
+}
+
+fn read_env(_: In, _: &Context) -> Result<Value, TaskError> {
+    let vars: serde_json::Map<String, Value> =
+        std::env::vars().map(|(k, v)| (k, Value::String(v))).collect();
+    Ok(json!({ "vars": vars }))
+}
+
+fn list_dir(_: In, _: &Context) -> Result<Value, TaskError> {
+    let names: Vec<String> = match std::fs::read_dir("/data") {
+        Ok(dir) => dir.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect(),
+        Err(e) => return Err(TaskError::failed(format!("cannot read /data: {e}"))),
+    };
+    Ok(json!({ "names": names }))
+}
+
+fn value_out() -> Value {
+    json!({ "type": "object", "properties": { "value": { "type": "integer" } }, "required": ["value"] })
+}
+
+fn tasks() -> Vec<TaskDef> {
+    let any = json!({ "type": "object", "additionalProperties": true });
+    vec![
+        TaskDef::new("bad.trap", trap),
+        TaskDef::new("bad.panic", panic),
+        TaskDef::new("bad.spin", spin),
+        TaskDef::new("bad.memory-bomb", memory_bomb),
+        TaskDef::new("bad.huge-output", huge_output).output_schema(any.clone()),
+        TaskDef::new("bad.bad-json", |_: In, _: &Context| Ok(Out { value: 0 })),
+        TaskDef::new("bad.wrong-output", wrong_output).output_schema(value_out()),
+        TaskDef::new("bad.fail", fail),
+        TaskDef::new("probe.context", echo_context).output_schema(any.clone()),
+        TaskDef::new("probe.env", read_env).output_schema(any.clone()),
+        TaskDef::new("probe.list-dir", list_dir).output_schema(any),
+    ]
+}
+
+weft_sdk::export_plugin!(tasks);
