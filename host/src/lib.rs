@@ -34,4 +34,4 @@ pub mod runner;
 pub mod schema;
 pub mod task;
 
-pub use host::{Host, HostBuilder, HostError};
+pub use host::{Host, HostBuilder, HostError, new_run_id};

@@ -204,6 +204,30 @@ impl TaskDef {
         }
     }
 
+    /// A task type `id` that works on raw JSON text: `f` gets the input as the
+    /// host sent it and returns the output text as is. Declare both schemas; the
+    /// host validates against them. For tasks that pass data through without
+    /// needing its shape.
+    pub fn raw<F>(id: &str, input_schema: Value, output_schema: Value, f: F) -> Self
+    where
+        F: Fn(&str, &Context) -> Result<String, TaskError> + 'static,
+    {
+        TaskDef {
+            id: id.to_string(),
+            version: None,
+            title: None,
+            category: None,
+            description: String::new(),
+            side_effects: false,
+            cacheable: true,
+            timeout_ms: None,
+            schemas: || (Value::Null, Value::Null),
+            input_schema: Some(input_schema),
+            output_schema: Some(output_schema),
+            run: Box::new(f),
+        }
+    }
+
     /// Set the task type's version (default: the plugin crate's version).
     pub fn version(mut self, v: &str) -> Self {
         self.version = Some(v.to_string());

@@ -86,7 +86,7 @@ fn tasks() -> Vec<TaskDef> {
         TaskDef::new("bad.spin", spin),
         TaskDef::new("bad.memory-bomb", memory_bomb),
         TaskDef::new("bad.huge-output", huge_output).output_schema(any.clone()),
-        TaskDef::new("bad.bad-json", |_: In, _: &Context| Ok(Out { value: 0 })),
+        TaskDef::raw("bad.bad-json", any.clone(), any.clone(), |_, _| Ok("{\"value\": tru".into())),
         TaskDef::new("bad.wrong-output", wrong_output).output_schema(value_out()),
         TaskDef::new("bad.fail", fail),
         TaskDef::new("probe.context", echo_context).output_schema(any.clone()),

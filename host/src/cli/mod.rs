@@ -1,0 +1,339 @@
+//! Subcommands of `weft`. Each reads its arguments, calls the library and prints;
+//! none holds logic the daemon or an embedder would need.
+
+mod progress;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use std::io::Write;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+use weft::Host;
+use weft::events::{EventHub, RunStatus};
+use weft::graph::Graph;
+use weft::task::TaskType;
+
+/// Weft: run pipelines of sandboxed WebAssembly tasks.
+#[derive(Parser, Debug)]
+#[command(name = "weft", version, about, long_about = None)]
+pub struct Cli {
+    /// More log output (-v: info, -vv: debug). `WEFT_LOG` overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// List every task type the host knows, with its schemas.
+    Tasks {
+        #[command(flatten)]
+        host: HostArgs,
+        /// Print JSON (one array of task types).
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the plugins found, with their task types or load errors.
+    Plugins {
+        #[command(flatten)]
+        host: HostArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a graph without running it.
+    Validate {
+        /// The graph file (JSON).
+        graph: PathBuf,
+        #[command(flatten)]
+        host: HostArgs,
+        /// Also check this run input (JSON, or @FILE).
+        #[arg(long)]
+        input: Option<String>,
+    },
+    /// Run a graph and print its result.
+    Run {
+        /// The graph file (JSON).
+        graph: PathBuf,
+        #[command(flatten)]
+        host: HostArgs,
+        /// The run's input: a JSON object given to the root nodes (or @FILE).
+        #[arg(long, default_value = "{}")]
+        input: String,
+        /// Print one JSON object: status, outputs, stats.
+        #[arg(long)]
+        json: bool,
+        /// Output every node's output, not only the leaves'.
+        #[arg(long)]
+        all_outputs: bool,
+        /// The most tasks running at once (default: 8 per core).
+        #[arg(long)]
+        parallelism: Option<usize>,
+    },
+}
+
+#[derive(Args, Debug)]
+struct HostArgs {
+    /// Folder of plugin components (`*.wasm`, each with an optional `.toml`
+    /// manifest). Default: `./plugins` when it exists.
+    #[arg(long, env = "WEFT_PLUGINS_DIR")]
+    plugins: Option<PathBuf>,
+}
+
+impl HostArgs {
+    async fn host(&self, parallelism: Option<usize>) -> anyhow::Result<Host> {
+        let mut builder = Host::builder();
+        let dir = self.plugins.clone().or_else(|| {
+            let default = PathBuf::from("plugins");
+            default.is_dir().then_some(default)
+        });
+        if let Some(dir) = dir {
+            builder = builder.plugins_dir(dir);
+        }
+        if let Some(p) = parallelism {
+            builder = builder.parallelism(p);
+        }
+        Ok(builder.build().await?)
+    }
+}
+
+/// Log to stderr; `WEFT_LOG` (an `EnvFilter`) wins over `-v`.
+pub fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WEFT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+/// Run the parsed command; the exit code says how it went.
+pub async fn main(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Tasks { host, json } => {
+            let host = host.host(None).await?;
+            print_tasks(&host, json)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plugins { host, json } => {
+            let host = host.host(None).await?;
+            print_plugins(&host, json)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Validate { graph, host, input } => {
+            let host = host.host(None).await?;
+            validate(&host, &graph, input.as_deref())
+        }
+        Command::Run {
+            graph,
+            host,
+            input,
+            json,
+            all_outputs,
+            parallelism,
+        } => {
+            let host = host.host(parallelism).await?;
+            run(&host, &graph, &input, json, all_outputs).await
+        }
+    }
+}
+
+fn read_input(arg: &str) -> anyhow::Result<Value> {
+    let (text, origin) = match arg.strip_prefix('@') {
+        Some(path) => (
+            std::fs::read_to_string(path).with_context(|| format!("cannot read input file {path}"))?,
+            path.to_string(),
+        ),
+        None => (arg.to_string(), "--input".to_string()),
+    };
+    let value: Value = serde_json::from_str(&text)
+        .with_context(|| format!("{origin} is not valid JSON"))?;
+    if !value.is_object() {
+        bail!("{origin} must be a JSON object");
+    }
+    Ok(value)
+}
+
+fn load_graph(host: &Host, path: &Path) -> Result<weft::graph::Plan, ExitCode> {
+    let graph = Graph::from_file(path).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })?;
+    host.plan(&graph, &path.display().to_string()).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })
+}
+
+fn validate(host: &Host, path: &Path, input: Option<&str>) -> anyhow::Result<ExitCode> {
+    let plan = match load_graph(host, path) {
+        Ok(p) => p,
+        Err(code) => return Ok(code),
+    };
+    if let Some(input) = input {
+        if let Err(e) = plan.check_input(&read_input(input)?) {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    }
+    let expected = plan.expected_input();
+    writeln!(std::io::stdout(), 
+        "{}: ok ({} nodes, {} dataflows)",
+        path.display(),
+        plan.nodes.len(),
+        plan.edges.len()
+    )?;
+    if !expected.is_empty() && input.is_none() {
+        writeln!(std::io::stdout(), "expects from the run's input: {}", expected.join(", "))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run(host: &Host, path: &Path, input: &str, json_out: bool, all_outputs: bool) -> anyhow::Result<ExitCode> {
+    let input = read_input(input)?;
+    let plan = match load_graph(host, path) {
+        Ok(p) => p,
+        Err(code) => return Ok(code),
+    };
+    if let Err(e) = plan.check_input(&input) {
+        eprintln!("error: {e}");
+        return Ok(ExitCode::from(2));
+    }
+    let hub = EventHub::new(&weft::new_run_id(), 1);
+    let cancel = CancellationToken::new();
+    let interrupt = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\ncancelling (Ctrl-C again to quit at once)");
+            interrupt.cancel();
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+    let display = (!json_out).then(|| progress::Display::start(&hub, &plan));
+    let result = host.run_plan(&plan, &input, &hub, &cancel).await?;
+    if let Some(d) = display {
+        d.finish().await;
+    }
+    let outputs = if all_outputs { result.outputs.clone() } else { result.leaf_outputs() };
+    if json_out {
+        let out = json!({
+            "run_id": result.run_id,
+            "status": result.status,
+            "outputs": outputs,
+            "failures": result.failures,
+            "stats": {
+                "tasks_executed": result.stats.tasks_executed,
+                "cache_hits": result.stats.cache_hits,
+                "run_ms": result.stats.run_ms,
+                "peak_rss_kb": peak_rss_kb(),
+            },
+        });
+        writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(&out)?)?;
+    } else {
+        writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(&outputs)?)?;
+        for f in &result.failures {
+            eprintln!("{} {}: {}", f.node, serde_json::to_value(f.status)?.as_str().unwrap_or("?"), f.error);
+        }
+        eprintln!(
+            "run {} {} in {:.1} ms ({} tasks)",
+            result.run_id,
+            serde_json::to_value(result.status)?.as_str().unwrap_or("?"),
+            result.stats.run_ms,
+            result.stats.tasks_executed
+        );
+    }
+    Ok(if result.status == RunStatus::Succeeded { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// Peak resident memory of this process, in KiB (Linux), or null.
+fn peak_rss_kb() -> Value {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(Value::Null, Value::from)
+}
+
+fn ports(schema: &weft::schema::ObjectSchema) -> String {
+    let required = schema.required();
+    let mut parts: Vec<String> = schema
+        .ports()
+        .into_iter()
+        .map(|p| {
+            let types = schema.port_types(p).map(|t| t.to_string()).unwrap_or_default();
+            let req = if required.contains(&p) { "" } else { "?" };
+            format!("{p}{req}: {types}")
+        })
+        .collect();
+    if schema.is_open() {
+        parts.push("...any".into());
+    }
+    if parts.is_empty() { "(none)".into() } else { parts.join(", ") }
+}
+
+fn print_tasks(host: &Host, json_out: bool) -> std::io::Result<()> {
+    let types: Vec<&std::sync::Arc<TaskType>> = host.registry().task_types().collect();
+    if json_out {
+        let all: Vec<Value> = types.iter().map(|t| t.to_json()).collect();
+        writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(&all).unwrap_or_default())?;
+        return Ok(());
+    }
+    let mut by_category: std::collections::BTreeMap<&str, Vec<&TaskType>> = Default::default();
+    for t in &types {
+        by_category.entry(t.category.as_str()).or_default().push(t);
+    }
+    for (category, list) in by_category {
+        writeln!(std::io::stdout(), "{category}")?;
+        for t in list {
+            let flags = match (t.side_effects, t.cacheable) {
+                (true, _) => " [side effects]",
+                (false, true) => " [cacheable]",
+                _ => "",
+            };
+            writeln!(std::io::stdout(), "  {} {} — {}{} ({})", t.id, t.version, t.title, flags, t.plugin)?;
+            if !t.description.is_empty() {
+                writeln!(std::io::stdout(), "      {}", t.description)?;
+            }
+            writeln!(std::io::stdout(), "      in:  {}", ports(&t.input))?;
+            writeln!(std::io::stdout(), "      out: {}", ports(&t.output))?;
+        }
+    }
+    print_plugin_errors(host);
+    Ok(())
+}
+
+fn print_plugin_errors(host: &Host) {
+    for p in host.plugins().iter().filter(|p| p.error.is_some()) {
+        eprintln!("plugin {} ({}) not loaded: {}", p.name, p.source, p.error.as_deref().unwrap_or(""));
+    }
+}
+
+fn print_plugins(host: &Host, json_out: bool) -> anyhow::Result<()> {
+    if json_out {
+        writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(host.plugins())?)?;
+        return Ok(());
+    }
+    for p in host.plugins() {
+        match &p.error {
+            None => writeln!(std::io::stdout(), "{} ({}) sha256:{:.12}: {}", p.name, p.source, p.sha256, p.tasks.join(", "))?,
+            Some(e) => writeln!(std::io::stdout(), "{} ({}) FAILED: {e}", p.name, p.source)?,
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,62 @@
+//! Helpers shared by the test files (included with `#[path]`).
+#![allow(dead_code)]
+
+use std::path::Path;
+
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use weft::Host;
+use weft::events::{Event, EventHub};
+use weft::graph::Graph;
+use weft::plugin::EngineOptions;
+use weft::runner::RunResult;
+
+/// A host with the standard plugins, `dir`'s plugins if given, and the shared
+/// test artifact cache.
+pub async fn host(dir: Option<&Path>) -> Host {
+    builder(dir).build().await.expect("host starts")
+}
+
+/// The builder behind [`host`], to add settings.
+pub fn builder(dir: Option<&Path>) -> weft::HostBuilder {
+    let mut b = Host::builder().engine_options(EngineOptions {
+        cache_dir: Some(weft_tests::cache_dir()),
+        ..EngineOptions::default()
+    });
+    if let Some(d) = dir {
+        b = b.plugins_dir(d);
+    }
+    b
+}
+
+/// Parse graph JSON (panics on a malformed test graph).
+pub fn graph(v: Value) -> Graph {
+    Graph::from_json(&v.to_string(), "test.json").expect("test graph parses")
+}
+
+/// Run `graph` on `input`, returning the result and every event in order.
+pub async fn run(host: &Host, graph: &Graph, input: Value) -> (RunResult, Vec<Event>) {
+    let plan = host.plan(graph, "test.json").expect("test graph is valid");
+    let hub = EventHub::new("test-run", 1);
+    let mut rx = hub.subscribe();
+    let result = host
+        .run_plan(&plan, &input, &hub, &CancellationToken::new())
+        .await
+        .expect("input is valid");
+    drop(hub);
+    let mut events = Vec::new();
+    while let Ok(e) = rx.try_recv() {
+        events.push(e);
+    }
+    (result, events)
+}
+
+/// The error message of node `node` in `result` (panics if it has none).
+pub fn error_of<'a>(result: &'a RunResult, node: &str) -> &'a str {
+    &result
+        .failures
+        .iter()
+        .find(|f| f.node == node)
+        .unwrap_or_else(|| panic!("node {node} did not fail: {:?}", result.nodes))
+        .error
+}

@@ -1,0 +1,178 @@
+//! Every way a graph can be wrong is caught before anything runs, with an error
+//! naming the file, the node or dataflow, and the port.
+
+#[path = "common/mod.rs"]
+mod common;
+
+use serde_json::{Value, json};
+use weft::graph::{Graph, ValidationError};
+
+async fn problems(g: Value) -> Vec<ValidationError> {
+    let host = common::host(None).await;
+    let graph = common::graph(g);
+    host.plan(&graph, "g.json").expect_err("graph should be invalid").errors
+}
+
+async fn message(g: Value) -> String {
+    let host = common::host(None).await;
+    host.plan(&common::graph(g), "g.json").expect_err("graph should be invalid").to_string()
+}
+
+fn flow(s: &str, sp: &str, t: &str, tp: &str) -> Value {
+    json!({"sourceTaskId": s, "sourceTaskPortId": sp, "targetTaskId": t, "targetTaskPortId": tp})
+}
+
+#[test]
+fn malformed_json_names_line_and_column() {
+    let err = Graph::from_json("{\"tasks\": [\n  {\"id\": \"a\", \"type\": \"math.add-one\"\n]}", "pipe.json").unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.starts_with("pipe.json:3:1: malformed JSON"), "{msg}");
+    let err = Graph::from_json("{\"tasks\": [{\"id\": \"a\"}]}", "pipe.json").unwrap_err();
+    assert!(err.to_string().contains("missing field `type`"), "{err}");
+}
+
+#[tokio::test]
+async fn duplicate_node_id() {
+    let msg = message(json!({"tasks": [
+        {"id": "a", "type": "math.add-one", "defaults": {"value": 1}},
+        {"id": "a", "type": "math.add-one", "defaults": {"value": 1}}
+    ]}))
+    .await;
+    assert!(msg.contains("g.json: tasks[1]: duplicate node id \"a\" (first used by tasks[0])"), "{msg}");
+}
+
+#[tokio::test]
+async fn unknown_task_type_with_suggestion() {
+    let errs = problems(json!({"tasks": [{"id": "a", "type": "text.splitt"}]})).await;
+    assert_eq!(
+        errs[0].to_string(),
+        "tasks[0] (node \"a\"): unknown task type `text.splitt` (did you mean `text.split`?)"
+    );
+}
+
+#[tokio::test]
+async fn unknown_ports_on_both_ends() {
+    let errs = problems(json!({
+        "tasks": [{"id": "s", "type": "text.split", "defaults": {"text": "x"}}, {"id": "j", "type": "text.join"}],
+        "dataflows": [flow("s", "pieces", "j", "parts"), flow("s", "parts", "j", "bits")]
+    }))
+    .await;
+    let msgs: Vec<String> = errs.iter().map(ToString::to_string).collect();
+    assert!(msgs.contains(&"dataflows[0] (s.pieces → j.parts): node \"s\" (`text.split`) has no output port `pieces` (ports: parts, count)".to_string()), "{msgs:?}");
+    assert!(msgs.contains(&"dataflows[1] (s.parts → j.bits): node \"j\" (`text.join`) has no input port `bits` (ports: parts, separator)".to_string()), "{msgs:?}");
+}
+
+#[tokio::test]
+async fn unknown_node_in_dataflow() {
+    let errs = problems(json!({
+        "tasks": [{"id": "a", "type": "math.add-one", "defaults": {"value": 1}}],
+        "dataflows": [flow("a", "value", "ghost", "value")]
+    }))
+    .await;
+    assert_eq!(errs[0].to_string(), "dataflows[0] (a.value → ghost.value): no node \"ghost\" in the graph");
+}
+
+#[tokio::test]
+async fn cycle_names_the_nodes_on_it() {
+    let errs = problems(json!({
+        "tasks": [
+            {"id": "start", "type": "math.add-one", "defaults": {"value": 1}},
+            {"id": "a", "type": "math.add"},
+            {"id": "b", "type": "math.add-one"},
+            {"id": "c", "type": "math.add-one"}
+        ],
+        "dataflows": [
+            flow("start", "value", "a", "a"), flow("c", "value", "a", "b"),
+            flow("a", "value", "b", "value"), flow("b", "value", "c", "value")
+        ]
+    }))
+    .await;
+    assert_eq!(errs, vec![ValidationError::Cycle { nodes: vec!["a".into(), "b".into(), "c".into(), "a".into()] }]);
+    assert_eq!(errs[0].to_string(), "cycle: a → b → c → a");
+    let self_loop = problems(json!({
+        "tasks": [{"id": "x", "type": "math.add-one"}],
+        "dataflows": [flow("x", "value", "x", "value")]
+    }))
+    .await;
+    assert_eq!(self_loop[0].to_string(), "cycle: x → x");
+}
+
+#[tokio::test]
+async fn required_input_without_default_or_dataflow() {
+    let errs = problems(json!({
+        "tasks": [{"id": "a", "type": "math.add-one", "defaults": {"value": 1}}, {"id": "sum", "type": "math.add"}],
+        "dataflows": [flow("a", "value", "sum", "a")]
+    }))
+    .await;
+    assert_eq!(
+        errs[0].to_string(),
+        "tasks[1] (node \"sum\"): required input `b` of `math.add` has no default, no dataflow"
+    );
+}
+
+#[tokio::test]
+async fn root_inputs_may_come_from_the_run_input() {
+    let host = common::host(None).await;
+    let g = common::graph(json!({"tasks": [{"id": "a", "type": "math.add-one"}]}));
+    let plan = host.plan(&g, "g.json").expect("a root's inputs can come at run time");
+    assert_eq!(plan.expected_input(), vec!["a.value"]);
+    let err = plan.check_input(&json!({"other": 1})).unwrap_err().to_string();
+    assert!(err.contains("required input `value` of `math.add-one` has no default, no dataflow and is not in the run's input"), "{err}");
+    plan.check_input(&json!({"value": 1})).unwrap();
+}
+
+#[tokio::test]
+async fn connected_ports_whose_types_cannot_match() {
+    let errs = problems(json!({
+        "tasks": [{"id": "j", "type": "text.join", "defaults": {"parts": ["a"]}}, {"id": "n", "type": "math.add-one"}],
+        "dataflows": [flow("j", "text", "n", "value")]
+    }))
+    .await;
+    assert_eq!(
+        errs[0].to_string(),
+        "dataflows[0] (j.text → n.value): output port gives string but input port accepts number"
+    );
+}
+
+#[tokio::test]
+async fn input_port_fed_twice() {
+    let errs = problems(json!({
+        "tasks": [
+            {"id": "a", "type": "math.add-one", "defaults": {"value": 1}},
+            {"id": "b", "type": "math.add-one", "defaults": {"value": 1}},
+            {"id": "c", "type": "math.add-one"}
+        ],
+        "dataflows": [flow("a", "value", "c", "value"), flow("b", "value", "c", "value")]
+    }))
+    .await;
+    assert_eq!(
+        errs[0].to_string(),
+        "dataflows[1] (b.value → c.value): input port `value` of node \"c\" is already fed by dataflows[0]"
+    );
+}
+
+#[tokio::test]
+async fn defaults_checked_against_ports() {
+    let errs = problems(json!({"tasks": [
+        {"id": "a", "type": "math.add-one", "defaults": {"value": "one"}},
+        {"id": "b", "type": "math.add-one", "defaults": {"valu": 1}},
+        {"id": "c", "type": "math.add-one", "defaults": 3}
+    ]}))
+    .await;
+    let msgs: Vec<String> = errs.iter().map(ToString::to_string).collect();
+    assert_eq!(msgs, vec![
+        "tasks[0] (node \"a\"): default for input port `value` is string, but `math.add-one` expects number".to_string(),
+        "tasks[1] (node \"b\"): default for unknown input port `valu` of `math.add-one` (ports: value)".to_string(),
+        "tasks[2] (node \"c\"): `defaults` must be a JSON object".to_string(),
+    ]);
+}
+
+#[tokio::test]
+async fn all_problems_are_reported_at_once() {
+    let msg = message(json!({"tasks": [
+        {"id": "a", "type": "nope.nope"},
+        {"id": "a", "type": "math.add-one", "defaults": {"value": 1}}
+    ]}))
+    .await;
+    assert!(msg.starts_with("g.json: 2 problems"), "{msg}");
+}
