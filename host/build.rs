@@ -14,16 +14,26 @@ fn main() {
     let root = weft_guest_build::workspace_root();
     let dirs: Vec<PathBuf> = STANDARD
         .iter()
-        .map(|(_, pkg)| root.join("plugins").join(pkg.trim_start_matches("weft-plugin-")))
+        .map(|(_, pkg)| {
+            root.join("plugins")
+                .join(pkg.trim_start_matches("weft-plugin-"))
+        })
         .collect();
     let dir_refs: Vec<&std::path::Path> = dirs.iter().map(PathBuf::as_path).collect();
     let packages: Vec<&str> = STANDARD.iter().map(|(_, p)| *p).collect();
     let built = weft_guest_build::build(&packages, &dir_refs);
 
-    let mut code = String::from("/// The standard plugins, built from `plugins/` by `build.rs`: (name, component bytes).\n");
+    let mut code = String::from(
+        "/// The standard plugins, built from `plugins/` by `build.rs`: (name, component bytes).\n",
+    );
     code.push_str("pub const STANDARD_PLUGINS: &[(&str, &[u8])] = &[\n");
     for ((name, _), file) in STANDARD.iter().zip(&built) {
-        writeln!(code, "    ({name:?}, include_bytes!({:?})),", file.display().to_string()).unwrap();
+        writeln!(
+            code,
+            "    ({name:?}, include_bytes!({:?})),",
+            file.display().to_string()
+        )
+        .unwrap();
     }
     code.push_str("];\n");
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("standard_plugins.rs");

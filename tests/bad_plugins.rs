@@ -45,18 +45,36 @@ async fn each_misbehaving_task_fails_alone_with_a_clear_error() {
     assert!(trap.contains("plugin `misbehave` trapped"), "{trap}");
     assert!(trap.contains("unreachable"), "{trap}");
     let panic = common::error_of(&result, "panic");
-    assert!(panic.contains("this task panics on purpose"), "the guest's panic message reaches the error: {panic}");
+    assert!(
+        panic.contains("this task panics on purpose"),
+        "the guest's panic message reaches the error: {panic}"
+    );
     assert_eq!(common::error_of(&result, "spin"), "timed out after 300 ms");
     let bomb = common::error_of(&result, "bomb");
-    assert_eq!(bomb, "plugin `misbehave` exceeded its memory limit of 512 MiB");
+    assert_eq!(
+        bomb,
+        "plugin `misbehave` exceeded its memory limit of 512 MiB"
+    );
     let huge = common::error_of(&result, "huge");
-    assert!(huge.starts_with("output is 100000012 bytes, over the limit of 16777216 bytes"), "{huge}");
+    assert!(
+        huge.starts_with("output is 100000012 bytes, over the limit of 16777216 bytes"),
+        "{huge}"
+    );
     let badjson = common::error_of(&result, "badjson");
-    assert!(badjson.starts_with("output is not a JSON object: not JSON"), "{badjson}");
+    assert!(
+        badjson.starts_with("output is not a JSON object: not JSON"),
+        "{badjson}"
+    );
     let wrong = common::error_of(&result, "wrong");
-    assert!(wrong.contains("output does not match the output schema of `bad.wrong-output`"), "{wrong}");
+    assert!(
+        wrong.contains("output does not match the output schema of `bad.wrong-output`"),
+        "{wrong}"
+    );
     assert!(wrong.contains("at /value"), "{wrong}");
-    assert_eq!(common::error_of(&result, "fail"), "failed: this task fails on purpose");
+    assert_eq!(
+        common::error_of(&result, "fail"),
+        "failed: this task fails on purpose"
+    );
 
     // Only what depends on a failed node is skipped; the rest completes.
     assert_eq!(result.nodes["after_trap"], NodeStatus::Skipped);
@@ -65,7 +83,9 @@ async fn each_misbehaving_task_fails_alone_with_a_clear_error() {
     assert_eq!(result.outputs["good2"], json!({"value": 3}));
 
     // The host goes on serving.
-    let again = common::graph(json!({"tasks": [{"id": "a", "type": "math.add-one", "defaults": {"value": 41}}]}));
+    let again = common::graph(
+        json!({"tasks": [{"id": "a", "type": "math.add-one", "defaults": {"value": 41}}]}),
+    );
     let (result, _) = common::run(&host, &again, json!({})).await;
     assert_eq!(result.status, RunStatus::Succeeded);
     assert_eq!(result.outputs["a"], json!({"value": 42}));
@@ -77,7 +97,10 @@ async fn default_memory_limit_applies_without_a_manifest() {
     let host = common::host(Some(dir.path())).await;
     let g = common::graph(json!({"tasks": [{"id": "bomb", "type": "bad.memory-bomb"}]}));
     let (result, _) = common::run(&host, &g, json!({})).await;
-    assert_eq!(common::error_of(&result, "bomb"), "plugin `misbehave` exceeded its memory limit of 64 MiB");
+    assert_eq!(
+        common::error_of(&result, "bomb"),
+        "plugin `misbehave` exceeded its memory limit of 64 MiB"
+    );
 }
 
 #[tokio::test]

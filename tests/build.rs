@@ -4,10 +4,26 @@ use std::fmt::Write;
 use std::path::PathBuf;
 
 const GUESTS: &[(&str, &str, &str)] = &[
-    ("MISBEHAVE", "weft-guest-misbehave", "tests/guests/misbehave"),
-    ("BAD_SCHEMA", "weft-guest-bad-schema", "tests/guests/bad-schema"),
-    ("BAD_IMPORT", "weft-guest-bad-import", "tests/guests/bad-import"),
-    ("EXAMPLE_PLUGIN", "weft-example-plugin", "examples/plugin-rust"),
+    (
+        "MISBEHAVE",
+        "weft-guest-misbehave",
+        "tests/guests/misbehave",
+    ),
+    (
+        "BAD_SCHEMA",
+        "weft-guest-bad-schema",
+        "tests/guests/bad-schema",
+    ),
+    (
+        "BAD_IMPORT",
+        "weft-guest-bad-import",
+        "tests/guests/bad-import",
+    ),
+    (
+        "EXAMPLE_PLUGIN",
+        "weft-example-plugin",
+        "examples/plugin-rust",
+    ),
 ];
 
 fn main() {
@@ -19,15 +35,34 @@ fn main() {
     let mut code = String::new();
     for ((name, pkg, _), file) in GUESTS.iter().zip(&built) {
         writeln!(code, "/// The component built from `{pkg}`.").unwrap();
-        writeln!(code, "pub const {name}: &str = {:?};", file.display().to_string()).unwrap();
+        writeln!(
+            code,
+            "pub const {name}: &str = {:?};",
+            file.display().to_string()
+        )
+        .unwrap();
     }
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
-    writeln!(code, "/// Compiled-artifact cache shared by the tests (content-addressed, so safe to share).").unwrap();
-    writeln!(code, "pub const CACHE_DIR: &str = {:?};", target.join("weft-test-cache").display().to_string()).unwrap();
+    writeln!(
+        code,
+        "/// Compiled-artifact cache shared by the tests (content-addressed, so safe to share)."
+    )
+    .unwrap();
+    writeln!(
+        code,
+        "pub const CACHE_DIR: &str = {:?};",
+        target.join("weft-test-cache").display().to_string()
+    )
+    .unwrap();
     writeln!(code, "/// The workspace root.").unwrap();
-    writeln!(code, "pub const ROOT: &str = {:?};", root.display().to_string()).unwrap();
+    writeln!(
+        code,
+        "pub const ROOT: &str = {:?};",
+        root.display().to_string()
+    )
+    .unwrap();
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("guests.rs");
     std::fs::write(out, code).unwrap();
 }

@@ -36,20 +36,38 @@ async fn broken_plugins_are_reported_and_the_rest_load() {
         "task type `example.shout` is declared by both plugin `a-example` and plugin `b-example-again`"
     );
     let schema = error_for(&host, "bad-schema");
-    assert!(schema.starts_with("task type `broken.schema`: input schema is not a valid JSON Schema"), "{schema}");
+    assert!(
+        schema.starts_with("task type `broken.schema`: input schema is not a valid JSON Schema"),
+        "{schema}"
+    );
     let import = error_for(&host, "bad-import");
     assert!(import.contains("does not fit the host"), "{import}");
-    assert!(import.contains("acme:magic/wand"), "the error names the missing import: {import}");
+    assert!(
+        import.contains("acme:magic/wand"),
+        "the error names the missing import: {import}"
+    );
     let garbage = error_for(&host, "garbage");
-    assert!(garbage.starts_with("not a loadable WASI 0.2 component"), "{garbage}");
+    assert!(
+        garbage.starts_with("not a loadable WASI 0.2 component"),
+        "{garbage}"
+    );
     let manifest = error_for(&host, "with-bad-manifest");
-    assert!(manifest.contains("with-bad-manifest.toml is invalid") && manifest.contains("unknown field `memory`"), "{manifest}");
+    assert!(
+        manifest.contains("with-bad-manifest.toml is invalid")
+            && manifest.contains("unknown field `memory`"),
+        "{manifest}"
+    );
 
     // The first copy of the example and the standard plugins serve.
-    assert_eq!(host.registry().get("example.shout").unwrap().plugin, "a-example");
+    assert_eq!(
+        host.registry().get("example.shout").unwrap().plugin,
+        "a-example"
+    );
     assert!(host.registry().get("math.add-one").is_some());
     assert!(host.registry().get("broken.schema").is_none());
-    let g = common::graph(json!({"tasks": [{"id": "s", "type": "example.shout", "defaults": {"text": "hi"}}]}));
+    let g = common::graph(
+        json!({"tasks": [{"id": "s", "type": "example.shout", "defaults": {"text": "hi"}}]}),
+    );
     let (result, _) = common::run(&host, &g, json!({})).await;
     assert_eq!(result.outputs["s"], json!({"text": "HI!"}));
 }
@@ -58,7 +76,11 @@ async fn broken_plugins_are_reported_and_the_rest_load() {
 async fn sdk_derives_schemas_from_rust_types() {
     let dir = PluginDir::new().add("example", EXAMPLE_PLUGIN);
     let host = common::host(Some(dir.path())).await;
-    let t = host.registry().get("example.count-words").unwrap().to_json();
+    let t = host
+        .registry()
+        .get("example.count-words")
+        .unwrap()
+        .to_json();
     assert_eq!(t["title"], "Count words");
     assert_eq!(t["category"], "example");
     assert_eq!(t["version"], "0.1.0");
@@ -68,10 +90,17 @@ async fn sdk_derives_schemas_from_rust_types() {
     assert_eq!(t["cacheable"], true);
     assert_eq!(t["side_effects"], false);
     // Input that does not fit is refused by the host before the task runs.
-    let g = common::graph(json!({"tasks": [{"id": "c", "type": "example.count-words", "defaults": {"text": 5}}]}));
+    let g = common::graph(
+        json!({"tasks": [{"id": "c", "type": "example.count-words", "defaults": {"text": 5}}]}),
+    );
     let plan = host.plan(&g, "g.json");
     let err = plan.unwrap_err().to_string();
-    assert!(err.contains("default for input port `text` is integer, but `example.count-words` expects string"), "{err}");
+    assert!(
+        err.contains(
+            "default for input port `text` is integer, but `example.count-words` expects string"
+        ),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -83,7 +112,11 @@ async fn sandbox_denies_env_and_files_unless_granted() {
         {"id": "ls", "type": "probe.list-dir"}
     ]}));
     let (result, _) = common::run(&host, &g, json!({})).await;
-    assert_eq!(result.outputs["env"], json!({"vars": {}}), "no environment without a grant");
+    assert_eq!(
+        result.outputs["env"],
+        json!({"vars": {}}),
+        "no environment without a grant"
+    );
     assert!(common::error_of(&result, "ls").contains("cannot read /data"));
 
     let data = tempfile::tempdir().unwrap();
@@ -92,12 +125,18 @@ async fn sandbox_denies_env_and_files_unless_granted() {
         "[grants]\nenv = [\"PATH\", \"WEFT_SURELY_UNSET_VAR\"]\n[[grants.folders]]\nhost = {:?}\nguest = \"/data\"\n",
         data.path().display().to_string()
     );
-    let dir = PluginDir::new().add("probe", MISBEHAVE).manifest("probe", &manifest);
+    let dir = PluginDir::new()
+        .add("probe", MISBEHAVE)
+        .manifest("probe", &manifest);
     let host = common::host(Some(dir.path())).await;
     let (result, _) = common::run(&host, &g, json!({})).await;
     assert_eq!(result.status, RunStatus::Succeeded, "{:?}", result.failures);
     let path = std::env::var("PATH").unwrap();
-    assert_eq!(result.outputs["env"], json!({"vars": {"PATH": path}}), "only granted variables that are set");
+    assert_eq!(
+        result.outputs["env"],
+        json!({"vars": {"PATH": path}}),
+        "only granted variables that are set"
+    );
     assert_eq!(result.outputs["ls"], json!({"names": ["hello.txt"]}));
 }
 

@@ -39,7 +39,11 @@ async fn independent_nodes_run_in_parallel_up_to_the_limit() {
     let host = common::builder(None).parallelism(3).build().await.unwrap();
     let (result, events) = common::run(&host, &g, json!({})).await;
     assert_eq!(result.status, RunStatus::Succeeded);
-    assert_eq!(max_running(&events), 3, "never more than the limit, and the limit is reached");
+    assert_eq!(
+        max_running(&events),
+        3,
+        "never more than the limit, and the limit is reached"
+    );
     assert_eq!(result.outputs["d5"], json!({"value": 5, "slept_ms": 150}));
 }
 
@@ -86,13 +90,19 @@ async fn ports_whole_objects_and_several_dataflows_between_two_nodes() {
     let host = common::host(None).await;
     let (result, events) = common::run(&host, &g, json!({"text": "a b c", "unrelated": 1})).await;
     assert_eq!(result.status, RunStatus::Succeeded, "{:?}", result.failures);
-    assert_eq!(result.outputs["tpl"], json!({"text": "[\"a\",\"b\",\"c\"] x3"}));
+    assert_eq!(
+        result.outputs["tpl"],
+        json!({"text": "[\"a\",\"b\",\"c\"] x3"})
+    );
     assert_eq!(
         result.outputs["merge"],
         json!({"extra": true, "parts": ["a", "b", "c"], "count": 3, "text": "[\"a\",\"b\",\"c\"] x3"})
     );
     assert_eq!(result.leaves, vec!["merge"]);
-    let dataflow_events = events.iter().filter(|e| matches!(e.kind, EventKind::Dataflow { .. })).count();
+    let dataflow_events = events
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::Dataflow { .. }))
+        .count();
     assert_eq!(dataflow_events, 4);
     // Events are numbered without gaps, starting at 1.
     let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
@@ -116,15 +126,24 @@ async fn cancellation_interrupts_running_tasks_and_skips_the_rest() {
     let stop = cancel.clone();
     tokio::spawn(async move {
         while let Some(e) = rx.recv().await {
-            if matches!(e.kind, EventKind::Node { status: NodeStatus::Running, .. }) {
+            if matches!(
+                e.kind,
+                EventKind::Node {
+                    status: NodeStatus::Running,
+                    ..
+                }
+            ) {
                 stop.cancel();
             }
         }
     });
-    let result = tokio::time::timeout(Duration::from_secs(20), host.run_plan(&plan, &json!({}), &hub, &cancel))
-        .await
-        .expect("a cancelled run ends promptly")
-        .unwrap();
+    let result = tokio::time::timeout(
+        Duration::from_secs(20),
+        host.run_plan(&plan, &json!({}), &hub, &cancel),
+    )
+    .await
+    .expect("a cancelled run ends promptly")
+    .unwrap();
     assert_eq!(result.status, RunStatus::Cancelled);
     assert_eq!(result.nodes["slow"], NodeStatus::Cancelled);
     assert_eq!(result.nodes["next"], NodeStatus::Cancelled);
@@ -133,10 +152,13 @@ async fn cancellation_interrupts_running_tasks_and_skips_the_rest() {
 #[tokio::test]
 async fn native_rust_tasks_mix_with_wasm_tasks() {
     let mut square = NativeTask::new("native.square", |v: Value, _| async move {
-        let n = v["value"].as_f64().ok_or_else(|| TaskError::InvalidInput("value".into()))?;
+        let n = v["value"]
+            .as_f64()
+            .ok_or_else(|| TaskError::InvalidInput("value".into()))?;
         Ok(json!({"value": n * n}))
     });
-    square.input_schema = json!({"type":"object","properties":{"value":{"type":"number"}},"required":["value"]});
+    square.input_schema =
+        json!({"type":"object","properties":{"value":{"type":"number"}},"required":["value"]});
     square.output_schema = json!({"type":"object","properties":{"value":{"type":"number"}}});
     let host = common::builder(None).native(square).build().await.unwrap();
     let g = common::graph(json!({

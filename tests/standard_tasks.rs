@@ -21,81 +21,205 @@ async fn one(host: &weft::Host, task_type: &str, input: Value) -> Result<Value, 
 async fn text_tasks() {
     let h = common::host(None).await;
     assert_eq!(
-        one(&h, "text.split", json!({"text": "a, b,,c", "separator": ",", "trim": true, "skip_empty": true})).await,
+        one(
+            &h,
+            "text.split",
+            json!({"text": "a, b,,c", "separator": ",", "trim": true, "skip_empty": true})
+        )
+        .await,
         Ok(json!({"parts": ["a", "b", "c"], "count": 3}))
     );
-    assert_eq!(one(&h, "text.split", json!({"text": "x\ny"})).await, Ok(json!({"parts": ["x", "y"], "count": 2})));
-    assert_eq!(one(&h, "text.split", json!({"text": "héj", "separator": ""})).await, Ok(json!({"parts": ["h", "é", "j"], "count": 3})));
     assert_eq!(
-        one(&h, "text.join", json!({"parts": ["a", "b"], "separator": "-"})).await,
+        one(&h, "text.split", json!({"text": "x\ny"})).await,
+        Ok(json!({"parts": ["x", "y"], "count": 2}))
+    );
+    assert_eq!(
+        one(&h, "text.split", json!({"text": "héj", "separator": ""})).await,
+        Ok(json!({"parts": ["h", "é", "j"], "count": 3}))
+    );
+    assert_eq!(
+        one(
+            &h,
+            "text.join",
+            json!({"parts": ["a", "b"], "separator": "-"})
+        )
+        .await,
         Ok(json!({"text": "a-b"}))
     );
     assert_eq!(
         one(&h, "text.template", json!({"template": "Hi {{ user.name }}, you have {{n}} ({{items.1}})", "user": {"name": "Ada"}, "n": 2, "items": ["x", "y"]})).await,
         Ok(json!({"text": "Hi Ada, you have 2 (y)"}))
     );
-    let missing = one(&h, "text.template", json!({"template": "{{nope}}"})).await.unwrap_err();
-    assert_eq!(missing, "invalid input: template placeholder `{{nope}}` has no value in the input");
-    let m = one(&h, "text.regex-match", json!({"text": "a1 b22", "pattern": "(?P<l>[a-z])(\\d+)"})).await.unwrap();
-    assert_eq!(m["matched"], true);
-    assert_eq!(m["matches"][1], json!({"text": "b22", "start": 3, "end": 6, "groups": ["b", "22"], "named": {"l": "b"}}));
+    let missing = one(&h, "text.template", json!({"template": "{{nope}}"}))
+        .await
+        .unwrap_err();
     assert_eq!(
-        one(&h, "text.regex-replace", json!({"text": "a1 b22", "pattern": "\\d+", "replacement": "#"})).await,
+        missing,
+        "invalid input: template placeholder `{{nope}}` has no value in the input"
+    );
+    let m = one(
+        &h,
+        "text.regex-match",
+        json!({"text": "a1 b22", "pattern": "(?P<l>[a-z])(\\d+)"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(m["matched"], true);
+    assert_eq!(
+        m["matches"][1],
+        json!({"text": "b22", "start": 3, "end": 6, "groups": ["b", "22"], "named": {"l": "b"}})
+    );
+    assert_eq!(
+        one(
+            &h,
+            "text.regex-replace",
+            json!({"text": "a1 b22", "pattern": "\\d+", "replacement": "#"})
+        )
+        .await,
         Ok(json!({"text": "a# b#", "replacements": 2}))
     );
     assert_eq!(
-        one(&h, "text.regex-replace", json!({"text": "a1 b22", "pattern": "(\\d+)", "replacement": "<$1>", "all": false})).await,
+        one(
+            &h,
+            "text.regex-replace",
+            json!({"text": "a1 b22", "pattern": "(\\d+)", "replacement": "<$1>", "all": false})
+        )
+        .await,
         Ok(json!({"text": "a<1> b22", "replacements": 1}))
     );
-    let bad = one(&h, "text.regex-match", json!({"text": "x", "pattern": "("})).await.unwrap_err();
-    assert!(bad.starts_with("invalid input: bad regular expression"), "{bad}");
+    let bad = one(&h, "text.regex-match", json!({"text": "x", "pattern": "("}))
+        .await
+        .unwrap_err();
+    assert!(
+        bad.starts_with("invalid input: bad regular expression"),
+        "{bad}"
+    );
 }
 
 #[tokio::test]
 async fn json_tasks() {
     let h = common::host(None).await;
     assert_eq!(
-        one(&h, "json.pick", json!({"object": {"a": 1, "b": 2, "c": 3}, "keys": ["a", "c", "z"]})).await,
+        one(
+            &h,
+            "json.pick",
+            json!({"object": {"a": 1, "b": 2, "c": 3}, "keys": ["a", "c", "z"]})
+        )
+        .await,
         Ok(json!({"a": 1, "c": 3}))
     );
-    let strict = one(&h, "json.pick", json!({"object": {}, "keys": ["z"], "strict": true})).await.unwrap_err();
+    let strict = one(
+        &h,
+        "json.pick",
+        json!({"object": {}, "keys": ["z"], "strict": true}),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(strict, "invalid input: key `z` is not in the object");
     let doc = json!({"items": [{"name": "x"}, {"name": "y"}]});
-    assert_eq!(one(&h, "json.path", json!({"value": doc, "path": "items[1].name"})).await, Ok(json!({"value": "y", "found": true})));
-    assert_eq!(one(&h, "json.path", json!({"value": doc, "path": "/items/0/name"})).await, Ok(json!({"value": "x", "found": true})));
     assert_eq!(
-        one(&h, "json.path", json!({"value": doc, "path": "items.5", "default": 0})).await,
+        one(
+            &h,
+            "json.path",
+            json!({"value": doc, "path": "items[1].name"})
+        )
+        .await,
+        Ok(json!({"value": "y", "found": true}))
+    );
+    assert_eq!(
+        one(
+            &h,
+            "json.path",
+            json!({"value": doc, "path": "/items/0/name"})
+        )
+        .await,
+        Ok(json!({"value": "x", "found": true}))
+    );
+    assert_eq!(
+        one(
+            &h,
+            "json.path",
+            json!({"value": doc, "path": "items.5", "default": 0})
+        )
+        .await,
         Ok(json!({"value": 0, "found": false}))
     );
-    assert_eq!(one(&h, "json.merge", json!({"a": 1, "b": [2]})).await, Ok(json!({"a": 1, "b": [2]})));
-    assert_eq!(one(&h, "json.parse", json!({"text": "[1, {\"a\": null}]"})).await, Ok(json!({"value": [1, {"a": null}]})));
-    assert!(one(&h, "json.parse", json!({"text": "{"})).await.unwrap_err().starts_with("invalid input: text is not JSON"));
-    assert_eq!(one(&h, "json.stringify", json!({"value": {"a": [1]}})).await, Ok(json!({"text": "{\"a\":[1]}"})));
+    assert_eq!(
+        one(&h, "json.merge", json!({"a": 1, "b": [2]})).await,
+        Ok(json!({"a": 1, "b": [2]}))
+    );
+    assert_eq!(
+        one(&h, "json.parse", json!({"text": "[1, {\"a\": null}]"})).await,
+        Ok(json!({"value": [1, {"a": null}]}))
+    );
+    assert!(
+        one(&h, "json.parse", json!({"text": "{"}))
+            .await
+            .unwrap_err()
+            .starts_with("invalid input: text is not JSON")
+    );
+    assert_eq!(
+        one(&h, "json.stringify", json!({"value": {"a": [1]}})).await,
+        Ok(json!({"text": "{\"a\":[1]}"}))
+    );
 }
 
 #[tokio::test]
 async fn math_tasks() {
     let h = common::host(None).await;
-    assert_eq!(one(&h, "math.add-one", json!({"value": 41})).await, Ok(json!({"value": 42})));
-    assert_eq!(one(&h, "math.add-one", json!({"value": 0.5})).await, Ok(json!({"value": 1.5})));
-    assert_eq!(one(&h, "math.add", json!({"a": 2, "b": 3})).await, Ok(json!({"value": 5})));
-    assert_eq!(one(&h, "math.subtract", json!({"a": 2, "b": 3})).await, Ok(json!({"value": -1})));
-    assert_eq!(one(&h, "math.multiply", json!({"a": 4, "b": 2.5})).await, Ok(json!({"value": 10.0})));
-    assert_eq!(one(&h, "math.divide", json!({"a": 1, "b": 4})).await, Ok(json!({"value": 0.25})));
-    assert_eq!(one(&h, "math.divide", json!({"a": 1, "b": 0})).await, Err("invalid input: division by zero (b is 0)".into()));
-    assert_eq!(one(&h, "math.sum", json!({"values": [1, 2, 3.5]})).await, Ok(json!({"value": 6.5})));
+    assert_eq!(
+        one(&h, "math.add-one", json!({"value": 41})).await,
+        Ok(json!({"value": 42}))
+    );
+    assert_eq!(
+        one(&h, "math.add-one", json!({"value": 0.5})).await,
+        Ok(json!({"value": 1.5}))
+    );
+    assert_eq!(
+        one(&h, "math.add", json!({"a": 2, "b": 3})).await,
+        Ok(json!({"value": 5}))
+    );
+    assert_eq!(
+        one(&h, "math.subtract", json!({"a": 2, "b": 3})).await,
+        Ok(json!({"value": -1}))
+    );
+    assert_eq!(
+        one(&h, "math.multiply", json!({"a": 4, "b": 2.5})).await,
+        Ok(json!({"value": 10.0}))
+    );
+    assert_eq!(
+        one(&h, "math.divide", json!({"a": 1, "b": 4})).await,
+        Ok(json!({"value": 0.25}))
+    );
+    assert_eq!(
+        one(&h, "math.divide", json!({"a": 1, "b": 0})).await,
+        Err("invalid input: division by zero (b is 0)".into())
+    );
+    assert_eq!(
+        one(&h, "math.sum", json!({"values": [1, 2, 3.5]})).await,
+        Ok(json!({"value": 6.5}))
+    );
     // Integers past i64 fall back to floats instead of overflowing.
-    assert_eq!(one(&h, "math.add-one", json!({"value": i64::MAX})).await, Ok(json!({"value": 9223372036854775808.0})));
+    assert_eq!(
+        one(&h, "math.add-one", json!({"value": i64::MAX})).await,
+        Ok(json!({"value": 9223372036854775808.0}))
+    );
 }
 
 #[tokio::test]
 async fn util_tasks() {
     let h = common::host(None).await;
-    assert_eq!(one(&h, "util.delay", json!({"ms": 5, "value": [1]})).await, Ok(json!({"value": [1], "slept_ms": 5})));
+    assert_eq!(
+        one(&h, "util.delay", json!({"ms": 5, "value": [1]})).await,
+        Ok(json!({"value": [1], "slept_ms": 5}))
+    );
     assert_eq!(
         one(&h, "util.delay", json!({"ms": 3_600_001})).await,
         Err("invalid input: ms is over one hour (3600000)".into())
     );
-    assert_eq!(one(&h, "util.debug-log", json!({"message": "hi"})).await, Ok(json!({"message": "hi"})));
+    assert_eq!(
+        one(&h, "util.debug-log", json!({"message": "hi"})).await,
+        Ok(json!({"message": "hi"}))
+    );
     assert!(!h.registry().get("util.delay").unwrap().cacheable);
 }

@@ -10,12 +10,16 @@ use weft::graph::{Graph, ValidationError};
 async fn problems(g: Value) -> Vec<ValidationError> {
     let host = common::host(None).await;
     let graph = common::graph(g);
-    host.plan(&graph, "g.json").expect_err("graph should be invalid").errors
+    host.plan(&graph, "g.json")
+        .expect_err("graph should be invalid")
+        .errors
 }
 
 async fn message(g: Value) -> String {
     let host = common::host(None).await;
-    host.plan(&common::graph(g), "g.json").expect_err("graph should be invalid").to_string()
+    host.plan(&common::graph(g), "g.json")
+        .expect_err("graph should be invalid")
+        .to_string()
 }
 
 fn flow(s: &str, sp: &str, t: &str, tp: &str) -> Value {
@@ -24,7 +28,11 @@ fn flow(s: &str, sp: &str, t: &str, tp: &str) -> Value {
 
 #[test]
 fn malformed_json_names_line_and_column() {
-    let err = Graph::from_json("{\"tasks\": [\n  {\"id\": \"a\", \"type\": \"math.add-one\"\n]}", "pipe.json").unwrap_err();
+    let err = Graph::from_json(
+        "{\"tasks\": [\n  {\"id\": \"a\", \"type\": \"math.add-one\"\n]}",
+        "pipe.json",
+    )
+    .unwrap_err();
     let msg = err.to_string();
     assert!(msg.starts_with("pipe.json:3:1: malformed JSON"), "{msg}");
     let err = Graph::from_json("{\"tasks\": [{\"id\": \"a\"}]}", "pipe.json").unwrap_err();
@@ -38,7 +46,10 @@ async fn duplicate_node_id() {
         {"id": "a", "type": "math.add-one", "defaults": {"value": 1}}
     ]}))
     .await;
-    assert!(msg.contains("g.json: tasks[1]: duplicate node id \"a\" (first used by tasks[0])"), "{msg}");
+    assert!(
+        msg.contains("g.json: tasks[1]: duplicate node id \"a\" (first used by tasks[0])"),
+        "{msg}"
+    );
 }
 
 #[tokio::test]
@@ -69,7 +80,10 @@ async fn unknown_node_in_dataflow() {
         "dataflows": [flow("a", "value", "ghost", "value")]
     }))
     .await;
-    assert_eq!(errs[0].to_string(), "dataflows[0] (a.value → ghost.value): no node \"ghost\" in the graph");
+    assert_eq!(
+        errs[0].to_string(),
+        "dataflows[0] (a.value → ghost.value): no node \"ghost\" in the graph"
+    );
 }
 
 #[tokio::test]
@@ -87,7 +101,12 @@ async fn cycle_names_the_nodes_on_it() {
         ]
     }))
     .await;
-    assert_eq!(errs, vec![ValidationError::Cycle { nodes: vec!["a".into(), "b".into(), "c".into(), "a".into()] }]);
+    assert_eq!(
+        errs,
+        vec![ValidationError::Cycle {
+            nodes: vec!["a".into(), "b".into(), "c".into(), "a".into()]
+        }]
+    );
     assert_eq!(errs[0].to_string(), "cycle: a → b → c → a");
     let self_loop = problems(json!({
         "tasks": [{"id": "x", "type": "math.add-one"}],
@@ -114,9 +133,14 @@ async fn required_input_without_default_or_dataflow() {
 async fn root_inputs_may_come_from_the_run_input() {
     let host = common::host(None).await;
     let g = common::graph(json!({"tasks": [{"id": "a", "type": "math.add-one"}]}));
-    let plan = host.plan(&g, "g.json").expect("a root's inputs can come at run time");
+    let plan = host
+        .plan(&g, "g.json")
+        .expect("a root's inputs can come at run time");
     assert_eq!(plan.expected_input(), vec!["a.value"]);
-    let err = plan.check_input(&json!({"other": 1})).unwrap_err().to_string();
+    let err = plan
+        .check_input(&json!({"other": 1}))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("required input `value` of `math.add-one` has no default, no dataflow and is not in the run's input"), "{err}");
     plan.check_input(&json!({"value": 1})).unwrap();
 }

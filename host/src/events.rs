@@ -267,7 +267,11 @@ impl NodeEvents {
 
     /// Progress from the task; `fraction` is clamped to [0, 1] (NaN reads as 0).
     pub fn progress(&self, fraction: f32, message: Option<String>) {
-        let fraction = if fraction.is_nan() { 0.0 } else { fraction.clamp(0.0, 1.0) };
+        let fraction = if fraction.is_nan() {
+            0.0
+        } else {
+            fraction.clamp(0.0, 1.0)
+        };
         self.hub.emit(EventKind::Progress {
             node: self.node.clone(),
             fraction,
@@ -286,7 +290,9 @@ mod tests {
         let mut a = hub.subscribe();
         hub.emit(EventKind::RunStarted { nodes: 2 });
         let mut b = hub.subscribe();
-        hub.clone().emit(EventKind::RunFinished { status: RunStatus::Succeeded });
+        hub.clone().emit(EventKind::RunFinished {
+            status: RunStatus::Succeeded,
+        });
         assert_eq!(a.try_recv().unwrap().seq, 1);
         assert_eq!(a.try_recv().unwrap().seq, 2);
         assert_eq!(b.try_recv().unwrap().seq, 2);

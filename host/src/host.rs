@@ -80,15 +80,17 @@ impl HostBuilder {
     /// the native tasks. Plugins that fail to load are reported in
     /// [`Host::plugins`]; they do not stop the host.
     pub async fn build(self) -> Result<Host, HostError> {
-        let plugins = PluginHost::new(&self.engine, self.limits).map_err(|e| HostError::Engine(format!("{e:#}")))?;
+        let plugins = PluginHost::new(&self.engine, self.limits)
+            .map_err(|e| HostError::Engine(format!("{e:#}")))?;
         let mut registry = Registry::new();
         let mut sources = PluginHost::standard_sources();
         let mut unreadable = Vec::new();
         if let Some(dir) = &self.plugins_dir {
-            let found = PluginHost::folder_sources(dir).map_err(|source| HostError::PluginsDir {
-                path: dir.clone(),
-                source,
-            })?;
+            let found =
+                PluginHost::folder_sources(dir).map_err(|source| HostError::PluginsDir {
+                    path: dir.clone(),
+                    source,
+                })?;
             for item in found {
                 match item {
                     Ok(s) => sources.push(s),
@@ -166,7 +168,8 @@ impl Host {
     pub async fn run(&self, graph: &Graph, input: Value) -> Result<RunResult, HostError> {
         let plan = self.plan(graph, "<graph>")?;
         let hub = EventHub::new(&new_run_id(), 1);
-        self.run_plan(&plan, &input, &hub, &CancellationToken::new()).await
+        self.run_plan(&plan, &input, &hub, &CancellationToken::new())
+            .await
     }
 }
 

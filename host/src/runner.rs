@@ -157,7 +157,11 @@ impl State<'_> {
                 self.remaining[t] -= 1;
                 if self.remaining[t] == 0 {
                     let by = self.blocked[t].clone().unwrap_or_default();
-                    self.set(t, NodeStatus::Skipped, Some(format!("not run: upstream node \"{by}\" did not complete")));
+                    self.set(
+                        t,
+                        NodeStatus::Skipped,
+                        Some(format!("not run: upstream node \"{by}\" did not complete")),
+                    );
                     stack.push(t);
                 }
             }
@@ -171,7 +175,11 @@ impl State<'_> {
             return;
         }
         if let Some(by) = self.blocked[t].clone() {
-            self.set(t, NodeStatus::Skipped, Some(format!("not run: upstream node \"{by}\" did not complete")));
+            self.set(
+                t,
+                NodeStatus::Skipped,
+                Some(format!("not run: upstream node \"{by}\" did not complete")),
+            );
             self.cut(t);
             return;
         }
@@ -202,7 +210,13 @@ impl Runner {
     /// Run `plan` on `input` (a JSON object given to the root nodes), announcing
     /// everything on `hub`, until done or `cancel` fires. Call
     /// [`Plan::check_input`] first: a missing required input fails its node.
-    pub async fn run(&self, plan: &Plan, input: &Value, hub: &EventHub, cancel: &CancellationToken) -> RunResult {
+    pub async fn run(
+        &self,
+        plan: &Plan,
+        input: &Value,
+        hub: &EventHub,
+        cancel: &CancellationToken,
+    ) -> RunResult {
         let n = plan.nodes.len();
         let empty = Map::new();
         let input = input.as_object().unwrap_or(&empty);
@@ -213,7 +227,11 @@ impl Runner {
             remaining: plan.incoming.clone(),
             blocked: vec![None; n],
             arrived: vec![Vec::new(); n],
-            inputs: plan.nodes.iter().map(|node| node.defaults.clone()).collect(),
+            inputs: plan
+                .nodes
+                .iter()
+                .map(|node| node.defaults.clone())
+                .collect(),
             outputs: vec![None; n],
             errors: vec![None; n],
             ready: VecDeque::new(),
@@ -279,12 +297,16 @@ impl Runner {
         }
         for i in 0..n {
             match st.status[i] {
-                NodeStatus::Pending if cancelled => {
-                    st.set(i, NodeStatus::Cancelled, Some("the run was cancelled".into()))
-                }
-                NodeStatus::Running | NodeStatus::Pending => {
-                    st.set(i, NodeStatus::Failed, Some("the host lost this task (internal error)".into()))
-                }
+                NodeStatus::Pending if cancelled => st.set(
+                    i,
+                    NodeStatus::Cancelled,
+                    Some("the run was cancelled".into()),
+                ),
+                NodeStatus::Running | NodeStatus::Pending => st.set(
+                    i,
+                    NodeStatus::Failed,
+                    Some("the host lost this task (internal error)".into()),
+                ),
                 _ => {}
             }
         }
@@ -296,10 +318,15 @@ impl Runner {
             RunStatus::Failed
         };
         hub.emit(EventKind::RunFinished { status });
-        stats.run_ms = started.map_or(0.0, |s| finished.saturating_duration_since(s).as_secs_f64() * 1000.0);
+        stats.run_ms = started.map_or(0.0, |s| {
+            finished.saturating_duration_since(s).as_secs_f64() * 1000.0
+        });
 
         let ids = |pred: &dyn Fn(usize) -> bool| -> Vec<String> {
-            (0..n).filter(|&i| pred(i)).map(|i| plan.nodes[i].id.clone()).collect()
+            (0..n)
+                .filter(|&i| pred(i))
+                .map(|i| plan.nodes[i].id.clone())
+                .collect()
         };
         RunResult {
             run_id: hub.run_id().to_string(),
@@ -308,7 +335,9 @@ impl Runner {
             outputs: (0..n)
                 .filter_map(|i| st.outputs[i].take().map(|o| (plan.nodes[i].id.clone(), o)))
                 .collect(),
-            nodes: (0..n).map(|i| (plan.nodes[i].id.clone(), st.status[i])).collect(),
+            nodes: (0..n)
+                .map(|i| (plan.nodes[i].id.clone(), st.status[i]))
+                .collect(),
             failures: (0..n)
                 .filter(|&i| st.status[i] != NodeStatus::Completed)
                 .map(|i| NodeFailure {

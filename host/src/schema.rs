@@ -50,7 +50,11 @@ pub struct Violation {
 
 impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let at = if self.instance_path.is_empty() { "/" } else { &self.instance_path };
+        let at = if self.instance_path.is_empty() {
+            "/"
+        } else {
+            &self.instance_path
+        };
         write!(f, "at {at}: {} (schema {})", self.message, self.schema_path)
     }
 }
@@ -355,7 +359,8 @@ mod tests {
 
     #[test]
     fn closed_schema_knows_its_ports() {
-        let s = schema(json!({"type":"object","properties":{"a":{"type":"string"}},"required":["a"]}));
+        let s =
+            schema(json!({"type":"object","properties":{"a":{"type":"string"}},"required":["a"]}));
         assert_eq!(s.ports(), vec!["a"]);
         assert!(!s.is_open());
         assert!(s.port("b").is_none());
@@ -407,7 +412,10 @@ mod tests {
             ObjectSchema::compile("output", json!({"type": 12})),
             Err(SchemaError::Invalid { .. })
         ));
-        assert!(matches!(ObjectSchema::parse("input", "{nope"), Err(SchemaError::NotJson { .. })));
+        assert!(matches!(
+            ObjectSchema::parse("input", "{nope"),
+            Err(SchemaError::NotJson { .. })
+        ));
     }
 
     #[test]

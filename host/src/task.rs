@@ -209,10 +209,12 @@ impl TaskType {
         ctx: &TaskContext,
         timeout: Duration,
     ) -> Result<Value, TaskError> {
-        self.input.check(input).map_err(|violations| TaskError::InputSchema {
-            task: self.id.clone(),
-            violations,
-        })?;
+        self.input
+            .check(input)
+            .map_err(|violations| TaskError::InputSchema {
+                task: self.id.clone(),
+                violations,
+            })?;
         let run = async {
             match &self.implementation {
                 Implementation::Wasm(plugin) => plugin.run(&self.id, input, ctx, timeout).await,
@@ -226,10 +228,12 @@ impl TaskType {
         if !output.is_object() {
             return Err(TaskError::BadOutput(format!("found {}", kind_of(&output))));
         }
-        self.output.check(&output).map_err(|violations| TaskError::OutputSchema {
-            task: self.id.clone(),
-            violations,
-        })?;
+        self.output
+            .check(&output)
+            .map_err(|violations| TaskError::OutputSchema {
+                task: self.id.clone(),
+                violations,
+            })?;
         Ok(output)
     }
 }
@@ -448,7 +452,11 @@ fn edit_distance(a: &str, b: &str) -> usize {
         row[0] = i + 1;
         for (j, cb) in b.iter().enumerate() {
             let cur = row[j + 1];
-            row[j + 1] = if ca == *cb { prev } else { 1 + prev.min(row[j]).min(row[j + 1]) };
+            row[j + 1] = if ca == *cb {
+                prev
+            } else {
+                1 + prev.min(row[j]).min(row[j + 1])
+            };
             prev = cur;
         }
     }
@@ -461,10 +469,13 @@ mod tests {
 
     fn double() -> NativeTask {
         let mut t = NativeTask::new("test.double", |v: Value, _| async move {
-            let n = v["n"].as_i64().ok_or_else(|| TaskError::InvalidInput("n".into()))?;
+            let n = v["n"]
+                .as_i64()
+                .ok_or_else(|| TaskError::InvalidInput("n".into()))?;
             Ok(json!({ "n": n * 2 }))
         });
-        t.input_schema = json!({"type":"object","properties":{"n":{"type":"integer"}},"required":["n"]});
+        t.input_schema =
+            json!({"type":"object","properties":{"n":{"type":"integer"}},"required":["n"]});
         t
     }
 
@@ -474,9 +485,15 @@ mod tests {
         reg.register_native(double()).unwrap();
         let t = reg.get("test.double").unwrap();
         let ctx = TaskContext::new("r", "a");
-        let out = t.execute(&json!({"n": 21}), &ctx, Duration::from_secs(1)).await.unwrap();
+        let out = t
+            .execute(&json!({"n": 21}), &ctx, Duration::from_secs(1))
+            .await
+            .unwrap();
         assert_eq!(out, json!({"n": 42}));
-        let err = t.execute(&json!({"n": "x"}), &ctx, Duration::from_secs(1)).await.unwrap_err();
+        let err = t
+            .execute(&json!({"n": "x"}), &ctx, Duration::from_secs(1))
+            .await
+            .unwrap_err();
         assert!(matches!(err, TaskError::InputSchema { .. }), "{err}");
         assert!(err.to_string().contains("at /n"), "{err}");
     }

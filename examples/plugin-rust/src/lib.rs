@@ -20,17 +20,25 @@ struct Counted {
 }
 
 fn shout(input: Text, _ctx: &Context) -> Result<Shouted, TaskError> {
-    Ok(Shouted { text: input.text.to_uppercase() + "!" })
+    Ok(Shouted {
+        text: input.text.to_uppercase() + "!",
+    })
 }
 
 fn count_words(input: Text, _ctx: &Context) -> Result<Counted, TaskError> {
-    Ok(Counted { words: input.text.split_whitespace().count() as u64 })
+    Ok(Counted {
+        words: input.text.split_whitespace().count() as u64,
+    })
 }
 
 fn tasks() -> Vec<TaskDef> {
     vec![
-        TaskDef::new("example.shout", shout).title("Shout").description("Upper-cases the text and adds an exclamation mark."),
-        TaskDef::new("example.count-words", count_words).title("Count words").description("Counts whitespace-separated words."),
+        TaskDef::new("example.shout", shout)
+            .title("Shout")
+            .description("Upper-cases the text and adds an exclamation mark."),
+        TaskDef::new("example.count-words", count_words)
+            .title("Count words")
+            .description("Counts whitespace-separated words."),
     ]
 }
 

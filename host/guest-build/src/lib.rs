@@ -11,7 +11,8 @@ use std::process::Command;
 
 /// The workspace root, found from the calling crate's manifest directory.
 pub fn workspace_root() -> PathBuf {
-    let mut dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("run from a build script"));
+    let mut dir =
+        PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("run from a build script"));
     while !dir.join("rust-toolchain.toml").exists() {
         if !dir.pop() {
             panic!("no rust-toolchain.toml above CARGO_MANIFEST_DIR");
@@ -53,7 +54,9 @@ pub fn build(packages: &[&str], dirs: &[&Path]) -> Vec<PathBuf> {
     for p in packages {
         cmd.args(["-p", p]);
     }
-    let status = cmd.status().expect("failed to start cargo for the wasm guests");
+    let status = cmd
+        .status()
+        .expect("failed to start cargo for the wasm guests");
     if !status.success() {
         panic!(
             "building the wasm guests {packages:?} failed (is the target installed? run `rustup target add wasm32-wasip2`)"
@@ -65,7 +68,11 @@ pub fn build(packages: &[&str], dirs: &[&Path]) -> Vec<PathBuf> {
             let file = target_dir
                 .join("wasm32-wasip2/guest")
                 .join(format!("{}.wasm", p.replace('-', "_")));
-            assert!(file.exists(), "guest {p} built but {} is missing", file.display());
+            assert!(
+                file.exists(),
+                "guest {p} built but {} is missing",
+                file.display()
+            );
             file
         })
         .collect()

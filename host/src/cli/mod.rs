@@ -152,13 +152,14 @@ pub async fn main(cli: Cli) -> anyhow::Result<ExitCode> {
 fn read_input(arg: &str) -> anyhow::Result<Value> {
     let (text, origin) = match arg.strip_prefix('@') {
         Some(path) => (
-            std::fs::read_to_string(path).with_context(|| format!("cannot read input file {path}"))?,
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read input file {path}"))?,
             path.to_string(),
         ),
         None => (arg.to_string(), "--input".to_string()),
     };
-    let value: Value = serde_json::from_str(&text)
-        .with_context(|| format!("{origin} is not valid JSON"))?;
+    let value: Value =
+        serde_json::from_str(&text).with_context(|| format!("{origin} is not valid JSON"))?;
     if !value.is_object() {
         bail!("{origin} must be a JSON object");
     }
@@ -188,19 +189,30 @@ fn validate(host: &Host, path: &Path, input: Option<&str>) -> anyhow::Result<Exi
         }
     }
     let expected = plan.expected_input();
-    writeln!(std::io::stdout(), 
+    writeln!(
+        std::io::stdout(),
         "{}: ok ({} nodes, {} dataflows)",
         path.display(),
         plan.nodes.len(),
         plan.edges.len()
     )?;
     if !expected.is_empty() && input.is_none() {
-        writeln!(std::io::stdout(), "expects from the run's input: {}", expected.join(", "))?;
+        writeln!(
+            std::io::stdout(),
+            "expects from the run's input: {}",
+            expected.join(", ")
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
-async fn run(host: &Host, path: &Path, input: &str, json_out: bool, all_outputs: bool) -> anyhow::Result<ExitCode> {
+async fn run(
+    host: &Host,
+    path: &Path,
+    input: &str,
+    json_out: bool,
+    all_outputs: bool,
+) -> anyhow::Result<ExitCode> {
     let input = read_input(input)?;
     let plan = match load_graph(host, path) {
         Ok(p) => p,
@@ -227,7 +239,11 @@ async fn run(host: &Host, path: &Path, input: &str, json_out: bool, all_outputs:
     if let Some(d) = display {
         d.finish().await;
     }
-    let outputs = if all_outputs { result.outputs.clone() } else { result.leaf_outputs() };
+    let outputs = if all_outputs {
+        result.outputs.clone()
+    } else {
+        result.leaf_outputs()
+    };
     if json_out {
         let out = json!({
             "run_id": result.run_id,
@@ -243,9 +259,18 @@ async fn run(host: &Host, path: &Path, input: &str, json_out: bool, all_outputs:
         });
         writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(&out)?)?;
     } else {
-        writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(&outputs)?)?;
+        writeln!(
+            std::io::stdout(),
+            "{}",
+            serde_json::to_string_pretty(&outputs)?
+        )?;
         for f in &result.failures {
-            eprintln!("{} {}: {}", f.node, serde_json::to_value(f.status)?.as_str().unwrap_or("?"), f.error);
+            eprintln!(
+                "{} {}: {}",
+                f.node,
+                serde_json::to_value(f.status)?.as_str().unwrap_or("?"),
+                f.error
+            );
         }
         eprintln!(
             "run {} {} in {:.1} ms ({} tasks)",
@@ -255,7 +280,11 @@ async fn run(host: &Host, path: &Path, input: &str, json_out: bool, all_outputs:
             result.stats.tasks_executed
         );
     }
-    Ok(if result.status == RunStatus::Succeeded { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if result.status == RunStatus::Succeeded {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// Peak resident memory of this process, in KiB (Linux), or null.
@@ -276,7 +305,10 @@ fn ports(schema: &weft::schema::ObjectSchema) -> String {
         .ports()
         .into_iter()
         .map(|p| {
-            let types = schema.port_types(p).map(|t| t.to_string()).unwrap_or_default();
+            let types = schema
+                .port_types(p)
+                .map(|t| t.to_string())
+                .unwrap_or_default();
             let req = if required.contains(&p) { "" } else { "?" };
             format!("{p}{req}: {types}")
         })
@@ -284,14 +316,22 @@ fn ports(schema: &weft::schema::ObjectSchema) -> String {
     if schema.is_open() {
         parts.push("...any".into());
     }
-    if parts.is_empty() { "(none)".into() } else { parts.join(", ") }
+    if parts.is_empty() {
+        "(none)".into()
+    } else {
+        parts.join(", ")
+    }
 }
 
 fn print_tasks(host: &Host, json_out: bool) -> std::io::Result<()> {
     let types: Vec<&std::sync::Arc<TaskType>> = host.registry().task_types().collect();
     if json_out {
         let all: Vec<Value> = types.iter().map(|t| t.to_json()).collect();
-        writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(&all).unwrap_or_default())?;
+        writeln!(
+            std::io::stdout(),
+            "{}",
+            serde_json::to_string_pretty(&all).unwrap_or_default()
+        )?;
         return Ok(());
     }
     let mut by_category: std::collections::BTreeMap<&str, Vec<&TaskType>> = Default::default();
@@ -306,7 +346,15 @@ fn print_tasks(host: &Host, json_out: bool) -> std::io::Result<()> {
                 (false, true) => " [cacheable]",
                 _ => "",
             };
-            writeln!(std::io::stdout(), "  {} {} — {}{} ({})", t.id, t.version, t.title, flags, t.plugin)?;
+            writeln!(
+                std::io::stdout(),
+                "  {} {} — {}{} ({})",
+                t.id,
+                t.version,
+                t.title,
+                flags,
+                t.plugin
+            )?;
             if !t.description.is_empty() {
                 writeln!(std::io::stdout(), "      {}", t.description)?;
             }
@@ -320,18 +368,34 @@ fn print_tasks(host: &Host, json_out: bool) -> std::io::Result<()> {
 
 fn print_plugin_errors(host: &Host) {
     for p in host.plugins().iter().filter(|p| p.error.is_some()) {
-        eprintln!("plugin {} ({}) not loaded: {}", p.name, p.source, p.error.as_deref().unwrap_or(""));
+        eprintln!(
+            "plugin {} ({}) not loaded: {}",
+            p.name,
+            p.source,
+            p.error.as_deref().unwrap_or("")
+        );
     }
 }
 
 fn print_plugins(host: &Host, json_out: bool) -> anyhow::Result<()> {
     if json_out {
-        writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(host.plugins())?)?;
+        writeln!(
+            std::io::stdout(),
+            "{}",
+            serde_json::to_string_pretty(host.plugins())?
+        )?;
         return Ok(());
     }
     for p in host.plugins() {
         match &p.error {
-            None => writeln!(std::io::stdout(), "{} ({}) sha256:{:.12}: {}", p.name, p.source, p.sha256, p.tasks.join(", "))?,
+            None => writeln!(
+                std::io::stdout(),
+                "{} ({}) sha256:{:.12}: {}",
+                p.name,
+                p.source,
+                p.sha256,
+                p.tasks.join(", ")
+            )?,
             Some(e) => writeln!(std::io::stdout(), "{} ({}) FAILED: {e}", p.name, p.source)?,
         }
     }

@@ -17,8 +17,10 @@ impl Display {
         let mut events = hub.subscribe();
         let bar = ProgressBar::new(plan.nodes.len() as u64);
         bar.set_style(
-            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} nodes {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} nodes {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         bar.enable_steady_tick(std::time::Duration::from_millis(100));
         let task = tokio::spawn(async move {
@@ -26,7 +28,12 @@ impl Display {
             let mut failed = 0usize;
             while let Some(event) = events.recv().await {
                 match event.kind {
-                    EventKind::Node { node, status, error, .. } => {
+                    EventKind::Node {
+                        node,
+                        status,
+                        error,
+                        ..
+                    } => {
                         match status {
                             NodeStatus::Running => running += 1,
                             NodeStatus::Completed => {
@@ -42,13 +49,25 @@ impl Display {
                             NodeStatus::Skipped | NodeStatus::Cancelled => bar.inc(1),
                             NodeStatus::Pending => {}
                         }
-                        let failed_note = if failed > 0 { format!(", {failed} failed") } else { String::new() };
+                        let failed_note = if failed > 0 {
+                            format!(", {failed} failed")
+                        } else {
+                            String::new()
+                        };
                         bar.set_message(format!("({running} running{failed_note})"));
                     }
-                    EventKind::Log { node, level, message } => {
+                    EventKind::Log {
+                        node,
+                        level,
+                        message,
+                    } => {
                         line(&bar, &format!("[{node}] {level}: {message}"));
                     }
-                    EventKind::Progress { node, fraction, message } => {
+                    EventKind::Progress {
+                        node,
+                        fraction,
+                        message,
+                    } => {
                         bar.set_message(format!(
                             "({running} running) {node}: {:.0}% {}",
                             fraction * 100.0,

@@ -50,7 +50,11 @@ pub struct Node {
     pub name: Option<String>,
     /// Input values fixed in the graph (Workglow calls them `input`). Values
     /// arriving by dataflow or graph input override them.
-    #[serde(default = "empty_object", alias = "input", skip_serializing_if = "is_empty_object")]
+    #[serde(
+        default = "empty_object",
+        alias = "input",
+        skip_serializing_if = "is_empty_object"
+    )]
     pub defaults: Value,
     /// Per-node settings.
     #[serde(default, skip_serializing_if = "NodeConfig::is_default")]
@@ -108,7 +112,10 @@ impl std::fmt::Display for Dataflow {
         write!(
             f,
             "{}.{} → {}.{}",
-            self.source_task_id, self.source_task_port_id, self.target_task_id, self.target_task_port_id
+            self.source_task_id,
+            self.source_task_port_id,
+            self.target_task_id,
+            self.target_task_port_id
         )
     }
 }
@@ -219,7 +226,13 @@ impl GraphBuilder {
     }
 
     /// Connect `source.source_port` to `target.target_port`.
-    pub fn connect(mut self, source: &str, source_port: &str, target: &str, target_port: &str) -> Self {
+    pub fn connect(
+        mut self,
+        source: &str,
+        source_port: &str,
+        target: &str,
+        target_port: &str,
+    ) -> Self {
         self.graph.dataflows.push(Dataflow {
             id: None,
             source_task_id: source.to_string(),
@@ -266,7 +279,8 @@ mod tests {
 
     #[test]
     fn syntax_errors_have_file_line_and_column() {
-        let err = Graph::from_json("{\n  \"tasks\": [\n    {\"id\": \"a\",}\n  ]\n}", "g.json").unwrap_err();
+        let err = Graph::from_json("{\n  \"tasks\": [\n    {\"id\": \"a\",}\n  ]\n}", "g.json")
+            .unwrap_err();
         let msg = err.to_string();
         assert!(msg.starts_with("g.json:3:"), "{msg}");
         assert!(msg.contains("malformed JSON"), "{msg}");

@@ -67,7 +67,9 @@ pub enum ValidationError {
         known: Vec<String>,
     },
     /// A default has a type the port does not accept.
-    #[error("tasks[{index}] (node \"{node}\"): default for input port `{port}` is {found}, but `{task_type}` expects {expected}")]
+    #[error(
+        "tasks[{index}] (node \"{node}\"): default for input port `{port}` is {found}, but `{task_type}` expects {expected}"
+    )]
     DefaultTypeMismatch {
         /// Position in `tasks`.
         index: usize,
@@ -111,7 +113,9 @@ pub enum ValidationError {
         known: Vec<String>,
     },
     /// The two ends of a dataflow can never agree on a type.
-    #[error("dataflows[{index}] ({flow}): output port gives {source_types} but input port accepts {target_types}")]
+    #[error(
+        "dataflows[{index}] ({flow}): output port gives {source_types} but input port accepts {target_types}"
+    )]
     SchemaMismatch {
         /// Position in `dataflows`.
         index: usize,
@@ -123,7 +127,9 @@ pub enum ValidationError {
         target_types: TypeSet,
     },
     /// Two dataflows feed the same input port.
-    #[error("dataflows[{index}] ({flow}): input port `{port}` of node \"{node}\" is already fed by dataflows[{first}]")]
+    #[error(
+        "dataflows[{index}] ({flow}): input port `{port}` of node \"{node}\" is already fed by dataflows[{first}]"
+    )]
     PortFedTwice {
         /// Position of the second dataflow.
         index: usize,
@@ -163,11 +169,17 @@ pub enum ValidationError {
 }
 
 fn hint(s: &Option<String>) -> String {
-    s.as_ref().map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default()
+    s.as_ref()
+        .map(|s| format!(" (did you mean `{s}`?)"))
+        .unwrap_or_default()
 }
 
 fn list(v: &[String]) -> String {
-    if v.is_empty() { "none".into() } else { v.join(", ") }
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(", ")
+    }
 }
 
 /// Every problem found in one graph, with the graph's origin (file name).
@@ -182,7 +194,13 @@ pub struct ValidationErrors {
 impl fmt::Display for ValidationErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.errors.len();
-        write!(f, "{}: {} problem{}", self.origin, n, if n == 1 { "" } else { "s" })?;
+        write!(
+            f,
+            "{}: {} problem{}",
+            self.origin,
+            n,
+            if n == 1 { "" } else { "s" }
+        )?;
         for e in &self.errors {
             write!(f, "\n  {}: {e}", self.origin)?;
         }
@@ -302,27 +320,44 @@ impl Plan {
                     fed.insert((t, flow.target_task_port_id.as_str()), i);
                 }
             }
-            let (Some(st), Some(tt)) = (&types[s], &types[t]) else { continue };
-            let port_error = |node: &str, task: &TaskType, direction, port: &str| ValidationError::UnknownPort {
-                index: i,
-                flow: flow.to_string(),
-                node: node.to_string(),
-                task_type: task.id.clone(),
-                direction,
-                port: port.to_string(),
-                known: if direction == "input" { &task.input } else { &task.output }
+            let (Some(st), Some(tt)) = (&types[s], &types[t]) else {
+                continue;
+            };
+            let port_error =
+                |node: &str, task: &TaskType, direction, port: &str| ValidationError::UnknownPort {
+                    index: i,
+                    flow: flow.to_string(),
+                    node: node.to_string(),
+                    task_type: task.id.clone(),
+                    direction,
+                    port: port.to_string(),
+                    known: if direction == "input" {
+                        &task.input
+                    } else {
+                        &task.output
+                    }
                     .ports()
                     .into_iter()
                     .map(str::to_string)
                     .collect(),
-            };
+                };
             let source_types = st.output.port_types(&flow.source_task_port_id);
             if source_types.is_none() {
-                errors.push(port_error(&flow.source_task_id, st, "output", &flow.source_task_port_id));
+                errors.push(port_error(
+                    &flow.source_task_id,
+                    st,
+                    "output",
+                    &flow.source_task_port_id,
+                ));
             }
             let target_types = tt.input.port_types(&flow.target_task_port_id);
             if target_types.is_none() {
-                errors.push(port_error(&flow.target_task_id, tt, "input", &flow.target_task_port_id));
+                errors.push(port_error(
+                    &flow.target_task_id,
+                    tt,
+                    "input",
+                    &flow.target_task_port_id,
+                ));
             }
             if let (Some(a), Some(b)) = (source_types, target_types) {
                 if a.intersect(b).is_empty() {
@@ -433,7 +468,9 @@ impl Plan {
         for i in self.roots() {
             let node = &self.nodes[i];
             for port in node.task.input.required() {
-                if !node.defaults.contains_key(port) && !self.root_input(i, input).contains_key(port) {
+                if !node.defaults.contains_key(port)
+                    && !self.root_input(i, input).contains_key(port)
+                {
                     errors.push(ValidationError::MissingInput {
                         index: i,
                         node: node.id.clone(),
@@ -444,7 +481,11 @@ impl Plan {
                 }
             }
         }
-        if errors.is_empty() { Ok(()) } else { fail(errors) }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            fail(errors)
+        }
     }
 
     /// The required inputs that root nodes expect from the run's input, as
@@ -465,7 +506,12 @@ impl Plan {
     }
 }
 
-fn check_defaults(i: usize, node: &super::Node, task: &TaskType, errors: &mut Vec<ValidationError>) {
+fn check_defaults(
+    i: usize,
+    node: &super::Node,
+    task: &TaskType,
+    errors: &mut Vec<ValidationError>,
+) {
     let Some(defaults) = node.defaults.as_object() else {
         errors.push(ValidationError::DefaultsNotObject {
             index: i,
@@ -519,7 +565,9 @@ fn missing_inputs(
                         && types[e.source].as_ref().is_none_or(|src| {
                             // A whole object merged in gives the ports its
                             // schema declares (any, if open).
-                            e.source_port != "*" || src.output.is_open() || src.output.ports().contains(port)
+                            e.source_port != "*"
+                                || src.output.is_open()
+                                || src.output.ports().contains(port)
                         }))
             });
             !by_default && !by_flow
@@ -555,7 +603,10 @@ fn find_cycles(graph: &Graph, edges: &[PlanEdge]) -> Vec<ValidationError> {
                 .min_by_key(|n| g[*n])
                 .expect("every member of a cycle has a successor in it");
             if let Some(&pos) = seen.get(&next) {
-                let mut cycle: Vec<String> = path[pos..].iter().map(|n| graph.tasks[g[*n]].id.clone()).collect();
+                let mut cycle: Vec<String> = path[pos..]
+                    .iter()
+                    .map(|n| graph.tasks[g[*n]].id.clone())
+                    .collect();
                 cycle.push(graph.tasks[g[next]].id.clone());
                 out.push(ValidationError::Cycle { nodes: cycle });
                 break;

@@ -158,7 +158,9 @@ impl WeftEngine {
             // an artifact this engine produced for exactly these bytes.
             match unsafe { Component::deserialize_file(&self.engine, &path) } {
                 Ok(c) => return Ok((c, true)),
-                Err(e) => tracing::warn!(path = %path.display(), error = %e, "discarding unreadable compiled artifact"),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "discarding unreadable compiled artifact")
+                }
             }
         }
         let component = Component::new(&self.engine, bytes)?;

@@ -42,7 +42,10 @@ impl ResourceLimiter for MemoryLimiter {
         let after = self.used - current.min(self.used) + desired;
         if after > self.limit {
             self.hit = true;
-            return Err(wasmtime::format_err!("memory limit of {} bytes exceeded", self.limit));
+            return Err(wasmtime::format_err!(
+                "memory limit of {} bytes exceeded",
+                self.limit
+            ));
         }
         self.used = after;
         Ok(true)
@@ -143,14 +146,19 @@ pub(crate) fn new_store(
     wasi.stdout(std::io::empty()).stderr(stderr.clone());
     wasi.envs(sandbox.env);
     for grant in sandbox.folders {
-        let perms = if grant.writable { FsPerms::ReadWrite } else { FsPerms::ReadOnly };
-        wasi.preopened_dir(&grant.host, &grant.guest, perms).map_err(|e| {
-            TaskError::Host(format!(
-                "plugin `{}`: cannot open granted folder {}: {e}",
-                sandbox.plugin,
-                grant.host.display()
-            ))
-        })?;
+        let perms = if grant.writable {
+            FsPerms::ReadWrite
+        } else {
+            FsPerms::ReadOnly
+        };
+        wasi.preopened_dir(&grant.host, &grant.guest, perms)
+            .map_err(|e| {
+                TaskError::Host(format!(
+                    "plugin `{}`: cannot open granted folder {}: {e}",
+                    sandbox.plugin,
+                    grant.host.display()
+                ))
+            })?;
     }
     let mut table = ResourceTable::new();
     table.set_max_capacity(10_000);
@@ -212,5 +220,7 @@ pub(crate) fn classify(
 pub(crate) fn stderr_text(stderr: &MemoryOutputPipe) -> String {
     let bytes = stderr.contents();
     let start = bytes.len().saturating_sub(MAX_LINE);
-    String::from_utf8_lossy(&bytes[start..]).trim_end().to_string()
+    String::from_utf8_lossy(&bytes[start..])
+        .trim_end()
+        .to_string()
 }

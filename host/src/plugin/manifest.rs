@@ -185,8 +185,11 @@ mod tests {
 
         let err = Manifest::parse("[limits]\nmemory = 8\n", &path).unwrap_err();
         assert!(err.to_string().contains("unknown field `memory`"), "{err}");
-        let err = Manifest::parse("[[grants.folders]]\nhost = \"nope\"\nguest = \"/x\"\n", &path)
-            .unwrap_err();
+        let err = Manifest::parse(
+            "[[grants.folders]]\nhost = \"nope\"\nguest = \"/x\"\n",
+            &path,
+        )
+        .unwrap_err();
         assert!(matches!(err, ManifestError::MissingFolder { .. }), "{err}");
     }
 }

@@ -7,8 +7,8 @@
 //! the [`TaskContext`] of a single task.
 
 pub mod engine;
-pub mod manifest;
 mod instance;
+pub mod manifest;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,7 +22,9 @@ pub use engine::{EngineOptions, WeftEngine};
 pub use manifest::{Manifest, ManifestError};
 
 use crate::schema::ObjectSchema;
-use crate::task::{Implementation, PluginReport, Registry, RegistryError, TaskContext, TaskError, TaskType};
+use crate::task::{
+    Implementation, PluginReport, Registry, RegistryError, TaskContext, TaskError, TaskType,
+};
 use instance::{InstanceState, PluginPre, Sandbox, wit_types};
 
 /// The standard plugins, compiled from `plugins/` into this binary.
@@ -127,8 +129,12 @@ impl LoadedPlugin {
         timeout: Duration,
     ) -> Result<Value, TaskError> {
         let _slot = self.engine.instance_slot().await;
-        let (mut store, stderr) =
-            instance::new_store(self.engine.engine(), &self.sandbox(), ctx.events.clone(), timeout)?;
+        let (mut store, stderr) = instance::new_store(
+            self.engine.engine(),
+            &self.sandbox(),
+            ctx.events.clone(),
+            timeout,
+        )?;
         let bindings = match self.pre.instantiate_async(&mut store).await {
             Ok(b) => b,
             Err(e) => return Err(instance::classify(e, &store, &stderr, timeout)),
@@ -251,7 +257,9 @@ impl PluginHost {
 
     /// Every `*.wasm` in `dir`, sorted by name. A file that cannot be read is
     /// reported as a failed plugin.
-    pub fn folder_sources(dir: &Path) -> Result<Vec<Result<PluginSource, (String, PluginError)>>, std::io::Error> {
+    pub fn folder_sources(
+        dir: &Path,
+    ) -> Result<Vec<Result<PluginSource, (String, PluginError)>>, std::io::Error> {
         let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|e| e == "wasm") && p.is_file())
@@ -312,10 +320,11 @@ impl PluginHost {
         };
         let engine = self.engine.clone();
         let bytes = source.bytes;
-        let (component, _cached) = tokio::task::spawn_blocking(move || engine.load_component(&bytes))
-            .await
-            .map_err(|e| PluginError::Compile(e.to_string()))?
-            .map_err(|e| PluginError::Compile(format!("{e:#}")))?;
+        let (component, _cached) =
+            tokio::task::spawn_blocking(move || engine.load_component(&bytes))
+                .await
+                .map_err(|e| PluginError::Compile(e.to_string()))?
+                .map_err(|e| PluginError::Compile(format!("{e:#}")))?;
         let pre = self
             .linker
             .instantiate_pre(&component)
@@ -354,7 +363,10 @@ impl PluginHost {
                 Ok(TaskType {
                     input: schema("input", &t.input_schema)?,
                     output: schema("output", &t.output_schema)?,
-                    timeout: t.timeout_ms.map(Duration::from_millis).unwrap_or(plugin_timeout),
+                    timeout: t
+                        .timeout_ms
+                        .map(Duration::from_millis)
+                        .unwrap_or(plugin_timeout),
                     id: t.id,
                     version: t.version,
                     title: t.title,
@@ -369,11 +381,15 @@ impl PluginHost {
             .collect()
     }
 
-    async fn describe(&self, plugin: &LoadedPlugin) -> Result<Vec<wit_types::TaskType>, PluginError> {
+    async fn describe(
+        &self,
+        plugin: &LoadedPlugin,
+    ) -> Result<Vec<wit_types::TaskType>, PluginError> {
         let timeout = self.limits.describe_timeout;
         let _slot = self.engine.instance_slot().await;
-        let (mut store, stderr) = instance::new_store(self.engine.engine(), &plugin.sandbox(), None, timeout)
-            .map_err(|e| PluginError::Describe(e.to_string()))?;
+        let (mut store, stderr) =
+            instance::new_store(self.engine.engine(), &plugin.sandbox(), None, timeout)
+                .map_err(|e| PluginError::Describe(e.to_string()))?;
         let call = async {
             let bindings = plugin.pre.instantiate_async(&mut store).await?;
             bindings.weft_plugin_task().call_describe(&mut store).await
@@ -383,7 +399,10 @@ impl PluginHost {
             Ok(Err(e)) => Err(PluginError::Describe(
                 instance::classify(e, &store, &stderr, timeout).to_string(),
             )),
-            Err(_) => Err(PluginError::Describe(format!("timed out after {} ms", timeout.as_millis()))),
+            Err(_) => Err(PluginError::Describe(format!(
+                "timed out after {} ms",
+                timeout.as_millis()
+            ))),
         }
     }
 }

@@ -26,7 +26,9 @@ fn pick(input: PickIn, _: &Context) -> Result<Value, TaskError> {
                 out.insert(key.clone(), v.clone());
             }
             None if input.strict => {
-                return Err(TaskError::invalid_input(format!("key `{key}` is not in the object")));
+                return Err(TaskError::invalid_input(format!(
+                    "key `{key}` is not in the object"
+                )));
             }
             None => {}
         }
@@ -58,7 +60,12 @@ fn to_pointer(path: &str) -> String {
         return path.to_string();
     }
     let mut pointer = String::new();
-    for segment in path.replace('[', ".").replace(']', "").split('.').filter(|s| !s.is_empty()) {
+    for segment in path
+        .replace('[', ".")
+        .replace(']', "")
+        .split('.')
+        .filter(|s| !s.is_empty())
+    {
         pointer.push('/');
         pointer.push_str(&segment.replace('~', "~0").replace('/', "~1"));
     }
@@ -67,8 +74,14 @@ fn to_pointer(path: &str) -> String {
 
 fn path(input: PathIn, _: &Context) -> Result<PathOut, TaskError> {
     match input.value.pointer(&to_pointer(&input.path)) {
-        Some(v) => Ok(PathOut { value: v.clone(), found: true }),
-        None => Ok(PathOut { value: input.default, found: false }),
+        Some(v) => Ok(PathOut {
+            value: v.clone(),
+            found: true,
+        }),
+        None => Ok(PathOut {
+            value: input.default,
+            found: false,
+        }),
     }
 }
 
@@ -115,7 +128,8 @@ fn stringify(input: StringifyIn, _: &Context) -> Result<TextOut, TaskError> {
     } else {
         serde_json::to_string(&input.value)
     };
-    text.map(|text| TextOut { text }).map_err(|e| TaskError::failed(e.to_string()))
+    text.map(|text| TextOut { text })
+        .map_err(|e| TaskError::failed(e.to_string()))
 }
 
 fn tasks() -> Vec<TaskDef> {
@@ -135,7 +149,9 @@ fn tasks() -> Vec<TaskDef> {
             )
             .input_schema(open_object())
             .output_schema(open_object()),
-        TaskDef::new("json.parse", parse).title("Parse JSON").description("Parses `text` as JSON."),
+        TaskDef::new("json.parse", parse)
+            .title("Parse JSON")
+            .description("Parses `text` as JSON."),
         TaskDef::new("json.stringify", stringify)
             .title("Stringify JSON")
             .description("Writes `value` as JSON text."),

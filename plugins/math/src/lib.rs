@@ -55,27 +55,37 @@ fn arith(a: &Number, b: &Number, op: Op) -> Result<Number, TaskError> {
         Op::Sub => x - y,
         Op::Mul => x * y,
     };
-    Number::from_f64(v).ok_or_else(|| TaskError::failed(format!("result {v} is not a finite number")))
+    Number::from_f64(v)
+        .ok_or_else(|| TaskError::failed(format!("result {v} is not a finite number")))
 }
 
 fn as_f64(n: &Number) -> Result<f64, TaskError> {
-    n.as_f64().ok_or_else(|| TaskError::invalid_input(format!("{n} is not representable as a number")))
+    n.as_f64()
+        .ok_or_else(|| TaskError::invalid_input(format!("{n} is not representable as a number")))
 }
 
 fn add_one(input: Value, _: &Context) -> Result<Out, TaskError> {
-    Ok(Out { value: arith(&input.value, &1.into(), Op::Add)? })
+    Ok(Out {
+        value: arith(&input.value, &1.into(), Op::Add)?,
+    })
 }
 
 fn add(input: Pair, _: &Context) -> Result<Out, TaskError> {
-    Ok(Out { value: arith(&input.a, &input.b, Op::Add)? })
+    Ok(Out {
+        value: arith(&input.a, &input.b, Op::Add)?,
+    })
 }
 
 fn subtract(input: Pair, _: &Context) -> Result<Out, TaskError> {
-    Ok(Out { value: arith(&input.a, &input.b, Op::Sub)? })
+    Ok(Out {
+        value: arith(&input.a, &input.b, Op::Sub)?,
+    })
 }
 
 fn multiply(input: Pair, _: &Context) -> Result<Out, TaskError> {
-    Ok(Out { value: arith(&input.a, &input.b, Op::Mul)? })
+    Ok(Out {
+        value: arith(&input.a, &input.b, Op::Mul)?,
+    })
 }
 
 fn divide(input: Pair, _: &Context) -> Result<Out, TaskError> {
@@ -102,13 +112,21 @@ fn tasks() -> Vec<TaskDef> {
         TaskDef::new("math.add-one", add_one)
             .title("Add one")
             .description("Adds 1 to `value`: {value: n} → {value: n + 1}."),
-        TaskDef::new("math.add", add).title("Add").description("a + b."),
-        TaskDef::new("math.subtract", subtract).title("Subtract").description("a - b."),
-        TaskDef::new("math.multiply", multiply).title("Multiply").description("a × b."),
+        TaskDef::new("math.add", add)
+            .title("Add")
+            .description("a + b."),
+        TaskDef::new("math.subtract", subtract)
+            .title("Subtract")
+            .description("a - b."),
+        TaskDef::new("math.multiply", multiply)
+            .title("Multiply")
+            .description("a × b."),
         TaskDef::new("math.divide", divide)
             .title("Divide")
             .description("a ÷ b as a float; dividing by zero is invalid input."),
-        TaskDef::new("math.sum", sum).title("Sum").description("The sum of a list of numbers."),
+        TaskDef::new("math.sum", sum)
+            .title("Sum")
+            .description("The sum of a list of numbers."),
     ]
 }
 

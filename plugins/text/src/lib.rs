@@ -45,7 +45,10 @@ fn split(input: SplitIn, _: &Context) -> Result<SplitOut, TaskError> {
         .filter(|p| !(input.skip_empty && p.is_empty()))
         .map(str::to_string)
         .collect();
-    Ok(SplitOut { count: parts.len(), parts })
+    Ok(SplitOut {
+        count: parts.len(),
+        parts,
+    })
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -64,7 +67,9 @@ struct TextOut {
 }
 
 fn join(input: JoinIn, _: &Context) -> Result<TextOut, TaskError> {
-    Ok(TextOut { text: input.parts.join(&input.separator) })
+    Ok(TextOut {
+        text: input.parts.join(&input.separator),
+    })
 }
 
 /// Looks up a dotted path (`a.b.0`) in a JSON value.
@@ -87,11 +92,16 @@ fn template(input: Value, _: &Context) -> Result<TextOut, TaskError> {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
         let end = after.find("}}").ok_or_else(|| {
-            TaskError::invalid_input(format!("unclosed `{{{{` at byte {} of the template", tpl.len() - rest.len() + start))
+            TaskError::invalid_input(format!(
+                "unclosed `{{{{` at byte {} of the template",
+                tpl.len() - rest.len() + start
+            ))
         })?;
         let name = after[..end].trim();
         let value = lookup(&input, name).ok_or_else(|| {
-            TaskError::invalid_input(format!("template placeholder `{{{{{name}}}}}` has no value in the input"))
+            TaskError::invalid_input(format!(
+                "template placeholder `{{{{{name}}}}}` has no value in the input"
+            ))
         })?;
         match value {
             Value::String(s) => out.push_str(s),
@@ -104,7 +114,8 @@ fn template(input: Value, _: &Context) -> Result<TextOut, TaskError> {
 }
 
 fn compile(pattern: &str) -> Result<Regex, TaskError> {
-    Regex::new(pattern).map_err(|e| TaskError::invalid_input(format!("bad regular expression: {e}")))
+    Regex::new(pattern)
+        .map_err(|e| TaskError::invalid_input(format!("bad regular expression: {e}")))
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -148,7 +159,11 @@ fn regex_match(input: MatchIn, _: &Context) -> Result<MatchOut, TaskError> {
                 text: whole.as_str().to_string(),
                 start: whole.start(),
                 end: whole.end(),
-                groups: c.iter().skip(1).map(|g| g.map(|m| m.as_str().to_string())).collect(),
+                groups: c
+                    .iter()
+                    .skip(1)
+                    .map(|g| g.map(|m| m.as_str().to_string()))
+                    .collect(),
                 named: names
                     .iter()
                     .map(|n| (n.to_string(), c.name(n).map(|m| m.as_str().to_string())))
@@ -156,7 +171,10 @@ fn regex_match(input: MatchIn, _: &Context) -> Result<MatchOut, TaskError> {
             }
         })
         .collect();
-    Ok(MatchOut { matched: !matches.is_empty(), matches })
+    Ok(MatchOut {
+        matched: !matches.is_empty(),
+        matches,
+    })
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -188,11 +206,20 @@ fn regex_replace(input: ReplaceIn, _: &Context) -> Result<ReplaceOut, TaskError>
     let re = compile(&input.pattern)?;
     let found = re.find_iter(&input.text).count();
     let (text, replacements) = if input.all {
-        (re.replace_all(&input.text, input.replacement.as_str()), found)
+        (
+            re.replace_all(&input.text, input.replacement.as_str()),
+            found,
+        )
     } else {
-        (re.replace(&input.text, input.replacement.as_str()), found.min(1))
+        (
+            re.replace(&input.text, input.replacement.as_str()),
+            found.min(1),
+        )
     };
-    Ok(ReplaceOut { text: text.into_owned(), replacements })
+    Ok(ReplaceOut {
+        text: text.into_owned(),
+        replacements,
+    })
 }
 
 fn tasks() -> Vec<TaskDef> {

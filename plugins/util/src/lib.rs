@@ -27,7 +27,10 @@ fn delay(input: DelayIn, ctx: &Context) -> Result<DelayOut, TaskError> {
     ctx.progress(0.0, Some("sleeping"));
     std::thread::sleep(std::time::Duration::from_millis(input.ms));
     ctx.progress(1.0, None);
-    Ok(DelayOut { value: input.value, slept_ms: input.ms })
+    Ok(DelayOut {
+        value: input.value,
+        slept_ms: input.ms,
+    })
 }
 
 #[derive(Deserialize, JsonSchema, Default)]
@@ -69,14 +72,18 @@ fn debug_log(input: DebugIn, ctx: &Context) -> Result<DebugOut, TaskError> {
         LogLevel::Error => Level::Error,
     };
     ctx.log(level, &text);
-    Ok(DebugOut { message: input.message })
+    Ok(DebugOut {
+        message: input.message,
+    })
 }
 
 fn tasks() -> Vec<TaskDef> {
     vec![
         TaskDef::new("util.delay", delay)
             .title("Delay")
-            .description("Sleeps `ms` milliseconds, then passes `value` through. For tests and demos.")
+            .description(
+                "Sleeps `ms` milliseconds, then passes `value` through. For tests and demos.",
+            )
             .not_cacheable(),
         TaskDef::new("util.debug-log", debug_log)
             .title("Debug log")

@@ -287,9 +287,10 @@ impl TaskDef {
                 .clone()
                 .unwrap_or_else(|| crate_version.to_string()),
             title: self.title.clone().unwrap_or_else(|| self.id.clone()),
-            category: self.category.clone().unwrap_or_else(|| {
-                self.id.split('.').next().unwrap_or_default().to_string()
-            }),
+            category: self
+                .category
+                .clone()
+                .unwrap_or_else(|| self.id.split('.').next().unwrap_or_default().to_string()),
             description: self.description.clone(),
             input_schema: input.to_string(),
             output_schema: output.to_string(),
@@ -329,7 +330,9 @@ pub fn __run(
 #[doc(hidden)]
 pub use wit_task::Guest as __Guest;
 #[doc(hidden)]
-pub use wit_types::{Context as __WitContext, TaskError as __WitTaskError, TaskType as __WitTaskType};
+pub use wit_types::{
+    Context as __WitContext, TaskError as __WitTaskError, TaskType as __WitTaskType,
+};
 
 /// Export the plugin: pass a function returning the plugin's [`TaskDef`]s.
 /// Call it once, at the root of the plugin crate.

@@ -61,14 +61,18 @@ fn echo_context(_: In, ctx: &Context) -> Result<Value, TaskError> {
 }
 
 fn read_env(_: In, _: &Context) -> Result<Value, TaskError> {
-    let vars: serde_json::Map<String, Value> =
-        std::env::vars().map(|(k, v)| (k, Value::String(v))).collect();
+    let vars: serde_json::Map<String, Value> = std::env::vars()
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
     Ok(json!({ "vars": vars }))
 }
 
 fn list_dir(_: In, _: &Context) -> Result<Value, TaskError> {
     let names: Vec<String> = match std::fs::read_dir("/data") {
-        Ok(dir) => dir.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect(),
+        Ok(dir) => dir
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect(),
         Err(e) => return Err(TaskError::failed(format!("cannot read /data: {e}"))),
     };
     Ok(json!({ "names": names }))
@@ -86,7 +90,9 @@ fn tasks() -> Vec<TaskDef> {
         TaskDef::new("bad.spin", spin),
         TaskDef::new("bad.memory-bomb", memory_bomb),
         TaskDef::new("bad.huge-output", huge_output).output_schema(any.clone()),
-        TaskDef::raw("bad.bad-json", any.clone(), any.clone(), |_, _| Ok("{\"value\": tru".into())),
+        TaskDef::raw("bad.bad-json", any.clone(), any.clone(), |_, _| {
+            Ok("{\"value\": tru".into())
+        }),
         TaskDef::new("bad.wrong-output", wrong_output).output_schema(value_out()),
         TaskDef::new("bad.fail", fail),
         TaskDef::new("probe.context", echo_context).output_schema(any.clone()),

@@ -1,0 +1,268 @@
+//! The `weft` binary end to end: what a user types, what they see, and the exit
+//! codes scripts rely on.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::{Value, json};
+use weft_tests::{EXAMPLE_PLUGIN, PluginDir, ROOT};
+
+fn weft(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(args)
+        .current_dir(ROOT)
+        .env("WEFT_CACHE_DIR", weft_tests::cache_dir())
+        .env_remove("WEFT_PLUGINS_DIR")
+        .output()
+        .expect("weft runs")
+}
+
+fn stdout_json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn run_json_prints_status_leaf_outputs_and_stats() {
+    let out = weft(&[
+        "run",
+        "examples/hello.json",
+        "--input",
+        r#"{"text": "weft, warp, loom"}"#,
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v = stdout_json(&out);
+    assert_eq!(v["status"], "succeeded");
+    assert_eq!(
+        v["outputs"],
+        json!({"count": {"value": 4}, "log": {"message": "weft and warp: 3 parts"}})
+    );
+    assert_eq!(v["stats"]["tasks_executed"], 4);
+    assert_eq!(v["stats"]["cache_hits"], 0);
+    assert!(v["stats"]["run_ms"].as_f64().unwrap() > 0.0);
+
+    let out = weft(&[
+        "run",
+        "examples/hello.json",
+        "--input",
+        r#"{"text": "a,b"}"#,
+        "--json",
+        "--all-outputs",
+    ]);
+    let v = stdout_json(&out);
+    assert_eq!(
+        v["outputs"]["split"],
+        json!({"parts": ["a", "b"], "count": 2})
+    );
+}
+
+#[test]
+fn chain_1000_bench_graph_computes_1000() {
+    let out = weft(&["run", "examples/bench/chain-1000.json", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v = stdout_json(&out);
+    assert_eq!(v["outputs"], json!({"t999": {"value": 1000}}));
+    assert_eq!(v["stats"]["tasks_executed"], 1000);
+}
+
+#[test]
+fn fanout_1000_bench_graph_merges_every_branch() {
+    let out = weft(&["run", "examples/bench/fanout-1000.json", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let merged = &stdout_json(&out)["outputs"]["merge"];
+    assert_eq!(merged.as_object().unwrap().len(), 1000);
+    assert_eq!(merged["f0"], 2);
+    assert_eq!(merged["f999"], 2);
+}
+
+#[test]
+fn failed_run_exits_1_and_names_the_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = dir.path().join("g.json");
+    std::fs::write(
+        &g,
+        r#"{"tasks":[{"id":"div","type":"math.divide","defaults":{"a":1,"b":0}}]}"#,
+    )
+    .unwrap();
+    let out = weft(&["run", g.to_str().unwrap(), "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v = stdout_json(&out);
+    assert_eq!(v["status"], "failed");
+    assert_eq!(v["failures"][0]["node"], "div");
+    assert_eq!(
+        v["failures"][0]["error"],
+        "invalid input: division by zero (b is 0)"
+    );
+}
+
+#[test]
+fn validate_reports_every_problem_with_its_place_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = dir.path().join("bad.json");
+    std::fs::write(
+        &g,
+        r#"{"tasks":[{"id":"a","type":"math.add-onee"},{"id":"b","type":"text.join"}],
+            "dataflows":[{"sourceTaskId":"b","sourceTaskPortId":"text","targetTaskId":"c","targetTaskPortId":"x"}]}"#,
+    )
+    .unwrap();
+    let out = weft(&["validate", g.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    let file = g.display().to_string();
+    assert!(err.contains(&format!("{file}: tasks[0] (node \"a\"): unknown task type `math.add-onee` (did you mean `math.add-one`?)")), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{file}: dataflows[0] (b.text → c.x): no node \"c\" in the graph"
+        )),
+        "{err}"
+    );
+
+    std::fs::write(&g, "{\"tasks\": [}").unwrap();
+    let out = weft(&["validate", g.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains(&format!("{file}:1:12: malformed JSON")),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = weft(&["validate", "examples/hello.json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("ok (4 nodes, 4 dataflows)"), "{text}");
+    assert!(
+        text.contains("expects from the run's input: split.text"),
+        "{text}"
+    );
+}
+
+#[test]
+fn missing_run_input_is_refused_before_running() {
+    let out = weft(&["run", "examples/hello.json", "--json"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("required input `text` of `text.split`"),
+        "{}",
+        stderr(&out)
+    );
+    let out = weft(&["run", "examples/hello.json", "--input", "[1]"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("--input must be a JSON object"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn tasks_json_lists_standard_and_folder_plugins_with_schemas() {
+    let out = weft(&["tasks", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let all = stdout_json(&out);
+    let ids: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    for id in [
+        "text.split",
+        "text.join",
+        "text.template",
+        "text.regex-match",
+        "text.regex-replace",
+        "json.pick",
+        "json.path",
+        "json.merge",
+        "math.add-one",
+        "util.delay",
+        "util.debug-log",
+    ] {
+        assert!(ids.contains(&id), "{id} missing from {ids:?}");
+    }
+    let split = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == "text.split")
+        .unwrap();
+    for key in [
+        "id",
+        "version",
+        "title",
+        "category",
+        "description",
+        "input_schema",
+        "output_schema",
+        "side_effects",
+        "cacheable",
+        "plugin",
+    ] {
+        assert!(split.get(key).is_some(), "key {key} missing");
+    }
+    assert_eq!(split["plugin"], "std-text");
+    assert_eq!(
+        split["input_schema"]["properties"]["text"]["type"],
+        "string"
+    );
+    assert!(!ids.contains(&"example.shout"));
+
+    // A component dropped into a plugins folder shows up and runs.
+    let dir = PluginDir::new().add("example", EXAMPLE_PLUGIN);
+    let plugins = dir.path().to_str().unwrap();
+    let out = weft(&["tasks", "--json", "--plugins", plugins]);
+    let all = stdout_json(&out);
+    let shout = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == "example.shout")
+        .expect("example.shout listed");
+    assert_eq!(shout["plugin"], "example");
+    let g = Path::new(plugins).join("g.json");
+    std::fs::write(&g, r#"{"tasks":[{"id":"s","type":"example.shout"}]}"#).unwrap();
+    let out = weft(&[
+        "run",
+        g.to_str().unwrap(),
+        "--plugins",
+        plugins,
+        "--input",
+        r#"{"text":"hey"}"#,
+        "--json",
+    ]);
+    assert_eq!(stdout_json(&out)["outputs"]["s"], json!({"text": "HEY!"}));
+
+    let out = weft(&["tasks"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("text.split 0.1.0 — Split text [cacheable] (std-text)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("in:  text: string, separator?: string"),
+        "{text}"
+    );
+}
+
+#[test]
+fn plugins_lists_load_errors() {
+    let dir = PluginDir::new().file("broken.wasm", b"nope");
+    let out = weft(&["plugins", "--plugins", dir.path().to_str().unwrap()]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("broken (") && text.contains("FAILED: not a loadable WASI 0.2 component"),
+        "{text}"
+    );
+    assert!(text.contains("std-math (builtin)"), "{text}");
+}
