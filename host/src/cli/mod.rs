@@ -182,11 +182,11 @@ fn validate(host: &Host, path: &Path, input: Option<&str>) -> anyhow::Result<Exi
         Ok(p) => p,
         Err(code) => return Ok(code),
     };
-    if let Some(input) = input {
-        if let Err(e) = plan.check_input(&read_input(input)?) {
-            eprintln!("error: {e}");
-            return Ok(ExitCode::from(2));
-        }
+    if let Some(input) = input
+        && let Err(e) = plan.check_input(&read_input(input)?)
+    {
+        eprintln!("error: {e}");
+        return Ok(ExitCode::from(2));
     }
     let expected = plan.expected_input();
     writeln!(

@@ -359,15 +359,15 @@ impl Plan {
                     &flow.target_task_port_id,
                 ));
             }
-            if let (Some(a), Some(b)) = (source_types, target_types) {
-                if a.intersect(b).is_empty() {
-                    errors.push(ValidationError::SchemaMismatch {
-                        index: i,
-                        flow: flow.to_string(),
-                        source_types: a,
-                        target_types: b,
-                    });
-                }
+            if let (Some(a), Some(b)) = (source_types, target_types)
+                && a.intersect(b).is_empty()
+            {
+                errors.push(ValidationError::SchemaMismatch {
+                    index: i,
+                    flow: flow.to_string(),
+                    source_types: a,
+                    target_types: b,
+                });
             }
         }
 

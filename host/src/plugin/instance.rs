@@ -17,7 +17,7 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub(crate) use weft::plugin::types as wit_types;
+pub(crate) use self::weft::plugin::types as wit_types;
 
 /// Guest stderr kept per run (for trap messages and log events).
 const STDERR_CAPACITY: usize = 1 << 20;
@@ -79,11 +79,11 @@ impl WasiView for InstanceState {
     }
 }
 
-impl weft::plugin::types::Host for InstanceState {}
+impl self::weft::plugin::types::Host for InstanceState {}
 
-impl weft::plugin::log::Host for InstanceState {
-    fn log(&mut self, level: weft::plugin::log::Level, message: String) {
-        use weft::plugin::log::Level as L;
+impl self::weft::plugin::log::Host for InstanceState {
+    fn log(&mut self, level: self::weft::plugin::log::Level, message: String) {
+        use self::weft::plugin::log::Level as L;
         let message = truncate(message);
         let level = match level {
             L::Trace => LogLevel::Trace,
@@ -99,7 +99,7 @@ impl weft::plugin::log::Host for InstanceState {
     }
 }
 
-impl weft::plugin::progress::Host for InstanceState {
+impl self::weft::plugin::progress::Host for InstanceState {
     fn report(&mut self, fraction: f32, message: Option<String>) {
         if let Some(events) = &self.events {
             events.progress(fraction, message.map(truncate));

@@ -183,6 +183,9 @@ fn from_wit_error(e: wit_types::TaskError) -> TaskError {
     }
 }
 
+/// One `*.wasm` of a plugins folder: read, or (its path, why not).
+pub type FolderEntry = Result<PluginSource, (String, PluginError)>;
+
 /// A component to load, with where it came from.
 pub struct PluginSource {
     /// The plugin's name.
@@ -257,9 +260,7 @@ impl PluginHost {
 
     /// Every `*.wasm` in `dir`, sorted by name. A file that cannot be read is
     /// reported as a failed plugin.
-    pub fn folder_sources(
-        dir: &Path,
-    ) -> Result<Vec<Result<PluginSource, (String, PluginError)>>, std::io::Error> {
+    pub fn folder_sources(dir: &Path) -> Result<Vec<FolderEntry>, std::io::Error> {
         let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|e| e == "wasm") && p.is_file())
