@@ -12,6 +12,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
+use crate::store::{Commit, NodeRecord, RunStore, StoreError};
+
 /// The state of a node in a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -99,6 +101,9 @@ pub enum EventKind {
     RunStarted {
         /// How many nodes the graph has.
         nodes: usize,
+        /// True when the run continues after an interruption.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        resumed: bool,
     },
     /// The run ended.
     RunFinished {
@@ -168,9 +173,11 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// Numbers a run's events and hands each one to every subscriber, in order.
+/// A run's event log: numbers events, makes them durable in the run's store
+/// together with the state changes they describe, and only then hands them to
+/// every subscriber, in order.
 ///
-/// Cheap to clone; every clone emits into the same sequence.
+/// Cheap to clone; every clone writes into the same sequence.
 #[derive(Clone)]
 pub struct EventHub {
     inner: Arc<HubInner>,
@@ -178,25 +185,37 @@ pub struct EventHub {
 
 struct HubInner {
     run_id: String,
-    state: Mutex<HubState>,
-}
-
-struct HubState {
-    next_seq: u64,
-    subscribers: Vec<mpsc::UnboundedSender<Event>>,
+    store: Option<Arc<dyn RunStore>>,
+    /// Held across a commit, so numbering follows commit order.
+    next_seq: tokio::sync::Mutex<u64>,
+    /// Events from tasks (logs, progress), waiting for the next commit.
+    buffered: Mutex<Vec<(u64, EventKind)>>,
+    wake: tokio::sync::Notify,
+    subscribers: Mutex<Vec<mpsc::UnboundedSender<Event>>>,
 }
 
 impl EventHub {
-    /// A hub for `run_id` whose next event gets number `next_seq` (1 for a new
-    /// run; one past the last stored event for a resumed run).
+    /// A hub for `run_id` that keeps nothing (events go to subscribers only),
+    /// whose next event gets number `next_seq`.
     pub fn new(run_id: &str, next_seq: u64) -> Self {
+        Self::build(run_id, next_seq, None)
+    }
+
+    /// A hub for `run_id` whose events and state changes are committed to `store`
+    /// before anyone sees them. `next_seq` is one past the run's last stored event.
+    pub fn with_store(run_id: &str, next_seq: u64, store: Arc<dyn RunStore>) -> Self {
+        Self::build(run_id, next_seq, Some(store))
+    }
+
+    fn build(run_id: &str, next_seq: u64, store: Option<Arc<dyn RunStore>>) -> Self {
         EventHub {
             inner: Arc::new(HubInner {
                 run_id: run_id.to_string(),
-                state: Mutex::new(HubState {
-                    next_seq,
-                    subscribers: Vec::new(),
-                }),
+                store,
+                next_seq: tokio::sync::Mutex::new(next_seq.max(1)),
+                buffered: Mutex::new(Vec::new()),
+                wake: tokio::sync::Notify::new(),
+                subscribers: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -206,32 +225,89 @@ impl EventHub {
         &self.inner.run_id
     }
 
-    /// Receive every event emitted from now on.
+    /// Receive every event published from now on.
     pub fn subscribe(&self) -> mpsc::UnboundedReceiver<Event> {
         let (tx, rx) = mpsc::unbounded_channel();
-        self.lock().subscribers.push(tx);
+        lock(&self.inner.subscribers).push(tx);
         rx
     }
 
-    /// Number `kind` and deliver it. Returns the event.
-    pub fn emit(&self, kind: EventKind) -> Event {
-        let mut state = self.lock();
-        let event = Event {
-            run_id: self.inner.run_id.clone(),
-            seq: state.next_seq,
-            time_ms: now_ms(),
-            kind,
-        };
-        state.next_seq += 1;
-        state.subscribers.retain(|s| s.send(event.clone()).is_ok());
-        event
+    /// Commit `nodes`, the run's new `status` and the events `kinds` (after any
+    /// buffered task events) in one transaction, then publish the events.
+    pub async fn commit(
+        &self,
+        nodes: Vec<NodeRecord>,
+        status: Option<RunStatus>,
+        kinds: Vec<EventKind>,
+    ) -> Result<Vec<Event>, StoreError> {
+        let mut next_seq = self.inner.next_seq.lock().await;
+        let now = now_ms();
+        let buffered = std::mem::take(&mut *lock(&self.inner.buffered));
+        let events: Vec<Event> = buffered
+            .into_iter()
+            .chain(kinds.into_iter().map(|k| (now, k)))
+            .enumerate()
+            .map(|(i, (time_ms, kind))| Event {
+                run_id: self.inner.run_id.clone(),
+                seq: *next_seq + i as u64,
+                time_ms,
+                kind,
+            })
+            .collect();
+        if events.is_empty() && nodes.is_empty() && status.is_none() {
+            return Ok(events);
+        }
+        if let Some(store) = &self.inner.store {
+            let commit = Commit {
+                nodes,
+                status,
+                events: events.clone(),
+            };
+            store.commit(&self.inner.run_id, commit).await?;
+        }
+        *next_seq += events.len() as u64;
+        lock(&self.inner.subscribers).retain(|s| events.iter().all(|e| s.send(e.clone()).is_ok()));
+        Ok(events)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HubState> {
-        // A panic while holding this lock cannot leave the state inconsistent
-        // (it is a counter and a list), so a poisoned lock is still usable.
-        self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+    /// Queue an event from a running task; it is committed and published by
+    /// the next commit or [`EventHub::flush`].
+    pub fn buffer(&self, kind: EventKind) {
+        lock(&self.inner.buffered).push((now_ms(), kind));
+        self.inner.wake.notify_one();
     }
+
+    /// Commit and publish the buffered task events.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.commit(Vec::new(), None, Vec::new()).await.map(|_| ())
+    }
+
+    /// Flush buffered task events as they come (batched every few
+    /// milliseconds) until the returned token is cancelled.
+    pub fn start_flusher(&self) -> tokio_util::sync::CancellationToken {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let (hub, done) = (self.clone(), stop.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = done.cancelled() => break,
+                    _ = hub.inner.wake.notified() => {}
+                }
+                // Let a burst of log lines gather into one transaction.
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                if let Err(e) = hub.flush().await {
+                    tracing::error!(run = %hub.run_id(), error = %e, "cannot store task events");
+                }
+            }
+        });
+        stop
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding one of these locks cannot leave the data
+    // inconsistent (a list), so a poisoned lock is still usable.
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Emits the events of one node of a run: what a task's `log` and `progress`
@@ -258,7 +334,7 @@ impl NodeEvents {
 
     /// A log line from the task.
     pub fn log(&self, level: LogLevel, message: String) {
-        self.hub.emit(EventKind::Log {
+        self.hub.buffer(EventKind::Log {
             node: self.node.clone(),
             level,
             message,
@@ -272,7 +348,7 @@ impl NodeEvents {
         } else {
             fraction.clamp(0.0, 1.0)
         };
-        self.hub.emit(EventKind::Progress {
+        self.hub.buffer(EventKind::Progress {
             node: self.node.clone(),
             fraction,
             message,
@@ -284,31 +360,63 @@ impl NodeEvents {
 mod tests {
     use super::*;
 
-    #[test]
-    fn numbers_events_without_gaps_for_every_subscriber() {
+    #[tokio::test]
+    async fn numbers_events_without_gaps_for_every_subscriber() {
         let hub = EventHub::new("r1", 1);
         let mut a = hub.subscribe();
-        hub.emit(EventKind::RunStarted { nodes: 2 });
+        hub.commit(
+            vec![],
+            None,
+            vec![EventKind::RunStarted {
+                nodes: 2,
+                resumed: false,
+            }],
+        )
+        .await
+        .unwrap();
         let mut b = hub.subscribe();
-        hub.clone().emit(EventKind::RunFinished {
-            status: RunStatus::Succeeded,
+        hub.buffer(EventKind::Log {
+            node: "n".into(),
+            level: LogLevel::Info,
+            message: "x".into(),
         });
+        hub.clone()
+            .commit(
+                vec![],
+                None,
+                vec![EventKind::RunFinished {
+                    status: RunStatus::Succeeded,
+                }],
+            )
+            .await
+            .unwrap();
         assert_eq!(a.try_recv().unwrap().seq, 1);
-        assert_eq!(a.try_recv().unwrap().seq, 2);
+        let log = a.try_recv().unwrap();
+        assert_eq!(
+            (log.seq, matches!(log.kind, EventKind::Log { .. })),
+            (2, true)
+        );
+        assert_eq!(a.try_recv().unwrap().seq, 3);
         assert_eq!(b.try_recv().unwrap().seq, 2);
-        assert!(b.try_recv().is_err());
     }
 
-    #[test]
-    fn serializes_with_a_type_tag() {
+    #[tokio::test]
+    async fn serializes_with_a_type_tag() {
         let hub = EventHub::new("r1", 7);
-        let e = hub.emit(EventKind::Node {
-            node: "a".into(),
-            status: NodeStatus::Completed,
-            error: None,
-            cached: false,
-        });
-        let v = serde_json::to_value(&e).unwrap();
+        let e = hub
+            .commit(
+                vec![],
+                None,
+                vec![EventKind::Node {
+                    node: "a".into(),
+                    status: NodeStatus::Completed,
+                    error: None,
+                    cached: false,
+                }],
+            )
+            .await
+            .unwrap();
+        let v = serde_json::to_value(&e[0]).unwrap();
         assert_eq!(v["type"], "node");
         assert_eq!(v["seq"], 7);
         assert_eq!(v["status"], "completed");

@@ -7,10 +7,11 @@ use std::sync::Arc;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::events::EventHub;
+use crate::events::{EventHub, RunStatus, now_ms};
 use crate::graph::{Graph, Plan, ValidationErrors};
 use crate::plugin::{EngineOptions, HostLimits, PluginHost};
 use crate::runner::{RunOptions, RunResult, Runner};
+use crate::store::{MemoryStore, NodeRecord, RunRecord, RunSpec, RunStore, StoreError};
 use crate::task::{NativeTask, PluginReport, Registry, RegistryError};
 
 /// Why the host could not start or could not run a graph.
@@ -33,6 +34,30 @@ pub enum HostError {
     /// The graph or the run's input is invalid.
     #[error(transparent)]
     Invalid(#[from] ValidationErrors),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A run that already ended cannot be resumed.
+    #[error("run {run_id} already ended ({status:?}); nothing to resume")]
+    AlreadyFinished {
+        /// The run.
+        run_id: String,
+        /// How it ended.
+        status: RunStatus,
+    },
+}
+
+/// A run ready to execute: validated, recorded in the store, with its event
+/// hub (subscribe to it before [`Host::execute`] to follow the run).
+pub struct PreparedRun {
+    /// The run's id.
+    pub run_id: String,
+    /// The validated graph.
+    pub plan: Plan,
+    /// The run's event log.
+    pub hub: EventHub,
+    input: Value,
+    prior: Vec<NodeRecord>,
 }
 
 /// Configures a [`Host`].
@@ -43,6 +68,7 @@ pub struct HostBuilder {
     limits: HostLimits,
     run: RunOptions,
     natives: Vec<NativeTask>,
+    store: Option<Arc<dyn RunStore>>,
 }
 
 impl HostBuilder {
@@ -67,6 +93,12 @@ impl HostBuilder {
     /// How many tasks may run at once.
     pub fn parallelism(mut self, n: usize) -> Self {
         self.run.parallelism = n;
+        self
+    }
+
+    /// Keep runs in `store` (default: in memory, lost at exit).
+    pub fn store(mut self, store: Arc<dyn RunStore>) -> Self {
+        self.store = Some(store);
         self
     }
 
@@ -115,6 +147,7 @@ impl HostBuilder {
             plugins,
             registry: Arc::new(registry),
             runner: Runner::new(self.run),
+            store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
         })
     }
 }
@@ -124,6 +157,7 @@ pub struct Host {
     plugins: PluginHost,
     registry: Arc<Registry>,
     runner: Runner,
+    store: Arc<dyn RunStore>,
 }
 
 impl Host {
@@ -152,7 +186,13 @@ impl Host {
         Plan::new(graph, &self.registry, origin)
     }
 
-    /// Run a validated plan, announcing events on `hub`, until done or cancelled.
+    /// The store runs are kept in.
+    pub fn store(&self) -> &Arc<dyn RunStore> {
+        &self.store
+    }
+
+    /// Run a validated plan without recording it in the store, announcing
+    /// events on `hub`, until done or cancelled.
     pub async fn run_plan(
         &self,
         plan: &Plan,
@@ -161,15 +201,95 @@ impl Host {
         cancel: &CancellationToken,
     ) -> Result<RunResult, HostError> {
         plan.check_input(input)?;
-        Ok(self.runner.run(plan, input, hub, cancel).await)
+        Ok(self.runner.run(plan, input, &[], hub, cancel).await?)
     }
 
-    /// Validate and run `graph` on `input` with a fresh run id.
+    /// Validate `graph` and `input` and record a new run in the store.
+    pub async fn prepare(
+        &self,
+        graph: &Graph,
+        origin: &str,
+        input: Value,
+    ) -> Result<PreparedRun, HostError> {
+        let plan = self.plan(graph, origin)?;
+        plan.check_input(&input)?;
+        let run_id = new_run_id();
+        let now = now_ms();
+        self.store
+            .create_run(
+                RunRecord {
+                    run_id: run_id.clone(),
+                    origin: origin.to_string(),
+                    status: RunStatus::Running,
+                    created_ms: now,
+                    updated_ms: now,
+                    next_seq: 1,
+                },
+                RunSpec {
+                    graph: graph.clone(),
+                    origin: origin.to_string(),
+                    input: input.clone(),
+                },
+            )
+            .await?;
+        Ok(PreparedRun {
+            hub: EventHub::with_store(&run_id, 1, self.store.clone()),
+            run_id,
+            plan,
+            input,
+            prior: Vec::new(),
+        })
+    }
+
+    /// Load an interrupted run from the store to continue it: completed nodes
+    /// keep their outputs, interrupted ones run again.
+    pub async fn prepare_resume(&self, run_id: &str) -> Result<PreparedRun, HostError> {
+        let stored = self.store.load_run(run_id).await?;
+        if stored.run.status != RunStatus::Running {
+            return Err(HostError::AlreadyFinished {
+                run_id: run_id.to_string(),
+                status: stored.run.status,
+            });
+        }
+        let plan = self.plan(&stored.spec.graph, &stored.spec.origin)?;
+        Ok(PreparedRun {
+            hub: EventHub::with_store(run_id, stored.run.next_seq, self.store.clone()),
+            run_id: run_id.to_string(),
+            plan,
+            input: stored.spec.input,
+            prior: stored.nodes,
+        })
+    }
+
+    /// Execute a prepared run until it ends or `cancel` fires.
+    pub async fn execute(
+        &self,
+        run: &PreparedRun,
+        cancel: &CancellationToken,
+    ) -> Result<RunResult, HostError> {
+        Ok(self
+            .runner
+            .run(&run.plan, &run.input, &run.prior, &run.hub, cancel)
+            .await?)
+    }
+
+    /// Ids of runs the store holds as still running: interrupted, when no
+    /// other process is executing them.
+    pub async fn interrupted_runs(&self) -> Result<Vec<String>, HostError> {
+        Ok(self
+            .store
+            .list_runs()
+            .await?
+            .into_iter()
+            .filter(|r| r.status == RunStatus::Running)
+            .map(|r| r.run_id)
+            .collect())
+    }
+
+    /// Validate and run `graph` on `input` as a new run.
     pub async fn run(&self, graph: &Graph, input: Value) -> Result<RunResult, HostError> {
-        let plan = self.plan(graph, "<graph>")?;
-        let hub = EventHub::new(&new_run_id(), 1);
-        self.run_plan(&plan, &input, &hub, &CancellationToken::new())
-            .await
+        let run = self.prepare(graph, "<graph>", input).await?;
+        self.execute(&run, &CancellationToken::new()).await
     }
 }
 

@@ -9,6 +9,7 @@
 //! - [`plugin`]: wasm components that provide task types, each task run in a
 //!   fresh sandboxed instance;
 //! - [`events`]: the numbered event stream of each run;
+//! - [`store`]: runs, node states, outputs and event logs, durable (redb) or in memory;
 //! - [`schema`]: reading the JSON Schemas plugins declare.
 //!
 //! ```no_run
@@ -32,6 +33,7 @@ mod host;
 pub mod plugin;
 pub mod runner;
 pub mod schema;
+pub mod store;
 pub mod task;
 
-pub use host::{Host, HostBuilder, HostError, new_run_id};
+pub use host::{Host, HostBuilder, HostError, PreparedRun, new_run_id};

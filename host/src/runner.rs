@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::events::{DataflowStatus, EventHub, EventKind, NodeEvents, NodeStatus, RunStatus};
 use crate::graph::Plan;
+use crate::store::{NodeRecord, StoreError};
 use crate::task::{TaskContext, TaskError};
 
 /// How a run is executed.
@@ -96,8 +97,8 @@ pub struct Runner {
 
 struct State<'p> {
     plan: &'p Plan,
-    hub: &'p EventHub,
     status: Vec<NodeStatus>,
+    attempts: Vec<u32>,
     remaining: Vec<usize>,
     blocked: Vec<Option<String>>,
     arrived: Vec<Vec<(usize, Value)>>,
@@ -105,22 +106,39 @@ struct State<'p> {
     outputs: Vec<Option<Value>>,
     errors: Vec<Option<String>>,
     ready: VecDeque<usize>,
+    /// Replaying what the store already holds: change state, record nothing.
+    replay: bool,
+    /// Changes not yet committed.
+    dirty: Vec<usize>,
+    events: Vec<EventKind>,
 }
 
 impl State<'_> {
     fn set(&mut self, i: usize, status: NodeStatus, error: Option<String>) {
         self.status[i] = status;
-        self.hub.emit(EventKind::Node {
+        self.errors[i] = error.clone();
+        if self.replay {
+            return;
+        }
+        self.dirty.push(i);
+        self.events.push(EventKind::Node {
             node: self.plan.nodes[i].id.clone(),
             status,
-            error: error.clone(),
+            error,
             cached: false,
         });
-        self.errors[i] = error;
+    }
+
+    fn dataflow(&mut self, index: usize, status: DataflowStatus) {
+        if !self.replay {
+            self.events.push(EventKind::Dataflow { index, status });
+        }
     }
 
     /// Node `i` completed with `output`: deliver along its dataflows.
     fn complete(&mut self, i: usize, output: Value) {
+        self.outputs[i] = Some(output.clone());
+        self.set(i, NodeStatus::Completed, None);
         for &e in &self.plan.outgoing[i] {
             let edge = &self.plan.edges[e];
             let value = if edge.source_port == "*" {
@@ -131,14 +149,9 @@ impl State<'_> {
             if let Some(v) = value {
                 self.arrived[edge.target].push((e, v));
             }
-            self.hub.emit(EventKind::Dataflow {
-                index: e,
-                status: DataflowStatus::Completed,
-            });
+            self.dataflow(e, DataflowStatus::Completed);
             self.arrive(edge.target);
         }
-        self.outputs[i] = Some(output);
-        self.set(i, NodeStatus::Completed, None);
     }
 
     /// Node `i` will never complete: skip everything downstream of it.
@@ -147,21 +160,14 @@ impl State<'_> {
         while let Some(n) = stack.pop() {
             for &e in &self.plan.outgoing[n] {
                 let t = self.plan.edges[e].target;
-                self.hub.emit(EventKind::Dataflow {
-                    index: e,
-                    status: DataflowStatus::Skipped,
-                });
+                self.dataflow(e, DataflowStatus::Skipped);
                 if self.blocked[t].is_none() {
                     self.blocked[t] = Some(self.plan.nodes[n].id.clone());
                 }
                 self.remaining[t] -= 1;
-                if self.remaining[t] == 0 {
+                if self.remaining[t] == 0 && !self.status[t].is_final() {
                     let by = self.blocked[t].clone().unwrap_or_default();
-                    self.set(
-                        t,
-                        NodeStatus::Skipped,
-                        Some(format!("not run: upstream node \"{by}\" did not complete")),
-                    );
+                    self.set(t, NodeStatus::Skipped, Some(skipped_by(&by)));
                     stack.push(t);
                 }
             }
@@ -171,15 +177,11 @@ impl State<'_> {
     /// One dataflow into `t` has delivered (or had nothing to deliver).
     fn arrive(&mut self, t: usize) {
         self.remaining[t] -= 1;
-        if self.remaining[t] > 0 {
+        if self.remaining[t] > 0 || self.status[t].is_final() {
             return;
         }
         if let Some(by) = self.blocked[t].clone() {
-            self.set(
-                t,
-                NodeStatus::Skipped,
-                Some(format!("not run: upstream node \"{by}\" did not complete")),
-            );
+            self.set(t, NodeStatus::Skipped, Some(skipped_by(&by)));
             self.cut(t);
             return;
         }
@@ -199,6 +201,34 @@ impl State<'_> {
         }
         self.ready.push_back(t);
     }
+
+    /// Commit what changed since the last commit (and the run's new status),
+    /// then publish its events.
+    async fn commit(
+        &mut self,
+        hub: &EventHub,
+        status: Option<RunStatus>,
+    ) -> Result<(), StoreError> {
+        let mut dirty = std::mem::take(&mut self.dirty);
+        dirty.sort_unstable();
+        dirty.dedup();
+        let nodes = dirty
+            .into_iter()
+            .map(|i| NodeRecord {
+                node: self.plan.nodes[i].id.clone(),
+                status: self.status[i],
+                attempt: self.attempts[i],
+                output: self.outputs[i].clone(),
+                error: self.errors[i].clone(),
+            })
+            .collect();
+        let events = std::mem::take(&mut self.events);
+        hub.commit(nodes, status, events).await.map(|_| ())
+    }
+}
+
+fn skipped_by(node: &str) -> String {
+    format!("not run: upstream node \"{node}\" did not complete")
 }
 
 impl Runner {
@@ -207,23 +237,27 @@ impl Runner {
         Runner { options }
     }
 
-    /// Run `plan` on `input` (a JSON object given to the root nodes), announcing
-    /// everything on `hub`, until done or `cancel` fires. Call
+    /// Run `plan` on `input` (a JSON object given to the root nodes), committing
+    /// every change through `hub` before it is published, until done or
+    /// `cancel` fires. `prior` holds node states already stored for this run
+    /// (empty for a new run): completed nodes keep their outputs and do not run
+    /// again; nodes that were running run again as a new attempt. Call
     /// [`Plan::check_input`] first: a missing required input fails its node.
     pub async fn run(
         &self,
         plan: &Plan,
         input: &Value,
+        prior: &[NodeRecord],
         hub: &EventHub,
         cancel: &CancellationToken,
-    ) -> RunResult {
+    ) -> Result<RunResult, StoreError> {
         let n = plan.nodes.len();
         let empty = Map::new();
         let input = input.as_object().unwrap_or(&empty);
         let mut st = State {
             plan,
-            hub,
             status: vec![NodeStatus::Pending; n],
+            attempts: vec![0; n],
             remaining: plan.incoming.clone(),
             blocked: vec![None; n],
             arrived: vec![Vec::new(); n],
@@ -235,14 +269,113 @@ impl Runner {
             outputs: vec![None; n],
             errors: vec![None; n],
             ready: VecDeque::new(),
+            replay: true,
+            dirty: Vec::new(),
+            events: Vec::new(),
         };
-        for i in plan.roots() {
-            let given = plan.root_input(i, input);
-            st.inputs[i].extend(given);
-            st.ready.push_back(i);
+        // Replay what the store holds, silently: it was committed and announced.
+        let index: std::collections::HashMap<&str, usize> = plan
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, node)| (node.id.as_str(), i))
+            .collect();
+        let mut finished_before = Vec::new();
+        for record in prior {
+            let Some(&i) = index.get(record.node.as_str()) else {
+                continue;
+            };
+            st.attempts[i] = record.attempt;
+            if record.status.is_final() && record.status != NodeStatus::Cancelled {
+                st.status[i] = record.status;
+                st.errors[i] = record.error.clone();
+                finished_before.push((i, record.output.clone()));
+            }
         }
-        hub.emit(EventKind::RunStarted { nodes: n });
+        for i in plan.roots() {
+            if !st.status[i].is_final() {
+                let given = plan.root_input(i, input);
+                st.inputs[i].extend(given);
+                st.ready.push_back(i);
+            }
+        }
+        for (i, output) in finished_before {
+            match (st.status[i], output) {
+                (NodeStatus::Completed, Some(output)) => st.complete(i, output),
+                (NodeStatus::Completed, None) => {}
+                _ => st.cut(i),
+            }
+        }
+        st.replay = false;
+        let resumed = !prior.is_empty();
+        st.events.push(EventKind::RunStarted { nodes: n, resumed });
+        let flusher = hub.start_flusher();
+        let result = self.drive(&mut st, hub, cancel).await;
+        flusher.cancel();
+        let (cancelled, mut stats) = result?;
 
+        for i in 0..n {
+            match st.status[i] {
+                NodeStatus::Pending if cancelled => st.set(
+                    i,
+                    NodeStatus::Cancelled,
+                    Some("the run was cancelled".into()),
+                ),
+                NodeStatus::Running | NodeStatus::Pending => st.set(
+                    i,
+                    NodeStatus::Failed,
+                    Some("the host lost this task (internal error)".into()),
+                ),
+                _ => {}
+            }
+        }
+        let status = if cancelled {
+            RunStatus::Cancelled
+        } else if st.status.iter().all(|s| *s == NodeStatus::Completed) {
+            RunStatus::Succeeded
+        } else {
+            RunStatus::Failed
+        };
+        st.events.push(EventKind::RunFinished { status });
+        st.commit(hub, Some(status)).await?;
+        stats.cache_hits = 0;
+
+        let ids = |pred: &dyn Fn(usize) -> bool| -> Vec<String> {
+            (0..n)
+                .filter(|&i| pred(i))
+                .map(|i| plan.nodes[i].id.clone())
+                .collect()
+        };
+        Ok(RunResult {
+            run_id: hub.run_id().to_string(),
+            status,
+            leaves: ids(&|i| plan.is_leaf(i)),
+            outputs: (0..n)
+                .filter_map(|i| st.outputs[i].take().map(|o| (plan.nodes[i].id.clone(), o)))
+                .collect(),
+            nodes: (0..n)
+                .map(|i| (plan.nodes[i].id.clone(), st.status[i]))
+                .collect(),
+            failures: (0..n)
+                .filter(|&i| st.status[i] != NodeStatus::Completed)
+                .map(|i| NodeFailure {
+                    node: plan.nodes[i].id.clone(),
+                    status: st.status[i],
+                    error: st.errors[i].clone().unwrap_or_default(),
+                })
+                .collect(),
+            stats,
+        })
+    }
+
+    /// The scheduling loop. Returns whether the run was cancelled, and figures.
+    async fn drive(
+        &self,
+        st: &mut State<'_>,
+        hub: &EventHub,
+        cancel: &CancellationToken,
+    ) -> Result<(bool, RunStats), StoreError> {
+        let plan = st.plan;
         let parallelism = self.options.parallelism.max(1);
         let mut running: JoinSet<(usize, Result<Value, TaskError>)> = JoinSet::new();
         let mut stats = RunStats::default();
@@ -250,18 +383,27 @@ impl Runner {
         let mut finished = Instant::now();
         let mut cancelled = cancel.is_cancelled();
         loop {
-            while !cancelled && running.len() < parallelism {
+            // Mark the next ready nodes running and make that durable before
+            // they start, so an attempt is never lost.
+            let mut starting = Vec::new();
+            while !cancelled && running.len() + starting.len() < parallelism {
                 let Some(i) = st.ready.pop_front() else { break };
+                st.attempts[i] += 1;
+                st.set(i, NodeStatus::Running, None);
+                starting.push(i);
+            }
+            st.commit(hub, None).await?;
+            for i in starting {
                 let node = &plan.nodes[i];
                 let task = node.task.clone();
                 let timeout = node.timeout;
                 let node_input = Value::Object(std::mem::take(&mut st.inputs[i]));
                 let mut ctx = TaskContext::new(hub.run_id(), &node.id);
+                ctx.attempt = st.attempts[i];
                 ctx.events = Some(NodeEvents::new(hub.clone(), &node.id));
                 let stop = cancel.clone();
                 started.get_or_insert_with(Instant::now);
                 stats.tasks_executed += 1;
-                st.set(i, NodeStatus::Running, None);
                 running.spawn(async move {
                     let result = tokio::select! {
                         r = task.execute(&node_input, &ctx, timeout) => r,
@@ -287,66 +429,16 @@ impl Runner {
                             st.set(i, NodeStatus::Failed, Some(e.to_string()));
                             st.cut(i);
                         }
-                        // A task future panicked: a host bug, but it fails only
-                        // that node. (Which node is unknown here; find the one
-                        // still running with no task behind it at the end.)
+                        // A task future panicked: a host bug. Its node is found
+                        // still `running` at the end and failed then.
                         Err(e) => tracing::error!(error = %e, "a task panicked in the host"),
                     }
                 }
             }
         }
-        for i in 0..n {
-            match st.status[i] {
-                NodeStatus::Pending if cancelled => st.set(
-                    i,
-                    NodeStatus::Cancelled,
-                    Some("the run was cancelled".into()),
-                ),
-                NodeStatus::Running | NodeStatus::Pending => st.set(
-                    i,
-                    NodeStatus::Failed,
-                    Some("the host lost this task (internal error)".into()),
-                ),
-                _ => {}
-            }
-        }
-        let status = if cancelled {
-            RunStatus::Cancelled
-        } else if st.status.iter().all(|s| *s == NodeStatus::Completed) {
-            RunStatus::Succeeded
-        } else {
-            RunStatus::Failed
-        };
-        hub.emit(EventKind::RunFinished { status });
         stats.run_ms = started.map_or(0.0, |s| {
             finished.saturating_duration_since(s).as_secs_f64() * 1000.0
         });
-
-        let ids = |pred: &dyn Fn(usize) -> bool| -> Vec<String> {
-            (0..n)
-                .filter(|&i| pred(i))
-                .map(|i| plan.nodes[i].id.clone())
-                .collect()
-        };
-        RunResult {
-            run_id: hub.run_id().to_string(),
-            status,
-            leaves: ids(&|i| plan.is_leaf(i)),
-            outputs: (0..n)
-                .filter_map(|i| st.outputs[i].take().map(|o| (plan.nodes[i].id.clone(), o)))
-                .collect(),
-            nodes: (0..n)
-                .map(|i| (plan.nodes[i].id.clone(), st.status[i]))
-                .collect(),
-            failures: (0..n)
-                .filter(|&i| st.status[i] != NodeStatus::Completed)
-                .map(|i| NodeFailure {
-                    node: plan.nodes[i].id.clone(),
-                    status: st.status[i],
-                    error: st.errors[i].clone().unwrap_or_default(),
-                })
-                .collect(),
-            stats,
-        }
+        Ok((cancelled, stats))
     }
 }

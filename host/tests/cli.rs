@@ -8,8 +8,15 @@ use serde_json::{Value, json};
 use weft_tests::{EXAMPLE_PLUGIN, PluginDir, ROOT};
 
 fn weft(args: &[&str]) -> Output {
+    let data = tempfile::tempdir().unwrap();
+    weft_in(data.path(), args)
+}
+
+/// Run `weft` with `data` as its data directory.
+fn weft_in(data: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_weft"))
         .args(args)
+        .env("WEFT_DATA_DIR", data)
         .current_dir(ROOT)
         .env("WEFT_CACHE_DIR", weft_tests::cache_dir())
         .env_remove("WEFT_PLUGINS_DIR")
@@ -265,4 +272,41 @@ fn plugins_lists_load_errors() {
         "{text}"
     );
     assert!(text.contains("std-math (builtin)"), "{text}");
+}
+
+#[test]
+fn runs_persist_and_their_event_log_reads_back() {
+    let data = tempfile::tempdir().unwrap();
+    let out = weft_in(
+        data.path(),
+        &[
+            "run",
+            "examples/hello.json",
+            "--input",
+            r#"{"text":"x, y"}"#,
+            "--json",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let run_id = stdout_json(&out)["run_id"].as_str().unwrap().to_string();
+    let runs = stdout_json(&weft_in(data.path(), &["runs", "--json"]));
+    assert_eq!(runs[0]["run_id"], run_id.as_str());
+    assert_eq!(runs[0]["status"], "succeeded");
+    let out = weft_in(data.path(), &["events", &run_id, "--json"]);
+    let events: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (1..=events.len() as u64).collect::<Vec<_>>());
+    assert_eq!(events[0]["type"], "run_started");
+    assert_eq!(events.last().unwrap()["status"], "succeeded");
+    let after = weft_in(data.path(), &["events", &run_id, "--json", "--after", "10"]);
+    assert_eq!(
+        String::from_utf8_lossy(&after.stdout).lines().count(),
+        events.len() - 10
+    );
+    let out = weft_in(data.path(), &["resume", &run_id]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("already ended"), "{}", stderr(&out));
 }

@@ -11,11 +11,14 @@ use std::io::Write;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use serde_json::{Value, json};
+use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
-use weft::Host;
-use weft::events::{EventHub, RunStatus};
+
+use weft::events::{EventKind, RunStatus};
 use weft::graph::Graph;
+use weft::store::{MemoryStore, RedbStore, RunStore};
 use weft::task::TaskType;
+use weft::{Host, PreparedRun};
 
 /// Weft: run pipelines of sandboxed WebAssembly tasks.
 #[derive(Parser, Debug)]
@@ -74,7 +77,63 @@ enum Command {
         /// The most tasks running at once (default: 8 per core).
         #[arg(long)]
         parallelism: Option<usize>,
+        #[command(flatten)]
+        data: DataArgs,
+        /// Keep the run in memory only (no resume after a crash).
+        #[arg(long)]
+        ephemeral: bool,
     },
+    /// List the runs in the data directory, newest first.
+    Runs {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Continue interrupted runs: completed nodes keep their outputs, the
+    /// interrupted ones run again.
+    Resume {
+        /// The run to continue.
+        #[arg(required_unless_present = "all")]
+        run_id: Option<String>,
+        /// Continue every interrupted run.
+        #[arg(long, conflicts_with = "run_id")]
+        all: bool,
+        #[command(flatten)]
+        host: HostArgs,
+        #[command(flatten)]
+        data: DataArgs,
+        /// Print one JSON object per run (as `weft run --json`).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a run's event log.
+    Events {
+        /// The run.
+        run_id: String,
+        #[command(flatten)]
+        data: DataArgs,
+        /// Only events after this sequence number.
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+struct DataArgs {
+    /// Where runs are kept (a redb file inside). Default `./.weft`.
+    #[arg(long, env = "WEFT_DATA_DIR", default_value = ".weft")]
+    data_dir: PathBuf,
+}
+
+impl DataArgs {
+    fn store(&self) -> anyhow::Result<Arc<dyn RunStore>> {
+        Ok(Arc::new(RedbStore::open(&self.data_dir.join("weft.redb"))?))
+    }
 }
 
 #[derive(Args, Debug)]
@@ -87,7 +146,18 @@ struct HostArgs {
 
 impl HostArgs {
     async fn host(&self, parallelism: Option<usize>) -> anyhow::Result<Host> {
+        self.host_with(parallelism, None).await
+    }
+
+    async fn host_with(
+        &self,
+        parallelism: Option<usize>,
+        store: Option<Arc<dyn RunStore>>,
+    ) -> anyhow::Result<Host> {
         let mut builder = Host::builder();
+        if let Some(store) = store {
+            builder = builder.store(store);
+        }
         let dir = self.plugins.clone().or_else(|| {
             let default = PathBuf::from("plugins");
             default.is_dir().then_some(default)
@@ -142,11 +212,169 @@ pub async fn main(cli: Cli) -> anyhow::Result<ExitCode> {
             json,
             all_outputs,
             parallelism,
+            data,
+            ephemeral,
         } => {
-            let host = host.host(parallelism).await?;
-            run(&host, &graph, &input, json, all_outputs).await
+            let store: Arc<dyn RunStore> = if ephemeral {
+                Arc::new(MemoryStore::new())
+            } else {
+                data.store()?
+            };
+            let host = host.host_with(parallelism, Some(store)).await?;
+            let input = read_input(&input)?;
+            let graph_file = match Graph::from_file(&graph) {
+                Ok(g) => g,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let prepared = match host
+                .prepare(&graph_file, &graph.display().to_string(), input)
+                .await
+            {
+                Ok(p) => p,
+                Err(e @ weft::HostError::Invalid(_)) => {
+                    eprintln!("error: {e}");
+                    return Ok(ExitCode::from(2));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            execute(&host, &prepared, json, all_outputs).await
+        }
+        Command::Runs { data, json } => list_runs(&*data.store()?, json).await,
+        Command::Resume {
+            run_id,
+            all,
+            host,
+            data,
+            json,
+        } => {
+            let host = host.host_with(None, Some(data.store()?)).await?;
+            let ids = if all {
+                host.interrupted_runs().await?
+            } else {
+                run_id.into_iter().collect()
+            };
+            if ids.is_empty() {
+                eprintln!("no interrupted runs");
+            }
+            let mut code = ExitCode::SUCCESS;
+            for id in ids {
+                let prepared = host.prepare_resume(&id).await?;
+                if !json {
+                    eprintln!("resuming run {id}");
+                }
+                if execute(&host, &prepared, json, false).await? != ExitCode::SUCCESS {
+                    code = ExitCode::from(1);
+                }
+            }
+            Ok(code)
+        }
+        Command::Events {
+            run_id,
+            data,
+            after,
+            json,
+        } => {
+            let store = data.store()?;
+            store.load_run(&run_id).await?;
+            for e in store.events(&run_id, after).await? {
+                if json {
+                    writeln!(std::io::stdout(), "{}", serde_json::to_string(&e)?)?;
+                } else {
+                    writeln!(
+                        std::io::stdout(),
+                        "{:>6} {} {}",
+                        e.seq,
+                        e.time_ms,
+                        describe_event(&e.kind)
+                    )?;
+                }
+            }
+            Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn describe_event(kind: &EventKind) -> String {
+    match kind {
+        EventKind::RunStarted { nodes, resumed } => {
+            format!(
+                "run {} ({nodes} nodes)",
+                if *resumed { "resumed" } else { "started" }
+            )
+        }
+        EventKind::RunFinished { status } => format!("run {}", status_name(*status)),
+        EventKind::Node {
+            node,
+            status,
+            error,
+            cached,
+        } => {
+            let status = serde_json::to_value(status)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default();
+            let cached = if *cached { " (cached)" } else { "" };
+            match error {
+                Some(e) => format!("node {node} {status}{cached}: {e}"),
+                None => format!("node {node} {status}{cached}"),
+            }
+        }
+        EventKind::Dataflow { index, status } => {
+            format!("dataflow {index} {status:?}").to_lowercase()
+        }
+        EventKind::Progress {
+            node,
+            fraction,
+            message,
+        } => {
+            format!(
+                "progress {node} {:.0}% {}",
+                fraction * 100.0,
+                message.as_deref().unwrap_or("")
+            )
+        }
+        EventKind::Log {
+            node,
+            level,
+            message,
+        } => format!("log {node} {level}: {message}"),
+    }
+}
+
+fn status_name(status: RunStatus) -> &'static str {
+    match status {
+        RunStatus::Running => "running",
+        RunStatus::Succeeded => "succeeded",
+        RunStatus::Failed => "failed",
+        RunStatus::Cancelled => "cancelled",
+    }
+}
+
+async fn list_runs(store: &dyn RunStore, json_out: bool) -> anyhow::Result<ExitCode> {
+    let runs = store.list_runs().await?;
+    if json_out {
+        let all: Vec<Value> = runs
+            .iter()
+            .map(|r| json!({"run_id": r.run_id, "status": r.status, "origin": r.origin,
+                            "created_ms": r.created_ms, "updated_ms": r.updated_ms, "events": r.next_seq - 1}))
+            .collect();
+        writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(&all)?)?;
+    } else {
+        for r in runs {
+            writeln!(
+                std::io::stdout(),
+                "{}  {:<9}  {}  ({} events)",
+                r.run_id,
+                status_name(r.status),
+                r.origin,
+                r.next_seq - 1
+            )?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn read_input(arg: &str) -> anyhow::Result<Value> {
@@ -206,23 +434,12 @@ fn validate(host: &Host, path: &Path, input: Option<&str>) -> anyhow::Result<Exi
     Ok(ExitCode::SUCCESS)
 }
 
-async fn run(
+async fn execute(
     host: &Host,
-    path: &Path,
-    input: &str,
+    prepared: &PreparedRun,
     json_out: bool,
     all_outputs: bool,
 ) -> anyhow::Result<ExitCode> {
-    let input = read_input(input)?;
-    let plan = match load_graph(host, path) {
-        Ok(p) => p,
-        Err(code) => return Ok(code),
-    };
-    if let Err(e) = plan.check_input(&input) {
-        eprintln!("error: {e}");
-        return Ok(ExitCode::from(2));
-    }
-    let hub = EventHub::new(&weft::new_run_id(), 1);
     let cancel = CancellationToken::new();
     let interrupt = cancel.clone();
     tokio::spawn(async move {
@@ -234,8 +451,8 @@ async fn run(
             }
         }
     });
-    let display = (!json_out).then(|| progress::Display::start(&hub, &plan));
-    let result = host.run_plan(&plan, &input, &hub, &cancel).await?;
+    let display = (!json_out).then(|| progress::Display::start(&prepared.hub, &prepared.plan));
+    let result = host.execute(prepared, &cancel).await?;
     if let Some(d) = display {
         d.finish().await;
     }

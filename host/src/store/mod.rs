@@ -1,0 +1,148 @@
+//! Durable state: runs, node states and outputs, and each run's event log.
+//!
+//! Owns the [`RunStore`] trait (the seam between the runner and a storage
+//! backend) and its implementations: [`MemoryStore`] for ephemeral runs and
+//! tests, [`RedbStore`] (one redb file, the embedded default). A [`Commit`] is
+//! applied in one transaction: a node's output, its new state and the events
+//! describing the change become durable together or not at all. The store must
+//! not know about wasm, scheduling or HTTP.
+
+mod memory;
+mod redb_store;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use memory::MemoryStore;
+pub use redb_store::RedbStore;
+
+use crate::events::{Event, NodeStatus, RunStatus};
+use crate::graph::Graph;
+
+/// The on-disk format version this build writes and reads.
+pub const FORMAT_VERSION: u64 = 1;
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backend failed (I/O, corruption, a lost connection).
+    #[error("store error: {0}")]
+    Backend(String),
+    /// The file was written by a newer Weft.
+    #[error(
+        "{path} has format version {found}; this weft reads up to version {supported}: upgrade weft"
+    )]
+    NewerFormat {
+        /// The store file.
+        path: String,
+        /// Its version.
+        found: u64,
+        /// The newest this build reads.
+        supported: u64,
+    },
+    /// No run with this id.
+    #[error("no run `{0}`")]
+    UnknownRun(String),
+    /// A record could not be decoded.
+    #[error("corrupt record {key}: {message}")]
+    Corrupt {
+        /// Which record.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// What a run executes: written once when the run is created.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSpec {
+    /// The graph being run (as submitted).
+    pub graph: Graph,
+    /// Where the graph came from (a file name).
+    pub origin: String,
+    /// The run's input.
+    pub input: Value,
+}
+
+/// A run's changing state (small: rewritten by every commit).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// The run's id.
+    pub run_id: String,
+    /// Where the graph came from (a file name).
+    pub origin: String,
+    /// Its state.
+    pub status: RunStatus,
+    /// Created, ms since the Unix epoch.
+    pub created_ms: u64,
+    /// Last changed, ms since the Unix epoch.
+    pub updated_ms: u64,
+    /// One past the last stored event's sequence number.
+    pub next_seq: u64,
+}
+
+/// A node of a run as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    /// The node's id.
+    pub node: String,
+    /// Its state.
+    pub status: NodeStatus,
+    /// Attempts started so far.
+    pub attempt: u32,
+    /// Its output, once completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<Value>,
+    /// Its error, when failed, skipped or cancelled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Changes to one run, applied atomically.
+#[derive(Debug, Clone, Default)]
+pub struct Commit {
+    /// New states of nodes.
+    pub nodes: Vec<NodeRecord>,
+    /// A new state of the run.
+    pub status: Option<RunStatus>,
+    /// Events describing these changes, already numbered.
+    pub events: Vec<Event>,
+}
+
+/// A run with everything stored about it.
+#[derive(Debug, Clone)]
+pub struct StoredRun {
+    /// The run.
+    pub run: RunRecord,
+    /// What it executes.
+    pub spec: RunSpec,
+    /// Its nodes that have a state.
+    pub nodes: Vec<NodeRecord>,
+}
+
+/// Where runs live. Implementations must apply each [`Commit`] atomically and
+/// durably before returning.
+#[async_trait::async_trait]
+pub trait RunStore: Send + Sync {
+    /// Record a new run.
+    async fn create_run(&self, run: RunRecord, spec: RunSpec) -> Result<(), StoreError>;
+    /// Apply `commit` to run `run_id` in one transaction.
+    async fn commit(&self, run_id: &str, commit: Commit) -> Result<(), StoreError>;
+    /// A run and its node states.
+    async fn load_run(&self, run_id: &str) -> Result<StoredRun, StoreError>;
+    /// All runs, newest first.
+    async fn list_runs(&self) -> Result<Vec<RunRecord>, StoreError>;
+    /// Events of `run_id` with sequence number greater than `after`, in order.
+    async fn events(&self, run_id: &str, after: u64) -> Result<Vec<Event>, StoreError>;
+}
+
+fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).expect("store records always serialize")
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(key: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        key: key.to_string(),
+        message: e.to_string(),
+    })
+}

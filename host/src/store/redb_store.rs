@@ -1,0 +1,229 @@
+//! The embedded default [`RunStore`]: one redb file.
+//!
+//! Tables (keys → JSON values): `runs` (run id), `nodes` ((run id, node id)),
+//! `events` ((run id, seq)), `meta` (`format_version`). Every commit is
+//! `Durability::Immediate`: fsynced before it returns.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+use super::{
+    Commit, FORMAT_VERSION, NodeRecord, RunRecord, RunSpec, RunStore, StoreError, StoredRun,
+    decode, encode,
+};
+use crate::events::{Event, now_ms};
+
+const RUNS: TableDefinition<&str, &[u8]> = TableDefinition::new("runs");
+const SPECS: TableDefinition<&str, &[u8]> = TableDefinition::new("run_specs");
+const NODES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("nodes");
+const EVENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("events");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+/// Runs in a redb file.
+#[derive(Clone)]
+pub struct RedbStore {
+    db: Arc<Database>,
+    path: PathBuf,
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+impl RedbStore {
+    /// Open (or create) the store at `path`. Refuses a file written by a newer
+    /// format version.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| backend(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let db = Database::create(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => backend(format!(
+                "{} is in use by another weft process (one process per data directory: \
+                 use another --data-dir, or --ephemeral)",
+                path.display()
+            )),
+            e => backend(format!("cannot open {}: {e}", path.display())),
+        })?;
+        let tx = db.begin_write().map_err(backend)?;
+        {
+            let mut meta = tx.open_table(META).map_err(backend)?;
+            let found = meta
+                .get("format_version")
+                .map_err(backend)?
+                .map(|v| v.value());
+            match found {
+                Some(v) if v > FORMAT_VERSION => {
+                    return Err(StoreError::NewerFormat {
+                        path: path.display().to_string(),
+                        found: v,
+                        supported: FORMAT_VERSION,
+                    });
+                }
+                Some(_) => {}
+                None => {
+                    meta.insert("format_version", FORMAT_VERSION)
+                        .map_err(backend)?;
+                }
+            }
+            tx.open_table(RUNS).map_err(backend)?;
+            tx.open_table(SPECS).map_err(backend)?;
+            tx.open_table(NODES).map_err(backend)?;
+            tx.open_table(EVENTS).map_err(backend)?;
+        }
+        tx.commit().map_err(backend)?;
+        Ok(RedbStore {
+            db: Arc::new(db),
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || f(&db))
+            .await
+            .map_err(|e| backend(format!("store task failed: {e}")))?
+    }
+}
+
+#[async_trait::async_trait]
+impl RunStore for RedbStore {
+    async fn create_run(&self, run: RunRecord, spec: RunSpec) -> Result<(), StoreError> {
+        self.blocking(move |db| {
+            let tx = db.begin_write().map_err(backend)?;
+            {
+                let mut specs = tx.open_table(SPECS).map_err(backend)?;
+                specs
+                    .insert(run.run_id.as_str(), encode(&spec).as_slice())
+                    .map_err(backend)?;
+                let mut runs = tx.open_table(RUNS).map_err(backend)?;
+                runs.insert(run.run_id.as_str(), encode(&run).as_slice())
+                    .map_err(backend)?;
+            }
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn commit(&self, run_id: &str, commit: Commit) -> Result<(), StoreError> {
+        let run_id = run_id.to_string();
+        self.blocking(move |db| {
+            let tx = db.begin_write().map_err(backend)?;
+            {
+                let mut runs = tx.open_table(RUNS).map_err(backend)?;
+                let mut run: RunRecord = match runs.get(run_id.as_str()).map_err(backend)? {
+                    Some(v) => decode(&run_id, v.value())?,
+                    None => return Err(StoreError::UnknownRun(run_id)),
+                };
+                if let Some(status) = commit.status {
+                    run.status = status;
+                }
+                run.updated_ms = now_ms();
+                if let Some(last) = commit.events.last() {
+                    run.next_seq = last.seq + 1;
+                }
+                runs.insert(run_id.as_str(), encode(&run).as_slice())
+                    .map_err(backend)?;
+                let mut nodes = tx.open_table(NODES).map_err(backend)?;
+                for node in &commit.nodes {
+                    nodes
+                        .insert(
+                            (run_id.as_str(), node.node.as_str()),
+                            encode(node).as_slice(),
+                        )
+                        .map_err(backend)?;
+                }
+                let mut events = tx.open_table(EVENTS).map_err(backend)?;
+                for e in &commit.events {
+                    events
+                        .insert((run_id.as_str(), e.seq), encode(e).as_slice())
+                        .map_err(backend)?;
+                }
+            }
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn load_run(&self, run_id: &str) -> Result<StoredRun, StoreError> {
+        let run_id = run_id.to_string();
+        self.blocking(move |db| {
+            let tx = db.begin_read().map_err(backend)?;
+            let runs = tx.open_table(RUNS).map_err(backend)?;
+            let run: RunRecord = match runs.get(run_id.as_str()).map_err(backend)? {
+                Some(v) => decode(&run_id, v.value())?,
+                None => return Err(StoreError::UnknownRun(run_id)),
+            };
+            let specs = tx.open_table(SPECS).map_err(backend)?;
+            let spec: RunSpec = match specs.get(run_id.as_str()).map_err(backend)? {
+                Some(v) => decode(&run_id, v.value())?,
+                None => return Err(StoreError::UnknownRun(run_id)),
+            };
+            let nodes_table = tx.open_table(NODES).map_err(backend)?;
+            let mut nodes = Vec::new();
+            for item in nodes_table
+                .range((run_id.as_str(), "")..)
+                .map_err(backend)?
+            {
+                let (k, v) = item.map_err(backend)?;
+                let (r, n) = k.value();
+                if r != run_id {
+                    break;
+                }
+                nodes.push(decode::<NodeRecord>(&format!("{r}/{n}"), v.value())?);
+            }
+            Ok(StoredRun { run, spec, nodes })
+        })
+        .await
+    }
+
+    async fn list_runs(&self) -> Result<Vec<RunRecord>, StoreError> {
+        self.blocking(|db| {
+            let tx = db.begin_read().map_err(backend)?;
+            let runs = tx.open_table(RUNS).map_err(backend)?;
+            let mut all = Vec::new();
+            for item in runs.iter().map_err(backend)? {
+                let (k, v) = item.map_err(backend)?;
+                all.push(decode::<RunRecord>(k.value(), v.value())?);
+            }
+            all.sort_by(|a, b| {
+                b.created_ms
+                    .cmp(&a.created_ms)
+                    .then(b.run_id.cmp(&a.run_id))
+            });
+            Ok(all)
+        })
+        .await
+    }
+
+    async fn events(&self, run_id: &str, after: u64) -> Result<Vec<Event>, StoreError> {
+        let run_id = run_id.to_string();
+        self.blocking(move |db| {
+            let tx = db.begin_read().map_err(backend)?;
+            let events = tx.open_table(EVENTS).map_err(backend)?;
+            let mut out = Vec::new();
+            let start = after.saturating_add(1);
+            for item in events
+                .range((run_id.as_str(), start)..=(run_id.as_str(), u64::MAX))
+                .map_err(backend)?
+            {
+                let (k, v) = item.map_err(backend)?;
+                let (r, seq) = k.value();
+                out.push(decode::<Event>(&format!("{r}#{seq}"), v.value())?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
