@@ -108,6 +108,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Show a run: its state and every node's state, attempt and output.
+    Status {
+        /// The run.
+        run_id: String,
+        #[command(flatten)]
+        data: DataArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a run's event log.
     Events {
         /// The run.
@@ -270,6 +280,48 @@ pub async fn main(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
             Ok(code)
+        }
+        Command::Status { run_id, data, json } => {
+            let stored = data.store()?.load_run(&run_id).await?;
+            let nodes: serde_json::Map<String, Value> = stored
+                .nodes
+                .iter()
+                .map(|n| {
+                    (
+                        n.node.clone(),
+                        serde_json::to_value(n).unwrap_or(Value::Null),
+                    )
+                })
+                .collect();
+            if json {
+                let out = json!({"run_id": stored.run.run_id, "status": stored.run.status,
+                                 "origin": stored.run.origin, "input": stored.spec.input, "nodes": nodes});
+                writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(&out)?)?;
+            } else {
+                writeln!(
+                    std::io::stdout(),
+                    "run {} {} ({})",
+                    stored.run.run_id,
+                    status_name(stored.run.status),
+                    stored.run.origin
+                )?;
+                for n in &stored.nodes {
+                    let status = serde_json::to_value(n.status)?;
+                    let detail = match (&n.output, &n.error) {
+                        (Some(o), _) => o.to_string(),
+                        (None, Some(e)) => e.clone(),
+                        _ => String::new(),
+                    };
+                    writeln!(
+                        std::io::stdout(),
+                        "  {} {} (attempt {}) {detail}",
+                        n.node,
+                        status.as_str().unwrap_or("?"),
+                        n.attempt
+                    )?;
+                }
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Events {
             run_id,

@@ -1,0 +1,166 @@
+//! Crash tests: a real `weft` process is killed with SIGKILL at many points of a
+//! run (including mid-commit), then `weft resume --all` finishes it. The outputs
+//! must equal an uninterrupted run's, no completed node may run again, and the
+//! event log must have no gap and no duplicate.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+fn weft(data: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_weft"));
+    c.env("WEFT_DATA_DIR", data)
+        .env("WEFT_CACHE_DIR", weft_tests::cache_dir())
+        .env_remove("WEFT_PLUGINS_DIR")
+        .current_dir(weft_tests::ROOT);
+    c
+}
+
+fn json_of(c: &mut Command) -> Value {
+    let out = c.output().expect("weft runs");
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {} / {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// source → 4 parallel delays → merge → delay → stringify → log: ~250 ms of work.
+fn graph() -> Value {
+    let flow = |s: &str, sp: &str, t: &str, tp: &str| json!({"sourceTaskId": s, "sourceTaskPortId": sp, "targetTaskId": t, "targetTaskPortId": tp});
+    let mut tasks = vec![json!({"id": "src", "type": "math.add-one", "defaults": {"value": 1}})];
+    let mut flows = Vec::new();
+    for i in 0..4 {
+        tasks.push(
+            json!({"id": format!("d{i}"), "type": "util.delay", "defaults": {"ms": 40 + 30 * i}}),
+        );
+        flows.push(flow("src", "value", &format!("d{i}"), "value"));
+        flows.push(flow(&format!("d{i}"), "value", "merge", &format!("v{i}")));
+    }
+    tasks.push(json!({"id": "merge", "type": "json.merge"}));
+    tasks.push(json!({"id": "wait", "type": "util.delay", "defaults": {"ms": 80}}));
+    tasks.push(json!({"id": "text", "type": "json.stringify"}));
+    tasks.push(json!({"id": "log", "type": "util.debug-log"}));
+    flows.push(flow("merge", "*", "wait", "value"));
+    flows.push(flow("wait", "value", "text", "value"));
+    flows.push(flow("text", "text", "log", "message"));
+    json!({"tasks": tasks, "dataflows": flows})
+}
+
+fn outputs(status: &Value) -> HashMap<String, Value> {
+    status["nodes"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v["output"].clone()))
+        .collect()
+}
+
+#[test]
+fn killed_runs_resume_to_the_same_result_with_a_clean_event_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = dir.path().join("g.json");
+    std::fs::write(&g, graph().to_string()).unwrap();
+    let g = g.to_str().unwrap();
+
+    // The reference: an uninterrupted run.
+    let reference_dir = dir.path().join("reference");
+    let done = json_of(weft(&reference_dir).args(["run", g, "--json"]));
+    assert_eq!(done["status"], "succeeded");
+    let run_id = done["run_id"].as_str().unwrap();
+    let reference = outputs(&json_of(
+        weft(&reference_dir).args(["status", run_id, "--json"]),
+    ));
+    assert_eq!(
+        reference["log"],
+        json!({"message": "{\"v0\":2,\"v1\":2,\"v2\":2,\"v3\":2}"})
+    );
+
+    let (mut interrupted, mut kill_points) = (0, 0);
+    for k in 0..60u64 {
+        let data = dir.path().join(format!("kill-{k}"));
+        let mut child = weft(&data)
+            .args(["run", g, "--json"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Spread the kill points over start-up, the run and its last commits.
+        std::thread::sleep(Duration::from_millis(120 + k * 6));
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        kill_points += 1;
+
+        let runs = json_of(weft(&data).args(["runs", "--json"]));
+        let Some(run) = runs.as_array().and_then(|r| r.first()) else {
+            continue; // killed before the run was recorded
+        };
+        let run_id = run["run_id"].as_str().unwrap().to_string();
+        if run["status"] == "running" {
+            interrupted += 1;
+            let out = weft(&data)
+                .args(["resume", "--all", "--json"])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "resume failed at kill point {k}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let status = json_of(weft(&data).args(["status", &run_id, "--json"]));
+        assert_eq!(status["status"], "succeeded", "kill point {k}");
+        assert_eq!(
+            outputs(&status),
+            reference,
+            "kill point {k}: outputs differ from an uninterrupted run"
+        );
+
+        let log = weft(&data)
+            .args(["events", &run_id, "--json"])
+            .output()
+            .unwrap();
+        let events: Vec<Value> = String::from_utf8_lossy(&log.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+        assert_eq!(
+            seqs,
+            (1..=events.len() as u64).collect::<Vec<_>>(),
+            "kill point {k}: gap or duplicate in the event log"
+        );
+        let mut completed: HashMap<&str, usize> = HashMap::new();
+        for e in events.iter().filter(|e| e["type"] == "node") {
+            let node = e["node"].as_str().unwrap();
+            match e["status"].as_str().unwrap() {
+                "completed" => *completed.entry(node).or_default() += 1,
+                "running" => assert!(
+                    !completed.contains_key(node),
+                    "kill point {k}: {node} ran again after completing"
+                ),
+                _ => {}
+            }
+        }
+        assert_eq!(completed.len(), reference.len(), "kill point {k}");
+        assert!(
+            completed.values().all(|&n| n == 1),
+            "kill point {k}: a node completed twice: {completed:?}"
+        );
+        let finished = events
+            .iter()
+            .filter(|e| e["type"] == "run_finished")
+            .count();
+        assert_eq!(finished, 1, "kill point {k}");
+    }
+    assert!(kill_points >= 50);
+    assert!(
+        interrupted >= 20,
+        "only {interrupted} of {kill_points} kills interrupted a run: move the kill points"
+    );
+}
