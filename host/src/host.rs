@@ -223,7 +223,6 @@ impl Host {
                     status: RunStatus::Running,
                     created_ms: now,
                     updated_ms: now,
-                    next_seq: 1,
                 },
                 RunSpec {
                     graph: graph.clone(),
@@ -253,7 +252,7 @@ impl Host {
         }
         let plan = self.plan(&stored.spec.graph, &stored.spec.origin)?;
         Ok(PreparedRun {
-            hub: EventHub::with_store(run_id, stored.run.next_seq, self.store.clone()),
+            hub: EventHub::with_store(run_id, stored.next_seq, self.store.clone()),
             run_id: run_id.to_string(),
             plan,
             input: stored.spec.input,

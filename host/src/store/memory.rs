@@ -50,10 +50,7 @@ impl RunStore for MemoryStore {
             .ok_or_else(|| StoreError::UnknownRun(run_id.to_string()))?;
         if let Some(status) = commit.status {
             run.status = status;
-        }
-        run.updated_ms = now_ms();
-        if let Some(last) = commit.events.last() {
-            run.next_seq = last.seq + 1;
+            run.updated_ms = now_ms();
         }
         for node in commit.nodes {
             runs.nodes
@@ -83,7 +80,17 @@ impl RunStore for MemoryStore {
             .take_while(|((r, _), _)| r == run_id)
             .map(|(_, n)| n.clone())
             .collect();
-        Ok(StoredRun { run, spec, nodes })
+        let last = runs
+            .events
+            .range((run_id.to_string(), 0)..=(run_id.to_string(), u64::MAX))
+            .next_back()
+            .map_or(0, |((_, seq), _)| *seq);
+        Ok(StoredRun {
+            run,
+            spec,
+            nodes,
+            next_seq: last + 1,
+        })
     }
 
     async fn list_runs(&self) -> Result<Vec<RunRecord>, StoreError> {

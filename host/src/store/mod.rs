@@ -64,7 +64,7 @@ pub struct RunSpec {
     pub input: Value,
 }
 
-/// A run's changing state (small: rewritten by every commit).
+/// A run's state (small; rewritten only when the status changes).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
     /// The run's id.
@@ -75,10 +75,8 @@ pub struct RunRecord {
     pub status: RunStatus,
     /// Created, ms since the Unix epoch.
     pub created_ms: u64,
-    /// Last changed, ms since the Unix epoch.
+    /// When the status last changed, ms since the Unix epoch.
     pub updated_ms: u64,
-    /// One past the last stored event's sequence number.
-    pub next_seq: u64,
 }
 
 /// A node of a run as stored.
@@ -118,6 +116,8 @@ pub struct StoredRun {
     pub spec: RunSpec,
     /// Its nodes that have a state.
     pub nodes: Vec<NodeRecord>,
+    /// One past the last stored event's sequence number.
+    pub next_seq: u64,
 }
 
 /// Where runs live. Implementations must apply each [`Commit`] atomically and

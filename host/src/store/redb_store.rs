@@ -122,19 +122,20 @@ impl RunStore for RedbStore {
             let tx = db.begin_write().map_err(backend)?;
             {
                 let mut runs = tx.open_table(RUNS).map_err(backend)?;
-                let mut run: RunRecord = match runs.get(run_id.as_str()).map_err(backend)? {
-                    Some(v) => decode(&run_id, v.value())?,
-                    None => return Err(StoreError::UnknownRun(run_id)),
+                let stored = runs
+                    .get(run_id.as_str())
+                    .map_err(backend)?
+                    .map(|v| v.value().to_vec());
+                let Some(stored) = stored else {
+                    return Err(StoreError::UnknownRun(run_id));
                 };
                 if let Some(status) = commit.status {
-                    run.status = status;
+                    let mut record: RunRecord = decode(&run_id, &stored)?;
+                    record.status = status;
+                    record.updated_ms = now_ms();
+                    runs.insert(run_id.as_str(), encode(&record).as_slice())
+                        .map_err(backend)?;
                 }
-                run.updated_ms = now_ms();
-                if let Some(last) = commit.events.last() {
-                    run.next_seq = last.seq + 1;
-                }
-                runs.insert(run_id.as_str(), encode(&run).as_slice())
-                    .map_err(backend)?;
                 let mut nodes = tx.open_table(NODES).map_err(backend)?;
                 for node in &commit.nodes {
                     nodes
@@ -183,7 +184,20 @@ impl RunStore for RedbStore {
                 }
                 nodes.push(decode::<NodeRecord>(&format!("{r}/{n}"), v.value())?);
             }
-            Ok(StoredRun { run, spec, nodes })
+            let events = tx.open_table(EVENTS).map_err(backend)?;
+            let last = events
+                .range((run_id.as_str(), 0)..=(run_id.as_str(), u64::MAX))
+                .map_err(backend)?
+                .next_back()
+                .transpose()
+                .map_err(backend)?
+                .map_or(0, |(k, _)| k.value().1);
+            Ok(StoredRun {
+                run,
+                spec,
+                nodes,
+                next_seq: last + 1,
+            })
         })
         .await
     }
