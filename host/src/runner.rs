@@ -312,7 +312,7 @@ impl Runner {
         let flusher = hub.start_flusher();
         let result = self.drive(&mut st, hub, cancel).await;
         flusher.cancel();
-        let (cancelled, mut stats) = result?;
+        let (cancelled, stats) = result?;
 
         for i in 0..n {
             match st.status[i] {
@@ -338,7 +338,6 @@ impl Runner {
         };
         st.events.push(EventKind::RunFinished { status });
         st.commit(hub, Some(status)).await?;
-        stats.cache_hits = 0;
 
         let ids = |pred: &dyn Fn(usize) -> bool| -> Vec<String> {
             (0..n)

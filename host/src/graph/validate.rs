@@ -373,11 +373,12 @@ impl Plan {
 
         let n = graph.tasks.len();
         let mut outgoing = vec![Vec::new(); n];
-        let mut incoming = vec![0usize; n];
+        let mut incoming_edges: Vec<Vec<&PlanEdge>> = vec![Vec::new(); n];
         for (e, edge) in edges.iter().enumerate() {
             outgoing[edge.source].push(e);
-            incoming[edge.target] += 1;
+            incoming_edges[edge.target].push(edge);
         }
+        let incoming: Vec<usize> = incoming_edges.iter().map(Vec::len).collect();
         errors.extend(find_cycles(graph, &edges));
 
         // Required inputs of nodes fed by dataflows must be satisfied by the graph
@@ -388,7 +389,8 @@ impl Plan {
             if incoming[i] == 0 {
                 continue;
             }
-            for port in missing_inputs(i, node.defaults.as_object(), task, &edges, &types) {
+            let defaults = node.defaults.as_object();
+            for port in missing_inputs(defaults, task, &incoming_edges[i], &types) {
                 errors.push(ValidationError::MissingInput {
                     index: i,
                     node: node.id.clone(),
@@ -467,10 +469,9 @@ impl Plan {
         let mut errors = Vec::new();
         for i in self.roots() {
             let node = &self.nodes[i];
+            let given = self.root_input(i, input);
             for port in node.task.input.required() {
-                if !node.defaults.contains_key(port)
-                    && !self.root_input(i, input).contains_key(port)
-                {
+                if !node.defaults.contains_key(port) && !given.contains_key(port) {
                     errors.push(ValidationError::MissingInput {
                         index: i,
                         node: node.id.clone(),
@@ -547,13 +548,11 @@ fn check_defaults(
 
 /// Required input ports of node `i` that neither a default nor a dataflow gives.
 fn missing_inputs(
-    i: usize,
     defaults: Option<&Map<String, Value>>,
     task: &TaskType,
-    edges: &[PlanEdge],
+    incoming: &[&PlanEdge],
     types: &[Option<Arc<TaskType>>],
 ) -> Vec<String> {
-    let incoming: Vec<&PlanEdge> = edges.iter().filter(|e| e.target == i).collect();
     task.input
         .required()
         .into_iter()

@@ -144,10 +144,9 @@ impl WeftEngine {
     }
 
     /// Compile `bytes`, or load the artifact compiled earlier from the cache.
-    /// Returns the component and whether it came from the cache.
-    pub fn load_component(&self, bytes: &[u8]) -> Result<(Component, bool), wasmtime::Error> {
+    pub fn load_component(&self, bytes: &[u8]) -> Result<Component, wasmtime::Error> {
         let Some(dir) = &self.cache_dir else {
-            return Ok((Component::new(&self.engine, bytes)?, false));
+            return Component::new(&self.engine, bytes);
         };
         let digest = hex::encode(Sha256::digest(bytes));
         let path = dir.join(format!("{digest}-{}.cwasm", self.engine_hash));
@@ -157,7 +156,10 @@ impl WeftEngine {
             // writes files with such names (atomically, by rename), so it holds
             // an artifact this engine produced for exactly these bytes.
             match unsafe { Component::deserialize_file(&self.engine, &path) } {
-                Ok(c) => return Ok((c, true)),
+                Ok(c) => {
+                    tracing::debug!(path = %path.display(), "loaded compiled component from the cache");
+                    return Ok(c);
+                }
                 Err(e) => {
                     tracing::warn!(path = %path.display(), error = %e, "discarding unreadable compiled artifact")
                 }
@@ -167,7 +169,8 @@ impl WeftEngine {
         if let Err(e) = write_artifact(dir, &path, &component) {
             tracing::warn!(dir = %dir.display(), error = %e, "cannot cache compiled component");
         }
-        Ok((component, false))
+        tracing::debug!(path = %path.display(), "compiled component and cached it");
+        Ok(component)
     }
 }
 

@@ -321,11 +321,10 @@ impl PluginHost {
         };
         let engine = self.engine.clone();
         let bytes = source.bytes;
-        let (component, _cached) =
-            tokio::task::spawn_blocking(move || engine.load_component(&bytes))
-                .await
-                .map_err(|e| PluginError::Compile(e.to_string()))?
-                .map_err(|e| PluginError::Compile(format!("{e:#}")))?;
+        let component = tokio::task::spawn_blocking(move || engine.load_component(&bytes))
+            .await
+            .map_err(|e| PluginError::Compile(e.to_string()))?
+            .map_err(|e| PluginError::Compile(format!("{e:#}")))?;
         let pre = self
             .linker
             .instantiate_pre(&component)

@@ -167,6 +167,24 @@ pub struct TaskDef {
 }
 
 impl TaskDef {
+    /// The defaults every constructor starts from.
+    fn base(id: &str, schemas: fn() -> (Value, Value), run: RunFn) -> Self {
+        TaskDef {
+            id: id.to_string(),
+            version: None,
+            title: None,
+            category: None,
+            description: String::new(),
+            side_effects: false,
+            cacheable: true,
+            timeout_ms: None,
+            schemas,
+            input_schema: None,
+            output_schema: None,
+            run,
+        }
+    }
+
     /// A task type `id` run by `f`. The input and output JSON Schemas are derived
     /// from `I` and `O`. Defaults: version = the plugin crate's version, title = the
     /// id, category = the id's first dot-separated part, no side effects,
@@ -177,31 +195,20 @@ impl TaskDef {
         O: Serialize + JsonSchema,
         F: Fn(I, &Context) -> Result<O, TaskError> + 'static,
     {
-        TaskDef {
-            id: id.to_string(),
-            version: None,
-            title: None,
-            category: None,
-            description: String::new(),
-            side_effects: false,
-            cacheable: true,
-            timeout_ms: None,
-            schemas: || {
-                (
-                    schemars::schema_for!(I).to_value(),
-                    schemars::schema_for!(O).to_value(),
-                )
-            },
-            input_schema: None,
-            output_schema: None,
-            run: Box::new(move |input, ctx| {
-                let input: I = serde_json::from_str(input)
-                    .map_err(|e| TaskError::InvalidInput(format!("input does not fit: {e}")))?;
-                let output = f(input, ctx)?;
-                serde_json::to_string(&output)
-                    .map_err(|e| TaskError::Failed(format!("output is not JSON: {e}")))
-            }),
-        }
+        let schemas = || {
+            (
+                schemars::schema_for!(I).to_value(),
+                schemars::schema_for!(O).to_value(),
+            )
+        };
+        let run = move |input: &str, ctx: &Context| {
+            let input: I = serde_json::from_str(input)
+                .map_err(|e| TaskError::InvalidInput(format!("input does not fit: {e}")))?;
+            let output = f(input, ctx)?;
+            serde_json::to_string(&output)
+                .map_err(|e| TaskError::Failed(format!("output is not JSON: {e}")))
+        };
+        Self::base(id, schemas, Box::new(run))
     }
 
     /// A task type `id` that works on raw JSON text: `f` gets the input as the
@@ -212,20 +219,9 @@ impl TaskDef {
     where
         F: Fn(&str, &Context) -> Result<String, TaskError> + 'static,
     {
-        TaskDef {
-            id: id.to_string(),
-            version: None,
-            title: None,
-            category: None,
-            description: String::new(),
-            side_effects: false,
-            cacheable: true,
-            timeout_ms: None,
-            schemas: || (Value::Null, Value::Null),
-            input_schema: Some(input_schema),
-            output_schema: Some(output_schema),
-            run: Box::new(f),
-        }
+        Self::base(id, || (Value::Null, Value::Null), Box::new(f))
+            .input_schema(input_schema)
+            .output_schema(output_schema)
     }
 
     /// Set the task type's version (default: the plugin crate's version).
