@@ -4,11 +4,15 @@
 //! event log must have no gap and no duplicate.
 
 use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
+
+/// Kill points during start-up; the others come after the run has started.
+const STARTUP_KILLS: u64 = 6;
 
 fn weft(data: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_weft"));
@@ -85,13 +89,28 @@ fn killed_runs_resume_to_the_same_result_with_a_clean_event_log() {
     for k in 0..60u64 {
         let data = dir.path().join(format!("kill-{k}"));
         let mut child = weft(&data)
-            .args(["run", g, "--json"])
+            .args(["-v", "run", g, "--json"])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        // Spread the kill points over start-up, the run and its last commits.
-        std::thread::sleep(Duration::from_millis(120 + k * 6));
+        if k < STARTUP_KILLS {
+            // Kill during start-up: before or while the run is recorded.
+            std::thread::sleep(Duration::from_millis(k * 25));
+        } else {
+            // Wait for the run to start, then spread the kill points over the
+            // run and its last commits (the run takes ~250 ms of delays).
+            let stderr = BufReader::new(child.stderr.take().unwrap());
+            let started = stderr
+                .lines()
+                .map_while(Result::ok)
+                .any(|l| l.contains("run started"));
+            assert!(
+                started,
+                "kill point {k}: weft never reported the run's start"
+            );
+            std::thread::sleep(Duration::from_millis((k - STARTUP_KILLS) * 5));
+        }
         let _ = child.kill(); // SIGKILL
         let _ = child.wait();
         kill_points += 1;

@@ -232,24 +232,10 @@ pub async fn main(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let host = host.host_with(parallelism, Some(store)).await?;
             let input = read_input(&input)?;
-            let graph_file = match Graph::from_file(&graph) {
-                Ok(g) => g,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return Ok(ExitCode::from(2));
-                }
-            };
-            let prepared = match host
+            let graph_file = Graph::from_file(&graph)?;
+            let prepared = host
                 .prepare(&graph_file, &graph.display().to_string(), input)
-                .await
-            {
-                Ok(p) => p,
-                Err(e @ weft::HostError::Invalid(_)) => {
-                    eprintln!("error: {e}");
-                    return Ok(ExitCode::from(2));
-                }
-                Err(e) => return Err(e.into()),
-            };
+                .await?;
             execute(&host, &prepared, json, all_outputs).await
         }
         Command::Runs { data, json } => list_runs(&*data.store()?, json).await,
@@ -410,19 +396,20 @@ async fn list_runs(store: &dyn RunStore, json_out: bool) -> anyhow::Result<ExitC
     if json_out {
         let all: Vec<Value> = runs
             .iter()
-            .map(|r| json!({"run_id": r.run_id, "status": r.status, "origin": r.origin,
-                            "created_ms": r.created_ms, "updated_ms": r.updated_ms, "events": r.next_seq - 1}))
+            .map(|r| {
+                json!({"run_id": r.run_id, "status": r.status, "origin": r.origin,
+                            "created_ms": r.created_ms, "updated_ms": r.updated_ms})
+            })
             .collect();
         writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(&all)?)?;
     } else {
         for r in runs {
             writeln!(
                 std::io::stdout(),
-                "{}  {:<9}  {}  ({} events)",
+                "{}  {:<9}  {}",
                 r.run_id,
                 status_name(r.status),
-                r.origin,
-                r.next_seq - 1
+                r.origin
             )?;
         }
     }
@@ -446,27 +433,10 @@ fn read_input(arg: &str) -> anyhow::Result<Value> {
     Ok(value)
 }
 
-fn load_graph(host: &Host, path: &Path) -> Result<weft::graph::Plan, ExitCode> {
-    let graph = Graph::from_file(path).map_err(|e| {
-        eprintln!("error: {e}");
-        ExitCode::from(2)
-    })?;
-    host.plan(&graph, &path.display().to_string()).map_err(|e| {
-        eprintln!("error: {e}");
-        ExitCode::from(2)
-    })
-}
-
 fn validate(host: &Host, path: &Path, input: Option<&str>) -> anyhow::Result<ExitCode> {
-    let plan = match load_graph(host, path) {
-        Ok(p) => p,
-        Err(code) => return Ok(code),
-    };
-    if let Some(input) = input
-        && let Err(e) = plan.check_input(&read_input(input)?)
-    {
-        eprintln!("error: {e}");
-        return Ok(ExitCode::from(2));
+    let plan = host.plan(&Graph::from_file(path)?, &path.display().to_string())?;
+    if let Some(input) = input {
+        plan.check_input(&read_input(input)?)?;
     }
     let expected = plan.expected_input();
     writeln!(
@@ -503,6 +473,7 @@ async fn execute(
             }
         }
     });
+    tracing::info!(run = %prepared.run_id, graph = %prepared.plan.origin, "run started");
     let display = (!json_out).then(|| progress::Display::start(&prepared.hub, &prepared.plan));
     let result = host.execute(prepared, &cancel).await?;
     if let Some(d) = display {
