@@ -145,7 +145,7 @@ async fn cancellation_interrupts_running_tasks_and_skips_the_rest() {
     .expect("a cancelled run ends promptly")
     .unwrap();
     assert_eq!(result.status, RunStatus::Cancelled);
-    assert_eq!(result.nodes["slow"], NodeStatus::Cancelled);
+    assert_eq!(result.nodes["slow"], NodeStatus::Cancelled, "{:?}", result.failures);
     assert_eq!(result.nodes["next"], NodeStatus::Cancelled);
 }
 
@@ -199,4 +199,53 @@ async fn the_fluent_builder_makes_the_same_graph_as_json() {
     let result = host.run(&built, json!({})).await.unwrap();
     assert_eq!(result.outputs["t1"], json!({"value": 2}));
     assert_eq!(result.stats.tasks_executed, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_side_effecting_task_starts_only_once_its_inputs_are_durable() {
+    use std::sync::Arc;
+    use weft::store::{MemoryStore, RunStore};
+    let store = Arc::new(MemoryStore::new());
+    let seen = store.clone();
+    let mut effect = NativeTask::new(
+        "native.effect",
+        move |_: Value, ctx: weft::task::TaskContext| {
+            let store = seen.clone();
+            async move {
+                let run = store
+                    .load_run(&ctx.run_id)
+                    .await
+                    .map_err(|e| TaskError::Failed(e.to_string()))?;
+                let state = |id: &str| {
+                    run.nodes
+                        .iter()
+                        .find(|n| n.node == id)
+                        .map(|n| (n.status, n.attempt))
+                };
+                Ok(json!({
+                    "upstream": format!("{:?}", state("a")),
+                    "self": format!("{:?}", state(&ctx.node_id)),
+                }))
+            }
+        },
+    );
+    effect.side_effects = true;
+    let host = common::builder(None)
+        .store(store.clone())
+        .native(effect)
+        .build()
+        .await
+        .unwrap();
+    let g = common::graph(json!({
+        "tasks": [
+            {"id": "a", "type": "math.add-one", "defaults": {"value": 1}},
+            {"id": "fx", "type": "native.effect"}
+        ],
+        "dataflows": [flow("a", "value", "fx", "value")]
+    }));
+    let result = host.run(&g, json!({})).await.unwrap();
+    assert_eq!(
+        result.outputs["fx"],
+        json!({"upstream": "Some((Completed, 1))", "self": "Some((Running, 1))"})
+    );
 }

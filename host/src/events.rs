@@ -177,7 +177,11 @@ pub fn now_ms() -> u64 {
 /// together with the state changes they describe, and only then hands them to
 /// every subscriber, in order.
 ///
-/// Cheap to clone; every clone writes into the same sequence.
+/// Changes are *recorded* without waiting ([`EventHub::record`]); a committer
+/// task writes everything recorded since its last transaction in one
+/// transaction (group commit) and then publishes it. [`EventHub::sync`] waits
+/// until a recorded change is durable. Cheap to clone; every clone writes into
+/// the same sequence.
 #[derive(Clone)]
 pub struct EventHub {
     inner: Arc<HubInner>,
@@ -186,13 +190,40 @@ pub struct EventHub {
 struct HubInner {
     run_id: String,
     store: Option<Arc<dyn RunStore>>,
-    /// Held across a commit, so numbering follows commit order.
-    next_seq: tokio::sync::Mutex<u64>,
-    /// Events from tasks (logs, progress), waiting for the next commit.
-    buffered: Mutex<Vec<(u64, EventKind)>>,
-    wake: tokio::sync::Notify,
+    pending: Mutex<Pending>,
+    /// Wakes the committer; shared with it so it can notice the hub is gone.
+    wake: Arc<tokio::sync::Notify>,
+    /// How many records are durable (and published).
+    committed: tokio::sync::watch::Sender<Committed>,
+    committer: std::sync::Once,
     subscribers: Mutex<Vec<mpsc::UnboundedSender<Event>>>,
 }
+
+impl Drop for HubInner {
+    fn drop(&mut self) {
+        // Let the committer see the hub is gone and stop.
+        self.wake.notify_one();
+    }
+}
+
+#[derive(Default)]
+struct Pending {
+    next_seq: u64,
+    recorded: u64,
+    nodes: Vec<NodeRecord>,
+    status: Option<RunStatus>,
+    events: Vec<Event>,
+}
+
+#[derive(Clone, Default)]
+struct Committed {
+    records: u64,
+    failed: Option<String>,
+}
+
+/// Identifies one recorded change, to [`EventHub::sync`] on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Ticket(u64);
 
 impl EventHub {
     /// A hub for `run_id` that keeps nothing (events go to subscribers only),
@@ -212,9 +243,13 @@ impl EventHub {
             inner: Arc::new(HubInner {
                 run_id: run_id.to_string(),
                 store,
-                next_seq: tokio::sync::Mutex::new(next_seq.max(1)),
-                buffered: Mutex::new(Vec::new()),
-                wake: tokio::sync::Notify::new(),
+                pending: Mutex::new(Pending {
+                    next_seq: next_seq.max(1),
+                    ..Pending::default()
+                }),
+                wake: Arc::new(tokio::sync::Notify::new()),
+                committed: tokio::sync::watch::Sender::new(Committed::default()),
+                committer: std::sync::Once::new(),
                 subscribers: Mutex::new(Vec::new()),
             }),
         }
@@ -232,81 +267,123 @@ impl EventHub {
         rx
     }
 
-    /// Commit `nodes`, the run's new `status` and the events `kinds` (after any
-    /// buffered task events) in one transaction, then publish the events.
+    /// Record new states of `nodes`, the run's new `status` and the events
+    /// `kinds`, to be committed together (with whatever else is recorded
+    /// meanwhile) and then published. Does not wait: [`EventHub::sync`] on the
+    /// ticket to know it is durable. Must be called within a tokio runtime.
+    pub fn record(
+        &self,
+        nodes: Vec<NodeRecord>,
+        status: Option<RunStatus>,
+        kinds: Vec<EventKind>,
+    ) -> Ticket {
+        let ticket = {
+            let mut p = lock(&self.inner.pending);
+            let time_ms = now_ms();
+            for kind in kinds {
+                let seq = p.next_seq;
+                p.next_seq += 1;
+                p.events.push(Event {
+                    run_id: self.inner.run_id.clone(),
+                    seq,
+                    time_ms,
+                    kind,
+                });
+            }
+            p.nodes.extend(nodes);
+            if status.is_some() {
+                p.status = status;
+            }
+            p.recorded += 1;
+            Ticket(p.recorded)
+        };
+        self.inner.committer.call_once(|| {
+            tokio::spawn(commit_loop(
+                Arc::downgrade(&self.inner),
+                self.inner.wake.clone(),
+            ));
+        });
+        self.inner.wake.notify_one();
+        ticket
+    }
+
+    /// Wait until the change behind `ticket` (and everything recorded before it)
+    /// is durable and published.
+    pub async fn sync(&self, ticket: Ticket) -> Result<(), StoreError> {
+        let mut rx = self.inner.committed.subscribe();
+        let state = rx
+            .wait_for(|c| c.records >= ticket.0 || c.failed.is_some())
+            .await
+            .map_err(|_| StoreError::Backend("the event committer stopped".into()))?;
+        match &state.failed {
+            Some(e) => Err(StoreError::Backend(e.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Record and wait until durable: [`EventHub::record`] then [`EventHub::sync`].
     pub async fn commit(
         &self,
         nodes: Vec<NodeRecord>,
         status: Option<RunStatus>,
         kinds: Vec<EventKind>,
-    ) -> Result<Vec<Event>, StoreError> {
-        let mut next_seq = self.inner.next_seq.lock().await;
-        let now = now_ms();
-        let buffered = std::mem::take(&mut *lock(&self.inner.buffered));
-        let events: Vec<Event> = buffered
-            .into_iter()
-            .chain(kinds.into_iter().map(|k| (now, k)))
-            .enumerate()
-            .map(|(i, (time_ms, kind))| Event {
-                run_id: self.inner.run_id.clone(),
-                seq: *next_seq + i as u64,
-                time_ms,
-                kind,
-            })
-            .collect();
-        if events.is_empty() && nodes.is_empty() && status.is_none() {
-            return Ok(events);
-        }
-        if let Some(store) = &self.inner.store {
-            let commit = Commit {
-                nodes,
-                status,
-                events: events.clone(),
-            };
-            store.commit(&self.inner.run_id, commit).await?;
-        }
-        *next_seq += events.len() as u64;
-        lock(&self.inner.subscribers).retain(|s| events.iter().all(|e| s.send(e.clone()).is_ok()));
-        Ok(events)
+    ) -> Result<(), StoreError> {
+        let ticket = self.record(nodes, status, kinds);
+        self.sync(ticket).await
     }
 
-    /// Queue an event from a running task; it is committed and published by
-    /// the next commit or [`EventHub::flush`].
+    /// Record an event from a running task (a log line, progress).
     pub fn buffer(&self, kind: EventKind) {
-        lock(&self.inner.buffered).push((now_ms(), kind));
-        self.inner.wake.notify_one();
+        self.record(Vec::new(), None, vec![kind]);
     }
 
-    /// Commit and publish the buffered task events.
-    pub async fn flush(&self) -> Result<(), StoreError> {
-        self.commit(Vec::new(), None, Vec::new()).await.map(|_| ())
+    /// The first store failure, if any: the run cannot go on durably.
+    pub fn failure(&self) -> Option<String> {
+        self.inner.committed.borrow().failed.clone()
     }
+}
 
-    /// Flush buffered task events as they come (batched every few
-    /// milliseconds) until the returned token is cancelled.
-    pub fn start_flusher(&self) -> tokio_util::sync::CancellationToken {
-        let stop = tokio_util::sync::CancellationToken::new();
-        let (hub, done) = (self.clone(), stop.clone());
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = done.cancelled() => break,
-                    _ = hub.inner.wake.notified() => {}
-                }
-                // Let a burst of log lines gather into one transaction.
-                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-                if let Err(e) = hub.flush().await {
-                    tracing::error!(run = %hub.run_id(), error = %e, "cannot store task events");
-                }
+/// Commit what is pending, in order, until the hub is dropped.
+async fn commit_loop(hub: std::sync::Weak<HubInner>, wake: Arc<tokio::sync::Notify>) {
+    loop {
+        wake.notified().await;
+        let Some(inner) = hub.upgrade() else { break };
+        let (upto, commit) = {
+            let mut p = lock(&inner.pending);
+            let commit = Commit {
+                nodes: std::mem::take(&mut p.nodes),
+                status: p.status.take(),
+                events: std::mem::take(&mut p.events),
+            };
+            (p.recorded, commit)
+        };
+        if inner.committed.borrow().records >= upto || inner.committed.borrow().failed.is_some() {
+            continue;
+        }
+        let events = commit.events.clone();
+        let result = match &inner.store {
+            Some(store) => store.commit(&inner.run_id, commit).await,
+            None => Ok(()),
+        };
+        match result {
+            Ok(()) => {
+                lock(&inner.subscribers)
+                    .retain(|s| events.iter().all(|e| s.send(e.clone()).is_ok()));
+                inner.committed.send_modify(|c| c.records = upto);
             }
-        });
-        stop
+            Err(e) => {
+                tracing::error!(run = %inner.run_id, error = %e, "cannot commit the run's changes");
+                inner
+                    .committed
+                    .send_modify(|c| c.failed = Some(e.to_string()));
+            }
+        }
     }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding one of these locks cannot leave the data
-    // inconsistent (a list), so a poisoned lock is still usable.
+    // inconsistent (plain lists and counters), so a poisoned lock is usable.
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -403,20 +480,20 @@ mod tests {
     #[tokio::test]
     async fn serializes_with_a_type_tag() {
         let hub = EventHub::new("r1", 7);
-        let e = hub
-            .commit(
-                vec![],
-                None,
-                vec![EventKind::Node {
-                    node: "a".into(),
-                    status: NodeStatus::Completed,
-                    error: None,
-                    cached: false,
-                }],
-            )
-            .await
-            .unwrap();
-        let v = serde_json::to_value(&e[0]).unwrap();
+        let mut rx = hub.subscribe();
+        hub.commit(
+            vec![],
+            None,
+            vec![EventKind::Node {
+                node: "a".into(),
+                status: NodeStatus::Completed,
+                error: None,
+                cached: false,
+            }],
+        )
+        .await
+        .unwrap();
+        let v = serde_json::to_value(rx.try_recv().unwrap()).unwrap();
         assert_eq!(v["type"], "node");
         assert_eq!(v["seq"], 7);
         assert_eq!(v["status"], "completed");

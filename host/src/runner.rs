@@ -15,7 +15,9 @@ use serde_json::{Map, Value};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::events::{DataflowStatus, EventHub, EventKind, NodeEvents, NodeStatus, RunStatus};
+use crate::events::{
+    DataflowStatus, EventHub, EventKind, NodeEvents, NodeStatus, RunStatus, Ticket,
+};
 use crate::graph::Plan;
 use crate::store::{NodeRecord, StoreError};
 use crate::task::{TaskContext, TaskError};
@@ -202,13 +204,9 @@ impl State<'_> {
         self.ready.push_back(t);
     }
 
-    /// Commit what changed since the last commit (and the run's new status),
-    /// then publish its events.
-    async fn commit(
-        &mut self,
-        hub: &EventHub,
-        status: Option<RunStatus>,
-    ) -> Result<(), StoreError> {
+    /// Record what changed since the last call (and the run's new status) with
+    /// the run's event hub, which commits it and then publishes its events.
+    fn record(&mut self, hub: &EventHub, status: Option<RunStatus>) -> Ticket {
         let mut dirty = std::mem::take(&mut self.dirty);
         dirty.sort_unstable();
         dirty.dedup();
@@ -223,7 +221,7 @@ impl State<'_> {
             })
             .collect();
         let events = std::mem::take(&mut self.events);
-        hub.commit(nodes, status, events).await.map(|_| ())
+        hub.record(nodes, status, events)
     }
 }
 
@@ -309,10 +307,7 @@ impl Runner {
         st.replay = false;
         let resumed = !prior.is_empty();
         st.events.push(EventKind::RunStarted { nodes: n, resumed });
-        let flusher = hub.start_flusher();
-        let result = self.drive(&mut st, hub, cancel).await;
-        flusher.cancel();
-        let (cancelled, stats) = result?;
+        let (cancelled, stats) = self.drive(&mut st, hub, cancel).await?;
 
         for i in 0..n {
             match st.status[i] {
@@ -337,7 +332,8 @@ impl Runner {
             RunStatus::Failed
         };
         st.events.push(EventKind::RunFinished { status });
-        st.commit(hub, Some(status)).await?;
+        let done = st.record(hub, Some(status));
+        hub.sync(done).await?;
 
         let ids = |pred: &dyn Fn(usize) -> bool| -> Vec<String> {
             (0..n)
@@ -382,6 +378,9 @@ impl Runner {
         let mut finished = Instant::now();
         let mut cancelled = cancel.is_cancelled();
         loop {
+            // The token may fire while a completion is being handled (the
+            // select below then takes the completion): read it every turn.
+            cancelled |= cancel.is_cancelled();
             // Mark the next ready nodes running and make that durable before
             // they start, so an attempt is never lost.
             let mut starting = Vec::new();
@@ -391,7 +390,17 @@ impl Runner {
                 st.set(i, NodeStatus::Running, None);
                 starting.push(i);
             }
-            st.commit(hub, None).await?;
+            // Changes are committed in the background, in order (group commit):
+            // the next tasks start without waiting for the disk, except a task
+            // with side effects, which starts only once its inputs and its
+            // `running` state are durable.
+            let ticket = st.record(hub, None);
+            if starting.iter().any(|&i| plan.nodes[i].task.side_effects) {
+                hub.sync(ticket).await?;
+            }
+            if let Some(e) = hub.failure() {
+                return Err(StoreError::Backend(e));
+            }
             for i in starting {
                 let node = &plan.nodes[i];
                 let task = node.task.clone();
