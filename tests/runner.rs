@@ -145,7 +145,12 @@ async fn cancellation_interrupts_running_tasks_and_skips_the_rest() {
     .expect("a cancelled run ends promptly")
     .unwrap();
     assert_eq!(result.status, RunStatus::Cancelled);
-    assert_eq!(result.nodes["slow"], NodeStatus::Cancelled, "{:?}", result.failures);
+    assert_eq!(
+        result.nodes["slow"],
+        NodeStatus::Cancelled,
+        "{:?}",
+        result.failures
+    );
     assert_eq!(result.nodes["next"], NodeStatus::Cancelled);
 }
 

@@ -12,7 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use crate::store::{Commit, NodeRecord, RunStore, StoreError};
+use crate::store::{CachePut, Commit, NodeRecord, RunStore, StoreError};
 
 /// The state of a node in a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -213,6 +213,7 @@ struct Pending {
     nodes: Vec<NodeRecord>,
     status: Option<RunStatus>,
     events: Vec<Event>,
+    cache: Vec<CachePut>,
 }
 
 #[derive(Clone, Default)]
@@ -332,6 +333,12 @@ impl EventHub {
         self.sync(ticket).await
     }
 
+    /// Stage outputs for the output cache: they are written with the next
+    /// commit (use [`EventHub::record`] right after for the change they belong to).
+    pub fn stage_cache(&self, puts: Vec<CachePut>) {
+        lock(&self.inner.pending).cache.extend(puts);
+    }
+
     /// Record an event from a running task (a log line, progress).
     pub fn buffer(&self, kind: EventKind) {
         self.record(Vec::new(), None, vec![kind]);
@@ -354,6 +361,7 @@ async fn commit_loop(hub: std::sync::Weak<HubInner>, wake: Arc<tokio::sync::Noti
                 nodes: std::mem::take(&mut p.nodes),
                 status: p.status.take(),
                 events: std::mem::take(&mut p.events),
+                cache: std::mem::take(&mut p.cache),
             };
             (p.recorded, commit)
         };

@@ -102,6 +102,13 @@ impl HostBuilder {
         self
     }
 
+    /// How the output cache is used (default: on, keep the last 10,000 entries
+    /// per task type, no age limit).
+    pub fn cache(mut self, policy: crate::cache::CachePolicy) -> Self {
+        self.run.cache = policy;
+        self
+    }
+
     /// Register a Rust task (the seeds' LambdaTask).
     pub fn native(mut self, task: NativeTask) -> Self {
         self.natives.push(task);
@@ -143,11 +150,12 @@ impl HostBuilder {
         for task in self.natives {
             registry.register_native(task)?;
         }
+        let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
         Ok(Host {
             plugins,
             registry: Arc::new(registry),
-            runner: Runner::new(self.run),
-            store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
+            runner: Runner::new(self.run, Some(store.clone())),
+            store,
         })
     }
 }

@@ -27,6 +27,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod cache;
 pub mod events;
 pub mod graph;
 mod host;

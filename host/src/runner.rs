@@ -15,18 +15,24 @@ use serde_json::{Map, Value};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::cache::{CacheEntry, CachePolicy};
+use crate::events::now_ms;
 use crate::events::{
     DataflowStatus, EventHub, EventKind, NodeEvents, NodeStatus, RunStatus, Ticket,
 };
 use crate::graph::Plan;
-use crate::store::{NodeRecord, StoreError};
+use crate::store::CachePut;
+use crate::store::{NodeRecord, RunStore, StoreError};
 use crate::task::{TaskContext, TaskError};
+use std::sync::Arc;
 
 /// How a run is executed.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     /// The most tasks running at once.
     pub parallelism: usize,
+    /// How the output cache is used.
+    pub cache: CachePolicy,
 }
 
 impl Default for RunOptions {
@@ -36,6 +42,7 @@ impl Default for RunOptions {
             // Tasks waiting on timers or I/O hold no core, so allow more tasks
             // than cores; CPU-bound ones share the cores through the runtime.
             parallelism: cores * 8,
+            cache: CachePolicy::default(),
         }
     }
 }
@@ -92,9 +99,10 @@ impl RunResult {
 }
 
 /// Executes plans.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Runner {
     options: RunOptions,
+    cache: Option<Arc<dyn RunStore>>,
 }
 
 struct State<'p> {
@@ -117,6 +125,10 @@ struct State<'p> {
 
 impl State<'_> {
     fn set(&mut self, i: usize, status: NodeStatus, error: Option<String>) {
+        self.set_cached(i, status, error, false);
+    }
+
+    fn set_cached(&mut self, i: usize, status: NodeStatus, error: Option<String>, cached: bool) {
         self.status[i] = status;
         self.errors[i] = error.clone();
         if self.replay {
@@ -127,7 +139,7 @@ impl State<'_> {
             node: self.plan.nodes[i].id.clone(),
             status,
             error,
-            cached: false,
+            cached,
         });
     }
 
@@ -138,9 +150,9 @@ impl State<'_> {
     }
 
     /// Node `i` completed with `output`: deliver along its dataflows.
-    fn complete(&mut self, i: usize, output: Value) {
+    fn complete(&mut self, i: usize, output: Value, cached: bool) {
         self.outputs[i] = Some(output.clone());
-        self.set(i, NodeStatus::Completed, None);
+        self.set_cached(i, NodeStatus::Completed, None, cached);
         for &e in &self.plan.outgoing[i] {
             let edge = &self.plan.edges[e];
             let value = if edge.source_port == "*" {
@@ -231,8 +243,10 @@ fn skipped_by(node: &str) -> String {
 
 impl Runner {
     /// A runner with `options`.
-    pub fn new(options: RunOptions) -> Self {
-        Runner { options }
+    /// A runner with `options`, looking up and storing cacheable outputs in
+    /// `cache` (if any).
+    pub fn new(options: RunOptions, cache: Option<Arc<dyn RunStore>>) -> Self {
+        Runner { options, cache }
     }
 
     /// Run `plan` on `input` (a JSON object given to the root nodes), committing
@@ -299,7 +313,7 @@ impl Runner {
         }
         for (i, output) in finished_before {
             match (st.status[i], output) {
-                (NodeStatus::Completed, Some(output)) => st.complete(i, output),
+                (NodeStatus::Completed, Some(output)) => st.complete(i, output, false),
                 (NodeStatus::Completed, None) => {}
                 _ => st.cut(i),
             }
@@ -372,7 +386,7 @@ impl Runner {
     ) -> Result<(bool, RunStats), StoreError> {
         let plan = st.plan;
         let parallelism = self.options.parallelism.max(1);
-        let mut running: JoinSet<(usize, Result<Value, TaskError>)> = JoinSet::new();
+        let mut running: JoinSet<(usize, Result<Value, TaskError>, Cached)> = JoinSet::new();
         let mut stats = RunStats::default();
         let mut started: Option<Instant> = None;
         let mut finished = Instant::now();
@@ -410,14 +424,37 @@ impl Runner {
                 ctx.attempt = st.attempts[i];
                 ctx.events = Some(NodeEvents::new(hub.clone(), &node.id));
                 let stop = cancel.clone();
+                let cache = self
+                    .cache
+                    .clone()
+                    .filter(|_| self.options.cache.enabled && node.cache)
+                    .map(|store| (store, self.options.cache.clone()));
                 started.get_or_insert_with(Instant::now);
-                stats.tasks_executed += 1;
                 running.spawn(async move {
+                    let key = cache.as_ref().map(|_| crate::cache::key(&task, &node_input));
+                    if let (Some((store, policy)), Some(key)) = (&cache, &key)
+                        && let Some(hit) = cache_lookup(store.as_ref(), policy, key).await
+                    {
+                        return (i, Ok(hit), Cached::Hit);
+                    }
                     let result = tokio::select! {
                         r = task.execute(&node_input, &ctx, timeout) => r,
                         _ = stop.cancelled() => Err(TaskError::Cancelled("the run was cancelled".into())),
                     };
-                    (i, result)
+                    let put = match (&cache, key, &result) {
+                        (Some((_, policy)), Some(key), Ok(output)) => Some(CachePut {
+                            key,
+                            entry: CacheEntry {
+                                task_type: task.id.clone(),
+                                version: task.version.clone(),
+                                output: output.clone(),
+                                created_ms: now_ms(),
+                            },
+                            keep_last: policy.keep_last,
+                        }),
+                        _ => None,
+                    };
+                    (i, result, Cached::Miss(put))
                 });
             }
             if running.is_empty() {
@@ -427,12 +464,23 @@ impl Runner {
                 _ = cancel.cancelled(), if !cancelled => { cancelled = true; }
                 Some(joined) = running.join_next() => {
                     finished = Instant::now();
+                    match &joined {
+                        Ok((_, _, Cached::Hit)) => stats.cache_hits += 1,
+                        Ok(_) => stats.tasks_executed += 1,
+                        Err(_) => {}
+                    }
                     match joined {
-                        Ok((i, Ok(output))) => st.complete(i, output),
-                        Ok((i, Err(TaskError::Cancelled(m)))) if cancel.is_cancelled() => {
+                        Ok((i, Ok(output), cached)) => {
+                            let hit = matches!(cached, Cached::Hit);
+                            if let Cached::Miss(Some(put)) = cached {
+                                hub.stage_cache(vec![put]);
+                            }
+                            st.complete(i, output, hit);
+                        }
+                        Ok((i, Err(TaskError::Cancelled(m)), _)) if cancel.is_cancelled() => {
                             st.set(i, NodeStatus::Cancelled, Some(m));
                         }
-                        Ok((i, Err(e))) => {
+                        Ok((i, Err(e), _)) => {
                             tracing::debug!(node = %plan.nodes[i].id, error = %e, "node failed");
                             st.set(i, NodeStatus::Failed, Some(e.to_string()));
                             st.cut(i);
@@ -449,4 +497,31 @@ impl Runner {
         });
         Ok((cancelled, stats))
     }
+}
+
+/// A fresh cached output for `key`, if the cache has one. Store errors read as
+/// misses (the task then simply runs).
+async fn cache_lookup(store: &dyn RunStore, policy: &CachePolicy, key: &str) -> Option<Value> {
+    match store.cache_get(key).await {
+        Ok(Some(entry)) => {
+            let age = std::time::Duration::from_millis(now_ms().saturating_sub(entry.created_ms));
+            policy
+                .max_age
+                .is_none_or(|max| age <= max)
+                .then_some(entry.output)
+        }
+        Ok(None) => None,
+        Err(e) => {
+            tracing::warn!(error = %e, "output cache lookup failed; running the task");
+            None
+        }
+    }
+}
+
+/// Where a task's result came from.
+enum Cached {
+    /// The output cache.
+    Hit,
+    /// The task ran; its output goes to the cache if this says so.
+    Miss(Option<CachePut>),
 }

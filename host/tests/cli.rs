@@ -310,3 +310,44 @@ fn runs_persist_and_their_event_log_reads_back() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("already ended"), "{}", stderr(&out));
 }
+
+#[test]
+fn second_run_is_served_from_the_cache_and_the_cache_can_be_inspected_and_cleared() {
+    let data = tempfile::tempdir().unwrap();
+    let args = [
+        "run",
+        "examples/hello.json",
+        "--input",
+        r#"{"text":"p, q"}"#,
+        "--json",
+    ];
+    let first = stdout_json(&weft_in(data.path(), &args));
+    assert_eq!(first["stats"]["cache_hits"], 0);
+    let second = stdout_json(&weft_in(data.path(), &args));
+    assert_eq!(second["outputs"], first["outputs"]);
+    // split, shout and count are cacheable; util.debug-log is not.
+    assert_eq!(second["stats"]["cache_hits"], 3);
+    assert_eq!(second["stats"]["tasks_executed"], 1);
+    let mut no_cache = args.to_vec();
+    no_cache.push("--no-cache");
+    assert_eq!(
+        stdout_json(&weft_in(data.path(), &no_cache))["stats"]["cache_hits"],
+        0
+    );
+
+    let stats = stdout_json(&weft_in(data.path(), &["cache", "stats", "--json"]));
+    let types: Vec<&str> = stats
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["task_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, vec!["math.add-one", "text.split", "text.template"]);
+    let out = weft_in(data.path(), &["cache", "clear", "--type", "text.split"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "removed 1 cached outputs"
+    );
+    let third = stdout_json(&weft_in(data.path(), &args));
+    assert_eq!(third["stats"]["cache_hits"], 2);
+}

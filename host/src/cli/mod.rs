@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
+use weft::cache::CachePolicy;
 use weft::events::{EventKind, RunStatus};
 use weft::graph::Graph;
 use weft::store::{MemoryStore, RedbStore, RunStore};
@@ -82,6 +83,22 @@ enum Command {
         /// Keep the run in memory only (no resume after a crash).
         #[arg(long)]
         ephemeral: bool,
+        /// Run every node; do not use or fill the output cache.
+        #[arg(long)]
+        no_cache: bool,
+        /// Cached outputs older than this many seconds are not used.
+        #[arg(long)]
+        cache_max_age_s: Option<u64>,
+        /// Keep at most this many cached outputs per task type (default 10000).
+        #[arg(long)]
+        cache_keep_last: Option<usize>,
+    },
+    /// Inspect or empty the output cache.
+    Cache {
+        #[command(subcommand)]
+        action: CacheAction,
+        #[command(flatten)]
+        data: DataArgs,
     },
     /// List the runs in the data directory, newest first.
     Runs {
@@ -133,10 +150,26 @@ enum Command {
     },
 }
 
+#[derive(Subcommand, Debug)]
+enum CacheAction {
+    /// Entries and bytes per task type.
+    Stats {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove cached outputs (of one task type with `--type`).
+    Clear {
+        /// Only this task type.
+        #[arg(long = "type")]
+        task_type: Option<String>,
+    },
+}
+
 #[derive(Args, Debug)]
 struct DataArgs {
     /// Where runs are kept (a redb file inside). Default `./.weft`.
-    #[arg(long, env = "WEFT_DATA_DIR", default_value = ".weft")]
+    #[arg(long, global = true, env = "WEFT_DATA_DIR", default_value = ".weft")]
     data_dir: PathBuf,
 }
 
@@ -156,15 +189,19 @@ struct HostArgs {
 
 impl HostArgs {
     async fn host(&self, parallelism: Option<usize>) -> anyhow::Result<Host> {
-        self.host_with(parallelism, None).await
+        self.host_with(parallelism, None, None).await
     }
 
     async fn host_with(
         &self,
         parallelism: Option<usize>,
         store: Option<Arc<dyn RunStore>>,
+        cache: Option<CachePolicy>,
     ) -> anyhow::Result<Host> {
         let mut builder = Host::builder();
+        if let Some(policy) = cache {
+            builder = builder.cache(policy);
+        }
         if let Some(store) = store {
             builder = builder.store(store);
         }
@@ -224,13 +261,24 @@ pub async fn main(cli: Cli) -> anyhow::Result<ExitCode> {
             parallelism,
             data,
             ephemeral,
+            no_cache,
+            cache_max_age_s,
+            cache_keep_last,
         } => {
+            let defaults = CachePolicy::default();
+            let policy = CachePolicy {
+                enabled: !no_cache,
+                keep_last: cache_keep_last.or(defaults.keep_last),
+                max_age: cache_max_age_s.map(std::time::Duration::from_secs),
+            };
             let store: Arc<dyn RunStore> = if ephemeral {
                 Arc::new(MemoryStore::new())
             } else {
                 data.store()?
             };
-            let host = host.host_with(parallelism, Some(store)).await?;
+            let host = host
+                .host_with(parallelism, Some(store), Some(policy))
+                .await?;
             let input = read_input(&input)?;
             let graph_file = Graph::from_file(&graph)?;
             let prepared = host
@@ -239,6 +287,38 @@ pub async fn main(cli: Cli) -> anyhow::Result<ExitCode> {
             execute(&host, &prepared, json, all_outputs).await
         }
         Command::Runs { data, json } => list_runs(&*data.store()?, json).await,
+        Command::Cache { action, data } => {
+            let store = data.store()?;
+            match action {
+                CacheAction::Stats { json } => {
+                    let stats = store.cache_stats().await?;
+                    if json {
+                        writeln!(
+                            std::io::stdout(),
+                            "{}",
+                            serde_json::to_string_pretty(&stats)?
+                        )?;
+                    } else if stats.is_empty() {
+                        writeln!(std::io::stdout(), "the output cache is empty")?;
+                    } else {
+                        for s in stats {
+                            writeln!(
+                                std::io::stdout(),
+                                "{:<24} {:>8} entries {:>12} bytes",
+                                s.task_type,
+                                s.entries,
+                                s.bytes
+                            )?;
+                        }
+                    }
+                }
+                CacheAction::Clear { task_type } => {
+                    let n = store.cache_clear(task_type.as_deref()).await?;
+                    writeln!(std::io::stdout(), "removed {n} cached outputs")?;
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Resume {
             run_id,
             all,
@@ -246,7 +326,7 @@ pub async fn main(cli: Cli) -> anyhow::Result<ExitCode> {
             data,
             json,
         } => {
-            let host = host.host_with(None, Some(data.store()?)).await?;
+            let host = host.host_with(None, Some(data.store()?), None).await?;
             let ids = if all {
                 host.interrupted_runs().await?
             } else {

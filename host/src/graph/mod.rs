@@ -76,6 +76,10 @@ pub struct NodeConfig {
     /// Wall-clock limit for one run of this node, in milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
+    /// `false` to never serve this node from the output cache (nor store its
+    /// output there). Only cacheable, side-effect-free task types are cached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<bool>,
 }
 
 impl NodeConfig {

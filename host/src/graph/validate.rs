@@ -221,6 +221,8 @@ pub struct PlanNode {
     pub defaults: Map<String, Value>,
     /// Its wall-clock limit per run.
     pub timeout: Duration,
+    /// Whether its output may come from (and go to) the output cache.
+    pub cache: bool,
 }
 
 /// A dataflow of a validated graph, by node index.
@@ -416,6 +418,7 @@ impl Plan {
                 PlanNode {
                     id: node.id.clone(),
                     timeout: node.config.timeout().unwrap_or(task.timeout),
+                    cache: node.config.cache != Some(false) && task.cacheable && !task.side_effects,
                     defaults: node.defaults.as_object().cloned().unwrap_or_default(),
                     task,
                 }

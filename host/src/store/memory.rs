@@ -4,11 +4,15 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use super::{Commit, NodeRecord, RunRecord, RunSpec, RunStore, StoreError, StoredRun};
+use super::{CachePut, Commit, NodeRecord, RunRecord, RunSpec, RunStore, StoreError, StoredRun};
+use crate::cache::{CacheEntry, CacheStat};
 use crate::events::{Event, now_ms};
 
 #[derive(Default)]
 struct Runs {
+    cache: BTreeMap<String, CacheEntry>,
+    /// (task type, created, key) → size: the cache in age order per type.
+    cache_index: BTreeMap<(String, u64, String), u64>,
     runs: BTreeMap<String, RunRecord>,
     specs: BTreeMap<String, RunSpec>,
     nodes: BTreeMap<(String, String), NodeRecord>,
@@ -58,6 +62,9 @@ impl RunStore for MemoryStore {
         }
         for e in commit.events {
             runs.events.insert((run_id.to_string(), e.seq), e);
+        }
+        for put in commit.cache {
+            put_cache(runs, put);
         }
         Ok(())
     }
@@ -110,5 +117,68 @@ impl RunStore for MemoryStore {
             .range((run_id.to_string(), after.saturating_add(1))..=(run_id.to_string(), u64::MAX))
             .map(|(_, e)| e.clone())
             .collect())
+    }
+
+    async fn cache_get(&self, key: &str) -> Result<Option<CacheEntry>, StoreError> {
+        Ok(self.lock().cache.get(key).cloned())
+    }
+
+    async fn cache_stats(&self) -> Result<Vec<CacheStat>, StoreError> {
+        let mut stats: BTreeMap<String, CacheStat> = BTreeMap::new();
+        for ((tt, _, _), size) in &self.lock().cache_index {
+            let s = stats.entry(tt.clone()).or_insert_with(|| CacheStat {
+                task_type: tt.clone(),
+                entries: 0,
+                bytes: 0,
+            });
+            s.entries += 1;
+            s.bytes += size;
+        }
+        Ok(stats.into_values().collect())
+    }
+
+    async fn cache_clear(&self, task_type: Option<&str>) -> Result<u64, StoreError> {
+        let mut runs = self.lock();
+        let doomed: Vec<(String, u64, String)> = runs
+            .cache_index
+            .keys()
+            .filter(|(t, _, _)| task_type.is_none_or(|want| t == want))
+            .cloned()
+            .collect();
+        for k in &doomed {
+            runs.cache_index.remove(k);
+            runs.cache.remove(&k.2);
+        }
+        Ok(doomed.len() as u64)
+    }
+}
+
+/// Store a cached output, then keep only the newest `keep_last` of its type.
+fn put_cache(runs: &mut Runs, put: CachePut) {
+    let CachePut {
+        key,
+        entry,
+        keep_last,
+    } = put;
+    let tt = entry.task_type.clone();
+    if let Some(old) = runs.cache.remove(&key) {
+        runs.cache_index
+            .remove(&(old.task_type, old.created_ms, key.clone()));
+    }
+    let size = entry.output.to_string().len() as u64;
+    runs.cache_index
+        .insert((tt.clone(), entry.created_ms, key.clone()), size);
+    runs.cache.insert(key, entry);
+    if let Some(keep) = keep_last {
+        let of_type: Vec<(String, u64, String)> = runs
+            .cache_index
+            .range((tt.clone(), 0, String::new())..)
+            .take_while(|((t, _, _), _)| *t == tt)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for old in of_type.iter().take(of_type.len().saturating_sub(keep)) {
+            runs.cache_index.remove(old);
+            runs.cache.remove(&old.2);
+        }
     }
 }

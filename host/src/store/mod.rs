@@ -16,6 +16,7 @@ use serde_json::Value;
 pub use memory::MemoryStore;
 pub use redb_store::RedbStore;
 
+use crate::cache::{CacheEntry, CacheStat};
 use crate::events::{Event, NodeStatus, RunStatus};
 use crate::graph::Graph;
 
@@ -105,6 +106,19 @@ pub struct Commit {
     pub status: Option<RunStatus>,
     /// Events describing these changes, already numbered.
     pub events: Vec<Event>,
+    /// Outputs to keep in the output cache.
+    pub cache: Vec<CachePut>,
+}
+
+/// An output to store in the output cache, in a [`Commit`].
+#[derive(Debug, Clone)]
+pub struct CachePut {
+    /// Its key ([`crate::cache::key`]).
+    pub key: String,
+    /// The entry.
+    pub entry: CacheEntry,
+    /// Keep only the newest this many entries of its task type.
+    pub keep_last: Option<usize>,
 }
 
 /// A run with everything stored about it.
@@ -134,6 +148,13 @@ pub trait RunStore: Send + Sync {
     async fn list_runs(&self) -> Result<Vec<RunRecord>, StoreError>;
     /// Events of `run_id` with sequence number greater than `after`, in order.
     async fn events(&self, run_id: &str, after: u64) -> Result<Vec<Event>, StoreError>;
+
+    /// The cached output under `key` (see [`crate::cache::key`]).
+    async fn cache_get(&self, key: &str) -> Result<Option<CacheEntry>, StoreError>;
+    /// Entries and bytes per task type.
+    async fn cache_stats(&self) -> Result<Vec<CacheStat>, StoreError>;
+    /// Remove every entry (of `task_type` only, if given); returns how many.
+    async fn cache_clear(&self, task_type: Option<&str>) -> Result<u64, StoreError>;
 }
 
 fn encode<T: Serialize>(v: &T) -> Vec<u8> {

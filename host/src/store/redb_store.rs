@@ -7,12 +7,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
 use super::{
-    Commit, FORMAT_VERSION, NodeRecord, RunRecord, RunSpec, RunStore, StoreError, StoredRun,
-    decode, encode,
+    CachePut, Commit, FORMAT_VERSION, NodeRecord, RunRecord, RunSpec, RunStore, StoreError,
+    StoredRun, decode, encode,
 };
+use crate::cache::{CacheEntry, CacheStat};
 use crate::events::{Event, now_ms};
 
 const RUNS: TableDefinition<&str, &[u8]> = TableDefinition::new("runs");
@@ -20,6 +21,12 @@ const SPECS: TableDefinition<&str, &[u8]> = TableDefinition::new("run_specs");
 const NODES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("nodes");
 const EVENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("events");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// Cache key → entry.
+const CACHE: TableDefinition<&str, &[u8]> = TableDefinition::new("cache");
+/// (task type, created ms, cache key) → size in bytes: the cache in age order.
+const CACHE_INDEX: TableDefinition<(&str, u64, &str), u64> = TableDefinition::new("cache_index");
+/// Task type → number of entries.
+const CACHE_COUNTS: TableDefinition<&str, u64> = TableDefinition::new("cache_counts");
 
 /// Runs in a redb file.
 #[derive(Clone)]
@@ -73,6 +80,9 @@ impl RedbStore {
             tx.open_table(SPECS).map_err(backend)?;
             tx.open_table(NODES).map_err(backend)?;
             tx.open_table(EVENTS).map_err(backend)?;
+            tx.open_table(CACHE).map_err(backend)?;
+            tx.open_table(CACHE_INDEX).map_err(backend)?;
+            tx.open_table(CACHE_COUNTS).map_err(backend)?;
         }
         tx.commit().map_err(backend)?;
         Ok(RedbStore {
@@ -150,6 +160,9 @@ impl RunStore for RedbStore {
                     events
                         .insert((run_id.as_str(), e.seq), encode(e).as_slice())
                         .map_err(backend)?;
+                }
+                for put in &commit.cache {
+                    put_cache(&tx, put)?;
                 }
             }
             tx.commit().map_err(backend)
@@ -240,4 +253,125 @@ impl RunStore for RedbStore {
         })
         .await
     }
+
+    async fn cache_get(&self, key: &str) -> Result<Option<CacheEntry>, StoreError> {
+        let key = key.to_string();
+        self.blocking(move |db| {
+            let tx = db.begin_read().map_err(backend)?;
+            let cache = tx.open_table(CACHE).map_err(backend)?;
+            match cache.get(key.as_str()).map_err(backend)? {
+                Some(v) => Ok(Some(decode(&key, v.value())?)),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    async fn cache_stats(&self) -> Result<Vec<CacheStat>, StoreError> {
+        self.blocking(|db| {
+            let tx = db.begin_read().map_err(backend)?;
+            let index = tx.open_table(CACHE_INDEX).map_err(backend)?;
+            let mut stats: Vec<CacheStat> = Vec::new();
+            for item in index.iter().map_err(backend)? {
+                let (k, v) = item.map_err(backend)?;
+                let (tt, _, _) = k.value();
+                match stats.last_mut() {
+                    Some(s) if s.task_type == tt => {
+                        s.entries += 1;
+                        s.bytes += v.value();
+                    }
+                    _ => stats.push(CacheStat {
+                        task_type: tt.to_string(),
+                        entries: 1,
+                        bytes: v.value(),
+                    }),
+                }
+            }
+            Ok(stats)
+        })
+        .await
+    }
+
+    async fn cache_clear(&self, task_type: Option<&str>) -> Result<u64, StoreError> {
+        let task_type = task_type.map(str::to_string);
+        self.blocking(move |db| {
+            let tx = db.begin_write().map_err(backend)?;
+            let removed;
+            {
+                let mut cache = tx.open_table(CACHE).map_err(backend)?;
+                let mut index = tx.open_table(CACHE_INDEX).map_err(backend)?;
+                let mut counts = tx.open_table(CACHE_COUNTS).map_err(backend)?;
+                let mut doomed = Vec::new();
+                for item in index.iter().map_err(backend)? {
+                    let (k, _) = item.map_err(backend)?;
+                    let (tt, created, key) = k.value();
+                    if task_type.as_deref().is_none_or(|want| want == tt) {
+                        doomed.push((tt.to_string(), created, key.to_string()));
+                    }
+                }
+                for (tt, created, key) in &doomed {
+                    index
+                        .remove((tt.as_str(), *created, key.as_str()))
+                        .map_err(backend)?;
+                    cache.remove(key.as_str()).map_err(backend)?;
+                    counts.remove(tt.as_str()).map_err(backend)?;
+                }
+                removed = doomed.len() as u64;
+            }
+            tx.commit().map_err(backend)?;
+            Ok(removed)
+        })
+        .await
+    }
+}
+
+/// Store a cached output in `tx`, then keep only the newest `keep_last` of its
+/// task type.
+fn put_cache(tx: &WriteTransaction, put: &CachePut) -> Result<(), StoreError> {
+    let mut cache = tx.open_table(CACHE).map_err(backend)?;
+    let mut index = tx.open_table(CACHE_INDEX).map_err(backend)?;
+    let mut counts = tx.open_table(CACHE_COUNTS).map_err(backend)?;
+    let (key, tt) = (put.key.as_str(), put.entry.task_type.as_str());
+    let old = cache.get(key).map_err(backend)?.map(|v| v.value().to_vec());
+    let mut count = counts.get(tt).map_err(backend)?.map_or(0, |v| v.value());
+    if let Some(old) = old {
+        let old: CacheEntry = decode(key, &old)?;
+        index
+            .remove((old.task_type.as_str(), old.created_ms, key))
+            .map_err(backend)?;
+        count -= 1;
+    }
+    let bytes = encode(&put.entry);
+    cache.insert(key, bytes.as_slice()).map_err(backend)?;
+    index
+        .insert((tt, put.entry.created_ms, key), bytes.len() as u64)
+        .map_err(backend)?;
+    count += 1;
+    // Drop the oldest entries of this type beyond `keep_last`.
+    let excess = put
+        .keep_last
+        .map_or(0, |keep| count.saturating_sub(keep as u64));
+    let mut doomed = Vec::new();
+    for item in index
+        .range((tt, 0, "")..)
+        .map_err(backend)?
+        .take(excess as usize)
+    {
+        let (k, _) = item.map_err(backend)?;
+        let (t, created, old_key) = k.value();
+        if t != tt {
+            break;
+        }
+        doomed.push((created, old_key.to_string()));
+    }
+    for (created, old_key) in &doomed {
+        index
+            .remove((tt, *created, old_key.as_str()))
+            .map_err(backend)?;
+        cache.remove(old_key.as_str()).map_err(backend)?;
+    }
+    counts
+        .insert(tt, count - doomed.len() as u64)
+        .map_err(backend)?;
+    Ok(())
 }

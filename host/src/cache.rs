@@ -1,0 +1,137 @@
+//! The output cache (the seeds' TaskOutputRepository): a task type's output,
+//! keyed by (task type, version, canonical JSON of the input), so a cacheable,
+//! side-effect-free node whose input was seen before is not run again.
+//!
+//! Owns the cache key and the policy. The entries live in the run store
+//! ([`crate::store::RunStore`]'s cache methods); the runner decides when to look.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::task::TaskType;
+
+/// How the output cache is used by a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CachePolicy {
+    /// Look up and store outputs at all (per run; a node's `config.cache`
+    /// can turn it off for that node).
+    pub enabled: bool,
+    /// Keep at most this many entries per task type (the oldest go first).
+    pub keep_last: Option<usize>,
+    /// Entries older than this are misses.
+    pub max_age: Option<Duration>,
+}
+
+impl Default for CachePolicy {
+    fn default() -> Self {
+        CachePolicy {
+            enabled: true,
+            keep_last: Some(10_000),
+            max_age: None,
+        }
+    }
+}
+
+/// One cached output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CacheEntry {
+    /// The task type.
+    pub task_type: String,
+    /// Its version when the output was made.
+    pub version: String,
+    /// The output.
+    pub output: Value,
+    /// When it was stored, ms since the Unix epoch.
+    pub created_ms: u64,
+}
+
+/// Entries and bytes of one task type in the cache.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CacheStat {
+    /// The task type.
+    pub task_type: String,
+    /// How many entries.
+    pub entries: u64,
+    /// Their total size (JSON), in bytes.
+    pub bytes: u64,
+}
+
+/// The cache key of running `task` on `input`: SHA-256 (hex) of the task type,
+/// its version and the input as canonical JSON (object keys sorted), so the
+/// same input written in another key order hits, and a new version of the task
+/// never sees the old version's entries.
+pub fn key(task: &TaskType, input: &Value) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(task.id.as_bytes());
+    hasher.update([0]);
+    hasher.update(task.version.as_bytes());
+    hasher.update([0]);
+    write_canonical(input, &mut hasher);
+    hex::encode(hasher.finalize())
+}
+
+fn write_canonical(v: &Value, out: &mut Sha256) {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            out.update(b"{");
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.update(b",");
+                }
+                out.update(Value::String(k.clone()).to_string().as_bytes());
+                out.update(b":");
+                write_canonical(&m[k], out);
+            }
+            out.update(b"}");
+        }
+        Value::Array(a) => {
+            out.update(b"[");
+            for (i, item) in a.iter().enumerate() {
+                if i > 0 {
+                    out.update(b",");
+                }
+                write_canonical(item, out);
+            }
+            out.update(b"]");
+        }
+        scalar => out.update(scalar.to_string().as_bytes()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::task::{NativeTask, Registry};
+    use serde_json::json;
+
+    fn task(version: &str) -> std::sync::Arc<TaskType> {
+        let mut reg = Registry::new();
+        let mut t = NativeTask::new("t.x", |v, _| async move { Ok(v) });
+        t.version = version.into();
+        reg.register_native(t).unwrap();
+        reg.get("t.x").unwrap().clone()
+    }
+
+    #[test]
+    fn key_ignores_key_order_but_not_values_or_versions() {
+        let t = task("1.0.0");
+        let a = key(&t, &json!({"a": 1, "b": {"y": [1, 2], "x": null}}));
+        let b = key(&t, &json!({"b": {"x": null, "y": [1, 2]}, "a": 1}));
+        assert_eq!(a, b);
+        assert_ne!(a, key(&t, &json!({"a": 2, "b": {"y": [1, 2], "x": null}})));
+        assert_ne!(
+            a,
+            key(
+                &task("1.0.1"),
+                &json!({"a": 1, "b": {"y": [1, 2], "x": null}})
+            )
+        );
+        // A string that looks like JSON is not the JSON it looks like.
+        assert_ne!(key(&t, &json!({"a": "1"})), key(&t, &json!({"a": 1})));
+    }
+}

@@ -1,0 +1,247 @@
+//! The storage conformance suite: every [`RunStore`] backend must pass the same
+//! tests. Run against the in-memory store and redb (a real file, reopened to
+//! check what survives).
+
+use std::sync::Arc;
+
+use serde_json::json;
+use weft::cache::CacheEntry;
+use weft::events::{Event, EventKind, NodeStatus, RunStatus};
+use weft::graph::Graph;
+use weft::store::{
+    CachePut, Commit, FORMAT_VERSION, MemoryStore, NodeRecord, RedbStore, RunRecord, RunSpec,
+    RunStore, StoreError,
+};
+
+fn record(id: &str, created_ms: u64) -> (RunRecord, RunSpec) {
+    let graph = Graph::builder().task("a", "math.add-one").build();
+    (
+        RunRecord {
+            run_id: id.into(),
+            origin: "g.json".into(),
+            status: RunStatus::Running,
+            created_ms,
+            updated_ms: created_ms,
+        },
+        RunSpec {
+            graph,
+            origin: "g.json".into(),
+            input: json!({"value": 1}),
+        },
+    )
+}
+
+fn event(run: &str, seq: u64) -> Event {
+    Event {
+        run_id: run.into(),
+        seq,
+        time_ms: 1,
+        kind: EventKind::Log {
+            node: "a".into(),
+            level: weft::events::LogLevel::Info,
+            message: format!("line {seq}"),
+        },
+    }
+}
+
+fn node(id: &str, status: NodeStatus, output: Option<serde_json::Value>) -> NodeRecord {
+    NodeRecord {
+        node: id.into(),
+        status,
+        attempt: 1,
+        output,
+        error: None,
+    }
+}
+
+fn put(key: &str, task_type: &str, created_ms: u64, keep_last: Option<usize>) -> CachePut {
+    CachePut {
+        key: key.into(),
+        entry: CacheEntry {
+            task_type: task_type.into(),
+            version: "1".into(),
+            output: json!({"k": key}),
+            created_ms,
+        },
+        keep_last,
+    }
+}
+
+/// The behaviour every backend must have.
+async fn conformance(store: Arc<dyn RunStore>) {
+    // Runs: create, list newest first, unknown ids are typed errors.
+    let (r1, s1) = record("r1", 10);
+    let (r2, s2) = record("r2", 20);
+    store.create_run(r1, s1.clone()).await.unwrap();
+    store.create_run(r2, s2).await.unwrap();
+    let listed: Vec<String> = store
+        .list_runs()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.run_id)
+        .collect();
+    assert_eq!(listed, vec!["r2", "r1"]);
+    assert!(
+        matches!(store.load_run("nope").await, Err(StoreError::UnknownRun(id)) if id == "nope")
+    );
+    let orphan = Commit {
+        events: vec![event("nope", 1)],
+        ..Commit::default()
+    };
+    assert!(matches!(
+        store.commit("nope", orphan).await,
+        Err(StoreError::UnknownRun(_))
+    ));
+
+    // A new run has no nodes and starts its events at 1.
+    let loaded = store.load_run("r1").await.unwrap();
+    assert_eq!(loaded.spec, s1);
+    assert!(loaded.nodes.is_empty());
+    assert_eq!(loaded.next_seq, 1);
+
+    // Commits: node states replace earlier ones, events append, status changes.
+    store
+        .commit(
+            "r1",
+            Commit {
+                nodes: vec![node("a", NodeStatus::Running, None)],
+                events: vec![event("r1", 1), event("r1", 2)],
+                ..Commit::default()
+            },
+        )
+        .await
+        .unwrap();
+    store
+        .commit(
+            "r1",
+            Commit {
+                nodes: vec![node("a", NodeStatus::Completed, Some(json!({"value": 2})))],
+                status: Some(RunStatus::Succeeded),
+                events: vec![event("r1", 3)],
+                cache: vec![],
+            },
+        )
+        .await
+        .unwrap();
+    let loaded = store.load_run("r1").await.unwrap();
+    assert_eq!(loaded.run.status, RunStatus::Succeeded);
+    assert_eq!(
+        loaded.nodes,
+        vec![node("a", NodeStatus::Completed, Some(json!({"value": 2})))]
+    );
+    assert_eq!(loaded.next_seq, 4);
+    let seqs = |events: Vec<Event>| events.iter().map(|e| e.seq).collect::<Vec<_>>();
+    assert_eq!(seqs(store.events("r1", 0).await.unwrap()), vec![1, 2, 3]);
+    assert_eq!(seqs(store.events("r1", 2).await.unwrap()), vec![3]);
+    assert!(store.events("r1", 3).await.unwrap().is_empty());
+    // Runs do not see each other's nodes or events.
+    assert!(store.events("r2", 0).await.unwrap().is_empty());
+    assert!(store.load_run("r2").await.unwrap().nodes.is_empty());
+
+    // The output cache: put in a commit, get, keep-last per type, stats, clear.
+    let cache = vec![
+        put("k1", "t.a", 1, Some(2)),
+        put("k2", "t.a", 2, Some(2)),
+        put("k3", "t.a", 3, Some(2)),
+        put("k4", "t.b", 4, None),
+    ];
+    store
+        .commit(
+            "r2",
+            Commit {
+                cache,
+                ..Commit::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        store.cache_get("k1").await.unwrap().is_none(),
+        "the oldest t.a entry beyond keep_last 2 is gone"
+    );
+    assert_eq!(
+        store.cache_get("k3").await.unwrap().unwrap().output,
+        json!({"k": "k3"})
+    );
+    // Putting the same key again replaces it.
+    store
+        .commit(
+            "r2",
+            Commit {
+                cache: vec![put("k4", "t.b", 5, None)],
+                ..Commit::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.cache_get("k4").await.unwrap().unwrap().created_ms, 5);
+    let stats = store.cache_stats().await.unwrap();
+    let entries: Vec<(String, u64)> = stats
+        .iter()
+        .map(|s| (s.task_type.clone(), s.entries))
+        .collect();
+    assert_eq!(
+        entries,
+        vec![("t.a".to_string(), 2), ("t.b".to_string(), 1)]
+    );
+    assert!(stats.iter().all(|s| s.bytes > 0));
+    assert_eq!(store.cache_clear(Some("t.a")).await.unwrap(), 2);
+    assert!(store.cache_get("k2").await.unwrap().is_none());
+    assert!(store.cache_get("k4").await.unwrap().is_some());
+    assert_eq!(store.cache_clear(None).await.unwrap(), 1);
+    assert!(store.cache_stats().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn memory_store_conforms() {
+    conformance(Arc::new(MemoryStore::new())).await;
+}
+
+#[tokio::test]
+async fn redb_store_conforms_and_keeps_everything_across_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("weft.redb");
+    conformance(Arc::new(RedbStore::open(&path).unwrap())).await;
+    // Dropped (closed) above; everything committed is still there.
+    let store = RedbStore::open(&path).unwrap();
+    let loaded = store.load_run("r1").await.unwrap();
+    assert_eq!(loaded.run.status, RunStatus::Succeeded);
+    assert_eq!(loaded.next_seq, 4);
+    assert_eq!(store.list_runs().await.unwrap().len(), 2);
+}
+
+#[test]
+fn redb_file_of_a_newer_format_is_refused_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("weft.redb");
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let tx = db.begin_write().unwrap();
+        {
+            let mut meta = tx
+                .open_table(redb::TableDefinition::<&str, u64>::new("meta"))
+                .unwrap();
+            meta.insert("format_version", FORMAT_VERSION + 1).unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    let err = RedbStore::open(&path)
+        .err()
+        .expect("a newer file is refused");
+    assert!(matches!(err, StoreError::NewerFormat { found, .. } if found == FORMAT_VERSION + 1));
+    assert!(err.to_string().contains("upgrade weft"), "{err}");
+}
+
+#[test]
+fn a_second_process_on_the_same_data_directory_is_told_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("weft.redb");
+    let _first = RedbStore::open(&path).unwrap();
+    let err = RedbStore::open(&path).err().expect("the file is locked");
+    assert!(
+        err.to_string()
+            .contains("is in use by another weft process"),
+        "{err}"
+    );
+}
