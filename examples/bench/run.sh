@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
 # Runs the benchmark graphs with a release build and prints tasks/s and peak
-# memory for each (best of 3 runs; the compiled-plugin cache is warmed first).
+# memory for each, measured side by side in one run (best of 3; the compiled-
+# plugin cache is warmed first):
+#   ephemeral     in memory, output cache off
+#   durable       redb, output cache off
+#   cache cold    redb, output cache on, empty data directory
+#   cache warm    redb, output cache on, after one run of the same graph
 #   examples/bench/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -10,27 +15,33 @@ weft=${CARGO_TARGET_DIR:-target}/release/weft
 bench=examples/bench
 [[ -f $bench/chain-1000.json ]] || $bench/generate.sh
 
-field() { sed -n "s/^ *\"$1\": \([0-9.]*\),\{0,1\}$/\1/p" | head -n1; }
-
 data=$(mktemp -d)
 trap 'rm -rf "$data"' EXIT
+field() { sed -n "s/^ *\"$1\": \([0-9.]*\),\{0,1\}$/\1/p" | head -n1; }
+
 "$weft" run "$bench/chain-1000.json" --json --ephemeral > /dev/null # warm the compiled-artifact cache
-printf '%-24s %8s %10s %12s %14s\n' graph tasks run_ms tasks/s peak_rss_MiB
-for run in "chain-1000 --ephemeral" "chain-1000 --data-dir=$data" "fanout-1000 --ephemeral" "fanout-1000 --data-dir=$data"; do
-  g=${run%% *}
-  mode=${run#* }
-  label="$g ${mode%%=*}"
-  best=""
-  for _ in 1 2 3; do
-    out=$("$weft" run "$bench/$g.json" --json $mode)
-    ms=$(field run_ms <<< "$out")
-    if [[ -z $best ]] || awk "BEGIN{exit !($ms < $best)}"; then
-      best=$ms
-      tasks=$(field tasks_executed <<< "$out")
-      rss=$(field peak_rss_kb <<< "$out")
-    fi
+printf '%-26s %8s %10s %12s %14s\n' graph tasks run_ms nodes/s peak_rss_MiB
+for g in chain-1000 fanout-1000; do
+  "$weft" run "$bench/$g.json" --json --data-dir "$data/warm-$g" > /dev/null # fill the cache
+  for mode in ephemeral durable "cache cold" "cache warm"; do
+    best=""
+    for rep in 1 2 3; do
+      case $mode in
+        ephemeral) args=(--ephemeral --no-cache) ;;
+        durable) args=(--data-dir "$data/durable" --no-cache) ;;
+        "cache cold") args=(--data-dir "$data/cold-$g-$rep") ;;
+        "cache warm") args=(--data-dir "$data/warm-$g") ;;
+      esac
+      out=$("$weft" run "$bench/$g.json" --json "${args[@]}")
+      ms=$(field run_ms <<< "$out")
+      if [[ -z $best ]] || awk "BEGIN{exit !($ms < $best)}"; then
+        best=$ms
+        nodes=$(( $(field tasks_executed <<< "$out") + $(field cache_hits <<< "$out") ))
+        rss=$(field peak_rss_kb <<< "$out")
+      fi
+    done
+    awk -v g="$g $mode" -v t="$nodes" -v ms="$best" -v rss="$rss" \
+      'BEGIN { printf "%-26s %8d %10.1f %12.0f %14.1f\n", g, t, ms, t / (ms / 1000), rss / 1024 }'
   done
-  awk -v g="$label" -v t="$tasks" -v ms="$best" -v rss="$rss" \
-    'BEGIN { printf "%-24s %8d %10.1f %12.0f %14.1f\n", g, t, ms, t / (ms / 1000), rss / 1024 }'
 done
-echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), load $(cut -d' ' -f1-3 /proc/loadavg)"
