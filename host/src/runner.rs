@@ -23,7 +23,7 @@ use crate::events::{
 use crate::graph::Plan;
 use crate::store::CachePut;
 use crate::store::{NodeRecord, RunStore, StoreError};
-use crate::task::{TaskContext, TaskError};
+use crate::task::{TaskContext, TaskError, TaskType};
 use std::sync::Arc;
 
 /// How a run is executed.
@@ -386,7 +386,7 @@ impl Runner {
     ) -> Result<(bool, RunStats), StoreError> {
         let plan = st.plan;
         let parallelism = self.options.parallelism.max(1);
-        let mut running: JoinSet<(usize, Result<Value, TaskError>, Cached)> = JoinSet::new();
+        let mut running: JoinSet<(usize, (Result<Value, TaskError>, Cached))> = JoinSet::new();
         let mut stats = RunStats::default();
         let mut started: Option<Instant> = None;
         let mut finished = Instant::now();
@@ -431,30 +431,10 @@ impl Runner {
                     .map(|store| (store, self.options.cache.clone()));
                 started.get_or_insert_with(Instant::now);
                 running.spawn(async move {
-                    let key = cache.as_ref().map(|_| crate::cache::key(&task, &node_input));
-                    if let (Some((store, policy)), Some(key)) = (&cache, &key)
-                        && let Some(hit) = cache_lookup(store.as_ref(), policy, key).await
-                    {
-                        return (i, Ok(hit), Cached::Hit);
-                    }
-                    let result = tokio::select! {
-                        r = task.execute(&node_input, &ctx, timeout) => r,
-                        _ = stop.cancelled() => Err(TaskError::Cancelled("the run was cancelled".into())),
-                    };
-                    let put = match (&cache, key, &result) {
-                        (Some((_, policy)), Some(key), Ok(output)) => Some(CachePut {
-                            key,
-                            entry: CacheEntry {
-                                task_type: task.id.clone(),
-                                version: task.version.clone(),
-                                output: output.clone(),
-                                created_ms: now_ms(),
-                            },
-                            keep_last: policy.keep_last,
-                        }),
-                        _ => None,
-                    };
-                    (i, result, Cached::Miss(put))
+                    (
+                        i,
+                        run_node(&task, node_input, ctx, timeout, cache, stop).await,
+                    )
                 });
             }
             if running.is_empty() {
@@ -465,22 +445,22 @@ impl Runner {
                 Some(joined) = running.join_next() => {
                     finished = Instant::now();
                     match &joined {
-                        Ok((_, _, Cached::Hit)) => stats.cache_hits += 1,
+                        Ok((_, (_, Cached::Hit))) => stats.cache_hits += 1,
                         Ok(_) => stats.tasks_executed += 1,
                         Err(_) => {}
                     }
                     match joined {
-                        Ok((i, Ok(output), cached)) => {
+                        Ok((i, (Ok(output), cached))) => {
                             let hit = matches!(cached, Cached::Hit);
                             if let Cached::Miss(Some(put)) = cached {
                                 hub.stage_cache(vec![put]);
                             }
                             st.complete(i, output, hit);
                         }
-                        Ok((i, Err(TaskError::Cancelled(m)), _)) if cancel.is_cancelled() => {
+                        Ok((i, (Err(TaskError::Cancelled(m)), _))) if cancel.is_cancelled() => {
                             st.set(i, NodeStatus::Cancelled, Some(m));
                         }
-                        Ok((i, Err(e), _)) => {
+                        Ok((i, (Err(e), _))) => {
                             tracing::debug!(node = %plan.nodes[i].id, error = %e, "node failed");
                             st.set(i, NodeStatus::Failed, Some(e.to_string()));
                             st.cut(i);
@@ -524,4 +504,41 @@ enum Cached {
     Hit,
     /// The task ran; its output goes to the cache if this says so.
     Miss(Option<CachePut>),
+}
+
+/// Run one node: from the output cache when `cache` is given and holds a fresh
+/// entry, else by executing its task (interrupted when `stop` fires); a fresh
+/// output comes back with the cache entry to store.
+async fn run_node(
+    task: &TaskType,
+    input: Value,
+    ctx: TaskContext,
+    timeout: std::time::Duration,
+    cache: Option<(Arc<dyn RunStore>, CachePolicy)>,
+    stop: CancellationToken,
+) -> (Result<Value, TaskError>, Cached) {
+    let key = cache.as_ref().map(|_| crate::cache::key(task, &input));
+    if let (Some((store, policy)), Some(key)) = (&cache, &key)
+        && let Some(hit) = cache_lookup(store.as_ref(), policy, key).await
+    {
+        return (Ok(hit), Cached::Hit);
+    }
+    let result = tokio::select! {
+        r = task.execute(&input, &ctx, timeout) => r,
+        _ = stop.cancelled() => Err(TaskError::Cancelled("the run was cancelled".into())),
+    };
+    let put = match (cache, key, &result) {
+        (Some((_, policy)), Some(key), Ok(output)) => Some(CachePut {
+            key,
+            entry: CacheEntry {
+                task_type: task.id.clone(),
+                version: task.version.clone(),
+                output: output.clone(),
+                created_ms: now_ms(),
+            },
+            keep_last: policy.keep_last,
+        }),
+        _ => None,
+    };
+    (result, Cached::Miss(put))
 }
