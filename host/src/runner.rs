@@ -386,7 +386,7 @@ impl Runner {
     ) -> Result<(bool, RunStats), StoreError> {
         let plan = st.plan;
         let parallelism = self.options.parallelism.max(1);
-        let mut running: JoinSet<(usize, (Result<Value, TaskError>, Cached))> = JoinSet::new();
+        let mut running: JoinSet<(usize, NodeOutcome)> = JoinSet::new();
         let mut stats = RunStats::default();
         let mut started: Option<Instant> = None;
         let mut finished = Instant::now();
@@ -498,6 +498,9 @@ async fn cache_lookup(store: &dyn RunStore, policy: &CachePolicy, key: &str) -> 
     }
 }
 
+/// How one node's run ended, and where its result came from.
+type NodeOutcome = (Result<Value, TaskError>, Cached);
+
 /// Where a task's result came from.
 enum Cached {
     /// The output cache.
@@ -516,7 +519,7 @@ async fn run_node(
     timeout: std::time::Duration,
     cache: Option<(Arc<dyn RunStore>, CachePolicy)>,
     stop: CancellationToken,
-) -> (Result<Value, TaskError>, Cached) {
+) -> NodeOutcome {
     let key = cache.as_ref().map(|_| crate::cache::key(task, &input));
     if let (Some((store, policy)), Some(key)) = (&cache, &key)
         && let Some(hit) = cache_lookup(store.as_ref(), policy, key).await
