@@ -65,7 +65,8 @@ pub struct RunStats {
     pub tasks_executed: u64,
     /// Nodes whose output came from the output cache.
     pub cache_hits: u64,
-    /// From the first node scheduled to the last one finished, in milliseconds.
+    /// From the first node scheduled until the run's end is durable, in
+    /// milliseconds.
     pub run_ms: f64,
 }
 
@@ -321,7 +322,7 @@ impl Runner {
         st.replay = false;
         let resumed = !prior.is_empty();
         st.events.push(EventKind::RunStarted { nodes: n, resumed });
-        let (cancelled, stats) = self.drive(&mut st, hub, cancel).await?;
+        let (cancelled, mut stats, started) = self.drive(&mut st, hub, cancel).await?;
 
         for i in 0..n {
             match st.status[i] {
@@ -348,6 +349,9 @@ impl Runner {
         st.events.push(EventKind::RunFinished { status });
         let done = st.record(hub, Some(status));
         hub.sync(done).await?;
+        // Until the end is durable, not just computed: with group commit the
+        // last transactions may still be in flight when the last task returns.
+        stats.run_ms = started.map_or(0.0, |s| s.elapsed().as_secs_f64() * 1000.0);
 
         let ids = |pred: &dyn Fn(usize) -> bool| -> Vec<String> {
             (0..n)
@@ -377,19 +381,19 @@ impl Runner {
         })
     }
 
-    /// The scheduling loop. Returns whether the run was cancelled, and figures.
+    /// The scheduling loop. Returns whether the run was cancelled, figures, and
+    /// when the first node was scheduled.
     async fn drive(
         &self,
         st: &mut State<'_>,
         hub: &EventHub,
         cancel: &CancellationToken,
-    ) -> Result<(bool, RunStats), StoreError> {
+    ) -> Result<(bool, RunStats, Option<Instant>), StoreError> {
         let plan = st.plan;
         let parallelism = self.options.parallelism.max(1);
         let mut running: JoinSet<(usize, NodeOutcome)> = JoinSet::new();
         let mut stats = RunStats::default();
         let mut started: Option<Instant> = None;
-        let mut finished = Instant::now();
         let mut cancelled = cancel.is_cancelled();
         loop {
             // The token may fire while a completion is being handled (the
@@ -443,7 +447,6 @@ impl Runner {
             tokio::select! {
                 _ = cancel.cancelled(), if !cancelled => { cancelled = true; }
                 Some(joined) = running.join_next() => {
-                    finished = Instant::now();
                     match &joined {
                         Ok((_, (_, Cached::Hit))) => stats.cache_hits += 1,
                         Ok(_) => stats.tasks_executed += 1,
@@ -472,10 +475,7 @@ impl Runner {
                 }
             }
         }
-        stats.run_ms = started.map_or(0.0, |s| {
-            finished.saturating_duration_since(s).as_secs_f64() * 1000.0
-        });
-        Ok((cancelled, stats))
+        Ok((cancelled, stats, started))
     }
 }
 
