@@ -51,6 +51,7 @@ fn node(id: &str, status: NodeStatus, output: Option<serde_json::Value>) -> Node
         attempt: 1,
         output,
         error: None,
+        retry_at_ms: None,
     }
 }
 
@@ -124,6 +125,24 @@ async fn conformance(store: Arc<dyn RunStore>) {
         )
         .await
         .unwrap();
+    // A node waiting for a retry keeps its due time.
+    let waiting = NodeRecord {
+        retry_at_ms: Some(123_456),
+        error: Some("busy".into()),
+        ..node("b", NodeStatus::Retrying, None)
+    };
+    store
+        .commit(
+            "r2",
+            Commit {
+                nodes: vec![waiting.clone()],
+                ..Commit::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.load_run("r2").await.unwrap().nodes, vec![waiting]);
+
     let loaded = store.load_run("r1").await.unwrap();
     assert_eq!(loaded.run.status, RunStatus::Succeeded);
     assert_eq!(
@@ -137,7 +156,15 @@ async fn conformance(store: Arc<dyn RunStore>) {
     assert!(store.events("r1", 3).await.unwrap().is_empty());
     // Runs do not see each other's nodes or events.
     assert!(store.events("r2", 0).await.unwrap().is_empty());
-    assert!(store.load_run("r2").await.unwrap().nodes.is_empty());
+    assert!(
+        store
+            .load_run("r2")
+            .await
+            .unwrap()
+            .nodes
+            .iter()
+            .all(|n| n.node != "a")
+    );
 
     // The output cache: put in a commit, get, keep-last per type, stats, clear.
     let cache = vec![

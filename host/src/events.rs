@@ -22,6 +22,9 @@ pub enum NodeStatus {
     Pending,
     /// Its task is executing.
     Running,
+    /// Its last attempt failed with a passing error; the next attempt is
+    /// scheduled (the time is stored, so it survives a restart).
+    Retrying,
     /// Finished with an output.
     Completed,
     /// Finished with an error.
@@ -35,7 +38,10 @@ pub enum NodeStatus {
 impl NodeStatus {
     /// True for the states a node never leaves.
     pub fn is_final(self) -> bool {
-        !matches!(self, NodeStatus::Pending | NodeStatus::Running)
+        !matches!(
+            self,
+            NodeStatus::Pending | NodeStatus::Running | NodeStatus::Retrying
+        )
     }
 }
 

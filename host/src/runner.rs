@@ -7,7 +7,8 @@
 //! state change is announced on the run's [`EventHub`]. It must not know how
 //! tasks are implemented (that is [`crate::task`]) or how events are shown.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::time::Instant;
 
 use serde::Serialize;
@@ -33,6 +34,58 @@ pub struct RunOptions {
     pub parallelism: usize,
     /// How the output cache is used.
     pub cache: CachePolicy,
+    /// How nodes are retried after a retryable failure.
+    pub retry: RetryPolicy,
+}
+
+/// When a node is retried after a *retryable* failure: a task's `retryable`
+/// error or a host error. Invalid input, plain failures, traps, limits, schema
+/// violations and timeouts are not retried.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt (a node's `config.retries` overrides).
+    pub retries: u32,
+    /// Delay before the first retry (a node's `config.retry_backoff_ms`
+    /// overrides); each next delay doubles.
+    pub initial_backoff: std::time::Duration,
+    /// The longest computed delay (a delay the task asks for may be longer).
+    pub max_backoff: std::time::Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            retries: 2,
+            initial_backoff: std::time::Duration::from_millis(200),
+            max_backoff: std::time::Duration::from_secs(30),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The delay before the retry that follows attempt `attempt` (1-based):
+    /// exponential from `initial`, capped, with +-20% jitter derived from
+    /// `seed` (so it is stable for one node and attempt), and at least what the
+    /// task asked for.
+    pub fn delay(
+        &self,
+        attempt: u32,
+        initial: Option<std::time::Duration>,
+        asked: Option<std::time::Duration>,
+        seed: &str,
+    ) -> std::time::Duration {
+        let initial = initial.unwrap_or(self.initial_backoff);
+        let exp = initial.saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
+        let capped = exp.min(self.max_backoff);
+        let mut h = std::hash::DefaultHasher::new();
+        std::hash::Hash::hash(&(seed, attempt), &mut h);
+        let jitter = 0.8 + (std::hash::Hasher::finish(&h) % 401) as f64 / 1000.0;
+        capped.mul_f64(jitter).max(asked.unwrap_or_default())
+    }
+}
+
+fn is_retryable(e: &TaskError) -> bool {
+    matches!(e, TaskError::Retryable { .. } | TaskError::Host(_))
 }
 
 impl Default for RunOptions {
@@ -43,6 +96,7 @@ impl Default for RunOptions {
             // than cores; CPU-bound ones share the cores through the runtime.
             parallelism: cores * 8,
             cache: CachePolicy::default(),
+            retry: RetryPolicy::default(),
         }
     }
 }
@@ -117,6 +171,10 @@ struct State<'p> {
     outputs: Vec<Option<Value>>,
     errors: Vec<Option<String>>,
     ready: VecDeque<usize>,
+    /// When each node's next attempt is due (ms since the epoch), if waiting.
+    retry_at: Vec<Option<u64>>,
+    /// Nodes waiting for a retry, soonest first.
+    timers: BinaryHeap<Reverse<(u64, usize)>>,
     /// Replaying what the store already holds: change state, record nothing.
     replay: bool,
     /// Changes not yet committed.
@@ -153,6 +211,7 @@ impl State<'_> {
     /// Node `i` completed with `output`: deliver along its dataflows.
     fn complete(&mut self, i: usize, output: Value, cached: bool) {
         self.outputs[i] = Some(output.clone());
+        self.inputs[i] = Map::new();
         self.set_cached(i, NodeStatus::Completed, None, cached);
         for &e in &self.plan.outgoing[i] {
             let edge = &self.plan.edges[e];
@@ -214,7 +273,30 @@ impl State<'_> {
                 self.inputs[t].insert(port.clone(), value);
             }
         }
-        self.ready.push_back(t);
+        self.make_ready(t);
+    }
+
+    /// Node `i` has its inputs: run it now, or when its retry is due.
+    fn make_ready(&mut self, i: usize) {
+        match self.retry_at[i] {
+            Some(at) => self.timers.push(Reverse((at, i))),
+            None => self.ready.push_back(i),
+        }
+    }
+
+    /// Move the nodes whose retry is due to the ready queue; returns when the
+    /// next one is due, if any waits.
+    fn due_retries(&mut self) -> Option<u64> {
+        let now = now_ms();
+        while let Some(&Reverse((at, i))) = self.timers.peek() {
+            if at > now {
+                return Some(at);
+            }
+            self.timers.pop();
+            self.retry_at[i] = None;
+            self.ready.push_back(i);
+        }
+        None
     }
 
     /// Record what changed since the last call (and the run's new status) with
@@ -231,6 +313,7 @@ impl State<'_> {
                 attempt: self.attempts[i],
                 output: self.outputs[i].clone(),
                 error: self.errors[i].clone(),
+                retry_at_ms: self.retry_at[i].filter(|_| self.status[i] == NodeStatus::Retrying),
             })
             .collect();
         let events = std::mem::take(&mut self.events);
@@ -282,6 +365,8 @@ impl Runner {
             outputs: vec![None; n],
             errors: vec![None; n],
             ready: VecDeque::new(),
+            retry_at: vec![None; n],
+            timers: BinaryHeap::new(),
             replay: true,
             dirty: Vec::new(),
             events: Vec::new(),
@@ -299,6 +384,10 @@ impl Runner {
                 continue;
             };
             st.attempts[i] = record.attempt;
+            if record.status == NodeStatus::Retrying {
+                st.retry_at[i] = Some(record.retry_at_ms.unwrap_or_else(now_ms));
+                st.errors[i] = record.error.clone();
+            }
             if record.status.is_final() && record.status != NodeStatus::Cancelled {
                 st.status[i] = record.status;
                 st.errors[i] = record.error.clone();
@@ -309,7 +398,7 @@ impl Runner {
             if !st.status[i].is_final() {
                 let given = plan.root_input(i, input);
                 st.inputs[i].extend(given);
-                st.ready.push_back(i);
+                st.make_ready(i);
             }
         }
         for (i, output) in finished_before {
@@ -326,12 +415,12 @@ impl Runner {
 
         for i in 0..n {
             match st.status[i] {
-                NodeStatus::Pending if cancelled => st.set(
+                NodeStatus::Pending | NodeStatus::Retrying if cancelled => st.set(
                     i,
                     NodeStatus::Cancelled,
                     Some("the run was cancelled".into()),
                 ),
-                NodeStatus::Running | NodeStatus::Pending => st.set(
+                NodeStatus::Running | NodeStatus::Pending | NodeStatus::Retrying => st.set(
                     i,
                     NodeStatus::Failed,
                     Some("the host lost this task (internal error)".into()),
@@ -381,6 +470,39 @@ impl Runner {
         })
     }
 
+    /// Node `i`'s attempt failed with `e`: schedule a retry if the error is
+    /// retryable and attempts are left, else fail the node.
+    fn failed(&self, st: &mut State<'_>, i: usize, e: TaskError) {
+        let node = &st.plan.nodes[i];
+        let retries = node.retries.unwrap_or(self.options.retry.retries);
+        let attempt = st.attempts[i];
+        if is_retryable(&e) && attempt <= retries {
+            let asked = match &e {
+                TaskError::Retryable { delay, .. } => *delay,
+                _ => None,
+            };
+            let seed = format!("{}/{}", st.plan.origin, node.id);
+            let delay = self
+                .options
+                .retry
+                .delay(attempt, node.retry_backoff, asked, &seed);
+            let at = now_ms() + delay.as_millis() as u64;
+            tracing::info!(node = %node.id, attempt, delay_ms = delay.as_millis() as u64, error = %e, "retry scheduled");
+            st.retry_at[i] = Some(at);
+            st.timers.push(Reverse((at, i)));
+            st.set(i, NodeStatus::Retrying, Some(e.to_string()));
+            return;
+        }
+        tracing::debug!(node = %node.id, error = %e, "node failed");
+        let message = if attempt > 1 {
+            format!("{e} (after {attempt} attempts)")
+        } else {
+            e.to_string()
+        };
+        st.set(i, NodeStatus::Failed, Some(message));
+        st.cut(i);
+    }
+
     /// The scheduling loop. Returns whether the run was cancelled, figures, and
     /// when the first node was scheduled.
     async fn drive(
@@ -399,6 +521,7 @@ impl Runner {
             // The token may fire while a completion is being handled (the
             // select below then takes the completion): read it every turn.
             cancelled |= cancel.is_cancelled();
+            let next_retry = st.due_retries();
             // Mark the next ready nodes running and make that durable before
             // they start, so an attempt is never lost.
             let mut starting = Vec::new();
@@ -423,7 +546,8 @@ impl Runner {
                 let node = &plan.nodes[i];
                 let task = node.task.clone();
                 let timeout = node.timeout;
-                let node_input = Value::Object(std::mem::take(&mut st.inputs[i]));
+                // Kept until the node completes: a retry needs it again.
+                let node_input = Value::Object(st.inputs[i].clone());
                 let mut ctx = TaskContext::new(hub.run_id(), &node.id);
                 ctx.attempt = st.attempts[i];
                 ctx.events = Some(NodeEvents::new(hub.clone(), &node.id));
@@ -441,12 +565,15 @@ impl Runner {
                     )
                 });
             }
-            if running.is_empty() {
+            if running.is_empty() && (next_retry.is_none() || cancelled) {
                 break;
             }
+            let until_retry =
+                next_retry.map(|at| std::time::Duration::from_millis(at.saturating_sub(now_ms())));
             tokio::select! {
                 _ = cancel.cancelled(), if !cancelled => { cancelled = true; }
-                Some(joined) = running.join_next() => {
+                _ = tokio::time::sleep(until_retry.unwrap_or_default()), if until_retry.is_some() => {}
+                Some(joined) = running.join_next(), if !running.is_empty() => {
                     match &joined {
                         Ok((_, (_, Cached::Hit))) => stats.cache_hits += 1,
                         Ok(_) => stats.tasks_executed += 1,
@@ -463,11 +590,7 @@ impl Runner {
                         Ok((i, (Err(TaskError::Cancelled(m)), _))) if cancel.is_cancelled() => {
                             st.set(i, NodeStatus::Cancelled, Some(m));
                         }
-                        Ok((i, (Err(e), _))) => {
-                            tracing::debug!(node = %plan.nodes[i].id, error = %e, "node failed");
-                            st.set(i, NodeStatus::Failed, Some(e.to_string()));
-                            st.cut(i);
-                        }
+                        Ok((i, (Err(e), _))) => self.failed(st, i, e),
                         // A task future panicked: a host bug. Its node is found
                         // still `running` at the end and failed then.
                         Err(e) => tracing::error!(error = %e, "a task panicked in the host"),

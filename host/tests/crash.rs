@@ -183,3 +183,73 @@ fn killed_runs_resume_to_the_same_result_with_a_clean_event_log() {
         "only {interrupted} of {kill_points} kills interrupted a run: move the kill points"
     );
 }
+
+#[test]
+fn a_scheduled_retry_survives_a_kill_and_happens_on_time_after_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = weft_tests::PluginDir::new().add("misbehave", weft_tests::MISBEHAVE);
+    let g = dir.path().join("g.json");
+    std::fs::write(
+        &g,
+        r#"{"tasks":[{"id":"f","type":"bad.flaky","defaults":{"n":3000}}]}"#,
+    )
+    .unwrap();
+    let (g, p) = (g.to_str().unwrap(), plugins.path().to_str().unwrap());
+    let data = dir.path().join("data");
+
+    let mut child = weft(&data)
+        .args(["-v", "run", g, "--plugins", p, "--json"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let scheduled = stderr
+        .lines()
+        .map_while(Result::ok)
+        .any(|l| l.contains("retry scheduled"));
+    assert!(scheduled, "weft never scheduled the retry");
+    // The retry is committed in the background (milliseconds); it is due in 3 s.
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = child.kill();
+    let _ = child.wait();
+
+    let runs = json_of(weft(&data).args(["runs", "--json"]));
+    let run_id = runs[0]["run_id"].as_str().unwrap().to_string();
+    let status = json_of(weft(&data).args(["status", &run_id, "--json"]));
+    assert_eq!(status["nodes"]["f"]["status"], "retrying");
+    assert_eq!(status["nodes"]["f"]["attempt"], 1);
+    let due = status["nodes"]["f"]["retry_at_ms"]
+        .as_u64()
+        .expect("the due time is stored");
+
+    let out = weft(&data)
+        .args(["resume", "--all", "--plugins", p, "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status = json_of(weft(&data).args(["status", &run_id, "--json"]));
+    assert_eq!(status["status"], "succeeded");
+    assert_eq!(status["nodes"]["f"]["output"], json!({"value": 2}));
+    let log = weft(&data)
+        .args(["events", &run_id, "--json"])
+        .output()
+        .unwrap();
+    let second_start = String::from_utf8_lossy(&log.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["type"] == "node" && e["status"] == "running")
+        .nth(1)
+        .expect("a second attempt")["time_ms"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        second_start >= due,
+        "the retry ran {} ms before it was due",
+        due - second_start
+    );
+}

@@ -46,6 +46,16 @@ impl Display {
                                 bar.inc(1);
                                 line(&bar, &format!("✗ {node}: {}", error.unwrap_or_default()));
                             }
+                            NodeStatus::Retrying => {
+                                running = running.saturating_sub(1);
+                                line(
+                                    &bar,
+                                    &format!(
+                                        "↻ {node}: {} (will retry)",
+                                        error.unwrap_or_default()
+                                    ),
+                                );
+                            }
                             NodeStatus::Skipped | NodeStatus::Cancelled => bar.inc(1),
                             NodeStatus::Pending => {}
                         }

@@ -80,6 +80,14 @@ pub struct NodeConfig {
     /// output there). Only cacheable, side-effect-free task types are cached.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<bool>,
+    /// How many times to retry after a retryable failure (default: the host's,
+    /// 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
+    /// The first retry's delay in milliseconds; each next one doubles, up to
+    /// the host's cap (default 200).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_backoff_ms: Option<u64>,
 }
 
 impl NodeConfig {

@@ -223,6 +223,10 @@ pub struct PlanNode {
     pub timeout: Duration,
     /// Whether its output may come from (and go to) the output cache.
     pub cache: bool,
+    /// Retries after a retryable failure, if set on the node.
+    pub retries: Option<u32>,
+    /// First retry delay, if set on the node.
+    pub retry_backoff: Option<Duration>,
 }
 
 /// A dataflow of a validated graph, by node index.
@@ -419,6 +423,8 @@ impl Plan {
                     id: node.id.clone(),
                     timeout: node.config.timeout().unwrap_or(task.timeout),
                     cache: node.config.cache != Some(false) && task.cacheable && !task.side_effects,
+                    retries: node.config.retries,
+                    retry_backoff: node.config.retry_backoff_ms.map(Duration::from_millis),
                     defaults: node.defaults.as_object().cloned().unwrap_or_default(),
                     task,
                 }

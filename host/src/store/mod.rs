@@ -95,6 +95,9 @@ pub struct NodeRecord {
     /// Its error, when failed, skipped or cancelled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// For `retrying`: when the next attempt is due, ms since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_at_ms: Option<u64>,
 }
 
 /// Changes to one run, applied atomically.

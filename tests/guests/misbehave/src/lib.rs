@@ -53,6 +53,16 @@ fn fail(_: In, _: &Context) -> Result<Out, TaskError> {
     Err(TaskError::failed("this task fails on purpose"))
 }
 
+fn flaky(input: In, ctx: &Context) -> Result<Out, TaskError> {
+    // The first attempt asks to be retried after `n` ms; later ones succeed.
+    if ctx.attempt == 1 {
+        return Err(TaskError::retryable("not yet", Some(input.n)));
+    }
+    Ok(Out {
+        value: ctx.attempt as u64,
+    })
+}
+
 fn echo_context(_: In, ctx: &Context) -> Result<Value, TaskError> {
     Ok(json!({
         "run_id": ctx.run_id, "node_id": ctx.node_id,
@@ -95,6 +105,7 @@ fn tasks() -> Vec<TaskDef> {
         }),
         TaskDef::new("bad.wrong-output", wrong_output).output_schema(value_out()),
         TaskDef::new("bad.fail", fail),
+        TaskDef::new("bad.flaky", flaky),
         TaskDef::new("probe.context", echo_context).output_schema(any.clone()),
         TaskDef::new("probe.env", read_env).output_schema(any.clone()),
         TaskDef::new("probe.list-dir", list_dir).output_schema(any),

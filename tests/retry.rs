@@ -1,0 +1,152 @@
+//! Retries: a retryable failure is tried again after an exponential, capped,
+//! jittered backoff (or at least the delay the task asks for); other failures
+//! are not; exhausted retries fail the node with the attempt count.
+
+#[path = "common/mod.rs"]
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use weft::events::{EventKind, NodeStatus, RunStatus};
+use weft::runner::RetryPolicy;
+use weft::task::{NativeTask, TaskError};
+
+/// `flaky.x`: fails with `error` on its first `failures` attempts, then
+/// returns its attempt number.
+fn flaky(failures: u32, error: TaskError, calls: Arc<AtomicU32>) -> NativeTask {
+    NativeTask::new("flaky.x", move |_: Value, ctx: weft::task::TaskContext| {
+        let (error, calls) = (error.clone(), calls.clone());
+        async move {
+            calls.fetch_add(1, Ordering::SeqCst);
+            if ctx.attempt <= failures {
+                Err(error)
+            } else {
+                Ok(json!({"attempt": ctx.attempt}))
+            }
+        }
+    })
+}
+
+fn one_node(config: Value) -> weft::graph::Graph {
+    common::graph(json!({"tasks": [{"id": "f", "type": "flaky.x", "config": config}]}))
+}
+
+fn busy(delay_ms: Option<u64>) -> TaskError {
+    TaskError::Retryable {
+        message: "busy".into(),
+        delay: delay_ms.map(Duration::from_millis),
+    }
+}
+
+#[tokio::test]
+async fn retryable_failures_are_retried_until_success() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let host = common::builder(None)
+        .native(flaky(2, busy(None), calls.clone()))
+        .build()
+        .await
+        .unwrap();
+    let (result, events) =
+        common::run(&host, &one_node(json!({"retry_backoff_ms": 10})), json!({})).await;
+    assert_eq!(result.status, RunStatus::Succeeded);
+    assert_eq!(result.outputs["f"], json!({"attempt": 3}));
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    let retrying = events
+        .iter()
+        .filter(|e| matches!(&e.kind, EventKind::Node { status: NodeStatus::Retrying, error: Some(m), .. } if m == "retryable failure: busy"))
+        .count();
+    assert_eq!(retrying, 2);
+}
+
+#[tokio::test]
+async fn the_delay_a_task_asks_for_is_honoured() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let host = common::builder(None)
+        .native(flaky(1, busy(Some(300)), calls))
+        .build()
+        .await
+        .unwrap();
+    let (result, events) =
+        common::run(&host, &one_node(json!({"retry_backoff_ms": 1})), json!({})).await;
+    assert_eq!(result.status, RunStatus::Succeeded);
+    let time_of = |want: NodeStatus, nth: usize| {
+        events
+            .iter()
+            .filter(|e| matches!(&e.kind, EventKind::Node { status, .. } if *status == want))
+            .nth(nth)
+            .map(|e| e.time_ms)
+            .unwrap()
+    };
+    let waited = time_of(NodeStatus::Running, 1) - time_of(NodeStatus::Retrying, 0);
+    assert!(
+        waited >= 300,
+        "the retry came after {waited} ms, before the 300 ms the task asked for"
+    );
+}
+
+#[tokio::test]
+async fn other_failures_are_not_retried_and_exhausted_retries_fail() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let host = common::builder(None)
+        .native(flaky(
+            5,
+            TaskError::InvalidInput("no".into()),
+            calls.clone(),
+        ))
+        .build()
+        .await
+        .unwrap();
+    let (result, _) = common::run(&host, &one_node(json!({})), json!({})).await;
+    assert_eq!(common::error_of(&result, "f"), "invalid input: no");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+    let calls = Arc::new(AtomicU32::new(0));
+    let host = common::builder(None)
+        .native(flaky(5, busy(None), calls.clone()))
+        .build()
+        .await
+        .unwrap();
+    let (result, _) = common::run(
+        &host,
+        &one_node(json!({"retries": 1, "retry_backoff_ms": 5})),
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        common::error_of(&result, "f"),
+        "retryable failure: busy (after 2 attempts)"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn backoff_is_exponential_capped_jittered_and_stable() {
+    let p = RetryPolicy {
+        retries: 10,
+        initial_backoff: Duration::from_millis(100),
+        max_backoff: Duration::from_millis(1000),
+    };
+    let d = |attempt| p.delay(attempt, None, None, "g/n");
+    for (attempt, base) in [
+        (1u32, 100u64),
+        (2, 200),
+        (3, 400),
+        (4, 800),
+        (5, 1000),
+        (9, 1000),
+    ] {
+        let ms = d(attempt).as_millis() as u64;
+        assert!(
+            ms >= base * 8 / 10 && ms <= base * 12 / 10,
+            "attempt {attempt}: {ms} ms vs {base} ± 20%"
+        );
+    }
+    assert_eq!(d(3), d(3), "the same node and attempt get the same delay");
+    assert_eq!(
+        p.delay(1, None, Some(Duration::from_secs(5)), "g/n"),
+        Duration::from_secs(5)
+    );
+}
