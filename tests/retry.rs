@@ -150,3 +150,81 @@ fn backoff_is_exponential_capped_jittered_and_stable() {
         Duration::from_secs(5)
     );
 }
+
+#[tokio::test]
+async fn exhausted_nodes_become_dead_letters_that_can_be_re_driven() {
+    use std::sync::atomic::AtomicBool;
+    let broken = Arc::new(AtomicBool::new(true));
+    let flag = broken.clone();
+    let task = NativeTask::new("flaky.x", move |_: Value, ctx: weft::task::TaskContext| {
+        let broken = flag.load(Ordering::SeqCst);
+        async move {
+            if broken {
+                Err(TaskError::Retryable {
+                    message: format!("down (attempt {})", ctx.attempt),
+                    delay: None,
+                })
+            } else {
+                Ok(json!({"attempt": ctx.attempt}))
+            }
+        }
+    });
+    let host = common::builder(None).native(task).build().await.unwrap();
+    let g = common::graph(json!({
+        "tasks": [
+            {"id": "f", "type": "flaky.x", "config": {"retries": 1, "retry_backoff_ms": 5}},
+            {"id": "after", "type": "json.merge"},
+            {"id": "other", "type": "math.add-one", "defaults": {"value": 1}}
+        ],
+        "dataflows": [{"sourceTaskId": "f", "sourceTaskPortId": "*", "targetTaskId": "after", "targetTaskPortId": "*"}]
+    }));
+    let failed = host.run(&g, json!({})).await.unwrap();
+    assert_eq!(failed.status, RunStatus::Failed);
+    assert_eq!(failed.nodes["after"], NodeStatus::Skipped);
+
+    let letters = host.dead_letters().await.unwrap();
+    assert_eq!(letters.len(), 1);
+    let letter = &letters[0];
+    assert_eq!(
+        (
+            letter.run_id.as_str(),
+            letter.node.as_str(),
+            letter.task_type.as_str()
+        ),
+        (failed.run_id.as_str(), "f", "flaky.x")
+    );
+    assert_eq!(letter.attempts, 2);
+    assert_eq!(
+        letter.errors,
+        vec![
+            "retryable failure: down (attempt 1)",
+            "retryable failure: down (attempt 2) (after 2 attempts)"
+        ]
+    );
+    // Only a failed node of a failed run is a dead letter.
+    let err = host.redrive(&failed.run_id, "other").await.err().unwrap();
+    assert!(
+        matches!(err, weft::HostError::NotDeadLetter { .. }),
+        "{err}"
+    );
+
+    broken.store(false, Ordering::SeqCst);
+    let run = host.redrive(&failed.run_id, "f").await.unwrap();
+    let done = host
+        .execute(&run, &tokio_util::sync::CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(done.status, RunStatus::Succeeded);
+    assert_eq!(done.run_id, failed.run_id);
+    assert_eq!(
+        done.outputs["f"],
+        json!({"attempt": 1}),
+        "a fresh retry budget"
+    );
+    assert_eq!(done.outputs["after"], json!({"attempt": 1}));
+    assert_eq!(
+        done.stats.tasks_executed, 2,
+        "`other` completed before and does not run again"
+    );
+    assert!(host.dead_letters().await.unwrap().is_empty());
+}

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::events::{EventHub, RunStatus, now_ms};
+use crate::events::{EventHub, EventKind, NodeStatus, RunStatus, now_ms};
 use crate::graph::{Graph, Plan, ValidationErrors};
 use crate::plugin::{EngineOptions, HostLimits, PluginHost};
 use crate::runner::{RunOptions, RunResult, Runner};
@@ -37,6 +37,14 @@ pub enum HostError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Only a failed node of a failed run can be re-driven.
+    #[error("node {node} of run {run_id} is not a dead letter (a failed node of a failed run)")]
+    NotDeadLetter {
+        /// The run.
+        run_id: String,
+        /// The node.
+        node: String,
+    },
     /// A run that already ended cannot be resumed.
     #[error("run {run_id} already ended ({status:?}); nothing to resume")]
     AlreadyFinished {
@@ -45,6 +53,23 @@ pub enum HostError {
         /// How it ended.
         status: RunStatus,
     },
+}
+
+/// A failed node of a failed run, with what went wrong on each attempt.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DeadLetter {
+    /// The run.
+    pub run_id: String,
+    /// The node.
+    pub node: String,
+    /// Its task type.
+    pub task_type: String,
+    /// Attempts made.
+    pub attempts: u32,
+    /// The error of each failed attempt, oldest first.
+    pub errors: Vec<String>,
+    /// When the run ended, ms since the Unix epoch.
+    pub failed_ms: u64,
 }
 
 /// A run ready to execute: validated, recorded in the store, with its event
@@ -291,6 +316,127 @@ impl Host {
             .filter(|r| r.status == RunStatus::Running)
             .map(|r| r.run_id)
             .collect())
+    }
+
+    /// The dead letters: every failed node of every failed run, newest run
+    /// first, with the errors of its attempts (from the run's event log).
+    pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>, HostError> {
+        let mut letters = Vec::new();
+        for run in self.store.list_runs().await? {
+            if run.status != RunStatus::Failed {
+                continue;
+            }
+            let stored = self.store.load_run(&run.run_id).await?;
+            let failed: Vec<&NodeRecord> = stored
+                .nodes
+                .iter()
+                .filter(|n| n.status == NodeStatus::Failed)
+                .collect();
+            if failed.is_empty() {
+                continue;
+            }
+            let events = self.store.events(&run.run_id, 0).await?;
+            for node in failed {
+                let task_type = stored
+                    .spec
+                    .graph
+                    .tasks
+                    .iter()
+                    .find(|t| t.id == node.node)
+                    .map(|t| t.task_type.clone())
+                    .unwrap_or_default();
+                let errors = events
+                    .iter()
+                    .filter_map(|e| match &e.kind {
+                        EventKind::Node {
+                            node: n,
+                            error: Some(err),
+                            status,
+                            ..
+                        } if *n == node.node
+                            && matches!(status, NodeStatus::Retrying | NodeStatus::Failed) =>
+                        {
+                            Some(err.clone())
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                letters.push(DeadLetter {
+                    run_id: run.run_id.clone(),
+                    node: node.node.clone(),
+                    task_type,
+                    attempts: node.attempt,
+                    errors,
+                    failed_ms: run.updated_ms,
+                });
+            }
+        }
+        Ok(letters)
+    }
+
+    /// Re-drive a dead letter: node `node` of failed run `run_id` gets a fresh
+    /// retry budget, the nodes it blocked become pending again, and the run is
+    /// ready to execute (as a resumed run; completed nodes keep their outputs).
+    pub async fn redrive(&self, run_id: &str, node: &str) -> Result<PreparedRun, HostError> {
+        let stored = self.store.load_run(run_id).await?;
+        let not_dead = || HostError::NotDeadLetter {
+            run_id: run_id.to_string(),
+            node: node.to_string(),
+        };
+        if stored.run.status != RunStatus::Failed {
+            return Err(not_dead());
+        }
+        let plan = self.plan(&stored.spec.graph, &stored.spec.origin)?;
+        let status: std::collections::HashMap<&str, &NodeRecord> =
+            stored.nodes.iter().map(|n| (n.node.as_str(), n)).collect();
+        if status.get(node).map(|n| n.status) != Some(NodeStatus::Failed) {
+            return Err(not_dead());
+        }
+        // The node, and everything downstream of it that was skipped because of it.
+        let index: std::collections::HashMap<&str, usize> = plan
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.id.as_str(), i))
+            .collect();
+        let mut reset = vec![index[node]];
+        let mut seen = std::collections::HashSet::from([index[node]]);
+        let mut next = 0;
+        while next < reset.len() {
+            for &e in &plan.outgoing[reset[next]] {
+                let t = plan.edges[e].target;
+                let skipped = status.get(plan.nodes[t].id.as_str()).map(|n| n.status)
+                    == Some(NodeStatus::Skipped);
+                if skipped && seen.insert(t) {
+                    reset.push(t);
+                }
+            }
+            next += 1;
+        }
+        let records = reset
+            .iter()
+            .map(|&i| NodeRecord {
+                node: plan.nodes[i].id.clone(),
+                status: NodeStatus::Pending,
+                attempt: 0,
+                output: None,
+                error: None,
+                retry_at_ms: None,
+            })
+            .collect::<Vec<_>>();
+        let events = records
+            .iter()
+            .map(|r| EventKind::Node {
+                node: r.node.clone(),
+                status: NodeStatus::Pending,
+                error: None,
+                cached: false,
+            })
+            .collect();
+        EventHub::with_store(run_id, stored.next_seq, self.store.clone())
+            .commit(records, Some(RunStatus::Running), events)
+            .await?;
+        self.prepare_resume(run_id).await
     }
 
     /// Validate and run `graph` on `input` as a new run.

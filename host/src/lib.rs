@@ -37,4 +37,4 @@ pub mod schema;
 pub mod store;
 pub mod task;
 
-pub use host::{Host, HostBuilder, HostError, PreparedRun, new_run_id};
+pub use host::{DeadLetter, Host, HostBuilder, HostError, PreparedRun, new_run_id};

@@ -93,6 +93,19 @@ enum Command {
         #[arg(long)]
         cache_keep_last: Option<usize>,
     },
+    /// Failed nodes of failed runs, with the error of each attempt; re-drive one.
+    #[command(name = "dead-letters")]
+    DeadLetters {
+        #[command(subcommand)]
+        action: Option<DeadLetterAction>,
+        #[command(flatten)]
+        host: HostArgs,
+        #[command(flatten)]
+        data: DataArgs,
+        /// Print JSON.
+        #[arg(long, global = true)]
+        json: bool,
+    },
     /// Inspect or empty the output cache.
     Cache {
         #[command(subcommand)]
@@ -147,6 +160,18 @@ enum Command {
         /// One JSON object per line.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum DeadLetterAction {
+    /// Run a failed node again with a fresh retry budget (and the nodes it
+    /// blocked), continuing its run.
+    Retry {
+        /// The run.
+        run_id: String,
+        /// The failed node.
+        node: String,
     },
 }
 
@@ -287,6 +312,47 @@ pub async fn main(cli: Cli) -> anyhow::Result<ExitCode> {
             execute(&host, &prepared, json, all_outputs).await
         }
         Command::Runs { data, json } => list_runs(&*data.store()?, json).await,
+        Command::DeadLetters {
+            action,
+            host,
+            data,
+            json,
+        } => {
+            let host = host.host_with(None, Some(data.store()?), None).await?;
+            match action {
+                None => {
+                    let letters = host.dead_letters().await?;
+                    if json {
+                        writeln!(
+                            std::io::stdout(),
+                            "{}",
+                            serde_json::to_string_pretty(&letters)?
+                        )?;
+                    } else if letters.is_empty() {
+                        writeln!(std::io::stdout(), "no dead letters")?;
+                    }
+                    for l in letters.iter().filter(|_| !json) {
+                        writeln!(
+                            std::io::stdout(),
+                            "{} {} ({}, {} attempts): {}",
+                            l.run_id,
+                            l.node,
+                            l.task_type,
+                            l.attempts,
+                            l.errors.last().map(String::as_str).unwrap_or("")
+                        )?;
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                Some(DeadLetterAction::Retry { run_id, node }) => {
+                    let prepared = host.redrive(&run_id, &node).await?;
+                    if !json {
+                        eprintln!("re-driving {node} of run {run_id}");
+                    }
+                    execute(&host, &prepared, json, false).await
+                }
+            }
+        }
         Command::Cache { action, data } => {
             let store = data.store()?;
             match action {
