@@ -218,6 +218,34 @@ async fn conformance(store: Arc<dyn RunStore>) {
     assert!(store.cache_get("k4").await.unwrap().is_some());
     assert_eq!(store.cache_clear(None).await.unwrap(), 1);
     assert!(store.cache_stats().await.unwrap().is_empty());
+
+    // Rate limiter state: starts in a window (several per ms counted), old
+    // starts forgotten, pauses only move later, ids independent.
+    store.rate_record("q\0k", 1_000, 500).await.unwrap();
+    store.rate_record("q\0k", 1_000, 500).await.unwrap();
+    store.rate_record("q\0k", 1_300, 500).await.unwrap();
+    assert_eq!(
+        store.rate_state("q\0k", 900).await.unwrap().starts,
+        vec![1_000, 1_000, 1_300]
+    );
+    assert_eq!(
+        store.rate_state("q\0k", 1_100).await.unwrap().starts,
+        vec![1_300]
+    );
+    store.rate_record("q\0k", 1_700, 500).await.unwrap();
+    assert_eq!(
+        store.rate_state("q\0k", 0).await.unwrap().starts,
+        vec![1_300, 1_700],
+        "starts before 1200 are forgotten"
+    );
+    store.rate_pause("q\0k", 5_000).await.unwrap();
+    store.rate_pause("q\0k", 4_000).await.unwrap();
+    assert_eq!(
+        store.rate_state("q\0k", 0).await.unwrap().paused_until_ms,
+        5_000
+    );
+    let other = store.rate_state("q\0other", 0).await.unwrap();
+    assert!(other.starts.is_empty() && other.paused_until_ms == 0);
 }
 
 #[tokio::test]

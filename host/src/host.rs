@@ -8,7 +8,8 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::events::{EventHub, EventKind, NodeStatus, RunStatus, now_ms};
-use crate::graph::{Graph, Plan, ValidationErrors};
+use crate::graph::{Graph, Plan, ValidationError, ValidationErrors};
+use crate::limiter::{Queue, QueueConfig};
 use crate::plugin::{EngineOptions, HostLimits, PluginHost};
 use crate::runner::{RunOptions, RunResult, Runner};
 use crate::store::{MemoryStore, NodeRecord, RunRecord, RunSpec, RunStore, StoreError};
@@ -94,6 +95,7 @@ pub struct HostBuilder {
     run: RunOptions,
     natives: Vec<NativeTask>,
     store: Option<Arc<dyn RunStore>>,
+    queues: Vec<(String, QueueConfig)>,
 }
 
 impl HostBuilder {
@@ -131,6 +133,13 @@ impl HostBuilder {
     /// per task type, no age limit).
     pub fn cache(mut self, policy: crate::cache::CachePolicy) -> Self {
         self.run.cache = policy;
+        self
+    }
+
+    /// Define queue `name`: nodes routed through it (by `config.queue`, or by
+    /// task type through `config.tasks`) start only as its limiters allow.
+    pub fn queue(mut self, name: &str, config: QueueConfig) -> Self {
+        self.queues.push((name.to_string(), config));
         self
     }
 
@@ -176,10 +185,20 @@ impl HostBuilder {
             registry.register_native(task)?;
         }
         let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
+        let mut run = self.run;
+        for (name, config) in &self.queues {
+            for task in &config.tasks {
+                run.task_queues.insert(task.clone(), name.clone());
+            }
+            run.queues.insert(
+                name.clone(),
+                Arc::new(Queue::new(name, config, store.clone())),
+            );
+        }
         Ok(Host {
             plugins,
             registry: Arc::new(registry),
-            runner: Runner::new(self.run, Some(store.clone())),
+            runner: Runner::new(run, Some(store.clone())),
             store,
         })
     }
@@ -216,7 +235,28 @@ impl Host {
 
     /// Validate `graph`; `origin` names it in errors.
     pub fn plan(&self, graph: &Graph, origin: &str) -> Result<Plan, ValidationErrors> {
-        Plan::new(graph, &self.registry, origin)
+        let plan = Plan::new(graph, &self.registry, origin)?;
+        let unknown: Vec<ValidationError> = plan
+            .nodes
+            .iter()
+            .enumerate()
+            .filter_map(|(index, node)| {
+                let queue = node.queue.as_ref()?;
+                (!self.runner.has_queue(queue)).then(|| ValidationError::UnknownQueue {
+                    index,
+                    node: node.id.clone(),
+                    queue: queue.clone(),
+                })
+            })
+            .collect();
+        if unknown.is_empty() {
+            Ok(plan)
+        } else {
+            Err(ValidationErrors {
+                origin: origin.to_string(),
+                errors: unknown,
+            })
+        }
     }
 
     /// The store runs are kept in.

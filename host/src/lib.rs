@@ -28,9 +28,11 @@
 #![deny(missing_docs)]
 
 pub mod cache;
+pub mod config;
 pub mod events;
 pub mod graph;
 mod host;
+pub mod limiter;
 pub mod plugin;
 pub mod runner;
 pub mod schema;

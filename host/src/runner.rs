@@ -8,7 +8,7 @@
 //! tasks are implemented (that is [`crate::task`]) or how events are shown.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::time::Instant;
 
 use serde::Serialize;
@@ -22,6 +22,7 @@ use crate::events::{
     DataflowStatus, EventHub, EventKind, NodeEvents, NodeStatus, RunStatus, Ticket,
 };
 use crate::graph::Plan;
+use crate::limiter::Queue;
 use crate::store::CachePut;
 use crate::store::{NodeRecord, RunStore, StoreError};
 use crate::task::{TaskContext, TaskError, TaskType};
@@ -36,6 +37,28 @@ pub struct RunOptions {
     pub cache: CachePolicy,
     /// How nodes are retried after a retryable failure.
     pub retry: RetryPolicy,
+    /// Named queues with their limiters.
+    pub queues: HashMap<String, Arc<Queue>>,
+    /// Task types routed through a queue by default (task type → queue).
+    pub task_queues: HashMap<String, String>,
+}
+
+/// Ready nodes, highest priority first, then in the order they became ready.
+#[derive(Default)]
+struct ReadyQueue {
+    heap: BinaryHeap<(i32, Reverse<u64>, usize)>,
+    seq: u64,
+}
+
+impl ReadyQueue {
+    fn push(&mut self, i: usize, priority: i32) {
+        self.seq += 1;
+        self.heap.push((priority, Reverse(self.seq), i));
+    }
+
+    fn pop(&mut self) -> Option<usize> {
+        self.heap.pop().map(|(_, _, i)| i)
+    }
 }
 
 /// When a node is retried after a *retryable* failure: a task's `retryable`
@@ -97,6 +120,8 @@ impl Default for RunOptions {
             parallelism: cores * 8,
             cache: CachePolicy::default(),
             retry: RetryPolicy::default(),
+            queues: HashMap::new(),
+            task_queues: HashMap::new(),
         }
     }
 }
@@ -170,7 +195,9 @@ struct State<'p> {
     inputs: Vec<Map<String, Value>>,
     outputs: Vec<Option<Value>>,
     errors: Vec<Option<String>>,
-    ready: VecDeque<usize>,
+    ready: ReadyQueue,
+    /// The queue slot each running node holds, to give back when it ends.
+    held: Vec<Option<(Arc<Queue>, String)>>,
     /// When each node's next attempt is due (ms since the epoch), if waiting.
     retry_at: Vec<Option<u64>>,
     /// Nodes waiting for a retry, soonest first.
@@ -280,7 +307,7 @@ impl State<'_> {
     fn make_ready(&mut self, i: usize) {
         match self.retry_at[i] {
             Some(at) => self.timers.push(Reverse((at, i))),
-            None => self.ready.push_back(i),
+            None => self.ready.push(i, self.plan.nodes[i].priority),
         }
     }
 
@@ -294,7 +321,7 @@ impl State<'_> {
             }
             self.timers.pop();
             self.retry_at[i] = None;
-            self.ready.push_back(i);
+            self.ready.push(i, self.plan.nodes[i].priority);
         }
         None
     }
@@ -364,7 +391,8 @@ impl Runner {
                 .collect(),
             outputs: vec![None; n],
             errors: vec![None; n],
-            ready: VecDeque::new(),
+            ready: ReadyQueue::default(),
+            held: vec![None; n],
             retry_at: vec![None; n],
             timers: BinaryHeap::new(),
             replay: true,
@@ -470,6 +498,20 @@ impl Runner {
         })
     }
 
+    /// Whether queue `name` is defined.
+    pub fn has_queue(&self, name: &str) -> bool {
+        self.options.queues.contains_key(name)
+    }
+
+    /// The queue node `node` goes through: its own, else its task type's.
+    fn queue_of(&self, node: &crate::graph::PlanNode) -> Option<Arc<Queue>> {
+        let name = node
+            .queue
+            .as_ref()
+            .or_else(|| self.options.task_queues.get(&node.task.id))?;
+        self.options.queues.get(name).cloned()
+    }
+
     /// Node `i`'s attempt failed with `e`: schedule a retry if the error is
     /// retryable and attempts are left, else fail the node.
     fn failed(&self, st: &mut State<'_>, i: usize, e: TaskError) {
@@ -521,12 +563,25 @@ impl Runner {
             // The token may fire while a completion is being handled (the
             // select below then takes the completion): read it every turn.
             cancelled |= cancel.is_cancelled();
-            let next_retry = st.due_retries();
+            st.due_retries();
             // Mark the next ready nodes running and make that durable before
-            // they start, so an attempt is never lost.
+            // they start, so an attempt is never lost. A node routed through a
+            // queue starts only when the queue's limiters allow; otherwise it
+            // waits (on the timer heap) for as long as they say.
             let mut starting = Vec::new();
             while !cancelled && running.len() + starting.len() < parallelism {
-                let Some(i) = st.ready.pop_front() else { break };
+                let Some(i) = st.ready.pop() else { break };
+                if let Some(queue) = self.queue_of(&plan.nodes[i]) {
+                    let key = queue.key(&st.inputs[i]);
+                    let wait = queue.wait(&key).await?;
+                    if !wait.is_zero() {
+                        st.timers
+                            .push(Reverse((now_ms() + wait.as_millis() as u64, i)));
+                        continue;
+                    }
+                    queue.take(&key).await?;
+                    st.held[i] = Some((queue, key));
+                }
                 st.attempts[i] += 1;
                 st.set(i, NodeStatus::Running, None);
                 starting.push(i);
@@ -565,6 +620,7 @@ impl Runner {
                     )
                 });
             }
+            let next_retry = st.timers.peek().map(|Reverse((at, _))| *at);
             if running.is_empty() && (next_retry.is_none() || cancelled) {
                 break;
             }
@@ -574,6 +630,14 @@ impl Runner {
                 _ = cancel.cancelled(), if !cancelled => { cancelled = true; }
                 _ = tokio::time::sleep(until_retry.unwrap_or_default()), if until_retry.is_some() => {}
                 Some(joined) = running.join_next(), if !running.is_empty() => {
+                    let held = joined.as_ref().ok().and_then(|(i, _)| st.held[*i].take());
+                    if let Some((queue, key)) = &held {
+                        queue.release(key);
+                        // A task that asks to wait (Retry-After) pauses its queue key.
+                        if let Ok((_, (Err(TaskError::Retryable { delay: Some(d), .. }), _))) = &joined {
+                            queue.pause(key, now_ms() + d.as_millis() as u64).await?;
+                        }
+                    }
                     match &joined {
                         Ok((_, (_, Cached::Hit))) => stats.cache_hits += 1,
                         Ok(_) => stats.tasks_executed += 1,

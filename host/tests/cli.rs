@@ -351,3 +351,43 @@ fn second_run_is_served_from_the_cache_and_the_cache_can_be_inspected_and_cleare
     let third = stdout_json(&weft_in(data.path(), &args));
     assert_eq!(third["stats"]["cache_hits"], 2);
 }
+
+#[test]
+fn queues_come_from_the_configuration_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("weft.toml");
+    std::fs::write(
+        &config,
+        "[queues.slow]\nconcurrency = 1\ntasks = [\"util.delay\"]\n",
+    )
+    .unwrap();
+    let g = dir.path().join("g.json");
+    std::fs::write(
+        &g,
+        r#"{"tasks":[{"id":"a","type":"util.delay","defaults":{"ms":30}},
+                     {"id":"b","type":"util.delay","defaults":{"ms":30}},
+                     {"id":"c","type":"math.add-one","defaults":{"value":1},"config":{"queue":"slow"}}]}"#,
+    )
+    .unwrap();
+    let (g, c) = (g.to_str().unwrap(), config.to_str().unwrap());
+    let out = weft(&["run", g, "--config", c, "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout_json(&out)["status"], "succeeded");
+
+    let out = weft(&["run", g, "--json"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("unknown queue `slow`"),
+        "{}",
+        stderr(&out)
+    );
+
+    std::fs::write(&config, "[queues.slow]\nconcurrency = \"one\"\n").unwrap();
+    let out = weft(&["run", g, "--config", c]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("weft.toml is invalid"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -210,6 +210,10 @@ struct HostArgs {
     /// manifest). Default: `./plugins` when it exists.
     #[arg(long, env = "WEFT_PLUGINS_DIR")]
     plugins: Option<PathBuf>,
+    /// Configuration file (queues and limiters; see docs/configuration.md).
+    /// Default: `./weft.toml` when it exists.
+    #[arg(long, env = "WEFT_CONFIG")]
+    config: Option<PathBuf>,
 }
 
 impl HostArgs {
@@ -224,6 +228,15 @@ impl HostArgs {
         cache: Option<CachePolicy>,
     ) -> anyhow::Result<Host> {
         let mut builder = Host::builder();
+        let config = self.config.clone().or_else(|| {
+            let default = PathBuf::from("weft.toml");
+            default.is_file().then_some(default)
+        });
+        if let Some(path) = config {
+            for (name, queue) in weft::config::Config::load(&path)?.queues {
+                builder = builder.queue(&name, queue);
+            }
+        }
         if let Some(policy) = cache {
             builder = builder.cache(policy);
         }

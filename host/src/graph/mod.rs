@@ -88,6 +88,12 @@ pub struct NodeConfig {
     /// the host's cap (default 200).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_backoff_ms: Option<u64>,
+    /// Route this node through the named queue (and its limiters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+    /// Among ready nodes, higher priorities start first (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i32>,
 }
 
 impl NodeConfig {

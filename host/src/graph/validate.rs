@@ -163,6 +163,18 @@ pub enum ValidationError {
         /// Whether the node could have taken it from the run's input.
         root: bool,
     },
+    /// A node names a queue the host does not define.
+    #[error(
+        "tasks[{index}] (node \"{node}\"): unknown queue `{queue}` (define it under [queues] in the configuration)"
+    )]
+    UnknownQueue {
+        /// Position in `tasks`.
+        index: usize,
+        /// The node.
+        node: String,
+        /// The queue.
+        queue: String,
+    },
     /// The run's input is not an object.
     #[error("the run's input must be a JSON object")]
     InputNotObject,
@@ -227,6 +239,10 @@ pub struct PlanNode {
     pub retries: Option<u32>,
     /// First retry delay, if set on the node.
     pub retry_backoff: Option<Duration>,
+    /// The queue it is routed through, if set on the node.
+    pub queue: Option<String>,
+    /// Its priority among ready nodes.
+    pub priority: i32,
 }
 
 /// A dataflow of a validated graph, by node index.
@@ -425,6 +441,8 @@ impl Plan {
                     cache: node.config.cache != Some(false) && task.cacheable && !task.side_effects,
                     retries: node.config.retries,
                     retry_backoff: node.config.retry_backoff_ms.map(Duration::from_millis),
+                    queue: node.config.queue.clone(),
+                    priority: node.config.priority.unwrap_or(0),
                     defaults: node.defaults.as_object().cloned().unwrap_or_default(),
                     task,
                 }

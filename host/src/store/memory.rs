@@ -7,9 +7,12 @@ use std::sync::Mutex;
 use super::{CachePut, Commit, NodeRecord, RunRecord, RunSpec, RunStore, StoreError, StoredRun};
 use crate::cache::{CacheEntry, CacheStat};
 use crate::events::{Event, now_ms};
+use crate::limiter::RateState;
 
 #[derive(Default)]
 struct Runs {
+    rate_starts: BTreeMap<(String, u64), u32>,
+    rate_pauses: BTreeMap<String, u64>,
     cache: BTreeMap<String, CacheEntry>,
     /// (task type, created, key) → size: the cache in age order per type.
     cache_index: BTreeMap<(String, u64, String), u64>,
@@ -150,6 +153,41 @@ impl RunStore for MemoryStore {
             runs.cache.remove(&k.2);
         }
         Ok(doomed.len() as u64)
+    }
+
+    async fn rate_state(&self, id: &str, since_ms: u64) -> Result<RateState, StoreError> {
+        let runs = self.lock();
+        let starts = runs
+            .rate_starts
+            .range((id.to_string(), since_ms)..=(id.to_string(), u64::MAX))
+            .flat_map(|((_, at), n)| std::iter::repeat_n(*at, *n as usize))
+            .collect();
+        let paused_until_ms = runs.rate_pauses.get(id).copied().unwrap_or(0);
+        Ok(RateState {
+            starts,
+            paused_until_ms,
+        })
+    }
+
+    async fn rate_record(&self, id: &str, at_ms: u64, window_ms: u64) -> Result<(), StoreError> {
+        let mut runs = self.lock();
+        let old: Vec<(String, u64)> = runs
+            .rate_starts
+            .range((id.to_string(), 0)..(id.to_string(), at_ms.saturating_sub(window_ms)))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in old {
+            runs.rate_starts.remove(&k);
+        }
+        *runs.rate_starts.entry((id.to_string(), at_ms)).or_default() += 1;
+        Ok(())
+    }
+
+    async fn rate_pause(&self, id: &str, until_ms: u64) -> Result<(), StoreError> {
+        let mut runs = self.lock();
+        let p = runs.rate_pauses.entry(id.to_string()).or_default();
+        *p = (*p).max(until_ms);
+        Ok(())
     }
 }
 

@@ -19,6 +19,7 @@ pub use redb_store::RedbStore;
 use crate::cache::{CacheEntry, CacheStat};
 use crate::events::{Event, NodeStatus, RunStatus};
 use crate::graph::Graph;
+use crate::limiter::RateState;
 
 /// The on-disk format version this build writes and reads.
 pub const FORMAT_VERSION: u64 = 1;
@@ -158,6 +159,13 @@ pub trait RunStore: Send + Sync {
     async fn cache_stats(&self) -> Result<Vec<CacheStat>, StoreError>;
     /// Remove every entry (of `task_type` only, if given); returns how many.
     async fn cache_clear(&self, task_type: Option<&str>) -> Result<u64, StoreError>;
+
+    /// A rate limiter's state for `id`: starts at or after `since_ms`, and its pause.
+    async fn rate_state(&self, id: &str, since_ms: u64) -> Result<RateState, StoreError>;
+    /// Record a start of `id` at `at_ms`, forgetting starts older than `window_ms`.
+    async fn rate_record(&self, id: &str, at_ms: u64, window_ms: u64) -> Result<(), StoreError>;
+    /// Pause `id` until `until_ms` (a later pause wins).
+    async fn rate_pause(&self, id: &str, until_ms: u64) -> Result<(), StoreError>;
 }
 
 fn encode<T: Serialize>(v: &T) -> Vec<u8> {

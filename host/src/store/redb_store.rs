@@ -15,6 +15,7 @@ use super::{
 };
 use crate::cache::{CacheEntry, CacheStat};
 use crate::events::{Event, now_ms};
+use crate::limiter::RateState;
 
 const RUNS: TableDefinition<&str, &[u8]> = TableDefinition::new("runs");
 const SPECS: TableDefinition<&str, &[u8]> = TableDefinition::new("run_specs");
@@ -25,6 +26,10 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const CACHE: TableDefinition<&str, &[u8]> = TableDefinition::new("cache");
 /// (task type, created ms, cache key) → size in bytes: the cache in age order.
 const CACHE_INDEX: TableDefinition<(&str, u64, &str), u64> = TableDefinition::new("cache_index");
+/// (rate limiter id, start ms) → starts at that ms.
+const RATE_STARTS: TableDefinition<(&str, u64), u32> = TableDefinition::new("rate_starts");
+/// Rate limiter id → paused until (ms).
+const RATE_PAUSES: TableDefinition<&str, u64> = TableDefinition::new("rate_pauses");
 /// Task type → number of entries.
 const CACHE_COUNTS: TableDefinition<&str, u64> = TableDefinition::new("cache_counts");
 
@@ -83,6 +88,8 @@ impl RedbStore {
             tx.open_table(CACHE).map_err(backend)?;
             tx.open_table(CACHE_INDEX).map_err(backend)?;
             tx.open_table(CACHE_COUNTS).map_err(backend)?;
+            tx.open_table(RATE_STARTS).map_err(backend)?;
+            tx.open_table(RATE_PAUSES).map_err(backend)?;
         }
         tx.commit().map_err(backend)?;
         Ok(RedbStore {
@@ -320,6 +327,74 @@ impl RunStore for RedbStore {
             }
             tx.commit().map_err(backend)?;
             Ok(removed)
+        })
+        .await
+    }
+
+    async fn rate_state(&self, id: &str, since_ms: u64) -> Result<RateState, StoreError> {
+        let id = id.to_string();
+        self.blocking(move |db| {
+            let tx = db.begin_read().map_err(backend)?;
+            let starts_table = tx.open_table(RATE_STARTS).map_err(backend)?;
+            let mut starts = Vec::new();
+            for item in starts_table
+                .range((id.as_str(), since_ms)..=(id.as_str(), u64::MAX))
+                .map_err(backend)?
+            {
+                let (k, n) = item.map_err(backend)?;
+                starts.extend(std::iter::repeat_n(k.value().1, n.value() as usize));
+            }
+            let pauses = tx.open_table(RATE_PAUSES).map_err(backend)?;
+            let paused_until_ms = pauses
+                .get(id.as_str())
+                .map_err(backend)?
+                .map_or(0, |v| v.value());
+            Ok(RateState {
+                starts,
+                paused_until_ms,
+            })
+        })
+        .await
+    }
+
+    async fn rate_record(&self, id: &str, at_ms: u64, window_ms: u64) -> Result<(), StoreError> {
+        let id = id.to_string();
+        self.blocking(move |db| {
+            let tx = db.begin_write().map_err(backend)?;
+            {
+                let mut starts = tx.open_table(RATE_STARTS).map_err(backend)?;
+                let cutoff = at_ms.saturating_sub(window_ms);
+                starts
+                    .retain_in((id.as_str(), 0)..(id.as_str(), cutoff), |_, _| false)
+                    .map_err(backend)?;
+                let n = starts
+                    .get((id.as_str(), at_ms))
+                    .map_err(backend)?
+                    .map_or(0, |v| v.value());
+                starts
+                    .insert((id.as_str(), at_ms), n + 1)
+                    .map_err(backend)?;
+            }
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn rate_pause(&self, id: &str, until_ms: u64) -> Result<(), StoreError> {
+        let id = id.to_string();
+        self.blocking(move |db| {
+            let tx = db.begin_write().map_err(backend)?;
+            {
+                let mut pauses = tx.open_table(RATE_PAUSES).map_err(backend)?;
+                let now = pauses
+                    .get(id.as_str())
+                    .map_err(backend)?
+                    .map_or(0, |v| v.value());
+                pauses
+                    .insert(id.as_str(), now.max(until_ms))
+                    .map_err(backend)?;
+            }
+            tx.commit().map_err(backend)
         })
         .await
     }

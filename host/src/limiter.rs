@@ -1,0 +1,283 @@
+//! Queues and limiters (the seeds' JobQueue limiters: ConcurrencyLimiter,
+//! RateLimiter, CompositeLimiter).
+//!
+//! A node routed through a named queue starts only when the queue's limiters
+//! allow it. Limits apply per *key*: the queue itself, or the value of an input
+//! port (a user, a model provider), so each key gets its own budget. Rate
+//! windows and pauses live in the run store, so they hold across runs and
+//! restarts; concurrency is a count of tasks running in this process. This
+//! module decides *when* a job may start; the runner does the starting.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::events::now_ms;
+use crate::store::{RunStore, StoreError};
+
+/// A queue's settings, as written in configuration (`[queues.NAME]`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueConfig {
+    /// At most this many tasks of the queue (per key) running at once.
+    pub concurrency: Option<usize>,
+    /// At most `max` starts per key within any window of `per_ms` milliseconds
+    /// (a sliding window).
+    pub rate: Option<RateConfig>,
+    /// At least this many milliseconds between two starts (per key).
+    pub min_interval_ms: Option<u64>,
+    /// Limit per value of this input port (e.g. `user`) instead of per queue.
+    pub key_from: Option<String>,
+    /// Task types routed through this queue unless a node says otherwise.
+    #[serde(default)]
+    pub tasks: Vec<String>,
+}
+
+/// A sliding-window rate.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateConfig {
+    /// Starts allowed per window.
+    pub max: u32,
+    /// The window, in milliseconds.
+    pub per_ms: u64,
+}
+
+/// Decides when a job of one key may start.
+#[async_trait::async_trait]
+pub trait Limiter: Send + Sync {
+    /// How long until a job of `key` may start (zero: now). Takes nothing.
+    async fn wait(&self, key: &str) -> Result<Duration, StoreError>;
+    /// Record that a job of `key` starts now (call only after `wait` said zero).
+    async fn take(&self, key: &str) -> Result<(), StoreError>;
+    /// A job of `key` finished.
+    fn release(&self, key: &str);
+}
+
+/// At most `max` jobs per key at once, in this process.
+pub struct ConcurrencyLimiter {
+    max: usize,
+    running: Mutex<HashMap<String, usize>>,
+}
+
+impl ConcurrencyLimiter {
+    /// A limiter allowing `max` concurrent jobs per key.
+    pub fn new(max: usize) -> Self {
+        ConcurrencyLimiter {
+            max: max.max(1),
+            running: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn counts(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[async_trait::async_trait]
+impl Limiter for ConcurrencyLimiter {
+    async fn wait(&self, key: &str) -> Result<Duration, StoreError> {
+        let busy = self.counts().get(key).copied().unwrap_or(0) >= self.max;
+        // A slot frees when a job ends; the runner re-checks then as well.
+        Ok(if busy {
+            Duration::from_millis(10)
+        } else {
+            Duration::ZERO
+        })
+    }
+    async fn take(&self, key: &str) -> Result<(), StoreError> {
+        *self.counts().entry(key.to_string()).or_default() += 1;
+        Ok(())
+    }
+    fn release(&self, key: &str) {
+        if let Some(n) = self.counts().get_mut(key) {
+            *n = n.saturating_sub(1);
+        }
+    }
+}
+
+/// At most `max` starts per key in any window of `window`, and none while the
+/// key is paused; both kept in the store.
+pub struct RateLimiter {
+    name: String,
+    max: u32,
+    window: Duration,
+    store: Arc<dyn RunStore>,
+}
+
+impl RateLimiter {
+    /// A limiter named `name` (its state's key in the store).
+    pub fn new(name: &str, max: u32, window: Duration, store: Arc<dyn RunStore>) -> Self {
+        RateLimiter {
+            name: name.to_string(),
+            max: max.max(1),
+            window,
+            store,
+        }
+    }
+
+    fn id(&self, key: &str) -> String {
+        format!("{}\u{0}{key}", self.name)
+    }
+}
+
+#[async_trait::async_trait]
+impl Limiter for RateLimiter {
+    async fn wait(&self, key: &str) -> Result<Duration, StoreError> {
+        let now = now_ms();
+        let state = self
+            .store
+            .rate_state(
+                &self.id(key),
+                now.saturating_sub(self.window.as_millis() as u64),
+            )
+            .await?;
+        let paused = state.paused_until_ms.saturating_sub(now);
+        let full = if state.starts.len() >= self.max as usize {
+            // Free when the oldest start that keeps the window full leaves it.
+            let oldest = state.starts[state.starts.len() - self.max as usize];
+            (oldest + self.window.as_millis() as u64)
+                .saturating_sub(now)
+                .max(1)
+        } else {
+            0
+        };
+        Ok(Duration::from_millis(paused.max(full)))
+    }
+    async fn take(&self, key: &str) -> Result<(), StoreError> {
+        if self.max == u32::MAX {
+            return Ok(()); // no rate: this limiter only holds pauses
+        }
+        self.store
+            .rate_record(&self.id(key), now_ms(), self.window.as_millis() as u64)
+            .await
+    }
+    fn release(&self, _key: &str) {}
+}
+
+/// Several limiters together: a job starts only when all allow it, and then
+/// takes from all of them (all or none).
+pub struct CompositeLimiter {
+    parts: Vec<Arc<dyn Limiter>>,
+}
+
+impl CompositeLimiter {
+    /// All of `parts`.
+    pub fn new(parts: Vec<Arc<dyn Limiter>>) -> Self {
+        CompositeLimiter { parts }
+    }
+}
+
+#[async_trait::async_trait]
+impl Limiter for CompositeLimiter {
+    async fn wait(&self, key: &str) -> Result<Duration, StoreError> {
+        let mut longest = Duration::ZERO;
+        for p in &self.parts {
+            longest = longest.max(p.wait(key).await?);
+        }
+        Ok(longest)
+    }
+    async fn take(&self, key: &str) -> Result<(), StoreError> {
+        for p in &self.parts {
+            p.take(key).await?;
+        }
+        Ok(())
+    }
+    fn release(&self, key: &str) {
+        for p in &self.parts {
+            p.release(key);
+        }
+    }
+}
+
+/// A named queue: its limiter, how it keys jobs, and where pauses are kept.
+pub struct Queue {
+    /// The queue's name.
+    pub name: String,
+    limiter: CompositeLimiter,
+    key_from: Option<String>,
+    store: Arc<dyn RunStore>,
+}
+
+impl Queue {
+    /// Build queue `name` from its configuration, keeping state in `store`.
+    pub fn new(name: &str, config: &QueueConfig, store: Arc<dyn RunStore>) -> Self {
+        let mut parts: Vec<Arc<dyn Limiter>> = Vec::new();
+        if let Some(n) = config.concurrency {
+            parts.push(Arc::new(ConcurrencyLimiter::new(n)));
+        }
+        // Always a rate limiter, even with no rate: it holds the pauses a
+        // Retry-After asks for.
+        let (max, window) = match (config.rate, config.min_interval_ms) {
+            (Some(r), _) => (r.max, Duration::from_millis(r.per_ms)),
+            (None, Some(ms)) => (1, Duration::from_millis(ms)),
+            (None, None) => (u32::MAX, Duration::ZERO),
+        };
+        parts.push(Arc::new(RateLimiter::new(name, max, window, store.clone())));
+        if config.rate.is_some()
+            && let Some(ms) = config.min_interval_ms
+        {
+            parts.push(Arc::new(RateLimiter::new(
+                &format!("{name}#interval"),
+                1,
+                Duration::from_millis(ms),
+                store.clone(),
+            )));
+        }
+        Queue {
+            name: name.to_string(),
+            limiter: CompositeLimiter::new(parts),
+            key_from: config.key_from.clone(),
+            store,
+        }
+    }
+
+    /// The key a job with `input` is limited under.
+    pub fn key(&self, input: &serde_json::Map<String, Value>) -> String {
+        match self.key_from.as_ref().and_then(|port| input.get(port)) {
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+            None => String::new(),
+        }
+    }
+
+    /// How long until a job of `key` may start.
+    pub async fn wait(&self, key: &str) -> Result<Duration, StoreError> {
+        self.limiter.wait(key).await
+    }
+
+    /// A job of `key` starts now.
+    pub async fn take(&self, key: &str) -> Result<(), StoreError> {
+        self.limiter.take(key).await
+    }
+
+    /// A job of `key` finished.
+    pub fn release(&self, key: &str) {
+        self.limiter.release(key)
+    }
+
+    /// Start nothing of `key` before `until_ms` (a task said Retry-After).
+    pub async fn pause(&self, key: &str, until_ms: u64) -> Result<(), StoreError> {
+        self.store
+            .rate_pause(&format!("{}\u{0}{key}", self.name), until_ms)
+            .await
+    }
+}
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Queue({})", self.name)
+    }
+}
+
+/// The stored state of one rate-limited key.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RateState {
+    /// Start times within the window asked for, oldest first.
+    pub starts: Vec<u64>,
+    /// No start before this time (0: not paused).
+    pub paused_until_ms: u64,
+}
