@@ -46,11 +46,30 @@ pub struct RateConfig {
     pub per_ms: u64,
 }
 
+/// When a job may start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Wait {
+    /// Now.
+    Now,
+    /// After this long.
+    For(Duration),
+    /// When a running job of the same key ends.
+    UntilRelease,
+}
+
+impl Wait {
+    /// The stricter of two answers: waiting for a release beats a time, a
+    /// longer time beats a shorter one.
+    pub fn and(self, other: Wait) -> Wait {
+        self.max(other)
+    }
+}
+
 /// Decides when a job of one key may start.
 #[async_trait::async_trait]
 pub trait Limiter: Send + Sync {
-    /// How long until a job of `key` may start (zero: now). Takes nothing.
-    async fn wait(&self, key: &str) -> Result<Duration, StoreError>;
+    /// When a job of `key` may start. Takes nothing.
+    async fn wait(&self, key: &str) -> Result<Wait, StoreError>;
     /// Record that a job of `key` starts now (call only after `wait` said zero).
     async fn take(&self, key: &str) -> Result<(), StoreError>;
     /// A job of `key` finished.
@@ -79,14 +98,9 @@ impl ConcurrencyLimiter {
 
 #[async_trait::async_trait]
 impl Limiter for ConcurrencyLimiter {
-    async fn wait(&self, key: &str) -> Result<Duration, StoreError> {
+    async fn wait(&self, key: &str) -> Result<Wait, StoreError> {
         let busy = self.counts().get(key).copied().unwrap_or(0) >= self.max;
-        // A slot frees when a job ends; the runner re-checks then as well.
-        Ok(if busy {
-            Duration::from_millis(10)
-        } else {
-            Duration::ZERO
-        })
+        Ok(if busy { Wait::UntilRelease } else { Wait::Now })
     }
     async fn take(&self, key: &str) -> Result<(), StoreError> {
         *self.counts().entry(key.to_string()).or_default() += 1;
@@ -126,7 +140,7 @@ impl RateLimiter {
 
 #[async_trait::async_trait]
 impl Limiter for RateLimiter {
-    async fn wait(&self, key: &str) -> Result<Duration, StoreError> {
+    async fn wait(&self, key: &str) -> Result<Wait, StoreError> {
         let now = now_ms();
         let state = self
             .store
@@ -145,7 +159,10 @@ impl Limiter for RateLimiter {
         } else {
             0
         };
-        Ok(Duration::from_millis(paused.max(full)))
+        Ok(match paused.max(full) {
+            0 => Wait::Now,
+            ms => Wait::For(Duration::from_millis(ms)),
+        })
     }
     async fn take(&self, key: &str) -> Result<(), StoreError> {
         if self.max == u32::MAX {
@@ -173,12 +190,12 @@ impl CompositeLimiter {
 
 #[async_trait::async_trait]
 impl Limiter for CompositeLimiter {
-    async fn wait(&self, key: &str) -> Result<Duration, StoreError> {
-        let mut longest = Duration::ZERO;
+    async fn wait(&self, key: &str) -> Result<Wait, StoreError> {
+        let mut strictest = Wait::Now;
         for p in &self.parts {
-            longest = longest.max(p.wait(key).await?);
+            strictest = strictest.and(p.wait(key).await?);
         }
-        Ok(longest)
+        Ok(strictest)
     }
     async fn take(&self, key: &str) -> Result<(), StoreError> {
         for p in &self.parts {
@@ -244,8 +261,8 @@ impl Queue {
         }
     }
 
-    /// How long until a job of `key` may start.
-    pub async fn wait(&self, key: &str) -> Result<Duration, StoreError> {
+    /// When a job of `key` may start.
+    pub async fn wait(&self, key: &str) -> Result<Wait, StoreError> {
         self.limiter.wait(key).await
     }
 

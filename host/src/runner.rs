@@ -8,7 +8,7 @@
 //! tasks are implemented (that is [`crate::task`]) or how events are shown.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::time::Instant;
 
 use serde::Serialize;
@@ -22,7 +22,7 @@ use crate::events::{
     DataflowStatus, EventHub, EventKind, NodeEvents, NodeStatus, RunStatus, Ticket,
 };
 use crate::graph::Plan;
-use crate::limiter::Queue;
+use crate::limiter::{Queue, Wait};
 use crate::store::CachePut;
 use crate::store::{NodeRecord, RunStore, StoreError};
 use crate::task::{TaskContext, TaskError, TaskType};
@@ -196,6 +196,11 @@ struct State<'p> {
     outputs: Vec<Option<Value>>,
     errors: Vec<Option<String>>,
     ready: ReadyQueue,
+    /// Nodes waiting for a queue slot to free up,
+    /// per (queue, key), in the order they asked.
+    awaiting_release: HashMap<(String, String), VecDeque<usize>>,
+    /// Nodes taken from the head of such a line: they check before the line.
+    woken: Vec<bool>,
     /// The queue slot each running node holds, to give back when it ends.
     held: Vec<Option<(Arc<Queue>, String)>>,
     /// When each node's next attempt is due (ms since the epoch), if waiting.
@@ -393,6 +398,8 @@ impl Runner {
             errors: vec![None; n],
             ready: ReadyQueue::default(),
             held: vec![None; n],
+            awaiting_release: HashMap::new(),
+            woken: vec![false; n],
             retry_at: vec![None; n],
             timers: BinaryHeap::new(),
             replay: true,
@@ -573,11 +580,32 @@ impl Runner {
                 let Some(i) = st.ready.pop() else { break };
                 if let Some(queue) = self.queue_of(&plan.nodes[i]) {
                     let key = queue.key(&st.inputs[i]);
-                    let wait = queue.wait(&key).await?;
-                    if !wait.is_zero() {
-                        st.timers
-                            .push(Reverse((now_ms() + wait.as_millis() as u64, i)));
+                    // Behind others already waiting for this key's slot (unless
+                    // it was the first of them, woken by a release).
+                    let woken = std::mem::take(&mut st.woken[i]);
+                    if !woken
+                        && let Some(line) = st
+                            .awaiting_release
+                            .get_mut(&(queue.name.clone(), key.clone()))
+                        && !line.is_empty()
+                    {
+                        line.push_back(i);
                         continue;
+                    }
+                    match queue.wait(&key).await? {
+                        Wait::Now => {}
+                        Wait::For(d) => {
+                            st.timers
+                                .push(Reverse((now_ms() + d.as_millis() as u64, i)));
+                            continue;
+                        }
+                        Wait::UntilRelease => {
+                            st.awaiting_release
+                                .entry((queue.name.clone(), key))
+                                .or_default()
+                                .push_back(i);
+                            continue;
+                        }
                     }
                     queue.take(&key).await?;
                     st.held[i] = Some((queue, key));
@@ -620,6 +648,15 @@ impl Runner {
                     )
                 });
             }
+            if running.is_empty() {
+                // The slot they wait for is held outside this run (another
+                // run in this process): look again shortly.
+                for (_, line) in st.awaiting_release.drain() {
+                    for w in line {
+                        st.timers.push(Reverse((now_ms() + 10, w)));
+                    }
+                }
+            }
             let next_retry = st.timers.peek().map(|Reverse((at, _))| *at);
             if running.is_empty() && (next_retry.is_none() || cancelled) {
                 break;
@@ -633,6 +670,15 @@ impl Runner {
                     let held = joined.as_ref().ok().and_then(|(i, _)| st.held[*i].take());
                     if let Some((queue, key)) = &held {
                         queue.release(key);
+                        // A slot freed: the first waiting for it checks again.
+                        if let Some(w) = st
+                            .awaiting_release
+                            .get_mut(&(queue.name.clone(), key.clone()))
+                            .and_then(VecDeque::pop_front)
+                        {
+                            st.woken[w] = true;
+                            st.ready.push(w, plan.nodes[w].priority);
+                        }
                         // A task that asks to wait (Retry-After) pauses its queue key.
                         if let Ok((_, (Err(TaskError::Retryable { delay: Some(d), .. }), _))) = &joined {
                             queue.pause(key, now_ms() + d.as_millis() as u64).await?;
