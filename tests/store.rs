@@ -258,6 +258,12 @@ async fn redb_store_conforms_and_keeps_everything_across_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("weft.redb");
     conformance(Arc::new(RedbStore::open(&path).unwrap())).await;
+    // A new store is created under a temporary name and renamed: nothing else is left.
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, vec!["weft.redb"]);
     // Dropped (closed) above; everything committed is still there.
     let store = RedbStore::open(&path).unwrap();
     let loaded = store.load_run("r1").await.unwrap();
@@ -298,5 +304,135 @@ fn a_second_process_on_the_same_data_directory_is_told_so() {
         err.to_string()
             .contains("is in use by another weft process"),
         "{err}"
+    );
+}
+
+/// A file backend that fails every write and sync after its budget is spent:
+/// a disk that dies (or power that goes) in the middle of a commit.
+#[derive(Debug)]
+struct DyingDisk {
+    file: redb::backends::FileBackend,
+    budget: std::sync::atomic::AtomicI64,
+}
+
+impl DyingDisk {
+    fn spend(&self) -> std::io::Result<()> {
+        if self
+            .budget
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst)
+            <= 0
+        {
+            return Err(std::io::Error::other("injected: the disk is gone"));
+        }
+        Ok(())
+    }
+}
+
+impl redb::StorageBackend for DyingDisk {
+    fn len(&self) -> std::io::Result<u64> {
+        self.file.len()
+    }
+    fn read(&self, offset: u64, out: &mut [u8]) -> std::io::Result<()> {
+        self.file.read(offset, out)
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.spend()?;
+        self.file.set_len(len)
+    }
+    fn sync_data(&self) -> std::io::Result<()> {
+        self.spend()?;
+        self.file.sync_data()
+    }
+    fn write(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        self.spend()?;
+        self.file.write(offset, data)
+    }
+}
+
+/// Fault injection in the style of redb's crash tests: for every point at
+/// which the disk can fail during a series of commits, the file reopened
+/// afterwards holds every acknowledged commit, and each commit wholly or not at
+/// all (a node's state and the event announcing it together).
+#[tokio::test]
+async fn a_disk_failing_mid_commit_loses_nothing_acknowledged_and_tears_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut failures_seen = 0;
+    for budget in 1..200i64 {
+        let path = dir.path().join(format!("f{budget}.redb"));
+        // An existing store (creating one is atomic: see RedbStore::open).
+        drop(RedbStore::open(&path).unwrap());
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .unwrap();
+        let disk = DyingDisk {
+            file: redb::backends::FileBackend::new(file).unwrap(),
+            budget: budget.into(),
+        };
+        let mut acknowledged = 0u64;
+        let mut created = false;
+        if let Ok(store) = RedbStore::with_backend(disk, &path) {
+            let (run, spec) = record("r", 1);
+            created = store.create_run(run, spec).await.is_ok();
+            for j in 1..=12u64 {
+                if !created {
+                    break;
+                }
+                let commit = Commit {
+                    nodes: vec![node(
+                        &format!("n{j}"),
+                        NodeStatus::Completed,
+                        Some(json!({"j": j})),
+                    )],
+                    events: vec![event("r", j)],
+                    ..Commit::default()
+                };
+                match store.commit("r", commit).await {
+                    Ok(()) => acknowledged = j,
+                    Err(_) => {
+                        failures_seen += 1;
+                        break;
+                    }
+                }
+            }
+        }
+        // The process "restarts": the file opens with a healthy disk.
+        let store = RedbStore::open(&path)
+            .unwrap_or_else(|e| panic!("budget {budget}: cannot reopen: {e}"));
+        let Ok(loaded) = store.load_run("r").await else {
+            assert!(!created, "budget {budget}: an acknowledged run is gone");
+            continue;
+        };
+        let events: Vec<u64> = store
+            .events("r", 0)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        let stored = events.len() as u64;
+        assert!(
+            stored >= acknowledged,
+            "budget {budget}: {acknowledged} commits acknowledged, {stored} kept"
+        );
+        assert_eq!(
+            events,
+            (1..=stored).collect::<Vec<_>>(),
+            "budget {budget}: a gap in the event log"
+        );
+        let mut nodes: Vec<String> = loaded.nodes.iter().map(|n| n.node.clone()).collect();
+        nodes.sort_by_key(|n| n[1..].parse::<u64>().unwrap());
+        let expected: Vec<String> = (1..=stored).map(|j| format!("n{j}")).collect();
+        assert_eq!(
+            nodes, expected,
+            "budget {budget}: a commit was torn (events and node states disagree)"
+        );
+    }
+    assert!(
+        failures_seen > 50,
+        "only {failures_seen} injected failures hit a commit"
     );
 }

@@ -52,6 +52,9 @@ impl RedbStore {
             std::fs::create_dir_all(dir)
                 .map_err(|e| backend(format!("cannot create {}: {e}", dir.display())))?;
         }
+        if !path.exists() {
+            Self::create_atomically(path)?;
+        }
         let db = Database::create(path).map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => backend(format!(
                 "{} is in use by another weft process (one process per data directory: \
@@ -60,6 +63,42 @@ impl RedbStore {
             )),
             e => backend(format!("cannot open {}: {e}", path.display())),
         })?;
+        Self::init(db, path)
+    }
+
+    /// Create a new, initialised store file at `path` all at once: built under a
+    /// temporary name and renamed into place, so a crash while creating it
+    /// leaves no half-written file that would not open.
+    fn create_atomically(path: &Path) -> Result<(), StoreError> {
+        let tmp = path.with_extension(format!("creating-{}", std::process::id()));
+        let db = Database::create(&tmp)
+            .map_err(|e| backend(format!("cannot create {}: {e}", tmp.display())))?;
+        drop(Self::init(db, &tmp)?);
+        std::fs::rename(&tmp, path)
+            .map_err(|e| backend(format!("cannot create {}: {e}", path.display())))?;
+        if let Some(dir) = path.parent()
+            && let Ok(d) = std::fs::File::open(dir)
+        {
+            // Make the rename itself durable.
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+
+    /// Open (or create) a store on any redb storage backend; `label` names it in
+    /// errors. For fault-injection tests and embedders with their own storage.
+    pub fn with_backend(
+        storage: impl redb::StorageBackend,
+        label: &Path,
+    ) -> Result<Self, StoreError> {
+        let db = Database::builder()
+            .create_with_backend(storage)
+            .map_err(|e| backend(format!("cannot open {}: {e}", label.display())))?;
+        Self::init(db, label)
+    }
+
+    /// Check the format version (writing it into a new file) and create the tables.
+    fn init(db: Database, path: &Path) -> Result<Self, StoreError> {
         let tx = db.begin_write().map_err(backend)?;
         {
             let mut meta = tx.open_table(META).map_err(backend)?;
