@@ -120,6 +120,9 @@ pub struct RateLimiter {
     max: u32,
     window: Duration,
     store: Arc<dyn RunStore>,
+    /// Pauses known to this process, per key (read from the store once per
+    /// key, then kept up to date by [`RateLimiter::pause`]).
+    pauses: Mutex<HashMap<String, u64>>,
 }
 
 impl RateLimiter {
@@ -130,11 +133,25 @@ impl RateLimiter {
             max: max.max(1),
             window,
             store,
+            pauses: Mutex::new(HashMap::new()),
         }
     }
 
     fn id(&self, key: &str) -> String {
         format!("{}\u{0}{key}", self.name)
+    }
+
+    fn known_pauses(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
+        self.pauses.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Start nothing of `key` before `until_ms`.
+    pub async fn pause(&self, key: &str, until_ms: u64) -> Result<(), StoreError> {
+        self.store.rate_pause(&self.id(key), until_ms).await?;
+        let mut known = self.known_pauses();
+        let p = known.entry(key.to_string()).or_default();
+        *p = (*p).max(until_ms);
+        Ok(())
     }
 }
 
@@ -142,6 +159,17 @@ impl RateLimiter {
 impl Limiter for RateLimiter {
     async fn wait(&self, key: &str) -> Result<Wait, StoreError> {
         let now = now_ms();
+        // Without a rate, only pauses matter, and after the first look they
+        // are known here: no store read per job. (Several hosts sharing a
+        // store will need to read them there: see part 4.)
+        if self.max == u32::MAX
+            && let Some(&until) = self.known_pauses().get(key)
+        {
+            return Ok(match until.saturating_sub(now) {
+                0 => Wait::Now,
+                ms => Wait::For(Duration::from_millis(ms)),
+            });
+        }
         let state = self
             .store
             .rate_state(
@@ -149,6 +177,8 @@ impl Limiter for RateLimiter {
                 now.saturating_sub(self.window.as_millis() as u64),
             )
             .await?;
+        self.known_pauses()
+            .insert(key.to_string(), state.paused_until_ms);
         let paused = state.paused_until_ms.saturating_sub(now);
         let full = if state.starts.len() >= self.max as usize {
             // Free when the oldest start that keeps the window full leaves it.
@@ -216,7 +246,8 @@ pub struct Queue {
     pub name: String,
     limiter: CompositeLimiter,
     key_from: Option<String>,
-    store: Arc<dyn RunStore>,
+    /// The queue's main rate limiter, which also holds its pauses.
+    pauses: Arc<RateLimiter>,
 }
 
 impl Queue {
@@ -233,7 +264,8 @@ impl Queue {
             (None, Some(ms)) => (1, Duration::from_millis(ms)),
             (None, None) => (u32::MAX, Duration::ZERO),
         };
-        parts.push(Arc::new(RateLimiter::new(name, max, window, store.clone())));
+        let pauses = Arc::new(RateLimiter::new(name, max, window, store.clone()));
+        parts.push(pauses.clone());
         if config.rate.is_some()
             && let Some(ms) = config.min_interval_ms
         {
@@ -248,7 +280,7 @@ impl Queue {
             name: name.to_string(),
             limiter: CompositeLimiter::new(parts),
             key_from: config.key_from.clone(),
-            store,
+            pauses,
         }
     }
 
@@ -278,9 +310,7 @@ impl Queue {
 
     /// Start nothing of `key` before `until_ms` (a task said Retry-After).
     pub async fn pause(&self, key: &str, until_ms: u64) -> Result<(), StoreError> {
-        self.store
-            .rate_pause(&format!("{}\u{0}{key}", self.name), until_ms)
-            .await
+        self.pauses.pause(key, until_ms).await
     }
 }
 
