@@ -7,7 +7,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{
+    Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
+};
 
 use super::{
     CachePut, Commit, FORMAT_VERSION, NodeRecord, RunRecord, RunSpec, RunStore, StoreError,
@@ -142,6 +144,30 @@ impl RedbStore {
         &self.path
     }
 
+    /// Run `f` in a write transaction on the blocking pool and commit it
+    /// (durably) if it succeeds.
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.blocking(move |db| {
+            let tx = db.begin_write().map_err(backend)?;
+            let out = f(&tx)?;
+            tx.commit().map_err(backend)?;
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Run `f` in a read transaction on the blocking pool.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&ReadTransaction) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.blocking(move |db| f(&db.begin_read().map_err(backend)?))
+            .await
+    }
+
     async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
@@ -156,70 +182,63 @@ impl RedbStore {
 #[async_trait::async_trait]
 impl RunStore for RedbStore {
     async fn create_run(&self, run: RunRecord, spec: RunSpec) -> Result<(), StoreError> {
-        self.blocking(move |db| {
-            let tx = db.begin_write().map_err(backend)?;
-            {
-                let mut specs = tx.open_table(SPECS).map_err(backend)?;
-                specs
-                    .insert(run.run_id.as_str(), encode(&spec).as_slice())
-                    .map_err(backend)?;
-                let mut runs = tx.open_table(RUNS).map_err(backend)?;
-                runs.insert(run.run_id.as_str(), encode(&run).as_slice())
-                    .map_err(backend)?;
-            }
-            tx.commit().map_err(backend)
+        self.write(move |tx| {
+            let mut specs = tx.open_table(SPECS).map_err(backend)?;
+            specs
+                .insert(run.run_id.as_str(), encode(&spec).as_slice())
+                .map_err(backend)?;
+            let mut runs = tx.open_table(RUNS).map_err(backend)?;
+            runs.insert(run.run_id.as_str(), encode(&run).as_slice())
+                .map_err(backend)?;
+            Ok(())
         })
         .await
     }
 
     async fn commit(&self, run_id: &str, commit: Commit) -> Result<(), StoreError> {
         let run_id = run_id.to_string();
-        self.blocking(move |db| {
-            let tx = db.begin_write().map_err(backend)?;
-            {
-                let mut runs = tx.open_table(RUNS).map_err(backend)?;
-                let stored = runs
-                    .get(run_id.as_str())
-                    .map_err(backend)?
-                    .map(|v| v.value().to_vec());
-                let Some(stored) = stored else {
-                    return Err(StoreError::UnknownRun(run_id));
-                };
-                if let Some(status) = commit.status {
-                    let mut record: RunRecord = decode(&run_id, &stored)?;
-                    record.status = status;
-                    record.updated_ms = now_ms();
-                    runs.insert(run_id.as_str(), encode(&record).as_slice())
-                        .map_err(backend)?;
-                }
-                let mut nodes = tx.open_table(NODES).map_err(backend)?;
-                for node in &commit.nodes {
-                    nodes
-                        .insert(
-                            (run_id.as_str(), node.node.as_str()),
-                            encode(node).as_slice(),
-                        )
-                        .map_err(backend)?;
-                }
-                let mut events = tx.open_table(EVENTS).map_err(backend)?;
-                for e in &commit.events {
-                    events
-                        .insert((run_id.as_str(), e.seq), encode(e).as_slice())
-                        .map_err(backend)?;
-                }
-                for put in &commit.cache {
-                    put_cache(&tx, put)?;
-                }
+        self.write(move |tx| {
+            let mut runs = tx.open_table(RUNS).map_err(backend)?;
+            let stored = runs
+                .get(run_id.as_str())
+                .map_err(backend)?
+                .map(|v| v.value().to_vec());
+            let Some(stored) = stored else {
+                return Err(StoreError::UnknownRun(run_id));
+            };
+            if let Some(status) = commit.status {
+                let mut record: RunRecord = decode(&run_id, &stored)?;
+                record.status = status;
+                record.updated_ms = now_ms();
+                runs.insert(run_id.as_str(), encode(&record).as_slice())
+                    .map_err(backend)?;
             }
-            tx.commit().map_err(backend)
+            let mut nodes = tx.open_table(NODES).map_err(backend)?;
+            for node in &commit.nodes {
+                nodes
+                    .insert(
+                        (run_id.as_str(), node.node.as_str()),
+                        encode(node).as_slice(),
+                    )
+                    .map_err(backend)?;
+            }
+            let mut events = tx.open_table(EVENTS).map_err(backend)?;
+            for e in &commit.events {
+                events
+                    .insert((run_id.as_str(), e.seq), encode(e).as_slice())
+                    .map_err(backend)?;
+            }
+            for put in &commit.cache {
+                put_cache(tx, put)?;
+            }
+            Ok(())
         })
         .await
     }
 
     async fn load_run(&self, run_id: &str) -> Result<StoredRun, StoreError> {
         let run_id = run_id.to_string();
-        self.blocking(move |db| {
-            let tx = db.begin_read().map_err(backend)?;
+        self.read(move |tx| {
             let runs = tx.open_table(RUNS).map_err(backend)?;
             let run: RunRecord = match runs.get(run_id.as_str()).map_err(backend)? {
                 Some(v) => decode(&run_id, v.value())?,
@@ -262,8 +281,7 @@ impl RunStore for RedbStore {
     }
 
     async fn list_runs(&self) -> Result<Vec<RunRecord>, StoreError> {
-        self.blocking(|db| {
-            let tx = db.begin_read().map_err(backend)?;
+        self.read(|tx| {
             let runs = tx.open_table(RUNS).map_err(backend)?;
             let mut all = Vec::new();
             for item in runs.iter().map_err(backend)? {
@@ -282,8 +300,7 @@ impl RunStore for RedbStore {
 
     async fn events(&self, run_id: &str, after: u64) -> Result<Vec<Event>, StoreError> {
         let run_id = run_id.to_string();
-        self.blocking(move |db| {
-            let tx = db.begin_read().map_err(backend)?;
+        self.read(move |tx| {
             let events = tx.open_table(EVENTS).map_err(backend)?;
             let mut out = Vec::new();
             let start = after.saturating_add(1);
@@ -302,8 +319,7 @@ impl RunStore for RedbStore {
 
     async fn cache_get(&self, key: &str) -> Result<Option<CacheEntry>, StoreError> {
         let key = key.to_string();
-        self.blocking(move |db| {
-            let tx = db.begin_read().map_err(backend)?;
+        self.read(move |tx| {
             let cache = tx.open_table(CACHE).map_err(backend)?;
             match cache.get(key.as_str()).map_err(backend)? {
                 Some(v) => Ok(Some(decode(&key, v.value())?)),
@@ -314,8 +330,7 @@ impl RunStore for RedbStore {
     }
 
     async fn cache_stats(&self) -> Result<Vec<CacheStat>, StoreError> {
-        self.blocking(|db| {
-            let tx = db.begin_read().map_err(backend)?;
+        self.read(|tx| {
             let index = tx.open_table(CACHE_INDEX).map_err(backend)?;
             let mut stats: Vec<CacheStat> = Vec::new();
             for item in index.iter().map_err(backend)? {
@@ -340,40 +355,33 @@ impl RunStore for RedbStore {
 
     async fn cache_clear(&self, task_type: Option<&str>) -> Result<u64, StoreError> {
         let task_type = task_type.map(str::to_string);
-        self.blocking(move |db| {
-            let tx = db.begin_write().map_err(backend)?;
-            let removed;
-            {
-                let mut cache = tx.open_table(CACHE).map_err(backend)?;
-                let mut index = tx.open_table(CACHE_INDEX).map_err(backend)?;
-                let mut counts = tx.open_table(CACHE_COUNTS).map_err(backend)?;
-                let mut doomed = Vec::new();
-                for item in index.iter().map_err(backend)? {
-                    let (k, _) = item.map_err(backend)?;
-                    let (tt, created, key) = k.value();
-                    if task_type.as_deref().is_none_or(|want| want == tt) {
-                        doomed.push((tt.to_string(), created, key.to_string()));
-                    }
+        self.write(move |tx| {
+            let mut cache = tx.open_table(CACHE).map_err(backend)?;
+            let mut index = tx.open_table(CACHE_INDEX).map_err(backend)?;
+            let mut counts = tx.open_table(CACHE_COUNTS).map_err(backend)?;
+            let mut doomed = Vec::new();
+            for item in index.iter().map_err(backend)? {
+                let (k, _) = item.map_err(backend)?;
+                let (tt, created, key) = k.value();
+                if task_type.as_deref().is_none_or(|want| want == tt) {
+                    doomed.push((tt.to_string(), created, key.to_string()));
                 }
-                for (tt, created, key) in &doomed {
-                    index
-                        .remove((tt.as_str(), *created, key.as_str()))
-                        .map_err(backend)?;
-                    cache.remove(key.as_str()).map_err(backend)?;
-                    counts.remove(tt.as_str()).map_err(backend)?;
-                }
-                removed = doomed.len() as u64;
             }
-            tx.commit().map_err(backend)?;
-            Ok(removed)
+            for (tt, created, key) in &doomed {
+                index
+                    .remove((tt.as_str(), *created, key.as_str()))
+                    .map_err(backend)?;
+                cache.remove(key.as_str()).map_err(backend)?;
+                counts.remove(tt.as_str()).map_err(backend)?;
+            }
+            Ok(doomed.len() as u64)
         })
         .await
     }
 
     async fn rate_state(&self, id: &str, since_ms: u64) -> Result<RateState, StoreError> {
         let id = id.to_string();
-        self.blocking(move |db| {
-            let tx = db.begin_read().map_err(backend)?;
+        self.read(move |tx| {
             let starts_table = tx.open_table(RATE_STARTS).map_err(backend)?;
             let mut starts = Vec::new();
             for item in starts_table
@@ -398,42 +406,36 @@ impl RunStore for RedbStore {
 
     async fn rate_record(&self, id: &str, at_ms: u64, window_ms: u64) -> Result<(), StoreError> {
         let id = id.to_string();
-        self.blocking(move |db| {
-            let tx = db.begin_write().map_err(backend)?;
-            {
-                let mut starts = tx.open_table(RATE_STARTS).map_err(backend)?;
-                let cutoff = at_ms.saturating_sub(window_ms);
-                starts
-                    .retain_in((id.as_str(), 0)..(id.as_str(), cutoff), |_, _| false)
-                    .map_err(backend)?;
-                let n = starts
-                    .get((id.as_str(), at_ms))
-                    .map_err(backend)?
-                    .map_or(0, |v| v.value());
-                starts
-                    .insert((id.as_str(), at_ms), n + 1)
-                    .map_err(backend)?;
-            }
-            tx.commit().map_err(backend)
+        self.write(move |tx| {
+            let mut starts = tx.open_table(RATE_STARTS).map_err(backend)?;
+            let cutoff = at_ms.saturating_sub(window_ms);
+            starts
+                .retain_in((id.as_str(), 0)..(id.as_str(), cutoff), |_, _| false)
+                .map_err(backend)?;
+            let n = starts
+                .get((id.as_str(), at_ms))
+                .map_err(backend)?
+                .map_or(0, |v| v.value());
+            starts
+                .insert((id.as_str(), at_ms), n + 1)
+                .map_err(backend)?;
+            Ok(())
         })
         .await
     }
 
     async fn rate_pause(&self, id: &str, until_ms: u64) -> Result<(), StoreError> {
         let id = id.to_string();
-        self.blocking(move |db| {
-            let tx = db.begin_write().map_err(backend)?;
-            {
-                let mut pauses = tx.open_table(RATE_PAUSES).map_err(backend)?;
-                let now = pauses
-                    .get(id.as_str())
-                    .map_err(backend)?
-                    .map_or(0, |v| v.value());
-                pauses
-                    .insert(id.as_str(), now.max(until_ms))
-                    .map_err(backend)?;
-            }
-            tx.commit().map_err(backend)
+        self.write(move |tx| {
+            let mut pauses = tx.open_table(RATE_PAUSES).map_err(backend)?;
+            let now = pauses
+                .get(id.as_str())
+                .map_err(backend)?
+                .map_or(0, |v| v.value());
+            pauses
+                .insert(id.as_str(), now.max(until_ms))
+                .map_err(backend)?;
+            Ok(())
         })
         .await
     }
