@@ -8,13 +8,12 @@ use serde_json::json;
 use weft::events::RunStatus;
 use weft_tests::{BAD_IMPORT, BAD_SCHEMA, EXAMPLE_PLUGIN, MISBEHAVE, PluginDir};
 
-fn error_for<'a>(host: &'a weft::Host, name: &str) -> &'a str {
+fn error_for(host: &weft::Host, name: &str) -> String {
     host.plugins()
-        .iter()
+        .into_iter()
         .find(|p| p.name == name)
         .unwrap_or_else(|| panic!("no report for plugin {name}"))
         .error
-        .as_deref()
         .unwrap_or_else(|| panic!("plugin {name} loaded but should not have"))
 }
 

@@ -9,19 +9,17 @@ use weft::cache::CacheEntry;
 use weft::events::{Event, EventKind, NodeStatus, RunStatus};
 use weft::graph::Graph;
 use weft::store::{
-    CachePut, Commit, FORMAT_VERSION, MemoryStore, NodeRecord, RedbStore, RunRecord, RunSpec,
-    RunStore, StoreError,
+    CachePut, Commit, Created, FORMAT_VERSION, MemoryStore, NodeRecord, RedbStore, RunRecord,
+    RunSpec, RunStore, StoreError,
 };
 
 fn record(id: &str, created_ms: u64) -> (RunRecord, RunSpec) {
     let graph = Graph::builder().task("a", "math.add-one").build();
     (
         RunRecord {
-            run_id: id.into(),
-            origin: "g.json".into(),
-            status: RunStatus::Running,
             created_ms,
             updated_ms: created_ms,
+            ..RunRecord::new(id, "g.json")
         },
         RunSpec {
             graph,
@@ -246,6 +244,63 @@ async fn conformance(store: Arc<dyn RunStore>) {
     );
     let other = store.rate_state("q\0other", 0).await.unwrap();
     assert!(other.starts.is_empty() && other.paused_until_ms == 0);
+
+    // Idempotency keys: unique per owner; the second submission finds the first run.
+    let keyed = |id: &str, owner: &str| {
+        let (mut r, s) = record(id, 30);
+        r.owner = Some(owner.into());
+        r.idempotency_key = Some("k1".into());
+        (r, s)
+    };
+    let (r, s) = keyed("i1", "alice");
+    assert_eq!(store.create_run(r, s).await.unwrap(), Created::New);
+    let (r, s) = keyed("i2", "alice");
+    match store.create_run(r, s).await.unwrap() {
+        Created::Existing(existing) => assert_eq!(existing.run_id, "i1"),
+        Created::New => panic!("a repeated idempotency key made a second run"),
+    }
+    assert!(matches!(
+        store.load_run("i2").await,
+        Err(StoreError::UnknownRun(_))
+    ));
+    let (r, s) = keyed("i3", "bob");
+    assert_eq!(
+        store.create_run(r, s).await.unwrap(),
+        Created::New,
+        "keys are per owner"
+    );
+
+    // Saved graphs: versions count up, the newest is the default, a delete
+    // removes every version but never lets a version number be reused.
+    let g1 = Graph::builder().task("a", "math.add-one").build();
+    let g2 = Graph::builder().task("b", "math.add-one").build();
+    assert_eq!(store.graph_get("g", None).await.unwrap(), None);
+    let v1 = store
+        .graph_put("g", g1.clone(), Some("alice".into()))
+        .await
+        .unwrap();
+    let v2 = store.graph_put("g", g2.clone(), None).await.unwrap();
+    assert_eq!((v1.version, v2.version), (1, 2));
+    store.graph_put("other", g1.clone(), None).await.unwrap();
+    assert_eq!(store.graph_get("g", None).await.unwrap().unwrap().graph, g2);
+    let first = store.graph_get("g", Some(1)).await.unwrap().unwrap();
+    assert_eq!(
+        (first.graph, first.owner.as_deref()),
+        (g1.clone(), Some("alice"))
+    );
+    assert_eq!(store.graph_get("g", Some(9)).await.unwrap(), None);
+    let listed: Vec<(String, u32)> = store
+        .graph_list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|g| (g.name, g.version))
+        .collect();
+    assert_eq!(listed, vec![("g".to_string(), 2), ("other".to_string(), 1)]);
+    assert!(store.graph_delete("g").await.unwrap());
+    assert!(!store.graph_delete("g").await.unwrap());
+    assert_eq!(store.graph_get("g", Some(1)).await.unwrap(), None);
+    assert_eq!(store.graph_put("g", g1, None).await.unwrap().version, 3);
 }
 
 #[tokio::test]
@@ -269,7 +324,8 @@ async fn redb_store_conforms_and_keeps_everything_across_reopening() {
     let loaded = store.load_run("r1").await.unwrap();
     assert_eq!(loaded.run.status, RunStatus::Succeeded);
     assert_eq!(loaded.next_seq, 4);
-    assert_eq!(store.list_runs().await.unwrap().len(), 2);
+    assert_eq!(store.list_runs().await.unwrap().len(), 4);
+    assert_eq!(store.graph_list().await.unwrap().len(), 2);
 }
 
 #[test]

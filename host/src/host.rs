@@ -7,12 +7,12 @@ use std::sync::Arc;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::events::{EventHub, EventKind, NodeStatus, RunStatus, now_ms};
+use crate::events::{EventHub, EventKind, NodeStatus, RunStatus};
 use crate::graph::{Graph, Plan, ValidationError, ValidationErrors};
 use crate::limiter::{Queue, QueueConfig};
 use crate::plugin::{EngineOptions, HostLimits, PluginHost};
 use crate::runner::{RunOptions, RunResult, Runner};
-use crate::store::{MemoryStore, NodeRecord, RunRecord, RunSpec, RunStore, StoreError};
+use crate::store::{Created, MemoryStore, NodeRecord, RunRecord, RunSpec, RunStore, StoreError};
 use crate::task::{NativeTask, PluginReport, Registry, RegistryError};
 
 /// Why the host could not start or could not run a graph.
@@ -84,6 +84,26 @@ pub struct PreparedRun {
     pub hub: EventHub,
     input: Value,
     prior: Vec<NodeRecord>,
+}
+
+/// Who submits a new run and how (the daemon's submissions; the CLI uses the
+/// default: no owner, no key).
+#[derive(Debug, Clone, Default)]
+pub struct Submission {
+    /// The submitting user.
+    pub owner: Option<String>,
+    /// The saved graph being run, when submitted by name.
+    pub graph_name: Option<String>,
+    /// Submitting again with the same key (same owner) returns the first run.
+    pub idempotency_key: Option<String>,
+}
+
+/// The result of [`Host::submit`].
+pub enum Prepared {
+    /// A new run, recorded and ready to execute.
+    New(PreparedRun),
+    /// The owner already submitted this idempotency key: that run.
+    Existing(RunRecord),
 }
 
 /// Configures a [`Host`].
@@ -197,7 +217,8 @@ impl HostBuilder {
         }
         Ok(Host {
             plugins,
-            registry: Arc::new(registry),
+            plugins_dir: self.plugins_dir,
+            registry: std::sync::RwLock::new(Arc::new(registry)),
             runner: Runner::new(run, Some(store.clone())),
             store,
         })
@@ -207,7 +228,10 @@ impl HostBuilder {
 /// A Weft host: knows task types, validates graphs, runs them.
 pub struct Host {
     plugins: PluginHost,
-    registry: Arc<Registry>,
+    plugins_dir: Option<PathBuf>,
+    /// Swapped whole by [`Host::reload_plugins`]; runs keep the task types
+    /// their plan was made with.
+    registry: std::sync::RwLock<Arc<Registry>>,
     runner: Runner,
     store: Arc<dyn RunStore>,
 }
@@ -218,14 +242,94 @@ impl Host {
         HostBuilder::default()
     }
 
-    /// The task types this host knows.
-    pub fn registry(&self) -> &Registry {
-        &self.registry
+    /// The task types this host knows now.
+    pub fn registry(&self) -> Arc<Registry> {
+        self.registry
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Every plugin tried, with its load error if any.
-    pub fn plugins(&self) -> &[PluginReport] {
-        self.registry.plugins()
+    pub fn plugins(&self) -> Vec<PluginReport> {
+        self.registry().plugins().to_vec()
+    }
+
+    /// The plugins folder, if the host has one.
+    pub fn plugins_dir(&self) -> Option<&std::path::Path> {
+        self.plugins_dir.as_deref()
+    }
+
+    /// Scan the plugins folder again and swap in the new set of task types:
+    /// new files load, removed ones go, changed ones load again. A changed
+    /// plugin that now fails to load keeps its previous version serving, and
+    /// its report carries the error. Runs already executing are not affected:
+    /// they keep the task types they started with.
+    pub async fn reload_plugins(&self) -> Result<(), HostError> {
+        let Some(dir) = &self.plugins_dir else {
+            return Ok(());
+        };
+        let old = self.registry();
+        let found = PluginHost::folder_sources(dir).map_err(|source| HostError::PluginsDir {
+            path: dir.clone(),
+            source,
+        })?;
+        let mut fresh = Registry::new();
+        // Standard plugins and native tasks do not change while running.
+        let builtin: Vec<&PluginReport> = old
+            .plugins()
+            .iter()
+            .filter(|p| p.source == "builtin")
+            .collect();
+        for report in &builtin {
+            fresh.carry_over(&old, report);
+        }
+        fresh.carry_native(&old);
+        let mut sources = Vec::new();
+        let mut unreadable = Vec::new();
+        for item in found {
+            match item {
+                Ok(s) => sources.push(s),
+                Err(e) => unreadable.push(e),
+            }
+        }
+        let mut loaded = Registry::new();
+        self.plugins.load_all(&mut loaded, sources).await;
+        for report in loaded.plugins() {
+            let previous = old
+                .plugins()
+                .iter()
+                .find(|p| p.source == report.source && p.error.is_none() && !p.tasks.is_empty());
+            match (&report.error, previous) {
+                (None, _) => fresh.carry_over(&loaded, report),
+                (Some(error), Some(previous)) => {
+                    tracing::warn!(plugin = %report.name, error = %error,
+                        "new version failed to load; the previous version keeps serving");
+                    let mut kept = previous.clone();
+                    kept.error = Some(format!(
+                        "{error} (the previous version, sha256 {}, is still serving)",
+                        previous.sha256
+                    ));
+                    fresh.carry_over_as(&old, previous, kept);
+                }
+                (Some(_), None) => fresh.report(report.clone()),
+            }
+        }
+        for (origin, error) in unreadable {
+            fresh.report(PluginReport {
+                name: origin.clone(),
+                source: origin,
+                sha256: String::new(),
+                tasks: Vec::new(),
+                error: Some(error.to_string()),
+            });
+        }
+        let changed = old.plugins() != fresh.plugins();
+        *self.registry.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(fresh);
+        if changed {
+            tracing::info!(dir = %dir.display(), "plugins reloaded");
+        }
+        Ok(())
     }
 
     /// The plugin host (engine, loading).
@@ -235,7 +339,7 @@ impl Host {
 
     /// Validate `graph`; `origin` names it in errors.
     pub fn plan(&self, graph: &Graph, origin: &str) -> Result<Plan, ValidationErrors> {
-        let plan = Plan::new(graph, &self.registry, origin)?;
+        let plan = Plan::new(graph, &self.registry(), origin)?;
         let unknown: Vec<ValidationError> = plan
             .nodes
             .iter()
@@ -284,19 +388,35 @@ impl Host {
         origin: &str,
         input: Value,
     ) -> Result<PreparedRun, HostError> {
+        match self
+            .submit(graph, origin, input, Submission::default())
+            .await?
+        {
+            Prepared::New(run) => Ok(run),
+            Prepared::Existing(_) => unreachable!("a run without an idempotency key is always new"),
+        }
+    }
+
+    /// Validate `graph` and `input` and record a new run for `submission`,
+    /// or find the run its idempotency key already started.
+    pub async fn submit(
+        &self,
+        graph: &Graph,
+        origin: &str,
+        input: Value,
+        submission: Submission,
+    ) -> Result<Prepared, HostError> {
         let plan = self.plan(graph, origin)?;
         plan.check_input(&input)?;
         let run_id = new_run_id();
-        let now = now_ms();
-        self.store
+        let mut record = RunRecord::new(&run_id, origin);
+        record.owner = submission.owner;
+        record.graph_name = submission.graph_name;
+        record.idempotency_key = submission.idempotency_key;
+        let created = self
+            .store
             .create_run(
-                RunRecord {
-                    run_id: run_id.clone(),
-                    origin: origin.to_string(),
-                    status: RunStatus::Running,
-                    created_ms: now,
-                    updated_ms: now,
-                },
+                record,
                 RunSpec {
                     graph: graph.clone(),
                     origin: origin.to_string(),
@@ -304,13 +424,16 @@ impl Host {
                 },
             )
             .await?;
-        Ok(PreparedRun {
+        if let Created::Existing(record) = created {
+            return Ok(Prepared::Existing(record));
+        }
+        Ok(Prepared::New(PreparedRun {
             hub: EventHub::with_store(&run_id, 1, self.store.clone()),
             run_id,
             plan,
             input,
             prior: Vec::new(),
-        })
+        }))
     }
 
     /// Load an interrupted run from the store to continue it: completed nodes

@@ -39,4 +39,6 @@ pub mod schema;
 pub mod store;
 pub mod task;
 
-pub use host::{DeadLetter, Host, HostBuilder, HostError, PreparedRun, new_run_id};
+pub use host::{
+    DeadLetter, Host, HostBuilder, HostError, Prepared, PreparedRun, Submission, new_run_id,
+};

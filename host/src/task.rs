@@ -298,7 +298,7 @@ impl NativeTask {
 }
 
 /// What the registry knows about one plugin, loaded or not.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct PluginReport {
     /// Its name: the file stem (`text` for `text.wasm`), `std-*` for standard
     /// plugins.
@@ -434,6 +434,55 @@ impl Registry {
 
     pub(crate) fn report(&mut self, report: PluginReport) {
         self.plugins.push(report);
+    }
+
+    /// Take plugin `report`'s task types (already loaded) from `from`.
+    pub(crate) fn carry_over(&mut self, from: &Registry, report: &PluginReport) {
+        self.carry_over_as(from, report, report.clone());
+    }
+
+    /// Take the task types `report` lists from `from`, recording `as_report`.
+    /// A type another plugin already registered here is left out, and the
+    /// conflict recorded.
+    pub(crate) fn carry_over_as(
+        &mut self,
+        from: &Registry,
+        report: &PluginReport,
+        mut as_report: PluginReport,
+    ) {
+        let types: Vec<Arc<TaskType>> = report
+            .tasks
+            .iter()
+            .filter_map(|id| from.types.get(id).cloned())
+            .collect();
+        for t in &types {
+            if let Some(existing) = self.types.get(&t.id) {
+                as_report.error = Some(
+                    RegistryError::Duplicate {
+                        id: t.id.clone(),
+                        first: existing.plugin.clone(),
+                        second: t.plugin.clone(),
+                    }
+                    .to_string(),
+                );
+                as_report.tasks.clear();
+                self.plugins.push(as_report);
+                return;
+            }
+        }
+        for t in types {
+            self.types.insert(t.id.clone(), t);
+        }
+        self.plugins.push(as_report);
+    }
+
+    /// Take every native task type from `from`.
+    pub(crate) fn carry_native(&mut self, from: &Registry) {
+        for t in from.types.values() {
+            if matches!(t.implementation, Implementation::Native(_)) {
+                self.types.insert(t.id.clone(), t.clone());
+            }
+        }
     }
 }
 

@@ -723,7 +723,8 @@ fn ports(schema: &weft::schema::ObjectSchema) -> String {
 }
 
 fn print_tasks(host: &Host, json_out: bool) -> std::io::Result<()> {
-    let types: Vec<&std::sync::Arc<TaskType>> = host.registry().task_types().collect();
+    let registry = host.registry();
+    let types: Vec<&std::sync::Arc<TaskType>> = registry.task_types().collect();
     if json_out {
         let all: Vec<Value> = types.iter().map(|t| t.to_json()).collect();
         writeln!(
@@ -781,7 +782,7 @@ fn print_plugins(host: &Host, json_out: bool) -> anyhow::Result<()> {
         writeln!(
             std::io::stdout(),
             "{}",
-            serde_json::to_string_pretty(host.plugins())?
+            serde_json::to_string_pretty(&host.plugins())?
         )?;
         return Ok(());
     }

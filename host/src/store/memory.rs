@@ -4,9 +4,13 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use super::{CachePut, Commit, NodeRecord, RunRecord, RunSpec, RunStore, StoreError, StoredRun};
+use super::{
+    CachePut, Commit, Created, NodeRecord, RunRecord, RunSpec, RunStore, SavedGraph, StoreError,
+    StoredRun, idempotency_slot,
+};
 use crate::cache::{CacheEntry, CacheStat};
 use crate::events::{Event, now_ms};
+use crate::graph::Graph;
 use crate::limiter::RateState;
 
 #[derive(Default)]
@@ -20,6 +24,9 @@ struct Runs {
     specs: BTreeMap<String, RunSpec>,
     nodes: BTreeMap<(String, String), NodeRecord>,
     events: BTreeMap<(String, u64), Event>,
+    idempotency: BTreeMap<String, String>,
+    graphs: BTreeMap<(String, u32), SavedGraph>,
+    graph_versions: BTreeMap<String, u32>,
 }
 
 /// Runs kept in memory.
@@ -41,11 +48,19 @@ impl MemoryStore {
 
 #[async_trait::async_trait]
 impl RunStore for MemoryStore {
-    async fn create_run(&self, run: RunRecord, spec: RunSpec) -> Result<(), StoreError> {
+    async fn create_run(&self, run: RunRecord, spec: RunSpec) -> Result<Created, StoreError> {
         let mut runs = self.lock();
+        if let Some(slot) = idempotency_slot(&run) {
+            if let Some(existing) = runs.idempotency.get(&slot)
+                && let Some(record) = runs.runs.get(existing)
+            {
+                return Ok(Created::Existing(record.clone()));
+            }
+            runs.idempotency.insert(slot, run.run_id.clone());
+        }
         runs.specs.insert(run.run_id.clone(), spec);
         runs.runs.insert(run.run_id.clone(), run);
-        Ok(())
+        Ok(Created::New)
     }
 
     async fn commit(&self, run_id: &str, commit: Commit) -> Result<(), StoreError> {
@@ -188,6 +203,65 @@ impl RunStore for MemoryStore {
         let p = runs.rate_pauses.entry(id.to_string()).or_default();
         *p = (*p).max(until_ms);
         Ok(())
+    }
+
+    async fn graph_put(
+        &self,
+        name: &str,
+        graph: Graph,
+        owner: Option<String>,
+    ) -> Result<SavedGraph, StoreError> {
+        let mut runs = self.lock();
+        let version = runs.graph_versions.get(name).copied().unwrap_or(0) + 1;
+        let saved = SavedGraph {
+            name: name.to_string(),
+            version,
+            saved_ms: now_ms(),
+            owner,
+            graph,
+        };
+        runs.graph_versions.insert(name.to_string(), version);
+        runs.graphs
+            .insert((name.to_string(), version), saved.clone());
+        Ok(saved)
+    }
+
+    async fn graph_get(
+        &self,
+        name: &str,
+        version: Option<u32>,
+    ) -> Result<Option<SavedGraph>, StoreError> {
+        let runs = self.lock();
+        let mut of_name = runs
+            .graphs
+            .range((name.to_string(), 0)..=(name.to_string(), u32::MAX))
+            .map(|(_, g)| g);
+        Ok(match version {
+            Some(v) => of_name.find(|g| g.version == v).cloned(),
+            None => of_name.next_back().cloned(),
+        })
+    }
+
+    async fn graph_list(&self) -> Result<Vec<SavedGraph>, StoreError> {
+        let runs = self.lock();
+        let mut newest: BTreeMap<&str, &SavedGraph> = BTreeMap::new();
+        for ((name, _), g) in &runs.graphs {
+            newest.insert(name, g);
+        }
+        Ok(newest.into_values().cloned().collect())
+    }
+
+    async fn graph_delete(&self, name: &str) -> Result<bool, StoreError> {
+        let mut runs = self.lock();
+        let doomed: Vec<(String, u32)> = runs
+            .graphs
+            .range((name.to_string(), 0)..=(name.to_string(), u32::MAX))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in &doomed {
+            runs.graphs.remove(k);
+        }
+        Ok(!doomed.is_empty())
     }
 }
 

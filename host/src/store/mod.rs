@@ -79,6 +79,67 @@ pub struct RunRecord {
     pub created_ms: u64,
     /// When the status last changed, ms since the Unix epoch.
     pub updated_ms: u64,
+    /// Who submitted it (a daemon user); `None` for runs started from the CLI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// The saved graph it runs (`name`), when submitted by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graph_name: Option<String>,
+    /// The submitter's idempotency key: unique per owner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+}
+
+impl RunRecord {
+    /// A new running run, created now, with no owner.
+    pub fn new(run_id: &str, origin: &str) -> Self {
+        let now = crate::events::now_ms();
+        RunRecord {
+            run_id: run_id.to_string(),
+            origin: origin.to_string(),
+            status: RunStatus::Running,
+            created_ms: now,
+            updated_ms: now,
+            owner: None,
+            graph_name: None,
+            idempotency_key: None,
+        }
+    }
+}
+
+/// What [`RunStore::create_run`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Created {
+    /// The run was recorded.
+    New,
+    /// The owner already has a run with this idempotency key: nothing was
+    /// recorded; here is that run.
+    Existing(RunRecord),
+}
+
+/// A saved, named graph (one version of it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SavedGraph {
+    /// Its name.
+    pub name: String,
+    /// 1 for the first save, +1 for each later one. Never reused, even after
+    /// the graph is deleted and saved again.
+    pub version: u32,
+    /// When this version was saved, ms since the Unix epoch.
+    pub saved_ms: u64,
+    /// Who saved it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// The graph.
+    pub graph: Graph,
+}
+
+/// A graph name must be 1–128 characters of `[A-Za-z0-9._-]`.
+pub fn valid_graph_name(name: &str) -> bool {
+    (1..=128).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
 /// A node of a run as stored.
@@ -142,8 +203,9 @@ pub struct StoredRun {
 /// durably before returning.
 #[async_trait::async_trait]
 pub trait RunStore: Send + Sync {
-    /// Record a new run.
-    async fn create_run(&self, run: RunRecord, spec: RunSpec) -> Result<(), StoreError>;
+    /// Record a new run, unless `run.owner` already has a run with
+    /// `run.idempotency_key` (checked and recorded atomically).
+    async fn create_run(&self, run: RunRecord, spec: RunSpec) -> Result<Created, StoreError>;
     /// Apply `commit` to run `run_id` in one transaction.
     async fn commit(&self, run_id: &str, commit: Commit) -> Result<(), StoreError>;
     /// A run and its node states.
@@ -166,6 +228,30 @@ pub trait RunStore: Send + Sync {
     async fn rate_record(&self, id: &str, at_ms: u64, window_ms: u64) -> Result<(), StoreError>;
     /// Pause `id` until `until_ms` (a later pause wins).
     async fn rate_pause(&self, id: &str, until_ms: u64) -> Result<(), StoreError>;
+
+    /// Save a new version of graph `name` (see [`valid_graph_name`]).
+    async fn graph_put(
+        &self,
+        name: &str,
+        graph: Graph,
+        owner: Option<String>,
+    ) -> Result<SavedGraph, StoreError>;
+    /// Graph `name`: the given version, or the newest.
+    async fn graph_get(
+        &self,
+        name: &str,
+        version: Option<u32>,
+    ) -> Result<Option<SavedGraph>, StoreError>;
+    /// The newest version of every saved graph, by name.
+    async fn graph_list(&self) -> Result<Vec<SavedGraph>, StoreError>;
+    /// Delete every version of graph `name`; false if there was none.
+    async fn graph_delete(&self, name: &str) -> Result<bool, StoreError>;
+}
+
+/// The idempotency index key of a run: `owner \0 key`.
+fn idempotency_slot(run: &RunRecord) -> Option<String> {
+    let key = run.idempotency_key.as_deref()?;
+    Some(format!("{}\0{key}", run.owner.as_deref().unwrap_or("")))
 }
 
 fn encode<T: Serialize>(v: &T) -> Vec<u8> {

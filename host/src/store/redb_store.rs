@@ -1,7 +1,8 @@
 //! The embedded default [`RunStore`]: one redb file.
 //!
 //! Tables (keys → JSON values): `runs` (run id), `nodes` ((run id, node id)),
-//! `events` ((run id, seq)), `meta` (`format_version`). Every commit is
+//! `events` ((run id, seq)), `meta` (`format_version`), and the cache, rate,
+//! idempotency and saved-graph tables described at their definitions. Every commit is
 //! `Durability::Immediate`: fsynced before it returns.
 
 use std::path::{Path, PathBuf};
@@ -12,11 +13,12 @@ use redb::{
 };
 
 use super::{
-    CachePut, Commit, FORMAT_VERSION, NodeRecord, RunRecord, RunSpec, RunStore, StoreError,
-    StoredRun, decode, encode,
+    CachePut, Commit, Created, FORMAT_VERSION, NodeRecord, RunRecord, RunSpec, RunStore,
+    SavedGraph, StoreError, StoredRun, decode, encode, idempotency_slot,
 };
 use crate::cache::{CacheEntry, CacheStat};
 use crate::events::{Event, now_ms};
+use crate::graph::Graph;
 use crate::limiter::RateState;
 
 const RUNS: TableDefinition<&str, &[u8]> = TableDefinition::new("runs");
@@ -34,6 +36,12 @@ const RATE_STARTS: TableDefinition<(&str, u64), u32> = TableDefinition::new("rat
 const RATE_PAUSES: TableDefinition<&str, u64> = TableDefinition::new("rate_pauses");
 /// Task type → number of entries.
 const CACHE_COUNTS: TableDefinition<&str, u64> = TableDefinition::new("cache_counts");
+/// `owner \0 idempotency key` → run id.
+const IDEMPOTENCY: TableDefinition<&str, &str> = TableDefinition::new("idempotency");
+/// (graph name, version) → saved graph.
+const GRAPHS: TableDefinition<(&str, u32), &[u8]> = TableDefinition::new("graphs");
+/// Graph name → the last version given out (kept after a delete).
+const GRAPH_VERSIONS: TableDefinition<&str, u32> = TableDefinition::new("graph_versions");
 
 /// Runs in a redb file.
 #[derive(Clone)]
@@ -131,6 +139,9 @@ impl RedbStore {
             tx.open_table(CACHE_COUNTS).map_err(backend)?;
             tx.open_table(RATE_STARTS).map_err(backend)?;
             tx.open_table(RATE_PAUSES).map_err(backend)?;
+            tx.open_table(IDEMPOTENCY).map_err(backend)?;
+            tx.open_table(GRAPHS).map_err(backend)?;
+            tx.open_table(GRAPH_VERSIONS).map_err(backend)?;
         }
         tx.commit().map_err(backend)?;
         Ok(RedbStore {
@@ -181,8 +192,24 @@ impl RedbStore {
 
 #[async_trait::async_trait]
 impl RunStore for RedbStore {
-    async fn create_run(&self, run: RunRecord, spec: RunSpec) -> Result<(), StoreError> {
+    async fn create_run(&self, run: RunRecord, spec: RunSpec) -> Result<Created, StoreError> {
         self.write(move |tx| {
+            if let Some(slot) = idempotency_slot(&run) {
+                let mut index = tx.open_table(IDEMPOTENCY).map_err(backend)?;
+                let existing = index
+                    .get(slot.as_str())
+                    .map_err(backend)?
+                    .map(|v| v.value().to_string());
+                if let Some(existing) = existing {
+                    let runs = tx.open_table(RUNS).map_err(backend)?;
+                    if let Some(v) = runs.get(existing.as_str()).map_err(backend)? {
+                        return Ok(Created::Existing(decode(&existing, v.value())?));
+                    }
+                }
+                index
+                    .insert(slot.as_str(), run.run_id.as_str())
+                    .map_err(backend)?;
+            }
             let mut specs = tx.open_table(SPECS).map_err(backend)?;
             specs
                 .insert(run.run_id.as_str(), encode(&spec).as_slice())
@@ -190,7 +217,7 @@ impl RunStore for RedbStore {
             let mut runs = tx.open_table(RUNS).map_err(backend)?;
             runs.insert(run.run_id.as_str(), encode(&run).as_slice())
                 .map_err(backend)?;
-            Ok(())
+            Ok(Created::New)
         })
         .await
     }
@@ -436,6 +463,97 @@ impl RunStore for RedbStore {
                 .insert(id.as_str(), now.max(until_ms))
                 .map_err(backend)?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn graph_put(
+        &self,
+        name: &str,
+        graph: Graph,
+        owner: Option<String>,
+    ) -> Result<SavedGraph, StoreError> {
+        let name = name.to_string();
+        self.write(move |tx| {
+            let mut versions = tx.open_table(GRAPH_VERSIONS).map_err(backend)?;
+            let version = versions
+                .get(name.as_str())
+                .map_err(backend)?
+                .map_or(0, |v| v.value())
+                + 1;
+            versions.insert(name.as_str(), version).map_err(backend)?;
+            let saved = SavedGraph {
+                name: name.clone(),
+                version,
+                saved_ms: now_ms(),
+                owner,
+                graph,
+            };
+            let mut graphs = tx.open_table(GRAPHS).map_err(backend)?;
+            graphs
+                .insert((name.as_str(), version), encode(&saved).as_slice())
+                .map_err(backend)?;
+            Ok(saved)
+        })
+        .await
+    }
+
+    async fn graph_get(
+        &self,
+        name: &str,
+        version: Option<u32>,
+    ) -> Result<Option<SavedGraph>, StoreError> {
+        let name = name.to_string();
+        self.read(move |tx| {
+            let graphs = tx.open_table(GRAPHS).map_err(backend)?;
+            let found = match version {
+                Some(v) => graphs
+                    .get((name.as_str(), v))
+                    .map_err(backend)?
+                    .map(|g| g.value().to_vec()),
+                None => graphs
+                    .range((name.as_str(), 0)..=(name.as_str(), u32::MAX))
+                    .map_err(backend)?
+                    .next_back()
+                    .transpose()
+                    .map_err(backend)?
+                    .map(|(_, g)| g.value().to_vec()),
+            };
+            found.map(|bytes| decode(&name, &bytes)).transpose()
+        })
+        .await
+    }
+
+    async fn graph_list(&self) -> Result<Vec<SavedGraph>, StoreError> {
+        self.read(|tx| {
+            let graphs = tx.open_table(GRAPHS).map_err(backend)?;
+            let mut newest: Vec<SavedGraph> = Vec::new();
+            for item in graphs.iter().map_err(backend)? {
+                let (k, v) = item.map_err(backend)?;
+                let (name, _) = k.value();
+                let saved: SavedGraph = decode(name, v.value())?;
+                match newest.last_mut() {
+                    Some(last) if last.name == saved.name => *last = saved,
+                    _ => newest.push(saved),
+                }
+            }
+            Ok(newest)
+        })
+        .await
+    }
+
+    async fn graph_delete(&self, name: &str) -> Result<bool, StoreError> {
+        let name = name.to_string();
+        self.write(move |tx| {
+            let mut graphs = tx.open_table(GRAPHS).map_err(backend)?;
+            let mut found = false;
+            graphs
+                .retain_in((name.as_str(), 0)..=(name.as_str(), u32::MAX), |_, _| {
+                    found = true;
+                    false
+                })
+                .map_err(backend)?;
+            Ok(found)
         })
         .await
     }
