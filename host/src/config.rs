@@ -3,6 +3,17 @@
 //! that uses it.
 //!
 //! ```toml
+//! [server]                           # `weft serve`
+//! listen = "127.0.0.1:7878"
+//!
+//! [[tokens]]                         # bearer tokens, each mapped to a user
+//! user = "alice"
+//! token_env = "WEFT_TOKEN_ALICE"     # or `token = "…"`
+//!
+//! [quotas]
+//! submissions = { max = 60, per_ms = 60000 }  # per user
+//! concurrent_runs = 8                         # per user
+//!
 //! [queues.api]                       # a named queue
 //! concurrency = 4                    # at most 4 running at once (per key)
 //! rate = { max = 10, per_ms = 1000 } # at most 10 starts per second (per key)
@@ -16,15 +27,82 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::limiter::QueueConfig;
+use crate::limiter::{QueueConfig, RateConfig};
 
 /// The whole configuration. Every key is optional.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// The daemon (`weft serve`).
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// Bearer tokens of the daemon's users. None: only loopback clients.
+    #[serde(default)]
+    pub tokens: Vec<TokenConfig>,
+    /// Submission limits of the daemon.
+    #[serde(default)]
+    pub quotas: QuotaConfig,
     /// Named queues and their limiters.
     #[serde(default)]
     pub queues: BTreeMap<String, QueueConfig>,
+}
+
+/// `[server]`: where the daemon listens and what it serves. Command-line
+/// flags win over these keys.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address and port to listen on.
+    pub listen: std::net::SocketAddr,
+    /// Data directory (the redb file lives inside).
+    pub data_dir: PathBuf,
+    /// Plugins folder, watched for changes.
+    pub plugins: PathBuf,
+    /// Request bodies larger than this are refused with 413.
+    pub max_body_bytes: usize,
+    /// On SIGTERM, how long running tasks may take to finish before the daemon
+    /// exits (what is left resumes at the next start).
+    pub shutdown_grace_s: u64,
+    /// The most tasks running at once, over all runs (default: 8 per core).
+    pub parallelism: Option<usize>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 7878)),
+            data_dir: PathBuf::from(".weft"),
+            plugins: PathBuf::from("plugins"),
+            max_body_bytes: 4 << 20,
+            shutdown_grace_s: 30,
+            parallelism: None,
+        }
+    }
+}
+
+/// `[[tokens]]`: one user's bearer token.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// The user the token authenticates.
+    pub user: String,
+    /// The token itself (prefer `token_env`: keep secrets out of files).
+    pub token: Option<String>,
+    /// The environment variable holding the token.
+    pub token_env: Option<String>,
+}
+
+/// `[quotas]`: submission limits. Over a limit, `POST /v1/runs` answers 429
+/// with `Retry-After`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaConfig {
+    /// Submissions per user per sliding window.
+    pub submissions: Option<RateConfig>,
+    /// Submissions of all users together per sliding window.
+    pub global_submissions: Option<RateConfig>,
+    /// Runs a user may have running at once.
+    pub concurrent_runs: Option<usize>,
 }
 
 /// A configuration file that cannot be used.
@@ -45,6 +123,16 @@ pub enum ConfigError {
         path: PathBuf,
         /// What is wrong, with line and column.
         message: String,
+    },
+    /// A token entry is incomplete or its variable is unset.
+    #[error("configuration {path}: token of user `{user}`: {problem}")]
+    Token {
+        /// The file.
+        path: PathBuf,
+        /// The user.
+        user: String,
+        /// What is wrong.
+        problem: String,
     },
     /// A task type is routed to two queues.
     #[error(
@@ -87,6 +175,31 @@ impl Config {
             }
         }
         Ok(config)
+    }
+
+    /// The configured tokens, read (from the file or the environment), as
+    /// (token, user) pairs.
+    pub fn resolve_tokens(&self, path: &Path) -> Result<Vec<(String, String)>, ConfigError> {
+        self.tokens
+            .iter()
+            .map(|t| {
+                let problem = |problem: &str| ConfigError::Token {
+                    path: path.to_path_buf(),
+                    user: t.user.clone(),
+                    problem: problem.to_string(),
+                };
+                let token = match (&t.token, &t.token_env) {
+                    (Some(token), None) => token.clone(),
+                    (None, Some(var)) => std::env::var(var)
+                        .map_err(|_| problem(&format!("environment variable {var} is not set")))?,
+                    _ => return Err(problem("give exactly one of `token` and `token_env`")),
+                };
+                if token.len() < 16 {
+                    return Err(problem("a token must be at least 16 characters"));
+                }
+                Ok((token, t.user.clone()))
+            })
+            .collect()
     }
 }
 

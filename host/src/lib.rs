@@ -10,7 +10,8 @@
 //!   fresh sandboxed instance;
 //! - [`events`]: the numbered event stream of each run;
 //! - [`store`]: runs, node states, outputs and event logs, durable (redb) or in memory;
-//! - [`schema`]: reading the JSON Schemas plugins declare.
+//! - [`schema`]: reading the JSON Schemas plugins declare;
+//! - [`daemon`]: the HTTP service (`weft serve`).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -29,6 +30,7 @@
 
 pub mod cache;
 pub mod config;
+pub mod daemon;
 pub mod events;
 pub mod graph;
 mod host;

@@ -1,7 +1,9 @@
 //! Subcommands of `weft`. Each reads its arguments, calls the library and prints;
 //! none holds logic the daemon or an embedder would need.
 
+mod client;
 mod progress;
+mod serve;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -138,15 +140,47 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Show a run: its state and every node's state, attempt and output.
+    /// Show a run: its state and every node's state, attempt and output
+    /// (from a daemon with `--server`).
     Status {
         /// The run.
         run_id: String,
         #[command(flatten)]
         data: DataArgs,
+        /// Ask this daemon instead of reading the data directory.
+        #[arg(long, env = "WEFT_SERVER")]
+        server: Option<String>,
+        /// Bearer token for the daemon.
+        #[arg(long, env = "WEFT_TOKEN", hide_env_values = true)]
+        token: Option<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Run the daemon: the HTTP API, with hot-reloaded plugins
+    /// (docs/daemon.md).
+    Serve(serve::ServeArgs),
+    /// Submit a run to a daemon; prints its id.
+    Submit(client::SubmitArgs),
+    /// Follow a run on a daemon: print its events until it ends.
+    Watch {
+        /// The run.
+        run_id: String,
+        /// Only events after this sequence number.
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: client::ServerArgs,
+    },
+    /// Cancel a run on a daemon.
+    Cancel {
+        /// The run.
+        run_id: String,
+        #[command(flatten)]
+        server: client::ServerArgs,
     },
     /// Print a run's event log.
     Events {
@@ -426,7 +460,25 @@ pub async fn main(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(code)
         }
-        Command::Status { run_id, data, json } => {
+        Command::Serve(args) => serve::serve(args).await,
+        Command::Submit(args) => client::submit(args).await,
+        Command::Watch {
+            run_id,
+            after,
+            json,
+            server,
+        } => client::watch(&server, &run_id, after, json).await,
+        Command::Cancel { run_id, server } => client::cancel(&server, &run_id).await,
+        Command::Status {
+            run_id,
+            server: Some(server),
+            token,
+            json,
+            ..
+        } => client::status(&client::ServerArgs { server, token }, &run_id, json).await,
+        Command::Status {
+            run_id, data, json, ..
+        } => {
             let stored = data.store()?.load_run(&run_id).await?;
             let nodes: serde_json::Map<String, Value> = stored
                 .nodes

@@ -1,0 +1,271 @@
+//! Client commands for a running daemon (`--server URL`): submit, status,
+//! watch, cancel. Thin: each is one or two HTTP calls and a printout.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use futures::StreamExt;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use weft::events::{Event, EventKind, RunStatus};
+
+#[derive(Args, Debug, Clone)]
+pub struct ServerArgs {
+    /// The daemon's base URL.
+    #[arg(long, env = "WEFT_SERVER", default_value = "http://127.0.0.1:7878")]
+    pub server: String,
+    /// Bearer token (when the daemon has tokens configured).
+    #[arg(long, env = "WEFT_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+/// A daemon's API.
+pub struct Client {
+    base: String,
+    token: Option<String>,
+    http: reqwest::Client,
+}
+
+impl Client {
+    pub fn new(args: &ServerArgs) -> anyhow::Result<Self> {
+        Ok(Client {
+            base: args.server.trim_end_matches('/').to_string(),
+            token: args.token.clone(),
+            http: reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .build()?,
+        })
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let r = self.http.request(method, format!("{}{path}", self.base));
+        match &self.token {
+            Some(t) => r.bearer_auth(t),
+            None => r,
+        }
+    }
+
+    /// Send and decode a JSON answer; an error answer becomes an error naming
+    /// the daemon's message (and its list of problems).
+    async fn call(&self, r: reqwest::RequestBuilder) -> anyhow::Result<(StatusCode, Value)> {
+        let response = r
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the weft daemon at {}", self.base))?;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            let mut message = format!(
+                "{status}: {}",
+                body["error"].as_str().unwrap_or("(no message)")
+            );
+            for e in body["errors"].as_array().into_iter().flatten() {
+                message.push_str(&format!("\n  {}", e.as_str().unwrap_or_default()));
+            }
+            bail!(message);
+        }
+        Ok((status, body))
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct SubmitArgs {
+    /// The graph file (JSON).
+    #[arg(required_unless_present = "saved")]
+    graph: Option<PathBuf>,
+    /// Run a graph saved on the daemon instead, by name.
+    #[arg(long, conflicts_with = "graph")]
+    saved: Option<String>,
+    /// With --saved: that version (default: the newest).
+    #[arg(long, requires = "saved")]
+    version: Option<u32>,
+    /// The run's input: a JSON object (or @FILE).
+    #[arg(long, default_value = "{}")]
+    input: String,
+    /// Submitting again with the same key returns the first run.
+    #[arg(long)]
+    idempotency_key: Option<String>,
+    /// Follow the run's events until it ends (as `weft watch`).
+    #[arg(long)]
+    wait: bool,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+pub async fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
+    let client = Client::new(&args.server)?;
+    let graph = match (&args.graph, &args.saved) {
+        (Some(path), _) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read graph {}", path.display()))?;
+            // Parsed here so a typo is reported with the file's name.
+            serde_json::to_value(weft::graph::Graph::from_json(
+                &text,
+                &path.display().to_string(),
+            )?)?
+        }
+        (None, Some(name)) => json!(name),
+        (None, None) => bail!("give a graph file or --saved NAME"),
+    };
+    let mut body = json!({"graph": graph, "input": super::read_input(&args.input)?});
+    if let Some(v) = args.version {
+        body["version"] = json!(v);
+    }
+    if let Some(k) = &args.idempotency_key {
+        body["idempotency_key"] = json!(k);
+    }
+    let (status, answer) = client
+        .call(
+            client
+                .request(reqwest::Method::POST, "/v1/runs")
+                .json(&body),
+        )
+        .await?;
+    let run_id = answer["run_id"].as_str().unwrap_or_default().to_string();
+    if status == StatusCode::OK {
+        eprintln!("idempotency key already used: run {run_id}");
+    }
+    writeln!(std::io::stdout(), "{run_id}")?;
+    if args.wait {
+        return watch_run(&client, &run_id, 0, false).await;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn status(server: &ServerArgs, run_id: &str, json_out: bool) -> anyhow::Result<ExitCode> {
+    let client = Client::new(server)?;
+    let (_, run) = client
+        .call(client.request(reqwest::Method::GET, &format!("/v1/runs/{run_id}")))
+        .await?;
+    if json_out {
+        writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(&run)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    writeln!(
+        std::io::stdout(),
+        "run {} {} ({})",
+        run["run_id"].as_str().unwrap_or_default(),
+        run["status"].as_str().unwrap_or_default(),
+        run["origin"].as_str().unwrap_or_default()
+    )?;
+    for (id, node) in run["nodes"].as_object().into_iter().flatten() {
+        let detail = match (run["outputs"].get(id), node.get("error")) {
+            (Some(o), _) => o.to_string(),
+            (None, Some(e)) => e.as_str().unwrap_or_default().to_string(),
+            _ => String::new(),
+        };
+        writeln!(
+            std::io::stdout(),
+            "  {id} {} (attempt {}) {detail}",
+            node["status"].as_str().unwrap_or_default(),
+            node["attempt"]
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn cancel(server: &ServerArgs, run_id: &str) -> anyhow::Result<ExitCode> {
+    let client = Client::new(server)?;
+    let (_, run) = client
+        .call(client.request(reqwest::Method::POST, &format!("/v1/runs/{run_id}/cancel")))
+        .await?;
+    writeln!(
+        std::io::stdout(),
+        "run {run_id} {}",
+        run["status"].as_str().unwrap_or_default()
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn watch(
+    server: &ServerArgs,
+    run_id: &str,
+    after: u64,
+    json_out: bool,
+) -> anyhow::Result<ExitCode> {
+    let client = Client::new(server)?;
+    watch_run(&client, run_id, after, json_out).await
+}
+
+/// Print a run's events until its final one. A dropped connection (a daemon
+/// restart) is retried from the last event seen, for up to a minute.
+async fn watch_run(
+    client: &Client,
+    run_id: &str,
+    mut last: u64,
+    json_out: bool,
+) -> anyhow::Result<ExitCode> {
+    let mut failures = 0;
+    loop {
+        let response = client
+            .request(reqwest::Method::GET, &format!("/v1/runs/{run_id}/events"))
+            .header("accept", "text/event-stream")
+            .header("last-event-id", last.to_string())
+            .send()
+            .await;
+        let response = match response {
+            Ok(r) if r.status().is_success() => r,
+            Ok(r) => {
+                let status = r.status();
+                let body: Value = r.json().await.unwrap_or(Value::Null);
+                bail!(
+                    "{status}: {}",
+                    body["error"].as_str().unwrap_or("(no message)")
+                );
+            }
+            Err(e) => {
+                failures += 1;
+                if failures > 60 {
+                    return Err(e).context("lost the weft daemon");
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        failures = 0;
+        let mut stream = response.bytes_stream();
+        let mut buffer = String::new();
+        while let Some(chunk) = stream.next().await {
+            let Ok(chunk) = chunk else { break };
+            buffer.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = buffer.find("\n\n") {
+                let frame: String = buffer.drain(..end + 2).collect();
+                let Some(data) = frame
+                    .lines()
+                    .find_map(|l| l.strip_prefix("data:"))
+                    .map(str::trim)
+                else {
+                    continue; // a keep-alive comment
+                };
+                let event: Event = serde_json::from_str(data)
+                    .with_context(|| format!("the daemon sent an unreadable event: {data}"))?;
+                last = event.seq;
+                if json_out {
+                    writeln!(std::io::stdout(), "{data}")?;
+                } else {
+                    writeln!(
+                        std::io::stdout(),
+                        "{:>6} {} {}",
+                        event.seq,
+                        event.time_ms,
+                        super::describe_event(&event.kind)
+                    )?;
+                }
+                if let EventKind::RunFinished { status } = event.kind {
+                    return Ok(if status == RunStatus::Succeeded {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(1)
+                    });
+                }
+            }
+        }
+        // The stream ended before the run did (the daemon stopped): reconnect.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}

@@ -1,0 +1,112 @@
+//! `weft serve`: configuration precedence (flag or environment, then
+//! `weft.toml`, then defaults), the host, and signals.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+
+use weft::Host;
+use weft::config::Config;
+use weft::daemon::{Daemon, DaemonOptions};
+use weft::store::RedbStore;
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address and port to listen on [default: 127.0.0.1:7878, or `[server] listen`].
+    #[arg(long, env = "WEFT_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Data directory [default: ./.weft, or `[server] data_dir`].
+    #[arg(long, env = "WEFT_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Plugins folder, watched for changes [default: ./plugins, or `[server] plugins`].
+    #[arg(long, env = "WEFT_PLUGINS_DIR")]
+    plugins: Option<PathBuf>,
+    /// Configuration file [default: ./weft.toml when it exists].
+    #[arg(long, env = "WEFT_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let config_path = args.config.clone().or_else(|| {
+        let default = PathBuf::from("weft.toml");
+        default.is_file().then_some(default)
+    });
+    let config = match &config_path {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    let tokens = match &config_path {
+        Some(path) => config.resolve_tokens(path)?,
+        None => Vec::new(),
+    };
+    let server = &config.server;
+    let data_dir = args.data_dir.unwrap_or_else(|| server.data_dir.clone());
+    let plugins = args.plugins.unwrap_or_else(|| server.plugins.clone());
+    std::fs::create_dir_all(&plugins)
+        .with_context(|| format!("cannot create plugins folder {}", plugins.display()))?;
+    let store = Arc::new(RedbStore::open(&data_dir.join("weft.redb"))?);
+    let mut builder = Host::builder().store(store).plugins_dir(&plugins);
+    for (name, queue) in &config.queues {
+        builder = builder.queue(name, queue.clone());
+    }
+    if let Some(p) = server.parallelism {
+        builder = builder.parallelism(p);
+    }
+    let host = Arc::new(builder.build().await?);
+    let options = DaemonOptions {
+        listen: args.listen.unwrap_or(server.listen),
+        tokens,
+        quotas: config.quotas.clone(),
+        max_body_bytes: server.max_body_bytes,
+        shutdown_grace: Duration::from_secs(server.shutdown_grace_s),
+    };
+    let daemon = Daemon::bind(host.clone(), options).await?;
+    let addr = daemon.local_addr();
+    let failed = host.plugins().iter().filter(|p| p.error.is_some()).count();
+    println!(
+        "weft daemon listening on http://{addr} (data {}, plugins {}, {} task types{})",
+        data_dir.display(),
+        plugins.display(),
+        host.registry().task_types().count(),
+        if failed > 0 {
+            format!(", {failed} plugins failed to load: see /v1/plugins")
+        } else {
+            String::new()
+        }
+    );
+    if daemon.loopback_only() {
+        println!("no tokens configured: only loopback clients are served, as user `local`");
+        if !addr.ip().is_loopback() {
+            tracing::warn!(%addr, "listening beyond loopback without tokens: remote clients get 403");
+        }
+    }
+    let stopped = daemon.run(shutdown_signal()).await?;
+    if stopped.left_running > 0 {
+        println!(
+            "stopped; {} runs were still running and resume at the next start",
+            stopped.left_running
+        );
+    } else {
+        println!("stopped");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async {
+            match term.as_mut() {
+                Some(t) => { t.recv().await; }
+                None => std::future::pending::<()>().await,
+            }
+        } => {}
+    }
+}

@@ -1,0 +1,158 @@
+//! Who is calling, and whether they may submit now: bearer tokens mapped to
+//! users (or, with no tokens configured, loopback clients only), and the
+//! submission quotas (sliding windows per user and overall, concurrent runs
+//! per user). Owns no run state.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Mutex;
+
+use axum::http::{HeaderMap, StatusCode, header};
+use sha2::{Digest, Sha256};
+
+use super::api::ApiError;
+use crate::config::QuotaConfig;
+use crate::events::now_ms;
+use crate::limiter::RateConfig;
+
+/// The user of a request (set by the auth layer).
+#[derive(Debug, Clone)]
+pub(crate) struct User(pub String);
+
+/// The user name of loopback clients when no tokens are configured.
+pub(crate) const LOCAL_USER: &str = "local";
+
+/// Maps bearer tokens to users.
+pub(crate) struct Auth {
+    /// SHA-256 of each token → its user. Looking up a hash keeps the token
+    /// comparison from leaking timing about the token itself.
+    tokens: HashMap<[u8; 32], String>,
+}
+
+impl Auth {
+    pub(crate) fn new(tokens: &[(String, String)]) -> Self {
+        Auth {
+            tokens: tokens
+                .iter()
+                .map(|(token, user)| (Sha256::digest(token.as_bytes()).into(), user.clone()))
+                .collect(),
+        }
+    }
+
+    /// True when tokens are configured.
+    pub(crate) fn has_tokens(&self) -> bool {
+        !self.tokens.is_empty()
+    }
+
+    /// The user making a request from `peer` with `headers`.
+    pub(crate) fn user(&self, headers: &HeaderMap, peer: SocketAddr) -> Result<User, ApiError> {
+        if !self.has_tokens() {
+            return if peer.ip().is_loopback() {
+                Ok(User(LOCAL_USER.to_string()))
+            } else {
+                Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "this daemon has no tokens configured and accepts only loopback clients",
+                ))
+            };
+        }
+        let unauthorized = |why: &str| {
+            ApiError::new(StatusCode::UNAUTHORIZED, why).header(header::WWW_AUTHENTICATE, "Bearer")
+        };
+        let value = headers
+            .get(header::AUTHORIZATION)
+            .ok_or_else(|| unauthorized("missing `Authorization: Bearer <token>` header"))?;
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| unauthorized("the Authorization header must be `Bearer <token>`"))?;
+        let hash: [u8; 32] = Sha256::digest(token.trim().as_bytes()).into();
+        self.tokens
+            .get(&hash)
+            .map(|u| User(u.clone()))
+            .ok_or_else(|| unauthorized("unknown token"))
+    }
+}
+
+/// Submission quotas, checked and counted together (all or none).
+pub(crate) struct Quotas {
+    config: QuotaConfig,
+    windows: Mutex<Windows>,
+}
+
+#[derive(Default)]
+struct Windows {
+    per_user: HashMap<String, VecDeque<u64>>,
+    global: VecDeque<u64>,
+}
+
+/// A refused submission.
+pub(crate) struct Refusal {
+    pub reason: &'static str,
+    pub message: String,
+    pub retry_after_s: u64,
+}
+
+impl Quotas {
+    pub(crate) fn new(config: QuotaConfig) -> Self {
+        Quotas {
+            config,
+            windows: Mutex::new(Windows::default()),
+        }
+    }
+
+    /// Admit one submission of `user`, who has `running` runs executing.
+    pub(crate) fn admit(&self, user: &str, running: usize) -> Result<(), Refusal> {
+        if let Some(max) = self.config.concurrent_runs
+            && running >= max
+        {
+            return Err(Refusal {
+                reason: "concurrent_runs",
+                message: format!("user `{user}` already has {running} runs running (limit {max})"),
+                retry_after_s: 1,
+            });
+        }
+        let now = now_ms();
+        let mut w = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        let w = &mut *w;
+        let user_window = w.per_user.entry(user.to_string()).or_default();
+        let checks: [(Option<RateConfig>, &mut VecDeque<u64>, &'static str); 2] = [
+            (self.config.submissions, user_window, "submissions"),
+            (
+                self.config.global_submissions,
+                &mut w.global,
+                "global_submissions",
+            ),
+        ];
+        let mut admitted = Vec::new();
+        for (rate, window, reason) in checks {
+            let Some(rate) = rate else { continue };
+            while window.front().is_some_and(|&t| t + rate.per_ms <= now) {
+                window.pop_front();
+            }
+            if window.len() >= rate.max as usize {
+                let oldest = window.front().copied().unwrap_or(now);
+                let wait_ms = (oldest + rate.per_ms).saturating_sub(now);
+                let scope = if reason == "submissions" {
+                    format!("user `{user}`")
+                } else {
+                    "all users together".to_string()
+                };
+                return Err(Refusal {
+                    reason,
+                    message: format!(
+                        "submission quota of {scope} used up: {} per {} ms",
+                        rate.max, rate.per_ms
+                    ),
+                    retry_after_s: wait_ms.div_ceil(1000).max(1),
+                });
+            }
+            admitted.push(window);
+        }
+        for window in admitted {
+            window.push_back(now);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,200 @@
+//! The daemon: Weft as a long-lived HTTP service (`weft serve`).
+//!
+//! Owns the HTTP API under `/v1` (`api`), authentication and submission
+//! quotas (`auth`), the runs this process executes (`runs`), event streams
+//! (`sse`), metrics (`metrics`) and plugins-folder watching (`reload`). It
+//! keeps nothing that must survive: runs, events and saved graphs are in the
+//! host's store, so a restart (or a crash) loses nothing, and interrupted
+//! runs resume when the daemon starts. It must not know how tasks execute.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use weft::{Host, daemon::{Daemon, DaemonOptions}};
+//! let host = Arc::new(Host::builder().build().await?);
+//! let daemon = Daemon::bind(host, DaemonOptions::default()).await?;
+//! println!("listening on http://{}", daemon.local_addr());
+//! daemon.run(async { let _ = tokio::signal::ctrl_c().await; }).await?;
+//! # Ok(()) }
+//! ```
+
+mod api;
+mod auth;
+mod metrics;
+mod reload;
+mod runs;
+mod sse;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::Host;
+use crate::config::QuotaConfig;
+
+/// How the daemon listens and whom it serves.
+#[derive(Debug, Clone)]
+pub struct DaemonOptions {
+    /// Address and port (port 0: any free port, see [`Daemon::local_addr`]).
+    pub listen: SocketAddr,
+    /// (token, user) pairs. Empty: only loopback clients, as user `local`.
+    pub tokens: Vec<(String, String)>,
+    /// Submission limits.
+    pub quotas: QuotaConfig,
+    /// Larger request bodies are refused with 413.
+    pub max_body_bytes: usize,
+    /// On shutdown, how long running tasks may take to finish.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for DaemonOptions {
+    fn default() -> Self {
+        let server = crate::config::ServerConfig::default();
+        DaemonOptions {
+            listen: server.listen,
+            tokens: Vec::new(),
+            quotas: QuotaConfig::default(),
+            max_body_bytes: server.max_body_bytes,
+            shutdown_grace: Duration::from_secs(server.shutdown_grace_s),
+        }
+    }
+}
+
+/// Why the daemon could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The address cannot be listened on.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The plugins folder cannot be watched.
+    #[error("cannot watch the plugins folder: {0}")]
+    Watch(#[from] notify::Error),
+    /// Serving failed.
+    #[error("server error: {0}")]
+    Serve(std::io::Error),
+}
+
+/// How a daemon ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stopped {
+    /// Runs still executing when the grace period ended; they resume at the
+    /// next start.
+    pub left_running: usize,
+}
+
+/// State shared by every request.
+#[derive(Clone)]
+struct AppState(Arc<Shared>);
+
+struct Shared {
+    host: Arc<Host>,
+    runs: runs::Runs,
+    auth: auth::Auth,
+    quotas: auth::Quotas,
+    metrics: metrics::Metrics,
+    /// Fires at shutdown: ends event streams so connections can close.
+    shutdown: CancellationToken,
+    /// Set once interrupted runs were resumed and the folder is watched.
+    ready: AtomicBool,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// A daemon bound to its address, not yet serving.
+pub struct Daemon {
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    options: DaemonOptions,
+}
+
+impl Daemon {
+    /// Listen on `options.listen` for `host`.
+    pub async fn bind(host: Arc<Host>, options: DaemonOptions) -> Result<Daemon, DaemonError> {
+        let listener = tokio::net::TcpListener::bind(options.listen)
+            .await
+            .map_err(|source| DaemonError::Bind {
+                addr: options.listen,
+                source,
+            })?;
+        let metrics = metrics::Metrics::new();
+        let state = AppState(Arc::new(Shared {
+            runs: runs::Runs::new(host.clone(), metrics.clone()),
+            auth: auth::Auth::new(&options.tokens),
+            quotas: auth::Quotas::new(options.quotas.clone()),
+            metrics,
+            host,
+            shutdown: CancellationToken::new(),
+            ready: AtomicBool::new(false),
+        }));
+        Ok(Daemon {
+            listener,
+            state,
+            options,
+        })
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or(self.options.listen)
+    }
+
+    /// True when no tokens are configured (only loopback clients are served).
+    pub fn loopback_only(&self) -> bool {
+        !self.state.auth.has_tokens()
+    }
+
+    /// Resume interrupted runs, watch the plugins folder and serve until
+    /// `shutdown` completes; then stop accepting requests, let running runs
+    /// finish within the grace period, and return. Runs still executing then
+    /// are left as they are in the store and resume at the next start.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<Stopped, DaemonError> {
+        let Daemon {
+            listener,
+            state,
+            options,
+        } = self;
+        state.runs.resume_interrupted().await;
+        reload::watch(state.host.clone(), state.shutdown.clone())?;
+        state.ready.store(true, Ordering::Release);
+        let app = api::router(state.clone(), options.max_body_bytes);
+        let stop = state.shutdown.clone();
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: no new requests");
+            stop.cancel();
+        })
+        .await
+        .map_err(DaemonError::Serve)?;
+        let running = state.runs.len();
+        if running > 0 {
+            tracing::info!(
+                running,
+                grace_s = options.shutdown_grace.as_secs(),
+                "waiting for running runs"
+            );
+        }
+        let left_running = state.runs.drain(options.shutdown_grace).await;
+        Ok(Stopped { left_running })
+    }
+}

@@ -1,0 +1,155 @@
+//! `GET /v1/runs/{id}/events`: a run's events as Server-Sent Events, each with
+//! its sequence number as the SSE `id`. Events come from the durable log, so a
+//! client reconnecting with `Last-Event-ID` (or `?after=N`) gets every later
+//! event exactly once, also after a daemon restart. Live events of a run
+//! executing here are pushed as they are committed; otherwise the log is
+//! polled. The stream ends after the run's final event.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Extension;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use futures::Stream;
+use serde::Deserialize;
+use tokio::sync::mpsc;
+
+use super::AppState;
+use super::api::ApiError;
+use super::auth::User;
+use crate::events::{Event, EventKind, RunStatus};
+
+/// How often the log is read for a run not executing in this process.
+const POLL: Duration = Duration::from_millis(200);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AfterQuery {
+    after: Option<u64>,
+}
+
+pub(crate) async fn events(
+    State(state): State<AppState>,
+    Extension(user): Extension<User>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    query: Result<Query<AfterQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let after = match headers.get("last-event-id") {
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "Last-Event-ID must be an event sequence number",
+                )
+            })?,
+        None => q.after.unwrap_or(0),
+    };
+    // Checks the run exists and is the user's.
+    let stored = state.host.store().load_run(&id).await?;
+    if !super::api::visible_run(&stored.run, &user) {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no run `{id}`"),
+        ));
+    }
+    let (tx, rx) = mpsc::channel::<SseEvent>(256);
+    tokio::spawn(async move {
+        let shutdown = state.shutdown.clone();
+        tokio::select! {
+            _ = follow(&state, &id, after, &tx) => {}
+            _ = shutdown.cancelled() => {}
+        }
+    });
+    let stream =
+        futures::stream::unfold(
+            rx,
+            |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) },
+        );
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// Send every event of run `id` after `after` into `tx` until the run's final
+/// event or until the client goes away.
+async fn follow(state: &AppState, id: &str, mut last: u64, tx: &mpsc::Sender<SseEvent>) {
+    // Subscribe before reading the log, so nothing falls between the two;
+    // duplicates are dropped by sequence number.
+    let mut live = state.runs.hub(id).map(|hub| hub.subscribe());
+    loop {
+        let status = match state.host.store().load_run(id).await {
+            Ok(stored) => stored.run.status,
+            Err(e) => {
+                tracing::warn!(run_id = id, error = %e, "event stream stopped");
+                return;
+            }
+        };
+        let logged = match state.host.store().events(id, last).await {
+            Ok(events) => events,
+            Err(e) => {
+                tracing::warn!(run_id = id, error = %e, "event stream stopped");
+                return;
+            }
+        };
+        for event in logged {
+            if !send(tx, &event, &mut last).await {
+                return;
+            }
+        }
+        // The status was read before the events: everything of a run that had
+        // already ended has now been sent.
+        if status != RunStatus::Running {
+            return;
+        }
+        match &mut live {
+            Some(rx) => {
+                while let Some(event) = rx.recv().await {
+                    if event.seq <= last {
+                        continue;
+                    }
+                    let finished = matches!(event.kind, EventKind::RunFinished { .. });
+                    if !send(tx, &event, &mut last).await || finished {
+                        return;
+                    }
+                }
+                // The run stopped executing here: read what is left from the log.
+                live = None;
+            }
+            None => {
+                tokio::select! {
+                    _ = tokio::time::sleep(POLL) => {}
+                    _ = tx.closed() => return,
+                }
+                if let Some(hub) = state.runs.hub(id) {
+                    live = Some(hub.subscribe());
+                }
+            }
+        }
+    }
+}
+
+/// Send one event (skipping any already sent); false once the client is gone.
+async fn send(tx: &mpsc::Sender<SseEvent>, event: &Event, last: &mut u64) -> bool {
+    if event.seq <= *last {
+        return true;
+    }
+    *last = event.seq;
+    let kind = serde_json::to_value(&event.kind)
+        .ok()
+        .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_string))
+        .unwrap_or_else(|| "event".to_string());
+    let data = serde_json::to_string(event).unwrap_or_default();
+    tx.send(
+        SseEvent::default()
+            .id(event.seq.to_string())
+            .event(kind)
+            .data(data),
+    )
+    .await
+    .is_ok()
+}
