@@ -178,6 +178,20 @@ pub enum ValidationError {
     /// The run's input is not an object.
     #[error("the run's input must be a JSON object")]
     InputNotObject,
+    /// What the run's input gives a root node does not match its input schema.
+    #[error(
+        "tasks[{index}] (node \"{node}\"): the run's input does not fit `{task_type}`: {violation}"
+    )]
+    InputSchema {
+        /// Position in `tasks`.
+        index: usize,
+        /// The node.
+        node: String,
+        /// The task type.
+        task_type: String,
+        /// The violation, with its instance and schema paths.
+        violation: String,
+    },
 }
 
 fn hint(s: &Option<String>) -> String {
@@ -482,7 +496,7 @@ impl Plan {
     }
 
     /// Check that the run's `input` gives every root node the required inputs
-    /// its defaults do not.
+    /// its defaults do not, and that what it gives fits the node's input schema.
     pub fn check_input(&self, input: &Value) -> Result<(), ValidationErrors> {
         let fail = |errors| {
             Err(ValidationErrors {
@@ -497,6 +511,7 @@ impl Plan {
         for i in self.roots() {
             let node = &self.nodes[i];
             let given = self.root_input(i, input);
+            let before = errors.len();
             for port in node.task.input.required() {
                 if !node.defaults.contains_key(port) && !given.contains_key(port) {
                     errors.push(ValidationError::MissingInput {
@@ -507,6 +522,23 @@ impl Plan {
                         root: true,
                     });
                 }
+            }
+            if errors.len() > before || given.is_empty() {
+                continue;
+            }
+            let mut full = node.defaults.clone();
+            full.extend(given);
+            if let Err(violations) = node.task.input.check(&Value::Object(full)) {
+                errors.extend(
+                    violations
+                        .into_iter()
+                        .map(|v| ValidationError::InputSchema {
+                            index: i,
+                            node: node.id.clone(),
+                            task_type: node.task.id.clone(),
+                            violation: v.to_string(),
+                        }),
+                );
             }
         }
         if errors.is_empty() {

@@ -1,0 +1,957 @@
+//! The daemon, tested as users meet it: a real `weft serve` process on a
+//! loopback port, with a real redb file, driven over HTTP.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+/// A `weft serve` process; derefs to a client without a token.
+struct Daemon {
+    child: Child,
+    /// What it printed on stdout after its first line.
+    lines: Arc<Mutex<Vec<String>>>,
+    api: Api,
+}
+
+/// A client of the daemon's API, as one user.
+struct Api {
+    url: String,
+    http: reqwest::Client,
+    token: Option<String>,
+}
+
+impl std::ops::Deref for Daemon {
+    type Target = Api;
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
+impl Daemon {
+    /// Start a daemon with data in `dir/data`, plugins in `plugins`, and
+    /// `config` as its weft.toml.
+    fn start(dir: &Path, plugins: &Path, config: &str) -> Daemon {
+        let config_path = dir.join("weft.toml");
+        std::fs::write(&config_path, config).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("serve.log"))
+            .unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_weft"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .arg("--plugins")
+            .arg(plugins)
+            .arg("--config")
+            .arg(&config_path)
+            .env("WEFT_CACHE_DIR", weft_tests::cache_dir())
+            .env("WEFT_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("weft serve starts");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let rest = lines.clone();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout).lines();
+            if let Some(Ok(first)) = reader.next() {
+                let _ = tx.send(first);
+            }
+            for line in reader.map_while(Result::ok) {
+                rest.lock().unwrap().push(line);
+            }
+        });
+        let first = rx
+            .recv_timeout(Duration::from_secs(120))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "daemon did not start: {}",
+                    std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default()
+                )
+            });
+        let url = first
+            .split("listening on ")
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .unwrap_or_else(|| panic!("unexpected first line: {first}"))
+            .to_string();
+        Daemon {
+            child,
+            lines,
+            api: Api {
+                url,
+                http: reqwest::Client::new(),
+                token: None,
+            },
+        }
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig}");
+    }
+
+    /// Wait for the process to exit; its exit status.
+    fn wait(&mut self, within: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "daemon did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Api {
+    fn as_user(&self, token: &str) -> Api {
+        Api {
+            url: self.url.clone(),
+            http: self.http.clone(),
+            token: Some(token.to_string()),
+        }
+    }
+
+    fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let r = self.http.request(method, format!("{}{path}", self.url));
+        match &self.token {
+            Some(t) => r.bearer_auth(t),
+            None => r,
+        }
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut r = self.req(method, path);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let resp = r.send().await.expect("daemon answers");
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call(reqwest::Method::GET, path, None).await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    async fn submit(&self, graph: Value, input: Value) -> String {
+        let (status, body) = self
+            .post("/v1/runs", json!({"graph": graph, "input": input}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["run_id"].as_str().unwrap().to_string()
+    }
+
+    /// Wait for a run to end; returns its view.
+    async fn finished(&self, run_id: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (status, run) = self.get(&format!("/v1/runs/{run_id}")).await;
+            assert_eq!(status, StatusCode::OK, "{run}");
+            if run["status"] != "running" {
+                return run;
+            }
+            assert!(Instant::now() < deadline, "run {run_id} did not end: {run}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Read the run's SSE stream (after `after`) until it ends or `max` events.
+    async fn events(&self, run_id: &str, after: Option<u64>, max: usize) -> Vec<Value> {
+        let mut r = self.req(reqwest::Method::GET, &format!("/v1/runs/{run_id}/events"));
+        if let Some(n) = after {
+            r = r.header("last-event-id", n.to_string());
+        }
+        let resp = r.send().await.expect("event stream opens");
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(resp.headers()["content-type"], "text/event-stream");
+        let mut stream = resp.bytes_stream();
+        let mut buffer = String::new();
+        let mut events = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while events.len() < max {
+            let chunk = match tokio::time::timeout_at(deadline, stream.next()).await {
+                Ok(Some(Ok(c))) => c,
+                Ok(_) => break,
+                Err(_) => panic!("event stream stalled after {} events", events.len()),
+            };
+            buffer.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = buffer.find("\n\n") {
+                let frame: String = buffer.drain(..end + 2).collect();
+                let field = |name: &str| {
+                    frame
+                        .lines()
+                        .find_map(|l| l.strip_prefix(name))
+                        .map(|v| v.trim().to_string())
+                };
+                let Some(data) = field("data:") else { continue };
+                let event: Value = serde_json::from_str(&data).unwrap();
+                assert_eq!(
+                    field("id:"),
+                    Some(event["seq"].to_string()),
+                    "SSE id is the seq"
+                );
+                assert_eq!(field("event:").as_deref(), event["type"].as_str());
+                events.push(event);
+                if events.len() == max {
+                    break;
+                }
+            }
+        }
+        events
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn flow(s: &str, sp: &str, t: &str, tp: &str) -> Value {
+    json!({"sourceTaskId": s, "sourceTaskPortId": sp, "targetTaskId": t, "targetTaskPortId": tp})
+}
+
+/// a → b (add-one twice).
+fn add_two() -> Value {
+    json!({
+        "tasks": [{"id": "a", "type": "math.add-one"}, {"id": "b", "type": "math.add-one"}],
+        "dataflows": [flow("a", "value", "b", "value")],
+    })
+}
+
+/// `n` delays of `ms` in a chain, then add-one.
+fn delays(n: usize, ms: u64) -> Value {
+    let mut tasks = Vec::new();
+    let mut flows = Vec::new();
+    for i in 0..n {
+        tasks.push(json!({"id": format!("d{i}"), "type": "util.delay", "defaults": {"ms": ms}}));
+        if i > 0 {
+            flows.push(flow(
+                &format!("d{}", i - 1),
+                "value",
+                &format!("d{i}"),
+                "value",
+            ));
+        }
+    }
+    tasks.push(json!({"id": "end", "type": "math.add-one"}));
+    flows.push(flow(&format!("d{}", n - 1), "value", "end", "value"));
+    json!({"tasks": tasks, "dataflows": flows})
+}
+
+fn empty_plugins(dir: &Path) -> PathBuf {
+    let p = dir.join("plugins");
+    std::fs::create_dir_all(&p).unwrap();
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_endpoint_answers_and_refuses_bad_requests_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(
+        dir.path(),
+        &empty_plugins(dir.path()),
+        "[server]\nmax_body_bytes = 4000\n",
+    );
+
+    // Health, readiness, the API document.
+    let (s, _) = d.get("/healthz").await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = d.get("/readyz").await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, doc) = d.get("/v1/openapi.json").await;
+    assert_eq!(s, StatusCode::OK);
+    let paths: Vec<&str> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    for p in [
+        "/v1/runs",
+        "/v1/runs/{id}",
+        "/v1/runs/{id}/cancel",
+        "/v1/runs/{id}/events",
+        "/v1/tasks",
+        "/v1/plugins",
+        "/v1/graphs",
+        "/v1/graphs/{name}",
+        "/v1/dead-letters",
+        "/v1/dead-letters/{id}/retry",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    ] {
+        assert!(paths.contains(&p), "{p} is not documented");
+    }
+
+    // Task types with schemas; plugins with hashes.
+    let (_, tasks) = d.get("/v1/tasks").await;
+    let add = tasks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == "math.add-one")
+        .unwrap();
+    assert_eq!(add["input_schema"]["properties"]["value"]["type"], "number");
+    let (_, plugins) = d.get("/v1/plugins").await;
+    assert!(
+        plugins
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "std-math" && p["sha256"].as_str().unwrap().len() == 64)
+    );
+
+    // A run: 201 with its id, then its outputs.
+    let (s, body) = d
+        .post(
+            "/v1/runs",
+            json!({"graph": add_two(), "input": {"value": 40}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    let id = body["run_id"].as_str().unwrap();
+    let run = d.finished(id).await;
+    assert_eq!(run["status"], "succeeded");
+    assert_eq!(run["outputs"]["b"]["value"], 42);
+    assert_eq!(run["nodes"]["a"]["status"], "completed");
+    assert_eq!(run["owner"], "local");
+
+    // Bad requests: each names what is wrong.
+    let raw = |body: &'static str| {
+        d.req(reqwest::Method::POST, "/v1/runs")
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let r = raw("{\"graph\": {\"tasks\": [}").await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let e: Value = r.json().await.unwrap();
+    assert!(
+        e["error"].as_str().unwrap().contains("line 1 column 22"),
+        "{e}"
+    );
+    let (s, e) = d
+        .post(
+            "/v1/runs",
+            json!({"graph": {"tasks": [{"id": "a", "type": "math.add-on"}]}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        e["errors"][0].as_str().unwrap().contains(
+            "tasks[0] (node \"a\"): unknown task type `math.add-on` (did you mean `math.add-one`?)"
+        ),
+        "{e}"
+    );
+    let (s, e) = d.post("/v1/runs", json!({"graph": 7})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        e["error"].as_str().unwrap().contains("`graph` must be"),
+        "{e}"
+    );
+    let (s, e) = d
+        .post("/v1/runs", json!({"graph": add_two(), "inptu": {}}))
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        e["error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field `inptu`"),
+        "{e}"
+    );
+    let (s, e) = d
+        .post(
+            "/v1/runs",
+            json!({"graph": add_two(), "input": {"value": "x"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert!(
+        e["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("tasks[0] (node \"a\"): the run's input does not fit `math.add-one`"),
+        "{e}"
+    );
+    let (s, e) = d
+        .post(
+            "/v1/runs",
+            json!({"graph": add_two(), "input": {"pad": "x".repeat(5000)}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{e}");
+    let (s, _) = d.get("/v1/runs/no-such-run").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, e) = d.get("/v1/nothing-here").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert!(e["error"].as_str().unwrap().contains("no such route"));
+    let (s, _) = d.get("/v1/runs?status=bogus").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+
+    // Saved graphs: validated on save, versioned, runnable by name.
+    let put = |name: &str, graph: Value| {
+        d.req(reqwest::Method::PUT, &format!("/v1/graphs/{name}"))
+            .json(&graph)
+            .send()
+    };
+    let r = put(
+        "broken",
+        json!({"tasks": [{"id": "a", "type": "nope.nope"}]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let e: Value = r.json().await.unwrap();
+    assert!(
+        e["errors"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("graph broken: tasks[0]"),
+        "{e}"
+    );
+    let r = put("bad name!", add_two()).await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let r = put("plus", add_two()).await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(r.json::<Value>().await.unwrap()["version"], 1);
+    let one = json!({"tasks": [{"id": "a", "type": "math.add-one"}]});
+    let r = put("plus", one.clone()).await.unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["version"], 2);
+    let (_, latest) = d.get("/v1/graphs/plus").await;
+    assert_eq!(
+        (
+            latest["version"].clone(),
+            latest["graph"]["tasks"].as_array().unwrap().len()
+        ),
+        (json!(2), 1)
+    );
+    let (_, first) = d.get("/v1/graphs/plus?version=1").await;
+    assert_eq!(first["graph"]["tasks"].as_array().unwrap().len(), 2);
+    let (_, list) = d.get("/v1/graphs").await;
+    assert_eq!(
+        list,
+        json!([{"name": "plus", "version": 2, "saved_ms": latest["saved_ms"], "owner": "local", "tasks": 1}])
+    );
+    let (s, body) = d
+        .post(
+            "/v1/runs",
+            json!({"graph": "plus", "version": 1, "input": {"value": 1}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let named = d.finished(body["run_id"].as_str().unwrap()).await;
+    assert_eq!(
+        (
+            named["outputs"]["b"]["value"].clone(),
+            named["graph_name"].clone()
+        ),
+        (json!(3), json!("plus"))
+    );
+    assert_eq!(named["origin"], "graph plus@1");
+    let (s, _) = d.post("/v1/runs", json!({"graph": "nope"})).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    // Listing: filters and pages.
+    let (_, page) = d.get("/v1/runs?graph=plus").await;
+    assert_eq!(page["runs"].as_array().unwrap().len(), 1);
+    let (_, page) = d.get("/v1/runs?status=succeeded&limit=1").await;
+    assert_eq!(page["runs"].as_array().unwrap().len(), 1);
+    let cursor = page["next_cursor"].as_str().unwrap().to_string();
+    let (_, next) = d
+        .get(&format!(
+            "/v1/runs?status=succeeded&limit=1&cursor={cursor}"
+        ))
+        .await;
+    assert_eq!(next["runs"].as_array().unwrap().len(), 1);
+    assert_ne!(next["runs"][0]["run_id"], page["runs"][0]["run_id"]);
+    assert_eq!(next["next_cursor"], Value::Null);
+    let (_, none) = d.get("/v1/runs?since=99999999999999").await;
+    assert_eq!(none["runs"], json!([]));
+
+    let r = d
+        .req(reqwest::Method::DELETE, "/v1/graphs/plus")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let r = d
+        .req(reqwest::Method::DELETE, "/v1/graphs/plus")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+
+    // Dead letters: a failed node is listed and can be re-driven.
+    let failing = json!({"tasks": [{"id": "t", "type": "text.template", "defaults": {"template": "{{missing}}"}}]});
+    let id = d.submit(failing, json!({})).await;
+    assert_eq!(d.finished(&id).await["status"], "failed");
+    let (_, letters) = d.get("/v1/dead-letters").await;
+    let letter = letters
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["run_id"] == id.as_str())
+        .unwrap();
+    assert_eq!(letter["id"], format!("{id}:t"));
+    assert!(
+        letter["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("{{missing}}"),
+        "{letter}"
+    );
+    let (s, _) = d
+        .post(&format!("/v1/dead-letters/{id}:t/retry"), json!({}))
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let again = d.finished(&id).await;
+    assert_eq!(again["status"], "failed");
+    let all = d.events(&id, None, 1000).await;
+    let resumed = all
+        .iter()
+        .filter(|e| e["type"] == "run_started" && e["resumed"] == true)
+        .count();
+    assert_eq!(resumed, 1, "the re-drive ran the node again");
+    let (s, _) = d
+        .post(&format!("/v1/dead-letters/{id}:nope/retry"), json!({}))
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    // Cancel: a running run ends cancelled; a finished one cannot be.
+    let id = d.submit(delays(1, 20_000), json!({})).await;
+    let (s, run) = d.post(&format!("/v1/runs/{id}/cancel"), json!({})).await;
+    assert_eq!(s, StatusCode::OK, "{run}");
+    assert_eq!(run["status"], "cancelled");
+    let (s, e) = d.post(&format!("/v1/runs/{id}/cancel"), json!({})).await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    assert!(
+        e["error"].as_str().unwrap().contains("already ended"),
+        "{e}"
+    );
+
+    // Metrics count what happened.
+    let text = d
+        .http
+        .get(format!("{}/metrics", d.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("weft_runs_finished_total{status=\"succeeded\"} 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("weft_runs_finished_total{status=\"cancelled\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("weft_task_duration_seconds_count"), "{text}");
+    assert!(text.contains("weft_plugin_load_failures 0"), "{text}");
+}
+
+const TWO_USERS: &str = r#"
+[[tokens]]
+user = "alice"
+token = "alice-secret-token-0001"
+
+[[tokens]]
+user = "bob"
+token = "bob-secret-token-00002"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_see_and_cancel_only_their_own_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &empty_plugins(dir.path()), TWO_USERS);
+    // No token, a wrong token: 401 on every /v1 route; health stays open.
+    for path in ["/v1/runs", "/v1/tasks", "/v1/openapi.json"] {
+        let (s, e) = d.get(path).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{path}");
+        assert!(
+            e["error"].as_str().unwrap().contains("Authorization"),
+            "{e}"
+        );
+    }
+    let (s, _) = d.as_user("wrong-token-000000000").get("/v1/runs").await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, _) = d.get("/healthz").await;
+    assert_eq!(s, StatusCode::OK);
+
+    let alice = d.as_user("alice-secret-token-0001");
+    let bob = d.as_user("bob-secret-token-00002");
+    let id = alice.submit(delays(1, 20_000), json!({})).await;
+    let (s, run) = alice.get(&format!("/v1/runs/{id}")).await;
+    assert_eq!((s, run["owner"].clone()), (StatusCode::OK, json!("alice")));
+    for (method, path) in [
+        (reqwest::Method::GET, format!("/v1/runs/{id}")),
+        (reqwest::Method::POST, format!("/v1/runs/{id}/cancel")),
+        (reqwest::Method::GET, format!("/v1/runs/{id}/events")),
+    ] {
+        let (s, _) = bob.call(method, &path, None).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{path}");
+    }
+    let (_, list) = bob.get("/v1/runs").await;
+    assert_eq!(list["runs"], json!([]));
+    let (_, list) = alice.get("/v1/runs").await;
+    assert_eq!(list["runs"].as_array().unwrap().len(), 1);
+    // Bob's failed attempt changed nothing; Alice cancels her run.
+    let (s, run) = alice
+        .post(&format!("/v1/runs/{id}/cancel"), json!({}))
+        .await;
+    assert_eq!(
+        (s, run["status"].clone()),
+        (StatusCode::OK, json!("cancelled"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_over_the_quota_gets_429_with_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "{TWO_USERS}\n[quotas]\nsubmissions = {{ max = 3, per_ms = 60000 }}\nconcurrent_runs = 2\n"
+    );
+    let d = Daemon::start(dir.path(), &empty_plugins(dir.path()), &config);
+    let alice = d.as_user("alice-secret-token-0001");
+    let bob = d.as_user("bob-secret-token-00002");
+
+    // Concurrent runs: two long runs fill Alice's slots.
+    alice.submit(delays(1, 20_000), json!({})).await;
+    alice.submit(delays(1, 20_000), json!({})).await;
+    let r = alice
+        .req(reqwest::Method::POST, "/v1/runs")
+        .json(&json!({"graph": add_two(), "input": {"value": 1}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(r.headers()["retry-after"], "1");
+    let e: Value = r.json().await.unwrap();
+    assert!(
+        e["error"]
+            .as_str()
+            .unwrap()
+            .contains("already has 2 runs running"),
+        "{e}"
+    );
+
+    // The sliding window: Bob's burst of 5 gets 3 through.
+    let mut codes = Vec::new();
+    let mut retry_after = Vec::new();
+    for _ in 0..5 {
+        let r = bob
+            .req(reqwest::Method::POST, "/v1/runs")
+            .json(&json!({"graph": add_two(), "input": {"value": 1}}))
+            .send()
+            .await
+            .unwrap();
+        codes.push(r.status().as_u16());
+        if r.status() == StatusCode::CREATED {
+            // Let it end, so only the window limits Bob.
+            let body: Value = r.json().await.unwrap();
+            bob.finished(body["run_id"].as_str().unwrap()).await;
+            continue;
+        }
+        if let Some(v) = r.headers().get("retry-after") {
+            retry_after.push(v.to_str().unwrap().parse::<u64>().unwrap());
+        }
+    }
+    assert_eq!(codes, vec![201, 201, 201, 429, 429]);
+    assert!(
+        retry_after.iter().all(|&s| (1..=60).contains(&s)),
+        "{retry_after:?}"
+    );
+    let text = d
+        .http
+        .get(format!("{}/metrics", d.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("weft_submissions_rejected_total{reason=\"submissions\"} 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("weft_submissions_rejected_total{reason=\"concurrent_runs\"} 1"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_concurrent_submissions_with_one_idempotency_key_start_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Arc::new(Daemon::start(dir.path(), &empty_plugins(dir.path()), ""));
+    let mut calls = Vec::new();
+    for _ in 0..50 {
+        let d = d.clone();
+        calls.push(tokio::spawn(async move {
+            d.post(
+                "/v1/runs",
+                json!({"graph": add_two(), "input": {"value": 1}, "idempotency_key": "order-17"}),
+            )
+            .await
+        }));
+    }
+    let mut ids = std::collections::HashSet::new();
+    let mut created = 0;
+    for c in calls {
+        let (s, body) = c.await.unwrap();
+        assert!(
+            s == StatusCode::CREATED || s == StatusCode::OK,
+            "{s} {body}"
+        );
+        created += usize::from(s == StatusCode::CREATED);
+        ids.insert(body["run_id"].as_str().unwrap().to_string());
+    }
+    assert_eq!((created, ids.len()), (1, 1));
+    let id = ids.into_iter().next().unwrap();
+    d.finished(&id).await;
+    // Also once it has finished.
+    let (s, body) = d
+        .post(
+            "/v1/runs",
+            json!({"graph": add_two(), "input": {"value": 1}, "idempotency_key": "order-17"}),
+        )
+        .await;
+    assert_eq!(
+        (s, body["run_id"].as_str().unwrap(), body["status"].clone()),
+        (StatusCode::OK, id.as_str(), json!("succeeded"))
+    );
+    let (_, list) = d.get("/v1/runs").await;
+    assert_eq!(list["runs"].as_array().unwrap().len(), 1);
+}
+
+/// Event sequence numbers 1..=n, each once, ending with the run's end.
+fn assert_complete(events: &[Value]) {
+    let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    let expected: Vec<u64> = (1..=seqs.len() as u64).collect();
+    assert_eq!(seqs, expected, "no gap, no duplicate");
+    let last = events.last().unwrap();
+    assert_eq!(
+        (last["type"].clone(), last["status"].clone()),
+        (json!("run_finished"), json!("succeeded"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_streams_resume_without_gap_or_duplicate_also_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = empty_plugins(dir.path());
+    let d = Daemon::start(dir.path(), &plugins, "");
+    let id = d.submit(delays(6, 250), json!({"value": 5})).await;
+
+    // Read a few events, drop the connection, reconnect with Last-Event-ID.
+    let mut seen = d.events(&id, None, 4).await;
+    assert_eq!(seen[0]["type"], "run_started");
+    let last = seen.last().unwrap()["seq"].as_u64().unwrap();
+    seen.extend(d.events(&id, Some(last), 4).await);
+    // `?after=N` works as well as the header.
+    let after = seen.last().unwrap()["seq"].as_u64().unwrap();
+    let r = d
+        .req(
+            reqwest::Method::GET,
+            &format!("/v1/runs/{id}/events?after={after}"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    drop(r);
+
+    // Kill the daemon mid-run; a new one resumes the run by itself.
+    let mut d = d;
+    d.signal("-KILL");
+    d.wait(Duration::from_secs(10));
+    let status_before = seen.len();
+    assert!(
+        !seen.iter().any(|e| e["type"] == "run_finished"),
+        "the run ended before the kill; make it longer"
+    );
+    let d2 = Daemon::start(dir.path(), &plugins, "");
+    let last = seen.last().unwrap()["seq"].as_u64().unwrap();
+    seen.extend(d2.events(&id, Some(last), 10_000).await);
+    assert!(seen.len() > status_before);
+    assert_complete(&seen);
+    assert!(
+        seen.iter()
+            .any(|e| e["type"] == "run_started" && e["resumed"] == true)
+    );
+    let run = d2.finished(&id).await;
+    assert_eq!(run["outputs"]["end"]["value"], 6);
+    // A stream opened after the end replays the whole log and ends.
+    let replay = d2.events(&id, None, 10_000).await;
+    assert_eq!(replay, seen);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_run_then_restart_completes_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = empty_plugins(dir.path());
+    let config = "[server]\nshutdown_grace_s = 0\n";
+    let mut d = Daemon::start(dir.path(), &plugins, config);
+    let id = d.submit(delays(3, 700), json!({"value": 1})).await;
+    // Let the first delay complete.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, run) = d.get(&format!("/v1/runs/{id}")).await;
+        if run["nodes"]["d0"]["status"] == "completed" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{run}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    d.signal("-TERM");
+    assert!(d.wait(Duration::from_secs(20)).success());
+    let said = d.lines.lock().unwrap().join("\n");
+    assert!(
+        said.contains("1 runs were still running and resume at the next start"),
+        "{said}"
+    );
+
+    let d2 = Daemon::start(dir.path(), &plugins, config);
+    let run = d2.finished(&id).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["outputs"]["end"]["value"], 2);
+    assert_eq!(
+        run["nodes"]["d0"]["attempt"], 1,
+        "a completed node does not run again"
+    );
+    assert_complete(&d2.events(&id, None, 10_000).await);
+}
+
+/// Poll `/v1/tasks` until `check` holds on the task ids.
+async fn wait_for_tasks(d: &Daemon, what: &str, check: impl Fn(&[String]) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, tasks) = d.get("/v1/tasks").await;
+        let ids: Vec<String> = tasks
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].as_str().unwrap().to_string())
+            .collect();
+        if check(&ids) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "plugins folder not reloaded: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Put `bytes` at `path` the way deploy tools should: write aside, rename.
+fn install(path: &Path, bytes: &[u8]) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_plugins_folder_is_hot_reloaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = empty_plugins(dir.path());
+    let d = Daemon::start(dir.path(), &plugins, "");
+    let has = |id: &'static str| move |ids: &[String]| ids.iter().any(|t| t == id);
+    let example = std::fs::read(weft_tests::EXAMPLE_PLUGIN).unwrap();
+    let target = plugins.join("example.wasm");
+
+    // Add.
+    install(&target, &example);
+    wait_for_tasks(&d, "add", has("example.shout")).await;
+
+    // A run in flight keeps the version it started with, even when the file goes.
+    let graph = json!({
+        "tasks": [
+            {"id": "wait", "type": "util.delay", "defaults": {"ms": 1500, "value": "hi"}},
+            {"id": "shout", "type": "example.shout"}
+        ],
+        "dataflows": [flow("wait", "value", "shout", "text")],
+    });
+    let in_flight = d.submit(graph.clone(), json!({})).await;
+
+    // Replace with a broken build: the old version keeps serving, the error is reported.
+    install(&target, b"\0asm broken");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let report = loop {
+        let (_, list) = d.get("/v1/plugins").await;
+        let report = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "example")
+            .cloned();
+        if let Some(r) = report.filter(|r| r["error"].is_string()) {
+            break r;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "broken replacement not reported: {list}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        report["error"].as_str().unwrap().contains("still serving"),
+        "{report}"
+    );
+    wait_for_tasks(&d, "broken replace keeps the old", has("example.shout")).await;
+    let id = d.submit(graph.clone(), json!({})).await;
+
+    // Replace with another component: its tasks replace the old ones.
+    install(&target, &std::fs::read(weft_tests::MISBEHAVE).unwrap());
+    wait_for_tasks(&d, "replace", |ids| {
+        ids.iter().any(|t| t == "bad.fail") && !ids.iter().any(|t| t == "example.shout")
+    })
+    .await;
+    let (s, e) = d.post("/v1/runs", json!({"graph": graph})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+
+    // Remove.
+    std::fs::remove_file(&target).unwrap();
+    wait_for_tasks(&d, "remove", |ids| !ids.iter().any(|t| t == "bad.fail")).await;
+
+    // Both runs started on the example plugin finished on it.
+    for run in [in_flight, id] {
+        let run = d.finished(&run).await;
+        assert_eq!(run["status"], "succeeded", "{run}");
+        assert_eq!(run["outputs"]["shout"]["text"], "HI!");
+    }
+}
