@@ -31,7 +31,7 @@ const OPENAPI: &str = include_str!("openapi.json");
 pub(crate) struct ApiError {
     status: StatusCode,
     message: String,
-    details: Map<String, Value>,
+    details: Box<Map<String, Value>>,
     headers: Vec<(HeaderName, String)>,
 }
 
@@ -40,7 +40,7 @@ impl ApiError {
         ApiError {
             status,
             message: message.into(),
-            details: Map::new(),
+            details: Box::default(),
             headers: Vec::new(),
         }
     }
@@ -69,7 +69,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut body = Map::new();
         body.insert("error".into(), Value::String(self.message));
-        body.extend(self.details);
+        body.extend(*self.details);
         let mut response = (self.status, Json(Value::Object(body))).into_response();
         for (name, value) in self.headers {
             if let Ok(v) = HeaderValue::from_str(&value) {

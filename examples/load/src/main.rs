@@ -1,0 +1,142 @@
+//! Load generator for a `weft serve` daemon on loopback. Many clients each
+//! submit a small run, follow its event stream until it ends, and submit the
+//! next; bounded by a run count and a time limit. Prints runs/s and the
+//! submit-to-first-task latency (from sending `POST /v1/runs` to the
+//! `running` event of the run's first node) at p50/p99. `examples/load.sh`
+//! starts a daemon and runs this against it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+#[derive(Parser)]
+struct Args {
+    /// The daemon (loopback only).
+    #[arg(long, default_value = "http://127.0.0.1:7878")]
+    server: String,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 16)]
+    clients: usize,
+    /// Runs to submit in all.
+    #[arg(long, default_value_t = 400)]
+    runs: usize,
+    /// Stop submitting after this many seconds.
+    #[arg(long, default_value_t = 60)]
+    max_seconds: u64,
+}
+
+fn now_ms() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64() * 1000.0)
+        .unwrap_or(0.0)
+}
+
+/// Submit one run and follow it to its end; the submit-to-first-task latency in ms.
+async fn one_run(http: &reqwest::Client, server: &str, graph: &Value) -> anyhow::Result<f64> {
+    let sent = now_ms();
+    let r = http
+        .post(format!("{server}/v1/runs"))
+        .json(&json!({"graph": graph, "input": {"value": 1}}))
+        .send()
+        .await?;
+    if !r.status().is_success() {
+        bail!("submit: {} {}", r.status(), r.text().await.unwrap_or_default());
+    }
+    let run_id = r.json::<Value>().await?["run_id"]
+        .as_str()
+        .context("no run_id")?
+        .to_string();
+    let events = http
+        .get(format!("{server}/v1/runs/{run_id}/events"))
+        .send()
+        .await?;
+    let mut stream = events.bytes_stream();
+    let mut buffer = String::new();
+    let mut first_task = None;
+    while let Some(chunk) = stream.next().await {
+        buffer.push_str(&String::from_utf8_lossy(&chunk?));
+        while let Some(end) = buffer.find("\n\n") {
+            let frame: String = buffer.drain(..end + 2).collect();
+            let Some(data) = frame.lines().find_map(|l| l.strip_prefix("data:")) else {
+                continue;
+            };
+            let event: Value = serde_json::from_str(data.trim())?;
+            if first_task.is_none() && event["type"] == "node" && event["status"] == "running" {
+                // The event's time is the daemon's clock: the same machine.
+                first_task = event["time_ms"].as_f64();
+            }
+            if event["type"] == "run_finished" {
+                if event["status"] != "succeeded" {
+                    bail!("run {run_id} ended {}", event["status"]);
+                }
+                let started = first_task.context("no task started")?;
+                return Ok((started - sent).max(0.0));
+            }
+        }
+    }
+    bail!("event stream of {run_id} ended early")
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let url = reqwest::Url::parse(&args.server)?;
+    let host = url.host_str().unwrap_or_default();
+    let loopback = host == "localhost"
+        || host
+            .trim_matches(|c| c == '[' || c == ']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if !loopback {
+        bail!("{} is not a loopback address: this tool only loads a local daemon", args.server);
+    }
+    let server = args.server.trim_end_matches('/').to_string();
+    let graph = json!({
+        "tasks": [{"id": "a", "type": "math.add-one"}, {"id": "b", "type": "math.add-one"}],
+        "dataflows": [{"sourceTaskId": "a", "sourceTaskPortId": "value", "targetTaskId": "b", "targetTaskPortId": "value"}],
+    });
+    let http = reqwest::Client::new();
+    let next = Arc::new(AtomicUsize::new(0));
+    let deadline = Instant::now() + Duration::from_secs(args.max_seconds);
+    let started = Instant::now();
+    let clients = (0..args.clients).map(|_| {
+        let (http, server, graph, next) = (http.clone(), server.clone(), graph.clone(), next.clone());
+        tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            while next.fetch_add(1, Ordering::Relaxed) < args.runs && Instant::now() < deadline {
+                latencies.push(one_run(&http, &server, &graph).await?);
+            }
+            anyhow::Ok(latencies)
+        })
+    });
+    let mut latencies = Vec::new();
+    for c in futures::future::join_all(clients).await {
+        latencies.extend(c??);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort_by(f64::total_cmp);
+    println!(
+        "{} runs by {} clients in {:.2} s: {:.0} runs/s; submit-to-first-task p50 {:.1} ms, p99 {:.1} ms",
+        latencies.len(),
+        args.clients,
+        elapsed,
+        latencies.len() as f64 / elapsed,
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99)
+    );
+    Ok(())
+}
