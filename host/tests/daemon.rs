@@ -955,3 +955,79 @@ async fn the_plugins_folder_is_hot_reloaded() {
         assert_eq!(run["outputs"]["shout"]["text"], "HI!");
     }
 }
+
+fn client(d: &Daemon, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(args)
+        .env("WEFT_SERVER", &d.url)
+        .env_remove("WEFT_TOKEN")
+        .output()
+        .expect("weft runs")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_submits_follows_and_cancels_runs_on_a_daemon() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &empty_plugins(dir.path()), "");
+    let graph = dir.path().join("g.json");
+    std::fs::write(&graph, add_two().to_string()).unwrap();
+    let g = graph.to_str().unwrap();
+
+    // submit --wait: the run id, then its events; exit 0 when it succeeded.
+    let out = client(&d, &["submit", g, "--input", r#"{"value": 1}"#, "--wait"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let id = text.lines().next().unwrap().to_string();
+    assert!(
+        text.contains("node b completed") && text.trim_end().ends_with("run succeeded"),
+        "{text}"
+    );
+    let out = client(&d, &["status", &id]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("succeeded") && text.contains(r#"b completed (attempt 1) {"value":3}"#),
+        "{text}"
+    );
+
+    // A bad graph is refused with the located message.
+    std::fs::write(
+        &graph,
+        json!({"tasks": [{"id": "a", "type": "math.nope"}]}).to_string(),
+    )
+    .unwrap();
+    let out = client(&d, &["submit", g]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("422") && err.contains("tasks[0] (node \"a\"): unknown task type `math.nope`"),
+        "{err}"
+    );
+
+    // watch --json follows a run; cancel ends it; watch exits 1.
+    std::fs::write(&graph, delays(1, 20_000).to_string()).unwrap();
+    let out = client(&d, &["submit", g]);
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let watcher = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(["watch", &id, "--json"])
+        .env("WEFT_SERVER", &d.url)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = client(&d, &["cancel", &id]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("run {id} cancelled")
+    );
+    let watched = watcher.wait_with_output().unwrap();
+    assert_eq!(watched.status.code(), Some(1));
+    let lines: Vec<Value> = String::from_utf8_lossy(&watched.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.last().unwrap()["status"], "cancelled");
+    let out = client(&d, &["cancel", &id]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("409"),
+        "cancelling twice is refused"
+    );
+}

@@ -46,7 +46,11 @@ async fn one_run(http: &reqwest::Client, server: &str, graph: &Value) -> anyhow:
         .send()
         .await?;
     if !r.status().is_success() {
-        bail!("submit: {} {}", r.status(), r.text().await.unwrap_or_default());
+        bail!(
+            "submit: {} {}",
+            r.status(),
+            r.text().await.unwrap_or_default()
+        );
     }
     let run_id = r.json::<Value>().await?["run_id"]
         .as_str()
@@ -102,7 +106,10 @@ async fn main() -> anyhow::Result<()> {
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback());
     if !loopback {
-        bail!("{} is not a loopback address: this tool only loads a local daemon", args.server);
+        bail!(
+            "{} is not a loopback address: this tool only loads a local daemon",
+            args.server
+        );
     }
     let server = args.server.trim_end_matches('/').to_string();
     let graph = json!({
@@ -114,7 +121,8 @@ async fn main() -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(args.max_seconds);
     let started = Instant::now();
     let clients = (0..args.clients).map(|_| {
-        let (http, server, graph, next) = (http.clone(), server.clone(), graph.clone(), next.clone());
+        let (http, server, graph, next) =
+            (http.clone(), server.clone(), graph.clone(), next.clone());
         tokio::spawn(async move {
             let mut latencies = Vec::new();
             while next.fetch_add(1, Ordering::Relaxed) < args.runs && Instant::now() < deadline {
