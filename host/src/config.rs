@@ -28,6 +28,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::limiter::{QueueConfig, RateConfig};
+use crate::providers::{ModelConfig, ProviderKind};
 
 /// The whole configuration. Every key is optional.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -45,6 +46,9 @@ pub struct Config {
     /// Named queues and their limiters.
     #[serde(default)]
     pub queues: BTreeMap<String, QueueConfig>,
+    /// Models served to plugins (`[models.ID]`).
+    #[serde(default)]
+    pub models: BTreeMap<String, ModelConfig>,
 }
 
 /// `[server]`: where the daemon listens and what it serves. Command-line
@@ -161,6 +165,15 @@ impl Config {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
+        let mut config = config;
+        // Model files are relative to the configuration file's folder.
+        let base = path.parent().unwrap_or(Path::new("."));
+        for model in config.models.values_mut() {
+            if model.provider == ProviderKind::Onnx {
+                model.model = base.join(&model.model).display().to_string();
+                model.tokenizer = model.tokenizer.as_ref().map(|t| base.join(t));
+            }
+        }
         let mut routed: BTreeMap<&str, &str> = BTreeMap::new();
         for (queue, q) in &config.queues {
             for task in &q.tasks {
@@ -175,6 +188,52 @@ impl Config {
             }
         }
         Ok(config)
+    }
+
+    /// Give `builder` this configuration's queues and models.
+    pub fn apply(&self, mut builder: crate::HostBuilder) -> crate::HostBuilder {
+        for (name, queue) in &self.queues {
+            builder = builder.queue(name, queue.clone());
+        }
+        for (id, model) in &self.models {
+            builder = builder.model(id, model.clone());
+        }
+        builder
+    }
+
+    /// Add the models that ship with Weft when their files are present in
+    /// `models_dir` and the configuration does not define the same id:
+    /// `minilm` (sentence embeddings, 384 dimensions), fetched by
+    /// `examples/models/fetch.sh`. Also: ONNX Runtime is looked for in the
+    /// data directory when `ORT_DYLIB_PATH` is not set.
+    pub fn add_default_models(&mut self, models_dir: &Path) {
+        if let Some(data) = models_dir.parent() {
+            crate::providers::set_default_onnx_runtime(
+                data.join("onnxruntime").join("libonnxruntime.so.1.31.1"),
+            );
+        }
+        let minilm = models_dir.join("minilm");
+        if !self.models.contains_key("minilm") && minilm.join("model.onnx").is_file() {
+            self.models.insert(
+                "minilm".into(),
+                ModelConfig {
+                    provider: ProviderKind::Onnx,
+                    kind: Some(crate::providers::ModelKind::Embedding),
+                    model: minilm.join("model.onnx").display().to_string(),
+                    tokenizer: Some(minilm.join("tokenizer.json")),
+                    max_length: Some(256),
+                    sessions: None,
+                    base_url: None,
+                    api_key_env: None,
+                    timeout_ms: None,
+                    max_retries: None,
+                    concurrency: None,
+                    rate: None,
+                    max_wait_ms: None,
+                    files: Vec::new(),
+                },
+            );
+        }
     }
 
     /// The configured tokens, read (from the file or the environment), as

@@ -116,6 +116,7 @@ pub struct HostBuilder {
     natives: Vec<NativeTask>,
     store: Option<Arc<dyn RunStore>>,
     queues: Vec<(String, QueueConfig)>,
+    models: std::collections::BTreeMap<String, crate::providers::ModelConfig>,
 }
 
 impl HostBuilder {
@@ -163,6 +164,12 @@ impl HostBuilder {
         self
     }
 
+    /// Serve model `id` to plugins (through the `models` import).
+    pub fn model(mut self, id: &str, config: crate::providers::ModelConfig) -> Self {
+        self.models.insert(id.to_string(), config);
+        self
+    }
+
     /// Register a Rust task (the seeds' LambdaTask).
     pub fn native(mut self, task: NativeTask) -> Self {
         self.natives.push(task);
@@ -173,8 +180,11 @@ impl HostBuilder {
     /// the native tasks. Plugins that fail to load are reported in
     /// [`Host::plugins`]; they do not stop the host.
     pub async fn build(self) -> Result<Host, HostError> {
+        let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
+        let models = Arc::new(crate::providers::Models::new(self.models, store.clone()));
         let plugins = PluginHost::new(&self.engine, self.limits)
-            .map_err(|e| HostError::Engine(format!("{e:#}")))?;
+            .map_err(|e| HostError::Engine(format!("{e:#}")))?
+            .with_models(models);
         let mut registry = Registry::new();
         let mut sources = PluginHost::standard_sources();
         let mut unreadable = Vec::new();
@@ -204,7 +214,6 @@ impl HostBuilder {
         for task in self.natives {
             registry.register_native(task)?;
         }
-        let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
         let mut run = self.run;
         for (name, config) in &self.queues {
             for task in &config.tasks {
@@ -335,6 +344,13 @@ impl Host {
     /// The plugin host (engine, loading).
     pub fn plugin_host(&self) -> &PluginHost {
         &self.plugins
+    }
+
+    /// The models served to plugins.
+    pub fn models(&self) -> &Arc<crate::providers::Models> {
+        self.plugins
+            .models()
+            .expect("the builder always gives the plugin host its models")
     }
 
     /// Validate `graph`; `origin` names it in errors.

@@ -11,6 +11,7 @@
 //! - [`events`]: the numbered event stream of each run;
 //! - [`store`]: runs, node states, outputs and event logs, durable (redb) or in memory;
 //! - [`schema`]: reading the JSON Schemas plugins declare;
+//! - [`providers`]: models (local ONNX, HTTP APIs) served to plugins;
 //! - [`daemon`]: the HTTP service (`weft serve`).
 //!
 //! ```no_run
@@ -36,6 +37,7 @@ pub mod graph;
 mod host;
 pub mod limiter;
 pub mod plugin;
+pub mod providers;
 pub mod runner;
 pub mod schema;
 pub mod store;

@@ -2,6 +2,7 @@
 //! none holds logic the daemon or an embedder would need.
 
 mod client;
+mod models;
 mod progress;
 mod serve;
 
@@ -179,6 +180,16 @@ enum Command {
         #[command(flatten)]
         server: client::ServerArgs,
     },
+    /// The models served to plugins: list, check, try, download.
+    Models {
+        #[command(subcommand)]
+        action: Option<models::ModelsAction>,
+        #[command(flatten)]
+        host: HostArgs,
+        /// Print JSON.
+        #[arg(long, global = true)]
+        json: bool,
+    },
     /// Cancel a run on a daemon.
     Cancel {
         /// The run.
@@ -243,7 +254,7 @@ impl DataArgs {
 }
 
 #[derive(Args, Debug)]
-struct HostArgs {
+pub struct HostArgs {
     /// Folder of plugin components (`*.wasm`, each with an optional `.toml`
     /// manifest). Default: `./plugins` when it exists.
     #[arg(long, env = "WEFT_PLUGINS_DIR")]
@@ -254,7 +265,35 @@ struct HostArgs {
     config: Option<PathBuf>,
 }
 
+/// Where models' files live: `$WEFT_MODELS_DIR`, else `models` in the data
+/// directory from `$WEFT_DATA_DIR`, else `./.weft/models`.
+pub fn models_dir() -> PathBuf {
+    std::env::var_os("WEFT_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            std::env::var_os("WEFT_DATA_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(".weft"))
+                .join("models")
+        })
+}
+
 impl HostArgs {
+    /// The configuration: the file given (or `./weft.toml`), plus the models
+    /// that ship with Weft when their files are present.
+    fn config(&self) -> anyhow::Result<weft::config::Config> {
+        let path = self.config.clone().or_else(|| {
+            let default = PathBuf::from("weft.toml");
+            default.is_file().then_some(default)
+        });
+        let mut config = match path {
+            Some(path) => weft::config::Config::load(&path)?,
+            None => weft::config::Config::default(),
+        };
+        config.add_default_models(&models_dir());
+        Ok(config)
+    }
+
     async fn host(&self, parallelism: Option<usize>) -> anyhow::Result<Host> {
         self.host_with(parallelism, None, None).await
     }
@@ -265,16 +304,7 @@ impl HostArgs {
         store: Option<Arc<dyn RunStore>>,
         cache: Option<CachePolicy>,
     ) -> anyhow::Result<Host> {
-        let mut builder = Host::builder();
-        let config = self.config.clone().or_else(|| {
-            let default = PathBuf::from("weft.toml");
-            default.is_file().then_some(default)
-        });
-        if let Some(path) = config {
-            for (name, queue) in weft::config::Config::load(&path)?.queues {
-                builder = builder.queue(&name, queue);
-            }
-        }
+        let mut builder = self.config()?.apply(Host::builder());
         if let Some(policy) = cache {
             builder = builder.cache(policy);
         }
@@ -477,6 +507,7 @@ pub async fn main(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(code)
         }
         Command::Serve(args) => serve::serve(args).await,
+        Command::Models { action, host, json } => models::main(action, &host, json).await,
         Command::Submit(args) => client::submit(args).await,
         Command::Watch {
             run_id,

@@ -36,7 +36,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let default = PathBuf::from("weft.toml");
         default.is_file().then_some(default)
     });
-    let config = match &config_path {
+    let mut config = match &config_path {
         Some(path) => Config::load(path)?,
         None => Config::default(),
     };
@@ -44,16 +44,14 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         Some(path) => config.resolve_tokens(path)?,
         None => Vec::new(),
     };
+    config.add_default_models(&super::models_dir());
     let server = &config.server;
     let data_dir = args.data_dir.unwrap_or_else(|| server.data_dir.clone());
     let plugins = args.plugins.unwrap_or_else(|| server.plugins.clone());
     std::fs::create_dir_all(&plugins)
         .with_context(|| format!("cannot create plugins folder {}", plugins.display()))?;
     let store = Arc::new(RedbStore::open(&data_dir.join("weft.redb"))?);
-    let mut builder = Host::builder().store(store).plugins_dir(&plugins);
-    for (name, queue) in &config.queues {
-        builder = builder.queue(name, queue.clone());
-    }
+    let mut builder = config.apply(Host::builder().store(store).plugins_dir(&plugins));
     if let Some(p) = server.parallelism {
         builder = builder.parallelism(p);
     }

@@ -8,12 +8,17 @@ use wasmtime::{ResourceLimiter, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
 use crate::events::{LogLevel, NodeEvents};
+use crate::providers::{self, ModelError, Models};
 use crate::task::TaskError;
 
 wasmtime::component::bindgen!({
     path: "../wit",
     world: "plugin",
+    imports: { "weft:plugin/models": async },
     exports: { default: async },
 });
 
@@ -68,6 +73,8 @@ pub(crate) struct InstanceState {
     pub(crate) limiter: MemoryLimiter,
     events: Option<NodeEvents>,
     plugin: String,
+    models: Option<Arc<Models>>,
+    granted_models: Vec<String>,
 }
 
 impl WasiView for InstanceState {
@@ -107,6 +114,122 @@ impl self::weft::plugin::progress::Host for InstanceState {
     }
 }
 
+use self::weft::plugin::models as wit_models;
+
+impl InstanceState {
+    fn models(&self) -> Result<&Arc<Models>, wit_models::ModelError> {
+        self.models
+            .as_ref()
+            .ok_or_else(|| wit_models::ModelError::Unavailable("this host serves no models".into()))
+    }
+}
+
+fn to_wit(e: ModelError) -> wit_models::ModelError {
+    use wit_models::ModelError as W;
+    match e {
+        ModelError::UnknownModel(m) => W::UnknownModel(m),
+        e @ ModelError::NotGranted { .. } => W::NotGranted(e.to_string()),
+        ModelError::Unavailable(m) => W::Unavailable(m),
+        ModelError::RateLimited { retry_after_ms } => W::RateLimited(retry_after_ms),
+        ModelError::InvalidRequest(m) => W::InvalidRequest(m),
+    }
+}
+
+impl wit_models::Host for InstanceState {
+    async fn embed(
+        &mut self,
+        model: String,
+        texts: Vec<String>,
+    ) -> Result<Vec<Vec<f32>>, wit_models::ModelError> {
+        self.models()?
+            .embed(&self.plugin, &self.granted_models, &model, &texts)
+            .await
+            .map_err(to_wit)
+    }
+
+    async fn generate(
+        &mut self,
+        model: String,
+        prompt: wit_models::Prompt,
+        options: wit_models::GenerateOptions,
+    ) -> Result<wit_models::Generation, wit_models::ModelError> {
+        let prompt = match prompt {
+            wit_models::Prompt::Text(t) => providers::Prompt::Text(t),
+            wit_models::Prompt::Chat(messages) => providers::Prompt::Chat(
+                messages
+                    .into_iter()
+                    .map(|m| providers::Message {
+                        role: m.role,
+                        content: m.content,
+                    })
+                    .collect(),
+            ),
+        };
+        let options = providers::GenerateOptions {
+            max_tokens: options.max_tokens,
+            temperature: options.temperature,
+            stop: options.stop,
+        };
+        // Stream the text to the run's events as progress of this node.
+        let events = self.events.clone();
+        let max = options.max_tokens.unwrap_or(256).max(1) as f32;
+        let produced = AtomicU32::new(0);
+        let sink = move |text: &str| {
+            let n = produced.fetch_add(1, Ordering::Relaxed) + 1;
+            if let Some(events) = &events {
+                events.progress((n as f32 / max).min(1.0), Some(text.to_string()));
+            }
+        };
+        let g = self
+            .models()?
+            .generate(
+                &self.plugin,
+                &self.granted_models,
+                &model,
+                &prompt,
+                &options,
+                &sink,
+            )
+            .await
+            .map_err(to_wit)?;
+        Ok(wit_models::Generation {
+            text: g.text,
+            token_ids: g.token_ids,
+            tokens: g.tokens,
+            finish_reason: g.finish_reason,
+        })
+    }
+
+    async fn count_tokens(
+        &mut self,
+        model: String,
+        text: String,
+    ) -> Result<u32, wit_models::ModelError> {
+        self.models()?
+            .count_tokens(&self.plugin, &self.granted_models, &model, &text)
+            .await
+            .map_err(to_wit)
+    }
+
+    async fn info(
+        &mut self,
+        model: String,
+    ) -> Result<wit_models::ModelInfo, wit_models::ModelError> {
+        let info = self
+            .models()?
+            .info_for(&self.plugin, &self.granted_models, &model)
+            .await
+            .map_err(to_wit)?;
+        let name = |v: serde_json::Value| v.as_str().unwrap_or_default().to_string();
+        Ok(wit_models::ModelInfo {
+            id: info.id,
+            provider: name(serde_json::json!(info.provider)),
+            kind: name(serde_json::json!(info.kind)),
+            dimensions: info.dimensions,
+        })
+    }
+}
+
 fn truncate(mut s: String) -> String {
     if s.len() > MAX_LINE {
         let mut cut = MAX_LINE;
@@ -132,6 +255,8 @@ pub(crate) struct Sandbox<'a> {
     pub memory_limit: u64,
     pub env: &'a [(String, String)],
     pub folders: &'a [crate::plugin::manifest::FolderGrant],
+    pub models: Option<Arc<Models>>,
+    pub granted_models: &'a [String],
 }
 
 /// A store for one instance, and the pipe collecting its stderr.
@@ -172,6 +297,8 @@ pub(crate) fn new_store(
         },
         events,
         plugin: sandbox.plugin.to_string(),
+        models: sandbox.models.clone(),
+        granted_models: sandbox.granted_models.to_vec(),
     };
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limiter);

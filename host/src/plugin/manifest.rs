@@ -62,6 +62,10 @@ pub struct Grants {
     /// host's values at load time).
     #[serde(default)]
     pub env: Vec<String>,
+    /// Ids of the host's models (`[models.ID]`) the plugin may call through the
+    /// `models` import; `"*"` grants every configured model.
+    #[serde(default)]
+    pub models: Vec<String>,
 }
 
 /// A host folder visible to the plugin.

@@ -21,6 +21,7 @@ use wasmtime::component::Linker;
 pub use engine::{EngineOptions, WeftEngine};
 pub use manifest::{Manifest, ManifestError};
 
+use crate::providers::Models;
 use crate::schema::ObjectSchema;
 use crate::task::{
     Implementation, PluginReport, Registry, RegistryError, TaskContext, TaskError, TaskType,
@@ -103,6 +104,8 @@ pub struct LoadedPlugin {
     env: Vec<(String, String)>,
     folders: Vec<manifest::FolderGrant>,
     max_output_bytes: usize,
+    models: Option<Arc<Models>>,
+    granted_models: Vec<String>,
 }
 
 impl LoadedPlugin {
@@ -117,6 +120,8 @@ impl LoadedPlugin {
             memory_limit: self.memory_limit,
             env: &self.env,
             folders: &self.folders,
+            models: self.models.clone(),
+            granted_models: &self.granted_models,
         }
     }
 
@@ -224,6 +229,7 @@ pub struct PluginHost {
     linker: Arc<Linker<InstanceState>>,
     limits: HostLimits,
     max_memory_bytes: u64,
+    models: Option<Arc<Models>>,
 }
 
 impl PluginHost {
@@ -237,7 +243,19 @@ impl PluginHost {
             linker: Arc::new(linker),
             limits,
             max_memory_bytes: options.max_memory_bytes,
+            models: None,
         })
+    }
+
+    /// Serve `models` to plugins through the `models` import.
+    pub fn with_models(mut self, models: Arc<Models>) -> Self {
+        self.models = Some(models);
+        self
+    }
+
+    /// The models served to plugins.
+    pub fn models(&self) -> Option<&Arc<Models>> {
+        self.models.as_ref()
     }
 
     /// The engine.
@@ -249,11 +267,18 @@ impl PluginHost {
     pub fn standard_sources() -> Vec<PluginSource> {
         standard::STANDARD_PLUGINS
             .iter()
-            .map(|(name, bytes)| PluginSource {
-                name: name.to_string(),
-                origin: "builtin".into(),
-                bytes: bytes.to_vec(),
-                manifest: Ok(Manifest::default()),
+            .map(|(name, bytes)| {
+                let mut manifest = Manifest::default();
+                // The standard AI tasks call whichever model their input names.
+                if *name == "std-ai" {
+                    manifest.grants.models = vec!["*".into()];
+                }
+                PluginSource {
+                    name: name.to_string(),
+                    origin: "builtin".into(),
+                    bytes: bytes.to_vec(),
+                    manifest: Ok(manifest),
+                }
             })
             .collect()
     }
@@ -344,6 +369,8 @@ impl PluginHost {
             env,
             folders: manifest.grants.folders.clone(),
             max_output_bytes: self.limits.max_output_bytes,
+            models: self.models.clone(),
+            granted_models: manifest.grants.models.clone(),
         });
         let declared = self.describe(&plugin).await?;
         let plugin_timeout = manifest

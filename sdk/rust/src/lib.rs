@@ -148,6 +148,69 @@ pub fn progress(fraction: f32, message: Option<&str>) {
     bindings::weft::plugin::progress::report(fraction, message)
 }
 
+/// Models served by the host (the `models` import): embeddings and text
+/// generation. A plugin may use only the models its manifest grants.
+///
+/// ```ignore
+/// let vectors = weft_sdk::models::embed("minilm", &["a text".to_string()])?;
+/// ```
+///
+/// A [`ModelError`](models::ModelError) converts into a [`TaskError`] with `?`:
+/// rate limits and unavailable models become retryable failures.
+pub mod models {
+    use crate::bindings::weft::plugin::models as wit;
+    pub use wit::{GenerateOptions, Generation, Message, ModelError, ModelInfo, Prompt};
+
+    /// Embed each text with `model`: one vector per text, in order.
+    pub fn embed(model: &str, texts: &[String]) -> Result<Vec<Vec<f32>>, ModelError> {
+        wit::embed(model, texts)
+    }
+
+    /// Generate text with `model`.
+    pub fn generate(
+        model: &str,
+        prompt: &Prompt,
+        options: &GenerateOptions,
+    ) -> Result<Generation, ModelError> {
+        wit::generate(model, prompt, options)
+    }
+
+    /// How many tokens `text` is for `model`.
+    pub fn count_tokens(model: &str, text: &str) -> Result<u32, ModelError> {
+        wit::count_tokens(model, text)
+    }
+
+    /// What `model` is.
+    pub fn info(model: &str) -> Result<ModelInfo, ModelError> {
+        wit::info(model)
+    }
+
+    /// A model error as one line of text.
+    pub fn describe(e: &ModelError) -> String {
+        match e {
+            ModelError::UnknownModel(m) => format!("unknown model `{m}`"),
+            ModelError::NotGranted(m) => m.clone(),
+            ModelError::Unavailable(m) => format!("model unavailable: {m}"),
+            ModelError::RateLimited(ms) => format!("rate limited: retry after {ms} ms"),
+            ModelError::InvalidRequest(m) => format!("invalid model request: {m}"),
+        }
+    }
+
+    impl From<ModelError> for crate::TaskError {
+        fn from(e: ModelError) -> Self {
+            let message = describe(&e);
+            match e {
+                ModelError::RateLimited(ms) => crate::TaskError::retryable(message, Some(ms)),
+                ModelError::Unavailable(_) => crate::TaskError::retryable(message, None),
+                ModelError::InvalidRequest(_) => crate::TaskError::invalid_input(message),
+                ModelError::UnknownModel(_) | ModelError::NotGranted(_) => {
+                    crate::TaskError::failed(message)
+                }
+            }
+        }
+    }
+}
+
 type RunFn = Box<dyn Fn(&str, &Context) -> Result<String, TaskError>>;
 
 /// One task type: its metadata, its schemas and the function that runs it.

@@ -1,0 +1,298 @@
+//! `weft models`: list the configured models, check them, try them from the
+//! shell, and download their files.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::Subcommand;
+use futures::StreamExt;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use weft::providers::{GenerateOptions, ModelFile, ModelKind, Prompt};
+
+use super::HostArgs;
+
+/// What `weft models` does (default: list).
+#[derive(Subcommand, Debug)]
+pub enum ModelsAction {
+    /// Try every model (or those named): load it and make one small call.
+    Check {
+        /// Only these models.
+        ids: Vec<String>,
+    },
+    /// Embed texts; prints one vector per text (`--json`: an array of arrays).
+    Embed {
+        /// The model.
+        id: String,
+        /// The texts.
+        #[arg(required = true)]
+        texts: Vec<String>,
+    },
+    /// Generate text from a prompt, streamed to stdout.
+    Generate {
+        /// The model.
+        id: String,
+        /// The prompt.
+        prompt: String,
+        /// Most tokens to generate.
+        #[arg(long, default_value_t = 64)]
+        max_tokens: u32,
+        /// 0 for greedy decoding.
+        #[arg(long)]
+        temperature: Option<f32>,
+    },
+    /// Download the model's `files` into its folder in the models directory,
+    /// checking each file's SHA-256 and resuming interrupted downloads.
+    Pull {
+        /// The model.
+        id: String,
+    },
+}
+
+/// The calls the CLI makes are its own: every model is granted.
+fn all() -> Vec<String> {
+    vec!["*".to_string()]
+}
+
+pub async fn main(
+    action: Option<ModelsAction>,
+    host: &HostArgs,
+    json_out: bool,
+) -> anyhow::Result<ExitCode> {
+    let config = host.config()?;
+    match action {
+        None => {
+            let list: Vec<_> = config
+                .models
+                .iter()
+                .map(|(id, m)| json!({"id": id, "provider": m.provider, "kind": m.kind(), "model": m.model}))
+                .collect();
+            if json_out {
+                writeln!(
+                    std::io::stdout(),
+                    "{}",
+                    serde_json::to_string_pretty(&list)?
+                )?;
+            } else if list.is_empty() {
+                writeln!(
+                    std::io::stdout(),
+                    "no models configured (see docs/models.md; examples/models/fetch.sh installs `minilm`)"
+                )?;
+            } else {
+                for m in &list {
+                    writeln!(
+                        std::io::stdout(),
+                        "{:<16} {:<10} {:<11} {}",
+                        m["id"].as_str().unwrap_or_default(),
+                        m["provider"].as_str().unwrap_or_default(),
+                        m["kind"].as_str().unwrap_or_default(),
+                        m["model"].as_str().unwrap_or_default()
+                    )?;
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(ModelsAction::Pull { id }) => {
+            let model = config
+                .models
+                .get(&id)
+                .with_context(|| format!("no model `{id}` in the configuration"))?;
+            if model.files.is_empty() {
+                bail!("model `{id}` lists no `files` to download");
+            }
+            let dir = super::models_dir().join(&id);
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            for file in &model.files {
+                pull(file, &dir).await?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(action) => {
+            let host = host.host(None).await?;
+            let models = host.models();
+            let grant = all();
+            match action {
+                ModelsAction::Check { ids } => {
+                    let mut failed = 0;
+                    let chosen: Vec<(&String, &weft::providers::ModelConfig)> = config
+                        .models
+                        .iter()
+                        .filter(|(id, _)| ids.is_empty() || ids.contains(id))
+                        .collect();
+                    for id in &ids {
+                        if !config.models.contains_key(id) {
+                            bail!("no model `{id}` in the configuration");
+                        }
+                    }
+                    for (id, m) in chosen {
+                        let result = match m.kind() {
+                            ModelKind::Embedding => models
+                                .embed("cli", &grant, id, &["weft".to_string()])
+                                .await
+                                .map(|v| format!("{} dimensions", v.first().map_or(0, Vec::len))),
+                            ModelKind::Generation => {
+                                let options = GenerateOptions {
+                                    max_tokens: Some(1),
+                                    ..GenerateOptions::default()
+                                };
+                                models
+                                    .generate(
+                                        "cli",
+                                        &grant,
+                                        id,
+                                        &Prompt::Text("Hello".into()),
+                                        &options,
+                                        &|_| {},
+                                    )
+                                    .await
+                                    .map(|g| format!("generated {} token(s)", g.tokens))
+                            }
+                        };
+                        match result {
+                            Ok(what) => writeln!(std::io::stdout(), "{id}: ok ({what})")?,
+                            Err(e) => {
+                                failed += 1;
+                                writeln!(std::io::stdout(), "{id}: {e}")?;
+                            }
+                        }
+                    }
+                    Ok(if failed == 0 {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(1)
+                    })
+                }
+                ModelsAction::Embed { id, texts } => {
+                    let vectors = models.embed("cli", &grant, &id, &texts).await?;
+                    if json_out {
+                        writeln!(std::io::stdout(), "{}", serde_json::to_string(&vectors)?)?;
+                    } else {
+                        for (text, v) in texts.iter().zip(&vectors) {
+                            let head: Vec<String> =
+                                v.iter().take(6).map(|x| format!("{x:.4}")).collect();
+                            writeln!(
+                                std::io::stdout(),
+                                "{text:?}: [{}, …] ({} dimensions)",
+                                head.join(", "),
+                                v.len()
+                            )?;
+                        }
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                ModelsAction::Generate {
+                    id,
+                    prompt,
+                    max_tokens,
+                    temperature,
+                } => {
+                    let options = GenerateOptions {
+                        max_tokens: Some(max_tokens),
+                        temperature,
+                        stop: Vec::new(),
+                    };
+                    let stream = |t: &str| {
+                        if !json_out {
+                            let mut out = std::io::stdout();
+                            let _ = out.write_all(t.as_bytes());
+                            let _ = out.flush();
+                        }
+                    };
+                    let g = models
+                        .generate("cli", &grant, &id, &Prompt::Text(prompt), &options, &stream)
+                        .await?;
+                    if json_out {
+                        writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(&g)?)?;
+                    } else {
+                        writeln!(std::io::stdout())?;
+                        eprintln!("{} tokens, finished: {}", g.tokens, g.finish_reason);
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                ModelsAction::Pull { .. } => unreachable!("handled above"),
+            }
+        }
+    }
+}
+
+/// Download `file` into `dir`: resume a `.part` left by an interrupted
+/// download (HTTP Range), check the SHA-256, then rename into place.
+async fn pull(file: &ModelFile, dir: &Path) -> anyhow::Result<()> {
+    let target = dir.join(&file.name);
+    if target.is_file() && sha256_of(&target)? == file.sha256.to_lowercase() {
+        eprintln!("{}: already there", file.name);
+        return Ok(());
+    }
+    let part = dir.join(format!("{}.part", file.name));
+    let have = std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
+    let client = reqwest::Client::new();
+    let mut request = client.get(&file.url);
+    if have > 0 {
+        request = request.header("range", format!("bytes={have}-"));
+    }
+    let response = request
+        .send()
+        .await
+        .with_context(|| format!("cannot download {}", file.url))?;
+    let status = response.status();
+    if !status.is_success() {
+        bail!("{}: HTTP {status}", file.url);
+    }
+    let resumed = status == reqwest::StatusCode::PARTIAL_CONTENT;
+    let start = if resumed { have } else { 0 };
+    let total = response.content_length().map(|n| n + start);
+    let mut out = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .append(resumed)
+        .truncate(!resumed)
+        .open(&part)
+        .with_context(|| format!("cannot write {}", part.display()))?;
+    let bar = indicatif::ProgressBar::new(total.unwrap_or(0));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_message(file.name.clone());
+    bar.set_position(start);
+    let mut stream = response.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.with_context(|| {
+            format!("download of {} interrupted (run again to resume)", file.url)
+        })?;
+        out.write_all(&chunk)?;
+        bar.inc(chunk.len() as u64);
+    }
+    out.sync_all()?;
+    bar.finish_and_clear();
+    let digest = sha256_of(&part)?;
+    if digest != file.sha256.to_lowercase() {
+        std::fs::remove_file(&part)?;
+        bail!(
+            "{}: SHA-256 is {digest}, expected {}; the download was removed",
+            file.name,
+            file.sha256
+        );
+    }
+    std::fs::rename(&part, &target)?;
+    eprintln!(
+        "{}: downloaded{} and verified",
+        file.name,
+        if resumed { " (resumed)" } else { "" }
+    );
+    Ok(())
+}
+
+fn sha256_of(path: &Path) -> anyhow::Result<String> {
+    let mut f =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut f, &mut hasher)?;
+    Ok(hex::encode(hasher.finalize()))
+}

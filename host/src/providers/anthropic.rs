@@ -1,0 +1,161 @@
+//! Anthropic's Messages API: streamed generation and token counting.
+
+use serde_json::{Value, json};
+
+use super::http::{EventReader, Http};
+use super::{GenerateOptions, Generation, ModelConfig, ModelError, Prompt, Provider, TokenSink};
+
+const VERSION: &str = "2023-06-01";
+
+pub(super) struct Anthropic {
+    http: Http,
+    model: String,
+}
+
+impl Anthropic {
+    pub fn new(id: &str, config: &ModelConfig) -> Result<Self, ModelError> {
+        Ok(Anthropic {
+            http: Http::new(id, config, "https://api.anthropic.com")?,
+            model: config.model.clone(),
+        })
+    }
+
+    fn post(&self, path: &str, body: &Value) -> reqwest::RequestBuilder {
+        let r = self
+            .http
+            .client
+            .post(format!("{}{path}", self.http.base))
+            .header("anthropic-version", VERSION)
+            .json(body);
+        match &self.http.key {
+            Some(k) => r.header("x-api-key", k),
+            None => r,
+        }
+    }
+
+    /// System messages go in `system`; the rest are the conversation.
+    fn split(prompt: &Prompt) -> (Option<String>, Vec<Value>) {
+        let mut system = Vec::new();
+        let mut messages = Vec::new();
+        for m in prompt.messages() {
+            if m.role == "system" {
+                system.push(m.content);
+            } else {
+                messages.push(json!({"role": m.role, "content": m.content}));
+            }
+        }
+        ((!system.is_empty()).then(|| system.join("\n")), messages)
+    }
+}
+
+#[async_trait::async_trait]
+impl Provider for Anthropic {
+    async fn embed(&self, _: &[String]) -> Result<Vec<Vec<f32>>, ModelError> {
+        Err(ModelError::InvalidRequest(format!(
+            "model `{}`: Anthropic does not serve embeddings",
+            self.http.id
+        )))
+    }
+
+    async fn generate(
+        &self,
+        prompt: &Prompt,
+        options: &GenerateOptions,
+        sink: &TokenSink<'_>,
+    ) -> Result<Generation, ModelError> {
+        let (system, messages) = Self::split(prompt);
+        let mut body = json!({
+            "model": self.model,
+            "max_tokens": options.max_tokens.unwrap_or(256),
+            "messages": messages,
+            "stream": true,
+        });
+        if let Some(s) = system {
+            body["system"] = json!(s);
+        }
+        if let Some(t) = options.temperature {
+            body["temperature"] = json!(t);
+        }
+        if !options.stop.is_empty() {
+            body["stop_sequences"] = json!(options.stop);
+        }
+        let response = self.http.send(|| self.post("/v1/messages", &body)).await?;
+        let mut events = EventReader::new(response);
+        let mut generation = Generation::default();
+        let mut finished = false;
+        while let Some(event) = events.next(&self.http).await? {
+            let data: Value =
+                serde_json::from_str(&event.data).map_err(|e| self.http.malformed(e))?;
+            let kind = event
+                .event
+                .clone()
+                .or_else(|| data["type"].as_str().map(str::to_string))
+                .unwrap_or_default();
+            match kind.as_str() {
+                "content_block_delta" => {
+                    if let Some(text) = data["delta"]["text"].as_str() {
+                        sink(text);
+                        generation.text.push_str(text);
+                    }
+                }
+                "message_delta" => {
+                    if let Some(reason) = data["delta"]["stop_reason"].as_str() {
+                        generation.finish_reason = match reason {
+                            "max_tokens" => "length",
+                            "stop_sequence" => "stop",
+                            _ => "end",
+                        }
+                        .to_string();
+                    }
+                    if let Some(n) = data["usage"]["output_tokens"].as_u64() {
+                        generation.tokens = n as u32;
+                    }
+                }
+                "message_stop" => {
+                    finished = true;
+                    break;
+                }
+                "error" => {
+                    let kind = data["error"]["type"].as_str().unwrap_or("error");
+                    let message = data["error"]["message"].as_str().unwrap_or("");
+                    return Err(if kind == "rate_limit_error" {
+                        ModelError::RateLimited {
+                            retry_after_ms: 1000,
+                        }
+                    } else {
+                        ModelError::Unavailable(format!(
+                            "model `{}`: {kind}: {message}",
+                            self.http.id
+                        ))
+                    });
+                }
+                _ => {}
+            }
+        }
+        if !finished {
+            return Err(self
+                .http
+                .malformed("the stream ended before the message did"));
+        }
+        if generation.finish_reason.is_empty() {
+            generation.finish_reason = "end".into();
+        }
+        Ok(generation)
+    }
+
+    async fn count_tokens(&self, text: &str) -> Result<u32, ModelError> {
+        let body = json!({
+            "model": self.model,
+            "messages": [{"role": "user", "content": text}],
+        });
+        let response = self
+            .http
+            .send(|| self.post("/v1/messages/count_tokens", &body))
+            .await?;
+        let answer = self.http.json(response).await?;
+        answer["input_tokens"]
+            .as_u64()
+            .map(|n| n as u32)
+            .ok_or_else(|| self.http.malformed("no `input_tokens`"))
+    }
+}

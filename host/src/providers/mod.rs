@@ -1,0 +1,483 @@
+//! Models as a host service: the `models` import's implementation.
+//!
+//! Owns model configuration (`[models.ID]`), the [`Provider`] trait (the seam
+//! between the import and a backend: local ONNX, OpenAI-compatible HTTP,
+//! Anthropic HTTP), and [`Models`], which looks models up by id, checks a
+//! plugin's grant, and admits each call through the model's limiter
+//! (concurrency, sliding-window rate, pauses asked for by a provider's
+//! Retry-After). It must not know about wasm, graphs or runs.
+
+mod anthropic;
+mod http;
+mod onnx;
+mod openai;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::events::now_ms;
+use crate::limiter::{Queue, QueueConfig, RateConfig, Wait};
+use crate::store::RunStore;
+
+pub use onnx::{OnnxEmbedder, OnnxGenerator, onnx_runtime, set_default_onnx_runtime};
+
+/// Where a model is served from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// A local ONNX model run by ONNX Runtime.
+    Onnx,
+    /// An OpenAI-compatible HTTP API (OpenAI, llama.cpp, vLLM, Ollama...).
+    Openai,
+    /// Anthropic's Messages API.
+    Anthropic,
+}
+
+/// What a model does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    /// Texts in, vectors out.
+    Embedding,
+    /// Text in, text out.
+    Generation,
+}
+
+/// One model, as configured under `[models.ID]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Where it is served from.
+    pub provider: ProviderKind,
+    /// What it does (default: `generation` for HTTP providers; required for ONNX).
+    pub kind: Option<ModelKind>,
+    /// ONNX: the `.onnx` file. HTTP: the provider's model name.
+    pub model: String,
+    /// ONNX: the `tokenizer.json` file (default: beside the model).
+    pub tokenizer: Option<PathBuf>,
+    /// ONNX: longest input in tokens; longer texts are truncated (default 256).
+    pub max_length: Option<usize>,
+    /// ONNX: sessions kept, so this many calls run at once (default 2).
+    pub sessions: Option<usize>,
+    /// HTTP: the API's base URL (default: the provider's public API).
+    pub base_url: Option<String>,
+    /// HTTP: the environment variable holding the API key (never logged).
+    pub api_key_env: Option<String>,
+    /// HTTP: per-request timeout in ms (default 60000).
+    pub timeout_ms: Option<u64>,
+    /// HTTP: retries on 429 and 5xx (default 3).
+    pub max_retries: Option<u32>,
+    /// Calls running at once (default: no limit beyond `sessions`).
+    pub concurrency: Option<usize>,
+    /// Calls per sliding window.
+    pub rate: Option<RateConfig>,
+    /// Longest a call waits for the limiter before it is answered
+    /// `rate-limited` (default 60000 ms).
+    pub max_wait_ms: Option<u64>,
+    /// `weft models pull`: files to download into the model's folder.
+    #[serde(default)]
+    pub files: Vec<ModelFile>,
+}
+
+/// A file `weft models pull` downloads.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelFile {
+    /// HTTP(S) URL.
+    pub url: String,
+    /// Hex SHA-256 the download must have.
+    pub sha256: String,
+    /// The file's name in the model's folder.
+    pub name: String,
+}
+
+impl ModelConfig {
+    /// The model's kind.
+    pub fn kind(&self) -> ModelKind {
+        self.kind.unwrap_or(ModelKind::Generation)
+    }
+}
+
+/// Why a model call did not succeed (the WIT `model-error`).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ModelError {
+    /// No such model is configured.
+    #[error("unknown model `{0}`")]
+    UnknownModel(String),
+    /// The plugin may not use this model.
+    #[error(
+        "plugin `{plugin}` is not granted model `{model}` (add it to `[grants] models` in its manifest)"
+    )]
+    NotGranted {
+        /// The plugin.
+        plugin: String,
+        /// The model.
+        model: String,
+    },
+    /// The model cannot serve now.
+    #[error("model unavailable: {0}")]
+    Unavailable(String),
+    /// Over a rate limit: try again later.
+    #[error("rate limited: retry after {retry_after_ms} ms")]
+    RateLimited {
+        /// How long to wait.
+        retry_after_ms: u64,
+    },
+    /// The request does not suit the model.
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+}
+
+/// A chat message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    /// `system`, `user` or `assistant`.
+    pub role: String,
+    /// The text.
+    pub content: String,
+}
+
+/// What to generate from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Prompt {
+    /// A plain prompt.
+    Text(String),
+    /// A conversation.
+    Chat(Vec<Message>),
+}
+
+impl Prompt {
+    /// The prompt as one text (for models without a chat format).
+    pub fn as_text(&self) -> String {
+        match self {
+            Prompt::Text(t) => t.clone(),
+            Prompt::Chat(messages) => messages
+                .iter()
+                .map(|m| m.content.as_str())
+                .collect::<Vec<_>>()
+                .join("\n"),
+        }
+    }
+
+    /// The prompt as messages (a plain prompt is one user message).
+    pub fn messages(&self) -> Vec<Message> {
+        match self {
+            Prompt::Text(t) => vec![Message {
+                role: "user".into(),
+                content: t.clone(),
+            }],
+            Prompt::Chat(m) => m.clone(),
+        }
+    }
+}
+
+/// Generation settings.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GenerateOptions {
+    /// Most tokens to generate (default 256).
+    pub max_tokens: Option<u32>,
+    /// 0 (or unset, for local models): greedy.
+    pub temperature: Option<f32>,
+    /// Stop before any of these.
+    pub stop: Vec<String>,
+}
+
+/// A generated text.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Generation {
+    /// The text.
+    pub text: String,
+    /// Token ids, when the model exposes them.
+    pub token_ids: Vec<u32>,
+    /// Tokens generated.
+    pub tokens: u32,
+    /// `length`, `stop` or `end`.
+    pub finish_reason: String,
+}
+
+/// What a model is.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelInfo {
+    /// Its id.
+    pub id: String,
+    /// Where it is served from.
+    pub provider: ProviderKind,
+    /// What it does.
+    pub kind: ModelKind,
+    /// Vector size, when known.
+    pub dimensions: Option<u32>,
+}
+
+/// Receives generated text as it comes.
+pub type TokenSink<'a> = dyn Fn(&str) + Send + Sync + 'a;
+
+/// A model backend.
+#[async_trait::async_trait]
+pub trait Provider: Send + Sync {
+    /// One vector per text.
+    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, ModelError>;
+    /// Generate, passing text to `sink` as it is produced.
+    async fn generate(
+        &self,
+        prompt: &Prompt,
+        options: &GenerateOptions,
+        sink: &TokenSink<'_>,
+    ) -> Result<Generation, ModelError>;
+    /// Tokens in `text`.
+    async fn count_tokens(&self, text: &str) -> Result<u32, ModelError>;
+    /// Vector size, for embedding models that know it.
+    fn dimensions(&self) -> Option<u32> {
+        None
+    }
+}
+
+/// The configured models, ready to serve calls.
+pub struct Models {
+    entries: BTreeMap<String, Entry>,
+}
+
+struct Entry {
+    config: ModelConfig,
+    /// Built on first use (loading an ONNX model takes a moment, and a
+    /// missing runtime must not stop the host from starting).
+    provider: tokio::sync::Mutex<Option<Arc<dyn Provider>>>,
+    queue: Queue,
+    /// Serialises admission (check, then take) and wakes waiters on release.
+    admit: tokio::sync::Mutex<()>,
+    released: tokio::sync::Notify,
+}
+
+/// A call admitted by a model's limiter; releases its slot when dropped.
+struct Permit<'a>(&'a Entry);
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        self.0.queue.release("");
+        self.0.released.notify_one();
+    }
+}
+
+impl Models {
+    /// Models from configuration; limiter state is kept in `store`.
+    pub fn new(configs: BTreeMap<String, ModelConfig>, store: Arc<dyn RunStore>) -> Self {
+        let entries = configs
+            .into_iter()
+            .map(|(id, config)| {
+                let queue = Queue::new(
+                    &format!("model:{id}"),
+                    &QueueConfig {
+                        concurrency: config.concurrency,
+                        rate: config.rate,
+                        ..QueueConfig::default()
+                    },
+                    store.clone(),
+                );
+                let entry = Entry {
+                    config,
+                    provider: tokio::sync::Mutex::new(None),
+                    queue,
+                    admit: tokio::sync::Mutex::new(()),
+                    released: tokio::sync::Notify::new(),
+                };
+                (id, entry)
+            })
+            .collect();
+        Models { entries }
+    }
+
+    /// Every configured model: id and configuration.
+    pub fn configs(&self) -> impl Iterator<Item = (&str, &ModelConfig)> {
+        self.entries.iter().map(|(id, e)| (id.as_str(), &e.config))
+    }
+
+    fn entry(&self, id: &str) -> Result<&Entry, ModelError> {
+        self.entries
+            .get(id)
+            .ok_or_else(|| ModelError::UnknownModel(id.to_string()))
+    }
+
+    async fn provider(&self, id: &str, entry: &Entry) -> Result<Arc<dyn Provider>, ModelError> {
+        let mut slot = entry.provider.lock().await;
+        if let Some(p) = slot.as_ref() {
+            return Ok(p.clone());
+        }
+        let config = entry.config.clone();
+        let provider: Arc<dyn Provider> = match config.provider {
+            ProviderKind::Onnx => {
+                let id = id.to_string();
+                match config.kind {
+                    Some(ModelKind::Embedding) => Arc::new(
+                        tokio::task::spawn_blocking(move || OnnxEmbedder::load(&id, &config))
+                            .await
+                            .map_err(|e| ModelError::Unavailable(e.to_string()))??,
+                    ),
+                    Some(ModelKind::Generation) => Arc::new(
+                        tokio::task::spawn_blocking(move || OnnxGenerator::load(&id, &config))
+                            .await
+                            .map_err(|e| ModelError::Unavailable(e.to_string()))??,
+                    ),
+                    None => {
+                        return Err(ModelError::Unavailable(format!(
+                            "model `{id}`: an ONNX model needs `kind = \"embedding\"` or `\"generation\"`"
+                        )));
+                    }
+                }
+            }
+            ProviderKind::Openai => Arc::new(openai::OpenAi::new(id, &config)?),
+            ProviderKind::Anthropic => Arc::new(anthropic::Anthropic::new(id, &config)?),
+        };
+        *slot = Some(provider.clone());
+        Ok(provider)
+    }
+
+    /// Wait (up to the model's `max_wait_ms`) until its limiter admits a call.
+    async fn admit<'a>(&self, entry: &'a Entry) -> Result<Permit<'a>, ModelError> {
+        let max_wait = Duration::from_millis(entry.config.max_wait_ms.unwrap_or(60_000));
+        let deadline = tokio::time::Instant::now() + max_wait;
+        let store_error = |e: crate::store::StoreError| ModelError::Unavailable(e.to_string());
+        loop {
+            let guard = entry.admit.lock().await;
+            let wait = entry.queue.wait("").await.map_err(store_error)?;
+            let released = entry.released.notified();
+            match wait {
+                Wait::Now => {
+                    entry.queue.take("").await.map_err(store_error)?;
+                    return Ok(Permit(entry));
+                }
+                Wait::For(d) => {
+                    drop(guard);
+                    if tokio::time::Instant::now() + d > deadline {
+                        return Err(ModelError::RateLimited {
+                            retry_after_ms: d.as_millis() as u64,
+                        });
+                    }
+                    tokio::time::sleep(d).await;
+                }
+                Wait::UntilRelease => {
+                    drop(guard);
+                    if tokio::time::timeout_at(deadline, released).await.is_err() {
+                        return Err(ModelError::RateLimited {
+                            retry_after_ms: 1000,
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Check that `plugin` may use `model`, find it, and admit one call.
+    async fn start<'a>(
+        &'a self,
+        plugin: &str,
+        granted: &[String],
+        model: &str,
+    ) -> Result<(&'a Entry, Arc<dyn Provider>, Permit<'a>), ModelError> {
+        let entry = self.entry(model)?;
+        if !granted.iter().any(|g| g == model || g == "*") {
+            return Err(ModelError::NotGranted {
+                plugin: plugin.to_string(),
+                model: model.to_string(),
+            });
+        }
+        let provider = self.provider(model, entry).await?;
+        let permit = self.admit(entry).await?;
+        Ok((entry, provider, permit))
+    }
+
+    /// After a provider said 429 with Retry-After: pause the model's limiter.
+    async fn note(&self, entry: &Entry, result: &Result<impl Sized, ModelError>) {
+        if let Err(ModelError::RateLimited { retry_after_ms }) = result {
+            let _ = entry.queue.pause("", now_ms() + retry_after_ms).await;
+        }
+    }
+
+    /// Embed `texts` with `model`, for `plugin` (granted `granted`).
+    pub async fn embed(
+        &self,
+        plugin: &str,
+        granted: &[String],
+        model: &str,
+        texts: &[String],
+    ) -> Result<Vec<Vec<f32>>, ModelError> {
+        let (entry, provider, _permit) = self.start(plugin, granted, model).await?;
+        if entry.config.kind() != ModelKind::Embedding {
+            return Err(ModelError::InvalidRequest(format!(
+                "model `{model}` is a generation model, not an embedding model"
+            )));
+        }
+        let result = provider.embed(texts).await;
+        self.note(entry, &result).await;
+        result
+    }
+
+    /// Generate with `model`, for `plugin`, streaming text to `sink`.
+    pub async fn generate(
+        &self,
+        plugin: &str,
+        granted: &[String],
+        model: &str,
+        prompt: &Prompt,
+        options: &GenerateOptions,
+        sink: &TokenSink<'_>,
+    ) -> Result<Generation, ModelError> {
+        let (entry, provider, _permit) = self.start(plugin, granted, model).await?;
+        if entry.config.kind() != ModelKind::Generation {
+            return Err(ModelError::InvalidRequest(format!(
+                "model `{model}` is an embedding model, not a generation model"
+            )));
+        }
+        let result = provider.generate(prompt, options, sink).await;
+        self.note(entry, &result).await;
+        result
+    }
+
+    /// Count the tokens of `text` for `model`.
+    pub async fn count_tokens(
+        &self,
+        plugin: &str,
+        granted: &[String],
+        model: &str,
+        text: &str,
+    ) -> Result<u32, ModelError> {
+        let (entry, provider, _permit) = self.start(plugin, granted, model).await?;
+        let result = provider.count_tokens(text).await;
+        self.note(entry, &result).await;
+        result
+    }
+
+    /// What `model` is (loading it, to know an embedding's size).
+    pub async fn info(&self, model: &str) -> Result<ModelInfo, ModelError> {
+        let entry = self.entry(model)?;
+        let dimensions = match entry.config.kind() {
+            ModelKind::Embedding => self.provider(model, entry).await?.dimensions(),
+            ModelKind::Generation => None,
+        };
+        Ok(ModelInfo {
+            id: model.to_string(),
+            provider: entry.config.provider,
+            kind: entry.config.kind(),
+            dimensions,
+        })
+    }
+
+    /// [`Models::info`] for a plugin, after checking its grant.
+    pub async fn info_for(
+        &self,
+        plugin: &str,
+        granted: &[String],
+        model: &str,
+    ) -> Result<ModelInfo, ModelError> {
+        self.entry(model)?;
+        if !granted.iter().any(|g| g == model || g == "*") {
+            return Err(ModelError::NotGranted {
+                plugin: plugin.to_string(),
+                model: model.to_string(),
+            });
+        }
+        self.info(model).await
+    }
+}

@@ -1,0 +1,145 @@
+//! OpenAI-compatible HTTP APIs (OpenAI, and local servers speaking the same
+//! protocol: llama.cpp, vLLM, Ollama): chat completions, streamed, and
+//! embeddings.
+
+use serde_json::{Value, json};
+
+use super::http::{EventReader, Http};
+use super::{GenerateOptions, Generation, ModelConfig, ModelError, Prompt, Provider, TokenSink};
+
+pub(super) struct OpenAi {
+    http: Http,
+    model: String,
+}
+
+impl OpenAi {
+    pub fn new(id: &str, config: &ModelConfig) -> Result<Self, ModelError> {
+        Ok(OpenAi {
+            http: Http::new(id, config, "https://api.openai.com/v1")?,
+            model: config.model.clone(),
+        })
+    }
+
+    fn post(&self, path: &str, body: &Value) -> reqwest::RequestBuilder {
+        let r = self
+            .http
+            .client
+            .post(format!("{}{path}", self.http.base))
+            .json(body);
+        match &self.http.key {
+            Some(k) => r.bearer_auth(k),
+            None => r,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Provider for OpenAi {
+    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, ModelError> {
+        let body = json!({"model": self.model, "input": texts});
+        let response = self.http.send(|| self.post("/embeddings", &body)).await?;
+        let answer = self.http.json(response).await?;
+        let mut rows: Vec<(u64, Vec<f32>)> = answer["data"]
+            .as_array()
+            .ok_or_else(|| self.http.malformed("no `data` list"))?
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let vector = item["embedding"]
+                    .as_array()
+                    .ok_or_else(|| self.http.malformed("an item has no `embedding`"))?
+                    .iter()
+                    .map(|v| v.as_f64().map(|f| f as f32))
+                    .collect::<Option<Vec<f32>>>()
+                    .ok_or_else(|| self.http.malformed("an embedding has a non-number"))?;
+                Ok((item["index"].as_u64().unwrap_or(i as u64), vector))
+            })
+            .collect::<Result<_, ModelError>>()?;
+        if rows.len() != texts.len() {
+            return Err(self.http.malformed(format!(
+                "{} embeddings for {} texts",
+                rows.len(),
+                texts.len()
+            )));
+        }
+        rows.sort_by_key(|(i, _)| *i);
+        Ok(rows.into_iter().map(|(_, v)| v).collect())
+    }
+
+    async fn generate(
+        &self,
+        prompt: &Prompt,
+        options: &GenerateOptions,
+        sink: &TokenSink<'_>,
+    ) -> Result<Generation, ModelError> {
+        let mut body = json!({
+            "model": self.model,
+            "messages": prompt.messages(),
+            "max_tokens": options.max_tokens.unwrap_or(256),
+            "stream": true,
+            "stream_options": {"include_usage": true},
+        });
+        if let Some(t) = options.temperature {
+            body["temperature"] = json!(t);
+        }
+        if !options.stop.is_empty() {
+            body["stop"] = json!(options.stop);
+        }
+        let response = self
+            .http
+            .send(|| self.post("/chat/completions", &body))
+            .await?;
+        let mut events = EventReader::new(response);
+        let mut generation = Generation::default();
+        let mut chunks = 0;
+        while let Some(event) = events.next(&self.http).await? {
+            if event.data.trim() == "[DONE]" {
+                break;
+            }
+            let chunk: Value =
+                serde_json::from_str(&event.data).map_err(|e| self.http.malformed(e))?;
+            if let Some(error) = chunk.get("error") {
+                return Err(ModelError::Unavailable(format!(
+                    "model `{}`: {}",
+                    self.http.id,
+                    error["message"].as_str().unwrap_or("error in stream")
+                )));
+            }
+            let choice = &chunk["choices"][0];
+            if let Some(text) = choice["delta"]["content"].as_str()
+                && !text.is_empty()
+            {
+                sink(text);
+                generation.text.push_str(text);
+                chunks += 1;
+            }
+            if let Some(reason) = choice["finish_reason"].as_str() {
+                generation.finish_reason = match reason {
+                    "length" => "length",
+                    "stop" if !options.stop.is_empty() => "stop",
+                    _ => "end",
+                }
+                .to_string();
+            }
+            if let Some(n) = chunk["usage"]["completion_tokens"].as_u64() {
+                generation.tokens = n as u32;
+            }
+        }
+        if generation.finish_reason.is_empty() {
+            return Err(self
+                .http
+                .malformed("the stream ended before the generation did"));
+        }
+        if generation.tokens == 0 {
+            generation.tokens = chunks;
+        }
+        Ok(generation)
+    }
+
+    async fn count_tokens(&self, _: &str) -> Result<u32, ModelError> {
+        Err(ModelError::InvalidRequest(format!(
+            "model `{}`: OpenAI-compatible APIs do not count tokens",
+            self.http.id
+        )))
+    }
+}
