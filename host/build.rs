@@ -8,6 +8,7 @@ const STANDARD: &[(&str, &str)] = &[
     ("std-json", "weft-plugin-json"),
     ("std-math", "weft-plugin-math"),
     ("std-util", "weft-plugin-util"),
+    ("std-ai", "weft-plugin-ai"),
 ];
 
 fn main() {

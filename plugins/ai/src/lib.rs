@@ -1,0 +1,381 @@
+//! Standard tasks: AI (`ai.*`). Each calls a model the host serves through the
+//! `models` import, named by the task's `model` input (an id from the host's
+//! `[models]` configuration), except `ai.vector-similarity`, which is plain
+//! arithmetic over embeddings.
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use weft_sdk::models::{self, GenerateOptions, Message, Prompt};
+use weft_sdk::{Context, TaskDef, TaskError};
+
+#[derive(Deserialize, JsonSchema)]
+struct EmbedIn {
+    /// The embedding model's id.
+    model: String,
+    /// The texts to embed.
+    texts: Vec<String>,
+}
+
+#[derive(Serialize, JsonSchema)]
+struct EmbedOut {
+    /// One vector per text, in order.
+    vectors: Vec<Vec<f32>>,
+}
+
+fn embed(input: EmbedIn, _: &Context) -> Result<EmbedOut, TaskError> {
+    Ok(EmbedOut {
+        vectors: models::embed(&input.model, &input.texts)?,
+    })
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct GenerateIn {
+    /// The generation model's id.
+    model: String,
+    /// The prompt.
+    prompt: String,
+    /// An optional system instruction.
+    #[serde(default)]
+    system: Option<String>,
+    /// Most tokens to generate (default 256).
+    #[serde(default)]
+    max_tokens: Option<u32>,
+    /// 0 for greedy decoding.
+    #[serde(default)]
+    temperature: Option<f32>,
+    /// Stop before any of these strings.
+    #[serde(default)]
+    stop: Vec<String>,
+}
+
+#[derive(Serialize, JsonSchema)]
+struct GenerateOut {
+    /// The generated text.
+    text: String,
+    /// Tokens generated.
+    tokens: u32,
+    /// Ids of the generated tokens (local models only).
+    token_ids: Vec<u32>,
+    /// `length`, `stop` or `end`.
+    finish_reason: String,
+}
+
+fn chat(system: Option<String>, user: String) -> Prompt {
+    let mut messages = Vec::new();
+    if let Some(s) = system {
+        messages.push(Message {
+            role: "system".into(),
+            content: s,
+        });
+    }
+    messages.push(Message {
+        role: "user".into(),
+        content: user,
+    });
+    Prompt::Chat(messages)
+}
+
+fn run_generation(
+    model: &str,
+    prompt: Prompt,
+    max_tokens: Option<u32>,
+    temperature: Option<f32>,
+    stop: Vec<String>,
+) -> Result<GenerateOut, TaskError> {
+    let g = models::generate(
+        model,
+        &prompt,
+        &GenerateOptions {
+            max_tokens,
+            temperature,
+            stop,
+        },
+    )?;
+    Ok(GenerateOut {
+        text: g.text,
+        tokens: g.tokens,
+        token_ids: g.token_ids,
+        finish_reason: g.finish_reason,
+    })
+}
+
+fn generate(input: GenerateIn, _: &Context) -> Result<GenerateOut, TaskError> {
+    let prompt = match input.system {
+        Some(s) => chat(Some(s), input.prompt),
+        None => Prompt::Text(input.prompt),
+    };
+    run_generation(
+        &input.model,
+        prompt,
+        input.max_tokens,
+        input.temperature,
+        input.stop,
+    )
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct SummaryIn {
+    /// The generation model's id.
+    model: String,
+    /// The text to summarise.
+    text: String,
+    /// Most tokens of summary (default 256).
+    #[serde(default)]
+    max_tokens: Option<u32>,
+}
+
+#[derive(Serialize, JsonSchema)]
+struct TextOut {
+    /// The result.
+    text: String,
+}
+
+fn summary(input: SummaryIn, _: &Context) -> Result<TextOut, TaskError> {
+    let g = run_generation(
+        &input.model,
+        chat(
+            Some(
+                "Summarise the user's text in a few sentences. Answer with the summary only."
+                    .into(),
+            ),
+            input.text,
+        ),
+        input.max_tokens,
+        None,
+        Vec::new(),
+    )?;
+    Ok(TextOut { text: g.text })
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct RewriteIn {
+    /// The generation model's id.
+    model: String,
+    /// The text to rewrite.
+    text: String,
+    /// How to rewrite it, e.g. "more formal".
+    instruction: String,
+}
+
+fn rewrite(input: RewriteIn, _: &Context) -> Result<TextOut, TaskError> {
+    let g = run_generation(
+        &input.model,
+        chat(
+            Some(format!(
+                "Rewrite the user's text: {}. Answer with the rewritten text only.",
+                input.instruction
+            )),
+            input.text,
+        ),
+        None,
+        None,
+        Vec::new(),
+    )?;
+    Ok(TextOut { text: g.text })
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct TranslateIn {
+    /// The generation model's id.
+    model: String,
+    /// The text to translate.
+    text: String,
+    /// The language to translate into, e.g. "French".
+    target_language: String,
+    /// The text's language, if known.
+    #[serde(default)]
+    source_language: Option<String>,
+}
+
+fn translate(input: TranslateIn, _: &Context) -> Result<TextOut, TaskError> {
+    let from = input
+        .source_language
+        .map(|l| format!(" from {l}"))
+        .unwrap_or_default();
+    let g = run_generation(
+        &input.model,
+        chat(
+            Some(format!(
+                "Translate the user's text{from} into {}. Answer with the translation only.",
+                input.target_language
+            )),
+            input.text,
+        ),
+        None,
+        None,
+        Vec::new(),
+    )?;
+    Ok(TextOut { text: g.text })
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct AnswerIn {
+    /// The generation model's id.
+    model: String,
+    /// What the answer must come from.
+    context: String,
+    /// The question.
+    question: String,
+}
+
+#[derive(Serialize, JsonSchema)]
+struct AnswerOut {
+    /// The answer.
+    answer: String,
+}
+
+fn answer(input: AnswerIn, _: &Context) -> Result<AnswerOut, TaskError> {
+    let g = run_generation(
+        &input.model,
+        chat(
+            Some("Answer the question from the context only. If the context does not say, answer \"I don't know\".".into()),
+            format!("Context:\n{}\n\nQuestion: {}", input.context, input.question),
+        ),
+        None,
+        None,
+        Vec::new(),
+    )?;
+    Ok(AnswerOut { answer: g.text })
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct ModelIn {
+    /// A model's id.
+    model: String,
+}
+
+#[derive(Serialize, JsonSchema)]
+struct ModelInfoOut {
+    /// The model's id.
+    id: String,
+    /// `onnx`, `openai` or `anthropic`.
+    provider: String,
+    /// `embedding` or `generation`.
+    kind: String,
+    /// The vector size of an embedding model, when known.
+    dimensions: Option<u32>,
+}
+
+fn model_info(input: ModelIn, _: &Context) -> Result<ModelInfoOut, TaskError> {
+    let i = models::info(&input.model)?;
+    Ok(ModelInfoOut {
+        id: i.id,
+        provider: i.provider,
+        kind: i.kind,
+        dimensions: i.dimensions,
+    })
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct CountIn {
+    /// A model's id.
+    model: String,
+    /// The text.
+    text: String,
+}
+
+#[derive(Serialize, JsonSchema)]
+struct CountOut {
+    /// Tokens in the text, for this model.
+    tokens: u32,
+}
+
+fn count_tokens(input: CountIn, _: &Context) -> Result<CountOut, TaskError> {
+    Ok(CountOut {
+        tokens: models::count_tokens(&input.model, &input.text)?,
+    })
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct SimilarityIn {
+    /// The query vector.
+    query: Vec<f32>,
+    /// The vectors to rank.
+    vectors: Vec<Vec<f32>>,
+    /// How many of the best to return (default: all).
+    #[serde(default)]
+    top_k: Option<usize>,
+}
+
+#[derive(Serialize, JsonSchema)]
+struct Match {
+    /// Position in `vectors`.
+    index: usize,
+    /// Cosine similarity with the query, in [-1, 1].
+    score: f32,
+}
+
+#[derive(Serialize, JsonSchema)]
+struct SimilarityOut {
+    /// Best first.
+    matches: Vec<Match>,
+    /// The indices of `matches`, in the same order.
+    indices: Vec<usize>,
+}
+
+fn similarity(input: SimilarityIn, _: &Context) -> Result<SimilarityOut, TaskError> {
+    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let qn = norm(&input.query);
+    if qn == 0.0 {
+        return Err(TaskError::invalid_input("the query vector is zero"));
+    }
+    let mut matches = Vec::with_capacity(input.vectors.len());
+    for (index, v) in input.vectors.iter().enumerate() {
+        if v.len() != input.query.len() {
+            return Err(TaskError::invalid_input(format!(
+                "vectors[{index}] has {} dimensions, the query {}",
+                v.len(),
+                input.query.len()
+            )));
+        }
+        let dot: f32 = v.iter().zip(&input.query).map(|(a, b)| a * b).sum();
+        let vn = norm(v);
+        let score = if vn == 0.0 { 0.0 } else { dot / (vn * qn) };
+        matches.push(Match { index, score });
+    }
+    matches.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.index.cmp(&b.index)));
+    matches.truncate(input.top_k.unwrap_or(usize::MAX));
+    Ok(SimilarityOut {
+        indices: matches.iter().map(|m| m.index).collect(),
+        matches,
+    })
+}
+
+fn tasks() -> Vec<TaskDef> {
+    let generation = |def: TaskDef| def.category("ai").not_cacheable();
+    vec![
+        TaskDef::new("ai.text-embedding", embed)
+            .title("Text embedding")
+            .category("ai")
+            .description("Embeds texts with an embedding model: one vector per text."),
+        generation(TaskDef::new("ai.text-generation", generate))
+            .title("Text generation")
+            .description("Generates text from a prompt; the text streams as progress events."),
+        generation(TaskDef::new("ai.text-summary", summary))
+            .title("Summarise text")
+            .description("Summarises a text with a generation model."),
+        generation(TaskDef::new("ai.text-rewriter", rewrite))
+            .title("Rewrite text")
+            .description("Rewrites a text following an instruction."),
+        generation(TaskDef::new("ai.text-translation", translate))
+            .title("Translate text")
+            .description("Translates a text into another language."),
+        generation(TaskDef::new("ai.text-question-answer", answer))
+            .title("Answer a question")
+            .description("Answers a question from a context."),
+        TaskDef::new("ai.model-info", model_info)
+            .title("Model info")
+            .category("ai")
+            .not_cacheable()
+            .description("Says what a model is: provider, kind, vector size."),
+        TaskDef::new("ai.count-tokens", count_tokens)
+            .title("Count tokens")
+            .category("ai")
+            .description("Counts the tokens of a text for a model."),
+        TaskDef::new("ai.vector-similarity", similarity)
+            .title("Vector similarity")
+            .category("ai")
+            .description("Ranks vectors by cosine similarity to a query (top-k)."),
+    ]
+}
+
+weft_sdk::export_plugin!(tasks);

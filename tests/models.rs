@@ -1,0 +1,678 @@
+//! Models as host imports, with real parts: the MiniLM ONNX model and a tiny
+//! GPT-2 on ONNX Runtime (fetched by `examples/models/fetch.sh`, which the
+//! test command runs), and a real HTTP server on loopback speaking the OpenAI
+//! and Anthropic wire formats, scripted to fail in the ways providers do.
+
+#[path = "common/mod.rs"]
+mod common;
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use serde_json::{Value, json};
+use weft::events::EventKind;
+use weft::limiter::RateConfig;
+use weft::providers::{
+    GenerateOptions, Message, ModelConfig, ModelError, ModelKind, Models, Prompt, ProviderKind,
+};
+use weft::store::MemoryStore;
+use weft_tests::{MISBEHAVE, PluginDir, ROOT};
+
+// ---- local models -------------------------------------------------------
+
+/// Where `examples/models/fetch.sh` put ONNX Runtime and MiniLM.
+fn fetched() -> PathBuf {
+    let dir = PathBuf::from(ROOT).join(".weft");
+    let lib = dir.join("onnxruntime/libonnxruntime.so.1.31.1");
+    assert!(
+        lib.is_file() && dir.join("models/minilm/model.onnx").is_file(),
+        "ONNX Runtime and MiniLM are missing: run examples/models/fetch.sh (tests/run.sh does)"
+    );
+    weft::providers::set_default_onnx_runtime(lib);
+    dir
+}
+
+fn onnx(kind: ModelKind, model: PathBuf) -> ModelConfig {
+    ModelConfig {
+        provider: ProviderKind::Onnx,
+        kind: Some(kind),
+        model: model.display().to_string(),
+        tokenizer: None,
+        max_length: None,
+        sessions: None,
+        base_url: None,
+        api_key_env: None,
+        timeout_ms: None,
+        max_retries: None,
+        concurrency: None,
+        rate: None,
+        max_wait_ms: None,
+        files: Vec::new(),
+    }
+}
+
+fn minilm() -> ModelConfig {
+    onnx(
+        ModelKind::Embedding,
+        fetched().join("models/minilm/model.onnx"),
+    )
+}
+
+fn tiny_gpt2() -> ModelConfig {
+    fetched();
+    onnx(
+        ModelKind::Generation,
+        PathBuf::from(ROOT).join("tests/data/tiny-gpt2/model.onnx"),
+    )
+}
+
+fn flow(s: &str, sp: &str, t: &str, tp: &str) -> Value {
+    json!({"sourceTaskId": s, "sourceTaskPortId": sp, "targetTaskId": t, "targetTaskPortId": tp})
+}
+
+#[tokio::test]
+async fn minilm_through_a_wasm_task_matches_the_reference_embeddings() {
+    let reference: Value = serde_json::from_str(
+        &std::fs::read_to_string(PathBuf::from(ROOT).join("tests/data/minilm-reference.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let host = common::builder(None)
+        .model("minilm", minilm())
+        .build()
+        .await
+        .unwrap();
+    let graph = common::graph(json!({
+        "tasks": [{"id": "embed", "type": "ai.text-embedding", "defaults": {"model": "minilm"}}]
+    }));
+    let (result, _) = common::run(&host, &graph, json!({"texts": reference["sentences"]})).await;
+    let vectors = result.outputs["embed"]["vectors"]
+        .as_array()
+        .expect("vectors")
+        .clone();
+    assert_eq!(vectors.len(), 3);
+    let as_f32 = |v: &Value| -> Vec<f32> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap() as f32)
+            .collect()
+    };
+    for (got, want) in vectors
+        .iter()
+        .zip(reference["embeddings"].as_array().unwrap())
+    {
+        let (got, want) = (as_f32(got), as_f32(want));
+        assert_eq!(got.len(), 384);
+        let worst = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(worst < 1e-2, "a component is off by {worst}");
+    }
+    let cos = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+    let v: Vec<Vec<f32>> = vectors.iter().map(as_f32).collect();
+    let s12 = cos(&v[0], &v[1]);
+    assert!((s12 - 0.649).abs() <= 0.002, "cos(s1, s2) = {s12}");
+    assert!(cos(&v[0], &v[2]).abs() < 0.05);
+
+    // The similarity task ranks them: s2 is nearest to s1.
+    let rank = common::graph(json!({
+        "tasks": [{"id": "rank", "type": "ai.vector-similarity", "defaults": {"top_k": 2}}]
+    }));
+    let (result, _) = common::run(
+        &host,
+        &rank,
+        json!({"query": vectors[0], "vectors": [vectors[2], vectors[1]]}),
+    )
+    .await;
+    assert_eq!(result.outputs["rank"]["indices"], json!([1, 0]));
+}
+
+#[tokio::test]
+async fn tiny_gpt2_generates_the_expected_greedy_tokens_through_the_import() {
+    let expected: Value = serde_json::from_str(
+        &std::fs::read_to_string(PathBuf::from(ROOT).join("tests/data/tiny-gpt2/expected.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let host = common::builder(None)
+        .model("tiny", tiny_gpt2())
+        .build()
+        .await
+        .unwrap();
+    let graph = common::graph(json!({
+        "tasks": [
+            {"id": "gen", "type": "ai.text-generation",
+             "defaults": {"model": "tiny", "prompt": "once upon a time", "max_tokens": 20, "temperature": 0}},
+            {"id": "count", "type": "ai.count-tokens",
+             "defaults": {"model": "tiny", "text": "once upon a time"}}
+        ]
+    }));
+    let (result, events) = common::run(&host, &graph, json!({})).await;
+    assert_eq!(
+        result.outputs["count"]["tokens"],
+        expected["prompt"].as_array().unwrap().len()
+    );
+    let generated = &result.outputs["gen"];
+    assert_eq!(generated["token_ids"], expected["expected"], "{generated}");
+    assert_eq!(
+        (
+            generated["tokens"].clone(),
+            generated["finish_reason"].clone()
+        ),
+        (json!(20), json!("length"))
+    );
+    // The text was streamed as progress events of the node while generated.
+    let streamed: String = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Progress {
+                node,
+                message: Some(m),
+                ..
+            } if node == "gen" => Some(m.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(streamed, generated["text"].as_str().unwrap());
+}
+
+#[tokio::test]
+async fn plugins_get_only_the_models_their_manifest_grants_and_a_flood_is_rate_limited() {
+    let limited = ModelConfig {
+        rate: Some(RateConfig {
+            max: 3,
+            per_ms: 60_000,
+        }),
+        max_wait_ms: Some(0),
+        ..minilm()
+    };
+    let probe = |model: &str, calls: u32| {
+        common::graph(json!({
+            "tasks": [{"id": "p", "type": "probe.models", "defaults": {"model": model, "calls": calls}}]
+        }))
+    };
+    // No grant: an error value naming the manifest, not a trap.
+    let dir = PluginDir::new().add("probe", MISBEHAVE);
+    let host = common::builder(Some(dir.path()))
+        .model("minilm", minilm())
+        .build()
+        .await
+        .unwrap();
+    let (result, _) = common::run(&host, &probe("minilm", 1), json!({})).await;
+    let out = &result.outputs["p"];
+    assert_eq!(out["ok"], 0);
+    let error = out["errors"][0].as_str().unwrap();
+    assert!(
+        error.contains("NotGranted")
+            && error.contains("plugin `probe` is not granted model `minilm`"),
+        "{error}"
+    );
+
+    // Granted: it works; an unknown model is an error value too.
+    let dir = PluginDir::new()
+        .add("probe", MISBEHAVE)
+        .manifest("probe", "[grants]\nmodels = [\"minilm\", \"limited\"]\n");
+    let host = common::builder(Some(dir.path()))
+        .model("minilm", minilm())
+        .model("limited", limited)
+        .build()
+        .await
+        .unwrap();
+    let (result, _) = common::run(&host, &probe("minilm", 2), json!({})).await;
+    assert_eq!(result.outputs["p"]["ok"], 2, "{}", result.outputs["p"]);
+    let (result, _) = common::run(&host, &probe("nope", 1), json!({})).await;
+    assert!(
+        result.outputs["p"]["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("UnknownModel")
+    );
+
+    // A flood: 3 calls per minute are let through, the rest answered rate-limited.
+    let (result, _) = common::run(&host, &probe("limited", 10), json!({})).await;
+    let out = &result.outputs["p"];
+    assert_eq!(out["ok"], 3, "{out}");
+    let errors = out["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 7);
+    assert!(
+        errors
+            .iter()
+            .all(|e| e.as_str().unwrap().starts_with("ModelError::RateLimited(")),
+        "{out}"
+    );
+}
+
+// ---- HTTP providers -----------------------------------------------------
+
+/// What the fake provider does with the next request.
+#[derive(Clone, Debug)]
+enum Reply {
+    Ok,
+    Status(u16, Option<u64>),
+    Slow(u64),
+    Malformed,
+}
+
+#[derive(Default)]
+struct Fake {
+    script: Mutex<VecDeque<Reply>>,
+    /// (path, headers, body) of every request.
+    seen: Mutex<Vec<(String, HeaderMap, Value)>>,
+}
+
+impl Fake {
+    fn script(&self, replies: &[Reply]) {
+        *self.script.lock().unwrap() = replies.iter().cloned().collect();
+    }
+    fn hits(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+}
+
+/// Server-Sent Events sent one by one, 5 ms apart.
+fn sse(frames: Vec<String>) -> Response {
+    let stream = futures::stream::iter(frames).then(|f| async move {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        Ok::<_, std::convert::Infallible>(Bytes::from(f))
+    });
+    Response::builder()
+        .header("content-type", "text/event-stream")
+        .body(Body::from_stream(stream))
+        .unwrap()
+}
+
+async fn provider(
+    State(fake): State<Arc<Fake>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    fake.seen
+        .lock()
+        .unwrap()
+        .push((uri.path().to_string(), headers, body.clone()));
+    let reply = fake.script.lock().unwrap().pop_front().unwrap_or(Reply::Ok);
+    match reply {
+        Reply::Status(code, retry_after) => {
+            let mut r = (
+                StatusCode::from_u16(code).unwrap(),
+                axum::Json(json!({"error": {"message": "overloaded, try later"}})),
+            )
+                .into_response();
+            if let Some(s) = retry_after {
+                r.headers_mut()
+                    .insert("retry-after", s.to_string().parse().unwrap());
+            }
+            return r;
+        }
+        Reply::Slow(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
+        Reply::Malformed => return sse(vec!["data: {\"choices\": [{\"delta\": \n\n".into()]),
+        Reply::Ok => {}
+    }
+    match uri.path() {
+        "/v1/chat/completions" => {
+            let chunk = |content: &str, finish: Option<&str>| {
+                format!(
+                    "data: {}\n\n",
+                    json!({"choices": [{"delta": {"content": content}, "finish_reason": finish}]})
+                )
+            };
+            sse(vec![
+                chunk("Hel", None),
+                chunk("lo", None),
+                chunk(" world", Some("stop")),
+                format!(
+                    "data: {}\n\n",
+                    json!({"choices": [], "usage": {"completion_tokens": 3}})
+                ),
+                "data: [DONE]\n\n".into(),
+            ])
+        }
+        "/v1/embeddings" => {
+            let texts = body["input"].as_array().cloned().unwrap_or_default();
+            // Answered out of order: the client must sort by index.
+            let data: Vec<Value> = texts
+                .iter()
+                .enumerate()
+                .rev()
+                .map(|(i, t)| json!({"index": i, "embedding": [t.as_str().unwrap().len(), i]}))
+                .collect();
+            axum::Json(json!({"data": data})).into_response()
+        }
+        "/v1/messages" => {
+            let event = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
+            sse(vec![
+                event(
+                    "message_start",
+                    json!({"type": "message_start", "message": {"usage": {"input_tokens": 5}}}),
+                ),
+                event(
+                    "content_block_start",
+                    json!({"type": "content_block_start", "index": 0}),
+                ),
+                event(
+                    "content_block_delta",
+                    json!({"type": "content_block_delta", "delta": {"type": "text_delta", "text": "Bon"}}),
+                ),
+                event("ping", json!({"type": "ping"})),
+                event(
+                    "content_block_delta",
+                    json!({"type": "content_block_delta", "delta": {"type": "text_delta", "text": "jour"}}),
+                ),
+                event(
+                    "content_block_stop",
+                    json!({"type": "content_block_stop", "index": 0}),
+                ),
+                event(
+                    "message_delta",
+                    json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 2}}),
+                ),
+                event("message_stop", json!({"type": "message_stop"})),
+            ])
+        }
+        "/v1/messages/count_tokens" => {
+            let text = body["messages"][0]["content"].as_str().unwrap_or_default();
+            axum::Json(json!({"input_tokens": text.split_whitespace().count()})).into_response()
+        }
+        _ => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// A fake provider on a loopback port; its base URL.
+async fn fake_provider() -> (Arc<Fake>, String) {
+    let fake = Arc::new(Fake::default());
+    let app = axum::Router::new()
+        .fallback(provider)
+        .with_state(fake.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (fake, format!("http://{addr}"))
+}
+
+fn http(provider: ProviderKind, base: String, kind: ModelKind) -> ModelConfig {
+    ModelConfig {
+        provider,
+        kind: Some(kind),
+        model: "test-model".into(),
+        base_url: Some(base),
+        // Any variable that is set: its value is the key the fake sees.
+        api_key_env: Some("HOME".into()),
+        max_retries: Some(3),
+        ..onnx(kind, PathBuf::new())
+    }
+}
+
+fn models(entries: Vec<(&str, ModelConfig)>) -> Models {
+    Models::new(
+        entries
+            .into_iter()
+            .map(|(id, c)| (id.to_string(), c))
+            .collect(),
+        Arc::new(MemoryStore::new()),
+    )
+}
+
+const ALL: &[&str] = &["*"];
+
+fn all() -> Vec<String> {
+    ALL.iter().map(|s| s.to_string()).collect()
+}
+
+#[tokio::test]
+async fn openai_compatible_chat_streams_and_retries_429_and_5xx() {
+    let (fake, base) = fake_provider().await;
+    let m = models(vec![
+        (
+            "chat",
+            http(
+                ProviderKind::Openai,
+                format!("{base}/v1"),
+                ModelKind::Generation,
+            ),
+        ),
+        (
+            "vectors",
+            http(
+                ProviderKind::Openai,
+                format!("{base}/v1"),
+                ModelKind::Embedding,
+            ),
+        ),
+    ]);
+    fake.script(&[
+        Reply::Status(429, Some(1)),
+        Reply::Status(503, None),
+        Reply::Ok,
+    ]);
+    let pieces = Mutex::new(Vec::new());
+    let sink = |t: &str| pieces.lock().unwrap().push(t.to_string());
+    let started = std::time::Instant::now();
+    let g = m
+        .generate(
+            "test",
+            &all(),
+            "chat",
+            &Prompt::Text("hi".into()),
+            &GenerateOptions::default(),
+            &sink,
+        )
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After: 1 was honoured"
+    );
+    assert_eq!(
+        (g.text.as_str(), g.tokens, g.finish_reason.as_str()),
+        ("Hello world", 3, "end")
+    );
+    assert_eq!(*pieces.lock().unwrap(), vec!["Hel", "lo", " world"]);
+    assert_eq!(fake.hits(), 3);
+    let seen = fake.seen.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(seen.0, "/v1/chat/completions");
+    let key = std::env::var("HOME").unwrap();
+    assert_eq!(seen.1["authorization"], format!("Bearer {key}").as_str());
+    assert_eq!(
+        seen.2["messages"],
+        json!([{"role": "user", "content": "hi"}])
+    );
+    assert_eq!(seen.2["stream"], true);
+
+    // Embeddings come back in input order.
+    let v = m
+        .embed("test", &all(), "vectors", &["a".into(), "bbb".into()])
+        .await
+        .unwrap();
+    assert_eq!(v, vec![vec![1.0, 0.0], vec![3.0, 1.0]]);
+    // A generation model is not an embedding model.
+    let e = m
+        .embed("test", &all(), "chat", &["a".into()])
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ModelError::InvalidRequest(_)), "{e}");
+}
+
+#[tokio::test]
+async fn provider_failures_become_clean_errors() {
+    let (fake, base) = fake_provider().await;
+    let quick = ModelConfig {
+        max_retries: Some(1),
+        timeout_ms: Some(300),
+        max_wait_ms: Some(0),
+        ..http(
+            ProviderKind::Openai,
+            format!("{base}/v1"),
+            ModelKind::Generation,
+        )
+    };
+    let m = models(vec![("chat", quick)]);
+    let call = || async {
+        m.generate(
+            "test",
+            &all(),
+            "chat",
+            &Prompt::Text("hi".into()),
+            &GenerateOptions::default(),
+            &|_| {},
+        )
+        .await
+    };
+    // A server error that persists: retried once, then unavailable, with the message.
+    fake.script(&[Reply::Status(500, None), Reply::Status(500, None)]);
+    let e = call().await.unwrap_err();
+    assert!(
+        matches!(&e, ModelError::Unavailable(m) if m.contains("HTTP 500") && m.contains("overloaded")),
+        "{e}"
+    );
+    assert_eq!(fake.hits(), 2);
+    // A client error is not retried.
+    fake.script(&[Reply::Status(400, None)]);
+    let e = call().await.unwrap_err();
+    assert!(matches!(e, ModelError::InvalidRequest(_)), "{e}");
+    assert_eq!(fake.hits(), 3);
+    // Too slow: timed out.
+    fake.script(&[Reply::Slow(2_000), Reply::Slow(2_000)]);
+    let e = call().await.unwrap_err();
+    assert!(e.to_string().contains("timed out"), "{e}");
+    // A malformed stream.
+    fake.script(&[Reply::Malformed]);
+    let e = call().await.unwrap_err();
+    assert!(e.to_string().contains("malformed response"), "{e}");
+    // 429 with a long Retry-After: not waited for inside the call but answered
+    // rate limited; the model's limiter pauses, so the next call is answered
+    // without reaching the provider.
+    fake.script(&[Reply::Status(429, Some(30))]);
+    let before = fake.hits();
+    let e = call().await.unwrap_err();
+    assert_eq!(
+        e,
+        ModelError::RateLimited {
+            retry_after_ms: 30_000
+        }
+    );
+    assert_eq!(fake.hits(), before + 1);
+    let e = call().await.unwrap_err();
+    assert!(
+        matches!(e, ModelError::RateLimited { retry_after_ms } if retry_after_ms > 20_000),
+        "{e}"
+    );
+    assert_eq!(
+        fake.hits(),
+        before + 1,
+        "paused: the provider was not called"
+    );
+}
+
+#[tokio::test]
+async fn anthropic_messages_stream_and_count_tokens() {
+    let (fake, base) = fake_provider().await;
+    let m = models(vec![(
+        "claude",
+        http(ProviderKind::Anthropic, base, ModelKind::Generation),
+    )]);
+    let prompt = Prompt::Chat(vec![
+        Message {
+            role: "system".into(),
+            content: "Be brief.".into(),
+        },
+        Message {
+            role: "user".into(),
+            content: "Say hello in French".into(),
+        },
+    ]);
+    let options = GenerateOptions {
+        max_tokens: Some(10),
+        temperature: Some(0.5),
+        stop: vec!["\n".into()],
+    };
+    let g = m
+        .generate("test", &all(), "claude", &prompt, &options, &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        (g.text.as_str(), g.tokens, g.finish_reason.as_str()),
+        ("Bonjour", 2, "end")
+    );
+    let (path, headers, body) = fake.seen.lock().unwrap()[0].clone();
+    assert_eq!(path, "/v1/messages");
+    assert_eq!(
+        headers["x-api-key"],
+        std::env::var("HOME").unwrap().as_str()
+    );
+    assert_eq!(headers["anthropic-version"], "2023-06-01");
+    assert_eq!(body["system"], "Be brief.");
+    assert_eq!(
+        body["messages"],
+        json!([{"role": "user", "content": "Say hello in French"}])
+    );
+    assert_eq!(
+        (body["max_tokens"].clone(), body["stop_sequences"].clone()),
+        (json!(10), json!(["\n"]))
+    );
+    assert_eq!(
+        m.count_tokens("test", &all(), "claude", "one two three")
+            .await
+            .unwrap(),
+        3
+    );
+    let e = m
+        .embed("test", &all(), "claude", &["x".into()])
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ModelError::InvalidRequest(_)), "{e}");
+}
+
+#[tokio::test]
+async fn a_wasm_task_generates_through_an_http_provider_and_streams_progress() {
+    let (_fake, base) = fake_provider().await;
+    let host = common::builder(None)
+        .model(
+            "chat",
+            http(
+                ProviderKind::Openai,
+                format!("{base}/v1"),
+                ModelKind::Generation,
+            ),
+        )
+        .build()
+        .await
+        .unwrap();
+    let graph = common::graph(json!({
+        "tasks": [
+            {"id": "ask", "type": "ai.text-question-answer", "defaults": {"model": "chat"}},
+            {"id": "shout", "type": "text.template", "defaults": {"template": "{{answer}}!"}}
+        ],
+        "dataflows": [flow("ask", "answer", "shout", "answer")]
+    }));
+    let (result, events) = common::run(
+        &host,
+        &graph,
+        json!({"context": "Weft runs wasm.", "question": "What does Weft run?"}),
+    )
+    .await;
+    assert_eq!(result.outputs["shout"]["text"], "Hello world!");
+    let streamed: Vec<String> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Progress {
+                node,
+                message: Some(m),
+                ..
+            } if node == "ask" => Some(m.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(streamed, vec!["Hel", "lo", " world"]);
+}
