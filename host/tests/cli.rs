@@ -391,3 +391,156 @@ fn queues_come_from_the_configuration_file() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_missing_onnx_runtime_is_a_clear_error_not_a_crash() {
+    let data = tempfile::tempdir().unwrap();
+    let config = data.path().join("weft.toml");
+    std::fs::write(
+        &config,
+        "[models.local]\nprovider = \"onnx\"\nkind = \"embedding\"\nmodel = \"model.onnx\"\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(["models", "check", "--config"])
+        .arg(&config)
+        .env("WEFT_DATA_DIR", data.path())
+        .env_remove("ORT_DYLIB_PATH")
+        .env_remove("WEFT_ONNXRUNTIME")
+        .env("WEFT_CACHE_DIR", weft_tests::cache_dir())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}{}", stderr(&out));
+    assert!(
+        text.contains("local: model unavailable") && text.contains("examples/models/fetch.sh"),
+        "{text}"
+    );
+    // The host itself still starts and lists the model.
+    let out = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(["models", "--json", "--config"])
+        .arg(&config)
+        .env("WEFT_DATA_DIR", data.path())
+        .output()
+        .unwrap();
+    let list = stdout_json(&out);
+    assert_eq!(list[0]["id"], "local");
+    assert_eq!(list[0]["provider"], "onnx");
+    assert_eq!(list[0]["kind"], "embedding");
+}
+
+/// Serves `/model.bin`; the first plain GET breaks off halfway, a Range GET
+/// gets the rest.
+fn serve_model_file(content: Vec<u8>) -> String {
+    use axum::body::{Body, Bytes};
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::Response;
+    let content = std::sync::Arc::new(content);
+    let app = axum::Router::new().route(
+        "/model.bin",
+        axum::routing::get(move |headers: HeaderMap| {
+            let content = content.clone();
+            async move {
+                let start = headers
+                    .get("range")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.strip_prefix("bytes="))
+                    .and_then(|v| v.trim_end_matches('-').parse::<usize>().ok());
+                match start {
+                    Some(start) => Response::builder()
+                        .status(StatusCode::PARTIAL_CONTENT)
+                        .header("content-length", content.len() - start)
+                        .body(Body::from(content[start..].to_vec()))
+                        .unwrap(),
+                    None => {
+                        let half = Bytes::from(content[..content.len() / 2].to_vec());
+                        let chunks: Vec<Result<Bytes, std::io::Error>> =
+                            vec![Ok(half), Err(std::io::Error::other("connection lost"))];
+                        Response::builder()
+                            .header("content-length", content.len())
+                            .body(Body::from_stream(futures::StreamExt::then(
+                                futures::stream::iter(chunks),
+                                |c| async move {
+                                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                                    c
+                                },
+                            )))
+                            .unwrap()
+                    }
+                }
+            }
+        }),
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(listener.local_addr().unwrap()).unwrap();
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    format!("http://{}/model.bin", rx.recv().unwrap())
+}
+
+#[test]
+fn models_pull_resumes_an_interrupted_download_and_checks_its_sha256() {
+    use sha2::Digest;
+    let content: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let sha = hex::encode(sha2::Sha256::digest(&content));
+    let url = serve_model_file(content.clone());
+    let data = tempfile::tempdir().unwrap();
+    let config = data.path().join("weft.toml");
+    let write = |sha: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "[models.m]\nprovider = \"onnx\"\nkind = \"embedding\"\nmodel = \"model.bin\"\n\
+                 files = [{{ url = \"{url}\", sha256 = \"{sha}\", name = \"model.bin\" }}]\n"
+            ),
+        )
+        .unwrap()
+    };
+    let pull = || {
+        Command::new(env!("CARGO_BIN_EXE_weft"))
+            .args(["models", "pull", "m", "--config"])
+            .arg(&config)
+            .env("WEFT_DATA_DIR", data.path())
+            .output()
+            .unwrap()
+    };
+    let target = data.path().join("models/m/model.bin");
+
+    write(&sha);
+    let first = pull();
+    assert_eq!(first.status.code(), Some(2));
+    assert!(
+        stderr(&first).contains("interrupted (run again to resume)"),
+        "{}",
+        stderr(&first)
+    );
+    assert!(!target.exists());
+    let second = pull();
+    assert!(second.status.success(), "{}", stderr(&second));
+    assert!(
+        stderr(&second).contains("model.bin: downloaded (resumed) and verified"),
+        "{}",
+        stderr(&second)
+    );
+    assert_eq!(std::fs::read(&target).unwrap(), content);
+    let third = pull();
+    assert!(
+        stderr(&third).contains("already there"),
+        "{}",
+        stderr(&third)
+    );
+
+    // A checksum that does not match: refused, nothing left behind.
+    std::fs::remove_file(&target).unwrap();
+    write(&"0".repeat(64));
+    pull(); // the first attempt breaks off halfway
+    let bad = pull();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("expected 0000"), "{}", stderr(&bad));
+    assert!(!target.exists() && !data.path().join("models/m/model.bin.part").exists());
+}

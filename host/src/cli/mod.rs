@@ -257,11 +257,11 @@ impl DataArgs {
 pub struct HostArgs {
     /// Folder of plugin components (`*.wasm`, each with an optional `.toml`
     /// manifest). Default: `./plugins` when it exists.
-    #[arg(long, env = "WEFT_PLUGINS_DIR")]
+    #[arg(long, global = true, env = "WEFT_PLUGINS_DIR")]
     plugins: Option<PathBuf>,
-    /// Configuration file (queues and limiters; see docs/configuration.md).
+    /// Configuration file (queues, limiters, models; see docs/configuration.md).
     /// Default: `./weft.toml` when it exists.
-    #[arg(long, env = "WEFT_CONFIG")]
+    #[arg(long, global = true, env = "WEFT_CONFIG")]
     config: Option<PathBuf>,
 }
 

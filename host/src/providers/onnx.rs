@@ -174,6 +174,7 @@ pub struct OnnxEmbedder {
 impl OnnxEmbedder {
     /// Load model `id` as configured.
     pub fn load(id: &str, config: &ModelConfig) -> Result<Self, ModelError> {
+        onnx_runtime().map_err(|e| unavailable(id, e))?;
         let path = PathBuf::from(&config.model);
         let mut tokenizer = load_tokenizer(id, config, &path)?;
         tokenizer.with_padding(Some(PaddingParams {
@@ -324,6 +325,7 @@ pub struct OnnxGenerator {
 impl OnnxGenerator {
     /// Load model `id` as configured.
     pub fn load(id: &str, config: &ModelConfig) -> Result<Self, ModelError> {
+        onnx_runtime().map_err(|e| unavailable(id, e))?;
         let path = PathBuf::from(&config.model);
         let tokenizer = load_tokenizer(id, config, &path)?;
         let eos = ["<|endoftext|>", "</s>", "<eos>"]
