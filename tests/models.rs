@@ -676,3 +676,55 @@ async fn a_wasm_task_generates_through_an_http_provider_and_streams_progress() {
         .collect();
     assert_eq!(streamed, vec!["Hel", "lo", " world"]);
 }
+
+#[tokio::test]
+async fn the_rag_example_retrieves_the_relevant_lines_and_answers_from_them() {
+    let (fake, base) = fake_provider().await;
+    let host = common::builder(None)
+        .model("minilm", minilm())
+        .model(
+            "chat",
+            http(
+                ProviderKind::Openai,
+                format!("{base}/v1"),
+                ModelKind::Generation,
+            ),
+        )
+        .build()
+        .await
+        .unwrap();
+    let graph =
+        weft::graph::Graph::from_file(&PathBuf::from(ROOT).join("examples/rag.json")).unwrap();
+    let docs = "The loom was invented to weave cloth.\n\
+                Bananas are rich in potassium.\n\
+                Weft threads run across the warp on a loom.\n\
+                The stock market closed higher on Friday.";
+    let (result, _) = common::run(
+        &host,
+        &graph,
+        json!({"text": docs, "question": "What do weft threads do on a loom?"}),
+    )
+    .await;
+    assert_eq!(
+        result.outputs["answer"]["answer"], "Hello world",
+        "{:?}",
+        result.failures
+    );
+    assert_eq!(
+        result.outputs["rank"]["top_items"],
+        json!([
+            "Weft threads run across the warp on a loom.",
+            "The loom was invented to weave cloth."
+        ])
+    );
+    // The model was asked with the retrieved context.
+    let seen = fake.seen.lock().unwrap();
+    let asked = seen.last().unwrap().2["messages"][1]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        asked.contains("Weft threads run across the warp") && !asked.contains("Bananas"),
+        "{asked}"
+    );
+}

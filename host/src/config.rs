@@ -49,6 +49,9 @@ pub struct Config {
     /// Models served to plugins (`[models.ID]`).
     #[serde(default)]
     pub models: BTreeMap<String, ModelConfig>,
+    /// Where model files are kept (set by [`Config::add_default_models`]).
+    #[serde(skip)]
+    pub models_dir: Option<PathBuf>,
 }
 
 /// `[server]`: where the daemon listens and what it serves. Command-line
@@ -192,6 +195,9 @@ impl Config {
 
     /// Give `builder` this configuration's queues and models.
     pub fn apply(&self, mut builder: crate::HostBuilder) -> crate::HostBuilder {
+        if let Some(dir) = &self.models_dir {
+            builder = builder.models_dir(dir);
+        }
         for (name, queue) in &self.queues {
             builder = builder.queue(name, queue.clone());
         }
@@ -207,6 +213,7 @@ impl Config {
     /// `examples/models/fetch.sh`. Also: ONNX Runtime is looked for in the
     /// data directory when `ORT_DYLIB_PATH` is not set.
     pub fn add_default_models(&mut self, models_dir: &Path) {
+        self.models_dir = Some(models_dir.to_path_buf());
         if let Some(data) = models_dir.parent() {
             crate::providers::set_default_onnx_runtime(
                 data.join("onnxruntime").join("libonnxruntime.so.1.31.1"),

@@ -117,6 +117,7 @@ pub struct HostBuilder {
     store: Option<Arc<dyn RunStore>>,
     queues: Vec<(String, QueueConfig)>,
     models: std::collections::BTreeMap<String, crate::providers::ModelConfig>,
+    models_dir: Option<PathBuf>,
 }
 
 impl HostBuilder {
@@ -170,6 +171,12 @@ impl HostBuilder {
         self
     }
 
+    /// Keep model files (`ai.model-download`, `weft models pull`) under `dir`.
+    pub fn models_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.models_dir = Some(dir.into());
+        self
+    }
+
     /// Register a Rust task (the seeds' LambdaTask).
     pub fn native(mut self, task: NativeTask) -> Self {
         self.natives.push(task);
@@ -181,10 +188,14 @@ impl HostBuilder {
     /// [`Host::plugins`]; they do not stop the host.
     pub async fn build(self) -> Result<Host, HostError> {
         let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
-        let models = Arc::new(crate::providers::Models::new(self.models, store.clone()));
+        let mut models = crate::providers::Models::new(self.models, store.clone());
+        if let Some(dir) = self.models_dir {
+            models = models.with_dir(dir);
+        }
+        let models = Arc::new(models);
         let plugins = PluginHost::new(&self.engine, self.limits)
             .map_err(|e| HostError::Engine(format!("{e:#}")))?
-            .with_models(models);
+            .with_models(models.clone());
         let mut registry = Registry::new();
         let mut sources = PluginHost::standard_sources();
         let mut unreadable = Vec::new();
@@ -211,6 +222,7 @@ impl HostBuilder {
                 error: Some(error.to_string()),
             });
         }
+        registry.register_native(crate::providers::Models::download_task(&models))?;
         for task in self.natives {
             registry.register_native(task)?;
         }

@@ -7,10 +7,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
-use futures::StreamExt;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
+use weft::providers::download::{self, Pulled};
 use weft::providers::{GenerateOptions, ModelFile, ModelKind, Prompt};
 
 use super::HostArgs;
@@ -104,8 +103,6 @@ pub async fn main(
                 bail!("model `{id}` lists no `files` to download");
             }
             let dir = super::models_dir().join(&id);
-            std::fs::create_dir_all(&dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
             for file in &model.files {
                 pull(file, &dir).await?;
             }
@@ -219,40 +216,9 @@ pub async fn main(
     }
 }
 
-/// Download `file` into `dir`: resume a `.part` left by an interrupted
-/// download (HTTP Range), check the SHA-256, then rename into place.
+/// Download `file` into `dir` with a progress bar.
 async fn pull(file: &ModelFile, dir: &Path) -> anyhow::Result<()> {
-    let target = dir.join(&file.name);
-    if target.is_file() && sha256_of(&target)? == file.sha256.to_lowercase() {
-        eprintln!("{}: already there", file.name);
-        return Ok(());
-    }
-    let part = dir.join(format!("{}.part", file.name));
-    let have = std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
-    let client = reqwest::Client::new();
-    let mut request = client.get(&file.url);
-    if have > 0 {
-        request = request.header("range", format!("bytes={have}-"));
-    }
-    let response = request
-        .send()
-        .await
-        .with_context(|| format!("cannot download {}", file.url))?;
-    let status = response.status();
-    if !status.is_success() {
-        bail!("{}: HTTP {status}", file.url);
-    }
-    let resumed = status == reqwest::StatusCode::PARTIAL_CONTENT;
-    let start = if resumed { have } else { 0 };
-    let total = response.content_length().map(|n| n + start);
-    let mut out = std::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .append(resumed)
-        .truncate(!resumed)
-        .open(&part)
-        .with_context(|| format!("cannot write {}", part.display()))?;
-    let bar = indicatif::ProgressBar::new(total.unwrap_or(0));
+    let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
             "{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}",
@@ -260,39 +226,21 @@ async fn pull(file: &ModelFile, dir: &Path) -> anyhow::Result<()> {
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     bar.set_message(file.name.clone());
-    bar.set_position(start);
-    let mut stream = response.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.with_context(|| {
-            format!("download of {} interrupted (run again to resume)", file.url)
-        })?;
-        out.write_all(&chunk)?;
-        bar.inc(chunk.len() as u64);
-    }
-    out.sync_all()?;
+    let show = |done: u64, total: Option<u64>| {
+        if let Some(t) = total {
+            bar.set_length(t);
+        }
+        bar.set_position(done);
+    };
+    let pulled = download::pull(file, dir, &show).await;
     bar.finish_and_clear();
-    let digest = sha256_of(&part)?;
-    if digest != file.sha256.to_lowercase() {
-        std::fs::remove_file(&part)?;
-        bail!(
-            "{}: SHA-256 is {digest}, expected {}; the download was removed",
+    match pulled? {
+        Pulled::AlreadyThere => eprintln!("{}: already there", file.name),
+        Pulled::Downloaded { resumed } => eprintln!(
+            "{}: downloaded{} and verified",
             file.name,
-            file.sha256
-        );
+            if resumed { " (resumed)" } else { "" }
+        ),
     }
-    std::fs::rename(&part, &target)?;
-    eprintln!(
-        "{}: downloaded{} and verified",
-        file.name,
-        if resumed { " (resumed)" } else { "" }
-    );
     Ok(())
-}
-
-fn sha256_of(path: &Path) -> anyhow::Result<String> {
-    let mut f =
-        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut hasher = Sha256::new();
-    std::io::copy(&mut f, &mut hasher)?;
-    Ok(hex::encode(hasher.finalize()))
 }

@@ -8,6 +8,7 @@
 //! Retry-After). It must not know about wasm, graphs or runs.
 
 mod anthropic;
+pub mod download;
 mod http;
 mod onnx;
 mod openai;
@@ -238,6 +239,8 @@ pub trait Provider: Send + Sync {
 /// The configured models, ready to serve calls.
 pub struct Models {
     entries: BTreeMap<String, Entry>,
+    /// Where `ai.model-download` puts model files (one folder per model).
+    dir: Option<PathBuf>,
 }
 
 struct Entry {
@@ -286,7 +289,84 @@ impl Models {
                 (id, entry)
             })
             .collect();
-        Models { entries }
+        Models { entries, dir: None }
+    }
+
+    /// Keep downloaded model files under `dir` (one folder per model).
+    pub fn with_dir(mut self, dir: PathBuf) -> Self {
+        self.dir = Some(dir);
+        self
+    }
+
+    /// The task `ai.model-download`: downloads a configured model's `files`
+    /// into its folder, with progress events, checksums and resume.
+    pub fn download_task(models: &Arc<Models>) -> crate::task::NativeTask {
+        use crate::task::TaskError;
+        let models = models.clone();
+        let mut task = crate::task::NativeTask::new("ai.model-download", move |input, ctx| {
+            let models = models.clone();
+            async move {
+                let id = input["model"].as_str().unwrap_or_default().to_string();
+                let entry = models
+                    .entry(&id)
+                    .map_err(|e| TaskError::InvalidInput(e.to_string()))?;
+                let dir = models.dir.clone().ok_or_else(|| {
+                    TaskError::Failed("this host has no models folder to download into".into())
+                })?;
+                if entry.config.files.is_empty() {
+                    return Err(TaskError::InvalidInput(format!(
+                        "model `{id}` lists no `files` to download"
+                    )));
+                }
+                let mut out = Vec::new();
+                for file in &entry.config.files {
+                    let events = ctx.events.clone();
+                    let name = file.name.clone();
+                    let show = move |done: u64, total: Option<u64>| {
+                        if let (Some(e), Some(t)) = (&events, total) {
+                            e.progress(done as f32 / t.max(1) as f32, Some(name.clone()));
+                        }
+                    };
+                    let pulled =
+                        download::pull(file, &dir.join(&id), &show)
+                            .await
+                            .map_err(|e| match e {
+                                e @ download::DownloadError::Http { .. }
+                                | e @ download::DownloadError::Interrupted { .. } => {
+                                    TaskError::Retryable {
+                                        message: e.to_string(),
+                                        delay: None,
+                                    }
+                                }
+                                e => TaskError::Failed(e.to_string()),
+                            })?;
+                    out.push(serde_json::json!({
+                        "name": file.name,
+                        "path": dir.join(&id).join(&file.name).display().to_string(),
+                        "downloaded": pulled != download::Pulled::AlreadyThere,
+                    }));
+                }
+                Ok(serde_json::json!({ "files": out }))
+            }
+        });
+        task.version = "0.1.0".into();
+        task.title = "Download a model".into();
+        task.description =
+            "Downloads a configured model's files into the models folder, checking their SHA-256 \
+             and resuming interrupted downloads."
+                .into();
+        task.input_schema = serde_json::json!({
+            "type": "object",
+            "properties": {"model": {"type": "string", "description": "A configured model's id."}},
+            "required": ["model"]
+        });
+        task.output_schema = serde_json::json!({
+            "type": "object",
+            "properties": {"files": {"type": "array", "items": {"type": "object"}}},
+            "required": ["files"]
+        });
+        task.side_effects = true;
+        task
     }
 
     /// Every configured model: id and configuration.

@@ -12,18 +12,37 @@ struct EmbedIn {
     /// The embedding model's id.
     model: String,
     /// The texts to embed.
+    #[serde(default)]
     texts: Vec<String>,
+    /// Or one text (its vector is also given as `vector`).
+    #[serde(default)]
+    text: Option<String>,
 }
 
 #[derive(Serialize, JsonSchema)]
 struct EmbedOut {
-    /// One vector per text, in order.
+    /// One vector per text, in order (`text` last, when given).
     vectors: Vec<Vec<f32>>,
+    /// The vector of `text`, when given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vector: Option<Vec<f32>>,
 }
 
 fn embed(input: EmbedIn, _: &Context) -> Result<EmbedOut, TaskError> {
+    let mut texts = input.texts;
+    let single = input.text.is_some();
+    texts.extend(input.text);
+    if texts.is_empty() {
+        return Err(TaskError::invalid_input("give `texts` or `text`"));
+    }
+    let vectors = models::embed(&input.model, &texts)?;
     Ok(EmbedOut {
-        vectors: models::embed(&input.model, &input.texts)?,
+        vector: if single {
+            vectors.last().cloned()
+        } else {
+            None
+        },
+        vectors,
     })
 }
 
@@ -294,6 +313,10 @@ struct SimilarityIn {
     /// How many of the best to return (default: all).
     #[serde(default)]
     top_k: Option<usize>,
+    /// Items the vectors stand for (e.g. the texts embedded), returned in
+    /// rank order as `top_items`.
+    #[serde(default)]
+    items: Vec<weft_sdk::Value>,
 }
 
 #[derive(Serialize, JsonSchema)]
@@ -310,6 +333,8 @@ struct SimilarityOut {
     matches: Vec<Match>,
     /// The indices of `matches`, in the same order.
     indices: Vec<usize>,
+    /// `items` at those indices (when `items` was given).
+    top_items: Vec<weft_sdk::Value>,
 }
 
 fn similarity(input: SimilarityIn, _: &Context) -> Result<SimilarityOut, TaskError> {
@@ -334,8 +359,19 @@ fn similarity(input: SimilarityIn, _: &Context) -> Result<SimilarityOut, TaskErr
     }
     matches.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.index.cmp(&b.index)));
     matches.truncate(input.top_k.unwrap_or(usize::MAX));
+    if !input.items.is_empty() && input.items.len() != input.vectors.len() {
+        return Err(TaskError::invalid_input(format!(
+            "{} items for {} vectors",
+            input.items.len(),
+            input.vectors.len()
+        )));
+    }
     Ok(SimilarityOut {
         indices: matches.iter().map(|m| m.index).collect(),
+        top_items: matches
+            .iter()
+            .filter_map(|m| input.items.get(m.index).cloned())
+            .collect(),
         matches,
     })
 }
