@@ -228,3 +228,34 @@ async fn exhausted_nodes_become_dead_letters_that_can_be_re_driven() {
     );
     assert!(host.dead_letters().await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_queue_sets_the_retry_policy_of_its_task_types_and_a_node_overrides_it() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let host = common::builder(None)
+        .native(flaky(3, busy(None), calls.clone()))
+        .queue(
+            "patient",
+            weft::limiter::QueueConfig {
+                retries: Some(5),
+                retry_backoff_ms: Some(5),
+                tasks: vec!["flaky.x".into()],
+                ..Default::default()
+            },
+        )
+        .build()
+        .await
+        .unwrap();
+    // The host default is 2 retries; the queue routing `flaky.x` allows 5.
+    let (result, _) = common::run(&host, &one_node(json!({})), json!({})).await;
+    assert_eq!(result.status, RunStatus::Succeeded);
+    assert_eq!(result.outputs["f"], json!({"attempt": 4}));
+    // A node's own setting wins over its queue's.
+    let (result, _) = common::run(&host, &one_node(json!({"retries": 1})), json!({})).await;
+    assert_eq!(result.status, RunStatus::Failed);
+    assert!(
+        common::error_of(&result, "f").contains("after 2 attempts"),
+        "{}",
+        common::error_of(&result, "f")
+    );
+}

@@ -31,6 +31,12 @@ pub struct QueueConfig {
     pub min_interval_ms: Option<u64>,
     /// Limit per value of this input port (e.g. `user`) instead of per queue.
     pub key_from: Option<String>,
+    /// Retries after the first attempt for nodes of this queue (a node's
+    /// `config.retries` overrides; default: the host's).
+    pub retries: Option<u32>,
+    /// Delay before the first retry, ms (a node's `config.retry_backoff_ms`
+    /// overrides; default: the host's).
+    pub retry_backoff_ms: Option<u64>,
     /// Task types routed through this queue unless a node says otherwise.
     #[serde(default)]
     pub tasks: Vec<String>,
@@ -244,6 +250,10 @@ impl Limiter for CompositeLimiter {
 pub struct Queue {
     /// The queue's name.
     pub name: String,
+    /// Retry count for its nodes, unless a node sets its own.
+    pub retries: Option<u32>,
+    /// First retry delay for its nodes, unless a node sets its own.
+    pub retry_backoff: Option<Duration>,
     limiter: CompositeLimiter,
     key_from: Option<String>,
     /// The queue's main rate limiter, which also holds its pauses.
@@ -278,6 +288,8 @@ impl Queue {
         }
         Queue {
             name: name.to_string(),
+            retries: config.retries,
+            retry_backoff: config.retry_backoff_ms.map(Duration::from_millis),
             limiter: CompositeLimiter::new(parts),
             key_from: config.key_from.clone(),
             pauses,

@@ -523,7 +523,16 @@ impl Runner {
     /// retryable and attempts are left, else fail the node.
     fn failed(&self, st: &mut State<'_>, i: usize, e: TaskError) {
         let node = &st.plan.nodes[i];
-        let retries = node.retries.unwrap_or(self.options.retry.retries);
+        // The node's own policy, else its queue's (which may be its task
+        // type's, by routing), else the host's.
+        let queue = self.queue_of(node);
+        let retries = node
+            .retries
+            .or(queue.as_ref().and_then(|q| q.retries))
+            .unwrap_or(self.options.retry.retries);
+        let backoff = node
+            .retry_backoff
+            .or(queue.as_ref().and_then(|q| q.retry_backoff));
         let attempt = st.attempts[i];
         if is_retryable(&e) && attempt <= retries {
             let asked = match &e {
@@ -531,10 +540,7 @@ impl Runner {
                 _ => None,
             };
             let seed = format!("{}/{}", st.plan.origin, node.id);
-            let delay = self
-                .options
-                .retry
-                .delay(attempt, node.retry_backoff, asked, &seed);
+            let delay = self.options.retry.delay(attempt, backoff, asked, &seed);
             let at = now_ms() + delay.as_millis() as u64;
             tracing::info!(node = %node.id, attempt, delay_ms = delay.as_millis() as u64, error = %e, "retry scheduled");
             st.retry_at[i] = Some(at);
