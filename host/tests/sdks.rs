@@ -1,0 +1,282 @@
+//! Tasks in three languages: `weft new` makes a Rust, a Python and a
+//! JavaScript plugin project, `weft build` compiles each from source with the
+//! registry toolchains (installed by `sdk/install-tools.sh`, which the test
+//! command runs), one host loads all three, and a graph passes data
+//! Rust → Python → JavaScript → Rust. Failures in each language fail only
+//! their task, with a clear message.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Instant;
+
+use serde_json::{Value, json};
+use weft_tests::ROOT;
+
+fn weft(dir: &Path, args: &[&str]) -> Output {
+    let tools = PathBuf::from(ROOT).join(".weft/tools");
+    let mut c = Command::new(env!("CARGO_BIN_EXE_weft"));
+    c.args(args)
+        .current_dir(dir)
+        .env("WEFT_CACHE_DIR", dir.join("cache"))
+        .env("WEFT_DATA_DIR", dir.join("data"))
+        .env_remove("WEFT_PLUGINS_DIR");
+    if std::env::var_os("WEFT_COMPONENTIZE_PY").is_none() {
+        c.env("WEFT_COMPONENTIZE_PY", tools.join("py/bin/componentize-py"));
+    }
+    if std::env::var_os("WEFT_COMPONENTIZE_JS").is_none() {
+        c.env(
+            "WEFT_COMPONENTIZE_JS",
+            tools.join("js/node_modules/.bin/componentize-js"),
+        );
+    }
+    // The Rust project shares a target folder between test runs.
+    c.env(
+        "CARGO_TARGET_DIR",
+        PathBuf::from(ROOT).join("target/sdk-test"),
+    );
+    c.output().expect("weft runs")
+}
+
+fn ok(out: Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+const RUST_TASKS: &str = r#"
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use weft_sdk::{Context, TaskDef, TaskError};
+
+#[derive(Deserialize, JsonSchema)]
+struct Count { n: u32 }
+#[derive(Serialize, JsonSchema)]
+struct Numbers { numbers: Vec<i64> }
+#[derive(Deserialize, JsonSchema)]
+struct Total { result: i64 }
+#[derive(Serialize, JsonSchema)]
+struct Text { text: String }
+
+fn numbers(input: Count, _: &Context) -> Result<Numbers, TaskError> {
+    Ok(Numbers { numbers: (1..=input.n as i64).collect() })
+}
+
+fn report(input: Total, _: &Context) -> Result<Text, TaskError> {
+    Ok(Text { text: format!("the total is {}", input.result) })
+}
+
+fn tasks() -> Vec<TaskDef> {
+    vec![
+        TaskDef::new("rs.numbers", numbers).title("Numbers 1..n"),
+        TaskDef::new("rs.report", report).title("Report"),
+    ]
+}
+
+weft_sdk::export_plugin!(tasks);
+"#;
+
+const PYTHON_TASKS: &str = r#"
+
+@dataclass
+class Numbers:
+    numbers: List[int]
+
+
+@task("py.squares", title="Squares")
+def squares(input: Numbers) -> Numbers:
+    """Squares every number."""
+    return Numbers([n * n for n in input.numbers])
+
+
+@task("py.fails")
+def fails(input: Numbers) -> Numbers:
+    return Numbers([1 // 0])
+"#;
+
+#[test]
+fn plugins_in_rust_python_and_javascript_build_load_and_pass_data_along() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (name, lang) in [("rs", "rust"), ("py", "python"), ("js", "js")] {
+        ok(weft(d, &["new", name, "--lang", lang]), "weft new");
+    }
+    // The generated projects' own tests pass with the plain language tools.
+    ok(
+        Command::new("python3")
+            .args(["-m", "unittest", "-q"])
+            .current_dir(d.join("py"))
+            .output()
+            .unwrap(),
+        "python3 -m unittest",
+    );
+    ok(
+        Command::new("node")
+            .arg("test.mjs")
+            .current_dir(d.join("js"))
+            .output()
+            .unwrap(),
+        "node test.mjs",
+    );
+    // Each gets tasks of its own: Rust replaces the example, Python adds to it,
+    // JavaScript becomes the code task example.
+    std::fs::write(d.join("rs/src/lib.rs"), RUST_TASKS).unwrap();
+    let mut app = std::fs::read_to_string(d.join("py/app.py")).unwrap();
+    app = app.replace(
+        "from dataclasses import dataclass",
+        "from dataclasses import dataclass\nfrom typing import List",
+    );
+    app.push_str(PYTHON_TASKS);
+    std::fs::write(d.join("py/app.py"), app).unwrap();
+    std::fs::copy(
+        PathBuf::from(ROOT).join("examples/plugin-js-code/app.js"),
+        d.join("js/app.js"),
+    )
+    .unwrap();
+
+    let plugins = d.join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    let mut sizes = Vec::new();
+    for name in ["rs", "py", "js"] {
+        let started = Instant::now();
+        let said = ok(weft(&d.join(name), &["build"]), "weft build");
+        assert!(said.contains(&format!("dist/{name}.wasm")), "{said}");
+        let wasm = d.join(name).join(format!("dist/{name}.wasm"));
+        sizes.push((
+            name,
+            std::fs::metadata(&wasm).unwrap().len(),
+            started.elapsed(),
+        ));
+        std::fs::copy(&wasm, plugins.join(format!("{name}.wasm"))).unwrap();
+    }
+
+    // One host loads all three (first load compiles; the second is cached).
+    let started = Instant::now();
+    let listed = ok(
+        weft(d, &["tasks", "--json", "--plugins", "plugins"]),
+        "weft tasks",
+    );
+    let first_load = started.elapsed();
+    let started = Instant::now();
+    ok(
+        weft(d, &["tasks", "--json", "--plugins", "plugins"]),
+        "weft tasks",
+    );
+    let cached_load = started.elapsed();
+    let tasks: Value = serde_json::from_str(&listed).unwrap();
+    let find = |id: &str| {
+        tasks
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == id)
+            .unwrap_or_else(|| panic!("{id} not loaded: {listed}"))
+            .clone()
+    };
+    let squares = find("py.squares");
+    assert_eq!(squares["plugin"], "py");
+    assert_eq!(squares["description"], "Squares every number.");
+    assert_eq!(
+        squares["input_schema"]["properties"]["numbers"],
+        json!({"type": "array", "items": {"type": "integer"}})
+    );
+    assert_eq!(
+        find("code.javascript")["input_schema"]["required"],
+        json!(["code"])
+    );
+    assert_eq!(find("rs.numbers")["plugin"], "rs");
+    find("py.greet");
+
+    // Rust → Python → JavaScript → Rust, and each language failing on its own.
+    let flow = |s: &str, sp: &str, t: &str, tp: &str| json!({"sourceTaskId": s, "sourceTaskPortId": sp, "targetTaskId": t, "targetTaskPortId": tp});
+    let graph = json!({
+        "tasks": [
+            {"id": "numbers", "type": "rs.numbers", "defaults": {"n": 4}},
+            {"id": "squares", "type": "py.squares"},
+            {"id": "sum", "type": "code.javascript",
+             "defaults": {"code": "log('summing'); return args.numbers.reduce((a, b) => a + b, 0);"}},
+            {"id": "report", "type": "rs.report"},
+            {"id": "greet", "type": "py.greet", "defaults": {"name": "loom"}},
+            {"id": "py_raises", "type": "py.fails", "defaults": {"numbers": []}},
+            {"id": "js_throws", "type": "code.javascript",
+             "defaults": {"code": "throw new RangeError('no such thing')"}},
+            {"id": "js_loops", "type": "code.javascript", "config": {"timeout_ms": 2000},
+             "defaults": {"code": "while (true) {}"}}
+        ],
+        "dataflows": [
+            flow("numbers", "numbers", "squares", "numbers"),
+            flow("squares", "*", "sum", "args"),
+            flow("sum", "result", "report", "result")
+        ]
+    });
+    std::fs::write(d.join("g.json"), graph.to_string()).unwrap();
+    let out = weft(
+        d,
+        &[
+            "run",
+            "g.json",
+            "--plugins",
+            "plugins",
+            "--json",
+            "--all-outputs",
+            "--ephemeral",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "some nodes fail on purpose");
+    let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        result["outputs"]["squares"]["numbers"],
+        json!([1, 4, 9, 16])
+    );
+    assert_eq!(result["outputs"]["sum"]["result"], 30);
+    assert_eq!(result["outputs"]["report"]["text"], "the total is 30");
+    assert_eq!(result["outputs"]["greet"]["greeting"], "Hello, loom!");
+    let error = |node: &str| {
+        result["failures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["node"] == node)
+            .unwrap_or_else(|| panic!("{node} did not fail: {result}"))["error"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert!(
+        error("py_raises")
+            .contains("uncaught ZeroDivisionError: division by zero"),
+        "{}",
+        error("py_raises")
+    );
+    assert!(
+        error("js_throws").contains("uncaught RangeError: no such thing"),
+        "{}",
+        error("js_throws")
+    );
+    assert!(
+        error("js_loops").contains("timed out after 2000 ms"),
+        "{}",
+        error("js_loops")
+    );
+    assert_eq!(
+        result["failures"].as_array().unwrap().len(),
+        3,
+        "nothing else failed"
+    );
+
+    for (name, bytes, built) in sizes {
+        eprintln!(
+            "{name}: {:.2} MB, built in {:.1} s",
+            bytes as f64 / 1e6,
+            built.as_secs_f64()
+        );
+    }
+    eprintln!(
+        "all three loaded: first {:.1} s (compiling), cached {:.2} s",
+        first_load.as_secs_f64(),
+        cached_load.as_secs_f64()
+    );
+}

@@ -1,0 +1,125 @@
+// weft-sdk for JavaScript: write Weft tasks as JavaScript functions.
+//
+// A plugin module defines its tasks with `defineTask` and re-exports `task`
+// (the WIT `weft:plugin/task` export) from this module:
+//
+//   import { defineTask, task } from "./weft-sdk.js";
+//   defineTask({
+//     id: "demo.shout",
+//     title: "Shout",
+//     input: { type: "object", properties: { text: { type: "string" } }, required: ["text"] },
+//     output: { type: "object", properties: { text: { type: "string" } }, required: ["text"] },
+//   }, (input, ctx) => ({ text: input.text.toUpperCase() }));
+//   export { task };
+//
+// `weft build` (or componentize-js) turns it into a WASI 0.2 component.
+import { log as hostLog } from "weft:plugin/log@0.1.0";
+import { report } from "weft:plugin/progress@0.1.0";
+import * as hostModels from "weft:plugin/models@0.1.0";
+
+const tasks = new Map();
+
+/** A task failure with a kind the host understands. */
+export class TaskError extends Error {
+  constructor(kind, message, delayMs) {
+    super(message);
+    this.kind = kind;
+    this.delayMs = delayMs;
+  }
+  /** The input makes no sense for this task. Never retried. */
+  static invalidInput(message) { return new TaskError("invalid-input", message); }
+  /** The task failed; retrying will not help. */
+  static failed(message) { return new TaskError("failed", message); }
+  /** The task failed for a passing reason; the host may retry after `delayMs`. */
+  static retryable(message, delayMs) { return new TaskError("retryable", message, delayMs); }
+}
+
+/**
+ * Define a task type. `def`: id, version, title, category, description,
+ * input and output (JSON Schemas of objects), sideEffects, cacheable,
+ * timeoutMs. `fn(input, ctx)` returns the output object.
+ */
+export function defineTask(def, fn) {
+  if (!def || typeof def.id !== "string") throw new Error("defineTask needs an `id`");
+  const open = { type: "object", additionalProperties: true };
+  tasks.set(def.id, {
+    meta: {
+      id: def.id,
+      version: def.version ?? "0.1.0",
+      title: def.title ?? def.id,
+      category: def.category ?? def.id.split(".")[0],
+      description: def.description ?? "",
+      inputSchema: JSON.stringify(def.input ?? open),
+      outputSchema: JSON.stringify(def.output ?? open),
+      sideEffects: !!def.sideEffects,
+      cacheable: def.cacheable ?? !def.sideEffects,
+      timeoutMs: def.timeoutMs === undefined ? undefined : BigInt(def.timeoutMs),
+    },
+    fn,
+  });
+}
+
+const LEVELS = ["trace", "debug", "info", "warn", "error"];
+
+/** Write a log line (level: trace, debug, info, warn, error). */
+export function log(level, message) {
+  hostLog(LEVELS.includes(level) ? level : "info", String(message));
+}
+
+/** Report progress, `fraction` in [0, 1]. */
+export function progress(fraction, message) {
+  report(fraction, message === undefined ? undefined : String(message));
+}
+
+function modelError(e) {
+  const p = e && e.payload;
+  if (p && p.tag === "rate-limited") return TaskError.retryable(`rate limited: retry after ${p.val} ms`, Number(p.val));
+  if (p && p.tag === "unavailable") return TaskError.retryable(`model unavailable: ${p.val}`);
+  if (p && p.tag === "invalid-request") return TaskError.invalidInput(`invalid model request: ${p.val}`);
+  if (p && p.tag) return TaskError.failed(`${p.tag}: ${p.val}`);
+  return e;
+}
+
+/** Models served by the host (granted in the plugin's manifest). */
+export const models = {
+  embed(model, texts) {
+    try { return hostModels.embed(model, texts).map((v) => Array.from(v)); } catch (e) { throw modelError(e); }
+  },
+  generate(model, prompt, options = {}) {
+    const p = typeof prompt === "string" ? { tag: "text", val: prompt } : { tag: "chat", val: prompt };
+    try {
+      return hostModels.generate(model, p, {
+        maxTokens: options.maxTokens, temperature: options.temperature, stop: options.stop ?? [],
+      });
+    } catch (e) { throw modelError(e); }
+  },
+};
+
+/** The `weft:plugin/task` export: re-export it from the plugin module. */
+export const task = {
+  describe() {
+    return [...tasks.values()].map((t) => t.meta);
+  },
+  run(taskId, input, ctx) {
+    const t = tasks.get(taskId);
+    if (!t) throw { tag: "invalid-input", val: `this plugin has no task type ${taskId}` };
+    const context = {
+      runId: ctx.runId, nodeId: ctx.nodeId, attempt: ctx.attempt, idempotencyKey: ctx.idempotencyKey,
+      log, progress,
+    };
+    let output;
+    try {
+      output = t.fn(JSON.parse(input), context);
+    } catch (e) {
+      if (e instanceof TaskError) {
+        if (e.kind === "retryable") {
+          throw { tag: "retryable", val: { message: e.message, delayMs: e.delayMs === undefined ? undefined : BigInt(e.delayMs) } };
+        }
+        throw { tag: e.kind, val: e.message };
+      }
+      const what = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+      throw { tag: "failed", val: `uncaught ${what}` };
+    }
+    return JSON.stringify(output === undefined ? {} : output);
+  },
+};
