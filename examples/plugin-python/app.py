@@ -3,7 +3,6 @@
     weft new text-stats --lang python && cp examples/plugin-python/app.py text-stats/
     weft build text-stats && cp text-stats/dist/text-stats.wasm plugins/
 """
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import List
 
@@ -33,6 +32,10 @@ def analyse(input: Text, ctx: Context) -> Stats:
     words = [w for w in words if w]
     ctx.progress(0.5, f"{len(words)} words")
     stop = {s.lower() for s in input.stopwords}
-    counts = Counter(w for w in words if w not in stop and len(w) > 2)
+    counts: dict = {}
+    for w in words:
+        if w not in stop and len(w) > 2:
+            counts[w] = counts.get(w, 0) + 1
+    ranked = sorted(counts, key=lambda w: (-counts[w], w))
     sentences = sum(input.text.count(c) for c in ".!?") or (1 if words else 0)
-    return Stats(len(words), sentences, [w for w, _ in counts.most_common(input.top)])
+    return Stats(len(words), sentences, ranked[: input.top])
