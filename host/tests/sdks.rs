@@ -246,8 +246,7 @@ fn plugins_in_rust_python_and_javascript_build_load_and_pass_data_along() {
             .to_string()
     };
     assert!(
-        error("py_raises")
-            .contains("uncaught ZeroDivisionError: division by zero"),
+        error("py_raises").contains("uncaught ZeroDivisionError: division by zero"),
         "{}",
         error("py_raises")
     );
