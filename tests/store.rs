@@ -9,8 +9,8 @@ use weft::cache::CacheEntry;
 use weft::events::{Event, EventKind, NodeStatus, RunStatus};
 use weft::graph::Graph;
 use weft::store::{
-    CachePut, Commit, Created, FORMAT_VERSION, MemoryStore, NodeRecord, RedbStore, RunRecord,
-    RunSpec, RunStore, StoreError,
+    CachePut, Commit, Created, FORMAT_VERSION, MemoryStore, NodeRecord, PgStore, RedbStore,
+    RunRecord, RunSpec, RunStore, StoreError,
 };
 
 fn record(id: &str, created_ms: u64) -> (RunRecord, RunSpec) {
@@ -219,30 +219,30 @@ async fn conformance(store: Arc<dyn RunStore>) {
 
     // Rate limiter state: starts in a window (several per ms counted), old
     // starts forgotten, pauses only move later, ids independent.
-    store.rate_record("q\0k", 1_000, 500).await.unwrap();
-    store.rate_record("q\0k", 1_000, 500).await.unwrap();
-    store.rate_record("q\0k", 1_300, 500).await.unwrap();
+    store.rate_record("q/k", 1_000, 500).await.unwrap();
+    store.rate_record("q/k", 1_000, 500).await.unwrap();
+    store.rate_record("q/k", 1_300, 500).await.unwrap();
     assert_eq!(
-        store.rate_state("q\0k", 900).await.unwrap().starts,
+        store.rate_state("q/k", 900).await.unwrap().starts,
         vec![1_000, 1_000, 1_300]
     );
     assert_eq!(
-        store.rate_state("q\0k", 1_100).await.unwrap().starts,
+        store.rate_state("q/k", 1_100).await.unwrap().starts,
         vec![1_300]
     );
-    store.rate_record("q\0k", 1_700, 500).await.unwrap();
+    store.rate_record("q/k", 1_700, 500).await.unwrap();
     assert_eq!(
-        store.rate_state("q\0k", 0).await.unwrap().starts,
+        store.rate_state("q/k", 0).await.unwrap().starts,
         vec![1_300, 1_700],
         "starts before 1200 are forgotten"
     );
-    store.rate_pause("q\0k", 5_000).await.unwrap();
-    store.rate_pause("q\0k", 4_000).await.unwrap();
+    store.rate_pause("q/k", 5_000).await.unwrap();
+    store.rate_pause("q/k", 4_000).await.unwrap();
     assert_eq!(
-        store.rate_state("q\0k", 0).await.unwrap().paused_until_ms,
+        store.rate_state("q/k", 0).await.unwrap().paused_until_ms,
         5_000
     );
-    let other = store.rate_state("q\0other", 0).await.unwrap();
+    let other = store.rate_state("q/other", 0).await.unwrap();
     assert!(other.starts.is_empty() && other.paused_until_ms == 0);
 
     // Idempotency keys: unique per owner; the second submission finds the first run.
@@ -301,6 +301,96 @@ async fn conformance(store: Arc<dyn RunStore>) {
     assert!(!store.graph_delete("g").await.unwrap());
     assert_eq!(store.graph_get("g", Some(1)).await.unwrap(), None);
     assert_eq!(store.graph_put("g", g1, None).await.unwrap().version, 3);
+
+    // Leases: one host at a time executes a running run; an expired lease can
+    // be claimed by another host (stale-run recovery), oldest run first.
+    let (l1, spec) = record("l1", 40);
+    store.create_run(l1, spec).await.unwrap();
+    assert!(store.lease_run("l1", "A", 1_000, 2_000).await.unwrap());
+    assert!(!store.lease_run("l1", "B", 1_500, 2_500).await.unwrap());
+    assert!(
+        store.lease_run("l1", "A", 1_500, 2_600).await.unwrap(),
+        "a holder renews"
+    );
+    assert!(
+        !store.lease_run("r1", "A", 1_500, 2_600).await.unwrap(),
+        "r1 has ended"
+    );
+    assert_eq!(
+        store
+            .renew_leases("A", &["l1".into(), "r2".into()], 3_000)
+            .await
+            .unwrap(),
+        vec!["r2".to_string()]
+    );
+    let mut claimed = Vec::new();
+    while let Some(id) = store.claim_run("B", 2_000, 9_000).await.unwrap() {
+        claimed.push(id);
+    }
+    assert_eq!(
+        claimed,
+        vec!["r2", "i1", "i3"],
+        "unleased running runs, oldest first"
+    );
+    assert_eq!(
+        store.claim_run("B", 2_500, 9_000).await.unwrap(),
+        None,
+        "A holds l1 until 3000"
+    );
+    assert_eq!(
+        store.claim_run("C", 3_500, 9_000).await.unwrap().as_deref(),
+        Some("l1"),
+        "A's lease expired"
+    );
+    store.release_run("l1", "A").await.unwrap();
+    assert!(
+        !store.lease_run("l1", "A", 3_600, 9_000).await.unwrap(),
+        "A's release of C's lease did nothing"
+    );
+    store.release_run("l1", "C").await.unwrap();
+    assert!(store.lease_run("l1", "A", 3_600, 9_000).await.unwrap());
+}
+
+/// A fresh, empty database on the test PostgreSQL server
+/// (`WEFT_TEST_DATABASE_URL`, which `tests/run.sh` provides).
+pub async fn fresh_postgres() -> String {
+    let Ok(admin) = std::env::var("WEFT_TEST_DATABASE_URL") else {
+        panic!(
+            "WEFT_TEST_DATABASE_URL is not set: run tests/run.sh (it starts a throwaway \
+             PostgreSQL), or point it at a server you own"
+        );
+    };
+    let name = format!("weft_test_{}", uuid::Uuid::now_v7().simple());
+    let pool = sqlx::PgPool::connect(&admin)
+        .await
+        .expect("test PostgreSQL reachable");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&pool)
+        .await
+        .unwrap();
+    let (base, _) = admin.rsplit_once('/').expect("URL ends with /DATABASE");
+    format!("{base}/{name}")
+}
+
+#[tokio::test]
+async fn postgres_store_conforms_and_keeps_everything_across_reconnecting() {
+    let url = fresh_postgres().await;
+    conformance(Arc::new(PgStore::connect(&url, 4).await.unwrap())).await;
+    // A second connection (another host) sees everything; migrating again is a no-op.
+    let store = PgStore::connect(&url, 4).await.unwrap();
+    let loaded = store.load_run("r1").await.unwrap();
+    assert_eq!(loaded.run.status, RunStatus::Succeeded);
+    assert_eq!(loaded.next_seq, 4);
+    // A database migrated by a newer weft is refused, clearly.
+    sqlx::query("INSERT INTO weft_schema (version, applied_ms) VALUES (99, 0)")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let err = PgStore::connect(&url, 2).await.err().unwrap().to_string();
+    assert!(
+        err.contains("has format version 99; this weft reads up to version 1"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -324,7 +414,7 @@ async fn redb_store_conforms_and_keeps_everything_across_reopening() {
     let loaded = store.load_run("r1").await.unwrap();
     assert_eq!(loaded.run.status, RunStatus::Succeeded);
     assert_eq!(loaded.next_seq, 4);
-    assert_eq!(store.list_runs().await.unwrap().len(), 4);
+    assert_eq!(store.list_runs().await.unwrap().len(), 5);
     assert_eq!(store.graph_list().await.unwrap().len(), 2);
 }
 

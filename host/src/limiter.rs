@@ -144,7 +144,7 @@ impl RateLimiter {
     }
 
     fn id(&self, key: &str) -> String {
-        format!("{}\u{0}{key}", self.name)
+        format!("{}\u{1f}{key}", self.name)
     }
 
     fn known_pauses(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {

@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use super::{
-    CachePut, Commit, Created, NodeRecord, RunRecord, RunSpec, RunStore, SavedGraph, StoreError,
-    StoredRun, idempotency_slot,
+    CachePut, Commit, Created, Lease, NodeRecord, RunRecord, RunSpec, RunStore, SavedGraph,
+    StoreError, StoredRun, idempotency_slot,
 };
 use crate::cache::{CacheEntry, CacheStat};
-use crate::events::{Event, now_ms};
+use crate::events::{Event, RunStatus, now_ms};
 use crate::graph::Graph;
 use crate::limiter::RateState;
 
@@ -27,6 +27,7 @@ struct Runs {
     idempotency: BTreeMap<String, String>,
     graphs: BTreeMap<(String, u32), SavedGraph>,
     graph_versions: BTreeMap<String, u32>,
+    leases: BTreeMap<String, Lease>,
 }
 
 /// Runs kept in memory.
@@ -249,6 +250,90 @@ impl RunStore for MemoryStore {
             newest.insert(name, g);
         }
         Ok(newest.into_values().cloned().collect())
+    }
+
+    async fn lease_run(
+        &self,
+        run_id: &str,
+        host: &str,
+        now_ms: u64,
+        until_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let mut runs = self.lock();
+        let running = runs
+            .runs
+            .get(run_id)
+            .is_some_and(|r| r.status == RunStatus::Running);
+        let open = runs
+            .leases
+            .get(run_id)
+            .is_none_or(|l| l.open_to(host, now_ms));
+        if running && open {
+            runs.leases.insert(
+                run_id.to_string(),
+                Lease {
+                    host: host.to_string(),
+                    until_ms,
+                },
+            );
+        }
+        Ok(running && open)
+    }
+
+    async fn claim_run(
+        &self,
+        host: &str,
+        now_ms: u64,
+        until_ms: u64,
+    ) -> Result<Option<String>, StoreError> {
+        let mut runs = self.lock();
+        let mut candidates: Vec<&RunRecord> = runs
+            .runs
+            .values()
+            .filter(|r| r.status == RunStatus::Running)
+            .filter(|r| {
+                runs.leases
+                    .get(&r.run_id)
+                    .is_none_or(|l| l.until_ms < now_ms)
+            })
+            .collect();
+        candidates.sort_by(|a, b| (a.created_ms, &a.run_id).cmp(&(b.created_ms, &b.run_id)));
+        let Some(id) = candidates.first().map(|r| r.run_id.clone()) else {
+            return Ok(None);
+        };
+        runs.leases.insert(
+            id.clone(),
+            Lease {
+                host: host.to_string(),
+                until_ms,
+            },
+        );
+        Ok(Some(id))
+    }
+
+    async fn renew_leases(
+        &self,
+        host: &str,
+        run_ids: &[String],
+        until_ms: u64,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut runs = self.lock();
+        let mut lost = Vec::new();
+        for id in run_ids {
+            match runs.leases.get_mut(id) {
+                Some(l) if l.host == host => l.until_ms = until_ms,
+                _ => lost.push(id.clone()),
+            }
+        }
+        Ok(lost)
+    }
+
+    async fn release_run(&self, run_id: &str, host: &str) -> Result<(), StoreError> {
+        let mut runs = self.lock();
+        if runs.leases.get(run_id).is_some_and(|l| l.host == host) {
+            runs.leases.remove(run_id);
+        }
+        Ok(())
     }
 
     async fn graph_delete(&self, name: &str) -> Result<bool, StoreError> {

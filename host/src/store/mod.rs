@@ -2,18 +2,22 @@
 //!
 //! Owns the [`RunStore`] trait (the seam between the runner and a storage
 //! backend) and its implementations: [`MemoryStore`] for ephemeral runs and
-//! tests, [`RedbStore`] (one redb file, the embedded default). A [`Commit`] is
+//! tests, [`RedbStore`] (one redb file, the embedded default), [`PgStore`]
+//! (PostgreSQL, shared by many hosts; runs are leased to the host executing
+//! them). A [`Commit`] is
 //! applied in one transaction: a node's output, its new state and the events
 //! describing the change become durable together or not at all. The store must
 //! not know about wasm, scheduling or HTTP.
 
 mod memory;
+mod postgres;
 mod redb_store;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use memory::MemoryStore;
+pub use postgres::PgStore;
 pub use redb_store::RedbStore;
 
 use crate::cache::{CacheEntry, CacheStat};
@@ -246,12 +250,62 @@ pub trait RunStore: Send + Sync {
     async fn graph_list(&self) -> Result<Vec<SavedGraph>, StoreError>;
     /// Delete every version of graph `name`; false if there was none.
     async fn graph_delete(&self, name: &str) -> Result<bool, StoreError>;
+
+    /// Lease run `run_id` to `host` until `until_ms`, if it is running and no
+    /// other host holds a lease that is still valid at `now_ms`. True when
+    /// `host` holds it now. Only the lease holder executes a run.
+    async fn lease_run(
+        &self,
+        run_id: &str,
+        host: &str,
+        now_ms: u64,
+        until_ms: u64,
+    ) -> Result<bool, StoreError>;
+    /// Lease to `host` the oldest running run whose lease is missing or expired
+    /// at `now_ms` (stale-run recovery); its id.
+    async fn claim_run(
+        &self,
+        host: &str,
+        now_ms: u64,
+        until_ms: u64,
+    ) -> Result<Option<String>, StoreError>;
+    /// Extend `host`'s leases on `runs` to `until_ms` (a heartbeat); returns
+    /// the runs it no longer holds.
+    async fn renew_leases(
+        &self,
+        host: &str,
+        runs: &[String],
+        until_ms: u64,
+    ) -> Result<Vec<String>, StoreError>;
+    /// Drop `host`'s lease on `run_id`, so another host may claim it at once.
+    async fn release_run(&self, run_id: &str, host: &str) -> Result<(), StoreError>;
+    /// Wait up to `timeout` for a sign that there may be runs to claim (a new
+    /// run elsewhere); stores shared by several processes wake early.
+    async fn wait_for_work(&self, timeout: std::time::Duration) {
+        tokio::time::sleep(timeout).await;
+    }
 }
 
-/// The idempotency index key of a run: `owner \0 key`.
+/// A run's lease: which host executes it, until when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Lease {
+    /// The host.
+    pub host: String,
+    /// Valid until, ms since the Unix epoch.
+    pub until_ms: u64,
+}
+
+impl Lease {
+    /// Whether `host` may take a run with this lease at `now_ms`.
+    pub fn open_to(&self, host: &str, now_ms: u64) -> bool {
+        self.host == host || self.until_ms < now_ms
+    }
+}
+
+/// The idempotency index key of a run: `owner`, a unit separator, `key`.
 fn idempotency_slot(run: &RunRecord) -> Option<String> {
     let key = run.idempotency_key.as_deref()?;
-    Some(format!("{}\0{key}", run.owner.as_deref().unwrap_or("")))
+    Some(format!("{}\u{1f}{key}", run.owner.as_deref().unwrap_or("")))
 }
 
 fn encode<T: Serialize>(v: &T) -> Vec<u8> {

@@ -13,11 +13,11 @@ use redb::{
 };
 
 use super::{
-    CachePut, Commit, Created, FORMAT_VERSION, NodeRecord, RunRecord, RunSpec, RunStore,
+    CachePut, Commit, Created, FORMAT_VERSION, Lease, NodeRecord, RunRecord, RunSpec, RunStore,
     SavedGraph, StoreError, StoredRun, decode, encode, idempotency_slot,
 };
 use crate::cache::{CacheEntry, CacheStat};
-use crate::events::{Event, now_ms};
+use crate::events::{Event, RunStatus, now_ms};
 use crate::graph::Graph;
 use crate::limiter::RateState;
 
@@ -42,6 +42,10 @@ const IDEMPOTENCY: TableDefinition<&str, &str> = TableDefinition::new("idempoten
 const GRAPHS: TableDefinition<(&str, u32), &[u8]> = TableDefinition::new("graphs");
 /// Graph name → the last version given out (kept after a delete).
 const GRAPH_VERSIONS: TableDefinition<&str, u32> = TableDefinition::new("graph_versions");
+/// Run id → created ms, for every run whose status is `running`.
+const RUNNING: TableDefinition<&str, u64> = TableDefinition::new("running");
+/// Run id → its lease.
+const LEASES: TableDefinition<&str, &[u8]> = TableDefinition::new("leases");
 
 /// Runs in a redb file.
 #[derive(Clone)]
@@ -142,6 +146,22 @@ impl RedbStore {
             tx.open_table(IDEMPOTENCY).map_err(backend)?;
             tx.open_table(GRAPHS).map_err(backend)?;
             tx.open_table(GRAPH_VERSIONS).map_err(backend)?;
+            tx.open_table(LEASES).map_err(backend)?;
+            let mut running = tx.open_table(RUNNING).map_err(backend)?;
+            // Files from before the index: build it once.
+            if meta.get("running_index").map_err(backend)?.is_none() {
+                let runs = tx.open_table(RUNS).map_err(backend)?;
+                for item in runs.iter().map_err(backend)? {
+                    let (k, v) = item.map_err(backend)?;
+                    let run: RunRecord = decode(k.value(), v.value())?;
+                    if run.status == RunStatus::Running {
+                        running
+                            .insert(run.run_id.as_str(), run.created_ms)
+                            .map_err(backend)?;
+                    }
+                }
+                meta.insert("running_index", 1).map_err(backend)?;
+            }
         }
         tx.commit().map_err(backend)?;
         Ok(RedbStore {
@@ -217,6 +237,12 @@ impl RunStore for RedbStore {
             let mut runs = tx.open_table(RUNS).map_err(backend)?;
             runs.insert(run.run_id.as_str(), encode(&run).as_slice())
                 .map_err(backend)?;
+            if run.status == RunStatus::Running {
+                let mut running = tx.open_table(RUNNING).map_err(backend)?;
+                running
+                    .insert(run.run_id.as_str(), run.created_ms)
+                    .map_err(backend)?;
+            }
             Ok(Created::New)
         })
         .await
@@ -239,6 +265,14 @@ impl RunStore for RedbStore {
                 record.updated_ms = now_ms();
                 runs.insert(run_id.as_str(), encode(&record).as_slice())
                     .map_err(backend)?;
+                let mut running = tx.open_table(RUNNING).map_err(backend)?;
+                if status == RunStatus::Running {
+                    running
+                        .insert(run_id.as_str(), record.created_ms)
+                        .map_err(backend)?;
+                } else {
+                    running.remove(run_id.as_str()).map_err(backend)?;
+                }
             }
             let mut nodes = tx.open_table(NODES).map_err(backend)?;
             for node in &commit.nodes {
@@ -538,6 +572,118 @@ impl RunStore for RedbStore {
                 }
             }
             Ok(newest)
+        })
+        .await
+    }
+
+    async fn lease_run(
+        &self,
+        run_id: &str,
+        host: &str,
+        now_ms: u64,
+        until_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let (run_id, host) = (run_id.to_string(), host.to_string());
+        self.write(move |tx| {
+            let running = tx.open_table(RUNNING).map_err(backend)?;
+            if running.get(run_id.as_str()).map_err(backend)?.is_none() {
+                return Ok(false);
+            }
+            let mut leases = tx.open_table(LEASES).map_err(backend)?;
+            let current: Option<Lease> = match leases.get(run_id.as_str()).map_err(backend)? {
+                Some(v) => Some(decode(&run_id, v.value())?),
+                None => None,
+            };
+            if current.is_some_and(|l| !l.open_to(&host, now_ms)) {
+                return Ok(false);
+            }
+            let lease = Lease { host, until_ms };
+            leases
+                .insert(run_id.as_str(), encode(&lease).as_slice())
+                .map_err(backend)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn claim_run(
+        &self,
+        host: &str,
+        now_ms: u64,
+        until_ms: u64,
+    ) -> Result<Option<String>, StoreError> {
+        let host = host.to_string();
+        self.write(move |tx| {
+            let running = tx.open_table(RUNNING).map_err(backend)?;
+            let mut leases = tx.open_table(LEASES).map_err(backend)?;
+            let mut candidates = Vec::new();
+            for item in running.iter().map_err(backend)? {
+                let (k, created) = item.map_err(backend)?;
+                let id = k.value().to_string();
+                let free = match leases.get(id.as_str()).map_err(backend)? {
+                    Some(v) => decode::<Lease>(&id, v.value())?.until_ms < now_ms,
+                    None => true,
+                };
+                if free {
+                    candidates.push((created.value(), id));
+                }
+            }
+            let Some((_, id)) = candidates.into_iter().min() else {
+                return Ok(None);
+            };
+            let lease = Lease { host, until_ms };
+            leases
+                .insert(id.as_str(), encode(&lease).as_slice())
+                .map_err(backend)?;
+            Ok(Some(id))
+        })
+        .await
+    }
+
+    async fn renew_leases(
+        &self,
+        host: &str,
+        runs: &[String],
+        until_ms: u64,
+    ) -> Result<Vec<String>, StoreError> {
+        let (host, runs) = (host.to_string(), runs.to_vec());
+        self.write(move |tx| {
+            let mut leases = tx.open_table(LEASES).map_err(backend)?;
+            let mut lost = Vec::new();
+            for id in runs {
+                let held = match leases.get(id.as_str()).map_err(backend)? {
+                    Some(v) => decode::<Lease>(&id, v.value())?.host == host,
+                    None => false,
+                };
+                if held {
+                    let lease = Lease {
+                        host: host.clone(),
+                        until_ms,
+                    };
+                    leases
+                        .insert(id.as_str(), encode(&lease).as_slice())
+                        .map_err(backend)?;
+                } else {
+                    lost.push(id);
+                }
+            }
+            Ok(lost)
+        })
+        .await
+    }
+
+    async fn release_run(&self, run_id: &str, host: &str) -> Result<(), StoreError> {
+        let (run_id, host) = (run_id.to_string(), host.to_string());
+        self.write(move |tx| {
+            let mut leases = tx.open_table(LEASES).map_err(backend)?;
+            let held = match leases.get(run_id.as_str()).map_err(backend)? {
+                Some(v) => decode::<Lease>(&run_id, v.value())?.host == host,
+                None => false,
+            };
+            if held {
+                leases.remove(run_id.as_str()).map_err(backend)?;
+            }
+            Ok(())
         })
         .await
     }

@@ -1,0 +1,644 @@
+//! The shared [`RunStore`]: PostgreSQL, for many Weft hosts on one database.
+//!
+//! Records are JSON (`jsonb`) in one table per kind, as in the redb store.
+//! Each [`Commit`] is one transaction; the event log's primary key (run id,
+//! sequence number) fences a host that lost its lease: its next commit fails
+//! instead of writing a second history. Runs are leased to the host executing
+//! them (`lease_host`, `lease_until_ms`); claiming uses `FOR UPDATE SKIP
+//! LOCKED`, and a new run is announced with `NOTIFY weft_runs` so idle hosts
+//! wake at once. The schema is created and migrated at start under an
+//! advisory lock; a database migrated by a newer Weft is refused.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
+use sqlx::types::Json;
+use sqlx::{Postgres, Row, Transaction};
+
+use super::{
+    CachePut, Commit, Created, NodeRecord, RunRecord, RunSpec, RunStore, SavedGraph, StoreError,
+    StoredRun, decode, idempotency_slot,
+};
+use crate::cache::{CacheEntry, CacheStat};
+use crate::events::{Event, RunStatus, now_ms};
+use crate::graph::Graph;
+use crate::limiter::RateState;
+
+/// The schema version this build creates and reads.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Each migration: (version, statements). Applied in order, once.
+const MIGRATIONS: &[(i64, &str)] = &[(
+    1,
+    r#"
+    CREATE TABLE weft_runs (
+        run_id text PRIMARY KEY,
+        record jsonb NOT NULL,
+        spec jsonb NOT NULL,
+        status text NOT NULL,
+        created_ms bigint NOT NULL,
+        idempotency text UNIQUE,
+        lease_host text,
+        lease_until_ms bigint
+    );
+    CREATE INDEX weft_runs_running ON weft_runs (created_ms) WHERE status = 'running';
+    CREATE TABLE weft_nodes (
+        run_id text NOT NULL REFERENCES weft_runs ON DELETE CASCADE,
+        node text NOT NULL,
+        record jsonb NOT NULL,
+        PRIMARY KEY (run_id, node)
+    );
+    CREATE TABLE weft_events (
+        run_id text NOT NULL REFERENCES weft_runs ON DELETE CASCADE,
+        seq bigint NOT NULL,
+        event jsonb NOT NULL,
+        PRIMARY KEY (run_id, seq)
+    );
+    CREATE TABLE weft_cache (
+        key text PRIMARY KEY,
+        task_type text NOT NULL,
+        created_ms bigint NOT NULL,
+        size bigint NOT NULL,
+        entry jsonb NOT NULL
+    );
+    CREATE INDEX weft_cache_age ON weft_cache (task_type, created_ms, key);
+    CREATE TABLE weft_rate_starts (
+        id text NOT NULL,
+        at_ms bigint NOT NULL,
+        n integer NOT NULL,
+        PRIMARY KEY (id, at_ms)
+    );
+    CREATE TABLE weft_rate_pauses (id text PRIMARY KEY, until_ms bigint NOT NULL);
+    CREATE TABLE weft_graphs (
+        name text NOT NULL,
+        version integer NOT NULL,
+        saved jsonb NOT NULL,
+        PRIMARY KEY (name, version)
+    );
+    CREATE TABLE weft_graph_versions (name text PRIMARY KEY, last integer NOT NULL);
+    "#,
+)];
+
+/// Runs in a PostgreSQL database.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+    work: Arc<tokio::sync::Notify>,
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn status_name(status: RunStatus) -> &'static str {
+    match status {
+        RunStatus::Running => "running",
+        RunStatus::Succeeded => "succeeded",
+        RunStatus::Failed => "failed",
+        RunStatus::Cancelled => "cancelled",
+    }
+}
+
+fn json<T: serde::Serialize>(v: &T) -> Json<Value> {
+    Json(serde_json::to_value(v).expect("store records always serialize"))
+}
+
+fn from_json<T: for<'de> serde::Deserialize<'de>>(key: &str, v: Value) -> Result<T, StoreError> {
+    decode(key, v.to_string().as_bytes())
+}
+
+impl PgStore {
+    /// Connect to `url` (`postgres://…`), create or migrate the schema, and
+    /// start listening for new runs. `max_connections` bounds the pool.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(2))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await
+            .map_err(|e| backend(format!("cannot connect to PostgreSQL: {e}")))?;
+        Self::migrate(&pool).await?;
+        let work = Arc::new(tokio::sync::Notify::new());
+        let mut listener = PgListener::connect_with(&pool).await.map_err(backend)?;
+        listener.listen("weft_runs").await.map_err(backend)?;
+        let wake = work.clone();
+        tokio::spawn(async move {
+            // Wakes claimers on every new run; on a broken connection they
+            // fall back to polling (the listener reconnects by itself).
+            loop {
+                match listener.recv().await {
+                    Ok(_) => wake.notify_waiters(),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "LISTEN connection lost; polling meanwhile");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                }
+            }
+        });
+        Ok(PgStore { pool, work })
+    }
+
+    /// Create the schema, or bring it to [`SCHEMA_VERSION`], once across
+    /// every host starting at the same time.
+    async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
+        let mut tx = pool.begin().await.map_err(backend)?;
+        sqlx::query("SELECT pg_advisory_xact_lock(7265746674)")
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS weft_schema (version bigint PRIMARY KEY, applied_ms bigint NOT NULL)",
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let found: i64 = sqlx::query("SELECT coalesce(max(version), 0) FROM weft_schema")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(backend)?
+            .get(0);
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::NewerFormat {
+                path: "the PostgreSQL database".into(),
+                found: found as u64,
+                supported: SCHEMA_VERSION as u64,
+            });
+        }
+        for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > found) {
+            sqlx::raw_sql(*sql)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+            sqlx::query("INSERT INTO weft_schema (version, applied_ms) VALUES ($1, $2)")
+                .bind(version)
+                .bind(now_ms() as i64)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+            tracing::info!(version, "PostgreSQL schema migrated");
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    /// The connection pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    async fn put_cache(
+        tx: &mut Transaction<'_, Postgres>,
+        put: &CachePut,
+    ) -> Result<(), StoreError> {
+        let size = serde_json::to_vec(&put.entry).map_or(0, |v| v.len()) as i64;
+        sqlx::query(
+            "INSERT INTO weft_cache (key, task_type, created_ms, size, entry) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (key) DO UPDATE SET task_type = excluded.task_type,
+               created_ms = excluded.created_ms, size = excluded.size, entry = excluded.entry",
+        )
+        .bind(&put.key)
+        .bind(&put.entry.task_type)
+        .bind(put.entry.created_ms as i64)
+        .bind(size)
+        .bind(json(&put.entry))
+        .execute(&mut **tx)
+        .await
+        .map_err(backend)?;
+        if let Some(keep) = put.keep_last {
+            sqlx::query(
+                "DELETE FROM weft_cache WHERE key IN (SELECT key FROM weft_cache WHERE task_type = $1
+                 ORDER BY created_ms DESC, key DESC OFFSET $2)",
+            )
+            .bind(&put.entry.task_type)
+            .bind(keep as i64)
+            .execute(&mut **tx)
+            .await
+            .map_err(backend)?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl RunStore for PgStore {
+    async fn create_run(&self, run: RunRecord, spec: RunSpec) -> Result<Created, StoreError> {
+        let slot = idempotency_slot(&run);
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let inserted = sqlx::query(
+            "INSERT INTO weft_runs (run_id, record, spec, status, created_ms, idempotency)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (idempotency) DO NOTHING",
+        )
+        .bind(&run.run_id)
+        .bind(json(&run))
+        .bind(json(&spec))
+        .bind(status_name(run.status))
+        .bind(run.created_ms as i64)
+        .bind(&slot)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?
+        .rows_affected();
+        if inserted == 0 {
+            let row = sqlx::query("SELECT record FROM weft_runs WHERE idempotency = $1")
+                .bind(&slot)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(backend)?;
+            let record: Json<Value> = row.get(0);
+            return Ok(Created::Existing(from_json(&run.run_id, record.0)?));
+        }
+        sqlx::query("SELECT pg_notify('weft_runs', $1)")
+            .bind(&run.run_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(Created::New)
+    }
+
+    async fn commit(&self, run_id: &str, commit: Commit) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let row = sqlx::query("SELECT record FROM weft_runs WHERE run_id = $1 FOR UPDATE")
+            .bind(run_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend)?
+            .ok_or_else(|| StoreError::UnknownRun(run_id.to_string()))?;
+        if let Some(status) = commit.status {
+            let stored: Json<Value> = row.get(0);
+            let mut record: RunRecord = from_json(run_id, stored.0)?;
+            record.status = status;
+            record.updated_ms = now_ms();
+            sqlx::query("UPDATE weft_runs SET record = $2, status = $3 WHERE run_id = $1")
+                .bind(run_id)
+                .bind(json(&record))
+                .bind(status_name(status))
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
+        if !commit.nodes.is_empty() {
+            let names: Vec<String> = commit.nodes.iter().map(|n| n.node.clone()).collect();
+            let records: Vec<Value> = commit.nodes.iter().map(|n| json(n).0).collect();
+            sqlx::query(
+                "INSERT INTO weft_nodes (run_id, node, record)
+                 SELECT $1, * FROM UNNEST($2::text[], $3::jsonb[])
+                 ON CONFLICT (run_id, node) DO UPDATE SET record = excluded.record",
+            )
+            .bind(run_id)
+            .bind(&names)
+            .bind(&records)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        }
+        if !commit.events.is_empty() {
+            let seqs: Vec<i64> = commit.events.iter().map(|e| e.seq as i64).collect();
+            let events: Vec<Value> = commit.events.iter().map(|e| json(e).0).collect();
+            sqlx::query(
+                "INSERT INTO weft_events (run_id, seq, event)
+                 SELECT $1, * FROM UNNEST($2::bigint[], $3::jsonb[])",
+            )
+            .bind(run_id)
+            .bind(&seqs)
+            .bind(&events)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| backend(format!("{e} (was this run taken over by another host?)")))?;
+        }
+        for put in &commit.cache {
+            Self::put_cache(&mut tx, put).await?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn load_run(&self, run_id: &str) -> Result<StoredRun, StoreError> {
+        let row = sqlx::query("SELECT record, spec FROM weft_runs WHERE run_id = $1")
+            .bind(run_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?
+            .ok_or_else(|| StoreError::UnknownRun(run_id.to_string()))?;
+        let (record, spec): (Json<Value>, Json<Value>) = (row.get(0), row.get(1));
+        let nodes =
+            sqlx::query("SELECT node, record FROM weft_nodes WHERE run_id = $1 ORDER BY node")
+                .bind(run_id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(backend)?
+                .into_iter()
+                .map(|r| {
+                    let (node, record): (String, Json<Value>) = (r.get(0), r.get(1));
+                    from_json::<NodeRecord>(&format!("{run_id}/{node}"), record.0)
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+        let last: i64 =
+            sqlx::query("SELECT coalesce(max(seq), 0) FROM weft_events WHERE run_id = $1")
+                .bind(run_id)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(backend)?
+                .get(0);
+        Ok(StoredRun {
+            run: from_json(run_id, record.0)?,
+            spec: from_json(run_id, spec.0)?,
+            nodes,
+            next_seq: last as u64 + 1,
+        })
+    }
+
+    async fn list_runs(&self) -> Result<Vec<RunRecord>, StoreError> {
+        sqlx::query("SELECT run_id, record FROM weft_runs ORDER BY created_ms DESC, run_id DESC")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?
+            .into_iter()
+            .map(|r| {
+                let (id, record): (String, Json<Value>) = (r.get(0), r.get(1));
+                from_json(&id, record.0)
+            })
+            .collect()
+    }
+
+    async fn events(&self, run_id: &str, after: u64) -> Result<Vec<Event>, StoreError> {
+        sqlx::query(
+            "SELECT seq, event FROM weft_events WHERE run_id = $1 AND seq > $2 ORDER BY seq",
+        )
+        .bind(run_id)
+        .bind(after.min(i64::MAX as u64) as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?
+        .into_iter()
+        .map(|r| {
+            let (seq, event): (i64, Json<Value>) = (r.get(0), r.get(1));
+            from_json(&format!("{run_id}#{seq}"), event.0)
+        })
+        .collect()
+    }
+
+    async fn cache_get(&self, key: &str) -> Result<Option<CacheEntry>, StoreError> {
+        let row = sqlx::query("SELECT entry FROM weft_cache WHERE key = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.map(|r| from_json(key, r.get::<Json<Value>, _>(0).0))
+            .transpose()
+    }
+
+    async fn cache_stats(&self) -> Result<Vec<CacheStat>, StoreError> {
+        Ok(sqlx::query(
+            "SELECT task_type, count(*), coalesce(sum(size), 0)::bigint FROM weft_cache
+             GROUP BY task_type ORDER BY task_type",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?
+        .into_iter()
+        .map(|r| CacheStat {
+            task_type: r.get(0),
+            entries: r.get::<i64, _>(1) as u64,
+            bytes: r.get::<i64, _>(2) as u64,
+        })
+        .collect())
+    }
+
+    async fn cache_clear(&self, task_type: Option<&str>) -> Result<u64, StoreError> {
+        Ok(
+            sqlx::query("DELETE FROM weft_cache WHERE $1::text IS NULL OR task_type = $1")
+                .bind(task_type)
+                .execute(&self.pool)
+                .await
+                .map_err(backend)?
+                .rows_affected(),
+        )
+    }
+
+    async fn rate_state(&self, id: &str, since_ms: u64) -> Result<RateState, StoreError> {
+        let starts = sqlx::query(
+            "SELECT at_ms, n FROM weft_rate_starts WHERE id = $1 AND at_ms >= $2 ORDER BY at_ms",
+        )
+        .bind(id)
+        .bind(since_ms as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?
+        .into_iter()
+        .flat_map(|r| {
+            let (at, n): (i64, i32) = (r.get(0), r.get(1));
+            std::iter::repeat_n(at as u64, n as usize)
+        })
+        .collect();
+        let paused: Option<i64> =
+            sqlx::query("SELECT until_ms FROM weft_rate_pauses WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(backend)?
+                .map(|r| r.get(0));
+        Ok(RateState {
+            starts,
+            paused_until_ms: paused.unwrap_or(0) as u64,
+        })
+    }
+
+    async fn rate_record(&self, id: &str, at_ms: u64, window_ms: u64) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        sqlx::query("DELETE FROM weft_rate_starts WHERE id = $1 AND at_ms < $2")
+            .bind(id)
+            .bind(at_ms.saturating_sub(window_ms) as i64)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        sqlx::query(
+            "INSERT INTO weft_rate_starts (id, at_ms, n) VALUES ($1, $2, 1)
+             ON CONFLICT (id, at_ms) DO UPDATE SET n = weft_rate_starts.n + 1",
+        )
+        .bind(id)
+        .bind(at_ms as i64)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn rate_pause(&self, id: &str, until_ms: u64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO weft_rate_pauses (id, until_ms) VALUES ($1, $2)
+             ON CONFLICT (id) DO UPDATE SET until_ms = GREATEST(weft_rate_pauses.until_ms, excluded.until_ms)",
+        )
+        .bind(id)
+        .bind(until_ms as i64)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn graph_put(
+        &self,
+        name: &str,
+        graph: Graph,
+        owner: Option<String>,
+    ) -> Result<SavedGraph, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let version: i32 = sqlx::query(
+            "INSERT INTO weft_graph_versions (name, last) VALUES ($1, 1)
+             ON CONFLICT (name) DO UPDATE SET last = weft_graph_versions.last + 1 RETURNING last",
+        )
+        .bind(name)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(backend)?
+        .get(0);
+        let saved = SavedGraph {
+            name: name.to_string(),
+            version: version as u32,
+            saved_ms: now_ms(),
+            owner,
+            graph,
+        };
+        sqlx::query("INSERT INTO weft_graphs (name, version, saved) VALUES ($1, $2, $3)")
+            .bind(name)
+            .bind(version)
+            .bind(json(&saved))
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(saved)
+    }
+
+    async fn graph_get(
+        &self,
+        name: &str,
+        version: Option<u32>,
+    ) -> Result<Option<SavedGraph>, StoreError> {
+        let row = sqlx::query(
+            "SELECT saved FROM weft_graphs WHERE name = $1 AND ($2::integer IS NULL OR version = $2)
+             ORDER BY version DESC LIMIT 1",
+        )
+        .bind(name)
+        .bind(version.map(|v| v as i32))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        row.map(|r| from_json(name, r.get::<Json<Value>, _>(0).0))
+            .transpose()
+    }
+
+    async fn graph_list(&self) -> Result<Vec<SavedGraph>, StoreError> {
+        sqlx::query(
+            "SELECT DISTINCT ON (name) name, saved FROM weft_graphs ORDER BY name, version DESC",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?
+        .into_iter()
+        .map(|r| {
+            let (name, saved): (String, Json<Value>) = (r.get(0), r.get(1));
+            from_json(&name, saved.0)
+        })
+        .collect()
+    }
+
+    async fn graph_delete(&self, name: &str) -> Result<bool, StoreError> {
+        Ok(sqlx::query("DELETE FROM weft_graphs WHERE name = $1")
+            .bind(name)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?
+            .rows_affected()
+            > 0)
+    }
+
+    async fn lease_run(
+        &self,
+        run_id: &str,
+        host: &str,
+        now_ms: u64,
+        until_ms: u64,
+    ) -> Result<bool, StoreError> {
+        Ok(sqlx::query(
+            "UPDATE weft_runs SET lease_host = $2, lease_until_ms = $4
+             WHERE run_id = $1 AND status = 'running'
+               AND (lease_host IS NULL OR lease_host = $2 OR lease_until_ms < $3)",
+        )
+        .bind(run_id)
+        .bind(host)
+        .bind(now_ms as i64)
+        .bind(until_ms as i64)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?
+        .rows_affected()
+            == 1)
+    }
+
+    async fn claim_run(
+        &self,
+        host: &str,
+        now_ms: u64,
+        until_ms: u64,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query(
+            "UPDATE weft_runs SET lease_host = $1, lease_until_ms = $3
+             WHERE run_id = (
+               SELECT run_id FROM weft_runs
+               WHERE status = 'running' AND (lease_host IS NULL OR lease_until_ms < $2)
+               ORDER BY created_ms, run_id LIMIT 1 FOR UPDATE SKIP LOCKED)
+             RETURNING run_id",
+        )
+        .bind(host)
+        .bind(now_ms as i64)
+        .bind(until_ms as i64)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?
+        .map(|r| r.get(0)))
+    }
+
+    async fn renew_leases(
+        &self,
+        host: &str,
+        runs: &[String],
+        until_ms: u64,
+    ) -> Result<Vec<String>, StoreError> {
+        if runs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let kept: Vec<String> = sqlx::query(
+            "UPDATE weft_runs SET lease_until_ms = $3
+             WHERE run_id = ANY($2) AND lease_host = $1 RETURNING run_id",
+        )
+        .bind(host)
+        .bind(runs)
+        .bind(until_ms as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?
+        .into_iter()
+        .map(|r| r.get(0))
+        .collect();
+        Ok(runs.iter().filter(|r| !kept.contains(r)).cloned().collect())
+    }
+
+    async fn release_run(&self, run_id: &str, host: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE weft_runs SET lease_host = NULL, lease_until_ms = NULL
+             WHERE run_id = $1 AND lease_host = $2",
+        )
+        .bind(run_id)
+        .bind(host)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn wait_for_work(&self, timeout: Duration) {
+        let _ = tokio::time::timeout(timeout, self.work.notified()).await;
+    }
+}
