@@ -34,6 +34,9 @@ use crate::providers::{ModelConfig, ProviderKind};
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// Where runs are kept: `postgres://…` for a database shared by many
+    /// hosts; default: the redb file in the data directory.
+    pub store: Option<String>,
     /// The daemon (`weft serve`).
     #[serde(default)]
     pub server: ServerConfig,
@@ -70,8 +73,14 @@ pub struct ServerConfig {
     /// On SIGTERM, how long running tasks may take to finish before the daemon
     /// exits (what is left resumes at the next start).
     pub shutdown_grace_s: u64,
-    /// The most tasks running at once, over all runs (default: 8 per core).
+    /// The most tasks running at once per run (default: 8 per core).
     pub parallelism: Option<usize>,
+    /// The most runs executing in this process at once; more wait for
+    /// another host (or for room here).
+    pub max_runs: usize,
+    /// How long a run's lease lasts without a heartbeat (ms): when a host
+    /// dies, others take its runs over after this long.
+    pub lease_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -83,6 +92,8 @@ impl Default for ServerConfig {
             max_body_bytes: 4 << 20,
             shutdown_grace_s: 30,
             parallelism: None,
+            max_runs: 256,
+            lease_ms: 10_000,
         }
     }
 }

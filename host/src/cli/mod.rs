@@ -263,11 +263,17 @@ struct DataArgs {
     /// Where runs are kept (a redb file inside). Default `./.weft`.
     #[arg(long, global = true, env = "WEFT_DATA_DIR", default_value = ".weft")]
     data_dir: PathBuf,
+    /// Keep runs in this PostgreSQL database instead (`postgres://…`).
+    #[arg(long, global = true, env = "WEFT_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
 }
 
 impl DataArgs {
-    fn store(&self) -> anyhow::Result<Arc<dyn RunStore>> {
-        Ok(Arc::new(RedbStore::open(&self.data_dir.join("weft.redb"))?))
+    async fn store(&self) -> anyhow::Result<Arc<dyn RunStore>> {
+        Ok(match &self.database_url {
+            Some(url) => Arc::new(weft::store::PgStore::connect(url, 4).await?),
+            None => Arc::new(RedbStore::open(&self.data_dir.join("weft.redb"))?),
+        })
     }
 }
 
@@ -410,7 +416,7 @@ pub async fn main(cli: Cli) -> anyhow::Result<ExitCode> {
             let store: Arc<dyn RunStore> = if ephemeral {
                 Arc::new(MemoryStore::new())
             } else {
-                data.store()?
+                data.store().await?
             };
             let host = host
                 .host_with(parallelism, Some(store), Some(policy))
@@ -422,14 +428,14 @@ pub async fn main(cli: Cli) -> anyhow::Result<ExitCode> {
                 .await?;
             execute(&host, &prepared, json, all_outputs).await
         }
-        Command::Runs { data, json } => list_runs(&*data.store()?, json).await,
+        Command::Runs { data, json } => list_runs(&*data.store().await?, json).await,
         Command::DeadLetters {
             action,
             host,
             data,
             json,
         } => {
-            let host = host.host_with(None, Some(data.store()?), None).await?;
+            let host = host.host_with(None, Some(data.store().await?), None).await?;
             match action {
                 None => {
                     let letters = host.dead_letters().await?;
@@ -465,7 +471,7 @@ pub async fn main(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Cache { action, data } => {
-            let store = data.store()?;
+            let store = data.store().await?;
             match action {
                 CacheAction::Stats { json } => {
                     let stats = store.cache_stats().await?;
@@ -503,7 +509,7 @@ pub async fn main(cli: Cli) -> anyhow::Result<ExitCode> {
             data,
             json,
         } => {
-            let host = host.host_with(None, Some(data.store()?), None).await?;
+            let host = host.host_with(None, Some(data.store().await?), None).await?;
             let ids = if all {
                 host.interrupted_runs().await?
             } else {
@@ -546,7 +552,7 @@ pub async fn main(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status {
             run_id, data, json, ..
         } => {
-            let stored = data.store()?.load_run(&run_id).await?;
+            let stored = data.store().await?.load_run(&run_id).await?;
             let nodes: serde_json::Map<String, Value> = stored
                 .nodes
                 .iter()
@@ -593,7 +599,7 @@ pub async fn main(cli: Cli) -> anyhow::Result<ExitCode> {
             after,
             json,
         } => {
-            let store = data.store()?;
+            let store = data.store().await?;
             store.load_run(&run_id).await?;
             for e in store.events(&run_id, after).await? {
                 if json {

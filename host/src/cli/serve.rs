@@ -13,7 +13,7 @@ use clap::Args;
 use weft::Host;
 use weft::config::Config;
 use weft::daemon::{Daemon, DaemonOptions};
-use weft::store::RedbStore;
+use weft::store::{PgStore, RedbStore, RunStore};
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -29,6 +29,22 @@ pub struct ServeArgs {
     /// Configuration file [default: ./weft.toml when it exists].
     #[arg(long, env = "WEFT_CONFIG")]
     config: Option<PathBuf>,
+    /// Keep runs in this PostgreSQL database (`postgres://…`), shared with
+    /// other hosts [default: `store` in the configuration, else the redb file].
+    #[arg(long, env = "WEFT_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// `api`: serve the HTTP API and execute runs; `worker`: only execute runs.
+    #[arg(long, value_enum, default_value = "api")]
+    role: Role,
+}
+
+/// What a `weft serve` process does.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// The HTTP API, and executing runs.
+    Api,
+    /// Executing runs only (scale execution out separately).
+    Worker,
 }
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -50,7 +66,26 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let plugins = args.plugins.unwrap_or_else(|| server.plugins.clone());
     std::fs::create_dir_all(&plugins)
         .with_context(|| format!("cannot create plugins folder {}", plugins.display()))?;
-    let store = Arc::new(RedbStore::open(&data_dir.join("weft.redb"))?);
+    let database = args.database_url.clone().or_else(|| config.store.clone());
+    let (store, where_): (Arc<dyn RunStore>, String) = match &database {
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            let pool = server.max_runs.clamp(4, 32) as u32;
+            (Arc::new(PgStore::connect(url, pool).await?), "PostgreSQL".into())
+        }
+        Some(other) => anyhow::bail!("store `{other}` is not a postgres:// URL"),
+        None => {
+            let path = data_dir.join("weft.redb");
+            let shown = path.display().to_string();
+            (Arc::new(RedbStore::open(&path)?), shown)
+        }
+    };
+    // With a shared store every process needs its own lease identity; the
+    // embedded store is only ever used by this one.
+    let host_id = if database.is_some() {
+        format!("{}-{}", hostname(), weft::new_run_id())
+    } else {
+        "local".to_string()
+    };
     let mut builder = config.apply(Host::builder().store(store).plugins_dir(&plugins));
     if let Some(p) = server.parallelism {
         builder = builder.parallelism(p);
@@ -62,13 +97,25 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         quotas: config.quotas.clone(),
         max_body_bytes: server.max_body_bytes,
         shutdown_grace: Duration::from_secs(server.shutdown_grace_s),
+        host_id: host_id.clone(),
+        lease: Duration::from_millis(server.lease_ms),
+        max_runs: server.max_runs,
     };
+    if args.role == Role::Worker {
+        println!(
+            "weft worker {host_id} executing runs from {where_} (plugins {}, {} task types)",
+            plugins.display(),
+            host.registry().task_types().count()
+        );
+        let stopped = weft::daemon::run_worker(host, options, shutdown_signal()).await?;
+        println!("stopped; {} runs left to other hosts", stopped.left_running);
+        return Ok(ExitCode::SUCCESS);
+    }
     let daemon = Daemon::bind(host.clone(), options).await?;
     let addr = daemon.local_addr();
     let failed = host.plugins().iter().filter(|p| p.error.is_some()).count();
     println!(
-        "weft daemon listening on http://{addr} (data {}, plugins {}, {} task types{})",
-        data_dir.display(),
+        "weft daemon listening on http://{addr} (store {where_}, plugins {}, {} task types{})",
         plugins.display(),
         host.registry().task_types().count(),
         if failed > 0 {
@@ -107,4 +154,10 @@ async fn shutdown_signal() {
             }
         } => {}
     }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "host".into())
 }

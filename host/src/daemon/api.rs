@@ -291,7 +291,7 @@ async fn submit(
         Prepared::New(run) => {
             let run_id = run.run_id.clone();
             tracing::info!(run_id = %run_id, user = %user.0, origin = %origin, "run submitted");
-            state.runs.start(run, Some(user.0));
+            state.runs.start_new(run, Some(user.0)).await;
             Ok((
                 StatusCode::CREATED,
                 [(header::LOCATION, format!("/v1/runs/{run_id}"))],
@@ -566,7 +566,7 @@ async fn retry_dead_letter(
     })?;
     let stored = load_visible(&state, run_id, &user).await?;
     let run = state.host.redrive(run_id, node).await?;
-    state.runs.start(run, stored.run.owner);
+    state.runs.start_new(run, stored.run.owner).await;
     tracing::info!(run_id, node, user = %user.0, "dead letter re-driven");
     Ok((
         StatusCode::ACCEPTED,

@@ -49,6 +49,14 @@ pub struct DaemonOptions {
     pub max_body_bytes: usize,
     /// On shutdown, how long running tasks may take to finish.
     pub shutdown_grace: Duration,
+    /// This host's id in run leases (default: `local` for a store only this
+    /// process uses, else a new id per start).
+    pub host_id: String,
+    /// How long a run's lease lasts without a heartbeat: after a host dies,
+    /// others take its runs over after this long.
+    pub lease: Duration,
+    /// The most runs executing in this process at once.
+    pub max_runs: usize,
 }
 
 impl Default for DaemonOptions {
@@ -60,6 +68,9 @@ impl Default for DaemonOptions {
             quotas: QuotaConfig::default(),
             max_body_bytes: server.max_body_bytes,
             shutdown_grace: Duration::from_secs(server.shutdown_grace_s),
+            host_id: "local".into(),
+            lease: Duration::from_millis(server.lease_ms),
+            max_runs: server.max_runs,
         }
     }
 }
@@ -121,6 +132,48 @@ pub struct Daemon {
     options: DaemonOptions,
 }
 
+fn state(host: Arc<Host>, options: &DaemonOptions) -> AppState {
+    let metrics = metrics::Metrics::new();
+    let leasing = runs::Leasing {
+        host_id: options.host_id.clone(),
+        lease: options.lease,
+        max_runs: options.max_runs.max(1),
+    };
+    AppState(Arc::new(Shared {
+        runs: runs::Runs::new(host.clone(), metrics.clone(), leasing),
+        auth: auth::Auth::new(&options.tokens),
+        quotas: auth::Quotas::new(options.quotas.clone()),
+        metrics,
+        host,
+        shutdown: CancellationToken::new(),
+        ready: AtomicBool::new(false),
+    }))
+}
+
+/// Execute runs from the store without serving HTTP (`weft serve --role
+/// worker`): claim runs no live host holds, keep their leases, and on
+/// `shutdown` let them finish within the grace period.
+pub async fn run_worker(
+    host: Arc<Host>,
+    options: DaemonOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<Stopped, DaemonError> {
+    let state = state(host, &options);
+    state.runs.resume_own().await;
+    reload::watch(state.host.clone(), state.shutdown.clone())?;
+    let sharing = tokio::spawn({
+        let runs = state.runs.clone();
+        let stop = state.shutdown.clone();
+        async move { runs.share(stop).await }
+    });
+    shutdown.await;
+    tracing::info!("shutting down: no new runs");
+    state.shutdown.cancel();
+    let _ = sharing.await;
+    let left_running = state.runs.drain(options.shutdown_grace).await;
+    Ok(Stopped { left_running })
+}
+
 impl Daemon {
     /// Listen on `options.listen` for `host`.
     pub async fn bind(host: Arc<Host>, options: DaemonOptions) -> Result<Daemon, DaemonError> {
@@ -130,16 +183,7 @@ impl Daemon {
                 addr: options.listen,
                 source,
             })?;
-        let metrics = metrics::Metrics::new();
-        let state = AppState(Arc::new(Shared {
-            runs: runs::Runs::new(host.clone(), metrics.clone()),
-            auth: auth::Auth::new(&options.tokens),
-            quotas: auth::Quotas::new(options.quotas.clone()),
-            metrics,
-            host,
-            shutdown: CancellationToken::new(),
-            ready: AtomicBool::new(false),
-        }));
+        let state = state(host, &options);
         Ok(Daemon {
             listener,
             state,
@@ -170,8 +214,13 @@ impl Daemon {
             state,
             options,
         } = self;
-        state.runs.resume_interrupted().await;
+        state.runs.resume_own().await;
         reload::watch(state.host.clone(), state.shutdown.clone())?;
+        let sharing = tokio::spawn({
+            let runs = state.runs.clone();
+            let stop = state.shutdown.clone();
+            async move { runs.share(stop).await }
+        });
         state.ready.store(true, Ordering::Release);
         let app = api::router(state.clone(), options.max_body_bytes);
         let stop = state.shutdown.clone();
@@ -186,6 +235,7 @@ impl Daemon {
         })
         .await
         .map_err(DaemonError::Serve)?;
+        let _ = sharing.await;
         let running = state.runs.len();
         if running > 0 {
             tracing::info!(

@@ -1,7 +1,9 @@
-//! The runs this daemon process is executing: starts them, cancels them,
-//! hands out their live event hubs, and on shutdown lets them finish within a
-//! grace period. Everything about a run that must survive is in the host's
-//! store; this only holds what a running process needs (cancel tokens, hubs).
+//! The runs this daemon process executes: starts them under a lease, keeps
+//! the leases alive (heartbeats), claims runs no live host holds (new runs
+//! submitted elsewhere, runs of a host that died), cancels them, hands out
+//! their live event hubs, and on shutdown lets them finish within a grace
+//! period. Everything about a run that must survive is in the host's store;
+//! this only holds what a running process needs (cancel tokens, hubs).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -13,8 +15,19 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use super::metrics::Metrics;
-use crate::events::{EventHub, RunStatus};
+use crate::events::{EventHub, RunStatus, now_ms};
 use crate::{Host, PreparedRun};
+
+/// How this process shares runs with other hosts on the same store.
+#[derive(Debug, Clone)]
+pub(crate) struct Leasing {
+    /// This host's id in leases.
+    pub host_id: String,
+    /// How long a lease lasts without a heartbeat.
+    pub lease: Duration,
+    /// The most runs executing here at once; more wait for another host.
+    pub max_runs: usize,
+}
 
 /// The runs being executed here.
 #[derive(Clone)]
@@ -25,6 +38,7 @@ pub(crate) struct Runs {
 struct Inner {
     host: Arc<Host>,
     metrics: Metrics,
+    leasing: Leasing,
     active: Mutex<HashMap<String, Active>>,
     tracker: TaskTracker,
 }
@@ -33,17 +47,21 @@ struct Active {
     owner: Option<String>,
     cancel: CancellationToken,
     hub: EventHub,
+    /// Stops the execution without recording anything (the lease was lost,
+    /// or the daemon is leaving the run to the next start).
+    abort: Option<tokio::task::AbortHandle>,
     /// `Some(status)` once the run ended (`None` inside: it stopped without
     /// ending, e.g. its store failed).
     done: watch::Receiver<Option<Option<RunStatus>>>,
 }
 
 impl Runs {
-    pub(crate) fn new(host: Arc<Host>, metrics: Metrics) -> Self {
+    pub(crate) fn new(host: Arc<Host>, metrics: Metrics, leasing: Leasing) -> Self {
         Runs {
             inner: Arc::new(Inner {
                 host,
                 metrics,
+                leasing,
                 active: Mutex::new(HashMap::new()),
                 tracker: TaskTracker::new(),
             }),
@@ -54,17 +72,46 @@ impl Runs {
         self.inner.active.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Execute `run` in the background.
-    pub(crate) fn start(&self, run: PreparedRun, owner: Option<String>) {
+    fn until(&self) -> u64 {
+        now_ms() + self.inner.leasing.lease.as_millis() as u64
+    }
+
+    /// Lease a new run to this host and execute it, if this host has room;
+    /// otherwise another host claims it. True when it runs here.
+    pub(crate) async fn start_new(&self, run: PreparedRun, owner: Option<String>) -> bool {
+        if self.len() >= self.inner.leasing.max_runs {
+            return false;
+        }
+        let store = self.inner.host.store();
+        match store
+            .lease_run(&run.run_id, &self.inner.leasing.host_id, now_ms(), self.until())
+            .await
+        {
+            Ok(true) => {
+                self.start(run, owner);
+                true
+            }
+            Ok(false) => false,
+            Err(e) => {
+                tracing::warn!(run_id = %run.run_id, error = %e, "cannot lease run; another host will claim it");
+                false
+            }
+        }
+    }
+
+    /// Execute `run` in the background (its lease is held).
+    fn start(&self, run: PreparedRun, owner: Option<String>) {
         let cancel = CancellationToken::new();
         let (done_tx, done) = watch::channel(None);
         let events = run.hub.subscribe();
+        let run_id = run.run_id.clone();
         self.active().insert(
-            run.run_id.clone(),
+            run_id.clone(),
             Active {
                 owner: owner.clone(),
                 cancel: cancel.clone(),
                 hub: run.hub.clone(),
+                abort: None,
                 done,
             },
         );
@@ -72,24 +119,44 @@ impl Runs {
         tokio::spawn(self.inner.metrics.clone().observe(events));
         let this = self.clone();
         let span = tracing::info_span!("run", run_id = %run.run_id, owner = owner.as_deref().unwrap_or("-"));
-        self.inner.tracker.spawn(
+        let handle = self.inner.tracker.spawn(
             async move {
-            let status = match this.inner.host.execute(&run, &cancel).await {
-                Ok(result) => {
-                    tracing::info!(run_id = %run.run_id, status = ?result.status, "run finished");
-                    Some(result.status)
-                }
-                Err(e) => {
-                    tracing::error!(run_id = %run.run_id, error = %e, "run stopped; it resumes at the next start");
-                    None
-                }
-            };
-            this.active().remove(&run.run_id);
-            this.inner.metrics.run_finished(status);
-            let _ = done_tx.send(Some(status));
-        }
+                let status = match this.inner.host.execute(&run, &cancel).await {
+                    Ok(result) => {
+                        tracing::info!(run_id = %run.run_id, status = ?result.status, "run finished");
+                        Some(result.status)
+                    }
+                    Err(e) => {
+                        tracing::error!(run_id = %run.run_id, error = %e, "run stopped; it resumes later");
+                        None
+                    }
+                };
+                this.active().remove(&run.run_id);
+                let _ = this
+                    .inner
+                    .host
+                    .store()
+                    .release_run(&run.run_id, &this.inner.leasing.host_id)
+                    .await;
+                this.inner.metrics.run_finished(status);
+                let _ = done_tx.send(Some(status));
+            }
             .instrument(span),
         );
+        if let Some(a) = self.active().get_mut(&run_id) {
+            a.abort = Some(handle.abort_handle());
+        }
+    }
+
+    /// Stop executing `run_id` here without recording anything: another host
+    /// (or the next start) continues it from the store.
+    fn abandon(&self, run_id: &str) {
+        if let Some(a) = self.active().remove(run_id)
+            && let Some(abort) = a.abort
+        {
+            abort.abort();
+            self.inner.metrics.run_finished(None);
+        }
     }
 
     /// The live event hub of a run executing here.
@@ -97,7 +164,7 @@ impl Runs {
         self.active().get(run_id).map(|a| a.hub.clone())
     }
 
-    /// How many runs of `owner` are executing.
+    /// How many runs of `owner` are executing here.
     pub(crate) fn running_for(&self, owner: &str) -> usize {
         self.active()
             .values()
@@ -105,7 +172,7 @@ impl Runs {
             .count()
     }
 
-    /// How many runs are executing.
+    /// How many runs are executing here.
     pub(crate) fn len(&self) -> usize {
         self.active().len()
     }
@@ -125,8 +192,35 @@ impl Runs {
         true
     }
 
-    /// Resume every run the store holds as interrupted.
-    pub(crate) async fn resume_interrupted(&self) {
+    /// Continue `run_id` here (its lease is held).
+    async fn resume(&self, run_id: &str) {
+        let owner = match self.inner.host.store().load_run(run_id).await {
+            Ok(stored) => stored.run.owner,
+            Err(e) => {
+                tracing::error!(run_id, error = %e, "cannot load run");
+                return;
+            }
+        };
+        match self.inner.host.prepare_resume(run_id).await {
+            Ok(run) => {
+                tracing::info!(run_id, "resuming run");
+                self.start(run, owner);
+            }
+            Err(e) => {
+                tracing::error!(run_id, error = %e, "cannot resume run");
+                let _ = self
+                    .inner
+                    .host
+                    .store()
+                    .release_run(run_id, &self.inner.leasing.host_id)
+                    .await;
+            }
+        }
+    }
+
+    /// At start: continue the runs this host held before it stopped (with the
+    /// embedded store: every interrupted run).
+    pub(crate) async fn resume_own(&self) {
         let ids = match self.inner.host.interrupted_runs().await {
             Ok(ids) => ids,
             Err(e) => {
@@ -135,33 +229,84 @@ impl Runs {
             }
         };
         for id in ids {
-            let owner = match self.inner.host.store().load_run(&id).await {
-                Ok(stored) => stored.run.owner,
-                Err(e) => {
-                    tracing::error!(run_id = %id, error = %e, "cannot load interrupted run");
-                    continue;
+            if self.len() >= self.inner.leasing.max_runs {
+                break;
+            }
+            let leased = self
+                .inner
+                .host
+                .store()
+                .lease_run(&id, &self.inner.leasing.host_id, now_ms(), self.until())
+                .await;
+            if matches!(leased, Ok(true)) {
+                self.resume(&id).await;
+            }
+        }
+    }
+
+    /// Until `stop`: claim runs no live host holds while there is room, and
+    /// renew this host's leases (abandoning runs whose lease was lost).
+    pub(crate) async fn share(&self, stop: CancellationToken) {
+        let heartbeat = self.inner.leasing.lease / 3;
+        let mut next_beat = tokio::time::Instant::now() + heartbeat;
+        let store = self.inner.host.store().clone();
+        let host_id = self.inner.leasing.host_id.clone();
+        loop {
+            while self.len() < self.inner.leasing.max_runs {
+                match store.claim_run(&host_id, now_ms(), self.until()).await {
+                    Ok(Some(id)) => {
+                        tracing::info!(run_id = %id, "claimed run");
+                        self.resume(&id).await;
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot claim runs");
+                        break;
+                    }
                 }
-            };
-            match self.inner.host.prepare_resume(&id).await {
-                Ok(run) => {
-                    tracing::info!(run_id = %id, "resuming interrupted run");
-                    self.start(run, owner);
+            }
+            if tokio::time::Instant::now() >= next_beat {
+                next_beat = tokio::time::Instant::now() + heartbeat;
+                let ids: Vec<String> = self.active().keys().cloned().collect();
+                match store.renew_leases(&host_id, &ids, self.until()).await {
+                    Ok(lost) => {
+                        for id in lost {
+                            tracing::warn!(run_id = %id, "lease lost to another host; stopping here");
+                            self.abandon(&id);
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot renew leases"),
                 }
-                Err(e) => tracing::error!(run_id = %id, error = %e, "cannot resume run"),
+            }
+            let wait = next_beat.saturating_duration_since(tokio::time::Instant::now());
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = store.wait_for_work(wait.min(Duration::from_secs(1))) => {}
             }
         }
     }
 
     /// Stop taking runs and wait up to `grace` for the running ones to end.
-    /// Returns how many were still running (they resume at the next start).
+    /// Those still running are abandoned (their leases released, so another
+    /// host or the next start continues them); returns how many.
     pub(crate) async fn drain(&self, grace: Duration) -> usize {
         self.inner.tracker.close();
         if tokio::time::timeout(grace, self.inner.tracker.wait())
             .await
-            .is_err()
+            .is_ok()
         {
-            return self.len();
+            return 0;
         }
-        0
+        let left: Vec<String> = self.active().keys().cloned().collect();
+        for id in &left {
+            self.abandon(id);
+            let _ = self
+                .inner
+                .host
+                .store()
+                .release_run(id, &self.inner.leasing.host_id)
+                .await;
+        }
+        left.len()
     }
 }
