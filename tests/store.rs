@@ -351,30 +351,9 @@ async fn conformance(store: Arc<dyn RunStore>) {
     assert!(store.lease_run("l1", "A", 3_600, 9_000).await.unwrap());
 }
 
-/// A fresh, empty database on the test PostgreSQL server
-/// (`WEFT_TEST_DATABASE_URL`, which `tests/run.sh` provides).
-pub async fn fresh_postgres() -> String {
-    let Ok(admin) = std::env::var("WEFT_TEST_DATABASE_URL") else {
-        panic!(
-            "WEFT_TEST_DATABASE_URL is not set: run tests/run.sh (it starts a throwaway \
-             PostgreSQL), or point it at a server you own"
-        );
-    };
-    let name = format!("weft_test_{}", uuid::Uuid::now_v7().simple());
-    let pool = sqlx::PgPool::connect(&admin)
-        .await
-        .expect("test PostgreSQL reachable");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&pool)
-        .await
-        .unwrap();
-    let (base, _) = admin.rsplit_once('/').expect("URL ends with /DATABASE");
-    format!("{base}/{name}")
-}
-
 #[tokio::test]
 async fn postgres_store_conforms_and_keeps_everything_across_reconnecting() {
-    let url = fresh_postgres().await;
+    let url = weft_tests::fresh_postgres().await;
     conformance(Arc::new(PgStore::connect(&url, 4).await.unwrap())).await;
     // A second connection (another host) sees everything; migrating again is a no-op.
     let store = PgStore::connect(&url, 4).await.unwrap();

@@ -96,6 +96,8 @@ pub struct Submission {
     pub graph_name: Option<String>,
     /// Submitting again with the same key (same owner) returns the first run.
     pub idempotency_key: Option<String>,
+    /// Lease the new run to this host at once (it will execute it).
+    pub lease: Option<crate::store::Lease>,
 }
 
 /// The result of [`Host::submit`].
@@ -441,6 +443,7 @@ impl Host {
         record.owner = submission.owner;
         record.graph_name = submission.graph_name;
         record.idempotency_key = submission.idempotency_key;
+        record.lease = submission.lease;
         let created = self
             .store
             .create_run(

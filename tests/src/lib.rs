@@ -52,3 +52,24 @@ impl Default for PluginDir {
 pub fn cache_dir() -> PathBuf {
     PathBuf::from(CACHE_DIR)
 }
+
+/// A fresh, empty database on the test PostgreSQL server
+/// (`WEFT_TEST_DATABASE_URL`, which `tests/run.sh` provides); its URL.
+pub async fn fresh_postgres() -> String {
+    let Ok(admin) = std::env::var("WEFT_TEST_DATABASE_URL") else {
+        panic!(
+            "WEFT_TEST_DATABASE_URL is not set: run tests/run.sh (it starts a throwaway \
+             PostgreSQL), or point it at a server you own"
+        );
+    };
+    let name = format!("weft_test_{}", uuid::Uuid::now_v7().simple());
+    let pool = sqlx::PgPool::connect(&admin)
+        .await
+        .expect("test PostgreSQL reachable");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&pool)
+        .await
+        .expect("CREATE DATABASE");
+    let (base, _) = admin.rsplit_once('/').expect("URL ends with /DATABASE");
+    format!("{base}/{name}")
+}

@@ -435,7 +435,9 @@ pub async fn main(cli: Cli) -> anyhow::Result<ExitCode> {
             data,
             json,
         } => {
-            let host = host.host_with(None, Some(data.store().await?), None).await?;
+            let host = host
+                .host_with(None, Some(data.store().await?), None)
+                .await?;
             match action {
                 None => {
                     let letters = host.dead_letters().await?;
@@ -509,7 +511,9 @@ pub async fn main(cli: Cli) -> anyhow::Result<ExitCode> {
             data,
             json,
         } => {
-            let host = host.host_with(None, Some(data.store().await?), None).await?;
+            let host = host
+                .host_with(None, Some(data.store().await?), None)
+                .await?;
             let ids = if all {
                 host.interrupted_runs().await?
             } else {

@@ -70,7 +70,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let (store, where_): (Arc<dyn RunStore>, String) = match &database {
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
             let pool = server.max_runs.clamp(4, 32) as u32;
-            (Arc::new(PgStore::connect(url, pool).await?), "PostgreSQL".into())
+            (
+                Arc::new(PgStore::connect(url, pool).await?),
+                "PostgreSQL".into(),
+            )
         }
         Some(other) => anyhow::bail!("store `{other}` is not a postgres:// URL"),
         None => {

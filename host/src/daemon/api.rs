@@ -278,10 +278,13 @@ async fn submit(
                 .header(header::RETRY_AFTER, refusal.retry_after_s.to_string()),
         );
     }
+    let lease = state.runs.lease_for_new();
+    let leased = lease.is_some();
     let submission = Submission {
         owner: Some(user.0.clone()),
         graph_name,
         idempotency_key,
+        lease,
     };
     match state
         .host
@@ -291,7 +294,9 @@ async fn submit(
         Prepared::New(run) => {
             let run_id = run.run_id.clone();
             tracing::info!(run_id = %run_id, user = %user.0, origin = %origin, "run submitted");
-            state.runs.start_new(run, Some(user.0)).await;
+            if leased {
+                state.runs.start(run, Some(user.0));
+            }
             Ok((
                 StatusCode::CREATED,
                 [(header::LOCATION, format!("/v1/runs/{run_id}"))],
@@ -566,7 +571,7 @@ async fn retry_dead_letter(
     })?;
     let stored = load_visible(&state, run_id, &user).await?;
     let run = state.host.redrive(run_id, node).await?;
-    state.runs.start_new(run, stored.run.owner).await;
+    state.runs.start_existing(run, stored.run.owner).await;
     tracing::info!(run_id, node, user = %user.0, "dead letter re-driven");
     Ok((
         StatusCode::ACCEPTED,

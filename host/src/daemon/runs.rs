@@ -76,31 +76,34 @@ impl Runs {
         now_ms() + self.inner.leasing.lease.as_millis() as u64
     }
 
-    /// Lease a new run to this host and execute it, if this host has room;
-    /// otherwise another host claims it. True when it runs here.
-    pub(crate) async fn start_new(&self, run: PreparedRun, owner: Option<String>) -> bool {
-        if self.len() >= self.inner.leasing.max_runs {
-            return false;
-        }
+    /// The lease to create a new run with, when this host has room for it
+    /// (otherwise the run is left for another host to claim).
+    pub(crate) fn lease_for_new(&self) -> Option<crate::store::Lease> {
+        (self.len() < self.inner.leasing.max_runs).then(|| crate::store::Lease {
+            host: self.inner.leasing.host_id.clone(),
+            until_ms: self.until(),
+        })
+    }
+
+    /// Lease a run that is being re-driven to this host and execute it, if
+    /// this host has room; otherwise another host claims it.
+    pub(crate) async fn start_existing(&self, run: PreparedRun, owner: Option<String>) {
         let store = self.inner.host.store();
-        match store
-            .lease_run(&run.run_id, &self.inner.leasing.host_id, now_ms(), self.until())
-            .await
-        {
-            Ok(true) => {
-                self.start(run, owner);
-                true
-            }
-            Ok(false) => false,
-            Err(e) => {
-                tracing::warn!(run_id = %run.run_id, error = %e, "cannot lease run; another host will claim it");
-                false
-            }
+        let host_id = &self.inner.leasing.host_id;
+        if self.len() >= self.inner.leasing.max_runs {
+            let _ = store.release_run(&run.run_id, host_id).await;
+            return;
+        }
+        let leased = store
+            .lease_run(&run.run_id, host_id, now_ms(), self.until())
+            .await;
+        if matches!(leased, Ok(true)) {
+            self.start(run, owner);
         }
     }
 
     /// Execute `run` in the background (its lease is held).
-    fn start(&self, run: PreparedRun, owner: Option<String>) {
+    pub(crate) fn start(&self, run: PreparedRun, owner: Option<String>) {
         let cancel = CancellationToken::new();
         let (done_tx, done) = watch::channel(None);
         let events = run.hub.subscribe();

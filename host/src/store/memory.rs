@@ -59,6 +59,9 @@ impl RunStore for MemoryStore {
             }
             runs.idempotency.insert(slot, run.run_id.clone());
         }
+        if let Some(lease) = run.lease.clone() {
+            runs.leases.insert(run.run_id.clone(), lease);
+        }
         runs.specs.insert(run.run_id.clone(), spec);
         runs.runs.insert(run.run_id.clone(), run);
         Ok(Created::New)

@@ -92,6 +92,11 @@ pub struct RunRecord {
     /// The submitter's idempotency key: unique per owner.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
+    /// At creation only: lease the new run to this host at once (the host
+    /// that will execute it), so no other host claims it first. Not stored
+    /// in the record.
+    #[serde(skip)]
+    pub lease: Option<Lease>,
 }
 
 impl RunRecord {
@@ -107,6 +112,7 @@ impl RunRecord {
             owner: None,
             graph_name: None,
             idempotency_key: None,
+            lease: None,
         }
     }
 }

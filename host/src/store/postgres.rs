@@ -5,8 +5,9 @@
 //! sequence number) fences a host that lost its lease: its next commit fails
 //! instead of writing a second history. Runs are leased to the host executing
 //! them (`lease_host`, `lease_until_ms`); claiming uses `FOR UPDATE SKIP
-//! LOCKED`, and a new run is announced with `NOTIFY weft_runs` so idle hosts
-//! wake at once. The schema is created and migrated at start under an
+//! LOCKED`; a run left for others (created without a lease, or released by a
+//! stopping host) is announced with `NOTIFY weft_runs` so idle hosts wake at
+//! once. The schema is created and migrated at start under an
 //! advisory lock; a database migrated by a newer Weft is refused.
 
 use std::sync::Arc;
@@ -226,8 +227,9 @@ impl RunStore for PgStore {
         let slot = idempotency_slot(&run);
         let mut tx = self.pool.begin().await.map_err(backend)?;
         let inserted = sqlx::query(
-            "INSERT INTO weft_runs (run_id, record, spec, status, created_ms, idempotency)
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (idempotency) DO NOTHING",
+            "INSERT INTO weft_runs (run_id, record, spec, status, created_ms, idempotency,
+               lease_host, lease_until_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (idempotency) DO NOTHING",
         )
         .bind(&run.run_id)
         .bind(json(&run))
@@ -235,6 +237,8 @@ impl RunStore for PgStore {
         .bind(status_name(run.status))
         .bind(run.created_ms as i64)
         .bind(&slot)
+        .bind(run.lease.as_ref().map(|l| l.host.clone()))
+        .bind(run.lease.as_ref().map(|l| l.until_ms as i64))
         .execute(&mut *tx)
         .await
         .map_err(backend)?
@@ -248,11 +252,14 @@ impl RunStore for PgStore {
             let record: Json<Value> = row.get(0);
             return Ok(Created::Existing(from_json(&run.run_id, record.0)?));
         }
-        sqlx::query("SELECT pg_notify('weft_runs', $1)")
-            .bind(&run.run_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
+        if run.lease.is_none() {
+            // Nobody executes it yet: wake the hosts that may claim it.
+            sqlx::query("SELECT pg_notify('weft_runs', $1)")
+                .bind(&run.run_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
         tx.commit().await.map_err(backend)?;
         Ok(Created::New)
     }
@@ -626,15 +633,23 @@ impl RunStore for PgStore {
     }
 
     async fn release_run(&self, run_id: &str, host: &str) -> Result<(), StoreError> {
-        sqlx::query(
+        let released = sqlx::query(
             "UPDATE weft_runs SET lease_host = NULL, lease_until_ms = NULL
-             WHERE run_id = $1 AND lease_host = $2",
+             WHERE run_id = $1 AND lease_host = $2 RETURNING status",
         )
         .bind(run_id)
         .bind(host)
-        .execute(&self.pool)
+        .fetch_optional(&self.pool)
         .await
         .map_err(backend)?;
+        if released.is_some_and(|r| r.get::<String, _>(0) == "running") {
+            // Still running (its host is stopping): let another host take it.
+            sqlx::query("SELECT pg_notify('weft_runs', $1)")
+                .bind(run_id)
+                .execute(&self.pool)
+                .await
+                .map_err(backend)?;
+        }
         Ok(())
     }
 

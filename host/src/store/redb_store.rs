@@ -243,6 +243,12 @@ impl RunStore for RedbStore {
                     .insert(run.run_id.as_str(), run.created_ms)
                     .map_err(backend)?;
             }
+            if let Some(lease) = &run.lease {
+                let mut leases = tx.open_table(LEASES).map_err(backend)?;
+                leases
+                    .insert(run.run_id.as_str(), encode(lease).as_slice())
+                    .map_err(backend)?;
+            }
             Ok(Created::New)
         })
         .await
