@@ -16,9 +16,12 @@ use serde_json::{Value, json};
 
 #[derive(Parser)]
 struct Args {
-    /// The daemon (loopback only).
+    /// The daemon (loopback only); give several to spread clients over hosts.
     #[arg(long, default_value = "http://127.0.0.1:7878")]
-    server: String,
+    server: Vec<String>,
+    /// Nodes per run: a chain of `math.add-one`.
+    #[arg(long, default_value_t = 2)]
+    chain: usize,
     /// Concurrent clients.
     #[arg(long, default_value_t = 16)]
     clients: usize,
@@ -98,31 +101,41 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let url = reqwest::Url::parse(&args.server)?;
-    let host = url.host_str().unwrap_or_default();
-    let loopback = host == "localhost"
-        || host
-            .trim_matches(|c| c == '[' || c == ']')
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    if !loopback {
-        bail!(
-            "{} is not a loopback address: this tool only loads a local daemon",
-            args.server
-        );
+    for server in &args.server {
+        let url = reqwest::Url::parse(server)?;
+        let host = url.host_str().unwrap_or_default();
+        let loopback = host == "localhost"
+            || host
+                .trim_matches(|c| c == '[' || c == ']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if !loopback {
+            bail!("{server} is not a loopback address: this tool only loads a local daemon");
+        }
     }
-    let server = args.server.trim_end_matches('/').to_string();
-    let graph = json!({
-        "tasks": [{"id": "a", "type": "math.add-one"}, {"id": "b", "type": "math.add-one"}],
-        "dataflows": [{"sourceTaskId": "a", "sourceTaskPortId": "value", "targetTaskId": "b", "targetTaskPortId": "value"}],
-    });
+    let servers: Vec<String> = args
+        .server
+        .iter()
+        .map(|s| s.trim_end_matches('/').to_string())
+        .collect();
+    let chain = args.chain.max(1);
+    let tasks: Vec<_> = (0..chain)
+        .map(|i| json!({"id": format!("n{i}"), "type": "math.add-one"}))
+        .collect();
+    let flows: Vec<_> = (1..chain)
+        .map(|i| {
+            json!({"sourceTaskId": format!("n{}", i - 1), "sourceTaskPortId": "value",
+                   "targetTaskId": format!("n{i}"), "targetTaskPortId": "value"})
+        })
+        .collect();
+    let graph = json!({"tasks": tasks, "dataflows": flows});
     let http = reqwest::Client::new();
     let next = Arc::new(AtomicUsize::new(0));
     let deadline = Instant::now() + Duration::from_secs(args.max_seconds);
     let started = Instant::now();
-    let clients = (0..args.clients).map(|_| {
-        let (http, server, graph, next) =
-            (http.clone(), server.clone(), graph.clone(), next.clone());
+    let clients = (0..args.clients).map(|c| {
+        let server = servers[c % servers.len()].clone();
+        let (http, graph, next) = (http.clone(), graph.clone(), next.clone());
         tokio::spawn(async move {
             let mut latencies = Vec::new();
             while next.fetch_add(1, Ordering::Relaxed) < args.runs && Instant::now() < deadline {
@@ -138,11 +151,14 @@ async fn main() -> anyhow::Result<()> {
     let elapsed = started.elapsed().as_secs_f64();
     latencies.sort_by(f64::total_cmp);
     println!(
-        "{} runs by {} clients in {:.2} s: {:.0} runs/s; submit-to-first-task p50 {:.1} ms, p99 {:.1} ms",
+        "{} runs of {chain} nodes by {} clients over {} hosts in {:.2} s: {:.0} runs/s, {:.0} tasks/s; \
+         submit-to-first-task p50 {:.1} ms, p99 {:.1} ms",
         latencies.len(),
         args.clients,
+        servers.len(),
         elapsed,
         latencies.len() as f64 / elapsed,
+        (latencies.len() * chain) as f64 / elapsed,
         percentile(&latencies, 0.5),
         percentile(&latencies, 0.99)
     );
