@@ -52,6 +52,9 @@ pub struct Config {
     /// Models served to plugins (`[models.ID]`).
     #[serde(default)]
     pub models: BTreeMap<String, ModelConfig>,
+    /// Folders and databases the data tasks may use (`[data]`).
+    #[serde(default)]
+    pub data: crate::data::DataConfig,
     /// Where model files are kept (set by [`Config::add_default_models`]).
     #[serde(skip)]
     pub models_dir: Option<PathBuf>,
@@ -182,6 +185,9 @@ impl Config {
         let mut config = config;
         // Model files are relative to the configuration file's folder.
         let base = path.parent().unwrap_or(Path::new("."));
+        for folder in config.data.folders.values_mut() {
+            folder.path = base.join(&folder.path);
+        }
         for model in config.models.values_mut() {
             if model.provider == ProviderKind::Onnx {
                 model.model = base.join(&model.model).display().to_string();
@@ -214,6 +220,9 @@ impl Config {
         }
         for (id, model) in &self.models {
             builder = builder.model(id, model.clone());
+        }
+        for task in crate::data::tasks(self.data.clone()) {
+            builder = builder.native(task);
         }
         builder
     }

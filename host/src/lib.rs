@@ -12,6 +12,7 @@
 //! - [`store`]: runs, node states, outputs and event logs, durable (redb) or in memory;
 //! - [`schema`]: reading the JSON Schemas plugins declare;
 //! - [`providers`]: models (local ONNX, HTTP APIs) served to plugins;
+//! - [`data`]: file and SQL tasks over folders and databases the configuration grants;
 //! - [`daemon`]: the HTTP service (`weft serve`).
 //!
 //! ```no_run
@@ -32,6 +33,7 @@
 pub mod cache;
 pub mod config;
 pub mod daemon;
+pub mod data;
 pub mod events;
 pub mod graph;
 mod host;
