@@ -40,22 +40,7 @@ fn fetched() -> PathBuf {
 }
 
 fn onnx(kind: ModelKind, model: PathBuf) -> ModelConfig {
-    ModelConfig {
-        provider: ProviderKind::Onnx,
-        kind: Some(kind),
-        model: model.display().to_string(),
-        tokenizer: None,
-        max_length: None,
-        sessions: None,
-        base_url: None,
-        api_key_env: None,
-        timeout_ms: None,
-        max_retries: None,
-        concurrency: None,
-        rate: None,
-        max_wait_ms: None,
-        files: Vec::new(),
-    }
+    ModelConfig::local(kind, &model)
 }
 
 fn minilm() -> ModelConfig {

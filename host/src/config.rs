@@ -244,20 +244,11 @@ impl Config {
             self.models.insert(
                 "minilm".into(),
                 ModelConfig {
-                    provider: ProviderKind::Onnx,
-                    kind: Some(crate::providers::ModelKind::Embedding),
-                    model: minilm.join("model.onnx").display().to_string(),
-                    tokenizer: Some(minilm.join("tokenizer.json")),
                     max_length: Some(256),
-                    sessions: None,
-                    base_url: None,
-                    api_key_env: None,
-                    timeout_ms: None,
-                    max_retries: None,
-                    concurrency: None,
-                    rate: None,
-                    max_wait_ms: None,
-                    files: Vec::new(),
+                    ..ModelConfig::local(
+                        crate::providers::ModelKind::Embedding,
+                        &minilm.join("model.onnx"),
+                    )
                 },
             );
         }

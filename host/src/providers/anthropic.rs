@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use super::http::{EventReader, Http};
+use super::http::{EventReader, Http, KeyHeader};
 use super::{GenerateOptions, Generation, ModelConfig, ModelError, Prompt, Provider, TokenSink};
 
 const VERSION: &str = "2023-06-01";
@@ -15,22 +15,15 @@ pub(super) struct Anthropic {
 impl Anthropic {
     pub fn new(id: &str, config: &ModelConfig) -> Result<Self, ModelError> {
         Ok(Anthropic {
-            http: Http::new(id, config, "https://api.anthropic.com")?,
+            http: Http::new(
+                id,
+                config,
+                "https://api.anthropic.com",
+                KeyHeader::Named("x-api-key"),
+                vec![("anthropic-version", VERSION)],
+            )?,
             model: config.model.clone(),
         })
-    }
-
-    fn post(&self, path: &str, body: &Value) -> reqwest::RequestBuilder {
-        let r = self
-            .http
-            .client
-            .post(format!("{}{path}", self.http.base))
-            .header("anthropic-version", VERSION)
-            .json(body);
-        match &self.http.key {
-            Some(k) => r.header("x-api-key", k),
-            None => r,
-        }
     }
 
     /// System messages go in `system`; the rest are the conversation.
@@ -79,7 +72,10 @@ impl Provider for Anthropic {
         if !options.stop.is_empty() {
             body["stop_sequences"] = json!(options.stop);
         }
-        let response = self.http.send(|| self.post("/v1/messages", &body)).await?;
+        let response = self
+            .http
+            .send(|| self.http.post("/v1/messages", &body))
+            .await?;
         let mut events = EventReader::new(response);
         let mut generation = Generation::default();
         let mut finished = false;
@@ -150,7 +146,7 @@ impl Provider for Anthropic {
         });
         let response = self
             .http
-            .send(|| self.post("/v1/messages/count_tokens", &body))
+            .send(|| self.http.post("/v1/messages/count_tokens", &body))
             .await?;
         let answer = self.http.json(response).await?;
         answer["input_tokens"]

@@ -12,6 +12,14 @@ use super::{ModelConfig, ModelError};
 /// The longest Retry-After waited for inside one call.
 const MAX_INLINE_WAIT: Duration = Duration::from_secs(5);
 
+/// How a provider wants its API key.
+pub(super) enum KeyHeader {
+    /// `Authorization: Bearer KEY` (OpenAI and compatible servers).
+    Bearer,
+    /// `NAME: KEY` (Anthropic: `x-api-key`).
+    Named(&'static str),
+}
+
 /// An HTTP provider's connection settings.
 pub(super) struct Http {
     pub id: String,
@@ -20,10 +28,33 @@ pub(super) struct Http {
     /// The API key; `None` when the configuration names none.
     pub key: Option<String>,
     max_retries: u32,
+    key_header: KeyHeader,
+    /// Headers every request carries.
+    headers: Vec<(&'static str, &'static str)>,
 }
 
 impl Http {
-    pub fn new(id: &str, config: &ModelConfig, default_base: &str) -> Result<Self, ModelError> {
+    /// A POST of JSON `body` to `path` under the base URL, with the API key
+    /// and the provider's headers.
+    pub fn post(&self, path: &str, body: &serde_json::Value) -> RequestBuilder {
+        let mut r = self.client.post(format!("{}{path}", self.base)).json(body);
+        for (name, value) in &self.headers {
+            r = r.header(*name, *value);
+        }
+        match (&self.key, &self.key_header) {
+            (Some(k), KeyHeader::Bearer) => r.bearer_auth(k),
+            (Some(k), KeyHeader::Named(name)) => r.header(*name, k),
+            (None, _) => r,
+        }
+    }
+
+    pub fn new(
+        id: &str,
+        config: &ModelConfig,
+        default_base: &str,
+        key_header: KeyHeader,
+        headers: Vec<(&'static str, &'static str)>,
+    ) -> Result<Self, ModelError> {
         let key = match &config.api_key_env {
             Some(var) => Some(std::env::var(var).map_err(|_| {
                 ModelError::Unavailable(format!(
@@ -49,6 +80,8 @@ impl Http {
                 .to_string(),
             key,
             max_retries: config.max_retries.unwrap_or(3),
+            key_header,
+            headers,
         })
     }
 

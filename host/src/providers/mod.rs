@@ -97,6 +97,27 @@ pub struct ModelFile {
 }
 
 impl ModelConfig {
+    /// A local ONNX model of `kind` in the file `model` (its tokenizer beside
+    /// it), with every other setting at its default.
+    pub fn local(kind: ModelKind, model: &std::path::Path) -> Self {
+        ModelConfig {
+            provider: ProviderKind::Onnx,
+            kind: Some(kind),
+            model: model.display().to_string(),
+            tokenizer: None,
+            max_length: None,
+            sessions: None,
+            base_url: None,
+            api_key_env: None,
+            timeout_ms: None,
+            max_retries: None,
+            concurrency: None,
+            rate: None,
+            max_wait_ms: None,
+            files: Vec::new(),
+        }
+    }
+
     /// The model's kind.
     pub fn kind(&self) -> ModelKind {
         self.kind.unwrap_or(ModelKind::Generation)

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use super::http::{EventReader, Http};
+use super::http::{EventReader, Http, KeyHeader};
 use super::{GenerateOptions, Generation, ModelConfig, ModelError, Prompt, Provider, TokenSink};
 
 pub(super) struct OpenAi {
@@ -15,21 +15,15 @@ pub(super) struct OpenAi {
 impl OpenAi {
     pub fn new(id: &str, config: &ModelConfig) -> Result<Self, ModelError> {
         Ok(OpenAi {
-            http: Http::new(id, config, "https://api.openai.com/v1")?,
+            http: Http::new(
+                id,
+                config,
+                "https://api.openai.com/v1",
+                KeyHeader::Bearer,
+                Vec::new(),
+            )?,
             model: config.model.clone(),
         })
-    }
-
-    fn post(&self, path: &str, body: &Value) -> reqwest::RequestBuilder {
-        let r = self
-            .http
-            .client
-            .post(format!("{}{path}", self.http.base))
-            .json(body);
-        match &self.http.key {
-            Some(k) => r.bearer_auth(k),
-            None => r,
-        }
     }
 }
 
@@ -37,7 +31,10 @@ impl OpenAi {
 impl Provider for OpenAi {
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, ModelError> {
         let body = json!({"model": self.model, "input": texts});
-        let response = self.http.send(|| self.post("/embeddings", &body)).await?;
+        let response = self
+            .http
+            .send(|| self.http.post("/embeddings", &body))
+            .await?;
         let answer = self.http.json(response).await?;
         let mut rows: Vec<(u64, Vec<f32>)> = answer["data"]
             .as_array()
@@ -87,7 +84,7 @@ impl Provider for OpenAi {
         }
         let response = self
             .http
-            .send(|| self.post("/chat/completions", &body))
+            .send(|| self.http.post("/chat/completions", &body))
             .await?;
         let mut events = EventReader::new(response);
         let mut generation = Generation::default();

@@ -13,7 +13,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use weft::events::EventHub;
 use weft::graph::Graph;
-use weft::providers::{ModelConfig, ModelKind, OnnxEmbedder, Provider, ProviderKind};
+use weft::providers::{ModelConfig, ModelKind, OnnxEmbedder, Provider};
 
 fn sentences(n: usize, offset: usize) -> Vec<String> {
     let words = [
@@ -41,20 +41,9 @@ async fn main() -> anyhow::Result<()> {
     );
     weft::providers::set_default_onnx_runtime(data.join("onnxruntime/libonnxruntime.so.1.31.1"));
     let config = ModelConfig {
-        provider: ProviderKind::Onnx,
-        kind: Some(ModelKind::Embedding),
-        model: model.display().to_string(),
-        tokenizer: None,
         max_length: Some(256),
         sessions: Some(1),
-        base_url: None,
-        api_key_env: None,
-        timeout_ms: None,
-        max_retries: None,
-        concurrency: None,
-        rate: None,
-        max_wait_ms: None,
-        files: Vec::new(),
+        ..ModelConfig::local(ModelKind::Embedding, &model)
     };
     let direct = OnnxEmbedder::load("minilm", &config).map_err(|e| anyhow::anyhow!("{e}"))?;
     let host = weft::Host::builder()
