@@ -123,6 +123,29 @@ async fn conformance(store: Arc<dyn RunStore>) {
         )
         .await
         .unwrap();
+    // One commit may carry several states of a node (group commit): the last wins.
+    let (dup, spec) = record("dup", 5);
+    store.create_run(dup, spec).await.unwrap();
+    store
+        .commit(
+            "dup",
+            Commit {
+                nodes: vec![
+                    node("x", NodeStatus::Running, None),
+                    node("x", NodeStatus::Completed, Some(json!({"v": 1}))),
+                ],
+                status: Some(RunStatus::Succeeded),
+                ..Commit::default()
+            },
+        )
+        .await
+        .unwrap();
+    let x = store.load_run("dup").await.unwrap();
+    let x = x.nodes.iter().find(|n| n.node == "x").unwrap();
+    assert_eq!(
+        (x.status, x.output.clone()),
+        (NodeStatus::Completed, Some(json!({"v": 1})))
+    );
     // A node waiting for a retry keeps its due time.
     let waiting = NodeRecord {
         retry_at_ms: Some(123_456),
@@ -393,7 +416,7 @@ async fn redb_store_conforms_and_keeps_everything_across_reopening() {
     let loaded = store.load_run("r1").await.unwrap();
     assert_eq!(loaded.run.status, RunStatus::Succeeded);
     assert_eq!(loaded.next_seq, 4);
-    assert_eq!(store.list_runs().await.unwrap().len(), 5);
+    assert_eq!(store.list_runs().await.unwrap().len(), 6);
     assert_eq!(store.graph_list().await.unwrap().len(), 2);
 }
 

@@ -286,8 +286,16 @@ impl RunStore for PgStore {
                 .map_err(backend)?;
         }
         if !commit.nodes.is_empty() {
-            let names: Vec<String> = commit.nodes.iter().map(|n| n.node.clone()).collect();
-            let records: Vec<Value> = commit.nodes.iter().map(|n| json(n).0).collect();
+            // A group commit may hold several states of one node: the last wins
+            // (one statement cannot upsert a row twice).
+            let mut last: Vec<&NodeRecord> = Vec::new();
+            for n in commit.nodes.iter().rev() {
+                if !last.iter().any(|l| l.node == n.node) {
+                    last.push(n);
+                }
+            }
+            let names: Vec<String> = last.iter().map(|n| n.node.clone()).collect();
+            let records: Vec<Value> = last.iter().map(|n| json(n).0).collect();
             sqlx::query(
                 "INSERT INTO weft_nodes (run_id, node, record)
                  SELECT $1, * FROM UNNEST($2::text[], $3::jsonb[])
