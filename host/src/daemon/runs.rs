@@ -135,12 +135,16 @@ impl Runs {
                     }
                 };
                 this.active().remove(&run.run_id);
-                let _ = this
-                    .inner
-                    .host
-                    .store()
-                    .release_run(&run.run_id, &this.inner.leasing.host_id)
-                    .await;
+                // A run that stopped on an error keeps its lease until it
+                // expires: it is retried then (here or elsewhere), not at once.
+                if status.is_some() {
+                    let _ = this
+                        .inner
+                        .host
+                        .store()
+                        .release_run(&run.run_id, &this.inner.leasing.host_id)
+                        .await;
+                }
                 this.inner.metrics.run_finished(status);
                 let _ = done_tx.send(Some(status));
             }
