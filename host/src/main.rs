@@ -8,7 +8,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
-    cli::init_tracing(args.verbose, args.log_format);
+    let telemetry = cli::init_tracing(args.verbose, args.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -19,7 +19,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match runtime.block_on(cli::main(args)) {
+    let outcome = runtime.block_on(cli::main(args));
+    drop(telemetry);
+    match outcome {
         Ok(code) => code,
         // `weft tasks | head`: the reader went away; that is not an error.
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,

@@ -647,12 +647,16 @@ impl Runner {
                     .filter(|_| self.options.cache.enabled && node.cache)
                     .map(|store| (store, self.options.cache.clone()));
                 started.get_or_insert_with(Instant::now);
-                running.spawn(async move {
-                    (
-                        i,
-                        run_node(&task, node_input, ctx, timeout, cache, stop).await,
-                    )
-                });
+                let span = tracing::info_span!("task", run_id = %hub.run_id(), node = %node.id, task_type = %task.id, attempt = st.attempts[i]);
+                running.spawn(tracing::Instrument::instrument(
+                    async move {
+                        (
+                            i,
+                            run_node(&task, node_input, ctx, timeout, cache, stop).await,
+                        )
+                    },
+                    span,
+                ));
             }
             if running.is_empty() {
                 // The slot they wait for is held outside this run (another

@@ -544,3 +544,69 @@ fn models_pull_resumes_an_interrupted_download_and_checks_its_sha256() {
     assert!(stderr(&bad).contains("expected 0000"), "{}", stderr(&bad));
     assert!(!target.exists() && !data.path().join("models/m/model.bin.part").exists());
 }
+
+#[test]
+fn traces_are_exported_with_otlp_when_an_endpoint_is_set() {
+    use axum::body::Bytes;
+    use axum::http::HeaderMap;
+    let received: std::sync::Arc<std::sync::Mutex<Vec<(String, String, Vec<u8>)>>> =
+        Default::default();
+    let sink = received.clone();
+    let app = axum::Router::new().fallback(
+        move |uri: axum::http::Uri, headers: HeaderMap, body: Bytes| {
+            let sink = sink.clone();
+            async move {
+                let kind = headers
+                    .get("content-type")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string();
+                sink.lock()
+                    .unwrap()
+                    .push((uri.path().to_string(), kind, body.to_vec()));
+                ""
+            }
+        },
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(listener.local_addr().unwrap()).unwrap();
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    let collector = format!("http://{}", rx.recv().unwrap());
+    let data = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args([
+            "run",
+            "examples/hello.json",
+            "--ephemeral",
+            "--input",
+            r#"{"text": "a, b"}"#,
+        ])
+        .current_dir(ROOT)
+        .env("WEFT_DATA_DIR", data.path())
+        .env("WEFT_CACHE_DIR", weft_tests::cache_dir())
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &collector)
+        .env("OTEL_SERVICE_NAME", "weft-test")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let got = received.lock().unwrap();
+    assert!(!got.is_empty(), "no traces were exported");
+    let (path, kind, body) = &got[0];
+    assert_eq!(path, "/v1/traces");
+    assert_eq!(kind, "application/x-protobuf");
+    let has = |s: &str| {
+        got.iter()
+            .any(|(_, _, b)| b.windows(s.len()).any(|w| w == s.as_bytes()))
+    };
+    assert!(
+        has("weft-test") && has("task") && has("split") && has("text.template"),
+        "{} bytes",
+        body.len()
+    );
+}

@@ -358,8 +358,25 @@ pub enum LogFormat {
     Json,
 }
 
-/// Log to stderr; `WEFT_LOG` (an `EnvFilter`) wins over `-v`.
-pub fn init_tracing(verbose: u8, format: LogFormat) {
+/// Flushes exported traces when dropped (at exit).
+pub struct Telemetry(Option<opentelemetry_sdk::trace::SdkTracerProvider>);
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        if let Some(provider) = self.0.take()
+            && let Err(e) = provider.shutdown()
+        {
+            eprintln!("warning: could not flush traces: {e}");
+        }
+    }
+}
+
+/// Log to stderr; `WEFT_LOG` (an `EnvFilter`) wins over `-v`. When
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` is set, spans (runs and tasks, at `info`;
+/// `WEFT_TRACE` filters them) are also exported there with OTLP over HTTP.
+pub fn init_tracing(verbose: u8, format: LogFormat) -> Telemetry {
+    use opentelemetry::trace::TracerProvider as _;
+    use tracing_subscriber::prelude::*;
     let default = match verbose {
         0 => "warn",
         1 => "info",
@@ -367,14 +384,53 @@ pub fn init_tracing(verbose: u8, format: LogFormat) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("WEFT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_target(false);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().with_current_span(true).init(),
+    type Boxed = Box<dyn tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync>;
+    let mut layers: Vec<Boxed> = vec![match format {
+        LogFormat::Text => fmt.with_filter(filter).boxed(),
+        LogFormat::Json => fmt
+            .json()
+            .with_current_span(true)
+            .with_filter(filter)
+            .boxed(),
+    }];
+    let provider = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .ok()
+        .filter(|e| !e.is_empty())
+        .and_then(|endpoint| {
+            use opentelemetry_otlp::WithExportConfig;
+            let exporter = opentelemetry_otlp::SpanExporter::builder()
+                .with_http()
+                .with_endpoint(format!("{}/v1/traces", endpoint.trim_end_matches('/')))
+                .build()
+                .map_err(|e| eprintln!("warning: traces not exported: {e}"))
+                .ok()?;
+            let service = std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| "weft".into());
+            Some(
+                opentelemetry_sdk::trace::SdkTracerProvider::builder()
+                    .with_batch_exporter(exporter)
+                    .with_resource(
+                        opentelemetry_sdk::Resource::builder()
+                            .with_service_name(service)
+                            .build(),
+                    )
+                    .build(),
+            )
+        });
+    if let Some(p) = &provider {
+        let filter = tracing_subscriber::EnvFilter::try_from_env("WEFT_TRACE")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        layers.push(
+            tracing_opentelemetry::layer()
+                .with_tracer(p.tracer("weft"))
+                .with_filter(filter)
+                .boxed(),
+        );
     }
+    tracing_subscriber::registry().with(layers).init();
+    Telemetry(provider)
 }
 
 /// Run the parsed command; the exit code says how it went.
