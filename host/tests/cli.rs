@@ -549,8 +549,9 @@ fn models_pull_resumes_an_interrupted_download_and_checks_its_sha256() {
 fn traces_are_exported_with_otlp_when_an_endpoint_is_set() {
     use axum::body::Bytes;
     use axum::http::HeaderMap;
-    let received: std::sync::Arc<std::sync::Mutex<Vec<(String, String, Vec<u8>)>>> =
-        Default::default();
+    /// (path, content type, body) of each request.
+    type Requests = std::sync::Arc<std::sync::Mutex<Vec<(String, String, Vec<u8>)>>>;
+    let received: Requests = Default::default();
     let sink = received.clone();
     let app = axum::Router::new().fallback(
         move |uri: axum::http::Uri, headers: HeaderMap, body: Bytes| {
