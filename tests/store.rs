@@ -242,9 +242,10 @@ async fn conformance(store: Arc<dyn RunStore>) {
 
     // Rate limiter state: starts in a window (several per ms counted), old
     // starts forgotten, pauses only move later, ids independent.
-    store.rate_record("q/k", 1_000, 500).await.unwrap();
-    store.rate_record("q/k", 1_000, 500).await.unwrap();
-    store.rate_record("q/k", 1_300, 500).await.unwrap();
+    let take = |at| store.rate_acquire("q/k", at, 500, u32::MAX);
+    assert_eq!(take(1_000).await.unwrap(), None);
+    assert_eq!(take(1_000).await.unwrap(), None);
+    assert_eq!(take(1_300).await.unwrap(), None);
     assert_eq!(
         store.rate_state("q/k", 900).await.unwrap().starts,
         vec![1_000, 1_000, 1_300]
@@ -253,17 +254,39 @@ async fn conformance(store: Arc<dyn RunStore>) {
         store.rate_state("q/k", 1_100).await.unwrap().starts,
         vec![1_300]
     );
-    store.rate_record("q/k", 1_700, 500).await.unwrap();
+    assert_eq!(take(1_700).await.unwrap(), None);
     assert_eq!(
         store.rate_state("q/k", 0).await.unwrap().starts,
         vec![1_300, 1_700],
         "starts before 1200 are forgotten"
+    );
+    // Admission is checked and recorded in one step: 2 per 500 ms.
+    let two = |at| store.rate_acquire("q/two", at, 500, 2);
+    assert_eq!(two(2_000).await.unwrap(), None);
+    assert_eq!(two(2_100).await.unwrap(), None);
+    assert_eq!(two(2_200).await.unwrap(), Some(300), "full until 2500");
+    assert_eq!(
+        two(2_501).await.unwrap(),
+        None,
+        "the start at 2000 left the window"
+    );
+    assert_eq!(
+        store.rate_state("q/two", 0).await.unwrap().starts,
+        vec![2_100, 2_501]
     );
     store.rate_pause("q/k", 5_000).await.unwrap();
     store.rate_pause("q/k", 4_000).await.unwrap();
     assert_eq!(
         store.rate_state("q/k", 0).await.unwrap().paused_until_ms,
         5_000
+    );
+    assert_eq!(
+        store
+            .rate_acquire("q/k", 4_500, 500, u32::MAX)
+            .await
+            .unwrap(),
+        Some(500),
+        "paused until 5000"
     );
     let other = store.rate_state("q/other", 0).await.unwrap();
     assert!(other.starts.is_empty() && other.paused_until_ms == 0);

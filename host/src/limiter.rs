@@ -76,8 +76,10 @@ impl Wait {
 pub trait Limiter: Send + Sync {
     /// When a job of `key` may start. Takes nothing.
     async fn wait(&self, key: &str) -> Result<Wait, StoreError>;
-    /// Record that a job of `key` starts now (call only after `wait` said zero).
-    async fn take(&self, key: &str) -> Result<(), StoreError>;
+    /// Record that a job of `key` starts now, if it still may (another host
+    /// sharing the store may have taken the slot since `wait`): `Wait::Now`
+    /// when taken, else how long to wait (nothing taken).
+    async fn take(&self, key: &str) -> Result<Wait, StoreError>;
     /// A job of `key` finished.
     fn release(&self, key: &str);
 }
@@ -108,9 +110,10 @@ impl Limiter for ConcurrencyLimiter {
         let busy = self.counts().get(key).copied().unwrap_or(0) >= self.max;
         Ok(if busy { Wait::UntilRelease } else { Wait::Now })
     }
-    async fn take(&self, key: &str) -> Result<(), StoreError> {
+    async fn take(&self, key: &str) -> Result<Wait, StoreError> {
+        // In this process only: `wait` just looked, under the same scheduler.
         *self.counts().entry(key.to_string()).or_default() += 1;
-        Ok(())
+        Ok(Wait::Now)
     }
     fn release(&self, key: &str) {
         if let Some(n) = self.counts().get_mut(key) {
@@ -200,13 +203,23 @@ impl Limiter for RateLimiter {
             ms => Wait::For(Duration::from_millis(ms)),
         })
     }
-    async fn take(&self, key: &str) -> Result<(), StoreError> {
+    async fn take(&self, key: &str) -> Result<Wait, StoreError> {
         if self.max == u32::MAX {
-            return Ok(()); // no rate: this limiter only holds pauses
+            return Ok(Wait::Now); // no rate: this limiter only holds pauses
         }
-        self.store
-            .rate_record(&self.id(key), now_ms(), self.window.as_millis() as u64)
-            .await
+        let wait = self
+            .store
+            .rate_acquire(
+                &self.id(key),
+                now_ms(),
+                self.window.as_millis() as u64,
+                self.max,
+            )
+            .await?;
+        Ok(match wait {
+            None => Wait::Now,
+            Some(ms) => Wait::For(Duration::from_millis(ms)),
+        })
     }
     fn release(&self, _key: &str) {}
 }
@@ -233,11 +246,19 @@ impl Limiter for CompositeLimiter {
         }
         Ok(strictest)
     }
-    async fn take(&self, key: &str) -> Result<(), StoreError> {
-        for p in &self.parts {
-            p.take(key).await?;
+    async fn take(&self, key: &str) -> Result<Wait, StoreError> {
+        for (i, p) in self.parts.iter().enumerate() {
+            let wait = p.take(key).await?;
+            if wait != Wait::Now {
+                // All or none: give back what the earlier parts took (a rate
+                // start already recorded stays: it only errs on the safe side).
+                for earlier in &self.parts[..i] {
+                    earlier.release(key);
+                }
+                return Ok(wait);
+            }
         }
-        Ok(())
+        Ok(Wait::Now)
     }
     fn release(&self, key: &str) {
         for p in &self.parts {
@@ -311,7 +332,7 @@ impl Queue {
     }
 
     /// A job of `key` starts now.
-    pub async fn take(&self, key: &str) -> Result<(), StoreError> {
+    pub async fn take(&self, key: &str) -> Result<Wait, StoreError> {
         self.limiter.take(key).await
     }
 

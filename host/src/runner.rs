@@ -598,7 +598,12 @@ impl Runner {
                         line.push_back(i);
                         continue;
                     }
-                    match queue.wait(&key).await? {
+                    let mut wait = queue.wait(&key).await?;
+                    if wait == Wait::Now {
+                        // Another host sharing the store may have taken the slot.
+                        wait = queue.take(&key).await?;
+                    }
+                    match wait {
                         Wait::Now => {}
                         Wait::For(d) => {
                             st.timers
@@ -613,7 +618,6 @@ impl Runner {
                             continue;
                         }
                     }
-                    queue.take(&key).await?;
                     st.held[i] = Some((queue, key));
                 }
                 st.attempts[i] += 1;

@@ -115,3 +115,51 @@ async fn a_run_survives_the_kill_of_the_host_executing_it() {
         assert_eq!(started[&node], 1, "{node} ran again after the takeover");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limit_holds_across_three_hosts_together() {
+    let url = weft_tests::fresh_postgres().await;
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let plugins = dirs[0].path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    // 4 starts of `util.delay` per second, all hosts together.
+    let config = "[queues.slow]\nrate = { max = 4, per_ms = 1000 }\ntasks = [\"util.delay\"]\n";
+    let hosts: Vec<Daemon> = (0..3)
+        .map(|i| Daemon::start_with(dirs[i].path(), &plugins, config, &["--database-url", &url]))
+        .collect();
+    // Each host runs one run of 6 independent delays: 18 starts.
+    let mut ids = Vec::new();
+    for h in &hosts {
+        ids.push(h.submit(fan(6, 1), json!({})).await);
+    }
+    let mut starts = Vec::new();
+    for (h, id) in hosts.iter().zip(&ids) {
+        let events = h.events(id, None, 100_000).await;
+        assert_eq!(events.last().unwrap()["status"], "succeeded");
+        starts.extend(
+            events
+                .iter()
+                .filter(|e| {
+                    e["type"] == "node"
+                        && e["status"] == "running"
+                        && e["node"].as_str().unwrap().starts_with('d')
+                })
+                .map(|e| e["time_ms"].as_u64().unwrap()),
+        );
+    }
+    starts.sort();
+    assert_eq!(starts.len(), 18);
+    // In every window of a second, at most 4 starts, though three hosts
+    // started them (the events are stamped a few ms after admission: allow 50).
+    for (i, &t) in starts.iter().enumerate() {
+        let in_window = starts[i..].iter().take_while(|&&s| s < t + 950).count();
+        assert!(
+            in_window <= 4,
+            "{in_window} starts within 1 s from {t}: {starts:?}"
+        );
+    }
+    assert!(
+        starts[17] - starts[0] >= 3000,
+        "18 starts at 4/s take over 3 s"
+    );
+}

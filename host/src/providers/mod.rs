@@ -442,13 +442,13 @@ impl Models {
         let store_error = |e: crate::store::StoreError| ModelError::Unavailable(e.to_string());
         loop {
             let guard = entry.admit.lock().await;
-            let wait = entry.queue.wait("").await.map_err(store_error)?;
+            let mut wait = entry.queue.wait("").await.map_err(store_error)?;
+            if wait == Wait::Now {
+                wait = entry.queue.take("").await.map_err(store_error)?;
+            }
             let released = entry.released.notified();
             match wait {
-                Wait::Now => {
-                    entry.queue.take("").await.map_err(store_error)?;
-                    return Ok(Permit(entry));
-                }
+                Wait::Now => return Ok(Permit(entry)),
                 Wait::For(d) => {
                     drop(guard);
                     if tokio::time::Instant::now() + d > deadline {

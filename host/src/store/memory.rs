@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use super::{
     CachePut, Commit, Created, Lease, NodeRecord, RunRecord, RunSpec, RunStore, SavedGraph,
-    StoreError, StoredRun, idempotency_slot,
+    StoreError, StoredRun, idempotency_slot, rate_wait,
 };
 use crate::cache::{CacheEntry, CacheStat};
 use crate::events::{Event, RunStatus, now_ms};
@@ -188,18 +188,34 @@ impl RunStore for MemoryStore {
         })
     }
 
-    async fn rate_record(&self, id: &str, at_ms: u64, window_ms: u64) -> Result<(), StoreError> {
+    async fn rate_acquire(
+        &self,
+        id: &str,
+        at_ms: u64,
+        window_ms: u64,
+        max: u32,
+    ) -> Result<Option<u64>, StoreError> {
         let mut runs = self.lock();
+        let cutoff = at_ms.saturating_sub(window_ms);
         let old: Vec<(String, u64)> = runs
             .rate_starts
-            .range((id.to_string(), 0)..(id.to_string(), at_ms.saturating_sub(window_ms)))
+            .range((id.to_string(), 0)..(id.to_string(), cutoff))
             .map(|(k, _)| k.clone())
             .collect();
         for k in old {
             runs.rate_starts.remove(&k);
         }
-        *runs.rate_starts.entry((id.to_string(), at_ms)).or_default() += 1;
-        Ok(())
+        let starts: Vec<u64> = runs
+            .rate_starts
+            .range((id.to_string(), cutoff)..=(id.to_string(), u64::MAX))
+            .flat_map(|((_, at), n)| std::iter::repeat_n(*at, *n as usize))
+            .collect();
+        let paused = runs.rate_pauses.get(id).copied().unwrap_or(0);
+        let wait = rate_wait(&starts, paused, at_ms, window_ms, max);
+        if wait.is_none() {
+            *runs.rate_starts.entry((id.to_string(), at_ms)).or_default() += 1;
+        }
+        Ok(wait)
     }
 
     async fn rate_pause(&self, id: &str, until_ms: u64) -> Result<(), StoreError> {

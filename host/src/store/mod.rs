@@ -234,8 +234,18 @@ pub trait RunStore: Send + Sync {
 
     /// A rate limiter's state for `id`: starts at or after `since_ms`, and its pause.
     async fn rate_state(&self, id: &str, since_ms: u64) -> Result<RateState, StoreError>;
-    /// Record a start of `id` at `at_ms`, forgetting starts older than `window_ms`.
-    async fn rate_record(&self, id: &str, at_ms: u64, window_ms: u64) -> Result<(), StoreError>;
+    /// Atomically, even across processes sharing the store: if `id` is not
+    /// paused at `at_ms` and has fewer than `max` starts in the window of
+    /// `window_ms` ending at `at_ms`, record a start and return `None`;
+    /// otherwise record nothing and return how many ms to wait. Starts older
+    /// than the window are forgotten.
+    async fn rate_acquire(
+        &self,
+        id: &str,
+        at_ms: u64,
+        window_ms: u64,
+        max: u32,
+    ) -> Result<Option<u64>, StoreError>;
     /// Pause `id` until `until_ms` (a later pause wins).
     async fn rate_pause(&self, id: &str, until_ms: u64) -> Result<(), StoreError>;
 
@@ -305,6 +315,28 @@ impl Lease {
     /// Whether `host` may take a run with this lease at `now_ms`.
     pub fn open_to(&self, host: &str, now_ms: u64) -> bool {
         self.host == host || self.until_ms < now_ms
+    }
+}
+
+/// The decision of [`RunStore::rate_acquire`] from the state it read:
+/// `starts` within the window (oldest first) and the pause.
+fn rate_wait(
+    starts: &[u64],
+    paused_until_ms: u64,
+    at_ms: u64,
+    window_ms: u64,
+    max: u32,
+) -> Option<u64> {
+    let paused = paused_until_ms.saturating_sub(at_ms);
+    let full = if starts.len() >= max as usize {
+        let oldest = starts[starts.len() - max as usize];
+        (oldest + window_ms).saturating_sub(at_ms).max(1)
+    } else {
+        0
+    };
+    match paused.max(full) {
+        0 => None,
+        wait => Some(wait),
     }
 }
 

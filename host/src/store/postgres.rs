@@ -20,7 +20,7 @@ use sqlx::{Postgres, Row, Transaction};
 
 use super::{
     CachePut, Commit, Created, NodeRecord, RunRecord, RunSpec, RunStore, SavedGraph, StoreError,
-    StoredRun, decode, idempotency_slot,
+    StoredRun, decode, idempotency_slot, rate_wait,
 };
 use crate::cache::{CacheEntry, CacheStat};
 use crate::events::{Event, RunStatus, now_ms};
@@ -459,24 +459,60 @@ impl RunStore for PgStore {
         })
     }
 
-    async fn rate_record(&self, id: &str, at_ms: u64, window_ms: u64) -> Result<(), StoreError> {
+    async fn rate_acquire(
+        &self,
+        id: &str,
+        at_ms: u64,
+        window_ms: u64,
+        max: u32,
+    ) -> Result<Option<u64>, StoreError> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
-        sqlx::query("DELETE FROM weft_rate_starts WHERE id = $1 AND at_ms < $2")
+        // One admission at a time per limiter id, across every host.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
             .bind(id)
-            .bind(at_ms.saturating_sub(window_ms) as i64)
             .execute(&mut *tx)
             .await
             .map_err(backend)?;
-        sqlx::query(
-            "INSERT INTO weft_rate_starts (id, at_ms, n) VALUES ($1, $2, 1)
-             ON CONFLICT (id, at_ms) DO UPDATE SET n = weft_rate_starts.n + 1",
-        )
-        .bind(id)
-        .bind(at_ms as i64)
-        .execute(&mut *tx)
-        .await
-        .map_err(backend)?;
-        tx.commit().await.map_err(backend)
+        let cutoff = at_ms.saturating_sub(window_ms) as i64;
+        sqlx::query("DELETE FROM weft_rate_starts WHERE id = $1 AND at_ms < $2")
+            .bind(id)
+            .bind(cutoff)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let starts: Vec<u64> =
+            sqlx::query("SELECT at_ms, n FROM weft_rate_starts WHERE id = $1 ORDER BY at_ms")
+                .bind(id)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(backend)?
+                .into_iter()
+                .flat_map(|r| {
+                    let (at, n): (i64, i32) = (r.get(0), r.get(1));
+                    std::iter::repeat_n(at as u64, n as usize)
+                })
+                .collect();
+        let paused: i64 =
+            sqlx::query("SELECT coalesce(max(until_ms), 0) FROM weft_rate_pauses WHERE id = $1")
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(backend)?
+                .get(0);
+        let wait = rate_wait(&starts, paused as u64, at_ms, window_ms, max);
+        if wait.is_none() {
+            sqlx::query(
+                "INSERT INTO weft_rate_starts (id, at_ms, n) VALUES ($1, $2, 1)
+                 ON CONFLICT (id, at_ms) DO UPDATE SET n = weft_rate_starts.n + 1",
+            )
+            .bind(id)
+            .bind(at_ms as i64)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(wait)
     }
 
     async fn rate_pause(&self, id: &str, until_ms: u64) -> Result<(), StoreError> {

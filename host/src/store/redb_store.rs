@@ -14,7 +14,7 @@ use redb::{
 
 use super::{
     CachePut, Commit, Created, FORMAT_VERSION, Lease, NodeRecord, RunRecord, RunSpec, RunStore,
-    SavedGraph, StoreError, StoredRun, decode, encode, idempotency_slot,
+    SavedGraph, StoreError, StoredRun, decode, encode, idempotency_slot, rate_wait,
 };
 use crate::cache::{CacheEntry, CacheStat};
 use crate::events::{Event, RunStatus, now_ms};
@@ -471,22 +471,44 @@ impl RunStore for RedbStore {
         .await
     }
 
-    async fn rate_record(&self, id: &str, at_ms: u64, window_ms: u64) -> Result<(), StoreError> {
+    async fn rate_acquire(
+        &self,
+        id: &str,
+        at_ms: u64,
+        window_ms: u64,
+        max: u32,
+    ) -> Result<Option<u64>, StoreError> {
         let id = id.to_string();
         self.write(move |tx| {
-            let mut starts = tx.open_table(RATE_STARTS).map_err(backend)?;
+            let mut starts_table = tx.open_table(RATE_STARTS).map_err(backend)?;
             let cutoff = at_ms.saturating_sub(window_ms);
-            starts
+            starts_table
                 .retain_in((id.as_str(), 0)..(id.as_str(), cutoff), |_, _| false)
                 .map_err(backend)?;
-            let n = starts
-                .get((id.as_str(), at_ms))
+            let mut starts = Vec::new();
+            for item in starts_table
+                .range((id.as_str(), cutoff)..=(id.as_str(), u64::MAX))
+                .map_err(backend)?
+            {
+                let (k, n) = item.map_err(backend)?;
+                starts.extend(std::iter::repeat_n(k.value().1, n.value() as usize));
+            }
+            let pauses = tx.open_table(RATE_PAUSES).map_err(backend)?;
+            let paused = pauses
+                .get(id.as_str())
                 .map_err(backend)?
                 .map_or(0, |v| v.value());
-            starts
-                .insert((id.as_str(), at_ms), n + 1)
-                .map_err(backend)?;
-            Ok(())
+            let wait = rate_wait(&starts, paused, at_ms, window_ms, max);
+            if wait.is_none() {
+                let n = starts_table
+                    .get((id.as_str(), at_ms))
+                    .map_err(backend)?
+                    .map_or(0, |v| v.value());
+                starts_table
+                    .insert((id.as_str(), at_ms), n + 1)
+                    .map_err(backend)?;
+            }
+            Ok(wait)
         })
         .await
     }
