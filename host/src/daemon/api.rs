@@ -271,7 +271,11 @@ async fn submit(
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
     });
-    if let Err(refusal) = state.quotas.admit(&user.0, state.runs.running_for(&user.0)) {
+    if let Err(refusal) = state
+        .quotas
+        .admit(&user.0, state.runs.running_for(&user.0))
+        .await
+    {
         state.metrics.rejected(refusal.reason);
         return Err(
             ApiError::new(StatusCode::TOO_MANY_REQUESTS, refusal.message)

@@ -1,11 +1,12 @@
 //! Who is calling, and whether they may submit now: bearer tokens mapped to
 //! users (or, with no tokens configured, loopback clients only), and the
-//! submission quotas (sliding windows per user and overall, concurrent runs
-//! per user). Owns no run state.
+//! submission quotas (sliding windows per user and overall, kept in the store
+//! so they hold across hosts; concurrent runs per user, per host). Owns no
+//! run state.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Mutex;
+use std::sync::Arc;
 
 use axum::http::{HeaderMap, StatusCode, header};
 use sha2::{Digest, Sha256};
@@ -14,6 +15,7 @@ use super::api::ApiError;
 use crate::config::QuotaConfig;
 use crate::events::now_ms;
 use crate::limiter::RateConfig;
+use crate::store::RunStore;
 
 /// The user of a request (set by the auth layer).
 #[derive(Debug, Clone)]
@@ -75,16 +77,11 @@ impl Auth {
     }
 }
 
-/// Submission quotas, checked and counted together (all or none).
+/// Submission quotas. The sliding windows live in the store, admitted
+/// atomically there, so they hold across every host sharing it.
 pub(crate) struct Quotas {
     config: QuotaConfig,
-    windows: Mutex<Windows>,
-}
-
-#[derive(Default)]
-struct Windows {
-    per_user: HashMap<String, VecDeque<u64>>,
-    global: VecDeque<u64>,
+    store: Arc<dyn RunStore>,
 }
 
 /// A refused submission.
@@ -95,15 +92,12 @@ pub(crate) struct Refusal {
 }
 
 impl Quotas {
-    pub(crate) fn new(config: QuotaConfig) -> Self {
-        Quotas {
-            config,
-            windows: Mutex::new(Windows::default()),
-        }
+    pub(crate) fn new(config: QuotaConfig, store: Arc<dyn RunStore>) -> Self {
+        Quotas { config, store }
     }
 
-    /// Admit one submission of `user`, who has `running` runs executing.
-    pub(crate) fn admit(&self, user: &str, running: usize) -> Result<(), Refusal> {
+    /// Admit one submission of `user`, who has `running` runs executing here.
+    pub(crate) async fn admit(&self, user: &str, running: usize) -> Result<(), Refusal> {
         if let Some(max) = self.config.concurrent_runs
             && running >= max
         {
@@ -113,32 +107,34 @@ impl Quotas {
                 retry_after_s: 1,
             });
         }
-        let now = now_ms();
-        let mut w = self.windows.lock().unwrap_or_else(|e| e.into_inner());
-        let w = &mut *w;
-        let user_window = w.per_user.entry(user.to_string()).or_default();
-        let checks: [(Option<RateConfig>, &mut VecDeque<u64>, &'static str); 2] = [
-            (self.config.submissions, user_window, "submissions"),
+        let checks: [(Option<RateConfig>, String, &'static str, String); 2] = [
+            (
+                self.config.submissions,
+                format!("quota:user\u{1f}{user}"),
+                "submissions",
+                format!("user `{user}`"),
+            ),
             (
                 self.config.global_submissions,
-                &mut w.global,
+                "quota:global".to_string(),
                 "global_submissions",
+                "all users together".to_string(),
             ),
         ];
-        let mut admitted = Vec::new();
-        for (rate, window, reason) in checks {
+        for (rate, id, reason, scope) in checks {
             let Some(rate) = rate else { continue };
-            while window.front().is_some_and(|&t| t + rate.per_ms <= now) {
-                window.pop_front();
-            }
-            if window.len() >= rate.max as usize {
-                let oldest = window.front().copied().unwrap_or(now);
-                let wait_ms = (oldest + rate.per_ms).saturating_sub(now);
-                let scope = if reason == "submissions" {
-                    format!("user `{user}`")
-                } else {
-                    "all users together".to_string()
-                };
+            // A refusal by the second window after the first admitted errs on
+            // the safe side (one submission counted that did not happen).
+            let wait = self
+                .store
+                .rate_acquire(&id, now_ms(), rate.per_ms, rate.max)
+                .await
+                .map_err(|e| Refusal {
+                    reason: "store",
+                    message: format!("cannot check the submission quota: {e}"),
+                    retry_after_s: 1,
+                })?;
+            if let Some(wait_ms) = wait {
                 return Err(Refusal {
                     reason,
                     message: format!(
@@ -148,10 +144,6 @@ impl Quotas {
                     retry_after_s: wait_ms.div_ceil(1000).max(1),
                 });
             }
-            admitted.push(window);
-        }
-        for window in admitted {
-            window.push_back(now);
         }
         Ok(())
     }

@@ -142,7 +142,7 @@ fn state(host: Arc<Host>, options: &DaemonOptions) -> AppState {
     AppState(Arc::new(Shared {
         runs: runs::Runs::new(host.clone(), metrics.clone(), leasing),
         auth: auth::Auth::new(&options.tokens),
-        quotas: auth::Quotas::new(options.quotas.clone()),
+        quotas: auth::Quotas::new(options.quotas.clone(), host.store().clone()),
         metrics,
         host,
         shutdown: CancellationToken::new(),
