@@ -149,13 +149,15 @@ async fn a_rate_limit_holds_across_three_hosts_together() {
     }
     starts.sort();
     assert_eq!(starts.len(), 18);
-    // In every window of a second, at most 4 starts, though three hosts
-    // started them (the events are stamped a few ms after admission: allow 50).
+    // At most 4 starts per second, though three hosts started them. The `running`
+    // events are stamped when a scheduling pass records them, up to ~100 ms after
+    // admission on a loaded machine: check windows of 700 ms (unlimited, all 18
+    // would start within ~100 ms).
     for (i, &t) in starts.iter().enumerate() {
-        let in_window = starts[i..].iter().take_while(|&&s| s < t + 950).count();
+        let in_window = starts[i..].iter().take_while(|&&s| s < t + 700).count();
         assert!(
             in_window <= 4,
-            "{in_window} starts within 1 s from {t}: {starts:?}"
+            "{in_window} starts within 700 ms from {t}: {starts:?}"
         );
     }
     assert!(
