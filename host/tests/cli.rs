@@ -429,6 +429,20 @@ fn a_missing_onnx_runtime_is_a_clear_error_not_a_crash() {
     assert_eq!(list[0]["kind"], "embedding");
 }
 
+/// Serve `app` on a free loopback port, on a thread of its own; the address.
+fn serve_on_loopback(app: axum::Router) -> std::net::SocketAddr {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(listener.local_addr().unwrap()).unwrap();
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    rx.recv().unwrap()
+}
+
 /// Serves `/model.bin`; the first plain GET breaks off halfway, a Range GET
 /// gets the rest.
 fn serve_model_file(content: Vec<u8>) -> String {
@@ -471,16 +485,7 @@ fn serve_model_file(content: Vec<u8>) -> String {
             }
         }),
     );
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(listener.local_addr().unwrap()).unwrap();
-            axum::serve(listener, app).await.unwrap();
-        });
-    });
-    format!("http://{}/model.bin", rx.recv().unwrap())
+    format!("http://{}/model.bin", serve_on_loopback(app))
 }
 
 #[test]
@@ -569,16 +574,7 @@ fn traces_are_exported_with_otlp_when_an_endpoint_is_set() {
             }
         },
     );
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(listener.local_addr().unwrap()).unwrap();
-            axum::serve(listener, app).await.unwrap();
-        });
-    });
-    let collector = format!("http://{}", rx.recv().unwrap());
+    let collector = format!("http://{}", serve_on_loopback(app));
     let data = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_weft"))
         .args([
