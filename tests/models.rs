@@ -39,6 +39,12 @@ fn fetched() -> PathBuf {
     dir
 }
 
+/// A JSON file of `tests/data`.
+fn test_data(path: &str) -> Value {
+    let text = std::fs::read_to_string(PathBuf::from(ROOT).join("tests/data").join(path)).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
 fn onnx(kind: ModelKind, model: PathBuf) -> ModelConfig {
     ModelConfig::local(kind, &model)
 }
@@ -64,11 +70,7 @@ fn flow(s: &str, sp: &str, t: &str, tp: &str) -> Value {
 
 #[tokio::test]
 async fn minilm_through_a_wasm_task_matches_the_reference_embeddings() {
-    let reference: Value = serde_json::from_str(
-        &std::fs::read_to_string(PathBuf::from(ROOT).join("tests/data/minilm-reference.json"))
-            .unwrap(),
-    )
-    .unwrap();
+    let reference = test_data("minilm-reference.json");
     let host = common::builder(None)
         .model("minilm", minilm())
         .build()
@@ -124,11 +126,7 @@ async fn minilm_through_a_wasm_task_matches_the_reference_embeddings() {
 
 #[tokio::test]
 async fn tiny_gpt2_generates_the_expected_greedy_tokens_through_the_import() {
-    let expected: Value = serde_json::from_str(
-        &std::fs::read_to_string(PathBuf::from(ROOT).join("tests/data/tiny-gpt2/expected.json"))
-            .unwrap(),
-    )
-    .unwrap();
+    let expected = test_data("tiny-gpt2/expected.json");
     let host = common::builder(None)
         .model("tiny", tiny_gpt2())
         .build()
@@ -409,10 +407,9 @@ fn models(entries: Vec<(&str, ModelConfig)>) -> Models {
     )
 }
 
-const ALL: &[&str] = &["*"];
-
+/// Every model granted (the calls come from the test, not a plugin).
 fn all() -> Vec<String> {
-    ALL.iter().map(|s| s.to_string()).collect()
+    vec!["*".to_string()]
 }
 
 #[tokio::test]

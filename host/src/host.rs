@@ -240,6 +240,7 @@ impl HostBuilder {
         }
         Ok(Host {
             plugins,
+            models,
             plugins_dir: self.plugins_dir,
             registry: std::sync::RwLock::new(Arc::new(registry)),
             runner: Runner::new(run, Some(store.clone())),
@@ -251,6 +252,7 @@ impl HostBuilder {
 /// A Weft host: knows task types, validates graphs, runs them.
 pub struct Host {
     plugins: PluginHost,
+    models: Arc<crate::providers::Models>,
     plugins_dir: Option<PathBuf>,
     /// Swapped whole by [`Host::reload_plugins`]; runs keep the task types
     /// their plan was made with.
@@ -362,9 +364,7 @@ impl Host {
 
     /// The models served to plugins.
     pub fn models(&self) -> &Arc<crate::providers::Models> {
-        self.plugins
-            .models()
-            .expect("the builder always gives the plugin host its models")
+        &self.models
     }
 
     /// Validate `graph`; `origin` names it in errors.

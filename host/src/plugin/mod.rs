@@ -253,11 +253,6 @@ impl PluginHost {
         self
     }
 
-    /// The models served to plugins.
-    pub fn models(&self) -> Option<&Arc<Models>> {
-        self.models.as_ref()
-    }
-
     /// The engine.
     pub fn engine(&self) -> &WeftEngine {
         &self.engine

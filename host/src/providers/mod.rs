@@ -275,6 +275,18 @@ struct Entry {
     released: tokio::sync::Notify,
 }
 
+/// `plugin` may call `model` if its manifest grants it (or grants `*`).
+fn check_grant(plugin: &str, granted: &[String], model: &str) -> Result<(), ModelError> {
+    if granted.iter().any(|g| g == model || g == "*") {
+        Ok(())
+    } else {
+        Err(ModelError::NotGranted {
+            plugin: plugin.to_string(),
+            model: model.to_string(),
+        })
+    }
+}
+
 /// A call admitted by a model's limiter; releases its slot when dropped.
 struct Permit<'a>(&'a Entry);
 
@@ -478,12 +490,7 @@ impl Models {
         model: &str,
     ) -> Result<(&'a Entry, Arc<dyn Provider>, Permit<'a>), ModelError> {
         let entry = self.entry(model)?;
-        if !granted.iter().any(|g| g == model || g == "*") {
-            return Err(ModelError::NotGranted {
-                plugin: plugin.to_string(),
-                model: model.to_string(),
-            });
-        }
+        check_grant(plugin, granted, model)?;
         let provider = self.provider(model, entry).await?;
         let permit = self.admit(entry).await?;
         Ok((entry, provider, permit))
@@ -573,12 +580,7 @@ impl Models {
         model: &str,
     ) -> Result<ModelInfo, ModelError> {
         self.entry(model)?;
-        if !granted.iter().any(|g| g == model || g == "*") {
-            return Err(ModelError::NotGranted {
-                plugin: plugin.to_string(),
-                model: model.to_string(),
-            });
-        }
+        check_grant(plugin, granted, model)?;
         self.info(model).await
     }
 }
