@@ -10,7 +10,7 @@ use weft::events::{Event, EventKind, NodeStatus, RunStatus};
 use weft::graph::Graph;
 use weft::store::{
     CachePut, Commit, Created, FORMAT_VERSION, MemoryStore, NodeRecord, PgStore, RedbStore,
-    RunRecord, RunSpec, RunStore, StoreError,
+    RunRecord, RunSpec, RunStore, StoreError, TaskOffer,
 };
 
 fn record(id: &str, created_ms: u64) -> (RunRecord, RunSpec) {
@@ -395,6 +395,93 @@ async fn conformance(store: Arc<dyn RunStore>) {
     );
     store.release_run("l1", "C").await.unwrap();
     assert!(store.lease_run("l1", "A", 3_600, 9_000).await.unwrap());
+
+    task_offers(store.as_ref()).await;
+}
+
+fn offer(key: &str, run: &str, offered_ms: u64) -> TaskOffer {
+    TaskOffer {
+        key: key.into(),
+        run_id: run.into(),
+        node: key.into(),
+        attempt: 1,
+        task_type: "math.add-one@1".into(),
+        input: json!({"value": 1}),
+        timeout_ms: 1_000,
+        offered_ms,
+    }
+}
+
+/// Task offers: one claim at a time, oldest first, only by hosts that have the
+/// task type; a claim is kept by heartbeats and lost when it expires; only the
+/// holder records a result; a result is taken once; withdrawn offers are gone.
+async fn task_offers(store: &dyn RunStore) {
+    let types = vec!["math.add-one@1".to_string()];
+    let keys = |k: &[&str]| k.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    store.task_offer(offer("o2", "r1", 20)).await.unwrap();
+    store.task_offer(offer("o1", "r1", 10)).await.unwrap();
+    assert_eq!(
+        store
+            .task_claim("B", &keys(&["math.add-one@2"]), 100, 200)
+            .await
+            .unwrap(),
+        None,
+        "a host without that task version claims nothing"
+    );
+    let first = store.task_claim("B", &types, 100, 200).await.unwrap();
+    assert_eq!(first, Some(offer("o1", "r1", 10)), "oldest first, intact");
+    let second = store.task_claim("C", &types, 100, 300).await.unwrap();
+    assert_eq!(second.map(|o| o.key).as_deref(), Some("o2"));
+    assert_eq!(store.task_claim("D", &types, 150, 400).await.unwrap(), None);
+    assert_eq!(
+        store.task_renew("B", &keys(&["o1"]), 350).await.unwrap(),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        store
+            .task_renew("C", &keys(&["o1", "o2"]), 350)
+            .await
+            .unwrap(),
+        keys(&["o1"]),
+        "C never held o1"
+    );
+    assert!(!store.task_finish("o1", "C", json!({"x": 0})).await.unwrap());
+    assert!(store.task_finish("o1", "B", json!({"x": 2})).await.unwrap());
+    assert_eq!(
+        store.task_claim("D", &types, 320, 400).await.unwrap(),
+        None,
+        "a finished offer is not claimed again; o2 is held until 350"
+    );
+    assert_eq!(
+        store.task_results(&keys(&["o1", "o2"])).await.unwrap(),
+        vec![("o1".to_string(), json!({"x": 2}))]
+    );
+    assert!(store.task_results(&keys(&["o1"])).await.unwrap().is_empty());
+    // C stops renewing o2: once its claim expires, D takes it; C's
+    // heartbeat then says it lost it, and its late result is refused.
+    let again = store.task_claim("D", &types, 400, 900).await.unwrap();
+    assert_eq!(again.map(|o| o.key).as_deref(), Some("o2"));
+    assert_eq!(
+        store.task_renew("C", &keys(&["o2"]), 600).await.unwrap(),
+        keys(&["o2"])
+    );
+    assert!(!store.task_finish("o2", "C", json!({"x": 1})).await.unwrap());
+    // Withdrawn by key, or every offer of a run.
+    store
+        .task_withdraw("r1", Some(&keys(&["o2"])))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.task_renew("D", &keys(&["o2"]), 700).await.unwrap(),
+        keys(&["o2"])
+    );
+    assert!(!store.task_finish("o2", "D", json!({"x": 1})).await.unwrap());
+    store.task_offer(offer("o3", "r1", 30)).await.unwrap();
+    store.task_offer(offer("o4", "r2", 40)).await.unwrap();
+    store.task_withdraw("r1", None).await.unwrap();
+    let left = store.task_claim("B", &types, 1_000, 2_000).await.unwrap();
+    assert_eq!(left.map(|o| o.key).as_deref(), Some("o4"));
+    store.task_withdraw("r2", None).await.unwrap();
 }
 
 #[tokio::test]
@@ -413,7 +500,7 @@ async fn postgres_store_conforms_and_keeps_everything_across_reconnecting() {
         .unwrap();
     let err = PgStore::connect(&url, 2).await.err().unwrap().to_string();
     assert!(
-        err.contains("has format version 99; this weft reads up to version 1"),
+        err.contains("has format version 99; this weft reads up to version 2"),
         "{err}"
     );
 }

@@ -84,6 +84,11 @@ pub struct ServerConfig {
     /// How long a run's lease lasts without a heartbeat (ms): when a host
     /// dies, others take its runs over after this long.
     pub lease_ms: u64,
+    /// With a shared (PostgreSQL) store: the most tasks executing on this
+    /// host at once, its own runs' and other hosts' together. A task of this
+    /// host's runs that finds no free slot is offered to every host (default:
+    /// 8 per core).
+    pub task_slots: Option<usize>,
 }
 
 impl Default for ServerConfig {
@@ -97,6 +102,7 @@ impl Default for ServerConfig {
             parallelism: None,
             max_runs: 256,
             lease_ms: 10_000,
+            task_slots: None,
         }
     }
 }

@@ -405,16 +405,41 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// imports write to.
 #[derive(Clone)]
 pub struct NodeEvents {
-    hub: EventHub,
+    sink: Sink,
     node: String,
+}
+
+#[derive(Clone)]
+enum Sink {
+    /// The run's hub, on the host executing the run.
+    Hub(EventHub),
+    /// Kept to be sent along with the result (a task executed for another
+    /// host, which records them in the run's log).
+    Kept(Arc<Mutex<Vec<EventKind>>>),
 }
 
 impl NodeEvents {
     /// Events of node `node` in `hub`'s run.
     pub fn new(hub: EventHub, node: &str) -> Self {
         NodeEvents {
-            hub,
+            sink: Sink::Hub(hub),
             node: node.to_string(),
+        }
+    }
+
+    /// Events of node `node` kept in memory; [`NodeEvents::take`] returns them.
+    pub fn kept(node: &str) -> Self {
+        NodeEvents {
+            sink: Sink::Kept(Arc::default()),
+            node: node.to_string(),
+        }
+    }
+
+    /// The events kept so far (none when they go to a hub).
+    pub fn take(&self) -> Vec<EventKind> {
+        match &self.sink {
+            Sink::Hub(_) => Vec::new(),
+            Sink::Kept(kept) => std::mem::take(&mut *lock(kept)),
         }
     }
 
@@ -423,9 +448,23 @@ impl NodeEvents {
         &self.node
     }
 
+    /// Record events kept elsewhere (by the host that executed the task).
+    pub fn forward(&self, events: Vec<EventKind>) {
+        for kind in events {
+            self.emit(kind);
+        }
+    }
+
+    fn emit(&self, kind: EventKind) {
+        match &self.sink {
+            Sink::Hub(hub) => hub.buffer(kind),
+            Sink::Kept(kept) => lock(kept).push(kind),
+        }
+    }
+
     /// A log line from the task.
     pub fn log(&self, level: LogLevel, message: String) {
-        self.hub.buffer(EventKind::Log {
+        self.emit(EventKind::Log {
             node: self.node.clone(),
             level,
             message,
@@ -439,7 +478,7 @@ impl NodeEvents {
         } else {
             fraction.clamp(0.0, 1.0)
         };
-        self.hub.buffer(EventKind::Progress {
+        self.emit(EventKind::Progress {
             node: self.node.clone(),
             fraction,
             message,

@@ -120,6 +120,7 @@ pub struct HostBuilder {
     queues: Vec<(String, QueueConfig)>,
     models: std::collections::BTreeMap<String, crate::providers::ModelConfig>,
     models_dir: Option<PathBuf>,
+    share: Option<(String, usize, std::time::Duration)>,
 }
 
 impl HostBuilder {
@@ -185,6 +186,16 @@ impl HostBuilder {
         self
     }
 
+    /// Share tasks with the other hosts of a shared store, as host
+    /// `host_id`: at most `slots` tasks execute here at once; a task of this
+    /// host's runs that finds no free slot is offered to every host, and
+    /// [`Host::serve_tasks`] executes offers while slots are free. Claims
+    /// last `lease` without a heartbeat. See [`crate::dispatch`].
+    pub fn share_tasks(mut self, host_id: &str, slots: usize, lease: std::time::Duration) -> Self {
+        self.share = Some((host_id.to_string(), slots, lease));
+        self
+    }
+
     /// Start the engine and load the standard plugins, the plugins folder and
     /// the native tasks. Plugins that fail to load are reported in
     /// [`Host::plugins`]; they do not stop the host.
@@ -229,6 +240,9 @@ impl HostBuilder {
             registry.register_native(task)?;
         }
         let mut run = self.run;
+        run.dispatch = self.share.map(|(host_id, slots, lease)| {
+            crate::dispatch::Dispatch::new(store.clone(), &host_id, slots, lease)
+        });
         for (name, config) in &self.queues {
             for task in &config.tasks {
                 run.task_queues.insert(task.clone(), name.clone());
@@ -396,6 +410,16 @@ impl Host {
     /// The store runs are kept in.
     pub fn store(&self) -> &Arc<dyn RunStore> {
         &self.store
+    }
+
+    /// Until `stop`, execute tasks other hosts offer (see
+    /// [`HostBuilder::share_tasks`]; without it, returns at once). Then wait
+    /// up to `grace` for those executing.
+    pub async fn serve_tasks(self: Arc<Self>, stop: CancellationToken, grace: std::time::Duration) {
+        let Some(dispatch) = self.runner.dispatch().cloned() else {
+            return;
+        };
+        dispatch.serve(move || self.registry(), stop, grace).await;
     }
 
     /// Run a validated plan without recording it in the store, announcing

@@ -4,6 +4,8 @@
 //!
 //! - [`graph`]: graph JSON and the fluent builder → a validated [`graph::Plan`];
 //! - [`runner`]: schedules ready nodes, in parallel, with cancellation;
+//! - [`dispatch`]: with a store shared by several hosts, executes a busy
+//!   host's tasks on the others;
 //! - [`task`]: task types and their registry; one task run = input check, run
 //!   under a timeout, output check;
 //! - [`plugin`]: wasm components that provide task types, each task run in a
@@ -34,6 +36,7 @@ pub mod cache;
 pub mod config;
 pub mod daemon;
 pub mod data;
+pub mod dispatch;
 pub mod events;
 pub mod graph;
 mod host;

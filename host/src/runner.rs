@@ -41,6 +41,9 @@ pub struct RunOptions {
     pub queues: HashMap<String, Arc<Queue>>,
     /// Task types routed through a queue by default (task type → queue).
     pub task_queues: HashMap<String, String>,
+    /// With a store shared by several hosts: where tasks execute when this
+    /// host is busy. `None`: every task executes here.
+    pub dispatch: Option<Arc<crate::dispatch::Dispatch>>,
 }
 
 /// Ready nodes, highest priority first, then in the order they became ready.
@@ -122,6 +125,7 @@ impl Default for RunOptions {
             retry: RetryPolicy::default(),
             queues: HashMap::new(),
             task_queues: HashMap::new(),
+            dispatch: None,
         }
     }
 }
@@ -445,6 +449,9 @@ impl Runner {
         }
         st.replay = false;
         let resumed = !prior.is_empty();
+        // Offers an earlier host of this run made are void: their nodes run
+        // again as new attempts.
+        self.withdraw_offers(hub.run_id(), resumed).await;
         st.events.push(EventKind::RunStarted { nodes: n, resumed });
         let (cancelled, mut stats, started) = self.drive(&mut st, hub, cancel).await?;
 
@@ -473,6 +480,7 @@ impl Runner {
         st.events.push(EventKind::RunFinished { status });
         let done = st.record(hub, Some(status));
         hub.sync(done).await?;
+        self.withdraw_offers(hub.run_id(), true).await;
         // Until the end is durable, not just computed: with group commit the
         // last transactions may still be in flight when the last task returns.
         stats.run_ms = started.map_or(0.0, |s| s.elapsed().as_secs_f64() * 1000.0);
@@ -503,6 +511,21 @@ impl Runner {
                 .collect(),
             stats,
         })
+    }
+
+    /// With a shared store, withdraw every task offer of run `run_id` (if `any`
+    /// may exist). A failure only leaves offers to expire.
+    async fn withdraw_offers(&self, run_id: &str, any: bool) {
+        if let Some(dispatch) = self.options.dispatch.as_ref().filter(|_| any)
+            && let Err(e) = dispatch.store().task_withdraw(run_id, None).await
+        {
+            tracing::warn!(run_id, error = %e, "cannot withdraw task offers");
+        }
+    }
+
+    /// Where tasks execute with a shared store, if configured.
+    pub fn dispatch(&self) -> Option<&Arc<crate::dispatch::Dispatch>> {
+        self.options.dispatch.as_ref()
     }
 
     /// Whether queue `name` is defined.
@@ -652,12 +675,17 @@ impl Runner {
                     .map(|store| (store, self.options.cache.clone()));
                 started.get_or_insert_with(Instant::now);
                 let span = tracing::info_span!("task", run_id = %hub.run_id(), node = %node.id, task_type = %task.id, attempt = st.attempts[i]);
+                let dispatch = self.options.dispatch.clone();
                 running.spawn(tracing::Instrument::instrument(
                     async move {
-                        (
-                            i,
-                            run_node(&task, node_input, ctx, timeout, cache, stop).await,
-                        )
+                        let execution = Execution {
+                            ctx,
+                            timeout,
+                            cache,
+                            stop,
+                            dispatch,
+                        };
+                        (i, run_node(&task, node_input, execution).await)
                     },
                     span,
                 ));
@@ -756,26 +784,41 @@ enum Cached {
     Miss(Option<CachePut>),
 }
 
+/// How one attempt of a node executes.
+struct Execution {
+    ctx: TaskContext,
+    timeout: std::time::Duration,
+    /// The output cache to look in and fill, if the node uses it.
+    cache: Option<(Arc<dyn RunStore>, CachePolicy)>,
+    /// Fires when the run is cancelled.
+    stop: CancellationToken,
+    /// Where the task executes, with a shared store; `None`: here.
+    dispatch: Option<Arc<crate::dispatch::Dispatch>>,
+}
+
 /// Run one node: from the output cache when `cache` is given and holds a fresh
 /// entry, else by executing its task (interrupted when `stop` fires); a fresh
 /// output comes back with the cache entry to store.
-async fn run_node(
-    task: &TaskType,
-    input: Value,
-    ctx: TaskContext,
-    timeout: std::time::Duration,
-    cache: Option<(Arc<dyn RunStore>, CachePolicy)>,
-    stop: CancellationToken,
-) -> NodeOutcome {
+async fn run_node(task: &TaskType, input: Value, x: Execution) -> NodeOutcome {
+    let Execution {
+        ctx,
+        timeout,
+        cache,
+        stop,
+        dispatch,
+    } = x;
     let key = cache.as_ref().map(|_| crate::cache::key(task, &input));
     if let (Some((store, policy)), Some(key)) = (&cache, &key)
         && let Some(hit) = cache_lookup(store.as_ref(), policy, key).await
     {
         return (Ok(hit), Cached::Hit);
     }
-    let result = tokio::select! {
-        r = task.execute(&input, &ctx, timeout) => r,
-        _ = stop.cancelled() => Err(TaskError::Cancelled("the run was cancelled".into())),
+    let result = match &dispatch {
+        Some(dispatch) => dispatch.execute(task, &input, &ctx, timeout, &stop).await,
+        None => tokio::select! {
+            r = task.execute(&input, &ctx, timeout) => r,
+            _ = stop.cancelled() => Err(TaskError::Cancelled("the run was cancelled".into())),
+        },
     };
     let put = match (cache, key, &result) {
         (Some((_, policy)), Some(key), Ok(output)) => Some(CachePut {

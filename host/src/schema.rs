@@ -38,7 +38,7 @@ pub enum SchemaError {
 }
 
 /// One violation of a schema by a value.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Violation {
     /// JSON Pointer into the value (`/items/0`), empty for the root.
     pub instance_path: String,

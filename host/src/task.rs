@@ -47,7 +47,8 @@ impl TaskContext {
 }
 
 /// How one run of a task ended without an output.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum TaskError {
     /// The input does not fit the task type's input schema (checked by the host).
     #[error("input does not match the input schema of `{task}`: {}", join(.violations))]

@@ -93,6 +93,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(p) = server.parallelism {
         builder = builder.parallelism(p);
     }
+    if database.is_some() {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let slots = server.task_slots.unwrap_or(cores * 8);
+        builder = builder.share_tasks(&host_id, slots, Duration::from_millis(server.lease_ms));
+    }
     let host = Arc::new(builder.build().await?);
     let options = DaemonOptions {
         listen: args.listen.unwrap_or(server.listen),

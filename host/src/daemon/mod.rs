@@ -150,6 +150,20 @@ fn state(host: Arc<Host>, options: &DaemonOptions) -> AppState {
     }))
 }
 
+/// Until shutdown: claim runs and keep their leases, and execute tasks other
+/// hosts offer (with a shared store).
+fn share(state: &AppState, options: &DaemonOptions) -> tokio::task::JoinHandle<()> {
+    let runs = state.runs.clone();
+    let stop = state.shutdown.clone();
+    let tasks = state
+        .host
+        .clone()
+        .serve_tasks(stop.clone(), options.shutdown_grace);
+    tokio::spawn(async move {
+        tokio::join!(runs.share(stop), tasks);
+    })
+}
+
 /// Execute runs from the store without serving HTTP (`weft serve --role
 /// worker`): claim runs no live host holds, keep their leases, and on
 /// `shutdown` let them finish within the grace period.
@@ -161,11 +175,7 @@ pub async fn run_worker(
     let state = state(host, &options);
     state.runs.resume_own().await;
     reload::watch(state.host.clone(), state.shutdown.clone())?;
-    let sharing = tokio::spawn({
-        let runs = state.runs.clone();
-        let stop = state.shutdown.clone();
-        async move { runs.share(stop).await }
-    });
+    let sharing = share(&state, &options);
     shutdown.await;
     tracing::info!("shutting down: no new runs");
     state.shutdown.cancel();
@@ -216,11 +226,7 @@ impl Daemon {
         } = self;
         state.runs.resume_own().await;
         reload::watch(state.host.clone(), state.shutdown.clone())?;
-        let sharing = tokio::spawn({
-            let runs = state.runs.clone();
-            let stop = state.shutdown.clone();
-            async move { runs.share(stop).await }
-        });
+        let sharing = share(&state, &options);
         state.ready.store(true, Ordering::Release);
         let app = api::router(state.clone(), options.max_body_bytes);
         let stop = state.shutdown.clone();

@@ -4,9 +4,12 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
+use serde_json::Value;
+
+use super::offers::Offers;
 use super::{
     CachePut, Commit, Created, Lease, NodeRecord, RunRecord, RunSpec, RunStore, SavedGraph,
-    StoreError, StoredRun, idempotency_slot, rate_wait,
+    StoreError, StoredRun, TaskOffer, idempotency_slot, rate_wait,
 };
 use crate::cache::{CacheEntry, CacheStat};
 use crate::events::{Event, RunStatus, now_ms};
@@ -34,6 +37,7 @@ struct Runs {
 #[derive(Default)]
 pub struct MemoryStore {
     inner: Mutex<Runs>,
+    offers: Offers,
 }
 
 impl MemoryStore {
@@ -366,6 +370,45 @@ impl RunStore for MemoryStore {
             runs.graphs.remove(k);
         }
         Ok(!doomed.is_empty())
+    }
+
+    async fn task_offer(&self, offer: TaskOffer) -> Result<(), StoreError> {
+        self.offers.offer(offer)
+    }
+
+    async fn task_claim(
+        &self,
+        host: &str,
+        types: &[String],
+        now_ms: u64,
+        until_ms: u64,
+    ) -> Result<Option<TaskOffer>, StoreError> {
+        self.offers.claim(host, types, now_ms, until_ms)
+    }
+
+    async fn task_renew(
+        &self,
+        host: &str,
+        keys: &[String],
+        until_ms: u64,
+    ) -> Result<Vec<String>, StoreError> {
+        self.offers.renew(host, keys, until_ms)
+    }
+
+    async fn task_finish(&self, key: &str, host: &str, result: Value) -> Result<bool, StoreError> {
+        self.offers.finish(key, host, result)
+    }
+
+    async fn task_results(&self, keys: &[String]) -> Result<Vec<(String, Value)>, StoreError> {
+        self.offers.results(keys)
+    }
+
+    async fn task_withdraw(&self, run_id: &str, keys: Option<&[String]>) -> Result<(), StoreError> {
+        self.offers.withdraw(run_id, keys)
+    }
+
+    async fn wait_for_tasks(&self, timeout: std::time::Duration) {
+        self.offers.wait(timeout).await
     }
 }
 

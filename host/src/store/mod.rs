@@ -10,6 +10,7 @@
 //! not know about wasm, scheduling or HTTP.
 
 mod memory;
+mod offers;
 mod postgres;
 mod redb_store;
 
@@ -300,6 +301,65 @@ pub trait RunStore: Send + Sync {
     async fn wait_for_work(&self, timeout: std::time::Duration) {
         tokio::time::sleep(timeout).await;
     }
+
+    /// Offer one task of a run to every host sharing the store (its executing
+    /// host is busy). Offering a key again replaces the offer.
+    async fn task_offer(&self, offer: TaskOffer) -> Result<(), StoreError>;
+    /// Claim for `host`, until `until_ms`, the oldest offer that has no result
+    /// and is unclaimed or whose claim expired at `now_ms`, among offers of
+    /// task types in `types` (`id@version`).
+    async fn task_claim(
+        &self,
+        host: &str,
+        types: &[String],
+        now_ms: u64,
+        until_ms: u64,
+    ) -> Result<Option<TaskOffer>, StoreError>;
+    /// Extend `host`'s claims on `keys` to `until_ms` (a heartbeat); returns
+    /// the keys it no longer holds (withdrawn, or claimed by another host
+    /// after its claim expired): their execution should stop.
+    async fn task_renew(
+        &self,
+        host: &str,
+        keys: &[String],
+        until_ms: u64,
+    ) -> Result<Vec<String>, StoreError>;
+    /// Record `result` for the offer `key`, if `host` still holds its claim;
+    /// false otherwise (the result is dropped).
+    async fn task_finish(&self, key: &str, host: &str, result: Value) -> Result<bool, StoreError>;
+    /// The results recorded for any of `keys`; each is removed with its offer
+    /// as it is returned.
+    async fn task_results(&self, keys: &[String]) -> Result<Vec<(String, Value)>, StoreError>;
+    /// Withdraw the offers `keys` (`None`: every offer of run `run_id`),
+    /// claimed or not; a host executing one notices at its next heartbeat.
+    async fn task_withdraw(&self, run_id: &str, keys: Option<&[String]>) -> Result<(), StoreError>;
+    /// Wait up to `timeout` for a sign that an offer was made or finished;
+    /// stores shared by several processes wake early.
+    async fn wait_for_tasks(&self, timeout: std::time::Duration) {
+        tokio::time::sleep(timeout).await;
+    }
+}
+
+/// One task of a run, offered to any host that has its task type
+/// ([`RunStore::task_offer`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskOffer {
+    /// Unique per attempt: `run/node#attempt`.
+    pub key: String,
+    /// The run.
+    pub run_id: String,
+    /// The node.
+    pub node: String,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    /// The task type (`id@version`): only a host with this exact version claims it.
+    pub task_type: String,
+    /// The node's input.
+    pub input: Value,
+    /// Its wall-clock limit.
+    pub timeout_ms: u64,
+    /// When offered, ms since the Unix epoch (older offers are claimed first).
+    pub offered_ms: u64,
 }
 
 /// A run's lease: which host executes it, until when.

@@ -20,7 +20,7 @@ use sqlx::{Postgres, Row, Transaction};
 
 use super::{
     CachePut, Commit, Created, NodeRecord, RunRecord, RunSpec, RunStore, SavedGraph, StoreError,
-    StoredRun, decode, idempotency_slot, rate_wait,
+    StoredRun, TaskOffer, decode, idempotency_slot, rate_wait,
 };
 use crate::cache::{CacheEntry, CacheStat};
 use crate::events::{Event, RunStatus, now_ms};
@@ -28,12 +28,13 @@ use crate::graph::Graph;
 use crate::limiter::RateState;
 
 /// The schema version this build creates and reads.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Each migration: (version, statements). Applied in order, once.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    r#"
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        r#"
     CREATE TABLE weft_runs (
         run_id text PRIMARY KEY,
         record jsonb NOT NULL,
@@ -80,13 +81,34 @@ const MIGRATIONS: &[(i64, &str)] = &[(
     );
     CREATE TABLE weft_graph_versions (name text PRIMARY KEY, last integer NOT NULL);
     "#,
-)];
+    ),
+    (
+        2,
+        r#"
+    CREATE TABLE weft_task_offers (
+        key text PRIMARY KEY,
+        run_id text NOT NULL,
+        task_type text NOT NULL,
+        offered_ms bigint NOT NULL,
+        offer jsonb NOT NULL,
+        claim_host text,
+        claim_until_ms bigint,
+        result jsonb
+    );
+    CREATE INDEX weft_task_offers_open ON weft_task_offers (offered_ms, key) WHERE result IS NULL;
+    CREATE INDEX weft_task_offers_run ON weft_task_offers (run_id);
+    "#,
+    ),
+];
 
 /// Runs in a PostgreSQL database.
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// Woken by `NOTIFY weft_runs`: a run may be free to claim.
     work: Arc<tokio::sync::Notify>,
+    /// Woken by `NOTIFY weft_tasks`: a task was offered or finished.
+    tasks: Arc<tokio::sync::Notify>,
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -122,15 +144,21 @@ impl PgStore {
             .map_err(|e| backend(format!("cannot connect to PostgreSQL: {e}")))?;
         Self::migrate(&pool).await?;
         let work = Arc::new(tokio::sync::Notify::new());
+        let tasks = Arc::new(tokio::sync::Notify::new());
         let mut listener = PgListener::connect_with(&pool).await.map_err(backend)?;
-        listener.listen("weft_runs").await.map_err(backend)?;
-        let wake = work.clone();
+        listener
+            .listen_all(["weft_runs", "weft_tasks"])
+            .await
+            .map_err(backend)?;
+        let (wake_runs, wake_tasks) = (work.clone(), tasks.clone());
         tokio::spawn(async move {
-            // Wakes claimers on every new run; on a broken connection they
-            // fall back to polling (the listener reconnects by itself).
+            // Wakes claimers on every new run or task offer, and waiters for
+            // results; on a broken connection they fall back to polling (the
+            // listener reconnects by itself).
             loop {
                 match listener.recv().await {
-                    Ok(_) => wake.notify_waiters(),
+                    Ok(n) if n.channel() == "weft_tasks" => wake_tasks.notify_waiters(),
+                    Ok(_) => wake_runs.notify_waiters(),
                     Err(e) => {
                         tracing::debug!(error = %e, "LISTEN connection lost; polling meanwhile");
                         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -138,7 +166,7 @@ impl PgStore {
                 }
             }
         });
-        Ok(PgStore { pool, work })
+        Ok(PgStore { pool, work, tasks })
     }
 
     /// Create the schema, or bring it to [`SCHEMA_VERSION`], once across
@@ -699,5 +727,143 @@ impl RunStore for PgStore {
 
     async fn wait_for_work(&self, timeout: Duration) {
         let _ = tokio::time::timeout(timeout, self.work.notified()).await;
+    }
+
+    async fn task_offer(&self, offer: TaskOffer) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        sqlx::query(
+            "INSERT INTO weft_task_offers (key, run_id, task_type, offered_ms, offer)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (key) DO UPDATE SET task_type = excluded.task_type,
+               offered_ms = excluded.offered_ms, offer = excluded.offer,
+               claim_host = NULL, claim_until_ms = NULL, result = NULL",
+        )
+        .bind(&offer.key)
+        .bind(&offer.run_id)
+        .bind(&offer.task_type)
+        .bind(offer.offered_ms as i64)
+        .bind(json(&offer))
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        sqlx::query("SELECT pg_notify('weft_tasks', '')")
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn task_claim(
+        &self,
+        host: &str,
+        types: &[String],
+        now_ms: u64,
+        until_ms: u64,
+    ) -> Result<Option<TaskOffer>, StoreError> {
+        let row = sqlx::query(
+            "UPDATE weft_task_offers SET claim_host = $1, claim_until_ms = $4
+             WHERE key = (
+               SELECT key FROM weft_task_offers
+               WHERE result IS NULL AND task_type = ANY($2)
+                 AND (claim_host IS NULL OR claim_until_ms < $3)
+               ORDER BY offered_ms, key LIMIT 1 FOR UPDATE SKIP LOCKED)
+             RETURNING key, offer",
+        )
+        .bind(host)
+        .bind(types)
+        .bind(now_ms as i64)
+        .bind(until_ms as i64)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        row.map(|r| {
+            let (key, offer): (String, Json<Value>) = (r.get(0), r.get(1));
+            from_json(&key, offer.0)
+        })
+        .transpose()
+    }
+
+    async fn task_renew(
+        &self,
+        host: &str,
+        keys: &[String],
+        until_ms: u64,
+    ) -> Result<Vec<String>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let kept: Vec<String> = sqlx::query(
+            "UPDATE weft_task_offers SET claim_until_ms = $3
+             WHERE key = ANY($2) AND claim_host = $1 RETURNING key",
+        )
+        .bind(host)
+        .bind(keys)
+        .bind(until_ms as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?
+        .into_iter()
+        .map(|r| r.get(0))
+        .collect();
+        Ok(keys.iter().filter(|k| !kept.contains(k)).cloned().collect())
+    }
+
+    async fn task_finish(&self, key: &str, host: &str, result: Value) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let held = sqlx::query(
+            "UPDATE weft_task_offers SET result = $3 WHERE key = $1 AND claim_host = $2",
+        )
+        .bind(key)
+        .bind(host)
+        .bind(Json(result))
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?
+        .rows_affected()
+            == 1;
+        if held {
+            sqlx::query("SELECT pg_notify('weft_tasks', '')")
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(held)
+    }
+
+    async fn task_results(&self, keys: &[String]) -> Result<Vec<(String, Value)>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(sqlx::query(
+            "DELETE FROM weft_task_offers WHERE key = ANY($1) AND result IS NOT NULL
+             RETURNING key, result",
+        )
+        .bind(keys)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?
+        .into_iter()
+        .map(|r| {
+            let (key, result): (String, Json<Value>) = (r.get(0), r.get(1));
+            (key, result.0)
+        })
+        .collect())
+    }
+
+    async fn task_withdraw(&self, run_id: &str, keys: Option<&[String]>) -> Result<(), StoreError> {
+        sqlx::query(
+            "DELETE FROM weft_task_offers WHERE run_id = $1 AND ($2::text[] IS NULL OR key = ANY($2))",
+        )
+        .bind(run_id)
+        .bind(keys)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn wait_for_tasks(&self, timeout: Duration) {
+        let _ = tokio::time::timeout(timeout, self.tasks.notified()).await;
     }
 }

@@ -12,9 +12,12 @@ use redb::{
     Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
 };
 
+use serde_json::Value;
+
+use super::offers::Offers;
 use super::{
     CachePut, Commit, Created, FORMAT_VERSION, Lease, NodeRecord, RunRecord, RunSpec, RunStore,
-    SavedGraph, StoreError, StoredRun, decode, encode, idempotency_slot, rate_wait,
+    SavedGraph, StoreError, StoredRun, TaskOffer, decode, encode, idempotency_slot, rate_wait,
 };
 use crate::cache::{CacheEntry, CacheStat};
 use crate::events::{Event, RunStatus, now_ms};
@@ -52,6 +55,8 @@ const LEASES: TableDefinition<&str, &[u8]> = TableDefinition::new("leases");
 pub struct RedbStore {
     db: Arc<Database>,
     path: PathBuf,
+    /// Offers are not written to the file: only this process could claim them.
+    offers: Arc<Offers>,
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -167,6 +172,7 @@ impl RedbStore {
         Ok(RedbStore {
             db: Arc::new(db),
             path: path.to_path_buf(),
+            offers: Arc::default(),
         })
     }
 
@@ -730,6 +736,45 @@ impl RunStore for RedbStore {
             Ok(found)
         })
         .await
+    }
+
+    async fn task_offer(&self, offer: TaskOffer) -> Result<(), StoreError> {
+        self.offers.offer(offer)
+    }
+
+    async fn task_claim(
+        &self,
+        host: &str,
+        types: &[String],
+        now_ms: u64,
+        until_ms: u64,
+    ) -> Result<Option<TaskOffer>, StoreError> {
+        self.offers.claim(host, types, now_ms, until_ms)
+    }
+
+    async fn task_renew(
+        &self,
+        host: &str,
+        keys: &[String],
+        until_ms: u64,
+    ) -> Result<Vec<String>, StoreError> {
+        self.offers.renew(host, keys, until_ms)
+    }
+
+    async fn task_finish(&self, key: &str, host: &str, result: Value) -> Result<bool, StoreError> {
+        self.offers.finish(key, host, result)
+    }
+
+    async fn task_results(&self, keys: &[String]) -> Result<Vec<(String, Value)>, StoreError> {
+        self.offers.results(keys)
+    }
+
+    async fn task_withdraw(&self, run_id: &str, keys: Option<&[String]>) -> Result<(), StoreError> {
+        self.offers.withdraw(run_id, keys)
+    }
+
+    async fn wait_for_tasks(&self, timeout: std::time::Duration) {
+        self.offers.wait(timeout).await
     }
 }
 

@@ -1,0 +1,364 @@
+//! Dispatch: single tasks shared between hosts on one shared store.
+//!
+//! Owns where a task of a run executes when several hosts share a store
+//! (PostgreSQL): on this host while it has a free *task slot*, else offered
+//! through the store ([`RunStore::task_offer`]) to every host sharing it, this
+//! one included. It also owns the other side: claiming offers while this host
+//! has free slots, executing them under a heartbeat, and recording their
+//! results (with the task's log and progress events) for the run's host. The
+//! run's host stays the only writer of the run's state and event log. This
+//! must not schedule runs (that is the runner) nor know how a task is
+//! implemented (that is [`crate::task`]).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::events::{EventKind, LogLevel, NodeEvents, now_ms};
+use crate::store::{RunStore, TaskOffer};
+use crate::task::{Registry, TaskContext, TaskError, TaskType};
+
+/// How long the results of offered tasks are waited for between looks, when
+/// no notification comes (a notification may race with a look).
+const RESULT_POLL: Duration = Duration::from_millis(100);
+/// How long an idle host waits for offers between looks, likewise.
+const OFFER_POLL: Duration = Duration::from_millis(500);
+
+/// What a host that executed an offered task records for the run's host.
+#[derive(Serialize, Deserialize)]
+struct Done {
+    /// Which host executed it.
+    host: String,
+    /// The task's output or error.
+    result: Result<Value, TaskError>,
+    /// The task's log and progress events, in order.
+    events: Vec<EventKind>,
+}
+
+/// Shares tasks with the other hosts on a shared store.
+pub struct Dispatch {
+    store: Arc<dyn RunStore>,
+    host_id: String,
+    slots: Arc<Semaphore>,
+    lease: Duration,
+    /// Offers made here, by key: their run, and where their result goes.
+    waiting: Mutex<HashMap<String, (String, oneshot::Sender<Value>)>>,
+    collecting: std::sync::Once,
+}
+
+impl std::fmt::Debug for Dispatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dispatch")
+            .field("host_id", &self.host_id)
+            .field("free_slots", &self.slots.available_permits())
+            .field("lease", &self.lease)
+            .finish()
+    }
+}
+
+impl Dispatch {
+    /// Dispatch for host `host_id`: at most `slots` tasks execute here at
+    /// once (tasks of this host's runs and tasks claimed from others);
+    /// claims last `lease` without a heartbeat.
+    pub fn new(
+        store: Arc<dyn RunStore>,
+        host_id: &str,
+        slots: usize,
+        lease: Duration,
+    ) -> Arc<Self> {
+        Arc::new(Dispatch {
+            store,
+            host_id: host_id.to_string(),
+            slots: Arc::new(Semaphore::new(slots.max(1))),
+            lease,
+            waiting: Mutex::new(HashMap::new()),
+            collecting: std::sync::Once::new(),
+        })
+    }
+
+    /// The store offers go through.
+    pub fn store(&self) -> &Arc<dyn RunStore> {
+        &self.store
+    }
+
+    fn waiting(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, (String, oneshot::Sender<Value>)>> {
+        self.waiting.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Execute `task` for a run of this host: here if a slot is free, else
+    /// on whichever host claims the offer first. The task's events reach
+    /// `ctx.events` either way (from another host, when its result comes).
+    pub(crate) async fn execute(
+        self: &Arc<Self>,
+        task: &TaskType,
+        input: &Value,
+        ctx: &TaskContext,
+        timeout: Duration,
+        stop: &CancellationToken,
+    ) -> Result<Value, TaskError> {
+        if let Ok(_slot) = self.slots.clone().try_acquire_owned() {
+            return tokio::select! {
+                r = task.execute(input, ctx, timeout) => r,
+                _ = stop.cancelled() => Err(TaskError::Cancelled("the run was cancelled".into())),
+            };
+        }
+        let key = format!("{}/{}#{}", ctx.run_id, ctx.node_id, ctx.attempt);
+        let (tx, rx) = oneshot::channel();
+        self.waiting().insert(key.clone(), (ctx.run_id.clone(), tx));
+        self.collect_results();
+        let offer = TaskOffer {
+            key: key.clone(),
+            run_id: ctx.run_id.clone(),
+            node: ctx.node_id.clone(),
+            attempt: ctx.attempt,
+            task_type: format!("{}@{}", task.id, task.version),
+            input: input.clone(),
+            timeout_ms: timeout.as_millis() as u64,
+            offered_ms: now_ms(),
+        };
+        if let Err(e) = self.store.task_offer(offer).await {
+            self.waiting().remove(&key);
+            return Err(TaskError::Host(format!(
+                "cannot offer the task to other hosts: {e}"
+            )));
+        }
+        tracing::debug!(%key, "task offered to other hosts");
+        tokio::select! {
+            done = rx => {
+                let done = done.map_err(|_| TaskError::Host("the task's result was lost".into()))?;
+                let done: Done = serde_json::from_value(done).map_err(|e| {
+                    TaskError::Host(format!("unreadable result from another host: {e}"))
+                })?;
+                if let Some(events) = &ctx.events {
+                    events.forward(done.events);
+                    events.log(LogLevel::Info, format!("executed on host {}", done.host));
+                }
+                done.result
+            }
+            _ = stop.cancelled() => {
+                self.waiting().remove(&key);
+                if let Err(e) = self.store.task_withdraw(&ctx.run_id, Some(&[key])).await {
+                    tracing::warn!(error = %e, "cannot withdraw a cancelled task's offer");
+                }
+                Err(TaskError::Cancelled("the run was cancelled".into()))
+            }
+        }
+    }
+
+    /// Start (once) the loop that fetches results of offers made here.
+    fn collect_results(self: &Arc<Self>) {
+        let this = Arc::downgrade(self);
+        self.collecting.call_once(|| {
+            tokio::spawn(collect(this));
+        });
+    }
+
+    /// Until `stop`: claim offers of task types this host has (from
+    /// `registry`, read again at each claim) while a slot is free, execute
+    /// them, and record their results. Then wait up to `grace` for those
+    /// executing; the rest are left to expire and be claimed again.
+    pub async fn serve(
+        self: Arc<Self>,
+        registry: impl Fn() -> Arc<Registry> + Send,
+        stop: CancellationToken,
+        grace: Duration,
+    ) {
+        let claimed: Arc<Mutex<HashMap<String, CancellationToken>>> = Arc::default();
+        let tracker = TaskTracker::new();
+        let heartbeat = tokio::spawn(Self::heartbeat(self.clone(), claimed.clone()));
+        loop {
+            let slot = tokio::select! {
+                slot = self.slots.clone().acquire_owned() => match slot {
+                    Ok(slot) => slot,
+                    Err(_) => break,
+                },
+                _ = stop.cancelled() => break,
+            };
+            let registry = registry();
+            let types: Vec<String> = registry
+                .task_types()
+                .map(|t| format!("{}@{}", t.id, t.version))
+                .collect();
+            let now = now_ms();
+            let until = now + self.lease.as_millis() as u64;
+            match self
+                .store
+                .task_claim(&self.host_id, &types, now, until)
+                .await
+            {
+                Ok(Some(offer)) => {
+                    tracing::debug!(key = %offer.key, "claimed an offered task");
+                    let task = registry
+                        .get(offer.task_type.split('@').next().unwrap_or_default())
+                        .filter(|t| format!("{}@{}", t.id, t.version) == offer.task_type)
+                        .cloned();
+                    let token = CancellationToken::new();
+                    lock(&claimed).insert(offer.key.clone(), token.clone());
+                    tracker.spawn(self.clone().run_offer(
+                        offer,
+                        task,
+                        token,
+                        slot,
+                        claimed.clone(),
+                    ));
+                }
+                Ok(None) => {
+                    drop(slot);
+                    tokio::select! {
+                        _ = self.store.wait_for_tasks(OFFER_POLL) => {}
+                        _ = stop.cancelled() => break,
+                    }
+                }
+                Err(e) => {
+                    drop(slot);
+                    tracing::warn!(error = %e, "cannot claim offered tasks");
+                    tokio::time::sleep(OFFER_POLL).await;
+                }
+            }
+        }
+        tracker.close();
+        if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+            for token in lock(&claimed).values() {
+                token.cancel();
+            }
+        }
+        heartbeat.abort();
+    }
+
+    /// Renew the claims of tasks executing here; stop those lost.
+    async fn heartbeat(self: Arc<Self>, claimed: Arc<Mutex<HashMap<String, CancellationToken>>>) {
+        loop {
+            tokio::time::sleep(self.lease / 3).await;
+            let keys: Vec<String> = lock(&claimed).keys().cloned().collect();
+            let until = now_ms() + self.lease.as_millis() as u64;
+            match self.store.task_renew(&self.host_id, &keys, until).await {
+                Ok(lost) => {
+                    for key in lost {
+                        tracing::info!(%key, "offered task withdrawn or taken over; stopping it");
+                        if let Some(token) = lock(&claimed).get(&key) {
+                            token.cancel();
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot renew task claims"),
+            }
+        }
+    }
+
+    /// Execute one claimed offer and record its result.
+    async fn run_offer(
+        self: Arc<Self>,
+        offer: TaskOffer,
+        task: Option<Arc<TaskType>>,
+        token: CancellationToken,
+        slot: OwnedSemaphorePermit,
+        claimed: Arc<Mutex<HashMap<String, CancellationToken>>>,
+    ) {
+        let events = NodeEvents::kept(&offer.node);
+        let mut ctx = TaskContext::new(&offer.run_id, &offer.node);
+        ctx.attempt = offer.attempt;
+        ctx.events = Some(events.clone());
+        let span = tracing::info_span!("task", run_id = %offer.run_id, node = %offer.node, task_type = %offer.task_type, attempt = offer.attempt, offered = true);
+        let result = match &task {
+            None => Err(TaskError::Host(format!(
+                "host {} no longer has task type {}",
+                self.host_id, offer.task_type
+            ))),
+            Some(task) => {
+                let timeout = Duration::from_millis(offer.timeout_ms);
+                tokio::select! {
+                    r = tracing::Instrument::instrument(task.execute(&offer.input, &ctx, timeout), span) => r,
+                    _ = token.cancelled() => Err(TaskError::Cancelled("withdrawn".into())),
+                }
+            }
+        };
+        drop(slot);
+        lock(&claimed).remove(&offer.key);
+        if token.is_cancelled() {
+            return;
+        }
+        let done = Done {
+            host: self.host_id.clone(),
+            result,
+            events: events.take(),
+        };
+        let done = match serde_json::to_value(&done) {
+            Ok(v) => v,
+            Err(e) => serde_json::json!({
+                "host": self.host_id,
+                "result": {"Err": {"host": format!("cannot encode the result: {e}")}},
+                "events": [],
+            }),
+        };
+        match self
+            .store
+            .task_finish(&offer.key, &self.host_id, done)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => tracing::info!(key = %offer.key, "offered task was withdrawn meanwhile"),
+            Err(e) => {
+                tracing::warn!(key = %offer.key, error = %e, "cannot record an offered task's result; it will be claimed again")
+            }
+        }
+    }
+}
+
+/// Fetch the results of offers made here and hand them to their waiters;
+/// withdraw the offers nobody waits for any more (their run stopped here).
+async fn collect(dispatch: Weak<Dispatch>) {
+    loop {
+        let Some(this) = dispatch.upgrade() else {
+            return;
+        };
+        let (keys, abandoned) = {
+            let mut waiting = this.waiting();
+            let abandoned: Vec<(String, String)> = waiting
+                .iter()
+                .filter(|(_, (_, tx))| tx.is_closed())
+                .map(|(k, (run, _))| (run.clone(), k.clone()))
+                .collect();
+            for (_, key) in &abandoned {
+                waiting.remove(key);
+            }
+            (waiting.keys().cloned().collect::<Vec<_>>(), abandoned)
+        };
+        for (run, key) in abandoned {
+            let _ = this.store.task_withdraw(&run, Some(&[key])).await;
+        }
+        if !keys.is_empty() {
+            match this.store.task_results(&keys).await {
+                Ok(done) => {
+                    let mut waiting = this.waiting();
+                    for (key, result) in done {
+                        if let Some((_, tx)) = waiting.remove(&key) {
+                            let _ = tx.send(result);
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot read offered tasks' results"),
+            }
+        }
+        let store = this.store.clone();
+        drop(this);
+        store
+            .wait_for_tasks(if keys.is_empty() {
+                OFFER_POLL
+            } else {
+                RESULT_POLL
+            })
+            .await;
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
