@@ -116,6 +116,92 @@ async fn a_run_survives_the_kill_of_the_host_executing_it() {
     }
 }
 
+/// The hosts that executed offered tasks, from the run's log.
+fn executing_hosts(events: &[Value]) -> HashMap<String, usize> {
+    let mut hosts = HashMap::new();
+    for e in events.iter().filter(|e| e["type"] == "log") {
+        if let Some(host) = e["message"]
+            .as_str()
+            .and_then(|m| m.strip_prefix("executed on host "))
+        {
+            *hosts.entry(host.to_string()).or_default() += 1;
+        }
+    }
+    hosts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_hosts_tasks_spread_to_the_others_and_survive_one_dying() {
+    let url = weft_tests::fresh_postgres().await;
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let plugins = dirs[0].path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    // 4 task slots per host, but a run may have 64 tasks at once: what does
+    // not fit on its host is offered to the others.
+    let config = "[server]\nlease_ms = 1500\nparallelism = 64\ntask_slots = 4\n";
+    let start = |i: usize, role: &str| {
+        Daemon::start_with(
+            dirs[i].path(),
+            &plugins,
+            config,
+            &["--database-url", &url, "--role", role],
+        )
+    };
+    let a = start(0, "api");
+    let b = start(1, "api");
+    let mut worker = start(2, "worker");
+    let worker_id = worker.first.split_whitespace().nth(2).unwrap().to_string();
+
+    let id = a.submit(fan(200, 100), json!({})).await;
+    // Once the worker has executed some of A's tasks, it dies mid-task.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, run) = a.get(&format!("/v1/runs/{id}")).await;
+        assert_eq!(run["status"], "running", "ended before the kill: {run}");
+        let n = run["events"].as_u64().unwrap_or(0);
+        let events = a.events(&id, None, n as usize).await;
+        if executing_hosts(&events)
+            .get(&worker_id)
+            .copied()
+            .unwrap_or(0)
+            >= 8
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the worker executed nothing");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    worker.signal("-KILL");
+    worker.wait(Duration::from_secs(10));
+
+    let run = b.finished(&id).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let merged = run["outputs"]["merge"].as_object().unwrap();
+    assert_eq!(merged.len(), 200);
+    assert!(merged.values().all(|v| *v == json!(1)), "exact outputs");
+    let events = b.events(&id, None, 100_000).await;
+    let hosts = executing_hosts(&events);
+    eprintln!("offered tasks executed per host: {hosts:?}");
+    assert!(
+        hosts.len() >= 2 && hosts.contains_key(&worker_id),
+        "tasks ran on the worker and on B: {hosts:?}"
+    );
+    let mut completed: HashMap<String, usize> = HashMap::new();
+    for e in events
+        .iter()
+        .filter(|e| e["type"] == "node" && e["status"] == "completed")
+    {
+        *completed
+            .entry(e["node"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    assert_eq!(completed.len(), 202);
+    assert!(
+        completed.values().all(|&n| n == 1),
+        "a node completed twice"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rate_limit_holds_across_three_hosts_together() {
     let url = weft_tests::fresh_postgres().await;

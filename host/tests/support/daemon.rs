@@ -15,6 +15,8 @@ use serde_json::{Value, json};
 /// A `weft serve` process; derefs to a client without a token.
 pub struct Daemon {
     pub child: Child,
+    /// The first line it printed (what it serves, or which worker it is).
+    pub first: String,
     /// What it printed on stdout after its first line.
     pub lines: Arc<Mutex<Vec<String>>>,
     api: Api,
@@ -96,6 +98,7 @@ impl Daemon {
             .to_string();
         Daemon {
             child,
+            first,
             lines,
             api: Api {
                 url,
