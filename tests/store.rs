@@ -303,7 +303,7 @@ async fn conformance(store: Arc<dyn RunStore>) {
     let (r, s) = keyed("i2", "alice");
     match store.create_run(r, s).await.unwrap() {
         Created::Existing(existing) => assert_eq!(existing.run_id, "i1"),
-        Created::New => panic!("a repeated idempotency key made a second run"),
+        other => panic!("a repeated idempotency key gave {other:?}"),
     }
     assert!(matches!(
         store.load_run("i2").await,
@@ -395,6 +395,42 @@ async fn conformance(store: Arc<dyn RunStore>) {
     );
     store.release_run("l1", "C").await.unwrap();
     assert!(store.lease_run("l1", "A", 3_600, 9_000).await.unwrap());
+
+    // The concurrent-runs quota: checked with the insert, per owner.
+    let quota_run = |id: &str, owner: &str, key: Option<&str>| {
+        let (mut run, spec) = record(id, 50);
+        run.owner = Some(owner.into());
+        run.idempotency_key = key.map(str::to_string);
+        run.max_running = Some(2);
+        (run, spec)
+    };
+    for id in ["q1", "q2"] {
+        let (run, spec) = quota_run(id, "u", Some(id));
+        assert_eq!(store.create_run(run, spec).await.unwrap(), Created::New);
+    }
+    let (run, spec) = quota_run("q3", "u", Some("q3"));
+    assert_eq!(
+        store.create_run(run, spec).await.unwrap(),
+        Created::TooManyRunning { running: 2 }
+    );
+    let (run, spec) = quota_run("q3", "u", Some("q1"));
+    assert!(
+        matches!(store.create_run(run, spec).await.unwrap(), Created::Existing(r) if r.run_id == "q1"),
+        "a repeated submission is answered, not refused"
+    );
+    let (run, spec) = quota_run("v1", "v", None);
+    assert_eq!(store.create_run(run, spec).await.unwrap(), Created::New);
+    let finished = Commit {
+        status: Some(RunStatus::Succeeded),
+        ..Commit::default()
+    };
+    store.commit("q1", finished).await.unwrap();
+    let (run, spec) = quota_run("q3", "u", Some("q3"));
+    assert_eq!(
+        store.create_run(run, spec).await.unwrap(),
+        Created::New,
+        "q1 ended: room for one more"
+    );
 
     task_offers(store.as_ref()).await;
 }
@@ -526,7 +562,7 @@ async fn redb_store_conforms_and_keeps_everything_across_reopening() {
     let loaded = store.load_run("r1").await.unwrap();
     assert_eq!(loaded.run.status, RunStatus::Succeeded);
     assert_eq!(loaded.next_seq, 4);
-    assert_eq!(store.list_runs().await.unwrap().len(), 6);
+    assert_eq!(store.list_runs().await.unwrap().len(), 10);
     assert_eq!(store.graph_list().await.unwrap().len(), 2);
 }
 

@@ -98,6 +98,9 @@ pub struct Submission {
     pub idempotency_key: Option<String>,
     /// Lease the new run to this host at once (it will execute it).
     pub lease: Option<crate::store::Lease>,
+    /// Refuse the run if the owner already has this many running runs
+    /// (on every host sharing the store).
+    pub max_running: Option<usize>,
 }
 
 /// The result of [`Host::submit`].
@@ -106,6 +109,9 @@ pub enum Prepared {
     New(PreparedRun),
     /// The owner already submitted this idempotency key: that run.
     Existing(RunRecord),
+    /// The owner already has this many running runs
+    /// ([`Submission::max_running`]): nothing was recorded.
+    TooManyRunning(usize),
 }
 
 /// Configures a [`Host`].
@@ -447,7 +453,9 @@ impl Host {
             .await?
         {
             Prepared::New(run) => Ok(run),
-            Prepared::Existing(_) => unreachable!("a run without an idempotency key is always new"),
+            Prepared::Existing(_) | Prepared::TooManyRunning(_) => {
+                unreachable!("a run without an idempotency key or quota is always new")
+            }
         }
     }
 
@@ -468,6 +476,7 @@ impl Host {
         record.graph_name = submission.graph_name;
         record.idempotency_key = submission.idempotency_key;
         record.lease = submission.lease;
+        record.max_running = submission.max_running;
         let created = self
             .store
             .create_run(
@@ -479,8 +488,10 @@ impl Host {
                 },
             )
             .await?;
-        if let Created::Existing(record) = created {
-            return Ok(Prepared::Existing(record));
+        match created {
+            Created::New => {}
+            Created::Existing(record) => return Ok(Prepared::Existing(record)),
+            Created::TooManyRunning { running } => return Ok(Prepared::TooManyRunning(running)),
         }
         Ok(Prepared::New(PreparedRun {
             hub: EventHub::with_store(&run_id, 1, self.store.clone()),

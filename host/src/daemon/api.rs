@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::AppState;
-use super::auth::{LOCAL_USER, User};
+use super::auth::{LOCAL_USER, Refusal, User};
 use crate::events::{EventHub, EventKind, RunStatus};
 use crate::graph::Graph;
 use crate::store::{RunRecord, StoreError, StoredRun, valid_graph_name};
@@ -271,17 +271,12 @@ async fn submit(
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
     });
-    if let Err(refusal) = state
-        .quotas
-        .admit(&user.0, state.runs.running_for(&user.0))
-        .await
-    {
+    let refused = |refusal: Refusal| {
         state.metrics.rejected(refusal.reason);
-        return Err(
-            ApiError::new(StatusCode::TOO_MANY_REQUESTS, refusal.message)
-                .header(header::RETRY_AFTER, refusal.retry_after_s.to_string()),
-        );
-    }
+        ApiError::new(StatusCode::TOO_MANY_REQUESTS, refusal.message)
+            .header(header::RETRY_AFTER, refusal.retry_after_s.to_string())
+    };
+    state.quotas.admit(&user.0).await.map_err(refused)?;
     let lease = state.runs.lease_for_new();
     let leased = lease.is_some();
     let submission = Submission {
@@ -289,6 +284,7 @@ async fn submit(
         graph_name,
         idempotency_key,
         lease,
+        max_running: state.quotas.concurrent_runs(),
     };
     match state
         .host
@@ -307,6 +303,9 @@ async fn submit(
                 Json(json!({"run_id": run_id, "status": "running", "existing": false})),
             )
                 .into_response())
+        }
+        Prepared::TooManyRunning(running) => {
+            Err(refused(state.quotas.too_many_running(&user.0, running)))
         }
         Prepared::Existing(run) => Ok((
             StatusCode::OK,

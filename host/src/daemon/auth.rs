@@ -96,17 +96,24 @@ impl Quotas {
         Quotas { config, store }
     }
 
-    /// Admit one submission of `user`, who has `running` runs executing here.
-    pub(crate) async fn admit(&self, user: &str, running: usize) -> Result<(), Refusal> {
-        if let Some(max) = self.config.concurrent_runs
-            && running >= max
-        {
-            return Err(Refusal {
-                reason: "concurrent_runs",
-                message: format!("user `{user}` already has {running} runs running (limit {max})"),
-                retry_after_s: 1,
-            });
+    /// The most runs a user may have running at once: checked by the store
+    /// as it records the run ([`crate::Submission::max_running`]).
+    pub(crate) fn concurrent_runs(&self) -> Option<usize> {
+        self.config.concurrent_runs
+    }
+
+    /// The refusal when `user` already has `running` runs running.
+    pub(crate) fn too_many_running(&self, user: &str, running: usize) -> Refusal {
+        let max = self.config.concurrent_runs.unwrap_or(running);
+        Refusal {
+            reason: "concurrent_runs",
+            message: format!("user `{user}` already has {running} runs running (limit {max})"),
+            retry_after_s: 1,
         }
+    }
+
+    /// Admit one submission of `user` by the submission windows.
+    pub(crate) async fn admit(&self, user: &str) -> Result<(), Refusal> {
         let checks: [(Option<RateConfig>, String, &'static str, String); 2] = [
             (
                 self.config.submissions,

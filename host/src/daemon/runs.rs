@@ -44,7 +44,6 @@ struct Inner {
 }
 
 struct Active {
-    owner: Option<String>,
     cancel: CancellationToken,
     hub: EventHub,
     /// Stops the execution without recording anything (the lease was lost,
@@ -111,7 +110,6 @@ impl Runs {
         self.active().insert(
             run_id.clone(),
             Active {
-                owner: owner.clone(),
                 cancel: cancel.clone(),
                 hub: run.hub.clone(),
                 abort: None,
@@ -169,14 +167,6 @@ impl Runs {
     /// The live event hub of a run executing here.
     pub(crate) fn hub(&self, run_id: &str) -> Option<EventHub> {
         self.active().get(run_id).map(|a| a.hub.clone())
-    }
-
-    /// How many runs of `owner` are executing here.
-    pub(crate) fn running_for(&self, owner: &str) -> usize {
-        self.active()
-            .values()
-            .filter(|a| a.owner.as_deref() == Some(owner))
-            .count()
     }
 
     /// How many runs are executing here.

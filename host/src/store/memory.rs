@@ -63,6 +63,19 @@ impl RunStore for MemoryStore {
             }
             runs.idempotency.insert(slot, run.run_id.clone());
         }
+        if let Some(max) = run.max_running {
+            let running = runs
+                .runs
+                .values()
+                .filter(|r| r.status == RunStatus::Running && r.owner == run.owner)
+                .count();
+            if running >= max {
+                if let Some(slot) = idempotency_slot(&run) {
+                    runs.idempotency.remove(&slot);
+                }
+                return Ok(Created::TooManyRunning { running });
+            }
+        }
         if let Some(lease) = run.lease.clone() {
             runs.leases.insert(run.run_id.clone(), lease);
         }

@@ -98,6 +98,11 @@ pub struct RunRecord {
     /// in the record.
     #[serde(skip)]
     pub lease: Option<Lease>,
+    /// At creation only: refuse the run if its owner already has this many
+    /// running runs (checked and recorded atomically, across every host
+    /// sharing the store). Not stored in the record.
+    #[serde(skip)]
+    pub max_running: Option<usize>,
 }
 
 impl RunRecord {
@@ -114,6 +119,7 @@ impl RunRecord {
             graph_name: None,
             idempotency_key: None,
             lease: None,
+            max_running: None,
         }
     }
 }
@@ -126,6 +132,12 @@ pub enum Created {
     /// The owner already has a run with this idempotency key: nothing was
     /// recorded; here is that run.
     Existing(RunRecord),
+    /// The owner already has `running` running runs, as many as
+    /// [`RunRecord::max_running`] allows: nothing was recorded.
+    TooManyRunning {
+        /// The owner's running runs.
+        running: usize,
+    },
 }
 
 /// A saved, named graph (one version of it).
@@ -215,7 +227,8 @@ pub struct StoredRun {
 #[async_trait::async_trait]
 pub trait RunStore: Send + Sync {
     /// Record a new run, unless `run.owner` already has a run with
-    /// `run.idempotency_key` (checked and recorded atomically).
+    /// `run.idempotency_key`, or already has `run.max_running` running runs
+    /// (checked and recorded atomically).
     async fn create_run(&self, run: RunRecord, spec: RunSpec) -> Result<Created, StoreError>;
     /// Apply `commit` to run `run_id` in one transaction.
     async fn commit(&self, run_id: &str, commit: Commit) -> Result<(), StoreError>;

@@ -254,6 +254,39 @@ impl RunStore for PgStore {
     async fn create_run(&self, run: RunRecord, spec: RunSpec) -> Result<Created, StoreError> {
         let slot = idempotency_slot(&run);
         let mut tx = self.pool.begin().await.map_err(backend)?;
+        if let Some(max) = run.max_running {
+            // One admission at a time per owner, across every host.
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtext('weft-owner' || $1))")
+                .bind(run.owner.as_deref().unwrap_or(""))
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+            let running: i64 = sqlx::query(
+                "SELECT count(*) FROM weft_runs WHERE status = 'running'
+                   AND record->>'owner' IS NOT DISTINCT FROM $1",
+            )
+            .bind(&run.owner)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(backend)?
+            .get(0);
+            if running as usize >= max {
+                let existing = sqlx::query("SELECT record FROM weft_runs WHERE idempotency = $1")
+                    .bind(&slot)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+                return match existing {
+                    Some(row) => Ok(Created::Existing(from_json(
+                        &run.run_id,
+                        row.get::<Json<Value>, _>(0).0,
+                    )?)),
+                    None => Ok(Created::TooManyRunning {
+                        running: running as usize,
+                    }),
+                };
+            }
+        }
         let inserted = sqlx::query(
             "INSERT INTO weft_runs (run_id, record, spec, status, created_ms, idempotency,
                lease_host, lease_until_ms)

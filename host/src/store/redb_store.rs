@@ -220,6 +220,36 @@ impl RedbStore {
 impl RunStore for RedbStore {
     async fn create_run(&self, run: RunRecord, spec: RunSpec) -> Result<Created, StoreError> {
         self.write(move |tx| {
+            if let Some(max) = run.max_running {
+                let running_index = tx.open_table(RUNNING).map_err(backend)?;
+                let runs = tx.open_table(RUNS).map_err(backend)?;
+                let mut running = 0;
+                for item in running_index.iter().map_err(backend)? {
+                    let (id, _) = item.map_err(backend)?;
+                    if let Some(v) = runs.get(id.value()).map_err(backend)? {
+                        let other: RunRecord = decode(id.value(), v.value())?;
+                        running += usize::from(other.owner == run.owner);
+                    }
+                }
+                if running >= max {
+                    // Unless this is a repeat of an earlier submission.
+                    let existing = match idempotency_slot(&run) {
+                        Some(slot) => tx
+                            .open_table(IDEMPOTENCY)
+                            .map_err(backend)?
+                            .get(slot.as_str())
+                            .map_err(backend)?
+                            .map(|v| v.value().to_string()),
+                        None => None,
+                    };
+                    match existing
+                        .and_then(|id| runs.get(id.as_str()).ok().flatten().map(|v| (id, v)))
+                    {
+                        Some((id, v)) => return Ok(Created::Existing(decode(&id, v.value())?)),
+                        None => return Ok(Created::TooManyRunning { running }),
+                    }
+                }
+            }
             if let Some(slot) = idempotency_slot(&run) {
                 let mut index = tx.open_table(IDEMPOTENCY).map_err(backend)?;
                 let existing = index
