@@ -10,7 +10,7 @@ use weft::events::{Event, EventKind, NodeStatus, RunStatus};
 use weft::graph::Graph;
 use weft::store::{
     CachePut, Commit, Created, FORMAT_VERSION, MemoryStore, NodeRecord, PgStore, RedbStore,
-    RunRecord, RunSpec, RunStore, StoreError, TaskOffer,
+    RunRecord, RunSpec, RunStore, SlotRequest, StoreError, TaskOffer,
 };
 
 fn record(id: &str, created_ms: u64) -> (RunRecord, RunSpec) {
@@ -433,6 +433,50 @@ async fn conformance(store: Arc<dyn RunStore>) {
     );
 
     task_offers(store.as_ref()).await;
+    concurrency_slots(store.as_ref()).await;
+}
+
+/// Concurrency slots: at most `max` held per id, by all holders together;
+/// released or expired slots are free again; a heartbeat keeps a host's.
+async fn concurrency_slots(store: &dyn RunStore) {
+    let slot = |id: &'static str, token: &'static str, host: &'static str, now: u64| SlotRequest {
+        id,
+        token,
+        host,
+        max: 2,
+        now_ms: now,
+        until_ms: now + 1_000,
+    };
+    assert!(store.slot_acquire(slot("q", "a1", "A", 0)).await.unwrap());
+    assert!(store.slot_acquire(slot("q", "b1", "B", 0)).await.unwrap());
+    assert!(
+        !store.slot_acquire(slot("q", "b2", "B", 10)).await.unwrap(),
+        "two are held"
+    );
+    assert!(
+        store
+            .slot_acquire(slot("other", "b2", "B", 10))
+            .await
+            .unwrap(),
+        "each id has its own slots"
+    );
+    store.slot_release("q", "b1").await.unwrap();
+    assert!(store.slot_acquire(slot("q", "b3", "B", 20)).await.unwrap());
+    // A renews (until 5000); B does not: its slot expires at 1020.
+    store.slot_renew("A", 5_000).await.unwrap();
+    assert!(
+        store
+            .slot_acquire(slot("q", "c1", "C", 2_000))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .slot_acquire(slot("q", "c2", "C", 2_000))
+            .await
+            .unwrap(),
+        "A's renewed slot and C's are held"
+    );
 }
 
 fn offer(key: &str, run: &str, offered_ms: u64) -> TaskOffer {

@@ -5,7 +5,8 @@
 //! through the store ([`RunStore::task_offer`]) to every host sharing it, this
 //! one included. It also owns the other side: claiming offers while this host
 //! has free slots, executing them under a heartbeat, and recording their
-//! results (with the task's log and progress events) for the run's host. The
+//! results (with the task's log and progress events) for the run's host, and
+//! the heartbeat that keeps this host's claims and concurrency slots. The
 //! run's host stays the only writer of the run's state and event log. This
 //! must not schedule runs (that is the runner) nor know how a task is
 //! implemented (that is [`crate::task`]).
@@ -85,6 +86,16 @@ impl Dispatch {
     /// The store offers go through.
     pub fn store(&self) -> &Arc<dyn RunStore> {
         &self.store
+    }
+
+    /// This host's id.
+    pub fn host_id(&self) -> &str {
+        &self.host_id
+    }
+
+    /// How long a claim (or a concurrency slot) lasts without a heartbeat.
+    pub fn lease(&self) -> Duration {
+        self.lease
     }
 
     fn waiting(
@@ -233,12 +244,16 @@ impl Dispatch {
         heartbeat.abort();
     }
 
-    /// Renew the claims of tasks executing here; stop those lost.
+    /// Renew the claims of tasks executing here (stopping those lost) and
+    /// the concurrency slots this host holds.
     async fn heartbeat(self: Arc<Self>, claimed: Arc<Mutex<HashMap<String, CancellationToken>>>) {
         loop {
             tokio::time::sleep(self.lease / 3).await;
             let keys: Vec<String> = lock(&claimed).keys().cloned().collect();
             let until = now_ms() + self.lease.as_millis() as u64;
+            if let Err(e) = self.store.slot_renew(&self.host_id, until).await {
+                tracing::warn!(error = %e, "cannot renew concurrency slots");
+            }
             match self.store.task_renew(&self.host_id, &keys, until).await {
                 Ok(lost) => {
                     for key in lost {

@@ -253,9 +253,13 @@ impl HostBuilder {
             for task in &config.tasks {
                 run.task_queues.insert(task.clone(), name.clone());
             }
+            let holder = run.dispatch.as_ref().map(|d| crate::limiter::SlotHolder {
+                host: d.host_id().to_string(),
+                lease: d.lease(),
+            });
             run.queues.insert(
                 name.clone(),
-                Arc::new(Queue::new(name, config, store.clone())),
+                Arc::new(Queue::new(name, config, store.clone(), holder)),
             );
         }
         Ok(Host {

@@ -4,8 +4,9 @@
 //! A node routed through a named queue starts only when the queue's limiters
 //! allow it. Limits apply per *key*: the queue itself, or the value of an input
 //! port (a user, a model provider), so each key gets its own budget. Rate
-//! windows and pauses live in the run store, so they hold across runs and
-//! restarts; concurrency is a count of tasks running in this process. This
+//! windows and pauses live in the run store, so they hold across runs,
+//! restarts and hosts; concurrency is a count of tasks running in this
+//! process, or, with several hosts on one store, slots held in the store. This
 //! module decides *when* a job may start; the runner does the starting.
 
 use std::collections::HashMap;
@@ -118,6 +119,102 @@ impl Limiter for ConcurrencyLimiter {
     fn release(&self, key: &str) {
         if let Some(n) = self.counts().get_mut(key) {
             *n = n.saturating_sub(1);
+        }
+    }
+}
+
+/// At most `max` jobs per key at once across every host sharing the store:
+/// each running job holds a slot in the store, renewed by the host's
+/// heartbeat ([`crate::dispatch`]), so a dead host's slots free themselves
+/// when their lease ends.
+pub struct SharedConcurrencyLimiter {
+    name: String,
+    max: u32,
+    store: Arc<dyn RunStore>,
+    holder: SlotHolder,
+    next: std::sync::atomic::AtomicU64,
+    /// The tokens of slots held here, per key.
+    held: Mutex<HashMap<String, Vec<String>>>,
+}
+
+/// The host that holds concurrency slots in a shared store.
+#[derive(Debug, Clone)]
+pub struct SlotHolder {
+    /// Its id (as in run leases).
+    pub host: String,
+    /// How long a slot stays held without a heartbeat.
+    pub lease: Duration,
+}
+
+/// How long a job waits before asking again for a slot held elsewhere.
+const SLOT_POLL: Duration = Duration::from_millis(50);
+
+impl SharedConcurrencyLimiter {
+    /// A limiter named `name` allowing `max` concurrent jobs per key.
+    pub fn new(name: &str, max: usize, store: Arc<dyn RunStore>, holder: SlotHolder) -> Self {
+        SharedConcurrencyLimiter {
+            name: name.to_string(),
+            max: max.clamp(1, u32::MAX as usize) as u32,
+            store,
+            holder,
+            next: std::sync::atomic::AtomicU64::new(0),
+            held: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn id(&self, key: &str) -> String {
+        format!("{}\u{1f}{key}", self.name)
+    }
+}
+
+#[async_trait::async_trait]
+impl Limiter for SharedConcurrencyLimiter {
+    async fn wait(&self, _key: &str) -> Result<Wait, StoreError> {
+        // Only the store knows; `take` asks it (one round trip per start).
+        Ok(Wait::Now)
+    }
+    async fn take(&self, key: &str) -> Result<Wait, StoreError> {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let token = format!("{}#{n}", self.holder.host);
+        let now = now_ms();
+        let id = self.id(key);
+        let taken = self
+            .store
+            .slot_acquire(crate::store::SlotRequest {
+                id: &id,
+                token: &token,
+                host: &self.holder.host,
+                max: self.max,
+                now_ms: now,
+                until_ms: now + self.holder.lease.as_millis() as u64,
+            })
+            .await?;
+        if !taken {
+            // Released elsewhere without a signal here: ask again shortly.
+            return Ok(Wait::For(SLOT_POLL));
+        }
+        self.held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key.to_string())
+            .or_default()
+            .push(token);
+        Ok(Wait::Now)
+    }
+    fn release(&self, key: &str) {
+        let token = self
+            .held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(key)
+            .and_then(Vec::pop);
+        if let Some(token) = token {
+            let (store, id) = (self.store.clone(), self.id(key));
+            tokio::spawn(async move {
+                if let Err(e) = store.slot_release(&id, &token).await {
+                    tracing::warn!(error = %e, "cannot free a concurrency slot; it frees when its lease ends");
+                }
+            });
         }
     }
 }
@@ -283,10 +380,24 @@ pub struct Queue {
 
 impl Queue {
     /// Build queue `name` from its configuration, keeping state in `store`.
-    pub fn new(name: &str, config: &QueueConfig, store: Arc<dyn RunStore>) -> Self {
+    /// With `shared` (several hosts on the store), its concurrency limit holds
+    /// across them all; otherwise it counts the jobs of this process.
+    pub fn new(
+        name: &str,
+        config: &QueueConfig,
+        store: Arc<dyn RunStore>,
+        shared: Option<SlotHolder>,
+    ) -> Self {
         let mut parts: Vec<Arc<dyn Limiter>> = Vec::new();
-        if let Some(n) = config.concurrency {
-            parts.push(Arc::new(ConcurrencyLimiter::new(n)));
+        match (config.concurrency, shared) {
+            (Some(n), Some(holder)) => parts.push(Arc::new(SharedConcurrencyLimiter::new(
+                name,
+                n,
+                store.clone(),
+                holder,
+            ))),
+            (Some(n), None) => parts.push(Arc::new(ConcurrencyLimiter::new(n))),
+            (None, _) => {}
         }
         // Always a rate limiter, even with no rate: it holds the pauses a
         // Retry-After asks for.

@@ -311,6 +311,10 @@ impl Models {
                         ..QueueConfig::default()
                     },
                     store.clone(),
+                    // Concurrency is per host: it guards this host's own
+                    // resources (ONNX sessions, connections); the rate and
+                    // Retry-After pauses are in the store, shared by all.
+                    None,
                 );
                 let entry = Entry {
                     config,

@@ -6,10 +6,10 @@ use std::sync::Mutex;
 
 use serde_json::Value;
 
-use super::offers::Offers;
+use super::sharing::{Offers, Slots};
 use super::{
     CachePut, Commit, Created, Lease, NodeRecord, RunRecord, RunSpec, RunStore, SavedGraph,
-    StoreError, StoredRun, TaskOffer, idempotency_slot, rate_wait,
+    SlotRequest, StoreError, StoredRun, TaskOffer, idempotency_slot, rate_wait,
 };
 use crate::cache::{CacheEntry, CacheStat};
 use crate::events::{Event, RunStatus, now_ms};
@@ -38,6 +38,7 @@ struct Runs {
 pub struct MemoryStore {
     inner: Mutex<Runs>,
     offers: Offers,
+    slots: Slots,
 }
 
 impl MemoryStore {
@@ -422,6 +423,18 @@ impl RunStore for MemoryStore {
 
     async fn wait_for_tasks(&self, timeout: std::time::Duration) {
         self.offers.wait(timeout).await
+    }
+
+    async fn slot_acquire(&self, slot: SlotRequest<'_>) -> Result<bool, StoreError> {
+        self.slots.acquire(&slot)
+    }
+
+    async fn slot_release(&self, id: &str, token: &str) -> Result<(), StoreError> {
+        self.slots.release(id, token)
+    }
+
+    async fn slot_renew(&self, host: &str, until_ms: u64) -> Result<(), StoreError> {
+        self.slots.renew(host, until_ms)
     }
 }
 

@@ -10,9 +10,9 @@
 //! not know about wasm, scheduling or HTTP.
 
 mod memory;
-mod offers;
 mod postgres;
 mod redb_store;
+mod sharing;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -351,6 +351,32 @@ pub trait RunStore: Send + Sync {
     async fn wait_for_tasks(&self, timeout: std::time::Duration) {
         tokio::time::sleep(timeout).await;
     }
+
+    /// Atomically, across every process sharing the store: if fewer than
+    /// `slot.max` slots of `slot.id` are held (slots whose `until_ms` passed
+    /// at `now_ms` are free), hold one under `slot.token` and return true.
+    async fn slot_acquire(&self, slot: SlotRequest<'_>) -> Result<bool, StoreError>;
+    /// Free the slot held under `token`.
+    async fn slot_release(&self, id: &str, token: &str) -> Result<(), StoreError>;
+    /// Extend every slot `host` holds to `until_ms` (a heartbeat).
+    async fn slot_renew(&self, host: &str, until_ms: u64) -> Result<(), StoreError>;
+}
+
+/// A request for one concurrency slot ([`RunStore::slot_acquire`]).
+#[derive(Debug, Clone, Copy)]
+pub struct SlotRequest<'a> {
+    /// The limiter and key (`queue`, unit separator, key).
+    pub id: &'a str,
+    /// Unique per holding; frees it.
+    pub token: &'a str,
+    /// The host holding it (renews it with heartbeats).
+    pub host: &'a str,
+    /// Slots of `id` that may be held at once.
+    pub max: u32,
+    /// Now, ms since the Unix epoch.
+    pub now_ms: u64,
+    /// Held until then unless renewed.
+    pub until_ms: u64,
 }
 
 /// One task of a run, offered to any host that has its task type

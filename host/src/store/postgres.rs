@@ -19,8 +19,8 @@ use sqlx::types::Json;
 use sqlx::{Postgres, Row, Transaction};
 
 use super::{
-    CachePut, Commit, Created, NodeRecord, RunRecord, RunSpec, RunStore, SavedGraph, StoreError,
-    StoredRun, TaskOffer, decode, idempotency_slot, rate_wait,
+    CachePut, Commit, Created, NodeRecord, RunRecord, RunSpec, RunStore, SavedGraph, SlotRequest,
+    StoreError, StoredRun, TaskOffer, decode, idempotency_slot, rate_wait,
 };
 use crate::cache::{CacheEntry, CacheStat};
 use crate::events::{Event, RunStatus, now_ms};
@@ -97,6 +97,14 @@ const MIGRATIONS: &[(i64, &str)] = &[
     );
     CREATE INDEX weft_task_offers_open ON weft_task_offers (offered_ms, key) WHERE result IS NULL;
     CREATE INDEX weft_task_offers_run ON weft_task_offers (run_id);
+    CREATE TABLE weft_slots (
+        id text NOT NULL,
+        token text NOT NULL,
+        host text NOT NULL,
+        until_ms bigint NOT NULL,
+        PRIMARY KEY (id, token)
+    );
+    CREATE INDEX weft_slots_host ON weft_slots (host);
     "#,
     ),
 ];
@@ -893,6 +901,64 @@ impl RunStore for PgStore {
         .execute(&self.pool)
         .await
         .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn slot_acquire(&self, slot: SlotRequest<'_>) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        // One admission at a time per limiter id, across every host.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('weft-slot' || $1))")
+            .bind(slot.id)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        sqlx::query("DELETE FROM weft_slots WHERE id = $1 AND until_ms < $2")
+            .bind(slot.id)
+            .bind(slot.now_ms as i64)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let held: i64 = sqlx::query("SELECT count(*) FROM weft_slots WHERE id = $1")
+            .bind(slot.id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(backend)?
+            .get(0);
+        let free = held < i64::from(slot.max);
+        if free {
+            sqlx::query(
+                "INSERT INTO weft_slots (id, token, host, until_ms) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (id, token) DO UPDATE SET until_ms = excluded.until_ms",
+            )
+            .bind(slot.id)
+            .bind(slot.token)
+            .bind(slot.host)
+            .bind(slot.until_ms as i64)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(free)
+    }
+
+    async fn slot_release(&self, id: &str, token: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM weft_slots WHERE id = $1 AND token = $2")
+            .bind(id)
+            .bind(token)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn slot_renew(&self, host: &str, until_ms: u64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE weft_slots SET until_ms = $2 WHERE host = $1")
+            .bind(host)
+            .bind(until_ms as i64)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
         Ok(())
     }
 

@@ -14,10 +14,11 @@ use redb::{
 
 use serde_json::Value;
 
-use super::offers::Offers;
+use super::sharing::{Offers, Slots};
 use super::{
     CachePut, Commit, Created, FORMAT_VERSION, Lease, NodeRecord, RunRecord, RunSpec, RunStore,
-    SavedGraph, StoreError, StoredRun, TaskOffer, decode, encode, idempotency_slot, rate_wait,
+    SavedGraph, SlotRequest, StoreError, StoredRun, TaskOffer, decode, encode, idempotency_slot,
+    rate_wait,
 };
 use crate::cache::{CacheEntry, CacheStat};
 use crate::events::{Event, RunStatus, now_ms};
@@ -55,8 +56,10 @@ const LEASES: TableDefinition<&str, &[u8]> = TableDefinition::new("leases");
 pub struct RedbStore {
     db: Arc<Database>,
     path: PathBuf,
-    /// Offers are not written to the file: only this process could claim them.
+    /// Offers and slots are not written to the file: no other process
+    /// could take part in them.
     offers: Arc<Offers>,
+    slots: Arc<Slots>,
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -173,6 +176,7 @@ impl RedbStore {
             db: Arc::new(db),
             path: path.to_path_buf(),
             offers: Arc::default(),
+            slots: Arc::default(),
         })
     }
 
@@ -805,6 +809,18 @@ impl RunStore for RedbStore {
 
     async fn wait_for_tasks(&self, timeout: std::time::Duration) {
         self.offers.wait(timeout).await
+    }
+
+    async fn slot_acquire(&self, slot: SlotRequest<'_>) -> Result<bool, StoreError> {
+        self.slots.acquire(&slot)
+    }
+
+    async fn slot_release(&self, id: &str, token: &str) -> Result<(), StoreError> {
+        self.slots.release(id, token)
+    }
+
+    async fn slot_renew(&self, host: &str, until_ms: u64) -> Result<(), StoreError> {
+        self.slots.renew(host, until_ms)
     }
 }
 

@@ -1,13 +1,15 @@
-//! Task offers for stores that one process owns (memory, redb): kept in
-//! memory, since no other host could claim them and an offer is worthless once
-//! the process that made it is gone (its runs resume and offer again).
+//! What hosts sharing a store coordinate through (task offers, concurrency
+//! slots), for stores that one process owns (memory, redb): kept in memory,
+//! since no other process could take part, and both are worthless once the
+//! process that made them is gone (its runs resume and offer again; its slots
+//! would have expired).
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use serde_json::Value;
 
-use super::{StoreError, TaskOffer};
+use super::{SlotRequest, StoreError, TaskOffer};
 
 struct Row {
     offer: TaskOffer,
@@ -125,5 +127,45 @@ impl Offers {
 
     pub(super) async fn wait(&self, timeout: std::time::Duration) {
         let _ = tokio::time::timeout(timeout, self.changed.notified()).await;
+    }
+}
+
+/// Concurrency slots, in memory: (limiter id, token) → (host, until).
+#[derive(Default)]
+pub(super) struct Slots {
+    held: Mutex<BTreeMap<(String, String), (String, u64)>>,
+}
+
+impl Slots {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<(String, String), (String, u64)>> {
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(super) fn acquire(&self, slot: &SlotRequest<'_>) -> Result<bool, StoreError> {
+        let mut held = self.lock();
+        held.retain(|(id, _), (_, until)| id != slot.id || *until >= slot.now_ms);
+        let taken = held.keys().filter(|(id, _)| id == slot.id).count();
+        if taken >= slot.max as usize {
+            return Ok(false);
+        }
+        held.insert(
+            (slot.id.to_string(), slot.token.to_string()),
+            (slot.host.to_string(), slot.until_ms),
+        );
+        Ok(true)
+    }
+
+    pub(super) fn release(&self, id: &str, token: &str) -> Result<(), StoreError> {
+        self.lock().remove(&(id.to_string(), token.to_string()));
+        Ok(())
+    }
+
+    pub(super) fn renew(&self, host: &str, until_ms: u64) -> Result<(), StoreError> {
+        for (h, until) in self.lock().values_mut() {
+            if h == host {
+                *until = until_ms;
+            }
+        }
+        Ok(())
     }
 }
