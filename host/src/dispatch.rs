@@ -50,6 +50,8 @@ pub struct Dispatch {
     lease: Duration,
     /// Offers made here, by key: their run, and where their result goes.
     waiting: Mutex<HashMap<String, (String, oneshot::Sender<Value>)>>,
+    /// Runs that made offers from here (their offers are withdrawn at the end).
+    offering: Mutex<std::collections::HashSet<String>>,
     collecting: std::sync::Once,
 }
 
@@ -79,6 +81,7 @@ impl Dispatch {
             slots: Arc::new(Semaphore::new(slots.max(1))),
             lease,
             waiting: Mutex::new(HashMap::new()),
+            offering: Mutex::new(std::collections::HashSet::new()),
             collecting: std::sync::Once::new(),
         })
     }
@@ -122,6 +125,7 @@ impl Dispatch {
             };
         }
         let key = format!("{}/{}#{}", ctx.run_id, ctx.node_id, ctx.attempt);
+        lock(&self.offering).insert(ctx.run_id.clone());
         let (tx, rx) = oneshot::channel();
         self.waiting().insert(key.clone(), (ctx.run_id.clone(), tx));
         self.collect_results();
@@ -161,6 +165,18 @@ impl Dispatch {
                 }
                 Err(TaskError::Cancelled("the run was cancelled".into()))
             }
+        }
+    }
+
+    /// Withdraw every offer of run `run_id`: at its end (if it offered any
+    /// from here), or when it resumes here (`resumed`: an earlier host of the
+    /// run may have made some). A failure only leaves offers to expire.
+    pub(crate) async fn withdraw_run(&self, run_id: &str, resumed: bool) {
+        let offered = lock(&self.offering).remove(run_id);
+        if (offered || resumed)
+            && let Err(e) = self.store.task_withdraw(run_id, None).await
+        {
+            tracing::warn!(run_id, error = %e, "cannot withdraw task offers");
         }
     }
 

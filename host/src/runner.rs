@@ -480,7 +480,7 @@ impl Runner {
         st.events.push(EventKind::RunFinished { status });
         let done = st.record(hub, Some(status));
         hub.sync(done).await?;
-        self.withdraw_offers(hub.run_id(), true).await;
+        self.withdraw_offers(hub.run_id(), false).await;
         // Until the end is durable, not just computed: with group commit the
         // last transactions may still be in flight when the last task returns.
         stats.run_ms = started.map_or(0.0, |s| s.elapsed().as_secs_f64() * 1000.0);
@@ -513,13 +513,11 @@ impl Runner {
         })
     }
 
-    /// With a shared store, withdraw every task offer of run `run_id` (if `any`
-    /// may exist). A failure only leaves offers to expire.
-    async fn withdraw_offers(&self, run_id: &str, any: bool) {
-        if let Some(dispatch) = self.options.dispatch.as_ref().filter(|_| any)
-            && let Err(e) = dispatch.store().task_withdraw(run_id, None).await
-        {
-            tracing::warn!(run_id, error = %e, "cannot withdraw task offers");
+    /// With a shared store, withdraw the task offers of run `run_id` (see
+    /// [`crate::dispatch::Dispatch::withdraw_run`]).
+    async fn withdraw_offers(&self, run_id: &str, resumed: bool) {
+        if let Some(dispatch) = &self.options.dispatch {
+            dispatch.withdraw_run(run_id, resumed).await;
         }
     }
 

@@ -40,12 +40,18 @@ fn now_ms() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Submit one run and follow it to its end; the submit-to-first-task latency in ms.
-async fn one_run(http: &reqwest::Client, server: &str, graph: &Value) -> anyhow::Result<f64> {
+/// Submit one run of `graph` on input `value` and follow it to its end; the
+/// submit-to-first-task latency in ms.
+async fn one_run(
+    http: &reqwest::Client,
+    server: &str,
+    graph: &Value,
+    value: u64,
+) -> anyhow::Result<f64> {
     let sent = now_ms();
     let r = http
         .post(format!("{server}/v1/runs"))
-        .json(&json!({"graph": graph, "input": {"value": 1}}))
+        .json(&json!({"graph": graph, "input": {"value": value}}))
         .send()
         .await?;
     if !r.status().is_success() {
@@ -138,8 +144,15 @@ async fn main() -> anyhow::Result<()> {
         let (http, graph, next) = (http.clone(), graph.clone(), next.clone());
         tokio::spawn(async move {
             let mut latencies = Vec::new();
-            while next.fetch_add(1, Ordering::Relaxed) < args.runs && Instant::now() < deadline {
-                latencies.push(one_run(&http, &server, &graph).await?);
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= args.runs || Instant::now() >= deadline {
+                    break;
+                }
+                // A distinct input per run (no step of one run computes what
+                // another's does): every task executes, none is an output-cache hit.
+                let value = (n as u64) * 1_000_000 + 1;
+                latencies.push(one_run(&http, &server, &graph, value).await?);
             }
             anyhow::Ok(latencies)
         })

@@ -14,9 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
+use sqlx::Row;
 use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 use sqlx::types::Json;
-use sqlx::{Postgres, Row, Transaction};
 
 use super::{
     CachePut, Commit, Created, NodeRecord, RunRecord, RunSpec, RunStore, SavedGraph, SlotRequest,
@@ -117,6 +117,8 @@ pub struct PgStore {
     work: Arc<tokio::sync::Notify>,
     /// Woken by `NOTIFY weft_tasks`: a task was offered or finished.
     tasks: Arc<tokio::sync::Notify>,
+    /// Cache puts per task type since its last prune (see `prune_cache`).
+    cache_puts: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -174,7 +176,12 @@ impl PgStore {
                 }
             }
         });
-        Ok(PgStore { pool, work, tasks })
+        Ok(PgStore {
+            pool,
+            work,
+            tasks,
+            cache_puts: Arc::default(),
+        })
     }
 
     /// Create the schema, or bring it to [`SCHEMA_VERSION`], once across
@@ -224,35 +231,78 @@ impl PgStore {
         &self.pool
     }
 
-    async fn put_cache(
-        tx: &mut Transaction<'_, Postgres>,
-        put: &CachePut,
-    ) -> Result<(), StoreError> {
-        let size = serde_json::to_vec(&put.entry).map_or(0, |v| v.len()) as i64;
-        sqlx::query(
-            "INSERT INTO weft_cache (key, task_type, created_ms, size, entry) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (key) DO UPDATE SET task_type = excluded.task_type,
-               created_ms = excluded.created_ms, size = excluded.size, entry = excluded.entry",
+    /// Insert a new run unless its idempotency slot is taken (false then);
+    /// announce it with `NOTIFY weft_runs` when it is not leased.
+    async fn insert_run<'e>(
+        ex: impl sqlx::PgExecutor<'e>,
+        run: &RunRecord,
+        spec: &RunSpec,
+        slot: &Option<String>,
+    ) -> Result<bool, StoreError> {
+        let inserted: i64 = sqlx::query(
+            "WITH new AS (
+               INSERT INTO weft_runs (run_id, record, spec, status, created_ms, idempotency,
+                 lease_host, lease_until_ms)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (idempotency) DO NOTHING
+               RETURNING run_id
+             ), wake AS (
+               -- Nobody executes it yet: wake the hosts that may claim it.
+               SELECT pg_notify('weft_runs', run_id) FROM new WHERE $7::text IS NULL
+             )
+             SELECT (SELECT count(*) FROM new), (SELECT count(*) FROM wake)",
         )
-        .bind(&put.key)
-        .bind(&put.entry.task_type)
-        .bind(put.entry.created_ms as i64)
-        .bind(size)
-        .bind(json(&put.entry))
-        .execute(&mut **tx)
+        .bind(&run.run_id)
+        .bind(json(run))
+        .bind(json(spec))
+        .bind(status_name(run.status))
+        .bind(run.created_ms as i64)
+        .bind(slot)
+        .bind(run.lease.as_ref().map(|l| l.host.clone()))
+        .bind(run.lease.as_ref().map(|l| l.until_ms as i64))
+        .fetch_one(ex)
         .await
-        .map_err(backend)?;
-        if let Some(keep) = put.keep_last {
-            sqlx::query(
-                "DELETE FROM weft_cache WHERE key IN (SELECT key FROM weft_cache WHERE task_type = $1
-                 ORDER BY created_ms DESC, key DESC OFFSET $2)",
-            )
-            .bind(&put.entry.task_type)
-            .bind(keep as i64)
-            .execute(&mut **tx)
+        .map_err(backend)?
+        .get(0);
+        Ok(inserted == 1)
+    }
+
+    /// The run already recorded under `slot` (an idempotency key).
+    async fn existing(
+        &self,
+        run: &RunRecord,
+        slot: &Option<String>,
+    ) -> Result<RunRecord, StoreError> {
+        let row = sqlx::query("SELECT record FROM weft_runs WHERE idempotency = $1")
+            .bind(slot)
+            .fetch_one(&self.pool)
             .await
             .map_err(backend)?;
+        from_json(&run.run_id, row.get::<Json<Value>, _>(0).0)
+    }
+
+    /// Keep only the newest `keep` cache entries of `task_type`. Finding the
+    /// cut scans `keep` index entries, so it runs once per `keep / 10` puts of
+    /// a task type in this process (every put for `keep` under 10): a type
+    /// may hold up to a tenth more entries between prunes.
+    async fn prune_cache(&self, task_type: &str, keep: usize) -> Result<(), StoreError> {
+        {
+            let mut puts = self.cache_puts.lock().unwrap_or_else(|e| e.into_inner());
+            let n = puts.entry(task_type.to_string()).or_default();
+            *n += 1;
+            if *n < (keep / 10).max(1) {
+                return Ok(());
+            }
+            *n = 0;
         }
+        sqlx::query(
+            "DELETE FROM weft_cache WHERE key IN (SELECT key FROM weft_cache WHERE task_type = $1
+             ORDER BY created_ms DESC, key DESC OFFSET $2)",
+        )
+        .bind(task_type)
+        .bind(keep as i64)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
         Ok(())
     }
 }
@@ -261,140 +311,128 @@ impl PgStore {
 impl RunStore for PgStore {
     async fn create_run(&self, run: RunRecord, spec: RunSpec) -> Result<Created, StoreError> {
         let slot = idempotency_slot(&run);
+        let Some(max) = run.max_running else {
+            // One statement: one round trip, one implicit transaction.
+            return match Self::insert_run(&self.pool, &run, &spec, &slot).await? {
+                true => Ok(Created::New),
+                false => Ok(Created::Existing(self.existing(&run, &slot).await?)),
+            };
+        };
         let mut tx = self.pool.begin().await.map_err(backend)?;
-        if let Some(max) = run.max_running {
-            // One admission at a time per owner, across every host.
-            sqlx::query("SELECT pg_advisory_xact_lock(hashtext('weft-owner' || $1))")
-                .bind(run.owner.as_deref().unwrap_or(""))
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
-            let running: i64 = sqlx::query(
-                "SELECT count(*) FROM weft_runs WHERE status = 'running'
-                   AND record->>'owner' IS NOT DISTINCT FROM $1",
-            )
-            .bind(&run.owner)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(backend)?
-            .get(0);
-            if running as usize >= max {
-                let existing = sqlx::query("SELECT record FROM weft_runs WHERE idempotency = $1")
-                    .bind(&slot)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(backend)?;
-                return match existing {
-                    Some(row) => Ok(Created::Existing(from_json(
-                        &run.run_id,
-                        row.get::<Json<Value>, _>(0).0,
-                    )?)),
-                    None => Ok(Created::TooManyRunning {
-                        running: running as usize,
-                    }),
-                };
-            }
-        }
-        let inserted = sqlx::query(
-            "INSERT INTO weft_runs (run_id, record, spec, status, created_ms, idempotency,
-               lease_host, lease_until_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (idempotency) DO NOTHING",
-        )
-        .bind(&run.run_id)
-        .bind(json(&run))
-        .bind(json(&spec))
-        .bind(status_name(run.status))
-        .bind(run.created_ms as i64)
-        .bind(&slot)
-        .bind(run.lease.as_ref().map(|l| l.host.clone()))
-        .bind(run.lease.as_ref().map(|l| l.until_ms as i64))
-        .execute(&mut *tx)
-        .await
-        .map_err(backend)?
-        .rows_affected();
-        if inserted == 0 {
-            let row = sqlx::query("SELECT record FROM weft_runs WHERE idempotency = $1")
-                .bind(&slot)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(backend)?;
-            let record: Json<Value> = row.get(0);
-            return Ok(Created::Existing(from_json(&run.run_id, record.0)?));
-        }
-        if run.lease.is_none() {
-            // Nobody executes it yet: wake the hosts that may claim it.
-            sqlx::query("SELECT pg_notify('weft_runs', $1)")
-                .bind(&run.run_id)
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
-        }
-        tx.commit().await.map_err(backend)?;
-        Ok(Created::New)
-    }
-
-    async fn commit(&self, run_id: &str, commit: Commit) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
-        let row = sqlx::query("SELECT record FROM weft_runs WHERE run_id = $1 FOR UPDATE")
-            .bind(run_id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(backend)?
-            .ok_or_else(|| StoreError::UnknownRun(run_id.to_string()))?;
-        if let Some(status) = commit.status {
-            let stored: Json<Value> = row.get(0);
-            let mut record: RunRecord = from_json(run_id, stored.0)?;
-            record.status = status;
-            record.updated_ms = now_ms();
-            sqlx::query("UPDATE weft_runs SET record = $2, status = $3 WHERE run_id = $1")
-                .bind(run_id)
-                .bind(json(&record))
-                .bind(status_name(status))
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
-        }
-        if !commit.nodes.is_empty() {
-            // A group commit may hold several states of one node: the last wins
-            // (one statement cannot upsert a row twice).
-            let mut last: Vec<&NodeRecord> = Vec::new();
-            for n in commit.nodes.iter().rev() {
-                if !last.iter().any(|l| l.node == n.node) {
-                    last.push(n);
-                }
-            }
-            let names: Vec<String> = last.iter().map(|n| n.node.clone()).collect();
-            let records: Vec<Value> = last.iter().map(|n| json(n).0).collect();
-            sqlx::query(
-                "INSERT INTO weft_nodes (run_id, node, record)
-                 SELECT $1, * FROM UNNEST($2::text[], $3::jsonb[])
-                 ON CONFLICT (run_id, node) DO UPDATE SET record = excluded.record",
-            )
-            .bind(run_id)
-            .bind(&names)
-            .bind(&records)
+        // One admission at a time per owner, across every host.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('weft-owner' || $1))")
+            .bind(run.owner.as_deref().unwrap_or(""))
             .execute(&mut *tx)
             .await
             .map_err(backend)?;
+        let running: i64 = sqlx::query(
+            "SELECT count(*) FROM weft_runs WHERE status = 'running'
+               AND record->>'owner' IS NOT DISTINCT FROM $1",
+        )
+        .bind(&run.owner)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(backend)?
+        .get(0);
+        if running as usize >= max {
+            drop(tx);
+            // Unless it repeats an earlier submission.
+            return match slot.is_some() {
+                true => match self.existing(&run, &slot).await {
+                    Ok(existing) => Ok(Created::Existing(existing)),
+                    Err(_) => Ok(Created::TooManyRunning {
+                        running: running as usize,
+                    }),
+                },
+                false => Ok(Created::TooManyRunning {
+                    running: running as usize,
+                }),
+            };
         }
-        if !commit.events.is_empty() {
-            let seqs: Vec<i64> = commit.events.iter().map(|e| e.seq as i64).collect();
-            let events: Vec<Value> = commit.events.iter().map(|e| json(e).0).collect();
-            sqlx::query(
-                "INSERT INTO weft_events (run_id, seq, event)
-                 SELECT $1, * FROM UNNEST($2::bigint[], $3::jsonb[])",
-            )
-            .bind(run_id)
-            .bind(&seqs)
-            .bind(&events)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| backend(format!("{e} (was this run taken over by another host?)")))?;
+        let inserted = Self::insert_run(&mut *tx, &run, &spec, &slot).await?;
+        tx.commit().await.map_err(backend)?;
+        match inserted {
+            true => Ok(Created::New),
+            false => Ok(Created::Existing(self.existing(&run, &slot).await?)),
         }
-        for put in &commit.cache {
-            Self::put_cache(&mut tx, put).await?;
+    }
+
+    async fn commit(&self, run_id: &str, commit: Commit) -> Result<(), StoreError> {
+        // One statement, so one round trip and one implicit transaction:
+        // node states, events, the run's status and cache entries land
+        // together or not at all.
+        // A group commit may hold several states of one node (or two entries
+        // under one cache key): the last wins, as one statement cannot upsert
+        // a row twice.
+        let mut nodes: Vec<&NodeRecord> = Vec::new();
+        for n in commit.nodes.iter().rev() {
+            if !nodes.iter().any(|l| l.node == n.node) {
+                nodes.push(n);
+            }
         }
-        tx.commit().await.map_err(backend)
+        let mut puts: Vec<&CachePut> = Vec::new();
+        for p in commit.cache.iter().rev() {
+            if !puts.iter().any(|l| l.key == p.key) {
+                puts.push(p);
+            }
+        }
+        let sizes: Vec<i64> = puts
+            .iter()
+            .map(|p| serde_json::to_vec(&p.entry).map_or(0, |v| v.len()) as i64)
+            .collect();
+        let found: i64 = sqlx::query(
+            "WITH nodes AS (
+               INSERT INTO weft_nodes (run_id, node, record)
+               SELECT $1, * FROM UNNEST($2::text[], $3::jsonb[])
+               ON CONFLICT (run_id, node) DO UPDATE SET record = excluded.record
+             ), events AS (
+               INSERT INTO weft_events (run_id, seq, event)
+               SELECT $1, * FROM UNNEST($4::bigint[], $5::jsonb[])
+             ), status AS (
+               UPDATE weft_runs SET status = $6,
+                 record = record || jsonb_build_object('status', $6::text, 'updated_ms', $7::bigint)
+               WHERE run_id = $1 AND $6::text IS NOT NULL
+             ), cache AS (
+               INSERT INTO weft_cache (key, task_type, created_ms, size, entry)
+               SELECT * FROM UNNEST($8::text[], $9::text[], $10::bigint[], $11::bigint[], $12::jsonb[])
+               ON CONFLICT (key) DO UPDATE SET task_type = excluded.task_type,
+                 created_ms = excluded.created_ms, size = excluded.size, entry = excluded.entry
+             )
+             SELECT count(*) FROM weft_runs WHERE run_id = $1",
+        )
+        .bind(run_id)
+        .bind(nodes.iter().map(|n| n.node.clone()).collect::<Vec<_>>())
+        .bind(nodes.iter().map(|n| json(n).0).collect::<Vec<_>>())
+        .bind(commit.events.iter().map(|e| e.seq as i64).collect::<Vec<_>>())
+        .bind(commit.events.iter().map(|e| json(e).0).collect::<Vec<_>>())
+        .bind(commit.status.map(status_name))
+        .bind(now_ms() as i64)
+        .bind(puts.iter().map(|p| p.key.clone()).collect::<Vec<_>>())
+        .bind(puts.iter().map(|p| p.entry.task_type.clone()).collect::<Vec<_>>())
+        .bind(puts.iter().map(|p| p.entry.created_ms as i64).collect::<Vec<_>>())
+        .bind(&sizes)
+        .bind(puts.iter().map(|p| json(&p.entry).0).collect::<Vec<_>>())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| match e.as_database_error().and_then(|d| d.code()) {
+            // A foreign key: the run does not exist.
+            Some(code) if code == "23503" => StoreError::UnknownRun(run_id.to_string()),
+            // The event log's primary key: another host wrote these events.
+            Some(code) if code == "23505" => {
+                backend(format!("{e} (was this run taken over by another host?)"))
+            }
+            _ => backend(e),
+        })?
+        .get(0);
+        if found == 0 {
+            return Err(StoreError::UnknownRun(run_id.to_string()));
+        }
+        for put in puts {
+            if let Some(keep) = put.keep_last {
+                self.prune_cache(&put.entry.task_type, keep).await?;
+            }
+        }
+        Ok(())
     }
 
     async fn load_run(&self, run_id: &str) -> Result<StoredRun, StoreError> {
