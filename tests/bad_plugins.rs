@@ -113,3 +113,25 @@ async fn plugin_timeout_from_manifest_stops_a_spinning_task() {
     let (result, _) = common::run(&host, &g, json!({})).await;
     assert_eq!(common::error_of(&result, "spin"), "timed out after 200 ms");
 }
+
+#[tokio::test]
+async fn plugin_fuel_from_manifest_stops_a_spinning_task_and_spares_normal_ones() {
+    let dir = PluginDir::new()
+        .add("misbehave", MISBEHAVE)
+        .manifest("misbehave", "[limits]\nfuel = 5000000\n");
+    let host = common::host(Some(dir.path())).await;
+    let g = common::graph(json!({"tasks": [
+        {"id": "spin", "type": "bad.spin"},
+        {"id": "fine", "type": "probe.context"},
+    ]}));
+    let (result, _) = common::run(&host, &g, json!({})).await;
+    // Fuel stopped it, not the 5-minute wall clock.
+    assert_eq!(
+        common::error_of(&result, "spin"),
+        "plugin `misbehave` ran out of fuel (limit 5000000 per run)"
+    );
+    assert!(
+        result.outputs.contains_key("fine"),
+        "a task within the limit completes: {result:?}"
+    );
+}

@@ -254,3 +254,67 @@ async fn a_side_effecting_task_starts_only_once_its_inputs_are_durable() {
         json!({"upstream": "Some((Completed, 1))", "self": "Some((Running, 1))"})
     );
 }
+
+/// add-one twice, as a subgraph: `value` in, `value` + 2 out.
+fn plus_two() -> Value {
+    json!({
+        "tasks": [{"id": "inc", "type": "math.add-one"}, {"id": "twice", "type": "math.add-one"}],
+        "dataflows": [flow("inc", "value", "twice", "value")]
+    })
+}
+
+#[tokio::test]
+async fn a_compound_node_runs_its_subgraph_between_its_neighbours() {
+    let g = common::graph(json!({
+        "tasks": [
+            {"id": "src", "type": "math.add-one", "defaults": {"value": 1}},
+            {"id": "plus2", "type": "graph", "graph": plus_two()},
+            {"id": "after", "type": "math.add-one"},
+            // Nested: a compound node of two compound nodes.
+            {"id": "plus4", "type": "graph", "defaults": {"value": 100}, "graph": {
+                "tasks": [
+                    {"id": "a", "type": "graph", "graph": plus_two()},
+                    {"id": "b", "type": "graph", "graph": plus_two()}
+                ],
+                "dataflows": [flow("a", "value", "b", "value")]
+            }},
+            // Its defaults feed its roots.
+            {"id": "ten", "type": "graph", "defaults": {"value": 10}, "graph": plus_two()}
+        ],
+        "dataflows": [flow("src", "value", "plus2", "value"), flow("plus2", "value", "after", "value")]
+    }));
+    let host = common::host(None).await;
+    let (result, _) = common::run(&host, &g, json!({})).await;
+    assert_eq!(result.status, RunStatus::Succeeded, "{:?}", result.failures);
+    assert_eq!(result.outputs["plus2/inc"], json!({"value": 3}));
+    assert_eq!(result.outputs["after"], json!({"value": 5}));
+    assert_eq!(result.outputs["plus4/b/twice"], json!({"value": 104}));
+    assert_eq!(result.outputs["ten/twice"], json!({"value": 12}));
+    assert_eq!(
+        result.nodes.len(),
+        1 + 2 + 1 + 4 + 2,
+        "every inner node is a node of the run"
+    );
+    // A compound node that is a root takes the run's input.
+    let g = common::graph(json!({"tasks": [{"id": "c", "type": "graph", "graph": plus_two()}]}));
+    let (result, _) = common::run(&host, &g, json!({"value": 7})).await;
+    assert_eq!(result.outputs["c/twice"], json!({"value": 9}));
+}
+
+#[tokio::test]
+async fn the_builder_makes_compound_nodes() {
+    let inner = weft::graph::Graph::builder()
+        .task("inc", "math.add-one")
+        .task("twice", "math.add-one")
+        .flow("inc.value", "twice.value")
+        .build();
+    let g = weft::graph::Graph::builder()
+        .task("src", "math.add-one")
+        .defaults(json!({"value": 0}))
+        .subgraph("plus2", inner)
+        .flow("src.value", "plus2.value")
+        .build();
+    let host = common::host(None).await;
+    let (result, _) = common::run(&host, &g, json!({})).await;
+    assert_eq!(result.outputs["plus2/twice"], json!({"value": 3}));
+}

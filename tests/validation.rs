@@ -200,3 +200,74 @@ async fn all_problems_are_reported_at_once() {
     .await;
     assert!(msg.starts_with("g.json: 2 problems"), "{msg}");
 }
+
+#[tokio::test]
+async fn compound_nodes_are_checked_inside_and_at_their_boundary() {
+    let inner = |task: &str| {
+        json!({"tasks": [{"id": "x", "type": task}, {"id": "y", "type": "math.add-one"}],
+               "dataflows": [flow("x", "value", "y", "value")]})
+    };
+    // Inside the subgraph: positions are the subgraph's.
+    let msg = message(json!({"tasks": [
+        {"id": "src", "type": "math.add-one", "defaults": {"value": 1}},
+        {"id": "c", "type": "graph", "graph": inner("math.add-on")}
+    ]}))
+    .await;
+    assert!(
+        msg.contains("tasks[1] (compound node \"c\"), in its subgraph: tasks[0] (node \"x\"): unknown task type `math.add-on` (did you mean `math.add-one`?)"),
+        "{msg}"
+    );
+    // A port the subgraph's roots do not have.
+    let msg = message(json!({
+        "tasks": [
+            {"id": "src", "type": "math.add-one", "defaults": {"value": 1}},
+            {"id": "c", "type": "graph", "graph": inner("math.add-one")}
+        ],
+        "dataflows": [flow("src", "value", "c", "amount")]
+    }))
+    .await;
+    assert!(
+        msg.contains("dataflows[0] (src.value → c.amount): node \"c\" (`graph`) has no input port `amount` (ports: value)"),
+        "{msg}"
+    );
+    // Two leaves give `value`: which one is meant?
+    let msg = message(json!({
+        "tasks": [
+            {"id": "c", "type": "graph", "graph": {"tasks": [
+                {"id": "p", "type": "math.add-one", "defaults": {"value": 1}},
+                {"id": "q", "type": "math.add-one", "defaults": {"value": 2}}
+            ]}},
+            {"id": "after", "type": "math.add-one"}
+        ],
+        "dataflows": [flow("c", "value", "after", "value")]
+    }))
+    .await;
+    assert!(
+        msg.contains("output port `value` of compound node \"c\" is ambiguous: several of its leaf nodes give it (c/p, c/q)"),
+        "{msg}"
+    );
+    // Types are checked across the boundary.
+    let errors = problems(json!({
+        "tasks": [
+            {"id": "split", "type": "text.split", "defaults": {"text": "a,b", "separator": ","}},
+            {"id": "c", "type": "graph", "graph": inner("math.add-one")}
+        ],
+        "dataflows": [flow("split", "parts", "c", "value")]
+    }))
+    .await;
+    assert!(
+        errors.iter().any(|e| matches!(e, ValidationError::SchemaMismatch { flow, .. } if flow == "split.parts → c/x.value")),
+        "{errors:?}"
+    );
+    // A compound node needs its subgraph, and only compound nodes have one.
+    let msg = message(json!({"tasks": [
+        {"id": "c", "type": "graph"},
+        {"id": "d", "type": "math.add-one", "graph": inner("math.add-one")}
+    ]}))
+    .await;
+    assert!(
+        msg.contains("tasks[0] (node \"c\"): a compound node (type `graph`) needs a `graph` field"),
+        "{msg}"
+    );
+    assert!(msg.contains("tasks[1] (node \"d\"): only a compound node has a `graph` field; set its type to `graph`, not `math.add-one`"), "{msg}");
+}

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Weft on PostgreSQL: 10,000 math.add-one tasks (100 runs of 100-node chains)
-# through one host, then through three hosts sharing the database, and the
-# submit-to-first-task latency of small runs; a release build and a throwaway
+# Weft on PostgreSQL: 10,000 math.add-one tasks (100 runs of 100-node chains,
+# then of 100 independent nodes; every run a distinct input, so no task is an
+# output-cache hit) and the submit-to-first-task latency of 1,000 one-node
+# runs: on the embedded redb store for comparison, then through one host and
+# three hosts sharing the database. A release build and a throwaway
 # PostgreSQL on this machine (tests/postgres.sh), loopback only.
 #   examples/bench/postgres.sh
 set -euo pipefail
@@ -19,22 +21,39 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-start() { # N: start host N, print its URL
+start() { # N: start host N on PostgreSQL; its URL in $url
   mkdir -p "$work/$1"
   "$bin/weft" serve --listen 127.0.0.1:0 --database-url "$WEFT_TEST_DATABASE_URL" \
     --plugins "$work/plugins" --config /dev/null > "$work/$1/out" 2> "$work/$1/log" &
   pids+=($!)
   for _ in $(seq 100); do grep -q listening "$work/$1/out" 2>/dev/null && break; sleep 0.1; done
-  sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' "$work/$1/out"
+  url=$(sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' "$work/$1/out")
 }
 echo "($(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg))"
-one=$(start 1)
+work_load() { # the same three loads against the given hosts
+  local servers=() s
+  for s in "$@"; do servers+=(--server "$s"); done
+  local n=$#
+  "$bin/weft-load" "${servers[@]}" --clients $((32 * n)) --runs 100 --chain 100
+  "$bin/weft-load" "${servers[@]}" --clients $((8 * n)) --runs 100 --chain 100 --independent
+  "$bin/weft-load" "${servers[@]}" --clients $((16 * n)) --runs 1000 --chain 1
+}
+# The embedded store first, for comparison: the same loads on redb.
+mkdir -p "$work/redb"
+"$bin/weft" serve --listen 127.0.0.1:0 --data-dir "$work/redb" --plugins "$work/plugins" \
+  --config /dev/null > "$work/redb/out" 2> "$work/redb/log" &
+pids+=($!)
+for _ in $(seq 100); do grep -q listening "$work/redb/out" 2>/dev/null && break; sleep 0.1; done
+embedded=$(sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' "$work/redb/out")
+"$bin/weft-load" --server "$embedded" --clients 4 --runs 20 --chain 10 > /dev/null # warm up
+echo "one host, redb:"
+work_load "$embedded"
+kill "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true; pids=()
+start 1; one=$url
 "$bin/weft-load" --server "$one" --clients 4 --runs 20 --chain 10 > /dev/null # warm up
-echo "one host:"
-"$bin/weft-load" --server "$one" --clients 8 --runs 100 --chain 100
-"$bin/weft-load" --server "$one" --clients 16 --runs 1000 --chain 1
-two=$(start 2)
-three=$(start 3)
-echo "three hosts:"
-"$bin/weft-load" --server "$one" --server "$two" --server "$three" --clients 12 --runs 100 --chain 100
-"$bin/weft-load" --server "$one" --server "$two" --server "$three" --clients 24 --runs 1000 --chain 1
+echo "one host, PostgreSQL:"
+work_load "$one"
+start 2; two=$url
+start 3; three=$url
+echo "three hosts, PostgreSQL:"
+work_load "$one" "$two" "$three"

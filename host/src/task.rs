@@ -97,6 +97,14 @@ pub enum TaskError {
         /// The limit, in bytes.
         limit_bytes: u64,
     },
+    /// The task used up its plugin's fuel (`[limits] fuel`).
+    #[error("plugin `{plugin}` ran out of fuel (limit {limit} per run)")]
+    FuelExhausted {
+        /// The plugin.
+        plugin: String,
+        /// The limit.
+        limit: u64,
+    },
     /// The output is larger than the host accepts.
     #[error("output is {size} bytes, over the limit of {limit} bytes")]
     OutputTooLarge {

@@ -22,6 +22,10 @@ struct Args {
     /// Nodes per run: a chain of `math.add-one`.
     #[arg(long, default_value_t = 2)]
     chain: usize,
+    /// Make the nodes independent (each takes the run's input) instead of a
+    /// chain, so a run's tasks execute in parallel.
+    #[arg(long)]
+    independent: bool,
     /// Concurrent clients.
     #[arg(long, default_value_t = 16)]
     clients: usize,
@@ -129,6 +133,7 @@ async fn main() -> anyhow::Result<()> {
         .map(|i| json!({"id": format!("n{i}"), "type": "math.add-one"}))
         .collect();
     let flows: Vec<_> = (1..chain)
+        .filter(|_| !args.independent)
         .map(|i| {
             json!({"sourceTaskId": format!("n{}", i - 1), "sourceTaskPortId": "value",
                    "targetTaskId": format!("n{i}"), "targetTaskPortId": "value"})
@@ -164,9 +169,14 @@ async fn main() -> anyhow::Result<()> {
     let elapsed = started.elapsed().as_secs_f64();
     latencies.sort_by(f64::total_cmp);
     println!(
-        "{} runs of {chain} nodes by {} clients over {} hosts in {:.2} s: {:.0} runs/s, {:.0} tasks/s; \
+        "{} runs of {chain} {} nodes by {} clients over {} hosts in {:.2} s: {:.0} runs/s, {:.0} tasks/s; \
          submit-to-first-task p50 {:.1} ms, p99 {:.1} ms",
         latencies.len(),
+        if args.independent {
+            "independent"
+        } else {
+            "chained"
+        },
         args.clients,
         servers.len(),
         elapsed,

@@ -13,7 +13,18 @@
 //!     .build();
 //! assert_eq!(g.dataflows[0].target_task_port_id, "parts");
 //! ```
+//!
+//! # Compound nodes
+//!
+//! A node of type `graph` with a `graph` field holds a subgraph. Before
+//! validation it is replaced by the subgraph's nodes, with ids prefixed by its
+//! own (`outer/inner`), so they run, retry, cache and resume like any other.
+//! Its input port `p` (by dataflow or in its `defaults`) feeds port `p` of
+//! every subgraph node that no subgraph dataflow feeds; its output port `p` is
+//! port `p` of the one subgraph node that feeds no other and has it. Its
+//! `config` applies to every subgraph node that does not set its own.
 
+mod compound;
 mod validate;
 
 use std::time::Duration;
@@ -21,6 +32,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+pub use compound::COMPOUND;
 pub use validate::{Plan, PlanEdge, PlanNode, ValidationError, ValidationErrors};
 
 /// A pipeline: tasks (nodes) and dataflows (edges).
@@ -59,6 +71,10 @@ pub struct Node {
     /// Per-node settings.
     #[serde(default, skip_serializing_if = "NodeConfig::is_default")]
     pub config: NodeConfig,
+    /// For a compound node (type `graph`): the subgraph it runs (see
+    /// [compound nodes](self#compound-nodes)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graph: Option<Box<Graph>>,
 }
 
 fn empty_object() -> Value {
@@ -215,6 +231,21 @@ impl GraphBuilder {
             name: None,
             defaults: empty_object(),
             config: NodeConfig::default(),
+            graph: None,
+        });
+        self
+    }
+
+    /// Add compound node `id` running `subgraph`: its input ports feed the
+    /// subgraph's root nodes, its output ports come from its leaf nodes.
+    pub fn subgraph(mut self, id: &str, subgraph: Graph) -> Self {
+        self.graph.tasks.push(Node {
+            id: id.to_string(),
+            task_type: compound::COMPOUND.to_string(),
+            name: None,
+            defaults: empty_object(),
+            config: NodeConfig::default(),
+            graph: Some(Box::new(subgraph)),
         });
         self
     }

@@ -175,6 +175,53 @@ pub enum ValidationError {
         /// The queue.
         queue: String,
     },
+    /// A node of type `graph` has no `graph` (subgraph) field.
+    #[error(
+        "tasks[{index}] (node \"{node}\"): a compound node (type `graph`) needs a `graph` field holding its subgraph"
+    )]
+    CompoundWithoutGraph {
+        /// Position in `tasks`.
+        index: usize,
+        /// The node.
+        node: String,
+    },
+    /// A node has a `graph` field but another type.
+    #[error(
+        "tasks[{index}] (node \"{node}\"): only a compound node has a `graph` field; set its type to `graph`, not `{task_type}`"
+    )]
+    GraphOnTask {
+        /// Position in `tasks`.
+        index: usize,
+        /// The node.
+        node: String,
+        /// Its type.
+        task_type: String,
+    },
+    /// Several leaves of a compound node's subgraph give the port a dataflow
+    /// takes from it.
+    #[error("dataflows[{index}] ({flow}): output port `{port}` of compound node \"{node}\" is ambiguous: several of its leaf nodes give it ({})", .leaves.join(", "))]
+    AmbiguousCompoundOutput {
+        /// Position in `dataflows`.
+        index: usize,
+        /// The dataflow.
+        flow: String,
+        /// The compound node.
+        node: String,
+        /// The port.
+        port: String,
+        /// The inner leaves that give it.
+        leaves: Vec<String>,
+    },
+    /// A problem inside the subgraph of a compound node.
+    #[error("tasks[{index}] (compound node \"{node}\"), in its subgraph: {error}")]
+    InCompound {
+        /// Position of the compound node in `tasks`.
+        index: usize,
+        /// The compound node.
+        node: String,
+        /// The problem, positioned in the subgraph.
+        error: Box<ValidationError>,
+    },
     /// The run's input is not an object.
     #[error("the run's input must be a JSON object")]
     InputNotObject,
@@ -291,6 +338,14 @@ pub struct Plan {
 impl Plan {
     /// Validate `graph` against `registry`. Returns every problem found.
     pub fn new(graph: &Graph, registry: &Registry, origin: &str) -> Result<Plan, ValidationErrors> {
+        if super::compound::has_compound(graph) {
+            let flat =
+                super::compound::expand(graph, registry).map_err(|errors| ValidationErrors {
+                    origin: origin.to_string(),
+                    errors,
+                })?;
+            return Self::new(&flat, registry, origin);
+        }
         let mut errors = Vec::new();
         let mut index_of: HashMap<&str, usize> = HashMap::new();
         let mut types: Vec<Option<Arc<TaskType>>> = Vec::with_capacity(graph.tasks.len());

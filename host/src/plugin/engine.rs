@@ -1,7 +1,7 @@
 //! Engine policy: how wasm is compiled and where instances live.
 //!
 //! Owns the wasmtime [`Engine`] configuration (pooling allocator probed at
-//! start with a fallback, epoch interruption driven by a ticker thread,
+//! start with a fallback, epoch interruption driven by a ticker thread, fuel,
 //! no component-model concurrency), the compiled-artifact cache on disk, and the
 //! semaphore that keeps instantiation within the pool. It must not know about
 //! task types, graphs or runs.
@@ -80,6 +80,9 @@ fn base_config() -> Config {
     let mut config = Config::new();
     config.wasm_component_model(true);
     config.epoch_interruption(true);
+    // Fuel limits (`[limits] fuel`): every store gets fuel, unlimited unless
+    // the plugin's manifest or the host sets a limit.
+    config.consume_fuel(true);
     // WASI 0.2 tasks do not use component-model async; leaving it on costs ~4x
     // per host→guest call (WASMTIME-NOTES.md).
     config.concurrency_support(false);

@@ -75,6 +75,8 @@ pub(crate) struct InstanceState {
     plugin: String,
     models: Option<Arc<Models>>,
     granted_models: Vec<String>,
+    /// The run's fuel limit, if any (to name it when it runs out).
+    fuel: Option<u64>,
 }
 
 impl WasiView for InstanceState {
@@ -253,6 +255,8 @@ pub(crate) fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Res
 pub(crate) struct Sandbox<'a> {
     pub plugin: &'a str,
     pub memory_limit: u64,
+    /// Fuel per run; `None`: unlimited.
+    pub fuel: Option<u64>,
     pub env: &'a [(String, String)],
     pub folders: &'a [crate::plugin::manifest::FolderGrant],
     pub models: Option<Arc<Models>>,
@@ -299,9 +303,13 @@ pub(crate) fn new_store(
         plugin: sandbox.plugin.to_string(),
         models: sandbox.models.clone(),
         granted_models: sandbox.granted_models.to_vec(),
+        fuel: sandbox.fuel,
     };
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limiter);
+    store
+        .set_fuel(sandbox.fuel.unwrap_or(u64::MAX))
+        .map_err(|e| TaskError::Host(format!("cannot set fuel: {e}")))?;
     let deadline = Instant::now() + timeout;
     store.epoch_deadline_callback(move |_| {
         if Instant::now() >= deadline {
@@ -330,6 +338,12 @@ pub(crate) fn classify(
     }
     if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
         return TaskError::Timeout { limit: timeout };
+    }
+    if error.downcast_ref::<Trap>() == Some(&Trap::OutOfFuel) {
+        return TaskError::FuelExhausted {
+            plugin: state.plugin.clone(),
+            limit: state.fuel.unwrap_or(u64::MAX),
+        };
     }
     let mut message = format!("{error:?}");
     let err_text = stderr_text(stderr);

@@ -14,6 +14,7 @@ use serde::Deserialize;
 /// [limits]
 /// memory_mib = 128      # linear memory per task run (default 64)
 /// timeout_ms = 60000    # wall-clock limit per task run (default 300000)
+/// fuel = 1000000000     # wasm fuel (about one unit per instruction) per task run (default: unlimited)
 ///
 /// [grants]
 /// env = ["LANG"]        # host environment variables the plugin may read
@@ -49,6 +50,10 @@ pub struct Limits {
     pub memory_mib: Option<u64>,
     /// Wall-clock time per run, in milliseconds (default: the host's, 300000).
     pub timeout_ms: Option<u64>,
+    /// Fuel per run: wasmtime counts about one unit per wasm instruction, so
+    /// this bounds the work of a run whatever the machine's speed (default:
+    /// the host's, unlimited).
+    pub fuel: Option<u64>,
 }
 
 /// What the plugin may reach outside its sandbox.

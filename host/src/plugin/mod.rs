@@ -45,6 +45,8 @@ pub struct HostLimits {
     pub max_output_bytes: usize,
     /// The time `describe` may take when a plugin loads.
     pub describe_timeout: Duration,
+    /// Fuel per task run when the manifest says nothing (`None`: unlimited).
+    pub default_fuel: Option<u64>,
 }
 
 impl Default for HostLimits {
@@ -54,6 +56,7 @@ impl Default for HostLimits {
             default_timeout: Duration::from_secs(300),
             max_output_bytes: 16 << 20,
             describe_timeout: Duration::from_secs(10),
+            default_fuel: None,
         }
     }
 }
@@ -101,6 +104,7 @@ pub struct LoadedPlugin {
     engine: WeftEngine,
     pre: PluginPre<InstanceState>,
     memory_limit: u64,
+    fuel: Option<u64>,
     env: Vec<(String, String)>,
     folders: Vec<manifest::FolderGrant>,
     max_output_bytes: usize,
@@ -118,6 +122,7 @@ impl LoadedPlugin {
         Sandbox {
             plugin: &self.name,
             memory_limit: self.memory_limit,
+            fuel: self.fuel,
             env: &self.env,
             folders: &self.folders,
             models: self.models.clone(),
@@ -361,6 +366,7 @@ impl PluginHost {
             engine: self.engine.clone(),
             pre,
             memory_limit,
+            fuel: manifest.limits.fuel.or(self.limits.default_fuel),
             env,
             folders: manifest.grants.folders.clone(),
             max_output_bytes: self.limits.max_output_bytes,

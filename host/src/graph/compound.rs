@@ -1,0 +1,251 @@
+//! Compound nodes: a node of type `graph` holds a subgraph, and is expanded
+//! into it before validation, so its inner nodes are scheduled, cached,
+//! retried and made durable like any other (their ids are prefixed with the
+//! compound node's id and a `/`).
+//!
+//! Ports, as for a whole run: a compound node's input port `p` feeds port `p`
+//! of every inner *root* (an inner node no inner dataflow feeds) that has it;
+//! its output port `p` is port `p` of the one inner *leaf* (an inner node
+//! feeding no other) that has it. Its `defaults` feed the inner roots the same
+//! way; its `config` applies to every inner node that does not set its own.
+
+use std::collections::{HashMap, HashSet};
+
+use super::{Dataflow, Graph, Node, ValidationError};
+use crate::task::Registry;
+
+/// The task type of a compound node.
+pub const COMPOUND: &str = "graph";
+
+/// Whether `graph` has a compound node anywhere.
+pub(crate) fn has_compound(graph: &Graph) -> bool {
+    graph
+        .tasks
+        .iter()
+        .any(|n| n.task_type == COMPOUND || n.graph.is_some())
+}
+
+/// The ports of an inner graph, as its compound node shows them.
+struct Boundary {
+    /// Inner roots (prefixed ids) and the input ports each has.
+    roots: Vec<(String, Option<Vec<String>>)>,
+    /// Inner leaves (prefixed ids) and the output ports each has.
+    leaves: Vec<(String, Option<Vec<String>>)>,
+}
+
+impl Boundary {
+    /// Whether a node with these ports (`None`: an open schema, any port)
+    /// has port `p`.
+    fn has(ports: &Option<Vec<String>>, p: &str) -> bool {
+        p == "*" || ports.as_ref().is_none_or(|ps| ps.iter().any(|x| x == p))
+    }
+
+    fn known(side: &[(String, Option<Vec<String>>)]) -> Vec<String> {
+        let mut all: Vec<String> = side
+            .iter()
+            .flat_map(|(_, ps)| ps.clone().unwrap_or_default())
+            .collect();
+        all.sort();
+        all.dedup();
+        all
+    }
+}
+
+/// `graph` with every compound node replaced by its (expanded) subgraph, or
+/// every problem found on the way. Problems inside a subgraph are reported
+/// by its own positions, wrapped in [`ValidationError::InCompound`].
+pub(crate) fn expand(graph: &Graph, registry: &Registry) -> Result<Graph, Vec<ValidationError>> {
+    let mut errors = Vec::new();
+    let mut tasks = Vec::new();
+    let mut inner_flows = Vec::new();
+    let mut boundaries: HashMap<&str, Boundary> = HashMap::new();
+    for (index, node) in graph.tasks.iter().enumerate() {
+        match (&node.graph, node.task_type == COMPOUND) {
+            (None, false) => tasks.push(node.clone()),
+            (None, true) => errors.push(ValidationError::CompoundWithoutGraph {
+                index,
+                node: node.id.clone(),
+            }),
+            (Some(_), false) => errors.push(ValidationError::GraphOnTask {
+                index,
+                node: node.id.clone(),
+                task_type: node.task_type.clone(),
+            }),
+            // Checked on its own first, so problems inside are reported by
+            // the subgraph's own positions.
+            (Some(inner), true) => match super::Plan::new(inner, registry, "")
+                .map_err(|e| e.errors)
+                .and_then(|_| expand(inner, registry))
+            {
+                Err(inner_errors) => errors.extend(inner_errors.into_iter().map(|error| {
+                    ValidationError::InCompound {
+                        index,
+                        node: node.id.clone(),
+                        error: Box::new(error),
+                    }
+                })),
+                Ok(inner) => {
+                    let (nodes, flows, boundary) = inline(node, inner, registry);
+                    tasks.extend(nodes);
+                    inner_flows.extend(flows);
+                    boundaries.insert(&node.id, boundary);
+                }
+            },
+        }
+        if let (Some(b), Some(defaults)) =
+            (boundaries.get(node.id.as_str()), node.defaults.as_object())
+        {
+            for port in defaults.keys() {
+                if !b.roots.iter().any(|(_, ps)| Boundary::has(ps, port)) {
+                    errors.push(ValidationError::UnknownDefaultPort {
+                        index,
+                        node: node.id.clone(),
+                        port: port.clone(),
+                        task_type: COMPOUND.into(),
+                        known: Boundary::known(&b.roots),
+                    });
+                }
+            }
+        }
+    }
+    let mut dataflows = Vec::new();
+    for (index, flow) in graph.dataflows.iter().enumerate() {
+        let sources: Vec<String> = match boundaries.get(flow.source_task_id.as_str()) {
+            None => vec![flow.source_task_id.clone()],
+            Some(b) => {
+                let port = &flow.source_task_port_id;
+                let having: Vec<String> = b
+                    .leaves
+                    .iter()
+                    .filter(|(_, ps)| Boundary::has(ps, port))
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                if having.len() > 1 {
+                    errors.push(ValidationError::AmbiguousCompoundOutput {
+                        index,
+                        flow: flow.to_string(),
+                        node: flow.source_task_id.clone(),
+                        port: port.clone(),
+                        leaves: having,
+                    });
+                    continue;
+                }
+                having
+            }
+        };
+        let targets: Vec<String> = match boundaries.get(flow.target_task_id.as_str()) {
+            None => vec![flow.target_task_id.clone()],
+            Some(b) => b
+                .roots
+                .iter()
+                .filter(|(_, ps)| Boundary::has(ps, &flow.target_task_port_id))
+                .map(|(id, _)| id.clone())
+                .collect(),
+        };
+        for (end, found, direction, side) in [
+            (&flow.source_task_id, sources.is_empty(), "output", true),
+            (&flow.target_task_id, targets.is_empty(), "input", false),
+        ] {
+            if found && let Some(b) = boundaries.get(end.as_str()) {
+                errors.push(ValidationError::UnknownPort {
+                    index,
+                    flow: flow.to_string(),
+                    node: end.clone(),
+                    task_type: COMPOUND.into(),
+                    direction,
+                    port: if side {
+                        flow.source_task_port_id.clone()
+                    } else {
+                        flow.target_task_port_id.clone()
+                    },
+                    known: Boundary::known(if side { &b.leaves } else { &b.roots }),
+                });
+            }
+        }
+        for s in &sources {
+            for t in &targets {
+                dataflows.push(Dataflow {
+                    id: flow.id.clone(),
+                    source_task_id: s.clone(),
+                    source_task_port_id: flow.source_task_port_id.clone(),
+                    target_task_id: t.clone(),
+                    target_task_port_id: flow.target_task_port_id.clone(),
+                });
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    dataflows.extend(inner_flows);
+    Ok(Graph { tasks, dataflows })
+}
+
+/// The nodes and dataflows of compound node `node`'s (already expanded)
+/// subgraph `inner`, with prefixed ids, the compound node's defaults and
+/// config passed down, and its boundary.
+fn inline(node: &Node, inner: Graph, registry: &Registry) -> (Vec<Node>, Vec<Dataflow>, Boundary) {
+    let prefix = |id: &str| format!("{}/{id}", node.id);
+    let fed: HashSet<&str> = inner
+        .dataflows
+        .iter()
+        .map(|f| f.target_task_id.as_str())
+        .collect();
+    let feeding: HashSet<&str> = inner
+        .dataflows
+        .iter()
+        .map(|f| f.source_task_id.as_str())
+        .collect();
+    let ports = |task_type: &str, input: bool| -> Option<Vec<String>> {
+        let task = registry.get(task_type)?;
+        let schema = if input { &task.input } else { &task.output };
+        (!schema.is_open()).then(|| schema.ports().into_iter().map(str::to_string).collect())
+    };
+    let mut boundary = Boundary {
+        roots: Vec::new(),
+        leaves: Vec::new(),
+    };
+    let defaults = node.defaults.as_object();
+    let mut nodes = Vec::with_capacity(inner.tasks.len());
+    for n in &inner.tasks {
+        let mut n = n.clone();
+        let root = !fed.contains(n.id.as_str());
+        if root {
+            let ports = ports(&n.task_type, true);
+            // The compound node's inputs feed its roots, over their own defaults.
+            if let (Some(given), Some(own)) = (defaults, n.defaults.as_object_mut()) {
+                for (k, v) in given {
+                    if Boundary::has(&ports, k) {
+                        own.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+            boundary.roots.push((prefix(&n.id), ports));
+        }
+        if !feeding.contains(n.id.as_str()) {
+            boundary
+                .leaves
+                .push((prefix(&n.id), ports(&n.task_type, false)));
+        }
+        let c = &node.config;
+        let own = &mut n.config;
+        own.timeout_ms = own.timeout_ms.or(c.timeout_ms);
+        own.cache = own.cache.or(c.cache);
+        own.retries = own.retries.or(c.retries);
+        own.retry_backoff_ms = own.retry_backoff_ms.or(c.retry_backoff_ms);
+        own.queue = own.queue.clone().or(c.queue.clone());
+        own.priority = own.priority.or(c.priority);
+        n.id = prefix(&n.id);
+        nodes.push(n);
+    }
+    let flows = inner
+        .dataflows
+        .into_iter()
+        .map(|f| Dataflow {
+            source_task_id: prefix(&f.source_task_id),
+            target_task_id: prefix(&f.target_task_id),
+            ..f
+        })
+        .collect();
+    (nodes, flows, boundary)
+}
