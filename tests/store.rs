@@ -463,7 +463,10 @@ async fn concurrency_slots(store: &dyn RunStore) {
     store.slot_release("q", "b1").await.unwrap();
     assert!(store.slot_acquire(slot("q", "b3", "B", 20)).await.unwrap());
     // A renews (until 5000); B does not: its slot expires at 1020.
-    store.slot_renew("A", 5_000).await.unwrap();
+    store
+        .slot_renew("A", &["a1".to_string()], 5_000)
+        .await
+        .unwrap();
     assert!(
         store
             .slot_acquire(slot("q", "c1", "C", 2_000))
@@ -562,6 +565,23 @@ async fn task_offers(store: &dyn RunStore) {
     let left = store.task_claim("B", &types, 1_000, 2_000).await.unwrap();
     assert_eq!(left.map(|o| o.key).as_deref(), Some("o4"));
     store.task_withdraw("r2", None).await.unwrap();
+    // The offering host takes back an offer nobody claimed yet, not a claimed one.
+    store.task_offer(offer("o5", "r1", 50)).await.unwrap();
+    assert!(store.task_take_back("o5").await.unwrap());
+    assert_eq!(
+        store.task_claim("B", &types, 1_000, 2_000).await.unwrap(),
+        None
+    );
+    store.task_offer(offer("o6", "r1", 60)).await.unwrap();
+    assert!(
+        store
+            .task_claim("B", &types, 1_000, 2_000)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(!store.task_take_back("o6").await.unwrap());
+    store.task_withdraw("r1", None).await.unwrap();
 }
 
 #[tokio::test]

@@ -11,7 +11,7 @@
 //! must not schedule runs (that is the runner) nor know how a task is
 //! implemented (that is [`crate::task`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -51,8 +51,12 @@ pub struct Dispatch {
     /// Offers made here, by key: their run, and where their result goes.
     waiting: Mutex<HashMap<String, (String, oneshot::Sender<Value>)>>,
     /// Runs that made offers from here (their offers are withdrawn at the end).
-    offering: Mutex<std::collections::HashSet<String>>,
-    collecting: std::sync::Once,
+    offering: Mutex<HashSet<String>>,
+    /// Offers claimed by this host and executing, with their stop tokens.
+    claimed: Mutex<HashMap<String, CancellationToken>>,
+    /// Tokens of the concurrency slots this host holds (renewed by the heartbeat).
+    slots_held: Arc<Mutex<HashSet<String>>>,
+    background: std::sync::Once,
 }
 
 impl std::fmt::Debug for Dispatch {
@@ -81,9 +85,28 @@ impl Dispatch {
             slots: Arc::new(Semaphore::new(slots.max(1))),
             lease,
             waiting: Mutex::new(HashMap::new()),
-            offering: Mutex::new(std::collections::HashSet::new()),
-            collecting: std::sync::Once::new(),
+            offering: Mutex::new(HashSet::new()),
+            claimed: Mutex::new(HashMap::new()),
+            slots_held: Arc::default(),
+            background: std::sync::Once::new(),
         })
+    }
+
+    /// Start (once) the loops that live as long as this dispatch: fetching
+    /// the results of offers made here, and the heartbeat.
+    fn start_background(self: &Arc<Self>) {
+        self.background.call_once(|| {
+            tokio::spawn(collect(Arc::downgrade(self)));
+            tokio::spawn(heartbeat(Arc::downgrade(self)));
+        });
+    }
+
+    /// The tokens of concurrency slots this host holds: a shared limiter adds
+    /// a slot's token when it takes it and removes it when it frees it; the
+    /// heartbeat renews the ones listed.
+    pub fn slots_held(self: &Arc<Self>) -> Arc<Mutex<HashSet<String>>> {
+        self.start_background();
+        self.slots_held.clone()
     }
 
     /// The store offers go through.
@@ -101,15 +124,10 @@ impl Dispatch {
         self.lease
     }
 
-    fn waiting(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<String, (String, oneshot::Sender<Value>)>> {
-        self.waiting.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// Execute `task` for a run of this host: here if a slot is free, else
-    /// on whichever host claims the offer first. The task's events reach
-    /// `ctx.events` either way (from another host, when its result comes).
+    /// on whichever host claims the offer first, or here after all if a slot
+    /// frees before any host claims it. The task's events reach `ctx.events`
+    /// either way (from another host, when its result comes).
     pub(crate) async fn execute(
         self: &Arc<Self>,
         task: &TaskType,
@@ -118,17 +136,29 @@ impl Dispatch {
         timeout: Duration,
         stop: &CancellationToken,
     ) -> Result<Value, TaskError> {
-        if let Ok(_slot) = self.slots.clone().try_acquire_owned() {
-            return tokio::select! {
+        let local = |slot: OwnedSemaphorePermit| async move {
+            let result = tokio::select! {
                 r = task.execute(input, ctx, timeout) => r,
                 _ = stop.cancelled() => Err(TaskError::Cancelled("the run was cancelled".into())),
             };
+            drop(slot);
+            result
+        };
+        if let Ok(slot) = self.slots.clone().try_acquire_owned() {
+            return local(slot).await;
         }
-        let key = format!("{}/{}#{}", ctx.run_id, ctx.node_id, ctx.attempt);
+        self.start_background();
+        // Unique per offer: a resumed run may repeat an attempt number.
+        let key = format!(
+            "{}/{}#{}.{}",
+            ctx.run_id,
+            ctx.node_id,
+            ctx.attempt,
+            crate::new_run_id()
+        );
+        let (tx, mut rx) = oneshot::channel();
         lock(&self.offering).insert(ctx.run_id.clone());
-        let (tx, rx) = oneshot::channel();
-        self.waiting().insert(key.clone(), (ctx.run_id.clone(), tx));
-        self.collect_results();
+        lock(&self.waiting).insert(key.clone(), (ctx.run_id.clone(), tx));
         let offer = TaskOffer {
             key: key.clone(),
             run_id: ctx.run_id.clone(),
@@ -140,30 +170,49 @@ impl Dispatch {
             offered_ms: now_ms(),
         };
         if let Err(e) = self.store.task_offer(offer).await {
-            self.waiting().remove(&key);
+            lock(&self.waiting).remove(&key);
             return Err(TaskError::Host(format!(
                 "cannot offer the task to other hosts: {e}"
             )));
         }
         tracing::debug!(%key, "task offered to other hosts");
-        tokio::select! {
-            done = rx => {
-                let done = done.map_err(|_| TaskError::Host("the task's result was lost".into()))?;
-                let done: Done = serde_json::from_value(done).map_err(|e| {
-                    TaskError::Host(format!("unreadable result from another host: {e}"))
-                })?;
-                if let Some(events) = &ctx.events {
-                    events.forward(done.events);
-                    events.log(LogLevel::Info, format!("executed on host {}", done.host));
+        // Until some host claims it, a slot freeing here takes it back.
+        let mut may_take_back = true;
+        loop {
+            tokio::select! {
+                done = &mut rx => {
+                    let done = done.map_err(|_| TaskError::Host("the task's result was lost".into()))?;
+                    let done: Done = serde_json::from_value(done).map_err(|e| {
+                        TaskError::Host(format!("unreadable result from another host: {e}"))
+                    })?;
+                    if let Some(events) = &ctx.events {
+                        events.forward(done.events);
+                        events.log(LogLevel::Info, format!("executed on host {}", done.host));
+                    }
+                    return done.result;
                 }
-                done.result
-            }
-            _ = stop.cancelled() => {
-                self.waiting().remove(&key);
-                if let Err(e) = self.store.task_withdraw(&ctx.run_id, Some(&[key])).await {
-                    tracing::warn!(error = %e, "cannot withdraw a cancelled task's offer");
+                slot = self.slots.clone().acquire_owned(), if may_take_back => {
+                    let Ok(slot) = slot else { continue };
+                    match self.store.task_take_back(&key).await {
+                        Ok(true) => {
+                            lock(&self.waiting).remove(&key);
+                            return local(slot).await;
+                        }
+                        // Claimed meanwhile: its result will come.
+                        Ok(false) => may_take_back = false,
+                        Err(e) => {
+                            tracing::warn!(%key, error = %e, "cannot take an offered task back");
+                            may_take_back = false;
+                        }
+                    }
                 }
-                Err(TaskError::Cancelled("the run was cancelled".into()))
+                _ = stop.cancelled() => {
+                    lock(&self.waiting).remove(&key);
+                    if let Err(e) = self.store.task_withdraw(&ctx.run_id, Some(&[key])).await {
+                        tracing::warn!(error = %e, "cannot withdraw a cancelled task's offer");
+                    }
+                    return Err(TaskError::Cancelled("the run was cancelled".into()));
+                }
             }
         }
     }
@@ -180,27 +229,19 @@ impl Dispatch {
         }
     }
 
-    /// Start (once) the loop that fetches results of offers made here.
-    fn collect_results(self: &Arc<Self>) {
-        let this = Arc::downgrade(self);
-        self.collecting.call_once(|| {
-            tokio::spawn(collect(this));
-        });
-    }
-
     /// Until `stop`: claim offers of task types this host has (from
     /// `registry`, read again at each claim) while a slot is free, execute
     /// them, and record their results. Then wait up to `grace` for those
-    /// executing; the rest are left to expire and be claimed again.
+    /// executing; the rest are stopped, and their claims expire to be claimed
+    /// again elsewhere.
     pub async fn serve(
         self: Arc<Self>,
         registry: impl Fn() -> Arc<Registry> + Send,
         stop: CancellationToken,
         grace: Duration,
     ) {
-        let claimed: Arc<Mutex<HashMap<String, CancellationToken>>> = Arc::default();
+        self.start_background();
         let tracker = TaskTracker::new();
-        let heartbeat = tokio::spawn(Self::heartbeat(self.clone(), claimed.clone()));
         loop {
             let slot = tokio::select! {
                 slot = self.slots.clone().acquire_owned() => match slot {
@@ -228,14 +269,8 @@ impl Dispatch {
                         .filter(|t| format!("{}@{}", t.id, t.version) == offer.task_type)
                         .cloned();
                     let token = CancellationToken::new();
-                    lock(&claimed).insert(offer.key.clone(), token.clone());
-                    tracker.spawn(self.clone().run_offer(
-                        offer,
-                        task,
-                        token,
-                        slot,
-                        claimed.clone(),
-                    ));
+                    lock(&self.claimed).insert(offer.key.clone(), token.clone());
+                    tracker.spawn(self.clone().run_offer(offer, task, token, slot));
                 }
                 Ok(None) => {
                     drop(slot);
@@ -253,33 +288,8 @@ impl Dispatch {
         }
         tracker.close();
         if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
-            for token in lock(&claimed).values() {
+            for token in lock(&self.claimed).values() {
                 token.cancel();
-            }
-        }
-        heartbeat.abort();
-    }
-
-    /// Renew the claims of tasks executing here (stopping those lost) and
-    /// the concurrency slots this host holds.
-    async fn heartbeat(self: Arc<Self>, claimed: Arc<Mutex<HashMap<String, CancellationToken>>>) {
-        loop {
-            tokio::time::sleep(self.lease / 3).await;
-            let keys: Vec<String> = lock(&claimed).keys().cloned().collect();
-            let until = now_ms() + self.lease.as_millis() as u64;
-            if let Err(e) = self.store.slot_renew(&self.host_id, until).await {
-                tracing::warn!(error = %e, "cannot renew concurrency slots");
-            }
-            match self.store.task_renew(&self.host_id, &keys, until).await {
-                Ok(lost) => {
-                    for key in lost {
-                        tracing::info!(%key, "offered task withdrawn or taken over; stopping it");
-                        if let Some(token) = lock(&claimed).get(&key) {
-                            token.cancel();
-                        }
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "cannot renew task claims"),
             }
         }
     }
@@ -291,7 +301,6 @@ impl Dispatch {
         task: Option<Arc<TaskType>>,
         token: CancellationToken,
         slot: OwnedSemaphorePermit,
-        claimed: Arc<Mutex<HashMap<String, CancellationToken>>>,
     ) {
         let events = NodeEvents::kept(&offer.node);
         let mut ctx = TaskContext::new(&offer.run_id, &offer.node);
@@ -312,7 +321,7 @@ impl Dispatch {
             }
         };
         drop(slot);
-        lock(&claimed).remove(&offer.key);
+        lock(&self.claimed).remove(&offer.key);
         if token.is_cancelled() {
             return;
         }
@@ -351,7 +360,7 @@ async fn collect(dispatch: Weak<Dispatch>) {
             return;
         };
         let (keys, abandoned) = {
-            let mut waiting = this.waiting();
+            let mut waiting = lock(&this.waiting);
             let abandoned: Vec<(String, String)> = waiting
                 .iter()
                 .filter(|(_, (_, tx))| tx.is_closed())
@@ -368,7 +377,7 @@ async fn collect(dispatch: Weak<Dispatch>) {
         if !keys.is_empty() {
             match this.store.task_results(&keys).await {
                 Ok(done) => {
-                    let mut waiting = this.waiting();
+                    let mut waiting = lock(&this.waiting);
                     for (key, result) in done {
                         if let Some((_, tx)) = waiting.remove(&key) {
                             let _ = tx.send(result);
@@ -387,6 +396,37 @@ async fn collect(dispatch: Weak<Dispatch>) {
                 RESULT_POLL
             })
             .await;
+    }
+}
+
+/// Every third of the lease: renew the claims of offers executing here
+/// (stopping those lost) and the concurrency slots this host holds.
+async fn heartbeat(dispatch: Weak<Dispatch>) {
+    loop {
+        let Some(lease) = dispatch.upgrade().map(|d| d.lease) else {
+            return;
+        };
+        tokio::time::sleep(lease / 3).await;
+        let Some(this) = dispatch.upgrade() else {
+            return;
+        };
+        let until = now_ms() + this.lease.as_millis() as u64;
+        let tokens: Vec<String> = lock(&this.slots_held).iter().cloned().collect();
+        if let Err(e) = this.store.slot_renew(&this.host_id, &tokens, until).await {
+            tracing::warn!(error = %e, "cannot renew concurrency slots");
+        }
+        let keys: Vec<String> = lock(&this.claimed).keys().cloned().collect();
+        match this.store.task_renew(&this.host_id, &keys, until).await {
+            Ok(lost) => {
+                for key in lost {
+                    tracing::info!(%key, "offered task withdrawn or taken over; stopping it");
+                    if let Some(token) = lock(&this.claimed).get(&key) {
+                        token.cancel();
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot renew task claims"),
+        }
     }
 }
 

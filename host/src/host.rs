@@ -256,6 +256,7 @@ impl HostBuilder {
             let holder = run.dispatch.as_ref().map(|d| crate::limiter::SlotHolder {
                 host: d.host_id().to_string(),
                 lease: d.lease(),
+                held: d.slots_held(),
             });
             run.queues.insert(
                 name.clone(),

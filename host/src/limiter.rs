@@ -144,6 +144,9 @@ pub struct SlotHolder {
     pub host: String,
     /// How long a slot stays held without a heartbeat.
     pub lease: Duration,
+    /// The tokens of the slots it holds, which its heartbeat renews
+    /// ([`crate::dispatch::Dispatch::slots_held`]).
+    pub held: Arc<Mutex<std::collections::HashSet<String>>>,
 }
 
 /// How long a job waits before asking again for a slot held elsewhere.
@@ -193,24 +196,23 @@ impl Limiter for SharedConcurrencyLimiter {
             // Released elsewhere without a signal here: ask again shortly.
             return Ok(Wait::For(SLOT_POLL));
         }
-        self.held
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        lock(&self.holder.held).insert(token.clone());
+        lock(&self.held)
             .entry(key.to_string())
             .or_default()
             .push(token);
         Ok(Wait::Now)
     }
     fn release(&self, key: &str) {
-        let token = self
-            .held
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get_mut(key)
-            .and_then(Vec::pop);
+        let token = lock(&self.held).get_mut(key).and_then(Vec::pop);
         if let Some(token) = token {
+            // No longer renewed: if freeing it fails, it expires.
+            lock(&self.holder.held).remove(&token);
             let (store, id) = (self.store.clone(), self.id(key));
-            tokio::spawn(async move {
+            let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+                return; // shutting down: the slot expires
+            };
+            runtime.spawn(async move {
                 if let Err(e) = store.slot_release(&id, &token).await {
                     tracing::warn!(error = %e, "cannot free a concurrency slot; it frees when its lease ends");
                 }
@@ -345,7 +347,15 @@ impl Limiter for CompositeLimiter {
     }
     async fn take(&self, key: &str) -> Result<Wait, StoreError> {
         for (i, p) in self.parts.iter().enumerate() {
-            let wait = p.take(key).await?;
+            let wait = match p.take(key).await {
+                Ok(wait) => wait,
+                Err(e) => {
+                    for earlier in &self.parts[..i] {
+                        earlier.release(key);
+                    }
+                    return Err(e);
+                }
+            };
             if wait != Wait::Now {
                 // All or none: give back what the earlier parts took (a rate
                 // start already recorded stays: it only errs on the safe side).
@@ -471,4 +481,8 @@ pub struct RateState {
     pub starts: Vec<u64>,
     /// No start before this time (0: not paused).
     pub paused_until_ms: u64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -218,6 +218,16 @@ struct State<'p> {
     events: Vec<EventKind>,
 }
 
+/// A run that stops early (a store failure, or its execution dropped when
+/// the lease was lost) gives back the queue slots its running nodes held.
+impl Drop for State<'_> {
+    fn drop(&mut self) {
+        for (queue, key) in self.held.iter_mut().filter_map(Option::take) {
+            queue.release(&key);
+        }
+    }
+}
+
 impl State<'_> {
     fn set(&mut self, i: usize, status: NodeStatus, error: Option<String>) {
         self.set_cached(i, status, error, false);

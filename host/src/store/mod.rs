@@ -343,6 +343,9 @@ pub trait RunStore: Send + Sync {
     /// The results recorded for any of `keys`; each is removed with its offer
     /// as it is returned.
     async fn task_results(&self, keys: &[String]) -> Result<Vec<(String, Value)>, StoreError>;
+    /// Take back offer `key` if no host has claimed it yet (the offering host
+    /// has a free slot again and runs the task itself): true if taken back.
+    async fn task_take_back(&self, key: &str) -> Result<bool, StoreError>;
     /// Withdraw the offers `keys` (`None`: every offer of run `run_id`),
     /// claimed or not; a host executing one notices at its next heartbeat.
     async fn task_withdraw(&self, run_id: &str, keys: Option<&[String]>) -> Result<(), StoreError>;
@@ -358,8 +361,13 @@ pub trait RunStore: Send + Sync {
     async fn slot_acquire(&self, slot: SlotRequest<'_>) -> Result<bool, StoreError>;
     /// Free the slot held under `token`.
     async fn slot_release(&self, id: &str, token: &str) -> Result<(), StoreError>;
-    /// Extend every slot `host` holds to `until_ms` (a heartbeat).
-    async fn slot_renew(&self, host: &str, until_ms: u64) -> Result<(), StoreError>;
+    /// Extend `host`'s slots held under `tokens` to `until_ms` (a heartbeat).
+    async fn slot_renew(
+        &self,
+        host: &str,
+        tokens: &[String],
+        until_ms: u64,
+    ) -> Result<(), StoreError>;
 }
 
 /// A request for one concurrency slot ([`RunStore::slot_acquire`]).

@@ -395,6 +395,7 @@ impl RunStore for PgStore {
              ), cache AS (
                INSERT INTO weft_cache (key, task_type, created_ms, size, entry)
                SELECT * FROM UNNEST($8::text[], $9::text[], $10::bigint[], $11::bigint[], $12::jsonb[])
+               WHERE EXISTS (SELECT 1 FROM weft_runs WHERE run_id = $1)
                ON CONFLICT (key) DO UPDATE SET task_type = excluded.task_type,
                  created_ms = excluded.created_ms, size = excluded.size, entry = excluded.entry
              )
@@ -427,9 +428,12 @@ impl RunStore for PgStore {
         if found == 0 {
             return Err(StoreError::UnknownRun(run_id.to_string()));
         }
+        // Done: a failure to prune only leaves the cache larger for a while.
         for put in puts {
-            if let Some(keep) = put.keep_last {
-                self.prune_cache(&put.entry.task_type, keep).await?;
+            if let Some(keep) = put.keep_last
+                && let Err(e) = self.prune_cache(&put.entry.task_type, keep).await
+            {
+                tracing::warn!(error = %e, "cannot prune the output cache");
             }
         }
         Ok(())
@@ -990,14 +994,35 @@ impl RunStore for PgStore {
         Ok(())
     }
 
-    async fn slot_renew(&self, host: &str, until_ms: u64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE weft_slots SET until_ms = $2 WHERE host = $1")
+    async fn slot_renew(
+        &self,
+        host: &str,
+        tokens: &[String],
+        until_ms: u64,
+    ) -> Result<(), StoreError> {
+        if tokens.is_empty() {
+            return Ok(());
+        }
+        sqlx::query("UPDATE weft_slots SET until_ms = $3 WHERE host = $1 AND token = ANY($2)")
             .bind(host)
+            .bind(tokens)
             .bind(until_ms as i64)
             .execute(&self.pool)
             .await
             .map_err(backend)?;
         Ok(())
+    }
+
+    async fn task_take_back(&self, key: &str) -> Result<bool, StoreError> {
+        Ok(sqlx::query(
+            "DELETE FROM weft_task_offers WHERE key = $1 AND claim_host IS NULL AND result IS NULL",
+        )
+        .bind(key)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?
+        .rows_affected()
+            == 1)
     }
 
     async fn wait_for_tasks(&self, timeout: Duration) {

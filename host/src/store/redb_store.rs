@@ -819,8 +819,17 @@ impl RunStore for RedbStore {
         self.slots.release(id, token)
     }
 
-    async fn slot_renew(&self, host: &str, until_ms: u64) -> Result<(), StoreError> {
-        self.slots.renew(host, until_ms)
+    async fn slot_renew(
+        &self,
+        host: &str,
+        tokens: &[String],
+        until_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.slots.renew(host, tokens, until_ms)
+    }
+
+    async fn task_take_back(&self, key: &str) -> Result<bool, StoreError> {
+        self.offers.take_back(key)
     }
 }
 

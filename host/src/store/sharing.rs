@@ -112,6 +112,15 @@ impl Offers {
         Ok(done)
     }
 
+    pub(super) fn take_back(&self, key: &str) -> Result<bool, StoreError> {
+        let mut rows = self.lock();
+        let unclaimed = rows.get(key).is_some_and(|r| r.claim.is_none());
+        if unclaimed {
+            rows.remove(key);
+        }
+        Ok(unclaimed)
+    }
+
     pub(super) fn withdraw(&self, run_id: &str, keys: Option<&[String]>) -> Result<(), StoreError> {
         let mut rows = self.lock();
         match keys {
@@ -160,9 +169,14 @@ impl Slots {
         Ok(())
     }
 
-    pub(super) fn renew(&self, host: &str, until_ms: u64) -> Result<(), StoreError> {
-        for (h, until) in self.lock().values_mut() {
-            if h == host {
+    pub(super) fn renew(
+        &self,
+        host: &str,
+        tokens: &[String],
+        until_ms: u64,
+    ) -> Result<(), StoreError> {
+        for ((_, token), (h, until)) in self.lock().iter_mut() {
+            if h == host && tokens.contains(token) {
                 *until = until_ms;
             }
         }
