@@ -271,3 +271,44 @@ async fn compound_nodes_are_checked_inside_and_at_their_boundary() {
     );
     assert!(msg.contains("tasks[1] (node \"d\"): only a compound node has a `graph` field; set its type to `graph`, not `math.add-one`"), "{msg}");
 }
+
+#[tokio::test]
+async fn problems_around_compound_nodes_point_at_the_graph_as_written() {
+    let two = json!({"tasks": [{"id": "p", "type": "math.add-one"}, {"id": "q", "type": "math.add-one"}],
+                     "dataflows": [flow("p", "value", "q", "value")]});
+    // `x` is the graph's second task, though three nodes come before it once
+    // `c` is expanded.
+    let msg = message(json!({"tasks": [
+        {"id": "c", "type": "graph", "defaults": {"value": 1}, "graph": two},
+        {"id": "x", "type": "math.nope"}
+    ]}))
+    .await;
+    assert!(
+        msg.contains("tasks[1] (node \"x\"): unknown task type `math.nope`"),
+        "{msg}"
+    );
+    // An input the compound node's dataflows leave missing: at its position.
+    let msg = message(json!({
+        "tasks": [
+            {"id": "src", "type": "math.add-one", "defaults": {"value": 1}},
+            {"id": "c", "type": "graph", "graph": {"tasks": [{"id": "sum", "type": "math.add"}]}}
+        ],
+        "dataflows": [flow("src", "value", "c", "a")]
+    }))
+    .await;
+    assert!(
+        msg.contains("tasks[1] (node \"c/sum\"): required input `b` of `math.add` has no default, no dataflow"),
+        "{msg}"
+    );
+    // Nesting is bounded.
+    let mut g =
+        json!({"tasks": [{"id": "leaf", "type": "math.add-one", "defaults": {"value": 1}}]});
+    for _ in 0..20 {
+        g = json!({"tasks": [{"id": "n", "type": "graph", "graph": g}]});
+    }
+    let msg = message(g).await;
+    assert!(
+        msg.contains("compound nodes nest deeper than 16 levels"),
+        "{msg}"
+    );
+}

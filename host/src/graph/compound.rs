@@ -51,17 +51,40 @@ impl Boundary {
     }
 }
 
-/// `graph` with every compound node replaced by its (expanded) subgraph, or
-/// every problem found on the way. Problems inside a subgraph are reported
-/// by its own positions, wrapped in [`ValidationError::InCompound`].
-pub(crate) fn expand(graph: &Graph, registry: &Registry) -> Result<Graph, Vec<ValidationError>> {
+/// How deep compound nodes may nest.
+pub const MAX_DEPTH: usize = 16;
+
+/// `graph` with every compound node replaced by its subgraph (recursively),
+/// validated, or every problem found. Problems are reported by the positions
+/// of the graph they are in: inside a subgraph wrapped in
+/// [`ValidationError::InCompound`], at this level by this graph's `tasks`
+/// and `dataflows` (an inner node's problem at this level by its compound
+/// node's position). Each level validates its flattened subgraph once.
+pub(crate) fn flatten(
+    graph: &Graph,
+    registry: &Registry,
+    depth: usize,
+) -> Result<Graph, Vec<ValidationError>> {
     let mut errors = Vec::new();
     let mut tasks = Vec::new();
+    // For each flat task and dataflow: where it came from in `graph`.
+    let mut task_from = Vec::new();
+    let mut flow_from = Vec::new();
     let mut inner_flows = Vec::new();
     let mut boundaries: HashMap<&str, Boundary> = HashMap::new();
     for (index, node) in graph.tasks.iter().enumerate() {
         match (&node.graph, node.task_type == COMPOUND) {
-            (None, false) => tasks.push(node.clone()),
+            (None, false) => {
+                tasks.push(node.clone());
+                task_from.push(index);
+            }
+            (Some(_), true) if depth >= MAX_DEPTH => {
+                errors.push(ValidationError::CompoundTooDeep {
+                    index,
+                    node: node.id.clone(),
+                    max: MAX_DEPTH,
+                })
+            }
             (None, true) => errors.push(ValidationError::CompoundWithoutGraph {
                 index,
                 node: node.id.clone(),
@@ -71,12 +94,7 @@ pub(crate) fn expand(graph: &Graph, registry: &Registry) -> Result<Graph, Vec<Va
                 node: node.id.clone(),
                 task_type: node.task_type.clone(),
             }),
-            // Checked on its own first, so problems inside are reported by
-            // the subgraph's own positions.
-            (Some(inner), true) => match super::Plan::new(inner, registry, "")
-                .map_err(|e| e.errors)
-                .and_then(|_| expand(inner, registry))
-            {
+            (Some(inner), true) => match flatten(inner, registry, depth + 1) {
                 Err(inner_errors) => errors.extend(inner_errors.into_iter().map(|error| {
                     ValidationError::InCompound {
                         index,
@@ -86,6 +104,7 @@ pub(crate) fn expand(graph: &Graph, registry: &Registry) -> Result<Graph, Vec<Va
                 })),
                 Ok(inner) => {
                     let (nodes, flows, boundary) = inline(node, inner, registry);
+                    task_from.extend(std::iter::repeat_n(index, nodes.len()));
                     tasks.extend(nodes);
                     inner_flows.extend(flows);
                     boundaries.insert(&node.id, boundary);
@@ -164,6 +183,7 @@ pub(crate) fn expand(graph: &Graph, registry: &Registry) -> Result<Graph, Vec<Va
         }
         for s in &sources {
             for t in &targets {
+                flow_from.push(Some(index));
                 dataflows.push(Dataflow {
                     id: flow.id.clone(),
                     source_task_id: s.clone(),
@@ -177,8 +197,146 @@ pub(crate) fn expand(graph: &Graph, registry: &Registry) -> Result<Graph, Vec<Va
     if !errors.is_empty() {
         return Err(errors);
     }
+    // Checked at their own level already: they cannot be at fault here.
+    flow_from.extend(std::iter::repeat_n(None, inner_flows.len()));
     dataflows.extend(inner_flows);
-    Ok(Graph { tasks, dataflows })
+    let flat = Graph { tasks, dataflows };
+    match super::Plan::new_flat(&flat, registry, "") {
+        Ok(_) => Ok(flat),
+        Err(e) => Err(e
+            .errors
+            .into_iter()
+            .map(|error| at_source(error, &task_from, &flow_from))
+            .collect()),
+    }
+}
+
+/// `error`, found in a flattened graph, positioned in the graph it was
+/// flattened from.
+fn at_source(
+    error: ValidationError,
+    task_from: &[usize],
+    flow_from: &[Option<usize>],
+) -> ValidationError {
+    use ValidationError as E;
+    let task = |i: usize| task_from.get(i).copied().unwrap_or(i);
+    let flow = |i: usize| flow_from.get(i).copied().flatten().unwrap_or(i);
+    match error {
+        E::EmptyId { index } => E::EmptyId { index: task(index) },
+        E::DuplicateNode { id, first, second } => E::DuplicateNode {
+            id,
+            first: task(first),
+            second: task(second),
+        },
+        E::UnknownTaskType {
+            index,
+            node,
+            task_type,
+            suggestion,
+        } => E::UnknownTaskType {
+            index: task(index),
+            node,
+            task_type,
+            suggestion,
+        },
+        E::DefaultsNotObject { index, node } => E::DefaultsNotObject {
+            index: task(index),
+            node,
+        },
+        E::UnknownDefaultPort {
+            index,
+            node,
+            port,
+            task_type,
+            known,
+        } => E::UnknownDefaultPort {
+            index: task(index),
+            node,
+            port,
+            task_type,
+            known,
+        },
+        E::DefaultTypeMismatch {
+            index,
+            node,
+            port,
+            task_type,
+            found,
+            expected,
+        } => E::DefaultTypeMismatch {
+            index: task(index),
+            node,
+            port,
+            task_type,
+            found,
+            expected,
+        },
+        E::MissingInput {
+            index,
+            node,
+            port,
+            task_type,
+            root,
+        } => E::MissingInput {
+            index: task(index),
+            node,
+            port,
+            task_type,
+            root,
+        },
+        E::UnknownNode {
+            index,
+            flow: f,
+            node,
+        } => E::UnknownNode {
+            index: flow(index),
+            flow: f,
+            node,
+        },
+        E::UnknownPort {
+            index,
+            flow: f,
+            node,
+            task_type,
+            direction,
+            port,
+            known,
+        } => E::UnknownPort {
+            index: flow(index),
+            flow: f,
+            node,
+            task_type,
+            direction,
+            port,
+            known,
+        },
+        E::SchemaMismatch {
+            index,
+            flow: f,
+            source_types,
+            target_types,
+        } => E::SchemaMismatch {
+            index: flow(index),
+            flow: f,
+            source_types,
+            target_types,
+        },
+        E::PortFedTwice {
+            index,
+            flow: f,
+            node,
+            port,
+            first,
+        } => E::PortFedTwice {
+            index: flow(index),
+            flow: f,
+            node,
+            port,
+            first: flow(first),
+        },
+        // The rest are not positioned in a flattened graph's lists.
+        other => other,
+    }
 }
 
 /// The nodes and dataflows of compound node `node`'s (already expanded)

@@ -212,6 +212,18 @@ pub enum ValidationError {
         /// The inner leaves that give it.
         leaves: Vec<String>,
     },
+    /// Compound nodes nest deeper than [`super::compound::MAX_DEPTH`].
+    #[error(
+        "tasks[{index}] (compound node \"{node}\"): compound nodes nest deeper than {max} levels"
+    )]
+    CompoundTooDeep {
+        /// Position in `tasks`.
+        index: usize,
+        /// The compound node.
+        node: String,
+        /// The deepest nesting allowed.
+        max: usize,
+    },
     /// A problem inside the subgraph of a compound node.
     #[error("tasks[{index}] (compound node \"{node}\"), in its subgraph: {error}")]
     InCompound {
@@ -339,13 +351,23 @@ impl Plan {
     /// Validate `graph` against `registry`. Returns every problem found.
     pub fn new(graph: &Graph, registry: &Registry, origin: &str) -> Result<Plan, ValidationErrors> {
         if super::compound::has_compound(graph) {
-            let flat =
-                super::compound::expand(graph, registry).map_err(|errors| ValidationErrors {
+            let flat = super::compound::flatten(graph, registry, 0).map_err(|errors| {
+                ValidationErrors {
                     origin: origin.to_string(),
                     errors,
-                })?;
-            return Self::new(&flat, registry, origin);
+                }
+            })?;
+            return Self::new_flat(&flat, registry, origin);
         }
+        Self::new_flat(graph, registry, origin)
+    }
+
+    /// Validate a graph without compound nodes.
+    pub(crate) fn new_flat(
+        graph: &Graph,
+        registry: &Registry,
+        origin: &str,
+    ) -> Result<Plan, ValidationErrors> {
         let mut errors = Vec::new();
         let mut index_of: HashMap<&str, usize> = HashMap::new();
         let mut types: Vec<Option<Arc<TaskType>>> = Vec::with_capacity(graph.tasks.len());
