@@ -30,13 +30,14 @@ start() { # N: start host N on PostgreSQL; its URL in $url
   url=$(sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' "$work/$1/out")
 }
 echo "($(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg))"
-work_load() { # the same three loads against the given hosts
+work_load() { # the same three loads against the given hosts: throughput, then latency
   local servers=() s
   for s in "$@"; do servers+=(--server "$s"); done
   local n=$#
   "$bin/weft-load" "${servers[@]}" --clients $((32 * n)) --runs 100 --chain 100
   "$bin/weft-load" "${servers[@]}" --clients $((8 * n)) --runs 100 --chain 100 --independent
-  "$bin/weft-load" "${servers[@]}" --clients $((16 * n)) --runs 1000 --chain 1
+  # Latency under a light load: 8 clients in all, whatever the hosts.
+  "$bin/weft-load" "${servers[@]}" --clients 8 --runs 1000 --chain 1
 }
 # The embedded store first, for comparison: the same loads on redb.
 mkdir -p "$work/redb"
