@@ -237,6 +237,18 @@ async fn conformance(store: Arc<dyn RunStore>) {
     assert_eq!(store.cache_clear(Some("t.a")).await.unwrap(), 2);
     assert!(store.cache_get("k2").await.unwrap().is_none());
     assert!(store.cache_get("k4").await.unwrap().is_some());
+    // Many lookups at once (a backend may coalesce them): each gets its own
+    // answer, repeated keys included.
+    let keys: Vec<String> = (0..60)
+        .map(|i| match i % 3 {
+            0 => "k4".to_string(),
+            _ => format!("absent-{i}"),
+        })
+        .collect();
+    let found = futures::future::join_all(keys.iter().map(|k| store.cache_get(k))).await;
+    for (k, f) in keys.iter().zip(found) {
+        assert_eq!(f.unwrap().is_some(), k == "k4", "{k}");
+    }
     assert_eq!(store.cache_clear(None).await.unwrap(), 1);
     assert!(store.cache_stats().await.unwrap().is_empty());
 

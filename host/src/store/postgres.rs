@@ -119,6 +119,63 @@ pub struct PgStore {
     tasks: Arc<tokio::sync::Notify>,
     /// Cache puts per task type since its last prune (see `prune_cache`).
     cache_puts: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+    /// Output-cache lookups waiting for the next query.
+    lookups: Arc<std::sync::Mutex<Lookups>>,
+}
+
+/// A cache lookup's answer.
+type Found = Result<Option<CacheEntry>, StoreError>;
+
+/// Output-cache lookups waiting to be coalesced into one query.
+#[derive(Default)]
+struct Lookups {
+    pending: Vec<(String, tokio::sync::oneshot::Sender<Found>)>,
+    /// A task is querying (and will take what is pending next).
+    running: bool,
+}
+
+/// The most keys looked up in one query.
+const LOOKUP_BATCH: usize = 512;
+
+/// Answer pending lookups, a batch per query, until none are left.
+async fn look_up(pool: PgPool, lookups: Arc<std::sync::Mutex<Lookups>>) {
+    loop {
+        let batch: Vec<_> = {
+            let mut l = lookups.lock().unwrap_or_else(|e| e.into_inner());
+            if l.pending.is_empty() {
+                l.running = false;
+                return;
+            }
+            let n = l.pending.len().min(LOOKUP_BATCH);
+            l.pending.drain(..n).collect()
+        };
+        let keys: Vec<&str> = batch.iter().map(|(k, _)| k.as_str()).collect();
+        let found = sqlx::query("SELECT key, entry FROM weft_cache WHERE key = ANY($1)")
+            .bind(&keys)
+            .fetch_all(&pool)
+            .await;
+        match found {
+            Ok(rows) => {
+                let entries: std::collections::HashMap<String, Value> = rows
+                    .into_iter()
+                    .map(|r| (r.get(0), r.get::<Json<Value>, _>(1).0))
+                    .collect();
+                for (key, tx) in batch {
+                    let entry = entries
+                        .get(&key)
+                        .map(|v| from_json(&key, v.clone()))
+                        .transpose();
+                    let _ = tx.send(entry);
+                }
+            }
+            Err(e) => {
+                let message = e.to_string();
+                for (_, tx) in batch {
+                    let _ = tx.send(Err(backend(&message)));
+                }
+            }
+        }
+    }
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -181,6 +238,7 @@ impl PgStore {
             work,
             tasks,
             cache_puts: Arc::default(),
+            lookups: Arc::default(),
         })
     }
 
@@ -505,13 +563,20 @@ impl RunStore for PgStore {
     }
 
     async fn cache_get(&self, key: &str) -> Result<Option<CacheEntry>, StoreError> {
-        let row = sqlx::query("SELECT entry FROM weft_cache WHERE key = $1")
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(backend)?;
-        row.map(|r| from_json(key, r.get::<Json<Value>, _>(0).0))
-            .transpose()
+        // Lookups made while one is in flight are coalesced into the next
+        // query (one round trip for many concurrent tasks). The queries run
+        // in a task of their own, so a caller that gives up stops nothing.
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let start = {
+            let mut lookups = self.lookups.lock().unwrap_or_else(|e| e.into_inner());
+            lookups.pending.push((key.to_string(), tx));
+            !std::mem::replace(&mut lookups.running, true)
+        };
+        if start {
+            tokio::spawn(look_up(self.pool.clone(), self.lookups.clone()));
+        }
+        rx.await
+            .map_err(|_| backend("the output-cache lookup was dropped"))?
     }
 
     async fn cache_stats(&self) -> Result<Vec<CacheStat>, StoreError> {
