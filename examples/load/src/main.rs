@@ -44,18 +44,42 @@ fn now_ms() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Submit one run of `graph` on input `value` and follow it to its end; the
+/// A run of `chain` `math.add-one` nodes, chained or independent, whose
+/// tasks all have distinct inputs from `base` on: the graph and the run's input.
+fn run_graph(chain: usize, independent: bool, base: u64) -> (Value, Value) {
+    if independent {
+        let tasks: Vec<_> = (0..chain)
+            .map(|i| json!({"id": format!("n{i}"), "type": "math.add-one", "defaults": {"value": base + i as u64}}))
+            .collect();
+        return (json!({"tasks": tasks}), json!({}));
+    }
+    let tasks: Vec<_> = (0..chain)
+        .map(|i| json!({"id": format!("n{i}"), "type": "math.add-one"}))
+        .collect();
+    let flows: Vec<_> = (1..chain)
+        .map(|i| {
+            json!({"sourceTaskId": format!("n{}", i - 1), "sourceTaskPortId": "value",
+                   "targetTaskId": format!("n{i}"), "targetTaskPortId": "value"})
+        })
+        .collect();
+    (
+        json!({"tasks": tasks, "dataflows": flows}),
+        json!({"value": base}),
+    )
+}
+
+/// Submit one run of `graph` on `input` and follow it to its end; the
 /// submit-to-first-task latency in ms.
 async fn one_run(
     http: &reqwest::Client,
     server: &str,
     graph: &Value,
-    value: u64,
+    input: Value,
 ) -> anyhow::Result<f64> {
     let sent = now_ms();
     let r = http
         .post(format!("{server}/v1/runs"))
-        .json(&json!({"graph": graph, "input": {"value": value}}))
+        .json(&json!({"graph": graph, "input": input}))
         .send()
         .await?;
     if !r.status().is_success() {
@@ -129,24 +153,14 @@ async fn main() -> anyhow::Result<()> {
         .map(|s| s.trim_end_matches('/').to_string())
         .collect();
     let chain = args.chain.max(1);
-    let tasks: Vec<_> = (0..chain)
-        .map(|i| json!({"id": format!("n{i}"), "type": "math.add-one"}))
-        .collect();
-    let flows: Vec<_> = (1..chain)
-        .filter(|_| !args.independent)
-        .map(|i| {
-            json!({"sourceTaskId": format!("n{}", i - 1), "sourceTaskPortId": "value",
-                   "targetTaskId": format!("n{i}"), "targetTaskPortId": "value"})
-        })
-        .collect();
-    let graph = json!({"tasks": tasks, "dataflows": flows});
+    let independent = args.independent;
     let http = reqwest::Client::new();
     let next = Arc::new(AtomicUsize::new(0));
     let deadline = Instant::now() + Duration::from_secs(args.max_seconds);
     let started = Instant::now();
     let clients = (0..args.clients).map(|c| {
         let server = servers[c % servers.len()].clone();
-        let (http, graph, next) = (http.clone(), graph.clone(), next.clone());
+        let (http, next) = (http.clone(), next.clone());
         tokio::spawn(async move {
             let mut latencies = Vec::new();
             loop {
@@ -154,10 +168,10 @@ async fn main() -> anyhow::Result<()> {
                 if n >= args.runs || Instant::now() >= deadline {
                     break;
                 }
-                // A distinct input per run (no step of one run computes what
-                // another's does): every task executes, none is an output-cache hit.
-                let value = (n as u64) * 1_000_000 + 1;
-                latencies.push(one_run(&http, &server, &graph, value).await?);
+                // Distinct inputs for every task of every run: every task
+                // executes, none is an output-cache hit.
+                let (graph, input) = run_graph(chain, independent, (n as u64) * 1_000_000);
+                latencies.push(one_run(&http, &server, &graph, input).await?);
             }
             anyhow::Ok(latencies)
         })

@@ -23,6 +23,8 @@ use crate::events::{Event, EventKind, RunStatus};
 
 /// How often the log is read for a run not executing in this process.
 const POLL: Duration = Duration::from_millis(200);
+/// A polling stream reads the run's status every this many polls (about 5 s).
+const STATUS_EVERY: u32 = 25;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -81,14 +83,23 @@ async fn follow(state: &AppState, id: &str, mut last: u64, tx: &mpsc::Sender<Sse
     // Subscribe before reading the log, so nothing falls between the two;
     // duplicates are dropped by sequence number.
     let mut live = state.runs.hub(id).map(|hub| hub.subscribe());
+    let mut round = 0u32;
     loop {
-        let status = match state.host.store().load_run(id).await {
-            Ok(stored) => stored.run.status,
-            Err(e) => {
-                tracing::warn!(run_id = id, error = %e, "event stream stopped");
-                return;
+        // Every run ends with a `run_finished` event, which ends the stream
+        // below; the run's status is read only now and then, as a safeguard
+        // (a polling stream reads just the new events).
+        let status = if round.is_multiple_of(STATUS_EVERY) {
+            match state.host.store().load_run(id).await {
+                Ok(stored) => stored.run.status,
+                Err(e) => {
+                    tracing::warn!(run_id = id, error = %e, "event stream stopped");
+                    return;
+                }
             }
+        } else {
+            RunStatus::Running
         };
+        round += 1;
         let logged = match state.host.store().events(id, last).await {
             Ok(events) => events,
             Err(e) => {
@@ -96,10 +107,18 @@ async fn follow(state: &AppState, id: &str, mut last: u64, tx: &mpsc::Sender<Sse
                 return;
             }
         };
+        // A re-driven run has several `run_finished` events: only the last
+        // logged one ends the stream.
+        let finished = logged
+            .last()
+            .is_some_and(|e| matches!(e.kind, EventKind::RunFinished { .. }));
         for event in logged {
             if !send(tx, &event, &mut last).await {
                 return;
             }
+        }
+        if finished {
+            return;
         }
         // The status was read before the events: everything of a run that had
         // already ended has now been sent.
