@@ -10,7 +10,7 @@ use weft::events::{Event, EventKind, NodeStatus, RunStatus};
 use weft::graph::Graph;
 use weft::store::{
     CachePut, Commit, Created, FORMAT_VERSION, MemoryStore, NodeRecord, PgStore, RedbStore,
-    RunRecord, RunSpec, RunStore, SlotRequest, StoreError, TaskOffer,
+    RunFilter, RunRecord, RunSpec, RunStore, SlotRequest, StoreError, TaskOffer,
 };
 
 fn record(id: &str, created_ms: u64) -> (RunRecord, RunSpec) {
@@ -446,6 +446,69 @@ async fn conformance(store: Arc<dyn RunStore>) {
 
     task_offers(store.as_ref()).await;
     concurrency_slots(store.as_ref()).await;
+    pages_of_runs(store.as_ref()).await;
+}
+
+/// Listing runs by page, newest first, with filters.
+async fn pages_of_runs(store: &dyn RunStore) {
+    for (id, created, owner) in [
+        ("p1", 100, Some("pager")),
+        ("p2", 101, Some("pager")),
+        ("p3", 102, Some("pager")),
+        ("p4", 103, Some("pager")),
+        ("p5", 104, Some("pager")),
+        ("p0", 150, None),
+    ] {
+        let (mut run, spec) = record(id, created);
+        run.owner = owner.map(str::to_string);
+        if id == "p4" {
+            run.graph_name = Some("saved".into());
+        }
+        store.create_run(run, spec).await.unwrap();
+    }
+    let done = Commit {
+        status: Some(RunStatus::Succeeded),
+        ..Commit::default()
+    };
+    store.commit("p2", done).await.unwrap();
+    let ids = |runs: Vec<RunRecord>| runs.into_iter().map(|r| r.run_id).collect::<Vec<_>>();
+    let pager = RunFilter {
+        owner: Some("pager".into()),
+        ..RunFilter::default()
+    };
+    let page = |filter: RunFilter, after: Option<&'static str>, limit| async move {
+        ids(store.runs_page(&filter, after, limit).await.unwrap())
+    };
+    assert_eq!(
+        page(pager.clone(), None, 10).await,
+        ["p5", "p4", "p3", "p2", "p1"]
+    );
+    assert_eq!(page(pager.clone(), None, 2).await, ["p5", "p4"]);
+    assert_eq!(page(pager.clone(), Some("p4"), 2).await, ["p3", "p2"]);
+    assert_eq!(page(pager.clone(), Some("p2"), 2).await, ["p1"]);
+    assert!(page(pager.clone(), Some("nope"), 2).await.is_empty());
+    let with_unowned = RunFilter {
+        with_unowned: true,
+        since_ms: Some(100),
+        ..pager.clone()
+    };
+    assert_eq!(page(with_unowned, None, 3).await, ["p0", "p5", "p4"]);
+    let succeeded = RunFilter {
+        status: Some(RunStatus::Succeeded),
+        ..pager.clone()
+    };
+    assert_eq!(page(succeeded, None, 10).await, ["p2"]);
+    let saved = RunFilter {
+        graph: Some("saved".into()),
+        ..pager.clone()
+    };
+    assert_eq!(page(saved, None, 10).await, ["p4"]);
+    let by_origin = RunFilter {
+        graph: Some("g.json".into()),
+        since_ms: Some(103),
+        ..pager
+    };
+    assert_eq!(page(by_origin, None, 10).await, ["p5", "p4"]);
 }
 
 /// Concurrency slots: at most `max` held per id, by all holders together;
@@ -612,7 +675,7 @@ async fn postgres_store_conforms_and_keeps_everything_across_reconnecting() {
         .unwrap();
     let err = PgStore::connect(&url, 2).await.err().unwrap().to_string();
     assert!(
-        err.contains("has format version 99; this weft reads up to version 2"),
+        err.contains("has format version 99; this weft reads up to version 3"),
         "{err}"
     );
 }
@@ -638,7 +701,7 @@ async fn redb_store_conforms_and_keeps_everything_across_reopening() {
     let loaded = store.load_run("r1").await.unwrap();
     assert_eq!(loaded.run.status, RunStatus::Succeeded);
     assert_eq!(loaded.next_seq, 4);
-    assert_eq!(store.list_runs().await.unwrap().len(), 10);
+    assert_eq!(store.list_runs().await.unwrap().len(), 16);
     assert_eq!(store.graph_list().await.unwrap().len(), 2);
 }
 

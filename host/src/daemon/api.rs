@@ -20,7 +20,7 @@ use super::AppState;
 use super::auth::{LOCAL_USER, Refusal, User};
 use crate::events::{EventHub, EventKind, RunStatus};
 use crate::graph::Graph;
-use crate::store::{RunRecord, StoreError, StoredRun, valid_graph_name};
+use crate::store::{RunFilter, RunRecord, StoreError, StoredRun, valid_graph_name};
 use crate::{HostError, Prepared, Submission};
 
 /// The OpenAPI document of this API.
@@ -386,31 +386,31 @@ async fn list_runs(
 ) -> ApiResult<Json<Value>> {
     let Query(q) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
     let limit = q.limit.unwrap_or(50).clamp(1, 1000);
-    let all = state.host.store().list_runs().await?;
-    let mut matching = all.iter().filter(|r| {
-        visible_run(r, &user)
-            && q.status.is_none_or(|s| r.status == s)
-            && q.since.is_none_or(|t| r.created_ms >= t)
-            && q.graph
-                .as_deref()
-                .is_none_or(|g| r.graph_name.as_deref() == Some(g) || r.origin == g)
-    });
-    if let Some(cursor) = &q.cursor {
-        // Runs are listed newest first; resume after the cursor.
-        for r in matching.by_ref() {
-            if r.run_id == *cursor {
-                break;
-            }
-        }
-    }
-    let page: Vec<&RunRecord> = matching.by_ref().take(limit).collect();
-    let next = if matching.next().is_some() {
+    // What `visible_run` allows: the user's runs, and for the local user
+    // also those started from the CLI.
+    let filter = RunFilter {
+        owner: Some(user.0.clone()),
+        with_unowned: user.0 == LOCAL_USER,
+        status: q.status,
+        since_ms: q.since,
+        graph: q.graph.clone(),
+    };
+    // Runs are listed newest first; a page resumes after the cursor. One
+    // more than asked says whether there is a next page.
+    let mut page = state
+        .host
+        .store()
+        .runs_page(&filter, q.cursor.as_deref(), limit + 1)
+        .await?;
+    let more = page.len() > limit;
+    page.truncate(limit);
+    let next = if more {
         page.last().map(|r| r.run_id.clone())
     } else {
         None
     };
     Ok(Json(json!({
-        "runs": page.iter().map(|r| run_summary(r)).collect::<Vec<_>>(),
+        "runs": page.iter().map(run_summary).collect::<Vec<_>>(),
         "next_cursor": next,
     })))
 }

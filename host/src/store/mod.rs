@@ -124,6 +124,39 @@ impl RunRecord {
     }
 }
 
+/// Which runs [`RunStore::runs_page`] lists. Every condition set must hold.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunFilter {
+    /// Only runs of this owner (`None`: of any owner)...
+    pub owner: Option<String>,
+    /// ...and, with `owner`, also runs without one (started from the CLI).
+    pub with_unowned: bool,
+    /// Only runs in this state.
+    pub status: Option<RunStatus>,
+    /// Only runs created at or after this time, ms since the Unix epoch.
+    pub since_ms: Option<u64>,
+    /// Only runs of this saved graph (by name) or origin (file name).
+    pub graph: Option<String>,
+}
+
+impl RunFilter {
+    /// Whether `run` matches.
+    pub fn matches(&self, run: &RunRecord) -> bool {
+        let owner_ok = match (&self.owner, &run.owner) {
+            (None, _) => true,
+            (Some(want), Some(owner)) => want == owner,
+            (Some(_), None) => self.with_unowned,
+        };
+        owner_ok
+            && self.status.is_none_or(|s| run.status == s)
+            && self.since_ms.is_none_or(|t| run.created_ms >= t)
+            && self
+                .graph
+                .as_deref()
+                .is_none_or(|g| run.graph_name.as_deref() == Some(g) || run.origin == g)
+    }
+}
+
 /// What [`RunStore::create_run`] did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Created {
@@ -236,6 +269,22 @@ pub trait RunStore: Send + Sync {
     async fn load_run(&self, run_id: &str) -> Result<StoredRun, StoreError>;
     /// All runs, newest first.
     async fn list_runs(&self) -> Result<Vec<RunRecord>, StoreError>;
+    /// Up to `limit` runs matching `filter`, newest first, after run `after`
+    /// (the last of the previous page; an unknown id gives an empty page).
+    /// Stores with an index answer without reading every run.
+    async fn runs_page(
+        &self,
+        filter: &RunFilter,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<RunRecord>, StoreError> {
+        let all = self.list_runs().await?;
+        let mut matching = all.into_iter().filter(|r| filter.matches(r));
+        if let Some(after) = after {
+            matching.by_ref().find(|r| r.run_id == after);
+        }
+        Ok(matching.take(limit).collect())
+    }
     /// Events of `run_id` with sequence number greater than `after`, in order.
     async fn events(&self, run_id: &str, after: u64) -> Result<Vec<Event>, StoreError>;
 

@@ -19,8 +19,8 @@ use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 use sqlx::types::Json;
 
 use super::{
-    CachePut, Commit, Created, NodeRecord, RunRecord, RunSpec, RunStore, SavedGraph, SlotRequest,
-    StoreError, StoredRun, TaskOffer, decode, idempotency_slot, rate_wait,
+    CachePut, Commit, Created, NodeRecord, RunFilter, RunRecord, RunSpec, RunStore, SavedGraph,
+    SlotRequest, StoreError, StoredRun, TaskOffer, decode, idempotency_slot, rate_wait,
 };
 use crate::cache::{CacheEntry, CacheStat};
 use crate::events::{Event, RunStatus, now_ms};
@@ -28,7 +28,7 @@ use crate::graph::Graph;
 use crate::limiter::RateState;
 
 /// The schema version this build creates and reads.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Each migration: (version, statements). Applied in order, once.
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -105,6 +105,13 @@ const MIGRATIONS: &[(i64, &str)] = &[
         PRIMARY KEY (id, token)
     );
     CREATE INDEX weft_slots_host ON weft_slots (host);
+    "#,
+    ),
+    (
+        3,
+        r#"
+    CREATE INDEX weft_runs_created ON weft_runs (created_ms DESC, run_id DESC);
+    CREATE INDEX weft_runs_owner ON weft_runs ((record->>'owner'), created_ms DESC, run_id DESC);
     "#,
     ),
 ];
@@ -543,6 +550,40 @@ impl RunStore for PgStore {
                 from_json(&id, record.0)
             })
             .collect()
+    }
+
+    async fn runs_page(
+        &self,
+        filter: &RunFilter,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<RunRecord>, StoreError> {
+        sqlx::query(
+            "SELECT run_id, record FROM weft_runs
+             WHERE ($1::text IS NULL OR record->>'owner' = $1 OR ($2 AND record->>'owner' IS NULL))
+               AND ($3::text IS NULL OR status = $3)
+               AND ($4::bigint IS NULL OR created_ms >= $4)
+               AND ($5::text IS NULL OR record->>'graph_name' = $5 OR record->>'origin' = $5)
+               AND ($6::text IS NULL OR (created_ms, run_id) <
+                    (SELECT created_ms, run_id FROM weft_runs WHERE run_id = $6))
+             ORDER BY created_ms DESC, run_id DESC LIMIT $7",
+        )
+        .bind(&filter.owner)
+        .bind(filter.with_unowned)
+        .bind(filter.status.map(status_name))
+        .bind(filter.since_ms.map(|t| t.min(i64::MAX as u64) as i64))
+        .bind(&filter.graph)
+        .bind(after)
+        .bind(limit.min(i64::MAX as usize) as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?
+        .into_iter()
+        .map(|r| {
+            let (id, record): (String, Json<Value>) = (r.get(0), r.get(1));
+            from_json(&id, record.0)
+        })
+        .collect()
     }
 
     async fn events(&self, run_id: &str, after: u64) -> Result<Vec<Event>, StoreError> {
