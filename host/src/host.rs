@@ -544,10 +544,9 @@ impl Host {
     pub async fn interrupted_runs(&self) -> Result<Vec<String>, HostError> {
         Ok(self
             .store
-            .list_runs()
+            .runs_page(&status_filter(RunStatus::Running), None, usize::MAX)
             .await?
             .into_iter()
-            .filter(|r| r.status == RunStatus::Running)
             .map(|r| r.run_id)
             .collect())
     }
@@ -556,10 +555,11 @@ impl Host {
     /// first, with the errors of its attempts (from the run's event log).
     pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>, HostError> {
         let mut letters = Vec::new();
-        for run in self.store.list_runs().await? {
-            if run.status != RunStatus::Failed {
-                continue;
-            }
+        let failed_runs = self
+            .store
+            .runs_page(&status_filter(RunStatus::Failed), None, usize::MAX)
+            .await?;
+        for run in failed_runs {
             let stored = self.store.load_run(&run.run_id).await?;
             let failed: Vec<&NodeRecord> = stored
                 .nodes
@@ -683,4 +683,12 @@ impl Host {
 /// A new, time-ordered run id.
 pub fn new_run_id() -> String {
     uuid::Uuid::now_v7().to_string()
+}
+
+/// Every run in state `status`.
+fn status_filter(status: RunStatus) -> crate::store::RunFilter {
+    crate::store::RunFilter {
+        status: Some(status),
+        ..crate::store::RunFilter::default()
+    }
 }
