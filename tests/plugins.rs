@@ -150,3 +150,48 @@ async fn task_sees_its_run_node_attempt_and_idempotency_key() {
         json!({"run_id": "test-run", "node_id": "ctx", "attempt": 1, "idempotency_key": "test-run/ctx"})
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sandbox_denies_the_network_unless_the_address_is_granted() {
+    // A real server on loopback that greets and closes.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut stream = stream;
+            let _ = std::io::Write::write_all(&mut stream, b"hello from the host");
+        }
+    });
+    let graph = common::graph(json!({"tasks": [
+        {"id": "call", "type": "probe.connect", "defaults": {"addr": addr.to_string()}}
+    ]}));
+
+    // No grant: refused.
+    let dir = PluginDir::new().add("probe", MISBEHAVE);
+    let host = common::host(Some(dir.path())).await;
+    let (result, _) = common::run(&host, &graph, json!({})).await;
+    let err = common::error_of(&result, "call");
+    assert!(err.contains(&format!("cannot connect to {addr}")), "{err}");
+
+    // A grant for another port: still refused.
+    let other = format!(
+        "[grants]\nnetwork = [\"127.0.0.1:{}\"]\n",
+        addr.port().wrapping_add(1)
+    );
+    let dir = PluginDir::new()
+        .add("probe", MISBEHAVE)
+        .manifest("probe", &other);
+    let host = common::host(Some(dir.path())).await;
+    let (result, _) = common::run(&host, &graph, json!({})).await;
+    assert!(common::error_of(&result, "call").contains("cannot connect"));
+
+    // Granted: it connects and reads.
+    let granted = format!("[grants]\nnetwork = [\"127.0.0.1:{}\"]\n", addr.port());
+    let dir = PluginDir::new()
+        .add("probe", MISBEHAVE)
+        .manifest("probe", &granted);
+    let host = common::host(Some(dir.path())).await;
+    let (result, _) = common::run(&host, &graph, json!({})).await;
+    assert_eq!(result.status, RunStatus::Succeeded, "{:?}", result.failures);
+    assert_eq!(result.outputs["call"]["text"], "hello from the host");
+}

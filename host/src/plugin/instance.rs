@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime::{ResourceLimiter, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use std::sync::Arc;
@@ -261,6 +262,8 @@ pub(crate) struct Sandbox<'a> {
     pub folders: &'a [crate::plugin::manifest::FolderGrant],
     pub models: Option<Arc<Models>>,
     pub granted_models: &'a [String],
+    /// Addresses it may connect or send to; empty: no network at all.
+    pub network: Arc<[crate::plugin::manifest::NetGrant]>,
 }
 
 /// A store for one instance, and the pipe collecting its stderr.
@@ -288,6 +291,27 @@ pub(crate) fn new_store(
                     grant.host.display()
                 ))
             })?;
+    }
+    if !sandbox.network.is_empty() {
+        let grants = sandbox.network.clone();
+        wasi.allow_tcp(true)
+            .allow_udp(true)
+            .allow_ip_name_lookup(true)
+            .socket_addr_check(move |addr, used| {
+                let allowed = match used {
+                    SocketAddrUse::TcpConnect | SocketAddrUse::UdpSend => {
+                        grants.iter().any(|g| g.allows(addr))
+                    }
+                    // The implicit bind of a connect or a first send: an
+                    // unspecified address and port.
+                    SocketAddrUse::TcpBind | SocketAddrUse::UdpBind => {
+                        addr.ip().is_unspecified() && addr.port() == 0
+                    }
+                    // No servers in a task.
+                    _ => false,
+                };
+                Box::pin(async move { allowed })
+            });
     }
     let mut table = ResourceTable::new();
     table.set_max_capacity(10_000);

@@ -18,6 +18,7 @@ use serde::Deserialize;
 ///
 /// [grants]
 /// env = ["LANG"]        # host environment variables the plugin may read
+/// network = ["10.0.0.5:443"]  # addresses it may connect to (`*` for any IP or port)
 ///
 /// [[grants.folders]]
 /// host = "data"         # relative to the manifest's folder
@@ -71,6 +72,49 @@ pub struct Grants {
     /// `models` import; `"*"` grants every configured model.
     #[serde(default)]
     pub models: Vec<String>,
+    /// Addresses the plugin may connect to (TCP) or send to (UDP), as
+    /// `IP:PORT`, where either part may be `*` (`"*:443"`, `"10.0.0.5:*"`;
+    /// IPv6 as `[::1]:80`). With any, it may also resolve host names. It may
+    /// never listen or accept connections.
+    #[serde(default)]
+    pub network: Vec<String>,
+}
+
+/// One parsed network grant: an address pattern.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetGrant {
+    /// The IP address, or any.
+    pub ip: Option<std::net::IpAddr>,
+    /// The port, or any.
+    pub port: Option<u16>,
+}
+
+impl NetGrant {
+    /// Parse `IP:PORT` (either part `*`; IPv6 in brackets).
+    pub fn parse(text: &str) -> Result<NetGrant, String> {
+        let (host, port) = text
+            .rsplit_once(':')
+            .ok_or_else(|| "expected IP:PORT (either may be `*`)".to_string())?;
+        let ip = match host.trim_start_matches('[').trim_end_matches(']') {
+            "*" => None,
+            ip => Some(ip.parse().map_err(|_| {
+                format!("`{host}` is not an IP address or `*` (host names are not granted; grant their addresses)")
+            })?),
+        };
+        let port = match port {
+            "*" => None,
+            p => Some(
+                p.parse()
+                    .map_err(|_| format!("`{p}` is not a port number or `*`"))?,
+            ),
+        };
+        Ok(NetGrant { ip, port })
+    }
+
+    /// Whether `addr` matches.
+    pub fn allows(&self, addr: std::net::SocketAddr) -> bool {
+        self.ip.is_none_or(|ip| ip == addr.ip()) && self.port.is_none_or(|p| p == addr.port())
+    }
 }
 
 /// A host folder visible to the plugin.
@@ -113,6 +157,16 @@ pub enum ManifestError {
         /// The folder as resolved.
         folder: PathBuf,
     },
+    /// A network grant is not `IP:PORT`.
+    #[error("manifest {path}: network grant `{grant}`: {message}")]
+    BadNetworkGrant {
+        /// The manifest file.
+        path: PathBuf,
+        /// The grant as written.
+        grant: String,
+        /// What is wrong.
+        message: String,
+    },
     /// A guest path is not absolute.
     #[error("manifest {path}: guest path `{guest}` must be absolute (start with `/`)")]
     RelativeGuestPath {
@@ -145,6 +199,13 @@ impl Manifest {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
+        for grant in &manifest.grants.network {
+            NetGrant::parse(grant).map_err(|message| ManifestError::BadNetworkGrant {
+                path: path.to_path_buf(),
+                grant: grant.clone(),
+                message,
+            })?;
+        }
         let base = path.parent().unwrap_or(Path::new("."));
         for folder in &mut manifest.grants.folders {
             if !folder.guest.starts_with('/') {
@@ -177,6 +238,28 @@ mod tests {
         let m = Manifest::for_component(&dir.path().join("p.wasm")).unwrap();
         assert_eq!(m, Manifest::default());
         assert!(m.grants.folders.is_empty() && m.grants.env.is_empty());
+    }
+
+    #[test]
+    fn network_grants_are_ip_port_patterns() {
+        let g = NetGrant::parse("127.0.0.1:8080").unwrap();
+        assert!(g.allows("127.0.0.1:8080".parse().unwrap()));
+        assert!(!g.allows("127.0.0.1:8081".parse().unwrap()));
+        assert!(!g.allows("127.0.0.2:8080".parse().unwrap()));
+        let any_ip = NetGrant::parse("*:443").unwrap();
+        assert!(any_ip.allows("10.1.2.3:443".parse().unwrap()));
+        assert!(!any_ip.allows("10.1.2.3:80".parse().unwrap()));
+        let v6 = NetGrant::parse("[::1]:*").unwrap();
+        assert!(v6.allows("[::1]:9".parse().unwrap()));
+        let path = Path::new("p.toml");
+        let err = Manifest::parse("[grants]\nnetwork = [\"example.com:443\"]\n", path).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("network grant `example.com:443`: `example.com` is not an IP address"),
+            "{err}"
+        );
+        let err = Manifest::parse("[grants]\nnetwork = [\"10.0.0.1\"]\n", path).unwrap_err();
+        assert!(err.to_string().contains("expected IP:PORT"), "{err}");
     }
 
     #[test]

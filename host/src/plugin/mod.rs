@@ -110,6 +110,7 @@ pub struct LoadedPlugin {
     max_output_bytes: usize,
     models: Option<Arc<Models>>,
     granted_models: Vec<String>,
+    network: Arc<[manifest::NetGrant]>,
 }
 
 impl LoadedPlugin {
@@ -127,6 +128,7 @@ impl LoadedPlugin {
             folders: &self.folders,
             models: self.models.clone(),
             granted_models: &self.granted_models,
+            network: self.network.clone(),
         }
     }
 
@@ -372,6 +374,13 @@ impl PluginHost {
             max_output_bytes: self.limits.max_output_bytes,
             models: self.models.clone(),
             granted_models: manifest.grants.models.clone(),
+            // Checked when the manifest was parsed.
+            network: manifest
+                .grants
+                .network
+                .iter()
+                .filter_map(|g| manifest::NetGrant::parse(g).ok())
+                .collect(),
         });
         let declared = self.describe(&plugin).await?;
         let plugin_timeout = manifest

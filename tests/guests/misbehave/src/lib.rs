@@ -89,6 +89,24 @@ fn list_dir(_: In, _: &Context) -> Result<Value, TaskError> {
 }
 
 #[derive(serde::Deserialize, schemars::JsonSchema)]
+struct Connect {
+    /// `ip:port` to connect to over TCP.
+    addr: String,
+}
+
+/// Connects to `addr` and returns what the server sends before closing.
+fn connect(input: Connect, _: &Context) -> Result<Value, TaskError> {
+    use std::io::Read;
+    let mut stream = std::net::TcpStream::connect(&input.addr)
+        .map_err(|e| TaskError::failed(format!("cannot connect to {}: {e}", input.addr)))?;
+    let mut text = String::new();
+    stream
+        .read_to_string(&mut text)
+        .map_err(|e| TaskError::failed(format!("cannot read from {}: {e}", input.addr)))?;
+    Ok(json!({ "text": text }))
+}
+
+#[derive(serde::Deserialize, schemars::JsonSchema)]
 struct ModelCalls {
     model: String,
     calls: u32,
@@ -128,6 +146,9 @@ fn tasks() -> Vec<TaskDef> {
         TaskDef::new("probe.context", echo_context).output_schema(any.clone()),
         TaskDef::new("probe.env", read_env).output_schema(any.clone()),
         TaskDef::new("probe.list-dir", list_dir).output_schema(any.clone()),
+        TaskDef::new("probe.connect", connect)
+            .output_schema(any.clone())
+            .not_cacheable(),
         TaskDef::new("probe.models", call_models)
             .output_schema(any)
             .not_cacheable(),
