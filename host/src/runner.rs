@@ -653,6 +653,11 @@ impl Runner {
                 }
                 st.attempts[i] += 1;
                 st.set(i, NodeStatus::Running, None);
+                if st.held[i].is_some() {
+                    // Stamp its start now, not after the admissions of the
+                    // nodes behind it (each a store round trip).
+                    st.record(hub, None);
+                }
                 starting.push(i);
             }
             // Changes are committed in the background, in order (group commit):
