@@ -56,6 +56,53 @@ fn minilm() -> ModelConfig {
     )
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_embedding_calls_are_batched_into_few_inferences_with_the_same_vectors() {
+    use weft::providers::Provider;
+    let config = ModelConfig {
+        sessions: Some(1),
+        ..minilm()
+    };
+    let model = weft::providers::OnnxEmbedder::load("minilm", &config).unwrap();
+    let texts: Vec<String> = (0..16)
+        .map(|i| {
+            format!(
+                "sentence number {i} about {}",
+                ["cats", "rivers", "tax law", "jazz"][i % 4]
+            )
+        })
+        .collect();
+    // One at a time: one inference each.
+    let mut alone = Vec::new();
+    for t in &texts {
+        alone.push(
+            model
+                .embed(std::slice::from_ref(t))
+                .await
+                .unwrap()
+                .remove(0),
+        );
+    }
+    assert_eq!(model.inferences(), 16);
+    // All at once, as from 16 tasks: batched while the session is busy.
+    let together =
+        futures::future::join_all(texts.iter().map(|t| model.embed(std::slice::from_ref(t)))).await;
+    let batched = model.inferences() - 16;
+    eprintln!("16 concurrent calls took {batched} inferences");
+    assert!(
+        batched < 16,
+        "16 concurrent calls took {batched} inferences"
+    );
+    for (i, (a, b)) in alone.iter().zip(together).enumerate() {
+        let b = b.unwrap().remove(0);
+        let cos: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+        assert!(
+            cos > 0.9999,
+            "text {i}: batched vector differs (cosine {cos})"
+        );
+    }
+}
+
 fn tiny_gpt2() -> ModelConfig {
     fetched();
     onnx(

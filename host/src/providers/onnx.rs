@@ -60,6 +60,7 @@ struct Pool {
     sessions: Mutex<Vec<Session>>,
     free: tokio::sync::Semaphore,
     inputs: Vec<String>,
+    size: usize,
 }
 
 impl Pool {
@@ -84,7 +85,13 @@ impl Pool {
             sessions: Mutex::new(sessions),
             free: tokio::sync::Semaphore::new(count),
             inputs,
+            size: count,
         })
+    }
+
+    /// How many sessions it keeps.
+    fn size(&self) -> usize {
+        self.size
     }
 
     /// Run `f` with a free session, on the blocking pool.
@@ -164,12 +171,33 @@ fn session_inputs(
 }
 
 /// A sentence-embedding model.
+///
+/// Calls from different tasks are batched: a call made while every session
+/// is busy waits, and the next free session embeds all waiting calls' texts
+/// in one inference (up to [`MAX_BATCH`] texts), so many small calls cost
+/// about as much as a few large ones; a call on an idle model runs at once.
 pub struct OnnxEmbedder {
     id: String,
     pool: Arc<Pool>,
     tokenizer: Arc<Tokenizer>,
     dimensions: Mutex<Option<u32>>,
+    batcher: Arc<Mutex<Batcher>>,
+    inferences: Arc<std::sync::atomic::AtomicU64>,
 }
+
+/// The most texts one batched inference takes (a single larger call still
+/// runs whole).
+pub const MAX_BATCH: usize = 64;
+
+/// Embedding calls waiting for a session, and how many workers serve them.
+#[derive(Default)]
+struct Batcher {
+    waiting: Vec<(Vec<String>, tokio::sync::oneshot::Sender<Embedded>)>,
+    workers: usize,
+}
+
+/// One call's vectors, or why there are none.
+type Embedded = Result<Vec<Vec<f32>>, ModelError>;
 
 impl OnnxEmbedder {
     /// Load model `id` as configured.
@@ -192,7 +220,65 @@ impl OnnxEmbedder {
             pool: Arc::new(Pool::load(id, &path, config.sessions.unwrap_or(2))?),
             tokenizer: Arc::new(tokenizer),
             dimensions: Mutex::new(None),
+            batcher: Arc::default(),
+            inferences: Arc::default(),
         })
+    }
+
+    /// Inferences run so far (each embeds one batch of texts).
+    pub fn inferences(&self) -> u64 {
+        self.inferences.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Serve waiting calls, a batch per inference, until none wait.
+    async fn serve(
+        id: String,
+        pool: Arc<Pool>,
+        tokenizer: Arc<Tokenizer>,
+        batcher: Arc<Mutex<Batcher>>,
+        inferences: Arc<std::sync::atomic::AtomicU64>,
+    ) {
+        loop {
+            let calls = {
+                let mut b = batcher.lock().unwrap_or_else(|e| e.into_inner());
+                if b.waiting.is_empty() {
+                    b.workers -= 1;
+                    return;
+                }
+                // The oldest calls, as many as fit (at least one).
+                let mut texts = 0;
+                let n = b
+                    .waiting
+                    .iter()
+                    .take_while(|(t, _)| {
+                        texts += t.len();
+                        texts <= MAX_BATCH
+                    })
+                    .count()
+                    .max(1);
+                b.waiting.drain(..n).collect::<Vec<_>>()
+            };
+            let sizes: Vec<usize> = calls.iter().map(|(t, _)| t.len()).collect();
+            let texts: Vec<String> = calls.iter().flat_map(|(t, _)| t.clone()).collect();
+            let (id, tokenizer) = (id.clone(), tokenizer.clone());
+            inferences.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let result = pool
+                .with(move |session, names| embed_batch(&id, session, names, &tokenizer, texts))
+                .await;
+            match result {
+                Ok(vectors) => {
+                    let mut vectors = vectors.into_iter();
+                    for ((_, tx), n) in calls.into_iter().zip(sizes) {
+                        let _ = tx.send(Ok(vectors.by_ref().take(n).collect()));
+                    }
+                }
+                Err(e) => {
+                    for (_, tx) in calls {
+                        let _ = tx.send(Err(e.clone()));
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -202,13 +288,30 @@ impl Provider for OnnxEmbedder {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
-        let tokenizer = self.tokenizer.clone();
-        let texts = texts.to_vec();
-        let id = self.id.clone();
-        let vectors = self
-            .pool
-            .with(move |session, names| embed_batch(&id, session, names, &tokenizer, texts))
-            .await?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let start_worker = {
+            let mut b = self.batcher.lock().unwrap_or_else(|e| e.into_inner());
+            b.waiting.push((texts.to_vec(), tx));
+            // One worker per session: more would only wait for a session.
+            let start = b.workers < self.pool.size();
+            if start {
+                b.workers += 1;
+            }
+            start
+        };
+        if start_worker {
+            // A task of its own: a caller that gives up stops nobody's batch.
+            tokio::spawn(Self::serve(
+                self.id.clone(),
+                self.pool.clone(),
+                self.tokenizer.clone(),
+                self.batcher.clone(),
+                self.inferences.clone(),
+            ));
+        }
+        let vectors = rx
+            .await
+            .map_err(|_| ModelError::Unavailable("the embedding was dropped".into()))??;
         if let Some(first) = vectors.first() {
             *self.dimensions.lock().unwrap_or_else(|e| e.into_inner()) = Some(first.len() as u32);
         }
