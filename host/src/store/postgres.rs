@@ -130,6 +130,39 @@ pub struct PgStore {
     lookups: Arc<std::sync::Mutex<Lookups>>,
 }
 
+/// Rate limiter `id`'s starts at or after `since_ms` and its pause.
+async fn read_rate(
+    conn: &mut sqlx::PgConnection,
+    id: &str,
+    since_ms: u64,
+) -> Result<RateState, StoreError> {
+    let starts = sqlx::query(
+        "SELECT at_ms, n FROM weft_rate_starts WHERE id = $1 AND at_ms >= $2 ORDER BY at_ms",
+    )
+    .bind(id)
+    .bind(since_ms as i64)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(backend)?
+    .into_iter()
+    .flat_map(|r| {
+        let (at, n): (i64, i32) = (r.get(0), r.get(1));
+        std::iter::repeat_n(at as u64, n as usize)
+    })
+    .collect();
+    let paused: i64 =
+        sqlx::query("SELECT coalesce(max(until_ms), 0) FROM weft_rate_pauses WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(backend)?
+            .get(0);
+    Ok(RateState {
+        starts,
+        paused_until_ms: paused as u64,
+    })
+}
+
 /// A cache lookup's answer.
 type Found = Result<Option<CacheEntry>, StoreError>;
 
@@ -343,6 +376,35 @@ impl PgStore {
             .await
             .map_err(backend)?;
         from_json(&run.run_id, row.get::<Json<Value>, _>(0).0)
+    }
+
+    /// A heartbeat: run `update` (which extends to `$3` the rows of `$2` held
+    /// by host `$1` and returns their ids); the ids of `ids` no longer held.
+    async fn renew(
+        &self,
+        update: &'static str,
+        host: &str,
+        ids: &[String],
+        until_ms: u64,
+    ) -> Result<Vec<String>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let kept: Vec<String> = sqlx::query(update)
+            .bind(host)
+            .bind(ids)
+            .bind(until_ms as i64)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?
+            .into_iter()
+            .map(|r| r.get(0))
+            .collect();
+        Ok(ids
+            .iter()
+            .filter(|id| !kept.contains(id))
+            .cloned()
+            .collect())
     }
 
     /// Keep only the newest `keep` cache entries of `task_type`. Finding the
@@ -649,31 +711,8 @@ impl RunStore for PgStore {
     }
 
     async fn rate_state(&self, id: &str, since_ms: u64) -> Result<RateState, StoreError> {
-        let starts = sqlx::query(
-            "SELECT at_ms, n FROM weft_rate_starts WHERE id = $1 AND at_ms >= $2 ORDER BY at_ms",
-        )
-        .bind(id)
-        .bind(since_ms as i64)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(backend)?
-        .into_iter()
-        .flat_map(|r| {
-            let (at, n): (i64, i32) = (r.get(0), r.get(1));
-            std::iter::repeat_n(at as u64, n as usize)
-        })
-        .collect();
-        let paused: Option<i64> =
-            sqlx::query("SELECT until_ms FROM weft_rate_pauses WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(backend)?
-                .map(|r| r.get(0));
-        Ok(RateState {
-            starts,
-            paused_until_ms: paused.unwrap_or(0) as u64,
-        })
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        read_rate(&mut conn, id, since_ms).await
     }
 
     async fn rate_acquire(
@@ -697,26 +736,8 @@ impl RunStore for PgStore {
             .execute(&mut *tx)
             .await
             .map_err(backend)?;
-        let starts: Vec<u64> =
-            sqlx::query("SELECT at_ms, n FROM weft_rate_starts WHERE id = $1 ORDER BY at_ms")
-                .bind(id)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(backend)?
-                .into_iter()
-                .flat_map(|r| {
-                    let (at, n): (i64, i32) = (r.get(0), r.get(1));
-                    std::iter::repeat_n(at as u64, n as usize)
-                })
-                .collect();
-        let paused: i64 =
-            sqlx::query("SELECT coalesce(max(until_ms), 0) FROM weft_rate_pauses WHERE id = $1")
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(backend)?
-                .get(0);
-        let wait = rate_wait(&starts, paused as u64, at_ms, window_ms, max);
+        let state = read_rate(&mut tx, id, cutoff as u64).await?;
+        let wait = rate_wait(&state.starts, state.paused_until_ms, at_ms, window_ms, max);
         if wait.is_none() {
             sqlx::query(
                 "INSERT INTO weft_rate_starts (id, at_ms, n) VALUES ($1, $2, 1)
@@ -874,23 +895,14 @@ impl RunStore for PgStore {
         runs: &[String],
         until_ms: u64,
     ) -> Result<Vec<String>, StoreError> {
-        if runs.is_empty() {
-            return Ok(Vec::new());
-        }
-        let kept: Vec<String> = sqlx::query(
+        self.renew(
             "UPDATE weft_runs SET lease_until_ms = $3
              WHERE run_id = ANY($2) AND lease_host = $1 RETURNING run_id",
+            host,
+            runs,
+            until_ms,
         )
-        .bind(host)
-        .bind(runs)
-        .bind(until_ms as i64)
-        .fetch_all(&self.pool)
         .await
-        .map_err(backend)?
-        .into_iter()
-        .map(|r| r.get(0))
-        .collect();
-        Ok(runs.iter().filter(|r| !kept.contains(r)).cloned().collect())
     }
 
     async fn release_run(&self, run_id: &str, host: &str) -> Result<(), StoreError> {
@@ -978,23 +990,14 @@ impl RunStore for PgStore {
         keys: &[String],
         until_ms: u64,
     ) -> Result<Vec<String>, StoreError> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let kept: Vec<String> = sqlx::query(
+        self.renew(
             "UPDATE weft_task_offers SET claim_until_ms = $3
              WHERE key = ANY($2) AND claim_host = $1 RETURNING key",
+            host,
+            keys,
+            until_ms,
         )
-        .bind(host)
-        .bind(keys)
-        .bind(until_ms as i64)
-        .fetch_all(&self.pool)
         .await
-        .map_err(backend)?
-        .into_iter()
-        .map(|r| r.get(0))
-        .collect();
-        Ok(keys.iter().filter(|k| !kept.contains(k)).cloned().collect())
     }
 
     async fn task_finish(&self, key: &str, host: &str, result: Value) -> Result<bool, StoreError> {

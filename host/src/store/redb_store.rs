@@ -489,24 +489,9 @@ impl RunStore for RedbStore {
     async fn rate_state(&self, id: &str, since_ms: u64) -> Result<RateState, StoreError> {
         let id = id.to_string();
         self.read(move |tx| {
-            let starts_table = tx.open_table(RATE_STARTS).map_err(backend)?;
-            let mut starts = Vec::new();
-            for item in starts_table
-                .range((id.as_str(), since_ms)..=(id.as_str(), u64::MAX))
-                .map_err(backend)?
-            {
-                let (k, n) = item.map_err(backend)?;
-                starts.extend(std::iter::repeat_n(k.value().1, n.value() as usize));
-            }
+            let starts = tx.open_table(RATE_STARTS).map_err(backend)?;
             let pauses = tx.open_table(RATE_PAUSES).map_err(backend)?;
-            let paused_until_ms = pauses
-                .get(id.as_str())
-                .map_err(backend)?
-                .map_or(0, |v| v.value());
-            Ok(RateState {
-                starts,
-                paused_until_ms,
-            })
+            read_rate(&starts, &pauses, &id, since_ms)
         })
         .await
     }
@@ -525,20 +510,9 @@ impl RunStore for RedbStore {
             starts_table
                 .retain_in((id.as_str(), 0)..(id.as_str(), cutoff), |_, _| false)
                 .map_err(backend)?;
-            let mut starts = Vec::new();
-            for item in starts_table
-                .range((id.as_str(), cutoff)..=(id.as_str(), u64::MAX))
-                .map_err(backend)?
-            {
-                let (k, n) = item.map_err(backend)?;
-                starts.extend(std::iter::repeat_n(k.value().1, n.value() as usize));
-            }
             let pauses = tx.open_table(RATE_PAUSES).map_err(backend)?;
-            let paused = pauses
-                .get(id.as_str())
-                .map_err(backend)?
-                .map_or(0, |v| v.value());
-            let wait = rate_wait(&starts, paused, at_ms, window_ms, max);
+            let state = read_rate(&starts_table, &pauses, &id, cutoff)?;
+            let wait = rate_wait(&state.starts, state.paused_until_ms, at_ms, window_ms, max);
             if wait.is_none() {
                 let n = starts_table
                     .get((id.as_str(), at_ms))
@@ -835,6 +809,28 @@ impl RunStore for RedbStore {
 
 /// Store a cached output in `tx`, then keep only the newest `keep_last` of its
 /// task type.
+/// Rate limiter `id`'s starts at or after `since_ms` and its pause.
+fn read_rate(
+    starts: &impl ReadableTable<(&'static str, u64), u32>,
+    pauses: &impl ReadableTable<&'static str, u64>,
+    id: &str,
+    since_ms: u64,
+) -> Result<RateState, StoreError> {
+    let mut times = Vec::new();
+    for item in starts
+        .range((id, since_ms)..=(id, u64::MAX))
+        .map_err(backend)?
+    {
+        let (k, n) = item.map_err(backend)?;
+        times.extend(std::iter::repeat_n(k.value().1, n.value() as usize));
+    }
+    let paused_until_ms = pauses.get(id).map_err(backend)?.map_or(0, |v| v.value());
+    Ok(RateState {
+        starts: times,
+        paused_until_ms,
+    })
+}
+
 fn put_cache(tx: &WriteTransaction, put: &CachePut) -> Result<(), StoreError> {
     let mut cache = tx.open_table(CACHE).map_err(backend)?;
     let mut index = tx.open_table(CACHE_INDEX).map_err(backend)?;
