@@ -242,6 +242,9 @@ impl Dispatch {
     ) {
         self.start_background();
         let tracker = TaskTracker::new();
+        // The task versions this host has, listed again only when the
+        // registry is swapped (a plugins reload).
+        let mut known: Option<(Arc<Registry>, Vec<String>)> = None;
         loop {
             let slot = tokio::select! {
                 slot = self.slots.clone().acquire_owned() => match slot {
@@ -250,16 +253,25 @@ impl Dispatch {
                 },
                 _ = stop.cancelled() => break,
             };
-            let registry = registry();
-            let types: Vec<String> = registry
-                .task_types()
-                .map(|t| format!("{}@{}", t.id, t.version))
-                .collect();
+            let current = registry();
+            if !known
+                .as_ref()
+                .is_some_and(|(r, _)| Arc::ptr_eq(r, &current))
+            {
+                let types = current
+                    .task_types()
+                    .map(|t| format!("{}@{}", t.id, t.version))
+                    .collect();
+                known = Some((current, types));
+            }
+            let Some((registry, types)) = &known else {
+                continue;
+            };
             let now = now_ms();
             let until = now + self.lease.as_millis() as u64;
             match self
                 .store
-                .task_claim(&self.host_id, &types, now, until)
+                .task_claim(&self.host_id, types, now, until)
                 .await
             {
                 Ok(Some(offer)) => {

@@ -29,21 +29,39 @@ fn fan(n: usize, ms: u64) -> Value {
     json!({"tasks": tasks, "dataflows": flows})
 }
 
+/// A fresh database and a data folder for each of three hosts, sharing one
+/// plugins folder.
+struct Cluster {
+    url: String,
+    dirs: Vec<tempfile::TempDir>,
+    plugins: std::path::PathBuf,
+}
+
+impl Cluster {
+    async fn new() -> Cluster {
+        let url = weft_tests::fresh_postgres().await;
+        let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+        let plugins = dirs[0].path().join("plugins");
+        std::fs::create_dir_all(&plugins).unwrap();
+        Cluster { url, dirs, plugins }
+    }
+
+    /// Start host `i` (`api` or `worker`) with `config` as its weft.toml.
+    fn start(&self, i: usize, config: &str, role: &str) -> Daemon {
+        Daemon::start_with(
+            self.dirs[i].path(),
+            &self.plugins,
+            config,
+            &["--database-url", &self.url, "--role", role],
+        )
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_survives_the_kill_of_the_host_executing_it() {
-    let url = weft_tests::fresh_postgres().await;
-    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let plugins = dirs[0].path().join("plugins");
-    std::fs::create_dir_all(&plugins).unwrap();
+    let cluster = Cluster::new().await;
     let config = "[server]\nlease_ms = 1500\n";
-    let start = |i: usize, role: &str| {
-        Daemon::start_with(
-            dirs[i].path(),
-            &plugins,
-            config,
-            &["--database-url", &url, "--role", role],
-        )
-    };
+    let start = |i: usize, role: &str| cluster.start(i, config, role);
     let mut a = start(0, "api");
     let b = start(1, "api");
     let _worker = start(2, "worker");
@@ -116,6 +134,22 @@ async fn a_run_survives_the_kill_of_the_host_executing_it() {
     }
 }
 
+/// Submit `fan(n, ms)` to each host at once; each run's events once it
+/// succeeded.
+async fn fan_on_each(hosts: &[Daemon], n: usize, ms: u64) -> Vec<Vec<Value>> {
+    let mut ids = Vec::new();
+    for h in hosts {
+        ids.push(h.submit(fan(n, ms), json!({})).await);
+    }
+    let mut all = Vec::new();
+    for (h, id) in hosts.iter().zip(&ids) {
+        let events = h.events(id, None, 100_000).await;
+        assert_eq!(events.last().unwrap()["status"], "succeeded");
+        all.push(events);
+    }
+    all
+}
+
 /// The hosts that executed offered tasks, from the run's log.
 fn executing_hosts(events: &[Value]) -> HashMap<String, usize> {
     let mut hosts = HashMap::new();
@@ -132,21 +166,11 @@ fn executing_hosts(events: &[Value]) -> HashMap<String, usize> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_busy_hosts_tasks_spread_to_the_others_and_survive_one_dying() {
-    let url = weft_tests::fresh_postgres().await;
-    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let plugins = dirs[0].path().join("plugins");
-    std::fs::create_dir_all(&plugins).unwrap();
+    let cluster = Cluster::new().await;
     // 4 task slots per host, but a run may have 64 tasks at once: what does
     // not fit on its host is offered to the others.
     let config = "[server]\nlease_ms = 1500\nparallelism = 64\ntask_slots = 4\n";
-    let start = |i: usize, role: &str| {
-        Daemon::start_with(
-            dirs[i].path(),
-            &plugins,
-            config,
-            &["--database-url", &url, "--role", role],
-        )
-    };
+    let start = |i: usize, role: &str| cluster.start(i, config, role);
     let a = start(0, "api");
     let b = start(1, "api");
     let mut worker = start(2, "worker");
@@ -204,24 +228,13 @@ async fn a_busy_hosts_tasks_spread_to_the_others_and_survive_one_dying() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rate_limit_holds_across_three_hosts_together() {
-    let url = weft_tests::fresh_postgres().await;
-    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let plugins = dirs[0].path().join("plugins");
-    std::fs::create_dir_all(&plugins).unwrap();
+    let cluster = Cluster::new().await;
     // 4 starts of `util.delay` per second, all hosts together.
     let config = "[queues.slow]\nrate = { max = 4, per_ms = 1000 }\ntasks = [\"util.delay\"]\n";
-    let hosts: Vec<Daemon> = (0..3)
-        .map(|i| Daemon::start_with(dirs[i].path(), &plugins, config, &["--database-url", &url]))
-        .collect();
+    let hosts: Vec<Daemon> = (0..3).map(|i| cluster.start(i, config, "api")).collect();
     // Each host runs one run of 6 independent delays: 18 starts.
-    let mut ids = Vec::new();
-    for h in &hosts {
-        ids.push(h.submit(fan(6, 1), json!({})).await);
-    }
     let mut starts = Vec::new();
-    for (h, id) in hosts.iter().zip(&ids) {
-        let events = h.events(id, None, 100_000).await;
-        assert_eq!(events.last().unwrap()["status"], "succeeded");
+    for events in fan_on_each(&hosts, 6, 1).await {
         starts.extend(
             events
                 .iter()
@@ -254,24 +267,13 @@ async fn a_rate_limit_holds_across_three_hosts_together() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_concurrency_limit_holds_across_three_hosts_together() {
-    let url = weft_tests::fresh_postgres().await;
-    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let plugins = dirs[0].path().join("plugins");
-    std::fs::create_dir_all(&plugins).unwrap();
+    let cluster = Cluster::new().await;
     // At most 2 `util.delay` tasks running at once, all hosts together.
     let config = "[queues.two]\nconcurrency = 2\ntasks = [\"util.delay\"]\n";
-    let hosts: Vec<Daemon> = (0..3)
-        .map(|i| Daemon::start_with(dirs[i].path(), &plugins, config, &["--database-url", &url]))
-        .collect();
+    let hosts: Vec<Daemon> = (0..3).map(|i| cluster.start(i, config, "api")).collect();
     // Each host runs one run of 4 independent 300 ms delays: 12 in all.
-    let mut ids = Vec::new();
-    for h in &hosts {
-        ids.push(h.submit(fan(4, 300), json!({})).await);
-    }
     let mut spans = Vec::new();
-    for (h, id) in hosts.iter().zip(&ids) {
-        let events = h.events(id, None, 100_000).await;
-        assert_eq!(events.last().unwrap()["status"], "succeeded");
+    for events in fan_on_each(&hosts, 4, 300).await {
         let mut started = HashMap::new();
         for e in events
             .iter()

@@ -59,12 +59,13 @@ pub const MAX_DEPTH: usize = 16;
 /// of the graph they are in: inside a subgraph wrapped in
 /// [`ValidationError::InCompound`], at this level by this graph's `tasks`
 /// and `dataflows` (an inner node's problem at this level by its compound
-/// node's position). Each level validates its flattened subgraph once.
+/// node's position). Each level validates its flattened subgraph once; the
+/// plan of that validation comes back with the flat graph.
 pub(crate) fn flatten(
     graph: &Graph,
     registry: &Registry,
     depth: usize,
-) -> Result<Graph, Vec<ValidationError>> {
+) -> Result<(Graph, super::Plan), Vec<ValidationError>> {
     let mut errors = Vec::new();
     let mut tasks = Vec::new();
     // For each flat task and dataflow: where it came from in `graph`.
@@ -94,7 +95,7 @@ pub(crate) fn flatten(
                 node: node.id.clone(),
                 task_type: node.task_type.clone(),
             }),
-            (Some(inner), true) => match flatten(inner, registry, depth + 1) {
+            (Some(inner), true) => match flatten(inner, registry, depth + 1).map(|(g, _)| g) {
                 Err(inner_errors) => errors.extend(inner_errors.into_iter().map(|error| {
                     ValidationError::InCompound {
                         index,
@@ -202,7 +203,7 @@ pub(crate) fn flatten(
     dataflows.extend(inner_flows);
     let flat = Graph { tasks, dataflows };
     match super::Plan::new_flat(&flat, registry, "") {
-        Ok(_) => Ok(flat),
+        Ok(plan) => Ok((flat, plan)),
         Err(e) => Err(e
             .errors
             .into_iter()

@@ -351,13 +351,16 @@ impl Plan {
     /// Validate `graph` against `registry`. Returns every problem found.
     pub fn new(graph: &Graph, registry: &Registry, origin: &str) -> Result<Plan, ValidationErrors> {
         if super::compound::has_compound(graph) {
-            let flat = super::compound::flatten(graph, registry, 0).map_err(|errors| {
+            let (_, plan) = super::compound::flatten(graph, registry, 0).map_err(|errors| {
                 ValidationErrors {
                     origin: origin.to_string(),
                     errors,
                 }
             })?;
-            return Self::new_flat(&flat, registry, origin);
+            return Ok(Plan {
+                origin: origin.to_string(),
+                ..plan
+            });
         }
         Self::new_flat(graph, registry, origin)
     }
