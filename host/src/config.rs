@@ -89,6 +89,14 @@ pub struct ServerConfig {
     /// host's runs that finds no free slot is offered to every host (default:
     /// 8 per core).
     pub task_slots: Option<usize>,
+    /// Host names the daemon is reached by, besides IP addresses and
+    /// `localhost` (e.g. `["weft.internal"]`). Requests addressed to any
+    /// other name are refused: that defeats DNS rebinding.
+    pub allowed_hosts: Vec<String>,
+    /// Origins (`https://console.example`) of web pages allowed to call the
+    /// API; CORS is answered for these only. The daemon's own origin is
+    /// always allowed; every other page's requests are refused.
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -103,6 +111,8 @@ impl Default for ServerConfig {
             max_runs: 256,
             lease_ms: 10_000,
             task_slots: None,
+            allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -130,6 +140,20 @@ pub struct QuotaConfig {
     pub global_submissions: Option<RateConfig>,
     /// Runs a user may have running at once.
     pub concurrent_runs: Option<usize>,
+}
+
+/// `https://console.example[:port]`: what a browser sends as `Origin`.
+fn check_origin(origin: &str) -> Result<(), &'static str> {
+    let rest = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+        .ok_or("an origin starts with `http://` or `https://`")?;
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-.:[]".contains(c);
+    if rest.is_empty() || !rest.chars().all(plain) {
+        return Err("an origin is a scheme, a host and an optional port, with no path");
+    }
+    Ok(())
 }
 
 /// A configuration file that cannot be used.
@@ -160,6 +184,16 @@ pub enum ConfigError {
         user: String,
         /// What is wrong.
         problem: String,
+    },
+    /// An entry of `[server] allowed_origins` is not an origin.
+    #[error("configuration {path}: allowed origin `{origin}`: {problem}")]
+    Origin {
+        /// The file.
+        path: PathBuf,
+        /// The entry.
+        origin: String,
+        /// What is wrong.
+        problem: &'static str,
     },
     /// A task type is routed to two queues.
     #[error(
@@ -199,6 +233,13 @@ impl Config {
                 model.model = base.join(&model.model).display().to_string();
                 model.tokenizer = model.tokenizer.as_ref().map(|t| base.join(t));
             }
+        }
+        for origin in &config.server.allowed_origins {
+            check_origin(origin).map_err(|problem| ConfigError::Origin {
+                path: path.to_path_buf(),
+                origin: origin.clone(),
+                problem,
+            })?;
         }
         let mut routed: BTreeMap<&str, &str> = BTreeMap::new();
         for (queue, q) in &config.queues {
@@ -302,6 +343,16 @@ mod tests {
         let c = Config::load(&path).unwrap();
         assert_eq!(c.queues["api"].concurrency, Some(2));
         assert_eq!(c.queues["api"].rate.unwrap().max, 5);
+
+        std::fs::write(&path, "[server]\nallowed_origins = [\"console.example\"]\n").unwrap();
+        let err = Config::load(&path).unwrap_err().to_string();
+        assert!(err.contains("allowed origin `console.example`"), "{err}");
+        std::fs::write(
+            &path,
+            "[server]\nallowed_origins = [\"https://a.example/x\"]\n",
+        )
+        .unwrap();
+        assert!(Config::load(&path).is_err());
 
         std::fs::write(&path, "[queues.api]\nconcurency = 2\n").unwrap();
         let err = Config::load(&path).unwrap_err().to_string();

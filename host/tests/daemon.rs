@@ -370,6 +370,124 @@ user = "bob"
 token = "bob-secret-token-00002"
 "#;
 
+/// What a web page open in the operator's browser could send to the loopback
+/// daemon: a form post, a fetch from its own origin, a DNS-rebound name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_pages_cannot_drive_the_loopback_daemon() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(
+        dir.path(),
+        &empty_plugins(dir.path()),
+        "[server]\nallowed_origins = [\"https://console.example\"]\nallowed_hosts = [\"weft.internal\"]\n",
+    );
+    let body = json!({"graph": add_two(), "input": {"value": 1}}).to_string();
+    let port = d.url.rsplit(':').next().unwrap().to_string();
+    let post = |content_type: &str, extra: &[(&str, String)]| {
+        let mut r = d
+            .req(reqwest::Method::POST, "/v1/runs")
+            .header("content-type", content_type)
+            .body(body.clone());
+        for (k, v) in extra {
+            r = r.header(*k, v);
+        }
+        r.send()
+    };
+    let error = |r: reqwest::Response| async move {
+        let status = r.status();
+        let e: Value = r.json().await.unwrap();
+        (status, e["error"].as_str().unwrap_or_default().to_string())
+    };
+
+    // A form or `text/plain` post, the requests a page sends without asking.
+    for form in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+    ] {
+        let (s, e) = error(post(form, &[]).await.unwrap()).await;
+        assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{form}: {e}");
+        assert!(e.contains("application/json"), "{e}");
+    }
+    // A JSON post from a foreign page (after a preflight it would not get).
+    let evil = [("origin", "https://evil.example".to_string())];
+    let (s, e) = error(post("application/json", &evil).await.unwrap()).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert!(e.contains("`https://evil.example`"), "{e}");
+    let r = d
+        .req(reqwest::Method::OPTIONS, "/v1/runs")
+        .header("origin", "https://evil.example")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+    // Without Origin but marked cross-site by the browser.
+    let marked = [("sec-fetch-site", "cross-site".to_string())];
+    let (s, _) = error(post("application/json", &marked).await.unwrap()).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    // A rebound name: every route refuses it, the event stream included.
+    let rebound = format!("evil.example:{port}");
+    for path in ["/v1/runs", "/v1/runs/x/events", "/metrics", "/healthz"] {
+        let r = d
+            .req(reqwest::Method::GET, path)
+            .header("host", &rebound)
+            .send()
+            .await
+            .unwrap();
+        let (s, e) = error(r).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{path}");
+        assert!(e.contains(&format!("host `{rebound}`")), "{e}");
+    }
+    // None of that started a run.
+    let (_, runs) = d.get("/v1/runs").await;
+    assert_eq!(runs["runs"], json!([]), "{runs}");
+
+    // What keeps working: the daemon's own origin, a configured origin
+    // (with CORS answers), a configured host name, and clients with no Origin.
+    let own = [("origin", d.url.clone())];
+    assert_eq!(
+        post("application/json", &own).await.unwrap().status(),
+        StatusCode::CREATED
+    );
+    let console = [("origin", "https://console.example".to_string())];
+    let r = post("application/json", &console).await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "https://console.example"
+    );
+    let r = d
+        .req(reqwest::Method::OPTIONS, "/v1/runs")
+        .header("origin", "https://console.example")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "https://console.example"
+    );
+    let named = [("host", format!("weft.internal:{port}"))];
+    assert_eq!(
+        post("application/json; charset=utf-8", &named)
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::CREATED
+    );
+    let (s, e) = d
+        .post(
+            "/v1/runs",
+            json!({"graph": add_two(), "input": {"value": 1}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{e}");
+    let (_, runs) = d.get("/v1/runs").await;
+    assert_eq!(runs["runs"].as_array().unwrap().len(), 4, "{runs}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_see_and_cancel_only_their_own_runs() {
     let dir = tempfile::tempdir().unwrap();

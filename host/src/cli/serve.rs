@@ -108,6 +108,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         host_id: host_id.clone(),
         lease: Duration::from_millis(server.lease_ms),
         max_runs: server.max_runs,
+        allowed_hosts: server.allowed_hosts.clone(),
+        allowed_origins: server.allowed_origins.clone(),
     };
     if args.role == Role::Worker {
         println!(

@@ -18,6 +18,7 @@ use serde_json::{Map, Value, json};
 
 use super::AppState;
 use super::auth::{LOCAL_USER, Refusal, User};
+use super::cross_site::CrossSite;
 use crate::events::{EventHub, EventKind, RunStatus};
 use crate::graph::Graph;
 use crate::store::{RunFilter, RunRecord, StoreError, StoredRun, valid_graph_name};
@@ -48,6 +49,11 @@ impl ApiError {
     pub(crate) fn header(mut self, name: HeaderName, value: impl Into<String>) -> Self {
         self.headers.push((name, value.into()));
         self
+    }
+
+    /// The answer's status.
+    pub(crate) fn status(&self) -> StatusCode {
+        self.status
     }
 
     fn detail(mut self, key: &str, value: Value) -> Self {
@@ -123,7 +129,7 @@ impl From<HostError> for ApiError {
 
 type ApiResult<T> = Result<T, ApiError>;
 
-pub(crate) fn router(state: AppState, max_body_bytes: usize) -> Router {
+pub(crate) fn router(state: AppState, max_body_bytes: usize, cross_site: CrossSite) -> Router {
     let v1 = Router::new()
         .route("/runs", post(submit).get(list_runs))
         .route("/runs/{id}", get(get_run))
@@ -142,13 +148,22 @@ pub(crate) fn router(state: AppState, max_body_bytes: usize) -> Router {
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .layer(DefaultBodyLimit::max(max_body_bytes));
-    Router::new()
+    let mut app = Router::new()
         .nest("/v1", v1)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .fallback(not_found)
-        .with_state(state)
+        .with_state(state);
+    // Outermost: a foreign page is refused before anything else looks at
+    // its request; CORS answers only the origins the operator listed.
+    if let Some(cors) = cross_site.cors() {
+        app = app.layer(cors);
+    }
+    app.layer(middleware::from_fn_with_state(
+        std::sync::Arc::new(cross_site),
+        super::cross_site::guard,
+    ))
 }
 
 async fn authenticate(

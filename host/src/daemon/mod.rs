@@ -20,6 +20,7 @@
 
 mod api;
 mod auth;
+mod cross_site;
 mod metrics;
 mod reload;
 mod runs;
@@ -57,6 +58,12 @@ pub struct DaemonOptions {
     pub lease: Duration,
     /// The most runs executing in this process at once.
     pub max_runs: usize,
+    /// Host names (besides IP addresses and `localhost`) that requests may
+    /// be addressed to.
+    pub allowed_hosts: Vec<String>,
+    /// Origins of web pages that may call the API (CORS); the daemon's own
+    /// origin always may.
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for DaemonOptions {
@@ -71,6 +78,8 @@ impl Default for DaemonOptions {
             host_id: "local".into(),
             lease: Duration::from_millis(server.lease_ms),
             max_runs: server.max_runs,
+            allowed_hosts: server.allowed_hosts,
+            allowed_origins: server.allowed_origins,
         }
     }
 }
@@ -228,7 +237,9 @@ impl Daemon {
         reload::watch(state.host.clone(), state.shutdown.clone())?;
         let sharing = share(&state, &options);
         state.ready.store(true, Ordering::Release);
-        let app = api::router(state.clone(), options.max_body_bytes);
+        let cross_site =
+            cross_site::CrossSite::new(&options.allowed_hosts, &options.allowed_origins);
+        let app = api::router(state.clone(), options.max_body_bytes, cross_site);
         let stop = state.shutdown.clone();
         axum::serve(
             listener,
