@@ -10,7 +10,8 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
-//! use weft::{Host, daemon::{Daemon, DaemonOptions}};
+//! use weft::Host;
+//! use weft_daemon::{Daemon, DaemonOptions};
 //! let host = Arc::new(Host::builder().build().await?);
 //! let daemon = Daemon::bind(host, DaemonOptions::default()).await?;
 //! println!("listening on http://{}", daemon.local_addr());
@@ -34,8 +35,8 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::Host;
-use crate::config::QuotaConfig;
+use weft::Host;
+use weft::config::QuotaConfig;
 
 /// How the daemon listens and whom it serves.
 #[derive(Debug, Clone)]
@@ -68,7 +69,7 @@ pub struct DaemonOptions {
 
 impl Default for DaemonOptions {
     fn default() -> Self {
-        let server = crate::config::ServerConfig::default();
+        let server = weft::config::ServerConfig::default();
         DaemonOptions {
             listen: server.listen,
             tokens: Vec::new(),

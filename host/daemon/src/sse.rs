@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use super::AppState;
 use super::api::ApiError;
 use super::auth::User;
-use crate::events::{Event, EventKind, RunStatus};
+use weft::events::{Event, EventKind, RunStatus};
 
 /// How often the log is read for a run not executing in this process.
 const POLL: Duration = Duration::from_millis(200);

@@ -12,8 +12,8 @@ use clap::Args;
 
 use weft::Host;
 use weft::config::Config;
-use weft::daemon::{Daemon, DaemonOptions};
 use weft::store::{PgStore, RedbStore, RunStore};
+use weft_daemon::{Daemon, DaemonOptions};
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -117,7 +117,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             plugins.display(),
             host.registry().task_types().count()
         );
-        let stopped = weft::daemon::run_worker(host, options, shutdown_signal()).await?;
+        let stopped = weft_daemon::run_worker(host, options, shutdown_signal()).await?;
         println!("stopped; {} runs left to other hosts", stopped.left_running);
         return Ok(ExitCode::SUCCESS);
     }

@@ -11,7 +11,7 @@ const WIT: &str = include_str!("../../../wit/weft.wit");
 const RUST_SDK: &str = include_str!("../../../sdk/rust/src/lib.rs");
 const PYTHON_SDK: &str = include_str!("../../../sdk/python/weft_sdk/__init__.py");
 const JS_SDK: &str = include_str!("../../../sdk/js/weft-sdk.js");
-const README: &str = include_str!("../../templates/README.md");
+const README: &str = include_str!("../templates/README.md");
 
 /// A plugin project's language.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,12 +62,9 @@ pub fn new(name: &str, lang: Lang, dir: Option<PathBuf>) -> anyhow::Result<ExitC
         Lang::Rust => {
             files.push((
                 "Cargo.toml",
-                fill(include_str!("../../templates/rust/Cargo.toml")),
+                fill(include_str!("../templates/rust/Cargo.toml")),
             ));
-            files.push((
-                "src/lib.rs",
-                fill(include_str!("../../templates/rust/lib.rs")),
-            ));
+            files.push(("src/lib.rs", fill(include_str!("../templates/rust/lib.rs"))));
             files.push((
                 "weft-sdk/src/lib.rs",
                 RUST_SDK.replace("\"../../wit\"", "\"../wit\""),
@@ -81,25 +78,19 @@ pub fn new(name: &str, lang: Lang, dir: Option<PathBuf>) -> anyhow::Result<ExitC
             ));
         }
         Lang::Python => {
-            files.push((
-                "app.py",
-                fill(include_str!("../../templates/python/app.py")),
-            ));
+            files.push(("app.py", fill(include_str!("../templates/python/app.py"))));
             files.push((
                 "test_app.py",
-                fill(include_str!("../../templates/python/test_app.py")),
+                fill(include_str!("../templates/python/test_app.py")),
             ));
             files.push(("weft_sdk/__init__.py", PYTHON_SDK.to_string()));
         }
         Lang::Js => {
-            files.push(("app.js", fill(include_str!("../../templates/js/app.js"))));
-            files.push((
-                "test.mjs",
-                fill(include_str!("../../templates/js/test.mjs")),
-            ));
+            files.push(("app.js", fill(include_str!("../templates/js/app.js"))));
+            files.push(("test.mjs", fill(include_str!("../templates/js/test.mjs"))));
             files.push((
                 "package.json",
-                fill(include_str!("../../templates/js/package.json")),
+                fill(include_str!("../templates/js/package.json")),
             ));
             files.push(("weft-sdk.js", JS_SDK.to_string()));
         }

@@ -15,7 +15,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use tokio::sync::mpsc;
 
-use crate::events::{Event, EventKind, NodeStatus, RunStatus};
+use weft::events::{Event, EventKind, NodeStatus, RunStatus};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Status {

@@ -19,10 +19,10 @@ use serde_json::{Map, Value, json};
 use super::AppState;
 use super::auth::{LOCAL_USER, Refusal, User};
 use super::cross_site::CrossSite;
-use crate::events::{EventHub, EventKind, RunStatus};
-use crate::graph::Graph;
-use crate::store::{RunFilter, RunRecord, StoreError, StoredRun, valid_graph_name};
-use crate::{HostError, Prepared, Submission};
+use weft::events::{EventHub, EventKind, RunStatus};
+use weft::graph::Graph;
+use weft::store::{RunFilter, RunRecord, StoreError, StoredRun, valid_graph_name};
+use weft::{HostError, Prepared, Submission};
 
 /// The OpenAPI document of this API.
 const OPENAPI: &str = include_str!("openapi.json");

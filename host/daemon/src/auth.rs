@@ -12,10 +12,10 @@ use axum::http::{HeaderMap, StatusCode, header};
 use sha2::{Digest, Sha256};
 
 use super::api::ApiError;
-use crate::config::QuotaConfig;
-use crate::events::now_ms;
-use crate::limiter::RateConfig;
-use crate::store::RunStore;
+use weft::config::QuotaConfig;
+use weft::events::now_ms;
+use weft::limiter::RateConfig;
+use weft::store::RunStore;
 
 /// The user of a request (set by the auth layer).
 #[derive(Debug, Clone)]
@@ -97,7 +97,7 @@ impl Quotas {
     }
 
     /// The most runs a user may have running at once: checked by the store
-    /// as it records the run ([`crate::Submission::max_running`]).
+    /// as it records the run ([`weft::Submission::max_running`]).
     pub(crate) fn concurrent_runs(&self) -> Option<usize> {
         self.config.concurrent_runs
     }

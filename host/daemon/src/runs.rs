@@ -15,8 +15,8 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use super::metrics::Metrics;
-use crate::events::{EventHub, RunStatus, now_ms};
-use crate::{Host, PreparedRun};
+use weft::events::{EventHub, RunStatus, now_ms};
+use weft::{Host, PreparedRun};
 
 /// How this process shares runs with other hosts on the same store.
 #[derive(Debug, Clone)]
@@ -77,8 +77,8 @@ impl Runs {
 
     /// The lease to create a new run with, when this host has room for it
     /// (otherwise the run is left for another host to claim).
-    pub(crate) fn lease_for_new(&self) -> Option<crate::store::Lease> {
-        (self.len() < self.inner.leasing.max_runs).then(|| crate::store::Lease {
+    pub(crate) fn lease_for_new(&self) -> Option<weft::store::Lease> {
+        (self.len() < self.inner.leasing.max_runs).then(|| weft::store::Lease {
             host: self.inner.leasing.host_id.clone(),
             until_ms: self.until(),
         })

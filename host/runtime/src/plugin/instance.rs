@@ -17,7 +17,7 @@ use crate::providers::{self, ModelError, Models};
 use crate::task::TaskError;
 
 wasmtime::component::bindgen!({
-    path: "../wit",
+    path: "../../wit",
     world: "plugin",
     imports: { "weft:plugin/models": async },
     exports: { default: async },

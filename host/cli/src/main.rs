@@ -1,5 +1,7 @@
-//! Subcommands of `weft`. Each reads its arguments, calls the library and prints;
-//! none holds logic the daemon or an embedder would need.
+//! The `weft` command line: subcommands, each reading its arguments, calling
+//! the runtime (`weft`) or the daemon (`weft-daemon`) and printing. None holds
+//! logic the daemon or an embedder would need. Errors become `anyhow` here, at
+//! the binary's edge.
 
 mod client;
 mod models;
@@ -434,7 +436,7 @@ pub fn init_tracing(verbose: u8, format: LogFormat) -> Telemetry {
 }
 
 /// Run the parsed command; the exit code says how it went.
-pub async fn main(cli: Cli) -> anyhow::Result<ExitCode> {
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Tasks { host, json } => {
             let host = host.host(None).await?;
@@ -985,4 +987,37 @@ fn print_plugins(host: &Host, json_out: bool) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+fn main() -> ExitCode {
+    let args = Cli::parse();
+    let telemetry = init_tracing(args.verbose, args.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let outcome = runtime.block_on(run(args));
+    drop(telemetry);
+    match outcome {
+        Ok(code) => code,
+        // `weft tasks | head`: the reader went away; that is not an error.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

@@ -1,5 +1,5 @@
 //! Hot reload: watches the plugins folder and, once changes settle, has the
-//! host scan it again ([`crate::Host::reload_plugins`]). Adding, replacing or
+//! host scan it again ([`weft::Host::reload_plugins`]). Adding, replacing or
 //! removing a `.wasm` (or its `.toml` manifest) takes effect without a
 //! restart; runs already executing keep the task types they started with.
 
@@ -10,7 +10,7 @@ use std::time::Duration;
 use notify::{EventKind, RecursiveMode, Watcher};
 use tokio_util::sync::CancellationToken;
 
-use crate::Host;
+use weft::Host;
 
 /// How long the folder must be quiet before it is scanned: a file being
 /// copied in produces a burst of events.

@@ -15,7 +15,6 @@
 //! - [`schema`]: reading the JSON Schemas plugins declare;
 //! - [`providers`]: models (local ONNX, HTTP APIs) served to plugins;
 //! - [`data`]: file and SQL tasks over folders and databases the configuration grants;
-//! - [`daemon`]: the HTTP service (`weft serve`).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -34,7 +33,6 @@
 
 pub mod cache;
 pub mod config;
-pub mod daemon;
 pub mod data;
 pub mod dispatch;
 pub mod events;
