@@ -23,7 +23,8 @@ use tokio_util::sync::CancellationToken;
 use weft::cache::CachePolicy;
 use weft::events::{EventKind, RunStatus};
 use weft::graph::Graph;
-use weft::store::{MemoryStore, RedbStore, RunStore};
+use weft::setup::{Overrides, Setup};
+use weft::store::RunStore;
 use weft::task::TaskType;
 use weft::{Host, PreparedRun};
 
@@ -88,8 +89,6 @@ enum Command {
         /// The most tasks running at once (default: 8 per core).
         #[arg(long)]
         parallelism: Option<usize>,
-        #[command(flatten)]
-        data: DataArgs,
         /// Keep the run in memory only (no resume after a crash).
         #[arg(long)]
         ephemeral: bool,
@@ -110,8 +109,6 @@ enum Command {
         action: Option<DeadLetterAction>,
         #[command(flatten)]
         host: HostArgs,
-        #[command(flatten)]
-        data: DataArgs,
         /// Print JSON.
         #[arg(long, global = true)]
         json: bool,
@@ -121,12 +118,12 @@ enum Command {
         #[command(subcommand)]
         action: CacheAction,
         #[command(flatten)]
-        data: DataArgs,
+        host: HostArgs,
     },
     /// List the runs in the data directory, newest first.
     Runs {
         #[command(flatten)]
-        data: DataArgs,
+        host: HostArgs,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -142,8 +139,6 @@ enum Command {
         all: bool,
         #[command(flatten)]
         host: HostArgs,
-        #[command(flatten)]
-        data: DataArgs,
         /// Print one JSON object per run (as `weft run --json`).
         #[arg(long)]
         json: bool,
@@ -154,7 +149,7 @@ enum Command {
         /// The run.
         run_id: String,
         #[command(flatten)]
-        data: DataArgs,
+        host: HostArgs,
         /// Ask this daemon instead of reading the data directory.
         #[arg(long, env = "WEFT_SERVER")]
         server: Option<String>,
@@ -222,7 +217,7 @@ enum Command {
         /// The run.
         run_id: String,
         #[command(flatten)]
-        data: DataArgs,
+        host: HostArgs,
         /// Only events after this sequence number.
         #[arg(long, default_value_t = 0)]
         after: u64,
@@ -260,89 +255,82 @@ enum CacheAction {
     },
 }
 
+/// Where a command finds its configuration, plugins and runs: flags and
+/// environment on top of `weft.toml` (see [`weft::setup`], shared with
+/// `weft serve`, so every command reads the store the daemon writes).
 #[derive(Args, Debug)]
-struct DataArgs {
-    /// Where runs are kept (a redb file inside). Default `./.weft`.
-    #[arg(long, global = true, env = "WEFT_DATA_DIR", default_value = ".weft")]
-    data_dir: PathBuf,
-    /// Keep runs in this PostgreSQL database instead (`postgres://…`).
+pub struct HostArgs {
+    /// Folder of plugin components (`*.wasm`, each with an optional `.toml`
+    /// manifest). Default: `[server] plugins` (`./plugins`) when it exists.
+    #[arg(long, global = true, env = "WEFT_PLUGINS_DIR")]
+    plugins: Option<PathBuf>,
+    /// Configuration file (store, queues, models; see docs/configuration.md).
+    /// Default: `./weft.toml` when it exists.
+    #[arg(long, global = true, env = "WEFT_CONFIG")]
+    config: Option<PathBuf>,
+    /// Where runs are kept (a redb file inside). Default: `[server] data_dir`
+    /// (`./.weft`).
+    #[arg(long, global = true, env = "WEFT_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Keep runs in this PostgreSQL database (`postgres://…`). Default:
+    /// `store` in the configuration.
     #[arg(long, global = true, env = "WEFT_DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
 }
 
-impl DataArgs {
-    async fn store(&self) -> anyhow::Result<Arc<dyn RunStore>> {
-        Ok(match &self.database_url {
-            Some(url) => Arc::new(weft::store::PgStore::connect(url, 4).await?),
-            None => Arc::new(RedbStore::open(&self.data_dir.join("weft.redb"))?),
-        })
-    }
+/// The configuration file given, else `./weft.toml` when it exists.
+fn load_config(path: Option<&Path>) -> anyhow::Result<(weft::config::Config, Option<PathBuf>)> {
+    let path = path.map(Path::to_path_buf).or_else(|| {
+        let default = PathBuf::from("weft.toml");
+        default.is_file().then_some(default)
+    });
+    let config = match &path {
+        Some(path) => weft::config::Config::load(path)?,
+        None => weft::config::Config::default(),
+    };
+    Ok((config, path))
 }
 
-#[derive(Args, Debug)]
-pub struct HostArgs {
-    /// Folder of plugin components (`*.wasm`, each with an optional `.toml`
-    /// manifest). Default: `./plugins` when it exists.
-    #[arg(long, global = true, env = "WEFT_PLUGINS_DIR")]
-    plugins: Option<PathBuf>,
-    /// Configuration file (queues, limiters, models; see docs/configuration.md).
-    /// Default: `./weft.toml` when it exists.
-    #[arg(long, global = true, env = "WEFT_CONFIG")]
-    config: Option<PathBuf>,
-}
-
-/// Where models' files live: `$WEFT_MODELS_DIR`, else `models` in the data
-/// directory from `$WEFT_DATA_DIR`, else `./.weft/models`.
-pub fn models_dir() -> PathBuf {
-    std::env::var_os("WEFT_MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            std::env::var_os("WEFT_DATA_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from(".weft"))
-                .join("models")
-        })
+/// `$WEFT_MODELS_DIR`, when set: where models' files live (else `models` in
+/// the data directory).
+fn models_dir_override() -> Option<PathBuf> {
+    std::env::var_os("WEFT_MODELS_DIR").map(PathBuf::from)
 }
 
 impl HostArgs {
-    /// The configuration: the file given (or `./weft.toml`), plus the models
-    /// that ship with Weft when their files are present.
-    fn config(&self) -> anyhow::Result<weft::config::Config> {
-        let path = self.config.clone().or_else(|| {
-            let default = PathBuf::from("weft.toml");
-            default.is_file().then_some(default)
-        });
-        let mut config = match path {
-            Some(path) => weft::config::Config::load(&path)?,
-            None => weft::config::Config::default(),
+    /// The configuration with these flags on top (`ephemeral`: runs in memory).
+    fn setup(&self, ephemeral: bool) -> anyhow::Result<Setup> {
+        let (config, _) = load_config(self.config.as_deref())?;
+        let overrides = Overrides {
+            data_dir: self.data_dir.clone(),
+            database_url: self.database_url.clone(),
+            ephemeral,
+            plugins: self.plugins.clone(),
+            models_dir: models_dir_override(),
         };
-        config.add_default_models(&models_dir());
-        Ok(config)
+        Ok(Setup::new(config, overrides))
     }
 
+    /// The store runs are kept in.
+    async fn store(&self) -> anyhow::Result<Arc<dyn RunStore>> {
+        Ok(self.setup(false)?.open_store().await?)
+    }
+
+    /// A host on an in-memory store (for commands that run nothing durable).
     async fn host(&self, parallelism: Option<usize>) -> anyhow::Result<Host> {
-        self.host_with(parallelism, None, None).await
+        let store: Arc<dyn RunStore> = Arc::new(weft::store::MemoryStore::new());
+        self.host_with(parallelism, store, None).await
     }
 
     async fn host_with(
         &self,
         parallelism: Option<usize>,
-        store: Option<Arc<dyn RunStore>>,
+        store: Arc<dyn RunStore>,
         cache: Option<CachePolicy>,
     ) -> anyhow::Result<Host> {
-        let mut builder = self.config()?.apply(Host::builder());
+        let mut builder = self.setup(false)?.host_builder(store);
         if let Some(policy) = cache {
             builder = builder.cache(policy);
-        }
-        if let Some(store) = store {
-            builder = builder.store(store);
-        }
-        let dir = self.plugins.clone().or_else(|| {
-            let default = PathBuf::from("plugins");
-            default.is_dir().then_some(default)
-        });
-        if let Some(dir) = dir {
-            builder = builder.plugins_dir(dir);
         }
         if let Some(p) = parallelism {
             builder = builder.parallelism(p);
@@ -459,7 +447,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             json,
             all_outputs,
             parallelism,
-            data,
             ephemeral,
             no_cache,
             cache_max_age_s,
@@ -471,14 +458,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 keep_last: cache_keep_last.or(defaults.keep_last),
                 max_age: cache_max_age_s.map(std::time::Duration::from_secs),
             };
-            let store: Arc<dyn RunStore> = if ephemeral {
-                Arc::new(MemoryStore::new())
-            } else {
-                data.store().await?
-            };
-            let host = host
-                .host_with(parallelism, Some(store), Some(policy))
-                .await?;
+            let store = host.setup(ephemeral)?.open_store().await?;
+            let host = host.host_with(parallelism, store, Some(policy)).await?;
             let input = read_input(&input)?;
             let graph_file = Graph::from_file(&graph)?;
             let prepared = host
@@ -486,16 +467,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .await?;
             execute(&host, &prepared, json, all_outputs).await
         }
-        Command::Runs { data, json } => list_runs(&*data.store().await?, json).await,
-        Command::DeadLetters {
-            action,
-            host,
-            data,
-            json,
-        } => {
-            let host = host
-                .host_with(None, Some(data.store().await?), None)
-                .await?;
+        Command::Runs { host, json } => list_runs(&*host.store().await?, json).await,
+        Command::DeadLetters { action, host, json } => {
+            let host = host.host_with(None, host.store().await?, None).await?;
             match action {
                 None => {
                     let letters = host.dead_letters().await?;
@@ -530,8 +504,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        Command::Cache { action, data } => {
-            let store = data.store().await?;
+        Command::Cache { action, host } => {
+            let store = host.store().await?;
             match action {
                 CacheAction::Stats { json } => {
                     let stats = store.cache_stats().await?;
@@ -566,12 +540,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             run_id,
             all,
             host,
-            data,
             json,
         } => {
-            let host = host
-                .host_with(None, Some(data.store().await?), None)
-                .await?;
+            let host = host.host_with(None, host.store().await?, None).await?;
             let ids = if all {
                 host.interrupted_runs().await?
             } else {
@@ -612,9 +583,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ..
         } => client::status(&client::ServerArgs { server, token }, &run_id, json).await,
         Command::Status {
-            run_id, data, json, ..
+            run_id, host, json, ..
         } => {
-            let stored = data.store().await?.load_run(&run_id).await?;
+            let stored = host.store().await?.load_run(&run_id).await?;
             let nodes: serde_json::Map<String, Value> = stored
                 .nodes
                 .iter()
@@ -657,11 +628,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Events {
             run_id,
-            data,
+            host,
             after,
             json,
         } => {
-            let store = data.store().await?;
+            let store = host.store().await?;
             store.load_run(&run_id).await?;
             for e in store.events(&run_id, after).await? {
                 if json {

@@ -61,7 +61,8 @@ pub async fn main(
     host: &HostArgs,
     json_out: bool,
 ) -> anyhow::Result<ExitCode> {
-    let config = host.config()?;
+    let setup = host.setup(false)?;
+    let config = setup.config();
     match action {
         None => {
             let list: Vec<_> = config
@@ -102,7 +103,7 @@ pub async fn main(
             if model.files.is_empty() {
                 bail!("model `{id}` lists no `files` to download");
             }
-            let dir = super::models_dir().join(&id);
+            let dir = setup.models_dir().join(&id);
             for file in &model.files {
                 pull(file, &dir).await?;
             }

@@ -10,9 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 
-use weft::Host;
-use weft::config::Config;
-use weft::store::{PgStore, RedbStore, RunStore};
+use weft::setup::{Overrides, Setup};
 use weft_daemon::{Daemon, DaemonOptions};
 
 #[derive(Args, Debug)]
@@ -48,52 +46,39 @@ pub enum Role {
 }
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let config_path = args.config.clone().or_else(|| {
-        let default = PathBuf::from("weft.toml");
-        default.is_file().then_some(default)
-    });
-    let mut config = match &config_path {
-        Some(path) => Config::load(path)?,
-        None => Config::default(),
-    };
+    let (config, config_path) = super::load_config(args.config.as_deref())?;
     let tokens = match &config_path {
         Some(path) => config.resolve_tokens(path)?,
         None => Vec::new(),
     };
-    config.add_default_models(&super::models_dir());
-    let server = &config.server;
-    let data_dir = args.data_dir.unwrap_or_else(|| server.data_dir.clone());
-    let plugins = args.plugins.unwrap_or_else(|| server.plugins.clone());
+    // The daemon watches its plugins folder, so it always has one.
+    let plugins = args
+        .plugins
+        .clone()
+        .unwrap_or_else(|| config.server.plugins.clone());
     std::fs::create_dir_all(&plugins)
         .with_context(|| format!("cannot create plugins folder {}", plugins.display()))?;
-    let database = args.database_url.clone().or_else(|| config.store.clone());
-    let (store, where_): (Arc<dyn RunStore>, String) = match &database {
-        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            let pool = server.max_runs.clamp(4, 32) as u32;
-            (
-                Arc::new(PgStore::connect(url, pool).await?),
-                "PostgreSQL".into(),
-            )
-        }
-        Some(other) => anyhow::bail!("store `{other}` is not a postgres:// URL"),
-        None => {
-            let path = data_dir.join("weft.redb");
-            let shown = path.display().to_string();
-            (Arc::new(RedbStore::open(&path)?), shown)
-        }
+    let overrides = Overrides {
+        data_dir: args.data_dir.clone(),
+        database_url: args.database_url.clone(),
+        ephemeral: false,
+        plugins: Some(plugins.clone()),
+        models_dir: super::models_dir_override(),
     };
+    let setup = Setup::new(config, overrides);
+    let server = &setup.config().server;
+    let location = setup.store_location()?;
+    let store = setup.open_store().await?;
+    let where_ = location.to_string();
     // With a shared store every process needs its own lease identity; the
     // embedded store is only ever used by this one.
-    let host_id = if database.is_some() {
+    let host_id = if location.is_shared() {
         format!("{}-{}", hostname(), weft::new_run_id())
     } else {
         "local".to_string()
     };
-    let mut builder = config.apply(Host::builder().store(store).plugins_dir(&plugins));
-    if let Some(p) = server.parallelism {
-        builder = builder.parallelism(p);
-    }
-    if database.is_some() {
+    let mut builder = setup.host_builder(store);
+    if location.is_shared() {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let slots = server.task_slots.unwrap_or(cores * 8);
         builder = builder.share_tasks(&host_id, slots, Duration::from_millis(server.lease_ms));
@@ -102,7 +87,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let options = DaemonOptions {
         listen: args.listen.unwrap_or(server.listen),
         tokens,
-        quotas: config.quotas.clone(),
+        quotas: setup.config().quotas.clone(),
         max_body_bytes: server.max_body_bytes,
         shutdown_grace: Duration::from_secs(server.shutdown_grace_s),
         host_id: host_id.clone(),

@@ -859,6 +859,101 @@ fn client(d: &Daemon, args: &[&str]) -> std::process::Output {
         .expect("weft runs")
 }
 
+/// `weft` with only `--config`, as an operator runs it beside a daemon.
+fn configured(config: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .env_remove("WEFT_DATA_DIR")
+        .env_remove("WEFT_DATABASE_URL")
+        .env_remove("WEFT_SERVER")
+        .output()
+        .expect("weft runs")
+}
+
+/// The daemon and every command read the store `weft.toml` names: a run
+/// written by `weft serve` is what `weft runs` and `weft status` show.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_command_reads_the_store_the_configuration_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let config = format!(
+        "[server]\ndata_dir = {:?}\nplugins = {:?}\n",
+        state.display().to_string(),
+        empty_plugins(dir.path()).display().to_string()
+    );
+    let config_path = dir.path().join("weft.toml");
+    let mut d = Daemon::start_configured(dir.path(), &config);
+    assert!(
+        d.first
+            .contains(&state.join("weft.redb").display().to_string()),
+        "{}",
+        d.first
+    );
+    let id = d.submit(add_two(), json!({"value": 5})).await;
+    assert_eq!(d.finished(&id).await["status"], "succeeded");
+
+    // The embedded store belongs to the daemon while it runs: said plainly.
+    let out = configured(&config_path, &["runs"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is in use by another weft process"), "{err}");
+    assert!(err.contains("--server"), "{err}");
+
+    d.signal("-TERM");
+    assert!(d.wait(Duration::from_secs(30)).success());
+    let out = configured(&config_path, &["runs", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let runs: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(runs[0]["run_id"], id.as_str(), "{runs}");
+    let out = configured(&config_path, &["status", &id, "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["status"], "succeeded", "{status}");
+    assert_eq!(status["nodes"]["b"]["output"]["value"], 7, "{status}");
+}
+
+/// With PostgreSQL named in `weft.toml`, commands read it while the daemon
+/// runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_read_the_configured_postgres_store_beside_the_daemon() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = weft_tests::fresh_postgres().await;
+    let config = format!(
+        "store = {url:?}\n[server]\nplugins = {:?}\n",
+        empty_plugins(dir.path()).display().to_string()
+    );
+    let config_path = dir.path().join("weft.toml");
+    let d = Daemon::start_configured(dir.path(), &config);
+    assert!(d.first.contains("store PostgreSQL"), "{}", d.first);
+    let id = d.submit(add_two(), json!({"value": 1})).await;
+    assert_eq!(d.finished(&id).await["status"], "succeeded");
+    let out = configured(&config_path, &["status", &id, "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["nodes"]["b"]["output"]["value"], 3, "{status}");
+    let out = configured(&config_path, &["events", &id]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("run succeeded"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_submits_follows_and_cancels_runs_on_a_daemon() {
     let dir = tempfile::tempdir().unwrap();

@@ -15,6 +15,8 @@
 //! - [`schema`]: reading the JSON Schemas plugins declare;
 //! - [`providers`]: models (local ONNX, HTTP APIs) served to plugins;
 //! - [`data`]: file and SQL tasks over folders and databases the configuration grants;
+//! - [`config`] and [`setup`]: `weft.toml`, and the one place that turns it
+//!   (with a caller's overrides) into a store and a host.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -43,6 +45,7 @@ pub mod plugin;
 pub mod providers;
 pub mod runner;
 pub mod schema;
+pub mod setup;
 pub mod store;
 pub mod task;
 

@@ -46,6 +46,20 @@ impl Daemon {
     /// As [`Daemon::start`], with more `weft serve` arguments; its config
     /// file and log are named after the first free `weft-N.toml` in `dir`.
     pub fn start_with(dir: &Path, plugins: &Path, config: &str, extra: &[&str]) -> Daemon {
+        let data = dir.join("data");
+        let mut args = vec!["--data-dir", data.to_str().unwrap()];
+        args.extend(["--plugins", plugins.to_str().unwrap()]);
+        args.extend(extra);
+        Self::launch(dir, config, &args)
+    }
+
+    /// A daemon given only `--config` (its weft.toml, `config`): where it
+    /// keeps runs and plugins is the configuration's to say.
+    pub fn start_configured(dir: &Path, config: &str) -> Daemon {
+        Self::launch(dir, config, &[])
+    }
+
+    fn launch(dir: &Path, config: &str, args: &[&str]) -> Daemon {
         let config_path = dir.join("weft.toml");
         std::fs::write(&config_path, config).unwrap();
         let log = std::fs::OpenOptions::new()
@@ -55,13 +69,12 @@ impl Daemon {
             .unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_weft"))
             .args(["serve", "--listen", "127.0.0.1:0"])
-            .arg("--data-dir")
-            .arg(dir.join("data"))
-            .arg("--plugins")
-            .arg(plugins)
             .arg("--config")
             .arg(&config_path)
-            .args(extra)
+            .args(args)
+            .env_remove("WEFT_DATA_DIR")
+            .env_remove("WEFT_PLUGINS_DIR")
+            .env_remove("WEFT_DATABASE_URL")
             .env("WEFT_CACHE_DIR", weft_tests::cache_dir())
             .env("WEFT_LOG", "info")
             .stdout(Stdio::piped())

@@ -31,10 +31,22 @@ pub const FORMAT_VERSION: u64 = 1;
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StoreError {
     /// The backend failed (I/O, corruption, a lost connection).
     #[error("store error: {0}")]
     Backend(String),
+    /// The embedded store is held by another process (one process per data
+    /// directory).
+    #[error(
+        "{path} is in use by another weft process (a running `weft serve`?): one process \
+         per data directory. Ask the daemon (`--server URL`), stop it, or use another \
+         --data-dir (or --ephemeral)"
+    )]
+    InUse {
+        /// The store file.
+        path: String,
+    },
     /// The file was written by a newer Weft.
     #[error(
         "{path} has format version {found}; this weft reads up to version {supported}: upgrade weft"

@@ -78,11 +78,9 @@ impl RedbStore {
             Self::create_atomically(path)?;
         }
         let db = Database::create(path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => backend(format!(
-                "{} is in use by another weft process (one process per data directory: \
-                 use another --data-dir, or --ephemeral)",
-                path.display()
-            )),
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse {
+                path: path.display().to_string(),
+            },
             e => backend(format!("cannot open {}: {e}", path.display())),
         })?;
         Self::init(db, path)
