@@ -12,8 +12,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use sha2::{Digest, Sha256};
 
 use super::api::ApiError;
+use weft::clock::now_ms;
 use weft::config::QuotaConfig;
-use weft::events::now_ms;
 use weft::limiter::RateConfig;
 use weft::store::RunStore;
 

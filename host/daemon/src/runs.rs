@@ -15,7 +15,8 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use super::metrics::Metrics;
-use weft::events::{EventHub, RunStatus, now_ms};
+use weft::clock::now_ms;
+use weft::events::{EventHub, RunStatus};
 use weft::{Host, PreparedRun};
 
 /// How this process shares runs with other hosts on the same store.

@@ -21,7 +21,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::events::{EventKind, LogLevel, NodeEvents, now_ms};
+use crate::clock::now_ms;
+use crate::events::{EventKind, LogLevel, NodeEvents};
 use crate::store::{RunStore, TaskOffer};
 use crate::task::{Registry, TaskContext, TaskError, TaskType};
 

@@ -1,183 +1,18 @@
-//! Events: what happens during a run, as a numbered stream per run.
-//!
-//! Owns the [`Event`] type and the in-process fan-out ([`EventHub`]) that the
-//! runner and the plugin host's `log`/`progress` imports emit into, and that the
-//! progress display (and later the durable log and the daemon's SSE) consume.
-//! It must not know how events are shown or stored.
+//! The event hub: a run's write path. Numbers the run's events, commits them
+//! to the run's store together with the state changes they describe (group
+//! commit), and only then publishes them to subscribers (the progress
+//! display, the daemon's SSE, metrics). The event types themselves are
+//! [`weft_core::event`]'s, re-exported here.
 
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
+pub use weft_core::event::*;
+
 use crate::store::{CachePut, Commit, NodeRecord, RunStore, StoreError};
-
-/// The state of a node in a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NodeStatus {
-    /// Waiting for its inputs.
-    Pending,
-    /// Its task is executing.
-    Running,
-    /// Its last attempt failed with a passing error; the next attempt is
-    /// scheduled (the time is stored, so it survives a restart).
-    Retrying,
-    /// Finished with an output.
-    Completed,
-    /// Finished with an error.
-    Failed,
-    /// Will not run because a node it depends on failed or was skipped.
-    Skipped,
-    /// Stopped (or never started) because the run was cancelled.
-    Cancelled,
-}
-
-impl NodeStatus {
-    /// True for the states a node never leaves.
-    pub fn is_final(self) -> bool {
-        !matches!(
-            self,
-            NodeStatus::Pending | NodeStatus::Running | NodeStatus::Retrying
-        )
-    }
-}
-
-/// The state of a whole run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RunStatus {
-    /// Not finished.
-    Running,
-    /// Every node completed.
-    Succeeded,
-    /// At least one node failed.
-    Failed,
-    /// The run was cancelled.
-    Cancelled,
-}
-
-/// The state of a dataflow (an edge) in a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DataflowStatus {
-    /// Its source has not finished.
-    Pending,
-    /// Its value was delivered to the target's input.
-    Completed,
-    /// Its source failed or was skipped: no value will flow.
-    Skipped,
-}
-
-/// Severity of a task's log line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LogLevel {
-    /// Very detailed.
-    Trace,
-    /// Detailed.
-    Debug,
-    /// Normal.
-    Info,
-    /// Something looks wrong.
-    Warn,
-    /// Something failed.
-    Error,
-}
-
-impl std::fmt::Display for LogLevel {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            LogLevel::Trace => "trace",
-            LogLevel::Debug => "debug",
-            LogLevel::Info => "info",
-            LogLevel::Warn => "warn",
-            LogLevel::Error => "error",
-        })
-    }
-}
-
-/// What happened.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum EventKind {
-    /// The run started (or resumed).
-    RunStarted {
-        /// How many nodes the graph has.
-        nodes: usize,
-        /// True when the run continues after an interruption.
-        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-        resumed: bool,
-    },
-    /// The run ended.
-    RunFinished {
-        /// How it ended.
-        status: RunStatus,
-    },
-    /// A node changed state.
-    Node {
-        /// The node's id.
-        node: String,
-        /// Its new state.
-        status: NodeStatus,
-        /// The error, for `failed`, `skipped` and `cancelled`.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        error: Option<String>,
-        /// For `completed`: whether the output came from the cache.
-        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-        cached: bool,
-    },
-    /// A dataflow changed state.
-    Dataflow {
-        /// The dataflow's index in the graph's `dataflows`.
-        index: usize,
-        /// Its new state.
-        status: DataflowStatus,
-    },
-    /// A task reported progress.
-    Progress {
-        /// The node's id.
-        node: String,
-        /// In [0, 1].
-        fraction: f32,
-        /// Optional message.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        message: Option<String>,
-    },
-    /// A task wrote a log line.
-    Log {
-        /// The node's id.
-        node: String,
-        /// Severity.
-        level: LogLevel,
-        /// The line.
-        message: String,
-    },
-}
-
-/// One numbered event of a run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Event {
-    /// The run it belongs to.
-    pub run_id: String,
-    /// 1, 2, 3, ... per run, without gaps.
-    pub seq: u64,
-    /// Wall-clock time, milliseconds since the Unix epoch.
-    pub time_ms: u64,
-    /// What happened.
-    #[serde(flatten)]
-    pub kind: EventKind,
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+use weft_core::clock::now_ms;
 
 /// A run's event log: numbers events, makes them durable in the run's store
 /// together with the state changes they describe, and only then hands them to
@@ -401,88 +236,16 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Emits the events of one node of a run: what a task's `log` and `progress`
-/// imports write to.
-#[derive(Clone)]
-pub struct NodeEvents {
-    sink: Sink,
-    node: String,
-}
-
-#[derive(Clone)]
-enum Sink {
-    /// The run's hub, on the host executing the run.
-    Hub(EventHub),
-    /// Kept to be sent along with the result (a task executed for another
-    /// host, which records them in the run's log).
-    Kept(Arc<Mutex<Vec<EventKind>>>),
-}
-
-impl NodeEvents {
-    /// Events of node `node` in `hub`'s run.
-    pub fn new(hub: EventHub, node: &str) -> Self {
-        NodeEvents {
-            sink: Sink::Hub(hub),
-            node: node.to_string(),
-        }
-    }
-
-    /// Events of node `node` kept in memory; [`NodeEvents::take`] returns them.
-    pub fn kept(node: &str) -> Self {
-        NodeEvents {
-            sink: Sink::Kept(Arc::default()),
-            node: node.to_string(),
-        }
-    }
-
-    /// The events kept so far (none when they go to a hub).
-    pub fn take(&self) -> Vec<EventKind> {
-        match &self.sink {
-            Sink::Hub(_) => Vec::new(),
-            Sink::Kept(kept) => std::mem::take(&mut *lock(kept)),
-        }
-    }
-
-    /// The node's id.
-    pub fn node(&self) -> &str {
-        &self.node
-    }
-
-    /// Record events kept elsewhere (by the host that executed the task).
-    pub fn forward(&self, events: Vec<EventKind>) {
-        for kind in events {
-            self.emit(kind);
-        }
-    }
-
+impl EventSink for EventHub {
     fn emit(&self, kind: EventKind) {
-        match &self.sink {
-            Sink::Hub(hub) => hub.buffer(kind),
-            Sink::Kept(kept) => lock(kept).push(kind),
-        }
+        self.buffer(kind);
     }
+}
 
-    /// A log line from the task.
-    pub fn log(&self, level: LogLevel, message: String) {
-        self.emit(EventKind::Log {
-            node: self.node.clone(),
-            level,
-            message,
-        });
-    }
-
-    /// Progress from the task; `fraction` is clamped to [0, 1] (NaN reads as 0).
-    pub fn progress(&self, fraction: f32, message: Option<String>) {
-        let fraction = if fraction.is_nan() {
-            0.0
-        } else {
-            fraction.clamp(0.0, 1.0)
-        };
-        self.emit(EventKind::Progress {
-            node: self.node.clone(),
-            fraction,
-            message,
-        });
+impl EventHub {
+    /// What node `node`'s task writes its logs and progress to.
+    pub fn node_events(&self, node: &str) -> NodeEvents {
+        NodeEvents::new(Arc::new(self.clone()), node)
     }
 }
 
@@ -528,28 +291,5 @@ mod tests {
         );
         assert_eq!(a.try_recv().unwrap().seq, 3);
         assert_eq!(b.try_recv().unwrap().seq, 2);
-    }
-
-    #[tokio::test]
-    async fn serializes_with_a_type_tag() {
-        let hub = EventHub::new("r1", 7);
-        let mut rx = hub.subscribe();
-        hub.commit(
-            vec![],
-            None,
-            vec![EventKind::Node {
-                node: "a".into(),
-                status: NodeStatus::Completed,
-                error: None,
-                cached: false,
-            }],
-        )
-        .await
-        .unwrap();
-        let v = serde_json::to_value(rx.try_recv().unwrap()).unwrap();
-        assert_eq!(v["type"], "node");
-        assert_eq!(v["seq"], 7);
-        assert_eq!(v["status"], "completed");
-        assert!(v.get("cached").is_none());
     }
 }

@@ -33,21 +33,19 @@
 //! ```
 #![deny(missing_docs)]
 
-pub mod cache;
+pub use weft_core::{cache, clock, graph, rate, schema, task};
+
 pub mod config;
 pub mod data;
 pub mod dispatch;
 pub mod events;
-pub mod graph;
 mod host;
 pub mod limiter;
 pub mod plugin;
 pub mod providers;
 pub mod runner;
-pub mod schema;
 pub mod setup;
 pub mod store;
-pub mod task;
 
 pub use host::{
     DeadLetter, Host, HostBuilder, HostError, Prepared, PreparedRun, Submission, new_run_id,

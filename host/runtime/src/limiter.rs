@@ -16,8 +16,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::events::now_ms;
 use crate::store::{RunStore, StoreError};
+use weft_core::clock::now_ms;
+pub use weft_core::rate::{RateConfig, RateState};
 
 /// A queue's settings, as written in configuration (`[queues.NAME]`).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -41,16 +42,6 @@ pub struct QueueConfig {
     /// Task types routed through this queue unless a node says otherwise.
     #[serde(default)]
     pub tasks: Vec<String>,
-}
-
-/// A sliding-window rate.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RateConfig {
-    /// Starts allowed per window.
-    pub max: u32,
-    /// The window, in milliseconds.
-    pub per_ms: u64,
 }
 
 /// When a job may start.
@@ -472,15 +463,6 @@ impl std::fmt::Debug for Queue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Queue({})", self.name)
     }
-}
-
-/// The stored state of one rate-limited key.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct RateState {
-    /// Start times within the window asked for, oldest first.
-    pub starts: Vec<u64>,
-    /// No start before this time (0: not paused).
-    pub paused_until_ms: u64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

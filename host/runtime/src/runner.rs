@@ -17,10 +17,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::cache::{CacheEntry, CachePolicy};
-use crate::events::now_ms;
-use crate::events::{
-    DataflowStatus, EventHub, EventKind, NodeEvents, NodeStatus, RunStatus, Ticket,
-};
+use crate::clock::now_ms;
+use crate::events::{DataflowStatus, EventHub, EventKind, NodeStatus, RunStatus, Ticket};
 use crate::graph::Plan;
 use crate::limiter::{Queue, Wait};
 use crate::store::CachePut;
@@ -679,7 +677,7 @@ impl Runner {
                 let node_input = Value::Object(st.inputs[i].clone());
                 let mut ctx = TaskContext::new(hub.run_id(), &node.id);
                 ctx.attempt = st.attempts[i];
-                ctx.events = Some(NodeEvents::new(hub.clone(), &node.id));
+                ctx.events = Some(hub.node_events(&node.id));
                 let stop = cancel.clone();
                 let cache = self
                     .cache

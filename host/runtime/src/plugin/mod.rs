@@ -131,9 +131,12 @@ impl LoadedPlugin {
             network: self.network.clone(),
         }
     }
+}
 
+#[async_trait::async_trait]
+impl weft_core::task::Component for LoadedPlugin {
     /// Run task type `task_id` on `input` in a fresh instance.
-    pub(crate) async fn run(
+    async fn run(
         &self,
         task_id: &str,
         input: &Value,

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::events::now_ms;
+use crate::clock::now_ms;
 use crate::limiter::{Queue, QueueConfig, RateConfig, Wait};
 use crate::store::RunStore;
 

@@ -9,10 +9,11 @@ use serde_json::Value;
 use super::sharing::{Offers, Slots};
 use super::{
     CachePut, Commit, Created, Lease, NodeRecord, RunRecord, RunSpec, RunStore, SavedGraph,
-    SlotRequest, StoreError, StoredRun, TaskOffer, idempotency_slot, rate_wait,
+    SlotRequest, StoreError, StoredRun, TaskOffer, idempotency_slot,
 };
 use crate::cache::{CacheEntry, CacheStat};
-use crate::events::{Event, RunStatus, now_ms};
+use crate::clock::now_ms;
+use crate::events::{Event, RunStatus};
 use crate::graph::Graph;
 use crate::limiter::RateState;
 
@@ -229,7 +230,7 @@ impl RunStore for MemoryStore {
             .flat_map(|((_, at), n)| std::iter::repeat_n(*at, *n as usize))
             .collect();
         let paused = runs.rate_pauses.get(id).copied().unwrap_or(0);
-        let wait = rate_wait(&starts, paused, at_ms, window_ms, max);
+        let wait = weft_core::rate::wait_ms(&starts, paused, at_ms, window_ms, max);
         if wait.is_none() {
             *runs.rate_starts.entry((id.to_string(), at_ms)).or_default() += 1;
         }

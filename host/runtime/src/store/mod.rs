@@ -120,7 +120,7 @@ pub struct RunRecord {
 impl RunRecord {
     /// A new running run, created now, with no owner.
     pub fn new(run_id: &str, origin: &str) -> Self {
-        let now = crate::events::now_ms();
+        let now = crate::clock::now_ms();
         RunRecord {
             run_id: run_id.to_string(),
             origin: origin.to_string(),
@@ -483,28 +483,6 @@ impl Lease {
     /// Whether `host` may take a run with this lease at `now_ms`.
     pub fn open_to(&self, host: &str, now_ms: u64) -> bool {
         self.host == host || self.until_ms < now_ms
-    }
-}
-
-/// The decision of [`RunStore::rate_acquire`] from the state it read:
-/// `starts` within the window (oldest first) and the pause.
-fn rate_wait(
-    starts: &[u64],
-    paused_until_ms: u64,
-    at_ms: u64,
-    window_ms: u64,
-    max: u32,
-) -> Option<u64> {
-    let paused = paused_until_ms.saturating_sub(at_ms);
-    let full = if starts.len() >= max as usize {
-        let oldest = starts[starts.len() - max as usize];
-        (oldest + window_ms).saturating_sub(at_ms).max(1)
-    } else {
-        0
-    };
-    match paused.max(full) {
-        0 => None,
-        wait => Some(wait),
     }
 }
 

@@ -20,10 +20,11 @@ use sqlx::types::Json;
 
 use super::{
     CachePut, Commit, Created, NodeRecord, RunFilter, RunRecord, RunSpec, RunStore, SavedGraph,
-    SlotRequest, StoreError, StoredRun, TaskOffer, decode, idempotency_slot, rate_wait,
+    SlotRequest, StoreError, StoredRun, TaskOffer, decode, idempotency_slot,
 };
 use crate::cache::{CacheEntry, CacheStat};
-use crate::events::{Event, RunStatus, now_ms};
+use crate::clock::now_ms;
+use crate::events::{Event, RunStatus};
 use crate::graph::Graph;
 use crate::limiter::RateState;
 
@@ -737,7 +738,8 @@ impl RunStore for PgStore {
             .await
             .map_err(backend)?;
         let state = read_rate(&mut tx, id, cutoff as u64).await?;
-        let wait = rate_wait(&state.starts, state.paused_until_ms, at_ms, window_ms, max);
+        let wait =
+            weft_core::rate::wait_ms(&state.starts, state.paused_until_ms, at_ms, window_ms, max);
         if wait.is_none() {
             sqlx::query(
                 "INSERT INTO weft_rate_starts (id, at_ms, n) VALUES ($1, $2, 1)

@@ -18,10 +18,10 @@ use super::sharing::{Offers, Slots};
 use super::{
     CachePut, Commit, Created, FORMAT_VERSION, Lease, NodeRecord, RunRecord, RunSpec, RunStore,
     SavedGraph, SlotRequest, StoreError, StoredRun, TaskOffer, decode, encode, idempotency_slot,
-    rate_wait,
 };
 use crate::cache::{CacheEntry, CacheStat};
-use crate::events::{Event, RunStatus, now_ms};
+use crate::clock::now_ms;
+use crate::events::{Event, RunStatus};
 use crate::graph::Graph;
 use crate::limiter::RateState;
 
@@ -510,7 +510,13 @@ impl RunStore for RedbStore {
                 .map_err(backend)?;
             let pauses = tx.open_table(RATE_PAUSES).map_err(backend)?;
             let state = read_rate(&starts_table, &pauses, &id, cutoff)?;
-            let wait = rate_wait(&state.starts, state.paused_until_ms, at_ms, window_ms, max);
+            let wait = weft_core::rate::wait_ms(
+                &state.starts,
+                state.paused_until_ms,
+                at_ms,
+                window_ms,
+                max,
+            );
             if wait.is_none() {
                 let n = starts_table
                     .get((id.as_str(), at_ms))

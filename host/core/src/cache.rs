@@ -3,7 +3,8 @@
 //! side-effect-free node whose input was seen before is not run again.
 //!
 //! Owns the cache key and the policy. The entries live in the run store
-//! ([`crate::store::RunStore`]'s cache methods); the runner decides when to look.
+//! (the store's cache methods); the runner decides when to look. This module
+//! must not know where entries are kept.
 
 use std::time::Duration;
 

@@ -5,7 +5,7 @@
 //! runs. It must not run anything.
 //!
 //! ```
-//! use weft::graph::Graph;
+//! use weft_core::graph::Graph;
 //! let g = Graph::builder()
 //!     .task("split", "text.split").defaults(serde_json::json!({"separator": ","}))
 //!     .task("join", "text.join")

@@ -14,8 +14,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::events::NodeEvents;
-use crate::plugin::LoadedPlugin;
+use crate::event::NodeEvents;
 use crate::schema::{ObjectSchema, SchemaError, Violation};
 
 /// What a task knows about the run it is part of.
@@ -145,11 +144,26 @@ pub type NativeFn = Arc<
         + Sync,
 >;
 
+/// The task types of one loaded wasm component, run by the plugin host
+/// (`weft-plugin`), each run in a fresh sandboxed instance.
+#[async_trait::async_trait]
+pub trait Component: Send + Sync {
+    /// Run task type `task` on `input` within `timeout`.
+    async fn run(
+        &self,
+        task: &str,
+        input: &Value,
+        ctx: &TaskContext,
+        timeout: Duration,
+    ) -> Result<Value, TaskError>;
+}
+
 /// How a task type runs.
 #[derive(Clone)]
+#[non_exhaustive]
 pub enum Implementation {
     /// In a fresh instance of a wasm component.
-    Wasm(Arc<LoadedPlugin>),
+    Wasm(Arc<dyn Component>),
     /// As a Rust closure in the host.
     Native(NativeFn),
 }
@@ -412,7 +426,7 @@ impl Registry {
     }
 
     /// Add the task types of one plugin, all or none.
-    pub(crate) fn insert_all(&mut self, types: Vec<TaskType>) -> Result<(), RegistryError> {
+    pub fn insert_all(&mut self, types: Vec<TaskType>) -> Result<(), RegistryError> {
         for t in &types {
             if !valid_id(&t.id) {
                 return Err(RegistryError::BadId(t.id.clone()));
@@ -441,19 +455,20 @@ impl Registry {
         Ok(())
     }
 
-    pub(crate) fn report(&mut self, report: PluginReport) {
+    /// Record a plugin's load report (its task types, or why it failed).
+    pub fn report(&mut self, report: PluginReport) {
         self.plugins.push(report);
     }
 
     /// Take plugin `report`'s task types (already loaded) from `from`.
-    pub(crate) fn carry_over(&mut self, from: &Registry, report: &PluginReport) {
+    pub fn carry_over(&mut self, from: &Registry, report: &PluginReport) {
         self.carry_over_as(from, report, report.clone());
     }
 
     /// Take the task types `report` lists from `from`, recording `as_report`.
     /// A type another plugin already registered here is left out, and the
     /// conflict recorded.
-    pub(crate) fn carry_over_as(
+    pub fn carry_over_as(
         &mut self,
         from: &Registry,
         report: &PluginReport,
@@ -486,7 +501,7 @@ impl Registry {
     }
 
     /// Take every native task type from `from`.
-    pub(crate) fn carry_native(&mut self, from: &Registry) {
+    pub fn carry_native(&mut self, from: &Registry) {
         for t in from.types.values() {
             if matches!(t.implementation, Implementation::Native(_)) {
                 self.types.insert(t.id.clone(), t.clone());

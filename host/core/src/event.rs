@@ -1,0 +1,304 @@
+//! Events: what happens during a run, as a numbered stream per run.
+//!
+//! Owns the event types ([`Event`], [`EventKind`], the node, run and dataflow
+//! states) and [`NodeEvents`], what a running task's `log` and `progress`
+//! write to. Where events go is an [`EventSink`]'s business (the runtime's
+//! event hub commits them to the store, then publishes them); this module
+//! must not know how events are stored or shown.
+
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+/// The state of a node in a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeStatus {
+    /// Waiting for its inputs.
+    Pending,
+    /// Its task is executing.
+    Running,
+    /// Its last attempt failed with a passing error; the next attempt is
+    /// scheduled (the time is stored, so it survives a restart).
+    Retrying,
+    /// Finished with an output.
+    Completed,
+    /// Finished with an error.
+    Failed,
+    /// Will not run because a node it depends on failed or was skipped.
+    Skipped,
+    /// Stopped (or never started) because the run was cancelled.
+    Cancelled,
+}
+
+impl NodeStatus {
+    /// True for the states a node never leaves.
+    pub fn is_final(self) -> bool {
+        !matches!(
+            self,
+            NodeStatus::Pending | NodeStatus::Running | NodeStatus::Retrying
+        )
+    }
+}
+
+/// The state of a whole run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Not finished.
+    Running,
+    /// Every node completed.
+    Succeeded,
+    /// At least one node failed.
+    Failed,
+    /// The run was cancelled.
+    Cancelled,
+}
+
+/// The state of a dataflow (an edge) in a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DataflowStatus {
+    /// Its source has not finished.
+    Pending,
+    /// Its value was delivered to the target's input.
+    Completed,
+    /// Its source failed or was skipped: no value will flow.
+    Skipped,
+}
+
+/// Severity of a task's log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogLevel {
+    /// Very detailed.
+    Trace,
+    /// Detailed.
+    Debug,
+    /// Normal.
+    Info,
+    /// Something looks wrong.
+    Warn,
+    /// Something failed.
+    Error,
+}
+
+impl std::fmt::Display for LogLevel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LogLevel::Trace => "trace",
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        })
+    }
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventKind {
+    /// The run started (or resumed).
+    RunStarted {
+        /// How many nodes the graph has.
+        nodes: usize,
+        /// True when the run continues after an interruption.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        resumed: bool,
+    },
+    /// The run ended.
+    RunFinished {
+        /// How it ended.
+        status: RunStatus,
+    },
+    /// A node changed state.
+    Node {
+        /// The node's id.
+        node: String,
+        /// Its new state.
+        status: NodeStatus,
+        /// The error, for `failed`, `skipped` and `cancelled`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+        /// For `completed`: whether the output came from the cache.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        cached: bool,
+    },
+    /// A dataflow changed state.
+    Dataflow {
+        /// The dataflow's index in the graph's `dataflows`.
+        index: usize,
+        /// Its new state.
+        status: DataflowStatus,
+    },
+    /// A task reported progress.
+    Progress {
+        /// The node's id.
+        node: String,
+        /// In [0, 1].
+        fraction: f32,
+        /// Optional message.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+    /// A task wrote a log line.
+    Log {
+        /// The node's id.
+        node: String,
+        /// Severity.
+        level: LogLevel,
+        /// The line.
+        message: String,
+    },
+}
+
+/// One numbered event of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// The run it belongs to.
+    pub run_id: String,
+    /// 1, 2, 3, ... per run, without gaps.
+    pub seq: u64,
+    /// Wall-clock time, milliseconds since the Unix epoch.
+    pub time_ms: u64,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// Emits the events of one node of a run: what a task's `log` and `progress`
+/// imports write to.
+#[derive(Clone)]
+pub struct NodeEvents {
+    sink: Sink,
+    node: String,
+}
+
+#[derive(Clone)]
+enum Sink {
+    /// The run's event log, on the host executing the run.
+    Run(Arc<dyn EventSink>),
+    /// Kept to be sent along with the result (a task executed for another
+    /// host, which records them in the run's log).
+    Kept(Arc<Mutex<Vec<EventKind>>>),
+}
+
+/// Where a run's events go: the runtime's event hub records each one (and
+/// numbers, commits and publishes it).
+pub trait EventSink: Send + Sync {
+    /// Record an event of a running task (a log line, progress).
+    fn emit(&self, kind: EventKind);
+}
+
+impl NodeEvents {
+    /// Events of node `node`, going to `sink` (its run's event log).
+    pub fn new(sink: Arc<dyn EventSink>, node: &str) -> Self {
+        NodeEvents {
+            sink: Sink::Run(sink),
+            node: node.to_string(),
+        }
+    }
+
+    /// Events of node `node` kept in memory; [`NodeEvents::take`] returns them.
+    pub fn kept(node: &str) -> Self {
+        NodeEvents {
+            sink: Sink::Kept(Arc::default()),
+            node: node.to_string(),
+        }
+    }
+
+    /// The events kept so far (none when they go to a hub).
+    pub fn take(&self) -> Vec<EventKind> {
+        match &self.sink {
+            Sink::Run(_) => Vec::new(),
+            Sink::Kept(kept) => std::mem::take(&mut *lock(kept)),
+        }
+    }
+
+    /// The node's id.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// Record events kept elsewhere (by the host that executed the task).
+    pub fn forward(&self, events: Vec<EventKind>) {
+        for kind in events {
+            self.emit(kind);
+        }
+    }
+
+    fn emit(&self, kind: EventKind) {
+        match &self.sink {
+            Sink::Run(sink) => sink.emit(kind),
+            Sink::Kept(kept) => lock(kept).push(kind),
+        }
+    }
+
+    /// A log line from the task.
+    pub fn log(&self, level: LogLevel, message: String) {
+        self.emit(EventKind::Log {
+            node: self.node.clone(),
+            level,
+            message,
+        });
+    }
+
+    /// Progress from the task; `fraction` is clamped to [0, 1] (NaN reads as 0).
+    pub fn progress(&self, fraction: f32, message: Option<String>) {
+        let fraction = if fraction.is_nan() {
+            0.0
+        } else {
+            fraction.clamp(0.0, 1.0)
+        };
+        self.emit(EventKind::Progress {
+            node: self.node.clone(),
+            fraction,
+            message,
+        });
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding the lock cannot leave a plain list inconsistent,
+    // so a poisoned lock is usable.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serializes_with_a_type_tag() {
+        let event = Event {
+            run_id: "r1".into(),
+            seq: 7,
+            time_ms: 1,
+            kind: EventKind::Node {
+                node: "a".into(),
+                status: NodeStatus::Completed,
+                error: None,
+                cached: false,
+            },
+        };
+        let v = serde_json::to_value(event).unwrap();
+        assert_eq!(v["type"], "node");
+        assert_eq!(v["seq"], 7);
+        assert_eq!(v["status"], "completed");
+        assert!(v.get("cached").is_none());
+    }
+
+    #[test]
+    fn kept_events_are_taken_once_and_progress_is_clamped() {
+        let events = NodeEvents::kept("n");
+        events.progress(f32::NAN, None);
+        events.progress(7.0, Some("x".into()));
+        events.log(LogLevel::Info, "hi".into());
+        let taken = events.take();
+        assert_eq!(taken.len(), 3);
+        assert!(matches!(taken[0], EventKind::Progress { fraction, .. } if fraction == 0.0));
+        assert!(matches!(taken[1], EventKind::Progress { fraction, .. } if fraction == 1.0));
+        assert!(events.take().is_empty());
+    }
+}
