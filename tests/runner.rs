@@ -209,7 +209,7 @@ async fn the_fluent_builder_makes_the_same_graph_as_json() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_side_effecting_task_starts_only_once_its_inputs_are_durable() {
     use std::sync::Arc;
-    use weft::store::{MemoryStore, RunStore};
+    use weft::store::{MemoryStore, RunLog};
     let store = Arc::new(MemoryStore::new());
     let seen = store.clone();
     let mut effect = NativeTask::new(

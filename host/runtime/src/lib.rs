@@ -34,6 +34,7 @@
 #![deny(missing_docs)]
 
 pub use weft_core::{cache, clock, graph, rate, schema, task};
+pub use weft_store as store;
 
 pub mod config;
 pub mod data;
@@ -45,7 +46,6 @@ pub mod plugin;
 pub mod providers;
 pub mod runner;
 pub mod setup;
-pub mod store;
 
 pub use host::{
     DeadLetter, Host, HostBuilder, HostError, Prepared, PreparedRun, Submission, new_run_id,

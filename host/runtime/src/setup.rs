@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use crate::HostBuilder;
 use crate::config::Config;
-use crate::store::{MemoryStore, PgStore, RedbStore, RunStore, StoreError};
+use crate::store::{MemoryStore, RedbStore, RunStore, StoreError};
 
 /// What a caller says on top of the configuration file. Each `None` defers
 /// to the file, then to the defaults.
@@ -63,7 +63,17 @@ impl StoreLocation {
         Ok(match self {
             StoreLocation::Memory => Arc::new(MemoryStore::new()),
             StoreLocation::Redb(path) => Arc::new(RedbStore::open(path)?),
-            StoreLocation::Postgres(url) => Arc::new(PgStore::connect(url, connections).await?),
+            #[cfg(feature = "postgres")]
+            StoreLocation::Postgres(url) => {
+                Arc::new(crate::store::PgStore::connect(url, connections).await?)
+            }
+            #[cfg(not(feature = "postgres"))]
+            StoreLocation::Postgres(_) => {
+                let _ = connections;
+                return Err(StoreError::Backend(
+                    "this weft was built without PostgreSQL support (feature `postgres`)".into(),
+                ));
+            }
         })
     }
 }

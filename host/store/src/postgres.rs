@@ -19,14 +19,15 @@ use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 use sqlx::types::Json;
 
 use super::{
-    CachePut, Commit, Created, NodeRecord, RunFilter, RunRecord, RunSpec, RunStore, SavedGraph,
-    SlotRequest, StoreError, StoredRun, TaskOffer, decode, idempotency_slot,
+    CachePut, Commit, Coordination, Created, NodeRecord, OutputCache, RunFilter, RunLog, RunRecord,
+    RunSpec, SavedGraph, SavedGraphs, SlotRequest, StoreError, StoredRun, TaskOffer, decode,
+    idempotency_slot,
 };
-use crate::cache::{CacheEntry, CacheStat};
-use crate::clock::now_ms;
-use crate::events::{Event, RunStatus};
-use crate::graph::Graph;
-use crate::limiter::RateState;
+use weft_core::cache::{CacheEntry, CacheStat};
+use weft_core::clock::now_ms;
+use weft_core::event::{Event, RunStatus};
+use weft_core::graph::Graph;
+use weft_core::rate::RateState;
 
 /// The schema version this build creates and reads.
 pub const SCHEMA_VERSION: i64 = 3;
@@ -436,7 +437,7 @@ impl PgStore {
 }
 
 #[async_trait::async_trait]
-impl RunStore for PgStore {
+impl RunLog for PgStore {
     async fn create_run(&self, run: RunRecord, spec: RunSpec) -> Result<Created, StoreError> {
         let slot = idempotency_slot(&run);
         let Some(max) = run.max_running else {
@@ -665,7 +666,10 @@ impl RunStore for PgStore {
         })
         .collect()
     }
+}
 
+#[async_trait::async_trait]
+impl OutputCache for PgStore {
     async fn cache_get(&self, key: &str) -> Result<Option<CacheEntry>, StoreError> {
         // Lookups made while one is in flight are coalesced into the next
         // query (one round trip for many concurrent tasks). The queries run
@@ -710,64 +714,10 @@ impl RunStore for PgStore {
                 .rows_affected(),
         )
     }
+}
 
-    async fn rate_state(&self, id: &str, since_ms: u64) -> Result<RateState, StoreError> {
-        let mut conn = self.pool.acquire().await.map_err(backend)?;
-        read_rate(&mut conn, id, since_ms).await
-    }
-
-    async fn rate_acquire(
-        &self,
-        id: &str,
-        at_ms: u64,
-        window_ms: u64,
-        max: u32,
-    ) -> Result<Option<u64>, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
-        // One admission at a time per limiter id, across every host.
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-        let cutoff = at_ms.saturating_sub(window_ms) as i64;
-        sqlx::query("DELETE FROM weft_rate_starts WHERE id = $1 AND at_ms < $2")
-            .bind(id)
-            .bind(cutoff)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-        let state = read_rate(&mut tx, id, cutoff as u64).await?;
-        let wait =
-            weft_core::rate::wait_ms(&state.starts, state.paused_until_ms, at_ms, window_ms, max);
-        if wait.is_none() {
-            sqlx::query(
-                "INSERT INTO weft_rate_starts (id, at_ms, n) VALUES ($1, $2, 1)
-                 ON CONFLICT (id, at_ms) DO UPDATE SET n = weft_rate_starts.n + 1",
-            )
-            .bind(id)
-            .bind(at_ms as i64)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-        }
-        tx.commit().await.map_err(backend)?;
-        Ok(wait)
-    }
-
-    async fn rate_pause(&self, id: &str, until_ms: u64) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO weft_rate_pauses (id, until_ms) VALUES ($1, $2)
-             ON CONFLICT (id) DO UPDATE SET until_ms = GREATEST(weft_rate_pauses.until_ms, excluded.until_ms)",
-        )
-        .bind(id)
-        .bind(until_ms as i64)
-        .execute(&self.pool)
-        .await
-        .map_err(backend)?;
-        Ok(())
-    }
-
+#[async_trait::async_trait]
+impl SavedGraphs for PgStore {
     async fn graph_put(
         &self,
         name: &str,
@@ -843,6 +793,66 @@ impl RunStore for PgStore {
             .map_err(backend)?
             .rows_affected()
             > 0)
+    }
+}
+
+#[async_trait::async_trait]
+impl Coordination for PgStore {
+    async fn rate_state(&self, id: &str, since_ms: u64) -> Result<RateState, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        read_rate(&mut conn, id, since_ms).await
+    }
+
+    async fn rate_acquire(
+        &self,
+        id: &str,
+        at_ms: u64,
+        window_ms: u64,
+        max: u32,
+    ) -> Result<Option<u64>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        // One admission at a time per limiter id, across every host.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let cutoff = at_ms.saturating_sub(window_ms) as i64;
+        sqlx::query("DELETE FROM weft_rate_starts WHERE id = $1 AND at_ms < $2")
+            .bind(id)
+            .bind(cutoff)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let state = read_rate(&mut tx, id, cutoff as u64).await?;
+        let wait =
+            weft_core::rate::wait_ms(&state.starts, state.paused_until_ms, at_ms, window_ms, max);
+        if wait.is_none() {
+            sqlx::query(
+                "INSERT INTO weft_rate_starts (id, at_ms, n) VALUES ($1, $2, 1)
+                 ON CONFLICT (id, at_ms) DO UPDATE SET n = weft_rate_starts.n + 1",
+            )
+            .bind(id)
+            .bind(at_ms as i64)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(wait)
+    }
+
+    async fn rate_pause(&self, id: &str, until_ms: u64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO weft_rate_pauses (id, until_ms) VALUES ($1, $2)
+             ON CONFLICT (id) DO UPDATE SET until_ms = GREATEST(weft_rate_pauses.until_ms, excluded.until_ms)",
+        )
+        .bind(id)
+        .bind(until_ms as i64)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
     }
 
     async fn lease_run(

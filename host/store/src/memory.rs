@@ -8,14 +8,15 @@ use serde_json::Value;
 
 use super::sharing::{Offers, Slots};
 use super::{
-    CachePut, Commit, Created, Lease, NodeRecord, RunRecord, RunSpec, RunStore, SavedGraph,
-    SlotRequest, StoreError, StoredRun, TaskOffer, idempotency_slot,
+    CachePut, Commit, Coordination, Created, Lease, NodeRecord, OutputCache, RunLog, RunRecord,
+    RunSpec, SavedGraph, SavedGraphs, SlotRequest, StoreError, StoredRun, TaskOffer,
+    idempotency_slot,
 };
-use crate::cache::{CacheEntry, CacheStat};
-use crate::clock::now_ms;
-use crate::events::{Event, RunStatus};
-use crate::graph::Graph;
-use crate::limiter::RateState;
+use weft_core::cache::{CacheEntry, CacheStat};
+use weft_core::clock::now_ms;
+use weft_core::event::{Event, RunStatus};
+use weft_core::graph::Graph;
+use weft_core::rate::RateState;
 
 #[derive(Default)]
 struct Runs {
@@ -54,7 +55,7 @@ impl MemoryStore {
 }
 
 #[async_trait::async_trait]
-impl RunStore for MemoryStore {
+impl RunLog for MemoryStore {
     async fn create_run(&self, run: RunRecord, spec: RunSpec) -> Result<Created, StoreError> {
         let mut runs = self.lock();
         if let Some(slot) = idempotency_slot(&run) {
@@ -159,7 +160,10 @@ impl RunStore for MemoryStore {
             .map(|(_, e)| e.clone())
             .collect())
     }
+}
 
+#[async_trait::async_trait]
+impl OutputCache for MemoryStore {
     async fn cache_get(&self, key: &str) -> Result<Option<CacheEntry>, StoreError> {
         Ok(self.lock().cache.get(key).cloned())
     }
@@ -192,7 +196,72 @@ impl RunStore for MemoryStore {
         }
         Ok(doomed.len() as u64)
     }
+}
 
+#[async_trait::async_trait]
+impl SavedGraphs for MemoryStore {
+    async fn graph_put(
+        &self,
+        name: &str,
+        graph: Graph,
+        owner: Option<String>,
+    ) -> Result<SavedGraph, StoreError> {
+        let mut runs = self.lock();
+        let version = runs.graph_versions.get(name).copied().unwrap_or(0) + 1;
+        let saved = SavedGraph {
+            name: name.to_string(),
+            version,
+            saved_ms: now_ms(),
+            owner,
+            graph,
+        };
+        runs.graph_versions.insert(name.to_string(), version);
+        runs.graphs
+            .insert((name.to_string(), version), saved.clone());
+        Ok(saved)
+    }
+
+    async fn graph_get(
+        &self,
+        name: &str,
+        version: Option<u32>,
+    ) -> Result<Option<SavedGraph>, StoreError> {
+        let runs = self.lock();
+        let mut of_name = runs
+            .graphs
+            .range((name.to_string(), 0)..=(name.to_string(), u32::MAX))
+            .map(|(_, g)| g);
+        Ok(match version {
+            Some(v) => of_name.find(|g| g.version == v).cloned(),
+            None => of_name.next_back().cloned(),
+        })
+    }
+
+    async fn graph_list(&self) -> Result<Vec<SavedGraph>, StoreError> {
+        let runs = self.lock();
+        let mut newest: BTreeMap<&str, &SavedGraph> = BTreeMap::new();
+        for ((name, _), g) in &runs.graphs {
+            newest.insert(name, g);
+        }
+        Ok(newest.into_values().cloned().collect())
+    }
+
+    async fn graph_delete(&self, name: &str) -> Result<bool, StoreError> {
+        let mut runs = self.lock();
+        let doomed: Vec<(String, u32)> = runs
+            .graphs
+            .range((name.to_string(), 0)..=(name.to_string(), u32::MAX))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in &doomed {
+            runs.graphs.remove(k);
+        }
+        Ok(!doomed.is_empty())
+    }
+}
+
+#[async_trait::async_trait]
+impl Coordination for MemoryStore {
     async fn rate_state(&self, id: &str, since_ms: u64) -> Result<RateState, StoreError> {
         let runs = self.lock();
         let starts = runs
@@ -242,52 +311,6 @@ impl RunStore for MemoryStore {
         let p = runs.rate_pauses.entry(id.to_string()).or_default();
         *p = (*p).max(until_ms);
         Ok(())
-    }
-
-    async fn graph_put(
-        &self,
-        name: &str,
-        graph: Graph,
-        owner: Option<String>,
-    ) -> Result<SavedGraph, StoreError> {
-        let mut runs = self.lock();
-        let version = runs.graph_versions.get(name).copied().unwrap_or(0) + 1;
-        let saved = SavedGraph {
-            name: name.to_string(),
-            version,
-            saved_ms: now_ms(),
-            owner,
-            graph,
-        };
-        runs.graph_versions.insert(name.to_string(), version);
-        runs.graphs
-            .insert((name.to_string(), version), saved.clone());
-        Ok(saved)
-    }
-
-    async fn graph_get(
-        &self,
-        name: &str,
-        version: Option<u32>,
-    ) -> Result<Option<SavedGraph>, StoreError> {
-        let runs = self.lock();
-        let mut of_name = runs
-            .graphs
-            .range((name.to_string(), 0)..=(name.to_string(), u32::MAX))
-            .map(|(_, g)| g);
-        Ok(match version {
-            Some(v) => of_name.find(|g| g.version == v).cloned(),
-            None => of_name.next_back().cloned(),
-        })
-    }
-
-    async fn graph_list(&self) -> Result<Vec<SavedGraph>, StoreError> {
-        let runs = self.lock();
-        let mut newest: BTreeMap<&str, &SavedGraph> = BTreeMap::new();
-        for ((name, _), g) in &runs.graphs {
-            newest.insert(name, g);
-        }
-        Ok(newest.into_values().cloned().collect())
     }
 
     async fn lease_run(
@@ -372,19 +395,6 @@ impl RunStore for MemoryStore {
             runs.leases.remove(run_id);
         }
         Ok(())
-    }
-
-    async fn graph_delete(&self, name: &str) -> Result<bool, StoreError> {
-        let mut runs = self.lock();
-        let doomed: Vec<(String, u32)> = runs
-            .graphs
-            .range((name.to_string(), 0)..=(name.to_string(), u32::MAX))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in &doomed {
-            runs.graphs.remove(k);
-        }
-        Ok(!doomed.is_empty())
     }
 
     async fn task_offer(&self, offer: TaskOffer) -> Result<(), StoreError> {

@@ -16,14 +16,15 @@ use serde_json::Value;
 
 use super::sharing::{Offers, Slots};
 use super::{
-    CachePut, Commit, Created, FORMAT_VERSION, Lease, NodeRecord, RunRecord, RunSpec, RunStore,
-    SavedGraph, SlotRequest, StoreError, StoredRun, TaskOffer, decode, encode, idempotency_slot,
+    CachePut, Commit, Coordination, Created, FORMAT_VERSION, Lease, NodeRecord, OutputCache,
+    RunLog, RunRecord, RunSpec, SavedGraph, SavedGraphs, SlotRequest, StoreError, StoredRun,
+    TaskOffer, decode, encode, idempotency_slot,
 };
-use crate::cache::{CacheEntry, CacheStat};
-use crate::clock::now_ms;
-use crate::events::{Event, RunStatus};
-use crate::graph::Graph;
-use crate::limiter::RateState;
+use weft_core::cache::{CacheEntry, CacheStat};
+use weft_core::clock::now_ms;
+use weft_core::event::{Event, RunStatus};
+use weft_core::graph::Graph;
+use weft_core::rate::RateState;
 
 const RUNS: TableDefinition<&str, &[u8]> = TableDefinition::new("runs");
 const SPECS: TableDefinition<&str, &[u8]> = TableDefinition::new("run_specs");
@@ -219,7 +220,7 @@ impl RedbStore {
 }
 
 #[async_trait::async_trait]
-impl RunStore for RedbStore {
+impl RunLog for RedbStore {
     async fn create_run(&self, run: RunRecord, spec: RunSpec) -> Result<Created, StoreError> {
         self.write(move |tx| {
             if let Some(max) = run.max_running {
@@ -421,7 +422,10 @@ impl RunStore for RedbStore {
         })
         .await
     }
+}
 
+#[async_trait::async_trait]
+impl OutputCache for RedbStore {
     async fn cache_get(&self, key: &str) -> Result<Option<CacheEntry>, StoreError> {
         let key = key.to_string();
         self.read(move |tx| {
@@ -483,70 +487,10 @@ impl RunStore for RedbStore {
         })
         .await
     }
+}
 
-    async fn rate_state(&self, id: &str, since_ms: u64) -> Result<RateState, StoreError> {
-        let id = id.to_string();
-        self.read(move |tx| {
-            let starts = tx.open_table(RATE_STARTS).map_err(backend)?;
-            let pauses = tx.open_table(RATE_PAUSES).map_err(backend)?;
-            read_rate(&starts, &pauses, &id, since_ms)
-        })
-        .await
-    }
-
-    async fn rate_acquire(
-        &self,
-        id: &str,
-        at_ms: u64,
-        window_ms: u64,
-        max: u32,
-    ) -> Result<Option<u64>, StoreError> {
-        let id = id.to_string();
-        self.write(move |tx| {
-            let mut starts_table = tx.open_table(RATE_STARTS).map_err(backend)?;
-            let cutoff = at_ms.saturating_sub(window_ms);
-            starts_table
-                .retain_in((id.as_str(), 0)..(id.as_str(), cutoff), |_, _| false)
-                .map_err(backend)?;
-            let pauses = tx.open_table(RATE_PAUSES).map_err(backend)?;
-            let state = read_rate(&starts_table, &pauses, &id, cutoff)?;
-            let wait = weft_core::rate::wait_ms(
-                &state.starts,
-                state.paused_until_ms,
-                at_ms,
-                window_ms,
-                max,
-            );
-            if wait.is_none() {
-                let n = starts_table
-                    .get((id.as_str(), at_ms))
-                    .map_err(backend)?
-                    .map_or(0, |v| v.value());
-                starts_table
-                    .insert((id.as_str(), at_ms), n + 1)
-                    .map_err(backend)?;
-            }
-            Ok(wait)
-        })
-        .await
-    }
-
-    async fn rate_pause(&self, id: &str, until_ms: u64) -> Result<(), StoreError> {
-        let id = id.to_string();
-        self.write(move |tx| {
-            let mut pauses = tx.open_table(RATE_PAUSES).map_err(backend)?;
-            let now = pauses
-                .get(id.as_str())
-                .map_err(backend)?
-                .map_or(0, |v| v.value());
-            pauses
-                .insert(id.as_str(), now.max(until_ms))
-                .map_err(backend)?;
-            Ok(())
-        })
-        .await
-    }
-
+#[async_trait::async_trait]
+impl SavedGraphs for RedbStore {
     async fn graph_put(
         &self,
         name: &str,
@@ -618,6 +562,88 @@ impl RunStore for RedbStore {
                 }
             }
             Ok(newest)
+        })
+        .await
+    }
+
+    async fn graph_delete(&self, name: &str) -> Result<bool, StoreError> {
+        let name = name.to_string();
+        self.write(move |tx| {
+            let mut graphs = tx.open_table(GRAPHS).map_err(backend)?;
+            let mut found = false;
+            graphs
+                .retain_in((name.as_str(), 0)..=(name.as_str(), u32::MAX), |_, _| {
+                    found = true;
+                    false
+                })
+                .map_err(backend)?;
+            Ok(found)
+        })
+        .await
+    }
+}
+
+#[async_trait::async_trait]
+impl Coordination for RedbStore {
+    async fn rate_state(&self, id: &str, since_ms: u64) -> Result<RateState, StoreError> {
+        let id = id.to_string();
+        self.read(move |tx| {
+            let starts = tx.open_table(RATE_STARTS).map_err(backend)?;
+            let pauses = tx.open_table(RATE_PAUSES).map_err(backend)?;
+            read_rate(&starts, &pauses, &id, since_ms)
+        })
+        .await
+    }
+
+    async fn rate_acquire(
+        &self,
+        id: &str,
+        at_ms: u64,
+        window_ms: u64,
+        max: u32,
+    ) -> Result<Option<u64>, StoreError> {
+        let id = id.to_string();
+        self.write(move |tx| {
+            let mut starts_table = tx.open_table(RATE_STARTS).map_err(backend)?;
+            let cutoff = at_ms.saturating_sub(window_ms);
+            starts_table
+                .retain_in((id.as_str(), 0)..(id.as_str(), cutoff), |_, _| false)
+                .map_err(backend)?;
+            let pauses = tx.open_table(RATE_PAUSES).map_err(backend)?;
+            let state = read_rate(&starts_table, &pauses, &id, cutoff)?;
+            let wait = weft_core::rate::wait_ms(
+                &state.starts,
+                state.paused_until_ms,
+                at_ms,
+                window_ms,
+                max,
+            );
+            if wait.is_none() {
+                let n = starts_table
+                    .get((id.as_str(), at_ms))
+                    .map_err(backend)?
+                    .map_or(0, |v| v.value());
+                starts_table
+                    .insert((id.as_str(), at_ms), n + 1)
+                    .map_err(backend)?;
+            }
+            Ok(wait)
+        })
+        .await
+    }
+
+    async fn rate_pause(&self, id: &str, until_ms: u64) -> Result<(), StoreError> {
+        let id = id.to_string();
+        self.write(move |tx| {
+            let mut pauses = tx.open_table(RATE_PAUSES).map_err(backend)?;
+            let now = pauses
+                .get(id.as_str())
+                .map_err(backend)?
+                .map_or(0, |v| v.value());
+            pauses
+                .insert(id.as_str(), now.max(until_ms))
+                .map_err(backend)?;
+            Ok(())
         })
         .await
     }
@@ -730,22 +756,6 @@ impl RunStore for RedbStore {
                 leases.remove(run_id.as_str()).map_err(backend)?;
             }
             Ok(())
-        })
-        .await
-    }
-
-    async fn graph_delete(&self, name: &str) -> Result<bool, StoreError> {
-        let name = name.to_string();
-        self.write(move |tx| {
-            let mut graphs = tx.open_table(GRAPHS).map_err(backend)?;
-            let mut found = false;
-            graphs
-                .retain_in((name.as_str(), 0)..=(name.as_str(), u32::MAX), |_, _| {
-                    found = true;
-                    false
-                })
-                .map_err(backend)?;
-            Ok(found)
         })
         .await
     }

@@ -10,21 +10,25 @@
 //! not know about wasm, scheduling or HTTP.
 
 mod memory;
+#[cfg(feature = "postgres")]
 mod postgres;
 mod redb_store;
 mod sharing;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use memory::MemoryStore;
+#[cfg(feature = "postgres")]
 pub use postgres::PgStore;
 pub use redb_store::RedbStore;
 
-use crate::cache::{CacheEntry, CacheStat};
-use crate::events::{Event, NodeStatus, RunStatus};
-use crate::graph::Graph;
-use crate::limiter::RateState;
+use weft_core::cache::{CacheEntry, CacheStat};
+use weft_core::event::{Event, NodeStatus, RunStatus};
+use weft_core::graph::Graph;
+use weft_core::rate::RateState;
 
 /// The on-disk format version this build writes and reads.
 pub const FORMAT_VERSION: u64 = 1;
@@ -120,7 +124,7 @@ pub struct RunRecord {
 impl RunRecord {
     /// A new running run, created now, with no owner.
     pub fn new(run_id: &str, origin: &str) -> Self {
-        let now = crate::clock::now_ms();
+        let now = weft_core::clock::now_ms();
         RunRecord {
             run_id: run_id.to_string(),
             origin: origin.to_string(),
@@ -267,20 +271,24 @@ pub struct StoredRun {
     pub next_seq: u64,
 }
 
-/// Where runs live. Implementations must apply each [`Commit`] atomically and
-/// durably before returning.
+/// The run log: runs, their node states and numbered events. Implementations
+/// apply each [`Commit`] atomically and durably before returning.
 #[async_trait::async_trait]
-pub trait RunStore: Send + Sync {
+pub trait RunLog: Send + Sync {
     /// Record a new run, unless `run.owner` already has a run with
     /// `run.idempotency_key`, or already has `run.max_running` running runs
     /// (checked and recorded atomically).
     async fn create_run(&self, run: RunRecord, spec: RunSpec) -> Result<Created, StoreError>;
+
     /// Apply `commit` to run `run_id` in one transaction.
     async fn commit(&self, run_id: &str, commit: Commit) -> Result<(), StoreError>;
+
     /// A run and its node states.
     async fn load_run(&self, run_id: &str) -> Result<StoredRun, StoreError>;
+
     /// All runs, newest first.
     async fn list_runs(&self) -> Result<Vec<RunRecord>, StoreError>;
+
     /// Up to `limit` runs matching `filter`, newest first, after run `after`
     /// (the last of the previous page; an unknown id gives an empty page).
     /// Stores with an index answer without reading every run.
@@ -297,18 +305,57 @@ pub trait RunStore: Send + Sync {
         }
         Ok(matching.take(limit).collect())
     }
+
     /// Events of `run_id` with sequence number greater than `after`, in order.
     async fn events(&self, run_id: &str, after: u64) -> Result<Vec<Event>, StoreError>;
+}
 
+/// The output cache's entries (written with a run's [`Commit`]).
+#[async_trait::async_trait]
+pub trait OutputCache: Send + Sync {
     /// The cached output under `key` (see [`crate::cache::key`]).
     async fn cache_get(&self, key: &str) -> Result<Option<CacheEntry>, StoreError>;
+
     /// Entries and bytes per task type.
     async fn cache_stats(&self) -> Result<Vec<CacheStat>, StoreError>;
+
     /// Remove every entry (of `task_type` only, if given); returns how many.
     async fn cache_clear(&self, task_type: Option<&str>) -> Result<u64, StoreError>;
+}
 
+/// Named, versioned saved graphs.
+#[async_trait::async_trait]
+pub trait SavedGraphs: Send + Sync {
+    /// Save a new version of graph `name` (see [`valid_graph_name`]).
+    async fn graph_put(
+        &self,
+        name: &str,
+        graph: Graph,
+        owner: Option<String>,
+    ) -> Result<SavedGraph, StoreError>;
+
+    /// Graph `name`: the given version, or the newest.
+    async fn graph_get(
+        &self,
+        name: &str,
+        version: Option<u32>,
+    ) -> Result<Option<SavedGraph>, StoreError>;
+
+    /// The newest version of every saved graph, by name.
+    async fn graph_list(&self) -> Result<Vec<SavedGraph>, StoreError>;
+
+    /// Delete every version of graph `name`; false if there was none.
+    async fn graph_delete(&self, name: &str) -> Result<bool, StoreError>;
+}
+
+/// What hosts sharing a store agree through it: rate windows and pauses,
+/// run leases, task offers between hosts, and concurrency slots. Each
+/// operation is atomic across every process sharing the store.
+#[async_trait::async_trait]
+pub trait Coordination: Send + Sync {
     /// A rate limiter's state for `id`: starts at or after `since_ms`, and its pause.
     async fn rate_state(&self, id: &str, since_ms: u64) -> Result<RateState, StoreError>;
+
     /// Atomically, even across processes sharing the store: if `id` is not
     /// paused at `at_ms` and has fewer than `max` starts in the window of
     /// `window_ms` ending at `at_ms`, record a start and return `None`;
@@ -321,26 +368,9 @@ pub trait RunStore: Send + Sync {
         window_ms: u64,
         max: u32,
     ) -> Result<Option<u64>, StoreError>;
+
     /// Pause `id` until `until_ms` (a later pause wins).
     async fn rate_pause(&self, id: &str, until_ms: u64) -> Result<(), StoreError>;
-
-    /// Save a new version of graph `name` (see [`valid_graph_name`]).
-    async fn graph_put(
-        &self,
-        name: &str,
-        graph: Graph,
-        owner: Option<String>,
-    ) -> Result<SavedGraph, StoreError>;
-    /// Graph `name`: the given version, or the newest.
-    async fn graph_get(
-        &self,
-        name: &str,
-        version: Option<u32>,
-    ) -> Result<Option<SavedGraph>, StoreError>;
-    /// The newest version of every saved graph, by name.
-    async fn graph_list(&self) -> Result<Vec<SavedGraph>, StoreError>;
-    /// Delete every version of graph `name`; false if there was none.
-    async fn graph_delete(&self, name: &str) -> Result<bool, StoreError>;
 
     /// Lease run `run_id` to `host` until `until_ms`, if it is running and no
     /// other host holds a lease that is still valid at `now_ms`. True when
@@ -352,6 +382,7 @@ pub trait RunStore: Send + Sync {
         now_ms: u64,
         until_ms: u64,
     ) -> Result<bool, StoreError>;
+
     /// Lease to `host` the oldest running run whose lease is missing or expired
     /// at `now_ms` (stale-run recovery); its id.
     async fn claim_run(
@@ -360,6 +391,7 @@ pub trait RunStore: Send + Sync {
         now_ms: u64,
         until_ms: u64,
     ) -> Result<Option<String>, StoreError>;
+
     /// Extend `host`'s leases on `runs` to `until_ms` (a heartbeat); returns
     /// the runs it no longer holds.
     async fn renew_leases(
@@ -368,8 +400,10 @@ pub trait RunStore: Send + Sync {
         runs: &[String],
         until_ms: u64,
     ) -> Result<Vec<String>, StoreError>;
+
     /// Drop `host`'s lease on `run_id`, so another host may claim it at once.
     async fn release_run(&self, run_id: &str, host: &str) -> Result<(), StoreError>;
+
     /// Wait up to `timeout` for a sign that there may be runs to claim (a new
     /// run elsewhere); stores shared by several processes wake early.
     async fn wait_for_work(&self, timeout: std::time::Duration) {
@@ -379,6 +413,7 @@ pub trait RunStore: Send + Sync {
     /// Offer one task of a run to every host sharing the store (its executing
     /// host is busy). Offering a key again replaces the offer.
     async fn task_offer(&self, offer: TaskOffer) -> Result<(), StoreError>;
+
     /// Claim for `host`, until `until_ms`, the oldest offer that has no result
     /// and is unclaimed or whose claim expired at `now_ms`, among offers of
     /// task types in `types` (`id@version`).
@@ -389,6 +424,7 @@ pub trait RunStore: Send + Sync {
         now_ms: u64,
         until_ms: u64,
     ) -> Result<Option<TaskOffer>, StoreError>;
+
     /// Extend `host`'s claims on `keys` to `until_ms` (a heartbeat); returns
     /// the keys it no longer holds (withdrawn, or claimed by another host
     /// after its claim expired): their execution should stop.
@@ -398,18 +434,23 @@ pub trait RunStore: Send + Sync {
         keys: &[String],
         until_ms: u64,
     ) -> Result<Vec<String>, StoreError>;
+
     /// Record `result` for the offer `key`, if `host` still holds its claim;
     /// false otherwise (the result is dropped).
     async fn task_finish(&self, key: &str, host: &str, result: Value) -> Result<bool, StoreError>;
+
     /// The results recorded for any of `keys`; each is removed with its offer
     /// as it is returned.
     async fn task_results(&self, keys: &[String]) -> Result<Vec<(String, Value)>, StoreError>;
+
     /// Take back offer `key` if no host has claimed it yet (the offering host
     /// has a free slot again and runs the task itself): true if taken back.
     async fn task_take_back(&self, key: &str) -> Result<bool, StoreError>;
+
     /// Withdraw the offers `keys` (`None`: every offer of run `run_id`),
     /// claimed or not; a host executing one notices at its next heartbeat.
     async fn task_withdraw(&self, run_id: &str, keys: Option<&[String]>) -> Result<(), StoreError>;
+
     /// Wait up to `timeout` for a sign that an offer was made or finished;
     /// stores shared by several processes wake early.
     async fn wait_for_tasks(&self, timeout: std::time::Duration) {
@@ -420,8 +461,10 @@ pub trait RunStore: Send + Sync {
     /// `slot.max` slots of `slot.id` are held (slots whose `until_ms` passed
     /// at `now_ms` are free), hold one under `slot.token` and return true.
     async fn slot_acquire(&self, slot: SlotRequest<'_>) -> Result<bool, StoreError>;
+
     /// Free the slot held under `token`.
     async fn slot_release(&self, id: &str, token: &str) -> Result<(), StoreError>;
+
     /// Extend `host`'s slots held under `tokens` to `until_ms` (a heartbeat).
     async fn slot_renew(
         &self,
@@ -429,6 +472,19 @@ pub trait RunStore: Send + Sync {
         tokens: &[String],
         until_ms: u64,
     ) -> Result<(), StoreError>;
+}
+
+/// Where runs live: every concern of a store, as one object. Implemented for
+/// every type that implements the four concern traits; hold an
+/// `Arc<dyn RunStore>` and bring the concern traits into scope
+/// (`use weft_store::prelude::*`) to call them.
+pub trait RunStore: RunLog + OutputCache + SavedGraphs + Coordination {}
+
+impl<T: RunLog + OutputCache + SavedGraphs + Coordination> RunStore for T {}
+
+/// The store traits, to call their methods on an `Arc<dyn RunStore>`.
+pub mod prelude {
+    pub use crate::{Coordination, OutputCache, RunLog, RunStore, SavedGraphs};
 }
 
 /// A request for one concurrency slot ([`RunStore::slot_acquire`]).

@@ -1,0 +1,672 @@
+//! The storage conformance suite: every backend must pass it. A third-party
+//! backend runs it from its own tests (feature `testing`):
+//!
+//! ```ignore
+//! weft_store::testing::conformance(Arc::new(MyStore::new())).await;
+//! ```
+//!
+//! It panics, naming the check, on the first behaviour that differs from
+//! what the runtime relies on. It expects an empty store.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use weft_core::cache::CacheEntry;
+use weft_core::event::{Event, EventKind, NodeStatus, RunStatus};
+use weft_core::graph::Graph;
+
+use crate::prelude::*;
+use crate::{
+    CachePut, Commit, Created, NodeRecord, RunFilter, RunRecord, RunSpec, SlotRequest, StoreError,
+    TaskOffer,
+};
+
+/// A running run `id` created at `created_ms`, with a one-node graph.
+pub fn record(id: &str, created_ms: u64) -> (RunRecord, RunSpec) {
+    let graph = Graph::builder().task("a", "math.add-one").build();
+    (
+        RunRecord {
+            created_ms,
+            updated_ms: created_ms,
+            ..RunRecord::new(id, "g.json")
+        },
+        RunSpec {
+            graph,
+            origin: "g.json".into(),
+            input: json!({"value": 1}),
+        },
+    )
+}
+
+/// Event `seq` of run `run` (a log line).
+pub fn event(run: &str, seq: u64) -> Event {
+    Event {
+        run_id: run.into(),
+        seq,
+        time_ms: 1,
+        kind: EventKind::Log {
+            node: "a".into(),
+            level: weft_core::event::LogLevel::Info,
+            message: format!("line {seq}"),
+        },
+    }
+}
+
+/// Node `id`'s record in `status`.
+pub fn node(id: &str, status: NodeStatus, output: Option<serde_json::Value>) -> NodeRecord {
+    NodeRecord {
+        node: id.into(),
+        status,
+        attempt: 1,
+        output,
+        error: None,
+        retry_at_ms: None,
+    }
+}
+
+fn put(key: &str, task_type: &str, created_ms: u64, keep_last: Option<usize>) -> CachePut {
+    CachePut {
+        key: key.into(),
+        entry: CacheEntry {
+            task_type: task_type.into(),
+            version: "1".into(),
+            output: json!({"k": key}),
+            created_ms,
+        },
+        keep_last,
+    }
+}
+
+/// The behaviour every backend must have.
+/// Check every behaviour of `store` that the runtime relies on.
+pub async fn conformance(store: Arc<dyn RunStore>) {
+    // Runs: create, list newest first, unknown ids are typed errors.
+    let (r1, s1) = record("r1", 10);
+    let (r2, s2) = record("r2", 20);
+    store.create_run(r1, s1.clone()).await.unwrap();
+    store.create_run(r2, s2).await.unwrap();
+    let listed: Vec<String> = store
+        .list_runs()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.run_id)
+        .collect();
+    assert_eq!(listed, vec!["r2", "r1"]);
+    assert!(
+        matches!(store.load_run("nope").await, Err(StoreError::UnknownRun(id)) if id == "nope")
+    );
+    let orphan = Commit {
+        events: vec![event("nope", 1)],
+        ..Commit::default()
+    };
+    assert!(matches!(
+        store.commit("nope", orphan).await,
+        Err(StoreError::UnknownRun(_))
+    ));
+
+    // A new run has no nodes and starts its events at 1.
+    let loaded = store.load_run("r1").await.unwrap();
+    assert_eq!(loaded.spec, s1);
+    assert!(loaded.nodes.is_empty());
+    assert_eq!(loaded.next_seq, 1);
+
+    // Commits: node states replace earlier ones, events append, status changes.
+    store
+        .commit(
+            "r1",
+            Commit {
+                nodes: vec![node("a", NodeStatus::Running, None)],
+                events: vec![event("r1", 1), event("r1", 2)],
+                ..Commit::default()
+            },
+        )
+        .await
+        .unwrap();
+    store
+        .commit(
+            "r1",
+            Commit {
+                nodes: vec![node("a", NodeStatus::Completed, Some(json!({"value": 2})))],
+                status: Some(RunStatus::Succeeded),
+                events: vec![event("r1", 3)],
+                cache: vec![],
+            },
+        )
+        .await
+        .unwrap();
+    // One commit may carry several states of a node (group commit): the last wins.
+    let (dup, spec) = record("dup", 5);
+    store.create_run(dup, spec).await.unwrap();
+    store
+        .commit(
+            "dup",
+            Commit {
+                nodes: vec![
+                    node("x", NodeStatus::Running, None),
+                    node("x", NodeStatus::Completed, Some(json!({"v": 1}))),
+                ],
+                status: Some(RunStatus::Succeeded),
+                ..Commit::default()
+            },
+        )
+        .await
+        .unwrap();
+    let x = store.load_run("dup").await.unwrap();
+    let x = x.nodes.iter().find(|n| n.node == "x").unwrap();
+    assert_eq!(
+        (x.status, x.output.clone()),
+        (NodeStatus::Completed, Some(json!({"v": 1})))
+    );
+    // A node waiting for a retry keeps its due time.
+    let waiting = NodeRecord {
+        retry_at_ms: Some(123_456),
+        error: Some("busy".into()),
+        ..node("b", NodeStatus::Retrying, None)
+    };
+    store
+        .commit(
+            "r2",
+            Commit {
+                nodes: vec![waiting.clone()],
+                ..Commit::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.load_run("r2").await.unwrap().nodes, vec![waiting]);
+
+    let loaded = store.load_run("r1").await.unwrap();
+    assert_eq!(loaded.run.status, RunStatus::Succeeded);
+    assert_eq!(
+        loaded.nodes,
+        vec![node("a", NodeStatus::Completed, Some(json!({"value": 2})))]
+    );
+    assert_eq!(loaded.next_seq, 4);
+    let seqs = |events: Vec<Event>| events.iter().map(|e| e.seq).collect::<Vec<_>>();
+    assert_eq!(seqs(store.events("r1", 0).await.unwrap()), vec![1, 2, 3]);
+    assert_eq!(seqs(store.events("r1", 2).await.unwrap()), vec![3]);
+    assert!(store.events("r1", 3).await.unwrap().is_empty());
+    // Runs do not see each other's nodes or events.
+    assert!(store.events("r2", 0).await.unwrap().is_empty());
+    assert!(
+        store
+            .load_run("r2")
+            .await
+            .unwrap()
+            .nodes
+            .iter()
+            .all(|n| n.node != "a")
+    );
+
+    // The output cache: put in a commit, get, keep-last per type, stats, clear.
+    let cache = vec![
+        put("k1", "t.a", 1, Some(2)),
+        put("k2", "t.a", 2, Some(2)),
+        put("k3", "t.a", 3, Some(2)),
+        put("k4", "t.b", 4, None),
+    ];
+    store
+        .commit(
+            "r2",
+            Commit {
+                cache,
+                ..Commit::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        store.cache_get("k1").await.unwrap().is_none(),
+        "the oldest t.a entry beyond keep_last 2 is gone"
+    );
+    assert_eq!(
+        store.cache_get("k3").await.unwrap().unwrap().output,
+        json!({"k": "k3"})
+    );
+    // Putting the same key again replaces it.
+    store
+        .commit(
+            "r2",
+            Commit {
+                cache: vec![put("k4", "t.b", 5, None)],
+                ..Commit::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.cache_get("k4").await.unwrap().unwrap().created_ms, 5);
+    let stats = store.cache_stats().await.unwrap();
+    let entries: Vec<(String, u64)> = stats
+        .iter()
+        .map(|s| (s.task_type.clone(), s.entries))
+        .collect();
+    assert_eq!(
+        entries,
+        vec![("t.a".to_string(), 2), ("t.b".to_string(), 1)]
+    );
+    assert!(stats.iter().all(|s| s.bytes > 0));
+    assert_eq!(store.cache_clear(Some("t.a")).await.unwrap(), 2);
+    assert!(store.cache_get("k2").await.unwrap().is_none());
+    assert!(store.cache_get("k4").await.unwrap().is_some());
+    // Many lookups at once (a backend may coalesce them): each gets its own
+    // answer, repeated keys included.
+    let keys: Vec<String> = (0..60)
+        .map(|i| match i % 3 {
+            0 => "k4".to_string(),
+            _ => format!("absent-{i}"),
+        })
+        .collect();
+    let found = futures::future::join_all(keys.iter().map(|k| store.cache_get(k))).await;
+    for (k, f) in keys.iter().zip(found) {
+        assert_eq!(f.unwrap().is_some(), k == "k4", "{k}");
+    }
+    assert_eq!(store.cache_clear(None).await.unwrap(), 1);
+    assert!(store.cache_stats().await.unwrap().is_empty());
+
+    // Rate limiter state: starts in a window (several per ms counted), old
+    // starts forgotten, pauses only move later, ids independent.
+    let take = |at| store.rate_acquire("q/k", at, 500, u32::MAX);
+    assert_eq!(take(1_000).await.unwrap(), None);
+    assert_eq!(take(1_000).await.unwrap(), None);
+    assert_eq!(take(1_300).await.unwrap(), None);
+    assert_eq!(
+        store.rate_state("q/k", 900).await.unwrap().starts,
+        vec![1_000, 1_000, 1_300]
+    );
+    assert_eq!(
+        store.rate_state("q/k", 1_100).await.unwrap().starts,
+        vec![1_300]
+    );
+    assert_eq!(take(1_700).await.unwrap(), None);
+    assert_eq!(
+        store.rate_state("q/k", 0).await.unwrap().starts,
+        vec![1_300, 1_700],
+        "starts before 1200 are forgotten"
+    );
+    // Admission is checked and recorded in one step: 2 per 500 ms.
+    let two = |at| store.rate_acquire("q/two", at, 500, 2);
+    assert_eq!(two(2_000).await.unwrap(), None);
+    assert_eq!(two(2_100).await.unwrap(), None);
+    assert_eq!(two(2_200).await.unwrap(), Some(300), "full until 2500");
+    assert_eq!(
+        two(2_501).await.unwrap(),
+        None,
+        "the start at 2000 left the window"
+    );
+    assert_eq!(
+        store.rate_state("q/two", 0).await.unwrap().starts,
+        vec![2_100, 2_501]
+    );
+    store.rate_pause("q/k", 5_000).await.unwrap();
+    store.rate_pause("q/k", 4_000).await.unwrap();
+    assert_eq!(
+        store.rate_state("q/k", 0).await.unwrap().paused_until_ms,
+        5_000
+    );
+    assert_eq!(
+        store
+            .rate_acquire("q/k", 4_500, 500, u32::MAX)
+            .await
+            .unwrap(),
+        Some(500),
+        "paused until 5000"
+    );
+    let other = store.rate_state("q/other", 0).await.unwrap();
+    assert!(other.starts.is_empty() && other.paused_until_ms == 0);
+
+    // Idempotency keys: unique per owner; the second submission finds the first run.
+    let keyed = |id: &str, owner: &str| {
+        let (mut r, s) = record(id, 30);
+        r.owner = Some(owner.into());
+        r.idempotency_key = Some("k1".into());
+        (r, s)
+    };
+    let (r, s) = keyed("i1", "alice");
+    assert_eq!(store.create_run(r, s).await.unwrap(), Created::New);
+    let (r, s) = keyed("i2", "alice");
+    match store.create_run(r, s).await.unwrap() {
+        Created::Existing(existing) => assert_eq!(existing.run_id, "i1"),
+        other => panic!("a repeated idempotency key gave {other:?}"),
+    }
+    assert!(matches!(
+        store.load_run("i2").await,
+        Err(StoreError::UnknownRun(_))
+    ));
+    let (r, s) = keyed("i3", "bob");
+    assert_eq!(
+        store.create_run(r, s).await.unwrap(),
+        Created::New,
+        "keys are per owner"
+    );
+
+    // Saved graphs: versions count up, the newest is the default, a delete
+    // removes every version but never lets a version number be reused.
+    let g1 = Graph::builder().task("a", "math.add-one").build();
+    let g2 = Graph::builder().task("b", "math.add-one").build();
+    assert_eq!(store.graph_get("g", None).await.unwrap(), None);
+    let v1 = store
+        .graph_put("g", g1.clone(), Some("alice".into()))
+        .await
+        .unwrap();
+    let v2 = store.graph_put("g", g2.clone(), None).await.unwrap();
+    assert_eq!((v1.version, v2.version), (1, 2));
+    store.graph_put("other", g1.clone(), None).await.unwrap();
+    assert_eq!(store.graph_get("g", None).await.unwrap().unwrap().graph, g2);
+    let first = store.graph_get("g", Some(1)).await.unwrap().unwrap();
+    assert_eq!(
+        (first.graph, first.owner.as_deref()),
+        (g1.clone(), Some("alice"))
+    );
+    assert_eq!(store.graph_get("g", Some(9)).await.unwrap(), None);
+    let listed: Vec<(String, u32)> = store
+        .graph_list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|g| (g.name, g.version))
+        .collect();
+    assert_eq!(listed, vec![("g".to_string(), 2), ("other".to_string(), 1)]);
+    assert!(store.graph_delete("g").await.unwrap());
+    assert!(!store.graph_delete("g").await.unwrap());
+    assert_eq!(store.graph_get("g", Some(1)).await.unwrap(), None);
+    assert_eq!(store.graph_put("g", g1, None).await.unwrap().version, 3);
+
+    // Leases: one host at a time executes a running run; an expired lease can
+    // be claimed by another host (stale-run recovery), oldest run first.
+    let (l1, spec) = record("l1", 40);
+    store.create_run(l1, spec).await.unwrap();
+    assert!(store.lease_run("l1", "A", 1_000, 2_000).await.unwrap());
+    assert!(!store.lease_run("l1", "B", 1_500, 2_500).await.unwrap());
+    assert!(
+        store.lease_run("l1", "A", 1_500, 2_600).await.unwrap(),
+        "a holder renews"
+    );
+    assert!(
+        !store.lease_run("r1", "A", 1_500, 2_600).await.unwrap(),
+        "r1 has ended"
+    );
+    assert_eq!(
+        store
+            .renew_leases("A", &["l1".into(), "r2".into()], 3_000)
+            .await
+            .unwrap(),
+        vec!["r2".to_string()]
+    );
+    let mut claimed = Vec::new();
+    while let Some(id) = store.claim_run("B", 2_000, 9_000).await.unwrap() {
+        claimed.push(id);
+    }
+    assert_eq!(
+        claimed,
+        vec!["r2", "i1", "i3"],
+        "unleased running runs, oldest first"
+    );
+    assert_eq!(
+        store.claim_run("B", 2_500, 9_000).await.unwrap(),
+        None,
+        "A holds l1 until 3000"
+    );
+    assert_eq!(
+        store.claim_run("C", 3_500, 9_000).await.unwrap().as_deref(),
+        Some("l1"),
+        "A's lease expired"
+    );
+    store.release_run("l1", "A").await.unwrap();
+    assert!(
+        !store.lease_run("l1", "A", 3_600, 9_000).await.unwrap(),
+        "A's release of C's lease did nothing"
+    );
+    store.release_run("l1", "C").await.unwrap();
+    assert!(store.lease_run("l1", "A", 3_600, 9_000).await.unwrap());
+
+    // The concurrent-runs quota: checked with the insert, per owner.
+    let quota_run = |id: &str, owner: &str, key: Option<&str>| {
+        let (mut run, spec) = record(id, 50);
+        run.owner = Some(owner.into());
+        run.idempotency_key = key.map(str::to_string);
+        run.max_running = Some(2);
+        (run, spec)
+    };
+    for id in ["q1", "q2"] {
+        let (run, spec) = quota_run(id, "u", Some(id));
+        assert_eq!(store.create_run(run, spec).await.unwrap(), Created::New);
+    }
+    let (run, spec) = quota_run("q3", "u", Some("q3"));
+    assert_eq!(
+        store.create_run(run, spec).await.unwrap(),
+        Created::TooManyRunning { running: 2 }
+    );
+    let (run, spec) = quota_run("q3", "u", Some("q1"));
+    assert!(
+        matches!(store.create_run(run, spec).await.unwrap(), Created::Existing(r) if r.run_id == "q1"),
+        "a repeated submission is answered, not refused"
+    );
+    let (run, spec) = quota_run("v1", "v", None);
+    assert_eq!(store.create_run(run, spec).await.unwrap(), Created::New);
+    let finished = Commit {
+        status: Some(RunStatus::Succeeded),
+        ..Commit::default()
+    };
+    store.commit("q1", finished).await.unwrap();
+    let (run, spec) = quota_run("q3", "u", Some("q3"));
+    assert_eq!(
+        store.create_run(run, spec).await.unwrap(),
+        Created::New,
+        "q1 ended: room for one more"
+    );
+
+    task_offers(store.as_ref()).await;
+    concurrency_slots(store.as_ref()).await;
+    pages_of_runs(store.as_ref()).await;
+}
+
+/// Listing runs by page, newest first, with filters.
+async fn pages_of_runs(store: &dyn RunStore) {
+    for (id, created, owner) in [
+        ("p1", 100, Some("pager")),
+        ("p2", 101, Some("pager")),
+        ("p3", 102, Some("pager")),
+        ("p4", 103, Some("pager")),
+        ("p5", 104, Some("pager")),
+        ("p0", 150, None),
+    ] {
+        let (mut run, spec) = record(id, created);
+        run.owner = owner.map(str::to_string);
+        if id == "p4" {
+            run.graph_name = Some("saved".into());
+        }
+        store.create_run(run, spec).await.unwrap();
+    }
+    let done = Commit {
+        status: Some(RunStatus::Succeeded),
+        ..Commit::default()
+    };
+    store.commit("p2", done).await.unwrap();
+    let ids = |runs: Vec<RunRecord>| runs.into_iter().map(|r| r.run_id).collect::<Vec<_>>();
+    let pager = RunFilter {
+        owner: Some("pager".into()),
+        ..RunFilter::default()
+    };
+    let page = |filter: RunFilter, after: Option<&'static str>, limit| async move {
+        ids(store.runs_page(&filter, after, limit).await.unwrap())
+    };
+    assert_eq!(
+        page(pager.clone(), None, 10).await,
+        ["p5", "p4", "p3", "p2", "p1"]
+    );
+    assert_eq!(page(pager.clone(), None, 2).await, ["p5", "p4"]);
+    assert_eq!(page(pager.clone(), Some("p4"), 2).await, ["p3", "p2"]);
+    assert_eq!(page(pager.clone(), Some("p2"), 2).await, ["p1"]);
+    assert!(page(pager.clone(), Some("nope"), 2).await.is_empty());
+    let with_unowned = RunFilter {
+        with_unowned: true,
+        since_ms: Some(100),
+        ..pager.clone()
+    };
+    assert_eq!(page(with_unowned, None, 3).await, ["p0", "p5", "p4"]);
+    let succeeded = RunFilter {
+        status: Some(RunStatus::Succeeded),
+        ..pager.clone()
+    };
+    assert_eq!(page(succeeded, None, 10).await, ["p2"]);
+    let saved = RunFilter {
+        graph: Some("saved".into()),
+        ..pager.clone()
+    };
+    assert_eq!(page(saved, None, 10).await, ["p4"]);
+    let by_origin = RunFilter {
+        graph: Some("g.json".into()),
+        since_ms: Some(103),
+        ..pager
+    };
+    assert_eq!(page(by_origin, None, 10).await, ["p5", "p4"]);
+}
+
+/// Concurrency slots: at most `max` held per id, by all holders together;
+/// released or expired slots are free again; a heartbeat keeps a host's.
+async fn concurrency_slots(store: &dyn RunStore) {
+    let slot = |id: &'static str, token: &'static str, host: &'static str, now: u64| SlotRequest {
+        id,
+        token,
+        host,
+        max: 2,
+        now_ms: now,
+        until_ms: now + 1_000,
+    };
+    assert!(store.slot_acquire(slot("q", "a1", "A", 0)).await.unwrap());
+    assert!(store.slot_acquire(slot("q", "b1", "B", 0)).await.unwrap());
+    assert!(
+        !store.slot_acquire(slot("q", "b2", "B", 10)).await.unwrap(),
+        "two are held"
+    );
+    assert!(
+        store
+            .slot_acquire(slot("other", "b2", "B", 10))
+            .await
+            .unwrap(),
+        "each id has its own slots"
+    );
+    store.slot_release("q", "b1").await.unwrap();
+    assert!(store.slot_acquire(slot("q", "b3", "B", 20)).await.unwrap());
+    // A renews (until 5000); B does not: its slot expires at 1020.
+    store
+        .slot_renew("A", &["a1".to_string()], 5_000)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .slot_acquire(slot("q", "c1", "C", 2_000))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .slot_acquire(slot("q", "c2", "C", 2_000))
+            .await
+            .unwrap(),
+        "A's renewed slot and C's are held"
+    );
+}
+
+fn offer(key: &str, run: &str, offered_ms: u64) -> TaskOffer {
+    TaskOffer {
+        key: key.into(),
+        run_id: run.into(),
+        node: key.into(),
+        attempt: 1,
+        task_type: "math.add-one@1".into(),
+        input: json!({"value": 1}),
+        timeout_ms: 1_000,
+        offered_ms,
+    }
+}
+
+/// Task offers: one claim at a time, oldest first, only by hosts that have the
+/// task type; a claim is kept by heartbeats and lost when it expires; only the
+/// holder records a result; a result is taken once; withdrawn offers are gone.
+async fn task_offers(store: &dyn RunStore) {
+    let types = vec!["math.add-one@1".to_string()];
+    let keys = |k: &[&str]| k.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    store.task_offer(offer("o2", "r1", 20)).await.unwrap();
+    store.task_offer(offer("o1", "r1", 10)).await.unwrap();
+    assert_eq!(
+        store
+            .task_claim("B", &keys(&["math.add-one@2"]), 100, 200)
+            .await
+            .unwrap(),
+        None,
+        "a host without that task version claims nothing"
+    );
+    let first = store.task_claim("B", &types, 100, 200).await.unwrap();
+    assert_eq!(first, Some(offer("o1", "r1", 10)), "oldest first, intact");
+    let second = store.task_claim("C", &types, 100, 300).await.unwrap();
+    assert_eq!(second.map(|o| o.key).as_deref(), Some("o2"));
+    assert_eq!(store.task_claim("D", &types, 150, 400).await.unwrap(), None);
+    assert_eq!(
+        store.task_renew("B", &keys(&["o1"]), 350).await.unwrap(),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        store
+            .task_renew("C", &keys(&["o1", "o2"]), 350)
+            .await
+            .unwrap(),
+        keys(&["o1"]),
+        "C never held o1"
+    );
+    assert!(!store.task_finish("o1", "C", json!({"x": 0})).await.unwrap());
+    assert!(store.task_finish("o1", "B", json!({"x": 2})).await.unwrap());
+    assert_eq!(
+        store.task_claim("D", &types, 320, 400).await.unwrap(),
+        None,
+        "a finished offer is not claimed again; o2 is held until 350"
+    );
+    assert_eq!(
+        store.task_results(&keys(&["o1", "o2"])).await.unwrap(),
+        vec![("o1".to_string(), json!({"x": 2}))]
+    );
+    assert!(store.task_results(&keys(&["o1"])).await.unwrap().is_empty());
+    // C stops renewing o2: once its claim expires, D takes it; C's
+    // heartbeat then says it lost it, and its late result is refused.
+    let again = store.task_claim("D", &types, 400, 900).await.unwrap();
+    assert_eq!(again.map(|o| o.key).as_deref(), Some("o2"));
+    assert_eq!(
+        store.task_renew("C", &keys(&["o2"]), 600).await.unwrap(),
+        keys(&["o2"])
+    );
+    assert!(!store.task_finish("o2", "C", json!({"x": 1})).await.unwrap());
+    // Withdrawn by key, or every offer of a run.
+    store
+        .task_withdraw("r1", Some(&keys(&["o2"])))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.task_renew("D", &keys(&["o2"]), 700).await.unwrap(),
+        keys(&["o2"])
+    );
+    assert!(!store.task_finish("o2", "D", json!({"x": 1})).await.unwrap());
+    store.task_offer(offer("o3", "r1", 30)).await.unwrap();
+    store.task_offer(offer("o4", "r2", 40)).await.unwrap();
+    store.task_withdraw("r1", None).await.unwrap();
+    let left = store.task_claim("B", &types, 1_000, 2_000).await.unwrap();
+    assert_eq!(left.map(|o| o.key).as_deref(), Some("o4"));
+    store.task_withdraw("r2", None).await.unwrap();
+    // The offering host takes back an offer nobody claimed yet, not a claimed one.
+    store.task_offer(offer("o5", "r1", 50)).await.unwrap();
+    assert!(store.task_take_back("o5").await.unwrap());
+    assert_eq!(
+        store.task_claim("B", &types, 1_000, 2_000).await.unwrap(),
+        None
+    );
+    store.task_offer(offer("o6", "r1", 60)).await.unwrap();
+    assert!(
+        store
+            .task_claim("B", &types, 1_000, 2_000)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(!store.task_take_back("o6").await.unwrap());
+    store.task_withdraw("r1", None).await.unwrap();
+}
