@@ -10,9 +10,11 @@ use anyhow::{Context, bail};
 use clap::Args;
 use futures::StreamExt;
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde::de::DeserializeOwned;
+use serde_json::json;
 
 use weft::events::{Event, EventKind, RunStatus};
+use weft_daemon::types::{ErrorBody, RunView, SubmitRequest, Submitted};
 
 #[derive(Args, Debug, Clone)]
 pub struct ServerArgs {
@@ -50,27 +52,38 @@ impl Client {
         }
     }
 
-    /// Send and decode a JSON answer; an error answer becomes an error naming
-    /// the daemon's message (and its list of problems).
-    async fn call(&self, r: reqwest::RequestBuilder) -> anyhow::Result<(StatusCode, Value)> {
+    /// Send and decode the answer as `T` (the API's own types); an error
+    /// answer becomes an error naming the daemon's message (and its list of
+    /// problems).
+    async fn call<T: DeserializeOwned>(
+        &self,
+        r: reqwest::RequestBuilder,
+    ) -> anyhow::Result<(StatusCode, T)> {
         let response = r
             .send()
             .await
             .with_context(|| format!("cannot reach the weft daemon at {}", self.base))?;
         let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
+        let text = response.text().await.unwrap_or_default();
         if !status.is_success() {
-            let mut message = format!(
-                "{status}: {}",
-                body["error"].as_str().unwrap_or("(no message)")
-            );
-            for e in body["errors"].as_array().into_iter().flatten() {
-                message.push_str(&format!("\n  {}", e.as_str().unwrap_or_default()));
-            }
-            bail!(message);
+            bail!(error_message(status, &text));
         }
+        let body = serde_json::from_str(&text)
+            .with_context(|| format!("unexpected answer from the daemon ({status}): {text}"))?;
         Ok((status, body))
     }
+}
+
+/// `STATUS: message`, then each listed problem on its own line.
+fn error_message(status: StatusCode, text: &str) -> String {
+    let Ok(body) = serde_json::from_str::<ErrorBody>(text) else {
+        return format!("{status}: {}", text.trim());
+    };
+    let mut message = format!("{status}: {}", body.error);
+    for e in body.errors.iter().flatten() {
+        message.push_str(&format!("\n  {e}"));
+    }
+    message
 }
 
 #[derive(Args, Debug)]
@@ -112,21 +125,17 @@ pub async fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
         (None, Some(name)) => json!(name),
         (None, None) => bail!("give a graph file or --saved NAME"),
     };
-    let mut body = json!({"graph": graph, "input": super::read_input(&args.input)?});
-    if let Some(v) = args.version {
-        body["version"] = json!(v);
-    }
-    if let Some(k) = &args.idempotency_key {
-        body["idempotency_key"] = json!(k);
-    }
-    let (status, answer) = client
-        .call(
-            client
-                .request(reqwest::Method::POST, "/v1/runs")
-                .json(&body),
-        )
-        .await?;
-    let run_id = answer["run_id"].as_str().unwrap_or_default().to_string();
+    let body = SubmitRequest {
+        graph,
+        version: args.version,
+        input: super::read_input(&args.input)?,
+        idempotency_key: args.idempotency_key.clone(),
+    };
+    let request = client
+        .request(reqwest::Method::POST, "/v1/runs")
+        .json(&body);
+    let (status, answer): (_, Submitted) = client.call(request).await?;
+    let run_id = answer.run_id;
     if status == StatusCode::OK {
         eprintln!("idempotency key already used: run {run_id}");
     }
@@ -139,31 +148,33 @@ pub async fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
 
 pub async fn status(server: &ServerArgs, run_id: &str, json_out: bool) -> anyhow::Result<ExitCode> {
     let client = Client::new(server)?;
-    let (_, run) = client
-        .call(client.request(reqwest::Method::GET, &format!("/v1/runs/{run_id}")))
-        .await?;
+    let request = client.request(reqwest::Method::GET, &format!("/v1/runs/{run_id}"));
+    let (_, run): (_, RunView) = client.call(request).await?;
     if json_out {
         writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(&run)?)?;
         return Ok(ExitCode::SUCCESS);
     }
+    let summary = &run.summary;
     writeln!(
         std::io::stdout(),
         "run {} {} ({})",
-        run["run_id"].as_str().unwrap_or_default(),
-        run["status"].as_str().unwrap_or_default(),
-        run["origin"].as_str().unwrap_or_default()
+        summary.run_id,
+        super::status_name(summary.status),
+        summary.origin
     )?;
-    for (id, node) in run["nodes"].as_object().into_iter().flatten() {
-        let detail = match (run["outputs"].get(id), node.get("error")) {
+    for (id, node) in &run.nodes {
+        let output = run.outputs.as_ref().and_then(|o| o.get(id));
+        let detail = match (output, &node.error) {
             (Some(o), _) => o.to_string(),
-            (None, Some(e)) => e.as_str().unwrap_or_default().to_string(),
+            (None, Some(e)) => e.clone(),
             _ => String::new(),
         };
+        let status = serde_json::to_value(node.status)?;
         writeln!(
             std::io::stdout(),
             "  {id} {} (attempt {}) {detail}",
-            node["status"].as_str().unwrap_or_default(),
-            node["attempt"]
+            status.as_str().unwrap_or_default(),
+            node.attempt
         )?;
     }
     Ok(ExitCode::SUCCESS)
@@ -171,13 +182,12 @@ pub async fn status(server: &ServerArgs, run_id: &str, json_out: bool) -> anyhow
 
 pub async fn cancel(server: &ServerArgs, run_id: &str) -> anyhow::Result<ExitCode> {
     let client = Client::new(server)?;
-    let (_, run) = client
-        .call(client.request(reqwest::Method::POST, &format!("/v1/runs/{run_id}/cancel")))
-        .await?;
+    let request = client.request(reqwest::Method::POST, &format!("/v1/runs/{run_id}/cancel"));
+    let (_, run): (_, RunView) = client.call(request).await?;
     writeln!(
         std::io::stdout(),
         "run {run_id} {}",
-        run["status"].as_str().unwrap_or_default()
+        super::status_name(run.summary.status)
     )?;
     Ok(ExitCode::SUCCESS)
 }
@@ -212,11 +222,7 @@ async fn watch_run(
             Ok(r) if r.status().is_success() => r,
             Ok(r) => {
                 let status = r.status();
-                let body: Value = r.json().await.unwrap_or(Value::Null);
-                bail!(
-                    "{status}: {}",
-                    body["error"].as_str().unwrap_or("(no message)")
-                );
+                bail!(error_message(status, &r.text().await.unwrap_or_default()));
             }
             Err(e) => {
                 failures += 1;

@@ -1,159 +1,168 @@
-//! The HTTP API: routes, request parsing and JSON answers. Each handler reads
-//! its request, calls the host, the store or the daemon's runs, and answers;
-//! errors become [`ApiError`]s with a status and a message naming what is wrong.
+//! The HTTP API: routes and handlers. Each handler reads its request, calls
+//! the host, the store or the daemon's runs, and answers with a type from
+//! [`crate::types`]; errors are [`ApiError`]s naming what is wrong. The
+//! OpenAPI document is generated from the handlers' annotations and those
+//! types ([`openapi`]), never written by hand.
 
 use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::Value;
+use utoipa::OpenApi;
+use utoipa::openapi::response::{Response as DocResponse, ResponseBuilder};
+use utoipa::openapi::{Content, RefOr};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
-use super::auth::{LOCAL_USER, Refusal, User};
+use super::auth::{LOCAL_USER, Refusal, User, visible_run};
 use super::cross_site::CrossSite;
+use super::error::ApiError;
+use crate::types::*;
 use weft::events::{EventHub, EventKind, RunStatus};
 use weft::graph::Graph;
-use weft::store::{RunFilter, RunRecord, StoreError, StoredRun, valid_graph_name};
+use weft::store::{RunFilter, RunRecord, StoredRun, valid_graph_name};
 use weft::{HostError, Prepared, Submission};
-
-/// The OpenAPI document of this API.
-const OPENAPI: &str = include_str!("openapi.json");
-
-/// An error answer: a status and `{"error": message, ...details}`.
-#[derive(Debug)]
-pub(crate) struct ApiError {
-    status: StatusCode,
-    message: String,
-    details: Box<Map<String, Value>>,
-    headers: Vec<(HeaderName, String)>,
-}
-
-impl ApiError {
-    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            message: message.into(),
-            details: Box::default(),
-            headers: Vec::new(),
-        }
-    }
-
-    pub(crate) fn header(mut self, name: HeaderName, value: impl Into<String>) -> Self {
-        self.headers.push((name, value.into()));
-        self
-    }
-
-    /// The answer's status.
-    pub(crate) fn status(&self) -> StatusCode {
-        self.status
-    }
-
-    fn detail(mut self, key: &str, value: Value) -> Self {
-        self.details.insert(key.to_string(), value);
-        self
-    }
-
-    fn not_found(what: impl std::fmt::Display) -> Self {
-        ApiError::new(StatusCode::NOT_FOUND, format!("no {what}"))
-    }
-
-    fn internal(e: impl std::fmt::Display) -> Self {
-        tracing::error!(error = %e, "request failed");
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut body = Map::new();
-        body.insert("error".into(), Value::String(self.message));
-        body.extend(*self.details);
-        let mut response = (self.status, Json(Value::Object(body))).into_response();
-        for (name, value) in self.headers {
-            if let Ok(v) = HeaderValue::from_str(&value) {
-                response.headers_mut().insert(name, v);
-            }
-        }
-        response
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::UnknownRun(id) => ApiError::not_found(format!("run `{id}`")),
-            e => ApiError::internal(e),
-        }
-    }
-}
-
-impl From<HostError> for ApiError {
-    fn from(e: HostError) -> Self {
-        match e {
-            HostError::Invalid(errors) => {
-                let list: Vec<Value> = errors
-                    .errors
-                    .iter()
-                    .map(|e| Value::String(format!("{}: {e}", errors.origin)))
-                    .collect();
-                ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    format!(
-                        "{} is invalid ({} problem{})",
-                        errors.origin,
-                        list.len(),
-                        if list.len() == 1 { "" } else { "s" }
-                    ),
-                )
-                .detail("errors", Value::Array(list))
-            }
-            HostError::Store(e) => e.into(),
-            e @ HostError::AlreadyFinished { .. } => {
-                ApiError::new(StatusCode::CONFLICT, e.to_string())
-            }
-            e @ HostError::NotDeadLetter { .. } => {
-                ApiError::new(StatusCode::NOT_FOUND, e.to_string())
-            }
-            e => ApiError::internal(e),
-        }
-    }
-}
 
 type ApiResult<T> = Result<T, ApiError>;
 
-pub(crate) fn router(state: AppState, max_body_bytes: usize, cross_site: CrossSite) -> Router {
-    let v1 = Router::new()
-        .route("/runs", post(submit).get(list_runs))
-        .route("/runs/{id}", get(get_run))
-        .route("/runs/{id}/cancel", post(cancel_run))
-        .route("/runs/{id}/events", get(super::sse::events))
-        .route("/tasks", get(tasks))
-        .route("/plugins", get(plugins))
-        .route("/graphs", get(list_graphs))
-        .route(
-            "/graphs/{name}",
-            put(put_graph).get(get_graph).delete(delete_graph),
-        )
-        .route("/dead-letters", get(dead_letters))
-        .route("/dead-letters/{id}/retry", post(retry_dead_letter))
-        .route("/openapi.json", get(openapi))
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Weft daemon API",
+        version = "0.1.0",
+        description = "Submit runs of graphs of sandboxed WebAssembly tasks, follow them, \
+                       manage saved graphs and dead letters. With tokens configured, every \
+                       /v1 route needs `Authorization: Bearer TOKEN`. Request bodies are \
+                       `application/json`."
+    ),
+    components(schemas(ErrorBody))
+)]
+struct ApiDoc;
+
+/// Answers every `/v1` operation may give, whatever it does: added to each
+/// operation of the document once, here, instead of on every handler.
+struct CommonResponses;
+
+impl utoipa::Modify for CommonResponses {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let common = [
+            ("401", "No or unknown bearer token (tokens configured)"),
+            (
+                "403",
+                "A cross-site request (foreign Origin or Host), or a non-loopback client \
+                 without tokens configured",
+            ),
+            ("500", "The store failed"),
+        ];
+        let with_body = [
+            ("413", "The request body is over `[server] max_body_bytes`"),
+            ("415", "The request body is not `application/json`"),
+        ];
+        for (path, item) in doc.paths.paths.iter_mut() {
+            if !path.starts_with("/v1/") {
+                continue;
+            }
+            let ops = [
+                (&mut item.get, false),
+                (&mut item.delete, false),
+                (&mut item.post, true),
+                (&mut item.put, true),
+            ];
+            for (op, has_body) in ops {
+                let Some(op) = op else { continue };
+                let extra = common
+                    .iter()
+                    .chain(if has_body { &with_body[..] } else { &[] });
+                for (status, why) in extra {
+                    op.responses
+                        .responses
+                        .entry(status.to_string())
+                        .or_insert_with(|| error_response(why));
+                }
+            }
+        }
+    }
+}
+
+fn error_response(description: &str) -> RefOr<DocResponse> {
+    RefOr::T(
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                Content::new(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+                    "ErrorBody",
+                )))),
+            )
+            .build(),
+    )
+}
+
+/// The `/v1` routes, with their documentation.
+fn v1_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(submit, list_runs))
+        .routes(routes!(get_run))
+        .routes(routes!(cancel_run))
+        .routes(routes!(super::sse::events))
+        .routes(routes!(tasks))
+        .routes(routes!(plugins))
+        .routes(routes!(list_graphs))
+        .routes(routes!(put_graph, get_graph, delete_graph))
+        .routes(routes!(dead_letters))
+        .routes(routes!(retry_dead_letter))
+        .routes(routes!(openapi_json))
+}
+
+/// Every route, with the document generated from them.
+fn all_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .nest("/v1", v1_routes())
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
+}
+
+/// The OpenAPI document of this API (served at `/v1/openapi.json`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut doc = all_routes().split_for_parts().1;
+    utoipa::Modify::modify(&CommonResponses, &mut doc);
+    doc
+}
+
+fn openapi_text() -> &'static str {
+    static DOC: OnceLock<String> = OnceLock::new();
+    DOC.get_or_init(|| openapi().to_pretty_json().unwrap_or_default())
+}
+
+pub(crate) fn router(
+    state: AppState,
+    max_body_bytes: usize,
+    cross_site: CrossSite,
+) -> axum::Router {
+    let v1 = v1_routes()
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .layer(DefaultBodyLimit::max(max_body_bytes));
-    let mut app = Router::new()
+    let (routes, _) = OpenApiRouter::new()
         .nest("/v1", v1)
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
+        .split_for_parts();
+    let mut app = routes
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state);
     // Outermost: a foreign page is refused before anything else looks at
     // its request; CORS answers only the origins the operator listed.
@@ -161,7 +170,7 @@ pub(crate) fn router(state: AppState, max_body_bytes: usize, cross_site: CrossSi
         app = app.layer(cors);
     }
     app.layer(middleware::from_fn_with_state(
-        std::sync::Arc::new(cross_site),
+        Arc::new(cross_site),
         super::cross_site::guard,
     ))
 }
@@ -182,9 +191,13 @@ async fn authenticate(
 }
 
 async fn not_found() -> ApiError {
+    ApiError::not_found("such route (see /v1/openapi.json)")
+}
+
+async fn method_not_allowed() -> ApiError {
     ApiError::new(
-        StatusCode::NOT_FOUND,
-        "no such route (see /v1/openapi.json)",
+        StatusCode::METHOD_NOT_ALLOWED,
+        "this route does not take that method (see /v1/openapi.json)",
     )
 }
 
@@ -194,27 +207,19 @@ fn parse_body<T: for<'de> Deserialize<'de>>(body: Result<Bytes, BytesRejection>)
     let bytes = body.map_err(|r| ApiError::new(r.status(), r.body_text()))?;
     serde_json::from_slice(&bytes).map_err(|e| {
         if e.is_syntax() || e.is_eof() {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                // serde_json's message ends with "at line L column C".
-                format!("malformed JSON in request body: {e}"),
-            )
+            // serde_json's message ends with "at line L column C".
+            ApiError::bad_request(format!("malformed JSON in request body: {e}"))
         } else {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                format!("request body: {e}"),
-            )
+            ApiError::unprocessable(format!("request body: {e}"))
         }
     })
 }
 
-/// A run the user may see: their own (and, for loopback use without tokens,
-/// runs started from the CLI). Others' runs are answered as unknown.
-pub(crate) fn visible_run(run: &RunRecord, user: &User) -> bool {
-    match &run.owner {
-        Some(owner) => *owner == user.0,
-        None => user.0 == LOCAL_USER,
-    }
+/// Parse a query string: 400 naming the parameter.
+pub(crate) fn parse_query<T>(query: Result<Query<T>, QueryRejection>) -> ApiResult<T> {
+    query
+        .map(|Query(q)| q)
+        .map_err(|e| ApiError::bad_request(e.body_text()))
 }
 
 async fn load_visible(state: &AppState, id: &str, user: &User) -> ApiResult<StoredRun> {
@@ -225,61 +230,59 @@ async fn load_visible(state: &AppState, id: &str, user: &User) -> ApiResult<Stor
     Ok(stored)
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SubmitBody {
-    /// A graph (object) or the name of a saved graph (string).
-    graph: Value,
-    /// With a saved graph: its version (default: the newest).
-    #[serde(default)]
-    version: Option<u32>,
-    #[serde(default = "empty_object")]
-    input: Value,
-    #[serde(default)]
-    idempotency_key: Option<String>,
-}
-
-fn empty_object() -> Value {
-    json!({})
-}
-
-async fn submit(
-    State(state): State<AppState>,
-    Extension(user): Extension<User>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> ApiResult<Response> {
-    let body: SubmitBody = parse_body(body)?;
-    let (graph, origin, graph_name) = match body.graph {
+/// The graph a submission names: inline, or saved (its version or newest).
+async fn submitted_graph(
+    state: &AppState,
+    body: &SubmitRequest,
+) -> ApiResult<(Graph, String, Option<String>)> {
+    match &body.graph {
         Value::String(name) => {
             let saved = state
                 .host
                 .store()
-                .graph_get(&name, body.version)
+                .graph_get(name, body.version)
                 .await?
                 .ok_or_else(|| match body.version {
                     Some(v) => ApiError::not_found(format!("saved graph `{name}` version {v}")),
                     None => ApiError::not_found(format!("saved graph `{name}`")),
                 })?;
             let origin = format!("graph {name}@{}", saved.version);
-            (saved.graph, origin, Some(name))
+            Ok((saved.graph, origin, Some(name.clone())))
         }
         inline @ Value::Object(_) => {
-            let graph: Graph = serde_json::from_value(inline).map_err(|e| {
-                ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    format!("request body: `graph` is not a graph: {e}"),
-                )
+            let graph: Graph = serde_json::from_value(inline.clone()).map_err(|e| {
+                ApiError::unprocessable(format!("request body: `graph` is not a graph: {e}"))
             })?;
-            (graph, "request graph".to_string(), None)
+            Ok((graph, "request graph".to_string(), None))
         }
-        _ => {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "request body: `graph` must be a graph object or the name of a saved graph",
-            ));
-        }
-    };
+        _ => Err(ApiError::unprocessable(
+            "request body: `graph` must be a graph object or the name of a saved graph",
+        )),
+    }
+}
+
+/// Submit a run of an inline or saved graph.
+#[utoipa::path(
+    post, path = "/runs", tag = "runs",
+    request_body = SubmitRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "As `idempotency_key`")),
+    responses(
+        (status = 201, description = "Started", body = Submitted),
+        (status = 200, description = "The run this idempotency key already started", body = Submitted),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 404, description = "No such saved graph or version", body = ErrorBody),
+        (status = 422, description = "The body, graph or input is invalid", body = ErrorBody),
+        (status = 429, description = "Over a quota; see the Retry-After header", body = ErrorBody),
+    )
+)]
+async fn submit(
+    State(state): State<AppState>,
+    Extension(user): Extension<User>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    let body: SubmitRequest = parse_body(body)?;
+    let (graph, origin, graph_name) = submitted_graph(&state, &body).await?;
     let idempotency_key = body.idempotency_key.or_else(|| {
         headers
             .get("idempotency-key")
@@ -301,105 +304,111 @@ async fn submit(
         lease,
         max_running: state.quotas.concurrent_runs(),
     };
-    match state
+    let prepared = state
         .host
         .submit(&graph, &origin, body.input, submission)
-        .await?
-    {
+        .await?;
+    let (status, run_id, run_status, existing) = match prepared {
         Prepared::New(run) => {
             let run_id = run.run_id.clone();
             tracing::info!(run_id = %run_id, user = %user.0, origin = %origin, "run submitted");
             if leased {
                 state.runs.start(run, Some(user.0));
             }
-            Ok((
-                StatusCode::CREATED,
-                [(header::LOCATION, format!("/v1/runs/{run_id}"))],
-                Json(json!({"run_id": run_id, "status": "running", "existing": false})),
-            )
-                .into_response())
+            (StatusCode::CREATED, run_id, RunStatus::Running, false)
         }
         Prepared::TooManyRunning(running) => {
-            Err(refused(state.quotas.too_many_running(&user.0, running)))
+            return Err(refused(state.quotas.too_many_running(&user.0, running)));
         }
-        Prepared::Existing(run) => Ok((
-            StatusCode::OK,
-            [(header::LOCATION, format!("/v1/runs/{}", run.run_id))],
-            Json(json!({"run_id": run.run_id, "status": run.status, "existing": true})),
-        )
-            .into_response()),
-    }
+        Prepared::Existing(run) => (StatusCode::OK, run.run_id, run.status, true),
+    };
+    let location = format!("/v1/runs/{run_id}");
+    let answer = Submitted {
+        run_id,
+        status: run_status,
+        existing,
+    };
+    Ok((status, [(header::LOCATION, location)], Json(answer)).into_response())
 }
 
-fn run_summary(run: &RunRecord) -> Value {
-    json!({
-        "run_id": run.run_id,
-        "status": run.status,
-        "origin": run.origin,
-        "graph_name": run.graph_name,
-        "owner": run.owner,
-        "created_ms": run.created_ms,
-        "updated_ms": run.updated_ms,
-    })
+fn run_summary(run: &RunRecord) -> RunSummary {
+    RunSummary {
+        run_id: run.run_id.clone(),
+        status: run.status,
+        origin: run.origin.clone(),
+        graph_name: run.graph_name.clone(),
+        owner: run.owner.clone(),
+        created_ms: run.created_ms,
+        updated_ms: run.updated_ms,
+    }
 }
 
 /// A run as the API shows it: summary, node states, outputs once finished,
 /// and the errors of failed nodes.
-fn run_view(stored: &StoredRun) -> Value {
-    let mut view = run_summary(&stored.run);
-    let mut nodes = Map::new();
-    let mut outputs = Map::new();
+fn run_view(stored: &StoredRun) -> RunView {
+    let mut nodes = std::collections::BTreeMap::new();
+    let mut outputs = serde_json::Map::new();
     let mut errors = Vec::new();
     for n in &stored.nodes {
-        let mut node = json!({"status": n.status, "attempt": n.attempt});
         if let Some(e) = &n.error {
-            node["error"] = json!(e);
-            errors.push(json!({"node": n.node, "status": n.status, "error": e}));
-        }
-        if let Some(at) = n.retry_at_ms {
-            node["retry_at_ms"] = json!(at);
+            errors.push(NodeError {
+                node: n.node.clone(),
+                status: n.status,
+                error: e.clone(),
+            });
         }
         if let Some(out) = &n.output {
             outputs.insert(n.node.clone(), out.clone());
         }
-        nodes.insert(n.node.clone(), node);
+        let view = NodeView {
+            status: n.status,
+            attempt: n.attempt,
+            error: n.error.clone(),
+            retry_at_ms: n.retry_at_ms,
+        };
+        nodes.insert(n.node.clone(), view);
     }
-    view["nodes"] = Value::Object(nodes);
-    if stored.run.status != RunStatus::Running {
-        view["outputs"] = Value::Object(outputs);
+    RunView {
+        summary: run_summary(&stored.run),
+        nodes,
+        outputs: (stored.run.status != RunStatus::Running).then_some(outputs),
+        errors,
+        events: stored.next_seq - 1,
     }
-    view["errors"] = Value::Array(errors);
-    view["events"] = json!(stored.next_seq - 1);
-    view
 }
 
+/// A run: every node's state, its outputs once it ended, and its errors.
+#[utoipa::path(
+    get, path = "/runs/{id}", tag = "runs",
+    params(("id" = String, Path, description = "The run's id")),
+    responses(
+        (status = 200, description = "The run", body = RunView),
+        (status = 404, description = "No such run (or another user's)", body = ErrorBody),
+    )
+)]
 async fn get_run(
     State(state): State<AppState>,
     Extension(user): Extension<User>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<RunView>> {
     Ok(Json(run_view(&load_visible(&state, &id, &user).await?)))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ListQuery {
-    status: Option<RunStatus>,
-    /// The saved graph's name, or the origin.
-    graph: Option<String>,
-    /// Created at or after, ms since the Unix epoch.
-    since: Option<u64>,
-    limit: Option<usize>,
-    /// The last run id of the previous page.
-    cursor: Option<String>,
-}
-
+/// The user's runs, newest first, a page at a time.
+#[utoipa::path(
+    get, path = "/runs", tag = "runs",
+    params(RunsQuery),
+    responses(
+        (status = 200, description = "A page of runs", body = RunPage),
+        (status = 400, description = "A query parameter is invalid", body = ErrorBody),
+    )
+)]
 async fn list_runs(
     State(state): State<AppState>,
     Extension(user): Extension<User>,
-    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult<Json<Value>> {
-    let Query(q) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    query: Result<Query<RunsQuery>, QueryRejection>,
+) -> ApiResult<Json<RunPage>> {
+    let q = parse_query(query)?;
     let limit = q.limit.unwrap_or(50).clamp(1, 1000);
     // What `visible_run` allows: the user's runs, and for the local user
     // also those started from the CLI.
@@ -410,8 +419,7 @@ async fn list_runs(
         since_ms: q.since,
         graph: q.graph.clone(),
     };
-    // Runs are listed newest first; a page resumes after the cursor. One
-    // more than asked says whether there is a next page.
+    // One more than asked says whether there is a next page.
     let mut page = state
         .host
         .store()
@@ -419,30 +427,36 @@ async fn list_runs(
         .await?;
     let more = page.len() > limit;
     page.truncate(limit);
-    let next = if more {
-        page.last().map(|r| r.run_id.clone())
-    } else {
-        None
-    };
-    Ok(Json(json!({
-        "runs": page.iter().map(run_summary).collect::<Vec<_>>(),
-        "next_cursor": next,
-    })))
+    let next_cursor = more
+        .then(|| page.last().map(|r| r.run_id.clone()))
+        .flatten();
+    Ok(Json(RunPage {
+        runs: page.iter().map(run_summary).collect(),
+        next_cursor,
+    }))
 }
 
+/// Cancel a running run: running tasks are interrupted.
+#[utoipa::path(
+    post, path = "/runs/{id}/cancel", tag = "runs",
+    params(("id" = String, Path, description = "The run's id")),
+    responses(
+        (status = 200, description = "The cancelled run", body = RunView),
+        (status = 404, description = "No such run", body = ErrorBody),
+        (status = 409, description = "The run already ended", body = ErrorBody),
+    )
+)]
 async fn cancel_run(
     State(state): State<AppState>,
     Extension(user): Extension<User>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<RunView>> {
     let stored = load_visible(&state, &id, &user).await?;
     if stored.run.status != RunStatus::Running {
+        let status = serde_json::to_value(stored.run.status).unwrap_or_default();
         return Err(ApiError::new(
             StatusCode::CONFLICT,
-            format!(
-                "run `{id}` already ended ({}); nothing to cancel",
-                serde_json::to_value(stored.run.status).unwrap_or_default()
-            ),
+            format!("run `{id}` already ended ({status}); nothing to cancel"),
         ));
     }
     if !state.runs.cancel(&id, Duration::from_secs(30)).await {
@@ -462,28 +476,66 @@ async fn cancel_run(
     Ok(Json(run_view(&state.host.store().load_run(&id).await?)))
 }
 
-async fn tasks(State(state): State<AppState>) -> Json<Value> {
+/// Every task type the daemon knows, with its schemas.
+#[utoipa::path(
+    get, path = "/tasks", tag = "catalog",
+    responses((status = 200, description = "Task types", body = Vec<TaskTypeView>))
+)]
+async fn tasks(State(state): State<AppState>) -> Json<Vec<TaskTypeView>> {
     let registry = state.host.registry();
-    Json(Value::Array(
-        registry.task_types().map(|t| t.to_json()).collect(),
-    ))
+    let list = registry.task_types().map(|t| TaskTypeView {
+        id: t.id.clone(),
+        version: t.version.clone(),
+        title: t.title.clone(),
+        category: t.category.clone(),
+        description: t.description.clone(),
+        input_schema: t.input.raw().clone(),
+        output_schema: t.output.raw().clone(),
+        side_effects: t.side_effects,
+        cacheable: t.cacheable,
+        timeout_ms: t.timeout.as_millis() as u64,
+        plugin: t.plugin.clone(),
+    });
+    Json(list.collect())
 }
 
-async fn plugins(State(state): State<AppState>) -> Json<Value> {
-    Json(json!(state.host.plugins()))
+/// The plugins found, with their task types or why they failed to load.
+#[utoipa::path(
+    get, path = "/plugins", tag = "catalog",
+    responses((status = 200, description = "Plugins", body = Vec<PluginView>))
+)]
+async fn plugins(State(state): State<AppState>) -> Json<Vec<PluginView>> {
+    let list = state.host.plugins().into_iter().map(|p| PluginView {
+        name: p.name,
+        source: p.source,
+        sha256: p.sha256,
+        tasks: p.tasks,
+        error: p.error,
+    });
+    Json(list.collect())
 }
 
 fn check_graph_name(name: &str) -> ApiResult<()> {
     if valid_graph_name(name) {
         Ok(())
     } else {
-        Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("graph name `{name}` must be 1-128 characters of A-Z, a-z, 0-9, `.`, `_`, `-`"),
-        ))
+        Err(ApiError::unprocessable(format!(
+            "graph name `{name}` must be 1-128 characters of A-Z, a-z, 0-9, `.`, `_`, `-`"
+        )))
     }
 }
 
+/// Save a new version of a graph (validated first).
+#[utoipa::path(
+    put, path = "/graphs/{name}", tag = "graphs",
+    params(("name" = String, Path, description = "1-128 characters of A-Z, a-z, 0-9, `.`, `_`, `-`")),
+    request_body(content = Object, description = "The graph"),
+    responses(
+        (status = 201, description = "Saved", body = GraphSaved),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 422, description = "The name or the graph is invalid", body = ErrorBody),
+    )
+)]
 async fn put_graph(
     State(state): State<AppState>,
     Extension(user): Extension<User>,
@@ -501,34 +553,54 @@ async fn put_graph(
         .store()
         .graph_put(&name, graph, Some(user.0))
         .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({"name": saved.name, "version": saved.version, "saved_ms": saved.saved_ms})),
+    let answer = GraphSaved {
+        name: saved.name,
+        version: saved.version,
+        saved_ms: saved.saved_ms,
+    };
+    Ok((StatusCode::CREATED, Json(answer)).into_response())
+}
+
+/// A saved graph: a version, or the newest.
+#[utoipa::path(
+    get, path = "/graphs/{name}", tag = "graphs",
+    params(("name" = String, Path, description = "The graph's name"), VersionQuery),
+    responses(
+        (status = 200, description = "The graph", body = SavedGraphView),
+        (status = 400, description = "A query parameter is invalid", body = ErrorBody),
+        (status = 404, description = "No such graph or version", body = ErrorBody),
     )
-        .into_response())
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct VersionQuery {
-    version: Option<u32>,
-}
-
+)]
 async fn get_graph(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    query: Result<Query<VersionQuery>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult<Json<Value>> {
-    let Query(q) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    query: Result<Query<VersionQuery>, QueryRejection>,
+) -> ApiResult<Json<SavedGraphView>> {
+    let q = parse_query(query)?;
     let saved = state
         .host
         .store()
         .graph_get(&name, q.version)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("saved graph `{name}`")))?;
-    Ok(Json(json!(saved)))
+    Ok(Json(SavedGraphView {
+        name: saved.name,
+        version: saved.version,
+        saved_ms: saved.saved_ms,
+        owner: saved.owner,
+        graph: serde_json::to_value(saved.graph).unwrap_or_default(),
+    }))
 }
 
+/// Delete every version of a saved graph.
+#[utoipa::path(
+    delete, path = "/graphs/{name}", tag = "graphs",
+    params(("name" = String, Path, description = "The graph's name")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such graph", body = ErrorBody),
+    )
+)]
 async fn delete_graph(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -540,45 +612,63 @@ async fn delete_graph(
     }
 }
 
-async fn list_graphs(State(state): State<AppState>) -> ApiResult<Json<Value>> {
+/// Every saved graph's newest version.
+#[utoipa::path(
+    get, path = "/graphs", tag = "graphs",
+    responses((status = 200, description = "Saved graphs", body = Vec<GraphListing>))
+)]
+async fn list_graphs(State(state): State<AppState>) -> ApiResult<Json<Vec<GraphListing>>> {
     let graphs = state.host.store().graph_list().await?;
-    Ok(Json(Value::Array(
-        graphs
-            .into_iter()
-            .map(|g| {
-                json!({
-                    "name": g.name,
-                    "version": g.version,
-                    "saved_ms": g.saved_ms,
-                    "owner": g.owner,
-                    "tasks": g.graph.tasks.len(),
-                })
-            })
-            .collect(),
-    )))
+    let list = graphs.into_iter().map(|g| GraphListing {
+        name: g.name,
+        version: g.version,
+        saved_ms: g.saved_ms,
+        owner: g.owner,
+        tasks: g.graph.tasks.len(),
+    });
+    Ok(Json(list.collect()))
 }
 
+/// The user's dead letters: failed nodes of failed runs.
+#[utoipa::path(
+    get, path = "/dead-letters", tag = "dead letters",
+    responses((status = 200, description = "Dead letters", body = Vec<DeadLetterView>))
+)]
 async fn dead_letters(
     State(state): State<AppState>,
     Extension(user): Extension<User>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Vec<DeadLetterView>>> {
     let runs = state.host.store().list_runs().await?;
     let letters = state.host.dead_letters().await?;
-    let list: Vec<Value> = letters
-        .into_iter()
-        .filter(|l| {
-            runs.iter()
-                .any(|r| r.run_id == l.run_id && visible_run(r, &user))
+    let visible = |run_id: &str| {
+        runs.iter()
+            .any(|r| r.run_id == run_id && visible_run(r, &user))
+    };
+    let list = letters.into_iter().filter(|l| visible(&l.run_id));
+    Ok(Json(
+        list.map(|l| DeadLetterView {
+            id: format!("{}:{}", l.run_id, l.node),
+            run_id: l.run_id,
+            node: l.node,
+            task_type: l.task_type,
+            attempts: l.attempts,
+            errors: l.errors,
+            failed_ms: l.failed_ms,
         })
-        .map(|l| {
-            let mut v = json!(l);
-            v["id"] = json!(format!("{}:{}", l.run_id, l.node));
-            v
-        })
-        .collect();
-    Ok(Json(Value::Array(list)))
+        .collect(),
+    ))
 }
 
+/// Run a dead letter's node again (with a fresh retry budget), continuing
+/// its run.
+#[utoipa::path(
+    post, path = "/dead-letters/{id}/retry", tag = "dead letters",
+    params(("id" = String, Path, description = "`RUN_ID:NODE`")),
+    responses(
+        (status = 202, description = "Running again", body = Redriven),
+        (status = 404, description = "No such dead letter", body = ErrorBody),
+    )
+)]
 async fn retry_dead_letter(
     State(state): State<AppState>,
     Extension(user): Extension<User>,
@@ -591,21 +681,40 @@ async fn retry_dead_letter(
     let run = state.host.redrive(run_id, node).await?;
     state.runs.start_existing(run, stored.run.owner).await;
     tracing::info!(run_id, node, user = %user.0, "dead letter re-driven");
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({"run_id": run_id, "node": node, "status": "running"})),
-    )
-        .into_response())
+    let answer = Redriven {
+        run_id: run_id.to_string(),
+        node: node.to_string(),
+        status: RunStatus::Running,
+    };
+    Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
 }
 
-async fn openapi() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+/// This document.
+#[utoipa::path(
+    get, path = "/openapi.json", tag = "meta",
+    responses((status = 200, description = "The OpenAPI document", body = Object))
+)]
+async fn openapi_json() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], openapi_text()).into_response()
 }
 
+/// Liveness: the process answers.
+#[utoipa::path(
+    get, path = "/healthz", tag = "meta",
+    responses((status = 200, description = "Alive", body = String, content_type = "text/plain"))
+)]
 async fn healthz() -> &'static str {
     "ok\n"
 }
 
+/// Readiness: plugins scanned and the store answers.
+#[utoipa::path(
+    get, path = "/readyz", tag = "meta",
+    responses(
+        (status = 200, description = "Ready", body = String, content_type = "text/plain"),
+        (status = 503, description = "Starting, or the store is unavailable", body = ErrorBody),
+    )
+)]
 async fn readyz(State(state): State<AppState>) -> Response {
     if !state.ready.load(std::sync::atomic::Ordering::Acquire) {
         return ApiError::new(
@@ -624,6 +733,12 @@ async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
+/// Prometheus metrics (OpenMetrics text).
+#[utoipa::path(
+    get, path = "/metrics", tag = "meta",
+    responses((status = 200, description = "Metrics", body = String,
+               content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8"))
+)]
 async fn metrics(State(state): State<AppState>) -> Response {
     let failures = state
         .host

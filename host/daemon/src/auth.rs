@@ -11,11 +11,11 @@ use std::sync::Arc;
 use axum::http::{HeaderMap, StatusCode, header};
 use sha2::{Digest, Sha256};
 
-use super::api::ApiError;
+use super::error::ApiError;
 use weft::clock::now_ms;
 use weft::config::QuotaConfig;
 use weft::limiter::RateConfig;
-use weft::store::RunStore;
+use weft::store::{RunRecord, RunStore};
 
 /// The user of a request (set by the auth layer).
 #[derive(Debug, Clone)]
@@ -74,6 +74,15 @@ impl Auth {
             .get(&hash)
             .map(|u| User(u.clone()))
             .ok_or_else(|| unauthorized("unknown token"))
+    }
+}
+
+/// A run the user may see: their own (and, for loopback use without tokens,
+/// runs started from the CLI). Others' runs are answered as unknown.
+pub(crate) fn visible_run(run: &RunRecord, user: &User) -> bool {
+    match &run.owner {
+        Some(owner) => *owner == user.0,
+        None => user.0 == LOCAL_USER,
     }
 }
 

@@ -30,7 +30,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use super::api::ApiError;
+use super::error::ApiError;
 
 /// The names and origins a deployment accepts besides loopback's own.
 #[derive(Debug, Clone, Default)]

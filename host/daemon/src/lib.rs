@@ -22,10 +22,14 @@
 mod api;
 mod auth;
 mod cross_site;
+mod error;
 mod metrics;
 mod reload;
 mod runs;
 mod sse;
+pub mod types;
+
+pub use api::openapi;
 
 use std::future::Future;
 use std::net::SocketAddr;

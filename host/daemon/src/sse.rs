@@ -13,12 +13,12 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures::Stream;
-use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use super::AppState;
-use super::api::ApiError;
-use super::auth::User;
+use super::auth::{User, visible_run};
+use super::error::ApiError;
+use crate::types::{ErrorBody, EventsQuery};
 use weft::events::{Event, EventKind, RunStatus};
 
 /// How often the log is read for a run not executing in this process.
@@ -26,20 +26,30 @@ const POLL: Duration = Duration::from_millis(200);
 /// A polling stream reads the run's status every this many polls (about 5 s).
 const STATUS_EVERY: u32 = 25;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct AfterQuery {
-    after: Option<u64>,
-}
-
+/// Follow a run's events as Server-Sent Events (`id` = sequence number),
+/// from the start or after `Last-Event-ID`; the stream ends after the run's
+/// final event.
+#[utoipa::path(
+    get, path = "/runs/{id}/events", tag = "runs",
+    params(
+        ("id" = String, Path, description = "The run's id"),
+        ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this sequence number"),
+        EventsQuery,
+    ),
+    responses(
+        (status = 200, description = "The event stream", body = String, content_type = "text/event-stream"),
+        (status = 400, description = "Last-Event-ID or `after` is not a sequence number", body = ErrorBody),
+        (status = 404, description = "No such run", body = ErrorBody),
+    )
+)]
 pub(crate) async fn events(
     State(state): State<AppState>,
     Extension(user): Extension<User>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    query: Result<Query<AfterQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let q = super::api::parse_query(query)?;
     let after = match headers.get("last-event-id") {
         Some(v) => v
             .to_str()
@@ -55,7 +65,7 @@ pub(crate) async fn events(
     };
     // Checks the run exists and is the user's.
     let stored = state.host.store().load_run(&id).await?;
-    if !super::api::visible_run(&stored.run, &user) {
+    if !visible_run(&stored.run, &user) {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             format!("no run `{id}`"),

@@ -1,0 +1,451 @@
+//! The OpenAPI document is the contract: every route is driven through its
+//! successes and its refusals against a real `weft serve`, and each answer
+//! (status, content type, body) is checked against the document the daemon
+//! serves, which is generated from the handlers' types.
+
+#[path = "support/daemon.rs"]
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use support::Daemon;
+
+const TOKEN: &str = "alice-token-0123456789";
+
+/// Checks answers against the document and remembers which operations
+/// and statuses were seen.
+struct Contract {
+    doc: Value,
+    seen: BTreeSet<(String, String, u16)>,
+}
+
+impl Contract {
+    /// Check one answer of `method path_template`; returns its JSON body.
+    async fn check(&mut self, method: &str, template: &str, r: reqwest::Response) -> Value {
+        let status = r.status().as_u16();
+        let content_type = r
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        let escaped = template.replace('~', "~0").replace('/', "~1");
+        let pointer = format!("/paths/{escaped}/{method}/responses/{status}");
+        let documented = self.doc.pointer(&pointer).unwrap_or_else(|| {
+            panic!("{method} {template} answered {status}, which the document does not list")
+        });
+        self.seen
+            .insert((method.to_string(), template.to_string(), status));
+        let Some(content) = documented.get("content") else {
+            assert!(
+                r.bytes().await.unwrap().is_empty(),
+                "{method} {template} {status}: a body the document does not describe"
+            );
+            return Value::Null;
+        };
+        if content_type.starts_with("application/json") {
+            let text = r.text().await.unwrap();
+            let body: Value = serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("{method} {template} {status}: not JSON ({e}): {text}"));
+            let schema = content
+                .pointer("/application~1json/schema")
+                .unwrap_or_else(|| panic!("{method} {template} {status}: JSON not documented"));
+            let mut root = schema.clone();
+            if let Value::Object(map) = &mut root {
+                map.insert("components".into(), self.doc["components"].clone());
+            }
+            let validator = jsonschema::options()
+                .with_draft(jsonschema::Draft::Draft202012)
+                .build(&root)
+                .expect("the document's schemas compile");
+            let errors: Vec<String> = validator
+                .iter_errors(&body)
+                .map(|e| format!("{} at {}", e, e.instance_path))
+                .collect();
+            assert!(
+                errors.is_empty(),
+                "{method} {template} {status}: body does not match the document: {errors:?}\n{body}"
+            );
+            body
+        } else {
+            let essence = content_type.split(';').next().unwrap_or_default().trim();
+            let listed = content
+                .as_object()
+                .unwrap()
+                .keys()
+                .any(|k| k.split(';').next().unwrap_or_default().trim() == essence);
+            assert!(
+                listed,
+                "{method} {template} {status}: content type `{content_type}` not documented"
+            );
+            Value::Null
+        }
+    }
+}
+
+fn add_two() -> Value {
+    json!({
+        "tasks": [{"id": "a", "type": "math.add-one"}, {"id": "b", "type": "math.add-one"}],
+        "dataflows": [{"sourceTaskId": "a", "sourceTaskPortId": "value",
+                       "targetTaskId": "b", "targetTaskPortId": "value"}],
+    })
+}
+
+fn slow() -> Value {
+    json!({"tasks": [{"id": "d", "type": "util.delay", "defaults": {"ms": 30000}}]})
+}
+
+fn broken() -> Value {
+    json!({"tasks": [{"id": "p", "type": "json.parse", "defaults": {"text": "{nope"}}]})
+}
+
+async fn finished(d: &support::Api, id: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, run) = d.get(&format!("/v1/runs/{id}")).await;
+        if run["status"] != "running" {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "run {id} did not end");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_answers_as_its_openapi_document_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    let config = format!(
+        "[server]\nmax_body_bytes = 8000\n\n[[tokens]]\nuser = \"alice\"\ntoken = \"{TOKEN}\"\n\n\
+         [quotas]\nsubmissions = {{ max = 12, per_ms = 600000 }}\n"
+    );
+    let d = Daemon::start(dir.path(), &plugins, &config);
+    let api = d.as_user(TOKEN);
+    let (status, doc) = api.get("/v1/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(doc["openapi"], "3.1.0");
+    let mut c = Contract {
+        doc: doc.clone(),
+        seen: BTreeSet::new(),
+    };
+    let send = |method: Method, path: &str| api.req(method, path);
+    let json_body = |method: Method, path: &str, body: &Value| {
+        api.req(method, path)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+    };
+
+    // Runs.
+    let r = json_body(
+        Method::POST,
+        "/v1/runs",
+        &json!({"graph": add_two(), "input": {"value": 1}, "idempotency_key": "k1"}),
+    );
+    let created = c.check("post", "/v1/runs", r.send().await.unwrap()).await;
+    let run_id = created["run_id"].as_str().unwrap().to_string();
+    let r = json_body(
+        Method::POST,
+        "/v1/runs",
+        &json!({"graph": add_two(), "input": {"value": 1}, "idempotency_key": "k1"}),
+    );
+    let again = c.check("post", "/v1/runs", r.send().await.unwrap()).await;
+    assert_eq!(again["existing"], true);
+    let r = send(Method::POST, "/v1/runs")
+        .header("content-type", "application/json")
+        .body("{\"graph\": [");
+    c.check("post", "/v1/runs", r.send().await.unwrap()).await;
+    let r = json_body(Method::POST, "/v1/runs", &json!({"graph": "no-such-graph"}));
+    c.check("post", "/v1/runs", r.send().await.unwrap()).await;
+    let r = json_body(
+        Method::POST,
+        "/v1/runs",
+        &json!({"graph": add_two(), "input": {"pad": "x".repeat(9000)}}),
+    );
+    c.check("post", "/v1/runs", r.send().await.unwrap()).await;
+    let r = send(Method::POST, "/v1/runs")
+        .header("content-type", "text/plain")
+        .body(json!({"graph": add_two()}).to_string());
+    c.check("post", "/v1/runs", r.send().await.unwrap()).await;
+    let r = json_body(
+        Method::POST,
+        "/v1/runs",
+        &json!({"graph": {"tasks": [{"id": "a", "type": "nope.nope"}]}}),
+    );
+    let invalid = c.check("post", "/v1/runs", r.send().await.unwrap()).await;
+    assert!(invalid["errors"][0].as_str().unwrap().contains("nope.nope"));
+    let r = send(Method::POST, "/v1/runs")
+        .header("content-type", "application/json")
+        .header("origin", "https://evil.example")
+        .body(json!({"graph": add_two()}).to_string());
+    c.check("post", "/v1/runs", r.send().await.unwrap()).await;
+    let r = d
+        .req(Method::POST, "/v1/runs")
+        .json(&json!({"graph": add_two()}));
+    c.check("post", "/v1/runs", r.send().await.unwrap()).await;
+
+    finished(&api, &run_id).await;
+    c.check(
+        "get",
+        "/v1/runs",
+        send(Method::GET, "/v1/runs?limit=1").send().await.unwrap(),
+    )
+    .await;
+    c.check(
+        "get",
+        "/v1/runs",
+        send(Method::GET, "/v1/runs?status=bogus")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let path = format!("/v1/runs/{run_id}");
+    let view = c
+        .check(
+            "get",
+            "/v1/runs/{id}",
+            send(Method::GET, &path).send().await.unwrap(),
+        )
+        .await;
+    assert_eq!(view["outputs"]["b"]["value"], 3);
+    c.check(
+        "get",
+        "/v1/runs/{id}",
+        send(Method::GET, "/v1/runs/nope").send().await.unwrap(),
+    )
+    .await;
+    let cancel = format!("/v1/runs/{run_id}/cancel");
+    c.check(
+        "post",
+        "/v1/runs/{id}/cancel",
+        send(Method::POST, &cancel).send().await.unwrap(),
+    )
+    .await;
+    c.check(
+        "post",
+        "/v1/runs/{id}/cancel",
+        send(Method::POST, "/v1/runs/nope/cancel")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let r = json_body(Method::POST, "/v1/runs", &json!({"graph": slow()}));
+    let slow_id = c.check("post", "/v1/runs", r.send().await.unwrap()).await["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let cancel = format!("/v1/runs/{slow_id}/cancel");
+    let cancelled = c
+        .check(
+            "post",
+            "/v1/runs/{id}/cancel",
+            send(Method::POST, &cancel).send().await.unwrap(),
+        )
+        .await;
+    assert_eq!(cancelled["status"], "cancelled");
+
+    // Events.
+    let events = format!("/v1/runs/{run_id}/events");
+    c.check(
+        "get",
+        "/v1/runs/{id}/events",
+        send(Method::GET, &events).send().await.unwrap(),
+    )
+    .await;
+    let r = send(Method::GET, &events).header("last-event-id", "x");
+    c.check("get", "/v1/runs/{id}/events", r.send().await.unwrap())
+        .await;
+    c.check(
+        "get",
+        "/v1/runs/{id}/events",
+        send(Method::GET, "/v1/runs/nope/events")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+
+    // Catalog.
+    let tasks = c
+        .check(
+            "get",
+            "/v1/tasks",
+            send(Method::GET, "/v1/tasks").send().await.unwrap(),
+        )
+        .await;
+    assert!(
+        tasks
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["id"] == "math.add-one")
+    );
+    c.check(
+        "get",
+        "/v1/plugins",
+        send(Method::GET, "/v1/plugins").send().await.unwrap(),
+    )
+    .await;
+
+    // Saved graphs.
+    let r = json_body(Method::PUT, "/v1/graphs/adder", &add_two());
+    c.check("put", "/v1/graphs/{name}", r.send().await.unwrap())
+        .await;
+    let r = json_body(Method::PUT, "/v1/graphs/bad name", &add_two());
+    c.check("put", "/v1/graphs/{name}", r.send().await.unwrap())
+        .await;
+    let r = json_body(
+        Method::PUT,
+        "/v1/graphs/broken",
+        &json!({"tasks": [{"id": "a", "type": "x.y"}]}),
+    );
+    c.check("put", "/v1/graphs/{name}", r.send().await.unwrap())
+        .await;
+    let r = send(Method::PUT, "/v1/graphs/adder")
+        .header("content-type", "application/json")
+        .body("{");
+    c.check("put", "/v1/graphs/{name}", r.send().await.unwrap())
+        .await;
+    let r = send(Method::PUT, "/v1/graphs/adder")
+        .header("content-type", "text/plain")
+        .body("{}");
+    c.check("put", "/v1/graphs/{name}", r.send().await.unwrap())
+        .await;
+    c.check(
+        "get",
+        "/v1/graphs",
+        send(Method::GET, "/v1/graphs").send().await.unwrap(),
+    )
+    .await;
+    let saved = c
+        .check(
+            "get",
+            "/v1/graphs/{name}",
+            send(Method::GET, "/v1/graphs/adder?version=1")
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(saved["graph"]["tasks"][0]["type"], "math.add-one");
+    c.check(
+        "get",
+        "/v1/graphs/{name}",
+        send(Method::GET, "/v1/graphs/adder?version=x")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    c.check(
+        "get",
+        "/v1/graphs/{name}",
+        send(Method::GET, "/v1/graphs/nope").send().await.unwrap(),
+    )
+    .await;
+    c.check(
+        "delete",
+        "/v1/graphs/{name}",
+        send(Method::DELETE, "/v1/graphs/adder")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    c.check(
+        "delete",
+        "/v1/graphs/{name}",
+        send(Method::DELETE, "/v1/graphs/adder")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+
+    // Dead letters.
+    let r = json_body(Method::POST, "/v1/runs", &json!({"graph": broken()}));
+    let failing = c.check("post", "/v1/runs", r.send().await.unwrap()).await["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    finished(&api, &failing).await;
+    let letters = c
+        .check(
+            "get",
+            "/v1/dead-letters",
+            send(Method::GET, "/v1/dead-letters").send().await.unwrap(),
+        )
+        .await;
+    let letter = letters[0]["id"].as_str().unwrap().to_string();
+    let retry = format!("/v1/dead-letters/{letter}/retry");
+    c.check(
+        "post",
+        "/v1/dead-letters/{id}/retry",
+        send(Method::POST, &retry).send().await.unwrap(),
+    )
+    .await;
+    let r = send(Method::POST, "/v1/dead-letters/nothing/retry");
+    c.check(
+        "post",
+        "/v1/dead-letters/{id}/retry",
+        r.send().await.unwrap(),
+    )
+    .await;
+
+    // Meta.
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        c.check("get", path, d.req(Method::GET, path).send().await.unwrap())
+            .await;
+    }
+    c.check(
+        "get",
+        "/v1/openapi.json",
+        send(Method::GET, "/v1/openapi.json").send().await.unwrap(),
+    )
+    .await;
+
+    // Quota: the rest of the window's submissions, then 429.
+    let mut status = StatusCode::CREATED;
+    for _ in 0..20 {
+        let r = json_body(
+            Method::POST,
+            "/v1/runs",
+            &json!({"graph": add_two(), "input": {"value": 1}}),
+        );
+        let r = r.send().await.unwrap();
+        status = r.status();
+        c.check("post", "/v1/runs", r).await;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            break;
+        }
+    }
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+
+    // Every operation in the document was driven, and its success answer seen.
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, item) in paths {
+        for (method, op) in item.as_object().unwrap() {
+            let driven: Vec<u16> = c
+                .seen
+                .iter()
+                .filter(|(m, p, _)| m == method && p == path)
+                .map(|(_, _, s)| *s)
+                .collect();
+            let success = op["responses"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .any(|s| s.starts_with('2') && driven.contains(&s.parse().unwrap()));
+            assert!(
+                success,
+                "{method} {path}: no success answer driven (saw {driven:?})"
+            );
+        }
+    }
+    let errors = c.seen.iter().filter(|(_, _, s)| *s >= 400).count();
+    assert!(errors >= 20, "distinct error answers checked: {errors}");
+}

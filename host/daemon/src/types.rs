@@ -1,0 +1,324 @@
+//! The HTTP API's request and response bodies. The handlers produce and
+//! read exactly these types, the OpenAPI document is generated from them
+//! (utoipa), and the CLI's client reads answers into them: one definition
+//! for the server, the document and the client. This module must not know
+//! how a request is handled.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use weft::events::{NodeStatus, RunStatus};
+
+/// Every error answer: `{"error": message}`, with the list of problems when
+/// a graph or input is invalid.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// What is wrong, naming the field, limit or resource.
+    pub error: String,
+    /// For an invalid graph or input: every problem, each with its place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<String>>,
+}
+
+/// `POST /v1/runs`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitRequest {
+    /// A graph (object, in Workglow's shape) or the name of a saved graph.
+    #[schema(value_type = Object)]
+    pub graph: Value,
+    /// With a saved graph: its version (default: the newest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+    /// The run's input, given to the root nodes.
+    #[serde(default = "empty_object")]
+    #[schema(value_type = Object)]
+    pub input: Value,
+    /// Submitting again with the same key (per user) returns the first run.
+    /// The `Idempotency-Key` header works too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+}
+
+fn empty_object() -> Value {
+    Value::Object(serde_json::Map::new())
+}
+
+/// The answer to a submission.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Submitted {
+    /// The run's id.
+    pub run_id: String,
+    /// Its state now.
+    #[schema(value_type = RunState)]
+    pub status: RunStatus,
+    /// True when the idempotency key named a run submitted before.
+    pub existing: bool,
+}
+
+/// A run's state.
+#[derive(ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)] // only its schema is used: it documents `RunStatus`
+pub enum RunState {
+    /// Not finished.
+    Running,
+    /// Every node completed.
+    Succeeded,
+    /// At least one node failed.
+    Failed,
+    /// Cancelled.
+    Cancelled,
+}
+
+/// A node's state.
+#[derive(ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)] // only its schema is used: it documents `NodeStatus`
+pub enum NodeState {
+    /// Waiting for its inputs.
+    Pending,
+    /// Executing.
+    Running,
+    /// Waiting for its next attempt.
+    Retrying,
+    /// Finished with an output.
+    Completed,
+    /// Finished with an error.
+    Failed,
+    /// Not run: something it depends on failed.
+    Skipped,
+    /// Stopped by a cancellation.
+    Cancelled,
+}
+
+/// A run in a listing.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RunSummary {
+    /// The run's id.
+    pub run_id: String,
+    /// Its state.
+    #[schema(value_type = RunState)]
+    pub status: RunStatus,
+    /// Where its graph came from (`request graph`, `graph NAME@VERSION`, a file).
+    pub origin: String,
+    /// The saved graph it runs, if any.
+    pub graph_name: Option<String>,
+    /// Who submitted it (none for runs started from the CLI).
+    pub owner: Option<String>,
+    /// When it was created, ms since the Unix epoch.
+    pub created_ms: u64,
+    /// When it last changed state.
+    pub updated_ms: u64,
+}
+
+/// One node of a run.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct NodeView {
+    /// Its state.
+    #[schema(value_type = NodeState)]
+    pub status: NodeStatus,
+    /// Its attempt (1 for the first).
+    pub attempt: u32,
+    /// Its error, when it failed, was skipped or cancelled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// When its next attempt is due, ms since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_at_ms: Option<u64>,
+}
+
+/// A failed (or skipped, cancelled) node, in a run's `errors`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct NodeError {
+    /// The node.
+    pub node: String,
+    /// Its state.
+    #[schema(value_type = NodeState)]
+    pub status: NodeStatus,
+    /// What went wrong.
+    pub error: String,
+}
+
+/// A run with every node's state, and its outputs once it ended.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RunView {
+    /// The run.
+    #[serde(flatten)]
+    pub summary: RunSummary,
+    /// Every node's state, by node id.
+    pub nodes: BTreeMap<String, NodeView>,
+    /// Every completed node's output, by node id (once the run ended).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub outputs: Option<serde_json::Map<String, Value>>,
+    /// The nodes that did not complete, with why.
+    pub errors: Vec<NodeError>,
+    /// How many events the run's log holds.
+    pub events: u64,
+}
+
+/// `GET /v1/runs` query.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct RunsQuery {
+    /// Only runs in this state.
+    #[param(value_type = Option<RunState>)]
+    pub status: Option<RunStatus>,
+    /// Only runs of this saved graph (or with this origin).
+    pub graph: Option<String>,
+    /// Only runs created at or after, ms since the Unix epoch.
+    pub since: Option<u64>,
+    /// At most this many (1-1000, default 50).
+    pub limit: Option<usize>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// A page of runs, newest first.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RunPage {
+    /// The runs.
+    pub runs: Vec<RunSummary>,
+    /// Pass as `cursor` for the next page; none on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// `GET /v1/runs/{id}/events` query.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct EventsQuery {
+    /// Only events after this sequence number (the `Last-Event-ID` header wins).
+    pub after: Option<u64>,
+}
+
+/// `GET /v1/graphs/{name}` query.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct VersionQuery {
+    /// The version (default: the newest).
+    pub version: Option<u32>,
+}
+
+/// A version of a saved graph, as saved.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct GraphSaved {
+    /// Its name.
+    pub name: String,
+    /// Its version (1 for the first save).
+    pub version: u32,
+    /// When it was saved, ms since the Unix epoch.
+    pub saved_ms: u64,
+}
+
+/// A saved graph, with the graph itself.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SavedGraphView {
+    /// Its name.
+    pub name: String,
+    /// This version.
+    pub version: u32,
+    /// When this version was saved, ms since the Unix epoch.
+    pub saved_ms: u64,
+    /// Who saved it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// The graph.
+    #[schema(value_type = Object)]
+    pub graph: Value,
+}
+
+/// A saved graph in a listing (its newest version).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct GraphListing {
+    /// Its name.
+    pub name: String,
+    /// Its newest version.
+    pub version: u32,
+    /// When that was saved.
+    pub saved_ms: u64,
+    /// Who saved it.
+    pub owner: Option<String>,
+    /// How many nodes it has.
+    pub tasks: usize,
+}
+
+/// A failed node of a failed run.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeadLetterView {
+    /// `RUN_ID:NODE`, for `POST /v1/dead-letters/{id}/retry`.
+    pub id: String,
+    /// The run.
+    pub run_id: String,
+    /// The node.
+    pub node: String,
+    /// Its task type.
+    pub task_type: String,
+    /// How many attempts it had.
+    pub attempts: u32,
+    /// Each attempt's error, oldest first.
+    pub errors: Vec<String>,
+    /// When it failed for good, ms since the Unix epoch.
+    pub failed_ms: u64,
+}
+
+/// A dead letter sent back to run.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Redriven {
+    /// The run, running again.
+    pub run_id: String,
+    /// The node that runs again.
+    pub node: String,
+    /// `running`.
+    #[schema(value_type = RunState)]
+    pub status: RunStatus,
+}
+
+/// A task type, as `weft tasks --json` lists it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TaskTypeView {
+    /// Its id (`text.split`).
+    pub id: String,
+    /// Its version.
+    pub version: String,
+    /// Human title.
+    pub title: String,
+    /// Category.
+    pub category: String,
+    /// What it does.
+    pub description: String,
+    /// JSON Schema of its input.
+    #[schema(value_type = Object)]
+    pub input_schema: Value,
+    /// JSON Schema of its output.
+    #[schema(value_type = Object)]
+    pub output_schema: Value,
+    /// Whether it changes anything outside its output.
+    pub side_effects: bool,
+    /// Whether its outputs may be cached.
+    pub cacheable: bool,
+    /// Its default time limit.
+    pub timeout_ms: u64,
+    /// The plugin that provides it (`native` for tasks built into the host).
+    pub plugin: String,
+}
+
+/// A plugin found in the plugins folder (or built in).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PluginView {
+    /// Its name.
+    pub name: String,
+    /// Where it came from (a file, or `builtin`).
+    pub source: String,
+    /// SHA-256 of its component.
+    pub sha256: String,
+    /// The task types it provides.
+    pub tasks: Vec<String>,
+    /// Why it failed to load.
+    pub error: Option<String>,
+}
