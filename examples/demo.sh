@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rustup target add wasm32-wasip2
-cargo run --release -p weft -- run examples/hello.json --input '{"text": "weft, warp, loom"}' "$@"
+cargo run --release -p weft-cli -- run examples/hello.json --input '{"text": "weft, warp, loom"}' "$@"

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 clients=${1:-16}
 runs=${2:-400}
 rustup target add wasm32-wasip2 >/dev/null 2>&1 || true
-cargo build --release -p weft -p weft-load --quiet
+cargo build --release -p weft-cli -p weft-load --quiet
 bin=${CARGO_TARGET_DIR:-target}/release
 data=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$data"' EXIT

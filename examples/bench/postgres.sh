@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rustup target add wasm32-wasip2 >/dev/null 2>&1 || true
-cargo build --release -p weft -p weft-load --quiet
+cargo build --release -p weft-cli -p weft-load --quiet
 bin=${CARGO_TARGET_DIR:-target}/release
 eval "$(tests/postgres.sh start)"
 work=$(mktemp -d)

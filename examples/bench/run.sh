@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rustup target add wasm32-wasip2 >/dev/null 2>&1 || true
-cargo build --release -p weft --quiet
+cargo build --release -p weft-cli --quiet
 weft=${CARGO_TARGET_DIR:-target}/release/weft
 bench=examples/bench
 [[ -f $bench/queue-10000.json ]] || $bench/generate.sh
