@@ -21,6 +21,20 @@ async fn postgres_store_conforms_and_keeps_everything_across_reconnecting() {
     let loaded = store.load_run("r1").await.unwrap();
     assert_eq!(loaded.run.status, RunStatus::Succeeded);
     assert_eq!(loaded.next_seq, 4);
+    // A host whose run another host continued (its lease expired) has its
+    // next commit refused as a lost lease, a variant of its own.
+    let other = PgStore::connect(&url, 2).await.unwrap();
+    let (run, spec) = record("taken", 1);
+    store.create_run(run, spec).await.unwrap();
+    let first = |seq| Commit {
+        events: vec![event("taken", seq)],
+        ..Commit::default()
+    };
+    other.commit("taken", first(1)).await.unwrap();
+    match store.commit("taken", first(1)).await {
+        Err(StoreError::LostLease { run_id }) => assert_eq!(run_id, "taken"),
+        other => panic!("expected a lost lease, got {other:?}"),
+    }
     // A database migrated by a newer weft is refused, clearly.
     sqlx::query("INSERT INTO weft_schema (version, applied_ms) VALUES (99, 0)")
         .execute(store.pool())
@@ -86,6 +100,7 @@ fn a_second_process_on_the_same_data_directory_is_told_so() {
     let path = dir.path().join("weft.redb");
     let _first = RedbStore::open(&path).unwrap();
     let err = RedbStore::open(&path).err().expect("the file is locked");
+    assert!(matches!(&err, StoreError::InUse { path: p } if p.ends_with("weft.redb")));
     assert!(
         err.to_string()
             .contains("is in use by another weft process"),

@@ -792,7 +792,15 @@ async fn execute(
     });
     tracing::info!(run = %prepared.run_id, graph = %prepared.plan.origin, "run started");
     let display = (!json_out).then(|| progress::Display::start(&prepared.hub, &prepared.plan));
-    let result = host.execute(prepared, &cancel).await?;
+    let result = match host.execute(prepared, &cancel).await {
+        Ok(result) => result,
+        // Not this process's failure: the run goes on where it was taken.
+        Err(weft::HostError::Store(e @ weft::store::StoreError::LostLease { .. })) => {
+            eprintln!("{e}; it goes on there");
+            return Ok(ExitCode::from(1));
+        }
+        Err(e) => return Err(e.into()),
+    };
     if let Some(d) = display {
         d.finish().await;
     }
@@ -980,10 +988,28 @@ fn main() -> ExitCode {
         // `weft tasks | head`: the reader went away; that is not an error.
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_chain(&e));
             ExitCode::from(2)
         }
     }
+}
+
+/// The error and its causes, joined by `: `, leaving out a cause whose text
+/// the message before it already shows (stores repeat their cause's text,
+/// so a log line with the message alone is complete).
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {

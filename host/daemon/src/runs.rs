@@ -17,7 +17,8 @@ use tracing::Instrument;
 use super::metrics::Metrics;
 use weft::clock::now_ms;
 use weft::events::{EventHub, RunStatus};
-use weft::{Host, PreparedRun};
+use weft::store::StoreError;
+use weft::{Host, HostError, PreparedRun};
 
 /// How this process shares runs with other hosts on the same store.
 #[derive(Debug, Clone)]
@@ -127,6 +128,11 @@ impl Runs {
                     Ok(result) => {
                         tracing::info!(run_id = %run.run_id, status = ?result.status, "run finished");
                         Some(result.status)
+                    }
+                    Err(HostError::Store(StoreError::LostLease { .. })) => {
+                        // Not an error: the run goes on on the host that took it.
+                        tracing::warn!(run_id = %run.run_id, "another host took this run over; stopped here");
+                        None
                     }
                     Err(e) => {
                         tracing::error!(run_id = %run.run_id, error = %e, "run stopped; it resumes later");

@@ -60,7 +60,8 @@ struct Pending {
 #[derive(Clone, Default)]
 struct Committed {
     records: u64,
-    failed: Option<String>,
+    /// The first store failure: every later change is refused with it.
+    failed: Option<StoreError>,
 }
 
 /// Identifies one recorded change, to [`EventHub::sync`] on.
@@ -156,9 +157,9 @@ impl EventHub {
         let state = rx
             .wait_for(|c| c.records >= ticket.0 || c.failed.is_some())
             .await
-            .map_err(|_| StoreError::Backend("the event committer stopped".into()))?;
+            .map_err(|_| StoreError::backend("the event committer stopped"))?;
         match &state.failed {
-            Some(e) => Err(StoreError::Backend(e.clone())),
+            Some(e) => Err(e.clone()),
             None => Ok(()),
         }
     }
@@ -186,7 +187,7 @@ impl EventHub {
     }
 
     /// The first store failure, if any: the run cannot go on durably.
-    pub fn failure(&self) -> Option<String> {
+    pub fn failure(&self) -> Option<StoreError> {
         self.inner.committed.borrow().failed.clone()
     }
 }
@@ -222,9 +223,7 @@ async fn commit_loop(hub: std::sync::Weak<HubInner>, wake: Arc<tokio::sync::Noti
             }
             Err(e) => {
                 tracing::error!(run = %inner.run_id, error = %e, "cannot commit the run's changes");
-                inner
-                    .committed
-                    .send_modify(|c| c.failed = Some(e.to_string()));
+                inner.committed.send_modify(|c| c.failed = Some(e));
             }
         }
     }

@@ -667,7 +667,7 @@ impl Runner {
                 hub.sync(ticket).await?;
             }
             if let Some(e) = hub.failure() {
-                return Err(StoreError::Backend(e));
+                return Err(e);
             }
             for i in starting {
                 let node = &plan.nodes[i];

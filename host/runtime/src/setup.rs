@@ -70,8 +70,8 @@ impl StoreLocation {
             #[cfg(not(feature = "postgres"))]
             StoreLocation::Postgres(_) => {
                 let _ = connections;
-                return Err(StoreError::Backend(
-                    "this weft was built without PostgreSQL support (feature `postgres`)".into(),
+                return Err(StoreError::backend(
+                    "this weft was built without PostgreSQL support (feature `postgres`)",
                 ));
             }
         })

@@ -17,6 +17,8 @@ mod sharing;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -30,16 +32,61 @@ use weft_core::event::{Event, NodeStatus, RunStatus};
 use weft_core::graph::Graph;
 use weft_core::rate::RateState;
 
+impl StoreError {
+    /// A backend failure described by `message` alone.
+    pub fn backend(message: impl Into<String>) -> Self {
+        StoreError::Backend {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// A backend failure: `context` (what was being done) and its cause,
+    /// kept as the error's source. The message repeats the cause's text, so
+    /// a log line that shows only the message still says what went wrong.
+    pub fn context(
+        context: impl std::fmt::Display,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        StoreError::Backend {
+            message: format!("{context}: {source}"),
+            source: Some(Arc::new(source)),
+        }
+    }
+
+    /// A backend failure caused by `source` (kept as the error's source).
+    pub fn caused_by(source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        StoreError::Backend {
+            message: source.to_string(),
+            source: Some(Arc::new(source)),
+        }
+    }
+}
+
 /// The on-disk format version this build writes and reads.
 pub const FORMAT_VERSION: u64 = 1;
 
-/// A storage failure.
-#[derive(Debug, thiserror::Error)]
+/// A storage failure. Cheap to clone (a run's event hub hands the first
+/// failure to every waiter), with the backend's own error kept as its source.
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
     /// The backend failed (I/O, corruption, a lost connection).
-    #[error("store error: {0}")]
-    Backend(String),
+    #[error("store error: {message}")]
+    Backend {
+        /// What failed.
+        message: String,
+        /// The backend's own error, when there is one.
+        #[source]
+        source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+    },
+    /// Another host took the run over (this host's lease expired): this
+    /// host's changes to it were refused, and it must stop executing it.
+    #[error("run `{run_id}` was taken over by another host (this host's lease on it expired)")]
+    LostLease {
+        /// The run.
+        run_id: String,
+    },
     /// The embedded store is held by another process (one process per data
     /// directory).
     #[error(

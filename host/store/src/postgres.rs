@@ -213,15 +213,15 @@ async fn look_up(pool: PgPool, lookups: Arc<std::sync::Mutex<Lookups>>) {
             Err(e) => {
                 let message = e.to_string();
                 for (_, tx) in batch {
-                    let _ = tx.send(Err(backend(&message)));
+                    let _ = tx.send(Err(StoreError::backend(message.as_str())));
                 }
             }
         }
     }
 }
 
-fn backend(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(e.to_string())
+fn backend(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::caused_by(e)
 }
 
 fn status_name(status: RunStatus) -> &'static str {
@@ -250,7 +250,7 @@ impl PgStore {
             .acquire_timeout(Duration::from_secs(10))
             .connect(url)
             .await
-            .map_err(|e| backend(format!("cannot connect to PostgreSQL: {e}")))?;
+            .map_err(|e| StoreError::context("cannot connect to PostgreSQL", e))?;
         Self::migrate(&pool).await?;
         let work = Arc::new(tokio::sync::Notify::new());
         let tasks = Arc::new(tokio::sync::Notify::new());
@@ -548,9 +548,9 @@ impl RunLog for PgStore {
             // A foreign key: the run does not exist.
             Some(code) if code == "23503" => StoreError::UnknownRun(run_id.to_string()),
             // The event log's primary key: another host wrote these events.
-            Some(code) if code == "23505" => {
-                backend(format!("{e} (was this run taken over by another host?)"))
-            }
+            Some(code) if code == "23505" => StoreError::LostLease {
+                run_id: run_id.to_string(),
+            },
             _ => backend(e),
         })?
         .get(0);
@@ -684,7 +684,7 @@ impl OutputCache for PgStore {
             tokio::spawn(look_up(self.pool.clone(), self.lookups.clone()));
         }
         rx.await
-            .map_err(|_| backend("the output-cache lookup was dropped"))?
+            .map_err(|_| StoreError::backend("the output-cache lookup was dropped"))?
     }
 
     async fn cache_stats(&self) -> Result<Vec<CacheStat>, StoreError> {

@@ -63,8 +63,8 @@ pub struct RedbStore {
     slots: Arc<Slots>,
 }
 
-fn backend(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(e.to_string())
+fn backend(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::caused_by(e)
 }
 
 impl RedbStore {
@@ -73,7 +73,7 @@ impl RedbStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
-                .map_err(|e| backend(format!("cannot create {}: {e}", dir.display())))?;
+                .map_err(|e| StoreError::context(format!("cannot create {}", dir.display()), e))?;
         }
         if !path.exists() {
             Self::create_atomically(path)?;
@@ -82,7 +82,7 @@ impl RedbStore {
             redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse {
                 path: path.display().to_string(),
             },
-            e => backend(format!("cannot open {}: {e}", path.display())),
+            e => StoreError::context(format!("cannot open {}", path.display()), e),
         })?;
         Self::init(db, path)
     }
@@ -93,10 +93,10 @@ impl RedbStore {
     fn create_atomically(path: &Path) -> Result<(), StoreError> {
         let tmp = path.with_extension(format!("creating-{}", std::process::id()));
         let db = Database::create(&tmp)
-            .map_err(|e| backend(format!("cannot create {}: {e}", tmp.display())))?;
+            .map_err(|e| StoreError::context(format!("cannot create {}", tmp.display()), e))?;
         drop(Self::init(db, &tmp)?);
         std::fs::rename(&tmp, path)
-            .map_err(|e| backend(format!("cannot create {}: {e}", path.display())))?;
+            .map_err(|e| StoreError::context(format!("cannot create {}", path.display()), e))?;
         if let Some(dir) = path.parent()
             && let Ok(d) = std::fs::File::open(dir)
         {
@@ -114,7 +114,7 @@ impl RedbStore {
     ) -> Result<Self, StoreError> {
         let db = Database::builder()
             .create_with_backend(storage)
-            .map_err(|e| backend(format!("cannot open {}: {e}", label.display())))?;
+            .map_err(|e| StoreError::context(format!("cannot open {}", label.display()), e))?;
         Self::init(db, label)
     }
 
@@ -215,7 +215,7 @@ impl RedbStore {
         let db = self.db.clone();
         tokio::task::spawn_blocking(move || f(&db))
             .await
-            .map_err(|e| backend(format!("store task failed: {e}")))?
+            .map_err(|e| StoreError::context("store task failed", e))?
     }
 }
 
