@@ -450,7 +450,10 @@ fn models(entries: Vec<(&str, ModelConfig)>) -> Models {
             .into_iter()
             .map(|(id, c)| (id.to_string(), c))
             .collect(),
-        Arc::new(MemoryStore::new()),
+        weft::limiter::QueueState {
+            store: Arc::new(MemoryStore::new()),
+            clock: weft::clock::system(),
+        },
     )
 }
 

@@ -87,6 +87,59 @@ async fn the_delay_a_task_asks_for_is_honoured() {
     );
 }
 
+/// Retry due times are measured by the host's clock: with a clock that
+/// stands still, the retry waits however long the machine takes, and runs
+/// once the clock reaches its due time, not a millisecond before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_retry_runs_when_the_clock_reaches_its_due_time() {
+    use weft::clock::{Clock, ManualClock};
+    use weft::store::{MemoryStore, RunStore};
+    let calls = Arc::new(AtomicU32::new(0));
+    let clock = ManualClock::at(7_000_000);
+    let store: Arc<dyn RunStore> = Arc::new(MemoryStore::new());
+    let host = common::builder(None)
+        .native(flaky(1, busy(Some(300)), calls.clone()))
+        .store(store.clone())
+        .clock(clock.clone())
+        .build()
+        .await
+        .unwrap();
+    let host = Arc::new(host);
+    let graph = one_node(json!({"retry_backoff_ms": 1}));
+    let running = tokio::spawn({
+        let host = host.clone();
+        async move { host.run(&graph, json!({})).await }
+    });
+    let due = loop {
+        let runs = store.list_runs().await.unwrap();
+        if let Some(run) = runs.first() {
+            let stored = store.load_run(&run.run_id).await.unwrap();
+            if let Some(at) = stored.nodes.iter().find_map(|n| n.retry_at_ms) {
+                break at;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(due, clock.now_ms() + 300, "due exactly when the task asked");
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "not due: the clock stood still"
+    );
+    clock.advance(Duration::from_millis(299));
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "1 ms before its due time");
+    clock.advance(Duration::from_millis(1));
+    let result = tokio::time::timeout(Duration::from_secs(30), running)
+        .await
+        .expect("the retry ran once due")
+        .unwrap()
+        .unwrap();
+    assert_eq!(result.status, RunStatus::Succeeded);
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
 #[tokio::test]
 async fn other_failures_are_not_retried_and_exhausted_retries_fail() {
     let calls = Arc::new(AtomicU32::new(0));

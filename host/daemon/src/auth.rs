@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
-use weft::clock::now_ms;
+use weft::clock::Clock;
 use weft::config::QuotaConfig;
 use weft::limiter::RateConfig;
 use weft::store::{RunRecord, RunStore};
@@ -91,6 +91,7 @@ pub(crate) fn visible_run(run: &RunRecord, user: &User) -> bool {
 pub(crate) struct Quotas {
     config: QuotaConfig,
     store: Arc<dyn RunStore>,
+    clock: Arc<dyn Clock>,
 }
 
 /// A refused submission.
@@ -101,8 +102,16 @@ pub(crate) struct Refusal {
 }
 
 impl Quotas {
-    pub(crate) fn new(config: QuotaConfig, store: Arc<dyn RunStore>) -> Self {
-        Quotas { config, store }
+    pub(crate) fn new(
+        config: QuotaConfig,
+        store: Arc<dyn RunStore>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Quotas {
+            config,
+            store,
+            clock,
+        }
     }
 
     /// The most runs a user may have running at once: checked by the store
@@ -143,7 +152,7 @@ impl Quotas {
             // the safe side (one submission counted that did not happen).
             let wait = self
                 .store
-                .rate_acquire(&id, now_ms(), rate.per_ms, rate.max)
+                .rate_acquire(&id, self.clock.now_ms(), rate.per_ms, rate.max)
                 .await
                 .map_err(|e| Refusal {
                     reason: "store",
@@ -162,5 +171,62 @@ impl Quotas {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+    use weft::clock::ManualClock;
+
+    fn quotas(config: QuotaConfig) -> (Quotas, Arc<ManualClock>) {
+        let clock = ManualClock::at(5_000_000);
+        let store = Arc::new(weft::store::MemoryStore::new());
+        (Quotas::new(config, store, clock.clone()), clock)
+    }
+
+    #[tokio::test]
+    async fn a_user_window_refuses_with_the_exact_wait_and_reopens_on_time() {
+        let (q, clock) = quotas(QuotaConfig {
+            submissions: Some(RateConfig {
+                max: 2,
+                per_ms: 60_000,
+            }),
+            ..QuotaConfig::default()
+        });
+        assert!(q.admit("alice").await.is_ok());
+        clock.advance(Duration::from_secs(10));
+        assert!(q.admit("alice").await.is_ok());
+        let refused = q.admit("alice").await.err().unwrap();
+        assert_eq!(refused.reason, "submissions");
+        assert_eq!(
+            refused.retry_after_s, 50,
+            "the first leaves the window at +60 s"
+        );
+        assert!(q.admit("bob").await.is_ok(), "each user has a window");
+        clock.advance(Duration::from_millis(49_500));
+        assert_eq!(q.admit("alice").await.err().unwrap().retry_after_s, 1);
+        clock.advance(Duration::from_millis(501));
+        assert!(q.admit("alice").await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn the_global_window_counts_every_user() {
+        let (q, clock) = quotas(QuotaConfig {
+            global_submissions: Some(RateConfig {
+                max: 3,
+                per_ms: 1_000,
+            }),
+            ..QuotaConfig::default()
+        });
+        for user in ["a", "b", "c"] {
+            assert!(q.admit(user).await.is_ok());
+        }
+        let refused = q.admit("d").await.err().unwrap();
+        assert_eq!(refused.reason, "global_submissions");
+        assert_eq!(refused.retry_after_s, 1);
+        clock.advance(Duration::from_millis(1_001));
+        assert!(q.admit("d").await.is_ok());
     }
 }

@@ -156,7 +156,11 @@ fn state(host: Arc<Host>, options: &DaemonOptions) -> AppState {
     AppState(Arc::new(Shared {
         runs: runs::Runs::new(host.clone(), metrics.clone(), leasing),
         auth: auth::Auth::new(&options.tokens),
-        quotas: auth::Quotas::new(options.quotas.clone(), host.store().clone()),
+        quotas: auth::Quotas::new(
+            options.quotas.clone(),
+            host.store().clone(),
+            host.clock().clone(),
+        ),
         metrics,
         host,
         shutdown: CancellationToken::new(),

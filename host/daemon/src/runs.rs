@@ -15,7 +15,6 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use super::metrics::Metrics;
-use weft::clock::now_ms;
 use weft::events::{EventHub, RunStatus};
 use weft::store::StoreError;
 use weft::{Host, HostError, PreparedRun};
@@ -74,7 +73,7 @@ impl Runs {
     }
 
     fn until(&self) -> u64 {
-        now_ms() + self.inner.leasing.lease.as_millis() as u64
+        self.inner.host.clock().now_ms() + self.inner.leasing.lease.as_millis() as u64
     }
 
     /// The lease to create a new run with, when this host has room for it
@@ -96,7 +95,12 @@ impl Runs {
             return;
         }
         let leased = store
-            .lease_run(&run.run_id, host_id, now_ms(), self.until())
+            .lease_run(
+                &run.run_id,
+                host_id,
+                self.inner.host.clock().now_ms(),
+                self.until(),
+            )
             .await;
         if matches!(leased, Ok(true)) {
             self.start(run, owner);
@@ -240,7 +244,12 @@ impl Runs {
                 .inner
                 .host
                 .store()
-                .lease_run(&id, &self.inner.leasing.host_id, now_ms(), self.until())
+                .lease_run(
+                    &id,
+                    &self.inner.leasing.host_id,
+                    self.inner.host.clock().now_ms(),
+                    self.until(),
+                )
                 .await;
             if matches!(leased, Ok(true)) {
                 self.resume(&id).await;
@@ -257,7 +266,10 @@ impl Runs {
         let host_id = self.inner.leasing.host_id.clone();
         loop {
             while self.len() < self.inner.leasing.max_runs {
-                match store.claim_run(&host_id, now_ms(), self.until()).await {
+                match store
+                    .claim_run(&host_id, self.inner.host.clock().now_ms(), self.until())
+                    .await
+                {
                     Ok(Some(id)) => {
                         tracing::info!(run_id = %id, "claimed run");
                         self.resume(&id).await;

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use crate::clock::Clock;
 use crate::events::{EventHub, EventKind, NodeStatus, RunStatus};
 use crate::graph::{Graph, Plan, ValidationError, ValidationErrors};
-use crate::limiter::{Queue, QueueConfig};
+use crate::limiter::{Queue, QueueConfig, QueueState};
 use crate::plugin::{EngineOptions, HostLimits, PluginHost};
 use crate::runner::{RunOptions, RunResult, Runner};
 use crate::store::{Created, MemoryStore, NodeRecord, RunRecord, RunSpec, RunStore, StoreError};
@@ -127,6 +128,7 @@ pub struct HostBuilder {
     models: std::collections::BTreeMap<String, crate::providers::ModelConfig>,
     models_dir: Option<PathBuf>,
     share: Option<(String, usize, std::time::Duration)>,
+    clock: Option<Arc<dyn Clock>>,
 }
 
 impl HostBuilder {
@@ -202,12 +204,25 @@ impl HostBuilder {
         self
     }
 
+    /// Measure time-dependent behaviour (rate windows, retry due times,
+    /// Retry-After pauses, leases and quotas in the daemon) by `clock`
+    /// instead of the system clock: for tests.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
     /// Start the engine and load the standard plugins, the plugins folder and
     /// the native tasks. Plugins that fail to load are reported in
     /// [`Host::plugins`]; they do not stop the host.
     pub async fn build(self) -> Result<Host, HostError> {
         let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
-        let mut models = crate::providers::Models::new(self.models, store.clone());
+        let clock = self.clock.unwrap_or_else(crate::clock::system);
+        let state = QueueState {
+            store: store.clone(),
+            clock: clock.clone(),
+        };
+        let mut models = crate::providers::Models::new(self.models, state.clone());
         if let Some(dir) = self.models_dir {
             models = models.with_dir(dir);
         }
@@ -246,6 +261,7 @@ impl HostBuilder {
             registry.register_native(task)?;
         }
         let mut run = self.run;
+        run.clock = clock.clone();
         run.dispatch = self.share.map(|(host_id, slots, lease)| {
             crate::dispatch::Dispatch::new(store.clone(), &host_id, slots, lease)
         });
@@ -260,7 +276,7 @@ impl HostBuilder {
             });
             run.queues.insert(
                 name.clone(),
-                Arc::new(Queue::new(name, config, store.clone(), holder)),
+                Arc::new(Queue::new(name, config, &state, holder)),
             );
         }
         Ok(Host {
@@ -270,6 +286,7 @@ impl HostBuilder {
             registry: std::sync::RwLock::new(Arc::new(registry)),
             runner: Runner::new(run, Some(store.clone())),
             store,
+            clock,
         })
     }
 }
@@ -284,6 +301,7 @@ pub struct Host {
     registry: std::sync::RwLock<Arc<Registry>>,
     runner: Runner,
     store: Arc<dyn RunStore>,
+    clock: Arc<dyn Clock>,
 }
 
 impl Host {
@@ -416,6 +434,11 @@ impl Host {
                 errors: unknown,
             })
         }
+    }
+
+    /// The clock time-dependent behaviour is measured by.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
     }
 
     /// The store runs are kept in.

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::store::{RunStore, StoreError};
-use weft_core::clock::now_ms;
+use weft_core::clock::Clock;
 pub use weft_core::rate::{RateConfig, RateState};
 
 /// A queue's settings, as written in configuration (`[queues.NAME]`).
@@ -122,6 +122,7 @@ pub struct SharedConcurrencyLimiter {
     name: String,
     max: u32,
     store: Arc<dyn RunStore>,
+    clock: Arc<dyn Clock>,
     holder: SlotHolder,
     next: std::sync::atomic::AtomicU64,
     /// The tokens of slots held here, per key.
@@ -145,11 +146,12 @@ const SLOT_POLL: Duration = Duration::from_millis(50);
 
 impl SharedConcurrencyLimiter {
     /// A limiter named `name` allowing `max` concurrent jobs per key.
-    pub fn new(name: &str, max: usize, store: Arc<dyn RunStore>, holder: SlotHolder) -> Self {
+    pub fn new(name: &str, max: usize, state: &QueueState, holder: SlotHolder) -> Self {
         SharedConcurrencyLimiter {
             name: name.to_string(),
             max: max.clamp(1, u32::MAX as usize) as u32,
-            store,
+            store: state.store.clone(),
+            clock: state.clock.clone(),
             holder,
             next: std::sync::atomic::AtomicU64::new(0),
             held: Mutex::new(HashMap::new()),
@@ -170,7 +172,7 @@ impl Limiter for SharedConcurrencyLimiter {
     async fn take(&self, key: &str) -> Result<Wait, StoreError> {
         let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let token = format!("{}#{n}", self.holder.host);
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let id = self.id(key);
         let taken = self
             .store
@@ -219,6 +221,7 @@ pub struct RateLimiter {
     max: u32,
     window: Duration,
     store: Arc<dyn RunStore>,
+    clock: Arc<dyn Clock>,
     /// Pauses known to this process, per key (read from the store once per
     /// key, then kept up to date by [`RateLimiter::pause`]).
     pauses: Mutex<HashMap<String, u64>>,
@@ -226,12 +229,13 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     /// A limiter named `name` (its state's key in the store).
-    pub fn new(name: &str, max: u32, window: Duration, store: Arc<dyn RunStore>) -> Self {
+    pub fn new(name: &str, max: u32, window: Duration, state: &QueueState) -> Self {
         RateLimiter {
             name: name.to_string(),
             max: max.max(1),
             window,
-            store,
+            store: state.store.clone(),
+            clock: state.clock.clone(),
             pauses: Mutex::new(HashMap::new()),
         }
     }
@@ -257,10 +261,9 @@ impl RateLimiter {
 #[async_trait::async_trait]
 impl Limiter for RateLimiter {
     async fn wait(&self, key: &str) -> Result<Wait, StoreError> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         // Without a rate, only pauses matter, and after the first look they
-        // are known here: no store read per job. (Several hosts sharing a
-        // store will need to read them there: see part 4.)
+        // are known here: no store read per job.
         if self.max == u32::MAX
             && let Some(&until) = self.known_pauses().get(key)
         {
@@ -269,28 +272,14 @@ impl Limiter for RateLimiter {
                 ms => Wait::For(Duration::from_millis(ms)),
             });
         }
-        let state = self
-            .store
-            .rate_state(
-                &self.id(key),
-                now.saturating_sub(self.window.as_millis() as u64),
-            )
-            .await?;
+        let window = self.window.as_millis() as u64;
+        let since = now.saturating_sub(window);
+        let state = self.store.rate_state(&self.id(key), since).await?;
         self.known_pauses()
             .insert(key.to_string(), state.paused_until_ms);
-        let paused = state.paused_until_ms.saturating_sub(now);
-        let full = if state.starts.len() >= self.max as usize {
-            // Free when the oldest start that keeps the window full leaves it.
-            let oldest = state.starts[state.starts.len() - self.max as usize];
-            (oldest + self.window.as_millis() as u64)
-                .saturating_sub(now)
-                .max(1)
-        } else {
-            0
-        };
-        Ok(match paused.max(full) {
-            0 => Wait::Now,
-            ms => Wait::For(Duration::from_millis(ms)),
+        Ok(match state.wait_ms(now, window, self.max) {
+            None => Wait::Now,
+            Some(ms) => Wait::For(Duration::from_millis(ms)),
         })
     }
     async fn take(&self, key: &str) -> Result<Wait, StoreError> {
@@ -301,7 +290,7 @@ impl Limiter for RateLimiter {
             .store
             .rate_acquire(
                 &self.id(key),
-                now_ms(),
+                self.clock.now_ms(),
                 self.window.as_millis() as u64,
                 self.max,
             )
@@ -365,6 +354,16 @@ impl Limiter for CompositeLimiter {
     }
 }
 
+/// Where a queue's limiters keep their state, and the clock their windows
+/// are measured by.
+#[derive(Clone)]
+pub struct QueueState {
+    /// The store (rate windows, pauses, shared slots).
+    pub store: Arc<dyn RunStore>,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+}
+
 /// A named queue: its limiter, how it keys jobs, and where pauses are kept.
 pub struct Queue {
     /// The queue's name.
@@ -380,22 +379,20 @@ pub struct Queue {
 }
 
 impl Queue {
-    /// Build queue `name` from its configuration, keeping state in `store`.
-    /// With `shared` (several hosts on the store), its concurrency limit holds
-    /// across them all; otherwise it counts the jobs of this process.
+    /// Build queue `name` from its configuration, keeping its state in
+    /// `state`'s store. With `shared` (several hosts on the store), its
+    /// concurrency limit holds across them all; otherwise it counts the jobs
+    /// of this process.
     pub fn new(
         name: &str,
         config: &QueueConfig,
-        store: Arc<dyn RunStore>,
+        state: &QueueState,
         shared: Option<SlotHolder>,
     ) -> Self {
         let mut parts: Vec<Arc<dyn Limiter>> = Vec::new();
         match (config.concurrency, shared) {
             (Some(n), Some(holder)) => parts.push(Arc::new(SharedConcurrencyLimiter::new(
-                name,
-                n,
-                store.clone(),
-                holder,
+                name, n, state, holder,
             ))),
             (Some(n), None) => parts.push(Arc::new(ConcurrencyLimiter::new(n))),
             (None, _) => {}
@@ -407,7 +404,7 @@ impl Queue {
             (None, Some(ms)) => (1, Duration::from_millis(ms)),
             (None, None) => (u32::MAX, Duration::ZERO),
         };
-        let pauses = Arc::new(RateLimiter::new(name, max, window, store.clone()));
+        let pauses = Arc::new(RateLimiter::new(name, max, window, state));
         parts.push(pauses.clone());
         if config.rate.is_some()
             && let Some(ms) = config.min_interval_ms
@@ -416,7 +413,7 @@ impl Queue {
                 &format!("{name}#interval"),
                 1,
                 Duration::from_millis(ms),
-                store.clone(),
+                state,
             )));
         }
         Queue {
@@ -467,4 +464,90 @@ impl std::fmt::Debug for Queue {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weft_core::clock::ManualClock;
+
+    fn queue(config: QueueConfig) -> (Queue, Arc<ManualClock>) {
+        let clock = ManualClock::at(1_000_000);
+        let state = QueueState {
+            store: Arc::new(crate::store::MemoryStore::new()),
+            clock: clock.clone(),
+        };
+        (Queue::new("q", &config, &state, None), clock)
+    }
+
+    fn ms(n: u64) -> Wait {
+        Wait::For(Duration::from_millis(n))
+    }
+
+    #[tokio::test]
+    async fn a_rate_admits_exactly_max_per_window_by_the_clock() {
+        let rate = RateConfig {
+            max: 2,
+            per_ms: 1000,
+        };
+        let (q, clock) = queue(QueueConfig {
+            rate: Some(rate),
+            ..QueueConfig::default()
+        });
+        assert_eq!(q.take("k").await.unwrap(), Wait::Now);
+        clock.advance(Duration::from_millis(300));
+        assert_eq!(q.take("k").await.unwrap(), Wait::Now);
+        // Full: the first start leaves the window 1000 ms after it was made.
+        assert_eq!(q.wait("k").await.unwrap(), ms(700));
+        assert_eq!(q.take("k").await.unwrap(), ms(700));
+        assert_eq!(q.take("other").await.unwrap(), Wait::Now, "per key");
+        clock.advance(Duration::from_millis(699));
+        assert_eq!(q.take("k").await.unwrap(), ms(1));
+        // The window is closed: a start exactly a window ago still counts.
+        clock.advance(Duration::from_millis(1));
+        assert_eq!(q.take("k").await.unwrap(), ms(1));
+        clock.advance(Duration::from_millis(1));
+        assert_eq!(q.take("k").await.unwrap(), Wait::Now);
+        // Now the second start (at +300) is the oldest in the window.
+        assert_eq!(q.wait("k").await.unwrap(), ms(299));
+    }
+
+    #[tokio::test]
+    async fn a_minimum_interval_and_a_pause_hold_to_the_millisecond() {
+        let (q, clock) = queue(QueueConfig {
+            min_interval_ms: Some(250),
+            ..QueueConfig::default()
+        });
+        assert_eq!(q.take("").await.unwrap(), Wait::Now);
+        clock.advance(Duration::from_millis(100));
+        assert_eq!(q.wait("").await.unwrap(), ms(150));
+        clock.advance(Duration::from_millis(150));
+        assert_eq!(
+            q.take("").await.unwrap(),
+            ms(1),
+            "250 ms apart is not more than 250"
+        );
+        clock.advance(Duration::from_millis(1));
+        assert_eq!(q.take("").await.unwrap(), Wait::Now);
+        // A Retry-After pause outlasts the interval: the longer wait wins.
+        q.pause("", clock.now_ms() + 1_000).await.unwrap();
+        clock.advance(Duration::from_millis(400));
+        assert_eq!(q.wait("").await.unwrap(), ms(600));
+        clock.advance(Duration::from_millis(600));
+        assert_eq!(q.wait("").await.unwrap(), Wait::Now);
+    }
+
+    #[tokio::test]
+    async fn concurrency_counts_running_jobs_not_time() {
+        let (q, clock) = queue(QueueConfig {
+            concurrency: Some(1),
+            ..QueueConfig::default()
+        });
+        assert_eq!(q.wait("").await.unwrap(), Wait::Now);
+        assert_eq!(q.take("").await.unwrap(), Wait::Now);
+        clock.advance(Duration::from_secs(3600));
+        assert_eq!(q.wait("").await.unwrap(), Wait::UntilRelease);
+        q.release("");
+        assert_eq!(q.wait("").await.unwrap(), Wait::Now);
+    }
 }

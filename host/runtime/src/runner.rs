@@ -17,7 +17,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::cache::{CacheEntry, CachePolicy};
-use crate::clock::now_ms;
+use crate::clock::{Clock, now_ms};
 use crate::events::{DataflowStatus, EventHub, EventKind, NodeStatus, RunStatus, Ticket};
 use crate::graph::Plan;
 use crate::limiter::{Queue, Wait};
@@ -42,6 +42,8 @@ pub struct RunOptions {
     /// With a store shared by several hosts: where tasks execute when this
     /// host is busy. `None`: every task executes here.
     pub dispatch: Option<Arc<crate::dispatch::Dispatch>>,
+    /// What retry due times and queue waits are measured by.
+    pub clock: Arc<dyn Clock>,
 }
 
 /// Ready nodes, highest priority first, then in the order they became ready.
@@ -124,6 +126,7 @@ impl Default for RunOptions {
             queues: HashMap::new(),
             task_queues: HashMap::new(),
             dispatch: None,
+            clock: weft_core::clock::system(),
         }
     }
 }
@@ -209,6 +212,8 @@ struct State<'p> {
     retry_at: Vec<Option<u64>>,
     /// Nodes waiting for a retry, soonest first.
     timers: BinaryHeap<Reverse<(u64, usize)>>,
+    /// What `retry_at` and `timers` are measured by.
+    clock: Arc<dyn Clock>,
     /// Replaying what the store already holds: change state, record nothing.
     replay: bool,
     /// Changes not yet committed.
@@ -331,7 +336,7 @@ impl State<'_> {
     /// Move the nodes whose retry is due to the ready queue; returns when the
     /// next one is due, if any waits.
     fn due_retries(&mut self) -> Option<u64> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         while let Some(&Reverse((at, i))) = self.timers.peek() {
             if at > now {
                 return Some(at);
@@ -414,6 +419,7 @@ impl Runner {
             woken: vec![false; n],
             retry_at: vec![None; n],
             timers: BinaryHeap::new(),
+            clock: self.options.clock.clone(),
             replay: true,
             dirty: Vec::new(),
             events: Vec::new(),
@@ -432,7 +438,7 @@ impl Runner {
             };
             st.attempts[i] = record.attempt;
             if record.status == NodeStatus::Retrying {
-                st.retry_at[i] = Some(record.retry_at_ms.unwrap_or_else(now_ms));
+                st.retry_at[i] = Some(record.retry_at_ms.unwrap_or_else(|| st.clock.now_ms()));
                 st.errors[i] = record.error.clone();
             }
             if record.status.is_final() && record.status != NodeStatus::Cancelled {
@@ -570,7 +576,7 @@ impl Runner {
             };
             let seed = format!("{}/{}", st.plan.origin, node.id);
             let delay = self.options.retry.delay(attempt, backoff, asked, &seed);
-            let at = now_ms() + delay.as_millis() as u64;
+            let at = st.clock.now_ms() + delay.as_millis() as u64;
             tracing::info!(node = %node.id, attempt, delay_ms = delay.as_millis() as u64, error = %e, "retry scheduled");
             st.retry_at[i] = Some(at);
             st.timers.push(Reverse((at, i)));
@@ -635,8 +641,8 @@ impl Runner {
                     match wait {
                         Wait::Now => {}
                         Wait::For(d) => {
-                            st.timers
-                                .push(Reverse((now_ms() + d.as_millis() as u64, i)));
+                            let at = st.clock.now_ms() + d.as_millis() as u64;
+                            st.timers.push(Reverse((at, i)));
                             continue;
                         }
                         Wait::UntilRelease => {
@@ -706,7 +712,7 @@ impl Runner {
                 // run in this process): look again shortly.
                 for (_, line) in st.awaiting_release.drain() {
                     for w in line {
-                        st.timers.push(Reverse((now_ms() + 10, w)));
+                        st.timers.push(Reverse((st.clock.now_ms() + 10, w)));
                     }
                 }
             }
@@ -714,8 +720,8 @@ impl Runner {
             if running.is_empty() && (next_retry.is_none() || cancelled) {
                 break;
             }
-            let until_retry =
-                next_retry.map(|at| std::time::Duration::from_millis(at.saturating_sub(now_ms())));
+            let until_retry = next_retry
+                .map(|at| std::time::Duration::from_millis(at.saturating_sub(st.clock.now_ms())));
             tokio::select! {
                 _ = cancel.cancelled(), if !cancelled => { cancelled = true; }
                 _ = tokio::time::sleep(until_retry.unwrap_or_default()), if until_retry.is_some() => {}
@@ -734,7 +740,7 @@ impl Runner {
                         }
                         // A task that asks to wait (Retry-After) pauses its queue key.
                         if let Ok((_, (Err(TaskError::Retryable { delay: Some(d), .. }), _))) = &joined {
-                            queue.pause(key, now_ms() + d.as_millis() as u64).await?;
+                            queue.pause(key, st.clock.now_ms() + d.as_millis() as u64).await?;
                         }
                     }
                     match &joined {

@@ -20,9 +20,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::clock::now_ms;
-use crate::limiter::{Queue, QueueConfig, RateConfig, Wait};
-use crate::store::RunStore;
+use crate::limiter::{Queue, QueueConfig, QueueState, RateConfig, Wait};
 
 pub use onnx::{OnnxEmbedder, OnnxGenerator, onnx_runtime, set_default_onnx_runtime};
 
@@ -262,6 +260,8 @@ pub struct Models {
     entries: BTreeMap<String, Entry>,
     /// Where `ai.model-download` puts model files (one folder per model).
     dir: Option<PathBuf>,
+    /// What Retry-After pauses are measured by.
+    clock: Arc<dyn crate::clock::Clock>,
 }
 
 struct Entry {
@@ -298,8 +298,8 @@ impl Drop for Permit<'_> {
 }
 
 impl Models {
-    /// Models from configuration; limiter state is kept in `store`.
-    pub fn new(configs: BTreeMap<String, ModelConfig>, store: Arc<dyn RunStore>) -> Self {
+    /// Models from configuration; limiter state is kept in `state`'s store.
+    pub fn new(configs: BTreeMap<String, ModelConfig>, state: QueueState) -> Self {
         let entries = configs
             .into_iter()
             .map(|(id, config)| {
@@ -310,7 +310,7 @@ impl Models {
                         rate: config.rate,
                         ..QueueConfig::default()
                     },
-                    store.clone(),
+                    &state,
                     // Concurrency is per host: it guards this host's own
                     // resources (ONNX sessions, connections); the rate and
                     // Retry-After pauses are in the store, shared by all.
@@ -326,7 +326,11 @@ impl Models {
                 (id, entry)
             })
             .collect();
-        Models { entries, dir: None }
+        Models {
+            entries,
+            dir: None,
+            clock: state.clock.clone(),
+        }
     }
 
     /// Keep downloaded model files under `dir` (one folder per model).
@@ -503,7 +507,8 @@ impl Models {
     /// After a provider said 429 with Retry-After: pause the model's limiter.
     async fn note(&self, entry: &Entry, result: &Result<impl Sized, ModelError>) {
         if let Err(ModelError::RateLimited { retry_after_ms }) = result {
-            let _ = entry.queue.pause("", now_ms() + retry_after_ms).await;
+            let until = self.clock.now_ms() + retry_after_ms;
+            let _ = entry.queue.pause("", until).await;
         }
     }
 
