@@ -159,7 +159,7 @@ pub async fn status(server: &ServerArgs, run_id: &str, json_out: bool) -> anyhow
         std::io::stdout(),
         "run {} {} ({})",
         summary.run_id,
-        super::status_name(summary.status),
+        summary.status.as_str(),
         summary.origin
     )?;
     for (id, node) in &run.nodes {
@@ -169,11 +169,10 @@ pub async fn status(server: &ServerArgs, run_id: &str, json_out: bool) -> anyhow
             (None, Some(e)) => e.clone(),
             _ => String::new(),
         };
-        let status = serde_json::to_value(node.status)?;
         writeln!(
             std::io::stdout(),
             "  {id} {} (attempt {}) {detail}",
-            status.as_str().unwrap_or_default(),
+            node.status.as_str(),
             node.attempt
         )?;
     }
@@ -187,7 +186,7 @@ pub async fn cancel(server: &ServerArgs, run_id: &str) -> anyhow::Result<ExitCod
     writeln!(
         std::io::stdout(),
         "run {run_id} {}",
-        super::status_name(run.summary.status)
+        run.summary.status.as_str()
     )?;
     Ok(ExitCode::SUCCESS)
 }

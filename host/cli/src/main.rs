@@ -605,11 +605,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     std::io::stdout(),
                     "run {} {} ({})",
                     stored.run.run_id,
-                    status_name(stored.run.status),
+                    stored.run.status.as_str(),
                     stored.run.origin
                 )?;
                 for n in &stored.nodes {
-                    let status = serde_json::to_value(n.status)?;
                     let detail = match (&n.output, &n.error) {
                         (Some(o), _) => o.to_string(),
                         (None, Some(e)) => e.clone(),
@@ -619,7 +618,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         std::io::stdout(),
                         "  {} {} (attempt {}) {detail}",
                         n.node,
-                        status.as_str().unwrap_or("?"),
+                        n.status.as_str(),
                         n.attempt
                     )?;
                 }
@@ -660,17 +659,14 @@ fn describe_event(kind: &EventKind) -> String {
                 if *resumed { "resumed" } else { "started" }
             )
         }
-        EventKind::RunFinished { status } => format!("run {}", status_name(*status)),
+        EventKind::RunFinished { status } => format!("run {}", status.as_str()),
         EventKind::Node {
             node,
             status,
             error,
             cached,
         } => {
-            let status = serde_json::to_value(status)
-                .ok()
-                .and_then(|v| v.as_str().map(String::from))
-                .unwrap_or_default();
+            let status = status.as_str();
             let cached = if *cached { " (cached)" } else { "" };
             match error {
                 Some(e) => format!("node {node} {status}{cached}: {e}"),
@@ -696,15 +692,8 @@ fn describe_event(kind: &EventKind) -> String {
             level,
             message,
         } => format!("log {node} {level}: {message}"),
-    }
-}
-
-fn status_name(status: RunStatus) -> &'static str {
-    match status {
-        RunStatus::Running => "running",
-        RunStatus::Succeeded => "succeeded",
-        RunStatus::Failed => "failed",
-        RunStatus::Cancelled => "cancelled",
+        // An event kind newer than this display: its JSON.
+        other => serde_json::to_string(other).unwrap_or_default(),
     }
 }
 
@@ -725,7 +714,7 @@ async fn list_runs(store: &dyn RunStore, json_out: bool) -> anyhow::Result<ExitC
                 std::io::stdout(),
                 "{}  {:<9}  {}",
                 r.run_id,
-                status_name(r.status),
+                r.status.as_str(),
                 r.origin
             )?;
         }
@@ -830,17 +819,12 @@ async fn execute(
             serde_json::to_string_pretty(&outputs)?
         )?;
         for f in &result.failures {
-            eprintln!(
-                "{} {}: {}",
-                f.node,
-                serde_json::to_value(f.status)?.as_str().unwrap_or("?"),
-                f.error
-            );
+            eprintln!("{} {}: {}", f.node, f.status.as_str(), f.error);
         }
         eprintln!(
             "run {} {} in {:.1} ms ({} tasks)",
             result.run_id,
-            serde_json::to_value(result.status)?.as_str().unwrap_or("?"),
+            result.status.as_str(),
             result.stats.run_ms,
             result.stats.tasks_executed
         );

@@ -57,7 +57,7 @@ impl Display {
                                 );
                             }
                             NodeStatus::Skipped | NodeStatus::Cancelled => bar.inc(1),
-                            NodeStatus::Pending => {}
+                            _ => {}
                         }
                         let failed_note = if failed > 0 {
                             format!(", {failed} failed")

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 /// The state of a node in a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum NodeStatus {
     /// Waiting for its inputs.
     Pending,
@@ -32,6 +33,19 @@ pub enum NodeStatus {
 }
 
 impl NodeStatus {
+    /// Its name, as in JSON (`pending`, `completed`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeStatus::Pending => "pending",
+            NodeStatus::Running => "running",
+            NodeStatus::Retrying => "retrying",
+            NodeStatus::Completed => "completed",
+            NodeStatus::Failed => "failed",
+            NodeStatus::Skipped => "skipped",
+            NodeStatus::Cancelled => "cancelled",
+        }
+    }
+
     /// True for the states a node never leaves.
     pub fn is_final(self) -> bool {
         !matches!(
@@ -44,6 +58,7 @@ impl NodeStatus {
 /// The state of a whole run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum RunStatus {
     /// Not finished.
     Running,
@@ -55,9 +70,22 @@ pub enum RunStatus {
     Cancelled,
 }
 
+impl RunStatus {
+    /// Its name, as in JSON (`running`, `succeeded`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
 /// The state of a dataflow (an edge) in a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum DataflowStatus {
     /// Its source has not finished.
     Pending,
@@ -98,6 +126,7 @@ impl std::fmt::Display for LogLevel {
 /// What happened.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum EventKind {
     /// The run started (or resumed).
     RunStarted {
@@ -268,6 +297,24 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_names_are_their_json_names() {
+        for s in [
+            RunStatus::Running,
+            RunStatus::Succeeded,
+            RunStatus::Failed,
+            RunStatus::Cancelled,
+        ] {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+        use NodeStatus::*;
+        for s in [
+            Pending, Running, Retrying, Completed, Failed, Skipped, Cancelled,
+        ] {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+    }
 
     #[test]
     fn serializes_with_a_type_tag() {

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 /// A schema that failed to compile, or a value that failed a schema.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SchemaError {
     /// The declared schema is not valid JSON.
     #[error("{which} schema is not JSON: {message}")]

@@ -48,6 +48,7 @@ impl TaskContext {
 /// How one run of a task ended without an output.
 #[derive(Debug, Clone, PartialEq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum TaskError {
     /// The input does not fit the task type's input schema (checked by the host).
     #[error("input does not match the input schema of `{task}`: {}", join(.violations))]
@@ -338,6 +339,7 @@ pub struct PluginReport {
 
 /// A task type that cannot be registered.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum RegistryError {
     /// Another plugin already provides this id.
     #[error("task type `{id}` is declared by both plugin `{first}` and plugin `{second}`")]

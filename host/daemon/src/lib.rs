@@ -91,6 +91,7 @@ impl Default for DaemonOptions {
 
 /// Why the daemon could not start or stopped.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DaemonError {
     /// The address cannot be listened on.
     #[error("cannot listen on {addr}: {source}")]

@@ -158,6 +158,7 @@ fn check_origin(origin: &str) -> Result<(), &'static str> {
 
 /// A configuration file that cannot be used.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// Reading it failed.
     #[error("cannot read configuration {path}: {source}")]

@@ -102,12 +102,15 @@ impl Dispatch {
         });
     }
 
-    /// The tokens of concurrency slots this host holds: a shared limiter adds
-    /// a slot's token when it takes it and removes it when it frees it; the
-    /// heartbeat renews the ones listed.
-    pub fn slots_held(self: &Arc<Self>) -> Arc<Mutex<HashSet<String>>> {
+    /// Who holds this host's concurrency slots: a shared limiter records
+    /// each slot it takes there, and this dispatch's heartbeat renews them.
+    pub(crate) fn slot_holder(self: &Arc<Self>) -> crate::limiter::SlotHolder {
         self.start_background();
-        self.slots_held.clone()
+        crate::limiter::SlotHolder {
+            host: self.host_id.clone(),
+            lease: self.lease,
+            held: self.slots_held.clone(),
+        }
     }
 
     /// The store offers go through.

@@ -18,6 +18,7 @@ use crate::task::{NativeTask, PluginReport, Registry, RegistryError};
 
 /// Why the host could not start or could not run a graph.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum HostError {
     /// wasmtime could not be set up.
     #[error("cannot start the wasm engine: {0}")]
@@ -269,11 +270,7 @@ impl HostBuilder {
             for task in &config.tasks {
                 run.task_queues.insert(task.clone(), name.clone());
             }
-            let holder = run.dispatch.as_ref().map(|d| crate::limiter::SlotHolder {
-                host: d.host_id().to_string(),
-                lease: d.lease(),
-                held: d.slots_held(),
-            });
+            let holder = run.dispatch.as_ref().map(|d| d.slot_holder());
             run.queues.insert(
                 name.clone(),
                 Arc::new(Queue::new(name, config, &state, holder)),

@@ -129,16 +129,16 @@ pub struct SharedConcurrencyLimiter {
     held: Mutex<HashMap<String, Vec<String>>>,
 }
 
-/// The host that holds concurrency slots in a shared store.
+/// The host that holds concurrency slots in a shared store (made by the
+/// host's [`crate::dispatch::Dispatch`], whose heartbeat renews them).
 #[derive(Debug, Clone)]
 pub struct SlotHolder {
     /// Its id (as in run leases).
-    pub host: String,
+    pub(crate) host: String,
     /// How long a slot stays held without a heartbeat.
-    pub lease: Duration,
-    /// The tokens of the slots it holds, which its heartbeat renews
-    /// ([`crate::dispatch::Dispatch::slots_held`]).
-    pub held: Arc<Mutex<std::collections::HashSet<String>>>,
+    pub(crate) lease: Duration,
+    /// The tokens of the slots it holds, which its heartbeat renews.
+    pub(crate) held: Arc<Mutex<std::collections::HashSet<String>>>,
 }
 
 /// How long a job waits before asking again for a slot held elsewhere.

@@ -224,15 +224,6 @@ fn backend(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
     StoreError::caused_by(e)
 }
 
-fn status_name(status: RunStatus) -> &'static str {
-    match status {
-        RunStatus::Running => "running",
-        RunStatus::Succeeded => "succeeded",
-        RunStatus::Failed => "failed",
-        RunStatus::Cancelled => "cancelled",
-    }
-}
-
 fn json<T: serde::Serialize>(v: &T) -> Json<Value> {
     Json(serde_json::to_value(v).expect("store records always serialize"))
 }
@@ -354,7 +345,7 @@ impl PgStore {
         .bind(&run.run_id)
         .bind(json(run))
         .bind(json(spec))
-        .bind(status_name(run.status))
+        .bind(RunStatus::as_str(run.status))
         .bind(run.created_ms as i64)
         .bind(slot)
         .bind(run.lease.as_ref().map(|l| l.host.clone()))
@@ -535,7 +526,7 @@ impl RunLog for PgStore {
         .bind(nodes.iter().map(|n| json(n).0).collect::<Vec<_>>())
         .bind(commit.events.iter().map(|e| e.seq as i64).collect::<Vec<_>>())
         .bind(commit.events.iter().map(|e| json(e).0).collect::<Vec<_>>())
-        .bind(commit.status.map(status_name))
+        .bind(commit.status.map(RunStatus::as_str))
         .bind(now_ms() as i64)
         .bind(puts.iter().map(|p| p.key.clone()).collect::<Vec<_>>())
         .bind(puts.iter().map(|p| p.entry.task_type.clone()).collect::<Vec<_>>())
@@ -634,7 +625,7 @@ impl RunLog for PgStore {
         )
         .bind(&filter.owner)
         .bind(filter.with_unowned)
-        .bind(filter.status.map(status_name))
+        .bind(filter.status.map(RunStatus::as_str))
         .bind(filter.since_ms.map(|t| t.min(i64::MAX as u64) as i64))
         .bind(&filter.graph)
         .bind(after)

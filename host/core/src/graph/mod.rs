@@ -156,6 +156,7 @@ impl std::fmt::Display for Dataflow {
 
 /// A graph file that cannot be read as a graph.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum GraphError {
     /// Reading the file failed.
     #[error("cannot read graph {origin}: {source}")]

@@ -15,6 +15,7 @@ use crate::task::{Registry, TaskType};
 
 /// One problem in a graph.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ValidationError {
     /// A node id is empty.
     #[error("tasks[{index}]: node id is empty")]

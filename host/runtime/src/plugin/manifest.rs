@@ -132,6 +132,7 @@ pub struct FolderGrant {
 
 /// A manifest that cannot be used.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ManifestError {
     /// Reading the file failed.
     #[error("cannot read manifest {path}: {source}")]

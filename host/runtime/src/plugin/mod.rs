@@ -63,6 +63,7 @@ impl Default for HostLimits {
 
 /// Why a plugin did not load.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PluginError {
     /// Its manifest is unusable.
     #[error(transparent)]

@@ -12,6 +12,7 @@ use super::ModelFile;
 
 /// Why a download failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DownloadError {
     /// The server refused or could not be reached.
     #[error("cannot download {url}: {message}")]

@@ -124,6 +124,7 @@ impl ModelConfig {
 
 /// Why a model call did not succeed (the WIT `model-error`).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ModelError {
     /// No such model is configured.
     #[error("unknown model `{0}`")]
