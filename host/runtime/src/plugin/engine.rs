@@ -24,10 +24,10 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// Settings of the engine.
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
-    /// Instances that may exist at once (pool slots). Task runs beyond this wait.
+    /// Instances that may exist at once (the pool's size). Task runs beyond this wait.
     pub max_instances: u32,
     /// The largest linear memory any plugin may be granted, in bytes. The pool
-    /// reserves address space for it in every slot.
+    /// reserves address space for it in every instance of the pool.
     pub max_memory_bytes: u64,
     /// Where compiled components are cached; `None` disables the cache.
     pub cache_dir: Option<PathBuf>,
@@ -36,7 +36,7 @@ pub struct EngineOptions {
 impl Default for EngineOptions {
     fn default() -> Self {
         EngineOptions {
-            // 2 cores here, but tasks waiting on timers or I/O hold a slot too.
+            // 2 cores here, but tasks waiting on timers or I/O hold an instance too.
             max_instances: 256,
             // Per-plugin limits are lower (64 MiB by default); this is the ceiling
             // a manifest may raise them to.
@@ -64,7 +64,7 @@ pub struct WeftEngine {
     pooling: bool,
     cache_dir: Option<PathBuf>,
     engine_hash: String,
-    slots: Arc<Semaphore>,
+    instances: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for WeftEngine {
@@ -94,17 +94,17 @@ impl WeftEngine {
     /// on-demand allocation when the address space for it cannot be reserved.
     pub fn new(options: &EngineOptions) -> Result<Self, wasmtime::Error> {
         let mut pool = PoolingAllocationConfig::new();
-        let slots = options.max_instances.max(1);
-        pool.total_component_instances(slots)
+        let instances = options.max_instances.max(1);
+        pool.total_component_instances(instances)
             // A Rust wasip2 component has a handful of core instances and one
             // or two memories; leave headroom for other toolchains.
-            .total_core_instances(slots * 16)
+            .total_core_instances(instances * 16)
             .max_core_instances_per_component(32)
-            .total_memories(slots * 2)
+            .total_memories(instances * 2)
             .max_memories_per_component(4)
-            .total_tables(slots * 8)
+            .total_tables(instances * 8)
             .max_tables_per_component(16)
-            .total_stacks(slots)
+            .total_stacks(instances)
             .max_memory_size(options.max_memory_bytes as usize);
         let mut config = base_config();
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
@@ -123,7 +123,7 @@ impl WeftEngine {
             engine,
             pooling,
             cache_dir: options.cache_dir.clone(),
-            slots: Arc::new(Semaphore::new(slots as usize)),
+            instances: Arc::new(Semaphore::new(instances as usize)),
         })
     }
 
@@ -137,13 +137,13 @@ impl WeftEngine {
         self.pooling
     }
 
-    /// Wait for a free instance slot. Hold the permit while the instance lives.
-    pub async fn instance_slot(&self) -> OwnedSemaphorePermit {
-        self.slots
+    /// Wait for a free instance permit. Hold it while the instance lives.
+    pub async fn instance_permit(&self) -> OwnedSemaphorePermit {
+        self.instances
             .clone()
             .acquire_owned()
             .await
-            .expect("the slot semaphore is never closed")
+            .expect("the instance semaphore is never closed")
     }
 
     /// Compile `bytes`, or load the artifact compiled earlier from the cache.

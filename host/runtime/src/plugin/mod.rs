@@ -144,7 +144,7 @@ impl weft_core::task::Component for LoadedPlugin {
         ctx: &TaskContext,
         timeout: Duration,
     ) -> Result<Value, TaskError> {
-        let _slot = self.engine.instance_slot().await;
+        let _permit = self.engine.instance_permit().await;
         let (mut store, stderr) = instance::new_store(
             self.engine.engine(),
             &self.sandbox(),
@@ -427,7 +427,7 @@ impl PluginHost {
         plugin: &LoadedPlugin,
     ) -> Result<Vec<wit_types::TaskType>, PluginError> {
         let timeout = self.limits.describe_timeout;
-        let _slot = self.engine.instance_slot().await;
+        let _permit = self.engine.instance_permit().await;
         let (mut store, stderr) =
             instance::new_store(self.engine.engine(), &plugin.sandbox(), None, timeout)
                 .map_err(|e| PluginError::Describe(e.to_string()))?;
