@@ -91,6 +91,56 @@ async fn each_misbehaving_task_fails_alone_with_a_clear_error() {
     assert_eq!(result.outputs["a"], json!({"value": 42}));
 }
 
+/// No host detail in what a guest's failure says: no Rust backtrace, no
+/// source paths.
+fn assert_for_people(error: &str) {
+    for leak in [".rs:", "/.cargo/", "/rustc/", "stack backtrace"] {
+        assert!(!error.contains(leak), "`{leak}` in: {error}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trap_says_what_happened_briefly_and_a_flood_of_output_is_cut() {
+    let dir = PluginDir::new().add("misbehave", MISBEHAVE);
+    let host = common::host(Some(dir.path())).await;
+    let graph = json!({"tasks": [
+        {"id": "deep", "type": "bad.stack-overflow"},
+        {"id": "trap", "type": "bad.trap"},
+        {"id": "flood", "type": "bad.log-flood", "defaults": {"n": 5000}},
+    ]});
+    let (result, events) = common::run(&host, &common::graph(graph), json!({})).await;
+
+    let deep = common::error_of(&result, "deep");
+    assert!(deep.contains("stack overflow"), "{deep}");
+    assert!(deep.len() < 2048, "{} bytes: {deep}", deep.len());
+    assert_for_people(deep);
+    let trap = common::error_of(&result, "trap");
+    assert!(trap.contains("unreachable") && trap.len() < 2048, "{trap}");
+    assert_for_people(trap);
+
+    // 5,000 lines and 5,000 progress reports of 10 KiB each: cut at the
+    // per-node budget, with one notice; the 1 MiB error message is cut too.
+    let flood: Vec<&weft::events::EventKind> = events
+        .iter()
+        .map(|e| &e.kind)
+        .filter(|k| matches!(k, weft::events::EventKind::Log { node, .. } | weft::events::EventKind::Progress { node, .. } if node == "flood"))
+        .collect();
+    let max = weft::events::MAX_NODE_EVENTS as usize;
+    assert!(flood.len() <= max + 1, "{} events", flood.len());
+    let notices = flood
+        .iter()
+        .filter(|k| matches!(k, weft::events::EventKind::Log { message, .. } if message.contains("output truncated")))
+        .count();
+    assert_eq!(notices, 1);
+    let error = common::error_of(&result, "flood");
+    assert!(
+        error.len() < weft::events::MAX_MESSAGE_BYTES + 256,
+        "{}",
+        error.len()
+    );
+    assert!(error.contains("more bytes dropped"));
+}
+
 #[tokio::test]
 async fn default_memory_limit_applies_without_a_manifest() {
     let dir = PluginDir::new().add("misbehave", MISBEHAVE);

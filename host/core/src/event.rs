@@ -196,12 +196,50 @@ pub struct Event {
     pub kind: EventKind,
 }
 
+/// The most log and progress events one attempt of a node may emit; after
+/// that, one notice says the rest was dropped.
+pub const MAX_NODE_EVENTS: u32 = 1_000;
+/// The most bytes of log and progress messages one attempt of a node may
+/// emit (then the same notice).
+pub const MAX_NODE_EVENT_BYTES: usize = 1 << 20;
+/// A longer log line, progress message or task error is cut to this many
+/// bytes.
+pub const MAX_MESSAGE_BYTES: usize = 16 << 10;
+
+/// `message`, cut to [`MAX_MESSAGE_BYTES`] at a character boundary, with a
+/// note saying so.
+pub fn bounded_message(mut message: String) -> String {
+    if message.len() > MAX_MESSAGE_BYTES {
+        let mut cut = MAX_MESSAGE_BYTES;
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let dropped = message.len() - cut;
+        message.truncate(cut);
+        message.push_str(&format!("… ({dropped} more bytes dropped)"));
+    }
+    message
+}
+
 /// Emits the events of one node of a run: what a task's `log` and `progress`
-/// imports write to.
+/// imports write to. Bounded: at most [`MAX_NODE_EVENTS`] events and
+/// [`MAX_NODE_EVENT_BYTES`] of messages per attempt, each message at most
+/// [`MAX_MESSAGE_BYTES`]; a task that writes more gets one notice in its log
+/// and the rest is dropped, so a plugin logging in a loop cannot grow the
+/// host's memory or the store without bound.
 #[derive(Clone)]
 pub struct NodeEvents {
     sink: Sink,
     node: String,
+    budget: Arc<Mutex<Budget>>,
+}
+
+/// What a node's task has emitted so far.
+#[derive(Default)]
+struct Budget {
+    events: u32,
+    bytes: usize,
+    exhausted: bool,
 }
 
 #[derive(Clone)]
@@ -226,6 +264,7 @@ impl NodeEvents {
         NodeEvents {
             sink: Sink::Run(sink),
             node: node.to_string(),
+            budget: Arc::default(),
         }
     }
 
@@ -234,6 +273,7 @@ impl NodeEvents {
         NodeEvents {
             sink: Sink::Kept(Arc::default()),
             node: node.to_string(),
+            budget: Arc::default(),
         }
     }
 
@@ -264,8 +304,39 @@ impl NodeEvents {
         }
     }
 
+    /// Count an event of `bytes` against the budget: false when it is to be
+    /// dropped (the first time, the notice is emitted instead).
+    fn spend(&self, bytes: usize) -> bool {
+        let notice = {
+            let mut budget = lock(&self.budget);
+            if budget.exhausted {
+                return false;
+            }
+            if budget.events < MAX_NODE_EVENTS && budget.bytes + bytes <= MAX_NODE_EVENT_BYTES {
+                budget.events += 1;
+                budget.bytes += bytes;
+                return true;
+            }
+            budget.exhausted = true;
+            format!(
+                "log and progress output truncated: this task emitted more than \
+                 {MAX_NODE_EVENTS} events or {MAX_NODE_EVENT_BYTES} bytes; the rest is dropped"
+            )
+        };
+        self.emit(EventKind::Log {
+            node: self.node.clone(),
+            level: LogLevel::Warn,
+            message: notice,
+        });
+        false
+    }
+
     /// A log line from the task.
     pub fn log(&self, level: LogLevel, message: String) {
+        let message = bounded_message(message);
+        if !self.spend(message.len()) {
+            return;
+        }
         self.emit(EventKind::Log {
             node: self.node.clone(),
             level,
@@ -275,6 +346,10 @@ impl NodeEvents {
 
     /// Progress from the task; `fraction` is clamped to [0, 1] (NaN reads as 0).
     pub fn progress(&self, fraction: f32, message: Option<String>) {
+        let message = message.map(bounded_message);
+        if !self.spend(message.as_ref().map_or(0, String::len)) {
+            return;
+        }
         let fraction = if fraction.is_nan() {
             0.0
         } else {
@@ -313,6 +388,52 @@ mod tests {
             Pending, Running, Retrying, Completed, Failed, Skipped, Cancelled,
         ] {
             assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+    }
+
+    #[test]
+    fn a_flood_of_output_is_cut_with_one_notice() {
+        let events = NodeEvents::kept("n");
+        for _ in 0..MAX_NODE_EVENTS + 500 {
+            events.log(LogLevel::Info, "line".into());
+            events.progress(0.5, None);
+        }
+        let kept = events.take();
+        assert_eq!(kept.len(), MAX_NODE_EVENTS as usize + 1);
+        let notices: Vec<_> = kept
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e,
+                    EventKind::Log {
+                        level: LogLevel::Warn,
+                        ..
+                    }
+                )
+            })
+            .collect();
+        assert_eq!(notices.len(), 1, "one notice");
+        // Bytes count too: 100 lines of 16 KiB fill the 1 MiB.
+        let events = NodeEvents::kept("n");
+        for _ in 0..200 {
+            events.log(LogLevel::Info, "x".repeat(1 << 20));
+        }
+        let kept = events.take();
+        let bytes: usize = kept
+            .iter()
+            .map(|e| match e {
+                EventKind::Log { message, .. } => message.len(),
+                _ => 0,
+            })
+            .sum();
+        assert!(bytes <= MAX_NODE_EVENT_BYTES + 1024, "{bytes}");
+        assert!(kept.len() < 100, "{}", kept.len());
+        match &kept[0] {
+            EventKind::Log { message, .. } => {
+                assert!(message.len() < MAX_MESSAGE_BYTES + 64);
+                assert!(message.ends_with("more bytes dropped)"));
+            }
+            other => panic!("{other:?}"),
         }
     }
 

@@ -369,7 +369,7 @@ pub(crate) fn classify(
             limit: state.fuel.unwrap_or(u64::MAX),
         };
     }
-    let mut message = format!("{error:?}");
+    let mut message = trap_message(&error);
     let err_text = stderr_text(stderr);
     if !err_text.is_empty() {
         message.push_str("\nguest stderr:\n");
@@ -379,6 +379,43 @@ pub(crate) fn classify(
         plugin: state.plugin.clone(),
         message,
     }
+}
+
+/// How many wasm frames a trap message shows.
+const TRAP_FRAMES: usize = 5;
+
+/// What a trap says to a person: what happened (`stack overflow`, `wasm
+/// trap: unreachable`), then the innermost few wasm frames, named where the
+/// component has names. Never the host's own backtrace or source paths
+/// (`{error:?}` would print both).
+fn trap_message(error: &wasmtime::Error) -> String {
+    let mut message = match error.downcast_ref::<Trap>() {
+        Some(Trap::StackOverflow) => "stack overflow".to_string(),
+        // Rust and C guests keep their own stack in linear memory: when it
+        // overflows, this is what the host sees.
+        Some(Trap::MemoryOutOfBounds) => {
+            format!(
+                "{} (or a stack overflow in the guest's own stack)",
+                Trap::MemoryOutOfBounds
+            )
+        }
+        Some(trap) => trap.to_string(),
+        None => error.root_cause().to_string(),
+    };
+    if let Some(trace) = error.downcast_ref::<wasmtime::WasmBacktrace>() {
+        let frames = trace.frames();
+        for frame in frames.iter().take(TRAP_FRAMES) {
+            let name = frame.func_name().map_or_else(
+                || format!("function #{}", frame.func_index()),
+                |n| n.to_string(),
+            );
+            message.push_str(&format!("\n  at {name}"));
+        }
+        if frames.len() > TRAP_FRAMES {
+            message.push_str(&format!("\n  … {} more frames", frames.len() - TRAP_FRAMES));
+        }
+    }
+    weft_core::event::bounded_message(message)
 }
 
 /// The guest's stderr so far, as text, the last [`MAX_LINE`] bytes at most.

@@ -187,15 +187,17 @@ impl weft_core::task::Component for LoadedPlugin {
     }
 }
 
+/// A task's own error, its message bounded (a plugin may send megabytes).
 fn from_wit_error(e: wit_types::TaskError) -> TaskError {
+    use weft_core::event::bounded_message as bounded;
     match e {
-        wit_types::TaskError::InvalidInput(m) => TaskError::InvalidInput(m),
-        wit_types::TaskError::Failed(m) => TaskError::Failed(m),
+        wit_types::TaskError::InvalidInput(m) => TaskError::InvalidInput(bounded(m)),
+        wit_types::TaskError::Failed(m) => TaskError::Failed(bounded(m)),
         wit_types::TaskError::Retryable(h) => TaskError::Retryable {
-            message: h.message,
+            message: bounded(h.message),
             delay: h.delay_ms.map(Duration::from_millis),
         },
-        wit_types::TaskError::Cancelled(m) => TaskError::Cancelled(m),
+        wit_types::TaskError::Cancelled(m) => TaskError::Cancelled(bounded(m)),
     }
 }
 

@@ -45,6 +45,31 @@ fn huge_output(input: In, _: &Context) -> Result<Value, TaskError> {
     Ok(json!({ "value": "x".repeat(input.n as usize) }))
 }
 
+fn stack_overflow(input: In, _: &Context) -> Result<Out, TaskError> {
+    // Recursion whose result is used after each call: no loop can replace
+    // it, so the wasm call stack runs out.
+    fn deep(n: u64) -> u64 {
+        if n == 0 {
+            return 0;
+        }
+        let below = deep(n - 1);
+        std::hint::black_box(below) ^ n
+    }
+    Ok(Out {
+        value: deep(input.n.max(u64::MAX / 2)),
+    })
+}
+
+fn log_flood(input: In, ctx: &Context) -> Result<Out, TaskError> {
+    // `n` lines of 10 KiB and as many progress reports, then a huge error.
+    let line = "x".repeat(10 << 10);
+    for i in 0..input.n {
+        ctx.log(weft_sdk::Level::Info, &line);
+        ctx.progress((i % 100) as f32 / 100.0, Some(&line));
+    }
+    Err(TaskError::failed("e".repeat(1 << 20)))
+}
+
 fn wrong_output(_: In, _: &Context) -> Result<Value, TaskError> {
     Ok(json!({ "value": "not a number" }))
 }
@@ -142,6 +167,8 @@ fn tasks() -> Vec<TaskDef> {
         }),
         TaskDef::new("bad.wrong-output", wrong_output).output_schema(value_out()),
         TaskDef::new("bad.fail", fail),
+        TaskDef::new("bad.log-flood", log_flood),
+        TaskDef::new("bad.stack-overflow", stack_overflow),
         TaskDef::new("bad.flaky", flaky),
         TaskDef::new("probe.context", echo_context).output_schema(any.clone()),
         TaskDef::new("probe.env", read_env).output_schema(any.clone()),
