@@ -162,6 +162,20 @@ async fn plugin_timeout_from_manifest_stops_a_spinning_task() {
     let g = common::graph(json!({"tasks": [{"id": "spin", "type": "bad.spin"}]}));
     let (result, _) = common::run(&host, &g, json!({})).await;
     assert_eq!(common::error_of(&result, "spin"), "timed out after 200 ms");
+    // The manifest's limit is a ceiling: a graph may lower it, never raise it.
+    let g = common::graph(json!({"tasks": [
+        {"id": "raised", "type": "bad.spin", "config": {"timeout_ms": 3_600_000}},
+        {"id": "lowered", "type": "bad.spin", "config": {"timeout_ms": 50}},
+    ]}));
+    let (result, _) = common::run(&host, &g, json!({})).await;
+    assert_eq!(
+        common::error_of(&result, "raised"),
+        "timed out after 200 ms"
+    );
+    assert_eq!(
+        common::error_of(&result, "lowered"),
+        "timed out after 50 ms"
+    );
 }
 
 #[tokio::test]

@@ -532,7 +532,11 @@ impl Plan {
                 let task = task.expect("checked above");
                 PlanNode {
                     id: node.id.clone(),
-                    timeout: node.config.timeout().unwrap_or(task.timeout),
+                    // A node may lower its task type's limit, never raise it.
+                    timeout: node
+                        .config
+                        .timeout()
+                        .map_or(task.timeout, |asked| asked.min(task.timeout)),
                     cache: node.config.cache != Some(false) && task.cacheable && !task.side_effects,
                     retries: node.config.retries,
                     retry_backoff: node.config.retry_backoff_ms.map(Duration::from_millis),

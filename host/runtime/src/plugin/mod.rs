@@ -406,10 +406,12 @@ impl PluginHost {
                 Ok(TaskType {
                     input: schema("input", &t.input_schema)?,
                     output: schema("output", &t.output_schema)?,
+                    // The manifest's (or the host's) limit is a ceiling: the
+                    // plugin's own declaration may only lower it.
                     timeout: t
                         .timeout_ms
                         .map(Duration::from_millis)
-                        .unwrap_or(plugin_timeout),
+                        .map_or(plugin_timeout, |declared| declared.min(plugin_timeout)),
                     id: t.id,
                     version: t.version,
                     title: t.title,
