@@ -312,3 +312,62 @@ async fn problems_around_compound_nodes_point_at_the_graph_as_written() {
         "{msg}"
     );
 }
+
+/// A graph larger than a graph may be is refused by its size, before its
+/// compound nodes are expanded and validated: the expansion a few thousand
+/// dataflows into a compound node of a few thousand roots would make
+/// (millions of dataflows) never happens.
+#[tokio::test]
+async fn oversized_graphs_are_refused_by_their_size_before_expansion() {
+    use weft::graph::{MAX_DATAFLOWS, MAX_NODES};
+    let roots: Vec<Value> = (0..3_000)
+        .map(|i| json!({"id": format!("r{i}"), "type": "math.add-one"}))
+        .collect();
+    let feeds: Vec<Value> = (0..3_000)
+        .map(|_| flow("src", "value", "fan", "value"))
+        .collect();
+    let fan = json!({
+        "tasks": [
+            {"id": "src", "type": "math.add-one", "defaults": {"value": 1}},
+            {"id": "fan", "type": "graph", "graph": {"tasks": roots}},
+        ],
+        "dataflows": feeds,
+    });
+    let errors = problems(fan).await;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    let shown = errors[0].to_string();
+    assert!(
+        shown.contains(&format!(
+            "more than {MAX_DATAFLOWS} dataflows once its compound nodes are expanded"
+        )),
+        "{shown}"
+    );
+
+    // Too many nodes, counting those inside compound nodes.
+    let inner: Vec<Value> = (0..MAX_NODES / 2 + 1)
+        .map(|i| json!({"id": format!("i{i}"), "type": "math.add-one"}))
+        .collect();
+    let outer: Vec<Value> = (0..MAX_NODES / 2)
+        .map(|i| json!({"id": format!("o{i}"), "type": "math.add-one", "defaults": {"value": 1}}))
+        .chain([json!({"id": "c", "type": "graph", "graph": {"tasks": inner}})])
+        .collect();
+    let shown = message(json!({"tasks": outer})).await;
+    assert!(
+        shown.contains(&format!("more than {MAX_NODES} nodes")),
+        "{shown}"
+    );
+
+    // At the limit is fine: 10,000 nodes in a chain validate.
+    let chain: Vec<Value> = (0..MAX_NODES)
+        .map(|i| json!({"id": format!("n{i}"), "type": "math.add-one", "defaults": {"value": 1}}))
+        .collect();
+    let links: Vec<Value> = (1..MAX_NODES)
+        .map(|i| flow(&format!("n{}", i - 1), "value", &format!("n{i}"), "value"))
+        .collect();
+    let host = common::host(None).await;
+    let graph = common::graph(json!({"tasks": chain, "dataflows": links}));
+    let plan = host
+        .plan(&graph, "chain.json")
+        .expect("a graph at the limit is valid");
+    assert_eq!(plan.nodes.len(), MAX_NODES);
+}

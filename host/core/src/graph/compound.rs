@@ -31,9 +31,50 @@ struct Boundary {
     roots: Vec<(String, Option<Vec<String>>)>,
     /// Inner leaves (prefixed ids) and the output ports each has.
     leaves: Vec<(String, Option<Vec<String>>)>,
+    /// For each input port, the roots (positions in `roots`) that have it,
+    /// so a dataflow into the compound node finds its targets without
+    /// scanning every root.
+    by_port: HashMap<String, Vec<usize>>,
+    /// Roots with an open schema: they have every port.
+    open: Vec<usize>,
 }
 
 impl Boundary {
+    /// Index the roots by port (call once the roots are known).
+    fn index(&mut self) {
+        for (i, (_, ports)) in self.roots.iter().enumerate() {
+            match ports {
+                None => self.open.push(i),
+                Some(ports) => {
+                    for p in ports {
+                        self.by_port.entry(p.clone()).or_default().push(i);
+                    }
+                }
+            }
+        }
+    }
+
+    /// How many roots port `port` of the compound node feeds.
+    fn count_roots_with(&self, port: &str) -> usize {
+        if port == "*" {
+            return self.roots.len();
+        }
+        self.by_port.get(port).map_or(0, Vec::len) + self.open.len()
+    }
+
+    /// The roots port `port` of the compound node feeds, in graph order.
+    fn roots_with(&self, port: &str) -> Vec<String> {
+        let mut at: Vec<usize> = if port == "*" {
+            (0..self.roots.len()).collect()
+        } else {
+            let named = self.by_port.get(port).into_iter().flatten();
+            named.chain(&self.open).copied().collect()
+        };
+        at.sort_unstable();
+        at.dedup();
+        at.into_iter().map(|i| self.roots[i].0.clone()).collect()
+    }
+
     /// Whether a node with these ports (`None`: an open schema, any port)
     /// has port `p`.
     fn has(ports: &Option<Vec<String>>, p: &str) -> bool {
@@ -53,6 +94,47 @@ impl Boundary {
 
 /// How deep compound nodes may nest.
 pub const MAX_DEPTH: usize = 16;
+/// The most nodes a graph may have, counting those of its subgraphs.
+pub const MAX_NODES: usize = 10_000;
+/// The most dataflows a graph may have, as submitted (at every level) and
+/// once its compound nodes are expanded (a dataflow into a compound node
+/// becomes one per inner root with that port).
+pub const MAX_DATAFLOWS: usize = 100_000;
+
+/// Why a graph is too large, if it has more nodes or dataflows than
+/// allowed, counting every level of nesting; it stops counting at the
+/// limits, so a huge graph costs no more than a graph at the limit.
+pub(crate) fn oversize(graph: &Graph) -> Option<ValidationError> {
+    fn count(graph: &Graph, depth: usize, nodes: &mut usize, flows: &mut usize) {
+        *nodes += graph.tasks.len();
+        *flows += graph.dataflows.len();
+        if depth > MAX_DEPTH || *nodes > MAX_NODES || *flows > MAX_DATAFLOWS {
+            return;
+        }
+        for inner in graph.tasks.iter().filter_map(|n| n.graph.as_deref()) {
+            count(inner, depth + 1, nodes, flows);
+        }
+    }
+    let (mut nodes, mut flows) = (0, 0);
+    count(graph, 0, &mut nodes, &mut flows);
+    if nodes > MAX_NODES {
+        return Some(ValidationError::TooLarge {
+            what: "nodes (counting those inside compound nodes)",
+            limit: MAX_NODES,
+        });
+    }
+    (flows > MAX_DATAFLOWS).then_some(ValidationError::TooLarge {
+        what: "dataflows",
+        limit: MAX_DATAFLOWS,
+    })
+}
+
+fn too_many_expanded() -> ValidationError {
+    ValidationError::TooLarge {
+        what: "dataflows once its compound nodes are expanded",
+        limit: MAX_DATAFLOWS,
+    }
+}
 
 /// `graph` with every compound node replaced by its subgraph (recursively),
 /// validated, or every problem found. Problems are reported by the positions
@@ -155,13 +237,17 @@ pub(crate) fn flatten(
         };
         let targets: Vec<String> = match boundaries.get(flow.target_task_id.as_str()) {
             None => vec![flow.target_task_id.clone()],
-            Some(b) => b
-                .roots
-                .iter()
-                .filter(|(_, ps)| Boundary::has(ps, &flow.target_task_port_id))
-                .map(|(id, _)| id.clone())
-                .collect(),
+            Some(b) => {
+                let n = b.count_roots_with(&flow.target_task_port_id);
+                if dataflows.len() + inner_flows.len() + sources.len() * n > MAX_DATAFLOWS {
+                    return Err(vec![too_many_expanded()]);
+                }
+                b.roots_with(&flow.target_task_port_id)
+            }
         };
+        if dataflows.len() + inner_flows.len() + sources.len() * targets.len() > MAX_DATAFLOWS {
+            return Err(vec![too_many_expanded()]);
+        }
         for (end, found, direction, side) in [
             (&flow.source_task_id, sources.is_empty(), "output", true),
             (&flow.target_task_id, targets.is_empty(), "input", false),
@@ -363,6 +449,8 @@ fn inline(node: &Node, inner: Graph, registry: &Registry) -> (Vec<Node>, Vec<Dat
     let mut boundary = Boundary {
         roots: Vec::new(),
         leaves: Vec::new(),
+        by_port: HashMap::new(),
+        open: Vec::new(),
     };
     let defaults = node.defaults.as_object();
     let mut nodes = Vec::with_capacity(inner.tasks.len());
@@ -406,5 +494,6 @@ fn inline(node: &Node, inner: Graph, registry: &Registry) -> (Vec<Node>, Vec<Dat
             ..f
         })
         .collect();
+    boundary.index();
     (nodes, flows, boundary)
 }

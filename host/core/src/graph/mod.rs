@@ -32,7 +32,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-pub use compound::COMPOUND;
+pub use compound::{COMPOUND, MAX_DATAFLOWS, MAX_DEPTH, MAX_NODES};
 pub use validate::{Plan, PlanEdge, PlanNode, ValidationError, ValidationErrors};
 
 /// A pipeline: tasks (nodes) and dataflows (edges).

@@ -225,6 +225,14 @@ pub enum ValidationError {
         /// The deepest nesting allowed.
         max: usize,
     },
+    /// The graph is larger than a graph may be.
+    #[error("the graph has more than {limit} {what}: split it, or raise the limit")]
+    TooLarge {
+        /// What there are too many of.
+        what: &'static str,
+        /// The most allowed.
+        limit: usize,
+    },
     /// A problem inside the subgraph of a compound node.
     #[error("tasks[{index}] (compound node \"{node}\"), in its subgraph: {error}")]
     InCompound {
@@ -351,6 +359,13 @@ pub struct Plan {
 impl Plan {
     /// Validate `graph` against `registry`. Returns every problem found.
     pub fn new(graph: &Graph, registry: &Registry, origin: &str) -> Result<Plan, ValidationErrors> {
+        // Sizes first, before anything costs in proportion to them.
+        if let Some(error) = super::compound::oversize(graph) {
+            return Err(ValidationErrors {
+                origin: origin.to_string(),
+                errors: vec![error],
+            });
+        }
         if super::compound::has_compound(graph) {
             let (_, plan) = super::compound::flatten(graph, registry, 0).map_err(|errors| {
                 ValidationErrors {
@@ -727,7 +742,10 @@ fn find_cycles(graph: &Graph, edges: &[PlanEdge]) -> Vec<ValidationError> {
         g.add_edge(ids[e.source], ids[e.target], ());
     }
     let mut out = Vec::new();
-    for scc in petgraph::algo::tarjan_scc(&g) {
+    // Kosaraju's, not Tarjan's: petgraph's Tarjan recurses once per node on
+    // a path, so a long chain of nodes (a graph author's choice) would
+    // overflow the thread's stack and abort the whole process.
+    for scc in petgraph::algo::kosaraju_scc(&g) {
         let is_cycle = scc.len() > 1 || g.contains_edge(scc[0], scc[0]);
         if !is_cycle {
             continue;
