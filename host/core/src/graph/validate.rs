@@ -226,7 +226,7 @@ pub enum ValidationError {
         max: usize,
     },
     /// The graph is larger than a graph may be.
-    #[error("the graph has more than {limit} {what}: split it, or raise the limit")]
+    #[error("the graph has more than {limit} {what}: split it into smaller graphs")]
     TooLarge {
         /// What there are too many of.
         what: &'static str,
