@@ -488,6 +488,79 @@ async fn web_pages_cannot_drive_the_loopback_daemon() {
     assert_eq!(runs["runs"].as_array().unwrap().len(), 4, "{runs}");
 }
 
+/// A saved graph is its user's: another user can neither read, replace nor
+/// delete it, and submitting by name runs one's own graph.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saved_graphs_belong_to_their_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &empty_plugins(dir.path()), TWO_USERS);
+    let alice = d.as_user("alice-secret-token-0001");
+    let bob = d.as_user("bob-secret-token-00002");
+    let put = |api: &support::Api, graph: Value| {
+        api.req(reqwest::Method::PUT, "/v1/graphs/pipeline")
+            .json(&graph)
+            .send()
+    };
+    let adds = |n: usize| {
+        let tasks: Vec<Value> = (0..n)
+            .map(|i| json!({"id": format!("a{i}"), "type": "math.add-one"}))
+            .collect();
+        let flows: Vec<Value> = (1..n)
+            .map(|i| flow(&format!("a{}", i - 1), "value", &format!("a{i}"), "value"))
+            .collect();
+        json!({"tasks": tasks, "dataflows": flows})
+    };
+    assert_eq!(
+        put(&alice, adds(1)).await.unwrap().status(),
+        StatusCode::CREATED
+    );
+
+    // Bob cannot see it; his save of the same name is his own graph.
+    let (s, _) = bob.get("/v1/graphs/pipeline").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (_, listed) = bob.get("/v1/graphs").await;
+    assert_eq!(listed, json!([]));
+    let r = put(&bob, adds(3)).await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["version"],
+        1,
+        "his own first version"
+    );
+
+    // Alice's graph is unchanged, and submitting it by name runs hers.
+    let (s, mine) = alice.get("/v1/graphs/pipeline").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        (mine["name"].clone(), mine["version"].clone()),
+        (json!("pipeline"), json!(1))
+    );
+    assert_eq!(mine["graph"]["tasks"].as_array().unwrap().len(), 1);
+    let id = alice.submit(json!("pipeline"), json!({"value": 1})).await;
+    assert_eq!(alice.finished(&id).await["outputs"]["a0"]["value"], 2);
+    let id = bob.submit(json!("pipeline"), json!({"value": 1})).await;
+    assert_eq!(bob.finished(&id).await["outputs"]["a2"]["value"], 4);
+
+    // Bob's delete removes his own only.
+    let r = bob
+        .req(reqwest::Method::DELETE, "/v1/graphs/pipeline")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let r = bob
+        .req(reqwest::Method::DELETE, "/v1/graphs/pipeline")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let (s, _) = alice.get("/v1/graphs/pipeline").await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, listed) = alice.get("/v1/graphs").await;
+    assert_eq!(listed[0]["name"], "pipeline");
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_see_and_cancel_only_their_own_runs() {
     let dir = tempfile::tempdir().unwrap();

@@ -27,6 +27,7 @@ use super::AppState;
 use super::auth::{LOCAL_USER, Refusal, User, visible_run};
 use super::cross_site::CrossSite;
 use super::error::ApiError;
+use super::graphs;
 use crate::types::*;
 use weft::events::{EventHub, EventKind, RunStatus};
 use weft::graph::Graph;
@@ -233,14 +234,12 @@ async fn load_visible(state: &AppState, id: &str, user: &User) -> ApiResult<Stor
 /// The graph a submission names: inline, or saved (its version or newest).
 async fn submitted_graph(
     state: &AppState,
+    user: &User,
     body: &SubmitRequest,
 ) -> ApiResult<(Graph, String, Option<String>)> {
     match &body.graph {
         Value::String(name) => {
-            let saved = state
-                .host
-                .store()
-                .graph_get(name, body.version)
+            let saved = graphs::find(state.host.store().as_ref(), user, name, body.version)
                 .await?
                 .ok_or_else(|| match body.version {
                     Some(v) => ApiError::not_found(format!("saved graph `{name}` version {v}")),
@@ -282,7 +281,7 @@ async fn submit(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
     let body: SubmitRequest = parse_body(body)?;
-    let (graph, origin, graph_name) = submitted_graph(&state, &body).await?;
+    let (graph, origin, graph_name) = submitted_graph(&state, &user, &body).await?;
     let idempotency_key = body.idempotency_key.or_else(|| {
         headers
             .get("idempotency-key")
@@ -525,7 +524,8 @@ fn check_graph_name(name: &str) -> ApiResult<()> {
     }
 }
 
-/// Save a new version of a graph (validated first).
+/// Save a new version of one of your graphs (validated first). Saved
+/// graphs belong to their user: each user has their own names.
 #[utoipa::path(
     put, path = "/graphs/{name}", tag = "graphs",
     params(("name" = String, Path, description = "1-128 characters of A-Z, a-z, 0-9, `.`, `_`, `-`")),
@@ -548,11 +548,7 @@ async fn put_graph(
         .host
         .plan(&graph, &format!("graph {name}"))
         .map_err(|e| ApiError::from(HostError::Invalid(e)))?;
-    let saved = state
-        .host
-        .store()
-        .graph_put(&name, graph, Some(user.0))
-        .await?;
+    let saved = graphs::save(state.host.store().as_ref(), &user, &name, graph).await?;
     let answer = GraphSaved {
         name: saved.name,
         version: saved.version,
@@ -561,7 +557,7 @@ async fn put_graph(
     Ok((StatusCode::CREATED, Json(answer)).into_response())
 }
 
-/// A saved graph: a version, or the newest.
+/// One of your saved graphs: a version, or the newest.
 #[utoipa::path(
     get, path = "/graphs/{name}", tag = "graphs",
     params(("name" = String, Path, description = "The graph's name"), VersionQuery),
@@ -573,14 +569,12 @@ async fn put_graph(
 )]
 async fn get_graph(
     State(state): State<AppState>,
+    Extension(user): Extension<User>,
     Path(name): Path<String>,
     query: Result<Query<VersionQuery>, QueryRejection>,
 ) -> ApiResult<Json<SavedGraphView>> {
     let q = parse_query(query)?;
-    let saved = state
-        .host
-        .store()
-        .graph_get(&name, q.version)
+    let saved = graphs::find(state.host.store().as_ref(), &user, &name, q.version)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("saved graph `{name}`")))?;
     Ok(Json(SavedGraphView {
@@ -592,7 +586,7 @@ async fn get_graph(
     }))
 }
 
-/// Delete every version of a saved graph.
+/// Delete every version of one of your saved graphs.
 #[utoipa::path(
     delete, path = "/graphs/{name}", tag = "graphs",
     params(("name" = String, Path, description = "The graph's name")),
@@ -603,23 +597,27 @@ async fn get_graph(
 )]
 async fn delete_graph(
     State(state): State<AppState>,
+    Extension(user): Extension<User>,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
-    if state.host.store().graph_delete(&name).await? {
+    if graphs::delete(state.host.store().as_ref(), &user, &name).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found(format!("saved graph `{name}`")))
     }
 }
 
-/// Every saved graph's newest version.
+/// The newest version of each of your saved graphs.
 #[utoipa::path(
     get, path = "/graphs", tag = "graphs",
     responses((status = 200, description = "Saved graphs", body = Vec<GraphListing>))
 )]
-async fn list_graphs(State(state): State<AppState>) -> ApiResult<Json<Vec<GraphListing>>> {
-    let graphs = state.host.store().graph_list().await?;
-    let list = graphs.into_iter().map(|g| GraphListing {
+async fn list_graphs(
+    State(state): State<AppState>,
+    Extension(user): Extension<User>,
+) -> ApiResult<Json<Vec<GraphListing>>> {
+    let own = graphs::list(state.host.store().as_ref(), &user).await?;
+    let list = own.into_iter().map(|g| GraphListing {
         name: g.name,
         version: g.version,
         saved_ms: g.saved_ms,

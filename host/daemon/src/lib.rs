@@ -23,6 +23,7 @@ mod api;
 mod auth;
 mod cross_site;
 mod error;
+mod graphs;
 mod metrics;
 mod reload;
 mod runs;
