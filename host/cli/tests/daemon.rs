@@ -488,6 +488,31 @@ async fn web_pages_cannot_drive_the_loopback_daemon() {
     assert_eq!(runs["runs"].as_array().unwrap().len(), 4, "{runs}");
 }
 
+/// One user's cached outputs are not served to another: a cache hit would
+/// tell bob what alice ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_output_cache_is_per_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &empty_plugins(dir.path()), TWO_USERS);
+    let alice = d.as_user("alice-secret-token-0001");
+    let bob = d.as_user("bob-secret-token-00002");
+    let cached = |events: &[Value]| {
+        events
+            .iter()
+            .find(|e| e["type"] == "node" && e["status"] == "completed")
+            .map(|e| e["cached"] == true)
+            .expect("the node completed")
+    };
+    let graph = json!({"tasks": [{"id": "a", "type": "math.add-one"}]});
+    let mut seen = Vec::new();
+    for api in [&alice, &bob, &alice, &bob] {
+        let id = api.submit(graph.clone(), json!({"value": 41})).await;
+        api.finished(&id).await;
+        seen.push(cached(&api.events(&id, None, 100).await));
+    }
+    assert_eq!(seen, [false, false, true, true], "alice, bob, alice, bob");
+}
+
 /// A saved graph is its user's: another user can neither read, replace nor
 /// delete it, and submitting by name runs one's own graph.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -63,9 +63,16 @@ pub struct CacheStat {
 /// The cache key of running `task` on `input`: SHA-256 (hex) of the task type,
 /// its version and the input as canonical JSON (object keys sorted), so the
 /// same input written in another key order hits, and a new version of the task
-/// never sees the old version's entries.
-pub fn key(task: &TaskType, input: &Value) -> String {
+/// never sees the old version's entries. With a `scope` (the user who owns
+/// the run), entries are that user's alone: a cache hit must not tell one
+/// user what another submitted.
+pub fn key(task: &TaskType, input: &Value, scope: Option<&str>) -> String {
     let mut hasher = Sha256::new();
+    if let Some(scope) = scope {
+        hasher.update(b"scope\0");
+        hasher.update(scope.as_bytes());
+        hasher.update([0]);
+    }
     hasher.update(task.id.as_bytes());
     hasher.update([0]);
     hasher.update(task.version.as_bytes());
@@ -121,18 +128,33 @@ mod tests {
     #[test]
     fn key_ignores_key_order_but_not_values_or_versions() {
         let t = task("1.0.0");
-        let a = key(&t, &json!({"a": 1, "b": {"y": [1, 2], "x": null}}));
-        let b = key(&t, &json!({"b": {"x": null, "y": [1, 2]}, "a": 1}));
+        let a = key(&t, &json!({"a": 1, "b": {"y": [1, 2], "x": null}}), None);
+        let b = key(&t, &json!({"b": {"x": null, "y": [1, 2]}, "a": 1}), None);
         assert_eq!(a, b);
-        assert_ne!(a, key(&t, &json!({"a": 2, "b": {"y": [1, 2], "x": null}})));
+        assert_ne!(
+            a,
+            key(&t, &json!({"a": 2, "b": {"y": [1, 2], "x": null}}), None)
+        );
         assert_ne!(
             a,
             key(
                 &task("1.0.1"),
-                &json!({"a": 1, "b": {"y": [1, 2], "x": null}})
+                &json!({"a": 1, "b": {"y": [1, 2], "x": null}}),
+                None
             )
         );
+        // Each user's entries are apart from the others' and the CLI's.
+        let input = json!({"a": 1, "b": {"y": [1, 2], "x": null}});
+        assert_ne!(key(&t, &input, Some("alice")), a);
+        assert_ne!(key(&t, &input, Some("alice")), key(&t, &input, Some("bob")));
+        assert_eq!(
+            key(&t, &input, Some("alice")),
+            key(&t, &input, Some("alice"))
+        );
         // A string that looks like JSON is not the JSON it looks like.
-        assert_ne!(key(&t, &json!({"a": "1"})), key(&t, &json!({"a": 1})));
+        assert_ne!(
+            key(&t, &json!({"a": "1"}), None),
+            key(&t, &json!({"a": 1}), None)
+        );
     }
 }

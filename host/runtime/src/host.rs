@@ -86,6 +86,8 @@ pub struct PreparedRun {
     pub hub: EventHub,
     input: Value,
     prior: Vec<NodeRecord>,
+    /// The user who owns the run (its output cache is theirs).
+    owner: Option<String>,
 }
 
 /// Who submits a new run and how (the daemon's submissions; the CLI uses the
@@ -463,7 +465,7 @@ impl Host {
         cancel: &CancellationToken,
     ) -> Result<RunResult, HostError> {
         plan.check_input(input)?;
-        Ok(self.runner.run(plan, input, &[], hub, cancel).await?)
+        Ok(self.runner.run(plan, input, &[], hub, cancel, None).await?)
     }
 
     /// Validate `graph` and `input` and record a new run in the store.
@@ -497,7 +499,7 @@ impl Host {
         plan.check_input(&input)?;
         let run_id = new_run_id();
         let mut record = RunRecord::new(&run_id, origin);
-        record.owner = submission.owner;
+        record.owner = submission.owner.clone();
         record.graph_name = submission.graph_name;
         record.idempotency_key = submission.idempotency_key;
         record.lease = submission.lease;
@@ -524,6 +526,7 @@ impl Host {
             plan,
             input,
             prior: Vec::new(),
+            owner: submission.owner,
         }))
     }
 
@@ -544,6 +547,7 @@ impl Host {
             plan,
             input: stored.spec.input,
             prior: stored.nodes,
+            owner: stored.run.owner,
         })
     }
 
@@ -555,7 +559,14 @@ impl Host {
     ) -> Result<RunResult, HostError> {
         Ok(self
             .runner
-            .run(&run.plan, &run.input, &run.prior, &run.hub, cancel)
+            .run(
+                &run.plan,
+                &run.input,
+                &run.prior,
+                &run.hub,
+                cancel,
+                run.owner.as_deref(),
+            )
             .await?)
     }
 

@@ -214,6 +214,8 @@ struct State<'p> {
     timers: BinaryHeap<Reverse<(u64, usize)>>,
     /// What `retry_at` and `timers` are measured by.
     clock: Arc<dyn Clock>,
+    /// Whose output cache the run uses (its owner's; `None`: the shared one).
+    cache_scope: Option<String>,
     /// Replaying what the store already holds: change state, record nothing.
     replay: bool,
     /// Changes not yet committed.
@@ -388,6 +390,7 @@ impl Runner {
     /// (empty for a new run): completed nodes keep their outputs and do not run
     /// again; nodes that were running run again as a new attempt. Call
     /// [`Plan::check_input`] first: a missing required input fails its node.
+    /// `owner`: the user who owns the run; the output cache is theirs alone.
     pub async fn run(
         &self,
         plan: &Plan,
@@ -395,6 +398,7 @@ impl Runner {
         prior: &[NodeRecord],
         hub: &EventHub,
         cancel: &CancellationToken,
+        owner: Option<&str>,
     ) -> Result<RunResult, StoreError> {
         let n = plan.nodes.len();
         let empty = Map::new();
@@ -420,6 +424,7 @@ impl Runner {
             retry_at: vec![None; n],
             timers: BinaryHeap::new(),
             clock: self.options.clock.clone(),
+            cache_scope: owner.map(str::to_string),
             replay: true,
             dirty: Vec::new(),
             events: Vec::new(),
@@ -689,7 +694,11 @@ impl Runner {
                     .cache
                     .clone()
                     .filter(|_| self.options.cache.enabled && node.cache)
-                    .map(|store| (store, self.options.cache.clone()));
+                    .map(|store| CacheUse {
+                        store,
+                        policy: self.options.cache.clone(),
+                        scope: st.cache_scope.clone(),
+                    });
                 started.get_or_insert_with(Instant::now);
                 let span = tracing::info_span!("task", run_id = %hub.run_id(), node = %node.id, task_type = %task.id, attempt = st.attempts[i]);
                 let dispatch = self.options.dispatch.clone();
@@ -801,12 +810,19 @@ enum Cached {
     Miss(Option<CachePut>),
 }
 
+/// The output cache a node uses: where, how, and whose entries.
+struct CacheUse {
+    store: Arc<dyn RunStore>,
+    policy: CachePolicy,
+    scope: Option<String>,
+}
+
 /// How one attempt of a node executes.
 struct Execution {
     ctx: TaskContext,
     timeout: std::time::Duration,
     /// The output cache to look in and fill, if the node uses it.
-    cache: Option<(Arc<dyn RunStore>, CachePolicy)>,
+    cache: Option<CacheUse>,
     /// Fires when the run is cancelled.
     stop: CancellationToken,
     /// Where the task executes, with a shared store; `None`: here.
@@ -824,9 +840,11 @@ async fn run_node(task: &TaskType, input: Value, x: Execution) -> NodeOutcome {
         stop,
         dispatch,
     } = x;
-    let key = cache.as_ref().map(|_| crate::cache::key(task, &input));
-    if let (Some((store, policy)), Some(key)) = (&cache, &key)
-        && let Some(hit) = cache_lookup(store.as_ref(), policy, key).await
+    let key = cache
+        .as_ref()
+        .map(|c| crate::cache::key(task, &input, c.scope.as_deref()));
+    if let (Some(c), Some(key)) = (&cache, &key)
+        && let Some(hit) = cache_lookup(c.store.as_ref(), &c.policy, key).await
     {
         return (Ok(hit), Cached::Hit);
     }
@@ -838,7 +856,7 @@ async fn run_node(task: &TaskType, input: Value, x: Execution) -> NodeOutcome {
         },
     };
     let put = match (cache, key, &result) {
-        (Some((_, policy)), Some(key), Ok(output)) => Some(CachePut {
+        (Some(CacheUse { policy, .. }), Some(key), Ok(output)) => Some(CachePut {
             key,
             entry: CacheEntry {
                 task_type: task.id.clone(),
