@@ -56,7 +56,7 @@ pub struct Dispatch {
     /// Offers claimed by this host and executing, with their stop tokens.
     claimed: Mutex<HashMap<String, CancellationToken>>,
     /// Tokens of the concurrency slots this host holds (renewed by the heartbeat).
-    slots_held: Arc<Mutex<HashSet<String>>>,
+    slots_held: crate::limiter::HeldSlots,
     background: std::sync::Once,
 }
 
@@ -88,7 +88,7 @@ impl Dispatch {
             waiting: Mutex::new(HashMap::new()),
             offering: Mutex::new(HashSet::new()),
             claimed: Mutex::new(HashMap::new()),
-            slots_held: Arc::default(),
+            slots_held: Default::default(),
             background: std::sync::Once::new(),
         })
     }
@@ -106,11 +106,7 @@ impl Dispatch {
     /// each slot it takes there, and this dispatch's heartbeat renews them.
     pub(crate) fn slot_holder(self: &Arc<Self>) -> crate::limiter::SlotHolder {
         self.start_background();
-        crate::limiter::SlotHolder {
-            host: self.host_id.clone(),
-            lease: self.lease,
-            held: self.slots_held.clone(),
-        }
+        crate::limiter::SlotHolder::new(&self.host_id, self.lease, self.slots_held.clone())
     }
 
     /// The store offers go through.
@@ -427,7 +423,7 @@ async fn heartbeat(dispatch: Weak<Dispatch>) {
             return;
         };
         let until = now_ms() + this.lease.as_millis() as u64;
-        let tokens: Vec<String> = lock(&this.slots_held).iter().cloned().collect();
+        let tokens: Vec<String> = this.slots_held.tokens();
         if let Err(e) = this.store.slot_renew(&this.host_id, &tokens, until).await {
             tracing::warn!(error = %e, "cannot renew concurrency slots");
         }

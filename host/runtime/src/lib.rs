@@ -34,6 +34,9 @@
 #![deny(missing_docs)]
 
 pub use weft_core::{cache, clock, graph, rate, schema, task};
+pub use weft_plugin as plugin;
+pub use weft_plugin::providers;
+pub use weft_queue as limiter;
 pub use weft_store as store;
 
 pub mod config;
@@ -41,9 +44,6 @@ pub mod data;
 pub mod dispatch;
 pub mod events;
 mod host;
-pub mod limiter;
-pub mod plugin;
-pub mod providers;
 pub mod runner;
 pub mod setup;
 

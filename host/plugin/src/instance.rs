@@ -12,9 +12,9 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use crate::events::{LogLevel, NodeEvents};
 use crate::providers::{self, ModelError, Models};
-use crate::task::TaskError;
+use weft_core::event::{LogLevel, NodeEvents};
+use weft_core::task::TaskError;
 
 wasmtime::component::bindgen!({
     path: "../../wit",
@@ -259,11 +259,11 @@ pub(crate) struct Sandbox<'a> {
     /// Fuel per run; `None`: unlimited.
     pub fuel: Option<u64>,
     pub env: &'a [(String, String)],
-    pub folders: &'a [crate::plugin::manifest::FolderGrant],
+    pub folders: &'a [crate::manifest::FolderGrant],
     pub models: Option<Arc<Models>>,
     pub granted_models: &'a [String],
     /// Addresses it may connect or send to; empty: no network at all.
-    pub network: Arc<[crate::plugin::manifest::NetGrant]>,
+    pub network: Arc<[crate::manifest::NetGrant]>,
 }
 
 /// A store for one instance, and the pipe collecting its stderr.

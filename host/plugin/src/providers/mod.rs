@@ -7,10 +7,15 @@
 //! (concurrency, sliding-window rate, pauses asked for by a provider's
 //! Retry-After). It must not know about wasm, graphs or runs.
 
+#[cfg(feature = "http")]
 mod anthropic;
+#[cfg(feature = "http")]
 pub mod download;
+#[cfg(feature = "http")]
 mod http;
+#[cfg(feature = "onnx")]
 mod onnx;
+#[cfg(feature = "http")]
 mod openai;
 
 use std::collections::BTreeMap;
@@ -20,9 +25,14 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::limiter::{Queue, QueueConfig, QueueState, RateConfig, Wait};
+use weft_queue::{Queue, QueueConfig, QueueState, RateConfig, Wait};
 
+#[cfg(feature = "onnx")]
 pub use onnx::{OnnxEmbedder, OnnxGenerator, onnx_runtime, set_default_onnx_runtime};
+
+/// Without the `onnx` feature there is no ONNX Runtime to point at.
+#[cfg(not(feature = "onnx"))]
+pub fn set_default_onnx_runtime(_path: std::path::PathBuf) {}
 
 /// Where a model is served from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -262,7 +272,7 @@ pub struct Models {
     /// Where `ai.model-download` puts model files (one folder per model).
     dir: Option<PathBuf>,
     /// What Retry-After pauses are measured by.
-    clock: Arc<dyn crate::clock::Clock>,
+    clock: Arc<dyn weft_core::clock::Clock>,
 }
 
 struct Entry {
@@ -296,6 +306,88 @@ impl Drop for Permit<'_> {
         self.0.queue.release("");
         self.0.released.notify_one();
     }
+}
+
+/// Load or connect the provider of model `id`.
+#[cfg_attr(not(any(feature = "onnx", feature = "http")), allow(unused_variables))]
+async fn build_provider(id: &str, config: ModelConfig) -> Result<Arc<dyn Provider>, ModelError> {
+    match config.provider {
+        #[cfg(not(feature = "onnx"))]
+        ProviderKind::Onnx => Err(built_without("ONNX models", "onnx")),
+        #[cfg(not(feature = "http"))]
+        ProviderKind::Openai | ProviderKind::Anthropic => {
+            Err(built_without("HTTP model providers", "http"))
+        }
+        #[cfg(feature = "onnx")]
+        ProviderKind::Onnx => load_onnx(id.to_string(), config).await,
+        #[cfg(feature = "http")]
+        ProviderKind::Openai => Ok(Arc::new(openai::OpenAi::new(id, &config)?)),
+        #[cfg(feature = "http")]
+        ProviderKind::Anthropic => Ok(Arc::new(anthropic::Anthropic::new(id, &config)?)),
+    }
+}
+
+/// Load ONNX model `id` (off the async threads: it reads and compiles the
+/// model file).
+#[cfg(feature = "onnx")]
+async fn load_onnx(id: String, config: ModelConfig) -> Result<Arc<dyn Provider>, ModelError> {
+    let joined = |e: tokio::task::JoinError| ModelError::Unavailable(e.to_string());
+    Ok(match config.kind {
+        Some(ModelKind::Embedding) => Arc::new(
+            tokio::task::spawn_blocking(move || OnnxEmbedder::load(&id, &config))
+                .await
+                .map_err(joined)??,
+        ),
+        Some(ModelKind::Generation) => Arc::new(
+            tokio::task::spawn_blocking(move || OnnxGenerator::load(&id, &config))
+                .await
+                .map_err(joined)??,
+        ),
+        None => {
+            return Err(ModelError::Unavailable(format!(
+                "model `{id}`: an ONNX model needs `kind = \"embedding\"` or `\"generation\"`"
+            )));
+        }
+    })
+}
+
+/// A model this build cannot serve.
+#[cfg(not(all(feature = "onnx", feature = "http")))]
+fn built_without(what: &str, feature: &str) -> ModelError {
+    ModelError::Unavailable(format!(
+        "this weft was built without {what} (cargo feature `{feature}`)"
+    ))
+}
+
+/// Download one of a model's files into `dir`; whether it was downloaded
+/// (false: it was there already, checksum and all).
+#[cfg(feature = "http")]
+async fn pull_file(
+    file: &ModelFile,
+    dir: &std::path::Path,
+    show: &(dyn Fn(u64, Option<u64>) + Send + Sync),
+) -> Result<bool, weft_core::task::TaskError> {
+    use weft_core::task::TaskError;
+    let pulled = download::pull(file, dir, show).await.map_err(|e| match e {
+        e @ download::DownloadError::Http { .. }
+        | e @ download::DownloadError::Interrupted { .. } => TaskError::Retryable {
+            message: e.to_string(),
+            delay: None,
+        },
+        e => TaskError::Failed(e.to_string()),
+    })?;
+    Ok(pulled != download::Pulled::AlreadyThere)
+}
+
+#[cfg(not(feature = "http"))]
+async fn pull_file(
+    _file: &ModelFile,
+    _dir: &std::path::Path,
+    _show: &(dyn Fn(u64, Option<u64>) + Send + Sync),
+) -> Result<bool, weft_core::task::TaskError> {
+    Err(weft_core::task::TaskError::Failed(
+        "this weft was built without downloads (cargo feature `http`)".into(),
+    ))
 }
 
 impl Models {
@@ -342,10 +434,10 @@ impl Models {
 
     /// The task `ai.model-download`: downloads a configured model's `files`
     /// into its folder, with progress events, checksums and resume.
-    pub fn download_task(models: &Arc<Models>) -> crate::task::NativeTask {
-        use crate::task::TaskError;
+    pub fn download_task(models: &Arc<Models>) -> weft_core::task::NativeTask {
+        use weft_core::task::TaskError;
         let models = models.clone();
-        let mut task = crate::task::NativeTask::new("ai.model-download", move |input, ctx| {
+        let mut task = weft_core::task::NativeTask::new("ai.model-download", move |input, ctx| {
             let models = models.clone();
             async move {
                 let id = input["model"].as_str().unwrap_or_default().to_string();
@@ -369,23 +461,11 @@ impl Models {
                             e.progress(done as f32 / t.max(1) as f32, Some(name.clone()));
                         }
                     };
-                    let pulled =
-                        download::pull(file, &dir.join(&id), &show)
-                            .await
-                            .map_err(|e| match e {
-                                e @ download::DownloadError::Http { .. }
-                                | e @ download::DownloadError::Interrupted { .. } => {
-                                    TaskError::Retryable {
-                                        message: e.to_string(),
-                                        delay: None,
-                                    }
-                                }
-                                e => TaskError::Failed(e.to_string()),
-                            })?;
+                    let downloaded = pull_file(file, &dir.join(&id), &show).await?;
                     out.push(serde_json::json!({
                         "name": file.name,
                         "path": dir.join(&id).join(&file.name).display().to_string(),
-                        "downloaded": pulled != download::Pulled::AlreadyThere,
+                        "downloaded": downloaded,
                     }));
                 }
                 Ok(serde_json::json!({ "files": out }))
@@ -427,31 +507,7 @@ impl Models {
         if let Some(p) = slot.as_ref() {
             return Ok(p.clone());
         }
-        let config = entry.config.clone();
-        let provider: Arc<dyn Provider> = match config.provider {
-            ProviderKind::Onnx => {
-                let id = id.to_string();
-                match config.kind {
-                    Some(ModelKind::Embedding) => Arc::new(
-                        tokio::task::spawn_blocking(move || OnnxEmbedder::load(&id, &config))
-                            .await
-                            .map_err(|e| ModelError::Unavailable(e.to_string()))??,
-                    ),
-                    Some(ModelKind::Generation) => Arc::new(
-                        tokio::task::spawn_blocking(move || OnnxGenerator::load(&id, &config))
-                            .await
-                            .map_err(|e| ModelError::Unavailable(e.to_string()))??,
-                    ),
-                    None => {
-                        return Err(ModelError::Unavailable(format!(
-                            "model `{id}`: an ONNX model needs `kind = \"embedding\"` or `\"generation\"`"
-                        )));
-                    }
-                }
-            }
-            ProviderKind::Openai => Arc::new(openai::OpenAi::new(id, &config)?),
-            ProviderKind::Anthropic => Arc::new(anthropic::Anthropic::new(id, &config)?),
-        };
+        let provider = build_provider(id, entry.config.clone()).await?;
         *slot = Some(provider.clone());
         Ok(provider)
     }
@@ -460,7 +516,7 @@ impl Models {
     async fn admit<'a>(&self, entry: &'a Entry) -> Result<Permit<'a>, ModelError> {
         let max_wait = Duration::from_millis(entry.config.max_wait_ms.unwrap_or(60_000));
         let deadline = tokio::time::Instant::now() + max_wait;
-        let store_error = |e: crate::store::StoreError| ModelError::Unavailable(e.to_string());
+        let store_error = |e: weft_store::StoreError| ModelError::Unavailable(e.to_string());
         loop {
             let guard = entry.admit.lock().await;
             let mut wait = entry.queue.wait("").await.map_err(store_error)?;

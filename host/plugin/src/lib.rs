@@ -1,14 +1,18 @@
-//! Plugins: wasm components that provide task types.
+//! # weft-plugin: wasm components that provide task types
 //!
 //! Owns loading components (compile or load from the artifact cache, check
 //! their imports against what the host offers, call `describe`, compile the
-//! declared schemas), the plugins folder and manifests, and running one task in
-//! one fresh, sandboxed instance. It must not know about graphs or runs beyond
-//! the [`TaskContext`] of a single task.
+//! declared schemas), the plugins folder and manifests, running one task in
+//! one fresh, sandboxed instance ([`engine`] holds the engine policy:
+//! pooling, epochs, limits), the host imports, and the model providers
+//! served to plugins through the `models` import ([`providers`]). It must not
+//! know about graphs or runs beyond the [`TaskContext`] of a single task.
+#![deny(missing_docs)]
 
 pub mod engine;
 mod instance;
 pub mod manifest;
+pub mod providers;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,11 +26,11 @@ pub use engine::{EngineOptions, WeftEngine};
 pub use manifest::{Manifest, ManifestError};
 
 use crate::providers::Models;
-use crate::schema::ObjectSchema;
-use crate::task::{
+use instance::{InstanceState, PluginPre, Sandbox, wit_types};
+use weft_core::schema::ObjectSchema;
+use weft_core::task::{
     Implementation, PluginReport, Registry, RegistryError, TaskContext, TaskError, TaskType,
 };
-use instance::{InstanceState, PluginPre, Sandbox, wit_types};
 
 /// The standard plugins, compiled from `plugins/` into this binary.
 mod standard {
@@ -174,7 +178,7 @@ impl weft_core::task::Component for LoadedPlugin {
         if let Some(events) = &ctx.events {
             let text = instance::stderr_text(&stderr);
             if !text.is_empty() {
-                events.log(crate::events::LogLevel::Warn, format!("stderr: {text}"));
+                events.log(weft_core::event::LogLevel::Warn, format!("stderr: {text}"));
             }
         }
         if output.len() > self.max_output_bytes {

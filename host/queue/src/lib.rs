@@ -7,7 +7,8 @@
 //! windows and pauses live in the run store, so they hold across runs,
 //! restarts and hosts; concurrency is a count of tasks running in this
 //! process, or, with several hosts on one store, slots held in the store. This
-//! module decides *when* a job may start; the runner does the starting.
+//! crate decides *when* a job may start; the runtime's runner (and the model
+//! providers) do the starting. It must not know what a job is.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -16,9 +17,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::store::{RunStore, StoreError};
 use weft_core::clock::Clock;
 pub use weft_core::rate::{RateConfig, RateState};
+use weft_store::{RunStore, StoreError};
 
 /// A queue's settings, as written in configuration (`[queues.NAME]`).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -116,7 +117,7 @@ impl Limiter for ConcurrencyLimiter {
 
 /// At most `max` jobs per key at once across every host sharing the store:
 /// each running job holds a slot in the store, renewed by the host's
-/// heartbeat ([`crate::dispatch`]), so a dead host's slots free themselves
+/// heartbeat (the runtime's dispatch), so a dead host's slots free themselves
 /// when their lease ends.
 pub struct SharedConcurrencyLimiter {
     name: String,
@@ -130,15 +131,47 @@ pub struct SharedConcurrencyLimiter {
 }
 
 /// The host that holds concurrency slots in a shared store (made by the
-/// host's [`crate::dispatch::Dispatch`], whose heartbeat renews them).
+/// host's dispatch, whose heartbeat renews them).
 #[derive(Debug, Clone)]
 pub struct SlotHolder {
     /// Its id (as in run leases).
-    pub(crate) host: String,
+    host: String,
     /// How long a slot stays held without a heartbeat.
-    pub(crate) lease: Duration,
+    lease: Duration,
     /// The tokens of the slots it holds, which its heartbeat renews.
-    pub(crate) held: Arc<Mutex<std::collections::HashSet<String>>>,
+    held: HeldSlots,
+}
+
+impl SlotHolder {
+    /// Host `host`, whose slots last `lease` without a heartbeat; the
+    /// tokens of the slots it takes are kept in `held`.
+    pub fn new(host: &str, lease: Duration, held: HeldSlots) -> Self {
+        SlotHolder {
+            host: host.to_string(),
+            lease,
+            held,
+        }
+    }
+}
+
+/// The tokens of the concurrency slots a host holds: its shared limiters
+/// add and remove them, its heartbeat renews them.
+#[derive(Debug, Clone, Default)]
+pub struct HeldSlots(Arc<Mutex<std::collections::HashSet<String>>>);
+
+impl HeldSlots {
+    /// The tokens held now.
+    pub fn tokens(&self) -> Vec<String> {
+        lock(&self.0).iter().cloned().collect()
+    }
+
+    fn insert(&self, token: String) {
+        lock(&self.0).insert(token);
+    }
+
+    fn remove(&self, token: &str) {
+        lock(&self.0).remove(token);
+    }
 }
 
 /// How long a job waits before asking again for a slot held elsewhere.
@@ -176,7 +209,7 @@ impl Limiter for SharedConcurrencyLimiter {
         let id = self.id(key);
         let taken = self
             .store
-            .slot_acquire(crate::store::SlotRequest {
+            .slot_acquire(weft_store::SlotRequest {
                 id: &id,
                 token: &token,
                 host: &self.holder.host,
@@ -189,7 +222,7 @@ impl Limiter for SharedConcurrencyLimiter {
             // Released elsewhere without a signal here: ask again shortly.
             return Ok(Wait::For(SLOT_POLL));
         }
-        lock(&self.holder.held).insert(token.clone());
+        self.holder.held.insert(token.clone());
         lock(&self.held)
             .entry(key.to_string())
             .or_default()
@@ -200,7 +233,7 @@ impl Limiter for SharedConcurrencyLimiter {
         let token = lock(&self.held).get_mut(key).and_then(Vec::pop);
         if let Some(token) = token {
             // No longer renewed: if freeing it fails, it expires.
-            lock(&self.holder.held).remove(&token);
+            self.holder.held.remove(&token);
             let (store, id) = (self.store.clone(), self.id(key));
             let Ok(runtime) = tokio::runtime::Handle::try_current() else {
                 return; // shutting down: the slot expires
@@ -474,7 +507,7 @@ mod tests {
     fn queue(config: QueueConfig) -> (Queue, Arc<ManualClock>) {
         let clock = ManualClock::at(1_000_000);
         let state = QueueState {
-            store: Arc::new(crate::store::MemoryStore::new()),
+            store: Arc::new(weft_store::MemoryStore::new()),
             clock: clock.clone(),
         };
         (Queue::new("q", &config, &state, None), clock)

@@ -513,7 +513,7 @@ impl Provider for OnnxGenerator {
         let prompt_len = ids.len();
         let max_tokens = options.max_tokens.unwrap_or(256) as usize;
         let temperature = options.temperature.unwrap_or(0.0);
-        let mut rng = Rng(crate::clock::now_ms() | 1);
+        let mut rng = Rng(weft_core::clock::now_ms() | 1);
         let mut text = String::new();
         let mut finish = "length";
         while ids.len() - prompt_len < max_tokens {
