@@ -23,6 +23,17 @@ struct Contract {
 }
 
 impl Contract {
+    /// Send `request` and check its answer as one of `method template`.
+    async fn call(
+        &mut self,
+        method: &str,
+        template: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Value {
+        let answer = request.send().await.expect("the daemon answers");
+        self.check(method, template, answer).await
+    }
+
     /// Check one answer of `method path_template`; returns its JSON body.
     async fn check(&mut self, method: &str, template: &str, r: reqwest::Response) -> Value {
         let status = r.status().as_u16();
@@ -144,138 +155,100 @@ async fn every_route_answers_as_its_openapi_document_says() {
         "/v1/runs",
         &json!({"graph": add_two(), "input": {"value": 1}, "idempotency_key": "k1"}),
     );
-    let created = c.check("post", "/v1/runs", r.send().await.unwrap()).await;
+    let created = c.call("post", "/v1/runs", r).await;
     let run_id = created["run_id"].as_str().unwrap().to_string();
     let r = json_body(
         Method::POST,
         "/v1/runs",
         &json!({"graph": add_two(), "input": {"value": 1}, "idempotency_key": "k1"}),
     );
-    let again = c.check("post", "/v1/runs", r.send().await.unwrap()).await;
+    let again = c.call("post", "/v1/runs", r).await;
     assert_eq!(again["existing"], true);
     let r = send(Method::POST, "/v1/runs")
         .header("content-type", "application/json")
         .body("{\"graph\": [");
-    c.check("post", "/v1/runs", r.send().await.unwrap()).await;
+    c.call("post", "/v1/runs", r).await;
     let r = json_body(Method::POST, "/v1/runs", &json!({"graph": "no-such-graph"}));
-    c.check("post", "/v1/runs", r.send().await.unwrap()).await;
+    c.call("post", "/v1/runs", r).await;
     let r = json_body(
         Method::POST,
         "/v1/runs",
         &json!({"graph": add_two(), "input": {"pad": "x".repeat(9000)}}),
     );
-    c.check("post", "/v1/runs", r.send().await.unwrap()).await;
+    c.call("post", "/v1/runs", r).await;
     let r = send(Method::POST, "/v1/runs")
         .header("content-type", "text/plain")
         .body(json!({"graph": add_two()}).to_string());
-    c.check("post", "/v1/runs", r.send().await.unwrap()).await;
+    c.call("post", "/v1/runs", r).await;
     let r = json_body(
         Method::POST,
         "/v1/runs",
         &json!({"graph": {"tasks": [{"id": "a", "type": "nope.nope"}]}}),
     );
-    let invalid = c.check("post", "/v1/runs", r.send().await.unwrap()).await;
+    let invalid = c.call("post", "/v1/runs", r).await;
     assert!(invalid["errors"][0].as_str().unwrap().contains("nope.nope"));
     let r = send(Method::POST, "/v1/runs")
         .header("content-type", "application/json")
         .header("origin", "https://evil.example")
         .body(json!({"graph": add_two()}).to_string());
-    c.check("post", "/v1/runs", r.send().await.unwrap()).await;
+    c.call("post", "/v1/runs", r).await;
     let r = d
         .req(Method::POST, "/v1/runs")
         .json(&json!({"graph": add_two()}));
-    c.check("post", "/v1/runs", r.send().await.unwrap()).await;
+    c.call("post", "/v1/runs", r).await;
 
     finished(&api, &run_id).await;
-    c.check(
+    c.call("get", "/v1/runs", send(Method::GET, "/v1/runs?limit=1"))
+        .await;
+    c.call(
         "get",
         "/v1/runs",
-        send(Method::GET, "/v1/runs?limit=1").send().await.unwrap(),
-    )
-    .await;
-    c.check(
-        "get",
-        "/v1/runs",
-        send(Method::GET, "/v1/runs?status=bogus")
-            .send()
-            .await
-            .unwrap(),
+        send(Method::GET, "/v1/runs?status=bogus"),
     )
     .await;
     let path = format!("/v1/runs/{run_id}");
     let view = c
-        .check(
-            "get",
-            "/v1/runs/{id}",
-            send(Method::GET, &path).send().await.unwrap(),
-        )
+        .call("get", "/v1/runs/{id}", send(Method::GET, &path))
         .await;
     assert_eq!(view["outputs"]["b"]["value"], 3);
-    c.check(
-        "get",
-        "/v1/runs/{id}",
-        send(Method::GET, "/v1/runs/nope").send().await.unwrap(),
-    )
-    .await;
+    c.call("get", "/v1/runs/{id}", send(Method::GET, "/v1/runs/nope"))
+        .await;
     let cancel = format!("/v1/runs/{run_id}/cancel");
-    c.check(
+    c.call("post", "/v1/runs/{id}/cancel", send(Method::POST, &cancel))
+        .await;
+    c.call(
         "post",
         "/v1/runs/{id}/cancel",
-        send(Method::POST, &cancel).send().await.unwrap(),
-    )
-    .await;
-    c.check(
-        "post",
-        "/v1/runs/{id}/cancel",
-        send(Method::POST, "/v1/runs/nope/cancel")
-            .send()
-            .await
-            .unwrap(),
+        send(Method::POST, "/v1/runs/nope/cancel"),
     )
     .await;
     let r = json_body(Method::POST, "/v1/runs", &json!({"graph": slow()}));
-    let slow_id = c.check("post", "/v1/runs", r.send().await.unwrap()).await["run_id"]
+    let slow_id = c.call("post", "/v1/runs", r).await["run_id"]
         .as_str()
         .unwrap()
         .to_string();
     let cancel = format!("/v1/runs/{slow_id}/cancel");
     let cancelled = c
-        .check(
-            "post",
-            "/v1/runs/{id}/cancel",
-            send(Method::POST, &cancel).send().await.unwrap(),
-        )
+        .call("post", "/v1/runs/{id}/cancel", send(Method::POST, &cancel))
         .await;
     assert_eq!(cancelled["status"], "cancelled");
 
     // Events.
     let events = format!("/v1/runs/{run_id}/events");
-    c.check(
-        "get",
-        "/v1/runs/{id}/events",
-        send(Method::GET, &events).send().await.unwrap(),
-    )
-    .await;
-    let r = send(Method::GET, &events).header("last-event-id", "x");
-    c.check("get", "/v1/runs/{id}/events", r.send().await.unwrap())
+    c.call("get", "/v1/runs/{id}/events", send(Method::GET, &events))
         .await;
-    c.check(
+    let r = send(Method::GET, &events).header("last-event-id", "x");
+    c.call("get", "/v1/runs/{id}/events", r).await;
+    c.call(
         "get",
         "/v1/runs/{id}/events",
-        send(Method::GET, "/v1/runs/nope/events")
-            .send()
-            .await
-            .unwrap(),
+        send(Method::GET, "/v1/runs/nope/events"),
     )
     .await;
 
     // Catalog.
     let tasks = c
-        .check(
-            "get",
-            "/v1/tasks",
-            send(Method::GET, "/v1/tasks").send().await.unwrap(),
-        )
+        .call("get", "/v1/tasks", send(Method::GET, "/v1/tasks"))
         .await;
     assert!(
         tasks
@@ -284,127 +257,96 @@ async fn every_route_answers_as_its_openapi_document_says() {
             .iter()
             .any(|t| t["id"] == "math.add-one")
     );
-    c.check(
-        "get",
-        "/v1/plugins",
-        send(Method::GET, "/v1/plugins").send().await.unwrap(),
-    )
-    .await;
+    c.call("get", "/v1/plugins", send(Method::GET, "/v1/plugins"))
+        .await;
 
     // Saved graphs.
     let r = json_body(Method::PUT, "/v1/graphs/adder", &add_two());
-    c.check("put", "/v1/graphs/{name}", r.send().await.unwrap())
-        .await;
+    c.call("put", "/v1/graphs/{name}", r).await;
     let r = json_body(Method::PUT, "/v1/graphs/bad name", &add_two());
-    c.check("put", "/v1/graphs/{name}", r.send().await.unwrap())
-        .await;
+    c.call("put", "/v1/graphs/{name}", r).await;
     let r = json_body(
         Method::PUT,
         "/v1/graphs/broken",
         &json!({"tasks": [{"id": "a", "type": "x.y"}]}),
     );
-    c.check("put", "/v1/graphs/{name}", r.send().await.unwrap())
-        .await;
+    c.call("put", "/v1/graphs/{name}", r).await;
     let r = send(Method::PUT, "/v1/graphs/adder")
         .header("content-type", "application/json")
         .body("{");
-    c.check("put", "/v1/graphs/{name}", r.send().await.unwrap())
-        .await;
+    c.call("put", "/v1/graphs/{name}", r).await;
     let r = send(Method::PUT, "/v1/graphs/adder")
         .header("content-type", "text/plain")
         .body("{}");
-    c.check("put", "/v1/graphs/{name}", r.send().await.unwrap())
+    c.call("put", "/v1/graphs/{name}", r).await;
+    c.call("get", "/v1/graphs", send(Method::GET, "/v1/graphs"))
         .await;
-    c.check(
-        "get",
-        "/v1/graphs",
-        send(Method::GET, "/v1/graphs").send().await.unwrap(),
-    )
-    .await;
     let saved = c
-        .check(
+        .call(
             "get",
             "/v1/graphs/{name}",
-            send(Method::GET, "/v1/graphs/adder?version=1")
-                .send()
-                .await
-                .unwrap(),
+            send(Method::GET, "/v1/graphs/adder?version=1"),
         )
         .await;
     assert_eq!(saved["graph"]["tasks"][0]["type"], "math.add-one");
-    c.check(
+    c.call(
         "get",
         "/v1/graphs/{name}",
-        send(Method::GET, "/v1/graphs/adder?version=x")
-            .send()
-            .await
-            .unwrap(),
+        send(Method::GET, "/v1/graphs/adder?version=x"),
     )
     .await;
-    c.check(
+    c.call(
         "get",
         "/v1/graphs/{name}",
-        send(Method::GET, "/v1/graphs/nope").send().await.unwrap(),
+        send(Method::GET, "/v1/graphs/nope"),
     )
     .await;
-    c.check(
+    c.call(
         "delete",
         "/v1/graphs/{name}",
-        send(Method::DELETE, "/v1/graphs/adder")
-            .send()
-            .await
-            .unwrap(),
+        send(Method::DELETE, "/v1/graphs/adder"),
     )
     .await;
-    c.check(
+    c.call(
         "delete",
         "/v1/graphs/{name}",
-        send(Method::DELETE, "/v1/graphs/adder")
-            .send()
-            .await
-            .unwrap(),
+        send(Method::DELETE, "/v1/graphs/adder"),
     )
     .await;
 
     // Dead letters.
     let r = json_body(Method::POST, "/v1/runs", &json!({"graph": broken()}));
-    let failing = c.check("post", "/v1/runs", r.send().await.unwrap()).await["run_id"]
+    let failing = c.call("post", "/v1/runs", r).await["run_id"]
         .as_str()
         .unwrap()
         .to_string();
     finished(&api, &failing).await;
     let letters = c
-        .check(
+        .call(
             "get",
             "/v1/dead-letters",
-            send(Method::GET, "/v1/dead-letters").send().await.unwrap(),
+            send(Method::GET, "/v1/dead-letters"),
         )
         .await;
     let letter = letters[0]["id"].as_str().unwrap().to_string();
     let retry = format!("/v1/dead-letters/{letter}/retry");
-    c.check(
+    c.call(
         "post",
         "/v1/dead-letters/{id}/retry",
-        send(Method::POST, &retry).send().await.unwrap(),
+        send(Method::POST, &retry),
     )
     .await;
     let r = send(Method::POST, "/v1/dead-letters/nothing/retry");
-    c.check(
-        "post",
-        "/v1/dead-letters/{id}/retry",
-        r.send().await.unwrap(),
-    )
-    .await;
+    c.call("post", "/v1/dead-letters/{id}/retry", r).await;
 
     // Meta.
     for path in ["/healthz", "/readyz", "/metrics"] {
-        c.check("get", path, d.req(Method::GET, path).send().await.unwrap())
-            .await;
+        c.call("get", path, d.req(Method::GET, path)).await;
     }
-    c.check(
+    c.call(
         "get",
         "/v1/openapi.json",
-        send(Method::GET, "/v1/openapi.json").send().await.unwrap(),
+        send(Method::GET, "/v1/openapi.json"),
     )
     .await;
 
