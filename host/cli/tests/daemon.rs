@@ -687,6 +687,15 @@ async fn a_burst_over_the_quota_gets_429_with_retry_after() {
         retry_after.iter().all(|&s| (1..=60).contains(&s)),
         "{retry_after:?}"
     );
+    // Saving a graph counts against the same window.
+    let r = bob
+        .req(reqwest::Method::PUT, "/v1/graphs/spam")
+        .json(&add_two())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.headers().contains_key("retry-after"));
     let text = d
         .http
         .get(format!("{}/metrics", d.url))
@@ -697,7 +706,7 @@ async fn a_burst_over_the_quota_gets_429_with_retry_after() {
         .await
         .unwrap();
     assert!(
-        text.contains("weft_submissions_rejected_total{reason=\"submissions\"} 2"),
+        text.contains("weft_submissions_rejected_total{reason=\"submissions\"} 3"),
         "{text}"
     );
     assert!(

@@ -288,11 +288,7 @@ async fn submit(
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
     });
-    let refused = |refusal: Refusal| {
-        state.metrics.rejected(refusal.reason);
-        ApiError::new(StatusCode::TOO_MANY_REQUESTS, refusal.message)
-            .header(header::RETRY_AFTER, refusal.retry_after_s.to_string())
-    };
+    let refused = |refusal: Refusal| too_many(&state, refusal);
     state.quotas.admit(&user.0).await.map_err(refused)?;
     let lease = state.runs.lease_for_new();
     let leased = lease.is_some();
@@ -328,6 +324,13 @@ async fn submit(
         existing,
     };
     Ok((status, [(header::LOCATION, location)], Json(answer)).into_response())
+}
+
+/// 429 with `Retry-After`, counted in the metrics.
+fn too_many(state: &AppState, refusal: Refusal) -> ApiError {
+    state.metrics.rejected(refusal.reason);
+    ApiError::new(StatusCode::TOO_MANY_REQUESTS, refusal.message)
+        .header(header::RETRY_AFTER, refusal.retry_after_s.to_string())
 }
 
 fn run_summary(run: &RunRecord) -> RunSummary {
@@ -525,7 +528,8 @@ fn check_graph_name(name: &str) -> ApiResult<()> {
 }
 
 /// Save a new version of one of your graphs (validated first). Saved
-/// graphs belong to their user: each user has their own names.
+/// graphs belong to their user: each user has their own names. A save
+/// counts against the submissions quota, like a run.
 #[utoipa::path(
     put, path = "/graphs/{name}", tag = "graphs",
     params(("name" = String, Path, description = "1-128 characters of A-Z, a-z, 0-9, `.`, `_`, `-`")),
@@ -534,6 +538,7 @@ fn check_graph_name(name: &str) -> ApiResult<()> {
         (status = 201, description = "Saved", body = GraphSaved),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 422, description = "The name or the graph is invalid", body = ErrorBody),
+        (status = 429, description = "Over the submissions quota; see the Retry-After header", body = ErrorBody),
     )
 )]
 async fn put_graph(
@@ -544,6 +549,8 @@ async fn put_graph(
 ) -> ApiResult<Response> {
     check_graph_name(&name)?;
     let graph: Graph = parse_body(body)?;
+    let refused = |refusal: Refusal| too_many(&state, refusal);
+    state.quotas.admit(&user.0).await.map_err(refused)?;
     state
         .host
         .plan(&graph, &format!("graph {name}"))
