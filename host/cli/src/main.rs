@@ -319,24 +319,37 @@ impl HostArgs {
     /// A host on an in-memory store (for commands that run nothing durable).
     async fn host(&self, parallelism: Option<usize>) -> anyhow::Result<Host> {
         let store: Arc<dyn RunStore> = Arc::new(weft::store::MemoryStore::new());
-        self.host_with(parallelism, store, None).await
+        build_host(&self.setup(false)?, store, parallelism, None).await
     }
 
+    /// A host on the configured store (in memory with `ephemeral`): the
+    /// configuration is read once for both.
     async fn host_with(
         &self,
+        ephemeral: bool,
         parallelism: Option<usize>,
-        store: Arc<dyn RunStore>,
         cache: Option<CachePolicy>,
     ) -> anyhow::Result<Host> {
-        let mut builder = self.setup(false)?.host_builder(store);
-        if let Some(policy) = cache {
-            builder = builder.cache(policy);
-        }
-        if let Some(p) = parallelism {
-            builder = builder.parallelism(p);
-        }
-        Ok(builder.build().await?)
+        let setup = self.setup(ephemeral)?;
+        let store = setup.open_store().await?;
+        build_host(&setup, store, parallelism, cache).await
     }
+}
+
+async fn build_host(
+    setup: &Setup,
+    store: Arc<dyn RunStore>,
+    parallelism: Option<usize>,
+    cache: Option<CachePolicy>,
+) -> anyhow::Result<Host> {
+    let mut builder = setup.host_builder(store);
+    if let Some(policy) = cache {
+        builder = builder.cache(policy);
+    }
+    if let Some(p) = parallelism {
+        builder = builder.parallelism(p);
+    }
+    Ok(builder.build().await?)
 }
 
 /// How log lines are written.
@@ -458,8 +471,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 keep_last: cache_keep_last.or(defaults.keep_last),
                 max_age: cache_max_age_s.map(std::time::Duration::from_secs),
             };
-            let store = host.setup(ephemeral)?.open_store().await?;
-            let host = host.host_with(parallelism, store, Some(policy)).await?;
+            let host = host.host_with(ephemeral, parallelism, Some(policy)).await?;
             let input = read_input(&input)?;
             let graph_file = Graph::from_file(&graph)?;
             let prepared = host
@@ -469,7 +481,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Runs { host, json } => list_runs(&*host.store().await?, json).await,
         Command::DeadLetters { action, host, json } => {
-            let host = host.host_with(None, host.store().await?, None).await?;
+            let host = host.host_with(false, None, None).await?;
             match action {
                 None => {
                     let letters = host.dead_letters().await?;
@@ -542,7 +554,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             host,
             json,
         } => {
-            let host = host.host_with(None, host.store().await?, None).await?;
+            let host = host.host_with(false, None, None).await?;
             let ids = if all {
                 host.interrupted_runs().await?
             } else {
