@@ -8,7 +8,9 @@ use std::sync::Arc;
 use serde_json::json;
 use weft::events::{NodeStatus, RunStatus};
 use weft::store::prelude::*;
-use weft::store::{Commit, FORMAT_VERSION, MemoryStore, PgStore, RedbStore, StoreError};
+use weft::store::{
+    Commit, FORMAT_VERSION, MemoryStore, NewRun, PgStore, RedbStore, RunLogError, StoreError,
+};
 
 use weft_store::testing::{conformance, event, node, record};
 
@@ -25,14 +27,14 @@ async fn postgres_store_conforms_and_keeps_everything_across_reconnecting() {
     // next commit refused as a lost lease, a variant of its own.
     let other = PgStore::connect(&url, 2).await.unwrap();
     let (run, spec) = record("taken", 1);
-    store.create_run(run, spec).await.unwrap();
+    store.create_run(NewRun::new(run, spec)).await.unwrap();
     let first = |seq| Commit {
         events: vec![event("taken", seq)],
         ..Commit::default()
     };
     other.commit("taken", first(1)).await.unwrap();
     match store.commit("taken", first(1)).await {
-        Err(StoreError::LostLease { run_id }) => assert_eq!(run_id, "taken"),
+        Err(RunLogError::LostLease { run_id }) => assert_eq!(run_id, "taken"),
         other => panic!("expected a lost lease, got {other:?}"),
     }
     // A database migrated by a newer weft is refused, clearly.
@@ -177,7 +179,7 @@ async fn a_disk_failing_mid_commit_loses_nothing_acknowledged_and_tears_nothing(
         let mut created = false;
         if let Ok(store) = RedbStore::with_backend(disk, &path) {
             let (run, spec) = record("r", 1);
-            created = store.create_run(run, spec).await.is_ok();
+            created = store.create_run(NewRun::new(run, spec)).await.is_ok();
             for j in 1..=12u64 {
                 if !created {
                     break;

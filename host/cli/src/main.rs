@@ -796,7 +796,7 @@ async fn execute(
     let result = match host.execute(prepared, &cancel).await {
         Ok(result) => result,
         // Not this process's failure: the run goes on where it was taken.
-        Err(weft::HostError::Store(e @ weft::store::StoreError::LostLease { .. })) => {
+        Err(weft::HostError::RunLog(e @ weft::store::RunLogError::LostLease { .. })) => {
             eprintln!("{e}; it goes on there");
             return Ok(ExitCode::from(1));
         }

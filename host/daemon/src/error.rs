@@ -7,7 +7,7 @@ use axum::Json;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use weft::HostError;
-use weft::store::StoreError;
+use weft::store::{RunLogError, StoreError};
 
 use crate::types::ErrorBody;
 
@@ -73,8 +73,14 @@ impl IntoResponse for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
+        ApiError::internal(e)
+    }
+}
+
+impl From<RunLogError> for ApiError {
+    fn from(e: RunLogError) -> Self {
         match e {
-            StoreError::UnknownRun(id) => ApiError::not_found(format!("run `{id}`")),
+            RunLogError::UnknownRun(id) => ApiError::not_found(format!("run `{id}`")),
             e => ApiError::internal(e),
         }
     }
@@ -99,6 +105,7 @@ impl From<HostError> for ApiError {
                 answer
             }
             HostError::Store(e) => e.into(),
+            HostError::RunLog(e) => e.into(),
             e @ HostError::AlreadyFinished { .. } => {
                 ApiError::new(StatusCode::CONFLICT, e.to_string())
             }

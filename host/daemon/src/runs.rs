@@ -16,7 +16,7 @@ use tracing::Instrument;
 
 use super::metrics::Metrics;
 use weft::events::{EventHub, RunStatus};
-use weft::store::StoreError;
+use weft::store::RunLogError;
 use weft::{Host, HostError, PreparedRun};
 
 /// How this process shares runs with other hosts on the same store.
@@ -133,7 +133,7 @@ impl Runs {
                         tracing::info!(run_id = %run.run_id, status = ?result.status, "run finished");
                         Some(result.status)
                     }
-                    Err(HostError::Store(StoreError::LostLease { .. })) => {
+                    Err(HostError::RunLog(RunLogError::LostLease { .. })) => {
                         // Not an error: the run goes on on the host that took it.
                         tracing::warn!(run_id = %run.run_id, "another host took this run over; stopped here");
                         None

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 
 pub use weft_core::event::*;
 
-use crate::store::{CachePut, Commit, NodeRecord, RunStore, StoreError};
+use crate::store::{CachePut, Commit, NodeRecord, RunLogError, RunStore, StoreError};
 use weft_core::clock::now_ms;
 
 /// A run's event log: numbers events, makes them durable in the run's store
@@ -61,7 +61,7 @@ struct Pending {
 struct Committed {
     records: u64,
     /// The first store failure: every later change is refused with it.
-    failed: Option<StoreError>,
+    failed: Option<RunLogError>,
 }
 
 /// Identifies one recorded change, to [`EventHub::sync`] on.
@@ -152,7 +152,7 @@ impl EventHub {
 
     /// Wait until the change behind `ticket` (and everything recorded before it)
     /// is durable and published.
-    pub async fn sync(&self, ticket: Ticket) -> Result<(), StoreError> {
+    pub async fn sync(&self, ticket: Ticket) -> Result<(), RunLogError> {
         let mut rx = self.inner.committed.subscribe();
         let state = rx
             .wait_for(|c| c.records >= ticket.0 || c.failed.is_some())
@@ -170,7 +170,7 @@ impl EventHub {
         nodes: Vec<NodeRecord>,
         status: Option<RunStatus>,
         kinds: Vec<EventKind>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), RunLogError> {
         let ticket = self.record(nodes, status, kinds);
         self.sync(ticket).await
     }
@@ -187,7 +187,7 @@ impl EventHub {
     }
 
     /// The first store failure, if any: the run cannot go on durably.
-    pub fn failure(&self) -> Option<StoreError> {
+    pub fn failure(&self) -> Option<RunLogError> {
         self.inner.committed.borrow().failed.clone()
     }
 }

@@ -13,7 +13,9 @@ use crate::graph::{Graph, Plan, ValidationError, ValidationErrors};
 use crate::limiter::{Queue, QueueConfig, QueueState};
 use crate::plugin::{EngineOptions, HostLimits, PluginHost};
 use crate::runner::{RunOptions, RunResult, Runner};
-use crate::store::{Created, MemoryStore, NodeRecord, RunRecord, RunSpec, RunStore, StoreError};
+use crate::store::{
+    Created, MemoryStore, NewRun, NodeRecord, RunLogError, RunRecord, RunSpec, RunStore, StoreError,
+};
 use crate::task::{NativeTask, PluginReport, Registry, RegistryError};
 
 /// Why the host could not start or could not run a graph.
@@ -40,6 +42,10 @@ pub enum HostError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The run log refused or failed (an unknown run, a run taken over by
+    /// another host, a backend failure).
+    #[error(transparent)]
+    RunLog(#[from] RunLogError),
     /// Only a failed node of a failed run can be re-driven.
     #[error("node {node} of run {run_id} is not a dead letter (a failed node of a failed run)")]
     NotDeadLetter {
@@ -502,19 +508,15 @@ impl Host {
         record.owner = submission.owner.clone();
         record.graph_name = submission.graph_name;
         record.idempotency_key = submission.idempotency_key;
-        record.lease = submission.lease;
-        record.max_running = submission.max_running;
-        let created = self
-            .store
-            .create_run(
-                record,
-                RunSpec {
-                    graph: graph.clone(),
-                    origin: origin.to_string(),
-                    input: input.clone(),
-                },
-            )
-            .await?;
+        let spec = RunSpec {
+            graph: graph.clone(),
+            origin: origin.to_string(),
+            input: input.clone(),
+        };
+        let new = NewRun::new(record, spec)
+            .leased(submission.lease)
+            .at_most_running(submission.max_running);
+        let created = self.store.create_run(new).await?;
         match created {
             Created::New => {}
             Created::Existing(record) => return Ok(Prepared::Existing(record)),

@@ -22,7 +22,7 @@ use crate::events::{DataflowStatus, EventHub, EventKind, NodeStatus, RunStatus, 
 use crate::graph::Plan;
 use crate::limiter::{Queue, Wait};
 use crate::store::CachePut;
-use crate::store::{NodeRecord, RunStore, StoreError};
+use crate::store::{NodeRecord, RunLogError, RunStore};
 use crate::task::{TaskContext, TaskError, TaskType};
 use std::sync::Arc;
 
@@ -399,7 +399,7 @@ impl Runner {
         hub: &EventHub,
         cancel: &CancellationToken,
         owner: Option<&str>,
-    ) -> Result<RunResult, StoreError> {
+    ) -> Result<RunResult, RunLogError> {
         let n = plan.nodes.len();
         let empty = Map::new();
         let input = input.as_object().unwrap_or(&empty);
@@ -605,7 +605,7 @@ impl Runner {
         st: &mut State<'_>,
         hub: &EventHub,
         cancel: &CancellationToken,
-    ) -> Result<(bool, RunStats, Option<Instant>), StoreError> {
+    ) -> Result<(bool, RunStats, Option<Instant>), RunLogError> {
         let plan = st.plan;
         let parallelism = self.options.parallelism.max(1);
         let mut running: JoinSet<(usize, NodeOutcome)> = JoinSet::new();

@@ -9,10 +9,12 @@
 //! describing the change become durable together or not at all. The store must
 //! not know about wasm, scheduling or HTTP.
 
+mod admission;
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod redb_store;
+mod retention;
 mod sharing;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -22,6 +24,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use admission::NewRun;
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use postgres::PgStore;
@@ -66,7 +69,8 @@ impl StoreError {
 /// The on-disk format version this build writes and reads.
 pub const FORMAT_VERSION: u64 = 1;
 
-/// A storage failure. Cheap to clone (a run's event hub hands the first
+/// A storage failure that any concern can meet: the backend failed, or the
+/// store cannot be opened. Cheap to clone (a run's event hub hands the first
 /// failure to every waiter), with the backend's own error kept as its source.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
@@ -79,13 +83,6 @@ pub enum StoreError {
         /// The backend's own error, when there is one.
         #[source]
         source: Option<Arc<dyn std::error::Error + Send + Sync>>,
-    },
-    /// Another host took the run over (this host's lease expired): this
-    /// host's changes to it were refused, and it must stop executing it.
-    #[error("run `{run_id}` was taken over by another host (this host's lease on it expired)")]
-    LostLease {
-        /// The run.
-        run_id: String,
     },
     /// The embedded store is held by another process (one process per data
     /// directory).
@@ -110,9 +107,6 @@ pub enum StoreError {
         /// The newest this build reads.
         supported: u64,
     },
-    /// No run with this id.
-    #[error("no run `{0}`")]
-    UnknownRun(String),
     /// A record could not be decoded.
     #[error("corrupt record {key}: {message}")]
     Corrupt {
@@ -120,6 +114,26 @@ pub enum StoreError {
         key: String,
         /// What is wrong.
         message: String,
+    },
+}
+
+/// A run-log operation's failure ([`RunLog`]): the run is unknown, this host
+/// lost it to another, or the backend failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunLogError {
+    /// The backend failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// No run with this id.
+    #[error("no run `{0}`")]
+    UnknownRun(String),
+    /// Another host took the run over (this host's lease expired): this
+    /// host's changes to it were refused, and it must stop executing it.
+    #[error("run `{run_id}` was taken over by another host (this host's lease on it expired)")]
+    LostLease {
+        /// The run.
+        run_id: String,
     },
 }
 
@@ -156,16 +170,6 @@ pub struct RunRecord {
     /// The submitter's idempotency key: unique per owner.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
-    /// At creation only: lease the new run to this host at once (the host
-    /// that will execute it), so no other host claims it first. Not stored
-    /// in the record.
-    #[serde(skip)]
-    pub lease: Option<Lease>,
-    /// At creation only: refuse the run if its owner already has this many
-    /// running runs (checked and recorded atomically, across every host
-    /// sharing the store). Not stored in the record.
-    #[serde(skip)]
-    pub max_running: Option<usize>,
 }
 
 impl RunRecord {
@@ -181,8 +185,6 @@ impl RunRecord {
             owner: None,
             graph_name: None,
             idempotency_key: None,
-            lease: None,
-            max_running: None,
         }
     }
 }
@@ -220,7 +222,7 @@ impl RunFilter {
     }
 }
 
-/// What [`RunStore::create_run`] did.
+/// What [`RunLog::create_run`] did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Created {
     /// The run was recorded.
@@ -229,7 +231,7 @@ pub enum Created {
     /// recorded; here is that run.
     Existing(RunRecord),
     /// The owner already has `running` running runs, as many as
-    /// [`RunRecord::max_running`] allows: nothing was recorded.
+    /// [`NewRun::max_running`] allows: nothing was recorded.
     TooManyRunning {
         /// The owner's running runs.
         running: usize,
@@ -322,19 +324,19 @@ pub struct StoredRun {
 /// apply each [`Commit`] atomically and durably before returning.
 #[async_trait::async_trait]
 pub trait RunLog: Send + Sync {
-    /// Record a new run, unless `run.owner` already has a run with
-    /// `run.idempotency_key`, or already has `run.max_running` running runs
-    /// (checked and recorded atomically).
-    async fn create_run(&self, run: RunRecord, spec: RunSpec) -> Result<Created, StoreError>;
+    /// Record a new run, unless its owner already has a run with its
+    /// idempotency key, or already has [`NewRun::max_running`] running runs
+    /// (checked and recorded atomically; the rule is [`NewRun`]'s).
+    async fn create_run(&self, run: NewRun) -> Result<Created, RunLogError>;
 
     /// Apply `commit` to run `run_id` in one transaction.
-    async fn commit(&self, run_id: &str, commit: Commit) -> Result<(), StoreError>;
+    async fn commit(&self, run_id: &str, commit: Commit) -> Result<(), RunLogError>;
 
     /// A run and its node states.
-    async fn load_run(&self, run_id: &str) -> Result<StoredRun, StoreError>;
+    async fn load_run(&self, run_id: &str) -> Result<StoredRun, RunLogError>;
 
     /// All runs, newest first.
-    async fn list_runs(&self) -> Result<Vec<RunRecord>, StoreError>;
+    async fn list_runs(&self) -> Result<Vec<RunRecord>, RunLogError>;
 
     /// Up to `limit` runs matching `filter`, newest first, after run `after`
     /// (the last of the previous page; an unknown id gives an empty page).
@@ -344,7 +346,7 @@ pub trait RunLog: Send + Sync {
         filter: &RunFilter,
         after: Option<&str>,
         limit: usize,
-    ) -> Result<Vec<RunRecord>, StoreError> {
+    ) -> Result<Vec<RunRecord>, RunLogError> {
         let all = self.list_runs().await?;
         let mut matching = all.into_iter().filter(|r| filter.matches(r));
         if let Some(after) = after {
@@ -354,7 +356,7 @@ pub trait RunLog: Send + Sync {
     }
 
     /// Events of `run_id` with sequence number greater than `after`, in order.
-    async fn events(&self, run_id: &str, after: u64) -> Result<Vec<Event>, StoreError>;
+    async fn events(&self, run_id: &str, after: u64) -> Result<Vec<Event>, RunLogError>;
 }
 
 /// The output cache's entries (written with a run's [`Commit`]).
@@ -534,7 +536,7 @@ pub mod prelude {
     pub use crate::{Coordination, OutputCache, RunLog, RunStore, SavedGraphs};
 }
 
-/// A request for one concurrency slot ([`RunStore::slot_acquire`]).
+/// A request for one concurrency slot ([`Coordination::slot_acquire`]).
 #[derive(Debug, Clone, Copy)]
 pub struct SlotRequest<'a> {
     /// The limiter and key (`queue`, unit separator, key).
@@ -552,7 +554,7 @@ pub struct SlotRequest<'a> {
 }
 
 /// One task of a run, offered to any host that has its task type
-/// ([`RunStore::task_offer`]).
+/// ([`Coordination::task_offer`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskOffer {
     /// Unique per attempt: `run/node#attempt`.
@@ -587,12 +589,6 @@ impl Lease {
     pub fn open_to(&self, host: &str, now_ms: u64) -> bool {
         self.host == host || self.until_ms < now_ms
     }
-}
-
-/// The idempotency index key of a run: `owner`, a unit separator, `key`.
-fn idempotency_slot(run: &RunRecord) -> Option<String> {
-    let key = run.idempotency_key.as_deref()?;
-    Some(format!("{}\u{1f}{key}", run.owner.as_deref().unwrap_or("")))
 }
 
 fn encode<T: Serialize>(v: &T) -> Vec<u8> {

@@ -8,10 +8,11 @@ use serde_json::Value;
 
 use super::sharing::{Offers, Slots};
 use super::{
-    CachePut, Commit, Coordination, Created, Lease, NodeRecord, OutputCache, RunLog, RunRecord,
-    RunSpec, SavedGraph, SavedGraphs, SlotRequest, StoreError, StoredRun, TaskOffer,
-    idempotency_slot,
+    CachePut, Commit, Coordination, Created, Lease, NewRun, NodeRecord, OutputCache, RunLog,
+    RunLogError, RunRecord, RunSpec, SavedGraph, SavedGraphs, SlotRequest, StoreError, StoredRun,
+    TaskOffer,
 };
+use crate::retention::{Retention, entry_bytes};
 use weft_core::cache::{CacheEntry, CacheStat};
 use weft_core::clock::now_ms;
 use weft_core::event::{Event, RunStatus};
@@ -25,6 +26,8 @@ struct Runs {
     cache: BTreeMap<String, CacheEntry>,
     /// (task type, created, key) → size: the cache in age order per type.
     cache_index: BTreeMap<(String, u64, String), u64>,
+    /// Task type → its entries in the cache.
+    cache_counts: BTreeMap<String, u64>,
     runs: BTreeMap<String, RunRecord>,
     specs: BTreeMap<String, RunSpec>,
     nodes: BTreeMap<(String, String), NodeRecord>,
@@ -56,44 +59,47 @@ impl MemoryStore {
 
 #[async_trait::async_trait]
 impl RunLog for MemoryStore {
-    async fn create_run(&self, run: RunRecord, spec: RunSpec) -> Result<Created, StoreError> {
+    async fn create_run(&self, new: NewRun) -> Result<Created, RunLogError> {
         let mut runs = self.lock();
-        if let Some(slot) = idempotency_slot(&run) {
-            if let Some(existing) = runs.idempotency.get(&slot)
-                && let Some(record) = runs.runs.get(existing)
-            {
-                return Ok(Created::Existing(record.clone()));
+        let slot = new.idempotency_slot();
+        let existing = slot
+            .as_ref()
+            .and_then(|slot| runs.idempotency.get(slot))
+            .and_then(|id| runs.runs.get(id))
+            .cloned();
+        let running = new.needs_running_count(&existing).then(|| {
+            let owner = &new.record.owner;
+            let running = |r: &&RunRecord| r.status == RunStatus::Running && &r.owner == owner;
+            runs.runs.values().filter(running).count()
+        });
+        let created = new.admit(existing, running);
+        if created == Created::New {
+            let NewRun {
+                record,
+                spec,
+                lease,
+                ..
+            } = new;
+            let id = record.run_id.clone();
+            if let Some(slot) = slot {
+                runs.idempotency.insert(slot, id.clone());
             }
-            runs.idempotency.insert(slot, run.run_id.clone());
-        }
-        if let Some(max) = run.max_running {
-            let running = runs
-                .runs
-                .values()
-                .filter(|r| r.status == RunStatus::Running && r.owner == run.owner)
-                .count();
-            if running >= max {
-                if let Some(slot) = idempotency_slot(&run) {
-                    runs.idempotency.remove(&slot);
-                }
-                return Ok(Created::TooManyRunning { running });
+            if let Some(lease) = lease {
+                runs.leases.insert(id.clone(), lease);
             }
+            runs.specs.insert(id.clone(), spec);
+            runs.runs.insert(id, record);
         }
-        if let Some(lease) = run.lease.clone() {
-            runs.leases.insert(run.run_id.clone(), lease);
-        }
-        runs.specs.insert(run.run_id.clone(), spec);
-        runs.runs.insert(run.run_id.clone(), run);
-        Ok(Created::New)
+        Ok(created)
     }
 
-    async fn commit(&self, run_id: &str, commit: Commit) -> Result<(), StoreError> {
+    async fn commit(&self, run_id: &str, commit: Commit) -> Result<(), RunLogError> {
         let mut runs = self.lock();
         let runs = &mut *runs;
         let run = runs
             .runs
             .get_mut(run_id)
-            .ok_or_else(|| StoreError::UnknownRun(run_id.to_string()))?;
+            .ok_or_else(|| RunLogError::UnknownRun(run_id.to_string()))?;
         if let Some(status) = commit.status {
             run.status = status;
             run.updated_ms = now_ms();
@@ -111,18 +117,18 @@ impl RunLog for MemoryStore {
         Ok(())
     }
 
-    async fn load_run(&self, run_id: &str) -> Result<StoredRun, StoreError> {
+    async fn load_run(&self, run_id: &str) -> Result<StoredRun, RunLogError> {
         let runs = self.lock();
         let run = runs
             .runs
             .get(run_id)
             .cloned()
-            .ok_or_else(|| StoreError::UnknownRun(run_id.to_string()))?;
+            .ok_or_else(|| RunLogError::UnknownRun(run_id.to_string()))?;
         let spec = runs
             .specs
             .get(run_id)
             .cloned()
-            .ok_or_else(|| StoreError::UnknownRun(run_id.to_string()))?;
+            .ok_or_else(|| RunLogError::UnknownRun(run_id.to_string()))?;
         let nodes = runs
             .nodes
             .range((run_id.to_string(), String::new())..)
@@ -142,7 +148,7 @@ impl RunLog for MemoryStore {
         })
     }
 
-    async fn list_runs(&self) -> Result<Vec<RunRecord>, StoreError> {
+    async fn list_runs(&self) -> Result<Vec<RunRecord>, RunLogError> {
         let mut all: Vec<RunRecord> = self.lock().runs.values().cloned().collect();
         all.sort_by(|a, b| {
             b.created_ms
@@ -152,7 +158,7 @@ impl RunLog for MemoryStore {
         Ok(all)
     }
 
-    async fn events(&self, run_id: &str, after: u64) -> Result<Vec<Event>, StoreError> {
+    async fn events(&self, run_id: &str, after: u64) -> Result<Vec<Event>, RunLogError> {
         let runs = self.lock();
         Ok(runs
             .events
@@ -190,9 +196,8 @@ impl OutputCache for MemoryStore {
             .filter(|(t, _, _)| task_type.is_none_or(|want| t == want))
             .cloned()
             .collect();
-        for k in &doomed {
-            runs.cache_index.remove(k);
-            runs.cache.remove(&k.2);
+        for (_, _, key) in &doomed {
+            runs.cache_remove(key);
         }
         Ok(doomed.len() as u64)
     }
@@ -458,7 +463,23 @@ impl Coordination for MemoryStore {
     }
 }
 
-/// Store a cached output, then keep only the newest `keep_last` of its type.
+impl Runs {
+    /// Remove the cache entry under `key`, if any.
+    fn cache_remove(&mut self, key: &str) {
+        if let Some(old) = self.cache.remove(key) {
+            self.cache_index
+                .remove(&(old.task_type.clone(), old.created_ms, key.to_string()));
+            if let Some(n) = self.cache_counts.get_mut(&old.task_type) {
+                *n -= 1;
+                if *n == 0 {
+                    self.cache_counts.remove(&old.task_type);
+                }
+            }
+        }
+    }
+}
+
+/// Store a cached output, then apply its type's retention rule.
 fn put_cache(runs: &mut Runs, put: CachePut) {
     let CachePut {
         key,
@@ -466,24 +487,24 @@ fn put_cache(runs: &mut Runs, put: CachePut) {
         keep_last,
     } = put;
     let tt = entry.task_type.clone();
-    if let Some(old) = runs.cache.remove(&key) {
-        runs.cache_index
-            .remove(&(old.task_type, old.created_ms, key.clone()));
-    }
-    let size = entry.output.to_string().len() as u64;
-    runs.cache_index
-        .insert((tt.clone(), entry.created_ms, key.clone()), size);
+    runs.cache_remove(&key);
+    runs.cache_index.insert(
+        (tt.clone(), entry.created_ms, key.clone()),
+        entry_bytes(&entry),
+    );
     runs.cache.insert(key, entry);
-    if let Some(keep) = keep_last {
-        let of_type: Vec<(String, u64, String)> = runs
-            .cache_index
-            .range((tt.clone(), 0, String::new())..)
-            .take_while(|((t, _, _), _)| *t == tt)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for old in of_type.iter().take(of_type.len().saturating_sub(keep)) {
-            runs.cache_index.remove(old);
-            runs.cache.remove(&old.2);
-        }
+    let entries = runs.cache_counts.entry(tt.clone()).or_default();
+    *entries += 1;
+    let Some(keep) = keep_last else { return };
+    let excess = Retention::keep_last(keep).excess(*entries) as usize;
+    let doomed: Vec<String> = runs
+        .cache_index
+        .range((tt.clone(), 0, String::new())..)
+        .take_while(|((t, _, _), _)| *t == tt)
+        .take(excess)
+        .map(|((_, _, key), _)| key.clone())
+        .collect();
+    for key in doomed {
+        runs.cache_remove(&key);
     }
 }

@@ -19,10 +19,11 @@ use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 use sqlx::types::Json;
 
 use super::{
-    CachePut, Commit, Coordination, Created, NodeRecord, OutputCache, RunFilter, RunLog, RunRecord,
-    RunSpec, SavedGraph, SavedGraphs, SlotRequest, StoreError, StoredRun, TaskOffer, decode,
-    idempotency_slot,
+    CachePut, Commit, Coordination, Created, NewRun, NodeRecord, OutputCache, RunFilter, RunLog,
+    RunLogError, RunRecord, SavedGraph, SavedGraphs, SlotRequest, StoreError, StoredRun, TaskOffer,
+    decode,
 };
+use crate::retention::{Retention, entry_bytes};
 use weft_core::cache::{CacheEntry, CacheStat};
 use weft_core::clock::now_ms;
 use weft_core::event::{Event, RunStatus};
@@ -130,6 +131,23 @@ pub struct PgStore {
     cache_puts: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
     /// Output-cache lookups waiting for the next query.
     lookups: Arc<std::sync::Mutex<Lookups>>,
+}
+
+/// How many running runs `owner` has.
+async fn running_of(
+    conn: &mut sqlx::PgConnection,
+    owner: &Option<String>,
+) -> Result<usize, StoreError> {
+    let running: i64 = sqlx::query(
+        "SELECT count(*) FROM weft_runs WHERE status = 'running'
+           AND record->>'owner' IS NOT DISTINCT FROM $1",
+    )
+    .bind(owner)
+    .fetch_one(conn)
+    .await
+    .map_err(backend)?
+    .get(0);
+    Ok(running as usize)
 }
 
 /// Rate limiter `id`'s starts at or after `since_ms` and its pause.
@@ -326,10 +344,10 @@ impl PgStore {
     /// announce it with `NOTIFY weft_runs` when it is not leased.
     async fn insert_run<'e>(
         ex: impl sqlx::PgExecutor<'e>,
-        run: &RunRecord,
-        spec: &RunSpec,
+        new: &NewRun,
         slot: &Option<String>,
     ) -> Result<bool, StoreError> {
+        let run = &new.record;
         let inserted: i64 = sqlx::query(
             "WITH new AS (
                INSERT INTO weft_runs (run_id, record, spec, status, created_ms, idempotency,
@@ -344,12 +362,12 @@ impl PgStore {
         )
         .bind(&run.run_id)
         .bind(json(run))
-        .bind(json(spec))
+        .bind(json(&new.spec))
         .bind(RunStatus::as_str(run.status))
         .bind(run.created_ms as i64)
         .bind(slot)
-        .bind(run.lease.as_ref().map(|l| l.host.clone()))
-        .bind(run.lease.as_ref().map(|l| l.until_ms as i64))
+        .bind(new.lease.as_ref().map(|l| l.host.clone()))
+        .bind(new.lease.as_ref().map(|l| l.until_ms as i64))
         .fetch_one(ex)
         .await
         .map_err(backend)?
@@ -357,18 +375,19 @@ impl PgStore {
         Ok(inserted == 1)
     }
 
-    /// The run already recorded under `slot` (an idempotency key).
-    async fn existing(
-        &self,
-        run: &RunRecord,
+    /// The run recorded under `slot` (an idempotency key), if any.
+    async fn existing<'e>(
+        ex: impl sqlx::PgExecutor<'e>,
         slot: &Option<String>,
-    ) -> Result<RunRecord, StoreError> {
-        let row = sqlx::query("SELECT record FROM weft_runs WHERE idempotency = $1")
+    ) -> Result<Option<RunRecord>, StoreError> {
+        let Some(slot) = slot else { return Ok(None) };
+        let row = sqlx::query("SELECT run_id, record FROM weft_runs WHERE idempotency = $1")
             .bind(slot)
-            .fetch_one(&self.pool)
+            .fetch_optional(ex)
             .await
             .map_err(backend)?;
-        from_json(&run.run_id, row.get::<Json<Value>, _>(0).0)
+        row.map(|row| from_json(&row.get::<String, _>(0), row.get::<Json<Value>, _>(1).0))
+            .transpose()
     }
 
     /// A heartbeat: run `update` (which extends to `$3` the rows of `$2` held
@@ -400,16 +419,17 @@ impl PgStore {
             .collect())
     }
 
-    /// Keep only the newest `keep` cache entries of `task_type`. Finding the
-    /// cut scans `keep` index entries, so it runs once per `keep / 10` puts of
-    /// a task type in this process (every put for `keep` under 10): a type
-    /// may hold up to a tenth more entries between prunes.
+    /// Apply `task_type`'s retention rule after a put. PostgreSQL keeps no
+    /// count per type, so this process counts its puts since its last prune
+    /// and prunes when the rule says a type that held `keep` would now be due
+    /// (with several hosts, each counts its own puts: a type may hold up to
+    /// a tenth more per host between prunes).
     async fn prune_cache(&self, task_type: &str, keep: usize) -> Result<(), StoreError> {
         {
             let mut puts = self.cache_puts.lock().unwrap_or_else(|e| e.into_inner());
             let n = puts.entry(task_type.to_string()).or_default();
             *n += 1;
-            if *n < (keep / 10).max(1) {
+            if Retention::keep_last(keep).excess((keep + *n) as u64) == 0 {
                 return Ok(());
             }
             *n = 0;
@@ -429,55 +449,40 @@ impl PgStore {
 
 #[async_trait::async_trait]
 impl RunLog for PgStore {
-    async fn create_run(&self, run: RunRecord, spec: RunSpec) -> Result<Created, StoreError> {
-        let slot = idempotency_slot(&run);
-        let Some(max) = run.max_running else {
-            // One statement: one round trip, one implicit transaction.
-            return match Self::insert_run(&self.pool, &run, &spec, &slot).await? {
-                true => Ok(Created::New),
-                false => Ok(Created::Existing(self.existing(&run, &slot).await?)),
-            };
-        };
+    async fn create_run(&self, new: NewRun) -> Result<Created, RunLogError> {
+        let slot = new.idempotency_slot();
+        if new.max_running.is_none() {
+            // Without a quota the rule is "a repeat gets the first run":
+            // the unique index decides it in one statement (one round trip,
+            // one implicit transaction).
+            if Self::insert_run(&self.pool, &new, &slot).await? {
+                return Ok(Created::New);
+            }
+            let existing = Self::existing(&self.pool, &slot).await?;
+            return Ok(new.admit(existing, None));
+        }
         let mut tx = self.pool.begin().await.map_err(backend)?;
-        // One admission at a time per owner, across every host.
+        // One admission at a time per owner, across every host (an
+        // idempotency key is per owner, so repeats are serialised too).
         sqlx::query("SELECT pg_advisory_xact_lock(hashtext('weft-owner' || $1))")
-            .bind(run.owner.as_deref().unwrap_or(""))
+            .bind(new.record.owner.as_deref().unwrap_or(""))
             .execute(&mut *tx)
             .await
             .map_err(backend)?;
-        let running: i64 = sqlx::query(
-            "SELECT count(*) FROM weft_runs WHERE status = 'running'
-               AND record->>'owner' IS NOT DISTINCT FROM $1",
-        )
-        .bind(&run.owner)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(backend)?
-        .get(0);
-        if running as usize >= max {
-            drop(tx);
-            // Unless it repeats an earlier submission.
-            return match slot.is_some() {
-                true => match self.existing(&run, &slot).await {
-                    Ok(existing) => Ok(Created::Existing(existing)),
-                    Err(_) => Ok(Created::TooManyRunning {
-                        running: running as usize,
-                    }),
-                },
-                false => Ok(Created::TooManyRunning {
-                    running: running as usize,
-                }),
-            };
+        let existing = Self::existing(&mut *tx, &slot).await?;
+        let running = match new.needs_running_count(&existing) {
+            true => Some(running_of(&mut tx, &new.record.owner).await?),
+            false => None,
+        };
+        let created = new.admit(existing, running);
+        if created == Created::New {
+            Self::insert_run(&mut *tx, &new, &slot).await?;
+            tx.commit().await.map_err(backend)?;
         }
-        let inserted = Self::insert_run(&mut *tx, &run, &spec, &slot).await?;
-        tx.commit().await.map_err(backend)?;
-        match inserted {
-            true => Ok(Created::New),
-            false => Ok(Created::Existing(self.existing(&run, &slot).await?)),
-        }
+        Ok(created)
     }
 
-    async fn commit(&self, run_id: &str, commit: Commit) -> Result<(), StoreError> {
+    async fn commit(&self, run_id: &str, commit: Commit) -> Result<(), RunLogError> {
         // One statement, so one round trip and one implicit transaction:
         // node states, events, the run's status and cache entries land
         // together or not at all.
@@ -496,10 +501,7 @@ impl RunLog for PgStore {
                 puts.push(p);
             }
         }
-        let sizes: Vec<i64> = puts
-            .iter()
-            .map(|p| serde_json::to_vec(&p.entry).map_or(0, |v| v.len()) as i64)
-            .collect();
+        let sizes: Vec<i64> = puts.iter().map(|p| entry_bytes(&p.entry) as i64).collect();
         let found: i64 = sqlx::query(
             "WITH nodes AS (
                INSERT INTO weft_nodes (run_id, node, record)
@@ -537,16 +539,16 @@ impl RunLog for PgStore {
         .await
         .map_err(|e| match e.as_database_error().and_then(|d| d.code()) {
             // A foreign key: the run does not exist.
-            Some(code) if code == "23503" => StoreError::UnknownRun(run_id.to_string()),
+            Some(code) if code == "23503" => RunLogError::UnknownRun(run_id.to_string()),
             // The event log's primary key: another host wrote these events.
-            Some(code) if code == "23505" => StoreError::LostLease {
+            Some(code) if code == "23505" => RunLogError::LostLease {
                 run_id: run_id.to_string(),
             },
-            _ => backend(e),
+            _ => backend(e).into(),
         })?
         .get(0);
         if found == 0 {
-            return Err(StoreError::UnknownRun(run_id.to_string()));
+            return Err(RunLogError::UnknownRun(run_id.to_string()));
         }
         // Done: a failure to prune only leaves the cache larger for a while.
         for put in puts {
@@ -559,13 +561,13 @@ impl RunLog for PgStore {
         Ok(())
     }
 
-    async fn load_run(&self, run_id: &str) -> Result<StoredRun, StoreError> {
+    async fn load_run(&self, run_id: &str) -> Result<StoredRun, RunLogError> {
         let row = sqlx::query("SELECT record, spec FROM weft_runs WHERE run_id = $1")
             .bind(run_id)
             .fetch_optional(&self.pool)
             .await
             .map_err(backend)?
-            .ok_or_else(|| StoreError::UnknownRun(run_id.to_string()))?;
+            .ok_or_else(|| RunLogError::UnknownRun(run_id.to_string()))?;
         let (record, spec): (Json<Value>, Json<Value>) = (row.get(0), row.get(1));
         let nodes =
             sqlx::query("SELECT node, record FROM weft_nodes WHERE run_id = $1 ORDER BY node")
@@ -594,7 +596,7 @@ impl RunLog for PgStore {
         })
     }
 
-    async fn list_runs(&self) -> Result<Vec<RunRecord>, StoreError> {
+    async fn list_runs(&self) -> Result<Vec<RunRecord>, RunLogError> {
         sqlx::query("SELECT run_id, record FROM weft_runs ORDER BY created_ms DESC, run_id DESC")
             .fetch_all(&self.pool)
             .await
@@ -604,7 +606,8 @@ impl RunLog for PgStore {
                 let (id, record): (String, Json<Value>) = (r.get(0), r.get(1));
                 from_json(&id, record.0)
             })
-            .collect()
+            .collect::<Result<_, StoreError>>()
+            .map_err(Into::into)
     }
 
     async fn runs_page(
@@ -612,7 +615,7 @@ impl RunLog for PgStore {
         filter: &RunFilter,
         after: Option<&str>,
         limit: usize,
-    ) -> Result<Vec<RunRecord>, StoreError> {
+    ) -> Result<Vec<RunRecord>, RunLogError> {
         sqlx::query(
             "SELECT run_id, record FROM weft_runs
              WHERE ($1::text IS NULL OR record->>'owner' = $1 OR ($2 AND record->>'owner' IS NULL))
@@ -638,10 +641,11 @@ impl RunLog for PgStore {
             let (id, record): (String, Json<Value>) = (r.get(0), r.get(1));
             from_json(&id, record.0)
         })
-        .collect()
+        .collect::<Result<_, StoreError>>()
+        .map_err(Into::into)
     }
 
-    async fn events(&self, run_id: &str, after: u64) -> Result<Vec<Event>, StoreError> {
+    async fn events(&self, run_id: &str, after: u64) -> Result<Vec<Event>, RunLogError> {
         sqlx::query(
             "SELECT seq, event FROM weft_events WHERE run_id = $1 AND seq > $2 ORDER BY seq",
         )
@@ -655,7 +659,8 @@ impl RunLog for PgStore {
             let (seq, event): (i64, Json<Value>) = (r.get(0), r.get(1));
             from_json(&format!("{run_id}#{seq}"), event.0)
         })
-        .collect()
+        .collect::<Result<_, StoreError>>()
+        .map_err(Into::into)
     }
 }
 

@@ -16,10 +16,11 @@ use serde_json::Value;
 
 use super::sharing::{Offers, Slots};
 use super::{
-    CachePut, Commit, Coordination, Created, FORMAT_VERSION, Lease, NodeRecord, OutputCache,
-    RunLog, RunRecord, RunSpec, SavedGraph, SavedGraphs, SlotRequest, StoreError, StoredRun,
-    TaskOffer, decode, encode, idempotency_slot,
+    CachePut, Commit, Coordination, Created, FORMAT_VERSION, Lease, NewRun, NodeRecord,
+    OutputCache, RunLog, RunLogError, RunRecord, RunSpec, SavedGraph, SavedGraphs, SlotRequest,
+    StoreError, StoredRun, TaskOffer, decode, encode,
 };
+use crate::retention::Retention;
 use weft_core::cache::{CacheEntry, CacheStat};
 use weft_core::clock::now_ms;
 use weft_core::event::{Event, RunStatus};
@@ -186,10 +187,10 @@ impl RedbStore {
 
     /// Run `f` in a write transaction on the blocking pool and commit it
     /// (durably) if it succeeds.
-    async fn write<T: Send + 'static>(
+    async fn write<T: Send + 'static, E: From<StoreError> + Send + 'static>(
         &self,
-        f: impl FnOnce(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, StoreError> {
+        f: impl FnOnce(&WriteTransaction) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E> {
         self.blocking(move |db| {
             let tx = db.begin_write().map_err(backend)?;
             let out = f(&tx)?;
@@ -200,18 +201,18 @@ impl RedbStore {
     }
 
     /// Run `f` in a read transaction on the blocking pool.
-    async fn read<T: Send + 'static>(
+    async fn read<T: Send + 'static, E: From<StoreError> + Send + 'static>(
         &self,
-        f: impl FnOnce(&ReadTransaction) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, StoreError> {
+        f: impl FnOnce(&ReadTransaction) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E> {
         self.blocking(move |db| f(&db.begin_read().map_err(backend)?))
             .await
     }
 
-    async fn blocking<T: Send + 'static>(
+    async fn blocking<T: Send + 'static, E: From<StoreError> + Send + 'static>(
         &self,
-        f: impl FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, StoreError> {
+        f: impl FnOnce(&Database) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E> {
         let db = self.db.clone();
         tokio::task::spawn_blocking(move || f(&db))
             .await
@@ -221,60 +222,40 @@ impl RedbStore {
 
 #[async_trait::async_trait]
 impl RunLog for RedbStore {
-    async fn create_run(&self, run: RunRecord, spec: RunSpec) -> Result<Created, StoreError> {
+    async fn create_run(&self, new: NewRun) -> Result<Created, RunLogError> {
         self.write(move |tx| {
-            if let Some(max) = run.max_running {
-                let running_index = tx.open_table(RUNNING).map_err(backend)?;
-                let runs = tx.open_table(RUNS).map_err(backend)?;
-                let mut running = 0;
-                for item in running_index.iter().map_err(backend)? {
-                    let (id, _) = item.map_err(backend)?;
-                    if let Some(v) = runs.get(id.value()).map_err(backend)? {
-                        let other: RunRecord = decode(id.value(), v.value())?;
-                        running += usize::from(other.owner == run.owner);
-                    }
-                }
-                if running >= max {
-                    // Unless this is a repeat of an earlier submission.
-                    let existing = match idempotency_slot(&run) {
-                        Some(slot) => tx
-                            .open_table(IDEMPOTENCY)
-                            .map_err(backend)?
-                            .get(slot.as_str())
-                            .map_err(backend)?
-                            .map(|v| v.value().to_string()),
+            let slot = new.idempotency_slot();
+            let mut index = tx.open_table(IDEMPOTENCY).map_err(backend)?;
+            let mut runs = tx.open_table(RUNS).map_err(backend)?;
+            let existing = match &slot {
+                Some(slot) => match index.get(slot.as_str()).map_err(backend)? {
+                    Some(id) => match runs.get(id.value()).map_err(backend)? {
+                        Some(v) => Some(decode::<RunRecord>(id.value(), v.value())?),
                         None => None,
-                    };
-                    match existing
-                        .and_then(|id| runs.get(id.as_str()).ok().flatten().map(|v| (id, v)))
-                    {
-                        Some((id, v)) => return Ok(Created::Existing(decode(&id, v.value())?)),
-                        None => return Ok(Created::TooManyRunning { running }),
-                    }
-                }
+                    },
+                    None => None,
+                },
+                None => None,
+            };
+            let running = match new.needs_running_count(&existing) {
+                true => Some(running_of(tx, &runs, &new.record.owner)?),
+                false => None,
+            };
+            let created = new.admit(existing, running);
+            if created != Created::New {
+                return Ok(created);
             }
-            if let Some(slot) = idempotency_slot(&run) {
-                let mut index = tx.open_table(IDEMPOTENCY).map_err(backend)?;
-                let existing = index
-                    .get(slot.as_str())
-                    .map_err(backend)?
-                    .map(|v| v.value().to_string());
-                if let Some(existing) = existing {
-                    let runs = tx.open_table(RUNS).map_err(backend)?;
-                    if let Some(v) = runs.get(existing.as_str()).map_err(backend)? {
-                        return Ok(Created::Existing(decode(&existing, v.value())?));
-                    }
-                }
+            let run = &new.record;
+            if let Some(slot) = &slot {
                 index
                     .insert(slot.as_str(), run.run_id.as_str())
                     .map_err(backend)?;
             }
             let mut specs = tx.open_table(SPECS).map_err(backend)?;
             specs
-                .insert(run.run_id.as_str(), encode(&spec).as_slice())
+                .insert(run.run_id.as_str(), encode(&new.spec).as_slice())
                 .map_err(backend)?;
-            let mut runs = tx.open_table(RUNS).map_err(backend)?;
-            runs.insert(run.run_id.as_str(), encode(&run).as_slice())
+            runs.insert(run.run_id.as_str(), encode(run).as_slice())
                 .map_err(backend)?;
             if run.status == RunStatus::Running {
                 let mut running = tx.open_table(RUNNING).map_err(backend)?;
@@ -282,18 +263,18 @@ impl RunLog for RedbStore {
                     .insert(run.run_id.as_str(), run.created_ms)
                     .map_err(backend)?;
             }
-            if let Some(lease) = &run.lease {
+            if let Some(lease) = &new.lease {
                 let mut leases = tx.open_table(LEASES).map_err(backend)?;
                 leases
                     .insert(run.run_id.as_str(), encode(lease).as_slice())
                     .map_err(backend)?;
             }
-            Ok(Created::New)
+            Ok(created)
         })
         .await
     }
 
-    async fn commit(&self, run_id: &str, commit: Commit) -> Result<(), StoreError> {
+    async fn commit(&self, run_id: &str, commit: Commit) -> Result<(), RunLogError> {
         let run_id = run_id.to_string();
         self.write(move |tx| {
             let mut runs = tx.open_table(RUNS).map_err(backend)?;
@@ -302,7 +283,7 @@ impl RunLog for RedbStore {
                 .map_err(backend)?
                 .map(|v| v.value().to_vec());
             let Some(stored) = stored else {
-                return Err(StoreError::UnknownRun(run_id));
+                return Err(RunLogError::UnknownRun(run_id));
             };
             if let Some(status) = commit.status {
                 let mut record: RunRecord = decode(&run_id, &stored)?;
@@ -342,18 +323,18 @@ impl RunLog for RedbStore {
         .await
     }
 
-    async fn load_run(&self, run_id: &str) -> Result<StoredRun, StoreError> {
+    async fn load_run(&self, run_id: &str) -> Result<StoredRun, RunLogError> {
         let run_id = run_id.to_string();
         self.read(move |tx| {
             let runs = tx.open_table(RUNS).map_err(backend)?;
             let run: RunRecord = match runs.get(run_id.as_str()).map_err(backend)? {
                 Some(v) => decode(&run_id, v.value())?,
-                None => return Err(StoreError::UnknownRun(run_id)),
+                None => return Err(RunLogError::UnknownRun(run_id)),
             };
             let specs = tx.open_table(SPECS).map_err(backend)?;
             let spec: RunSpec = match specs.get(run_id.as_str()).map_err(backend)? {
                 Some(v) => decode(&run_id, v.value())?,
-                None => return Err(StoreError::UnknownRun(run_id)),
+                None => return Err(RunLogError::UnknownRun(run_id)),
             };
             let nodes_table = tx.open_table(NODES).map_err(backend)?;
             let mut nodes = Vec::new();
@@ -386,7 +367,7 @@ impl RunLog for RedbStore {
         .await
     }
 
-    async fn list_runs(&self) -> Result<Vec<RunRecord>, StoreError> {
+    async fn list_runs(&self) -> Result<Vec<RunRecord>, RunLogError> {
         self.read(|tx| {
             let runs = tx.open_table(RUNS).map_err(backend)?;
             let mut all = Vec::new();
@@ -404,7 +385,7 @@ impl RunLog for RedbStore {
         .await
     }
 
-    async fn events(&self, run_id: &str, after: u64) -> Result<Vec<Event>, StoreError> {
+    async fn events(&self, run_id: &str, after: u64) -> Result<Vec<Event>, RunLogError> {
         let run_id = run_id.to_string();
         self.read(move |tx| {
             let events = tx.open_table(EVENTS).map_err(backend)?;
@@ -821,8 +802,24 @@ impl Coordination for RedbStore {
     }
 }
 
-/// Store a cached output in `tx`, then keep only the newest `keep_last` of its
-/// task type.
+/// How many running runs `owner` has.
+fn running_of(
+    tx: &WriteTransaction,
+    runs: &redb::Table<&'static str, &'static [u8]>,
+    owner: &Option<String>,
+) -> Result<usize, StoreError> {
+    let running_index = tx.open_table(RUNNING).map_err(backend)?;
+    let mut running = 0;
+    for item in running_index.iter().map_err(backend)? {
+        let (id, _) = item.map_err(backend)?;
+        if let Some(v) = runs.get(id.value()).map_err(backend)? {
+            let other: RunRecord = decode(id.value(), v.value())?;
+            running += usize::from(&other.owner == owner);
+        }
+    }
+    Ok(running)
+}
+
 /// Rate limiter `id`'s starts at or after `since_ms` and its pause.
 fn read_rate(
     starts: &impl ReadableTable<(&'static str, u64), u32>,
@@ -845,6 +842,7 @@ fn read_rate(
     })
 }
 
+/// Store a cached output in `tx`, then apply its type's retention rule.
 fn put_cache(tx: &WriteTransaction, put: &CachePut) -> Result<(), StoreError> {
     let mut cache = tx.open_table(CACHE).map_err(backend)?;
     let mut index = tx.open_table(CACHE_INDEX).map_err(backend)?;
@@ -862,13 +860,12 @@ fn put_cache(tx: &WriteTransaction, put: &CachePut) -> Result<(), StoreError> {
     let bytes = encode(&put.entry);
     cache.insert(key, bytes.as_slice()).map_err(backend)?;
     index
-        .insert((tt, put.entry.created_ms, key), bytes.len() as u64)
+        .insert((tt, put.entry.created_ms, key), bytes.len() as u64) // = entry_bytes
         .map_err(backend)?;
     count += 1;
-    // Drop the oldest entries of this type beyond `keep_last`.
     let excess = put
         .keep_last
-        .map_or(0, |keep| count.saturating_sub(keep as u64));
+        .map_or(0, |keep| Retention::keep_last(keep).excess(count));
     let mut doomed = Vec::new();
     for item in index
         .range((tt, 0, "")..)

@@ -17,8 +17,8 @@ use weft_core::graph::Graph;
 
 use crate::prelude::*;
 use crate::{
-    CachePut, Commit, Created, NodeRecord, RunFilter, RunRecord, RunSpec, SlotRequest, StoreError,
-    TaskOffer,
+    CachePut, Commit, Created, NewRun, NodeRecord, RunFilter, RunLogError, RunRecord, RunSpec,
+    SlotRequest, TaskOffer,
 };
 
 /// A running run `id` created at `created_ms`, with a one-node graph.
@@ -83,8 +83,8 @@ pub async fn conformance(store: Arc<dyn RunStore>) {
     // Runs: create, list newest first, unknown ids are typed errors.
     let (r1, s1) = record("r1", 10);
     let (r2, s2) = record("r2", 20);
-    store.create_run(r1, s1.clone()).await.unwrap();
-    store.create_run(r2, s2).await.unwrap();
+    store.create_run(NewRun::new(r1, s1.clone())).await.unwrap();
+    store.create_run(NewRun::new(r2, s2)).await.unwrap();
     let listed: Vec<String> = store
         .list_runs()
         .await
@@ -94,7 +94,7 @@ pub async fn conformance(store: Arc<dyn RunStore>) {
         .collect();
     assert_eq!(listed, vec!["r2", "r1"]);
     assert!(
-        matches!(store.load_run("nope").await, Err(StoreError::UnknownRun(id)) if id == "nope")
+        matches!(store.load_run("nope").await, Err(RunLogError::UnknownRun(id)) if id == "nope")
     );
     let orphan = Commit {
         events: vec![event("nope", 1)],
@@ -102,7 +102,7 @@ pub async fn conformance(store: Arc<dyn RunStore>) {
     };
     assert!(matches!(
         store.commit("nope", orphan).await,
-        Err(StoreError::UnknownRun(_))
+        Err(RunLogError::UnknownRun(_))
     ));
 
     // A new run has no nodes and starts its events at 1.
@@ -137,7 +137,7 @@ pub async fn conformance(store: Arc<dyn RunStore>) {
         .unwrap();
     // One commit may carry several states of a node (group commit): the last wins.
     let (dup, spec) = record("dup", 5);
-    store.create_run(dup, spec).await.unwrap();
+    store.create_run(NewRun::new(dup, spec)).await.unwrap();
     store
         .commit(
             "dup",
@@ -323,19 +323,22 @@ pub async fn conformance(store: Arc<dyn RunStore>) {
         (r, s)
     };
     let (r, s) = keyed("i1", "alice");
-    assert_eq!(store.create_run(r, s).await.unwrap(), Created::New);
+    assert_eq!(
+        store.create_run(NewRun::new(r, s)).await.unwrap(),
+        Created::New
+    );
     let (r, s) = keyed("i2", "alice");
-    match store.create_run(r, s).await.unwrap() {
+    match store.create_run(NewRun::new(r, s)).await.unwrap() {
         Created::Existing(existing) => assert_eq!(existing.run_id, "i1"),
         other => panic!("a repeated idempotency key gave {other:?}"),
     }
     assert!(matches!(
         store.load_run("i2").await,
-        Err(StoreError::UnknownRun(_))
+        Err(RunLogError::UnknownRun(_))
     ));
     let (r, s) = keyed("i3", "bob");
     assert_eq!(
-        store.create_run(r, s).await.unwrap(),
+        store.create_run(NewRun::new(r, s)).await.unwrap(),
         Created::New,
         "keys are per owner"
     );
@@ -375,7 +378,7 @@ pub async fn conformance(store: Arc<dyn RunStore>) {
     // Leases: one host at a time executes a running run; an expired lease can
     // be claimed by another host (stale-run recovery), oldest run first.
     let (l1, spec) = record("l1", 40);
-    store.create_run(l1, spec).await.unwrap();
+    store.create_run(NewRun::new(l1, spec)).await.unwrap();
     assert!(store.lease_run("l1", "A", 1_000, 2_000).await.unwrap());
     assert!(!store.lease_run("l1", "B", 1_500, 2_500).await.unwrap());
     assert!(
@@ -425,33 +428,32 @@ pub async fn conformance(store: Arc<dyn RunStore>) {
         let (mut run, spec) = record(id, 50);
         run.owner = Some(owner.into());
         run.idempotency_key = key.map(str::to_string);
-        run.max_running = Some(2);
-        (run, spec)
+        NewRun::new(run, spec).at_most_running(Some(2))
     };
     for id in ["q1", "q2"] {
-        let (run, spec) = quota_run(id, "u", Some(id));
-        assert_eq!(store.create_run(run, spec).await.unwrap(), Created::New);
+        let run = quota_run(id, "u", Some(id));
+        assert_eq!(store.create_run(run).await.unwrap(), Created::New);
     }
-    let (run, spec) = quota_run("q3", "u", Some("q3"));
+    let run = quota_run("q3", "u", Some("q3"));
     assert_eq!(
-        store.create_run(run, spec).await.unwrap(),
+        store.create_run(run).await.unwrap(),
         Created::TooManyRunning { running: 2 }
     );
-    let (run, spec) = quota_run("q3", "u", Some("q1"));
+    let run = quota_run("q3", "u", Some("q1"));
     assert!(
-        matches!(store.create_run(run, spec).await.unwrap(), Created::Existing(r) if r.run_id == "q1"),
+        matches!(store.create_run(run).await.unwrap(), Created::Existing(r) if r.run_id == "q1"),
         "a repeated submission is answered, not refused"
     );
-    let (run, spec) = quota_run("v1", "v", None);
-    assert_eq!(store.create_run(run, spec).await.unwrap(), Created::New);
+    let run = quota_run("v1", "v", None);
+    assert_eq!(store.create_run(run).await.unwrap(), Created::New);
     let finished = Commit {
         status: Some(RunStatus::Succeeded),
         ..Commit::default()
     };
     store.commit("q1", finished).await.unwrap();
-    let (run, spec) = quota_run("q3", "u", Some("q3"));
+    let run = quota_run("q3", "u", Some("q3"));
     assert_eq!(
-        store.create_run(run, spec).await.unwrap(),
+        store.create_run(run).await.unwrap(),
         Created::New,
         "q1 ended: room for one more"
     );
@@ -476,7 +478,7 @@ async fn pages_of_runs(store: &dyn RunStore) {
         if id == "p4" {
             run.graph_name = Some("saved".into());
         }
-        store.create_run(run, spec).await.unwrap();
+        store.create_run(NewRun::new(run, spec)).await.unwrap();
     }
     let done = Commit {
         status: Some(RunStatus::Succeeded),
