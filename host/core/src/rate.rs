@@ -32,6 +32,14 @@ impl RateState {
     }
 }
 
+/// The oldest start time still counted at `at_ms` in a window of
+/// `window_ms`: a start at `t` counts from `t` until just before
+/// `t + window_ms`, so a wait computed from it ends exactly when the start
+/// leaves the window. Every store reads and forgets starts by this bound.
+pub fn window_start(at_ms: u64, window_ms: u64) -> u64 {
+    (at_ms + 1).saturating_sub(window_ms)
+}
+
 /// [`RateState::wait_ms`] on borrowed state: `starts` within the window,
 /// oldest first, and the pause.
 pub fn wait_ms(
@@ -74,7 +82,9 @@ mod tests {
         assert_eq!(s.wait_ms(500, 1000, 3), None, "room for a third");
         assert_eq!(s.wait_ms(500, 1000, 2), Some(600), "100 leaves at 1100");
         assert_eq!(s.wait_ms(1099, 1000, 2), Some(1));
-        assert_eq!(s.wait_ms(1100, 1000, 2), Some(1), "never a zero wait");
+        assert_eq!(window_start(1099, 1000), 100, "100 still counts at 1099");
+        assert_eq!(window_start(1100, 1000), 101, "and no longer at 1100");
+        assert_eq!(window_start(500, 1000), 0);
         assert_eq!(
             s.wait_ms(1000, 1000, 1),
             Some(400),

@@ -41,6 +41,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use weft::Host;
+use weft::cluster::leases::RunLeases;
 use weft::config::QuotaConfig;
 
 /// How the daemon listens and whom it serves.
@@ -150,13 +151,15 @@ pub struct Daemon {
 
 fn state(host: Arc<Host>, options: &DaemonOptions) -> AppState {
     let metrics = metrics::Metrics::new();
-    let leasing = runs::Leasing {
-        host_id: options.host_id.clone(),
-        lease: options.lease,
-        max_runs: options.max_runs.max(1),
-    };
+    let leases = RunLeases::new(
+        host.store().clone(),
+        host.clock().clone(),
+        &options.host_id,
+        options.lease,
+    );
+    let max_runs = options.max_runs.max(1);
     AppState(Arc::new(Shared {
-        runs: runs::Runs::new(host.clone(), metrics.clone(), leasing),
+        runs: runs::Runs::new(host.clone(), metrics.clone(), leases, max_runs),
         auth: auth::Auth::new(&options.tokens),
         quotas: auth::Quotas::new(
             options.quotas.clone(),

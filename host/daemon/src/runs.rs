@@ -15,20 +15,10 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use super::metrics::Metrics;
+use weft::cluster::leases::RunLeases;
 use weft::events::{EventHub, RunStatus};
 use weft::store::RunLogError;
 use weft::{Host, HostError, PreparedRun};
-
-/// How this process shares runs with other hosts on the same store.
-#[derive(Debug, Clone)]
-pub(crate) struct Leasing {
-    /// This host's id in leases.
-    pub host_id: String,
-    /// How long a lease lasts without a heartbeat.
-    pub lease: Duration,
-    /// The most runs executing here at once; more wait for another host.
-    pub max_runs: usize,
-}
 
 /// The runs being executed here.
 #[derive(Clone)]
@@ -39,7 +29,9 @@ pub(crate) struct Runs {
 struct Inner {
     host: Arc<Host>,
     metrics: Metrics,
-    leasing: Leasing,
+    leases: RunLeases,
+    /// The most runs executing here at once; more wait for another host.
+    max_runs: usize,
     active: Mutex<HashMap<String, Active>>,
     tracker: TaskTracker,
 }
@@ -56,12 +48,18 @@ struct Active {
 }
 
 impl Runs {
-    pub(crate) fn new(host: Arc<Host>, metrics: Metrics, leasing: Leasing) -> Self {
+    pub(crate) fn new(
+        host: Arc<Host>,
+        metrics: Metrics,
+        leases: RunLeases,
+        max_runs: usize,
+    ) -> Self {
         Runs {
             inner: Arc::new(Inner {
                 host,
                 metrics,
-                leasing,
+                leases,
+                max_runs,
                 active: Mutex::new(HashMap::new()),
                 tracker: TaskTracker::new(),
             }),
@@ -72,37 +70,22 @@ impl Runs {
         self.inner.active.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn until(&self) -> u64 {
-        self.inner.host.clock().now_ms() + self.inner.leasing.lease.as_millis() as u64
+    fn has_room(&self) -> bool {
+        self.len() < self.inner.max_runs
     }
 
     /// The lease to create a new run with, when this host has room for it
     /// (otherwise the run is left for another host to claim).
     pub(crate) fn lease_for_new(&self) -> Option<weft::store::Lease> {
-        (self.len() < self.inner.leasing.max_runs).then(|| weft::store::Lease {
-            host: self.inner.leasing.host_id.clone(),
-            until_ms: self.until(),
-        })
+        self.has_room().then(|| self.inner.leases.fresh())
     }
 
     /// Lease a run that is being re-driven to this host and execute it, if
     /// this host has room; otherwise another host claims it.
     pub(crate) async fn start_existing(&self, run: PreparedRun, owner: Option<String>) {
-        let store = self.inner.host.store();
-        let host_id = &self.inner.leasing.host_id;
-        if self.len() >= self.inner.leasing.max_runs {
-            let _ = store.release_run(&run.run_id, host_id).await;
-            return;
-        }
-        let leased = store
-            .lease_run(
-                &run.run_id,
-                host_id,
-                self.inner.host.clock().now_ms(),
-                self.until(),
-            )
-            .await;
-        if matches!(leased, Ok(true)) {
+        if !self.has_room() {
+            self.inner.leases.release(&run.run_id).await;
+        } else if self.inner.leases.take(&run.run_id).await {
             self.start(run, owner);
         }
     }
@@ -147,12 +130,7 @@ impl Runs {
                 // A run that stopped on an error keeps its lease until it
                 // expires: it is retried then (here or elsewhere), not at once.
                 if status.is_some() {
-                    let _ = this
-                        .inner
-                        .host
-                        .store()
-                        .release_run(&run.run_id, &this.inner.leasing.host_id)
-                        .await;
+                    this.inner.leases.release(&run.run_id).await;
                 }
                 this.inner.metrics.run_finished(status);
                 let _ = done_tx.send(Some(status));
@@ -216,12 +194,7 @@ impl Runs {
             }
             Err(e) => {
                 tracing::error!(run_id, error = %e, "cannot resume run");
-                let _ = self
-                    .inner
-                    .host
-                    .store()
-                    .release_run(run_id, &self.inner.leasing.host_id)
-                    .await;
+                self.inner.leases.release(run_id).await;
             }
         }
     }
@@ -237,21 +210,10 @@ impl Runs {
             }
         };
         for id in ids {
-            if self.len() >= self.inner.leasing.max_runs {
+            if !self.has_room() {
                 break;
             }
-            let leased = self
-                .inner
-                .host
-                .store()
-                .lease_run(
-                    &id,
-                    &self.inner.leasing.host_id,
-                    self.inner.host.clock().now_ms(),
-                    self.until(),
-                )
-                .await;
-            if matches!(leased, Ok(true)) {
+            if self.inner.leases.take(&id).await {
                 self.resume(&id).await;
             }
         }
@@ -260,16 +222,11 @@ impl Runs {
     /// Until `stop`: claim runs no live host holds while there is room, and
     /// renew this host's leases (abandoning runs whose lease was lost).
     pub(crate) async fn share(&self, stop: CancellationToken) {
-        let heartbeat = self.inner.leasing.lease / 3;
-        let mut next_beat = tokio::time::Instant::now() + heartbeat;
-        let store = self.inner.host.store().clone();
-        let host_id = self.inner.leasing.host_id.clone();
+        let leases = &self.inner.leases;
+        let mut next_beat = tokio::time::Instant::now() + leases.heartbeat();
         loop {
-            while self.len() < self.inner.leasing.max_runs {
-                match store
-                    .claim_run(&host_id, self.inner.host.clock().now_ms(), self.until())
-                    .await
-                {
+            while self.has_room() {
+                match leases.claim().await {
                     Ok(Some(id)) => {
                         tracing::info!(run_id = %id, "claimed run");
                         self.resume(&id).await;
@@ -282,9 +239,9 @@ impl Runs {
                 }
             }
             if tokio::time::Instant::now() >= next_beat {
-                next_beat = tokio::time::Instant::now() + heartbeat;
+                next_beat = tokio::time::Instant::now() + leases.heartbeat();
                 let ids: Vec<String> = self.active().keys().cloned().collect();
-                match store.renew_leases(&host_id, &ids, self.until()).await {
+                match leases.renew(&ids).await {
                     Ok(lost) => {
                         for id in lost {
                             tracing::warn!(run_id = %id, "lease lost to another host; stopping here");
@@ -297,7 +254,7 @@ impl Runs {
             let wait = next_beat.saturating_duration_since(tokio::time::Instant::now());
             tokio::select! {
                 _ = stop.cancelled() => return,
-                _ = store.wait_for_work(wait.min(Duration::from_secs(1))) => {}
+                _ = leases.wait_for_work(wait.min(Duration::from_secs(1))) => {}
             }
         }
     }
@@ -316,12 +273,7 @@ impl Runs {
         let left: Vec<String> = self.active().keys().cloned().collect();
         for id in &left {
             self.abandon(id);
-            let _ = self
-                .inner
-                .host
-                .store()
-                .release_run(id, &self.inner.leasing.host_id)
-                .await;
+            self.inner.leases.release(id).await;
         }
         left.len()
     }

@@ -7,6 +7,21 @@
 //! pooling, epochs, limits), the host imports, and the model providers
 //! served to plugins through the `models` import ([`providers`]). It must not
 //! know about graphs or runs beyond the [`TaskContext`] of a single task.
+//!
+//! A plugin gets nothing unless its manifest (the operator's `x.toml` beside
+//! `x.wasm`) grants it:
+//!
+//! ```
+//! use std::path::Path;
+//! use weft_plugin::Manifest;
+//!
+//! let text = "[limits]\nmemory_mib = 128\n[grants]\nnetwork = [\"127.0.0.1:8080\"]\n";
+//! let manifest = Manifest::parse(text, Path::new("plugins/fetch.toml")).unwrap();
+//! assert_eq!(manifest.limits.memory_mib, Some(128));
+//! assert!(manifest.grants.folders.is_empty(), "no files unless granted");
+//! let bad = Manifest::parse("[grants]\nnetwork = [\"example.com\"]\n", Path::new("x.toml"));
+//! assert!(bad.is_err(), "a grant that is not IP:PORT is refused");
+//! ```
 #![deny(missing_docs)]
 
 pub mod engine;

@@ -9,6 +9,27 @@
 //! process, or, with several hosts on one store, slots held in the store. This
 //! crate decides *when* a job may start; the runtime's runner (and the model
 //! providers) do the starting. It must not know what a job is.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), weft_store::StoreError> {
+//! use std::sync::Arc;
+//! use weft_core::clock::ManualClock;
+//! use weft_queue::{Queue, QueueConfig, QueueState, RateConfig, Wait};
+//!
+//! let clock = ManualClock::at(0);
+//! let state = QueueState { store: Arc::new(weft_store::MemoryStore::new()), clock: clock.clone() };
+//! // Two starts per second per key.
+//! let config = QueueConfig { rate: Some(RateConfig { max: 2, per_ms: 1_000 }), ..Default::default() };
+//! let queue = Queue::new("api", &config, &state, None);
+//! assert_eq!(queue.take("alice").await?, Wait::Now);
+//! assert_eq!(queue.take("alice").await?, Wait::Now);
+//! let Wait::For(wait) = queue.take("alice").await? else { panic!("the third must wait") };
+//! assert_eq!(queue.take("bob").await?, Wait::Now, "each key has its own budget");
+//! clock.advance(wait);
+//! assert_eq!(queue.take("alice").await?, Wait::Now, "once the first start left the window");
+//! # Ok(()) }
+//! ```
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -306,7 +327,7 @@ impl Limiter for RateLimiter {
             });
         }
         let window = self.window.as_millis() as u64;
-        let since = now.saturating_sub(window);
+        let since = weft_core::rate::window_start(now, window);
         let state = self.store.rate_state(&self.id(key), since).await?;
         self.known_pauses()
             .insert(key.to_string(), state.paused_until_ms);
@@ -536,13 +557,11 @@ mod tests {
         assert_eq!(q.take("other").await.unwrap(), Wait::Now, "per key");
         clock.advance(Duration::from_millis(699));
         assert_eq!(q.take("k").await.unwrap(), ms(1));
-        // The window is closed: a start exactly a window ago still counts.
-        clock.advance(Duration::from_millis(1));
-        assert_eq!(q.take("k").await.unwrap(), ms(1));
+        // The wait is exact: a start counts for one window, then leaves.
         clock.advance(Duration::from_millis(1));
         assert_eq!(q.take("k").await.unwrap(), Wait::Now);
         // Now the second start (at +300) is the oldest in the window.
-        assert_eq!(q.wait("k").await.unwrap(), ms(299));
+        assert_eq!(q.wait("k").await.unwrap(), ms(300));
     }
 
     #[tokio::test]
@@ -554,14 +573,18 @@ mod tests {
         assert_eq!(q.take("").await.unwrap(), Wait::Now);
         clock.advance(Duration::from_millis(100));
         assert_eq!(q.wait("").await.unwrap(), ms(150));
-        clock.advance(Duration::from_millis(150));
+        clock.advance(Duration::from_millis(149));
         assert_eq!(
             q.take("").await.unwrap(),
             ms(1),
-            "250 ms apart is not more than 250"
+            "249 ms apart is too close"
         );
         clock.advance(Duration::from_millis(1));
-        assert_eq!(q.take("").await.unwrap(), Wait::Now);
+        assert_eq!(
+            q.take("").await.unwrap(),
+            Wait::Now,
+            "250 apart: when the wait said"
+        );
         // A Retry-After pause outlasts the interval: the longer wait wins.
         q.pause("", clock.now_ms() + 1_000).await.unwrap();
         clock.advance(Duration::from_millis(400));

@@ -272,7 +272,7 @@ impl HostBuilder {
         let mut run = self.run;
         run.clock = clock.clone();
         run.dispatch = self.share.map(|(host_id, slots, lease)| {
-            crate::dispatch::Dispatch::new(store.clone(), &host_id, slots, lease)
+            crate::cluster::dispatch::Dispatch::new(store.clone(), &host_id, slots, lease)
         });
         for (name, config) in &self.queues {
             for task in &config.tasks {

@@ -4,8 +4,8 @@
 //!
 //! - [`graph`]: graph JSON and the fluent builder → a validated [`graph::Plan`];
 //! - [`runner`]: schedules ready nodes, in parallel, with cancellation;
-//! - [`dispatch`]: with a store shared by several hosts, executes a busy
-//!   host's tasks on the others;
+//! - [`cluster`]: with a store shared by several hosts, which host executes a
+//!   run (leases) and a busy host's tasks (dispatch);
 //! - [`task`]: task types and their registry; one task run = input check, run
 //!   under a timeout, output check;
 //! - [`plugin`]: wasm components that provide task types, each task run in a
@@ -39,9 +39,9 @@ pub use weft_plugin::providers;
 pub use weft_queue as limiter;
 pub use weft_store as store;
 
+pub mod cluster;
 pub mod config;
 pub mod data;
-pub mod dispatch;
 pub mod events;
 mod host;
 pub mod runner;

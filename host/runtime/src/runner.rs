@@ -41,7 +41,7 @@ pub struct RunOptions {
     pub task_queues: HashMap<String, String>,
     /// With a store shared by several hosts: where tasks execute when this
     /// host is busy. `None`: every task executes here.
-    pub dispatch: Option<Arc<crate::dispatch::Dispatch>>,
+    pub dispatch: Option<Arc<crate::cluster::dispatch::Dispatch>>,
     /// What retry due times and queue waits are measured by.
     pub clock: Arc<dyn Clock>,
 }
@@ -533,7 +533,7 @@ impl Runner {
     }
 
     /// With a shared store, withdraw the task offers of run `run_id` (see
-    /// [`crate::dispatch::Dispatch::withdraw_run`]).
+    /// [`crate::cluster::dispatch::Dispatch::withdraw_run`]).
     async fn withdraw_offers(&self, run_id: &str, resumed: bool) {
         if let Some(dispatch) = &self.options.dispatch {
             dispatch.withdraw_run(run_id, resumed).await;
@@ -541,7 +541,7 @@ impl Runner {
     }
 
     /// Where tasks execute with a shared store, if configured.
-    pub fn dispatch(&self) -> Option<&Arc<crate::dispatch::Dispatch>> {
+    pub fn dispatch(&self) -> Option<&Arc<crate::cluster::dispatch::Dispatch>> {
         self.options.dispatch.as_ref()
     }
 
@@ -826,7 +826,7 @@ struct Execution {
     /// Fires when the run is cancelled.
     stop: CancellationToken,
     /// Where the task executes, with a shared store; `None`: here.
-    dispatch: Option<Arc<crate::dispatch::Dispatch>>,
+    dispatch: Option<Arc<crate::cluster::dispatch::Dispatch>>,
 }
 
 /// Run one node: from the output cache when `cache` is given and holds a fresh

@@ -8,6 +8,38 @@
 //! applied in one transaction: a node's output, its new state and the events
 //! describing the change become durable together or not at all. The store must
 //! not know about wasm, scheduling or HTTP.
+//!
+//! The rules every backend shares are written once here: admitting a new run
+//! ([`NewRun`]) and the output cache's retention. A backend supplies the
+//! small lookups they need inside its own transaction.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use weft_store::prelude::*;
+//! use weft_store::{Created, NewRun, RedbStore, RunRecord, RunSpec};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let store = RedbStore::open(&dir.path().join("weft.redb"))?;
+//! let spec = RunSpec {
+//!     graph: weft_core::graph::Graph::default(),
+//!     origin: "empty.json".into(),
+//!     input: serde_json::json!({}),
+//! };
+//! let mut run = RunRecord::new("run-1", "empty.json");
+//! run.idempotency_key = Some("nightly-2026-12-02".into());
+//! let again = NewRun::new(RunRecord::new("run-2", "empty.json"), spec.clone());
+//! assert_eq!(store.create_run(NewRun::new(run, spec)).await?, Created::New);
+//! // The same key again (same owner) is answered with the first run.
+//! let mut again = again;
+//! again.record.idempotency_key = Some("nightly-2026-12-02".into());
+//! match store.create_run(again).await? {
+//!     Created::Existing(first) => assert_eq!(first.run_id, "run-1"),
+//!     other => panic!("{other:?}"),
+//! }
+//! assert_eq!(store.load_run("run-1").await?.run.origin, "empty.json");
+//! # Ok(()) }
+//! ```
 
 mod admission;
 mod memory;

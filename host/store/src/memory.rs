@@ -289,7 +289,7 @@ impl Coordination for MemoryStore {
         max: u32,
     ) -> Result<Option<u64>, StoreError> {
         let mut runs = self.lock();
-        let cutoff = at_ms.saturating_sub(window_ms);
+        let cutoff = weft_core::rate::window_start(at_ms, window_ms);
         let old: Vec<(String, u64)> = runs
             .rate_starts
             .range((id.to_string(), 0)..(id.to_string(), cutoff))

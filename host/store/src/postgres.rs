@@ -813,7 +813,7 @@ impl Coordination for PgStore {
             .execute(&mut *tx)
             .await
             .map_err(backend)?;
-        let cutoff = at_ms.saturating_sub(window_ms) as i64;
+        let cutoff = weft_core::rate::window_start(at_ms, window_ms) as i64;
         sqlx::query("DELETE FROM weft_rate_starts WHERE id = $1 AND at_ms < $2")
             .bind(id)
             .bind(cutoff)

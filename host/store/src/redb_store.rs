@@ -586,7 +586,7 @@ impl Coordination for RedbStore {
         let id = id.to_string();
         self.write(move |tx| {
             let mut starts_table = tx.open_table(RATE_STARTS).map_err(backend)?;
-            let cutoff = at_ms.saturating_sub(window_ms);
+            let cutoff = weft_core::rate::window_start(at_ms, window_ms);
             starts_table
                 .retain_in((id.as_str(), 0)..(id.as_str(), cutoff), |_, _| false)
                 .map_err(backend)?;

@@ -289,14 +289,15 @@ pub async fn conformance(store: Arc<dyn RunStore>) {
     assert_eq!(two(2_000).await.unwrap(), None);
     assert_eq!(two(2_100).await.unwrap(), None);
     assert_eq!(two(2_200).await.unwrap(), Some(300), "full until 2500");
+    assert_eq!(two(2_499).await.unwrap(), Some(1));
     assert_eq!(
-        two(2_501).await.unwrap(),
+        two(2_500).await.unwrap(),
         None,
-        "the start at 2000 left the window"
+        "the start at 2000 left the window exactly when the wait said"
     );
     assert_eq!(
         store.rate_state("q/two", 0).await.unwrap().starts,
-        vec![2_100, 2_501]
+        vec![2_100, 2_500]
     );
     store.rate_pause("q/k", 5_000).await.unwrap();
     store.rate_pause("q/k", 4_000).await.unwrap();
