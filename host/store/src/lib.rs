@@ -633,3 +633,59 @@ fn decode<T: for<'de> Deserialize<'de>>(key: &str, bytes: &[u8]) -> Result<T, St
         message: e.to_string(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(owner: Option<&str>, status: RunStatus, created_ms: u64) -> RunRecord {
+        RunRecord {
+            owner: owner.map(str::to_string),
+            status,
+            created_ms,
+            graph_name: Some("nightly".into()),
+            ..RunRecord::new("r", "g.json")
+        }
+    }
+
+    #[test]
+    fn a_filter_by_owner_hides_other_owners_and_unowned_runs_unless_asked() {
+        let mine = RunFilter {
+            owner: Some("ann".into()),
+            ..RunFilter::default()
+        };
+        assert!(mine.matches(&run(Some("ann"), RunStatus::Running, 0)));
+        assert!(!mine.matches(&run(Some("bob"), RunStatus::Running, 0)));
+        assert!(!mine.matches(&run(None, RunStatus::Running, 0)));
+        let with_cli = RunFilter {
+            with_unowned: true,
+            ..mine
+        };
+        assert!(with_cli.matches(&run(None, RunStatus::Running, 0)));
+        assert!(!with_cli.matches(&run(Some("bob"), RunStatus::Running, 0)));
+    }
+
+    #[test]
+    fn every_condition_of_a_filter_must_hold() {
+        let filter = RunFilter {
+            status: Some(RunStatus::Failed),
+            since_ms: Some(100),
+            graph: Some("nightly".into()),
+            ..RunFilter::default()
+        };
+        assert!(filter.matches(&run(None, RunStatus::Failed, 100)));
+        assert!(
+            !filter.matches(&run(None, RunStatus::Failed, 99)),
+            "too old"
+        );
+        assert!(!filter.matches(&run(None, RunStatus::Succeeded, 100)));
+        let by_origin = RunFilter {
+            graph: Some("g.json".into()),
+            ..RunFilter::default()
+        };
+        assert!(
+            by_origin.matches(&run(None, RunStatus::Running, 0)),
+            "a file name matches too"
+        );
+    }
+}
