@@ -167,3 +167,191 @@ async fn files_stay_inside_their_folders_and_sql_parameters_are_bound() {
         "{e}"
     );
 }
+
+/// Run `task` with `defaults`; the error message, or panic if it succeeded.
+fn refusal(dir: &Path, task: &str, defaults: Value) -> String {
+    let (s, e) = node(dir, task, defaults.clone());
+    assert_eq!(s, "failed", "{task} {defaults} succeeded: {e}");
+    e.as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn sql_and_files_stay_inside_their_grants_and_limits() {
+    let pg = weft_tests::fresh_postgres().await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("in")).unwrap();
+    std::fs::write(d.join("in/big.txt"), "x".repeat(2_000)).unwrap();
+    std::fs::write(d.join("in/small.txt"), "x".repeat(1_000)).unwrap();
+    let lite = d.join("db.sqlite");
+    std::fs::write(
+        d.join("weft.toml"),
+        format!(
+            "[data.folders.in]\npath = \"in\"\nmax_read_bytes = 1000\n\n\
+             [data.databases.lite]\nurl = \"sqlite://{lite}?mode=rwc\"\nmax_rows = 10\n\
+             statement_timeout_ms = 300\n\n\
+             [data.databases.ro]\nurl = \"sqlite://{lite}?mode=ro\"\n\n\
+             [data.databases.pg]\nurl = \"{pg}\"\nmax_rows = 10\nmax_result_bytes = 400\n\
+             statement_timeout_ms = 300\n",
+            lite = lite.display()
+        ),
+    )
+    .unwrap();
+
+    // Files: a read stops at the folder's cap.
+    let (s, _) = node(
+        d,
+        "data.file-read",
+        json!({"folder": "in", "path": "small.txt"}),
+    );
+    assert_eq!(s, "succeeded", "exactly the cap is read");
+    let e = refusal(
+        d,
+        "data.file-read",
+        json!({"folder": "in", "path": "big.txt"}),
+    );
+    assert!(
+        e.contains("larger than the folder's max_read_bytes (1000 bytes)"),
+        "{e}"
+    );
+
+    let sql =
+        |db: &str, task: &str, sql: &str| (task.to_string(), json!({"database": db, "sql": sql}));
+    let (t, v) = sql(
+        "lite",
+        "data.sql-execute",
+        "CREATE TABLE people (id BIGINT, name TEXT)",
+    );
+    assert_eq!(node(d, &t, v).0, "succeeded");
+    let (t, v) = sql(
+        "pg",
+        "data.sql-execute",
+        "CREATE TABLE people (id BIGINT, name TEXT)",
+    );
+    assert_eq!(node(d, &t, v).0, "succeeded");
+
+    // One statement per call, on both.
+    for db in ["lite", "pg"] {
+        let (t, v) = sql(
+            db,
+            "data.sql-execute",
+            "DELETE FROM people; DROP TABLE people",
+        );
+        let e = refusal(d, &t, v);
+        assert!(e.contains(&format!("database `{db}`")), "{e}");
+    }
+    let (t, v) = sql("lite", "data.sql-execute", "SELECT 1; DROP TABLE people");
+    assert!(refusal(d, &t, v).contains("one statement per call"));
+
+    // SQLite: no other files, no native code, no settings changed.
+    let other = d.join("other.sqlite");
+    let copy = d.join("copy.sqlite");
+    for (task, statement) in [
+        (
+            "data.sql-execute",
+            format!("ATTACH DATABASE '{}' AS o", other.display()),
+        ),
+        (
+            "data.sql-execute",
+            format!("VACUUM INTO '{}'", copy.display()),
+        ),
+        (
+            "data.sql-query",
+            format!("VACUUM INTO '{}'", copy.display()),
+        ),
+        (
+            "data.sql-query",
+            "SELECT load_extension('/tmp/evil.so')".to_string(),
+        ),
+        (
+            "data.sql-execute",
+            "PRAGMA journal_mode = DELETE".to_string(),
+        ),
+        (
+            "data.sql-execute",
+            "PRAGMA writable_schema = ON".to_string(),
+        ),
+    ] {
+        let (t, v) = sql("lite", task, &statement);
+        let e = refusal(d, &t, v);
+        assert!(e.contains("database `lite`"), "{statement}: {e}");
+    }
+    assert!(!other.exists() && !copy.exists(), "no file was created");
+    for db in ["lite", "ro"] {
+        let (t, v) = sql(
+            db,
+            "data.sql-execute",
+            &format!("VACUUM INTO '{}'", copy.display()),
+        );
+        refusal(d, &t, v);
+        assert!(!copy.exists(), "VACUUM INTO through {db} wrote a file");
+    }
+    let (t, v) = sql("lite", "data.sql-query", "PRAGMA table_info(people)");
+    let (s, rows) = node(d, &t, v);
+    assert_eq!(
+        (s.as_str(), rows["count"].clone()),
+        ("succeeded", json!(2)),
+        "{rows}"
+    );
+
+    // A query only reads, on both.
+    let (t, v) = sql(
+        "lite",
+        "data.sql-query",
+        "INSERT INTO people VALUES (1, 'a') RETURNING id",
+    );
+    assert!(refusal(d, &t, v).contains("only read"));
+    let (t, v) = sql(
+        "pg",
+        "data.sql-query",
+        "INSERT INTO people VALUES (1, 'a') RETURNING id",
+    );
+    assert!(refusal(d, &t, v).contains("read-only transaction"));
+    let (t, v) = sql(
+        "ro",
+        "data.sql-execute",
+        "INSERT INTO people VALUES (1, 'a')",
+    );
+    refusal(d, &t, v);
+    for db in ["lite", "pg"] {
+        let (t, v) = sql(db, "data.sql-query", "SELECT count(*) AS n FROM people");
+        assert_eq!(
+            node(d, &t, v).1["rows"][0]["n"],
+            json!(0),
+            "{db}: nothing was written"
+        );
+    }
+
+    // Rows, bytes and time are capped.
+    let series = [
+        (
+            "lite",
+            "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 11) SELECT n FROM s",
+        ),
+        ("pg", "SELECT generate_series(1, 11) AS n"),
+    ];
+    for (db, statement) in series {
+        let (t, v) = sql(db, "data.sql-query", statement);
+        let e = refusal(d, &t, v);
+        assert!(e.contains("more than max_rows (10) rows"), "{db}: {e}");
+    }
+    let (t, v) = sql("pg", "data.sql-query", "SELECT repeat('x', 500) AS s");
+    assert!(refusal(d, &t, v).contains("larger than max_result_bytes (400 bytes)"));
+    let slow = [
+        (
+            "lite",
+            "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s) SELECT count(*) FROM s",
+        ),
+        ("pg", "SELECT pg_sleep(30)"),
+    ];
+    for (db, statement) in slow {
+        let started = std::time::Instant::now();
+        let (t, v) = sql(db, "data.sql-query", statement);
+        let e = refusal(d, &t, v);
+        assert!(e.contains("statement_timeout_ms (300 ms)"), "{db}: {e}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "{db} was not stopped"
+        );
+    }
+}

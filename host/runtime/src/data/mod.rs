@@ -4,7 +4,13 @@
 //! it names (`[data.databases.NAME]`), with parameters always bound, never
 //! spliced into the SQL. Paths are opened with `cap-std` relative to the
 //! granted folder: `..`, absolute paths and symlinks out of it are refused.
-//! This module owns only these tasks; it must not know about runs or graphs.
+//! What each grant allows, and its limits (bytes read, names listed, rows,
+//! result bytes, statement time), are checked on every call; [`sql`] and
+//! [`sqlite_guard`] hold the SQL side. This module owns only these tasks; it
+//! must not know about runs or graphs.
+
+mod sql;
+mod sqlite_guard;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -12,10 +18,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
-use sqlx::{Column, Row};
+use serde_json::{Value, json};
 
 use crate::task::{NativeTask, TaskError};
+use sql::Db;
+use sqlite_guard::Access;
+
+/// The most names `data.file-list` returns.
+pub const MAX_LIST_NAMES: usize = 10_000;
 
 /// `[data]`: what the data tasks may touch.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -38,14 +48,39 @@ pub struct FolderConfig {
     /// Whether `data.file-write` may write in it (default false).
     #[serde(default)]
     pub writable: bool,
+    /// The largest file `data.file-read` reads, in bytes (default 16 MiB).
+    #[serde(default = "default_max_bytes")]
+    pub max_read_bytes: usize,
+}
+
+fn default_max_bytes() -> usize {
+    16 << 20
 }
 
 /// A database the SQL tasks may use.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseConfig {
-    /// `postgres://…` or `sqlite://path/to/file.db` (`?mode=rwc` to create).
+    /// `postgres://…` or `sqlite://path/to/file.db` (`?mode=rwc` to create,
+    /// `?mode=ro` for reading only).
     pub url: String,
+    /// The most rows a query returns (default 10,000); more fail the task.
+    #[serde(default = "default_max_rows")]
+    pub max_rows: usize,
+    /// The largest query result, in bytes of JSON (default 16 MiB).
+    #[serde(default = "default_max_bytes")]
+    pub max_result_bytes: usize,
+    /// The longest a statement may run, in ms (default 30,000).
+    #[serde(default = "default_statement_timeout_ms")]
+    pub statement_timeout_ms: u64,
+}
+
+fn default_max_rows() -> usize {
+    10_000
+}
+
+fn default_statement_timeout_ms() -> u64 {
+    30_000
 }
 
 fn invalid(m: impl Into<String>) -> TaskError {
@@ -60,6 +95,15 @@ fn string<'a>(input: &'a Value, key: &str) -> Result<&'a str, TaskError> {
 
 /// Open `folder` (by name) as a capability.
 fn folder(config: &DataConfig, name: &str, write: bool) -> Result<cap_std::fs::Dir, TaskError> {
+    folder_grant(config, name, write).map(|(_, dir)| dir)
+}
+
+/// `folder` (by name): its grant, opened as a capability.
+fn folder_grant<'c>(
+    config: &'c DataConfig,
+    name: &str,
+    write: bool,
+) -> Result<(&'c FolderConfig, cap_std::fs::Dir), TaskError> {
     let f = config.folders.get(name).ok_or_else(|| {
         invalid(format!(
             "no folder `{name}` is granted (configure [data.folders.{name}])"
@@ -70,12 +114,14 @@ fn folder(config: &DataConfig, name: &str, write: bool) -> Result<cap_std::fs::D
             "folder `{name}` is read-only (set writable = true in [data.folders.{name}])"
         )));
     }
-    cap_std::fs::Dir::open_ambient_dir(&f.path, cap_std::ambient_authority()).map_err(|e| {
-        TaskError::Failed(format!(
-            "cannot open folder `{name}` ({}): {e}",
-            f.path.display()
-        ))
-    })
+    let dir =
+        cap_std::fs::Dir::open_ambient_dir(&f.path, cap_std::ambient_authority()).map_err(|e| {
+            TaskError::Failed(format!(
+                "cannot open folder `{name}` ({}): {e}",
+                f.path.display()
+            ))
+        })?;
+    Ok((f, dir))
 }
 
 fn refused(folder: &str, path: &str, e: std::io::Error) -> TaskError {
@@ -97,11 +143,15 @@ pub fn tasks(config: DataConfig) -> Vec<NativeTask> {
         async move {
             let name = string(&input, "folder")?;
             let path = string(&input, "path")?;
-            let dir = folder(&c, name, false)?;
-            let mut text = String::new();
-            dir.open(path)
-                .and_then(|mut f| f.read_to_string(&mut text))
-                .map_err(|e| refused(name, path, e))?;
+            let (grant, dir) = folder_grant(&c, name, false)?;
+            let text = read_capped(&dir, path, grant.max_read_bytes)
+                .map_err(|e| refused(name, path, e))?
+                .ok_or_else(|| {
+                    TaskError::Failed(format!(
+                        "{name}/{path} is larger than the folder's max_read_bytes ({} bytes)",
+                        grant.max_read_bytes
+                    ))
+                })?;
             Ok(match input["as"].as_str().unwrap_or("text") {
                 "json" => {
                     let value: Value = serde_json::from_str(&text).map_err(|e| {
@@ -157,12 +207,16 @@ pub fn tasks(config: DataConfig) -> Vec<NativeTask> {
             let name = string(&input, "folder")?;
             let path = input["path"].as_str().unwrap_or(".");
             let dir = folder(&c, name, false)?;
-            let mut names: Vec<String> = dir
-                .read_dir(path)
-                .map_err(|e| refused(name, path, e))?
-                .filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect();
+            let mut names: Vec<String> = Vec::new();
+            for entry in dir.read_dir(path).map_err(|e| refused(name, path, e))? {
+                let Ok(entry) = entry else { continue };
+                if names.len() == MAX_LIST_NAMES {
+                    return Err(TaskError::Failed(format!(
+                        "{name}/{path} holds more than {MAX_LIST_NAMES} names"
+                    )));
+                }
+                names.push(entry.file_name().to_string_lossy().into_owned());
+            }
             names.sort();
             Ok(json!({"names": names}))
         }
@@ -174,7 +228,10 @@ pub fn tasks(config: DataConfig) -> Vec<NativeTask> {
         "folder": {"type": "string"}, "path": {"type": "string"}}, "required": ["folder"]});
     out.push(list);
 
-    for (id, returns_rows) in [("data.sql-query", true), ("data.sql-execute", false)] {
+    for (id, access) in [
+        ("data.sql-query", Access::Read),
+        ("data.sql-execute", Access::Write),
+    ] {
         let c = config.clone();
         let pools: Arc<tokio::sync::Mutex<BTreeMap<String, Db>>> = Arc::default();
         let mut task = NativeTask::new(id, move |input: Value, _| {
@@ -192,13 +249,13 @@ pub fn tasks(config: DataConfig) -> Vec<NativeTask> {
                     match pools.get(&name) {
                         Some(db) => db.clone(),
                         None => {
-                            let db = Db::connect(&c, &name).await?;
+                            let db = connect(&c, &name, access).await?;
                             pools.insert(name.clone(), db.clone());
                             db
                         }
                     }
                 };
-                db.run(&sql, &params, returns_rows)
+                db.run(&sql, &params)
                     .await
                     .map_err(|e| TaskError::Failed(format!("database `{name}`: {e}")))
             }
@@ -209,9 +266,9 @@ pub fn tasks(config: DataConfig) -> Vec<NativeTask> {
             "sql": {"type": "string", "description": "One statement; parameters as $1, $2 (PostgreSQL) or ?1, ?2 (SQLite)."},
             "params": {"type": "array", "description": "Bound in order: null, booleans, numbers, strings; objects and arrays as JSON."}},
             "required": ["database", "sql"]});
-        if returns_rows {
+        if access == Access::Read {
             task.title = "SQL query".into();
-            task.description = "Runs a query; its rows as JSON objects.".into();
+            task.description = "Runs a query that only reads; its rows as JSON objects.".into();
         } else {
             task.title = "SQL statement".into();
             task.description =
@@ -223,116 +280,42 @@ pub fn tasks(config: DataConfig) -> Vec<NativeTask> {
     out
 }
 
-/// A connection pool to a configured database.
-#[derive(Clone)]
-enum Db {
-    Postgres(sqlx::PgPool),
-    Sqlite(sqlx::SqlitePool),
+/// Connect to database `name` for `access`.
+async fn connect(config: &DataConfig, name: &str, access: Access) -> Result<Db, TaskError> {
+    let d = config.databases.get(name).ok_or_else(|| {
+        invalid(format!(
+            "no database `{name}` is configured (add [data.databases.{name}])"
+        ))
+    })?;
+    let url = d.url.as_str();
+    if !(url.starts_with("postgres://")
+        || url.starts_with("postgresql://")
+        || url.starts_with("sqlite:"))
+    {
+        return Err(invalid(format!(
+            "database `{name}`: the URL must start with postgres:// or sqlite:"
+        )));
+    }
+    Db::connect(d, access)
+        .await
+        .map_err(|e| TaskError::Failed(format!("cannot connect to database `{name}`: {e}")))
 }
 
-impl Db {
-    async fn connect(config: &DataConfig, name: &str) -> Result<Db, TaskError> {
-        let d = config.databases.get(name).ok_or_else(|| {
-            invalid(format!(
-                "no database `{name}` is configured (add [data.databases.{name}])"
-            ))
-        })?;
-        let fail =
-            |e: sqlx::Error| TaskError::Failed(format!("cannot connect to database `{name}`: {e}"));
-        if d.url.starts_with("postgres://") || d.url.starts_with("postgresql://") {
-            Ok(Db::Postgres(
-                sqlx::PgPool::connect(&d.url).await.map_err(fail)?,
-            ))
-        } else if d.url.starts_with("sqlite:") {
-            Ok(Db::Sqlite(
-                sqlx::SqlitePool::connect(&d.url).await.map_err(fail)?,
-            ))
-        } else {
-            Err(invalid(format!(
-                "database `{name}`: the URL must start with postgres:// or sqlite:"
-            )))
-        }
+/// The text of `path` in `dir`, or `None` when it is longer than `max`
+/// bytes (read no further than that).
+fn read_capped(
+    dir: &cap_std::fs::Dir,
+    path: &str,
+    max: usize,
+) -> Result<Option<String>, std::io::Error> {
+    let mut bytes = Vec::new();
+    dir.open(path)?
+        .take(max as u64 + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() > max {
+        return Ok(None);
     }
-
-    async fn run(&self, sql: &str, params: &[Value], rows: bool) -> Result<Value, sqlx::Error> {
-        let sql = sqlx::AssertSqlSafe(sql.to_string());
-        macro_rules! bind_all {
-            ($q:expr) => {{
-                let mut q = $q;
-                for p in params {
-                    q = match p {
-                        Value::Null => q.bind(None::<String>),
-                        Value::Bool(b) => q.bind(*b),
-                        Value::Number(n) => match n.as_i64() {
-                            Some(i) => q.bind(i),
-                            None => q.bind(n.as_f64().unwrap_or(f64::NAN)),
-                        },
-                        Value::String(s) => q.bind(s.clone()),
-                        other => q.bind(sqlx::types::Json(other.clone())),
-                    };
-                }
-                q
-            }};
-        }
-        match self {
-            Db::Postgres(pool) => {
-                let q = bind_all!(sqlx::query(sql));
-                if rows {
-                    let found = q.fetch_all(pool).await?;
-                    Ok(
-                        json!({"rows": found.iter().map(pg_row).collect::<Vec<_>>(), "count": found.len()}),
-                    )
-                } else {
-                    Ok(json!({"rows_affected": q.execute(pool).await?.rows_affected()}))
-                }
-            }
-            Db::Sqlite(pool) => {
-                let q = bind_all!(sqlx::query(sql));
-                if rows {
-                    let found = q.fetch_all(pool).await?;
-                    Ok(
-                        json!({"rows": found.iter().map(sqlite_row).collect::<Vec<_>>(), "count": found.len()}),
-                    )
-                } else {
-                    Ok(json!({"rows_affected": q.execute(pool).await?.rows_affected()}))
-                }
-            }
-        }
-    }
-}
-
-fn pg_row(row: &sqlx::postgres::PgRow) -> Value {
-    let mut m = Map::new();
-    for (i, col) in row.columns().iter().enumerate() {
-        let v = row
-            .try_get::<Option<i64>, _>(i)
-            .map(|v| json!(v))
-            .or_else(|_| row.try_get::<Option<i32>, _>(i).map(|v| json!(v)))
-            .or_else(|_| row.try_get::<Option<i16>, _>(i).map(|v| json!(v)))
-            .or_else(|_| row.try_get::<Option<f64>, _>(i).map(|v| json!(v)))
-            .or_else(|_| row.try_get::<Option<f32>, _>(i).map(|v| json!(v)))
-            .or_else(|_| row.try_get::<Option<bool>, _>(i).map(|v| json!(v)))
-            .or_else(|_| row.try_get::<Option<String>, _>(i).map(|v| json!(v)))
-            .or_else(|_| {
-                row.try_get::<Option<sqlx::types::Json<Value>>, _>(i)
-                    .map(|v| v.map(|j| j.0).unwrap_or(Value::Null))
-            })
-            .unwrap_or(Value::Null);
-        m.insert(col.name().to_string(), v);
-    }
-    Value::Object(m)
-}
-
-fn sqlite_row(row: &sqlx::sqlite::SqliteRow) -> Value {
-    let mut m = Map::new();
-    for (i, col) in row.columns().iter().enumerate() {
-        let v = row
-            .try_get::<Option<i64>, _>(i)
-            .map(|v| json!(v))
-            .or_else(|_| row.try_get::<Option<f64>, _>(i).map(|v| json!(v)))
-            .or_else(|_| row.try_get::<Option<String>, _>(i).map(|v| json!(v)))
-            .unwrap_or(Value::Null);
-        m.insert(col.name().to_string(), v);
-    }
-    Value::Object(m)
+    String::from_utf8(bytes)
+        .map(Some)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
