@@ -268,6 +268,40 @@ async fn plugins_get_only_the_models_their_manifest_grants_and_a_flood_is_rate_l
             .contains("UnknownModel")
     );
 
+    // Each user's runs call only the models the user is granted: refused at
+    // submit when the graph names one, and checked again at each call.
+    let ann: weft::grant::Grants = serde_json::from_value(json!({"models": ["minilm"]})).unwrap();
+    let per_user = common::builder(Some(dir.path()))
+        .model("minilm", minilm())
+        .grants(weft::grant::UserGrants::new([("ann".to_string(), ann)]))
+        .build()
+        .await
+        .unwrap();
+    let as_user = |user: &str| weft::Submission {
+        owner: Some(user.to_string()),
+        ..weft::Submission::default()
+    };
+    let graph = probe("minilm", 1);
+    match per_user
+        .submit(&graph, "g.json", json!({}), as_user("bob"))
+        .await
+    {
+        Err(e @ weft::HostError::NotGranted { .. }) => assert!(
+            e.to_string()
+                .contains("node `p`: model `minilm` is not granted to user `bob`"),
+            "{e}"
+        ),
+        _ => panic!("bob's run was admitted"),
+    }
+    let Ok(weft::Prepared::New(run)) = per_user
+        .submit(&graph, "g.json", json!({}), as_user("ann"))
+        .await
+    else {
+        panic!("ann's run was refused");
+    };
+    let result = per_user.execute(&run, &Default::default()).await.unwrap();
+    assert_eq!(result.outputs["p"]["ok"], 1, "{}", result.outputs["p"]);
+
     // A flood: 3 calls per minute are let through, the rest answered rate-limited.
     let (result, _) = common::run(&host, &probe("limited", 10), json!({})).await;
     let out = &result.outputs["p"];

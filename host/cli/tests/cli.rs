@@ -382,6 +382,35 @@ fn queues_come_from_the_configuration_file() {
         stderr(&out)
     );
 
+    // A graph cannot take a task type out of the queue the operator put it in.
+    let fast = dir.path().join("fast.toml");
+    std::fs::write(
+        &fast,
+        "[queues.slow]\nconcurrency = 1\ntasks = [\"util.delay\"]\n[queues.fast]\nconcurrency = 64\n",
+    )
+    .unwrap();
+    let escape = dir.path().join("escape.json");
+    std::fs::write(
+        &escape,
+        r#"{"tasks":[{"id":"a","type":"util.delay","defaults":{"ms":1},"config":{"queue":"fast"}}]}"#,
+    )
+    .unwrap();
+    let out = weft(&[
+        "run",
+        escape.to_str().unwrap(),
+        "--config",
+        fast.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains(
+            "task type `util.delay` goes through queue `slow` (the operator's [queues.slow] tasks); \
+             a node cannot route it through `fast`"
+        ),
+        "{}",
+        stderr(&out)
+    );
+
     std::fs::write(&config, "[queues.slow]\nconcurrency = \"one\"\n").unwrap();
     let out = weft(&["run", g, "--config", c]);
     assert_eq!(out.status.code(), Some(2));

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use support::Daemon;
+use support::{Api, Daemon};
 
 fn flow(s: &str, sp: &str, t: &str, tp: &str) -> Value {
     json!({"sourceTaskId": s, "sourceTaskPortId": sp, "targetTaskId": t, "targetTaskPortId": tp})
@@ -1126,4 +1126,93 @@ async fn the_cli_submits_follows_and_cancels_runs_on_a_daemon() {
         String::from_utf8_lossy(&out.stderr).contains("409"),
         "cancelling twice is refused"
     );
+}
+
+/// Users of one daemon: each run uses only the folders, databases, models
+/// and queues its user is granted, whether the graph, the run's input or a
+/// dataflow names them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_run_only_with_what_they_are_granted() {
+    let dir = tempfile::tempdir().unwrap();
+    for folder in ["shared", "private"] {
+        std::fs::create_dir_all(dir.path().join(folder)).unwrap();
+        std::fs::write(dir.path().join(folder).join("note.txt"), folder).unwrap();
+    }
+    let config = format!(
+        "[data.folders.shared]\npath = \"{d}/shared\"\n\n\
+         [data.folders.private]\npath = \"{d}/private\"\n\n\
+         [queues.fast]\nconcurrency = 8\n\n\
+         [[tokens]]\nuser = \"alice\"\ntoken = \"alice-secret-token-0001\"\n\
+         grants = {{ folders = [\"shared\"] }}\n\n\
+         [[tokens]]\nuser = \"bob\"\ntoken = \"bob-secret-token-00002\"\n\
+         grants = {{ folders = [\"*\"], queues = [\"fast\"] }}\n",
+        d = dir.path().display()
+    );
+    let d = Daemon::start(dir.path(), &empty_plugins(dir.path()), &config);
+    let alice = d.as_user("alice-secret-token-0001");
+    let bob = d.as_user("bob-secret-token-00002");
+    let read = |folder: Option<&str>, config: Value| {
+        let mut defaults = json!({"path": "note.txt"});
+        if let Some(f) = folder {
+            defaults["folder"] = json!(f);
+        }
+        json!({"tasks": [{"id": "r", "type": "data.file-read", "defaults": defaults, "config": config}]})
+    };
+    let refused = |answer: (StatusCode, Value), what: &str| {
+        let (status, body) = answer;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        let e = body["error"].as_str().unwrap();
+        assert!(e.contains("node `r`") && e.contains(what), "{e}");
+    };
+
+    // Named in the graph, or in the run's input: refused at submit.
+    let submit = |api: &Api, graph: Value, input: Value| {
+        let api = api.clone();
+        async move {
+            api.post("/v1/runs", json!({"graph": graph, "input": input}))
+                .await
+        }
+    };
+    let not_alices = "folder `private` is not granted to user `alice`";
+    refused(
+        submit(&alice, read(Some("private"), json!({})), json!({})).await,
+        not_alices,
+    );
+    refused(
+        submit(&alice, read(None, json!({})), json!({"folder": "private"})).await,
+        not_alices,
+    );
+    refused(
+        submit(
+            &alice,
+            read(Some("shared"), json!({"queue": "fast"})),
+            json!({}),
+        )
+        .await,
+        "queue `fast` is not granted to user `alice`",
+    );
+    // Arriving through a dataflow: the task is refused when it starts.
+    let by_flow = json!({"tasks": [
+        {"id": "p", "type": "json.parse", "defaults": {"text": "\"private\""}},
+        {"id": "r", "type": "data.file-read", "defaults": {"path": "note.txt"}}],
+        "dataflows": [{"sourceTaskId": "p", "sourceTaskPortId": "value",
+                       "targetTaskId": "r", "targetTaskPortId": "folder"}]});
+    let run_id = alice.submit(by_flow.clone(), json!({})).await;
+    let run = alice.finished(&run_id).await;
+    assert_eq!(run["status"], "failed", "{run}");
+    assert!(run.to_string().contains(not_alices), "{run}");
+    assert!(!run.to_string().contains("\"text\":\"private\""), "{run}");
+
+    // What is granted runs.
+    let run_id = alice
+        .submit(read(Some("shared"), json!({})), json!({}))
+        .await;
+    assert_eq!(alice.finished(&run_id).await["status"], "succeeded");
+    let run_id = bob.submit(by_flow, json!({})).await;
+    let run = bob.finished(&run_id).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let run_id = bob
+        .submit(read(Some("private"), json!({"queue": "fast"})), json!({}))
+        .await;
+    assert_eq!(bob.finished(&run_id).await["status"], "succeeded");
 }

@@ -32,6 +32,7 @@
 pub mod cache;
 pub mod clock;
 pub mod event;
+pub mod grant;
 pub mod graph;
 pub mod rate;
 pub mod schema;

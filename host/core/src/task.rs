@@ -15,6 +15,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::event::NodeEvents;
+use crate::grant::{Grants, Resource};
 use crate::schema::{ObjectSchema, SchemaError, Violation};
 
 /// What a task knows about the run it is part of.
@@ -30,6 +31,9 @@ pub struct TaskContext {
     pub idempotency_key: String,
     /// Where the task's logs and progress go; `None` drops them.
     pub events: Option<NodeEvents>,
+    /// What the run's owner may use (models a plugin asks for are checked
+    /// against it as they are called).
+    pub grants: Arc<Grants>,
 }
 
 impl TaskContext {
@@ -41,6 +45,7 @@ impl TaskContext {
             attempt: 1,
             idempotency_key: format!("{run_id}/{node_id}"),
             events: None,
+            grants: Arc::new(Grants::all()),
         }
     }
 }
@@ -127,6 +132,10 @@ pub enum TaskError {
     /// The host could not run the task (instantiation failed, ...).
     #[error("host error: {0}")]
     Host(String),
+    /// The run's owner is not granted a resource the task was to use
+    /// ([`crate::grant`]).
+    #[error("{0}")]
+    NotGranted(String),
 }
 
 fn join(v: &[Violation]) -> String {
@@ -189,6 +198,9 @@ pub struct TaskType {
     pub side_effects: bool,
     /// Whether its output may be served from the cache.
     pub cacheable: bool,
+    /// Input ports that name a resource a user must be granted (a folder, a
+    /// database, a model): checked at submit and when the task starts.
+    pub resources: Vec<(String, Resource)>,
     /// Default wall-clock limit per run.
     pub timeout: Duration,
     /// The plugin that provides it (`native` for Rust tasks).
@@ -293,6 +305,8 @@ pub struct NativeTask {
     pub side_effects: bool,
     /// Whether its output may be cached.
     pub cacheable: bool,
+    /// Input ports that name a resource a user must be granted.
+    pub resources: Vec<(String, Resource)>,
     /// The function.
     pub run: NativeFn,
 }
@@ -316,6 +330,7 @@ impl NativeTask {
             output_schema: open,
             side_effects: false,
             cacheable: false,
+            resources: Vec::new(),
             run: Arc::new(move |v, c| Box::pin(f(v, c))),
         }
     }
@@ -420,6 +435,7 @@ impl Registry {
             description: task.description,
             side_effects: task.side_effects,
             cacheable: task.cacheable && !task.side_effects,
+            resources: task.resources,
             timeout: Duration::from_secs(300),
             plugin: "native".into(),
             implementation: Implementation::Native(task.run),

@@ -106,6 +106,7 @@ impl From<HostError> for ApiError {
             }
             HostError::Store(e) => e.into(),
             HostError::RunLog(e) => e.into(),
+            e @ HostError::NotGranted { .. } => ApiError::unprocessable(e.to_string()),
             e @ HostError::AlreadyFinished { .. } => {
                 ApiError::new(StatusCode::CONFLICT, e.to_string())
             }

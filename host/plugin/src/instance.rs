@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::providers::{self, ModelError, Models};
 use weft_core::event::{LogLevel, NodeEvents};
+use weft_core::grant::{Grants, Resource};
 use weft_core::task::TaskError;
 
 wasmtime::component::bindgen!({
@@ -76,6 +77,8 @@ pub(crate) struct InstanceState {
     plugin: String,
     models: Option<Arc<Models>>,
     granted_models: Vec<String>,
+    /// What the run's owner may use (their models).
+    user: Arc<Grants>,
     /// The run's fuel limit, if any (to name it when it runs out).
     fuel: Option<u64>,
 }
@@ -120,7 +123,12 @@ impl self::weft::plugin::progress::Host for InstanceState {
 use self::weft::plugin::models as wit_models;
 
 impl InstanceState {
-    fn models(&self) -> Result<&Arc<Models>, wit_models::ModelError> {
+    /// The models, for a call to `model` the run's owner must be granted
+    /// (the plugin's own grant is checked by [`Models`]).
+    fn models(&self, model: &str) -> Result<&Arc<Models>, wit_models::ModelError> {
+        self.user
+            .check(Resource::Model, model)
+            .map_err(|e| wit_models::ModelError::NotGranted(e.to_string()))?;
         self.models
             .as_ref()
             .ok_or_else(|| wit_models::ModelError::Unavailable("this host serves no models".into()))
@@ -144,7 +152,7 @@ impl wit_models::Host for InstanceState {
         model: String,
         texts: Vec<String>,
     ) -> Result<Vec<Vec<f32>>, wit_models::ModelError> {
-        self.models()?
+        self.models(&model)?
             .embed(&self.plugin, &self.granted_models, &model, &texts)
             .await
             .map_err(to_wit)
@@ -184,7 +192,7 @@ impl wit_models::Host for InstanceState {
             }
         };
         let g = self
-            .models()?
+            .models(&model)?
             .generate(
                 &self.plugin,
                 &self.granted_models,
@@ -208,7 +216,7 @@ impl wit_models::Host for InstanceState {
         model: String,
         text: String,
     ) -> Result<u32, wit_models::ModelError> {
-        self.models()?
+        self.models(&model)?
             .count_tokens(&self.plugin, &self.granted_models, &model, &text)
             .await
             .map_err(to_wit)
@@ -219,7 +227,7 @@ impl wit_models::Host for InstanceState {
         model: String,
     ) -> Result<wit_models::ModelInfo, wit_models::ModelError> {
         let info = self
-            .models()?
+            .models(&model)?
             .info_for(&self.plugin, &self.granted_models, &model)
             .await
             .map_err(to_wit)?;
@@ -271,6 +279,7 @@ pub(crate) fn new_store(
     engine: &wasmtime::Engine,
     sandbox: &Sandbox<'_>,
     events: Option<NodeEvents>,
+    user: Arc<Grants>,
     timeout: Duration,
 ) -> Result<(Store<InstanceState>, MemoryOutputPipe), TaskError> {
     let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
@@ -327,6 +336,7 @@ pub(crate) fn new_store(
         plugin: sandbox.plugin.to_string(),
         models: sandbox.models.clone(),
         granted_models: sandbox.granted_models.to_vec(),
+        user,
         fuel: sandbox.fuel,
     };
     let mut store = Store::new(engine, state);

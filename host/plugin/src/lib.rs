@@ -42,6 +42,7 @@ pub use manifest::{Manifest, ManifestError};
 
 use crate::providers::Models;
 use instance::{InstanceState, PluginPre, Sandbox, wit_types};
+use weft_core::grant::Resource;
 use weft_core::schema::ObjectSchema;
 use weft_core::task::{
     Implementation, PluginReport, Registry, RegistryError, TaskContext, TaskError, TaskType,
@@ -168,6 +169,7 @@ impl weft_core::task::Component for LoadedPlugin {
             self.engine.engine(),
             &self.sandbox(),
             ctx.events.clone(),
+            ctx.grants.clone(),
             timeout,
         )?;
         let bindings = match self.pre.instantiate_async(&mut store).await {
@@ -422,9 +424,19 @@ impl PluginHost {
                         source,
                     })
                 };
+                let input = schema("input", &t.input_schema)?;
+                // A plugin granted models takes the model to call on its
+                // `model` port (the standard AI tasks do): the user must be
+                // granted the model named there. Every call is checked too.
+                let resources =
+                    match !plugin.granted_models.is_empty() && input.port("model").is_some() {
+                        true => vec![("model".to_string(), Resource::Model)],
+                        false => Vec::new(),
+                    };
                 Ok(TaskType {
-                    input: schema("input", &t.input_schema)?,
+                    input,
                     output: schema("output", &t.output_schema)?,
+                    resources,
                     // The manifest's (or the host's) limit is a ceiling: the
                     // plugin's own declaration may only lower it.
                     timeout: t
@@ -451,9 +463,14 @@ impl PluginHost {
     ) -> Result<Vec<wit_types::TaskType>, PluginError> {
         let timeout = self.limits.describe_timeout;
         let _permit = self.engine.instance_permit().await;
-        let (mut store, stderr) =
-            instance::new_store(self.engine.engine(), &plugin.sandbox(), None, timeout)
-                .map_err(|e| PluginError::Describe(e.to_string()))?;
+        let (mut store, stderr) = instance::new_store(
+            self.engine.engine(),
+            &plugin.sandbox(),
+            None,
+            Arc::new(weft_core::grant::Grants::all()),
+            timeout,
+        )
+        .map_err(|e| PluginError::Describe(e.to_string()))?;
         let call = async {
             let bindings = plugin.pre.instantiate_async(&mut store).await?;
             bindings.weft_plugin_task().call_describe(&mut store).await

@@ -9,6 +9,8 @@
 //! [[tokens]]                         # bearer tokens, each mapped to a user
 //! user = "alice"
 //! token_env = "WEFT_TOKEN_ALICE"     # or `token = "…"`
+//! # what alice's runs may use (nothing unless listed; "*" for all)
+//! grants = { folders = ["reports"], databases = [], models = ["minilm"], queues = ["api"] }
 //!
 //! [quotas]
 //! submissions = { max = 60, per_ms = 60000 }  # per user
@@ -127,6 +129,10 @@ pub struct TokenConfig {
     pub token: Option<String>,
     /// The environment variable holding the token.
     pub token_env: Option<String>,
+    /// The folders, databases, models and queues the user's runs may use:
+    /// nothing unless listed.
+    #[serde(default)]
+    pub grants: crate::grant::Grants,
 }
 
 /// `[quotas]`: submission limits. Over a limit, `POST /v1/runs` answers 429
@@ -272,7 +278,20 @@ impl Config {
         for task in crate::data::tasks(self.data.clone()) {
             builder = builder.native(task);
         }
-        builder
+        builder.grants(self.user_grants())
+    }
+
+    /// Each user's grants: with `[[tokens]]`, only what each lists; without,
+    /// every run may use everything (only loopback clients are served).
+    pub fn user_grants(&self) -> crate::grant::UserGrants {
+        if self.tokens.is_empty() {
+            return crate::grant::UserGrants::everyone();
+        }
+        crate::grant::UserGrants::new(
+            self.tokens
+                .iter()
+                .map(|t| (t.user.clone(), t.grants.clone())),
+        )
     }
 
     /// Add the models that ship with Weft when their files are present in

@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
 use crate::events::{EventHub, EventKind, NodeStatus, RunStatus};
+use crate::grant::{NotGranted, Resource};
 use crate::graph::{Graph, Plan, ValidationError, ValidationErrors};
 use crate::limiter::{Queue, QueueConfig, QueueState};
 use crate::plugin::{EngineOptions, HostLimits, PluginHost};
@@ -46,6 +47,14 @@ pub enum HostError {
     /// another host, a backend failure).
     #[error(transparent)]
     RunLog(#[from] RunLogError),
+    /// The submitter is not granted a resource a node names.
+    #[error("node `{node}`: {source}")]
+    NotGranted {
+        /// The node.
+        node: String,
+        /// What is not granted.
+        source: NotGranted,
+    },
     /// Only a failed node of a failed run can be re-driven.
     #[error("node {node} of run {run_id} is not a dead letter (a failed node of a failed run)")]
     NotDeadLetter {
@@ -213,6 +222,14 @@ impl HostBuilder {
         self
     }
 
+    /// What each user's runs may use (default: every run everything, as
+    /// with no users configured). Checked at [`Host::submit`] and when each
+    /// task starts.
+    pub fn grants(mut self, grants: crate::grant::UserGrants) -> Self {
+        self.run.grants = grants;
+        self
+    }
+
     /// Measure time-dependent behaviour (rate windows, retry due times,
     /// Retry-After pauses, leases and quotas in the daemon) by `clock`
     /// instead of the system clock: for tests.
@@ -271,8 +288,9 @@ impl HostBuilder {
         }
         let mut run = self.run;
         run.clock = clock.clone();
+        let grants = run.grants.clone();
         run.dispatch = self.share.map(|(host_id, slots, lease)| {
-            crate::cluster::dispatch::Dispatch::new(store.clone(), &host_id, slots, lease)
+            crate::cluster::dispatch::Dispatch::new(store.clone(), &host_id, slots, lease, grants)
         });
         for (name, config) in &self.queues {
             for task in &config.tasks {
@@ -424,6 +442,17 @@ impl Host {
             .enumerate()
             .filter_map(|(index, node)| {
                 let queue = node.queue.as_ref()?;
+                if let Some(routed) = self.runner.queue_of_task_type(&node.task.id)
+                    && routed != queue
+                {
+                    return Some(ValidationError::QueueOverridesRouting {
+                        index,
+                        node: node.id.clone(),
+                        task_type: node.task.id.clone(),
+                        routed: routed.to_string(),
+                        queue: queue.clone(),
+                    });
+                }
                 (!self.runner.has_queue(queue)).then(|| ValidationError::UnknownQueue {
                     index,
                     node: node.id.clone(),
@@ -503,6 +532,7 @@ impl Host {
     ) -> Result<Prepared, HostError> {
         let plan = self.plan(graph, origin)?;
         plan.check_input(&input)?;
+        self.check_grants(&plan, &input, submission.owner.as_deref())?;
         let run_id = new_run_id();
         let mut record = RunRecord::new(&run_id, origin);
         record.owner = submission.owner.clone();
@@ -570,6 +600,42 @@ impl Host {
                 run.owner.as_deref(),
             )
             .await?)
+    }
+
+    /// Whether `owner` is granted every folder, database and model the plan
+    /// names (in a node's defaults or the run's input) and every queue a node
+    /// chooses. Names that arrive through dataflows are checked as their
+    /// task starts.
+    fn check_grants(
+        &self,
+        plan: &Plan,
+        input: &Value,
+        owner: Option<&str>,
+    ) -> Result<(), HostError> {
+        let grants = self.runner.options().grants.of(owner);
+        let empty = serde_json::Map::new();
+        let input = input.as_object().unwrap_or(&empty);
+        let roots: std::collections::HashSet<usize> = plan.roots().collect();
+        for (i, node) in plan.nodes.iter().enumerate() {
+            let refused = |source| HostError::NotGranted {
+                node: node.id.clone(),
+                source,
+            };
+            if let Some(queue) = &node.queue {
+                grants.check(Resource::Queue, queue).map_err(refused)?;
+            }
+            if node.task.resources.is_empty() {
+                continue;
+            }
+            let mut values = node.defaults.clone();
+            if roots.contains(&i) {
+                values.extend(plan.root_input(i, input));
+            }
+            grants
+                .check_ports(&node.task.resources, &values)
+                .map_err(refused)?;
+        }
+        Ok(())
     }
 
     /// Ids of runs the store holds as still running: interrupted, when no

@@ -33,7 +33,7 @@
 //! ```
 #![deny(missing_docs)]
 
-pub use weft_core::{cache, clock, graph, rate, schema, task};
+pub use weft_core::{cache, clock, grant, graph, rate, schema, task};
 pub use weft_plugin as plugin;
 pub use weft_plugin::providers;
 pub use weft_queue as limiter;

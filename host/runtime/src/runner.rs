@@ -25,6 +25,7 @@ use crate::store::CachePut;
 use crate::store::{NodeRecord, RunLogError, RunStore};
 use crate::task::{TaskContext, TaskError, TaskType};
 use std::sync::Arc;
+use weft_core::grant::{Grants, UserGrants};
 
 /// How a run is executed.
 #[derive(Debug, Clone)]
@@ -44,6 +45,8 @@ pub struct RunOptions {
     pub dispatch: Option<Arc<crate::cluster::dispatch::Dispatch>>,
     /// What retry due times and queue waits are measured by.
     pub clock: Arc<dyn Clock>,
+    /// What each user's runs may use.
+    pub grants: UserGrants,
 }
 
 /// Ready nodes, highest priority first, then in the order they became ready.
@@ -127,6 +130,7 @@ impl Default for RunOptions {
             task_queues: HashMap::new(),
             dispatch: None,
             clock: weft_core::clock::system(),
+            grants: UserGrants::everyone(),
         }
     }
 }
@@ -216,6 +220,8 @@ struct State<'p> {
     clock: Arc<dyn Clock>,
     /// Whose output cache the run uses (its owner's; `None`: the shared one).
     cache_scope: Option<String>,
+    /// What the run's owner may use.
+    grants: Arc<Grants>,
     /// Replaying what the store already holds: change state, record nothing.
     replay: bool,
     /// Changes not yet committed.
@@ -377,11 +383,15 @@ fn skipped_by(node: &str) -> String {
 }
 
 impl Runner {
-    /// A runner with `options`.
     /// A runner with `options`, looking up and storing cacheable outputs in
     /// `cache` (if any).
     pub fn new(options: RunOptions, cache: Option<Arc<dyn RunStore>>) -> Self {
         Runner { options, cache }
+    }
+
+    /// How it runs.
+    pub fn options(&self) -> &RunOptions {
+        &self.options
     }
 
     /// Run `plan` on `input` (a JSON object given to the root nodes), committing
@@ -425,6 +435,7 @@ impl Runner {
             timers: BinaryHeap::new(),
             clock: self.options.clock.clone(),
             cache_scope: owner.map(str::to_string),
+            grants: self.options.grants.of(owner),
             replay: true,
             dirty: Vec::new(),
             events: Vec::new(),
@@ -543,6 +554,11 @@ impl Runner {
     /// Where tasks execute with a shared store, if configured.
     pub fn dispatch(&self) -> Option<&Arc<crate::cluster::dispatch::Dispatch>> {
         self.options.dispatch.as_ref()
+    }
+
+    /// The queue the operator routes task type `id` through, if any.
+    pub fn queue_of_task_type(&self, id: &str) -> Option<&str> {
+        self.options.task_queues.get(id).map(String::as_str)
     }
 
     /// Whether queue `name` is defined.
@@ -689,6 +705,7 @@ impl Runner {
                 let mut ctx = TaskContext::new(hub.run_id(), &node.id);
                 ctx.attempt = st.attempts[i];
                 ctx.events = Some(hub.node_events(&node.id));
+                ctx.grants = st.grants.clone();
                 let stop = cancel.clone();
                 let cache = self
                     .cache
@@ -840,6 +857,17 @@ async fn run_node(task: &TaskType, input: Value, x: Execution) -> NodeOutcome {
         stop,
         dispatch,
     } = x;
+    // A folder, database or model named by a value that arrived through a
+    // dataflow is checked here (those named in the graph, at submit too).
+    let named = input
+        .as_object()
+        .map(|i| ctx.grants.check_ports(&task.resources, i));
+    if let Some(Err(e)) = named {
+        return (
+            Err(TaskError::NotGranted(e.to_string())),
+            Cached::Miss(None),
+        );
+    }
     let key = cache
         .as_ref()
         .map(|c| crate::cache::key(task, &input, c.scope.as_deref()));

@@ -605,6 +605,9 @@ pub struct TaskOffer {
     pub timeout_ms: u64,
     /// When offered, ms since the Unix epoch (older offers are claimed first).
     pub offered_ms: u64,
+    /// The run's owner: the executing host runs the task with their grants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 /// A run's lease: which host executes it, until when.

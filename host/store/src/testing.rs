@@ -582,6 +582,7 @@ fn offer(key: &str, run: &str, offered_ms: u64) -> TaskOffer {
         input: json!({"value": 1}),
         timeout_ms: 1_000,
         offered_ms,
+        owner: Some("ann".into()),
     }
 }
 

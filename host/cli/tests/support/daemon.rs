@@ -23,6 +23,7 @@ pub struct Daemon {
 }
 
 /// A client of the daemon's API, as one user.
+#[derive(Clone)]
 pub struct Api {
     pub url: String,
     pub http: reqwest::Client,

@@ -176,6 +176,23 @@ pub enum ValidationError {
         /// The queue.
         queue: String,
     },
+    /// A node routes its task type away from the queue the operator put it
+    /// in (which would escape that queue's limits).
+    #[error(
+        "tasks[{index}] (node \"{node}\"): task type `{task_type}` goes through queue `{routed}` (the operator's [queues.{routed}] tasks); a node cannot route it through `{queue}`"
+    )]
+    QueueOverridesRouting {
+        /// Position in `tasks`.
+        index: usize,
+        /// The node.
+        node: String,
+        /// Its task type.
+        task_type: String,
+        /// The queue the operator routes the task type through.
+        routed: String,
+        /// The queue the node asked for.
+        queue: String,
+    },
     /// A node of type `graph` has no `graph` (subgraph) field.
     #[error(
         "tasks[{index}] (node \"{node}\"): a compound node (type `graph`) needs a `graph` field holding its subgraph"

@@ -488,6 +488,7 @@ impl Models {
             "required": ["files"]
         });
         task.side_effects = true;
+        task.resources = vec![("model".into(), weft_core::grant::Resource::Model)];
         task
     }
 

@@ -25,6 +25,7 @@ use crate::clock::now_ms;
 use crate::events::{EventKind, LogLevel, NodeEvents};
 use crate::store::{RunStore, TaskOffer};
 use crate::task::{Registry, TaskContext, TaskError, TaskType};
+use weft_core::grant::UserGrants;
 
 /// How long the results of offered tasks are waited for between looks, when
 /// no notification comes (a notification may race with a look).
@@ -46,6 +47,8 @@ struct Done {
 /// Shares tasks with the other hosts on a shared store.
 pub struct Dispatch {
     store: Arc<dyn RunStore>,
+    /// Whose grants an offered task runs with (its run's owner's).
+    grants: UserGrants,
     host_id: String,
     slots: Arc<Semaphore>,
     lease: Duration,
@@ -79,9 +82,11 @@ impl Dispatch {
         host_id: &str,
         slots: usize,
         lease: Duration,
+        grants: UserGrants,
     ) -> Arc<Self> {
         Arc::new(Dispatch {
             store,
+            grants,
             host_id: host_id.to_string(),
             slots: Arc::new(Semaphore::new(slots.max(1))),
             lease,
@@ -168,6 +173,7 @@ impl Dispatch {
             input: input.clone(),
             timeout_ms: timeout.as_millis() as u64,
             offered_ms: now_ms(),
+            owner: ctx.grants.user.clone(),
         };
         if let Err(e) = self.store.task_offer(offer).await {
             lock(&self.waiting).remove(&key);
@@ -318,6 +324,7 @@ impl Dispatch {
         let mut ctx = TaskContext::new(&offer.run_id, &offer.node);
         ctx.attempt = offer.attempt;
         ctx.events = Some(events.clone());
+        ctx.grants = self.grants.of(offer.owner.as_deref());
         let span = tracing::info_span!("task", run_id = %offer.run_id, node = %offer.node, task_type = %offer.task_type, attempt = offer.attempt, offered = true);
         let result = match &task {
             None => Err(TaskError::Host(format!(

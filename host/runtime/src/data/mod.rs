@@ -20,6 +20,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::grant::Resource;
 use crate::task::{NativeTask, TaskError};
 use sql::Db;
 use sqlite_guard::Access;
@@ -171,6 +172,7 @@ pub fn tasks(config: DataConfig) -> Vec<NativeTask> {
         "folder": {"type": "string", "description": "A folder granted under [data.folders]."},
         "path": {"type": "string", "description": "Relative to the folder."},
         "as": {"enum": ["text", "json", "lines"]}}, "required": ["folder", "path"]});
+    read.resources = folder_port();
     out.push(read);
 
     let c = config.clone();
@@ -198,6 +200,7 @@ pub fn tasks(config: DataConfig) -> Vec<NativeTask> {
     write.input_schema = json!({"type": "object", "properties": {
         "folder": {"type": "string"}, "path": {"type": "string"}, "text": {}},
         "required": ["folder", "path", "text"]});
+    write.resources = folder_port();
     out.push(write);
 
     let c = config.clone();
@@ -226,6 +229,7 @@ pub fn tasks(config: DataConfig) -> Vec<NativeTask> {
     list.description = "Lists the names in a granted folder (or a folder inside it).".into();
     list.input_schema = json!({"type": "object", "properties": {
         "folder": {"type": "string"}, "path": {"type": "string"}}, "required": ["folder"]});
+    list.resources = folder_port();
     out.push(list);
 
     for (id, access) in [
@@ -261,6 +265,7 @@ pub fn tasks(config: DataConfig) -> Vec<NativeTask> {
             }
         });
         task.version = "0.1.0".into();
+        task.resources = vec![("database".into(), Resource::Database)];
         task.input_schema = json!({"type": "object", "properties": {
             "database": {"type": "string", "description": "A database named under [data.databases]."},
             "sql": {"type": "string", "description": "One statement; parameters as $1, $2 (PostgreSQL) or ?1, ?2 (SQLite)."},
@@ -278,6 +283,11 @@ pub fn tasks(config: DataConfig) -> Vec<NativeTask> {
         out.push(task);
     }
     out
+}
+
+/// The file tasks' `folder` port names a granted folder.
+fn folder_port() -> Vec<(String, Resource)> {
+    vec![("folder".into(), Resource::Folder)]
 }
 
 /// Connect to database `name` for `access`.
