@@ -194,4 +194,54 @@ async fn sandbox_denies_the_network_unless_the_address_is_granted() {
     let (result, _) = common::run(&host, &graph, json!({})).await;
     assert_eq!(result.status, RunStatus::Succeeded, "{:?}", result.failures);
     assert_eq!(result.outputs["call"]["text"], "hello from the host");
+
+    // Names: an address grant resolves no name at all; a name grant resolves
+    // that name only (the host resolves it), and its addresses connect.
+    let by_name = |name: &str| {
+        common::graph(json!({"tasks": [
+            {"id": "call", "type": "probe.connect", "defaults": {"addr": format!("{name}:{}", addr.port())}}
+        ]}))
+    };
+    let (result, _) = common::run(&host, &by_name("localhost"), json!({})).await;
+    assert!(
+        common::error_of(&result, "call").contains("cannot connect to localhost"),
+        "an address grant resolved a name"
+    );
+    let named = format!("[grants]\nnetwork = [\"localhost:{}\"]\n", addr.port());
+    let dir = PluginDir::new()
+        .add("probe", MISBEHAVE)
+        .manifest("probe", &named);
+    let host = common::host(Some(dir.path())).await;
+    let (result, _) = common::run(&host, &by_name("localhost"), json!({})).await;
+    assert_eq!(result.status, RunStatus::Succeeded, "{:?}", result.failures);
+    assert_eq!(result.outputs["call"]["text"], "hello from the host");
+    // A name that is not granted is not even resolved: with the address it
+    // would resolve to granted, connecting by that name still fails.
+    let both = format!(
+        "[grants]\nnetwork = [\"weft-granted.invalid:{p}\", \"127.0.0.1:{p}\"]\n",
+        p = addr.port()
+    );
+    let dir2 = PluginDir::new()
+        .add("probe", MISBEHAVE)
+        .manifest("probe", &both);
+    let host2 = common::host(Some(dir2.path())).await;
+    let (result, _) = common::run(&host2, &by_name("localhost"), json!({})).await;
+    let err = common::error_of(&result, "call");
+    assert!(err.contains("cannot connect to localhost"), "{err}");
+    let (result, _) = common::run(&host2, &graph, json!({})).await;
+    assert_eq!(result.status, RunStatus::Succeeded, "{:?}", result.failures);
+    for other in ["exfiltrate-this.weft-test.invalid", "LOCALHOST.localdomain"] {
+        let (result, _) = common::run(&host, &by_name(other), json!({})).await;
+        let err = common::error_of(&result, "call");
+        assert!(
+            err.contains(&format!("cannot connect to {other}")),
+            "{other}: {err}"
+        );
+    }
+    // Its addresses, not any address: the IP itself on another port is refused.
+    let elsewhere = common::graph(json!({"tasks": [
+        {"id": "call", "type": "probe.connect", "defaults": {"addr": format!("127.0.0.1:{}", addr.port() + 1)}}
+    ]}));
+    let (result, _) = common::run(&host, &elsewhere, json!({})).await;
+    assert!(common::error_of(&result, "call").contains("cannot connect"));
 }

@@ -79,8 +79,21 @@ pub(crate) struct InstanceState {
     granted_models: Vec<String>,
     /// What the run's owner may use (their models).
     user: Arc<Grants>,
+    /// The host names the plugin may resolve, and what they resolved to.
+    names: crate::lookup::Names,
     /// The run's fuel limit, if any (to name it when it runs out).
     fuel: Option<u64>,
+}
+
+impl InstanceState {
+    /// The name-lookup interface's view ([`crate::lookup`]).
+    pub(crate) fn lookup(&mut self) -> crate::lookup::Lookup<'_> {
+        let sockets = wasmtime_wasi::sockets::WasiSocketsCtxView {
+            ctx: self.wasi.sockets(),
+            table: &mut self.table,
+        };
+        crate::lookup::Lookup::new(sockets, &mut self.names)
+    }
 }
 
 impl WasiView for InstanceState {
@@ -256,6 +269,7 @@ fn truncate(mut s: String) -> String {
 /// Add WASI 0.2 and Weft's own imports to `linker`.
 pub(crate) fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
     wasmtime_wasi::p2::add_to_linker_async(linker)?;
+    crate::lookup::add_to_linker(linker)?;
     Plugin::add_to_linker::<InstanceState, HasSelf<InstanceState>>(linker, |s| s)?;
     Ok(())
 }
@@ -301,15 +315,18 @@ pub(crate) fn new_store(
                 ))
             })?;
     }
+    let names = crate::lookup::Names::new(&sandbox.network);
     if !sandbox.network.is_empty() {
         let grants = sandbox.network.clone();
+        let resolved = names.connect_check();
         wasi.allow_tcp(true)
             .allow_udp(true)
-            .allow_ip_name_lookup(true)
+            // Only granted names resolve ([`crate::lookup`]).
+            .allow_ip_name_lookup(names.any())
             .socket_addr_check(move |addr, used| {
                 let allowed = match used {
                     SocketAddrUse::TcpConnect | SocketAddrUse::UdpSend => {
-                        grants.iter().any(|g| g.allows(addr))
+                        grants.iter().any(|g| g.allows(addr)) || resolved(addr)
                     }
                     // The implicit bind of a connect or a first send: an
                     // unspecified address and port.
@@ -337,6 +354,7 @@ pub(crate) fn new_store(
         models: sandbox.models.clone(),
         granted_models: sandbox.granted_models.to_vec(),
         user,
+        names,
         fuel: sandbox.fuel,
     };
     let mut store = Store::new(engine, state);

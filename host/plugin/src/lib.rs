@@ -20,12 +20,13 @@
 //! assert_eq!(manifest.limits.memory_mib, Some(128));
 //! assert!(manifest.grants.folders.is_empty(), "no files unless granted");
 //! let bad = Manifest::parse("[grants]\nnetwork = [\"example.com\"]\n", Path::new("x.toml"));
-//! assert!(bad.is_err(), "a grant that is not IP:PORT is refused");
+//! assert!(bad.is_err(), "a grant needs a port: NAME:PORT or IP:PORT");
 //! ```
 #![deny(missing_docs)]
 
 pub mod engine;
 mod instance;
+mod lookup;
 pub mod manifest;
 pub mod providers;
 

@@ -72,34 +72,54 @@ pub struct Grants {
     /// `models` import; `"*"` grants every configured model.
     #[serde(default)]
     pub models: Vec<String>,
-    /// Addresses the plugin may connect to (TCP) or send to (UDP), as
-    /// `IP:PORT`, where either part may be `*` (`"*:443"`, `"10.0.0.5:*"`;
-    /// IPv6 as `[::1]:80`). With any, it may also resolve host names. It may
-    /// never listen or accept connections.
+    /// Where the plugin may connect (TCP) or send (UDP): `IP:PORT` or
+    /// `NAME:PORT`, where the IP or the port may be `*` (`"*:443"`,
+    /// `"10.0.0.5:*"`, `"api.example.com:443"`; IPv6 as `[::1]:80`). A
+    /// plugin resolves only the host names granted here (the host resolves
+    /// them; every other name is refused), and connects only to granted
+    /// addresses or the addresses of granted names. It may never listen or
+    /// accept connections.
     #[serde(default)]
     pub network: Vec<String>,
 }
 
+/// Where a network grant points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetTarget {
+    /// Any address (`*`).
+    Any,
+    /// One IP address.
+    Ip(std::net::IpAddr),
+    /// A host name (lower case): the addresses it resolves to.
+    Name(String),
+}
+
 /// One parsed network grant: an address pattern.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetGrant {
-    /// The IP address, or any.
-    pub ip: Option<std::net::IpAddr>,
+    /// The address, addresses or name.
+    pub target: NetTarget,
     /// The port, or any.
     pub port: Option<u16>,
 }
 
 impl NetGrant {
-    /// Parse `IP:PORT` (either part `*`; IPv6 in brackets).
+    /// Parse `IP:PORT` or `NAME:PORT` (the IP or the port may be `*`; IPv6
+    /// in brackets).
     pub fn parse(text: &str) -> Result<NetGrant, String> {
         let (host, port) = text
             .rsplit_once(':')
-            .ok_or_else(|| "expected IP:PORT (either may be `*`)".to_string())?;
-        let ip = match host.trim_start_matches('[').trim_end_matches(']') {
-            "*" => None,
-            ip => Some(ip.parse().map_err(|_| {
-                format!("`{host}` is not an IP address or `*` (host names are not granted; grant their addresses)")
-            })?),
+            .ok_or_else(|| "expected IP:PORT or NAME:PORT (IP and port may be `*`)".to_string())?;
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let target = match bare {
+            "*" => NetTarget::Any,
+            _ => match bare.parse() {
+                Ok(ip) => NetTarget::Ip(ip),
+                Err(_) if is_host_name(bare) => NetTarget::Name(bare.to_ascii_lowercase()),
+                Err(_) => {
+                    return Err(format!("`{host}` is not an IP address, a host name or `*`"));
+                }
+            },
         };
         let port = match port {
             "*" => None,
@@ -108,13 +128,42 @@ impl NetGrant {
                     .map_err(|_| format!("`{p}` is not a port number or `*`"))?,
             ),
         };
-        Ok(NetGrant { ip, port })
+        Ok(NetGrant { target, port })
     }
 
-    /// Whether `addr` matches.
+    /// Whether `addr` matches an address grant (names match through the
+    /// addresses the host resolved them to, see [`NetGrant::name`]).
     pub fn allows(&self, addr: std::net::SocketAddr) -> bool {
-        self.ip.is_none_or(|ip| ip == addr.ip()) && self.port.is_none_or(|p| p == addr.port())
+        let ip_ok = match &self.target {
+            NetTarget::Any => true,
+            NetTarget::Ip(ip) => *ip == addr.ip(),
+            NetTarget::Name(_) => false,
+        };
+        ip_ok && self.port.is_none_or(|p| p == addr.port())
     }
+
+    /// The host name granted, if this grant is one.
+    pub fn name(&self) -> Option<&str> {
+        match &self.target {
+            NetTarget::Name(n) => Some(n),
+            _ => None,
+        }
+    }
+}
+
+/// `a.b-c.example`: letters, digits and hyphens in dot-separated labels of
+/// 1 to 63 characters, 253 in all, not all digits (that would be an IP).
+fn is_host_name(s: &str) -> bool {
+    (1..=253).contains(&s.len())
+        && !s.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && s.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
 }
 
 /// A host folder visible to the plugin.
@@ -242,7 +291,7 @@ mod tests {
     }
 
     #[test]
-    fn network_grants_are_ip_port_patterns() {
+    fn network_grants_are_address_or_name_patterns() {
         let g = NetGrant::parse("127.0.0.1:8080").unwrap();
         assert!(g.allows("127.0.0.1:8080".parse().unwrap()));
         assert!(!g.allows("127.0.0.1:8081".parse().unwrap()));
@@ -253,12 +302,21 @@ mod tests {
         let v6 = NetGrant::parse("[::1]:*").unwrap();
         assert!(v6.allows("[::1]:9".parse().unwrap()));
         let path = Path::new("p.toml");
-        let err = Manifest::parse("[grants]\nnetwork = [\"example.com:443\"]\n", path).unwrap_err();
+        let named = NetGrant::parse("API.Example.com:443").unwrap();
+        assert_eq!(named.name(), Some("api.example.com"));
         assert!(
-            err.to_string()
-                .contains("network grant `example.com:443`: `example.com` is not an IP address"),
-            "{err}"
+            !named.allows("10.1.2.3:443".parse().unwrap()),
+            "names match by lookup only"
         );
+        for bad in ["exa mple.com:443", "-x.example:1", "a..b:1", "999.1.1.1:80"] {
+            let text = format!("[grants]\nnetwork = [\"{bad}\"]\n");
+            let err = Manifest::parse(&text, path).unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains("is not an IP address, a host name or `*`"),
+                "{bad}: {err}"
+            );
+        }
         let err = Manifest::parse("[grants]\nnetwork = [\"10.0.0.1\"]\n", path).unwrap_err();
         assert!(err.to_string().contains("expected IP:PORT"), "{err}");
     }
