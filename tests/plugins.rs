@@ -140,6 +140,43 @@ async fn sandbox_denies_env_and_files_unless_granted() {
 }
 
 #[tokio::test]
+async fn folder_grants_cannot_reach_the_hosts_own_folders() {
+    let grant = |host: &str| format!("[[grants.folders]]\nhost = {host:?}\nguest = \"/data\"\n");
+    let cache = weft_tests::cache_dir();
+    for (host_folder, what) in [
+        (".".to_string(), "the plugins folder"),
+        ("..".to_string(), "the plugins folder"),
+        (cache.display().to_string(), "the compiled-component cache"),
+    ] {
+        let dir = PluginDir::new()
+            .add("probe", MISBEHAVE)
+            .manifest("probe", &grant(&host_folder));
+        let host = common::host(Some(dir.path())).await;
+        let report = host
+            .plugins()
+            .into_iter()
+            .find(|p| p.name == "probe")
+            .unwrap();
+        let error = report.error.unwrap_or_default();
+        assert!(
+            error.contains("overlaps") && error.contains(what),
+            "{host_folder}: {error}"
+        );
+    }
+    // A subfolder of the plugins folder is not a plugin: it may be granted.
+    let dir = PluginDir::new().add("probe", MISBEHAVE);
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    let dir = dir.manifest("probe", &grant("data"));
+    let host = common::host(Some(dir.path())).await;
+    let report = host
+        .plugins()
+        .into_iter()
+        .find(|p| p.name == "probe")
+        .unwrap();
+    assert_eq!(report.error, None);
+}
+
+#[tokio::test]
 async fn task_sees_its_run_node_attempt_and_idempotency_key() {
     let dir = PluginDir::new().add("probe", MISBEHAVE);
     let host = common::host(Some(dir.path())).await;

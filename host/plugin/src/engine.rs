@@ -122,7 +122,7 @@ impl WeftEngine {
             engine_hash: format!("{:016x}", hasher.finish()),
             engine,
             pooling,
-            cache_dir: options.cache_dir.clone(),
+            cache_dir: options.cache_dir.clone().filter(|dir| usable_cache(dir)),
             instances: Arc::new(Semaphore::new(instances as usize)),
         })
     }
@@ -153,11 +153,13 @@ impl WeftEngine {
         };
         let digest = hex::encode(Sha256::digest(bytes));
         let path = dir.join(format!("{digest}-{}.cwasm", self.engine_hash));
-        if path.exists() {
+        if path.exists() && trusted(&path).is_ok() {
             // SAFETY: the file is named by the hash of the wasm it was compiled
             // from and of this engine's configuration, and only this function
             // writes files with such names (atomically, by rename), so it holds
-            // an artifact this engine produced for exactly these bytes.
+            // an artifact this engine produced for exactly these bytes. No one
+            // but this user could have replaced it: the folder and the file
+            // are this user's and writable by no one else (`trusted`).
             match unsafe { Component::deserialize_file(&self.engine, &path) } {
                 Ok(c) => {
                     tracing::debug!(path = %path.display(), "loaded compiled component from the cache");
@@ -177,11 +179,68 @@ impl WeftEngine {
     }
 }
 
+/// Create the cache folder if needed (private to this user) and check that
+/// it may be trusted; if not, say why and run without the cache.
+fn usable_cache(dir: &Path) -> bool {
+    let created = {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(dir)
+    };
+    let checked = created
+        .map_err(|e| e.to_string())
+        .and_then(|()| trusted(dir));
+    match checked {
+        Ok(()) => true,
+        Err(why) => {
+            tracing::warn!(dir = %dir.display(), %why, "not using the compiled-component cache: plugins are compiled at every start");
+            false
+        }
+    }
+}
+
+/// Whether `path` may hold compiled code for this process to load: owned by
+/// this user (or root), not a symlink, and writable by no one else. Loading
+/// an artifact runs its native code, so a cache that others can write would
+/// let them run code as this user.
+#[cfg(unix)]
+fn trusted(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::symlink_metadata(path).map_err(|e| e.to_string())?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if meta.file_type().is_symlink() {
+        Err(format!("{} is a symbolic link", path.display()))
+    } else if meta.uid() != me && meta.uid() != 0 {
+        Err(format!(
+            "{} belongs to another user (uid {})",
+            path.display(),
+            meta.uid()
+        ))
+    } else if meta.mode() & 0o022 != 0 {
+        Err(format!(
+            "{} is writable by other users (mode {:o})",
+            path.display(),
+            meta.mode() & 0o777
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(not(unix))]
+fn trusted(_: &Path) -> Result<(), String> {
+    Ok(())
+}
+
 fn write_artifact(dir: &Path, path: &Path, component: &Component) -> Result<(), wasmtime::Error> {
-    std::fs::create_dir_all(dir)?;
     let serialized = component.serialize()?;
     let tmp = tempfile_in(dir)?;
     std::fs::write(&tmp, serialized)?;
+    #[cfg(unix)]
+    std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
     std::fs::rename(&tmp, path)?;
     Ok(())
 }
@@ -207,4 +266,71 @@ fn start_epoch_ticker(engine: &Engine) {
             }
         })
         .expect("cannot start the epoch thread");
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// The smallest component: the header of an empty one.
+    const EMPTY: &[u8] = b"\0asm\x0d\0\x01\0";
+
+    fn engine(cache: &Path) -> WeftEngine {
+        WeftEngine::new(&EngineOptions {
+            max_instances: 2,
+            max_memory_bytes: 1 << 20,
+            cache_dir: Some(cache.to_path_buf()),
+        })
+        .unwrap()
+    }
+
+    fn artifacts(dir: &Path) -> usize {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension() == Some("cwasm".as_ref()))
+            .count()
+    }
+
+    #[test]
+    fn a_private_cache_is_used_and_one_others_can_write_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let private = dir.path().join("private");
+        engine(&private).load_component(EMPTY).unwrap();
+        assert_eq!(artifacts(&private), 1, "cached");
+        let mode = std::fs::metadata(&private).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "created private");
+
+        let shared = dir.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+        engine(&shared).load_component(EMPTY).unwrap();
+        assert_eq!(
+            artifacts(&shared),
+            0,
+            "a world-writable cache is neither read nor written"
+        );
+    }
+
+    #[test]
+    fn an_artifact_others_can_write_is_not_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = engine(dir.path());
+        e.load_component(EMPTY).unwrap();
+        let artifact = std::fs::read_dir(dir.path())
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        std::fs::set_permissions(&artifact, std::fs::Permissions::from_mode(0o666)).unwrap();
+        assert!(
+            trusted(&artifact)
+                .unwrap_err()
+                .contains("writable by other users")
+        );
+        std::fs::write(&artifact, b"not native code").unwrap();
+        // Compiled afresh instead of loading the tampered file.
+        assert!(e.load_component(EMPTY).is_ok());
+    }
 }

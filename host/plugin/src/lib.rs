@@ -109,6 +109,19 @@ pub enum PluginError {
     /// A task type it declares is unusable or already taken.
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    /// A folder grant overlaps a folder the host keeps to itself (the
+    /// plugins folder, the compiled cache, the data directory).
+    #[error(
+        "folder grant {grant} overlaps {what} ({protected}): a plugin may not read or change it"
+    )]
+    ProtectedFolder {
+        /// The granted folder.
+        grant: PathBuf,
+        /// The host's folder.
+        protected: PathBuf,
+        /// What it is.
+        what: &'static str,
+    },
     /// A manifest asks for more memory than the host allows any plugin.
     #[error("manifest asks for {asked} MiB of memory; the host allows at most {max} MiB")]
     MemoryCeiling {
@@ -265,6 +278,11 @@ pub struct PluginHost {
     limits: HostLimits,
     max_memory_bytes: u64,
     models: Option<Arc<Models>>,
+    /// Folders no grant may overlap, with what they are.
+    protected: Vec<(PathBuf, &'static str)>,
+    /// The plugins folder: no grant may be it or hold it (its subfolders
+    /// are not loaded as plugins, so they may be granted).
+    plugins_dir: Option<PathBuf>,
 }
 
 impl PluginHost {
@@ -279,7 +297,52 @@ impl PluginHost {
             limits,
             max_memory_bytes: options.max_memory_bytes,
             models: None,
+            protected: options
+                .cache_dir
+                .iter()
+                .map(|d| (d.clone(), "the compiled-component cache"))
+                .collect(),
+            plugins_dir: None,
         })
+    }
+
+    /// Refuse folder grants of `dir` (the plugins folder) or of a folder
+    /// holding it: a plugin could replace the plugins the host loads.
+    pub fn protect_plugins_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.plugins_dir = Some(dir.into());
+        self
+    }
+
+    /// Refuse folder grants of `dir`, of a folder inside it or of a folder
+    /// holding it (`what` names it in errors): the data directory, the
+    /// models folder.
+    pub fn protect(mut self, dir: impl Into<PathBuf>, what: &'static str) -> Self {
+        self.protected.push((dir.into(), what));
+        self
+    }
+
+    /// A grant of `folder` that overlaps a protected folder (either inside
+    /// the other), compared as real paths.
+    fn check_grant(&self, folder: &Path) -> Result<(), PluginError> {
+        let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        let grant = real(folder);
+        let refused = |dir: &PathBuf, what| PluginError::ProtectedFolder {
+            grant: folder.to_path_buf(),
+            protected: dir.clone(),
+            what,
+        };
+        for (dir, what) in &self.protected {
+            let protected = real(dir);
+            if grant.starts_with(&protected) || protected.starts_with(&grant) {
+                return Err(refused(dir, what));
+            }
+        }
+        if let Some(dir) = &self.plugins_dir
+            && real(dir).starts_with(&grant)
+        {
+            return Err(refused(dir, "the plugins folder"));
+        }
+        Ok(())
     }
 
     /// Serve `models` to plugins through the `models` import.
@@ -364,6 +427,9 @@ impl PluginHost {
     /// Load one component and return its task types.
     pub async fn load(&self, source: PluginSource) -> Result<Vec<TaskType>, PluginError> {
         let manifest = source.manifest?;
+        for folder in &manifest.grants.folders {
+            self.check_grant(&folder.host)?;
+        }
         let memory_limit = match manifest.limits.memory_mib {
             Some(mib) if mib << 20 > self.max_memory_bytes => {
                 return Err(PluginError::MemoryCeiling {

@@ -147,6 +147,7 @@ pub struct HostBuilder {
     models_dir: Option<PathBuf>,
     share: Option<(String, usize, std::time::Duration)>,
     clock: Option<Arc<dyn Clock>>,
+    protected: Vec<(PathBuf, &'static str)>,
 }
 
 impl HostBuilder {
@@ -222,6 +223,15 @@ impl HostBuilder {
         self
     }
 
+    /// Refuse plugin folder grants of `dir`, of a folder inside it or of a
+    /// folder holding it (`what` names it in errors). The models folder and
+    /// the compiled cache are always protected, and the plugins folder
+    /// itself (a grant may be a subfolder of it).
+    pub fn protect(mut self, dir: impl Into<PathBuf>, what: &'static str) -> Self {
+        self.protected.push((dir.into(), what));
+        self
+    }
+
     /// What each user's runs may use (default: every run everything, as
     /// with no users configured). Checked at [`Host::submit`] and when each
     /// task starts.
@@ -249,13 +259,22 @@ impl HostBuilder {
             clock: clock.clone(),
         };
         let mut models = crate::providers::Models::new(self.models, state.clone());
-        if let Some(dir) = self.models_dir {
+        if let Some(dir) = self.models_dir.clone() {
             models = models.with_dir(dir);
         }
         let models = Arc::new(models);
-        let plugins = PluginHost::new(&self.engine, self.limits)
+        let mut plugins = PluginHost::new(&self.engine, self.limits)
             .map_err(|e| HostError::Engine(format!("{e:#}")))?
             .with_models(models.clone());
+        if let Some(dir) = &self.models_dir {
+            plugins = plugins.protect(dir, "the models folder");
+        }
+        if let Some(dir) = &self.plugins_dir {
+            plugins = plugins.protect_plugins_dir(dir);
+        }
+        for (dir, what) in self.protected {
+            plugins = plugins.protect(dir, what);
+        }
         let mut registry = Registry::new();
         let mut sources = PluginHost::standard_sources();
         let mut unreadable = Vec::new();

@@ -179,7 +179,10 @@ impl Setup {
     /// A host builder with this configuration's queues, models, data tasks,
     /// plugins folder and parallelism, keeping runs in `store`.
     pub fn host_builder(&self, store: Arc<dyn RunStore>) -> HostBuilder {
-        let mut builder = self.config.apply(crate::Host::builder().store(store));
+        let mut builder = self
+            .config
+            .apply(crate::Host::builder().store(store))
+            .protect(&self.data_dir, "the data directory");
         if let Some(dir) = self.plugins_dir() {
             builder = builder.plugins_dir(dir);
         }
