@@ -95,6 +95,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         max_runs: server.max_runs,
         allowed_hosts: server.allowed_hosts.clone(),
         allowed_origins: server.allowed_origins.clone(),
+        connections: weft_daemon::ConnectionLimits {
+            max_connections: server.max_connections,
+            header_timeout: Duration::from_millis(server.header_timeout_ms),
+        },
+        max_streams_per_user: server.max_streams_per_user,
     };
     if args.role == Role::Worker {
         println!(

@@ -1216,3 +1216,72 @@ async fn users_run_only_with_what_they_are_granted() {
         .await;
     assert_eq!(bob.finished(&run_id).await["status"], "succeeded");
 }
+
+/// Connections cost the daemon a bounded amount: headers must arrive in
+/// time, connections beyond the limit wait, and a user's event streams are
+/// capped (a closed one frees its place).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_and_event_streams_are_limited() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(
+        dir.path(),
+        &empty_plugins(dir.path()),
+        "[server]\nheader_timeout_ms = 300\nmax_connections = 3\nmax_streams_per_user = 2\n",
+    );
+    let addr = d.url.trim_start_matches("http://").to_string();
+
+    // A client that trickles its headers is cut off.
+    let mut slow = std::net::TcpStream::connect(&addr).unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let started = Instant::now();
+    let mut buf = Vec::new();
+    let _ = slow.read_to_end(&mut buf);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the connection stayed open past the header timeout"
+    );
+
+    // Streams: two per user; a third is refused until one closes.
+    let run_id = d.submit(delays(1, 20_000), json!({})).await;
+    let open = || {
+        d.req(reqwest::Method::GET, &format!("/v1/runs/{run_id}/events"))
+            .send()
+    };
+    let first = open().await.unwrap();
+    let second = open().await.unwrap();
+    assert_eq!(
+        (first.status(), second.status()),
+        (StatusCode::OK, StatusCode::OK)
+    );
+    let third = open().await.unwrap();
+    assert_eq!(third.status(), StatusCode::TOO_MANY_REQUESTS);
+    let e: Value = third.json().await.unwrap();
+    assert!(
+        e["error"]
+            .as_str()
+            .unwrap()
+            .contains("max_streams_per_user"),
+        "{e}"
+    );
+    drop(first);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let again = open().await.unwrap();
+        if again.status() == StatusCode::OK {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a closed stream never freed its place"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, _) = d
+        .post(&format!("/v1/runs/{run_id}/cancel"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+}

@@ -27,10 +27,12 @@ mod graphs;
 mod metrics;
 mod reload;
 mod runs;
+mod serve;
 mod sse;
 pub mod types;
 
 pub use api::openapi;
+pub use serve::ConnectionLimits;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -71,6 +73,10 @@ pub struct DaemonOptions {
     /// Origins of web pages that may call the API (CORS); the daemon's own
     /// origin always may.
     pub allowed_origins: Vec<String>,
+    /// Connections open at once, and how long a request's headers may take.
+    pub connections: ConnectionLimits,
+    /// Event streams (SSE) one user may have open at once.
+    pub max_streams_per_user: usize,
 }
 
 impl Default for DaemonOptions {
@@ -87,6 +93,11 @@ impl Default for DaemonOptions {
             max_runs: server.max_runs,
             allowed_hosts: server.allowed_hosts,
             allowed_origins: server.allowed_origins,
+            connections: ConnectionLimits {
+                max_connections: server.max_connections,
+                header_timeout: Duration::from_millis(server.header_timeout_ms),
+            },
+            max_streams_per_user: server.max_streams_per_user,
         }
     }
 }
@@ -106,9 +117,6 @@ pub enum DaemonError {
     /// The plugins folder cannot be watched.
     #[error("cannot watch the plugins folder: {0}")]
     Watch(#[from] notify::Error),
-    /// Serving failed.
-    #[error("server error: {0}")]
-    Serve(std::io::Error),
 }
 
 /// How a daemon ended.
@@ -129,6 +137,8 @@ struct Shared {
     auth: auth::Auth,
     quotas: auth::Quotas,
     metrics: metrics::Metrics,
+    /// Event streams open per user.
+    streams: Arc<sse::OpenStreams>,
     /// Fires at shutdown: ends event streams so connections can close.
     shutdown: CancellationToken,
     /// Set once interrupted runs were resumed and the folder is watched.
@@ -168,6 +178,7 @@ fn state(host: Arc<Host>, options: &DaemonOptions) -> AppState {
         ),
         metrics,
         host,
+        streams: Arc::new(sse::OpenStreams::new(options.max_streams_per_user)),
         shutdown: CancellationToken::new(),
         ready: AtomicBool::new(false),
     }))
@@ -255,17 +266,12 @@ impl Daemon {
             cross_site::CrossSite::new(&options.allowed_hosts, &options.allowed_origins);
         let app = api::router(state.clone(), options.max_body_bytes, cross_site);
         let stop = state.shutdown.clone();
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
+        serve::serve(listener, app, options.connections, async move {
             shutdown.await;
             tracing::info!("shutting down: no new requests");
             stop.cancel();
         })
-        .await
-        .map_err(DaemonError::Serve)?;
+        .await;
         let _ = sharing.await;
         let running = state.runs.len();
         if running > 0 {

@@ -21,6 +21,9 @@ use super::error::ApiError;
 use crate::types::{ErrorBody, EventsQuery};
 use weft::events::{Event, EventKind, RunStatus};
 
+/// Live events waiting unread for one stream; a client that falls further
+/// behind reads on from the log instead.
+const LIVE_BUFFER: usize = 1024;
 /// How often the log is read for a run not executing in this process.
 const POLL: Duration = Duration::from_millis(200);
 /// A polling stream reads the run's status every this many polls (about 5 s).
@@ -40,6 +43,7 @@ const STATUS_EVERY: u32 = 25;
         (status = 200, description = "The event stream", body = String, content_type = "text/event-stream"),
         (status = 400, description = "Last-Event-ID or `after` is not a sequence number", body = ErrorBody),
         (status = 404, description = "No such run", body = ErrorBody),
+        (status = 429, description = "The user has as many event streams open as allowed", body = ErrorBody),
     )
 )]
 pub(crate) async fn events(
@@ -71,8 +75,10 @@ pub(crate) async fn events(
             format!("no run `{id}`"),
         ));
     }
+    let slot = state.streams.open(&user.0)?;
     let (tx, rx) = mpsc::channel::<SseEvent>(256);
     tokio::spawn(async move {
+        let _slot = slot;
         let shutdown = state.shutdown.clone();
         tokio::select! {
             _ = follow(&state, &id, after, &tx) => {}
@@ -92,7 +98,10 @@ pub(crate) async fn events(
 async fn follow(state: &AppState, id: &str, mut last: u64, tx: &mpsc::Sender<SseEvent>) {
     // Subscribe before reading the log, so nothing falls between the two;
     // duplicates are dropped by sequence number.
-    let mut live = state.runs.hub(id).map(|hub| hub.subscribe());
+    let mut live = state
+        .runs
+        .hub(id)
+        .map(|hub| hub.subscribe_bounded(LIVE_BUFFER));
     let mut round = 0u32;
     loop {
         // Every run ends with a `run_finished` event, which ends the stream
@@ -137,7 +146,13 @@ async fn follow(state: &AppState, id: &str, mut last: u64, tx: &mpsc::Sender<Sse
         }
         match &mut live {
             Some(rx) => {
-                while let Some(event) = rx.recv().await {
+                loop {
+                    // A client gone while the run is quiet frees its stream.
+                    let event = tokio::select! {
+                        event = rx.recv() => event,
+                        _ = tx.closed() => return,
+                    };
+                    let Some(event) = event else { break };
                     if event.seq <= last {
                         continue;
                     }
@@ -146,7 +161,8 @@ async fn follow(state: &AppState, id: &str, mut last: u64, tx: &mpsc::Sender<Sse
                         return;
                     }
                 }
-                // The run stopped executing here: read what is left from the log.
+                // The run stopped executing here, or this stream fell behind
+                // and was dropped: read on from the log.
                 live = None;
             }
             None => {
@@ -155,7 +171,7 @@ async fn follow(state: &AppState, id: &str, mut last: u64, tx: &mpsc::Sender<Sse
                     _ = tx.closed() => return,
                 }
                 if let Some(hub) = state.runs.hub(id) {
-                    live = Some(hub.subscribe());
+                    live = Some(hub.subscribe_bounded(LIVE_BUFFER));
                 }
             }
         }
@@ -181,4 +197,64 @@ async fn send(tx: &mpsc::Sender<SseEvent>, event: &Event, last: &mut u64) -> boo
     )
     .await
     .is_ok()
+}
+
+/// The event streams each user has open, at most `max` each: a client
+/// cannot hold the daemon's memory and tasks by opening streams by the
+/// thousand.
+pub(crate) struct OpenStreams {
+    max: usize,
+    open: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+}
+
+impl OpenStreams {
+    pub(crate) fn new(max: usize) -> Self {
+        OpenStreams {
+            max,
+            open: Default::default(),
+        }
+    }
+
+    fn open_of(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, usize>> {
+        self.open.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// One more stream for `user`, held until the slot is dropped.
+    pub(crate) fn open(self: &std::sync::Arc<Self>, user: &str) -> Result<StreamSlot, ApiError> {
+        let mut open = self.open_of();
+        let n = open.entry(user.to_string()).or_default();
+        if *n >= self.max {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "user `{user}` has {} event streams open, the most allowed \
+                     ([server] max_streams_per_user): close one first",
+                    self.max
+                ),
+            ));
+        }
+        *n += 1;
+        Ok(StreamSlot {
+            streams: self.clone(),
+            user: user.to_string(),
+        })
+    }
+}
+
+/// One open event stream; dropping it frees its place.
+pub(crate) struct StreamSlot {
+    streams: std::sync::Arc<OpenStreams>,
+    user: String,
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut open = self.streams.open_of();
+        if let Some(n) = open.get_mut(&self.user) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.user);
+            }
+        }
+    }
 }

@@ -99,6 +99,13 @@ pub struct ServerConfig {
     /// API; CORS is answered for these only. The daemon's own origin is
     /// always allowed; every other page's requests are refused.
     pub allowed_origins: Vec<String>,
+    /// Connections open at once; more wait until one closes.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers (ms).
+    pub header_timeout_ms: u64,
+    /// Event streams (`GET /v1/runs/{id}/events`) one user may have open at
+    /// once; more are refused with 429.
+    pub max_streams_per_user: usize,
 }
 
 impl Default for ServerConfig {
@@ -115,6 +122,9 @@ impl Default for ServerConfig {
             task_slots: None,
             allowed_hosts: Vec::new(),
             allowed_origins: Vec::new(),
+            max_connections: 1024,
+            header_timeout_ms: 10_000,
+            max_streams_per_user: 32,
         }
     }
 }

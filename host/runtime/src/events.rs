@@ -37,7 +37,26 @@ struct HubInner {
     /// How many records are durable (and published).
     committed: tokio::sync::watch::Sender<Committed>,
     committer: std::sync::Once,
-    subscribers: Mutex<Vec<mpsc::UnboundedSender<Event>>>,
+    subscribers: Mutex<Vec<Subscriber>>,
+}
+
+/// Where published events go.
+enum Subscriber {
+    /// An in-process consumer that keeps up (metrics, a progress display).
+    Unbounded(mpsc::UnboundedSender<Event>),
+    /// A consumer that may stop reading (a remote client): dropped when its
+    /// buffer is full, and then reads the rest from the durable log.
+    Bounded(mpsc::Sender<Event>),
+}
+
+impl Subscriber {
+    /// Hand `event` over; false when this subscriber is gone or dropped.
+    fn send(&self, event: &Event) -> bool {
+        match self {
+            Subscriber::Unbounded(tx) => tx.send(event.clone()).is_ok(),
+            Subscriber::Bounded(tx) => tx.try_send(event.clone()).is_ok(),
+        }
+    }
 }
 
 impl Drop for HubInner {
@@ -106,7 +125,16 @@ impl EventHub {
     /// Receive every event published from now on.
     pub fn subscribe(&self) -> mpsc::UnboundedReceiver<Event> {
         let (tx, rx) = mpsc::unbounded_channel();
-        lock(&self.inner.subscribers).push(tx);
+        lock(&self.inner.subscribers).push(Subscriber::Unbounded(tx));
+        rx
+    }
+
+    /// Receive the events published from now on while at most `capacity`
+    /// wait unread: a receiver that falls further behind is dropped (its
+    /// channel closes) and should read on from the store's event log.
+    pub fn subscribe_bounded(&self, capacity: usize) -> mpsc::Receiver<Event> {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        lock(&self.inner.subscribers).push(Subscriber::Bounded(tx));
         rx
     }
 
@@ -217,8 +245,7 @@ async fn commit_loop(hub: std::sync::Weak<HubInner>, wake: Arc<tokio::sync::Noti
         };
         match result {
             Ok(()) => {
-                lock(&inner.subscribers)
-                    .retain(|s| events.iter().all(|e| s.send(e.clone()).is_ok()));
+                lock(&inner.subscribers).retain(|s| events.iter().all(|e| s.send(e)));
                 inner.committed.send_modify(|c| c.records = upto);
             }
             Err(e) => {
@@ -251,6 +278,28 @@ impl EventHub {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_bounded_subscriber_that_falls_behind_is_dropped_not_buffered() {
+        let hub = EventHub::new("r1", 1);
+        let mut slow = hub.subscribe_bounded(2);
+        let mut fast = hub.subscribe();
+        let started = || EventKind::RunStarted {
+            nodes: 1,
+            resumed: false,
+        };
+        hub.commit(vec![], None, (0..5).map(|_| started()).collect())
+            .await
+            .unwrap();
+        let mut seen = Vec::new();
+        while let Some(e) = slow.recv().await {
+            seen.push(e.seq);
+        }
+        assert_eq!(seen, vec![1, 2], "its buffer's worth, then closed");
+        for seq in 1..=5 {
+            assert_eq!(fast.recv().await.unwrap().seq, seq, "others get everything");
+        }
+    }
 
     #[tokio::test]
     async fn numbers_events_without_gaps_for_every_subscriber() {
