@@ -1285,3 +1285,37 @@ async fn connections_and_event_streams_are_limited() {
         .await;
     assert_eq!(status, StatusCode::OK);
 }
+
+/// One user's many long tasks do not hold every instance: each user runs at
+/// most `[quotas] running_tasks` plugin tasks at once, so another user's
+/// task starts at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_users_tasks_cannot_starve_another_users() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = "[quotas]\nrunning_tasks = 2\n\n\
+         [[tokens]]\nuser = \"ann\"\ntoken = \"ann-secret-token-000001\"\n\n\
+         [[tokens]]\nuser = \"bob\"\ntoken = \"bob-secret-token-000002\"\n";
+    let d = Daemon::start(dir.path(), &empty_plugins(dir.path()), config);
+    let ann = d.as_user("ann-secret-token-000001");
+    let bob = d.as_user("bob-secret-token-000002");
+    // Six independent 1.5 s tasks: with two at a time, three waves.
+    let wide: Vec<Value> = (0..6)
+        .map(|i| json!({"id": format!("d{i}"), "type": "util.delay", "defaults": {"ms": 1500}}))
+        .collect();
+    let started = Instant::now();
+    let anns = ann.submit(json!({"tasks": wide}), json!({})).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let bobs = bob.submit(delays(1, 10), json!({"value": 1})).await;
+    assert_eq!(bob.finished(&bobs).await["status"], "succeeded");
+    let bob_done = started.elapsed();
+    assert_eq!(ann.finished(&anns).await["status"], "succeeded");
+    let ann_done = started.elapsed();
+    assert!(
+        ann_done >= Duration::from_millis(4400),
+        "ann ran more than two tasks at once ({ann_done:?})"
+    );
+    assert!(
+        bob_done < ann_done,
+        "bob waited for ann's tasks ({bob_done:?} vs {ann_done:?})"
+    );
+}

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::fair::{FairPermits, Permit};
 use sha2::{Digest, Sha256};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::Component;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
@@ -31,6 +31,9 @@ pub struct EngineOptions {
     pub max_memory_bytes: u64,
     /// Where compiled components are cached; `None` disables the cache.
     pub cache_dir: Option<PathBuf>,
+    /// Instances one user's runs may hold at once (`None`: up to the pool);
+    /// free instances go to the waiting user holding the fewest either way.
+    pub max_instances_per_user: Option<u32>,
 }
 
 impl Default for EngineOptions {
@@ -42,6 +45,7 @@ impl Default for EngineOptions {
             // a manifest may raise them to.
             max_memory_bytes: 4 << 30,
             cache_dir: default_cache_dir(),
+            max_instances_per_user: None,
         }
     }
 }
@@ -64,7 +68,7 @@ pub struct WeftEngine {
     pooling: bool,
     cache_dir: Option<PathBuf>,
     engine_hash: String,
-    instances: Arc<Semaphore>,
+    instances: Arc<FairPermits>,
 }
 
 impl std::fmt::Debug for WeftEngine {
@@ -123,7 +127,10 @@ impl WeftEngine {
             engine,
             pooling,
             cache_dir: options.cache_dir.clone().filter(|dir| usable_cache(dir)),
-            instances: Arc::new(Semaphore::new(instances as usize)),
+            instances: FairPermits::new(
+                instances as usize,
+                options.max_instances_per_user.map(|n| n as usize),
+            ),
         })
     }
 
@@ -137,13 +144,11 @@ impl WeftEngine {
         self.pooling
     }
 
-    /// Wait for a free instance permit. Hold it while the instance lives.
-    pub async fn instance_permit(&self) -> OwnedSemaphorePermit {
-        self.instances
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("the instance semaphore is never closed")
+    /// Wait for a free instance permit for `user` (a run's owner; `""` for
+    /// the host itself), shared fairly between users ([`crate::fair`]). Hold
+    /// it while the instance lives.
+    pub async fn instance_permit(&self, user: &str) -> Permit {
+        self.instances.acquire(user).await
     }
 
     /// Compile `bytes`, or load the artifact compiled earlier from the cache.
@@ -281,6 +286,7 @@ mod tests {
             max_instances: 2,
             max_memory_bytes: 1 << 20,
             cache_dir: Some(cache.to_path_buf()),
+            max_instances_per_user: None,
         })
         .unwrap()
     }

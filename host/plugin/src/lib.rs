@@ -25,6 +25,7 @@
 #![deny(missing_docs)]
 
 pub mod engine;
+pub mod fair;
 mod instance;
 mod lookup;
 pub mod manifest;
@@ -178,7 +179,8 @@ impl weft_core::task::Component for LoadedPlugin {
         ctx: &TaskContext,
         timeout: Duration,
     ) -> Result<Value, TaskError> {
-        let _permit = self.engine.instance_permit().await;
+        let owner = ctx.grants.user.as_deref().unwrap_or("");
+        let _permit = self.engine.instance_permit(owner).await;
         let (mut store, stderr) = instance::new_store(
             self.engine.engine(),
             &self.sandbox(),
@@ -529,7 +531,7 @@ impl PluginHost {
         plugin: &LoadedPlugin,
     ) -> Result<Vec<wit_types::TaskType>, PluginError> {
         let timeout = self.limits.describe_timeout;
-        let _permit = self.engine.instance_permit().await;
+        let _permit = self.engine.instance_permit("").await;
         let (mut store, stderr) = instance::new_store(
             self.engine.engine(),
             &plugin.sandbox(),

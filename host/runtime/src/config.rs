@@ -15,6 +15,7 @@
 //! [quotas]
 //! submissions = { max = 60, per_ms = 60000 }  # per user
 //! concurrent_runs = 8                         # per user
+//! running_tasks = 16                          # plugin tasks executing per user, per host
 //!
 //! [queues.api]                       # a named queue
 //! concurrency = 4                    # at most 4 running at once (per key)
@@ -156,6 +157,10 @@ pub struct QuotaConfig {
     pub global_submissions: Option<RateConfig>,
     /// Runs a user may have running at once.
     pub concurrent_runs: Option<usize>,
+    /// Plugin task runs (wasm instances) one user's runs may have executing
+    /// at once on a host. Either way a free instance goes to the waiting
+    /// user who holds the fewest.
+    pub running_tasks: Option<usize>,
 }
 
 /// `https://console.example[:port]`: what a browser sends as `Origin`.
@@ -287,6 +292,9 @@ impl Config {
         }
         for task in crate::data::tasks(self.data.clone()) {
             builder = builder.native(task);
+        }
+        if let Some(n) = self.quotas.running_tasks {
+            builder = builder.tasks_per_user(n);
         }
         builder.grants(self.user_grants())
     }

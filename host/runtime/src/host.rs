@@ -163,6 +163,14 @@ impl HostBuilder {
         self
     }
 
+    /// At most `n` plugin task runs of one user's runs execute at once on
+    /// this host (free instances always go to the waiting user holding the
+    /// fewest).
+    pub fn tasks_per_user(mut self, n: usize) -> Self {
+        self.engine.max_instances_per_user = Some(n.clamp(1, u32::MAX as usize) as u32);
+        self
+    }
+
     /// Default limits for plugins.
     pub fn limits(mut self, limits: HostLimits) -> Self {
         self.limits = limits;
