@@ -72,6 +72,37 @@ async fn redb_store_conforms_and_keeps_everything_across_reopening() {
     assert_eq!(loaded.next_seq, 4);
     assert_eq!(store.list_runs().await.unwrap().len(), 16);
     assert_eq!(store.graph_list().await.unwrap().len(), 2);
+    let newest: Vec<String> = store.list_runs().await.unwrap()[..3]
+        .iter()
+        .map(|r| r.run_id.clone())
+        .collect();
+    drop(store);
+
+    // A file written before the age indexes existed gets them at open.
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let tx = db.begin_write().unwrap();
+        tx.delete_table(redb::TableDefinition::<(u64, &str), ()>::new(
+            "runs_by_time",
+        ))
+        .unwrap();
+        tx.delete_table(redb::TableDefinition::<(&str, u64, &str), ()>::new(
+            "runs_by_owner",
+        ))
+        .unwrap();
+        tx.open_table(redb::TableDefinition::<&str, u64>::new("meta"))
+            .unwrap()
+            .remove("age_index")
+            .unwrap();
+        tx.commit().unwrap();
+    }
+    let store = RedbStore::open(&path).unwrap();
+    let page = store
+        .runs_page(&weft::store::RunFilter::default(), None, 3)
+        .await
+        .unwrap();
+    let ids: Vec<String> = page.into_iter().map(|r| r.run_id).collect();
+    assert_eq!(ids, newest);
 }
 
 #[test]

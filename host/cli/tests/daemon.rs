@@ -294,8 +294,28 @@ async fn every_endpoint_answers_and_refuses_bad_requests_clearly() {
     let failing = json!({"tasks": [{"id": "t", "type": "text.template", "defaults": {"template": "{{missing}}"}}]});
     let id = d.submit(failing, json!({})).await;
     assert_eq!(d.finished(&id).await["status"], "failed");
+    // Paged by failed run, newest first.
+    let newer = d
+        .submit(
+            json!({"tasks": [{"id": "t", "type": "text.template", "defaults": {"template": "{{gone}}"}}]}),
+            json!({}),
+        )
+        .await;
+    assert_eq!(d.finished(&newer).await["status"], "failed");
+    let (_, first) = d.get("/v1/dead-letters?limit=1").await;
+    let cursor = first["next_cursor"].as_str().unwrap().to_string();
+    let (_, second) = d
+        .get(&format!("/v1/dead-letters?limit=1&cursor={cursor}"))
+        .await;
+    assert_eq!(
+        first["dead_letters"][0]["run_id"],
+        newer.as_str(),
+        "{first}"
+    );
+    assert_eq!(second["dead_letters"][0]["run_id"], id.as_str(), "{second}");
     let (_, letters) = d.get("/v1/dead-letters").await;
-    let letter = letters
+    assert_eq!(letters["next_cursor"], Value::Null, "{letters}");
+    let letter = letters["dead_letters"]
         .as_array()
         .unwrap()
         .iter()

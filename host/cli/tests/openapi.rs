@@ -328,7 +328,10 @@ async fn every_route_answers_as_its_openapi_document_says() {
             send(Method::GET, "/v1/dead-letters"),
         )
         .await;
-    let letter = letters[0]["id"].as_str().unwrap().to_string();
+    let letter = letters["dead_letters"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let retry = format!("/v1/dead-letters/{letter}/retry");
     c.call(
         "post",

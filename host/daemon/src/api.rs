@@ -326,6 +326,16 @@ async fn submit(
     Ok((status, [(header::LOCATION, location)], Json(answer)).into_response())
 }
 
+/// The runs `user` may see, as a filter: what `visible_run` allows (their
+/// own, and for the local user also those started from the CLI).
+fn visible_to(user: &User) -> RunFilter {
+    RunFilter {
+        owner: Some(user.0.clone()),
+        with_unowned: user.0 == LOCAL_USER,
+        ..RunFilter::default()
+    }
+}
+
 /// 429 with `Retry-After`, counted in the metrics.
 fn too_many(state: &AppState, refusal: Refusal) -> ApiError {
     state.metrics.rejected(refusal.reason);
@@ -412,14 +422,11 @@ async fn list_runs(
 ) -> ApiResult<Json<RunPage>> {
     let q = parse_query(query)?;
     let limit = q.limit.unwrap_or(50).clamp(1, 1000);
-    // What `visible_run` allows: the user's runs, and for the local user
-    // also those started from the CLI.
     let filter = RunFilter {
-        owner: Some(user.0.clone()),
-        with_unowned: user.0 == LOCAL_USER,
         status: q.status,
         since_ms: q.since,
         graph: q.graph.clone(),
+        ..visible_to(&user)
     };
     // One more than asked says whether there is a next page.
     let mut page = state
@@ -634,24 +641,30 @@ async fn list_graphs(
     Ok(Json(list.collect()))
 }
 
-/// The user's dead letters: failed nodes of failed runs.
+/// The user's dead letters (failed nodes of failed runs), a page of failed
+/// runs at a time, newest first.
 #[utoipa::path(
     get, path = "/dead-letters", tag = "dead letters",
-    responses((status = 200, description = "Dead letters", body = Vec<DeadLetterView>))
+    params(DeadLettersQuery),
+    responses(
+        (status = 200, description = "A page of dead letters", body = DeadLetterPage),
+        (status = 400, description = "A query parameter is invalid", body = ErrorBody),
+    )
 )]
 async fn dead_letters(
     State(state): State<AppState>,
     Extension(user): Extension<User>,
-) -> ApiResult<Json<Vec<DeadLetterView>>> {
-    let runs = state.host.store().list_runs().await?;
-    let letters = state.host.dead_letters().await?;
-    let visible = |run_id: &str| {
-        runs.iter()
-            .any(|r| r.run_id == run_id && visible_run(r, &user))
-    };
-    let list = letters.into_iter().filter(|l| visible(&l.run_id));
-    Ok(Json(
-        list.map(|l| DeadLetterView {
+    query: Result<Query<DeadLettersQuery>, QueryRejection>,
+) -> ApiResult<Json<DeadLetterPage>> {
+    let q = parse_query(query)?;
+    let limit = q.limit.unwrap_or(50).clamp(1, 1000);
+    let (letters, next_cursor) = state
+        .host
+        .dead_letters_page(&visible_to(&user), q.cursor.as_deref(), limit)
+        .await?;
+    let dead_letters = letters
+        .into_iter()
+        .map(|l| DeadLetterView {
             id: format!("{}:{}", l.run_id, l.node),
             run_id: l.run_id,
             node: l.node,
@@ -660,8 +673,11 @@ async fn dead_letters(
             errors: l.errors,
             failed_ms: l.failed_ms,
         })
-        .collect(),
-    ))
+        .collect();
+    Ok(Json(DeadLetterPage {
+        dead_letters,
+        next_cursor,
+    }))
 }
 
 /// Run a dead letter's node again (with a fresh retry budget), continuing

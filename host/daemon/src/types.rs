@@ -248,6 +248,26 @@ pub struct GraphListing {
     pub tasks: usize,
 }
 
+/// `GET /v1/dead-letters` query.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DeadLettersQuery {
+    /// The dead letters of at most this many failed runs (1-1000, default 50).
+    pub limit: Option<usize>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// A page of dead letters, newest run first.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeadLetterPage {
+    /// The failed nodes of the page's failed runs.
+    pub dead_letters: Vec<DeadLetterView>,
+    /// Pass as `cursor` for the next page; none on the last.
+    pub next_cursor: Option<String>,
+}
+
 /// A failed node of a failed run.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct DeadLetterView {

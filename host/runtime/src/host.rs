@@ -677,59 +677,95 @@ impl Host {
             .collect())
     }
 
-    /// The dead letters: every failed node of every failed run, newest run
-    /// first, with the errors of its attempts (from the run's event log).
+    /// Every dead letter (failed node of a failed run), newest run first:
+    /// [`Host::dead_letters_page`] page after page.
     pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>, HostError> {
+        let filter = status_filter(RunStatus::Failed);
         let mut letters = Vec::new();
-        let failed_runs = self
-            .store
-            .runs_page(&status_filter(RunStatus::Failed), None, usize::MAX)
-            .await?;
-        for run in failed_runs {
-            let stored = self.store.load_run(&run.run_id).await?;
-            let failed: Vec<&NodeRecord> = stored
-                .nodes
+        let mut after = None;
+        loop {
+            let (page, next) = self
+                .dead_letters_page(&filter, after.as_deref(), 100)
+                .await?;
+            letters.extend(page);
+            match next {
+                Some(next) => after = Some(next),
+                None => return Ok(letters),
+            }
+        }
+    }
+
+    /// The dead letters of up to `limit` failed runs matching `filter` (its
+    /// status is taken as failed), newest first, after run `after`; and the
+    /// run to pass as `after` for the next page, if there may be one. Reads
+    /// only those runs and their events.
+    pub async fn dead_letters_page(
+        &self,
+        filter: &crate::store::RunFilter,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<DeadLetter>, Option<String>), HostError> {
+        let filter = crate::store::RunFilter {
+            status: Some(RunStatus::Failed),
+            ..filter.clone()
+        };
+        let runs = self.store.runs_page(&filter, after, limit).await?;
+        let next = (runs.len() == limit)
+            .then(|| runs.last().map(|r| r.run_id.clone()))
+            .flatten();
+        let mut letters = Vec::new();
+        for run in runs {
+            letters.extend(self.letters_of(&run).await?);
+        }
+        Ok((letters, next))
+    }
+
+    /// The failed nodes of failed run `run`, with their errors.
+    async fn letters_of(&self, run: &RunRecord) -> Result<Vec<DeadLetter>, HostError> {
+        let mut letters = Vec::new();
+        let stored = self.store.load_run(&run.run_id).await?;
+        let failed: Vec<&NodeRecord> = stored
+            .nodes
+            .iter()
+            .filter(|n| n.status == NodeStatus::Failed)
+            .collect();
+        if failed.is_empty() {
+            return Ok(letters);
+        }
+        let events = self.store.events(&run.run_id, 0).await?;
+        for node in failed {
+            let task_type = stored
+                .spec
+                .graph
+                .tasks
                 .iter()
-                .filter(|n| n.status == NodeStatus::Failed)
+                .find(|t| t.id == node.node)
+                .map(|t| t.task_type.clone())
+                .unwrap_or_default();
+            let errors = events
+                .iter()
+                .filter_map(|e| match &e.kind {
+                    EventKind::Node {
+                        node: n,
+                        error: Some(err),
+                        status,
+                        ..
+                    } if *n == node.node
+                        && matches!(status, NodeStatus::Retrying | NodeStatus::Failed) =>
+                    {
+                        Some(err.clone())
+                    }
+                    _ => None,
+                })
                 .collect();
-            if failed.is_empty() {
-                continue;
-            }
-            let events = self.store.events(&run.run_id, 0).await?;
-            for node in failed {
-                let task_type = stored
-                    .spec
-                    .graph
-                    .tasks
-                    .iter()
-                    .find(|t| t.id == node.node)
-                    .map(|t| t.task_type.clone())
-                    .unwrap_or_default();
-                let errors = events
-                    .iter()
-                    .filter_map(|e| match &e.kind {
-                        EventKind::Node {
-                            node: n,
-                            error: Some(err),
-                            status,
-                            ..
-                        } if *n == node.node
-                            && matches!(status, NodeStatus::Retrying | NodeStatus::Failed) =>
-                        {
-                            Some(err.clone())
-                        }
-                        _ => None,
-                    })
-                    .collect();
-                letters.push(DeadLetter {
-                    run_id: run.run_id.clone(),
-                    node: node.node.clone(),
-                    task_type,
-                    attempts: node.attempt,
-                    errors,
-                    failed_ms: run.updated_ms,
-                });
-            }
+            letters.push(DeadLetter {
+                run_id: run.run_id.clone(),
+                node: node.node.clone(),
+                task_type,
+                attempts: node.attempt,
+                errors,
+                failed_ms: run.updated_ms,
+            });
         }
         Ok(letters)
     }

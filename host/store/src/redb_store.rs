@@ -17,8 +17,8 @@ use serde_json::Value;
 use super::sharing::{Offers, Slots};
 use super::{
     CachePut, Commit, Coordination, Created, FORMAT_VERSION, Lease, NewRun, NodeRecord,
-    OutputCache, RunLog, RunLogError, RunRecord, RunSpec, SavedGraph, SavedGraphs, SlotRequest,
-    StoreError, StoredRun, TaskOffer, decode, encode,
+    OutputCache, RunFilter, RunLog, RunLogError, RunRecord, RunSpec, SavedGraph, SavedGraphs,
+    SlotRequest, StoreError, StoredRun, TaskOffer, decode, encode,
 };
 use crate::retention::Retention;
 use weft_core::cache::{CacheEntry, CacheStat};
@@ -52,6 +52,10 @@ const GRAPH_VERSIONS: TableDefinition<&str, u32> = TableDefinition::new("graph_v
 const RUNNING: TableDefinition<&str, u64> = TableDefinition::new("running");
 /// Run id → its lease.
 const LEASES: TableDefinition<&str, &[u8]> = TableDefinition::new("leases");
+/// (created ms, run id): every run in age order, for pages of runs.
+const RUNS_BY_TIME: TableDefinition<(u64, &str), ()> = TableDefinition::new("runs_by_time");
+/// (owner, created ms, run id): each owner's runs in age order (`""`: no owner).
+const RUNS_BY_OWNER: TableDefinition<(&str, u64, &str), ()> = TableDefinition::new("runs_by_owner");
 
 /// Runs in a redb file.
 #[derive(Clone)]
@@ -170,6 +174,15 @@ impl RedbStore {
                 }
                 meta.insert("running_index", 1).map_err(backend)?;
             }
+            // Likewise the age indexes.
+            if meta.get("age_index").map_err(backend)?.is_none() {
+                let runs = tx.open_table(RUNS).map_err(backend)?;
+                for item in runs.iter().map_err(backend)? {
+                    let (k, v) = item.map_err(backend)?;
+                    index_run(&tx, &decode(k.value(), v.value())?)?;
+                }
+                meta.insert("age_index", 1).map_err(backend)?;
+            }
         }
         tx.commit().map_err(backend)?;
         Ok(RedbStore {
@@ -257,6 +270,7 @@ impl RunLog for RedbStore {
                 .map_err(backend)?;
             runs.insert(run.run_id.as_str(), encode(run).as_slice())
                 .map_err(backend)?;
+            index_run(tx, run)?;
             if run.status == RunStatus::Running {
                 let mut running = tx.open_table(RUNNING).map_err(backend)?;
                 running
@@ -381,6 +395,76 @@ impl RunLog for RedbStore {
                     .then(b.run_id.cmp(&a.run_id))
             });
             Ok(all)
+        })
+        .await
+    }
+
+    /// Newest first through the age indexes (the owner's own when the
+    /// filter names only an owner), from just older than `after`, stopping
+    /// at `since_ms` or a full page: the cost follows the runs scanned, not
+    /// the store's size.
+    async fn runs_page(
+        &self,
+        filter: &RunFilter,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<RunRecord>, RunLogError> {
+        let (filter, after) = (filter.clone(), after.map(str::to_string));
+        self.read(move |tx| {
+            let runs = tx.open_table(RUNS).map_err(backend)?;
+            // The page starts just older than `after` (an unknown id: empty).
+            let start = match &after {
+                None => None,
+                Some(id) => match runs.get(id.as_str()).map_err(backend)? {
+                    Some(v) => Some((decode::<RunRecord>(id, v.value())?.created_ms, id.as_str())),
+                    None => return Ok(Vec::new()),
+                },
+            };
+            let since = filter.since_ms.unwrap_or(0);
+            let mut page = Vec::new();
+            let mut consider = |id: &str| -> Result<bool, StoreError> {
+                if let Some(v) = runs.get(id).map_err(backend)? {
+                    let run: RunRecord = decode(id, v.value())?;
+                    if filter.matches(&run) {
+                        page.push(run);
+                    }
+                }
+                Ok(page.len() >= limit)
+            };
+            match (&filter.owner, filter.with_unowned) {
+                (Some(owner), false) => {
+                    let index = tx.open_table(RUNS_BY_OWNER).map_err(backend)?;
+                    let owner = owner.as_str();
+                    let range = match start {
+                        Some((created, id)) => {
+                            index.range((owner, since, "")..(owner, created, id))
+                        }
+                        None => index.range((owner, since, "")..=(owner, u64::MAX, LAST)),
+                    }
+                    .map_err(backend)?;
+                    for item in range.rev() {
+                        let (k, _) = item.map_err(backend)?;
+                        if limit == 0 || consider(k.value().2)? {
+                            break;
+                        }
+                    }
+                }
+                _ => {
+                    let index = tx.open_table(RUNS_BY_TIME).map_err(backend)?;
+                    let range = match start {
+                        Some((created, id)) => index.range((since, "")..(created, id)),
+                        None => index.range((since, "")..=(u64::MAX, LAST)),
+                    }
+                    .map_err(backend)?;
+                    for item in range.rev() {
+                        let (k, _) = item.map_err(backend)?;
+                        if limit == 0 || consider(k.value().1)? {
+                            break;
+                        }
+                    }
+                }
+            }
+            Ok(page)
         })
         .await
     }
@@ -800,6 +884,24 @@ impl Coordination for RedbStore {
     async fn task_take_back(&self, key: &str) -> Result<bool, StoreError> {
         self.offers.take_back(key)
     }
+}
+
+/// Greater than any run id, as the end of an index range.
+const LAST: &str = "\u{10ffff}";
+
+/// Add `run` to the age indexes.
+fn index_run(tx: &WriteTransaction, run: &RunRecord) -> Result<(), StoreError> {
+    let (id, created) = (run.run_id.as_str(), run.created_ms);
+    let owner = run.owner.as_deref().unwrap_or("");
+    tx.open_table(RUNS_BY_TIME)
+        .map_err(backend)?
+        .insert((created, id), ())
+        .map_err(backend)?;
+    tx.open_table(RUNS_BY_OWNER)
+        .map_err(backend)?
+        .insert((owner, created, id), ())
+        .map_err(backend)?;
+    Ok(())
 }
 
 /// How many running runs `owner` has.
