@@ -103,7 +103,8 @@ pub async fn main(
             if model.files.is_empty() {
                 bail!("model `{id}` lists no `files` to download");
             }
-            let dir = setup.models_dir().join(&id);
+            let dir = weft::providers::model_folder(setup.models_dir(), &id)
+                .map_err(anyhow::Error::msg)?;
             for file in &model.files {
                 pull(file, &dir).await?;
             }

@@ -579,6 +579,113 @@ fn models_pull_resumes_an_interrupted_download_and_checks_its_sha256() {
     assert!(!target.exists() && !data.path().join("models/m/model.bin.part").exists());
 }
 
+/// What a hostile or broken download server cannot do: send more than the
+/// file may have, take credentials to another host on a redirect, or lead the
+/// client to write outside the models folder; and one download of a file runs
+/// at a time.
+#[test]
+fn downloads_keep_their_limits() {
+    use axum::http::HeaderMap;
+    // Host B records the headers it gets; host A redirects there.
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<HeaderMap>>> = Default::default();
+    let record = seen.clone();
+    let b = serve_on_loopback(axum::Router::new().route(
+        "/file",
+        axum::routing::get(move |headers: HeaderMap| {
+            let record = record.clone();
+            async move {
+                record.lock().unwrap().push(headers);
+                vec![7u8; 1_000]
+            }
+        }),
+    ));
+    let to_b = format!("http://localhost:{}/file", b.port());
+    let sent_to_a: std::sync::Arc<std::sync::Mutex<Vec<HeaderMap>>> = Default::default();
+    let record_a = sent_to_a.clone();
+    let a = serve_on_loopback(
+        axum::Router::new()
+            .route(
+                "/file",
+                axum::routing::get(move |headers: HeaderMap| {
+                    record_a.lock().unwrap().push(headers);
+                    let to_b = to_b.clone();
+                    async move { axum::response::Redirect::temporary(&to_b) }
+                }),
+            )
+            .route(
+                "/endless",
+                axum::routing::get(|| async { vec![0u8; 5_000] }),
+            ),
+    );
+    let data = tempfile::tempdir().unwrap();
+    let config = data.path().join("weft.toml");
+    let pull = |id: &str, url: &str, name: &str, extra: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "[models.{id}]\nprovider = \"onnx\"\nkind = \"embedding\"\nmodel = \"x.onnx\"\n\
+                 files = [{{ url = \"{url}\", sha256 = \"{}\", name = \"{name}\"{extra} }}]\n",
+                "0".repeat(64)
+            ),
+        )
+        .unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_weft"))
+            .args(["models", "pull", id, "--config"])
+            .arg(&config)
+            .env("WEFT_DATA_DIR", data.path())
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        stderr(&out)
+    };
+
+    // Credentials in the URL are not taken along to another host.
+    let e = pull(
+        "m",
+        &format!("http://user:secret@127.0.0.1:{}/file", a.port()),
+        "f.bin",
+        "",
+    );
+    assert!(
+        e.contains("SHA-256"),
+        "it was fetched through the redirect: {e}"
+    );
+    let to_a = sent_to_a.lock().unwrap().clone();
+    assert!(
+        to_a[0].get("authorization").is_some(),
+        "the first host got them"
+    );
+    let headers = seen.lock().unwrap().clone();
+    assert_eq!(headers.len(), 1);
+    assert!(
+        headers[0].get("authorization").is_none(),
+        "{:?}",
+        headers[0]
+    );
+
+    // More than max_bytes: cut off, nothing left behind.
+    let endless = format!("http://127.0.0.1:{}/endless", a.port());
+    let e = pull("m", &endless, "big.bin", ", max_bytes = 4000");
+    assert!(e.contains("larger than its max_bytes (4000 bytes)"), "{e}");
+    let folder = data.path().join("models/m");
+    assert!(!folder.join("big.bin").exists() && !folder.join("big.bin.part").exists());
+
+    // Names from the configuration stay inside the models folder.
+    let e = pull("m", &endless, "../../escape.bin", "");
+    assert!(e.contains("is not a plain file name"), "{e}");
+    assert!(!data.path().join("escape.bin").exists());
+
+    // One download of a file at a time, across processes.
+    std::fs::create_dir_all(&folder).unwrap();
+    let lock = std::fs::File::create(folder.join(".busy.bin.lock")).unwrap();
+    lock.lock().unwrap();
+    let e = pull("m", &endless, "busy.bin", "");
+    assert!(
+        e.contains("being downloaded by another task or process"),
+        "{e}"
+    );
+}
+
 #[test]
 fn traces_are_exported_with_otlp_when_an_endpoint_is_set() {
     use axum::body::Bytes;

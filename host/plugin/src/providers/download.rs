@@ -1,6 +1,14 @@
 //! Downloading model files (the seeds' DownloadModel): into the model's
 //! folder, resuming an interrupted download (HTTP Range on a `.part` file),
 //! checking the SHA-256 before the file is renamed into place.
+//!
+//! What a hostile or broken server cannot do: send more than the file's
+//! `max_bytes` (the download is cut off and the partial file removed), lead
+//! the client to a non-HTTP scheme or from HTTPS down to HTTP, or receive
+//! credentials on a redirect to another host (reqwest drops them; the
+//! redirect policy below keeps the rest). Names from the configuration are
+//! plain names, so nothing is written outside the models folder, and one
+//! download per file runs at a time, across processes (a lock file).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -8,7 +16,7 @@ use std::path::{Path, PathBuf};
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
 
-use super::ModelFile;
+use super::{ModelFile, plain_name};
 
 /// Why a download failed.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +48,26 @@ pub enum DownloadError {
         /// What the configuration says.
         expected: String,
     },
+    /// The file is larger than it may be.
+    #[error("{url} is larger than its max_bytes ({max} bytes); the partial download was removed")]
+    TooLarge {
+        /// The file's URL.
+        url: String,
+        /// The limit.
+        max: u64,
+    },
+    /// A model or file name is not a plain name.
+    #[error(
+        "`{0}` is not a plain file name (letters, digits, `.`, `-`, `_`; not starting with `.`)"
+    )]
+    BadName(String),
+    /// Another download of the same file is running (here or in another
+    /// process).
+    #[error("{path} is being downloaded by another task or process; try again when it is done")]
+    Busy {
+        /// The file.
+        path: PathBuf,
+    },
     /// A local file could not be read or written.
     #[error("{path}: {source}")]
     Io {
@@ -69,6 +97,31 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DownloadError + '_ {
     }
 }
 
+/// The default `max_bytes` of a model file: 16 GiB.
+pub const DEFAULT_MAX_BYTES: u64 = 16 << 30;
+
+/// The HTTP client for downloads: at most 10 redirects, never to another
+/// scheme than http(s) nor from https down to http.
+fn client() -> Result<reqwest::Client, reqwest::Error> {
+    let policy = reqwest::redirect::Policy::custom(|attempt| {
+        let from_https = attempt
+            .previous()
+            .last()
+            .is_some_and(|u| u.scheme() == "https");
+        match attempt.url().scheme() {
+            _ if attempt.previous().len() >= 10 => attempt.error("more than 10 redirects"),
+            "https" => attempt.follow(),
+            "http" if !from_https => attempt.follow(),
+            "http" => attempt.error("a redirect from https down to http"),
+            other => {
+                let message = format!("a redirect to a `{other}:` URL");
+                attempt.error(message)
+            }
+        }
+    });
+    reqwest::Client::builder().redirect(policy).build()
+}
+
 /// Download `file` into `dir`, reporting (bytes so far, total if known) to
 /// `progress`.
 pub async fn pull(
@@ -76,8 +129,28 @@ pub async fn pull(
     dir: &Path,
     progress: &(dyn Fn(u64, Option<u64>) + Send + Sync),
 ) -> Result<Pulled, DownloadError> {
+    if !plain_name(&file.name) {
+        return Err(DownloadError::BadName(file.name.clone()));
+    }
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let target = dir.join(&file.name);
+    // One download of this file at a time, across processes; released when
+    // `_lock` is dropped (or the process ends).
+    let lock_path = dir.join(format!(".{}.lock", file.name));
+    let _lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(io(&lock_path))?;
+    match _lock.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            return Err(DownloadError::Busy { path: target });
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(io(&lock_path)(e)),
+    }
+    let max = file.max_bytes.unwrap_or(DEFAULT_MAX_BYTES);
     let expected = file.sha256.to_lowercase();
     if target.is_file() && sha256_of(&target)? == expected {
         return Ok(Pulled::AlreadyThere);
@@ -88,7 +161,7 @@ pub async fn pull(
         url: file.url.clone(),
         message: e.to_string(),
     };
-    let mut request = reqwest::Client::new().get(&file.url);
+    let mut request = client().map_err(http)?.get(&file.url);
     if have > 0 {
         request = request.header("range", format!("bytes={have}-"));
     }
@@ -103,6 +176,14 @@ pub async fn pull(
     let resumed = status == reqwest::StatusCode::PARTIAL_CONTENT;
     let mut done = if resumed { have } else { 0 };
     let total = response.content_length().map(|n| n + done);
+    let too_large = || DownloadError::TooLarge {
+        url: file.url.clone(),
+        max,
+    };
+    if total.is_some_and(|t| t > max) {
+        let _ = std::fs::remove_file(&part);
+        return Err(too_large());
+    }
     let mut out = std::fs::OpenOptions::new()
         .create(true)
         .write(true)
@@ -117,8 +198,13 @@ pub async fn pull(
             url: file.url.clone(),
             message: e.to_string(),
         })?;
-        out.write_all(&chunk).map_err(io(&part))?;
         done += chunk.len() as u64;
+        if done > max {
+            drop(out);
+            let _ = std::fs::remove_file(&part);
+            return Err(too_large());
+        }
+        out.write_all(&chunk).map_err(io(&part))?;
         progress(done, total);
     }
     out.sync_all().map_err(io(&part))?;

@@ -92,6 +92,27 @@ pub struct ModelConfig {
     pub files: Vec<ModelFile>,
 }
 
+/// Whether `name` is a plain file name: 1-255 of `[A-Za-z0-9._-]`, not
+/// starting with `.` (so never `..`, a path, or a hidden file).
+pub fn plain_name(name: &str) -> bool {
+    (1..=255).contains(&name.len())
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
+/// The folder model `id`'s files are downloaded into, under `models_dir`;
+/// an error naming `id` unless it is a plain name.
+pub fn model_folder(models_dir: &std::path::Path, id: &str) -> Result<PathBuf, String> {
+    match plain_name(id) {
+        true => Ok(models_dir.join(id)),
+        false => Err(format!(
+            "model id `{id}` is not a plain name (letters, digits, `.`, `-`, `_`; not starting with `.`): nothing is downloaded for it"
+        )),
+    }
+}
+
 /// A file `weft models pull` downloads.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -100,8 +121,13 @@ pub struct ModelFile {
     pub url: String,
     /// Hex SHA-256 the download must have.
     pub sha256: String,
-    /// The file's name in the model's folder.
+    /// The file's name in the model's folder: a plain name (no `/`, not
+    /// starting with `.`).
     pub name: String,
+    /// The most bytes the download may have (default 16 GiB): a server that
+    /// sends more is cut off and the partial file removed.
+    #[serde(default)]
+    pub max_bytes: Option<u64>,
 }
 
 impl ModelConfig {
@@ -370,7 +396,8 @@ async fn pull_file(
     use weft_core::task::TaskError;
     let pulled = download::pull(file, dir, show).await.map_err(|e| match e {
         e @ download::DownloadError::Http { .. }
-        | e @ download::DownloadError::Interrupted { .. } => TaskError::Retryable {
+        | e @ download::DownloadError::Interrupted { .. }
+        | e @ download::DownloadError::Busy { .. } => TaskError::Retryable {
             message: e.to_string(),
             delay: None,
         },
@@ -452,6 +479,7 @@ impl Models {
                         "model `{id}` lists no `files` to download"
                     )));
                 }
+                let folder = model_folder(&dir, &id).map_err(TaskError::InvalidInput)?;
                 let mut out = Vec::new();
                 for file in &entry.config.files {
                     let events = ctx.events.clone();
@@ -461,10 +489,10 @@ impl Models {
                             e.progress(done as f32 / t.max(1) as f32, Some(name.clone()));
                         }
                     };
-                    let downloaded = pull_file(file, &dir.join(&id), &show).await?;
+                    let downloaded = pull_file(file, &folder, &show).await?;
                     out.push(serde_json::json!({
                         "name": file.name,
-                        "path": dir.join(&id).join(&file.name).display().to_string(),
+                        "path": folder.join(&file.name).display().to_string(),
                         "downloaded": downloaded,
                     }));
                 }
