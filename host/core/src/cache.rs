@@ -107,7 +107,21 @@ fn write_canonical(v: &Value, out: &mut Sha256) {
             }
             out.update(b"]");
         }
+        Value::Number(n) => out.update(canonical_number(n).as_bytes()),
         scalar => out.update(scalar.to_string().as_bytes()),
+    }
+}
+
+/// One spelling per number: `100`, `100.0` and `1e2` are the same input.
+/// A float with an integral value is written as that integer (as an integer
+/// literal of that value would be); any other float in its shortest
+/// round-trip form.
+fn canonical_number(n: &serde_json::Number) -> String {
+    match n.as_f64() {
+        Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() < 1e38 => {
+            format!("{}", f as i128)
+        }
+        _ => n.to_string(),
     }
 }
 
@@ -123,6 +137,17 @@ mod tests {
         t.version = version.into();
         reg.register_native(t).unwrap();
         reg.get("t.x").unwrap().clone()
+    }
+
+    #[test]
+    fn key_ignores_how_a_number_is_written() {
+        let t = task("1.0.0");
+        let parsed = |text: &str| key(&t, &serde_json::from_str(text).unwrap(), None);
+        assert_eq!(parsed(r#"{"n": 100}"#), parsed(r#"{"n": 1e2}"#));
+        assert_eq!(parsed(r#"{"n": 100}"#), parsed(r#"{"n": 100.0}"#));
+        assert_eq!(parsed(r#"{"n": -0.0}"#), parsed(r#"{"n": 0}"#));
+        assert_eq!(parsed(r#"{"n": 0.5}"#), parsed(r#"{"n": 5e-1}"#));
+        assert_ne!(parsed(r#"{"n": 100}"#), parsed(r#"{"n": 100.5}"#));
     }
 
     #[test]
