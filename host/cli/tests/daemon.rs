@@ -604,6 +604,80 @@ async fn saved_graphs_belong_to_their_user() {
     let (_, listed) = alice.get("/v1/graphs").await;
     assert_eq!(listed[0]["name"], "pipeline");
     assert_eq!(listed.as_array().unwrap().len(), 1);
+
+    // Sharing is explicit: once Alice shares it, Bob reads and runs it as
+    // `alice/pipeline`; he can never change or delete it.
+    let theirs = "/v1/graphs/alice%2Fpipeline";
+    assert_eq!(
+        bob.get(theirs).await.0,
+        StatusCode::NOT_FOUND,
+        "not shared yet"
+    );
+    let share = |users: Value| {
+        alice
+            .req(reqwest::Method::PUT, "/v1/graphs/pipeline/sharing")
+            .json(&json!({"users": users}))
+            .send()
+    };
+    assert_eq!(
+        share(json!(["bob"])).await.unwrap().status(),
+        StatusCode::CREATED
+    );
+    let (s, shared) = bob.get(theirs).await;
+    assert_eq!(s, StatusCode::OK, "{shared}");
+    assert_eq!(shared["shared_with"], json!(["bob"]));
+    let (_, listed) = bob.get("/v1/graphs").await;
+    assert_eq!(listed[0]["name"], "alice/pipeline", "{listed}");
+    let id = bob
+        .submit(json!("alice/pipeline"), json!({"value": 1}))
+        .await;
+    let run = bob.finished(&id).await;
+    assert_eq!(
+        run["outputs"]["a0"]["value"], 2,
+        "alice's graph, as bob's run"
+    );
+    for method in [reqwest::Method::PUT, reqwest::Method::DELETE] {
+        let r = bob
+            .req(method.clone(), theirs)
+            .json(&adds(1))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            r.status().is_client_error() && r.status() != StatusCode::OK,
+            "{method}"
+        );
+    }
+    let r = bob
+        .req(reqwest::Method::PUT, "/v1/graphs/pipeline/sharing")
+        .json(&json!({"users": ["bob"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::NOT_FOUND,
+        "bob has no graph of that name"
+    );
+    // A new version keeps the sharing; an empty list ends it.
+    assert_eq!(
+        put(&alice, adds(2)).await.unwrap().status(),
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        bob.get(theirs).await.1["graph"]["tasks"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        share(json!([])).await.unwrap().status(),
+        StatusCode::CREATED
+    );
+    assert_eq!(bob.get(theirs).await.0, StatusCode::NOT_FOUND);
+    let (s, _) = alice.get("/v1/graphs/pipeline").await;
+    assert_eq!(s, StatusCode::OK, "alice's graph is intact");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

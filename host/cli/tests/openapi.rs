@@ -289,6 +289,19 @@ async fn every_route_answers_as_its_openapi_document_says() {
         )
         .await;
     assert_eq!(saved["graph"]["tasks"][0]["type"], "math.add-one");
+    let sharing = "/v1/graphs/{name}/sharing";
+    let users = json!({"users": ["bob"]});
+    let r = json_body(Method::PUT, "/v1/graphs/adder/sharing", &users);
+    c.call("put", sharing, r).await;
+    let r = json_body(Method::PUT, "/v1/graphs/nope/sharing", &users);
+    c.call("put", sharing, r).await;
+    let bad = json!({"users": ["not a user"]});
+    let r = json_body(Method::PUT, "/v1/graphs/adder/sharing", &bad);
+    c.call("put", sharing, r).await;
+    let r = send(Method::PUT, "/v1/graphs/adder/sharing")
+        .header("content-type", "application/json")
+        .body("{");
+    c.call("put", sharing, r).await;
     c.call(
         "get",
         "/v1/graphs/{name}",

@@ -120,6 +120,7 @@ fn v1_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(plugins))
         .routes(routes!(list_graphs))
         .routes(routes!(put_graph, get_graph, delete_graph))
+        .routes(routes!(share_graph))
         .routes(routes!(dead_letters))
         .routes(routes!(retry_dead_letter))
         .routes(routes!(openapi_json))
@@ -596,8 +597,52 @@ async fn get_graph(
         version: saved.version,
         saved_ms: saved.saved_ms,
         owner: saved.owner,
+        shared_with: saved.shared_with,
         graph: serde_json::to_value(saved.graph).unwrap_or_default(),
     }))
+}
+
+/// Share one of your saved graphs with other users, who may then read and
+/// run it as `OWNER/NAME` (never change or delete it). Saved as a new
+/// version of the same graph; later versions keep the list.
+#[utoipa::path(
+    put, path = "/graphs/{name}/sharing", tag = "graphs",
+    params(("name" = String, Path, description = "The graph's name")),
+    request_body = GraphSharing,
+    responses(
+        (status = 201, description = "Shared: the new version", body = GraphSaved),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 404, description = "No such graph of yours", body = ErrorBody),
+        (status = 422, description = "A user name is invalid", body = ErrorBody),
+    )
+)]
+async fn share_graph(
+    State(state): State<AppState>,
+    Extension(user): Extension<User>,
+    Path(name): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    check_graph_name(&name)?;
+    let sharing: GraphSharing = parse_body(body)?;
+    if sharing.users.len() > 1_000 {
+        return Err(ApiError::unprocessable(
+            "a graph is shared with at most 1,000 users",
+        ));
+    }
+    if let Some(bad) = sharing.users.iter().find(|u| !valid_graph_name(u)) {
+        return Err(ApiError::unprocessable(format!(
+            "`{bad}` is not a user name (1-128 of A-Z, a-z, 0-9, `.`, `_`, `-`)"
+        )));
+    }
+    let saved = graphs::share(state.host.store().as_ref(), &user, &name, sharing.users)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("saved graph `{name}`")))?;
+    let answer = GraphSaved {
+        name: saved.name,
+        version: saved.version,
+        saved_ms: saved.saved_ms,
+    };
+    Ok((StatusCode::CREATED, Json(answer)).into_response())
 }
 
 /// Delete every version of one of your saved graphs.

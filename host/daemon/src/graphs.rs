@@ -1,9 +1,11 @@
 //! Saved graphs belong to the user who saved them. Each user's names live
 //! in their own namespace in the store (`USER/NAME`; a name never holds a
-//! `/`), so nobody can read, replace or delete another user's graph, and a
-//! submission by name runs the submitter's own. A graph saved before
-//! namespaces (under a bare `NAME`) stays visible to the user recorded as
-//! its owner. This module owns that mapping; it knows nothing of HTTP.
+//! `/`), so nobody can replace or delete another user's graph, and a
+//! submission by name runs the submitter's own. Sharing is explicit: the
+//! owner lists the users who may also read and run it, as `OWNER/NAME`
+//! (each new version keeps the list). A graph saved before namespaces (under
+//! a bare `NAME`) stays visible to the user recorded as its owner. This
+//! module owns that mapping; it knows nothing of HTTP.
 
 use weft::store::{RunStore, SavedGraph, StoreError};
 
@@ -34,26 +36,59 @@ async fn legacy(
     Ok(found.filter(|g| g.owner.as_deref() == Some(user.0.as_str())))
 }
 
-/// Save a new version of `user`'s graph `name`.
+/// Save a new version of `user`'s graph `name`, shared with the users the
+/// newest version was shared with.
 pub(crate) async fn save(
     store: &dyn RunStore,
     user: &User,
     name: &str,
     graph: weft::graph::Graph,
 ) -> Result<SavedGraph, StoreError> {
+    let shared_with = match store.graph_get(&key(user, name), None).await? {
+        Some(newest) => newest.shared_with,
+        None => Vec::new(),
+    };
     let saved = store
-        .graph_put(&key(user, name), graph, Some(user.0.clone()))
+        .graph_put(&key(user, name), graph, Some(user.0.clone()), shared_with)
         .await?;
     Ok(shown(saved, user))
 }
 
-/// `user`'s graph `name`: the given version, or the newest.
+/// Share `user`'s graph `name` with `users` (replacing whom it was shared
+/// with): a new version of the same graph. `None` if there is no such graph.
+pub(crate) async fn share(
+    store: &dyn RunStore,
+    user: &User,
+    name: &str,
+    mut users: Vec<String>,
+) -> Result<Option<SavedGraph>, StoreError> {
+    let Some(newest) = store.graph_get(&key(user, name), None).await? else {
+        return Ok(None);
+    };
+    users.retain(|u| *u != user.0);
+    users.sort();
+    users.dedup();
+    let saved = store
+        .graph_put(&key(user, name), newest.graph, Some(user.0.clone()), users)
+        .await?;
+    Ok(Some(shown(saved, user)))
+}
+
+/// Graph `name` as `user` may see it: their own `NAME`, or `OWNER/NAME` when
+/// its owner shared it with them; the given version, or the newest.
 pub(crate) async fn find(
     store: &dyn RunStore,
     user: &User,
     name: &str,
     version: Option<u32>,
 ) -> Result<Option<SavedGraph>, StoreError> {
+    if let Some((owner, own_name)) = name.split_once('/') {
+        if owner == user.0 {
+            return Box::pin(find(store, user, own_name, version)).await;
+        }
+        let found = store.graph_get(name, version).await?;
+        return Ok(found.filter(|g| g.shared_with.contains(&user.0)));
+    }
     match store.graph_get(&key(user, name), version).await? {
         Some(saved) => Ok(Some(shown(saved, user))),
         None => legacy(store, user, name, version).await,
@@ -75,13 +110,22 @@ pub(crate) async fn delete(
     }
 }
 
-/// The newest version of each of `user`'s graphs.
+/// The newest version of each of `user`'s graphs, then of those shared with
+/// them (named `OWNER/NAME`).
 pub(crate) async fn list(store: &dyn RunStore, user: &User) -> Result<Vec<SavedGraph>, StoreError> {
     let prefix = format!("{}/", user.0);
     let all = store.graph_list().await?;
-    let own = all.into_iter().filter(|g| {
-        g.name.starts_with(&prefix)
-            || (!g.name.contains('/') && g.owner.as_deref() == Some(user.0.as_str()))
-    });
-    Ok(own.map(|g| shown(g, user)).collect())
+    let (own, shared): (Vec<SavedGraph>, Vec<SavedGraph>) = all
+        .into_iter()
+        .filter(|g| {
+            g.name.starts_with(&prefix)
+                || (!g.name.contains('/') && g.owner.as_deref() == Some(user.0.as_str()))
+                || g.shared_with.contains(&user.0)
+        })
+        .partition(|g| !g.shared_with.contains(&user.0));
+    Ok(own
+        .into_iter()
+        .map(|g| shown(g, user))
+        .chain(shared)
+        .collect())
 }

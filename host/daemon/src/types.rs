@@ -216,6 +216,15 @@ pub struct GraphSaved {
     pub saved_ms: u64,
 }
 
+/// `PUT /v1/graphs/{name}/sharing` body: whom to share a graph with.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GraphSharing {
+    /// Users who may read and run the graph (as `OWNER/NAME`), replacing
+    /// the previous list; `[]` stops sharing.
+    pub users: Vec<String>,
+}
+
 /// A saved graph, with the graph itself.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct SavedGraphView {
@@ -228,6 +237,9 @@ pub struct SavedGraphView {
     /// Who saved it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
+    /// Users it is shared with (who may read and run it, never change it).
+    #[serde(default)]
+    pub shared_with: Vec<String>,
     /// The graph.
     #[schema(value_type = Object)]
     pub graph: Value,

@@ -283,6 +283,9 @@ pub struct SavedGraph {
     /// Who saved it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
+    /// Users besides the owner who may read and run it (never change it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shared_with: Vec<String>,
     /// The graph.
     pub graph: Graph,
 }
@@ -407,12 +410,14 @@ pub trait OutputCache: Send + Sync {
 /// Named, versioned saved graphs.
 #[async_trait::async_trait]
 pub trait SavedGraphs: Send + Sync {
-    /// Save a new version of graph `name` (see [`valid_graph_name`]).
+    /// Save a new version of graph `name` (see [`valid_graph_name`]), owned
+    /// by `owner` and shared with `shared_with`.
     async fn graph_put(
         &self,
         name: &str,
         graph: Graph,
         owner: Option<String>,
+        shared_with: Vec<String>,
     ) -> Result<SavedGraph, StoreError>;
 
     /// Graph `name`: the given version, or the newest.

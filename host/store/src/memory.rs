@@ -210,6 +210,7 @@ impl SavedGraphs for MemoryStore {
         name: &str,
         graph: Graph,
         owner: Option<String>,
+        shared_with: Vec<String>,
     ) -> Result<SavedGraph, StoreError> {
         let mut runs = self.lock();
         let version = runs.graph_versions.get(name).copied().unwrap_or(0) + 1;
@@ -218,6 +219,7 @@ impl SavedGraphs for MemoryStore {
             version,
             saved_ms: now_ms(),
             owner,
+            shared_with,
             graph,
         };
         runs.graph_versions.insert(name.to_string(), version);

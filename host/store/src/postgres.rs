@@ -719,6 +719,7 @@ impl SavedGraphs for PgStore {
         name: &str,
         graph: Graph,
         owner: Option<String>,
+        shared_with: Vec<String>,
     ) -> Result<SavedGraph, StoreError> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
         let version: i32 = sqlx::query(
@@ -735,6 +736,7 @@ impl SavedGraphs for PgStore {
             version: version as u32,
             saved_ms: now_ms(),
             owner,
+            shared_with,
             graph,
         };
         sqlx::query("INSERT INTO weft_graphs (name, version, saved) VALUES ($1, $2, $3)")

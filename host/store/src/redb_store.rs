@@ -561,6 +561,7 @@ impl SavedGraphs for RedbStore {
         name: &str,
         graph: Graph,
         owner: Option<String>,
+        shared_with: Vec<String>,
     ) -> Result<SavedGraph, StoreError> {
         let name = name.to_string();
         self.write(move |tx| {
@@ -576,6 +577,7 @@ impl SavedGraphs for RedbStore {
                 version,
                 saved_ms: now_ms(),
                 owner,
+                shared_with,
                 graph,
             };
             let mut graphs = tx.open_table(GRAPHS).map_err(backend)?;

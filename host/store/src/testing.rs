@@ -350,17 +350,23 @@ pub async fn conformance(store: Arc<dyn RunStore>) {
     let g2 = Graph::builder().task("b", "math.add-one").build();
     assert_eq!(store.graph_get("g", None).await.unwrap(), None);
     let v1 = store
-        .graph_put("g", g1.clone(), Some("alice".into()))
+        .graph_put("g", g1.clone(), Some("alice".into()), vec!["bob".into()])
         .await
         .unwrap();
-    let v2 = store.graph_put("g", g2.clone(), None).await.unwrap();
+    let v2 = store
+        .graph_put("g", g2.clone(), None, Vec::new())
+        .await
+        .unwrap();
     assert_eq!((v1.version, v2.version), (1, 2));
-    store.graph_put("other", g1.clone(), None).await.unwrap();
+    store
+        .graph_put("other", g1.clone(), None, Vec::new())
+        .await
+        .unwrap();
     assert_eq!(store.graph_get("g", None).await.unwrap().unwrap().graph, g2);
     let first = store.graph_get("g", Some(1)).await.unwrap().unwrap();
     assert_eq!(
-        (first.graph, first.owner.as_deref()),
-        (g1.clone(), Some("alice"))
+        (first.graph, first.owner.as_deref(), first.shared_with),
+        (g1.clone(), Some("alice"), vec!["bob".to_string()])
     );
     assert_eq!(store.graph_get("g", Some(9)).await.unwrap(), None);
     let listed: Vec<(String, u32)> = store
@@ -374,7 +380,14 @@ pub async fn conformance(store: Arc<dyn RunStore>) {
     assert!(store.graph_delete("g").await.unwrap());
     assert!(!store.graph_delete("g").await.unwrap());
     assert_eq!(store.graph_get("g", Some(1)).await.unwrap(), None);
-    assert_eq!(store.graph_put("g", g1, None).await.unwrap().version, 3);
+    assert_eq!(
+        store
+            .graph_put("g", g1, None, Vec::new())
+            .await
+            .unwrap()
+            .version,
+        3
+    );
 
     // Leases: one host at a time executes a running run; an expired lease can
     // be claimed by another host (stale-run recovery), oldest run first.
