@@ -159,6 +159,8 @@ impl RedbStore {
             tx.open_table(GRAPHS).map_err(backend)?;
             tx.open_table(GRAPH_VERSIONS).map_err(backend)?;
             tx.open_table(LEASES).map_err(backend)?;
+            tx.open_table(RUNS_BY_TIME).map_err(backend)?;
+            tx.open_table(RUNS_BY_OWNER).map_err(backend)?;
             let mut running = tx.open_table(RUNNING).map_err(backend)?;
             // Files from before the index: build it once.
             if meta.get("running_index").map_err(backend)?.is_none() {

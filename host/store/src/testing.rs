@@ -80,6 +80,16 @@ fn put(key: &str, task_type: &str, created_ms: u64, keep_last: Option<usize>) ->
 /// The behaviour every backend must have.
 /// Check every behaviour of `store` that the runtime relies on.
 pub async fn conformance(store: Arc<dyn RunStore>) {
+    // A new store lists no runs (its indexes exist before the first run).
+    let anyone = RunFilter::default();
+    let owned = RunFilter {
+        owner: Some("x".into()),
+        ..RunFilter::default()
+    };
+    for filter in [anyone, owned] {
+        assert!(store.runs_page(&filter, None, 10).await.unwrap().is_empty());
+    }
+
     // Runs: create, list newest first, unknown ids are typed errors.
     let (r1, s1) = record("r1", 10);
     let (r2, s2) = record("r2", 20);
