@@ -531,6 +531,24 @@ async fn the_output_cache_is_per_user() {
         seen.push(cached(&api.events(&id, None, 100).await));
     }
     assert_eq!(seen, [false, false, true, true], "alice, bob, alice, bob");
+
+    // Unless the operator shares a task type's entries.
+    let shared_dir = tempfile::tempdir().unwrap();
+    let config = format!("[cache]\nshared = [\"math.add-one\"]\n{TWO_USERS}");
+    let d = Daemon::start(
+        shared_dir.path(),
+        &empty_plugins(shared_dir.path()),
+        &config,
+    );
+    let alice = d.as_user("alice-secret-token-0001");
+    let bob = d.as_user("bob-secret-token-00002");
+    let mut seen = Vec::new();
+    for api in [&alice, &bob] {
+        let id = api.submit(graph.clone(), json!({"value": 41})).await;
+        api.finished(&id).await;
+        seen.push(cached(&api.events(&id, None, 100).await));
+    }
+    assert_eq!(seen, [false, true], "bob is served alice's entry");
 }
 
 /// A saved graph is its user's: another user can neither read, replace nor

@@ -58,6 +58,9 @@ pub struct Config {
     /// Folders and databases the data tasks may use (`[data]`).
     #[serde(default)]
     pub data: crate::data::DataConfig,
+    /// `[cache]`: how the output cache is shared.
+    #[serde(default)]
+    pub cache: CacheConfig,
     /// Where model files are kept (set by [`Config::add_default_models`]).
     #[serde(skip)]
     pub models_dir: Option<PathBuf>,
@@ -128,6 +131,17 @@ impl Default for ServerConfig {
             max_streams_per_user: 32,
         }
     }
+}
+
+/// `[cache]`: the output cache across users.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Task types whose cached outputs every user shares (the operator's
+    /// choice: a hit then tells one user that another ran the same input).
+    /// Every other task type's entries are kept per user.
+    #[serde(default)]
+    pub shared: Vec<String>,
 }
 
 /// `[[tokens]]`: one user's bearer token.
@@ -292,6 +306,9 @@ impl Config {
         }
         for task in crate::data::tasks(self.data.clone()) {
             builder = builder.native(task);
+        }
+        if !self.cache.shared.is_empty() {
+            builder = builder.share_cache(self.cache.shared.iter().cloned());
         }
         if let Some(n) = self.quotas.running_tasks {
             builder = builder.tasks_per_user(n);

@@ -196,6 +196,13 @@ impl HostBuilder {
         self
     }
 
+    /// Share the cached outputs of task types `ids` between every user (by
+    /// default each user's runs have their own entries).
+    pub fn share_cache(mut self, ids: impl IntoIterator<Item = String>) -> Self {
+        self.run.cache_shared.extend(ids);
+        self
+    }
+
     /// Define queue `name`: nodes routed through it (by `config.queue`, or by
     /// task type through `config.tasks`) start only as its limiters allow.
     pub fn queue(mut self, name: &str, config: QueueConfig) -> Self {

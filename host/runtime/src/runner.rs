@@ -47,6 +47,8 @@ pub struct RunOptions {
     pub clock: Arc<dyn Clock>,
     /// What each user's runs may use.
     pub grants: UserGrants,
+    /// Task types whose cache entries every user shares (others': per user).
+    pub cache_shared: std::collections::HashSet<String>,
 }
 
 /// Ready nodes, highest priority first, then in the order they became ready.
@@ -131,6 +133,7 @@ impl Default for RunOptions {
             dispatch: None,
             clock: weft_core::clock::system(),
             grants: UserGrants::everyone(),
+            cache_shared: Default::default(),
         }
     }
 }
@@ -714,7 +717,10 @@ impl Runner {
                     .map(|store| CacheUse {
                         store,
                         policy: self.options.cache.clone(),
-                        scope: st.cache_scope.clone(),
+                        scope: st
+                            .cache_scope
+                            .clone()
+                            .filter(|_| !self.options.cache_shared.contains(&task.id)),
                     });
                 started.get_or_insert_with(Instant::now);
                 let span = tracing::info_span!("task", run_id = %hub.run_id(), node = %node.id, task_type = %task.id, attempt = st.attempts[i]);
