@@ -148,6 +148,10 @@ mod tests {
         assert_eq!(parsed(r#"{"n": -0.0}"#), parsed(r#"{"n": 0}"#));
         assert_eq!(parsed(r#"{"n": 0.5}"#), parsed(r#"{"n": 5e-1}"#));
         assert_ne!(parsed(r#"{"n": 100}"#), parsed(r#"{"n": 100.5}"#));
+        // Found by fuzzing: without correctly rounded parsing, `10.31E25`
+        // and its own printed form `1.031e26` were a float apart.
+        let v: Value = serde_json::from_str("10.31E25").unwrap();
+        assert_eq!(parsed("10.31E25"), parsed(&v.to_string()));
     }
 
     #[test]

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Run every fuzz target for SECONDS each (default 300), with libFuzzer under
+# a nightly toolchain (installed here if missing, with cargo-fuzz). Not part
+# of the test suite or CI: a crash is saved under fuzz/artifacts/TARGET/ and
+# should become a regression test. Usage: fuzz/run.sh [SECONDS] [TARGET...]
+set -euo pipefail
+cd "$(dirname "$0")"
+seconds=${1:-300}
+shift || true
+rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+targets=("$@")
+if [[ ${#targets[@]} -eq 0 ]]; then
+  mapfile -t targets < <(cargo +nightly fuzz list)
+fi
+for t in "${targets[@]}"; do
+  echo "== $t: ${seconds}s"
+  mkdir -p "corpus/$t"
+  cargo +nightly fuzz run "$t" "corpus/$t" -- -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10
+done
