@@ -318,3 +318,74 @@ async fn the_builder_makes_compound_nodes() {
     let (result, _) = common::run(&host, &g, json!({})).await;
     assert_eq!(result.outputs["plus2/twice"], json!({"value": 3}));
 }
+
+/// A chain of `n` add-one nodes `n0..`, the first given `start`; nodes
+/// `from..to` wrapped in a compound node `c` when `wrap`.
+fn chain(n: usize, start: i64, wrap: Option<(usize, usize)>) -> Value {
+    let node = |i: usize| json!({"id": format!("n{i}"), "type": "math.add-one"});
+    let link = |i: usize| flow(&format!("n{i}"), "value", &format!("n{}", i + 1), "value");
+    let Some((from, to)) = wrap else {
+        let mut tasks: Vec<Value> = (0..n).map(node).collect();
+        tasks[0]["defaults"] = json!({"value": start});
+        let flows: Vec<Value> = (0..n - 1).map(link).collect();
+        return json!({"tasks": tasks, "dataflows": flows});
+    };
+    let inner = json!({
+        "tasks": (from..to).map(node).collect::<Vec<_>>(),
+        "dataflows": (from..to - 1).map(link).collect::<Vec<_>>(),
+    });
+    let mut tasks: Vec<Value> = (0..from).map(node).collect();
+    tasks.push(json!({"id": "c", "type": "graph", "graph": inner}));
+    tasks.extend((to..n).map(node));
+    let name = |i: usize| {
+        if (from..to).contains(&i) {
+            "c".to_string()
+        } else {
+            format!("n{i}")
+        }
+    };
+    let flows: Vec<Value> = (0..n - 1)
+        .filter(|&i| !(from..to - 1).contains(&i))
+        .map(|i| flow(&name(i), "value", &name(i + 1), "value"))
+        .collect();
+    // The first node (or the compound node holding it) is given `start`.
+    tasks[0]["defaults"] = json!({"value": start});
+    json!({"tasks": tasks, "dataflows": flows})
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig {
+        cases: 48,
+        failure_persistence: None,
+        ..Default::default()
+    })]
+
+    /// Wrapping any stretch of a graph in a compound node changes no result:
+    /// every node computes what it computed flat (named `c/NODE` inside).
+    #[test]
+    fn compound_expansion_preserves_results(
+        n in 2usize..8,
+        start in -1_000i64..1_000,
+        cut in (0usize..8, 1usize..8),
+    ) {
+        let (a, b) = (cut.0 % n, cut.1 % n);
+        let (from, to) = (a.min(b), a.max(b) + 1);
+        static RT: std::sync::OnceLock<(tokio::runtime::Runtime, weft::Host)> = std::sync::OnceLock::new();
+        let (rt, host) = RT.get_or_init(|| {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            let host = rt.block_on(common::host(None));
+            (rt, host)
+        });
+        let flat = common::graph(chain(n, start, None));
+        let wrapped = common::graph(chain(n, start, Some((from, to))));
+        let (flat, _) = rt.block_on(common::run(host, &flat, json!({})));
+        let (wrapped, _) = rt.block_on(common::run(host, &wrapped, json!({})));
+        proptest::prop_assert_eq!(flat.status, RunStatus::Succeeded);
+        proptest::prop_assert_eq!(wrapped.status, RunStatus::Succeeded);
+        for i in 0..n {
+            let inside = if (from..to).contains(&i) { format!("c/n{i}") } else { format!("n{i}") };
+            proptest::prop_assert_eq!(&flat.outputs[&format!("n{i}")], &wrapped.outputs[&inside]);
+        }
+        proptest::prop_assert_eq!(&flat.outputs[&format!("n{}", n - 1)]["value"], &json!(start + n as i64));
+    }
+}

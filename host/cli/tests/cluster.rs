@@ -308,3 +308,36 @@ async fn a_concurrency_limit_holds_across_three_hosts_together() {
         last - first
     );
 }
+
+/// `[quotas] running_tasks` holds across hosts: a user's plugin tasks on two
+/// hosts share one limit (slots in the database), while another user's run
+/// is not held up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_users_task_limit_holds_across_hosts() {
+    let cluster = Cluster::new().await;
+    let config = "[quotas]\nrunning_tasks = 1\n\n\
+        [[tokens]]\nuser = \"ann\"\ntoken = \"ann-secret-token-000001\"\n\n\
+        [[tokens]]\nuser = \"bob\"\ntoken = \"bob-secret-token-000002\"\n";
+    let a = cluster.start(0, config, "api");
+    let b = cluster.start(1, config, "api");
+    let one_delay = json!({"tasks": [{"id": "d", "type": "util.delay", "defaults": {"ms": 1500}}]});
+    let (ann_a, ann_b) = (
+        a.as_user("ann-secret-token-000001"),
+        b.as_user("ann-secret-token-000001"),
+    );
+    let bob = a.as_user("bob-secret-token-000002");
+    let started = Instant::now();
+    let first = ann_a.submit(one_delay.clone(), json!({})).await;
+    let second = ann_b.submit(one_delay.clone(), json!({})).await;
+    let bobs = bob.submit(one_delay, json!({})).await;
+    assert_eq!(bob.finished(&bobs).await["status"], "succeeded");
+    let bob_done = started.elapsed();
+    assert_eq!(ann_a.finished(&first).await["status"], "succeeded");
+    assert_eq!(ann_b.finished(&second).await["status"], "succeeded");
+    let ann_done = started.elapsed();
+    assert!(
+        ann_done >= Duration::from_millis(2900),
+        "ann's two tasks ran at once on two hosts ({ann_done:?})"
+    );
+    assert!(bob_done < ann_done, "bob waited for ann ({bob_done:?})");
+}

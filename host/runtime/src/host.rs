@@ -148,6 +148,7 @@ pub struct HostBuilder {
     share: Option<(String, usize, std::time::Duration)>,
     clock: Option<Arc<dyn Clock>>,
     protected: Vec<(PathBuf, &'static str)>,
+    tasks_per_user: Option<usize>,
 }
 
 impl HostBuilder {
@@ -168,6 +169,7 @@ impl HostBuilder {
     /// fewest).
     pub fn tasks_per_user(mut self, n: usize) -> Self {
         self.engine.max_instances_per_user = Some(n.clamp(1, u32::MAX as usize) as u32);
+        self.tasks_per_user = Some(n.max(1));
         self
     }
 
@@ -326,6 +328,14 @@ impl HostBuilder {
         run.dispatch = self.share.map(|(host_id, slots, lease)| {
             crate::cluster::dispatch::Dispatch::new(store.clone(), &host_id, slots, lease, grants)
         });
+        if let Some(n) = self.tasks_per_user {
+            let holder = run.dispatch.as_ref().map(|d| d.slot_holder());
+            let config = QueueConfig {
+                concurrency: Some(n),
+                ..QueueConfig::default()
+            };
+            run.users = Some(Arc::new(Queue::new("users", &config, &state, holder)));
+        }
         for (name, config) in &self.queues {
             for task in &config.tasks {
                 run.task_queues.insert(task.clone(), name.clone());

@@ -49,6 +49,10 @@ pub struct RunOptions {
     pub grants: UserGrants,
     /// Task types whose cache entries every user shares (others': per user).
     pub cache_shared: std::collections::HashSet<String>,
+    /// With `[quotas] running_tasks`: the limit on one user's plugin tasks
+    /// executing at once, keyed by the run's owner. Its slots are in the
+    /// store when hosts share one, so the limit holds across them.
+    pub users: Option<Arc<Queue>>,
 }
 
 /// Ready nodes, highest priority first, then in the order they became ready.
@@ -134,6 +138,7 @@ impl Default for RunOptions {
             clock: weft_core::clock::system(),
             grants: UserGrants::everyone(),
             cache_shared: Default::default(),
+            users: None,
         }
     }
 }
@@ -578,6 +583,29 @@ impl Runner {
         self.options.queues.get(name).cloned()
     }
 
+    /// The queue node `node` waits in before it starts, and its key: its own
+    /// (or its task type's) queue, keyed by its input; else, for a plugin
+    /// task of a run with an owner, the per-user limit keyed by the owner.
+    fn admission_of(
+        &self,
+        node: &crate::graph::PlanNode,
+        input: &Map<String, Value>,
+        owner: Option<&str>,
+    ) -> Option<(Arc<Queue>, String)> {
+        if let Some(queue) = self.queue_of(node) {
+            let key = queue.key(input);
+            return Some((queue, key));
+        }
+        let wasm = matches!(
+            node.task.implementation,
+            crate::task::Implementation::Wasm(_)
+        );
+        match (&self.options.users, owner) {
+            (Some(users), Some(owner)) if wasm => Some((users.clone(), owner.to_string())),
+            _ => None,
+        }
+    }
+
     /// Node `i`'s attempt failed with `e`: schedule a retry if the error is
     /// retryable and attempts are left, else fail the node.
     fn failed(&self, st: &mut State<'_>, i: usize, e: TaskError) {
@@ -643,8 +671,9 @@ impl Runner {
             let mut starting = Vec::new();
             while !cancelled && running.len() + starting.len() < parallelism {
                 let Some(i) = st.ready.pop() else { break };
-                if let Some(queue) = self.queue_of(&plan.nodes[i]) {
-                    let key = queue.key(&st.inputs[i]);
+                let owner = st.cache_scope.as_deref();
+                if let Some((queue, key)) = self.admission_of(&plan.nodes[i], &st.inputs[i], owner)
+                {
                     // Behind others already waiting for this key's slot (unless
                     // it was the first of them, woken by a release).
                     let woken = std::mem::take(&mut st.woken[i]);
