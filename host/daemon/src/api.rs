@@ -564,12 +564,17 @@ async fn put_graph(
         .plan(&graph, &format!("graph {name}"))
         .map_err(|e| ApiError::from(HostError::Invalid(e)))?;
     let saved = graphs::save(state.host.store().as_ref(), &user, &name, graph).await?;
+    Ok(created(saved))
+}
+
+/// 201 with the version just saved.
+fn created(saved: weft::store::SavedGraph) -> Response {
     let answer = GraphSaved {
         name: saved.name,
         version: saved.version,
         saved_ms: saved.saved_ms,
     };
-    Ok((StatusCode::CREATED, Json(answer)).into_response())
+    (StatusCode::CREATED, Json(answer)).into_response()
 }
 
 /// One of your saved graphs: a version, or the newest.
@@ -637,12 +642,7 @@ async fn share_graph(
     let saved = graphs::share(state.host.store().as_ref(), &user, &name, sharing.users)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("saved graph `{name}`")))?;
-    let answer = GraphSaved {
-        name: saved.name,
-        version: saved.version,
-        saved_ms: saved.saved_ms,
-    };
-    Ok((StatusCode::CREATED, Json(answer)).into_response())
+    Ok(created(saved))
 }
 
 /// Delete every version of one of your saved graphs.

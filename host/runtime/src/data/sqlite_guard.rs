@@ -45,8 +45,8 @@ pub(super) enum Access {
 pub(super) unsafe fn install(db: NonNull<ffi::sqlite3>, access: Access) -> Result<(), String> {
     let db = db.as_ptr();
     let callback: AuthCallback = match access {
-        Access::Read => authorize_read,
-        Access::Write => authorize_write,
+        Access::Read => authorize::<true>,
+        Access::Write => authorize::<false>,
     };
     // SAFETY: `db` is live and exclusively ours (the caller's contract); the
     // callbacks are plain functions with no user data.
@@ -176,7 +176,8 @@ type AuthCallback = unsafe extern "C" fn(
     *const c_char,
 ) -> c_int;
 
-unsafe extern "C" fn authorize_read(
+/// The authorizer: `READ` for a read-only connection.
+unsafe extern "C" fn authorize<const READ: bool>(
     _: *mut c_void,
     action: c_int,
     arg1: *const c_char,
@@ -186,23 +187,11 @@ unsafe extern "C" fn authorize_read(
 ) -> c_int {
     // SAFETY: SQLite passes NUL-terminated strings or null.
     let (arg1, arg2) = unsafe { (text(arg1), text(arg2)) };
-    match action {
-        ffi::SQLITE_READ | ffi::SQLITE_SELECT | ffi::SQLITE_RECURSIVE => ffi::SQLITE_OK,
-        _ => common(action, arg1, arg2).unwrap_or(ffi::SQLITE_DENY),
+    match (READ, action) {
+        (_, ffi::SQLITE_READ | ffi::SQLITE_SELECT | ffi::SQLITE_RECURSIVE) => ffi::SQLITE_OK,
+        (true, _) => common(action, arg1, arg2).unwrap_or(ffi::SQLITE_DENY),
+        (false, _) => common(action, arg1, arg2).unwrap_or(ffi::SQLITE_OK),
     }
-}
-
-unsafe extern "C" fn authorize_write(
-    _: *mut c_void,
-    action: c_int,
-    arg1: *const c_char,
-    arg2: *const c_char,
-    _: *const c_char,
-    _: *const c_char,
-) -> c_int {
-    // SAFETY: SQLite passes NUL-terminated strings or null.
-    let (arg1, arg2) = unsafe { (text(arg1), text(arg2)) };
-    common(action, arg1, arg2).unwrap_or(ffi::SQLITE_OK)
 }
 
 /// The rules of both kinds of connection; `None`: the kind decides.
