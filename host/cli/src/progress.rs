@@ -56,7 +56,9 @@ impl Display {
                                     ),
                                 );
                             }
-                            NodeStatus::Skipped | NodeStatus::Cancelled => bar.inc(1),
+                            NodeStatus::Skipped | NodeStatus::Cancelled | NodeStatus::Disabled => {
+                                bar.inc(1)
+                            }
                             _ => {}
                         }
                         let failed_note = if failed > 0 {

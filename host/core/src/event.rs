@@ -30,6 +30,10 @@ pub enum NodeStatus {
     Skipped,
     /// Stopped (or never started) because the run was cancelled.
     Cancelled,
+    /// Not run, and not a failure: every dataflow into it was disabled (a
+    /// branch not taken, or the normal outputs of a node whose failure went
+    /// to its error port).
+    Disabled,
 }
 
 impl NodeStatus {
@@ -43,6 +47,7 @@ impl NodeStatus {
             NodeStatus::Failed => "failed",
             NodeStatus::Skipped => "skipped",
             NodeStatus::Cancelled => "cancelled",
+            NodeStatus::Disabled => "disabled",
         }
     }
 
@@ -93,6 +98,10 @@ pub enum DataflowStatus {
     Completed,
     /// Its source failed or was skipped: no value will flow.
     Skipped,
+    /// Its source did not take this way (a branch not taken, a normal output
+    /// of a failed node with an error port, the error port of a node that
+    /// succeeded): no value will flow, and that is not a failure.
+    Disabled,
 }
 
 /// Severity of a task's log line.

@@ -138,6 +138,18 @@ pub enum TaskError {
     NotGranted(String),
 }
 
+impl TaskError {
+    /// Its kind, as in JSON (`failed`, `timeout`, `trap`, …): what an error
+    /// port's value names.
+    pub fn kind(&self) -> String {
+        match serde_json::to_value(self) {
+            Ok(Value::Object(m)) => m.keys().next().cloned().unwrap_or_default(),
+            Ok(Value::String(s)) => s,
+            _ => "error".into(),
+        }
+    }
+}
+
 fn join(v: &[Violation]) -> String {
     const SHOWN: usize = 5;
     let mut s: Vec<String> = v.iter().take(SHOWN).map(ToString::to_string).collect();

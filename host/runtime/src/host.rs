@@ -744,7 +744,9 @@ impl Host {
         let failed: Vec<&NodeRecord> = stored
             .nodes
             .iter()
-            .filter(|n| n.status == NodeStatus::Failed)
+            // A failure that went to an error port (its output holds the
+            // error) was handled: not a dead letter.
+            .filter(|n| n.status == NodeStatus::Failed && n.output.is_none())
             .collect();
         if failed.is_empty() {
             return Ok(letters);

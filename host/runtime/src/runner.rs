@@ -19,13 +19,14 @@ use tokio_util::sync::CancellationToken;
 use crate::cache::{CacheEntry, CachePolicy};
 use crate::clock::{Clock, now_ms};
 use crate::events::{DataflowStatus, EventHub, EventKind, NodeStatus, RunStatus, Ticket};
-use crate::graph::Plan;
+use crate::graph::{ERROR_PORT, NodeKind, Plan};
 use crate::limiter::{Queue, Wait};
 use crate::store::CachePut;
 use crate::store::{NodeRecord, RunLogError, RunStore};
 use crate::task::{TaskContext, TaskError, TaskType};
 use std::sync::Arc;
 use weft_core::grant::{Grants, UserGrants};
+use weft_core::graph::transform::apply_all;
 
 /// How a run is executed.
 #[derive(Debug, Clone)]
@@ -207,6 +208,10 @@ struct State<'p> {
     status: Vec<NodeStatus>,
     attempts: Vec<u32>,
     remaining: Vec<usize>,
+    /// Dataflows into each node that arrived and were not disabled.
+    live: Vec<usize>,
+    /// Why a node's input cannot be made (a transform failed on the way).
+    bad_input: Vec<Option<String>>,
     blocked: Vec<Option<String>>,
     arrived: Vec<Vec<(usize, Value)>>,
     inputs: Vec<Map<String, Value>>,
@@ -275,21 +280,82 @@ impl State<'_> {
 
     /// Node `i` completed with `output`: deliver along its dataflows.
     fn complete(&mut self, i: usize, output: Value, cached: bool) {
-        self.outputs[i] = Some(output.clone());
+        self.outputs[i] = Some(output);
         self.inputs[i] = Map::new();
         self.set_cached(i, NodeStatus::Completed, None, cached);
+        self.deliver(i, false);
+    }
+
+    /// Node `i` failed, and its failure goes to its error port as `error`.
+    fn handle_failure(&mut self, i: usize, message: String, error: Value) {
+        self.outputs[i] = Some(error);
+        self.inputs[i] = Map::new();
+        self.set(i, NodeStatus::Failed, Some(message));
+        self.deliver(i, true);
+    }
+
+    /// Whether node `i` ended in a way that does not fail the run: completed,
+    /// disabled, or failed into its error port.
+    fn ended_well(&self, i: usize) -> bool {
+        match self.status[i] {
+            NodeStatus::Completed | NodeStatus::Disabled => true,
+            NodeStatus::Failed => self.outputs[i].is_some(),
+            _ => false,
+        }
+    }
+
+    /// Whether node `i`'s failure goes to an error port.
+    fn has_error_port(&self, i: usize) -> bool {
+        self.plan.outgoing[i]
+            .iter()
+            .any(|&e| self.plan.edges[e].source_port == ERROR_PORT)
+    }
+
+    /// Send node `i`'s result (`outputs[i]`: its output, or with `failed` the
+    /// value of its error port) along its dataflows. A dataflow its result
+    /// does not take is disabled: the normal ones of a failed node, the error
+    /// ports of a node that completed, a branch a conditional did not take.
+    fn deliver(&mut self, i: usize, failed: bool) {
+        let output = self.outputs[i].clone().unwrap_or(Value::Null);
+        let routes = matches!(self.plan.nodes[i].kind, NodeKind::Conditional(_));
+        let mut disabled = Vec::new();
         for &e in &self.plan.outgoing[i] {
             let edge = &self.plan.edges[e];
-            let value = if edge.source_port == "*" {
-                Some(output.clone())
-            } else {
-                output.get(&edge.source_port).cloned()
+            let on_error = edge.source_port == ERROR_PORT;
+            let value = match (failed, on_error) {
+                (true, true) => Some(output.clone()),
+                (true, false) | (false, true) => None,
+                (false, false) if edge.source_port == "*" => Some(output.clone()),
+                (false, false) => output.get(&edge.source_port).cloned(),
             };
+            if value.is_none() && (failed || on_error || routes) {
+                self.dataflow(e, DataflowStatus::Disabled);
+                disabled.extend(self.arrive(edge.target, false));
+                continue;
+            }
             if let Some(v) = value {
-                self.arrived[edge.target].push((e, v));
+                match apply_all(&edge.transforms, v) {
+                    Ok(v) => self.arrived[edge.target].push((e, v)),
+                    Err(err) => {
+                        let at = format!("dataflows[{e}] into port `{}`: {err}", edge.target_port);
+                        self.bad_input[edge.target].get_or_insert(at);
+                    }
+                }
             }
             self.dataflow(e, DataflowStatus::Completed);
-            self.arrive(edge.target);
+            disabled.extend(self.arrive(edge.target, true));
+        }
+        self.disable_from(disabled);
+    }
+
+    /// Nodes `stack` are disabled: disable their dataflows, and every node
+    /// downstream that all its dataflows leave disabled.
+    fn disable_from(&mut self, mut stack: Vec<usize>) {
+        while let Some(n) = stack.pop() {
+            for &e in &self.plan.outgoing[n] {
+                self.dataflow(e, DataflowStatus::Disabled);
+                stack.extend(self.arrive(self.plan.edges[e].target, false));
+            }
         }
     }
 
@@ -313,32 +379,61 @@ impl State<'_> {
         }
     }
 
-    /// One dataflow into `t` has delivered (or had nothing to deliver).
-    fn arrive(&mut self, t: usize) {
+    /// One dataflow into `t` has arrived (`live`: it was not disabled; it may
+    /// have had nothing to deliver). Once all have: `t` is skipped (an
+    /// upstream node failed), disabled (every dataflow into it was: returned,
+    /// for the caller to go on downstream), or ready.
+    fn arrive(&mut self, t: usize, live: bool) -> Option<usize> {
         self.remaining[t] -= 1;
+        self.live[t] += usize::from(live);
         if self.remaining[t] > 0 || self.status[t].is_final() {
-            return;
+            return None;
         }
         if let Some(by) = self.blocked[t].clone() {
             self.set(t, NodeStatus::Skipped, Some(skipped_by(&by)));
             self.cut(t);
-            return;
+            return None;
         }
-        // Apply deliveries in dataflow order, so the input does not depend on
-        // which upstream node finished first.
+        if self.live[t] == 0 {
+            self.set(t, NodeStatus::Disabled, Some(DISABLED.into()));
+            return Some(t);
+        }
+        if let Some(why) = self.bad_input[t].take() {
+            self.set(t, NodeStatus::Failed, Some(why));
+            self.cut(t);
+            return None;
+        }
+        self.gather(t);
+        self.make_ready(t);
+        None
+    }
+
+    /// Put what arrived for `t` into its input, in dataflow order, so the
+    /// input does not depend on which upstream node finished first. A port
+    /// fed by several dataflows (fan-in) gets an array, one element each.
+    fn gather(&mut self, t: usize) {
         let mut arrived = std::mem::take(&mut self.arrived[t]);
         arrived.sort_by_key(|(e, _)| *e);
+        let mut collecting = std::collections::HashSet::new();
         for (e, value) in arrived {
-            let port = &self.plan.edges[e].target_port;
+            let edge = &self.plan.edges[e];
+            let port = &edge.target_port;
             if port == "*" {
                 if let Value::Object(m) = value {
                     self.inputs[t].extend(m);
+                }
+            } else if edge.fan_in {
+                // The dataflows replace a default for the port.
+                if collecting.insert(port.clone()) {
+                    self.inputs[t].insert(port.clone(), Value::Array(Vec::new()));
+                }
+                if let Some(Value::Array(items)) = self.inputs[t].get_mut(port) {
+                    items.push(value);
                 }
             } else {
                 self.inputs[t].insert(port.clone(), value);
             }
         }
-        self.make_ready(t);
     }
 
     /// Node `i` has its inputs: run it now, or when its retry is due.
@@ -386,6 +481,9 @@ impl State<'_> {
     }
 }
 
+/// Why a node is disabled.
+const DISABLED: &str = "not run: every dataflow into it is disabled (a branch not taken, or an error port's other side)";
+
 fn skipped_by(node: &str) -> String {
     format!("not run: upstream node \"{node}\" did not complete")
 }
@@ -426,6 +524,8 @@ impl Runner {
             status: vec![NodeStatus::Pending; n],
             attempts: vec![0; n],
             remaining: plan.incoming.clone(),
+            live: vec![0; n],
+            bad_input: vec![None; n],
             blocked: vec![None; n],
             arrived: vec![Vec::new(); n],
             inputs: plan
@@ -482,6 +582,11 @@ impl Runner {
             match (st.status[i], output) {
                 (NodeStatus::Completed, Some(output)) => st.complete(i, output, false),
                 (NodeStatus::Completed, None) => {}
+                (NodeStatus::Disabled, _) => st.disable_from(vec![i]),
+                (NodeStatus::Failed, Some(error)) if st.has_error_port(i) => {
+                    let message = st.errors[i].clone().unwrap_or_default();
+                    st.handle_failure(i, message, error);
+                }
                 _ => st.cut(i),
             }
         }
@@ -510,7 +615,7 @@ impl Runner {
         }
         let status = if cancelled {
             RunStatus::Cancelled
-        } else if st.status.iter().all(|s| *s == NodeStatus::Completed) {
+        } else if (0..n).all(|i| st.ended_well(i)) {
             RunStatus::Succeeded
         } else {
             RunStatus::Failed
@@ -540,7 +645,7 @@ impl Runner {
                 .map(|i| (plan.nodes[i].id.clone(), st.status[i]))
                 .collect(),
             failures: (0..n)
-                .filter(|&i| st.status[i] != NodeStatus::Completed)
+                .filter(|&i| !st.ended_well(i))
                 .map(|i| NodeFailure {
                     node: plan.nodes[i].id.clone(),
                     status: st.status[i],
@@ -641,6 +746,11 @@ impl Runner {
         } else {
             e.to_string()
         };
+        if st.has_error_port(i) {
+            let error = weft_core::graph::error_value(&message, &e.kind(), &node.id, attempt);
+            st.handle_failure(i, message, error);
+            return;
+        }
         st.set(i, NodeStatus::Failed, Some(message));
         st.cut(i);
     }
@@ -911,7 +1021,9 @@ async fn run_node(task: &TaskType, input: Value, x: Execution) -> NodeOutcome {
     {
         return (Ok(hit), Cached::Hit);
     }
-    let result = match &dispatch {
+    // Built-in kinds (a conditional) are evaluated here: no other host has
+    // their compiled settings.
+    let result = match dispatch.filter(|_| task.plugin != weft_core::graph::BUILTIN) {
         Some(dispatch) => dispatch.execute(task, &input, &ctx, timeout, &stop).await,
         None => tokio::select! {
             r = task.execute(&input, &ctx, timeout) => r,

@@ -277,6 +277,7 @@ pub(crate) fn flatten(
                     source_task_port_id: flow.source_task_port_id.clone(),
                     target_task_id: t.clone(),
                     target_task_port_id: flow.target_task_port_id.clone(),
+                    transforms: flow.transforms.clone(),
                 });
             }
         }
@@ -420,6 +421,26 @@ fn at_source(
             node,
             port,
             first: flow(first),
+        },
+        E::BadNodeConfig {
+            index,
+            node,
+            problem,
+        } => E::BadNodeConfig {
+            index: task(index),
+            node,
+            problem,
+        },
+        E::BadTransform {
+            index,
+            flow: f,
+            position,
+            problem,
+        } => E::BadTransform {
+            index: flow(index),
+            flow: f,
+            position,
+            problem,
         },
         // The rest are not positioned in a flattened graph's lists.
         other => other,

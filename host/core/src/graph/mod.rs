@@ -25,6 +25,9 @@
 //! `config` applies to every subgraph node that does not set its own.
 
 mod compound;
+pub mod condition;
+mod kind;
+pub mod transform;
 mod validate;
 
 use std::time::Duration;
@@ -33,6 +36,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 pub use compound::{COMPOUND, MAX_DATAFLOWS, MAX_DEPTH, MAX_NODES};
+pub use kind::{BUILTIN, Branches, CONDITIONAL, ERROR_PORT, NodeKind, error_value};
 pub use validate::{Plan, PlanEdge, PlanNode, ValidationError, ValidationErrors};
 
 /// A pipeline: tasks (nodes) and dataflows (edges).
@@ -110,6 +114,46 @@ pub struct NodeConfig {
     /// Among ready nodes, higher priorities start first (default 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<i32>,
+    /// A `conditional` node's branches, tried in order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branches: Option<Vec<Branch>>,
+    /// A `conditional` node: `true` (the default) takes the first branch whose
+    /// condition holds; `false` takes every one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exclusive: Option<bool>,
+    /// A `conditional` node: the branch (by id) taken when no condition holds.
+    #[serde(
+        default,
+        alias = "defaultBranch",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub default_branch: Option<String>,
+}
+
+/// One branch of a `conditional` node: an output port and when it is taken,
+/// as a CEL expression over the node's `input` (`when`) or in Workglow's
+/// operator form (`field`, `operator`, `value`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Branch {
+    /// Unique among the node's branches.
+    pub id: String,
+    /// The output port carrying the node's input when the branch is taken
+    /// (default: the branch's id).
+    #[serde(default, alias = "outputPort", skip_serializing_if = "Option::is_none")]
+    pub port: Option<String>,
+    /// A CEL expression; `input` is the node's input object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<String>,
+    /// Operator form: a dotted path into the input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// Operator form: how to compare.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<condition::Operator>,
+    /// Operator form: what to compare with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<Value>,
 }
 
 impl NodeConfig {
@@ -139,6 +183,10 @@ pub struct Dataflow {
     pub target_task_id: String,
     /// Its input port.
     pub target_task_port_id: String,
+    /// Changes to the value on the way, applied in order (see
+    /// [`transform`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub transforms: Vec<transform::Transform>,
 }
 
 impl std::fmt::Display for Dataflow {
@@ -289,7 +337,19 @@ impl GraphBuilder {
             source_task_port_id: source_port.to_string(),
             target_task_id: target.to_string(),
             target_task_port_id: target_port.to_string(),
+            transforms: Vec::new(),
         });
+        self
+    }
+
+    /// Add a transform to the last dataflow.
+    pub fn transform(mut self, id: &str, params: Value) -> Self {
+        if let Some(flow) = self.graph.dataflows.last_mut() {
+            flow.transforms.push(transform::Transform {
+                id: id.to_string(),
+                params: Some(params).filter(|p| !is_empty_object(p)),
+            });
+        }
         self
     }
 

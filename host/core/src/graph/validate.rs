@@ -9,7 +9,9 @@ use std::time::Duration;
 use petgraph::graph::DiGraph;
 use serde_json::{Map, Value};
 
-use super::Graph;
+use super::kind::{self, NodeKind};
+use super::transform::{self, Step};
+use super::{Dataflow, Graph};
 use crate::schema::{TypeSet, types_of};
 use crate::task::{Registry, TaskType};
 
@@ -127,9 +129,10 @@ pub enum ValidationError {
         /// What the target port accepts.
         target_types: TypeSet,
     },
-    /// Two dataflows feed the same input port.
+    /// Two dataflows feed the same input port, and it does not take an
+    /// array (which would collect them).
     #[error(
-        "dataflows[{index}] ({flow}): input port `{port}` of node \"{node}\" is already fed by dataflows[{first}]"
+        "dataflows[{index}] ({flow}): input port `{port}` of node \"{node}\" is already fed by dataflows[{first}] (only a port that takes an array collects several dataflows)"
     )]
     PortFedTwice {
         /// Position of the second dataflow.
@@ -142,6 +145,28 @@ pub enum ValidationError {
         port: String,
         /// Position of the first dataflow.
         first: usize,
+    },
+    /// A node's settings are wrong for its kind.
+    #[error("tasks[{index}] (node \"{node}\"): {problem}")]
+    BadNodeConfig {
+        /// Position in `tasks`.
+        index: usize,
+        /// The node.
+        node: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// A transform of a dataflow is unknown or has bad params.
+    #[error("dataflows[{index}] ({flow}): transforms[{position}]: {problem}")]
+    BadTransform {
+        /// Position in `dataflows`.
+        index: usize,
+        /// The dataflow.
+        flow: String,
+        /// Position in its `transforms`.
+        position: usize,
+        /// What is wrong.
+        problem: String,
     },
     /// The dataflows form a cycle.
     #[error("cycle: {}", .nodes.join(" → "))]
@@ -342,6 +367,8 @@ pub struct PlanNode {
     pub queue: Option<String>,
     /// Its priority among ready nodes.
     pub priority: i32,
+    /// What it is: a task, or a built-in kind.
+    pub kind: NodeKind,
 }
 
 /// A dataflow of a validated graph, by node index.
@@ -355,6 +382,11 @@ pub struct PlanEdge {
     pub target: usize,
     /// Target input port (`*` = merge into the input).
     pub target_port: String,
+    /// What it does to the value on the way.
+    pub transforms: Vec<Step>,
+    /// Whether its target port collects several dataflows into an array
+    /// (one element per dataflow, in dataflow order).
+    pub fan_in: bool,
 }
 
 /// A validated graph, ready to run: nodes resolved to task types, edges to
@@ -407,6 +439,7 @@ impl Plan {
         let mut errors = Vec::new();
         let mut index_of: HashMap<&str, usize> = HashMap::new();
         let mut types: Vec<Option<Arc<TaskType>>> = Vec::with_capacity(graph.tasks.len());
+        let mut kinds: Vec<NodeKind> = Vec::with_capacity(graph.tasks.len());
 
         for (i, node) in graph.tasks.iter().enumerate() {
             if node.id.is_empty() {
@@ -420,22 +453,34 @@ impl Plan {
             } else {
                 index_of.insert(&node.id, i);
             }
-            let task = registry.get(&node.task_type).cloned();
-            if task.is_none() {
-                errors.push(ValidationError::UnknownTaskType {
+            let (kind, task) = match resolve(i, node, registry) {
+                Ok((kind, task)) => (kind, Some(task)),
+                Err(e) => {
+                    errors.extend(e);
+                    (NodeKind::Task, None)
+                }
+            };
+            if let Some(key) = kind::misplaced_settings(node) {
+                errors.push(ValidationError::BadNodeConfig {
                     index: i,
                     node: node.id.clone(),
-                    task_type: node.task_type.clone(),
-                    suggestion: registry.suggest(&node.task_type).map(str::to_string),
+                    problem: format!("`{key}` applies only to a conditional node"),
                 });
             }
             if let Some(task) = &task {
                 check_defaults(i, node, task, &mut errors);
             }
             types.push(task);
+            kinds.push(kind);
         }
 
         let mut edges = Vec::with_capacity(graph.dataflows.len());
+        let mut feeding: HashMap<(&str, &str), usize> = HashMap::new();
+        for flow in &graph.dataflows {
+            *feeding
+                .entry((&flow.target_task_id, &flow.target_task_port_id))
+                .or_default() += 1;
+        }
         let mut fed: HashMap<(usize, &str), usize> = HashMap::new();
         for (i, flow) in graph.dataflows.iter().enumerate() {
             let ends = [&flow.source_task_id, &flow.target_task_id].map(|id| {
@@ -449,75 +494,52 @@ impl Plan {
                 }
                 found
             });
+            let steps =
+                transform::compile_all(&flow.transforms).unwrap_or_else(|(position, problem)| {
+                    errors.push(ValidationError::BadTransform {
+                        index: i,
+                        flow: flow.to_string(),
+                        position,
+                        problem,
+                    });
+                    Vec::new()
+                });
             let [Some(s), Some(t)] = ends else { continue };
+            let port = flow.target_task_port_id.as_str();
+            let several = port != "*"
+                && feeding
+                    .get(&(flow.target_task_id.as_str(), port))
+                    .is_some_and(|n| *n > 1);
+            let takes_array = types[t].as_ref().is_some_and(|tt| {
+                tt.input
+                    .port_types(port)
+                    .is_some_and(|ts| ts.contains(crate::schema::JsonType::Array))
+            });
+            let fan_in = several && takes_array;
+            if several && !takes_array {
+                if let Some(&first) = fed.get(&(t, port)) {
+                    errors.push(ValidationError::PortFedTwice {
+                        index: i,
+                        flow: flow.to_string(),
+                        node: flow.target_task_id.clone(),
+                        port: port.to_string(),
+                        first,
+                    });
+                } else {
+                    fed.insert((t, port), i);
+                }
+            }
+            if let (Some(st), Some(tt)) = (&types[s], &types[t]) {
+                check_edge(i, flow, st, tt, &steps, fan_in, &mut errors);
+            }
             edges.push(PlanEdge {
                 source: s,
                 source_port: flow.source_task_port_id.clone(),
                 target: t,
                 target_port: flow.target_task_port_id.clone(),
+                transforms: steps,
+                fan_in,
             });
-            if flow.target_task_port_id != "*" {
-                if let Some(&first) = fed.get(&(t, flow.target_task_port_id.as_str())) {
-                    errors.push(ValidationError::PortFedTwice {
-                        index: i,
-                        flow: flow.to_string(),
-                        node: flow.target_task_id.clone(),
-                        port: flow.target_task_port_id.clone(),
-                        first,
-                    });
-                } else {
-                    fed.insert((t, flow.target_task_port_id.as_str()), i);
-                }
-            }
-            let (Some(st), Some(tt)) = (&types[s], &types[t]) else {
-                continue;
-            };
-            let port_error =
-                |node: &str, task: &TaskType, direction, port: &str| ValidationError::UnknownPort {
-                    index: i,
-                    flow: flow.to_string(),
-                    node: node.to_string(),
-                    task_type: task.id.clone(),
-                    direction,
-                    port: port.to_string(),
-                    known: if direction == "input" {
-                        &task.input
-                    } else {
-                        &task.output
-                    }
-                    .ports()
-                    .into_iter()
-                    .map(str::to_string)
-                    .collect(),
-                };
-            let source_types = st.output.port_types(&flow.source_task_port_id);
-            if source_types.is_none() {
-                errors.push(port_error(
-                    &flow.source_task_id,
-                    st,
-                    "output",
-                    &flow.source_task_port_id,
-                ));
-            }
-            let target_types = tt.input.port_types(&flow.target_task_port_id);
-            if target_types.is_none() {
-                errors.push(port_error(
-                    &flow.target_task_id,
-                    tt,
-                    "input",
-                    &flow.target_task_port_id,
-                ));
-            }
-            if let (Some(a), Some(b)) = (source_types, target_types)
-                && a.intersect(b).is_empty()
-            {
-                errors.push(ValidationError::SchemaMismatch {
-                    index: i,
-                    flow: flow.to_string(),
-                    source_types: a,
-                    target_types: b,
-                });
-            }
         }
 
         let n = graph.tasks.len();
@@ -560,7 +582,8 @@ impl Plan {
             .tasks
             .iter()
             .zip(types)
-            .map(|(node, task)| {
+            .zip(kinds)
+            .map(|((node, task), kind)| {
                 let task = task.expect("checked above");
                 PlanNode {
                     id: node.id.clone(),
@@ -576,6 +599,7 @@ impl Plan {
                     priority: node.config.priority.unwrap_or(0),
                     defaults: node.defaults.as_object().cloned().unwrap_or_default(),
                     task,
+                    kind,
                 }
             })
             .collect();
@@ -680,6 +704,100 @@ impl Plan {
                     .collect::<Vec<_>>()
             })
             .collect()
+    }
+}
+
+/// The kind and task type node `i` names, or why it names none.
+fn resolve(
+    i: usize,
+    node: &super::Node,
+    registry: &Registry,
+) -> Result<(NodeKind, Arc<TaskType>), Vec<ValidationError>> {
+    if kind::is_kind(&node.task_type) {
+        return kind::resolve(i, node);
+    }
+    match registry.get(&node.task_type) {
+        Some(task) => Ok((NodeKind::Task, task.clone())),
+        None => Err(vec![ValidationError::UnknownTaskType {
+            index: i,
+            node: node.id.clone(),
+            task_type: node.task_type.clone(),
+            suggestion: registry.suggest(&node.task_type).map(str::to_string),
+        }]),
+    }
+}
+
+/// Check that dataflow `i` joins ports that exist and whose types can
+/// agree once its transforms are applied; a fan-in dataflow gives one element
+/// of the target's array.
+fn check_edge(
+    i: usize,
+    flow: &Dataflow,
+    st: &TaskType,
+    tt: &TaskType,
+    steps: &[Step],
+    fan_in: bool,
+    errors: &mut Vec<ValidationError>,
+) {
+    let port_error = |node: &str, task: &TaskType, direction, port: &str| {
+        let schema = if direction == "input" {
+            &task.input
+        } else {
+            &task.output
+        };
+        ValidationError::UnknownPort {
+            index: i,
+            flow: flow.to_string(),
+            node: node.to_string(),
+            task_type: task.id.clone(),
+            direction,
+            port: port.to_string(),
+            known: schema.ports().into_iter().map(str::to_string).collect(),
+        }
+    };
+    let error_schema = kind::error_schema();
+    let source = if flow.source_task_port_id == kind::ERROR_PORT {
+        Some(&error_schema)
+    } else {
+        st.output.port(&flow.source_task_port_id)
+    };
+    if source.is_none() {
+        errors.push(port_error(
+            &flow.source_task_id,
+            st,
+            "output",
+            &flow.source_task_port_id,
+        ));
+    }
+    let target = tt.input.port(&flow.target_task_port_id);
+    if target.is_none() {
+        errors.push(port_error(
+            &flow.target_task_id,
+            tt,
+            "input",
+            &flow.target_task_port_id,
+        ));
+    }
+    let (Some(source), Some(target)) = (source, target) else {
+        return;
+    };
+    let given = steps
+        .iter()
+        .fold(source.clone(), |s, step| step.output_schema(&s));
+    let source_types = types_of(&given, st.output.raw());
+    let accepted = if fan_in {
+        target.get("items").unwrap_or(&Value::Bool(true))
+    } else {
+        target
+    };
+    let target_types = types_of(accepted, tt.input.raw());
+    if source_types.intersect(target_types).is_empty() {
+        errors.push(ValidationError::SchemaMismatch {
+            index: i,
+            flow: flow.to_string(),
+            source_types,
+            target_types,
+        });
     }
 }
 
