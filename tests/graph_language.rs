@@ -1,0 +1,381 @@
+//! The graph language beyond plain dataflows: conditional branches and the
+//! `disabled` state, error ports, fan-in into array ports, edge transforms;
+//! each run on the standard wasm tasks (and native ones where a test needs a
+//! task that fails or counts), through the real runner and a real redb store
+//! where durability matters.
+
+#[path = "common/mod.rs"]
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde_json::{Value, json};
+use weft::events::{DataflowStatus, EventKind, NodeStatus, RunStatus};
+use weft::store::RedbStore;
+use weft::task::{NativeTask, TaskError};
+
+fn flow(s: &str, sp: &str, t: &str, tp: &str) -> Value {
+    json!({"sourceTaskId": s, "sourceTaskPortId": sp, "targetTaskId": t, "targetTaskPortId": tp})
+}
+
+/// A task that always fails (not retryable), counting its runs.
+fn failing(runs: Arc<AtomicUsize>) -> NativeTask {
+    let mut t = NativeTask::new("test.fail", move |_, _| {
+        runs.fetch_add(1, Ordering::SeqCst);
+        async { Err(TaskError::Failed("the provider is down".into())) }
+    });
+    t.output_schema = json!({"type": "object", "properties": {"text": {"type": "string"}}});
+    t
+}
+
+fn triage() -> Value {
+    json!({
+        "tasks": [
+            {"id": "route", "type": "conditional", "config": {"branches": [
+                {"id": "urgent", "when": "input.priority > 3"},
+                {"id": "spam", "field": "label", "operator": "equals", "value": "spam"},
+                {"id": "normal", "when": "true"}
+            ]}},
+            {"id": "page", "type": "math.add-one"},
+            {"id": "page_again", "type": "math.add-one"},
+            {"id": "drop", "type": "math.add-one"},
+            {"id": "file", "type": "math.add-one"},
+            {"id": "report", "type": "math.sum"}
+        ],
+        "dataflows": [
+            flow("route", "urgent", "page", "*"),
+            flow("page", "value", "page_again", "value"),
+            flow("route", "spam", "drop", "*"),
+            flow("route", "normal", "file", "*"),
+            flow("page_again", "value", "report", "values"),
+            flow("drop", "value", "report", "values"),
+            flow("file", "value", "report", "values")
+        ]
+    })
+}
+
+fn status_of(result: &weft::runner::RunResult, node: &str) -> NodeStatus {
+    result.nodes[node]
+}
+
+#[tokio::test]
+async fn a_conditional_takes_the_first_branch_that_holds_and_disables_the_rest() {
+    let host = common::host(None).await;
+    let g = common::graph(triage());
+    let (result, events) = common::run(
+        &host,
+        &g,
+        json!({"value": 500, "priority": 5, "label": "spam"}),
+    )
+    .await;
+    assert_eq!(result.status, RunStatus::Succeeded, "{:?}", result.failures);
+    assert_eq!(
+        result.outputs["route"]["_activeBranches"],
+        json!(["urgent"])
+    );
+    assert_eq!(status_of(&result, "page_again"), NodeStatus::Completed);
+    // Not taken: disabled, and so is everything only they feed.
+    for node in ["drop", "file"] {
+        assert_eq!(status_of(&result, node), NodeStatus::Disabled, "{node}");
+    }
+    // A join runs on the dataflows that were not disabled; a disabled one
+    // contributes nothing to its array.
+    assert_eq!(result.outputs["report"], json!({"value": 502}));
+    assert!(result.failures.is_empty(), "{:?}", result.failures);
+    let disabled_flows = events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.kind,
+                EventKind::Dataflow {
+                    status: DataflowStatus::Disabled,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(disabled_flows, 4, "spam, normal, drop→report, file→report");
+
+    // The operator form, and a CEL condition that cannot be evaluated (no
+    // `priority`) counting as false, with a warning in the node's log.
+    let (result, events) = common::run(&host, &g, json!({"label": "spam", "value": 1})).await;
+    assert_eq!(result.outputs["route"]["_activeBranches"], json!(["spam"]));
+    assert!(events.iter().any(|e| matches!(&e.kind,
+        EventKind::Log { node, message, .. } if node == "route" && message.contains("branch \"urgent\""))));
+    assert_eq!(result.outputs["report"], json!({"value": 2}));
+}
+
+#[tokio::test]
+async fn multi_path_and_default_branches() {
+    let host = common::host(None).await;
+    let mut g = triage();
+    g["tasks"][0]["config"] = json!({
+        "exclusive": false,
+        "defaultBranch": "normal",
+        "branches": [
+            {"id": "urgent", "when": "input.value > 100"},
+            {"id": "spam", "when": "input.label == 'spam'"},
+            {"id": "normal", "when": "false"}
+        ]
+    });
+    let g = common::graph(g);
+    let (result, _) = common::run(&host, &g, json!({"value": 500, "label": "spam"})).await;
+    assert_eq!(
+        result.outputs["route"]["_activeBranches"],
+        json!(["urgent", "spam"])
+    );
+    assert_eq!(result.outputs["report"], json!({"value": 502 + 501}));
+    let (result, _) = common::run(&host, &g, json!({"value": 5, "label": "ham"})).await;
+    assert_eq!(
+        result.outputs["route"]["_activeBranches"],
+        json!(["normal"])
+    );
+    assert_eq!(result.outputs["report"], json!({"value": 6}));
+}
+
+#[tokio::test]
+async fn disabled_propagates_through_a_long_chain_without_recursion() {
+    // 5,000 nodes behind a branch not taken: all disabled, the run succeeds.
+    let n = 5_000;
+    let mut tasks = vec![json!({"id": "route", "type": "conditional",
+        "config": {"branches": [{"id": "never", "when": "false"}]}})];
+    let mut flows = vec![flow("route", "never", "n0", "*")];
+    for i in 0..n {
+        tasks.push(json!({"id": format!("n{i}"), "type": "math.add-one"}));
+        if i > 0 {
+            flows.push(flow(
+                &format!("n{}", i - 1),
+                "value",
+                &format!("n{i}"),
+                "value",
+            ));
+        }
+    }
+    let g = common::graph(json!({"tasks": tasks, "dataflows": flows}));
+    let host = common::host(None).await;
+    let (result, _) = common::run(&host, &g, json!({"value": 1})).await;
+    assert_eq!(result.status, RunStatus::Succeeded);
+    assert_eq!(
+        status_of(&result, &format!("n{}", n - 1)),
+        NodeStatus::Disabled
+    );
+}
+
+#[tokio::test]
+async fn an_error_port_carries_the_failure_to_a_handler_and_the_run_succeeds() {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(RedbStore::open(&dir.path().join("weft.redb")).unwrap());
+    let host = common::builder(None)
+        .store(store)
+        .native(failing(runs.clone()))
+        .build()
+        .await
+        .unwrap();
+    let g = common::graph(json!({
+        "tasks": [
+            {"id": "ask", "type": "test.fail"},
+            {"id": "use", "type": "text.template", "defaults": {"template": "got {{text}}"}},
+            {"id": "handle", "type": "text.template",
+             "defaults": {"template": "{{node}} failed ({{kind}}): {{message}}"}}
+        ],
+        "dataflows": [
+            flow("ask", "text", "use", "text"),
+            flow("ask", "[error]", "handle", "*")
+        ]
+    }));
+    let result = host.run(&g, json!({})).await.unwrap();
+    assert_eq!(result.status, RunStatus::Succeeded, "{:?}", result.failures);
+    assert_eq!(status_of(&result, "ask"), NodeStatus::Failed);
+    assert_eq!(status_of(&result, "use"), NodeStatus::Disabled);
+    assert_eq!(
+        result.outputs["handle"]["text"],
+        json!("ask failed (failed): failed: the provider is down")
+    );
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        1,
+        "a plain failure is not retried"
+    );
+
+    // Durable: the run and its store agree; a handled failure is no dead
+    // letter.
+    let run = host.store().load_run(&result.run_id).await.unwrap();
+    assert_eq!(run.run.status, RunStatus::Succeeded);
+    let letters = host.dead_letters().await.unwrap();
+    assert!(letters.is_empty(), "{letters:?}");
+
+    // Without an error port the same failure fails the run, and is one.
+    let g = common::graph(json!({
+        "tasks": [{"id": "ask", "type": "test.fail"},
+                  {"id": "use", "type": "text.template", "defaults": {"template": "{{text}}"}}],
+        "dataflows": [flow("ask", "text", "use", "text")]
+    }));
+    let result = host.run(&g, json!({})).await.unwrap();
+    assert_eq!(result.status, RunStatus::Failed);
+    assert_eq!(status_of(&result, "use"), NodeStatus::Skipped);
+    let letters = host.dead_letters().await.unwrap();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0].node, "ask");
+}
+
+#[tokio::test]
+async fn a_node_that_succeeds_disables_its_error_port() {
+    let host = common::host(None).await;
+    let g = common::graph(json!({
+        "tasks": [
+            {"id": "a", "type": "math.add-one", "defaults": {"value": 1}},
+            {"id": "on_error", "type": "util.debug-log"},
+            {"id": "b", "type": "math.add-one"}
+        ],
+        "dataflows": [flow("a", "[error]", "on_error", "*"), flow("a", "value", "b", "value")]
+    }));
+    let (result, _) = common::run(&host, &g, json!({})).await;
+    assert_eq!(result.status, RunStatus::Succeeded);
+    assert_eq!(status_of(&result, "on_error"), NodeStatus::Disabled);
+    assert_eq!(result.outputs["b"], json!({"value": 3}));
+}
+
+#[tokio::test]
+async fn fan_in_collects_in_dataflow_order_not_finishing_order() {
+    let host = common::host(None).await;
+    // The slow node's dataflow comes first: its value is first in the array.
+    let g = common::graph(json!({
+        "tasks": [
+            {"id": "slow", "type": "util.delay", "defaults": {"ms": 200, "value": 1}},
+            {"id": "fast", "type": "math.add-one", "defaults": {"value": 10}},
+            {"id": "words", "type": "text.join", "defaults": {"separator": "+", "parts": ["x"]}}
+        ],
+        "dataflows": [
+            {"sourceTaskId": "slow", "sourceTaskPortId": "value", "targetTaskId": "words",
+             "targetTaskPortId": "parts", "transforms": [{"id": "numberToString"}]},
+            {"sourceTaskId": "fast", "sourceTaskPortId": "value", "targetTaskId": "words",
+             "targetTaskPortId": "parts", "transforms": [{"id": "numberToString"}]}
+        ]
+    }));
+    let (result, _) = common::run(&host, &g, json!({})).await;
+    assert_eq!(result.status, RunStatus::Succeeded, "{:?}", result.failures);
+    assert_eq!(
+        result.outputs["words"]["text"],
+        json!("1+11"),
+        "the default is replaced"
+    );
+}
+
+#[tokio::test]
+async fn transforms_apply_in_order_and_a_failing_one_fails_its_target() {
+    let host = common::host(None).await;
+    let g = common::graph(json!({
+        "tasks": [
+            {"id": "parse", "type": "json.parse", "defaults": {"text": "{\"user\": {\"name\": \"ada lovelace\", \"born\": -4857696000}}"}},
+            {"id": "greet", "type": "text.template", "defaults": {"template": "{{name}} / {{born}}"}}
+        ],
+        "dataflows": [
+            {"sourceTaskId": "parse", "sourceTaskPortId": "value", "targetTaskId": "greet",
+             "targetTaskPortId": "name", "transforms": [
+                {"id": "pick", "params": {"path": "user.name"}},
+                {"id": "uppercase"},
+                {"id": "truncate", "params": {"max": 3}}]},
+            {"sourceTaskId": "parse", "sourceTaskPortId": "value", "targetTaskId": "greet",
+             "targetTaskPortId": "born", "transforms": [
+                {"id": "pick", "params": {"path": "user.born"}},
+                {"id": "unixToIsoDate", "params": {"unit": "s"}},
+                {"id": "substring", "params": {"start": 0, "end": 10}}]}
+        ]
+    }));
+    let (result, _) = common::run(&host, &g, json!({})).await;
+    assert_eq!(result.status, RunStatus::Succeeded, "{:?}", result.failures);
+    assert_eq!(result.outputs["greet"]["text"], json!("ADA / 1816-01-25"));
+
+    // A transform that fails on the value it gets fails the node it feeds,
+    // naming the dataflow.
+    let g = common::graph(json!({
+        "tasks": [
+            {"id": "a", "type": "text.template", "defaults": {"template": "not json"}},
+            {"id": "b", "type": "json.stringify"}
+        ],
+        "dataflows": [{"sourceTaskId": "a", "sourceTaskPortId": "text", "targetTaskId": "b",
+            "targetTaskPortId": "value", "transforms": [{"id": "parseJson"}]}]
+    }));
+    let (result, _) = common::run(&host, &g, json!({})).await;
+    assert_eq!(result.status, RunStatus::Failed);
+    let error = common::error_of(&result, "b");
+    assert!(
+        error.contains("dataflows[0]") && error.contains("parseJson"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn validation_locates_bad_branches_transforms_and_fan_in() {
+    let host = common::host(None).await;
+    let errors = |g: Value| {
+        host.plan(&common::graph(g), "g.json")
+            .unwrap_err()
+            .to_string()
+    };
+    let e = errors(
+        json!({"tasks": [{"id": "r", "type": "conditional", "config": {"branches": [
+        {"id": "a", "when": "input.x >"}, {"id": "a", "when": "true"}]}}]}),
+    );
+    assert!(
+        e.contains("tasks[0] (node \"r\"): branches[0] (\"a\"): not a valid CEL expression"),
+        "{e}"
+    );
+    assert!(
+        e.contains("branches[1]: branch id \"a\" is empty or used twice"),
+        "{e}"
+    );
+    let e = errors(json!({"tasks": [{"id": "r", "type": "conditional"}]}));
+    assert!(e.contains("needs `branches`"), "{e}");
+    let e = errors(
+        json!({"tasks": [{"id": "a", "type": "math.add-one", "config": {"exclusive": true}}]}),
+    );
+    assert!(
+        e.contains("`exclusive` applies only to a conditional node"),
+        "{e}"
+    );
+    // A branch port that does not exist, by name.
+    let e = errors(json!({
+        "tasks": [{"id": "r", "type": "conditional", "config": {"branches": [{"id": "yes", "when": "true"}]}},
+                  {"id": "b", "type": "math.add-one"}],
+        "dataflows": [flow("r", "no", "b", "*")]}));
+    assert!(
+        e.contains("has no output port `no` (ports: yes, _activeBranches)"),
+        "{e}"
+    );
+    // Transforms: unknown, bad params, and a type the target cannot take.
+    let e = errors(json!({
+        "tasks": [{"id": "a", "type": "math.add-one", "defaults": {"value": 1}},
+                  {"id": "b", "type": "math.add-one"}],
+        "dataflows": [{"sourceTaskId": "a", "sourceTaskPortId": "value", "targetTaskId": "b",
+            "targetTaskPortId": "value", "transforms": [{"id": "numberToString"}]}]}));
+    assert!(e.contains("dataflows[0] (a.value → b.value): output port gives string but input port accepts number"), "{e}");
+    let e = errors(json!({
+        "tasks": [{"id": "a", "type": "math.add-one", "defaults": {"value": 1}},
+                  {"id": "b", "type": "math.add-one"}],
+        "dataflows": [{"sourceTaskId": "a", "sourceTaskPortId": "value", "targetTaskId": "b",
+            "targetTaskPortId": "value", "transforms": [{"id": "coalesce"}, {"id": "toUpper"}]}]}));
+    assert!(
+        e.contains("transforms[0]: `coalesce` needs a param `defaultValue`"),
+        "{e}"
+    );
+    // Two dataflows into a port that does not take an array.
+    let e = errors(json!({
+        "tasks": [{"id": "a", "type": "math.add-one", "defaults": {"value": 1}},
+                  {"id": "c", "type": "math.add-one", "defaults": {"value": 1}},
+                  {"id": "b", "type": "math.add-one"}],
+        "dataflows": [flow("a", "value", "b", "value"), flow("c", "value", "b", "value")]}));
+    assert!(
+        e.contains("dataflows[1]") && e.contains("only a port that takes an array"),
+        "{e}"
+    );
+    // Fan-in elements are checked against the array's items.
+    let e = errors(json!({
+        "tasks": [{"id": "a", "type": "text.template", "defaults": {"template": "x"}},
+                  {"id": "c", "type": "math.add-one", "defaults": {"value": 1}},
+                  {"id": "s", "type": "math.sum"}],
+        "dataflows": [flow("a", "text", "s", "values"), flow("c", "value", "s", "values")]}));
+    assert!(e.contains("dataflows[0] (a.text → s.values): output port gives string but input port accepts number"), "{e}");
+}
