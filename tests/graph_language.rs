@@ -333,7 +333,7 @@ async fn validation_locates_bad_branches_transforms_and_fan_in() {
         json!({"tasks": [{"id": "a", "type": "math.add-one", "config": {"exclusive": true}}]}),
     );
     assert!(
-        e.contains("`exclusive` applies only to a conditional node"),
+        e.contains("`exclusive` does not apply to a node of type `math.add-one`"),
         "{e}"
     );
     // A branch port that does not exist, by name.
@@ -378,4 +378,166 @@ async fn validation_locates_bad_branches_transforms_and_fan_in() {
                   {"id": "s", "type": "math.sum"}],
         "dataflows": [flow("a", "text", "s", "values"), flow("c", "value", "s", "values")]}));
     assert!(e.contains("dataflows[0] (a.text → s.values): output port gives string but input port accepts number"), "{e}");
+}
+
+/// A cacheable task that fails on odd numbers, counting its runs.
+fn evens_only(runs: Arc<AtomicUsize>) -> NativeTask {
+    let mut t = NativeTask::new("test.evens", move |input: Value, _| {
+        runs.fetch_add(1, Ordering::SeqCst);
+        async move {
+            let n = input["value"].as_i64().unwrap_or(0);
+            if n % 2 == 1 {
+                return Err(TaskError::Failed(format!("{n} is odd")));
+            }
+            Ok(json!({"half": n / 2}))
+        }
+    });
+    t.input_schema = json!({"type": "object", "properties": {"value": {"type": "integer"}}, "required": ["value"]});
+    t.output_schema = json!({"type": "object", "properties": {"half": {"type": "integer"}}});
+    t.cacheable = true;
+    t
+}
+
+#[tokio::test]
+async fn a_map_runs_its_task_per_element_in_order_with_progress() {
+    let host = common::host(None).await;
+    let g = common::graph(json!({
+        "tasks": [
+            {"id": "m", "type": "map", "config": {"task": "math.add", "concurrency": 3}},
+            {"id": "total", "type": "math.sum"}
+        ],
+        "dataflows": [flow("m", "value", "total", "values")]
+    }));
+    // `a` zips over its elements; `b` is broadcast.
+    let (result, events) = common::run(&host, &g, json!({"a": [1, 2, 3, 4, 5], "b": 10})).await;
+    assert_eq!(result.status, RunStatus::Succeeded, "{:?}", result.failures);
+    assert_eq!(result.outputs["m"], json!({"value": [11, 12, 13, 14, 15]}));
+    assert_eq!(result.outputs["total"], json!({"value": 65}));
+    let last = events.iter().rev().find_map(|e| match &e.kind {
+        EventKind::Progress {
+            node,
+            message,
+            fraction,
+        } if node == "m" => Some((message.clone(), *fraction)),
+        _ => None,
+    });
+    assert_eq!(last, Some((Some("map 5 / 5".into()), 1.0)));
+
+    // Two arrays zip; arrays of different lengths fail the node, saying so.
+    let (result, _) = common::run(&host, &g, json!({"a": [1, 2], "b": [10, 20]})).await;
+    assert_eq!(result.outputs["m"], json!({"value": [11, 22]}));
+    let (result, _) = common::run(&host, &g, json!({"a": [1, 2], "b": [10]})).await;
+    let error = common::error_of(&result, "m");
+    assert!(
+        error.contains("`a` (2 elements) and `b` (1) are zipped but differ in length"),
+        "{error}"
+    );
+    // No elements: empty arrays, at once.
+    let (result, _) = common::run(&host, &g, json!({"a": [], "b": 1})).await;
+    assert_eq!(result.outputs["m"], json!({"value": []}));
+}
+
+#[tokio::test]
+async fn a_failed_element_fails_skips_or_is_collected() {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let host = common::builder(None)
+        .native(evens_only(runs.clone()))
+        .build()
+        .await
+        .unwrap();
+    let map = |on_error: &str| {
+        common::graph(json!({"tasks": [{"id": "m", "type": "map",
+            "config": {"task": "test.evens", "on_error": on_error, "retries": 0}}]}))
+    };
+    let input = json!({"value": [2, 3, 4, 5, 6]});
+    let (result, _) = common::run(&host, &map("fail"), input.clone()).await;
+    assert_eq!(result.status, RunStatus::Failed);
+    let error = common::error_of(&result, "m");
+    assert!(
+        error.contains("element") && error.contains("3 is odd"),
+        "{error}"
+    );
+
+    let (result, _) = common::run(&host, &map("skip"), input.clone()).await;
+    assert_eq!(result.outputs["m"], json!({"half": [1, 2, 3]}));
+
+    let (result, _) = common::run(&host, &map("collect"), input.clone()).await;
+    assert_eq!(result.status, RunStatus::Succeeded);
+    assert_eq!(result.outputs["m"]["half"], json!([1, null, 2, null, 3]));
+    let errors = result.outputs["m"]["_errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 2);
+    assert_eq!(errors[0]["index"], json!(1));
+    assert_eq!(errors[0]["node"], json!("m[1]"));
+    assert_eq!(errors[0]["kind"], json!("failed"));
+    assert!(errors[0]["message"].as_str().unwrap().contains("3 is odd"));
+}
+
+#[tokio::test]
+async fn map_elements_are_cached_and_recorded_each_on_their_own() {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(RedbStore::open(&dir.path().join("weft.redb")).unwrap());
+    let host = common::builder(None)
+        .store(store)
+        .native(evens_only(runs.clone()))
+        .build()
+        .await
+        .unwrap();
+    let g = common::graph(
+        json!({"tasks": [{"id": "m", "type": "map", "config": {"task": "test.evens"}}]}),
+    );
+    let result = host.run(&g, json!({"value": [2, 4, 6]})).await.unwrap();
+    assert_eq!(result.outputs["m"], json!({"half": [1, 2, 3]}));
+    assert_eq!(runs.load(Ordering::SeqCst), 3);
+    // Each element is a node instance in the store.
+    let stored = host.store().load_run(&result.run_id).await.unwrap();
+    let elements: Vec<_> = stored
+        .nodes
+        .iter()
+        .filter(|n| n.node.starts_with("m["))
+        .collect();
+    assert_eq!(elements.len(), 3);
+    assert!(elements.iter().all(|n| n.status == NodeStatus::Completed));
+    // A new run with one new element runs only that one.
+    let result = host.run(&g, json!({"value": [2, 4, 6, 8]})).await.unwrap();
+    assert_eq!(result.outputs["m"], json!({"half": [1, 2, 3, 4]}));
+    assert_eq!(runs.load(Ordering::SeqCst), 4, "three came from the cache");
+}
+
+#[tokio::test]
+async fn map_settings_are_validated() {
+    let host = common::host(None).await;
+    let errors = |g: Value| {
+        host.plan(&common::graph(g), "g.json")
+            .unwrap_err()
+            .to_string()
+    };
+    let e = errors(json!({"tasks": [{"id": "m", "type": "map"}]}));
+    assert!(e.contains("a map node needs `task`"), "{e}");
+    let e =
+        errors(json!({"tasks": [{"id": "m", "type": "map", "config": {"task": "math.add-on"}}]}));
+    assert!(
+        e.contains("unknown task type `math.add-on` (did you mean `math.add-one`?)"),
+        "{e}"
+    );
+    let e = errors(
+        json!({"tasks": [{"id": "m", "type": "map", "config": {"task": "math.add", "over": ["c"]}}]}),
+    );
+    assert!(
+        e.contains("`over`: `math.add` has no input port `c`"),
+        "{e}"
+    );
+    let e = errors(
+        json!({"tasks": [{"id": "m", "type": "map", "config": {"task": "math.add", "concurrency": 0}}]}),
+    );
+    assert!(e.contains("at least 1"), "{e}");
+    // Its output ports are arrays of the task's.
+    let e = errors(json!({
+        "tasks": [{"id": "m", "type": "map", "config": {"task": "math.add-one"}},
+                  {"id": "b", "type": "math.add-one"}],
+        "dataflows": [flow("m", "value", "b", "value")]}));
+    assert!(
+        e.contains("output port gives array but input port accepts number"),
+        "{e}"
+    );
 }

@@ -44,6 +44,7 @@ pub mod config;
 pub mod data;
 pub mod events;
 mod host;
+mod map;
 pub mod runner;
 pub mod setup;
 

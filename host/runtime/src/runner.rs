@@ -235,6 +235,8 @@ struct State<'p> {
     cache_scope: Option<String>,
     /// What the run's owner may use.
     grants: Arc<Grants>,
+    /// Map elements finished in earlier attempts, by map node.
+    elements: HashMap<usize, HashMap<usize, NodeRecord>>,
     /// Replaying what the store already holds: change state, record nothing.
     replay: bool,
     /// Changes not yet committed.
@@ -544,6 +546,7 @@ impl Runner {
             clock: self.options.clock.clone(),
             cache_scope: owner.map(str::to_string),
             grants: self.options.grants.of(owner),
+            elements: crate::map::prior_elements(plan, prior),
             replay: true,
             dirty: Vec::new(),
             events: Vec::new(),
@@ -697,6 +700,10 @@ impl Runner {
         input: &Map<String, Value>,
         owner: Option<&str>,
     ) -> Option<(Arc<Queue>, String)> {
+        // A built-in kind holds no slot itself (a map's elements do).
+        if node.task.plugin == weft_core::graph::BUILTIN {
+            return None;
+        }
         if let Some(queue) = self.queue_of(node) {
             let key = queue.key(input);
             return Some((queue, key));
@@ -708,6 +715,63 @@ impl Runner {
         match (&self.options.users, owner) {
             (Some(users), Some(owner)) if wasm => Some((users.clone(), owner.to_string())),
             _ => None,
+        }
+    }
+
+    /// How map node `i` runs its elements: its task type's cache, queue and
+    /// retry settings, and the elements earlier attempts finished.
+    #[allow(clippy::too_many_arguments)]
+    fn map_run(
+        &self,
+        st: &mut State<'_>,
+        i: usize,
+        spec: &Arc<weft_core::graph::MapSpec>,
+        input: Value,
+        ctx: TaskContext,
+        stop: CancellationToken,
+        hub: &EventHub,
+    ) -> crate::map::MapRun {
+        let node = &st.plan.nodes[i];
+        let inner = &spec.task;
+        let queue = node
+            .queue
+            .as_ref()
+            .or_else(|| self.options.task_queues.get(&inner.id))
+            .and_then(|name| self.options.queues.get(name).cloned());
+        let wasm = matches!(inner.implementation, crate::task::Implementation::Wasm(_));
+        let users = match (&self.options.users, &st.cache_scope) {
+            (Some(users), Some(owner)) if wasm => Some((users.clone(), owner.clone())),
+            _ => None,
+        };
+        let cache = self
+            .cache
+            .clone()
+            .filter(|_| self.options.cache.enabled && node.cache)
+            .map(|store| CacheUse {
+                store,
+                policy: self.options.cache.clone(),
+                scope: st
+                    .cache_scope
+                    .clone()
+                    .filter(|_| !self.options.cache_shared.contains(&inner.id)),
+            });
+        crate::map::MapRun {
+            spec: spec.clone(),
+            node: node.id.clone(),
+            input,
+            done: st.elements.remove(&i).unwrap_or_default(),
+            hub: hub.clone(),
+            ctx,
+            cache,
+            stop,
+            dispatch: self.options.dispatch.clone(),
+            timeout: inner.timeout.min(node.timeout),
+            concurrency: spec.concurrency.unwrap_or(self.options.parallelism),
+            retries: node.retries.unwrap_or(self.options.retry.retries),
+            backoff: node.retry_backoff,
+            retry: self.options.retry.clone(),
+            queue,
+            users,
         }
     }
 
@@ -864,6 +928,14 @@ impl Runner {
                 started.get_or_insert_with(Instant::now);
                 let span = tracing::info_span!("task", run_id = %hub.run_id(), node = %node.id, task_type = %task.id, attempt = st.attempts[i]);
                 let dispatch = self.options.dispatch.clone();
+                if let NodeKind::Map(spec) = &node.kind {
+                    let m = self.map_run(st, i, spec, node_input, ctx, stop, hub);
+                    running.spawn(tracing::Instrument::instrument(
+                        async move { (i, (crate::map::run_map(m).await, Cached::Miss(None))) },
+                        span,
+                    ));
+                    continue;
+                }
                 running.spawn(tracing::Instrument::instrument(
                     async move {
                         let execution = Execution {
@@ -962,10 +1034,10 @@ async fn cache_lookup(store: &dyn RunStore, policy: &CachePolicy, key: &str) -> 
 }
 
 /// How one node's run ended, and where its result came from.
-type NodeOutcome = (Result<Value, TaskError>, Cached);
+pub(crate) type NodeOutcome = (Result<Value, TaskError>, Cached);
 
 /// Where a task's result came from.
-enum Cached {
+pub(crate) enum Cached {
     /// The output cache.
     Hit,
     /// The task ran; its output goes to the cache if this says so.
@@ -973,28 +1045,29 @@ enum Cached {
 }
 
 /// The output cache a node uses: where, how, and whose entries.
-struct CacheUse {
+#[derive(Clone)]
+pub(crate) struct CacheUse {
     store: Arc<dyn RunStore>,
     policy: CachePolicy,
     scope: Option<String>,
 }
 
 /// How one attempt of a node executes.
-struct Execution {
-    ctx: TaskContext,
-    timeout: std::time::Duration,
+pub(crate) struct Execution {
+    pub ctx: TaskContext,
+    pub timeout: std::time::Duration,
     /// The output cache to look in and fill, if the node uses it.
-    cache: Option<CacheUse>,
+    pub cache: Option<CacheUse>,
     /// Fires when the run is cancelled.
-    stop: CancellationToken,
+    pub stop: CancellationToken,
     /// Where the task executes, with a shared store; `None`: here.
-    dispatch: Option<Arc<crate::cluster::dispatch::Dispatch>>,
+    pub dispatch: Option<Arc<crate::cluster::dispatch::Dispatch>>,
 }
 
 /// Run one node: from the output cache when `cache` is given and holds a fresh
 /// entry, else by executing its task (interrupted when `stop` fires); a fresh
 /// output comes back with the cache entry to store.
-async fn run_node(task: &TaskType, input: Value, x: Execution) -> NodeOutcome {
+pub(crate) async fn run_node(task: &TaskType, input: Value, x: Execution) -> NodeOutcome {
     let Execution {
         ctx,
         timeout,

@@ -36,7 +36,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 pub use compound::{COMPOUND, MAX_DATAFLOWS, MAX_DEPTH, MAX_NODES};
-pub use kind::{BUILTIN, Branches, CONDITIONAL, ERROR_PORT, NodeKind, error_value};
+pub use kind::{
+    BUILTIN, Branches, CONDITIONAL, ERROR_PORT, ERRORS_PORT, Elements, MAP, MAX_ELEMENTS, MapSpec,
+    NodeKind, error_value,
+};
 pub use validate::{Plan, PlanEdge, PlanNode, ValidationError, ValidationErrors};
 
 /// A pipeline: tasks (nodes) and dataflows (edges).
@@ -128,6 +131,50 @@ pub struct NodeConfig {
         skip_serializing_if = "Option::is_none"
     )]
     pub default_branch: Option<String>,
+    /// A `map` node: the task type run once per element.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
+    /// A `map` node: the input ports iterated over (default: every port
+    /// given an array where its task type does not take one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub over: Option<Vec<String>>,
+    /// A `map` node: how many elements run at once (default: the host's
+    /// parallelism).
+    #[serde(
+        default,
+        alias = "concurrencyLimit",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub concurrency: Option<usize>,
+    /// A `map` node: elements run in batches of this many, one batch after
+    /// another (default: one batch).
+    #[serde(default, alias = "batchSize", skip_serializing_if = "Option::is_none")]
+    pub batch_size: Option<usize>,
+    /// A `map` node: what an element that fails does to the map.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_error: Option<OnError>,
+    /// A `map` node: the most elements it takes (default and ceiling:
+    /// [`kind::MAX_ELEMENTS`]).
+    #[serde(
+        default,
+        alias = "maxIterations",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_iterations: Option<usize>,
+}
+
+/// What a failed element does to its `map` node.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnError {
+    /// The map fails (the elements running finish first).
+    #[default]
+    Fail,
+    /// The element is left out of the results.
+    Skip,
+    /// The element's result is `null`, and its error is listed in the
+    /// `_errors` output port.
+    Collect,
 }
 
 /// One branch of a `conditional` node: an output port and when it is taken,

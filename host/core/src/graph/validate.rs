@@ -464,7 +464,10 @@ impl Plan {
                 errors.push(ValidationError::BadNodeConfig {
                     index: i,
                     node: node.id.clone(),
-                    problem: format!("`{key}` applies only to a conditional node"),
+                    problem: format!(
+                        "`{key}` does not apply to a node of type `{}`",
+                        node.task_type
+                    ),
                 });
             }
             if let Some(task) = &task {
@@ -714,7 +717,7 @@ fn resolve(
     registry: &Registry,
 ) -> Result<(NodeKind, Arc<TaskType>), Vec<ValidationError>> {
     if kind::is_kind(&node.task_type) {
-        return kind::resolve(i, node);
+        return kind::resolve(i, node, registry);
     }
     match registry.get(&node.task_type) {
         Some(task) => Ok((NodeKind::Task, task.clone())),
