@@ -241,6 +241,9 @@ pub struct NodeEvents {
     sink: Sink,
     node: String,
     budget: Arc<Mutex<Budget>>,
+    /// Whether progress goes through (not for the elements of a map, whose
+    /// progress the map announces as a whole).
+    progress: bool,
 }
 
 /// What a node's task has emitted so far.
@@ -274,6 +277,7 @@ impl NodeEvents {
             sink: Sink::Run(sink),
             node: node.to_string(),
             budget: Arc::default(),
+            progress: true,
         }
     }
 
@@ -283,6 +287,15 @@ impl NodeEvents {
             sink: Sink::Kept(Arc::default()),
             node: node.to_string(),
             budget: Arc::default(),
+            progress: true,
+        }
+    }
+
+    /// The same events, sharing the same budget, without progress.
+    pub fn without_progress(&self) -> Self {
+        NodeEvents {
+            progress: false,
+            ..self.clone()
         }
     }
 
@@ -355,6 +368,9 @@ impl NodeEvents {
 
     /// Progress from the task; `fraction` is clamped to [0, 1] (NaN reads as 0).
     pub fn progress(&self, fraction: f32, message: Option<String>) {
+        if !self.progress {
+            return;
+        }
         let message = message.map(bounded_message);
         if !self.spend(message.as_ref().map_or(0, String::len)) {
             return;

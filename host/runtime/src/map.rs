@@ -184,6 +184,7 @@ async fn run_element(
             Err(e) => return (k, Err(e), attempt),
         };
         let mut ctx = m.ctx.clone();
+        ctx.events = m.ctx.events.as_ref().map(|e| e.without_progress());
         ctx.node_id = id.clone();
         ctx.idempotency_key = format!("{}/{id}", ctx.run_id);
         ctx.attempt = attempt;
