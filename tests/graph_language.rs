@@ -541,3 +541,44 @@ async fn map_settings_are_validated() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn the_triage_example_routes_and_joins_its_branches() {
+    let host = common::host(None).await;
+    let path = std::path::Path::new(weft_tests::ROOT).join("examples/triage.json");
+    let g = weft::graph::Graph::from_file(&path).unwrap();
+    let cases = [
+        (
+            json!({"priority": 5, "label": "spam", "text": "disk full"}),
+            "PAGE on-call: disk full",
+        ),
+        (
+            json!({"priority": 1, "label": "ham", "text": "database outage"}),
+            "PAGE on-call: database outage",
+        ),
+        (
+            json!({"priority": 1, "label": "spam", "text": "win a prize"}),
+            "dropped as spam: win a prize",
+        ),
+        (
+            json!({"priority": 1, "label": "ham", "text": "printer jam"}),
+            "filed: printer jam",
+        ),
+    ];
+    for (input, want) in cases {
+        let (result, _) = common::run(&host, &g, input.clone()).await;
+        assert_eq!(
+            result.status,
+            RunStatus::Succeeded,
+            "{input}: {:?}",
+            result.failures
+        );
+        assert_eq!(result.outputs["report"]["text"], json!(want), "{input}");
+        let disabled = result
+            .nodes
+            .values()
+            .filter(|s| **s == NodeStatus::Disabled)
+            .count();
+        assert_eq!(disabled, 2, "{input}: the two branches not taken");
+    }
+}

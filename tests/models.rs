@@ -794,3 +794,78 @@ async fn the_rag_example_retrieves_the_relevant_lines_and_answers_from_them() {
         "{asked}"
     );
 }
+
+#[tokio::test]
+async fn the_ingest_example_embeds_each_chunk_in_a_map() {
+    let host = common::builder(None)
+        .model("minilm", minilm())
+        .build()
+        .await
+        .unwrap();
+    let graph =
+        weft::graph::Graph::from_file(&PathBuf::from(ROOT).join("examples/ingest.json")).unwrap();
+    let docs = "The loom was invented to weave cloth.\n\
+                Bananas are rich in potassium.\n\n\
+                Weft threads run across the warp on a loom.\n\
+                The stock market closed higher on Friday.";
+    let (result, events) = common::run(
+        &host,
+        &graph,
+        json!({"text": docs, "question": "What do weft threads do on a loom?"}),
+    )
+    .await;
+    assert!(result.failures.is_empty(), "{:?}", result.failures);
+    assert_eq!(
+        result.outputs["embed_chunks"]["vector"]
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
+    assert_eq!(
+        result.outputs["rank"]["top_items"],
+        json!([
+            "Weft threads run across the warp on a loom.",
+            "The loom was invented to weave cloth."
+        ])
+    );
+    assert!(events.iter().any(|e| matches!(&e.kind,
+        EventKind::Progress { node, message: Some(m), .. } if node == "embed_chunks" && m == "map 4 / 4")));
+}
+
+#[tokio::test]
+async fn the_fallback_example_sends_a_failed_model_call_to_another_model() {
+    let (_fake, base) = fake_provider().await;
+    // Nothing listens on the primary's port: every call fails.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_base = format!("http://{}/v1", dead.local_addr().unwrap());
+    drop(dead);
+    let host = common::builder(None)
+        .model(
+            "primary",
+            http(ProviderKind::Openai, dead_base, ModelKind::Generation),
+        )
+        .model(
+            "backup",
+            http(
+                ProviderKind::Openai,
+                format!("{base}/v1"),
+                ModelKind::Generation,
+            ),
+        )
+        .build()
+        .await
+        .unwrap();
+    let graph =
+        weft::graph::Graph::from_file(&PathBuf::from(ROOT).join("examples/fallback.json")).unwrap();
+    let (result, _) = common::run(&host, &graph, json!({"question": "Say hello"})).await;
+    assert_eq!(
+        result.status,
+        weft::events::RunStatus::Succeeded,
+        "{:?}",
+        result.failures
+    );
+    assert_eq!(result.nodes["ask"], weft::events::NodeStatus::Failed);
+    assert_eq!(result.outputs["ask"]["input"]["prompt"], "Say hello");
+    assert_eq!(result.outputs["answer"]["text"], "Hello world");
+}

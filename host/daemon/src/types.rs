@@ -92,6 +92,9 @@ pub enum NodeState {
     Skipped,
     /// Stopped by a cancellation.
     Cancelled,
+    /// Not run, and not a failure: every dataflow into it was disabled (a
+    /// branch not taken, an error port's other side).
+    Disabled,
 }
 
 /// A run in a listing.

@@ -291,6 +291,7 @@ fn element_error(k: usize, record: &NodeRecord) -> Value {
         kind,
         &record.node,
         record.attempt,
+        None,
     );
     v["index"] = Value::from(k);
     v

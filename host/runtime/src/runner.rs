@@ -811,7 +811,9 @@ impl Runner {
             e.to_string()
         };
         if st.has_error_port(i) {
-            let error = weft_core::graph::error_value(&message, &e.kind(), &node.id, attempt);
+            let input = Value::Object(std::mem::take(&mut st.inputs[i]));
+            let error =
+                weft_core::graph::error_value(&message, &e.kind(), &node.id, attempt, Some(input));
             st.handle_failure(i, message, error);
             return;
         }

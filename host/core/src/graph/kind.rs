@@ -505,9 +505,20 @@ fn conditional_type(branches: &Arc<Branches>) -> Arc<TaskType> {
     })
 }
 
-/// The value an `[error]` port carries.
-pub fn error_value(message: &str, kind: &str, node: &str, attempt: u32) -> Value {
-    json!({"message": message, "kind": kind, "node": node, "attempt": attempt})
+/// The value an `[error]` port carries (`input`: what the failed node was
+/// given, so a handler can try again elsewhere).
+pub fn error_value(
+    message: &str,
+    kind: &str,
+    node: &str,
+    attempt: u32,
+    input: Option<Value>,
+) -> Value {
+    let mut v = json!({"message": message, "kind": kind, "node": node, "attempt": attempt});
+    if let Some(input) = input {
+        v["input"] = input;
+    }
+    v
 }
 
 /// The schema of the `[error]` port.
@@ -518,7 +529,8 @@ pub(crate) fn error_schema() -> Value {
             "message": {"type": "string"},
             "kind": {"type": "string"},
             "node": {"type": "string"},
-            "attempt": {"type": "integer"}
+            "attempt": {"type": "integer"},
+            "input": {"type": "object"}
         }
     })
 }
