@@ -367,9 +367,9 @@ mod tests {
             format!("{}1 > 0", "1*".repeat(half)),
             format!("input{}", ".a".repeat(half)),
             format!("input{} == 1", "[0]".repeat(half / 2)),
-            format!("{}1 == 1", "(".repeat(MAX_NESTING - 1) + &")".repeat(0)),
+            format!("{}1 == 1", "(".repeat(MAX_NESTING - 1)),
             format!("{}true", "!".repeat(MAX_NESTING)),
-            format!("{}", "true && ".repeat(half / 4) + "true"),
+            "true && ".repeat(half / 4) + "true",
             format!("{}1{} == 1", "(".repeat(16), ")".repeat(16)),
             format!("{}true", "true && ".repeat(MAX_DEPTH - 4)),
         ];
