@@ -171,7 +171,7 @@ async fn input_port_fed_twice() {
     .await;
     assert_eq!(
         errs[0].to_string(),
-        "dataflows[1] (b.value → c.value): input port `value` of node \"c\" is already fed by dataflows[0]"
+        "dataflows[1] (b.value → c.value): input port `value` of node \"c\" is already fed by dataflows[0] (only a port that takes an array collects several dataflows)"
     );
 }
 
