@@ -130,6 +130,7 @@ pub async fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
         version: args.version,
         input: super::read_input(&args.input)?,
         idempotency_key: args.idempotency_key.clone(),
+        preview: false,
     };
     let request = client
         .request(reqwest::Method::POST, "/v1/runs")

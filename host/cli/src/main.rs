@@ -101,6 +101,11 @@ enum Command {
         /// Keep at most this many cached outputs per task type (default 10000).
         #[arg(long)]
         cache_keep_last: Option<usize>,
+        /// Run only the nodes without effects or calls to models or the
+        /// network (reading, not filling, the output cache); show the input
+        /// the others would get. Nothing is stored.
+        #[arg(long)]
+        preview: bool,
     },
     /// Failed nodes of failed runs, with the error of each attempt; re-drive one.
     #[command(name = "dead-letters")]
@@ -464,6 +469,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             no_cache,
             cache_max_age_s,
             cache_keep_last,
+            preview,
         } => {
             let defaults = CachePolicy::default();
             let policy = CachePolicy {
@@ -474,6 +480,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let host = host.host_with(ephemeral, parallelism, Some(policy)).await?;
             let input = read_input(&input)?;
             let graph_file = Graph::from_file(&graph)?;
+            if preview {
+                let origin = graph.display().to_string();
+                let result = host
+                    .preview(&graph_file, &origin, input, None, &CancellationToken::new())
+                    .await?;
+                return show_preview(&result, json);
+            }
             let prepared = host
                 .prepare(&graph_file, &graph.display().to_string(), input)
                 .await?;
@@ -665,11 +678,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 fn describe_event(kind: &EventKind) -> String {
     match kind {
-        EventKind::RunStarted { nodes, resumed } => {
-            format!(
-                "run {} ({nodes} nodes)",
-                if *resumed { "resumed" } else { "started" }
-            )
+        EventKind::RunStarted {
+            nodes,
+            resumed,
+            preview,
+        } => {
+            let how = match (*resumed, *preview) {
+                (_, true) => "preview started",
+                (true, _) => "resumed",
+                _ => "started",
+            };
+            format!("run {how} ({nodes} nodes)")
         }
         EventKind::RunFinished { status } => format!("run {}", status.as_str()),
         EventKind::Node {
@@ -772,6 +791,45 @@ fn validate(host: &Host, path: &Path, input: Option<&str>) -> anyhow::Result<Exi
         )?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Print a preview: every node's state and output, and the input each node
+/// not run would have received.
+fn show_preview(result: &weft::runner::RunResult, json_out: bool) -> anyhow::Result<ExitCode> {
+    let out = json!({
+        "preview": true,
+        "status": result.status,
+        "nodes": result.nodes,
+        "outputs": result.outputs,
+        "previewed": result.previewed,
+        "failures": result.failures,
+        "stats": result.stats,
+    });
+    if json_out {
+        writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(&out)?)?;
+    } else {
+        writeln!(
+            std::io::stdout(),
+            "{}",
+            serde_json::to_string_pretty(&result.outputs)?
+        )?;
+        for (node, input) in &result.previewed {
+            eprintln!("{node} not run in a preview; it would get {input}");
+        }
+        for f in result
+            .failures
+            .iter()
+            .filter(|f| !result.previewed.contains_key(&f.node))
+        {
+            eprintln!("{} {}: {}", f.node, f.status.as_str(), f.error);
+        }
+    }
+    let ok = result.status == weft::events::RunStatus::Succeeded;
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 async fn execute(

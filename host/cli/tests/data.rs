@@ -355,3 +355,77 @@ async fn sql_and_files_stay_inside_their_grants_and_limits() {
         );
     }
 }
+
+/// `weft run --preview`: the pure nodes run, the file write does not (the
+/// input it would get is shown), nothing is stored; a real run writes it.
+#[test]
+fn a_preview_never_runs_a_side_effect() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("out")).unwrap();
+    std::fs::write(
+        d.join("weft.toml"),
+        "[data.folders.out]\npath = \"out\"\nwritable = true\n",
+    )
+    .unwrap();
+    let graph = d.join("g.json");
+    std::fs::write(
+        &graph,
+        json!({
+            "tasks": [
+                {"id": "text", "type": "text.template", "defaults": {"template": "hello {{name}}"}},
+                {"id": "write", "type": "data.file-write", "defaults": {"folder": "out", "path": "hello.txt"}},
+                {"id": "after", "type": "util.debug-log"}
+            ],
+            "dataflows": [
+                {"sourceTaskId": "text", "sourceTaskPortId": "text", "targetTaskId": "write", "targetTaskPortId": "text"},
+                {"sourceTaskId": "write", "sourceTaskPortId": "*", "targetTaskId": "after", "targetTaskPortId": "message",
+                 "transforms": [{"id": "stringify"}]}
+            ]
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let weft = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_weft"))
+            .args(["run", "--json", "--config"])
+            .arg(d.join("weft.toml"))
+            .arg(&graph)
+            .args(["--input", r#"{"name": "ada"}"#])
+            .args(extra)
+            .env("WEFT_CACHE_DIR", weft_tests::cache_dir())
+            .env("WEFT_DATA_DIR", d.join(".weft"))
+            .output()
+            .unwrap();
+        serde_json::from_slice::<Value>(&out.stdout)
+            .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)))
+    };
+    let preview = weft(&["--preview"]);
+    assert_eq!(preview["preview"], true);
+    assert_eq!(preview["status"], "succeeded", "{preview}");
+    assert_eq!(preview["outputs"]["text"], json!({"text": "hello ada"}));
+    assert_eq!(preview["nodes"]["write"], "disabled");
+    assert_eq!(preview["nodes"]["after"], "disabled");
+    assert_eq!(
+        preview["previewed"]["write"],
+        json!({"folder": "out", "path": "hello.txt", "text": "hello ada"})
+    );
+    assert!(
+        !d.join("out/hello.txt").exists(),
+        "the preview wrote the file"
+    );
+    let runs = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(["runs", "--json"])
+        .env("WEFT_DATA_DIR", d.join(".weft"))
+        .output()
+        .unwrap();
+    let runs: Value = serde_json::from_slice(&runs.stdout).unwrap_or(json!([]));
+    assert_eq!(runs, json!([]), "a preview is not stored as a run");
+
+    let run = weft(&[]);
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(
+        std::fs::read_to_string(d.join("out/hello.txt")).unwrap(),
+        "hello ada"
+    );
+}

@@ -144,6 +144,9 @@ pub enum EventKind {
         /// True when the run continues after an interruption.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         resumed: bool,
+        /// True for a preview (nothing with effects runs; nothing is stored).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        preview: bool,
     },
     /// The run ended.
     RunFinished {

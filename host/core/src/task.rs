@@ -210,6 +210,9 @@ pub struct TaskType {
     pub side_effects: bool,
     /// Whether its output may be served from the cache.
     pub cacheable: bool,
+    /// Whether it may call models or the network (a preview does not run
+    /// it).
+    pub reaches_out: bool,
     /// Input ports that name a resource a user must be granted (a folder, a
     /// database, a model): checked at submit and when the task starts.
     pub resources: Vec<(String, Resource)>,
@@ -244,6 +247,7 @@ impl TaskType {
             "output_schema": self.output.raw(),
             "side_effects": self.side_effects,
             "cacheable": self.cacheable,
+            "reaches_out": self.reaches_out,
             "timeout_ms": self.timeout.as_millis() as u64,
             "plugin": self.plugin,
         })
@@ -317,6 +321,8 @@ pub struct NativeTask {
     pub side_effects: bool,
     /// Whether its output may be cached.
     pub cacheable: bool,
+    /// Whether it may call models or the network.
+    pub reaches_out: bool,
     /// Input ports that name a resource a user must be granted.
     pub resources: Vec<(String, Resource)>,
     /// The function.
@@ -342,6 +348,7 @@ impl NativeTask {
             output_schema: open,
             side_effects: false,
             cacheable: false,
+            reaches_out: false,
             resources: Vec::new(),
             run: Arc::new(move |v, c| Box::pin(f(v, c))),
         }
@@ -447,6 +454,7 @@ impl Registry {
             description: task.description,
             side_effects: task.side_effects,
             cacheable: task.cacheable && !task.side_effects,
+            reaches_out: task.reaches_out,
             resources: task.resources,
             timeout: Duration::from_secs(300),
             plugin: "native".into(),

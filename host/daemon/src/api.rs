@@ -46,7 +46,7 @@ type ApiResult<T> = Result<T, ApiError>;
                        /v1 route needs `Authorization: Bearer TOKEN`. Request bodies are \
                        `application/json`."
     ),
-    components(schemas(ErrorBody))
+    components(schemas(ErrorBody, Preview))
 )]
 struct ApiDoc;
 
@@ -268,7 +268,7 @@ async fn submitted_graph(
     params(("Idempotency-Key" = Option<String>, Header, description = "As `idempotency_key`")),
     responses(
         (status = 201, description = "Started", body = Submitted),
-        (status = 200, description = "The run this idempotency key already started", body = Submitted),
+        (status = 200, description = "The run this idempotency key already started (a `Submitted`), or with `preview`, the preview (a `Preview`)", body = Submitted),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 404, description = "No such saved graph or version", body = ErrorBody),
         (status = 422, description = "The body, graph or input is invalid", body = ErrorBody),
@@ -283,6 +283,14 @@ async fn submit(
 ) -> ApiResult<Response> {
     let body: SubmitRequest = parse_body(body)?;
     let (graph, origin, graph_name) = submitted_graph(&state, &user, &body).await?;
+    if body.preview {
+        state
+            .quotas
+            .admit(&user.0)
+            .await
+            .map_err(|r| too_many(&state, r))?;
+        return preview(&state, &user, &graph, &origin, body.input).await;
+    }
     let idempotency_key = body.idempotency_key.or_else(|| {
         headers
             .get("idempotency-key")
@@ -325,6 +333,47 @@ async fn submit(
         existing,
     };
     Ok((status, [(header::LOCATION, location)], Json(answer)).into_response())
+}
+
+/// How long a preview may take.
+const PREVIEW_TIME: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Run a preview for `user` and answer with it (200).
+async fn preview(
+    state: &AppState,
+    user: &User,
+    graph: &Graph,
+    origin: &str,
+    input: Value,
+) -> ApiResult<Response> {
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let deadline = cancel.clone();
+    let timer = tokio::spawn(async move {
+        tokio::time::sleep(PREVIEW_TIME).await;
+        deadline.cancel();
+    });
+    let result = state
+        .host
+        .preview(graph, origin, input, Some(&user.0), &cancel)
+        .await;
+    timer.abort();
+    let result = result?;
+    let answer = Preview {
+        status: result.status,
+        nodes: result.nodes,
+        outputs: result.outputs,
+        previewed: result.previewed,
+        failures: result
+            .failures
+            .into_iter()
+            .map(|f| NodeError {
+                node: f.node,
+                status: f.status,
+                error: f.error,
+            })
+            .collect(),
+    };
+    Ok((StatusCode::OK, Json(answer)).into_response())
 }
 
 /// The runs `user` may see, as a filter: what `visible_run` allows (their

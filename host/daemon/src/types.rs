@@ -40,6 +40,30 @@ pub struct SubmitRequest {
     /// The `Idempotency-Key` header works too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
+    /// Preview instead of run: only the nodes without effects or calls to
+    /// models or the network run (reading, not filling, the output cache);
+    /// the answer (200, a `Preview`) comes when it ends; nothing is stored.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub preview: bool,
+}
+
+/// The answer to a preview.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Preview {
+    /// How it ended.
+    #[schema(value_type = RunState)]
+    pub status: RunStatus,
+    /// Every node's state.
+    #[schema(value_type = HashMap<String, NodeState>)]
+    pub nodes: BTreeMap<String, NodeStatus>,
+    /// The output of every node that ran.
+    #[schema(value_type = Object)]
+    pub outputs: BTreeMap<String, Value>,
+    /// The input each node not run would have received.
+    #[schema(value_type = Object)]
+    pub previewed: BTreeMap<String, Value>,
+    /// Nodes that failed (or were skipped or cancelled).
+    pub failures: Vec<NodeError>,
 }
 
 fn empty_object() -> Value {

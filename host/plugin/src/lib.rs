@@ -519,6 +519,7 @@ impl PluginHost {
                     description: t.description,
                     side_effects: t.side_effects,
                     cacheable: t.cacheable && !t.side_effects,
+                    reaches_out: !plugin.granted_models.is_empty() || !plugin.network.is_empty(),
                     plugin: source.name.clone(),
                     implementation: Implementation::Wasm(plugin.clone()),
                 })

@@ -287,6 +287,7 @@ mod tests {
         let started = || EventKind::RunStarted {
             nodes: 1,
             resumed: false,
+            preview: false,
         };
         hub.commit(vec![], None, (0..5).map(|_| started()).collect())
             .await
@@ -311,6 +312,7 @@ mod tests {
             vec![EventKind::RunStarted {
                 nodes: 2,
                 resumed: false,
+                preview: false,
             }],
         )
         .await

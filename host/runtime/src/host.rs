@@ -606,6 +606,28 @@ impl Host {
         }))
     }
 
+    /// Preview `graph` on `input` for `owner` (validated and checked as a
+    /// submission is): only nodes without effects or calls out run, reading
+    /// the output cache but not filling it; nothing is stored. Stops when
+    /// `cancel` fires.
+    pub async fn preview(
+        &self,
+        graph: &Graph,
+        origin: &str,
+        input: Value,
+        owner: Option<&str>,
+        cancel: &CancellationToken,
+    ) -> Result<RunResult, HostError> {
+        let plan = self.plan(graph, origin)?;
+        plan.check_input(&input)?;
+        self.check_grants(&plan, &input, owner)?;
+        let hub = EventHub::new(&format!("preview-{}", new_run_id()), 1);
+        Ok(self
+            .runner
+            .preview(&plan, &input, &hub, cancel, owner)
+            .await?)
+    }
+
     /// Load an interrupted run from the store to continue it: completed nodes
     /// keep their outputs, interrupted ones run again.
     pub async fn prepare_resume(&self, run_id: &str) -> Result<PreparedRun, HostError> {

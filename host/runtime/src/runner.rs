@@ -184,6 +184,9 @@ pub struct RunResult {
     pub failures: Vec<NodeFailure>,
     /// Figures.
     pub stats: RunStats,
+    /// In a preview: the input each node not run would have received.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub previewed: BTreeMap<String, Value>,
 }
 
 impl RunResult {
@@ -237,6 +240,10 @@ struct State<'p> {
     grants: Arc<Grants>,
     /// Map elements finished in earlier attempts, by map node.
     elements: HashMap<usize, HashMap<usize, NodeRecord>>,
+    /// A preview: nodes with effects (or calls out) are not run.
+    preview: bool,
+    /// In a preview, the input each node not run would have received.
+    previewed: BTreeMap<String, Value>,
     /// Replaying what the store already holds: change state, record nothing.
     replay: bool,
     /// Changes not yet committed.
@@ -294,6 +301,15 @@ impl State<'_> {
         self.inputs[i] = Map::new();
         self.set(i, NodeStatus::Failed, Some(message));
         self.deliver(i, true);
+    }
+
+    /// In a preview, node `i` is not run: keep the input it would have
+    /// received, and disable it and what depends on it.
+    fn hold_back(&mut self, i: usize) {
+        let input = Value::Object(std::mem::take(&mut self.inputs[i]));
+        self.previewed.insert(self.plan.nodes[i].id.clone(), input);
+        self.set(i, NodeStatus::Disabled, Some(PREVIEWED.into()));
+        self.disable_from(vec![i]);
     }
 
     /// Whether node `i` ended in a way that does not fail the run: completed,
@@ -486,6 +502,21 @@ impl State<'_> {
 /// Why a node is disabled.
 const DISABLED: &str = "not run: every dataflow into it is disabled (a branch not taken, or an error port's other side)";
 
+/// Why a node is disabled in a preview.
+const PREVIEWED: &str = "not run in a preview: its task type has effects, is not cacheable or calls models or the network";
+
+/// Whether a preview runs `node`: no effects, no calls out, and cacheable
+/// (the built-in kinds are evaluated; a map as its task type).
+fn previewable(node: &crate::graph::PlanNode) -> bool {
+    let task = match &node.kind {
+        NodeKind::Map(spec) => &spec.task,
+        _ => &node.task,
+    };
+    !task.side_effects
+        && !task.reaches_out
+        && (task.cacheable || task.plugin == weft_core::graph::BUILTIN)
+}
+
 fn skipped_by(node: &str) -> String {
     format!("not run: upstream node \"{node}\" did not complete")
 }
@@ -518,6 +549,38 @@ impl Runner {
         cancel: &CancellationToken,
         owner: Option<&str>,
     ) -> Result<RunResult, RunLogError> {
+        self.run_as(plan, input, prior, hub, cancel, owner, false)
+            .await
+    }
+
+    /// Preview `plan` on `input`: run only the nodes whose task types have no
+    /// effects, are cacheable and call no models or network (reading the
+    /// output cache, never filling it: give a `hub` without a store); every
+    /// other node is `disabled`, and the input it would have received is in
+    /// [`RunResult::previewed`]. Nothing is stored.
+    pub async fn preview(
+        &self,
+        plan: &Plan,
+        input: &Value,
+        hub: &EventHub,
+        cancel: &CancellationToken,
+        owner: Option<&str>,
+    ) -> Result<RunResult, RunLogError> {
+        self.run_as(plan, input, &[], hub, cancel, owner, true)
+            .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn run_as(
+        &self,
+        plan: &Plan,
+        input: &Value,
+        prior: &[NodeRecord],
+        hub: &EventHub,
+        cancel: &CancellationToken,
+        owner: Option<&str>,
+        preview: bool,
+    ) -> Result<RunResult, RunLogError> {
         let n = plan.nodes.len();
         let empty = Map::new();
         let input = input.as_object().unwrap_or(&empty);
@@ -547,6 +610,8 @@ impl Runner {
             cache_scope: owner.map(str::to_string),
             grants: self.options.grants.of(owner),
             elements: crate::map::prior_elements(plan, prior),
+            preview,
+            previewed: BTreeMap::new(),
             replay: true,
             dirty: Vec::new(),
             events: Vec::new(),
@@ -598,7 +663,11 @@ impl Runner {
         // Offers an earlier host of this run made are void: their nodes run
         // again as new attempts.
         self.withdraw_offers(hub.run_id(), resumed).await;
-        st.events.push(EventKind::RunStarted { nodes: n, resumed });
+        st.events.push(EventKind::RunStarted {
+            nodes: n,
+            resumed,
+            preview,
+        });
         let (cancelled, mut stats, started) = self.drive(&mut st, hub, cancel).await?;
 
         for i in 0..n {
@@ -656,6 +725,7 @@ impl Runner {
                 })
                 .collect(),
             stats,
+            previewed: std::mem::take(&mut st.previewed),
         })
     }
 
@@ -847,6 +917,10 @@ impl Runner {
             let mut starting = Vec::new();
             while !cancelled && running.len() + starting.len() < parallelism {
                 let Some(i) = st.ready.pop() else { break };
+                if st.preview && !previewable(&plan.nodes[i]) {
+                    st.hold_back(i);
+                    continue;
+                }
                 let owner = st.cache_scope.as_deref();
                 if let Some((queue, key)) = self.admission_of(&plan.nodes[i], &st.inputs[i], owner)
                 {

@@ -381,6 +381,7 @@ fn map_type(spec: &MapSpec) -> Arc<TaskType> {
         side_effects: inner.side_effects,
         // Its elements are cached, each on its own; the map itself is not.
         cacheable: inner.cacheable,
+        reaches_out: inner.reaches_out,
         resources: Vec::new(),
         timeout: inner.timeout,
         plugin: BUILTIN.into(),
@@ -495,6 +496,7 @@ fn conditional_type(branches: &Arc<Branches>) -> Arc<TaskType> {
         output: ObjectSchema::compile("output", output).expect("port schemas compile"),
         side_effects: false,
         cacheable: false,
+        reaches_out: false,
         resources: Vec::new(),
         timeout: std::time::Duration::from_secs(5),
         plugin: BUILTIN.into(),
