@@ -41,9 +41,11 @@ pub use weft_store as store;
 
 pub mod cluster;
 pub mod config;
+mod control;
 pub mod data;
 pub mod events;
 mod host;
+mod instance;
 mod map;
 pub mod runner;
 pub mod setup;

@@ -238,7 +238,8 @@ struct State<'p> {
     cache_scope: Option<String>,
     /// What the run's owner may use.
     grants: Arc<Grants>,
-    /// Map elements finished in earlier attempts, by map node.
+    /// Instances (map elements, alternatives, iterations) finished in
+    /// earlier attempts, by node.
     elements: HashMap<usize, HashMap<usize, NodeRecord>>,
     /// A preview: nodes with effects (or calls out) are not run.
     preview: bool,
@@ -609,7 +610,7 @@ impl Runner {
             clock: self.options.clock.clone(),
             cache_scope: owner.map(str::to_string),
             grants: self.options.grants.of(owner),
-            elements: crate::map::prior_elements(plan, prior),
+            elements: crate::instance::prior_instances(plan, prior),
             preview,
             previewed: BTreeMap::new(),
             replay: true,
@@ -788,60 +789,51 @@ impl Runner {
         }
     }
 
-    /// How map node `i` runs its elements: its task type's cache, queue and
-    /// retry settings, and the elements earlier attempts finished.
-    #[allow(clippy::too_many_arguments)]
-    fn map_run(
+    /// How node `i`'s instances run (a map's elements, a fallback's
+    /// alternatives, a loop's iterations): the node's cache, retry and queue
+    /// settings, and the instances earlier attempts finished.
+    fn instances(
         &self,
         st: &mut State<'_>,
         i: usize,
-        spec: &Arc<weft_core::graph::MapSpec>,
-        input: Value,
         ctx: TaskContext,
         stop: CancellationToken,
         hub: &EventHub,
-    ) -> crate::map::MapRun {
+    ) -> crate::instance::Instances {
         let node = &st.plan.nodes[i];
-        let inner = &spec.task;
-        let queue = node
-            .queue
-            .as_ref()
-            .or_else(|| self.options.task_queues.get(&inner.id))
-            .and_then(|name| self.options.queues.get(name).cloned());
-        let wasm = matches!(inner.implementation, crate::task::Implementation::Wasm(_));
-        let users = match (&self.options.users, &st.cache_scope) {
-            (Some(users), Some(owner)) if wasm => Some((users.clone(), owner.clone())),
+        let o = &self.options;
+        let users = match (&o.users, &st.cache_scope) {
+            (Some(users), Some(owner)) => Some((users.clone(), owner.clone())),
             _ => None,
         };
         let cache = self
             .cache
             .clone()
-            .filter(|_| self.options.cache.enabled && node.cache)
+            .filter(|_| o.cache.enabled && node.cache)
             .map(|store| CacheUse {
                 store,
-                policy: self.options.cache.clone(),
-                scope: st
-                    .cache_scope
-                    .clone()
-                    .filter(|_| !self.options.cache_shared.contains(&inner.id)),
+                policy: o.cache.clone(),
+                scope: st.cache_scope.clone(),
             });
-        crate::map::MapRun {
-            spec: spec.clone(),
+        crate::instance::Instances {
             node: node.id.clone(),
-            input,
             done: st.elements.remove(&i).unwrap_or_default(),
             hub: hub.clone(),
             ctx,
             cache,
+            cache_shared: o.cache_shared.clone(),
             stop,
-            dispatch: self.options.dispatch.clone(),
-            timeout: inner.timeout.min(node.timeout),
-            concurrency: spec.concurrency.unwrap_or(self.options.parallelism),
-            retries: node.retries.unwrap_or(self.options.retry.retries),
+            dispatch: o.dispatch.clone(),
+            timeout: node.timeout,
+            retries: node.retries.unwrap_or(o.retry.retries),
             backoff: node.retry_backoff,
-            retry: self.options.retry.clone(),
-            queue,
-            users,
+            retry: o.retry.clone(),
+            routing: crate::instance::Routing {
+                node_queue: node.queue.clone(),
+                task_queues: o.task_queues.clone(),
+                queues: o.queues.clone(),
+                users,
+            },
         }
     }
 
@@ -1004,10 +996,12 @@ impl Runner {
                 started.get_or_insert_with(Instant::now);
                 let span = tracing::info_span!("task", run_id = %hub.run_id(), node = %node.id, task_type = %task.id, attempt = st.attempts[i]);
                 let dispatch = self.options.dispatch.clone();
-                if let NodeKind::Map(spec) = &node.kind {
-                    let m = self.map_run(st, i, spec, node_input, ctx, stop, hub);
+                if !matches!(node.kind, NodeKind::Task | NodeKind::Conditional(_)) {
+                    let kind = node.kind.clone();
+                    let instances = self.instances(st, i, ctx, stop, hub);
+                    let run = crate::control::run_kind(kind, node_input, instances, parallelism);
                     running.spawn(tracing::Instrument::instrument(
-                        async move { (i, (crate::map::run_map(m).await, Cached::Miss(None))) },
+                        async move { (i, (run.await, Cached::Miss(None))) },
                         span,
                     ));
                     continue;
@@ -1125,7 +1119,7 @@ pub(crate) enum Cached {
 pub(crate) struct CacheUse {
     store: Arc<dyn RunStore>,
     policy: CachePolicy,
-    scope: Option<String>,
+    pub scope: Option<String>,
 }
 
 /// How one attempt of a node executes.

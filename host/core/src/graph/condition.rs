@@ -124,11 +124,19 @@ impl Condition {
     /// Whether the condition holds for `input`; an error evaluating it is
     /// returned so the caller can log it (and treat the condition as false).
     pub fn holds(&self, input: &Value) -> Result<bool, String> {
+        self.holds_on(&[("input", input)])
+    }
+
+    /// Whether the condition holds with these variables; the operator form
+    /// reads the first.
+    pub fn holds_on(&self, vars: &[(&str, &Value)]) -> Result<bool, String> {
         match self {
             Condition::Cel { program, .. } => {
                 let mut context = cel::Context::default();
-                let value = cel::to_value(input).map_err(|e| e.to_string())?;
-                context.add_variable_from_value("input", value);
+                for (name, value) in vars {
+                    let value = cel::to_value(value).map_err(|e| e.to_string())?;
+                    context.add_variable_from_value(*name, value);
+                }
                 match program.execute(&context) {
                     Ok(cel::Value::Bool(b)) => Ok(b),
                     Ok(other) => Err(format!("the expression gave {other:?}, not a boolean")),
@@ -139,7 +147,10 @@ impl Condition {
                 field,
                 operator,
                 value,
-            } => Ok(compare(nested(input, field), *operator, value)),
+            } => {
+                let first = vars.first().map_or(&Value::Null, |(_, v)| *v);
+                Ok(compare(nested(first, field), *operator, value))
+            }
         }
     }
 }

@@ -42,6 +42,46 @@ pub const MAX_ELEMENTS: usize = 1_000_000;
 /// collect`).
 pub const ERRORS_PORT: &str = "_errors";
 
+/// The type of a fallback node.
+pub const FALLBACK: &str = "fallback";
+
+/// The type of a reduce node.
+pub const REDUCE: &str = "reduce";
+
+/// The type of a while node.
+pub const WHILE: &str = "while";
+
+/// A fallback node's alternatives: task types and their inputs, in order.
+#[derive(Debug)]
+pub struct FallbackSpec {
+    /// Each alternative's task type and the inputs it gets over the node's.
+    pub alternatives: Vec<(Arc<TaskType>, Map<String, Value>)>,
+}
+
+/// A reduce node's settings.
+#[derive(Debug)]
+pub struct ReduceSpec {
+    /// The task type run per step.
+    pub task: Arc<TaskType>,
+    /// The input port iterated over (one item per step).
+    pub over: String,
+    /// The input port carrying the accumulator.
+    pub accumulator: String,
+    /// The output port of a step that becomes the next accumulator.
+    pub carry: String,
+}
+
+/// A while node's settings.
+#[derive(Debug)]
+pub struct WhileSpec {
+    /// The task type run per iteration.
+    pub task: Arc<TaskType>,
+    /// Whether to go on, over `output` and `input`.
+    pub condition: Condition,
+    /// The most iterations.
+    pub max_iterations: usize,
+}
+
 /// What a node is.
 #[derive(Debug, Clone, Default)]
 pub enum NodeKind {
@@ -52,6 +92,12 @@ pub enum NodeKind {
     Conditional(Arc<Branches>),
     /// Runs a task type once per element of its array inputs.
     Map(Arc<MapSpec>),
+    /// Tries alternatives in order until one succeeds.
+    Fallback(Arc<FallbackSpec>),
+    /// Carries an accumulator through a task type over an array.
+    Reduce(Arc<ReduceSpec>),
+    /// Runs a task type again while a condition holds.
+    While(Arc<WhileSpec>),
 }
 
 /// A map node's settings.
@@ -251,32 +297,31 @@ impl Branches {
 
 /// Whether `task_type` names a built-in node kind.
 pub(crate) fn is_kind(task_type: &str) -> bool {
-    task_type == CONDITIONAL || task_type == MAP
+    [CONDITIONAL, MAP, FALLBACK, REDUCE, WHILE].contains(&task_type)
 }
 
 /// A setting of a kind found on a node of another type.
 pub(crate) fn misplaced_settings(node: &Node) -> Option<&'static str> {
     let c = &node.config;
-    let conditional = [
-        (c.branches.is_some(), "branches"),
-        (c.exclusive.is_some(), "exclusive"),
-        (c.default_branch.is_some(), "default_branch"),
+    let settings: [(bool, &str, &[&str]); 13] = [
+        (c.branches.is_some(), "branches", &[CONDITIONAL]),
+        (c.exclusive.is_some(), "exclusive", &[CONDITIONAL]),
+        (c.default_branch.is_some(), "default_branch", &[CONDITIONAL]),
+        (c.task.is_some(), "task", &[MAP, FALLBACK, REDUCE, WHILE]),
+        (c.over.is_some(), "over", &[MAP, REDUCE]),
+        (c.concurrency.is_some(), "concurrency", &[MAP]),
+        (c.batch_size.is_some(), "batch_size", &[MAP]),
+        (c.on_error.is_some(), "on_error", &[MAP]),
+        (c.max_iterations.is_some(), "max_iterations", &[MAP, WHILE]),
+        (c.alternatives.is_some(), "alternatives", &[FALLBACK]),
+        (c.accumulator.is_some(), "accumulator", &[REDUCE]),
+        (c.carry.is_some(), "carry", &[REDUCE]),
+        (c.condition.is_some(), "condition", &[WHILE]),
     ];
-    let map = [
-        (c.task.is_some(), "task"),
-        (c.over.is_some(), "over"),
-        (c.concurrency.is_some(), "concurrency"),
-        (c.batch_size.is_some(), "batch_size"),
-        (c.on_error.is_some(), "on_error"),
-        (c.max_iterations.is_some(), "max_iterations"),
-    ];
-    // The settings of the kinds this node is not.
-    let others: Vec<_> = match node.task_type.as_str() {
-        CONDITIONAL => map.to_vec(),
-        MAP => conditional.to_vec(),
-        _ => conditional.into_iter().chain(map).collect(),
-    };
-    others.into_iter().find_map(|(set, key)| set.then_some(key))
+    settings
+        .into_iter()
+        .find(|(set, _, kinds)| *set && !kinds.contains(&node.task_type.as_str()))
+        .map(|(_, key, _)| key)
 }
 
 /// The kind and task type of built-in node `node` (at `index`), or why its
@@ -288,8 +333,220 @@ pub(crate) fn resolve(
 ) -> Result<(NodeKind, Arc<TaskType>), Vec<ValidationError>> {
     match node.task_type.as_str() {
         MAP => resolve_map(index, node, registry),
+        FALLBACK => resolve_fallback(index, node, registry),
+        REDUCE => resolve_reduce(index, node, registry),
+        WHILE => resolve_while(index, node, registry),
         _ => resolve_conditional(index, node),
     }
+}
+
+/// The task type named `name` (in setting `key` of node `node`).
+fn task_named(
+    index: usize,
+    node: &Node,
+    registry: &crate::task::Registry,
+    key: &str,
+    name: Option<&String>,
+) -> Result<Arc<TaskType>, Vec<ValidationError>> {
+    let bad = |problem: String| vec![bad_config(index, node, problem)];
+    let Some(name) = name else {
+        return Err(bad(format!(
+            "a {} node needs `{key}`: a task type",
+            node.task_type
+        )));
+    };
+    registry.get(name).cloned().ok_or_else(|| {
+        let hint = registry
+            .suggest(name)
+            .map(|s| format!(" (did you mean `{s}`?)"))
+            .unwrap_or_default();
+        bad(format!("`{key}`: unknown task type `{name}`{hint}"))
+    })
+}
+
+/// A fallback node: each alternative names an existing task type.
+fn resolve_fallback(
+    index: usize,
+    node: &Node,
+    registry: &crate::task::Registry,
+) -> Result<(NodeKind, Arc<TaskType>), Vec<ValidationError>> {
+    let given = node.config.alternatives.as_deref().unwrap_or_default();
+    if given.is_empty() {
+        let problem = "a fallback node needs `alternatives`: [{\"task\", \"defaults\"}, …]";
+        return Err(vec![bad_config(index, node, problem.into())]);
+    }
+    let mut alternatives = Vec::new();
+    let mut errors = Vec::new();
+    for (a, alt) in given.iter().enumerate() {
+        let key = format!("alternatives[{a}].task");
+        let name = alt.task.as_ref().or(node.config.task.as_ref());
+        match (
+            task_named(index, node, registry, &key, name),
+            alt.defaults.as_object(),
+        ) {
+            (Ok(task), Some(defaults)) => alternatives.push((task, defaults.clone())),
+            (Err(e), _) => errors.extend(e),
+            (_, None) => errors.push(bad_config(
+                index,
+                node,
+                format!("alternatives[{a}].defaults must be an object"),
+            )),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let tasks: Vec<&Arc<TaskType>> = alternatives.iter().map(|(t, _)| t).collect();
+    let open = json!({"type": "object", "additionalProperties": true});
+    let output = tasks[0].output.raw().clone();
+    let shown = kind_type(
+        FALLBACK,
+        format!("Fallback over {}", tasks[0].id),
+        open,
+        output,
+        &tasks,
+    );
+    Ok((
+        NodeKind::Fallback(Arc::new(FallbackSpec { alternatives })),
+        shown,
+    ))
+}
+
+/// A reduce node: its task type has the iterated and accumulator ports.
+fn resolve_reduce(
+    index: usize,
+    node: &Node,
+    registry: &crate::task::Registry,
+) -> Result<(NodeKind, Arc<TaskType>), Vec<ValidationError>> {
+    let c = &node.config;
+    let task = task_named(index, node, registry, "task", c.task.as_ref())?;
+    let bad = |problem: String| vec![bad_config(index, node, problem)];
+    let over = match c.over.as_deref() {
+        Some([one]) => one.clone(),
+        _ => return Err(bad("a reduce node needs `over`: [one input port]".into())),
+    };
+    let Some(accumulator) = c.accumulator.clone() else {
+        return Err(bad(
+            "a reduce node needs `accumulator`: an input port".into()
+        ));
+    };
+    let carry = c.carry.clone().unwrap_or_else(|| accumulator.clone());
+    for (key, port, schema) in [
+        ("over", &over, &task.input),
+        ("accumulator", &accumulator, &task.input),
+        ("carry", &carry, &task.output),
+    ] {
+        if schema.port(port).is_none() {
+            return Err(bad(format!("`{key}`: `{}` has no port `{port}`", task.id)));
+        }
+    }
+    let input = either_schema(&task, &[over.as_str()]);
+    let output = task.output.raw().clone();
+    let shown = kind_type(
+        REDUCE,
+        format!("Reduce with {}", task.id),
+        input,
+        output,
+        &[&task],
+    );
+    let spec = ReduceSpec {
+        task,
+        over,
+        accumulator,
+        carry,
+    };
+    Ok((NodeKind::Reduce(Arc::new(spec)), shown))
+}
+
+/// A while node: a task type, a condition that compiles, and a limit.
+fn resolve_while(
+    index: usize,
+    node: &Node,
+    registry: &crate::task::Registry,
+) -> Result<(NodeKind, Arc<TaskType>), Vec<ValidationError>> {
+    let c = &node.config;
+    let task = task_named(index, node, registry, "task", c.task.as_ref())?;
+    let bad = |problem: String| vec![bad_config(index, node, problem)];
+    let Some(max_iterations) = c.max_iterations.filter(|n| (1..=MAX_ELEMENTS).contains(n)) else {
+        return Err(bad(format!(
+            "a while node needs `max_iterations`, 1 to {MAX_ELEMENTS}"
+        )));
+    };
+    let Some(source) = &c.condition else {
+        return Err(bad(
+            "a while node needs `condition`: a CEL expression over `output` and `input`".into(),
+        ));
+    };
+    let condition = Condition::cel(source).map_err(|e| bad(format!("`condition`: {e}")))?;
+    let input = task.input.raw().clone();
+    let output = task.output.raw().clone();
+    let shown = kind_type(
+        WHILE,
+        format!("While, {}", task.id),
+        input,
+        output,
+        &[&task],
+    );
+    let spec = WhileSpec {
+        task,
+        condition,
+        max_iterations,
+    };
+    Ok((NodeKind::While(Arc::new(spec)), shown))
+}
+
+/// The task type a kind shows, with the effects of the task types it runs.
+fn kind_type(
+    id: &str,
+    title: String,
+    input: Value,
+    output: Value,
+    inner: &[&Arc<TaskType>],
+) -> Arc<TaskType> {
+    Arc::new(TaskType {
+        id: id.into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        description: title.clone(),
+        title,
+        category: "control".into(),
+        input: ObjectSchema::compile("input", input).expect("port schemas compile"),
+        output: ObjectSchema::compile("output", output).expect("port schemas compile"),
+        side_effects: inner.iter().any(|t| t.side_effects),
+        // Its instances are cached, each on its own; the node itself is not.
+        cacheable: inner.iter().all(|t| t.cacheable),
+        reaches_out: inner.iter().any(|t| t.reaches_out),
+        resources: Vec::new(),
+        timeout: inner.iter().map(|t| t.timeout).max().unwrap_or_default(),
+        plugin: BUILTIN.into(),
+        implementation: Implementation::Native(Arc::new(|_, _| {
+            Box::pin(async {
+                Err(TaskError::Host(
+                    "a built-in kind is run by the runner, instance by instance".into(),
+                ))
+            })
+        })),
+    })
+}
+
+/// `task`'s input schema where ports `arrays` take an array of their values
+/// too (or, with no ports named, every port).
+fn either_schema(task: &TaskType, arrays: &[&str]) -> Value {
+    let either = |s: &Value| json!({"anyOf": [s, {"type": "array", "items": s}]});
+    let schema = &task.input;
+    let ports: Map<String, Value> = schema
+        .ports()
+        .into_iter()
+        .filter_map(|p| {
+            let s = schema.port(p)?;
+            let widen = arrays.is_empty() || arrays.contains(&p);
+            Some((p.to_string(), if widen { either(s) } else { s.clone() }))
+        })
+        .collect();
+    let mut input = json!({"type": "object", "properties": ports, "required": schema.required()});
+    if let Some(defs) = schema.raw().get("$defs") {
+        input["$defs"] = defs.clone();
+    }
+    input
 }
 
 fn bad_config(index: usize, node: &Node, problem: String) -> ValidationError {
@@ -349,20 +606,17 @@ fn resolve_map(
 /// a value or an array of them; each output port gives an array.
 fn map_type(spec: &MapSpec) -> Arc<TaskType> {
     let inner = &spec.task;
-    let either = |s: &Value| json!({"anyOf": [s, {"type": "array", "items": s}]});
-    let ports = |schema: &ObjectSchema, f: &dyn Fn(&Value) -> Value| -> Map<String, Value> {
-        schema
-            .ports()
-            .into_iter()
-            .filter_map(|p| schema.port(p).map(|s| (p.to_string(), f(s))))
-            .collect()
-    };
-    let mut input = json!({"type": "object", "properties": ports(&inner.input, &either)});
-    input["required"] = json!(inner.input.required());
-    if let Some(defs) = inner.input.raw().get("$defs") {
-        input["$defs"] = defs.clone();
-    }
-    let mut outputs = ports(&inner.output, &|s| json!({"type": "array", "items": s}));
+    let mut outputs: Map<String, Value> = inner
+        .output
+        .ports()
+        .into_iter()
+        .filter_map(|p| {
+            Some((
+                p.to_string(),
+                json!({"type": "array", "items": inner.output.port(p)?}),
+            ))
+        })
+        .collect();
     if spec.on_error == OnError::Collect {
         outputs.insert(
             ERRORS_PORT.into(),
@@ -370,29 +624,13 @@ fn map_type(spec: &MapSpec) -> Arc<TaskType> {
         );
     }
     let output = json!({"type": "object", "properties": outputs});
-    Arc::new(TaskType {
-        id: MAP.into(),
-        version: env!("CARGO_PKG_VERSION").into(),
-        title: format!("Map over {}", inner.id),
-        category: "control".into(),
-        description: format!("Runs `{}` once per element", inner.id),
-        input: ObjectSchema::compile("input", input).expect("port schemas compile"),
-        output: ObjectSchema::compile("output", output).expect("port schemas compile"),
-        side_effects: inner.side_effects,
-        // Its elements are cached, each on its own; the map itself is not.
-        cacheable: inner.cacheable,
-        reaches_out: inner.reaches_out,
-        resources: Vec::new(),
-        timeout: inner.timeout,
-        plugin: BUILTIN.into(),
-        implementation: Implementation::Native(Arc::new(|_, _| {
-            Box::pin(async {
-                Err(TaskError::Host(
-                    "a map node is run by the runner, element by element".into(),
-                ))
-            })
-        })),
-    })
+    kind_type(
+        MAP,
+        format!("Map over {}", inner.id),
+        either_schema(inner, &[]),
+        output,
+        &[inner],
+    )
 }
 
 /// A conditional node: its branches compile.

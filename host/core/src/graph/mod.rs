@@ -37,8 +37,8 @@ use serde_json::{Map, Value};
 
 pub use compound::{COMPOUND, MAX_DATAFLOWS, MAX_DEPTH, MAX_NODES};
 pub use kind::{
-    BUILTIN, Branches, CONDITIONAL, ERROR_PORT, ERRORS_PORT, Elements, MAP, MAX_ELEMENTS, MapSpec,
-    NodeKind, error_value,
+    BUILTIN, Branches, CONDITIONAL, ERROR_PORT, ERRORS_PORT, Elements, FALLBACK, FallbackSpec, MAP,
+    MAX_ELEMENTS, MapSpec, NodeKind, REDUCE, ReduceSpec, WHILE, WhileSpec, error_value,
 };
 pub use validate::{Plan, PlanEdge, PlanNode, ValidationError, ValidationErrors};
 
@@ -161,6 +161,38 @@ pub struct NodeConfig {
         skip_serializing_if = "Option::is_none"
     )]
     pub max_iterations: Option<usize>,
+    /// A `fallback` node: what to try, in order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alternatives: Option<Vec<Alternative>>,
+    /// A `reduce` node: the input port carrying the accumulator (its value in
+    /// the node's input is the initial one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accumulator: Option<String>,
+    /// A `reduce` node: the output port of each step that becomes the next
+    /// accumulator (default: the accumulator's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carry: Option<String>,
+    /// A `while` node: a CEL expression over `output` (the last iteration's)
+    /// and `input` (its input); the loop goes on while it holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<String>,
+}
+
+/// One alternative of a `fallback` node: a task type (default: the node's
+/// `task`) and inputs that override the node's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Alternative {
+    /// The task type, if not the node's `task`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
+    /// Inputs given to this alternative over the node's.
+    #[serde(
+        default = "empty_object",
+        alias = "input",
+        skip_serializing_if = "is_empty_object"
+    )]
+    pub defaults: Value,
 }
 
 /// What a failed element does to its `map` node.
