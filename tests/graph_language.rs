@@ -582,3 +582,165 @@ async fn the_triage_example_routes_and_joins_its_branches() {
         assert_eq!(disabled, 2, "{input}: the two branches not taken");
     }
 }
+
+#[tokio::test]
+async fn a_fallback_tries_alternatives_in_order_and_logs_each_failure() {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let host = common::builder(None)
+        .native(evens_only(runs.clone()))
+        .build()
+        .await
+        .unwrap();
+    // One task over alternative inputs: 3 fails, 4 works, 6 is never tried.
+    let g = common::graph(json!({"tasks": [{"id": "f", "type": "fallback", "config": {
+        "task": "test.evens", "retries": 0,
+        "alternatives": [{"defaults": {"value": 3}}, {"defaults": {"value": 4}}, {"defaults": {"value": 6}}]}}]}));
+    let (result, events) = common::run(&host, &g, json!({})).await;
+    assert_eq!(
+        result.outputs["f"],
+        json!({"half": 2}),
+        "{:?}",
+        result.failures
+    );
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+    assert!(events.iter().any(|e| matches!(&e.kind, EventKind::Log { node, message, .. }
+        if node == "f" && message.contains("alternative 1 of 3 (`test.evens`) failed") && message.contains("3 is odd"))));
+    // Different task types; all failing fails the node, naming the last.
+    let g = common::graph(
+        json!({"tasks": [{"id": "f", "type": "fallback", "config": {"retries": 0,
+        "alternatives": [{"task": "test.evens", "defaults": {"value": 1}}, {"task": "test.evens", "defaults": {"value": 5}}]}}]}),
+    );
+    let (result, _) = common::run(&host, &g, json!({})).await;
+    let error = common::error_of(&result, "f");
+    assert!(
+        error.contains("all 2 alternatives failed; the last: failed: 5 is odd"),
+        "{error}"
+    );
+    let g = common::graph(json!({"tasks": [{"id": "f", "type": "fallback", "config": {
+        "alternatives": [{"task": "math.add-one"}, {"task": "math.add-one", "defaults": {"value": 9}}]}}]}));
+    let (result, _) = common::run(&host, &g, json!({"value": 1})).await;
+    assert_eq!(result.outputs["f"], json!({"value": 2}));
+}
+
+#[tokio::test]
+async fn reduce_carries_an_accumulator_and_while_repeats_until_its_condition_fails() {
+    let host = common::host(None).await;
+    let g = common::graph(json!({"tasks": [{"id": "r", "type": "reduce",
+        "config": {"task": "math.add", "over": ["b"], "accumulator": "a", "carry": "value"},
+        "defaults": {"a": 100}}]}));
+    let (result, events) = common::run(&host, &g, json!({"b": [1, 2, 3, 4]})).await;
+    assert_eq!(
+        result.outputs["r"],
+        json!({"value": 110}),
+        "{:?}",
+        result.failures
+    );
+    assert!(events.iter().any(
+        |e| matches!(&e.kind, EventKind::Progress { node, message: Some(m), .. }
+        if node == "r" && m == "reduce 4 / 4")
+    ));
+    let (result, _) = common::run(&host, &g, json!({"b": []})).await;
+    assert_eq!(
+        result.outputs["r"],
+        json!({"value": 100}),
+        "no items: the initial accumulator"
+    );
+
+    let w = |max: usize| {
+        common::graph(json!({"tasks": [{"id": "w", "type": "while", "config": {
+            "task": "math.add-one", "condition": "output.value < 5", "max_iterations": max}}]}))
+    };
+    let (result, events) = common::run(&host, &w(10), json!({"value": 0})).await;
+    assert_eq!(
+        result.outputs["w"],
+        json!({"value": 5}),
+        "{:?}",
+        result.failures
+    );
+    let last = events.iter().rev().find_map(|e| match &e.kind {
+        EventKind::Progress { node, message, .. } if node == "w" => message.clone(),
+        _ => None,
+    });
+    assert_eq!(last.as_deref(), Some("while 5 / 10"));
+    let (result, events) = common::run(&host, &w(3), json!({"value": 0})).await;
+    assert_eq!(result.outputs["w"], json!({"value": 3}));
+    assert!(events.iter().any(|e| matches!(&e.kind, EventKind::Log { message, .. } if message.contains("max_iterations (3)"))));
+
+    let errors = |g: Value| {
+        host.plan(&common::graph(g), "g.json")
+            .unwrap_err()
+            .to_string()
+    };
+    let e = errors(
+        json!({"tasks": [{"id": "w", "type": "while", "config": {"task": "math.add-one", "condition": "true"}}]}),
+    );
+    assert!(e.contains("a while node needs `max_iterations`"), "{e}");
+    let e = errors(
+        json!({"tasks": [{"id": "w", "type": "while", "config": {"task": "math.add-one", "condition": "output.value <", "max_iterations": 2}}]}),
+    );
+    assert!(e.contains("`condition`: not a valid CEL expression"), "{e}");
+    let e = errors(
+        json!({"tasks": [{"id": "r", "type": "reduce", "config": {"task": "math.add", "over": ["b"], "accumulator": "x"}}]}),
+    );
+    assert!(
+        e.contains("`accumulator`: `math.add` has no port `x`"),
+        "{e}"
+    );
+    let e = errors(
+        json!({"tasks": [{"id": "f", "type": "fallback", "config": {"alternatives": [{"task": "nope"}]}}]}),
+    );
+    assert!(
+        e.contains("`alternatives[0].task`: unknown task type `nope`"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn a_redriven_reduce_goes_on_from_the_step_that_failed() {
+    // A step that fails on item 3 until told otherwise.
+    let broken = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let runs = Arc::new(AtomicUsize::new(0));
+    let (b, r) = (broken.clone(), runs.clone());
+    let mut add = NativeTask::new("test.add", move |input: Value, _| {
+        r.fetch_add(1, Ordering::SeqCst);
+        let fail = b.load(Ordering::SeqCst) && input["item"] == json!(3);
+        async move {
+            if fail {
+                return Err(TaskError::Failed("item 3 is broken".into()));
+            }
+            let sum = input["acc"].as_i64().unwrap_or(0) + input["item"].as_i64().unwrap_or(0);
+            Ok(json!({"acc": sum}))
+        }
+    });
+    add.input_schema = json!({"type": "object", "properties": {"acc": {"type": "integer"}, "item": {"type": "integer"}}});
+    add.output_schema = json!({"type": "object", "properties": {"acc": {"type": "integer"}}});
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(RedbStore::open(&dir.path().join("weft.redb")).unwrap());
+    let host = common::builder(None)
+        .store(store)
+        .native(add)
+        .build()
+        .await
+        .unwrap();
+    let g = common::graph(json!({"tasks": [{"id": "r", "type": "reduce",
+        "config": {"task": "test.add", "over": ["item"], "accumulator": "acc", "retries": 0},
+        "defaults": {"acc": 0}}]}));
+    let result = host.run(&g, json!({"item": [1, 2, 3, 4]})).await.unwrap();
+    assert_eq!(result.status, RunStatus::Failed);
+    assert!(common::error_of(&result, "r").contains("step 2 failed"));
+    assert_eq!(runs.load(Ordering::SeqCst), 3);
+    // Each step is durable: re-driven, steps 0 and 1 are not run again.
+    broken.store(false, Ordering::SeqCst);
+    let again = host.redrive(&result.run_id, "r").await.unwrap();
+    let result = host
+        .execute(&again, &tokio_util::sync::CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        result.outputs["r"],
+        json!({"acc": 10}),
+        "{:?}",
+        result.failures
+    );
+    assert_eq!(runs.load(Ordering::SeqCst), 5, "steps 2 and 3 only");
+}

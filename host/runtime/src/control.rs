@@ -58,29 +58,21 @@ async fn fallback(
     let n = spec.alternatives.len();
     let mut last = String::new();
     for (k, (task, overrides)) in spec.alternatives.iter().enumerate() {
-        let end: Result<(), String> = match inst.finished(k) {
-            Some(Ok(output)) => return Ok(output),
-            Some(Err(error)) => Err(error["message"].as_str().unwrap_or_default().to_string()),
-            None => {
-                let mut one = input.clone();
-                one.extend(overrides.clone());
-                match inst.run(task, k, Value::Object(one)).await {
-                    (Ok(output), _) => return Ok(output),
-                    (Err(e @ TaskError::Cancelled(_)), _) => return Err(e),
-                    (Err(e), _) => Err(e.to_string()),
-                }
+        if let Some(output) = inst.finished(k) {
+            return Ok(output);
+        }
+        let mut one = input.clone();
+        one.extend(overrides.clone());
+        match inst.run(task, k, Value::Object(one)).await {
+            (Ok(output), _) => return Ok(output),
+            (Err(e @ TaskError::Cancelled(_)), _) => return Err(e),
+            (Err(e), _) => {
+                let message = e.to_string();
+                let (at, id) = (k + 1, &task.id);
+                let line = format!("alternative {at} of {n} (`{id}`) failed: {message}");
+                inst.log(LogLevel::Warn, line);
+                last = message;
             }
-        };
-        if let Err(message) = end {
-            inst.log(
-                LogLevel::Warn,
-                format!(
-                    "alternative {} of {n} (`{}`) failed: {message}",
-                    k + 1,
-                    task.id
-                ),
-            );
-            last = message;
         }
     }
     Err(TaskError::Failed(format!(
@@ -110,13 +102,13 @@ async fn reduce(
     let mut last = Value::Object(Map::from_iter([(spec.carry.clone(), accumulator.clone())]));
     for (k, item) in items.into_iter().enumerate() {
         let output = match inst.finished(k) {
-            Some(Ok(output)) => output,
-            Some(Err(error)) => return Err(step_failed(k, &error)),
+            Some(output) => output,
             None => {
                 let mut one = input.clone();
                 one.insert(spec.over.clone(), item);
                 one.insert(spec.accumulator.clone(), accumulator.clone());
-                inst.run(&spec.task, k, Value::Object(one)).await.0?
+                let (end, _) = inst.run(&spec.task, k, Value::Object(one)).await;
+                end.map_err(|e| step_failed(k, e))?
             }
         };
         accumulator = output.get(&spec.carry).cloned().unwrap_or(Value::Null);
@@ -133,11 +125,13 @@ fn input_len(input: &Map<String, Value>, port: &str) -> usize {
         .map_or(0, Vec::len)
 }
 
-fn step_failed(k: usize, error: &Value) -> TaskError {
-    TaskError::Failed(format!(
-        "step {k} failed: {}",
-        error["message"].as_str().unwrap_or_default()
-    ))
+/// Step `k` failed with `e`: the node fails with it (a cancellation stays
+/// one).
+fn step_failed(k: usize, e: TaskError) -> TaskError {
+    match e {
+        TaskError::Cancelled(why) => TaskError::Cancelled(why),
+        e => TaskError::Failed(format!("step {k} failed: {e}")),
+    }
 }
 
 /// Run the task type, then again with its output over its input, while the
@@ -151,12 +145,10 @@ async fn repeat(
     let max = spec.max_iterations;
     for k in 0..max {
         let output = match inst.finished(k) {
-            Some(Ok(output)) => output,
-            Some(Err(error)) => return Err(step_failed(k, &error)),
+            Some(output) => output,
             None => {
-                inst.run(&spec.task, k, Value::Object(input.clone()))
-                    .await
-                    .0?
+                let (end, _) = inst.run(&spec.task, k, Value::Object(input.clone())).await;
+                end.map_err(|e| step_failed(k, e))?
             }
         };
         inst.progress("while", k + 1, max);

@@ -105,14 +105,12 @@ pub(crate) struct Instances {
 pub(crate) type End = (Result<Value, TaskError>, u32);
 
 impl Instances {
-    /// How instance `k` ended in an earlier attempt, if it did: its output,
-    /// or its error as an error port gives it.
-    pub fn finished(&self, k: usize) -> Option<Result<Value, Value>> {
+    /// Instance `k`'s output, if it completed in an earlier attempt (one
+    /// that failed runs again: this attempt of the node is a new try).
+    pub fn finished(&self, k: usize) -> Option<Value> {
         let record = self.done.get(&k)?;
-        Some(match record.status {
-            NodeStatus::Completed => Ok(record.output.clone().unwrap_or(Value::Null)),
-            _ => Err(self.error_of(k, record)),
-        })
+        (record.status == NodeStatus::Completed)
+            .then(|| record.output.clone().unwrap_or(Value::Null))
     }
 
     /// Run `task` as instance `k` on `input` until it completes or fails for
@@ -126,6 +124,7 @@ impl Instances {
     async fn attempts(&self, task: &TaskType, k: usize, input: Value) -> End {
         let id = instance_id(&self.node, k);
         let mut attempt = self.done.get(&k).map_or(0, |r| r.attempt);
+        // A new try of the node starts the instance's attempts where they were.
         loop {
             attempt += 1;
             let held = match self.admit(task, &input).await {
@@ -273,18 +272,6 @@ impl Instances {
             *attempts,
             None,
         );
-        v["index"] = Value::from(k);
-        v
-    }
-
-    fn error_of(&self, k: usize, record: &NodeRecord) -> Value {
-        let kind = record
-            .output
-            .as_ref()
-            .and_then(Value::as_str)
-            .unwrap_or("failed");
-        let message = record.error.as_deref().unwrap_or_default();
-        let mut v = error_value(message, kind, &record.node, record.attempt, None);
         v["index"] = Value::from(k);
         v
     }

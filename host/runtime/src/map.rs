@@ -40,17 +40,12 @@ pub(crate) async fn run_map(m: MapRun) -> Result<Value, TaskError> {
     let mut failures: Vec<Option<Value>> = vec![None; n];
     let mut finished = vec![false; n];
     for k in 0..n {
-        if let Some(end) = inst.finished(k) {
-            finished[k] = true;
-            match end {
-                Ok(output) => results[k] = Some(output),
-                Err(error) => failures[k] = Some(error),
-            }
-        }
+        results[k] = inst.finished(k);
+        finished[k] = results[k].is_some();
     }
     let mut progress = Progress::new(inst, finished.iter().filter(|f| **f).count(), n);
     let fail_fast = m.spec.on_error == OnError::Fail;
-    let failing = AtomicBool::new(fail_fast && failures.iter().any(Option::is_some));
+    let failing = AtomicBool::new(false);
     let batch = m.spec.batch_size.unwrap_or(n).max(1);
     let (spec, elements) = (&m.spec, &elements);
     for start in (0..n).step_by(batch) {
