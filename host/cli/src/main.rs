@@ -633,11 +633,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     stored.run.status.as_str(),
                     stored.run.origin
                 )?;
-                for n in &stored.nodes {
+                let (own, counts) = weft::instance::split_instances(&stored.nodes);
+                for n in own {
                     let detail = match (&n.output, &n.error) {
                         (Some(o), _) => o.to_string(),
                         (None, Some(e)) => e.clone(),
                         _ => String::new(),
+                    };
+                    let detail = match counts.get(&n.node) {
+                        Some(c) => format!(
+                            "[{} instances completed, {} failed] {detail}",
+                            c.completed, c.failed
+                        ),
+                        None => detail,
                     };
                     writeln!(
                         std::io::stdout(),

@@ -1431,3 +1431,61 @@ async fn one_users_tasks_cannot_starve_another_users() {
         "bob waited for ann's tasks ({bob_done:?} vs {ann_done:?})"
     );
 }
+
+/// The graph language through the API: a map's run view counts its elements
+/// instead of listing them; a preview answers at once, runs nothing with
+/// effects and stores no run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maps_are_summarised_and_previews_store_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &empty_plugins(dir.path()), TWO_USERS);
+    let alice = d.as_user("alice-secret-token-0001");
+    let map = json!({"tasks": [{"id": "m", "type": "map", "config": {"task": "math.add-one"}}]});
+    let id = alice.submit(map.clone(), json!({"value": [1, 2, 3]})).await;
+    let run = alice.finished(&id).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["outputs"]["m"], json!({"value": [2, 3, 4]}));
+    assert_eq!(
+        run["nodes"]["m"]["instances"],
+        json!({"completed": 3, "failed": 0})
+    );
+    assert!(
+        run["nodes"].get("m[0]").is_none(),
+        "elements are counted, not listed"
+    );
+
+    let (status, preview) = alice
+        .post(
+            "/v1/runs",
+            json!({"graph": {"tasks": [
+            {"id": "a", "type": "math.add-one"},
+            {"id": "log", "type": "util.debug-log"}],
+            "dataflows": [{"sourceTaskId": "a", "sourceTaskPortId": "value",
+                           "targetTaskId": "log", "targetTaskPortId": "message",
+                           "transforms": [{"id": "numberToString"}]}]},
+            "input": {"value": 1}, "preview": true}),
+        )
+        .await;
+    assert_eq!(status, 200, "{preview}");
+    assert_eq!(preview["status"], "succeeded");
+    assert_eq!(preview["outputs"]["a"], json!({"value": 2}));
+    assert_eq!(
+        preview["nodes"]["log"], "disabled",
+        "util.debug-log is not cacheable: {preview}"
+    );
+    assert_eq!(preview["previewed"]["log"], json!({"message": "2"}));
+    let (_, runs) = alice.get("/v1/runs").await;
+    assert_eq!(
+        runs["runs"].as_array().map(Vec::len),
+        Some(1),
+        "only the map run: {runs}"
+    );
+    // A preview is validated like a run.
+    let (status, body) = alice
+        .post(
+            "/v1/runs",
+            json!({"graph": {"tasks": [{"id": "a", "type": "nope"}]}, "preview": true}),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+}

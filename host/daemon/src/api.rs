@@ -411,7 +411,9 @@ fn run_view(stored: &StoredRun) -> RunView {
     let mut nodes = std::collections::BTreeMap::new();
     let mut outputs = serde_json::Map::new();
     let mut errors = Vec::new();
-    for n in &stored.nodes {
+    // Instances (a map's elements, …) are counted on their node, not listed.
+    let (own, mut counts) = weft::instance::split_instances(&stored.nodes);
+    for n in own {
         if let Some(e) = &n.error {
             errors.push(NodeError {
                 node: n.node.clone(),
@@ -427,6 +429,7 @@ fn run_view(stored: &StoredRun) -> RunView {
             attempt: n.attempt,
             error: n.error.clone(),
             retry_at_ms: n.retry_at_ms,
+            instances: counts.remove(&n.node),
         };
         nodes.insert(n.node.clone(), view);
     }

@@ -155,6 +155,11 @@ pub struct NodeView {
     /// When its next attempt is due, ms since the Unix epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_at_ms: Option<u64>,
+    /// For a map, fallback, reduce or while node: how many of its instances
+    /// (elements, alternatives, iterations) have ended, by how.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub instances: Option<weft::instance::InstanceCount>,
 }
 
 /// A failed (or skipped, cancelled) node, in a run's `errors`.

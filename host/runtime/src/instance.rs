@@ -63,6 +63,48 @@ pub(crate) fn prior_instances(
     out
 }
 
+/// How many instances of one node have ended, by how.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct InstanceCount {
+    /// Completed.
+    pub completed: usize,
+    /// Failed for good (in the last attempt of each).
+    pub failed: usize,
+}
+
+/// Split a run's node records into the nodes' own and their instances'
+/// (`node[k]`, where `node` has a record too): the former in order, the
+/// latter counted per node. Views show the counts, not 100,000 records.
+pub fn split_instances(
+    nodes: &[NodeRecord],
+) -> (
+    Vec<&NodeRecord>,
+    std::collections::BTreeMap<String, InstanceCount>,
+) {
+    let ids: std::collections::HashSet<&str> = nodes.iter().map(|n| n.node.as_str()).collect();
+    let mut own = Vec::new();
+    let mut counts: std::collections::BTreeMap<String, InstanceCount> = Default::default();
+    for n in nodes {
+        let owner = n
+            .node
+            .strip_suffix(']')
+            .and_then(|s| s.rsplit_once('['))
+            .filter(|(owner, k)| ids.contains(owner) && k.parse::<usize>().is_ok())
+            .map(|(owner, _)| owner);
+        match owner {
+            None => own.push(n),
+            Some(owner) => {
+                let count = counts.entry(owner.to_string()).or_default();
+                match n.status {
+                    NodeStatus::Completed => count.completed += 1,
+                    _ => count.failed += 1,
+                }
+            }
+        }
+    }
+    (own, counts)
+}
+
 /// Where a task type's instances queue: the node's queue, else the one the
 /// operator routes the task type through, else (for a plugin task of a run
 /// with an owner) the per-user limit.

@@ -45,7 +45,7 @@ mod control;
 pub mod data;
 pub mod events;
 mod host;
-mod instance;
+pub mod instance;
 mod map;
 pub mod runner;
 pub mod setup;
