@@ -378,6 +378,93 @@ impl GraphBuilder {
         self
     }
 
+    /// Add a `conditional` node `id`; give it branches with
+    /// [`GraphBuilder::branch`].
+    pub fn conditional(self, id: &str) -> Self {
+        self.task(id, kind::CONDITIONAL)
+    }
+
+    /// Add a branch to the last (conditional) node: taken when the CEL
+    /// expression `when` holds; its output port is its id.
+    pub fn branch(self, id: &str, when: &str) -> Self {
+        self.configure(|c| {
+            c.branches.get_or_insert_with(Vec::new).push(Branch {
+                id: id.to_string(),
+                port: None,
+                when: Some(when.to_string()),
+                field: None,
+                operator: None,
+                value: None,
+            })
+        })
+    }
+
+    /// Add a `map` node `id` running `task` per element.
+    pub fn map(self, id: &str, task: &str) -> Self {
+        self.task(id, kind::MAP)
+            .configure(|c| c.task = Some(task.to_string()))
+    }
+
+    /// Add a `reduce` node `id`: `task` per item of port `over`, carrying
+    /// port `accumulator` (the same-named output port is the next one).
+    pub fn reduce(self, id: &str, task: &str, over: &str, accumulator: &str) -> Self {
+        self.task(id, kind::REDUCE).configure(|c| {
+            c.task = Some(task.to_string());
+            c.over = Some(vec![over.to_string()]);
+            c.accumulator = Some(accumulator.to_string());
+        })
+    }
+
+    /// Add a `while` node `id`: `task` again while the CEL `condition` holds
+    /// (over `output` and `input`), at most `max_iterations` times.
+    pub fn repeat_while(
+        self,
+        id: &str,
+        task: &str,
+        condition: &str,
+        max_iterations: usize,
+    ) -> Self {
+        self.task(id, kind::WHILE).configure(|c| {
+            c.task = Some(task.to_string());
+            c.condition = Some(condition.to_string());
+            c.max_iterations = Some(max_iterations);
+        })
+    }
+
+    /// Add a `fallback` node `id`; give it alternatives with
+    /// [`GraphBuilder::alternative`].
+    pub fn fallback(self, id: &str) -> Self {
+        self.task(id, kind::FALLBACK)
+    }
+
+    /// Add an alternative to the last (fallback) node: `task` with
+    /// `defaults` over the node's input.
+    pub fn alternative(self, task: &str, defaults: Value) -> Self {
+        self.configure(|c| {
+            c.alternatives
+                .get_or_insert_with(Vec::new)
+                .push(Alternative {
+                    task: Some(task.to_string()),
+                    defaults,
+                })
+        })
+    }
+
+    /// Change the last node's settings.
+    pub fn configure(mut self, f: impl FnOnce(&mut NodeConfig)) -> Self {
+        if let Some(node) = self.graph.tasks.last_mut() {
+            f(&mut node.config);
+        }
+        self
+    }
+
+    /// Send node `node`'s failure to `to` (`"node.port"`, or a bare node id
+    /// for the whole error object) through its `[error]` port.
+    pub fn on_error(self, node: &str, to: &str) -> Self {
+        let (t, tp) = split_port(to);
+        self.connect(node, kind::ERROR_PORT, t, tp)
+    }
+
     /// Set the last node's fixed inputs (a JSON object).
     pub fn defaults(mut self, defaults: Value) -> Self {
         if let Some(node) = self.graph.tasks.last_mut() {
@@ -475,6 +562,30 @@ mod tests {
         assert!(msg.contains("malformed JSON"), "{msg}");
         let err = Graph::from_json(r#"{"tasks":[{"id":"a","typo":"x"}]}"#, "g.json").unwrap_err();
         assert!(err.to_string().contains("unknown field `typo`"), "{err}");
+    }
+
+    #[test]
+    fn the_builder_knows_the_node_kinds() {
+        let g = Graph::builder()
+            .conditional("route")
+            .branch("big", "input.value > 10")
+            .branch("small", "true")
+            .map("each", "math.add-one")
+            .configure(|c| c.concurrency = Some(4))
+            .flow("route.big", "each")
+            .transform("pick", json!({"path": "values"}))
+            .fallback("ask")
+            .alternative("ai.text-generation", json!({"model": "a"}))
+            .on_error("ask", "handler")
+            .build();
+        let text = g.to_json_pretty();
+        let back = Graph::from_json(&text, "built").unwrap();
+        assert_eq!(back, g);
+        assert_eq!(g.tasks[0].config.branches.as_ref().unwrap().len(), 2);
+        assert_eq!(g.tasks[1].config.concurrency, Some(4));
+        assert_eq!(g.dataflows[0].transforms[0].id, "pick");
+        assert_eq!(g.dataflows[1].source_task_port_id, "[error]");
+        assert_eq!(g.dataflows[1].target_task_port_id, "*");
     }
 
     #[test]
