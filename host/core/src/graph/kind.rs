@@ -42,6 +42,10 @@ pub const MAX_ELEMENTS: usize = 1_000_000;
 /// collect`).
 pub const ERRORS_PORT: &str = "_errors";
 
+/// The most branches a conditional node has, and alternatives a fallback
+/// node has (a branch taken copies the node's input).
+pub const MAX_BRANCHES: usize = 256;
+
 /// The type of a fallback node.
 pub const FALLBACK: &str = "fallback";
 
@@ -371,6 +375,10 @@ fn resolve_fallback(
     registry: &crate::task::Registry,
 ) -> Result<(NodeKind, Arc<TaskType>), Vec<ValidationError>> {
     let given = node.config.alternatives.as_deref().unwrap_or_default();
+    if given.len() > MAX_BRANCHES {
+        let problem = format!("{} alternatives; at most {MAX_BRANCHES}", given.len());
+        return Err(vec![bad_config(index, node, problem)]);
+    }
     if given.is_empty() {
         let problem = "a fallback node needs `alternatives`: [{\"task\", \"defaults\"}, …]";
         return Err(vec![bad_config(index, node, problem.into())]);
@@ -640,6 +648,9 @@ fn resolve_conditional(
 ) -> Result<(NodeKind, Arc<TaskType>), Vec<ValidationError>> {
     let bad = |problem: String| bad_config(index, node, problem);
     let branches = node.config.branches.as_deref().unwrap_or_default();
+    if branches.len() > MAX_BRANCHES {
+        return Err(vec![bad(format!("{} branches; at most {MAX_BRANCHES}", branches.len()))]);
+    }
     if branches.is_empty() {
         return Err(vec![bad(
             "a conditional node needs `branches`: [{\"id\", \"when\"}, …]".into(),
