@@ -329,8 +329,12 @@ async fn validation_locates_bad_branches_transforms_and_fan_in() {
     );
     let e = errors(json!({"tasks": [{"id": "r", "type": "conditional"}]}));
     assert!(e.contains("needs `branches`"), "{e}");
-    let many: Vec<Value> = (0..300).map(|i| json!({"id": format!("b{i}"), "when": "true"})).collect();
-    let e = errors(json!({"tasks": [{"id": "r", "type": "conditional", "config": {"branches": many}}]}));
+    let many: Vec<Value> = (0..300)
+        .map(|i| json!({"id": format!("b{i}"), "when": "true"}))
+        .collect();
+    let e = errors(
+        json!({"tasks": [{"id": "r", "type": "conditional", "config": {"branches": many}}]}),
+    );
     assert!(e.contains("300 branches; at most 256"), "{e}");
     let e = errors(
         json!({"tasks": [{"id": "a", "type": "math.add-one", "config": {"exclusive": true}}]}),

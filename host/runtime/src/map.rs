@@ -15,6 +15,7 @@ use futures::StreamExt;
 use serde_json::{Map, Value};
 
 use crate::graph::{MapSpec, OnError};
+
 use crate::instance::Instances;
 use crate::task::TaskError;
 
@@ -36,20 +37,23 @@ pub(crate) async fn run_map(m: MapRun) -> Result<Value, TaskError> {
     let elements = m.spec.elements(input).map_err(TaskError::InvalidInput)?;
     let n = elements.count;
     let inst = &m.instances;
-    let mut results: Vec<Option<Value>> = vec![None; n];
-    let mut failures: Vec<Option<Value>> = vec![None; n];
-    let mut finished = vec![false; n];
+    let mut results = m.spec.collector(n);
+    let mut failures: Vec<(usize, Value)> = Vec::new();
     for k in 0..n {
-        results[k] = inst.finished(k);
-        finished[k] = results[k].is_some();
+        if let Some(output) = inst.finished(k) {
+            results.put(k, output);
+        }
     }
-    let mut progress = Progress::new(inst, finished.iter().filter(|f| **f).count(), n);
+    let already = (0..n).filter(|k| results.has(*k)).count();
+    let mut progress = Progress::new(inst, already, n);
     let fail_fast = m.spec.on_error == OnError::Fail;
     let failing = AtomicBool::new(false);
     let batch = m.spec.batch_size.unwrap_or(n).max(1);
     let (spec, elements) = (&m.spec, &elements);
     for start in (0..n).step_by(batch) {
-        let todo = (start..(start + batch).min(n)).filter(|k| !finished[*k]);
+        let todo: Vec<usize> = (start..(start + batch).min(n))
+            .filter(|k| !results.has(*k))
+            .collect();
         let mut ends = futures::stream::iter(todo)
             .take_while(|_| {
                 std::future::ready(!failing.load(Ordering::Relaxed) && !inst.stop.is_cancelled())
@@ -60,12 +64,12 @@ pub(crate) async fn run_map(m: MapRun) -> Result<Value, TaskError> {
             })
             .buffer_unordered(m.concurrency.max(1));
         while let Some((k, end)) = ends.next().await {
-            match &end.0 {
-                Ok(output) => results[k] = Some(output.clone()),
-                Err(TaskError::Cancelled(why)) => return Err(TaskError::Cancelled(why.clone())),
-                Err(_) => {
+            match end {
+                (Ok(output), _) => results.put(k, output),
+                (Err(TaskError::Cancelled(why)), _) => return Err(TaskError::Cancelled(why)),
+                end => {
                     failing.store(fail_fast, Ordering::Relaxed);
-                    failures[k] = Some(inst.error(k, &end));
+                    failures.push((k, inst.error(k, &end)));
                 }
             }
             progress.one_more();
@@ -75,28 +79,18 @@ pub(crate) async fn run_map(m: MapRun) -> Result<Value, TaskError> {
     if inst.stop.is_cancelled() {
         return Err(TaskError::Cancelled("the run was cancelled".into()));
     }
-    finish(&m.spec, results, failures)
-}
-
-/// The map's output, or its failure (`on_error: fail`: the first failed
-/// element, by position).
-fn finish(
-    spec: &MapSpec,
-    results: Vec<Option<Value>>,
-    failures: Vec<Option<Value>>,
-) -> Result<Value, TaskError> {
-    if spec.on_error == OnError::Fail
-        && let Some(first) = failures.iter().flatten().next()
-    {
+    failures.sort_by_key(|(k, _)| *k);
+    let failures: Vec<Value> = failures.into_iter().map(|(_, e)| e).collect();
+    if fail_fast && let Some(first) = failures.first() {
         let message = first["message"].as_str().unwrap_or_default();
-        let count = failures.iter().flatten().count();
+        let count = failures.len();
         return Err(TaskError::Failed(format!(
             "{count} element{} failed; the first, {}: {message}",
             if count == 1 { "" } else { "s" },
             first["node"].as_str().unwrap_or_default()
         )));
     }
-    Ok(spec.collect(results, failures.into_iter().flatten().collect()))
+    Ok(results.finish(failures))
 }
 
 /// The map's progress, announced at most every 100 ms and at the end.

@@ -72,6 +72,10 @@ fn backend(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
     StoreError::caused_by(e)
 }
 
+/// The most memory redb's page cache takes (its default, 1 GiB, lets a
+/// long-running host's memory grow with its store).
+pub const CACHE_BYTES: usize = 32 << 20;
+
 impl RedbStore {
     /// Open (or create) the store at `path`. Refuses a file written by a newer
     /// format version.
@@ -83,12 +87,15 @@ impl RedbStore {
         if !path.exists() {
             Self::create_atomically(path)?;
         }
-        let db = Database::create(path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse {
-                path: path.display().to_string(),
-            },
-            e => StoreError::context(format!("cannot open {}", path.display()), e),
-        })?;
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse {
+                    path: path.display().to_string(),
+                },
+                e => StoreError::context(format!("cannot open {}", path.display()), e),
+            })?;
         Self::init(db, path)
     }
 

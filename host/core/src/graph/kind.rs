@@ -199,41 +199,83 @@ impl MapSpec {
         Value::Object(one)
     }
 
-    /// The map's output from its elements' results, in element order: each
-    /// output port of the task type becomes an array of that port's values;
-    /// a failed element (`None`) is left out (`skip`) or `null` (`collect`,
-    /// with `errors` under `_errors`).
-    pub fn collect(&self, results: Vec<Option<Value>>, errors: Vec<Value>) -> Value {
-        let mut ports: Vec<String> = self
+    /// A collector for the results of `n` elements, in element order.
+    pub fn collector(&self, n: usize) -> Collector<'_> {
+        let ports: Vec<String> = self
             .task
             .output
             .ports()
             .into_iter()
             .map(str::to_string)
             .collect();
-        if ports.is_empty() {
-            // An open output: the ports the first result has.
-            ports = results
-                .iter()
-                .flatten()
-                .find_map(|r| r.as_object().map(|o| o.keys().cloned().collect()))
-                .unwrap_or_default();
+        let columns = ports.iter().map(|_| vec![Value::Null; n]).collect();
+        Collector {
+            spec: self,
+            ports: (!ports.is_empty()).then_some(ports),
+            columns,
+            ok: vec![false; n],
         }
+    }
+}
+
+/// A map's results, kept as one column per output port (an element's output
+/// object is taken apart as it arrives, not kept whole).
+pub struct Collector<'s> {
+    spec: &'s MapSpec,
+    /// The output ports (of an open output: the first result's keys).
+    ports: Option<Vec<String>>,
+    columns: Vec<Vec<Value>>,
+    ok: Vec<bool>,
+}
+
+impl Collector<'_> {
+    /// Element `k` completed with `output`.
+    pub fn put(&mut self, k: usize, output: Value) {
+        let Value::Object(mut fields) = output else {
+            return;
+        };
+        if self.ports.is_none() {
+            let ports: Vec<String> = fields.keys().cloned().collect();
+            let n = self.ok.len();
+            self.columns = ports.iter().map(|_| vec![Value::Null; n]).collect();
+            self.ports = Some(ports);
+        }
+        let ports = self.ports.as_deref().unwrap_or_default();
+        for (port, column) in ports.iter().zip(&mut self.columns) {
+            if let (Some(v), Some(slot)) = (fields.remove(port), column.get_mut(k)) {
+                *slot = v;
+            }
+        }
+        if let Some(ok) = self.ok.get_mut(k) {
+            *ok = true;
+        }
+    }
+
+    /// Whether element `k` completed.
+    pub fn has(&self, k: usize) -> bool {
+        self.ok.get(k).copied().unwrap_or(false)
+    }
+
+    /// The map's output: each output port an array of the elements' values,
+    /// in element order; a failed element is left out (`skip`) or `null`
+    /// (`collect`, with `errors` under `_errors`).
+    pub fn finish(self, errors: Vec<Value>) -> Value {
+        let keep_failed = self.spec.on_error == OnError::Collect;
         let mut out = Map::new();
-        for port in &ports {
-            let column = results
-                .iter()
-                .filter(|r| r.is_some() || self.on_error == OnError::Collect)
-                .map(|r| {
-                    r.as_ref()
-                        .and_then(|r| r.get(port))
-                        .cloned()
-                        .unwrap_or(Value::Null)
-                })
-                .collect();
-            out.insert(port.clone(), Value::Array(column));
+        let ports = self.ports.unwrap_or_default();
+        for (port, column) in ports.into_iter().zip(self.columns) {
+            let column = match keep_failed {
+                true => column,
+                false => column
+                    .into_iter()
+                    .zip(&self.ok)
+                    .filter(|(_, ok)| **ok)
+                    .map(|(v, _)| v)
+                    .collect(),
+            };
+            out.insert(port, Value::Array(column));
         }
-        if self.on_error == OnError::Collect {
+        if keep_failed {
             out.insert(ERRORS_PORT.into(), Value::Array(errors));
         }
         Value::Object(out)
@@ -649,7 +691,10 @@ fn resolve_conditional(
     let bad = |problem: String| bad_config(index, node, problem);
     let branches = node.config.branches.as_deref().unwrap_or_default();
     if branches.len() > MAX_BRANCHES {
-        return Err(vec![bad(format!("{} branches; at most {MAX_BRANCHES}", branches.len()))]);
+        return Err(vec![bad(format!(
+            "{} branches; at most {MAX_BRANCHES}",
+            branches.len()
+        ))]);
     }
     if branches.is_empty() {
         return Err(vec![bad(

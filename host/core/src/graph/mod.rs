@@ -37,8 +37,9 @@ use serde_json::{Map, Value};
 
 pub use compound::{COMPOUND, MAX_DATAFLOWS, MAX_DEPTH, MAX_NODES};
 pub use kind::{
-    BUILTIN, Branches, CONDITIONAL, ERROR_PORT, ERRORS_PORT, Elements, FALLBACK, FallbackSpec, MAP,
-    MAX_ELEMENTS, MapSpec, NodeKind, REDUCE, ReduceSpec, WHILE, WhileSpec, error_value,
+    BUILTIN, Branches, CONDITIONAL, Collector, ERROR_PORT, ERRORS_PORT, Elements, FALLBACK,
+    FallbackSpec, MAP, MAX_ELEMENTS, MapSpec, NodeKind, REDUCE, ReduceSpec, WHILE, WhileSpec,
+    error_value,
 };
 pub use validate::{Plan, PlanEdge, PlanNode, ValidationError, ValidationErrors};
 
