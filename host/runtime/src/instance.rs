@@ -31,6 +31,12 @@ pub(crate) fn instance_id(node: &str, k: usize) -> String {
     format!("{node}[{k}]")
 }
 
+/// The node and position an instance id (`node[k]`) names, if it is one.
+fn owner_of(id: &str) -> Option<(&str, usize)> {
+    let (node, k) = id.strip_suffix(']')?.rsplit_once('[')?;
+    Some((node, k.parse().ok()?))
+}
+
 /// The stored final states of instances in `prior` (a run's node records),
 /// by node index and instance.
 pub(crate) fn prior_instances(
@@ -49,13 +55,10 @@ pub(crate) fn prior_instances(
         return out;
     }
     for record in prior.iter().filter(|r| r.status.is_final()) {
-        let Some((node, rest)) = record.node.rsplit_once('[') else {
+        let Some((node, k)) = owner_of(&record.node) else {
             continue;
         };
-        let (Some(&i), Some(Ok(k))) = (
-            owners.get(node),
-            rest.strip_suffix(']').map(str::parse::<usize>),
-        ) else {
+        let Some(&i) = owners.get(node) else {
             continue;
         };
         out.entry(i).or_default().insert(k, record.clone());
@@ -85,12 +88,9 @@ pub fn split_instances(
     let mut own = Vec::new();
     let mut counts: std::collections::BTreeMap<String, InstanceCount> = Default::default();
     for n in nodes {
-        let owner = n
-            .node
-            .strip_suffix(']')
-            .and_then(|s| s.rsplit_once('['))
-            .filter(|(owner, k)| ids.contains(owner) && k.parse::<usize>().is_ok())
-            .map(|(owner, _)| owner);
+        let owner = owner_of(&n.node)
+            .map(|(owner, _)| owner)
+            .filter(|owner| ids.contains(owner));
         match owner {
             None => own.push(n),
             Some(owner) => {

@@ -263,7 +263,7 @@ fn compare(field: Option<&Value>, operator: Operator, value: &str) -> bool {
     let Some(field) = field.filter(|v| !v.is_null()) else {
         return matches!(operator, IsEmpty | IsFalse);
     };
-    let text = js_string(field);
+    let text = super::transform::js_string(field);
     let number = js_number(field);
     let other = js_number(&Value::String(value.to_string()));
     let (lower, wanted) = (text.to_lowercase(), value.to_lowercase());
@@ -293,26 +293,6 @@ fn compare(field: Option<&Value>, operator: Operator, value: &str) -> bool {
 
 fn ordered(a: Option<f64>, b: Option<f64>, op: fn(f64, f64) -> bool) -> bool {
     matches!((a, b), (Some(a), Some(b)) if op(a, b))
-}
-
-/// JavaScript's `String(v)` for JSON values.
-fn js_string(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Array(items) => items
-            .iter()
-            .map(|i| {
-                if i.is_null() {
-                    String::new()
-                } else {
-                    js_string(i)
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(","),
-        Value::Object(_) => "[object Object]".into(),
-        other => other.to_string(),
-    }
 }
 
 /// JavaScript's `Number(v)` for JSON values, `None` for NaN.

@@ -615,18 +615,8 @@ fn resolve_map(
 ) -> Result<(NodeKind, Arc<TaskType>), Vec<ValidationError>> {
     let c = &node.config;
     let bad = |problem: String| vec![bad_config(index, node, problem)];
-    let Some(name) = &c.task else {
-        return Err(bad(
-            "a map node needs `task`: the task type run per element".into(),
-        ));
-    };
-    let Some(task) = registry.get(name).cloned() else {
-        let hint = registry
-            .suggest(name)
-            .map(|s| format!(" (did you mean `{s}`?)"))
-            .unwrap_or_default();
-        return Err(bad(format!("`task`: unknown task type `{name}`{hint}")));
-    };
+    let task = task_named(index, node, registry, "task", c.task.as_ref())?;
+    let name = &task.id;
     if c.concurrency == Some(0) || c.batch_size == Some(0) {
         return Err(bad(
             "`concurrency` and `batch_size` must be at least 1".into()

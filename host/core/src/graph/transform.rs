@@ -188,18 +188,24 @@ impl Step {
             Step::Coalesce(default) if v.is_null() => default.clone(),
             Step::Coalesce(_) => v,
             Step::UnixToIsoDate { millis } => {
-                let n = v
-                    .as_f64()
-                    .ok_or_else(|| fail(format!("expected a number, got {}", kind(&v))))?;
+                let n = v.as_f64().ok_or_else(|| {
+                    fail(format!(
+                        "expected a number, got {}",
+                        crate::task::kind_of(&v)
+                    ))
+                })?;
                 let ms = if *millis { n } else { n * 1000.0 };
                 let ts = jiff::Timestamp::from_millisecond(ms as i64)
                     .map_err(|e| fail(format!("{n} is not a time: {e}")))?;
                 Value::String(ts.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
             }
             Step::IsoDateToUnix => {
-                let text = v
-                    .as_str()
-                    .ok_or_else(|| fail(format!("expected a string, got {}", kind(&v))))?;
+                let text = v.as_str().ok_or_else(|| {
+                    fail(format!(
+                        "expected a string, got {}",
+                        crate::task::kind_of(&v)
+                    ))
+                })?;
                 json!(iso_to_millis(text).ok_or_else(|| fail(format!(
                     "\"{}\" is not an ISO 8601 date",
                     text.chars().take(64).collect::<String>()
@@ -272,17 +278,6 @@ fn not_null(schema: &Value) -> Value {
     s
 }
 
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 /// JavaScript's `String(v ?? "")`.
 fn text_of(v: &Value) -> String {
     if v.is_null() {
@@ -294,7 +289,7 @@ fn text_of(v: &Value) -> String {
 
 /// JavaScript's `String(v)` for a JSON value (numbers without a trailing
 /// `.0`, objects as `[object Object]`).
-fn js_string(v: &Value) -> String {
+pub(crate) fn js_string(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Number(n) => match n.as_f64() {
