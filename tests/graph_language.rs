@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::{Value, json};
 use weft::events::{DataflowStatus, EventKind, NodeStatus, RunStatus};
+use weft::graph::Graph;
 use weft::store::RedbStore;
 use weft::task::{NativeTask, TaskError};
 
@@ -750,4 +751,191 @@ async fn a_redriven_reduce_goes_on_from_the_step_that_failed() {
         result.failures
     );
     assert_eq!(runs.load(Ordering::SeqCst), 5, "steps 2 and 3 only");
+}
+
+/// A map, reduce, while or fallback node whose body is a subgraph.
+fn over_subgraph(kind: &str, config: Value, inner: Value) -> Graph {
+    common::graph(json!({"tasks": [{"id": "k", "type": kind, "config": config, "graph": inner}]}))
+}
+
+fn twice_add_one() -> Value {
+    json!({
+        "tasks": [{"id": "one", "type": "math.add-one"}, {"id": "two", "type": "math.add-one"}],
+        "dataflows": [flow("one", "value", "two", "value")]
+    })
+}
+
+#[tokio::test]
+async fn map_reduce_and_while_run_a_subgraph_per_element_step_and_iteration() {
+    let host = common::host(None).await;
+    let map = over_subgraph("map", json!({"concurrency": 2}), twice_add_one());
+    let (result, _) = common::run(&host, &map, json!({"value": [1, 5, 10]})).await;
+    assert_eq!(
+        result.outputs["k"],
+        json!({"value": [3, 7, 12]}),
+        "{:?}",
+        result.failures
+    );
+
+    // Each step: acc + item, then + 1; the sum is carried.
+    let step = json!({
+        "tasks": [{"id": "sum", "type": "math.add"}, {"id": "inc", "type": "math.add-one"}],
+        "dataflows": [flow("sum", "value", "inc", "value")]
+    });
+    let config = json!({"over": ["b"], "accumulator": "a", "carry": "value"});
+    let reduce = over_subgraph("reduce", config, step);
+    let (result, _) = common::run(&host, &reduce, json!({"a": 0, "b": [1, 2, 3]})).await;
+    assert_eq!(
+        result.outputs["k"],
+        json!({"value": 9}),
+        "{:?}",
+        result.failures
+    );
+
+    let config = json!({"condition": "output.value < 5", "max_iterations": 10});
+    let repeat = over_subgraph("while", config, twice_add_one());
+    let (result, _) = common::run(&host, &repeat, json!({"value": 0})).await;
+    assert_eq!(
+        result.outputs["k"],
+        json!({"value": 6}),
+        "{:?}",
+        result.failures
+    );
+}
+
+#[tokio::test]
+async fn a_fallback_tries_its_subgraph_over_alternative_inputs() {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let host = common::builder(None)
+        .native(evens_only(runs.clone()))
+        .build()
+        .await
+        .unwrap();
+    let inner = json!({
+        "tasks": [{"id": "halve", "type": "test.evens", "config": {"retries": 0}},
+                  {"id": "inc", "type": "math.add-one"}],
+        "dataflows": [flow("halve", "half", "inc", "value")]
+    });
+    let config = json!({"alternatives": [{"defaults": {"value": 3}}, {"defaults": {"value": 8}}]});
+    let g = over_subgraph("fallback", config, inner);
+    let (result, events) = common::run(&host, &g, json!({})).await;
+    assert_eq!(
+        result.outputs["k"],
+        json!({"value": 5}),
+        "{:?}",
+        result.failures
+    );
+    // The first alternative's failure names the inner node that failed.
+    assert!(events.iter().any(|e| matches!(&e.kind,
+        EventKind::Log { message, .. } if message.contains("alternative 1 of 2")
+            && message.contains("node `halve`") && message.contains("3 is odd"))));
+}
+
+#[tokio::test]
+async fn subgraph_elements_are_durable_and_their_inner_tasks_cached() {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(RedbStore::open(&dir.path().join("weft.redb")).unwrap());
+    let host = common::builder(None)
+        .store(store)
+        .native(evens_only(runs.clone()))
+        .build()
+        .await
+        .unwrap();
+    let inner = json!({
+        "tasks": [{"id": "halve", "type": "test.evens", "config": {"retries": 0}},
+                  {"id": "inc", "type": "math.add-one"}],
+        "dataflows": [flow("halve", "half", "inc", "value")]
+    });
+    let g = over_subgraph("map", json!({"on_error": "collect"}), inner);
+    let result = host.run(&g, json!({"value": [2, 3, 4]})).await.unwrap();
+    assert_eq!(result.outputs["k"]["value"], json!([2, null, 3]));
+    let errors = result.outputs["k"]["_errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1);
+    assert!(
+        errors[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("node `halve`: failed: 3 is odd"),
+        "{errors:?}"
+    );
+    assert_eq!(runs.load(Ordering::SeqCst), 3);
+    // Each element is one instance in the store; the nodes inside are not.
+    let stored = host.store().load_run(&result.run_id).await.unwrap();
+    let mut ids: Vec<&str> = stored.nodes.iter().map(|n| n.node.as_str()).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, ["k", "k[0]", "k[1]", "k[2]"]);
+    // Another run: the inner cacheable task comes from the output cache.
+    let result = host.run(&g, json!({"value": [2, 4, 6]})).await.unwrap();
+    assert_eq!(result.outputs["k"]["value"], json!([2, 3, 4]));
+    assert_eq!(runs.load(Ordering::SeqCst), 4, "only 6 is new");
+}
+
+#[tokio::test]
+async fn subgraph_bodies_are_validated_where_they_are() {
+    let host = common::host(None).await;
+    let errors = |g: Graph| host.plan(&g, "g.json").unwrap_err().to_string();
+    let e = errors(over_subgraph(
+        "map",
+        json!({"task": "math.add-one"}),
+        twice_add_one(),
+    ));
+    assert!(e.contains("`task` and `graph` both set"), "{e}");
+    let two_leaves = json!({"tasks": [{"id": "x", "type": "math.add-one"}, {"id": "y", "type": "math.add-one"}]});
+    let e = errors(over_subgraph("map", json!({}), two_leaves));
+    assert!(
+        e.contains("node \"k\"") && e.contains("leaves `x` and `y` both give output port `value`"),
+        "{e}"
+    );
+    let unknown = json!({"tasks": [{"id": "x", "type": "math.add-onee"}]});
+    let e = errors(over_subgraph("map", json!({}), unknown));
+    assert!(e.contains("math.add-onee") && e.contains("\"k\""), "{e}");
+    // A map's `over` names a port of the subgraph's roots.
+    let e = errors(over_subgraph(
+        "map",
+        json!({"over": ["nope"]}),
+        twice_add_one(),
+    ));
+    assert!(e.contains("no input port `nope`"), "{e}");
+    // Not for a conditional: a graph on it is refused as on any task.
+    let g = common::graph(json!({"tasks": [{"id": "c", "type": "conditional",
+        "config": {"branches": [{"id": "a", "when": "true"}]}, "graph": twice_add_one()}]}));
+    assert!(host.plan(&g, "g.json").is_err());
+}
+
+#[tokio::test]
+async fn a_compound_nodes_error_port_takes_a_failure_from_inside_it() {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let host = common::builder(None)
+        .native(evens_only(runs.clone()))
+        .build()
+        .await
+        .unwrap();
+    let g = |value: i64| {
+        common::graph(json!({
+            "tasks": [
+                {"id": "c", "type": "graph", "defaults": {"value": value}, "graph": {
+                    "tasks": [{"id": "halve", "type": "test.evens", "config": {"retries": 0}},
+                              {"id": "inc", "type": "math.add-one"}],
+                    "dataflows": [flow("halve", "half", "inc", "value")]}},
+                {"id": "after", "type": "math.add-one"},
+                {"id": "handle", "type": "text.template",
+                 "defaults": {"template": "{{node}}: {{message}}"}}
+            ],
+            "dataflows": [flow("c", "value", "after", "value"), flow("c", "[error]", "handle", "*")]
+        }))
+    };
+    let (result, _) = common::run(&host, &g(3), json!({})).await;
+    assert_eq!(result.status, RunStatus::Succeeded, "{:?}", result.failures);
+    assert_eq!(status_of(&result, "c"), NodeStatus::Failed);
+    assert_eq!(status_of(&result, "after"), NodeStatus::Disabled);
+    assert_eq!(
+        result.outputs["handle"]["text"],
+        json!("c: failed: node `halve`: failed: 3 is odd")
+    );
+    // It ran as one node: no inner ids in the run.
+    assert!(!result.nodes.contains_key("c/halve"));
+    let (result, _) = common::run(&host, &g(8), json!({})).await;
+    assert_eq!(result.outputs["after"], json!({"value": 6}));
+    assert_eq!(status_of(&result, "handle"), NodeStatus::Disabled);
 }

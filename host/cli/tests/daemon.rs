@@ -1303,6 +1303,18 @@ async fn users_run_only_with_what_they_are_granted() {
         .await,
         "queue `fast` is not granted to user `alice`",
     );
+    // Inside a map's subgraph too, named by its path.
+    for (config, what) in [
+        (json!({}), not_alices),
+        (json!({"queue": "fast"}), "queue `fast`"),
+    ] {
+        let map =
+            json!({"tasks": [{"id": "m", "type": "map", "graph": read(Some("private"), config)}]});
+        let (status, body) = submit(&alice, map, json!({"path": ["note.txt"]})).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        let e = body["error"].as_str().unwrap();
+        assert!(e.contains("node `m/r`") && e.contains(what), "{e}");
+    }
     // Arriving through a dataflow: the task is refused when it starts.
     let by_flow = json!({"tasks": [
         {"id": "p", "type": "json.parse", "defaults": {"text": "\"private\""}},

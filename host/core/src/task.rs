@@ -188,6 +188,9 @@ pub enum Implementation {
     Wasm(Arc<dyn Component>),
     /// As a Rust closure in the host.
     Native(NativeFn),
+    /// As a whole graph: the runner runs its plan (see
+    /// [`crate::graph::subgraph`]); [`TaskType::execute`] cannot.
+    Graph(Arc<crate::graph::Plan>),
 }
 
 /// A task type: what a graph node's `type` names.
@@ -271,6 +274,9 @@ impl TaskType {
             match &self.implementation {
                 Implementation::Wasm(plugin) => plugin.run(&self.id, input, ctx, timeout).await,
                 Implementation::Native(f) => f(input.clone(), ctx.clone()).await,
+                Implementation::Graph(_) => Err(TaskError::Host(
+                    "a subgraph is run by the runner, not executed as one task".into(),
+                )),
             }
         };
         let output = match tokio::time::timeout(timeout, run).await {

@@ -31,6 +31,9 @@ pub struct EventHub {
 struct HubInner {
     run_id: String,
     store: Option<Arc<dyn RunStore>>,
+    /// For a subgraph's run: the hub of the run it is part of, which
+    /// writes the subgraph's output-cache entries.
+    parent: Option<EventHub>,
     pending: Mutex<Pending>,
     /// Wakes the committer; shared with it so it can notice the hub is gone.
     wake: Arc<tokio::sync::Notify>,
@@ -91,20 +94,33 @@ impl EventHub {
     /// A hub for `run_id` that keeps nothing (events go to subscribers only),
     /// whose next event gets number `next_seq`.
     pub fn new(run_id: &str, next_seq: u64) -> Self {
-        Self::build(run_id, next_seq, None)
+        Self::build(run_id, next_seq, None, None)
     }
 
     /// A hub for `run_id` whose events and state changes are committed to `store`
     /// before anyone sees them. `next_seq` is one past the run's last stored event.
     pub fn with_store(run_id: &str, next_seq: u64, store: Arc<dyn RunStore>) -> Self {
-        Self::build(run_id, next_seq, Some(store))
+        Self::build(run_id, next_seq, Some(store), None)
     }
 
-    fn build(run_id: &str, next_seq: u64, store: Option<Arc<dyn RunStore>>) -> Self {
+    /// A hub for a subgraph's run `run_id` inside `parent`'s run: its events
+    /// go to subscribers only; its output-cache entries are staged on
+    /// `parent`, written with its next commit.
+    pub fn nested(run_id: &str, parent: &EventHub) -> Self {
+        Self::build(run_id, 1, None, Some(parent.clone()))
+    }
+
+    fn build(
+        run_id: &str,
+        next_seq: u64,
+        store: Option<Arc<dyn RunStore>>,
+        parent: Option<EventHub>,
+    ) -> Self {
         EventHub {
             inner: Arc::new(HubInner {
                 run_id: run_id.to_string(),
                 store,
+                parent,
                 pending: Mutex::new(Pending {
                     next_seq: next_seq.max(1),
                     ..Pending::default()
@@ -206,7 +222,10 @@ impl EventHub {
     /// Stage outputs for the output cache: they are written with the next
     /// commit (use [`EventHub::record`] right after for the change they belong to).
     pub fn stage_cache(&self, puts: Vec<CachePut>) {
-        lock(&self.inner.pending).cache.extend(puts);
+        match &self.inner.parent {
+            Some(parent) => parent.stage_cache(puts),
+            None => lock(&self.inner.pending).cache.extend(puts),
+        }
     }
 
     /// Record an event from a running task (a log line, progress).

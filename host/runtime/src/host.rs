@@ -680,28 +680,7 @@ impl Host {
     ) -> Result<(), HostError> {
         let grants = self.runner.options().grants.of(owner);
         let empty = serde_json::Map::new();
-        let input = input.as_object().unwrap_or(&empty);
-        let roots: std::collections::HashSet<usize> = plan.roots().collect();
-        for (i, node) in plan.nodes.iter().enumerate() {
-            let refused = |source| HostError::NotGranted {
-                node: node.id.clone(),
-                source,
-            };
-            if let Some(queue) = &node.queue {
-                grants.check(Resource::Queue, queue).map_err(refused)?;
-            }
-            if node.task.resources.is_empty() {
-                continue;
-            }
-            let mut values = node.defaults.clone();
-            if roots.contains(&i) {
-                values.extend(plan.root_input(i, input));
-            }
-            grants
-                .check_ports(&node.task.resources, &values)
-                .map_err(refused)?;
-        }
-        Ok(())
+        check_plan_grants(&grants, plan, input.as_object().unwrap_or(&empty), "")
     }
 
     /// Ids of runs the store holds as still running: interrupted, when no
@@ -894,4 +873,40 @@ fn status_filter(status: RunStatus) -> crate::store::RunFilter {
         status: Some(status),
         ..crate::store::RunFilter::default()
     }
+}
+
+/// [`Host::check_grants`] for `plan` on `input`, and for the subgraphs its
+/// nodes run (on their defaults: what reaches them is checked as their
+/// tasks start); `within`: the id path of the node holding `plan`.
+fn check_plan_grants(
+    grants: &weft_core::grant::Grants,
+    plan: &Plan,
+    input: &serde_json::Map<String, Value>,
+    within: &str,
+) -> Result<(), HostError> {
+    let roots: std::collections::HashSet<usize> = plan.roots().collect();
+    for (i, node) in plan.nodes.iter().enumerate() {
+        let id = format!("{within}{}", node.id);
+        let refused = |source| HostError::NotGranted {
+            node: id.clone(),
+            source,
+        };
+        if let Some(queue) = &node.queue {
+            grants.check(Resource::Queue, queue).map_err(refused)?;
+        }
+        for inner in node.kind.subgraphs() {
+            check_plan_grants(grants, inner, &serde_json::Map::new(), &format!("{id}/"))?;
+        }
+        if node.task.resources.is_empty() {
+            continue;
+        }
+        let mut values = node.defaults.clone();
+        if roots.contains(&i) {
+            values.extend(plan.root_input(i, input));
+        }
+        grants
+            .check_ports(&node.task.resources, &values)
+            .map_err(refused)?;
+    }
+    Ok(())
 }

@@ -141,6 +141,8 @@ pub(crate) struct Instances {
     pub backoff: Option<Duration>,
     pub retry: RetryPolicy,
     pub routing: Routing,
+    /// How the subgraphs among its bodies run.
+    pub subgraphs: crate::subgraph::Subgraphs,
 }
 
 /// How an instance ended: its output or error, and its attempts.
@@ -212,6 +214,7 @@ impl Instances {
         ctx.node_id = id.to_string();
         ctx.idempotency_key = format!("{}/{id}", ctx.run_id);
         ctx.attempt = attempt;
+        let timeout = self.timeout.min(task.timeout);
         let mut cache = self
             .cache
             .clone()
@@ -224,10 +227,11 @@ impl Instances {
         }
         let execution = Execution {
             ctx,
-            timeout: self.timeout.min(task.timeout),
+            timeout,
             cache,
             stop: self.stop.clone(),
             dispatch: self.dispatch.clone(),
+            subgraphs: Some(self.subgraphs.clone()),
         };
         let (end, cached) = run_node(task, input, execution).await;
         if let Cached::Miss(Some(put)) = cached {

@@ -49,6 +49,7 @@ pub mod instance;
 mod map;
 pub mod runner;
 pub mod setup;
+mod subgraph;
 
 pub use host::{
     DeadLetter, Host, HostBuilder, HostError, Prepared, PreparedRun, Submission, new_run_id,

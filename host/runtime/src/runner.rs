@@ -23,7 +23,8 @@ use crate::graph::{ERROR_PORT, NodeKind, Plan};
 use crate::limiter::{Queue, Wait};
 use crate::store::CachePut;
 use crate::store::{NodeRecord, RunLogError, RunStore};
-use crate::task::{TaskContext, TaskError, TaskType};
+use crate::subgraph::Subgraphs;
+use crate::task::{Implementation, TaskContext, TaskError, TaskType};
 use std::sync::Arc;
 use weft_core::grant::{Grants, UserGrants};
 use weft_core::graph::transform::apply_all;
@@ -834,7 +835,25 @@ impl Runner {
                 queues: o.queues.clone(),
                 users,
             },
+            subgraphs: self.subgraphs(st, hub),
         }
+    }
+
+    /// What the subgraphs node `i` runs run with.
+    fn subgraphs(&self, st: &State<'_>, hub: &EventHub) -> Subgraphs {
+        Subgraphs {
+            runner: self.local(),
+            owner: st.cache_scope.clone(),
+            parent: hub.clone(),
+        }
+    }
+
+    /// This runner, executing every task here (for a subgraph's run inside
+    /// a run: see [`crate::subgraph`]).
+    fn local(&self) -> Runner {
+        let mut local = self.clone();
+        local.options.dispatch = None;
+        local
     }
 
     /// Node `i`'s attempt failed with `e`: schedule a retry if the error is
@@ -996,6 +1015,8 @@ impl Runner {
                 started.get_or_insert_with(Instant::now);
                 let span = tracing::info_span!("task", run_id = %hub.run_id(), node = %node.id, task_type = %task.id, attempt = st.attempts[i]);
                 let dispatch = self.options.dispatch.clone();
+                let subgraphs = matches!(task.implementation, Implementation::Graph(_))
+                    .then(|| self.subgraphs(st, hub));
                 if !matches!(node.kind, NodeKind::Task | NodeKind::Conditional(_)) {
                     let kind = node.kind.clone();
                     let instances = self.instances(st, i, ctx, stop, hub);
@@ -1014,6 +1035,7 @@ impl Runner {
                             cache,
                             stop,
                             dispatch,
+                            subgraphs,
                         };
                         (i, run_node(&task, node_input, execution).await)
                     },
@@ -1132,6 +1154,8 @@ pub(crate) struct Execution {
     pub stop: CancellationToken,
     /// Where the task executes, with a shared store; `None`: here.
     pub dispatch: Option<Arc<crate::cluster::dispatch::Dispatch>>,
+    /// How a subgraph task type runs (given for one).
+    pub subgraphs: Option<Subgraphs>,
 }
 
 /// Run one node: from the output cache when `cache` is given and holds a fresh
@@ -1144,7 +1168,18 @@ pub(crate) async fn run_node(task: &TaskType, input: Value, x: Execution) -> Nod
         cache,
         stop,
         dispatch,
+        subgraphs,
     } = x;
+    // A subgraph runs as a nested run; its inner nodes use the cache.
+    if let Implementation::Graph(plan) = &task.implementation {
+        let end = match &subgraphs {
+            Some(with) => with.run(plan, input, &ctx, timeout, &stop).await,
+            None => Err(TaskError::Host(
+                "a subgraph without a runner (a host bug)".into(),
+            )),
+        };
+        return (end, Cached::Miss(None));
+    }
     // A folder, database or model named by a value that arrived through a
     // dataflow is checked here (those named in the graph, at submit too).
     let named = input

@@ -10,9 +10,10 @@
 //! way; its `config` applies to every inner node that does not set its own.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use super::{Dataflow, Graph, Node, ValidationError};
-use crate::task::Registry;
+use crate::task::{Registry, TaskType};
 
 /// The task type of a compound node.
 pub const COMPOUND: &str = "graph";
@@ -155,9 +156,24 @@ pub(crate) fn flatten(
     let mut flow_from = Vec::new();
     let mut inner_flows = Vec::new();
     let mut boundaries: HashMap<&str, Boundary> = HashMap::new();
+    // The task types of subgraphs kinds run, by position in `tasks`.
+    let mut bodies: HashMap<usize, Arc<TaskType>> = HashMap::new();
+    // Compound nodes whose failures an error port takes run as one node.
+    let whole: HashSet<&str> = graph
+        .dataflows
+        .iter()
+        .filter(|f| f.source_task_port_id == super::ERROR_PORT)
+        .map(|f| f.source_task_id.as_str())
+        .collect();
     for (index, node) in graph.tasks.iter().enumerate() {
-        match (&node.graph, node.task_type == COMPOUND) {
+        let body = super::kind::takes_body(&node.task_type)
+            || (node.task_type == COMPOUND && whole.contains(node.id.as_str()));
+        match (&node.graph, node.task_type == COMPOUND || body) {
             (None, false) => {
+                tasks.push(node.clone());
+                task_from.push(index);
+            }
+            (None, true) if body => {
                 tasks.push(node.clone());
                 task_from.push(index);
             }
@@ -177,14 +193,23 @@ pub(crate) fn flatten(
                 node: node.id.clone(),
                 task_type: node.task_type.clone(),
             }),
-            (Some(inner), true) => match flatten(inner, registry, depth + 1).map(|(g, _)| g) {
-                Err(inner_errors) => errors.extend(inner_errors.into_iter().map(|error| {
-                    ValidationError::InCompound {
+            (Some(inner), true) if body => match flatten(inner, registry, depth + 1) {
+                Err(inner_errors) => errors.extend(in_compound(index, node, inner_errors)),
+                Ok((_, plan)) => match super::subgraph::task_type(&node.id, plan) {
+                    Ok(t) => {
+                        bodies.insert(tasks.len(), t);
+                        tasks.push(node.clone());
+                        task_from.push(index);
+                    }
+                    Err(problem) => errors.push(ValidationError::BadNodeConfig {
                         index,
                         node: node.id.clone(),
-                        error: Box::new(error),
-                    }
-                })),
+                        problem: format!("`graph`: {problem}"),
+                    }),
+                },
+            },
+            (Some(inner), true) => match flatten(inner, registry, depth + 1).map(|(g, _)| g) {
+                Err(inner_errors) => errors.extend(in_compound(index, node, inner_errors)),
                 Ok(inner) => {
                     let (nodes, flows, boundary) = inline(node, inner, registry);
                     task_from.extend(std::iter::repeat_n(index, nodes.len()));
@@ -289,7 +314,7 @@ pub(crate) fn flatten(
     flow_from.extend(std::iter::repeat_n(None, inner_flows.len()));
     dataflows.extend(inner_flows);
     let flat = Graph { tasks, dataflows };
-    match super::Plan::new_flat(&flat, registry, "") {
+    match super::Plan::new_flat(&flat, registry, "", &bodies) {
         Ok(plan) => Ok((flat, plan)),
         Err(e) => Err(e
             .errors
@@ -297,6 +322,22 @@ pub(crate) fn flatten(
             .map(|error| at_source(error, &task_from, &flow_from))
             .collect()),
     }
+}
+
+/// Errors found inside the subgraph of node `node` (at `index`), as this
+/// level reports them.
+fn in_compound(
+    index: usize,
+    node: &Node,
+    errors: Vec<ValidationError>,
+) -> impl Iterator<Item = ValidationError> + '_ {
+    errors
+        .into_iter()
+        .map(move |error| ValidationError::InCompound {
+            index,
+            node: node.id.clone(),
+            error: Box::new(error),
+        })
 }
 
 /// `error`, found in a flattened graph, positioned in the graph it was

@@ -104,6 +104,34 @@ pub enum NodeKind {
     While(Arc<WhileSpec>),
 }
 
+impl NodeKind {
+    /// The task types this kind runs on the node's behalf (none for a plain
+    /// task or a conditional).
+    pub fn bodies(&self) -> Vec<&Arc<TaskType>> {
+        match self {
+            NodeKind::Task | NodeKind::Conditional(_) => Vec::new(),
+            NodeKind::Map(m) => vec![&m.task],
+            NodeKind::Fallback(f) => f.alternatives.iter().map(|(t, _)| t).collect(),
+            NodeKind::Reduce(r) => vec![&r.task],
+            NodeKind::While(w) => vec![&w.task],
+        }
+    }
+
+    /// The subgraphs among [`NodeKind::bodies`].
+    pub fn subgraphs(&self) -> Vec<&super::Plan> {
+        let mut plans: Vec<&super::Plan> = self
+            .bodies()
+            .into_iter()
+            .filter_map(|t| match &t.implementation {
+                Implementation::Graph(plan) => Some(plan.as_ref()),
+                _ => None,
+            })
+            .collect();
+        plans.dedup_by(|a, b| std::ptr::eq(*a, *b));
+        plans
+    }
+}
+
 /// A map node's settings.
 #[derive(Debug)]
 pub struct MapSpec {
@@ -346,6 +374,12 @@ pub(crate) fn is_kind(task_type: &str) -> bool {
     [CONDITIONAL, MAP, FALLBACK, REDUCE, WHILE].contains(&task_type)
 }
 
+/// Whether a node of type `task_type` runs a body: a task type its `task`
+/// names, or the subgraph its `graph` holds.
+pub(crate) fn takes_body(task_type: &str) -> bool {
+    [MAP, FALLBACK, REDUCE, WHILE].contains(&task_type)
+}
+
 /// A setting of a kind found on a node of another type.
 pub(crate) fn misplaced_settings(node: &Node) -> Option<&'static str> {
     let c = &node.config;
@@ -372,17 +406,59 @@ pub(crate) fn misplaced_settings(node: &Node) -> Option<&'static str> {
 
 /// The kind and task type of built-in node `node` (at `index`), or why its
 /// settings are wrong.
+/// `body`: the task type of the subgraph the node holds, if it holds one.
 pub(crate) fn resolve(
     index: usize,
     node: &Node,
     registry: &crate::task::Registry,
+    body: Option<&Arc<TaskType>>,
 ) -> Result<(NodeKind, Arc<TaskType>), Vec<ValidationError>> {
+    let at = Body {
+        index,
+        node,
+        registry,
+        graph: body,
+    };
     match node.task_type.as_str() {
-        MAP => resolve_map(index, node, registry),
-        FALLBACK => resolve_fallback(index, node, registry),
-        REDUCE => resolve_reduce(index, node, registry),
-        WHILE => resolve_while(index, node, registry),
+        MAP => resolve_map(&at),
+        FALLBACK => resolve_fallback(&at),
+        REDUCE => resolve_reduce(&at),
+        WHILE => resolve_while(&at),
         _ => resolve_conditional(index, node),
+    }
+}
+
+/// Where a kind finds what it runs: node `node` (at `index`) names a task
+/// type of `registry`, or holds a subgraph (`graph`, its task type).
+struct Body<'a> {
+    index: usize,
+    node: &'a Node,
+    registry: &'a crate::task::Registry,
+    graph: Option<&'a Arc<TaskType>>,
+}
+
+impl Body<'_> {
+    /// The task type named `name` in setting `key`, or the node's subgraph
+    /// (one or the other).
+    fn task(
+        &self,
+        key: &str,
+        name: Option<&String>,
+    ) -> Result<Arc<TaskType>, Vec<ValidationError>> {
+        let (index, node) = (self.index, self.node);
+        match (self.graph, name) {
+            (Some(_), Some(_)) => Err(vec![bad_config(
+                index,
+                node,
+                format!("`{key}` and `graph` both set: a node runs a task type or a subgraph"),
+            )]),
+            (Some(graph), None) => Ok(graph.clone()),
+            (None, name) => task_named(index, node, self.registry, key, name),
+        }
+    }
+
+    fn bad(&self, problem: String) -> Vec<ValidationError> {
+        vec![bad_config(self.index, self.node, problem)]
     }
 }
 
@@ -397,7 +473,7 @@ fn task_named(
     let bad = |problem: String| vec![bad_config(index, node, problem)];
     let Some(name) = name else {
         return Err(bad(format!(
-            "a {} node needs `{key}`: a task type",
+            "a {} node needs `{key}`: a task type (or `graph`: a subgraph)",
             node.task_type
         )));
     };
@@ -411,11 +487,8 @@ fn task_named(
 }
 
 /// A fallback node: each alternative names an existing task type.
-fn resolve_fallback(
-    index: usize,
-    node: &Node,
-    registry: &crate::task::Registry,
-) -> Result<(NodeKind, Arc<TaskType>), Vec<ValidationError>> {
+fn resolve_fallback(at: &Body<'_>) -> Result<(NodeKind, Arc<TaskType>), Vec<ValidationError>> {
+    let (index, node) = (at.index, at.node);
     let given = node.config.alternatives.as_deref().unwrap_or_default();
     if given.len() > MAX_BRANCHES {
         let problem = format!("{} alternatives; at most {MAX_BRANCHES}", given.len());
@@ -429,11 +502,11 @@ fn resolve_fallback(
     let mut errors = Vec::new();
     for (a, alt) in given.iter().enumerate() {
         let key = format!("alternatives[{a}].task");
-        let name = alt.task.as_ref().or(node.config.task.as_ref());
-        match (
-            task_named(index, node, registry, &key, name),
-            alt.defaults.as_object(),
-        ) {
+        let task = match (&alt.task, at.graph) {
+            (Some(name), Some(_)) => task_named(index, node, at.registry, &key, Some(name)),
+            (name, _) => at.task(&key, name.as_ref().or(node.config.task.as_ref())),
+        };
+        match (task, alt.defaults.as_object()) {
             (Ok(task), Some(defaults)) => alternatives.push((task, defaults.clone())),
             (Err(e), _) => errors.extend(e),
             (_, None) => errors.push(bad_config(
@@ -463,14 +536,10 @@ fn resolve_fallback(
 }
 
 /// A reduce node: its task type has the iterated and accumulator ports.
-fn resolve_reduce(
-    index: usize,
-    node: &Node,
-    registry: &crate::task::Registry,
-) -> Result<(NodeKind, Arc<TaskType>), Vec<ValidationError>> {
-    let c = &node.config;
-    let task = task_named(index, node, registry, "task", c.task.as_ref())?;
-    let bad = |problem: String| vec![bad_config(index, node, problem)];
+fn resolve_reduce(at: &Body<'_>) -> Result<(NodeKind, Arc<TaskType>), Vec<ValidationError>> {
+    let c = &at.node.config;
+    let task = at.task("task", c.task.as_ref())?;
+    let bad = |problem: String| at.bad(problem);
     let over = match c.over.as_deref() {
         Some([one]) => one.clone(),
         _ => return Err(bad("a reduce node needs `over`: [one input port]".into())),
@@ -509,14 +578,10 @@ fn resolve_reduce(
 }
 
 /// A while node: a task type, a condition that compiles, and a limit.
-fn resolve_while(
-    index: usize,
-    node: &Node,
-    registry: &crate::task::Registry,
-) -> Result<(NodeKind, Arc<TaskType>), Vec<ValidationError>> {
-    let c = &node.config;
-    let task = task_named(index, node, registry, "task", c.task.as_ref())?;
-    let bad = |problem: String| vec![bad_config(index, node, problem)];
+fn resolve_while(at: &Body<'_>) -> Result<(NodeKind, Arc<TaskType>), Vec<ValidationError>> {
+    let c = &at.node.config;
+    let task = at.task("task", c.task.as_ref())?;
+    let bad = |problem: String| at.bad(problem);
     let Some(max_iterations) = c.max_iterations.filter(|n| (1..=MAX_ELEMENTS).contains(n)) else {
         return Err(bad(format!(
             "a while node needs `max_iterations`, 1 to {MAX_ELEMENTS}"
@@ -608,14 +673,10 @@ fn bad_config(index: usize, node: &Node, problem: String) -> ValidationError {
 }
 
 /// A map node: its task type must exist and be a plain task.
-fn resolve_map(
-    index: usize,
-    node: &Node,
-    registry: &crate::task::Registry,
-) -> Result<(NodeKind, Arc<TaskType>), Vec<ValidationError>> {
-    let c = &node.config;
-    let bad = |problem: String| vec![bad_config(index, node, problem)];
-    let task = task_named(index, node, registry, "task", c.task.as_ref())?;
+fn resolve_map(at: &Body<'_>) -> Result<(NodeKind, Arc<TaskType>), Vec<ValidationError>> {
+    let c = &at.node.config;
+    let bad = |problem: String| at.bad(problem);
+    let task = at.task("task", c.task.as_ref())?;
     let name = &task.id;
     if c.concurrency == Some(0) || c.batch_size == Some(0) {
         return Err(bad(

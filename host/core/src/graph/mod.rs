@@ -27,6 +27,7 @@
 mod compound;
 pub mod condition;
 mod kind;
+pub mod subgraph;
 pub mod transform;
 mod validate;
 

@@ -230,7 +230,7 @@ pub enum ValidationError {
     },
     /// A node has a `graph` field but another type.
     #[error(
-        "tasks[{index}] (node \"{node}\"): only a compound node has a `graph` field; set its type to `graph`, not `{task_type}`"
+        "tasks[{index}] (node \"{node}\"): a node of type `{task_type}` has no `graph` field (a compound node, type `graph`, has one, and a map, reduce, while or fallback node runs one)"
     )]
     GraphOnTask {
         /// Position in `tasks`.
@@ -276,7 +276,7 @@ pub enum ValidationError {
         limit: usize,
     },
     /// A problem inside the subgraph of a compound node.
-    #[error("tasks[{index}] (compound node \"{node}\"), in its subgraph: {error}")]
+    #[error("tasks[{index}] (node \"{node}\"), in its subgraph: {error}")]
     InCompound {
         /// Position of the compound node in `tasks`.
         index: usize,
@@ -427,14 +427,16 @@ impl Plan {
                 ..plan
             });
         }
-        Self::new_flat(graph, registry, origin)
+        Self::new_flat(graph, registry, origin, &HashMap::new())
     }
 
-    /// Validate a graph without compound nodes.
+    /// Validate a graph without compound nodes; `bodies`: the task types of
+    /// the subgraphs its kind nodes hold, by node position.
     pub(crate) fn new_flat(
         graph: &Graph,
         registry: &Registry,
         origin: &str,
+        bodies: &HashMap<usize, Arc<TaskType>>,
     ) -> Result<Plan, ValidationErrors> {
         let mut errors = Vec::new();
         let mut index_of: HashMap<&str, usize> = HashMap::new();
@@ -453,7 +455,7 @@ impl Plan {
             } else {
                 index_of.insert(&node.id, i);
             }
-            let (kind, task) = match resolve(i, node, registry) {
+            let (kind, task) = match resolve(i, node, registry, bodies.get(&i)) {
                 Ok((kind, task)) => (kind, Some(task)),
                 Err(e) => {
                     errors.extend(e);
@@ -715,9 +717,13 @@ fn resolve(
     i: usize,
     node: &super::Node,
     registry: &Registry,
+    body: Option<&Arc<TaskType>>,
 ) -> Result<(NodeKind, Arc<TaskType>), Vec<ValidationError>> {
     if kind::is_kind(&node.task_type) {
-        return kind::resolve(i, node, registry);
+        return kind::resolve(i, node, registry, body);
+    }
+    if let Some(body) = body.filter(|_| node.task_type == super::COMPOUND) {
+        return Ok((NodeKind::Task, body.clone()));
     }
     match registry.get(&node.task_type) {
         Some(task) => Ok((NodeKind::Task, task.clone())),

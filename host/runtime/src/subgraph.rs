@@ -1,0 +1,104 @@
+//! Subgraphs run as one task: the body of a map, reduce, while or fallback
+//! node that holds a `graph` ([`weft_core::graph::subgraph`]).
+//!
+//! Owns one use of a subgraph: a nested run of its plan on this host, with
+//! the outer run's owner, grants, queues and output cache, whose leaves'
+//! outputs make the output. The use is what is durable (an element, step,
+//! iteration or alternative, by [`crate::instance`]); the nodes inside it
+//! are not stored, so a use interrupted by a crash runs again whole, its
+//! cacheable nodes served from the output cache. Inner log lines join the
+//! outer node's log, prefixed with the inner node's id. It must not know
+//! which kind uses it.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use tokio_util::sync::CancellationToken;
+
+use crate::events::{EventHub, EventKind, RunStatus};
+use crate::graph::Plan;
+use crate::runner::Runner;
+use crate::task::{TaskContext, TaskError};
+
+/// What a subgraph's uses run with: a runner that executes every task on
+/// this host (a use is not resumed elsewhere: its offers would outlive it),
+/// the run's owner, and the hub of the run (which writes the uses' output
+/// cache entries).
+#[derive(Clone)]
+pub(crate) struct Subgraphs {
+    pub runner: Runner,
+    pub owner: Option<String>,
+    pub parent: EventHub,
+}
+
+impl Subgraphs {
+    /// Run `plan` on `input` as one task, within `timeout` and until `stop`
+    /// fires; `ctx` is the use's own context.
+    pub fn run<'a>(
+        &'a self,
+        plan: &'a Plan,
+        input: Value,
+        ctx: &'a TaskContext,
+        timeout: Duration,
+        stop: &'a CancellationToken,
+    ) -> Pin<Box<dyn Future<Output = Result<Value, TaskError>> + Send + 'a>> {
+        // Boxed: a subgraph's nodes may hold subgraphs themselves.
+        Box::pin(self.run_boxed(plan, input, ctx, timeout, stop))
+    }
+
+    async fn run_boxed(
+        &self,
+        plan: &Plan,
+        input: Value,
+        ctx: &TaskContext,
+        timeout: Duration,
+        stop: &CancellationToken,
+    ) -> Result<Value, TaskError> {
+        plan.check_input(&input)
+            .map_err(|e| TaskError::InvalidInput(e.to_string()))?;
+        let run_id = format!("{}/{}", ctx.run_id, ctx.node_id);
+        let hub = EventHub::nested(&run_id, &self.parent);
+        let mut events = hub.subscribe();
+        let cancel = stop.child_token();
+        let owner = self.owner.as_deref();
+        let run = self.runner.run(plan, &input, &[], &hub, &cancel, owner);
+        let ended = tokio::time::timeout(timeout, run).await;
+        cancel.cancel();
+        while let Ok(event) = events.try_recv() {
+            if let (
+                EventKind::Log {
+                    node,
+                    level,
+                    message,
+                },
+                Some(log),
+            ) = (event.kind, &ctx.events)
+            {
+                log.log(level, format!("{node}: {message}"));
+            }
+        }
+        let result = match ended {
+            Err(_) => return Err(TaskError::Timeout { limit: timeout }),
+            Ok(Err(e)) => return Err(TaskError::Host(format!("the subgraph's run: {e}"))),
+            Ok(Ok(result)) => result,
+        };
+        match result.status {
+            RunStatus::Succeeded => {
+                let mut output = Map::new();
+                for (_, leaf) in result.leaf_outputs() {
+                    if let Value::Object(ports) = leaf {
+                        output.extend(ports);
+                    }
+                }
+                Ok(Value::Object(output))
+            }
+            RunStatus::Cancelled => Err(TaskError::Cancelled("the run was cancelled".into())),
+            _ => Err(match result.failures.first() {
+                Some(f) => TaskError::Failed(format!("node `{}`: {}", f.node, f.error)),
+                None => TaskError::Failed("the subgraph did not complete".into()),
+            }),
+        }
+    }
+}
