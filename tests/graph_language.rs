@@ -769,6 +769,14 @@ fn twice_add_one() -> Value {
 async fn map_reduce_and_while_run_a_subgraph_per_element_step_and_iteration() {
     let host = common::host(None).await;
     let map = over_subgraph("map", json!({"concurrency": 2}), twice_add_one());
+    // The builder writes the same node.
+    let inner: Graph = serde_json::from_value(twice_add_one()).unwrap();
+    let built = Graph::builder()
+        .map("k", "graph")
+        .configure(|c| c.concurrency = Some(2))
+        .body(inner)
+        .build();
+    assert_eq!(built, map);
     let (result, _) = common::run(&host, &map, json!({"value": [1, 5, 10]})).await;
     assert_eq!(
         result.outputs["k"],

@@ -452,6 +452,16 @@ impl GraphBuilder {
         })
     }
 
+    /// Make the last (map, reduce, while or fallback) node run `subgraph`
+    /// in place of its task type: `.map("plus2", "graph").body(inner)`.
+    pub fn body(mut self, subgraph: Graph) -> Self {
+        if let Some(node) = self.graph.tasks.last_mut() {
+            node.config.task = None;
+            node.graph = Some(Box::new(subgraph));
+        }
+        self
+    }
+
     /// Change the last node's settings.
     pub fn configure(mut self, f: impl FnOnce(&mut NodeConfig)) -> Self {
         if let Some(node) = self.graph.tasks.last_mut() {
