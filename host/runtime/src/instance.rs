@@ -162,6 +162,12 @@ impl Instances {
     pub async fn run(&self, task: &TaskType, k: usize, input: Value) -> End {
         let end = self.attempts(task, k, input).await;
         self.record(k, &end);
+        // A task that completes without waiting (a cached or quick one)
+        // would let a map run thousands of instances in one poll; the hub's
+        // committer, woken onto this worker, would not run until the end,
+        // and every record would wait in memory. Yield when the budget is
+        // spent.
+        tokio::task::consume_budget().await;
         end
     }
 
