@@ -19,6 +19,9 @@ examples/models/fetch.sh
 echo "== setup: componentize-py (PyPI) and componentize-js (npm), into ./.weft/tools"
 eval "$(sdk/install-tools.sh)"
 
+echo "== setup: Workglow (npm, pinned), for the compatibility tests"
+npm ci --prefix tests/workglow --no-audit --no-fund --loglevel=error
+
 echo "== setup: PostgreSQL"
 if [[ -z ${WEFT_TEST_DATABASE_URL:-} ]]; then
   eval "$(tests/postgres.sh start)"

@@ -61,6 +61,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Work on graph files: write them in another shape, canonicalise them.
+    Graph {
+        #[command(subcommand)]
+        action: GraphAction,
+    },
     /// Check a graph without running it.
     Validate {
         /// The graph file (JSON).
@@ -454,6 +459,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print_plugins(&host, json)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Graph { action } => graph_command(action),
         Command::Validate { graph, host, input } => {
             let host = host.host(None).await?;
             validate(&host, &graph, input.as_deref())
@@ -759,6 +765,84 @@ async fn list_runs(store: &dyn RunStore, json_out: bool) -> anyhow::Result<ExitC
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `weft graph` does.
+#[derive(clap::Subcommand, Debug)]
+enum GraphAction {
+    /// Print a graph (Weft's or Workglow's JSON) in another shape.
+    Export {
+        /// The graph file.
+        graph: PathBuf,
+        /// `weft` (canonical Weft JSON) or `workglow` (what Workglow's
+        /// `createGraphFromGraphJSON` loads).
+        #[arg(long, value_enum, default_value = "weft")]
+        format: GraphFormat,
+    },
+    /// Canonicalise graph files: stable key order, one diff-friendly layout.
+    Fmt {
+        /// The graph files.
+        #[arg(required = true)]
+        graphs: Vec<PathBuf>,
+        /// Only check: exit 1 naming the files that are not canonical.
+        #[arg(long)]
+        check: bool,
+    },
+}
+
+/// A graph's JSON shape.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum GraphFormat {
+    Weft,
+    Workglow,
+}
+
+fn graph_command(action: GraphAction) -> anyhow::Result<ExitCode> {
+    match action {
+        GraphAction::Export { graph, format } => {
+            let g = Graph::from_file(&graph)?;
+            let text = match format {
+                GraphFormat::Weft => g.to_json_pretty(),
+                GraphFormat::Workglow => {
+                    let json = weft::graph::workglow::from_weft(&g)
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", graph.display()))?;
+                    serde_json::to_string_pretty(&json)?
+                }
+            };
+            writeln!(std::io::stdout(), "{text}")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        GraphAction::Fmt { graphs, check } => {
+            let mut unformatted = Vec::new();
+            for path in &graphs {
+                let before = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                let origin = path.display().to_string();
+                let workglow = serde_json::from_str::<Value>(&before)
+                    .is_ok_and(|v| weft::graph::workglow::is_workglow(&v));
+                if workglow {
+                    bail!(
+                        "{origin} is in Workglow's shape; `weft graph export --format weft {origin}` writes it in Weft's"
+                    );
+                }
+                let after = format!("{}\n", Graph::from_json(&before, &origin)?.to_json_pretty());
+                if before == after {
+                    continue;
+                }
+                if check {
+                    unformatted.push(path.display().to_string());
+                } else {
+                    std::fs::write(path, after)
+                        .with_context(|| format!("cannot write {}", path.display()))?;
+                }
+            }
+            if unformatted.is_empty() {
+                return Ok(ExitCode::SUCCESS);
+            }
+            eprintln!("not canonical: {}", unformatted.join(", "));
+            Ok(ExitCode::from(1))
+        }
+    }
 }
 
 fn read_input(arg: &str) -> anyhow::Result<Value> {

@@ -743,3 +743,59 @@ fn traces_are_exported_with_otlp_when_an_endpoint_is_set() {
         body.len()
     );
 }
+
+#[test]
+fn graph_export_and_fmt() {
+    let dir = tempfile::tempdir().unwrap();
+    // Workglow's shape in, Weft's out; and Weft's in, Workglow's out.
+    let workglow = dir.path().join("wg.json");
+    std::fs::write(
+        &workglow,
+        json!({"tasks": [{"id": "a", "type": "math.add-one", "defaults": {"value": 1},
+                          "config": {"timeout": 2500, "title": "first"}}], "dataflows": []})
+        .to_string(),
+    )
+    .unwrap();
+    let path = workglow.to_str().unwrap();
+    let out = weft(&["graph", "export", path]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let weft_json = stdout_json(&out);
+    assert_eq!(
+        weft_json["tasks"][0]["config"],
+        json!({"timeout_ms": 2500, "title": "first"})
+    );
+    let out = weft(&["graph", "export", "--format", "workglow", path]);
+    assert_eq!(
+        stdout_json(&out)["tasks"][0]["config"],
+        json!({"timeout": 2500, "title": "first"})
+    );
+
+    // fmt refuses to turn a Workglow file into Weft's shape behind its back.
+    let out = weft(&["graph", "fmt", path]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("is in Workglow's shape"),
+        "{}",
+        stderr(&out)
+    );
+
+    // It canonicalises a Weft file; --check says which are not canonical.
+    let messy = dir.path().join("messy.json");
+    std::fs::write(
+        &messy,
+        r#"{"dataflows":[],"tasks":[{"type":"math.add-one","id":"a"}]}"#,
+    )
+    .unwrap();
+    let messy = messy.to_str().unwrap();
+    let out = weft(&["graph", "fmt", "--check", messy]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("not canonical"), "{}", stderr(&out));
+    assert!(weft(&["graph", "fmt", messy]).status.success());
+    let out = weft(&["graph", "fmt", "--check", messy]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = std::fs::read_to_string(messy).unwrap();
+    assert!(
+        text.starts_with("{\n  \"tasks\": [\n    {\n      \"id\": \"a\""),
+        "{text}"
+    );
+}

@@ -190,7 +190,7 @@ pub enum Implementation {
     Native(NativeFn),
     /// As a whole graph: the runner runs its plan (see
     /// [`crate::graph::subgraph`]); [`TaskType::execute`] cannot.
-    Graph(Arc<crate::graph::Plan>),
+    Graph(Arc<crate::graph::subgraph::Subgraph>),
 }
 
 /// A task type: what a graph node's `type` names.
@@ -253,6 +253,7 @@ impl TaskType {
             "reaches_out": self.reaches_out,
             "timeout_ms": self.timeout.as_millis() as u64,
             "plugin": self.plugin,
+            "aliases": crate::graph::workglow::aliases_of(&self.id),
         })
     }
 
@@ -417,9 +418,12 @@ impl Registry {
         Self::default()
     }
 
-    /// The task type `id`.
+    /// The task type `id`, or the one `id` is an alias of (Workglow's class
+    /// name of the same task: [`crate::graph::workglow::ALIASES`]).
     pub fn get(&self, id: &str) -> Option<&Arc<TaskType>> {
-        self.types.get(id)
+        self.types
+            .get(id)
+            .or_else(|| self.types.get(crate::graph::workglow::alias_of(id)?))
     }
 
     /// All task types, by id.

@@ -249,10 +249,9 @@ async fn submitted_graph(
             let origin = format!("graph {name}@{}", saved.version);
             Ok((saved.graph, origin, Some(name.clone())))
         }
-        inline @ Value::Object(_) => {
-            let graph: Graph = serde_json::from_value(inline.clone()).map_err(|e| {
-                ApiError::unprocessable(format!("request body: `graph` is not a graph: {e}"))
-            })?;
+        inline @ (Value::Object(_) | Value::Array(_)) => {
+            let graph = Graph::from_value(inline.clone(), "request body: `graph`")
+                .map_err(|e| ApiError::unprocessable(e.to_string()))?;
             Ok((graph, "request graph".to_string(), None))
         }
         _ => Err(ApiError::unprocessable(
@@ -608,7 +607,8 @@ async fn put_graph(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
     check_graph_name(&name)?;
-    let graph: Graph = parse_body(body)?;
+    let graph = Graph::from_value(parse_body(body)?, "request body")
+        .map_err(|e| ApiError::unprocessable(e.to_string()))?;
     let refused = |refusal: Refusal| too_many(&state, refusal);
     state.quotas.admit(&user.0).await.map_err(refused)?;
     state

@@ -93,6 +93,9 @@ fn base_config() -> Config {
     config
 }
 
+/// Instances whose memories are returned to the kernel together.
+const DECOMMIT_BATCH: usize = 32;
+
 impl WeftEngine {
     /// Build the engine. Tries the pooling allocator first and falls back to
     /// on-demand allocation when the address space for it cannot be reserved.
@@ -109,7 +112,13 @@ impl WeftEngine {
             .total_tables(instances * 8)
             .max_tables_per_component(16)
             .total_stacks(instances)
-            .max_memory_size(options.max_memory_bytes as usize);
+            .max_memory_size(options.max_memory_bytes as usize)
+            // Returning an instance's memory to the kernel (madvise) flushes
+            // the TLB of every core running this process: one flush per
+            // instance made a map of quick tasks spend most of its time in
+            // the kernel once another thread (the store's committer) ran
+            // beside it. Flush once per batch.
+            .decommit_batch_size(DECOMMIT_BATCH.min(instances as usize));
         let mut config = base_config();
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let (engine, pooling) = match Engine::new(&config) {

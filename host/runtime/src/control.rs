@@ -5,6 +5,8 @@
 //! runs next, with what input, and what the node gives. Each instance is
 //! durable on its own, so a resumed run goes on from the instance it was at.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
 
 use crate::graph::{FallbackSpec, NodeKind, ReduceSpec, WhileSpec};
@@ -16,7 +18,7 @@ use weft_core::event::LogLevel;
 /// map's default concurrency.
 pub(crate) async fn run_kind(
     kind: NodeKind,
-    input: Value,
+    input: Arc<Value>,
     instances: Instances,
     parallelism: usize,
 ) -> Result<Value, TaskError> {
@@ -40,9 +42,9 @@ pub(crate) async fn run_kind(
     }
 }
 
-fn object(v: Value) -> Map<String, Value> {
-    match v {
-        Value::Object(m) => m,
+fn object(v: Arc<Value>) -> Map<String, Value> {
+    match v.as_ref() {
+        Value::Object(m) => m.clone(),
         _ => Map::new(),
     }
 }

@@ -239,7 +239,7 @@ impl Instances {
             dispatch: self.dispatch.clone(),
             subgraphs: Some(self.subgraphs.clone()),
         };
-        let (end, cached) = run_node(task, input, execution).await;
+        let (end, cached) = run_node(task, &input, execution).await;
         if let Cached::Miss(Some(put)) = cached {
             self.hub.stage_cache(vec![put]);
         }

@@ -22,8 +22,8 @@ use crate::task::TaskError;
 /// How one map node runs.
 pub(crate) struct MapRun {
     pub spec: Arc<MapSpec>,
-    /// The map node's input.
-    pub input: Value,
+    /// The map node's input (shared with the runner).
+    pub input: Arc<Value>,
     /// Elements running at once.
     pub concurrency: usize,
     pub instances: Instances,

@@ -219,6 +219,8 @@ struct State<'p> {
     blocked: Vec<Option<String>>,
     arrived: Vec<Vec<(usize, Value)>>,
     inputs: Vec<Map<String, Value>>,
+    /// The input each running node was started with.
+    started: Vec<Option<Arc<Value>>>,
     outputs: Vec<Option<Value>>,
     errors: Vec<Option<String>>,
     ready: ReadyQueue,
@@ -293,8 +295,21 @@ impl State<'_> {
     fn complete(&mut self, i: usize, output: Value, cached: bool) {
         self.outputs[i] = Some(output);
         self.inputs[i] = Map::new();
+        self.started[i] = None;
         self.set_cached(i, NodeStatus::Completed, None, cached);
         self.deliver(i, false);
+    }
+
+    /// The input node `i` was started with, back from its task (which has
+    /// ended, so it is not copied).
+    fn take_started(&mut self, i: usize) -> Map<String, Value> {
+        let input = self.started[i]
+            .take()
+            .map(|shared| Arc::try_unwrap(shared).unwrap_or_else(|shared| (*shared).clone()));
+        match input {
+            Some(Value::Object(m)) => m,
+            _ => Map::new(),
+        }
     }
 
     /// Node `i` failed, and its failure goes to its error port as `error`.
@@ -600,6 +615,7 @@ impl Runner {
                 .iter()
                 .map(|node| node.defaults.clone())
                 .collect(),
+            started: vec![None; n],
             outputs: vec![None; n],
             errors: vec![None; n],
             ready: ReadyQueue::default(),
@@ -872,6 +888,7 @@ impl Runner {
             .or(queue.as_ref().and_then(|q| q.retry_backoff));
         let attempt = st.attempts[i];
         if is_retryable(&e) && attempt <= retries {
+            st.inputs[i] = st.take_started(i);
             let asked = match &e {
                 TaskError::Retryable { delay, .. } => *delay,
                 _ => None,
@@ -892,7 +909,7 @@ impl Runner {
             e.to_string()
         };
         if st.has_error_port(i) {
-            let input = Value::Object(std::mem::take(&mut st.inputs[i]));
+            let input = Value::Object(st.take_started(i));
             let error =
                 weft_core::graph::error_value(&message, &e.kind(), &node.id, attempt, Some(input));
             st.handle_failure(i, message, error);
@@ -993,8 +1010,10 @@ impl Runner {
                 let node = &plan.nodes[i];
                 let task = node.task.clone();
                 let timeout = node.timeout;
-                // Kept until the node completes: a retry needs it again.
-                let node_input = Value::Object(st.inputs[i].clone());
+                // Shared with the task, not copied; a retry or an error port
+                // takes it back.
+                let node_input = Arc::new(Value::Object(std::mem::take(&mut st.inputs[i])));
+                st.started[i] = Some(node_input.clone());
                 let mut ctx = TaskContext::new(hub.run_id(), &node.id);
                 ctx.attempt = st.attempts[i];
                 ctx.events = Some(hub.node_events(&node.id));
@@ -1037,7 +1056,7 @@ impl Runner {
                             dispatch,
                             subgraphs,
                         };
-                        (i, run_node(&task, node_input, execution).await)
+                        (i, run_node(&task, &node_input, execution).await)
                     },
                     span,
                 ));
@@ -1161,7 +1180,7 @@ pub(crate) struct Execution {
 /// Run one node: from the output cache when `cache` is given and holds a fresh
 /// entry, else by executing its task (interrupted when `stop` fires); a fresh
 /// output comes back with the cache entry to store.
-pub(crate) async fn run_node(task: &TaskType, input: Value, x: Execution) -> NodeOutcome {
+pub(crate) async fn run_node(task: &TaskType, input: &Value, x: Execution) -> NodeOutcome {
     let Execution {
         ctx,
         timeout,
@@ -1171,9 +1190,9 @@ pub(crate) async fn run_node(task: &TaskType, input: Value, x: Execution) -> Nod
         subgraphs,
     } = x;
     // A subgraph runs as a nested run; its inner nodes use the cache.
-    if let Implementation::Graph(plan) = &task.implementation {
+    if let Implementation::Graph(sub) = &task.implementation {
         let end = match &subgraphs {
-            Some(with) => with.run(plan, input, &ctx, timeout, &stop).await,
+            Some(with) => with.run(sub, input.clone(), &ctx, timeout, &stop).await,
             None => Err(TaskError::Host(
                 "a subgraph without a runner (a host bug)".into(),
             )),
@@ -1193,7 +1212,7 @@ pub(crate) async fn run_node(task: &TaskType, input: Value, x: Execution) -> Nod
     }
     let key = cache
         .as_ref()
-        .map(|c| crate::cache::key(task, &input, c.scope.as_deref()));
+        .map(|c| crate::cache::key(task, input, c.scope.as_deref()));
     if let (Some(c), Some(key)) = (&cache, &key)
         && let Some(hit) = cache_lookup(c.store.as_ref(), &c.policy, key).await
     {
@@ -1202,9 +1221,9 @@ pub(crate) async fn run_node(task: &TaskType, input: Value, x: Execution) -> Nod
     // Built-in kinds (a conditional) are evaluated here: no other host has
     // their compiled settings.
     let result = match dispatch.filter(|_| task.plugin != weft_core::graph::BUILTIN) {
-        Some(dispatch) => dispatch.execute(task, &input, &ctx, timeout, &stop).await,
+        Some(dispatch) => dispatch.execute(task, input, &ctx, timeout, &stop).await,
         None => tokio::select! {
-            r = task.execute(&input, &ctx, timeout) => r,
+            r = task.execute(input, &ctx, timeout) => r,
             _ = stop.cancelled() => Err(TaskError::Cancelled("the run was cancelled".into())),
         },
     };

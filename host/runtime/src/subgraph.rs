@@ -14,11 +14,11 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::events::{EventHub, EventKind, RunStatus};
-use crate::graph::Plan;
+use crate::graph::subgraph::Subgraph;
 use crate::runner::Runner;
 use crate::task::{TaskContext, TaskError};
 
@@ -34,28 +34,29 @@ pub(crate) struct Subgraphs {
 }
 
 impl Subgraphs {
-    /// Run `plan` on `input` as one task, within `timeout` and until `stop`
+    /// Run `sub` on `input` as one task, within `timeout` and until `stop`
     /// fires; `ctx` is the use's own context.
     pub fn run<'a>(
         &'a self,
-        plan: &'a Plan,
+        sub: &'a Subgraph,
         input: Value,
         ctx: &'a TaskContext,
         timeout: Duration,
         stop: &'a CancellationToken,
     ) -> Pin<Box<dyn Future<Output = Result<Value, TaskError>> + Send + 'a>> {
         // Boxed: a subgraph's nodes may hold subgraphs themselves.
-        Box::pin(self.run_boxed(plan, input, ctx, timeout, stop))
+        Box::pin(self.run_boxed(sub, input, ctx, timeout, stop))
     }
 
     async fn run_boxed(
         &self,
-        plan: &Plan,
+        sub: &Subgraph,
         input: Value,
         ctx: &TaskContext,
         timeout: Duration,
         stop: &CancellationToken,
     ) -> Result<Value, TaskError> {
+        let plan = &sub.plan;
         plan.check_input(&input)
             .map_err(|e| TaskError::InvalidInput(e.to_string()))?;
         let run_id = format!("{}/{}", ctx.run_id, ctx.node_id);
@@ -86,13 +87,16 @@ impl Subgraphs {
         };
         match result.status {
             RunStatus::Succeeded => {
-                let mut output = Map::new();
-                for (_, leaf) in result.leaf_outputs() {
-                    if let Value::Object(ports) = leaf {
-                        output.extend(ports);
-                    }
-                }
-                Ok(Value::Object(output))
+                let mut outputs = result.outputs;
+                let leaves = (0..plan.nodes.len())
+                    .filter(|&i| plan.is_leaf(i))
+                    .filter_map(|i| {
+                        let node = &plan.nodes[i];
+                        let output = outputs.remove(&node.id)?;
+                        Some((node.id.as_str(), node.task.id.as_str(), output))
+                    })
+                    .collect();
+                Ok(sub.output(leaves))
             }
             RunStatus::Cancelled => Err(TaskError::Cancelled("the run was cancelled".into())),
             _ => Err(match result.failures.first() {

@@ -193,24 +193,25 @@ pub(crate) fn flatten(
                 node: node.id.clone(),
                 task_type: node.task_type.clone(),
             }),
-            (Some(inner), true) if body => match flatten(inner, registry, depth + 1) {
+            (Some(inner), true) => match flatten(inner, registry, depth + 1) {
                 Err(inner_errors) => errors.extend(in_compound(index, node, inner_errors)),
-                Ok((_, plan)) => match super::subgraph::task_type(&node.id, plan) {
-                    Ok(t) => {
-                        bodies.insert(tasks.len(), t);
-                        tasks.push(node.clone());
-                        task_from.push(index);
+                Ok((_, plan))
+                    if body || super::subgraph::runs_whole(node.config.merge, leaves(&plan)) =>
+                {
+                    match super::subgraph::task_type(&node.id, plan, node.config.merge) {
+                        Ok(t) => {
+                            bodies.insert(tasks.len(), t);
+                            tasks.push(node.clone());
+                            task_from.push(index);
+                        }
+                        Err(problem) => errors.push(ValidationError::BadNodeConfig {
+                            index,
+                            node: node.id.clone(),
+                            problem: format!("`graph`: {problem}"),
+                        }),
                     }
-                    Err(problem) => errors.push(ValidationError::BadNodeConfig {
-                        index,
-                        node: node.id.clone(),
-                        problem: format!("`graph`: {problem}"),
-                    }),
-                },
-            },
-            (Some(inner), true) => match flatten(inner, registry, depth + 1).map(|(g, _)| g) {
-                Err(inner_errors) => errors.extend(in_compound(index, node, inner_errors)),
-                Ok(inner) => {
+                }
+                Ok((inner, _)) => {
                     let (nodes, flows, boundary) = inline(node, inner, registry);
                     task_from.extend(std::iter::repeat_n(index, nodes.len()));
                     tasks.extend(nodes);
@@ -322,6 +323,10 @@ pub(crate) fn flatten(
             .map(|error| at_source(error, &task_from, &flow_from))
             .collect()),
     }
+}
+
+fn leaves(plan: &super::Plan) -> usize {
+    (0..plan.nodes.len()).filter(|&i| plan.is_leaf(i)).count()
 }
 
 /// Errors found inside the subgraph of node `node` (at `index`), as this

@@ -55,6 +55,10 @@ pub const REDUCE: &str = "reduce";
 /// The type of a while node.
 pub const WHILE: &str = "while";
 
+/// The type of a node that gives its input as its output (Workglow's
+/// `InputTask` and `OutputTask`, the ends of a workflow).
+pub const PASS: &str = "pass";
+
 /// A fallback node's alternatives: task types and their inputs, in order.
 #[derive(Debug)]
 pub struct FallbackSpec {
@@ -123,7 +127,7 @@ impl NodeKind {
             .bodies()
             .into_iter()
             .filter_map(|t| match &t.implementation {
-                Implementation::Graph(plan) => Some(plan.as_ref()),
+                Implementation::Graph(sub) => Some(&sub.plan),
                 _ => None,
             })
             .collect();
@@ -371,7 +375,7 @@ impl Branches {
 
 /// Whether `task_type` names a built-in node kind.
 pub(crate) fn is_kind(task_type: &str) -> bool {
-    [CONDITIONAL, MAP, FALLBACK, REDUCE, WHILE].contains(&task_type)
+    [CONDITIONAL, MAP, FALLBACK, REDUCE, WHILE, PASS].contains(&task_type)
 }
 
 /// Whether a node of type `task_type` runs a body: a task type its `task`
@@ -383,7 +387,7 @@ pub(crate) fn takes_body(task_type: &str) -> bool {
 /// A setting of a kind found on a node of another type.
 pub(crate) fn misplaced_settings(node: &Node) -> Option<&'static str> {
     let c = &node.config;
-    let settings: [(bool, &str, &[&str]); 13] = [
+    let settings: [(bool, &str, &[&str]); 14] = [
         (c.branches.is_some(), "branches", &[CONDITIONAL]),
         (c.exclusive.is_some(), "exclusive", &[CONDITIONAL]),
         (c.default_branch.is_some(), "default_branch", &[CONDITIONAL]),
@@ -397,6 +401,7 @@ pub(crate) fn misplaced_settings(node: &Node) -> Option<&'static str> {
         (c.accumulator.is_some(), "accumulator", &[REDUCE]),
         (c.carry.is_some(), "carry", &[REDUCE]),
         (c.condition.is_some(), "condition", &[WHILE]),
+        (c.merge.is_some(), "merge", &[super::COMPOUND]),
     ];
     settings
         .into_iter()
@@ -424,6 +429,7 @@ pub(crate) fn resolve(
         FALLBACK => resolve_fallback(&at),
         REDUCE => resolve_reduce(&at),
         WHILE => resolve_while(&at),
+        PASS => resolve_pass(&at),
         _ => resolve_conditional(index, node),
     }
 }
@@ -734,6 +740,35 @@ fn map_type(spec: &MapSpec) -> Arc<TaskType> {
     )
 }
 
+/// A pass node: its schemas compile (none given: it takes and gives any
+/// object).
+fn resolve_pass(at: &Body<'_>) -> Result<(NodeKind, Arc<TaskType>), Vec<ValidationError>> {
+    let c = &at.node.config;
+    let open = json!({"type": "object", "additionalProperties": true});
+    let input = c.input_schema.clone().unwrap_or(open);
+    let output = c.output_schema.clone().unwrap_or_else(|| input.clone());
+    let compile = |key: &str, which, raw| {
+        ObjectSchema::compile(which, raw).map_err(|e| at.bad(format!("`{key}`: {e}")))
+    };
+    let task = TaskType {
+        id: PASS.into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        title: "Pass".into(),
+        description: "Gives its input as its output".into(),
+        category: "control".into(),
+        input: compile("input_schema", "input", input)?,
+        output: compile("output_schema", "output", output)?,
+        side_effects: false,
+        cacheable: false,
+        reaches_out: false,
+        resources: Vec::new(),
+        timeout: std::time::Duration::from_secs(60),
+        plugin: BUILTIN.into(),
+        implementation: Implementation::Native(Arc::new(|input, _| Box::pin(async { Ok(input) }))),
+    };
+    Ok((NodeKind::Task, Arc::new(task)))
+}
+
 /// A conditional node: its branches compile.
 fn resolve_conditional(
     index: usize,
@@ -861,11 +896,25 @@ pub fn error_value(
     attempt: u32,
     input: Option<Value>,
 ) -> Value {
-    let mut v = json!({"message": message, "kind": kind, "node": node, "attempt": attempt});
+    let mut v = json!({
+        "message": message, "kind": kind, "node": node, "attempt": attempt,
+        // Workglow's names for the same, so its handlers carry over.
+        "error": message, "errorType": workglow_error_type(kind),
+    });
     if let Some(input) = input {
         v["input"] = input;
     }
     v
+}
+
+/// Workglow's error class for a failure of kind `kind`.
+fn workglow_error_type(kind: &str) -> &'static str {
+    match kind {
+        "invalid_input" | "input_schema" => "TaskInvalidInputError",
+        "timeout" => "TaskTimeoutError",
+        "cancelled" => "TaskAbortedError",
+        _ => "TaskFailedError",
+    }
 }
 
 /// The schema of the `[error]` port.
@@ -877,7 +926,9 @@ pub(crate) fn error_schema() -> Value {
             "kind": {"type": "string"},
             "node": {"type": "string"},
             "attempt": {"type": "integer"},
-            "input": {"type": "object"}
+            "input": {"type": "object"},
+            "error": {"type": "string"},
+            "errorType": {"type": "string"}
         }
     })
 }

@@ -30,6 +30,7 @@ mod kind;
 pub mod subgraph;
 pub mod transform;
 mod validate;
+pub mod workglow;
 
 use std::time::Duration;
 
@@ -39,7 +40,7 @@ use serde_json::{Map, Value};
 pub use compound::{COMPOUND, MAX_DATAFLOWS, MAX_DEPTH, MAX_NODES};
 pub use kind::{
     BUILTIN, Branches, CONDITIONAL, Collector, ERROR_PORT, ERRORS_PORT, Elements, FALLBACK,
-    FallbackSpec, MAP, MAX_ELEMENTS, MapSpec, NodeKind, REDUCE, ReduceSpec, WHILE, WhileSpec,
+    FallbackSpec, MAP, MAX_ELEMENTS, MapSpec, NodeKind, PASS, REDUCE, ReduceSpec, WHILE, WhileSpec,
     error_value,
 };
 pub use validate::{Plan, PlanEdge, PlanNode, ValidationError, ValidationErrors};
@@ -178,6 +179,41 @@ pub struct NodeConfig {
     /// and `input` (its input); the loop goes on while it holds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub condition: Option<String>,
+    /// A compound node: how its leaves' outputs make its output (Workglow's
+    /// `merge`; default: each output port from the one leaf that has it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merge: Option<Merge>,
+    /// A `pass` node (Workglow's `InputTask`/`OutputTask`): the schema of
+    /// what it takes; kept as written on other nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_schema: Option<Value>,
+    /// A `pass` node: the schema of what it gives (default: its
+    /// `input_schema`); kept as written on other nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_schema: Option<Value>,
+    /// A title for people (Workglow's `title`); not used by the runner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// A description for people; not used by the runner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Anything a tool keeps with the node (Workglow's `extras`); not used
+    /// by the runner, kept as written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extras: Option<Value>,
+}
+
+/// How a compound node's leaves make its output, as Workglow names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Merge {
+    /// One leaf: its output. Several: each output port is the array of the
+    /// values the leaves that have it give, in graph order.
+    #[serde(rename = "PROPERTY_ARRAY")]
+    PropertyArray,
+    /// `{"results": [{id, type, data}, …]}`: each leaf's output, in graph
+    /// order (Workglow gives the bare array; a Weft node gives an object).
+    #[serde(rename = "GRAPH_RESULT_ARRAY")]
+    GraphResultArray,
 }
 
 /// One alternative of a `fallback` node: a task type (default: the node's
@@ -307,6 +343,14 @@ pub enum GraphError {
         /// What is wrong.
         message: String,
     },
+    /// The JSON is in Workglow's shape but has what Weft cannot read.
+    #[error("{origin}: {message}")]
+    Workglow {
+        /// The file (or `<input>`).
+        origin: String,
+        /// What is wrong, and where.
+        message: String,
+    },
 }
 
 impl Graph {
@@ -315,9 +359,14 @@ impl Graph {
         GraphBuilder::default()
     }
 
-    /// Parse graph JSON; `origin` (a file name) is used in error messages.
+    /// Parse graph JSON, in Weft's shape or as Workglow writes it
+    /// ([`workglow`]); `origin` (a file name) is used in error messages.
     pub fn from_json(text: &str, origin: &str) -> Result<Graph, GraphError> {
-        serde_json::from_str(text).map_err(|e| GraphError::Syntax {
+        let weft = match serde_json::from_str(text) {
+            Ok(graph) => return Ok(graph),
+            Err(e) => e,
+        };
+        let syntax = |e: &serde_json::Error| GraphError::Syntax {
             origin: origin.to_string(),
             line: e.line(),
             column: e.column(),
@@ -326,6 +375,27 @@ impl Graph {
             } else {
                 format!("not a graph: {e}")
             },
+        };
+        match serde_json::from_str::<Value>(text) {
+            Ok(value) if workglow::is_workglow(&value) => Self::from_value(value, origin),
+            _ => Err(syntax(&weft)),
+        }
+    }
+
+    /// A graph from JSON already parsed, in Weft's shape or as Workglow
+    /// writes it.
+    pub fn from_value(value: Value, origin: &str) -> Result<Graph, GraphError> {
+        let value = if workglow::is_workglow(&value) {
+            workglow::to_weft(value).map_err(|message| GraphError::Workglow {
+                origin: origin.to_string(),
+                message,
+            })?
+        } else {
+            value
+        };
+        serde_json::from_value(value).map_err(|e| GraphError::Workglow {
+            origin: origin.to_string(),
+            message: format!("is not a graph: {e}"),
         })
     }
 

@@ -15,16 +15,84 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
-use super::Plan;
 use super::kind::BUILTIN;
+use super::{Merge, Plan};
 use crate::schema::ObjectSchema;
 use crate::task::{Implementation, TaskType};
 
-/// The task type of subgraph `plan`, the body of node `node`, or why its
-/// ports do not make one (two leaves giving the same output port).
-pub fn task_type(node: &str, plan: Plan) -> Result<Arc<TaskType>, String> {
+/// A subgraph run as one task.
+#[derive(Debug)]
+pub struct Subgraph {
+    /// Its nodes.
+    pub plan: Plan,
+    /// How its leaves make its output (`None`: each port from the one leaf
+    /// that has it).
+    pub merge: Option<Merge>,
+}
+
+impl Subgraph {
+    /// The output of a run of the subgraph whose leaves (in graph order)
+    /// gave `leaves` (node id, task type id, output; a leaf that did not
+    /// complete is left out).
+    pub fn output(&self, leaves: Vec<(&str, &str, Value)>) -> Value {
+        match self.merge {
+            Some(Merge::GraphResultArray) => {
+                let results: Vec<Value> = leaves
+                    .into_iter()
+                    .map(|(id, task, data)| json!({"id": id, "type": task, "data": data}))
+                    .collect();
+                json!({ RESULTS: results })
+            }
+            Some(Merge::PropertyArray) if leaves.len() > 1 => {
+                let mut out: Map<String, Value> = Map::new();
+                for (_, _, data) in leaves {
+                    for (port, v) in data.as_object().into_iter().flatten() {
+                        let slot = out.entry(port.clone()).or_insert_with(|| json!([]));
+                        if let Value::Array(items) = slot {
+                            items.push(v.clone());
+                        }
+                    }
+                }
+                Value::Object(out)
+            }
+            _ => {
+                let mut out = Map::new();
+                for (_, _, data) in leaves {
+                    if let Value::Object(ports) = data {
+                        out.extend(ports);
+                    }
+                }
+                Value::Object(out)
+            }
+        }
+    }
+}
+
+/// The output port of a subgraph merged as `GRAPH_RESULT_ARRAY`.
+pub const RESULTS: &str = "results";
+
+/// Whether a compound node merged as `merge` must run as one node, its
+/// subgraph having `leaves` leaves (else it is replaced by its nodes, which
+/// gives the same output).
+pub(crate) fn runs_whole(merge: Option<Merge>, leaves: usize) -> bool {
+    match merge {
+        Some(Merge::GraphResultArray) => true,
+        Some(Merge::PropertyArray) => leaves > 1,
+        None => false,
+    }
+}
+
+/// The task type of subgraph `plan`, the body of node `node`, merged as
+/// `merge`, or why its ports do not make one (two leaves giving the same
+/// output port, unmerged).
+pub fn task_type(node: &str, plan: Plan, merge: Option<Merge>) -> Result<Arc<TaskType>, String> {
     let input = input_schema(&plan);
-    let output = output_schema(&plan)?;
+    let output = match merge {
+        None => output_schema(&plan)?,
+        Some(Merge::GraphResultArray) => json!({"type": "object", "properties": {
+            RESULTS: {"type": "array", "items": {"type": "object"}}}}),
+        Some(Merge::PropertyArray) => merged_schema(&plan),
+    };
     let compile = |which, raw| {
         ObjectSchema::compile(which, raw).map_err(|e| format!("its {which} ports: {e}"))
     };
@@ -48,7 +116,7 @@ pub fn task_type(node: &str, plan: Plan) -> Result<Arc<TaskType>, String> {
             .iter()
             .fold(Duration::ZERO, |sum, n| sum.saturating_add(n.timeout)),
         plugin: BUILTIN.into(),
-        implementation: Implementation::Graph(Arc::new(plan)),
+        implementation: Implementation::Graph(Arc::new(Subgraph { plan, merge })),
     }))
 }
 
@@ -116,6 +184,18 @@ fn output_schema(plan: &Plan) -> Result<Value, String> {
         output["$defs"] = Value::Object(defs);
     }
     Ok(output)
+}
+
+/// The output of a subgraph merged as `PROPERTY_ARRAY` with several
+/// leaves: each port an array.
+fn merged_schema(plan: &Plan) -> Value {
+    let mut ports = Map::new();
+    for i in (0..plan.nodes.len()).filter(|&i| plan.is_leaf(i)) {
+        for p in plan.nodes[i].task.output.ports() {
+            ports.insert(p.to_string(), json!({"type": "array"}));
+        }
+    }
+    json!({"type": "object", "properties": ports})
 }
 
 /// Add the `$defs` of `schema` to `defs` (the first of a name wins), so the

@@ -1,0 +1,219 @@
+//! Graphs written by Workglow itself run in Weft with Workglow's results.
+//!
+//! `tests/workglow/cases.mjs` builds graphs with the real npm package
+//! (`@workglow/task-graph`, pinned in `tests/workglow/package.json`), writes
+//! each with Workglow's `toJSON()` or `toDependencyJSON()` and runs it in
+//! Workglow; here each is read and run by Weft, and the leaf outputs
+//! compared. Its task classes carry Weft's standard type ids and mirror
+//! their behaviour.
+
+#[path = "common/mod.rs"]
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::{Value, json};
+use weft::events::RunStatus;
+use weft::graph::Graph;
+
+/// Each case: `{name, json, result}`, from Workglow (installing the pinned
+/// package first if `tests/run.sh` has not).
+fn workglow_cases() -> Vec<Value> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("workglow");
+    if !dir.join("node_modules/@workglow/task-graph").exists() {
+        let ok = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            ok,
+            "npm ci in {} failed (node and npm are needed)",
+            dir.display()
+        );
+    }
+    let out = Command::new("node")
+        .arg("cases.mjs")
+        .current_dir(&dir)
+        .output()
+        .expect("node runs");
+    assert!(
+        out.status.success(),
+        "cases.mjs failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Arrays sorted (by their JSON text), where Workglow's order is the order
+/// its leaves happened to finish in.
+fn unordered(v: &Value) -> Value {
+    match v {
+        Value::Array(items) => {
+            let mut items: Vec<Value> = items.iter().map(unordered).collect();
+            items.sort_by_key(|i| i.to_string());
+            Value::Array(items)
+        }
+        Value::Object(m) => {
+            Value::Object(m.iter().map(|(k, v)| (k.clone(), unordered(v))).collect())
+        }
+        other => other.clone(),
+    }
+}
+
+#[tokio::test]
+async fn graphs_workglow_writes_run_in_weft_with_workglows_results() {
+    let host = common::host(None).await;
+    let cases = workglow_cases();
+    assert_eq!(cases.len(), 8, "every case ran in Workglow");
+    for case in cases {
+        let name = case["name"].as_str().unwrap();
+        let graph = Graph::from_json(&case["json"].to_string(), name)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let (result, _) = common::run(&host, &graph, json!({})).await;
+        assert_eq!(
+            result.status,
+            RunStatus::Succeeded,
+            "{name}: {:?}",
+            result.failures
+        );
+        let leaves = serde_json::to_value(result.leaf_outputs()).unwrap();
+        let expected = &case["result"];
+        let got = match name {
+            // Workflow.run() gives its one leaf's output (the OutputTask's).
+            "workflow with boundary nodes" => {
+                leaves.as_object().unwrap().values().next().unwrap().clone()
+            }
+            // Workglow gives the bare array; a Weft node gives an object.
+            "compound, graph result array" => json!({"grp": leaves["grp"]["results"]}),
+            // Weft replaces a compound node by its subgraph: its one leaf
+            // gives the result under its own id.
+            "compound, one leaf" => json!({"grp": leaves["grp/g2"]}),
+            _ => leaves,
+        };
+        assert_eq!(unordered(&got), unordered(expected), "{name}");
+    }
+}
+
+#[test]
+fn what_weft_does_not_support_is_named_with_its_node() {
+    let error = |v: Value| {
+        Graph::from_json(&v.to_string(), "wg.json")
+            .unwrap_err()
+            .to_string()
+    };
+    let e = error(
+        json!({"tasks": [{"id": "m", "type": "MapTask", "defaults": {},
+        "config": {"maxIterations": "unbounded", "preserveOrder": false}}]}),
+    );
+    assert!(
+        e.contains("tasks[0] (node \"m\"): not supported: config key `preserveOrder`"),
+        "{e}"
+    );
+    let e = error(
+        json!({"tasks": [{"id": "a", "type": "math.add-one", "defaults": {},
+        "config": {"title": "x", "timeout": -1}}]}),
+    );
+    assert!(
+        e.contains("tasks[0] (node \"a\"): `timeout` must be a number of milliseconds"),
+        "{e}"
+    );
+    // Weft's own keys keep their typos' errors.
+    let e = error(
+        json!({"tasks": [{"id": "a", "type": "math.add-one", "defaults": {},
+        "config": {"title": "x", "timeout_mss": 5}}]}),
+    );
+    assert!(e.contains("unknown field `timeout_mss`"), "{e}");
+    let e =
+        error(json!([{"id": "b", "type": "math.add-one", "dependencies": {"value": {"id": "a"}}}]));
+    assert!(
+        e.contains("[0] (node \"b\"): dependency of port `value` needs `id` and `output`"),
+        "{e}"
+    );
+}
+
+/// Graphs `weft graph export --format workglow` writes, loaded and run by
+/// Workglow's own `createGraphFromGraphJSON`, give Weft's results; read
+/// back, they are the graphs they were.
+#[tokio::test]
+async fn exported_graphs_run_in_workglow_with_weft_results() {
+    workglow_cases(); // installs the package if needed
+    let host = common::host(None).await;
+    let graphs = [
+        json!({"tasks": [
+            {"id": "a", "type": "math.add-one", "defaults": {"value": 41},
+             "config": {"timeout_ms": 5000, "retries": 3, "priority": 2, "title": "first"}},
+            {"id": "show", "type": "text.template", "defaults": {"template": "got {{text}}"}}],
+         "dataflows": [{"sourceTaskId": "a", "sourceTaskPortId": "value",
+            "targetTaskId": "show", "targetTaskPortId": "text",
+            "transforms": [{"id": "numberToString"}, {"id": "truncate", "params": {"max": 1}}]}]}),
+        json!({"tasks": [
+            {"id": "a", "type": "math.add-one", "defaults": {"value": 1}},
+            {"id": "grp", "type": "graph", "graph": {"tasks": [
+                {"id": "g1", "type": "math.add-one"}, {"id": "g2", "type": "math.add-one"}],
+                "dataflows": [{"sourceTaskId": "g1", "sourceTaskPortId": "value",
+                               "targetTaskId": "g2", "targetTaskPortId": "value"}]}},
+            {"id": "last", "type": "math.add-one"}],
+         "dataflows": [
+            {"sourceTaskId": "a", "sourceTaskPortId": "value", "targetTaskId": "grp", "targetTaskPortId": "value"},
+            {"sourceTaskId": "grp", "sourceTaskPortId": "value", "targetTaskId": "last", "targetTaskPortId": "value"}]}),
+        json!({"tasks": [
+            {"id": "div", "type": "math.divide", "defaults": {"a": 1, "b": 0}, "config": {"retries": 0}},
+            {"id": "next", "type": "math.add-one"},
+            {"id": "handle", "type": "text.template", "defaults": {"template": "{{errorType}}"}}],
+         "dataflows": [
+            {"sourceTaskId": "div", "sourceTaskPortId": "value", "targetTaskId": "next", "targetTaskPortId": "value"},
+            {"sourceTaskId": "div", "sourceTaskPortId": "[error]", "targetTaskId": "handle", "targetTaskPortId": "*"}]}),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    let mut weft_results = Vec::new();
+    for (i, g) in graphs.iter().enumerate() {
+        let graph = common::graph(g.clone());
+        let (result, _) = common::run(&host, &graph, json!({})).await;
+        assert_eq!(result.status, RunStatus::Succeeded, "{:?}", result.failures);
+        weft_results.push(serde_json::to_value(result.leaf_outputs()).unwrap());
+        let exported = weft::graph::workglow::from_weft(&graph).unwrap();
+        // Read back, it is the same graph.
+        assert_eq!(
+            Graph::from_value(exported.clone(), "exported").unwrap(),
+            graph
+        );
+        let file = dir.path().join(format!("g{i}.json"));
+        std::fs::write(&file, exported.to_string()).unwrap();
+        files.push(file);
+    }
+    let workglow = Path::new(env!("CARGO_MANIFEST_DIR")).join("workglow");
+    let out = Command::new("node")
+        .arg("run.mjs")
+        .args(&files)
+        .current_dir(&workglow)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let theirs: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(theirs, weft_results);
+
+    // A kind with no Workglow form is refused, naming the node.
+    let map = common::graph(
+        json!({"tasks": [{"id": "m", "type": "map", "config": {"task": "math.add-one"}}]}),
+    );
+    let e = weft::graph::workglow::from_weft(&map).unwrap_err();
+    assert!(
+        e.contains("tasks[0] (node \"m\"): a `map` node has no Workglow form"),
+        "{e}"
+    );
+}
