@@ -1501,3 +1501,102 @@ async fn maps_are_summarised_and_previews_store_nothing() {
         .await;
     assert_eq!(status, 422, "{body}");
 }
+
+/// A saved graph is a node type (`graph:NAME`, `graph:NAME@VERSION`): listed
+/// with its ports, pinned to its version when a run is submitted, and saved
+/// graphs that use each other are refused with the cycle named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saved_graphs_are_node_types_pinned_when_a_run_is_submitted() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &empty_plugins(dir.path()), "");
+    let put = |name: &str, graph: Value| {
+        d.req(reqwest::Method::PUT, &format!("/v1/graphs/{name}"))
+            .json(&graph)
+            .send()
+    };
+    let chain = |n: usize| {
+        let tasks: Vec<Value> = (0..n)
+            .map(|i| json!({"id": format!("n{i}"), "type": "math.add-one"}))
+            .collect();
+        let flows: Vec<Value> = (1..n)
+            .map(|i| {
+                json!({"sourceTaskId": format!("n{}", i - 1), "sourceTaskPortId": "value",
+                            "targetTaskId": format!("n{i}"), "targetTaskPortId": "value"})
+            })
+            .collect();
+        json!({"tasks": tasks, "dataflows": flows})
+    };
+    assert_eq!(
+        put("inc", chain(2)).await.unwrap().status(),
+        StatusCode::CREATED
+    );
+    let uses = |ty: &str| {
+        json!({"tasks": [{"id": "x", "type": ty, "defaults": {"value": 10}},
+                         {"id": "y", "type": "math.add-one"}],
+               "dataflows": [{"sourceTaskId": "x", "sourceTaskPortId": "value",
+                              "targetTaskId": "y", "targetTaskPortId": "value"}]})
+    };
+    let run = |graph: Value| {
+        let d = &d;
+        async move {
+            let (s, body) = d.post("/v1/runs", json!({"graph": graph})).await;
+            assert_eq!(s, StatusCode::CREATED, "{body}");
+            d.finished(body["run_id"].as_str().unwrap()).await
+        }
+    };
+    let first = run(uses("graph:inc")).await;
+    assert_eq!(first["outputs"]["y"]["value"], 13, "{first}");
+    // A new version: new runs take it, unless a version is named.
+    assert_eq!(
+        put("inc", chain(5)).await.unwrap().status(),
+        StatusCode::CREATED
+    );
+    assert_eq!(run(uses("graph:inc")).await["outputs"]["y"]["value"], 16);
+    assert_eq!(run(uses("graph:inc@1")).await["outputs"]["y"]["value"], 13);
+    // The run holds the saved graph's nodes, put in place at submission
+    // (so a resumed run goes on with them, whatever is saved since).
+    assert!(first["nodes"]["x/n1"].is_object(), "{first}");
+
+    // Listed as a task type with the ports of its roots and leaves.
+    let (_, tasks) = d.get("/v1/tasks").await;
+    let inc = tasks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == "graph:inc")
+        .unwrap();
+    assert_eq!(inc["version"], "2");
+    assert!(
+        inc["input_schema"]["properties"]["value"].is_object(),
+        "{inc}"
+    );
+    assert!(
+        inc["output_schema"]["properties"]["value"].is_object(),
+        "{inc}"
+    );
+
+    // Unknown names and cycles are refused, named.
+    let (s, e) = d
+        .post("/v1/runs", json!({"graph": uses("graph:nope")}))
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        e.to_string().contains("node `x`: no saved graph `nope`"),
+        "{e}"
+    );
+    assert_eq!(
+        put("b", chain(1)).await.unwrap().status(),
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        put("a", uses("graph:b")).await.unwrap().status(),
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        put("b", uses("graph:a")).await.unwrap().status(),
+        StatusCode::CREATED
+    );
+    let (s, e) = d.post("/v1/runs", json!({"graph": "a"})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(e.to_string().contains("in a cycle: b@2 → a@1 → b@2"), "{e}");
+}

@@ -282,6 +282,8 @@ async fn submit(
 ) -> ApiResult<Response> {
     let body: SubmitRequest = parse_body(body)?;
     let (graph, origin, graph_name) = submitted_graph(&state, &user, &body).await?;
+    // Saved graphs used as node types, pinned to their versions now.
+    let graph = graphs::expand(state.host.store().as_ref(), &user, graph).await?;
     if body.preview {
         state
             .quotas
@@ -542,11 +544,39 @@ async fn cancel_run(
     get, path = "/tasks", tag = "catalog",
     responses((status = 200, description = "Task types", body = Vec<TaskTypeView>))
 )]
-async fn tasks(State(state): State<AppState>) -> Json<Vec<TaskTypeView>> {
+async fn tasks(
+    State(state): State<AppState>,
+    Extension(user): Extension<User>,
+) -> ApiResult<Json<Vec<TaskTypeView>>> {
     let registry = state.host.registry();
-    let list = registry.task_types().map(|t| TaskTypeView {
-        id: t.id.clone(),
-        version: t.version.clone(),
+    let mut list: Vec<TaskTypeView> = registry.task_types().map(|t| task_view(t, None)).collect();
+    // The user's saved graphs (and those shared with them), as node types.
+    let store = state.host.store();
+    for saved in graphs::list(store.as_ref(), &user).await? {
+        let name = format!("{}{}", graphs::SAVED, saved.name);
+        let Ok(graph) = graphs::expand(store.as_ref(), &user, saved.graph).await else {
+            continue;
+        };
+        let Ok(plan) = state.host.plan(&graph, &name) else {
+            continue;
+        };
+        // One whose leaves give the same port has no single output type.
+        if let Ok(t) = weft::graph::subgraph::task_type(&name, plan, None) {
+            list.push(task_view(&t, Some((name, saved.version))));
+        }
+    }
+    Ok(Json(list))
+}
+
+/// Task type `t` as listed; `saved`: the saved graph it is, and its version.
+fn task_view(t: &weft::task::TaskType, saved: Option<(String, u32)>) -> TaskTypeView {
+    let (id, version, plugin) = match saved {
+        Some((name, v)) => (name, v.to_string(), "saved graph".to_string()),
+        None => (t.id.clone(), t.version.clone(), t.plugin.clone()),
+    };
+    TaskTypeView {
+        id,
+        version,
         title: t.title.clone(),
         category: t.category.clone(),
         description: t.description.clone(),
@@ -555,9 +585,8 @@ async fn tasks(State(state): State<AppState>) -> Json<Vec<TaskTypeView>> {
         side_effects: t.side_effects,
         cacheable: t.cacheable,
         timeout_ms: t.timeout.as_millis() as u64,
-        plugin: t.plugin.clone(),
-    });
-    Json(list.collect())
+        plugin,
+    }
 }
 
 /// The plugins found, with their task types or why they failed to load.
@@ -611,9 +640,12 @@ async fn put_graph(
         .map_err(|e| ApiError::unprocessable(e.to_string()))?;
     let refused = |refusal: Refusal| too_many(&state, refusal);
     state.quotas.admit(&user.0).await.map_err(refused)?;
+    // Checked with the saved graphs it uses as they are now; kept as
+    // written, so a run of it takes their versions of that time.
+    let expanded = graphs::expand(state.host.store().as_ref(), &user, graph.clone()).await?;
     state
         .host
-        .plan(&graph, &format!("graph {name}"))
+        .plan(&expanded, &format!("graph {name}"))
         .map_err(|e| ApiError::from(HostError::Invalid(e)))?;
     let saved = graphs::save(state.host.store().as_ref(), &user, &name, graph).await?;
     Ok(created(saved))

@@ -77,6 +77,15 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<crate::graphs::ExpandError> for ApiError {
+    fn from(e: crate::graphs::ExpandError) -> Self {
+        match e {
+            crate::graphs::ExpandError::Store(e) => ApiError::internal(e),
+            e => ApiError::unprocessable(format!("graph: {e}")),
+        }
+    }
+}
+
 impl From<RunLogError> for ApiError {
     fn from(e: RunLogError) -> Self {
         match e {

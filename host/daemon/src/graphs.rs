@@ -129,3 +129,103 @@ pub(crate) async fn list(store: &dyn RunStore, user: &User) -> Result<Vec<SavedG
         .chain(shared)
         .collect())
 }
+
+/// The prefix of a node type naming a saved graph: `graph:NAME`,
+/// `graph:NAME@VERSION`, `graph:OWNER/NAME@VERSION` (a graph shared with
+/// the user).
+pub(crate) const SAVED: &str = "graph:";
+
+/// Why saved graphs named as node types cannot be put in place.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ExpandError {
+    /// No such graph (or version) for this user.
+    #[error("node `{node}`: no saved graph `{name}`{}", .version.map(|v| format!(" version {v}")).unwrap_or_default())]
+    NotFound {
+        node: String,
+        name: String,
+        version: Option<u32>,
+    },
+    /// `graph:NAME@VERSION` with a version that is not a number.
+    #[error("node `{node}`: `{ty}` is not `graph:NAME` or `graph:NAME@VERSION`")]
+    BadName { node: String, ty: String },
+    /// Saved graphs that use each other.
+    #[error("saved graphs use each other in a cycle: {}", .0.join(" → "))]
+    Cycle(Vec<String>),
+    /// Too many nodes once saved graphs are put in place.
+    #[error("more than {max} nodes once the saved graphs it uses are put in place")]
+    TooLarge { max: usize },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// `graph` with every node whose type names a saved graph (`graph:NAME`,
+/// `graph:NAME@VERSION`) replaced by a compound node holding that graph as
+/// `user` finds it, recursively (inside compound nodes and subgraph bodies
+/// too). Without a version the newest is taken now, so a run is pinned to
+/// the versions it was submitted with; the node's `name` says which
+/// (`graph:NAME@3`) unless it has one. Saved graphs that use each other are
+/// refused with the cycle named.
+pub(crate) async fn expand(
+    store: &dyn RunStore,
+    user: &User,
+    graph: weft::graph::Graph,
+) -> Result<weft::graph::Graph, ExpandError> {
+    let mut budget = weft::graph::MAX_NODES;
+    expand_in(store, user, graph, &mut Vec::new(), &mut budget).await
+}
+
+fn expand_in<'a>(
+    store: &'a dyn RunStore,
+    user: &'a User,
+    mut graph: weft::graph::Graph,
+    path: &'a mut Vec<String>,
+    budget: &'a mut usize,
+) -> std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<weft::graph::Graph, ExpandError>> + Send + 'a>,
+> {
+    Box::pin(async move {
+        *budget = budget
+            .checked_sub(graph.tasks.len())
+            .ok_or(ExpandError::TooLarge {
+                max: weft::graph::MAX_NODES,
+            })?;
+        for node in &mut graph.tasks {
+            if let Some(inner) = node.graph.take() {
+                node.graph = Some(Box::new(
+                    expand_in(store, user, *inner, path, budget).await?,
+                ));
+            }
+            let Some(named) = node.task_type.strip_prefix(SAVED) else {
+                continue;
+            };
+            let bad = || ExpandError::BadName {
+                node: node.id.clone(),
+                ty: node.task_type.clone(),
+            };
+            let (name, version) = match named.split_once('@') {
+                Some((name, v)) => (name, Some(v.parse::<u32>().map_err(|_| bad())?)),
+                None => (named, None),
+            };
+            let saved =
+                find(store, user, name, version)
+                    .await?
+                    .ok_or_else(|| ExpandError::NotFound {
+                        node: node.id.clone(),
+                        name: name.to_string(),
+                        version,
+                    })?;
+            let pinned = format!("{name}@{}", saved.version);
+            if path.iter().any(|p| p.split('@').next() == Some(name)) {
+                path.push(pinned);
+                return Err(ExpandError::Cycle(std::mem::take(path)));
+            }
+            path.push(pinned.clone());
+            let inner = expand_in(store, user, saved.graph, path, budget).await?;
+            path.pop();
+            node.task_type = weft::graph::COMPOUND.to_string();
+            node.graph = Some(Box::new(inner));
+            node.name.get_or_insert(format!("{SAVED}{pinned}"));
+        }
+        Ok(graph)
+    })
+}
