@@ -70,7 +70,7 @@ fn unordered(v: &Value) -> Value {
 async fn graphs_workglow_writes_run_in_weft_with_workglows_results() {
     let host = common::host(None).await;
     let cases = workglow_cases();
-    assert_eq!(cases.len(), 8, "every case ran in Workglow");
+    assert_eq!(cases.len(), 9, "every case ran in Workglow");
     for case in cases {
         let name = case["name"].as_str().unwrap();
         let graph = Graph::from_json(&case["json"].to_string(), name)
@@ -83,6 +83,15 @@ async fn graphs_workglow_writes_run_in_weft_with_workglows_results() {
             result.failures
         );
         let leaves = serde_json::to_value(result.leaf_outputs()).unwrap();
+        if name == "conditional in conditionConfig form" {
+            // Workglow 0.2.37 does not route this form (see cases.mjs):
+            // what its config says is checked instead.
+            assert_eq!(leaves, json!({"onbig": {"text": "big 5"}}), "{name}");
+            for untaken in ["onsmall", "onelse"] {
+                assert_eq!(result.nodes[untaken], weft::events::NodeStatus::Disabled);
+            }
+            continue;
+        }
         let expected = &case["result"];
         let got = match name {
             // Workflow.run() gives its one leaf's output (the OutputTask's).

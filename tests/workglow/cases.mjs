@@ -3,7 +3,9 @@
 // toDependencyJSON()) and run by Workglow. Prints one JSON line per case:
 // {name, json, result}, where result maps each leaf node to its output.
 // tests/workglow.rs runs every `json` in Weft and compares.
-import { TaskGraph, Dataflow, Workflow, GraphAsTask, MapTask } from "@workglow/task-graph";
+import {
+  TaskGraph, Dataflow, Workflow, GraphAsTask, MapTask, ConditionalTask,
+} from "@workglow/task-graph";
 import { AddOne, Add, Divide, Template } from "./tasks.mjs";
 
 
@@ -63,6 +65,28 @@ for (const [name, leaves, merge] of [
   const g = new TaskGraph();
   g.addTasks([m]);
   await graphCase("map over a subgraph", g);
+}
+
+// A conditional in its serialisable form (conditionConfig): ports
+// `{input port}_{branch number}`, or `_else`. Workglow 0.2.37 writes it but
+// does not run it as configured: its edges from those ports deliver nothing
+// (the ports are not in ConditionalTask's output schema, so the edges are
+// dropped as incompatible) and the nodes after untaken branches run anyway.
+// tests/workglow.rs checks that Weft routes it as the config says.
+{
+  const route = new ConditionalTask({ id: "route", defaults: { value: 5 },
+    conditionConfig: { branches: [
+      { id: "big", field: "value", operator: "greater_than", value: 3 },
+      { id: "small", field: "value", operator: "less_or_equal", value: 3 }] } });
+  const g = new TaskGraph();
+  g.addTasks([route,
+    new Template({ id: "onbig", defaults: { template: "big {{value}}" } }),
+    new Template({ id: "onsmall", defaults: { template: "small {{value}}" } }),
+    new Template({ id: "onelse", defaults: { template: "else {{value}}" } })]);
+  g.addDataflow(new Dataflow("route", "value_1", "onbig", "value"));
+  g.addDataflow(new Dataflow("route", "value_2", "onsmall", "value"));
+  g.addDataflow(new Dataflow("route", "value_else", "onelse", "value"));
+  await graphCase("conditional in conditionConfig form", g);
 }
 
 // An error port: the failure goes to a handler, the normal edge is disabled.

@@ -323,6 +323,10 @@ pub struct Branches {
     pub exclusive: bool,
     /// The branch taken when none holds (a position in `branches`).
     pub default: Option<usize>,
+    /// Workglow's `conditionConfig` form: each input port `p` goes out as
+    /// `p_N` for the `N`th branch taken (from 1), or `p_else` when an
+    /// exclusive conditional takes none; no `_activeBranches`.
+    pub split_ports: bool,
 }
 
 impl Branches {
@@ -361,6 +365,9 @@ impl Branches {
                 log.log(LogLevel::Warn, message);
             }
         }
+        if self.split_ports {
+            return self.split(input, &taken);
+        }
         let mut out = Map::new();
         let mut ids = Vec::new();
         for i in taken {
@@ -369,6 +376,24 @@ impl Branches {
             ids.push(Value::String(id.clone()));
         }
         out.insert(ACTIVE.into(), Value::Array(ids));
+        Value::Object(out)
+    }
+}
+
+impl Branches {
+    /// The output in the `split_ports` form.
+    fn split(&self, input: &Value, taken: &[usize]) -> Value {
+        let suffixes: Vec<String> = match (self.exclusive, taken.first()) {
+            (true, Some(i)) => vec![(i + 1).to_string()],
+            (true, None) => vec!["else".into()],
+            (false, _) => taken.iter().map(|i| (i + 1).to_string()).collect(),
+        };
+        let mut out = Map::new();
+        for (port, value) in input.as_object().into_iter().flatten() {
+            for suffix in &suffixes {
+                out.insert(format!("{port}_{suffix}"), value.clone());
+            }
+        }
         Value::Object(out)
     }
 }
@@ -387,10 +412,11 @@ pub(crate) fn takes_body(task_type: &str) -> bool {
 /// A setting of a kind found on a node of another type.
 pub(crate) fn misplaced_settings(node: &Node) -> Option<&'static str> {
     let c = &node.config;
-    let settings: [(bool, &str, &[&str]); 14] = [
+    let settings: [(bool, &str, &[&str]); 15] = [
         (c.branches.is_some(), "branches", &[CONDITIONAL]),
         (c.exclusive.is_some(), "exclusive", &[CONDITIONAL]),
         (c.default_branch.is_some(), "default_branch", &[CONDITIONAL]),
+        (c.split_ports.is_some(), "split_ports", &[CONDITIONAL]),
         (c.task.is_some(), "task", &[MAP, FALLBACK, REDUCE, WHILE]),
         (c.over.is_some(), "over", &[MAP, REDUCE]),
         (c.concurrency.is_some(), "concurrency", &[MAP]),
@@ -825,6 +851,7 @@ fn resolve_conditional(
         branches: compiled,
         exclusive: node.config.exclusive.unwrap_or(true),
         default,
+        split_ports: node.config.split_ports.unwrap_or(false),
     });
     let task = conditional_type(&branches);
     Ok((NodeKind::Conditional(branches), task))
@@ -863,8 +890,12 @@ fn conditional_type(branches: &Arc<Branches>) -> Arc<TaskType> {
         ACTIVE.into(),
         json!({"type": "array", "items": {"type": "string"}}),
     );
-    let output = json!({"type": "object", "properties": ports, "additionalProperties": false});
     let open = json!({"type": "object", "additionalProperties": true});
+    let output = match branches.split_ports {
+        // Its ports are named after its input's.
+        true => open.clone(),
+        false => json!({"type": "object", "properties": ports, "additionalProperties": false}),
+    };
     let run = branches.clone();
     Arc::new(TaskType {
         id: CONDITIONAL.into(),

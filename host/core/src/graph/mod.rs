@@ -134,6 +134,12 @@ pub struct NodeConfig {
         skip_serializing_if = "Option::is_none"
     )]
     pub default_branch: Option<String>,
+    /// A `conditional` node: `true` gives each input port `p` as `p_N` for
+    /// the `N`th branch taken (from 1), or `p_else` when an exclusive one
+    /// takes none (Workglow's `conditionConfig` form); default `false`: each
+    /// branch's port carries the whole input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split_ports: Option<bool>,
     /// A `map` node: the task type run once per element.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task: Option<String>,

@@ -93,6 +93,7 @@ fn node_is_workglow(node: &Value) -> bool {
         .is_some_and(|c| {
             c.keys()
                 .any(|k| CONFIG_KEYS.iter().any(|(w, weft)| w == k && weft.is_some()))
+                || c.contains_key("conditionConfig")
                 || c.get("extras").and_then(|e| e.get("weft")).is_some()
         });
     [
@@ -229,6 +230,11 @@ fn config_to_weft(config: Value, at: &str) -> Result<Value, String> {
             }
             continue;
         }
+        // A ConditionalTask's serialisable branches.
+        if key == "conditionConfig" {
+            out.extend(condition_config(value, at)?);
+            continue;
+        }
         let weft = match CONFIG_KEYS.iter().find(|(w, _)| *w == key) {
             Some((_, Some(weft))) => weft.to_string(),
             Some((_, None)) => key,
@@ -247,6 +253,30 @@ fn config_to_weft(config: Value, at: &str) -> Result<Value, String> {
         out.insert(weft, value);
     }
     Ok(Value::Object(out))
+}
+
+/// A ConditionalTask's `conditionConfig` (`{branches: [{id, field,
+/// operator, value}], exclusive, defaultBranch}`) as a conditional's
+/// settings, its output ports in Workglow's form (`split_ports`).
+fn condition_config(value: Value, at: &str) -> Result<Map<String, Value>, String> {
+    let Value::Object(mut config) = value else {
+        return Err(format!("{at}: `conditionConfig` is not an object"));
+    };
+    let mut out = Map::new();
+    out.insert("split_ports".into(), Value::Bool(true));
+    for (from, to) in [
+        ("branches", "branches"),
+        ("exclusive", "exclusive"),
+        ("defaultBranch", "default_branch"),
+    ] {
+        if let Some(v) = config.remove(from) {
+            out.insert(to.into(), v);
+        }
+    }
+    if let Some(key) = config.keys().next() {
+        return Err(format!("{at}: not supported: `conditionConfig.{key}`"));
+    }
+    Ok(out)
 }
 
 /// The graph form of the dependency form: tasks with `dependencies`
