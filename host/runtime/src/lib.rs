@@ -15,6 +15,7 @@
 //! - [`schema`]: reading the JSON Schemas plugins declare;
 //! - [`providers`]: models (local ONNX, HTTP APIs) served to plugins;
 //! - [`data`]: file and SQL tasks over folders and databases the configuration grants;
+//! - [`workflow`]: a builder that connects tasks by their port names;
 //! - [`config`] and [`setup`]: `weft.toml`, and the one place that turns it
 //!   (with a caller's overrides) into a store and a host.
 //!
@@ -50,6 +51,7 @@ mod map;
 pub mod runner;
 pub mod setup;
 mod subgraph;
+pub mod workflow;
 
 pub use host::{
     DeadLetter, Host, HostBuilder, HostError, Prepared, PreparedRun, Submission, new_run_id,
