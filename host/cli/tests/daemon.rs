@@ -1600,3 +1600,22 @@ async fn saved_graphs_are_node_types_pinned_when_a_run_is_submitted() {
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(e.to_string().contains("in a cycle: b@2 → a@1 → b@2"), "{e}");
 }
+
+/// The Python builder and client (sdk/python-graph) against a real daemon:
+/// its own unittest suite, given the daemon's address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_builder_builds_submits_and_follows_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &empty_plugins(dir.path()), "");
+    let package = std::path::Path::new(weft_tests::ROOT).join("sdk/python-graph");
+    let out = tokio::process::Command::new("python3")
+        .args(["-m", "unittest", "-v"])
+        .current_dir(&package)
+        .env("WEFT_URL", &d.url)
+        .output()
+        .await
+        .expect("python3 runs");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("Ran 3 tests"), "{log}");
+}
