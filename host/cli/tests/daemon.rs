@@ -1601,10 +1601,10 @@ async fn saved_graphs_are_node_types_pinned_when_a_run_is_submitted() {
     assert!(e.to_string().contains("in a cycle: b@2 → a@1 → b@2"), "{e}");
 }
 
-/// The Python builder and client (sdk/python-graph) against a real daemon:
-/// its own unittest suite, given the daemon's address.
+/// The Python and JavaScript builders and clients (sdk/python-graph,
+/// sdk/js-graph) against a real daemon: their own tests, given its address.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_python_builder_builds_submits_and_follows_runs() {
+async fn the_python_and_javascript_builders_build_submit_and_follow_runs() {
     let dir = tempfile::tempdir().unwrap();
     let d = Daemon::start(dir.path(), &empty_plugins(dir.path()), "");
     let package = std::path::Path::new(weft_tests::ROOT).join("sdk/python-graph");
@@ -1618,4 +1618,17 @@ async fn the_python_builder_builds_submits_and_follows_runs() {
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{log}");
     assert!(log.contains("Ran 3 tests"), "{log}");
+
+    // And the JavaScript one (sdk/js-graph), the same checks.
+    let package = std::path::Path::new(weft_tests::ROOT).join("sdk/js-graph");
+    let out = tokio::process::Command::new("node")
+        .arg("test.mjs")
+        .current_dir(&package)
+        .env("WEFT_URL", &d.url)
+        .output()
+        .await
+        .expect("node runs");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok: 3 checks"));
 }
