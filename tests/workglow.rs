@@ -226,3 +226,19 @@ async fn exported_graphs_run_in_workglow_with_weft_results() {
         "{e}"
     );
 }
+
+/// Workglow's class names of Weft's standard tasks (same ports, same
+/// behaviour) name those task types.
+#[tokio::test]
+async fn workglow_class_names_are_aliases_of_the_same_tasks() {
+    let host = common::host(None).await;
+    let graph = Graph::from_json(
+        &json!({"tasks": [{"id": "s", "type": "TextSummaryTask", "defaults": {}}]}).to_string(),
+        "wg.json",
+    )
+    .unwrap();
+    let plan = host.plan(&graph, "wg.json").unwrap();
+    assert_eq!(plan.nodes[0].task.id, "ai.text-summary");
+    let listed = host.registry().get("ai.text-generation").unwrap().to_json();
+    assert_eq!(listed["aliases"], json!(["TextGenerationTask"]));
+}
