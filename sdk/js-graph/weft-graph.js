@@ -54,6 +54,10 @@ export class Workflow {
     this.last = [];
     this.renames = new Map();
     this.counts = new Map();
+    // By id: each node, and the dataflows touching it (so a workflow of
+    // 100,000 tasks costs in proportion).
+    this.nodes = new Map();
+    this.touching = new Map();
   }
 
   /** Add a task fed by the tasks before it through the ports they share. */
@@ -66,6 +70,7 @@ export class Workflow {
     const node = { id, type: taskType };
     if (defaults && Object.keys(defaults).length) node.defaults = defaults;
     this.graph.tasks.push(node);
+    this.nodes.set(id, node);
     if (this.last.length && this.#connectFrom(this.last, id) === 0) {
       throw new WorkflowError(`\`${id}\` follows ${this.last.join(", ")} but none of their output ports ` +
         "matches an input port of it by name and type; use rename() or connect()");
@@ -97,13 +102,19 @@ export class Workflow {
   /** Give the last task added the id `id`. */
   named(id) {
     if (!this.last.length) throw new WorkflowError("named(): no task added yet");
-    if (this.graph.tasks.some((n) => n.id === id)) throw new WorkflowError(`named(): id \`${id}\` is taken`);
+    if (this.nodes.has(id)) throw new WorkflowError(`named(): id \`${id}\` is taken`);
     const old = this.last[this.last.length - 1];
-    for (const n of this.graph.tasks) if (n.id === old) n.id = id;
-    for (const f of this.graph.dataflows) {
+    const node = this.nodes.get(old);
+    node.id = id;
+    this.nodes.delete(old);
+    this.nodes.set(id, node);
+    const flows = this.touching.get(old) ?? [];
+    for (const f of flows) {
       if (f.sourceTaskId === old) f.sourceTaskId = id;
       if (f.targetTaskId === old) f.targetTaskId = id;
     }
+    this.touching.delete(old);
+    this.touching.set(id, flows);
     this.last[this.last.length - 1] = id;
     return this;
   }
@@ -119,9 +130,9 @@ export class Workflow {
     const cut = (s) => [s.slice(0, s.lastIndexOf(".")), s.slice(s.lastIndexOf(".") + 1)];
     const [[s, sp], [t, tp]] = [cut(source), cut(target)];
     for (const end of [s, t]) {
-      if (!this.graph.tasks.some((n) => n.id === end)) throw new WorkflowError(`connect(): no task \`${end}\``);
+      if (!this.nodes.has(end)) throw new WorkflowError(`connect(): no task \`${end}\``);
     }
-    this.graph.dataflows.push(flow(s, sp, t, tp, transforms));
+    this.#push(flow(s, sp, t, tp, transforms));
     return this;
   }
 
@@ -129,8 +140,11 @@ export class Workflow {
   pop() {
     const gone = this.graph.tasks.pop()?.id;
     if (gone !== undefined) {
-      this.graph.dataflows = this.graph.dataflows.filter(
-        (f) => f.sourceTaskId !== gone && f.targetTaskId !== gone);
+      this.nodes.delete(gone);
+      const dropped = new Set(this.touching.get(gone) ?? []);
+      this.touching.delete(gone);
+      this.graph.dataflows = this.graph.dataflows.filter((f) => !dropped.has(f));
+      for (const [k, flows] of this.touching) this.touching.set(k, flows.filter((f) => !dropped.has(f)));
       this.last = this.last.filter((l) => l !== gone);
     }
     return this;
@@ -148,16 +162,23 @@ export class Workflow {
     return structuredClone(this.graph);
   }
 
+  #push(f) {
+    this.graph.dataflows.push(f);
+    for (const end of new Set([f.sourceTaskId, f.targetTaskId])) {
+      if (!this.touching.has(end)) this.touching.set(end, []);
+      this.touching.get(end).push(f);
+    }
+  }
+
   #connectFrom(sources, target) {
-    const byId = new Map(this.graph.tasks.map((n) => [n.id, n]));
-    const into = this.types.get(byId.get(target).type).input_schema.properties ?? {};
+    const into = this.types.get(this.nodes.get(target).type).input_schema.properties ?? {};
     let made = 0;
     for (const s of sources) {
-      const outs = this.types.get(byId.get(s).type).output_schema.properties ?? {};
+      const outs = this.types.get(this.nodes.get(s).type).output_schema.properties ?? {};
       for (const [port, schema] of Object.entries(outs)) {
         const to = this.renames.get(port) ?? port;
         if (to in into && agree(schema, into[to])) {
-          this.graph.dataflows.push(flow(s, port, target, to));
+          this.#push(flow(s, port, target, to));
           made += 1;
         }
       }

@@ -68,6 +68,10 @@ pub struct Workflow<'r> {
     renames: Vec<(String, String)>,
     /// How many tasks of each type, for ids.
     counts: HashMap<String, usize>,
+    /// Each task's position in the graph, and the dataflows touching it (so
+    /// a workflow of 100,000 tasks costs in proportion).
+    index: HashMap<String, usize>,
+    touching: HashMap<String, Vec<usize>>,
     /// The first mistake, reported by `build`.
     error: Option<WorkflowError>,
 }
@@ -81,6 +85,8 @@ impl<'r> Workflow<'r> {
             last: Vec::new(),
             renames: Vec::new(),
             counts: HashMap::new(),
+            index: HashMap::new(),
+            touching: HashMap::new(),
             error: None,
         }
     }
@@ -101,6 +107,7 @@ impl<'r> Workflow<'r> {
         let n = self.counts.entry(short.to_string()).or_default();
         *n += 1;
         let id = format!("{short}-{n}");
+        self.index.insert(id.clone(), self.graph.tasks.len());
         self.graph.tasks.push(node(&id, task_type, defaults));
         let from = std::mem::take(&mut self.last);
         if !from.is_empty() && self.auto_connect(&from, &id) == 0 {
@@ -142,19 +149,23 @@ impl<'r> Workflow<'r> {
         let Some(old) = self.last.last().cloned() else {
             return self.misuse("named(): no task added yet");
         };
-        if self.graph.tasks.iter().any(|n| n.id == id) {
+        if self.index.contains_key(id) {
             return self.misuse(&format!("named(): id `{id}` is taken"));
         }
-        for n in self.graph.tasks.iter_mut().filter(|n| n.id == old) {
-            n.id = id.to_string();
+        if let Some(at) = self.index.remove(&old) {
+            self.graph.tasks[at].id = id.to_string();
+            self.index.insert(id.to_string(), at);
         }
-        for f in &mut self.graph.dataflows {
+        let flows = self.touching.remove(&old).unwrap_or_default();
+        for &f in &flows {
+            let f = &mut self.graph.dataflows[f];
             for end in [&mut f.source_task_id, &mut f.target_task_id] {
                 if *end == old {
                     *end = id.to_string();
                 }
             }
         }
+        self.touching.insert(id.to_string(), flows);
         if let Some(last) = self.last.last_mut() {
             *last = id.to_string();
         }
@@ -175,23 +186,39 @@ impl<'r> Workflow<'r> {
             return self.misuse("connect(): name ends as `node.port`");
         };
         for end in [s, t] {
-            if !self.graph.tasks.iter().any(|n| n.id == end) {
+            if !self.index.contains_key(end) {
                 return self.misuse(&format!("connect(): no task `{end}`"));
             }
         }
-        self.graph.dataflows.push(flow(s, sp, t, tp, transforms));
+        self.push_flow(flow(s, sp, t, tp, transforms));
         self
     }
 
     /// Remove the last task added, with its dataflows.
     pub fn pop(mut self) -> Self {
         if let Some(id) = self.graph.tasks.pop().map(|n| n.id) {
+            self.index.remove(&id);
             self.graph
                 .dataflows
                 .retain(|f| f.source_task_id != id && f.target_task_id != id);
             self.last.retain(|l| *l != id);
+            // Positions moved: count them again (a pop is rare).
+            self.touching.clear();
+            for (i, f) in self.graph.dataflows.iter().enumerate() {
+                for end in [&f.source_task_id, &f.target_task_id] {
+                    self.touching.entry(end.clone()).or_default().push(i);
+                }
+            }
         }
         self
+    }
+
+    fn push_flow(&mut self, f: Dataflow) {
+        let at = self.graph.dataflows.len();
+        for end in [&f.source_task_id, &f.target_task_id] {
+            self.touching.entry(end.clone()).or_default().push(at);
+        }
+        self.graph.dataflows.push(f);
     }
 
     /// Start a new chain: the next task added is fed by nothing.
@@ -220,7 +247,7 @@ impl<'r> Workflow<'r> {
     /// how many.
     fn auto_connect(&mut self, from: &[String], to: &str) -> usize {
         let types = |id: &str| {
-            let node = self.graph.tasks.iter().find(|n| n.id == id)?;
+            let node = &self.graph.tasks[*self.index.get(id)?];
             self.registry.get(&node.task_type).cloned()
         };
         let Some(target) = types(to) else { return 0 };
@@ -245,7 +272,9 @@ impl<'r> Workflow<'r> {
             }
         }
         let n = flows.len();
-        self.graph.dataflows.extend(flows);
+        for f in flows {
+            self.push_flow(f);
+        }
         n
     }
 }

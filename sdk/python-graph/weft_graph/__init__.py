@@ -58,6 +58,10 @@ class Workflow:
         self._last: list[str] = []
         self._renames: dict[str, str] = {}
         self._counts: dict[str, int] = {}
+        # By id: each node, and the dataflows touching it (so a workflow of
+        # 100,000 tasks costs in proportion).
+        self._nodes: dict[str, dict] = {}
+        self._touching: dict[str, list[dict]] = {}
 
     def add(self, task_type: str, defaults: dict | None = None) -> "Workflow":
         """Add a task fed by the tasks before it through the ports they share."""
@@ -70,6 +74,7 @@ class Workflow:
         if defaults:
             node["defaults"] = defaults
         self._graph["tasks"].append(node)
+        self._nodes[node_id] = node
         if self._last and self._connect_from(self._last, node_id) == 0:
             raise WorkflowError(
                 f"`{node_id}` follows {', '.join(self._last)} but none of their output ports "
@@ -98,16 +103,18 @@ class Workflow:
         """Give the last task added the id `node_id`."""
         if not self._last:
             raise WorkflowError("named(): no task added yet")
-        if any(n["id"] == node_id for n in self._graph["tasks"]):
+        if node_id in self._nodes:
             raise WorkflowError(f"named(): id `{node_id}` is taken")
         old = self._last[-1]
-        for n in self._graph["tasks"]:
-            if n["id"] == old:
-                n["id"] = node_id
-        for f in self._graph["dataflows"]:
+        node = self._nodes.pop(old)
+        node["id"] = node_id
+        self._nodes[node_id] = node
+        flows = self._touching.pop(old, [])
+        for f in flows:
             for end in ("sourceTaskId", "targetTaskId"):
                 if f[end] == old:
                     f[end] = node_id
+        self._touching[node_id] = flows
         self._last[-1] = node_id
         return self
 
@@ -119,20 +126,22 @@ class Workflow:
     def connect(self, source: str, target: str, transforms: list | None = None) -> "Workflow":
         """An explicit dataflow `node.port` → `node.port`."""
         (s, sp), (t, tp) = source.rsplit(".", 1), target.rsplit(".", 1)
-        ids = {n["id"] for n in self._graph["tasks"]}
         for end in (s, t):
-            if end not in ids:
+            if end not in self._nodes:
                 raise WorkflowError(f"connect(): no task `{end}`")
-        self._graph["dataflows"].append(_flow(s, sp, t, tp, transforms))
+        self._push(_flow(s, sp, t, tp, transforms))
         return self
 
     def pop(self) -> "Workflow":
         """Remove the last task added, with its dataflows."""
         if self._graph["tasks"]:
             gone = self._graph["tasks"].pop()["id"]
+            del self._nodes[gone]
+            dropped = {id(f) for f in self._touching.pop(gone, [])}
             self._graph["dataflows"] = [
-                f for f in self._graph["dataflows"]
-                if gone not in (f["sourceTaskId"], f["targetTaskId"])]
+                f for f in self._graph["dataflows"] if id(f) not in dropped]
+            for flows in self._touching.values():
+                flows[:] = [f for f in flows if id(f) not in dropped]
             self._last = [x for x in self._last if x != gone]
         return self
 
@@ -145,16 +154,20 @@ class Workflow:
         """The graph, as Weft reads it."""
         return json.loads(json.dumps(self._graph))
 
+    def _push(self, flow: dict) -> None:
+        self._graph["dataflows"].append(flow)
+        for end in {flow["sourceTaskId"], flow["targetTaskId"]}:
+            self._touching.setdefault(end, []).append(flow)
+
     def _connect_from(self, sources: list[str], target: str) -> int:
-        by_id = {n["id"]: n for n in self._graph["tasks"]}
-        into = self._tasks[by_id[target]["type"]]["input_schema"].get("properties", {})
+        into = self._tasks[self._nodes[target]["type"]]["input_schema"].get("properties", {})
         made = 0
         for s in sources:
-            outs = self._tasks[by_id[s]["type"]]["output_schema"].get("properties", {})
+            outs = self._tasks[self._nodes[s]["type"]]["output_schema"].get("properties", {})
             for port, schema in outs.items():
                 to = self._renames.get(port, port)
                 if to in into and _agree(schema, into[to]):
-                    self._graph["dataflows"].append(_flow(s, port, target, to, None))
+                    self._push(_flow(s, port, target, to, None))
                     made += 1
         return made
 
