@@ -70,7 +70,7 @@ fn unordered(v: &Value) -> Value {
 async fn graphs_workglow_writes_run_in_weft_with_workglows_results() {
     let host = common::host(None).await;
     let cases = workglow_cases();
-    assert_eq!(cases.len(), 9, "every case ran in Workglow");
+    assert_eq!(cases.len(), 10, "every case ran in Workglow");
     for case in cases {
         let name = case["name"].as_str().unwrap();
         let graph = Graph::from_json(&case["json"].to_string(), name)

@@ -4,7 +4,7 @@
 // {name, json, result}, where result maps each leaf node to its output.
 // tests/workglow.rs runs every `json` in Weft and compares.
 import {
-  TaskGraph, Dataflow, Workflow, GraphAsTask, MapTask, ConditionalTask,
+  TaskGraph, Dataflow, Workflow, GraphAsTask, MapTask, ConditionalTask, WhileTask,
 } from "@workglow/task-graph";
 import { AddOne, Add, Divide, Template } from "./tasks.mjs";
 
@@ -65,6 +65,18 @@ for (const [name, leaves, merge] of [
   const g = new TaskGraph();
   g.addTasks([m]);
   await graphCase("map over a subgraph", g);
+}
+
+// A while loop over a subgraph, its condition in the serialisable form.
+{
+  const inner = new TaskGraph();
+  inner.addTasks([new AddOne({ id: "g1" })]);
+  const w = new WhileTask({ id: "w", maxIterations: 10, defaults: { value: 0 },
+    conditionField: "value", conditionOperator: "less_than", conditionValue: "5" });
+  w.subGraph = inner;
+  const g = new TaskGraph();
+  g.addTasks([w]);
+  await graphCase("while over a subgraph", g);
 }
 
 // A conditional in its serialisable form (conditionConfig): ports

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 
 use super::condition::Condition;
-use super::{Branch, Node, OnError, ValidationError};
+use super::{Branch, Node, OnError, ValidationError, WhileCondition};
 use crate::event::{LogLevel, NodeEvents};
 use crate::schema::ObjectSchema;
 use crate::task::{Implementation, TaskError, TaskType};
@@ -619,12 +619,21 @@ fn resolve_while(at: &Body<'_>) -> Result<(NodeKind, Arc<TaskType>), Vec<Validat
             "a while node needs `max_iterations`, 1 to {MAX_ELEMENTS}"
         )));
     };
-    let Some(source) = &c.condition else {
-        return Err(bad(
-            "a while node needs `condition`: a CEL expression over `output` and `input`".into(),
-        ));
+    let condition = match &c.condition {
+        None => {
+            return Err(bad(
+                "a while node needs `condition`: a CEL expression over `output` and `input`".into(),
+            ));
+        }
+        Some(WhileCondition::Cel(source)) => {
+            Condition::cel(source).map_err(|e| bad(format!("`condition`: {e}")))?
+        }
+        Some(WhileCondition::Operator {
+            field,
+            operator,
+            value,
+        }) => operator_condition(field, *operator, value.as_ref()),
     };
-    let condition = Condition::cel(source).map_err(|e| bad(format!("`condition`: {e}")))?;
     let input = task.input.raw().clone();
     let output = task.output.raw().clone();
     let shown = kind_type(
@@ -863,18 +872,30 @@ fn condition_of(branch: &Branch) -> Result<Condition, String> {
         (Some(when), None, None) if branch.value.is_none() => {
             Condition::cel(when).map_err(|e| e.to_string())
         }
-        (None, Some(field), Some(operator)) => Ok(Condition::Operator {
-            field: field.clone(),
-            operator,
-            value: match &branch.value {
-                None | Some(Value::Null) => String::new(),
-                Some(Value::String(s)) => s.clone(),
-                Some(other) => other.to_string(),
-            },
-        }),
+        (None, Some(field), Some(operator)) => {
+            Ok(operator_condition(field, operator, branch.value.as_ref()))
+        }
         _ => Err(
             "give either `when` (a CEL expression) or `field` and `operator` (and `value`)".into(),
         ),
+    }
+}
+
+/// Workglow's operator condition: `field` compared with `value` (given as a
+/// string, as Workglow's UI does).
+fn operator_condition(
+    field: &str,
+    operator: super::condition::Operator,
+    value: Option<&Value>,
+) -> Condition {
+    Condition::Operator {
+        field: field.to_string(),
+        operator,
+        value: match value {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+        },
     }
 }
 

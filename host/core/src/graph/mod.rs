@@ -182,9 +182,10 @@ pub struct NodeConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub carry: Option<String>,
     /// A `while` node: a CEL expression over `output` (the last iteration's)
-    /// and `input` (its input); the loop goes on while it holds.
+    /// and `input` (its input), or Workglow's operator form on `output`;
+    /// the loop goes on while it holds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub condition: Option<String>,
+    pub condition: Option<WhileCondition>,
     /// A compound node: how its leaves' outputs make its output (Workglow's
     /// `merge`; default: each output port from the one leaf that has it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -207,6 +208,26 @@ pub struct NodeConfig {
     /// by the runner, kept as written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extras: Option<Value>,
+}
+
+/// A `while` node's condition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum WhileCondition {
+    /// A CEL expression over `output` and `input`.
+    Cel(String),
+    /// Workglow's operator form, on the last iteration's output: `field` (a
+    /// dotted path; empty: the whole output) compared with `value`.
+    Operator {
+        /// A dotted path into the output.
+        #[serde(default)]
+        field: String,
+        /// How to compare.
+        operator: condition::Operator,
+        /// What to compare with.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        value: Option<Value>,
+    },
 }
 
 /// How a compound node's leaves make its output, as Workglow names it.
@@ -504,7 +525,7 @@ impl GraphBuilder {
     ) -> Self {
         self.task(id, kind::WHILE).configure(|c| {
             c.task = Some(task.to_string());
-            c.condition = Some(condition.to_string());
+            c.condition = Some(WhileCondition::Cel(condition.to_string()));
             c.max_iterations = Some(max_iterations);
         })
     }

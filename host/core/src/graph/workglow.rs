@@ -94,6 +94,7 @@ fn node_is_workglow(node: &Value) -> bool {
             c.keys()
                 .any(|k| CONFIG_KEYS.iter().any(|(w, weft)| w == k && weft.is_some()))
                 || c.contains_key("conditionConfig")
+                || c.contains_key("conditionOperator")
                 || c.get("extras").and_then(|e| e.get("weft")).is_some()
         });
     [
@@ -228,6 +229,23 @@ fn config_to_weft(config: Value, at: &str) -> Result<Value, String> {
             if !extras.is_empty() {
                 out.insert("extras".into(), Value::Object(extras));
             }
+            continue;
+        }
+        // A WhileTask's serialisable condition, on each iteration's output.
+        if let Some(part) = ["conditionField", "conditionOperator", "conditionValue"]
+            .iter()
+            .position(|k| *k == key)
+        {
+            let condition = out
+                .entry("condition")
+                .or_insert_with(|| json!({"field": ""}));
+            if let Value::Object(c) = condition {
+                c.insert(["field", "operator", "value"][part].into(), value);
+            }
+            continue;
+        }
+        // Workglow chains iterations by default, as Weft always does.
+        if key == "chainIterations" && value == Value::Bool(true) {
             continue;
         }
         // A ConditionalTask's serialisable branches.
