@@ -4,7 +4,7 @@
 // {name, json, result}, where result maps each leaf node to its output.
 // tests/workglow.rs runs every `json` in Weft and compares.
 import {
-  TaskGraph, Dataflow, Workflow, GraphAsTask, MapTask, ConditionalTask, WhileTask,
+  TaskGraph, Dataflow, Workflow, GraphAsTask, MapTask, ConditionalTask, WhileTask, FallbackTask,
 } from "@workglow/task-graph";
 import { AddOne, Add, Divide, Template } from "./tasks.mjs";
 
@@ -77,6 +77,28 @@ for (const [name, leaves, merge] of [
   const g = new TaskGraph();
   g.addTasks([w]);
   await graphCase("while over a subgraph", g);
+}
+
+// Fallbacks: over alternative inputs to a subgraph ("data"), and over the
+// tasks of a subgraph ("task", the default).
+{
+  const inner = new TaskGraph();
+  inner.addTasks([new Divide({ id: "d" })]);
+  const f = new FallbackTask({ id: "f", fallbackMode: "data", alternatives: [{ b: 0 }, { b: 2 }],
+    defaults: { a: 8, b: 1 } });
+  f.subGraph = inner;
+  const g = new TaskGraph();
+  g.addTasks([f]);
+  await graphCase("fallback over data", g);
+}
+{
+  const inner = new TaskGraph();
+  inner.addTasks([new Divide({ id: "d" }), new Add({ id: "s" })]);
+  const f = new FallbackTask({ id: "f", defaults: { a: 6, b: 0 } });
+  f.subGraph = inner;
+  const g = new TaskGraph();
+  g.addTasks([f]);
+  await graphCase("fallback over tasks", g);
 }
 
 // A conditional in its serialisable form (conditionConfig): ports

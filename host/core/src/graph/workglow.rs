@@ -172,11 +172,18 @@ fn node_to_weft(node: Value, at: &str) -> Result<Value, String> {
     if let Some(id) = node.get_mut("id") {
         *id = id_string(id.take());
     }
-    let class = node.get("type").and_then(Value::as_str).unwrap_or_default();
+    let class = node
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     if let Some((_, kind)) = CLASSES.iter().find(|(c, _)| *c == class) {
         node.insert("type".into(), Value::from(*kind));
     }
     node.remove("entitlements"); // what it would use, written for people
+    if class == "FallbackTask" {
+        fallback_to_weft(&mut node, &at)?;
+    }
     if let Some(config) = node.remove("config") {
         node.insert("config".into(), config_to_weft(config, &at)?);
     }
@@ -211,6 +218,60 @@ fn node_to_weft(node: Value, at: &str) -> Result<Value, String> {
         }
     }
     Ok(Value::Object(node))
+}
+
+/// A FallbackTask's alternatives as a fallback node's: in `data` mode each
+/// alternative is inputs given over the node's to its subgraph (as Weft's
+/// `alternatives[].defaults` are); in `task` mode (the default) each task
+/// of its subgraph is an alternative, run on the node's input, which then
+/// wins over the task's own defaults where Weft's alternative defaults win:
+/// taken only when those tasks have none.
+fn fallback_to_weft(node: &mut Map<String, Value>, at: &str) -> Result<(), String> {
+    let config = node.entry("config").or_insert_with(|| json!({}));
+    let Value::Object(config) = config else {
+        return Err(format!("{at}: `config` is not an object"));
+    };
+    let mode = config.remove("fallbackMode");
+    let given = config.remove("alternatives");
+    let alternatives: Vec<Value> = match mode.as_ref().and_then(Value::as_str).unwrap_or("task") {
+        "data" => given
+            .and_then(|a| a.as_array().cloned())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|defaults| json!({ "defaults": defaults }))
+            .collect(),
+        "task" => {
+            let inner = node.remove("subgraph");
+            let tasks = inner
+                .as_ref()
+                .and_then(|g| g.get("tasks"))
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let mut alternatives = Vec::new();
+            for t in tasks {
+                let defaults = t.get("defaults").cloned().unwrap_or_else(|| json!({}));
+                let plain = defaults.as_object().is_some_and(Map::is_empty)
+                    && t.get("config").is_none()
+                    && t.get("subgraph").is_none();
+                if !plain {
+                    return Err(format!(
+                        "{at}: not supported: a task-mode FallbackTask whose tasks have defaults, \
+                         config or subgraphs (there the node's input wins over a task's defaults; \
+                         in Weft an alternative's defaults win)"
+                    ));
+                }
+                alternatives.push(json!({ "task": t.get("type").cloned().unwrap_or_default() }));
+            }
+            alternatives
+        }
+        other => return Err(format!("{at}: not supported: fallbackMode `{other}`")),
+    };
+    let config = node.entry("config").or_insert_with(|| json!({}));
+    if let Value::Object(config) = config {
+        config.insert("alternatives".into(), Value::Array(alternatives));
+    }
+    Ok(())
 }
 
 /// A node's `config`: Workglow's keys renamed; any other key of Workglow's
