@@ -141,8 +141,8 @@ pub(crate) struct Instances {
     pub backoff: Option<Duration>,
     pub retry: RetryPolicy,
     pub routing: Routing,
-    /// How the subgraphs among its bodies run.
-    pub subgraphs: crate::subgraph::Subgraphs,
+    /// How the subgraphs among its bodies run (`None`: it has none).
+    pub subgraphs: Option<Arc<crate::subgraph::Subgraphs>>,
 }
 
 /// How an instance ended: its output or error, and its attempts.
@@ -237,7 +237,7 @@ impl Instances {
             cache,
             stop: self.stop.clone(),
             dispatch: self.dispatch.clone(),
-            subgraphs: Some(self.subgraphs.clone()),
+            subgraphs: self.subgraphs.clone(),
         };
         let (end, cached) = run_node(task, &input, execution).await;
         if let Cached::Miss(Some(put)) = cached {

@@ -851,17 +851,19 @@ impl Runner {
                 queues: o.queues.clone(),
                 users,
             },
-            subgraphs: self.subgraphs(st, hub),
+            // Made once per node, only for one that runs a subgraph (it
+            // copies the run's options), and shared by its instances.
+            subgraphs: (!node.kind.subgraphs().is_empty()).then(|| self.subgraphs(st, hub)),
         }
     }
 
     /// What the subgraphs node `i` runs run with.
-    fn subgraphs(&self, st: &State<'_>, hub: &EventHub) -> Subgraphs {
-        Subgraphs {
+    fn subgraphs(&self, st: &State<'_>, hub: &EventHub) -> Arc<Subgraphs> {
+        Arc::new(Subgraphs {
             runner: self.local(),
             owner: st.cache_scope.clone(),
             parent: hub.clone(),
-        }
+        })
     }
 
     /// This runner, executing every task here (for a subgraph's run inside
@@ -1174,7 +1176,7 @@ pub(crate) struct Execution {
     /// Where the task executes, with a shared store; `None`: here.
     pub dispatch: Option<Arc<crate::cluster::dispatch::Dispatch>>,
     /// How a subgraph task type runs (given for one).
-    pub subgraphs: Option<Subgraphs>,
+    pub subgraphs: Option<Arc<Subgraphs>>,
 }
 
 /// Run one node: from the output cache when `cache` is given and holds a fresh

@@ -26,7 +26,6 @@ use crate::task::{TaskContext, TaskError};
 /// this host (a use is not resumed elsewhere: its offers would outlive it),
 /// the run's owner, and the hub of the run (which writes the uses' output
 /// cache entries).
-#[derive(Clone)]
 pub(crate) struct Subgraphs {
     pub runner: Runner,
     pub owner: Option<String>,
