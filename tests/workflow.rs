@@ -88,3 +88,70 @@ async fn parallel_steps_connect_pop_and_reset() {
         .unwrap_err();
     assert_eq!(e.to_string(), "connect(): no task `math`");
 }
+
+#[tokio::test]
+async fn scopes_build_bodies_that_connect_by_the_ports_they_leave_open() {
+    let host = common::host(None).await;
+    let registry = host.registry();
+    // A map whose body is two add-ones; the map node takes and gives
+    // arrays of their ports, so `math.sum` follows it by a rename.
+    let graph = Workflow::new(&registry)
+        .map(json!({}))
+        .pipe(&["math.add-one", "math.add-one"])
+        .end_map()
+        .named("each")
+        .config(json!({"concurrency": 2}))
+        .rename("value", "values")
+        .add("math.sum", json!({}))
+        .build()
+        .unwrap();
+    let body = graph.tasks[0].graph.as_ref().unwrap();
+    assert_eq!(
+        body.dataflows[0].to_string(),
+        "add-one-1.value → add-one-2.value"
+    );
+    assert_eq!(graph.tasks[0].config.concurrency, Some(2));
+    assert_eq!(graph.dataflows[0].to_string(), "each.value → sum-1.values");
+    let (result, _) = common::run(&host, &graph, json!({"value": [1, 2, 3]})).await;
+    assert_eq!(result.status, RunStatus::Succeeded, "{:?}", result.failures);
+    assert_eq!(result.outputs["sum-1"]["value"], 12);
+
+    // A scope's node is fed like a task: add-one's `value` feeds the
+    // while body's open `value` port.
+    let graph = Workflow::new(&registry)
+        .add("math.add-one", json!({"value": 0}))
+        .while_loop(json!({}))
+        .add("math.add-one", json!({}))
+        .end_while()
+        .config(json!({"condition": "output.value < 5", "max_iterations": 10}))
+        .build()
+        .unwrap();
+    assert_eq!(
+        graph.dataflows[0].to_string(),
+        "add-one-1.value → while-1.value"
+    );
+    let (result, _) = common::run(&host, &graph, json!({})).await;
+    assert_eq!(
+        result.outputs["while-1"]["value"], 5,
+        "{:?}",
+        result.failures
+    );
+
+    // Mistakes are named.
+    let e = Workflow::new(&registry).map(json!({})).end_reduce().build();
+    assert_eq!(e.unwrap_err().to_string(), "end_reduce(): a map is open");
+    let e = Workflow::new(&registry).map(json!({})).build();
+    assert_eq!(
+        e.unwrap_err().to_string(),
+        "build(): the map `map-1` is still open (end it with end_map)"
+    );
+    let e = Workflow::new(&registry)
+        .add("math.add-one", json!({}))
+        .config(json!({"retries": "many"}))
+        .build();
+    assert!(
+        e.unwrap_err()
+            .to_string()
+            .starts_with("config(): invalid type")
+    );
+}

@@ -7,6 +7,8 @@
 //! compared. Its task classes carry Weft's standard type ids and mirror
 //! their behaviour.
 
+#[path = "workglow/cases.rs"]
+mod cases;
 #[path = "common/mod.rs"]
 mod common;
 
@@ -16,39 +18,6 @@ use std::process::Command;
 use serde_json::{Value, json};
 use weft::events::RunStatus;
 use weft::graph::Graph;
-
-/// Each case: `{name, json, result}`, from Workglow (installing the pinned
-/// package first if `tests/run.sh` has not).
-fn workglow_cases() -> Vec<Value> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("workglow");
-    if !dir.join("node_modules/@workglow/task-graph").exists() {
-        let ok = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund"])
-            .current_dir(&dir)
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(
-            ok,
-            "npm ci in {} failed (node and npm are needed)",
-            dir.display()
-        );
-    }
-    let out = Command::new("node")
-        .arg("cases.mjs")
-        .current_dir(&dir)
-        .output()
-        .expect("node runs");
-    assert!(
-        out.status.success(),
-        "cases.mjs failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
 
 /// Arrays sorted (by their JSON text), where Workglow's order is the order
 /// its leaves happened to finish in; numbers by value (JavaScript has one
@@ -74,7 +43,7 @@ fn unordered(v: &Value) -> Value {
 #[tokio::test]
 async fn graphs_workglow_writes_run_in_weft_with_workglows_results() {
     let host = common::host(None).await;
-    let cases = workglow_cases();
+    let cases = cases::workglow_cases();
     assert_eq!(cases.len(), 12, "every case ran in Workglow");
     for case in cases {
         let name = case["name"].as_str().unwrap();
@@ -156,7 +125,7 @@ fn what_weft_does_not_support_is_named_with_its_node() {
 /// back, they are the graphs they were.
 #[tokio::test]
 async fn exported_graphs_run_in_workglow_with_weft_results() {
-    workglow_cases(); // installs the package if needed
+    cases::workglow_cases(); // installs the package if needed
     let host = common::host(None).await;
     let graphs = [
         json!({"tasks": [

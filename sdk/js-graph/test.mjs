@@ -18,6 +18,15 @@ const run = await client.wait(await client.submit(graph));
 assert.equal(run.status, "succeeded", JSON.stringify(run));
 assert.deepEqual(run.outputs.sum, { value: 13 });
 
+const mapped = new Workflow(tasks)
+  .map().pipe("math.add-one", "math.add-one").endMap().named("each")
+  .rename("value", "values").add("math.sum").toJSON();
+const mapRun = await client.wait(await client.submit(mapped, { value: [1, 2, 3] }));
+assert.equal(mapRun.status, "succeeded", JSON.stringify(mapRun));
+assert.deepEqual(mapRun.outputs.each, { value: [3, 4, 5] });
+assert.deepEqual(mapRun.outputs["sum-1"], { value: 12 });
+assert.throws(() => new Workflow(tasks).map().endReduce(), /endReduce\(\): a map is open/);
+
 const kinds = [];
 for await (const e of client.events(await client.submit(new Workflow(tasks).add("math.add-one", { value: 1 }).toJSON()))) {
   kinds.push(e.type);
@@ -30,4 +39,4 @@ assert.throws(() => new Workflow(tasks).add("math.add-one", { value: 1 }).add("m
   /none of their output ports matches/);
 await assert.rejects(client.submit({ tasks: [{ id: "a", type: "math.add-one", defaults: { value: "x" } }] }),
   (e) => e instanceof WeftError && e.status === 422);
-console.log("ok: 3 checks");
+console.log("ok: 4 checks");

@@ -16,28 +16,13 @@ export class WeftError extends Error {
   }
 }
 
-/** The JSON types a port schema allows (null: any). */
-function types(schema) {
-  if (!schema || typeof schema !== "object") return null;
-  let found = typeof schema.type === "string" ? new Set([schema.type])
-    : Array.isArray(schema.type) ? new Set(schema.type) : null;
-  for (const key of ["anyOf", "oneOf"]) {
-    if (!Array.isArray(schema[key])) continue;
-    const parts = schema[key].map(types);
-    if (parts.some((p) => p === null)) continue;
-    const union = new Set(parts.flatMap((p) => [...p]));
-    found = found === null ? union : new Set([...found].filter((t) => union.has(t)));
-  }
-  if (found && (found.has("integer") || found.has("number"))) {
-    found.add("integer");
-    found.add("number");
-  }
-  return found;
-}
+const KINDS = new Set(["conditional", "pass", "map", "reduce", "while", "fallback"]);
+// Scope → the node type it builds.
+const SCOPES = { subgraph: "graph", map: "map", reduce: "reduce", while: "while", fallback: "fallback" };
 
-function agree(a, b) {
-  const ta = types(a), tb = types(b);
-  return ta === null || tb === null || [...ta].some((t) => tb.has(t));
+function short(taskType) {
+  for (const sep of [".", ":", "/"]) taskType = taskType.slice(taskType.lastIndexOf(sep) + 1);
+  return taskType.split("@")[0];
 }
 
 function flow(s, sp, t, tp, transforms) {
@@ -46,10 +31,9 @@ function flow(s, sp, t, tp, transforms) {
   return f;
 }
 
-/** A graph built a task at a time. `tasks`: what `weft tasks --json` prints. */
-export class Workflow {
-  constructor(tasks) {
-    this.types = new Map(tasks.map((t) => [t.id, t]));
+/** One graph being built: the root, or the body of an open scope. */
+class Frame {
+  constructor(scope = null) {
     this.graph = { tasks: [], dataflows: [] };
     this.last = [];
     this.renames = new Map();
@@ -58,52 +42,19 @@ export class Workflow {
     // 100,000 tasks costs in proportion).
     this.nodes = new Map();
     this.touching = new Map();
+    // {scope, node: its id in the frame below, before: that frame's `last`}.
+    this.scope = scope;
   }
 
-  /** Add a task fed by the tasks before it through the ports they share. */
-  add(taskType, defaults) {
-    if (!this.types.has(taskType)) throw new WorkflowError(`unknown task type \`${taskType}\``);
-    const short = taskType.split(".").pop();
-    const n = (this.counts.get(short) ?? 0) + 1;
-    this.counts.set(short, n);
-    const id = `${short}-${n}`;
-    const node = { id, type: taskType };
-    if (defaults && Object.keys(defaults).length) node.defaults = defaults;
-    this.graph.tasks.push(node);
-    this.nodes.set(id, node);
-    if (this.last.length && this.#connectFrom(this.last, id) === 0) {
-      throw new WorkflowError(`\`${id}\` follows ${this.last.join(", ")} but none of their output ports ` +
-        "matches an input port of it by name and type; use rename() or connect()");
+  push(f) {
+    this.graph.dataflows.push(f);
+    for (const end of new Set([f.sourceTaskId, f.targetTaskId])) {
+      if (!this.touching.has(end)) this.touching.set(end, []);
+      this.touching.get(end).push(f);
     }
-    this.renames = new Map();
-    this.last = [id];
-    return this;
   }
 
-  /** Add the task types one after another. */
-  pipe(...taskTypes) {
-    for (const t of taskTypes) this.add(t);
-    return this;
-  }
-
-  /** Add tasks side by side, each fed by the tasks before; the next is fed by all. */
-  parallel(...steps) {
-    const before = [...this.last], renames = new Map(this.renames), after = [];
-    for (const [taskType, defaults] of steps) {
-      this.last = [...before];
-      this.renames = new Map(renames);
-      this.add(taskType, defaults);
-      after.push(...this.last);
-    }
-    this.last = after;
-    return this;
-  }
-
-  /** Give the last task added the id `id`. */
-  named(id) {
-    if (!this.last.length) throw new WorkflowError("named(): no task added yet");
-    if (this.nodes.has(id)) throw new WorkflowError(`named(): id \`${id}\` is taken`);
-    const old = this.last[this.last.length - 1];
+  rename(old, id) {
     const node = this.nodes.get(old);
     node.id = id;
     this.nodes.delete(old);
@@ -115,75 +66,263 @@ export class Workflow {
     }
     this.touching.delete(old);
     this.touching.set(id, flows);
-    this.last[this.last.length - 1] = id;
+    this.last = this.last.map((l) => (l === old ? id : l));
+  }
+}
+
+/**
+ * A graph built a task at a time, with the rules of the Rust builder
+ * (`weft::workflow::Workflow`): each task added is fed by the tasks before
+ * it through the output ports whose names are its declared input ports and
+ * whose JSON types agree; scopes (`map` … `endMap`, `reduce`, `whileLoop`,
+ * `fallback`, `subgraph`) build a node's body. `tasks`: what `weft tasks
+ * --json` (or `client.tasks()`) lists.
+ */
+export class Workflow {
+  constructor(tasks) {
+    this.ports = new Map();
+    for (const t of tasks) {
+      for (const name of [t.id, ...(t.aliases ?? [])]) this.ports.set(name, t.ports ?? {});
+    }
+    this.frames = [new Frame()];
+    this.current = null;
+  }
+
+  get #top() {
+    return this.frames[this.frames.length - 1];
+  }
+
+  /** Add a task fed by the tasks before it through the ports they share. */
+  add(taskType, defaults) {
+    if (!this.ports.has(taskType) && !KINDS.has(taskType)) {
+      throw new WorkflowError(`unknown task type \`${taskType}\``);
+    }
+    this.#connectLast(this.#pushNode(taskType, defaults));
+    return this;
+  }
+
+  /** Add the task types one after another. */
+  pipe(...taskTypes) {
+    for (const t of taskTypes) this.add(t);
+    return this;
+  }
+
+  /** Add tasks side by side, each fed by the tasks before; the next is fed by all. */
+  parallel(...steps) {
+    const top = this.#top;
+    const before = [...top.last], renames = new Map(top.renames), after = [];
+    for (const [taskType, defaults] of steps) {
+      top.last = [...before];
+      top.renames = new Map(renames);
+      this.add(taskType, defaults);
+      after.push(...top.last);
+    }
+    top.last = after;
+    return this;
+  }
+
+  /** Open a `map` node's body: tasks added until `endMap` run per element. */
+  map(defaults) { return this.#open("map", defaults); }
+  endMap() { return this.#close("map"); }
+  /** Open a `reduce` node's body (one step of the fold). */
+  reduce(defaults) { return this.#open("reduce", defaults); }
+  endReduce() { return this.#close("reduce"); }
+  /** Open a `while` node's body (one iteration); its condition goes in `config`. */
+  whileLoop(defaults) { return this.#open("while", defaults); }
+  endWhile() { return this.#close("while"); }
+  /** Open a `fallback` node's body (what its alternatives run). */
+  fallback(defaults) { return this.#open("fallback", defaults); }
+  endFallback() { return this.#close("fallback"); }
+  /** Open a compound node's body (a node of type `graph`). */
+  subgraph(defaults) { return this.#open("subgraph", defaults); }
+  endSubgraph() { return this.#close("subgraph"); }
+
+  /** Give the last node added (or the scope just opened or closed) the id `id`. */
+  named(id) {
+    if (!this.current) throw new WorkflowError("named(): no task added yet");
+    const [f, old] = this.current;
+    if (this.frames[f].nodes.has(id)) throw new WorkflowError(`named(): id \`${id}\` is taken`);
+    this.frames[f].rename(old, id);
+    const body = this.frames[f + 1];
+    if (body && body.scope.node === old) body.scope.node = id;
+    this.current = [f, id];
+    return this;
+  }
+
+  /** Give the last node added a label for people (its `name`). */
+  label(name) {
+    this.#currentNode("label").name = name;
+    return this;
+  }
+
+  /** Set the last node's settings (`config`). */
+  config(config) {
+    const node = this.#currentNode("config");
+    if (config && Object.keys(config).length) node.config = config;
+    else delete node.config;
     return this;
   }
 
   /** For the next task: its input `targetPort` takes output `sourcePort`. */
   rename(sourcePort, targetPort) {
-    this.renames.set(sourcePort, targetPort);
+    this.#top.renames.set(sourcePort, targetPort);
     return this;
   }
 
   /** An explicit dataflow `node.port` → `node.port`. */
   connect(source, target, transforms) {
+    if (!source.includes(".") || !target.includes(".")) {
+      throw new WorkflowError("connect(): name ends as `node.port`");
+    }
     const cut = (s) => [s.slice(0, s.lastIndexOf(".")), s.slice(s.lastIndexOf(".") + 1)];
     const [[s, sp], [t, tp]] = [cut(source), cut(target)];
     for (const end of [s, t]) {
-      if (!this.nodes.has(end)) throw new WorkflowError(`connect(): no task \`${end}\``);
+      if (!this.#top.nodes.has(end)) throw new WorkflowError(`connect(): no task \`${end}\``);
     }
-    this.#push(flow(s, sp, t, tp, transforms));
+    this.#top.push(flow(s, sp, t, tp, transforms));
+    return this;
+  }
+
+  /** Give the dataflow made last an id. */
+  flowId(id) {
+    const flows = this.#top.graph.dataflows;
+    if (!flows.length) throw new WorkflowError("flowId(): no dataflow made yet");
+    flows[flows.length - 1].id = id;
     return this;
   }
 
   /** Remove the last task added, with its dataflows. */
   pop() {
-    const gone = this.graph.tasks.pop()?.id;
+    const top = this.#top;
+    const gone = top.graph.tasks.pop()?.id;
     if (gone !== undefined) {
-      this.nodes.delete(gone);
-      const dropped = new Set(this.touching.get(gone) ?? []);
-      this.touching.delete(gone);
-      this.graph.dataflows = this.graph.dataflows.filter((f) => !dropped.has(f));
-      for (const [k, flows] of this.touching) this.touching.set(k, flows.filter((f) => !dropped.has(f)));
-      this.last = this.last.filter((l) => l !== gone);
+      top.nodes.delete(gone);
+      const dropped = new Set(top.touching.get(gone) ?? []);
+      top.touching.delete(gone);
+      top.graph.dataflows = top.graph.dataflows.filter((f) => !dropped.has(f));
+      for (const [k, flows] of top.touching) top.touching.set(k, flows.filter((f) => !dropped.has(f)));
+      top.last = top.last.filter((l) => l !== gone);
     }
+    this.current = null;
     return this;
   }
 
   /** The next task starts a new chain. */
   reset() {
-    this.last = [];
-    this.renames = new Map();
+    this.#top.last = [];
+    this.#top.renames = new Map();
     return this;
   }
 
   /** The graph, as Weft reads it. */
   toJSON() {
-    return structuredClone(this.graph);
-  }
-
-  #push(f) {
-    this.graph.dataflows.push(f);
-    for (const end of new Set([f.sourceTaskId, f.targetTaskId])) {
-      if (!this.touching.has(end)) this.touching.set(end, []);
-      this.touching.get(end).push(f);
+    if (this.frames.length > 1) {
+      const { scope, node } = this.#top.scope;
+      throw new WorkflowError(`toJSON(): the ${SCOPES[scope]} \`${node}\` is still open ` +
+        `(end it with end${scope[0].toUpperCase()}${scope.slice(1)})`);
     }
+    return structuredClone(this.frames[0].graph);
   }
 
-  #connectFrom(sources, target) {
-    const into = this.types.get(this.nodes.get(target).type).input_schema.properties ?? {};
-    let made = 0;
+  #currentNode(what) {
+    if (!this.current) throw new WorkflowError(`${what}(): no task added yet`);
+    const [f, id] = this.current;
+    return this.frames[f].nodes.get(id);
+  }
+
+  #pushNode(taskType, defaults) {
+    const top = this.#top;
+    const name = short(taskType);
+    let n = top.counts.get(name) ?? 0, id;
+    do {
+      n += 1;
+      id = `${name}-${n}`;
+    } while (top.nodes.has(id));
+    top.counts.set(name, n);
+    const node = { id, type: taskType };
+    if (defaults && Object.keys(defaults).length) node.defaults = defaults;
+    top.graph.tasks.push(node);
+    top.nodes.set(id, node);
+    this.current = [this.frames.length - 1, id];
+    return id;
+  }
+
+  #connectLast(id) {
+    const top = this.#top;
+    const sources = top.last;
+    top.last = [];
+    if (sources.length) {
+      const flows = this.#autoFlows(sources.map((s) => top.nodes.get(s)), top.nodes.get(id), top.renames);
+      if (!flows.length) {
+        throw new WorkflowError(`\`${id}\` follows ${sources.join(", ")} but none of their output ports ` +
+          "matches an input port of it by name and type; use rename() or connect()");
+      }
+      for (const f of flows) top.push(f);
+    }
+    top.renames = new Map();
+    top.last = [id];
+  }
+
+  #open(scope, defaults) {
+    const id = this.#pushNode(SCOPES[scope], defaults);
+    const top = this.#top;
+    const before = top.last;
+    top.last = [];
+    top.renames = new Map();
+    this.frames.push(new Frame({ scope, node: id, before }));
+    return this;
+  }
+
+  #close(scope) {
+    const open = this.#top.scope?.scope;
+    if (open !== scope) {
+      const what = open ? `a ${SCOPES[open]}` : "nothing";
+      throw new WorkflowError(`end${scope[0].toUpperCase()}${scope.slice(1)}(): ${what} is open`);
+    }
+    const body = this.frames.pop();
+    const top = this.#top;
+    top.nodes.get(body.scope.node).graph = body.graph;
+    top.last = body.scope.before;
+    this.#connectLast(body.scope.node);
+    this.current = [this.frames.length - 1, body.scope.node];
+    return this;
+  }
+
+  /** A node's [inputs, outputs], each a Map of port → Set of JSON types. */
+  #nodePorts(node) {
+    const side = (m) => new Map(Object.entries(m ?? {}).map(([p, t]) => [p, new Set(t)]));
+    if (!node.graph) {
+      const ports = this.ports.get(node.type) ?? {};
+      return [side(ports.input), side(ports.output)];
+    }
+    const fed = new Set(node.graph.dataflows.map((f) => JSON.stringify([f.targetTaskId, f.targetTaskPortId])));
+    const feeds = new Set(node.graph.dataflows.map((f) => f.sourceTaskId));
+    const inputs = new Map(), outputs = new Map();
+    const join = (into, p, t) => into.set(p, new Set([...(into.get(p) ?? []), ...t]));
+    for (const inner of node.graph.tasks) {
+      const [ins, outs] = this.#nodePorts(inner);
+      for (const [p, t] of ins) {
+        if (!fed.has(JSON.stringify([inner.id, p]))) join(inputs, p, t);
+      }
+      if (!feeds.has(inner.id)) for (const [p, t] of outs) join(outputs, p, t);
+    }
+    if (node.type === "map" || node.type === "reduce") for (const [p] of inputs) join(inputs, p, ["array"]);
+    if (node.type === "map") for (const [p] of outputs) outputs.set(p, new Set(["array"]));
+    return [inputs, outputs];
+  }
+
+  #autoFlows(sources, target, renames) {
+    const into = this.#nodePorts(target)[0];
+    const flows = [];
     for (const s of sources) {
-      const outs = this.types.get(this.nodes.get(s).type).output_schema.properties ?? {};
-      for (const [port, schema] of Object.entries(outs)) {
-        const to = this.renames.get(port) ?? port;
-        if (to in into && agree(schema, into[to])) {
-          this.#push(flow(s, port, target, to));
-          made += 1;
+      for (const [port, types] of this.#nodePorts(s)[1]) {
+        const to = renames.get(port) ?? port;
+        if (into.has(to) && [...types].some((t) => into.get(to).has(t))) {
+          flows.push(flow(s.id, port, target.id, to));
         }
       }
     }
-    return made;
+    return flows;
   }
 }
 

@@ -459,7 +459,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print_plugins(&host, json)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Graph { action } => graph_command(action),
+        Command::Graph { action } => graph_command(action).await,
         Command::Validate { graph, host, input } => {
             let host = host.host(None).await?;
             validate(&host, &graph, input.as_deref())
@@ -788,6 +788,29 @@ enum GraphAction {
         #[arg(long)]
         check: bool,
     },
+    /// Print builder code (Rust, Python or JavaScript) that rebuilds a
+    /// graph: running it gives the graph back, canonicalised.
+    Codegen {
+        /// The graph file (Weft's or Workglow's JSON).
+        graph: PathBuf,
+        /// The language to write.
+        #[arg(long, value_enum)]
+        lang: CodegenLang,
+        /// The task types to match ports by, as `weft tasks --json` (or a
+        /// daemon's `GET /v1/tasks`) lists them; default: this host's.
+        #[arg(long)]
+        tasks: Option<PathBuf>,
+        #[command(flatten)]
+        host: HostArgs,
+    },
+}
+
+/// A language `weft graph codegen` writes.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum CodegenLang {
+    Rust,
+    Python,
+    Js,
 }
 
 /// A graph's JSON shape.
@@ -797,8 +820,14 @@ enum GraphFormat {
     Workglow,
 }
 
-fn graph_command(action: GraphAction) -> anyhow::Result<ExitCode> {
+async fn graph_command(action: GraphAction) -> anyhow::Result<ExitCode> {
     match action {
+        GraphAction::Codegen {
+            graph,
+            lang,
+            tasks,
+            host,
+        } => codegen(&graph, lang, tasks.as_deref(), host).await,
         GraphAction::Export { graph, format } => {
             let g = Graph::from_file(&graph)?;
             let text = match format {
@@ -843,6 +872,42 @@ fn graph_command(action: GraphAction) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(1))
         }
     }
+}
+
+/// `weft graph codegen`: the builder code for a graph, matching ports with
+/// the task list given or this host's registry.
+async fn codegen(
+    path: &Path,
+    lang: CodegenLang,
+    tasks: Option<&Path>,
+    host: HostArgs,
+) -> anyhow::Result<ExitCode> {
+    use weft::workflow::codegen::{Lang, generate};
+    let graph = Graph::from_file(path)?;
+    let lang = match lang {
+        CodegenLang::Rust => Lang::Rust,
+        CodegenLang::Python => Lang::Python,
+        CodegenLang::Js => Lang::JavaScript,
+    };
+    let origin = path.display().to_string();
+    let code = match tasks {
+        Some(list) => {
+            let text = std::fs::read_to_string(list)
+                .with_context(|| format!("cannot read {}", list.display()))?;
+            let value: Value = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not JSON", list.display()))?;
+            let catalog = weft::workflow::TaskList::from_json(&value)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", list.display()))?;
+            generate(&graph, lang, &catalog, &origin)
+        }
+        None => {
+            let host = host.host(None).await?;
+            generate(&graph, lang, &*host.registry(), &origin)
+        }
+    }
+    .map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+    write!(std::io::stdout(), "{code}")?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn read_input(arg: &str) -> anyhow::Result<Value> {

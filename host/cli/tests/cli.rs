@@ -798,4 +798,27 @@ fn graph_export_and_fmt() {
         text.starts_with("{\n  \"tasks\": [\n    {\n      \"id\": \"a\""),
         "{text}"
     );
+
+    // codegen writes builder code over this host's task types, or the
+    // ones a `weft tasks --json` listing names.
+    let out = weft(&["graph", "codegen", "--lang", "python", messy]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("Workflow(tasks)\n        .add(\"math.add-one\")\n        .named(\"a\")"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let listing = dir.path().join("tasks.json");
+    std::fs::write(&listing, r#"[{"id": "text.split"}]"#).unwrap();
+    let listing = listing.to_str().unwrap();
+    let out = weft(&[
+        "graph", "codegen", "--lang", "js", "--tasks", listing, messy,
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("node `a`: unknown task type `math.add-one`"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -1617,7 +1617,7 @@ async fn the_python_and_javascript_builders_build_submit_and_follow_runs() {
         .expect("python3 runs");
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{log}");
-    assert!(log.contains("Ran 3 tests"), "{log}");
+    assert!(log.contains("Ran 4 tests"), "{log}");
 
     // And the JavaScript one (sdk/js-graph), the same checks.
     let package = std::path::Path::new(weft_tests::ROOT).join("sdk/js-graph");
@@ -1630,5 +1630,5 @@ async fn the_python_and_javascript_builders_build_submit_and_follow_runs() {
         .expect("node runs");
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{log}");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("ok: 3 checks"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok: 4 checks"));
 }

@@ -9,7 +9,9 @@
 //! - [`event`]: what happens during a run, and where a task's logs go;
 //! - [`cache`]: the output cache's key and policy;
 //! - [`rate`]: sliding-window rate arithmetic;
-//! - [`clock`]: the time.
+//! - [`clock`]: the time;
+//! - [`workflow`]: a builder that connects tasks by their port names, and
+//!   the code generator that writes builder code for a graph.
 //!
 //! Task types are registered in a [`task::Registry`]; a graph is checked
 //! against it:
@@ -37,3 +39,4 @@ pub mod graph;
 pub mod rate;
 pub mod schema;
 pub mod task;
+pub mod workflow;

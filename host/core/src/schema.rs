@@ -165,6 +165,15 @@ impl ObjectSchema {
         self.port(name).map(|s| types_of(s, &self.raw))
     }
 
+    /// The declared ports with the JSON types each allows, in declaration
+    /// order: what the builders match ports by.
+    pub fn port_list(&self) -> Vec<(String, TypeSet)> {
+        self.ports()
+            .into_iter()
+            .map(|p| (p.to_string(), self.port_types(p).unwrap_or(TypeSet::ANY)))
+            .collect()
+    }
+
     /// The ports listed in `required`.
     pub fn required(&self) -> Vec<&str> {
         self.raw
@@ -261,6 +270,23 @@ impl TypeSet {
     /// No type at all.
     pub fn is_empty(self) -> bool {
         self.0 == 0
+    }
+
+    /// The names of the types in the set (`integer` and `number` both,
+    /// where numbers are allowed), as `weft tasks --json` lists them.
+    pub fn names(self) -> Vec<&'static str> {
+        ALL_TYPES
+            .iter()
+            .filter(|(t, _)| self.contains(*t))
+            .map(|(_, n)| *n)
+            .collect()
+    }
+
+    /// The set of the types named (unknown names add nothing).
+    pub fn from_names<'a>(names: impl IntoIterator<Item = &'a str>) -> TypeSet {
+        names
+            .into_iter()
+            .fold(TypeSet::NONE, |acc, n| acc.union(TypeSet::of_name(n)))
     }
 }
 

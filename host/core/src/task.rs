@@ -254,6 +254,7 @@ impl TaskType {
             "timeout_ms": self.timeout.as_millis() as u64,
             "plugin": self.plugin,
             "aliases": crate::graph::workglow::aliases_of(&self.id),
+            "ports": {"input": port_types(&self.input), "output": port_types(&self.output)},
         })
     }
 
@@ -295,6 +296,16 @@ impl TaskType {
             })?;
         Ok(output)
     }
+}
+
+/// Each declared port and the JSON types it allows, by name.
+fn port_types(schema: &ObjectSchema) -> Value {
+    schema
+        .port_list()
+        .into_iter()
+        .map(|(port, types)| (port, json!(types.names())))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
 }
 
 pub(crate) fn kind_of(v: &Value) -> &'static str {

@@ -570,6 +570,7 @@ async fn tasks(
 
 /// Task type `t` as listed; `saved`: the saved graph it is, and its version.
 fn task_view(t: &weft::task::TaskType, saved: Option<(String, u32)>) -> TaskTypeView {
+    use weft::graph::workglow::aliases_of;
     let (id, version, plugin) = match saved {
         Some((name, v)) => (name, v.to_string(), "saved graph".to_string()),
         None => (t.id.clone(), t.version.clone(), t.plugin.clone()),
@@ -586,6 +587,8 @@ fn task_view(t: &weft::task::TaskType, saved: Option<(String, u32)>) -> TaskType
         cacheable: t.cacheable,
         timeout_ms: t.timeout.as_millis() as u64,
         plugin,
+        aliases: aliases_of(&t.id).iter().map(|a| a.to_string()).collect(),
+        ports: t.to_json()["ports"].take(),
     }
 }
 

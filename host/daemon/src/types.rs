@@ -370,6 +370,15 @@ pub struct TaskTypeView {
     pub timeout_ms: u64,
     /// The plugin that provides it (`native` for tasks built into the host).
     pub plugin: String,
+    /// Other names it answers to (Workglow's class names).
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// Each declared input and output port with the JSON types it allows
+    /// (`{"input": {"value": ["integer"]}, "output": {…}}`): what the
+    /// graph builders match ports by.
+    #[schema(value_type = Object)]
+    #[serde(default)]
+    pub ports: Value,
 }
 
 /// A plugin found in the plugins folder (or built in).

@@ -34,7 +34,7 @@
 //! ```
 #![deny(missing_docs)]
 
-pub use weft_core::{cache, clock, grant, graph, rate, schema, task};
+pub use weft_core::{cache, clock, grant, graph, rate, schema, task, workflow};
 pub use weft_plugin as plugin;
 pub use weft_plugin::providers;
 pub use weft_queue as limiter;
@@ -51,7 +51,6 @@ mod map;
 pub mod runner;
 pub mod setup;
 mod subgraph;
-pub mod workflow;
 
 pub use host::{
     DeadLetter, Host, HostBuilder, HostError, Prepared, PreparedRun, Submission, new_run_id,

@@ -27,6 +27,18 @@ class WorkflowTest(unittest.TestCase):
         self.assertEqual(run["status"], "succeeded", run)
         self.assertEqual(run["outputs"]["sum"], {"value": 13})
 
+    def test_a_scope_builds_a_map_body_that_runs(self):
+        graph = (Workflow(self.tasks)
+                 .map().pipe("math.add-one", "math.add-one").end_map().named("each")
+                 .rename("value", "values").add("math.sum").to_json())
+        self.assertEqual(graph["tasks"][0]["graph"]["dataflows"][0]["sourceTaskId"], "add-one-1")
+        run = self.client.wait(self.client.submit(graph, {"value": [1, 2, 3]}))
+        self.assertEqual(run["status"], "succeeded", run)
+        self.assertEqual(run["outputs"]["each"], {"value": [3, 4, 5]})
+        self.assertEqual(run["outputs"]["sum-1"], {"value": 12})
+        with self.assertRaisesRegex(WorkflowError, "end_reduce\\(\\): a map is open"):
+            Workflow(self.tasks).map().end_reduce()
+
     def test_events_follow_the_run_to_its_end(self):
         graph = Workflow(self.tasks).add("math.add-one", {"value": 1}).to_json()
         run_id = self.client.submit(graph)
