@@ -137,6 +137,25 @@ async fn scopes_build_bodies_that_connect_by_the_ports_they_leave_open() {
         result.failures
     );
 
+    // A failure handler, fed by the `[error]` port: the run goes on.
+    let graph = Workflow::new(&registry)
+        .add("math.divide", json!({"a": 1, "b": 0}))
+        .config(json!({"retries": 0}))
+        .on_error("text.template", json!({"template": "caught: {{error}}"}))
+        .build()
+        .unwrap();
+    assert_eq!(
+        graph.dataflows[0].to_string(),
+        "divide-1.[error] → template-1.*"
+    );
+    let (result, _) = common::run(&host, &graph, json!({})).await;
+    assert_eq!(result.status, RunStatus::Succeeded, "{:?}", result.failures);
+    let text = result.outputs["template-1"]["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("caught: ") && text.contains("zero"),
+        "{text}"
+    );
+
     // Mistakes are named.
     let e = Workflow::new(&registry).map(json!({})).end_reduce().build();
     assert_eq!(e.unwrap_err().to_string(), "end_reduce(): a map is open");

@@ -25,6 +25,9 @@ const mapRun = await client.wait(await client.submit(mapped, { value: [1, 2, 3] 
 assert.equal(mapRun.status, "succeeded", JSON.stringify(mapRun));
 assert.deepEqual(mapRun.outputs.each, { value: [3, 4, 5] });
 assert.deepEqual(mapRun.outputs["sum-1"], { value: 12 });
+const handled = new Workflow(tasks).add("math.divide", { a: 1, b: 0 }).onError("math.add-one", { value: 1 }).toJSON();
+assert.deepEqual(handled.dataflows, [{ sourceTaskId: "divide-1", sourceTaskPortId: "[error]",
+  targetTaskId: "add-one-1", targetTaskPortId: "*" }]);
 assert.throws(() => new Workflow(tasks).map().endReduce(), /endReduce\(\): a map is open/);
 
 const kinds = [];

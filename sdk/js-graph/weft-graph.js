@@ -121,6 +121,20 @@ export class Workflow {
     return this;
   }
 
+  /** Add a task fed by the `[error]` port of the tasks before: it handles their failure. */
+  onError(taskType, defaults) {
+    if (!this.ports.has(taskType) && !KINDS.has(taskType)) {
+      throw new WorkflowError(`unknown task type \`${taskType}\``);
+    }
+    const failing = this.#top.last;
+    if (!failing.length) throw new WorkflowError("onError(): no task added yet");
+    const id = this.#pushNode(taskType, defaults);
+    for (const source of failing) this.#top.push(flow(source, "[error]", id, "*"));
+    this.#top.last = [id];
+    this.#top.renames = new Map();
+    return this;
+  }
+
   /** Open a `map` node's body: tasks added until `endMap` run per element. */
   map(defaults) { return this.#open("map", defaults); }
   endMap() { return this.#close("map"); }

@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use weft::events::{Event, EventKind, RunStatus};
-use weft_daemon::types::{ErrorBody, RunView, SubmitRequest, Submitted};
+use weft_daemon::types::{ErrorBody, RunView, SubmitRequest, Submitted, TaskTypeView};
 
 #[derive(Args, Debug, Clone)]
 pub struct ServerArgs {
@@ -176,6 +176,23 @@ pub async fn status(server: &ServerArgs, run_id: &str, json_out: bool) -> anyhow
             node.status.as_str(),
             node.attempt
         )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `weft tasks --server`: the daemon's task types, and the caller's saved
+/// graphs as node types.
+pub async fn tasks(server: &ServerArgs, json_out: bool) -> anyhow::Result<ExitCode> {
+    let client = Client::new(server)?;
+    let request = client.request(reqwest::Method::GET, "/v1/tasks");
+    let (_, list): (_, Vec<TaskTypeView>) = client.call(request).await?;
+    let mut out = std::io::stdout().lock();
+    if json_out {
+        writeln!(out, "{}", serde_json::to_string_pretty(&list)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    for t in &list {
+        writeln!(out, "{} {} — {} ({})", t.id, t.version, t.title, t.plugin)?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -49,6 +49,13 @@ enum Command {
     Tasks {
         #[command(flatten)]
         host: HostArgs,
+        /// List this daemon's task types instead (with your saved graphs,
+        /// as `graph:NAME` node types).
+        #[arg(long, env = "WEFT_SERVER")]
+        server: Option<String>,
+        /// Bearer token for the daemon.
+        #[arg(long, env = "WEFT_TOKEN", hide_env_values = true)]
+        token: Option<String>,
         /// Print JSON (one array of task types).
         #[arg(long)]
         json: bool,
@@ -449,7 +456,13 @@ pub fn init_tracing(verbose: u8, format: LogFormat) -> Telemetry {
 /// Run the parsed command; the exit code says how it went.
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Tasks { host, json } => {
+        Command::Tasks {
+            server: Some(server),
+            token,
+            json,
+            ..
+        } => client::tasks(&client::ServerArgs { server, token }, json).await,
+        Command::Tasks { host, json, .. } => {
             let host = host.host(None).await?;
             print_tasks(&host, json)?;
             Ok(ExitCode::SUCCESS)

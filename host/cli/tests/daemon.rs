@@ -1574,6 +1574,40 @@ async fn saved_graphs_are_node_types_pinned_when_a_run_is_submitted() {
         inc["output_schema"]["properties"]["value"].is_object(),
         "{inc}"
     );
+    assert_eq!(inc["ports"]["input"]["value"], json!(["integer", "number"]));
+    // `weft tasks` asks the daemon when given one.
+    let out = client(&d, &["tasks", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["id"] == "graph:inc" && t["version"] == "2"),
+        "{listed}"
+    );
+
+    // Saved graphs put in place count against the node cap: 101 uses of a
+    // 100-node graph are refused before anything runs.
+    assert_eq!(
+        put("hundred", chain(100)).await.unwrap().status(),
+        StatusCode::CREATED
+    );
+    let many: Vec<Value> = (0..101)
+        .map(|i| json!({"id": format!("u{i}"), "type": "graph:hundred"}))
+        .collect();
+    let (s, e) = d.post("/v1/runs", json!({"graph": {"tasks": many}})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        e.to_string()
+            .contains("more than 10000 nodes once the saved graphs it uses are put in place"),
+        "{e}"
+    );
 
     // Unknown names and cycles are refused, named.
     let (s, e) = d

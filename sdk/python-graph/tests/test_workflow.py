@@ -36,6 +36,10 @@ class WorkflowTest(unittest.TestCase):
         self.assertEqual(run["status"], "succeeded", run)
         self.assertEqual(run["outputs"]["each"], {"value": [3, 4, 5]})
         self.assertEqual(run["outputs"]["sum-1"], {"value": 12})
+        handled = (Workflow(self.tasks).add("math.divide", {"a": 1, "b": 0})
+                   .on_error("math.add-one", {"value": 1}).to_json())
+        self.assertEqual(handled["dataflows"], [{"sourceTaskId": "divide-1", "sourceTaskPortId": "[error]",
+                                                 "targetTaskId": "add-one-1", "targetTaskPortId": "*"}])
         with self.assertRaisesRegex(WorkflowError, "end_reduce\\(\\): a map is open"):
             Workflow(self.tasks).map().end_reduce()
 

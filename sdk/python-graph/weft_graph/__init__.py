@@ -110,6 +110,19 @@ class Workflow:
         top.last = after
         return self
 
+    def on_error(self, task_type: str, defaults: dict | None = None) -> "Workflow":
+        """Add a task fed by the `[error]` port of the tasks before: it handles their failure."""
+        if task_type not in self._ports and task_type not in _KINDS:
+            raise WorkflowError(f"unknown task type `{task_type}`")
+        failing = self._top.last
+        if not failing:
+            raise WorkflowError("on_error(): no task added yet")
+        node_id = self._push_node(task_type, defaults)
+        for source in failing:
+            self._top.push(_flow(source, "[error]", node_id, "*", None))
+        self._top.last, self._top.renames = [node_id], {}
+        return self
+
     def map(self, defaults: dict | None = None) -> "Workflow":
         """Open a `map` node's body: tasks added until `end_map` run per element."""
         return self._open("map", defaults)

@@ -42,7 +42,9 @@ use std::collections::HashMap;
 use serde_json::{Map, Value};
 
 use crate::graph::transform::Transform;
-use crate::graph::{COMPOUND, Dataflow, FALLBACK, Graph, MAP, Node, NodeConfig, REDUCE, WHILE};
+use crate::graph::{
+    COMPOUND, Dataflow, ERROR_PORT, FALLBACK, Graph, MAP, Node, NodeConfig, REDUCE, WHILE,
+};
 
 pub use ports::{Catalog, Ports, TaskList, auto_flows, node_ports};
 /// JSON values for defaults and settings: serde_json's `json!`, here so
@@ -193,6 +195,31 @@ impl<'c> Workflow<'c> {
             after.extend(self.top().last.clone());
         }
         self.top_mut().last = after;
+        self
+    }
+
+    /// Add a task that handles the failure of the tasks before: fed by
+    /// their `[error]` port (the error and the failed input, whole), where
+    /// a failure goes instead of failing the run.
+    pub fn on_error(mut self, task_type: &str, defaults: Value) -> Self {
+        if self.error.is_some() {
+            return self;
+        }
+        if self.catalog.ports(task_type).is_none() && !is_kind(task_type) {
+            self.error = Some(WorkflowError::UnknownTaskType(task_type.into()));
+            return self;
+        }
+        let failing = std::mem::take(&mut self.top_mut().last);
+        if failing.is_empty() {
+            return self.misuse("on_error(): no task added yet");
+        }
+        let id = self.push_node(task_type, defaults);
+        let frame = self.top_mut();
+        for source in failing {
+            frame.push_flow(flow(&source, ERROR_PORT, &id, "*", Vec::new()));
+        }
+        frame.renames.clear();
+        frame.last = vec![id];
         self
     }
 
