@@ -44,7 +44,7 @@ async fn postgres_store_conforms_and_keeps_everything_across_reconnecting() {
         .unwrap();
     let err = PgStore::connect(&url, 2).await.err().unwrap().to_string();
     assert!(
-        err.contains("has format version 99; this weft reads up to version 3"),
+        err.contains("has format version 99; this weft reads up to version 4"),
         "{err}"
     );
 }

@@ -597,7 +597,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let mut code = ExitCode::SUCCESS;
             for id in ids {
-                let prepared = host.prepare_resume(&id).await?;
+                let prepared = match host.prepare_resume(&id).await {
+                    Ok(prepared) => prepared,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        code = ExitCode::from(1);
+                        continue;
+                    }
+                };
                 if !json {
                     eprintln!("resuming run {id}");
                 }

@@ -61,7 +61,7 @@ pub struct CacheStat {
 }
 
 /// The cache key of running `task` on `input`: SHA-256 (hex) of the task type,
-/// its version and the input as canonical JSON (object keys sorted), so the
+/// its version, its component's hash and the input as canonical JSON (object keys sorted), so the
 /// same input written in another key order hits, and a new version of the task
 /// never sees the old version's entries. With a `scope` (the user who owns
 /// the run), entries are that user's alone: a cache hit must not tell one
@@ -77,6 +77,11 @@ pub fn key(task: &TaskType, input: &Value, scope: Option<&str>) -> String {
     hasher.update([0]);
     hasher.update(task.version.as_bytes());
     hasher.update([0]);
+    // A component replaced without a new version is another task.
+    if let Some(digest) = task.component() {
+        hasher.update(digest.as_bytes());
+        hasher.update([0]);
+    }
     write_canonical(input, &mut hasher);
     hex::encode(hasher.finalize())
 }

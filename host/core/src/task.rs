@@ -170,6 +170,10 @@ pub type NativeFn = Arc<
 /// (`weft-plugin`), each run in a fresh sandboxed instance.
 #[async_trait::async_trait]
 pub trait Component: Send + Sync {
+    /// The SHA-256 of the component's bytes (hex): what a run is pinned
+    /// to, and part of each output-cache key.
+    fn digest(&self) -> &str;
+
     /// Run task type `task` on `input` within `timeout`.
     async fn run(
         &self,
@@ -238,6 +242,15 @@ impl std::fmt::Debug for TaskType {
 }
 
 impl TaskType {
+    /// The SHA-256 of the wasm component that runs it (none for native
+    /// and built-in types).
+    pub fn component(&self) -> Option<&str> {
+        match &self.implementation {
+            Implementation::Wasm(c) => Some(c.digest()),
+            _ => None,
+        }
+    }
+
     /// The description of the task type as listed by `weft tasks --json`.
     pub fn to_json(&self) -> Value {
         json!({

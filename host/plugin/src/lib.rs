@@ -137,6 +137,8 @@ pub enum PluginError {
 /// Every task run gets a fresh instance of it.
 pub struct LoadedPlugin {
     name: String,
+    /// SHA-256 of the component's bytes, hex.
+    digest: String,
     engine: WeftEngine,
     pre: PluginPre<InstanceState>,
     memory_limit: u64,
@@ -171,6 +173,10 @@ impl LoadedPlugin {
 
 #[async_trait::async_trait]
 impl weft_core::task::Component for LoadedPlugin {
+    fn digest(&self) -> &str {
+        &self.digest
+    }
+
     /// Run task type `task_id` on `input` in a fresh instance.
     async fn run(
         &self,
@@ -362,20 +368,23 @@ impl PluginHost {
     pub fn standard_sources() -> Vec<PluginSource> {
         standard::STANDARD_PLUGINS
             .iter()
-            .map(|(name, bytes)| {
-                let mut manifest = Manifest::default();
-                // The standard AI tasks call whichever model their input names.
-                if *name == "std-ai" {
-                    manifest.grants.models = vec!["*".into()];
-                }
-                PluginSource {
-                    name: name.to_string(),
-                    origin: "builtin".into(),
-                    bytes: bytes.to_vec(),
-                    manifest: Ok(manifest),
-                }
+            .map(|(name, bytes)| PluginSource {
+                name: name.to_string(),
+                origin: "builtin".into(),
+                bytes: bytes.to_vec(),
+                manifest: Ok(Self::standard_manifest(name)),
             })
             .collect()
+    }
+
+    /// The manifest a standard plugin is loaded with.
+    pub fn standard_manifest(name: &str) -> Manifest {
+        let mut manifest = Manifest::default();
+        // The standard AI tasks call whichever model their input names.
+        if name == "std-ai" {
+            manifest.grants.models = vec!["*".into()];
+        }
+        manifest
     }
 
     /// Every `*.wasm` in `dir`, sorted by name. A file that cannot be read is
@@ -444,6 +453,7 @@ impl PluginHost {
         };
         let engine = self.engine.clone();
         let bytes = source.bytes;
+        let digest = hex::encode(Sha256::digest(&bytes));
         let component = tokio::task::spawn_blocking(move || engine.load_component(&bytes))
             .await
             .map_err(|e| PluginError::Compile(e.to_string()))?
@@ -461,6 +471,7 @@ impl PluginHost {
             .collect();
         let plugin = Arc::new(LoadedPlugin {
             name: source.name.clone(),
+            digest,
             engine: self.engine.clone(),
             pre,
             memory_limit,

@@ -63,6 +63,14 @@ pub enum HostError {
         /// The node.
         node: String,
     },
+    /// A run cannot go on with the components it started with.
+    #[error("run {run_id} cannot go on: {source}")]
+    Unpinnable {
+        /// The run.
+        run_id: String,
+        /// Which plugin, and why.
+        source: crate::pinning::Unpinnable,
+    },
     /// A run that already ended cannot be resumed.
     #[error("run {run_id} already ended ({status:?}); nothing to resume")]
     AlreadyFinished {
@@ -308,6 +316,7 @@ impl HostBuilder {
                 }
             }
         }
+        crate::pinning::archive(store.as_ref(), &sources).await;
         plugins.load_all(&mut registry, sources).await;
         for (origin, error) in unreadable {
             registry.report(PluginReport {
@@ -429,6 +438,7 @@ impl Host {
             }
         }
         let mut loaded = Registry::new();
+        crate::pinning::archive(self.store.as_ref(), &sources).await;
         self.plugins.load_all(&mut loaded, sources).await;
         for report in loaded.plugins() {
             let previous = old
@@ -479,7 +489,17 @@ impl Host {
 
     /// Validate `graph`; `origin` names it in errors.
     pub fn plan(&self, graph: &Graph, origin: &str) -> Result<Plan, ValidationErrors> {
-        let plan = Plan::new(graph, &self.registry(), origin)?;
+        self.plan_in(graph, origin, &self.registry())
+    }
+
+    /// Validate `graph` against the task types of `registry`.
+    fn plan_in(
+        &self,
+        graph: &Graph,
+        origin: &str,
+        registry: &Registry,
+    ) -> Result<Plan, ValidationErrors> {
+        let plan = Plan::new(graph, registry, origin)?;
         let unknown: Vec<ValidationError> = plan
             .nodes
             .iter()
@@ -586,6 +606,7 @@ impl Host {
             graph: graph.clone(),
             origin: origin.to_string(),
             input: input.clone(),
+            components: crate::pinning::pins(&plan),
         };
         let new = NewRun::new(record, spec)
             .leased(submission.lease)
@@ -638,7 +659,15 @@ impl Host {
                 status: stored.run.status,
             });
         }
-        let plan = self.plan(&stored.spec.graph, &stored.spec.origin)?;
+        let plan = match self.resume_plan(run_id, &stored.spec).await {
+            Ok(plan) => plan,
+            // It will not get better by trying again: the run ends here.
+            Err(e @ (HostError::Unpinnable { .. } | HostError::Invalid(_))) => {
+                self.fail_unresumable(run_id, &e.to_string()).await?;
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
         Ok(PreparedRun {
             hub: EventHub::with_store(run_id, stored.next_seq, self.store.clone()),
             run_id: run_id.to_string(),
@@ -681,6 +710,83 @@ impl Host {
         let grants = self.runner.options().grants.of(owner);
         let empty = serde_json::Map::new();
         check_plan_grants(&grants, plan, input.as_object().unwrap_or(&empty), "")
+    }
+
+    /// The plan of a stored run, over the components it is pinned to.
+    async fn resume_plan(&self, run_id: &str, spec: &RunSpec) -> Result<Plan, HostError> {
+        let registry = crate::pinning::pinned_registry(
+            self.registry(),
+            &spec.components,
+            self.store.as_ref(),
+            &self.plugins,
+        )
+        .await
+        .map_err(|source| HostError::Unpinnable {
+            run_id: run_id.to_string(),
+            source,
+        })?;
+        Ok(self.plan_in(&spec.graph, &spec.origin, &registry)?)
+    }
+
+    /// End `run_id`, which cannot go on (see [`HostError::Unpinnable`]; a
+    /// resume that finds it so calls this itself):
+    /// each of its nodes that had not ended fails with `why`, so the run is
+    /// `failed` and its nodes are dead letters (re-driven once the plugin
+    /// is back). Never left `running`, never claimed again.
+    pub async fn fail_unresumable(&self, run_id: &str, why: &str) -> Result<(), HostError> {
+        let stored = self.store.load_run(run_id).await?;
+        if stored.run.status != RunStatus::Running {
+            return Ok(());
+        }
+        let ended = |node: &str| {
+            stored.nodes.iter().any(|n| {
+                n.node == node
+                    && matches!(
+                        n.status,
+                        NodeStatus::Completed
+                            | NodeStatus::Failed
+                            | NodeStatus::Skipped
+                            | NodeStatus::Disabled
+                            | NodeStatus::Cancelled
+                    )
+            })
+        };
+        let records: Vec<NodeRecord> = stored
+            .spec
+            .graph
+            .tasks
+            .iter()
+            .filter(|t| !ended(&t.id))
+            .map(|t| NodeRecord {
+                node: t.id.clone(),
+                status: NodeStatus::Failed,
+                attempt: stored
+                    .nodes
+                    .iter()
+                    .find(|n| n.node == t.id)
+                    .map_or(0, |n| n.attempt),
+                output: None,
+                error: Some(why.to_string()),
+                retry_at_ms: None,
+            })
+            .collect();
+        let mut events: Vec<EventKind> = records
+            .iter()
+            .map(|r| EventKind::Node {
+                node: r.node.clone(),
+                status: NodeStatus::Failed,
+                error: Some(why.to_string()),
+                cached: false,
+            })
+            .collect();
+        events.push(EventKind::RunFinished {
+            status: RunStatus::Failed,
+        });
+        EventHub::with_store(run_id, stored.next_seq, self.store.clone())
+            .commit(records, Some(RunStatus::Failed), events)
+            .await?;
+        tracing::error!(run_id, %why, "run failed: it cannot go on");
+        Ok(())
     }
 
     /// Ids of runs the store holds as still running: interrupted, when no

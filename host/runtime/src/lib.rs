@@ -48,6 +48,7 @@ pub mod events;
 mod host;
 pub mod instance;
 mod map;
+pub mod pinning;
 pub mod runner;
 pub mod setup;
 mod subgraph;

@@ -18,6 +18,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         graph: Graph::default(),
         origin: "g.json".into(),
         input: serde_json::json!({}),
+        components: Default::default(),
     };
     let mut made = 0u64;
     println!(

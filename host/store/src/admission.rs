@@ -92,6 +92,7 @@ mod tests {
             graph: Graph::default(),
             origin: "g.json".into(),
             input: json!({}),
+            components: Default::default(),
         };
         NewRun::new(record, spec).at_most_running(max)
     }

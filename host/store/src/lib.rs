@@ -25,6 +25,7 @@
 //!     graph: weft_core::graph::Graph::default(),
 //!     origin: "empty.json".into(),
 //!     input: serde_json::json!({}),
+//!     components: Default::default(),
 //! };
 //! let mut run = RunRecord::new("run-1", "empty.json");
 //! run.idempotency_key = Some("nightly-2026-12-02".into());
@@ -178,6 +179,11 @@ pub struct RunSpec {
     pub origin: String,
     /// The run's input.
     pub input: Value,
+    /// The wasm component each plugin it uses had when it was submitted:
+    /// plugin name → SHA-256 (hex). A resumed run goes on with exactly
+    /// these (kept in [`Components`]). Empty for runs from before pinning.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub components: std::collections::BTreeMap<String, String>,
 }
 
 /// A run's state (small; rewritten only when the status changes).
@@ -434,6 +440,19 @@ pub trait SavedGraphs: Send + Sync {
     async fn graph_delete(&self, name: &str) -> Result<bool, StoreError>;
 }
 
+/// The wasm components runs are pinned to, by SHA-256: kept so that a run
+/// resumes, on any host sharing the store, on the component it started
+/// with, whatever the plugins folder holds by then.
+#[async_trait::async_trait]
+pub trait Components: Send + Sync {
+    /// Keep `bytes` under `digest` (their SHA-256, hex); nothing if that
+    /// digest is kept already.
+    async fn component_put(&self, digest: &str, bytes: &[u8]) -> Result<(), StoreError>;
+
+    /// The bytes kept under `digest`.
+    async fn component_get(&self, digest: &str) -> Result<Option<Vec<u8>>, StoreError>;
+}
+
 /// What hosts sharing a store agree through it: rate windows and pauses,
 /// run leases, task offers between hosts, and concurrency slots. Each
 /// operation is atomic across every process sharing the store.
@@ -561,16 +580,16 @@ pub trait Coordination: Send + Sync {
 }
 
 /// Where runs live: every concern of a store, as one object. Implemented for
-/// every type that implements the four concern traits; hold an
+/// every type that implements the five concern traits; hold an
 /// `Arc<dyn RunStore>` and bring the concern traits into scope
 /// (`use weft_store::prelude::*`) to call them.
-pub trait RunStore: RunLog + OutputCache + SavedGraphs + Coordination {}
+pub trait RunStore: RunLog + OutputCache + SavedGraphs + Components + Coordination {}
 
-impl<T: RunLog + OutputCache + SavedGraphs + Coordination> RunStore for T {}
+impl<T: RunLog + OutputCache + SavedGraphs + Components + Coordination> RunStore for T {}
 
 /// The store traits, to call their methods on an `Arc<dyn RunStore>`.
 pub mod prelude {
-    pub use crate::{Coordination, OutputCache, RunLog, RunStore, SavedGraphs};
+    pub use crate::{Components, Coordination, OutputCache, RunLog, RunStore, SavedGraphs};
 }
 
 /// A request for one concurrency slot ([`Coordination::slot_acquire`]).

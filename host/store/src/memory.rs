@@ -8,9 +8,9 @@ use serde_json::Value;
 
 use super::sharing::{Offers, Slots};
 use super::{
-    CachePut, Commit, Coordination, Created, Lease, NewRun, NodeRecord, OutputCache, RunLog,
-    RunLogError, RunRecord, RunSpec, SavedGraph, SavedGraphs, SlotRequest, StoreError, StoredRun,
-    TaskOffer,
+    CachePut, Commit, Components, Coordination, Created, Lease, NewRun, NodeRecord, OutputCache,
+    RunLog, RunLogError, RunRecord, RunSpec, SavedGraph, SavedGraphs, SlotRequest, StoreError,
+    StoredRun, TaskOffer,
 };
 use crate::retention::{Retention, entry_bytes};
 use weft_core::cache::{CacheEntry, CacheStat};
@@ -36,6 +36,7 @@ struct Runs {
     graphs: BTreeMap<(String, u32), SavedGraph>,
     graph_versions: BTreeMap<String, u32>,
     leases: BTreeMap<String, Lease>,
+    components: BTreeMap<String, std::sync::Arc<[u8]>>,
 }
 
 /// Runs kept in memory.
@@ -200,6 +201,21 @@ impl OutputCache for MemoryStore {
             runs.cache_remove(key);
         }
         Ok(doomed.len() as u64)
+    }
+}
+
+#[async_trait::async_trait]
+impl Components for MemoryStore {
+    async fn component_put(&self, digest: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        let mut runs = self.lock();
+        if !runs.components.contains_key(digest) {
+            runs.components.insert(digest.to_string(), bytes.into());
+        }
+        Ok(())
+    }
+
+    async fn component_get(&self, digest: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.lock().components.get(digest).map(|b| b.to_vec()))
     }
 }
 

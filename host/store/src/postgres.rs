@@ -19,9 +19,9 @@ use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 use sqlx::types::Json;
 
 use super::{
-    CachePut, Commit, Coordination, Created, NewRun, NodeRecord, OutputCache, RunFilter, RunLog,
-    RunLogError, RunRecord, SavedGraph, SavedGraphs, SlotRequest, StoreError, StoredRun, TaskOffer,
-    decode,
+    CachePut, Commit, Components, Coordination, Created, NewRun, NodeRecord, OutputCache,
+    RunFilter, RunLog, RunLogError, RunRecord, SavedGraph, SavedGraphs, SlotRequest, StoreError,
+    StoredRun, TaskOffer, decode,
 };
 use crate::retention::{Retention, entry_bytes};
 use weft_core::cache::{CacheEntry, CacheStat};
@@ -31,7 +31,7 @@ use weft_core::graph::Graph;
 use weft_core::rate::RateState;
 
 /// The schema version this build creates and reads.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Each migration: (version, statements). Applied in order, once.
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -115,6 +115,16 @@ const MIGRATIONS: &[(i64, &str)] = &[
         r#"
     CREATE INDEX weft_runs_created ON weft_runs (created_ms DESC, run_id DESC);
     CREATE INDEX weft_runs_owner ON weft_runs ((record->>'owner'), created_ms DESC, run_id DESC);
+    "#,
+    ),
+    (
+        4,
+        r#"
+    CREATE TABLE weft_components (
+        digest text PRIMARY KEY,
+        bytes bytea NOT NULL,
+        saved_ms bigint NOT NULL
+    );
     "#,
     ),
 ];
@@ -709,6 +719,32 @@ impl OutputCache for PgStore {
                 .map_err(backend)?
                 .rows_affected(),
         )
+    }
+}
+
+#[async_trait::async_trait]
+impl Components for PgStore {
+    async fn component_put(&self, digest: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO weft_components (digest, bytes, saved_ms) VALUES ($1, $2, $3)
+             ON CONFLICT (digest) DO NOTHING",
+        )
+        .bind(digest)
+        .bind(bytes)
+        .bind(now_ms() as i64)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn component_get(&self, digest: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let row = sqlx::query("SELECT bytes FROM weft_components WHERE digest = $1")
+            .bind(digest)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(row.map(|r| r.get(0)))
     }
 }
 

@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use super::sharing::{Offers, Slots};
 use super::{
-    CachePut, Commit, Coordination, Created, FORMAT_VERSION, Lease, NewRun, NodeRecord,
+    CachePut, Commit, Components, Coordination, Created, FORMAT_VERSION, Lease, NewRun, NodeRecord,
     OutputCache, RunFilter, RunLog, RunLogError, RunRecord, RunSpec, SavedGraph, SavedGraphs,
     SlotRequest, StoreError, StoredRun, TaskOffer, decode, encode,
 };
@@ -55,6 +55,8 @@ const LEASES: TableDefinition<&str, &[u8]> = TableDefinition::new("leases");
 /// (created ms, run id): every run in age order, for pages of runs.
 const RUNS_BY_TIME: TableDefinition<(u64, &str), ()> = TableDefinition::new("runs_by_time");
 /// (owner, created ms, run id): each owner's runs in age order (`""`: no owner).
+/// Component digest → its bytes (what runs are pinned to).
+const COMPONENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("components");
 const RUNS_BY_OWNER: TableDefinition<(&str, u64, &str), ()> = TableDefinition::new("runs_by_owner");
 
 /// Runs in a redb file.
@@ -168,6 +170,7 @@ impl RedbStore {
             tx.open_table(LEASES).map_err(backend)?;
             tx.open_table(RUNS_BY_TIME).map_err(backend)?;
             tx.open_table(RUNS_BY_OWNER).map_err(backend)?;
+            tx.open_table(COMPONENTS).map_err(backend)?;
             let mut running = tx.open_table(RUNNING).map_err(backend)?;
             // Files from before the index: build it once.
             if meta.get("running_index").map_err(backend)?.is_none() {
@@ -558,6 +561,37 @@ impl OutputCache for RedbStore {
                 counts.remove(tt.as_str()).map_err(backend)?;
             }
             Ok(doomed.len() as u64)
+        })
+        .await
+    }
+}
+
+#[async_trait::async_trait]
+impl Components for RedbStore {
+    async fn component_put(&self, digest: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        let digest = digest.to_string();
+        if self.component_get(&digest).await?.is_some() {
+            return Ok(());
+        }
+        let bytes = bytes.to_vec();
+        self.write(move |tx| {
+            let mut table = tx.open_table(COMPONENTS).map_err(backend)?;
+            table
+                .insert(digest.as_str(), bytes.as_slice())
+                .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn component_get(&self, digest: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let digest = digest.to_string();
+        self.read(move |tx| {
+            let table = tx.open_table(COMPONENTS).map_err(backend)?;
+            Ok(table
+                .get(digest.as_str())
+                .map_err(backend)?
+                .map(|v| v.value().to_vec()))
         })
         .await
     }

@@ -34,6 +34,7 @@ pub fn record(id: &str, created_ms: u64) -> (RunRecord, RunSpec) {
             graph,
             origin: "g.json".into(),
             input: json!({"value": 1}),
+            components: Default::default(),
         },
     )
 }
@@ -485,6 +486,24 @@ pub async fn conformance(store: Arc<dyn RunStore>) {
     task_offers(store.as_ref()).await;
     concurrency_slots(store.as_ref()).await;
     pages_of_runs(store.as_ref()).await;
+    components(store.as_ref()).await;
+}
+
+/// Components are kept by digest, once: a second put of the same digest
+/// keeps the first bytes.
+async fn components(store: &dyn RunStore) {
+    assert_eq!(store.component_get("d1").await.unwrap(), None);
+    store.component_put("d1", b"first").await.unwrap();
+    store.component_put("d1", b"second").await.unwrap();
+    store.component_put("d2", &[0u8; 70_000]).await.unwrap();
+    assert_eq!(
+        store.component_get("d1").await.unwrap().as_deref(),
+        Some(&b"first"[..])
+    );
+    assert_eq!(
+        store.component_get("d2").await.unwrap().map(|b| b.len()),
+        Some(70_000)
+    );
 }
 
 /// Listing runs by page, newest first, with filters.

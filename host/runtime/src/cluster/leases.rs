@@ -128,6 +128,7 @@ mod tests {
             graph: crate::graph::Graph::default(),
             origin: "g.json".into(),
             input: serde_json::json!({}),
+            components: Default::default(),
         };
         let record = RunRecord::new(id, "g.json");
         store.create_run(NewRun::new(record, spec)).await.unwrap();
