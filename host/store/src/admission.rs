@@ -49,9 +49,7 @@ impl NewRun {
 
     /// The key of the idempotency index: owner, a unit separator, the key.
     pub(crate) fn idempotency_slot(&self) -> Option<String> {
-        let key = self.record.idempotency_key.as_deref()?;
-        let owner = self.record.owner.as_deref().unwrap_or("");
-        Some(format!("{owner}\u{1f}{key}"))
+        slot_of(&self.record)
     }
 
     /// Whether the rule needs the owner's running runs counted, given the
@@ -136,4 +134,12 @@ mod tests {
         );
         assert_eq!(new_run(None, None).idempotency_slot(), None);
     }
+}
+
+/// Where the run's idempotency key is recorded: owner and key (none
+/// without a key).
+pub(crate) fn slot_of(record: &RunRecord) -> Option<String> {
+    let key = record.idempotency_key.as_deref()?;
+    let owner = record.owner.as_deref().unwrap_or("");
+    Some(format!("{owner}\u{1f}{key}"))
 }

@@ -398,6 +398,20 @@ pub trait RunLog: Send + Sync {
 
     /// Events of `run_id` with sequence number greater than `after`, in order.
     async fn events(&self, run_id: &str, after: u64) -> Result<Vec<Event>, RunLogError>;
+
+    /// Up to `limit` runs, oldest first (by creation time, then id), after
+    /// the position `after` (a run's creation time and id; the run need not
+    /// exist any more): how retention walks the store a page at a time.
+    async fn runs_oldest(
+        &self,
+        after: Option<(u64, &str)>,
+        limit: usize,
+    ) -> Result<Vec<RunRecord>, RunLogError>;
+
+    /// Delete run `run_id` and everything of it: its spec, node states,
+    /// events, idempotency key, lease and task offers (its dead letters are
+    /// its failed nodes: gone with it). False if there was no such run.
+    async fn delete_run(&self, run_id: &str) -> Result<bool, RunLogError>;
 }
 
 /// The output cache's entries (written with a run's [`Commit`]).

@@ -167,6 +167,51 @@ impl RunLog for MemoryStore {
             .map(|(_, e)| e.clone())
             .collect())
     }
+    async fn runs_oldest(
+        &self,
+        after: Option<(u64, &str)>,
+        limit: usize,
+    ) -> Result<Vec<RunRecord>, RunLogError> {
+        let runs = self.lock();
+        let mut all: Vec<&RunRecord> = runs
+            .runs
+            .values()
+            .filter(|r| after.is_none_or(|(c, id)| (r.created_ms, r.run_id.as_str()) > (c, id)))
+            .collect();
+        all.sort_by(|a, b| (a.created_ms, &a.run_id).cmp(&(b.created_ms, &b.run_id)));
+        Ok(all.into_iter().take(limit).cloned().collect())
+    }
+
+    async fn delete_run(&self, run_id: &str) -> Result<bool, RunLogError> {
+        let mut runs = self.lock();
+        let Some(record) = runs.runs.remove(run_id) else {
+            return Ok(false);
+        };
+        let id = run_id.to_string();
+        runs.specs.remove(run_id);
+        let nodes: Vec<_> = runs
+            .nodes
+            .range((id.clone(), String::new())..)
+            .take_while(|((r, _), _)| *r == id)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in nodes {
+            runs.nodes.remove(&k);
+        }
+        let events: Vec<_> = runs
+            .events
+            .range((id.clone(), 0)..=(id.clone(), u64::MAX))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in events {
+            runs.events.remove(&k);
+        }
+        if let Some(slot) = crate::admission::slot_of(&record) {
+            runs.idempotency.remove(&slot);
+        }
+        runs.leases.remove(run_id);
+        Ok(true)
+    }
 }
 
 #[async_trait::async_trait]

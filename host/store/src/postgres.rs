@@ -672,6 +672,48 @@ impl RunLog for PgStore {
         .collect::<Result<_, StoreError>>()
         .map_err(Into::into)
     }
+    async fn runs_oldest(
+        &self,
+        after: Option<(u64, &str)>,
+        limit: usize,
+    ) -> Result<Vec<RunRecord>, RunLogError> {
+        let (created, id) = after.map_or((-1, ""), |(c, id)| (c as i64, id));
+        sqlx::query(
+            "SELECT run_id, record FROM weft_runs WHERE (created_ms, run_id) > ($1, $2)
+             ORDER BY created_ms, run_id LIMIT $3",
+        )
+        .bind(created)
+        .bind(id)
+        .bind(limit.min(i64::MAX as usize) as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?
+        .into_iter()
+        .map(|r| {
+            let (run_id, record): (String, Json<Value>) = (r.get(0), r.get(1));
+            from_json(&run_id, record.0)
+        })
+        .collect::<Result<_, StoreError>>()
+        .map_err(Into::into)
+    }
+
+    async fn delete_run(&self, run_id: &str) -> Result<bool, RunLogError> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        sqlx::query("DELETE FROM weft_task_offers WHERE run_id = $1")
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        // Its nodes and events go with it (ON DELETE CASCADE).
+        let deleted = sqlx::query("DELETE FROM weft_runs WHERE run_id = $1")
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?
+            .rows_affected();
+        tx.commit().await.map_err(backend)?;
+        Ok(deleted > 0)
+    }
 }
 
 #[async_trait::async_trait]

@@ -499,6 +499,102 @@ impl RunLog for RedbStore {
         })
         .await
     }
+    async fn runs_oldest(
+        &self,
+        after: Option<(u64, &str)>,
+        limit: usize,
+    ) -> Result<Vec<RunRecord>, RunLogError> {
+        let after = after.map(|(c, id)| (c, id.to_string()));
+        self.read(move |tx| {
+            let index = tx.open_table(RUNS_BY_TIME).map_err(backend)?;
+            let runs = tx.open_table(RUNS).map_err(backend)?;
+            let range = match &after {
+                Some((c, id)) => index.range((*c, id.as_str())..=(u64::MAX, LAST)),
+                None => index.range((0, "")..=(u64::MAX, LAST)),
+            }
+            .map_err(backend)?;
+            let mut page = Vec::new();
+            for item in range {
+                let (k, _) = item.map_err(backend)?;
+                let (created, id) = k.value();
+                if after
+                    .as_ref()
+                    .is_some_and(|(c, a)| (created, id) == (*c, a.as_str()))
+                {
+                    continue;
+                }
+                if let Some(v) = runs.get(id).map_err(backend)? {
+                    page.push(decode::<RunRecord>(id, v.value())?);
+                }
+                if page.len() >= limit {
+                    break;
+                }
+            }
+            Ok(page)
+        })
+        .await
+    }
+
+    async fn delete_run(&self, run_id: &str) -> Result<bool, RunLogError> {
+        let run_id = run_id.to_string();
+        self.write(move |tx| {
+            let id = run_id.as_str();
+            let record: RunRecord = {
+                let mut runs = tx.open_table(RUNS).map_err(backend)?;
+                let Some(v) = runs.remove(id).map_err(backend)? else {
+                    return Ok(false);
+                };
+                decode(id, v.value())?
+            };
+            tx.open_table(SPECS)
+                .map_err(backend)?
+                .remove(id)
+                .map_err(backend)?;
+            let mut nodes = tx.open_table(NODES).map_err(backend)?;
+            let names: Vec<String> = nodes
+                .range((id, "")..=(id, LAST))
+                .map_err(backend)?
+                .map(|item| item.map(|(k, _)| k.value().1.to_string()))
+                .collect::<Result<_, _>>()
+                .map_err(backend)?;
+            for name in &names {
+                nodes.remove((id, name.as_str())).map_err(backend)?;
+            }
+            let mut events = tx.open_table(EVENTS).map_err(backend)?;
+            let seqs: Vec<u64> = events
+                .range((id, 0)..=(id, u64::MAX))
+                .map_err(backend)?
+                .map(|item| item.map(|(k, _)| k.value().1))
+                .collect::<Result<_, _>>()
+                .map_err(backend)?;
+            for seq in seqs {
+                events.remove((id, seq)).map_err(backend)?;
+            }
+            if let Some(slot) = crate::admission::slot_of(&record) {
+                let mut index = tx.open_table(IDEMPOTENCY).map_err(backend)?;
+                index.remove(slot.as_str()).map_err(backend)?;
+            }
+            tx.open_table(RUNNING)
+                .map_err(backend)?
+                .remove(id)
+                .map_err(backend)?;
+            tx.open_table(LEASES)
+                .map_err(backend)?
+                .remove(id)
+                .map_err(backend)?;
+            tx.open_table(RUNS_BY_TIME)
+                .map_err(backend)?
+                .remove((record.created_ms, id))
+                .map_err(backend)?;
+            let owner = record.owner.as_deref().unwrap_or("");
+            tx.open_table(RUNS_BY_OWNER)
+                .map_err(backend)?
+                .remove((owner, record.created_ms, id))
+                .map_err(backend)?;
+            Ok(true)
+        })
+        .await
+    }
 }
 
 #[async_trait::async_trait]

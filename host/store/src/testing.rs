@@ -487,6 +487,81 @@ pub async fn conformance(store: Arc<dyn RunStore>) {
     concurrency_slots(store.as_ref()).await;
     pages_of_runs(store.as_ref()).await;
     components(store.as_ref()).await;
+    deleting_runs(store.as_ref()).await;
+}
+
+/// Runs listed oldest first a page at a time; a deleted run leaves nothing
+/// behind (its key may be used again) and others are untouched.
+async fn deleting_runs(store: &dyn RunStore) {
+    let start = Some((1_000_000, ""));
+    for (id, created) in [
+        ("old1", 1_000_001),
+        ("old2", 1_000_002),
+        ("old3", 1_000_003),
+    ] {
+        let (mut run, spec) = record(id, created);
+        run.owner = Some("del".into());
+        run.idempotency_key = Some(format!("key-{id}"));
+        assert_eq!(
+            store.create_run(NewRun::new(run, spec)).await.unwrap(),
+            Created::New
+        );
+        let commit = Commit {
+            nodes: vec![node("a", NodeStatus::Completed, Some(json!({"value": 2})))],
+            events: vec![event(id, 1), event(id, 2)],
+            ..Commit::default()
+        };
+        store.commit(id, commit).await.unwrap();
+    }
+    let ids = |page: Vec<RunRecord>| page.into_iter().map(|r| r.run_id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.runs_oldest(start, 2).await.unwrap()),
+        ["old1", "old2"]
+    );
+    let next = store
+        .runs_oldest(Some((1_000_002, "old2")), 10)
+        .await
+        .unwrap();
+    assert_eq!(ids(next), ["old3"]);
+
+    assert!(store.delete_run("old2").await.unwrap());
+    assert!(!store.delete_run("old2").await.unwrap(), "already gone");
+    assert!(matches!(
+        store.load_run("old2").await,
+        Err(RunLogError::UnknownRun(_))
+    ));
+    assert!(store.events("old2", 0).await.unwrap().is_empty());
+    assert_eq!(
+        ids(store.runs_oldest(start, 10).await.unwrap()),
+        ["old1", "old3"]
+    );
+    let owned = RunFilter {
+        owner: Some("del".into()),
+        ..RunFilter::default()
+    };
+    assert_eq!(
+        ids(store.runs_page(&owned, None, 10).await.unwrap()),
+        ["old3", "old1"]
+    );
+    // A cursor at a deleted run still pages on.
+    assert_eq!(
+        ids(store
+            .runs_oldest(Some((1_000_002, "old2")), 10)
+            .await
+            .unwrap()),
+        ["old3"]
+    );
+    // The others keep everything.
+    assert_eq!(store.events("old1", 0).await.unwrap().len(), 2);
+    assert_eq!(store.load_run("old3").await.unwrap().nodes.len(), 1);
+    // Its idempotency key is free again.
+    let (mut again, spec) = record("old2-again", 1_000_004);
+    again.owner = Some("del".into());
+    again.idempotency_key = Some("key-old2".into());
+    assert_eq!(
+        store.create_run(NewRun::new(again, spec)).await.unwrap(),
+        Created::New
+    );
 }
 
 /// Components are kept by digest, once: a second put of the same digest
