@@ -76,6 +76,14 @@ impl NewRun {
     }
 }
 
+/// Where the run's idempotency key is recorded: owner and key (none
+/// without a key).
+pub(crate) fn slot_of(record: &RunRecord) -> Option<String> {
+    let key = record.idempotency_key.as_deref()?;
+    let owner = record.owner.as_deref().unwrap_or("");
+    Some(format!("{owner}\u{1f}{key}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,10 +144,3 @@ mod tests {
     }
 }
 
-/// Where the run's idempotency key is recorded: owner and key (none
-/// without a key).
-pub(crate) fn slot_of(record: &RunRecord) -> Option<String> {
-    let key = record.idempotency_key.as_deref()?;
-    let owner = record.owner.as_deref().unwrap_or("");
-    Some(format!("{owner}\u{1f}{key}"))
-}
