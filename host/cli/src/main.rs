@@ -139,10 +139,12 @@ enum Command {
     },
     /// List the runs in the data directory, newest first.
     Runs {
+        #[command(subcommand)]
+        action: Option<RunsAction>,
         #[command(flatten)]
         host: HostArgs,
         /// Print JSON.
-        #[arg(long)]
+        #[arg(long, global = true)]
         json: bool,
     },
     /// Continue interrupted runs: completed nodes keep their outputs, the
@@ -242,6 +244,34 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum RunsAction {
+    /// Delete ended runs past their retention (`[retention]` in weft.toml,
+    /// docs/operations.md), or as the flags say, with everything of them.
+    Prune {
+        /// Delete ended runs that ended longer ago than this (`30d`, `12h`,
+        /// `90m`), instead of the configured retention.
+        #[arg(long, value_parser = parse_age)]
+        older_than: Option<weft::retention::Age>,
+        /// Only runs in this state (`succeeded`, `failed`, `cancelled`).
+        #[arg(long, value_parser = parse_ended)]
+        status: Option<RunStatus>,
+    },
+}
+
+fn parse_age(text: &str) -> Result<weft::retention::Age, String> {
+    weft::retention::Age::parse(text)
+}
+
+fn parse_ended(text: &str) -> Result<RunStatus, String> {
+    match text {
+        "succeeded" => Ok(RunStatus::Succeeded),
+        "failed" => Ok(RunStatus::Failed),
+        "cancelled" => Ok(RunStatus::Cancelled),
+        _ => Err(format!("`{text}`: one of succeeded, failed, cancelled")),
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -511,7 +541,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .await?;
             execute(&host, &prepared, json, all_outputs).await
         }
-        Command::Runs { host, json } => list_runs(&*host.store().await?, json).await,
+        Command::Runs {
+            action: Some(RunsAction::Prune { older_than, status }),
+            host,
+            json,
+        } => prune_runs(&host, older_than, status, json).await,
+        Command::Runs { host, json, .. } => list_runs(&*host.store().await?, json).await,
         Command::DeadLetters { action, host, json } => {
             let host = host.host_with(false, None, None).await?;
             match action {
@@ -892,6 +927,46 @@ async fn graph_command(action: GraphAction) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(1))
         }
     }
+}
+
+/// `weft runs prune`: every run looked at once; the ended ones past the
+/// rule deleted.
+async fn prune_runs(
+    host: &HostArgs,
+    older_than: Option<weft::retention::Age>,
+    status: Option<RunStatus>,
+    json_out: bool,
+) -> anyhow::Result<ExitCode> {
+    let setup = host.setup(false)?;
+    let store = setup.open_store().await?;
+    let retention = setup.config().retention.clone();
+    let now = weft::clock::now_ms();
+    let expired = |run: &weft::store::RunRecord, now: u64| {
+        let status_ok = status.is_none_or(|s| run.status == s);
+        let old = match older_than {
+            Some(weft::retention::Age(Some(age))) => {
+                run.updated_ms.saturating_add(age.as_millis() as u64) <= now
+            }
+            Some(weft::retention::Age(None)) => false,
+            None => retention.expired(run, now),
+        };
+        status_ok && old
+    };
+    let pass = weft::retention::Pruner::default()
+        .all(store.as_ref(), now, expired)
+        .await?;
+    if json_out {
+        let report = json!({"scanned": pass.scanned, "deleted": pass.deleted});
+        writeln!(std::io::stdout(), "{report}")?;
+    } else {
+        writeln!(
+            std::io::stdout(),
+            "deleted {} of {} runs",
+            pass.deleted,
+            pass.scanned
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `weft graph codegen`: the builder code for a graph, matching ports with

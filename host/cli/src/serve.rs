@@ -88,6 +88,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         listen: args.listen.unwrap_or(server.listen),
         tokens,
         quotas: setup.config().quotas.clone(),
+        retention: setup.config().retention.clone(),
         max_body_bytes: server.max_body_bytes,
         shutdown_grace: Duration::from_secs(server.shutdown_grace_s),
         host_id: host_id.clone(),

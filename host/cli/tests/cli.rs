@@ -309,6 +309,35 @@ fn runs_persist_and_their_event_log_reads_back() {
     let out = weft_in(data.path(), &["resume", &run_id]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("already ended"), "{}", stderr(&out));
+
+    // Pruned: nothing younger than the rule, then everything ended of the
+    // status asked, with its events.
+    let out = weft_in(
+        data.path(),
+        &["runs", "prune", "--older-than", "1h", "--json"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout_json(&out), json!({"scanned": 1, "deleted": 0}));
+    let out = weft_in(
+        data.path(),
+        &["runs", "prune", "--older-than", "0s", "--status", "failed"],
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("deleted 0 of 1 runs"));
+    let out = weft_in(
+        data.path(),
+        &["runs", "prune", "--older-than", "0s", "--json"],
+    );
+    assert_eq!(stdout_json(&out), json!({"scanned": 1, "deleted": 1}));
+    assert_eq!(
+        stdout_json(&weft_in(data.path(), &["runs", "--json"])),
+        json!([])
+    );
+    let out = weft_in(data.path(), &["runs", "prune", "--older-than", "3y"]);
+    assert!(
+        stderr(&out).contains("one of s, m, h, d, w"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

@@ -1666,3 +1666,78 @@ async fn the_python_and_javascript_builders_build_submit_and_follow_runs() {
     assert!(out.status.success(), "{log}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("ok: 4 checks"));
 }
+
+/// Ended runs are pruned by their retention rule (per status and per
+/// user), nothing of another user's is touched, and a user deletes their
+/// own ended run (not a running one, not someone else's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_prunes_ended_runs_and_users_delete_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "[retention]\nsucceeded = \"1s\"\nfailed = \"never\"\nevery_s = 1\n\
+         [retention.users.bob]\nsucceeded = \"never\"\n{TWO_USERS}"
+    );
+    let d = Daemon::start(dir.path(), &empty_plugins(dir.path()), &config);
+    let alice = d.as_user("alice-secret-token-0001");
+    let bob = d.as_user("bob-secret-token-00002");
+    let ok = json!({"tasks": [{"id": "a", "type": "math.add-one"}]});
+    let bad = json!({"tasks": [{"id": "a", "type": "math.divide", "defaults": {"b": 0},
+                                "config": {"retries": 0}}]});
+    let alice_ok = alice.submit(ok.clone(), json!({"value": 1})).await;
+    let alice_bad = alice.submit(bad, json!({"a": 1})).await;
+    let bob_ok = bob.submit(ok, json!({"value": 1})).await;
+    for (api, id) in [(&alice, &alice_ok), (&alice, &alice_bad), (&bob, &bob_ok)] {
+        api.finished(id).await;
+    }
+    // Alice's succeeded run goes within a few passes; her failed run and
+    // Bob's succeeded run (his rule: never) stay.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while alice.get(&format!("/v1/runs/{alice_ok}")).await.0 != StatusCode::NOT_FOUND {
+        assert!(
+            Instant::now() < deadline,
+            "alice's succeeded run was not pruned"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (_, events) = alice.get(&format!("/v1/runs/{alice_ok}/events")).await;
+    assert!(!events.to_string().contains("run_started"), "{events}");
+    assert_eq!(
+        alice.get(&format!("/v1/runs/{alice_bad}")).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        bob.get(&format!("/v1/runs/{bob_ok}")).await.0,
+        StatusCode::OK
+    );
+
+    // Deleting: not another user's run, not a running one; one's own, once.
+    let path = |id: &str| format!("/v1/runs/{id}");
+    let (s, _) = bob
+        .call(reqwest::Method::DELETE, &path(&alice_bad), None)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let slow = json!({"tasks": [{"id": "w", "type": "util.delay", "defaults": {"ms": 20000}}]});
+    let running = alice.submit(slow, json!({})).await;
+    let (s, e) = alice
+        .call(reqwest::Method::DELETE, &path(&running), None)
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{e}");
+    assert!(
+        e["error"].as_str().unwrap().contains("cancel it first"),
+        "{e}"
+    );
+    alice
+        .post(&format!("/v1/runs/{running}/cancel"), json!({}))
+        .await;
+    let (s, _) = alice
+        .call(reqwest::Method::DELETE, &path(&alice_bad), None)
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert_eq!(alice.get(&path(&alice_bad)).await.0, StatusCode::NOT_FOUND);
+    let (_, letters) = alice.get("/v1/dead-letters").await;
+    assert!(!letters.to_string().contains(&alice_bad), "{letters}");
+    let (s, _) = alice
+        .call(reqwest::Method::DELETE, &path(&alice_bad), None)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}

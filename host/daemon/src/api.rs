@@ -113,7 +113,7 @@ fn error_response(description: &str) -> RefOr<DocResponse> {
 fn v1_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(submit, list_runs))
-        .routes(routes!(get_run))
+        .routes(routes!(get_run, delete_run))
         .routes(routes!(cancel_run))
         .routes(routes!(super::sse::events))
         .routes(routes!(tasks))
@@ -458,6 +458,34 @@ async fn get_run(
     Path(id): Path<String>,
 ) -> ApiResult<Json<RunView>> {
     Ok(Json(run_view(&load_visible(&state, &id, &user).await?)))
+}
+
+/// Delete one of your runs that has ended, with everything of it: its
+/// events, node states and outputs, and its dead letters.
+#[utoipa::path(
+    delete, path = "/runs/{id}", tag = "runs",
+    params(("id" = String, Path, description = "The run's id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such run (or another user's)", body = ErrorBody),
+        (status = 409, description = "The run is still running: cancel it first", body = ErrorBody),
+    )
+)]
+async fn delete_run(
+    State(state): State<AppState>,
+    Extension(user): Extension<User>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let stored = load_visible(&state, &id, &user).await?;
+    if stored.run.status == RunStatus::Running {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("run `{id}` is running; cancel it first"),
+        ));
+    }
+    state.host.store().delete_run(&id).await?;
+    tracing::info!(run_id = %id, user = %user.0, "run deleted");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// The user's runs, newest first, a page at a time.

@@ -77,6 +77,8 @@ pub struct DaemonOptions {
     pub connections: ConnectionLimits,
     /// Event streams (SSE) one user may have open at once.
     pub max_streams_per_user: usize,
+    /// How long ended runs are kept; the daemon prunes the rest.
+    pub retention: weft::retention::RetentionConfig,
 }
 
 impl Default for DaemonOptions {
@@ -98,6 +100,7 @@ impl Default for DaemonOptions {
                 header_timeout: Duration::from_millis(server.header_timeout_ms),
             },
             max_streams_per_user: server.max_streams_per_user,
+            retention: weft::retention::RetentionConfig::default(),
         }
     }
 }
@@ -198,6 +201,48 @@ fn share(state: &AppState, options: &DaemonOptions) -> tokio::task::JoinHandle<(
     })
 }
 
+/// Until shutdown: delete ended runs past their retention, a bounded pass
+/// every `every_s` seconds (every host sharing a store may: deleting twice
+/// is harmless).
+fn prune(
+    state: &AppState,
+    retention: weft::retention::RetentionConfig,
+) -> tokio::task::JoinHandle<()> {
+    let store = state.host.store().clone();
+    let clock = state.host.clock().clone();
+    let stop = state.shutdown.clone();
+    tokio::spawn(async move {
+        let mut pruner = weft::retention::Pruner::default();
+        let every = Duration::from_secs(retention.every_s.max(1));
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(every) => {}
+            }
+            let now = clock.now_ms();
+            let pass = pruner
+                .pass(
+                    store.as_ref(),
+                    retention.per_pass.max(1),
+                    now,
+                    |run, now| retention.expired(run, now),
+                )
+                .await;
+            match pass {
+                Ok(p) if p.deleted > 0 => {
+                    tracing::info!(
+                        deleted = p.deleted,
+                        scanned = p.scanned,
+                        "pruned ended runs"
+                    )
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot prune runs"),
+            }
+        }
+    })
+}
+
 /// Execute runs from the store without serving HTTP (`weft serve --role
 /// worker`): claim runs no live host holds, keep their leases, and on
 /// `shutdown` let them finish within the grace period.
@@ -210,10 +255,12 @@ pub async fn run_worker(
     state.runs.resume_own().await;
     reload::watch(state.host.clone(), state.shutdown.clone())?;
     let sharing = share(&state, &options);
+    let pruning = prune(&state, options.retention.clone());
     shutdown.await;
     tracing::info!("shutting down: no new runs");
     state.shutdown.cancel();
     let _ = sharing.await;
+    let _ = pruning.await;
     let left_running = state.runs.drain(options.shutdown_grace).await;
     Ok(Stopped { left_running })
 }
@@ -261,6 +308,7 @@ impl Daemon {
         state.runs.resume_own().await;
         reload::watch(state.host.clone(), state.shutdown.clone())?;
         let sharing = share(&state, &options);
+        let pruning = prune(&state, options.retention.clone());
         state.ready.store(true, Ordering::Release);
         let cross_site =
             cross_site::CrossSite::new(&options.allowed_hosts, &options.allowed_origins);
@@ -273,6 +321,7 @@ impl Daemon {
         })
         .await;
         let _ = sharing.await;
+        let _ = pruning.await;
         let running = state.runs.len();
         if running > 0 {
             tracing::info!(

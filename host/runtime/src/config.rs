@@ -61,6 +61,9 @@ pub struct Config {
     /// `[cache]`: how the output cache is shared.
     #[serde(default)]
     pub cache: CacheConfig,
+    /// `[retention]`: how long ended runs are kept.
+    #[serde(default)]
+    pub retention: crate::retention::RetentionConfig,
     /// Where model files are kept (set by [`Config::add_default_models`]).
     #[serde(skip)]
     pub models_dir: Option<PathBuf>,

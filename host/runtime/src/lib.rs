@@ -49,6 +49,7 @@ mod host;
 pub mod instance;
 mod map;
 pub mod pinning;
+pub mod retention;
 pub mod runner;
 pub mod setup;
 mod subgraph;

@@ -143,4 +143,3 @@ mod tests {
         assert_eq!(new_run(None, None).idempotency_slot(), None);
     }
 }
-
