@@ -270,3 +270,43 @@ async fn a_disk_failing_mid_commit_loses_nothing_acknowledged_and_tears_nothing(
         "only {failures_seen} injected failures hit a commit"
     );
 }
+
+/// A backup taken while the store is in use holds what was committed when
+/// it began; compaction and restore need the file closed.
+#[tokio::test]
+async fn redb_backups_are_consistent_copies_that_restore() {
+    use weft_store::testing::record;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("weft.redb");
+    let store = RedbStore::open(&path).unwrap();
+    for (id, created) in [("a", 1), ("b", 2)] {
+        let (run, spec) = record(id, created);
+        store.create_run(NewRun::new(run, spec)).await.unwrap();
+    }
+    let backup = dir.path().join("backup.redb");
+    store.backup_to(&backup).await.unwrap();
+    let (run, spec) = record("c", 3);
+    store.create_run(NewRun::new(run, spec)).await.unwrap();
+    assert!(store.backup_to(&backup).await.is_err(), "never over a file");
+    // Closed: the file in place is held by nobody.
+    let err = RedbStore::compact_file(&path).unwrap_err().to_string();
+    assert!(err.contains("in use"), "{err}");
+    drop(store);
+    let copy = RedbStore::open(&backup).unwrap();
+    let ids: Vec<String> = copy
+        .list_runs()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.run_id)
+        .collect();
+    assert_eq!(ids, ["b", "a"]);
+    drop(copy);
+    RedbStore::restore_file(&backup, &path).unwrap();
+    let restored = RedbStore::open(&path).unwrap();
+    assert_eq!(restored.list_runs().await.unwrap().len(), 2);
+    drop(restored);
+    assert!(dir.path().join("weft.redb.before-restore").exists());
+    let (before, after) = RedbStore::compact_file(&path).unwrap();
+    assert!(after <= before, "{before} → {after}");
+}

@@ -8,6 +8,7 @@ mod models;
 mod progress;
 mod project;
 mod serve;
+mod store;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -129,6 +130,13 @@ enum Command {
         /// Print JSON.
         #[arg(long, global = true)]
         json: bool,
+    },
+    /// Compact, back up or restore the embedded store.
+    Store {
+        #[command(subcommand)]
+        action: store::StoreAction,
+        #[command(flatten)]
+        host: HostArgs,
     },
     /// Inspect or empty the output cache.
     Cache {
@@ -540,6 +548,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .prepare(&graph_file, &graph.display().to_string(), input)
                 .await?;
             execute(&host, &prepared, json, all_outputs).await
+        }
+        Command::Store { action, host } => {
+            store::main(action, host.setup(false)?.store_location()?).await
         }
         Command::Runs {
             action: Some(RunsAction::Prune { older_than, status }),

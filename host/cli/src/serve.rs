@@ -68,7 +68,21 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let setup = Setup::new(config, overrides);
     let server = &setup.config().server;
     let location = setup.store_location()?;
-    let store = setup.open_store().await?;
+    // Backups need the embedded store itself (PostgreSQL has its own tools).
+    let (store, backups) = match (&location, &setup.config().backup.dir) {
+        (weft::setup::StoreLocation::Redb(path), Some(dir)) => {
+            let redb = Arc::new(weft::store::RedbStore::open(path)?);
+            let backup = &setup.config().backup;
+            let backups = weft_daemon::Backups {
+                store: redb.clone(),
+                dir: setup.data_dir().join(dir),
+                every: Duration::from_secs(backup.every_s.max(1)),
+                keep: backup.keep,
+            };
+            (redb as Arc<dyn weft::store::RunStore>, Some(backups))
+        }
+        _ => (setup.open_store().await?, None),
+    };
     let where_ = location.to_string();
     // With a shared store every process needs its own lease identity; the
     // embedded store is only ever used by this one.
@@ -89,6 +103,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         tokens,
         quotas: setup.config().quotas.clone(),
         retention: setup.config().retention.clone(),
+        backups,
         max_body_bytes: server.max_body_bytes,
         shutdown_grace: Duration::from_secs(server.shutdown_grace_s),
         host_id: host_id.clone(),

@@ -1741,3 +1741,72 @@ async fn retention_prunes_ended_runs_and_users_delete_their_own() {
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
+
+/// The daemon backs its embedded store up while it serves; a backup put in
+/// place of a lost data directory opens with the history it held, and its
+/// interrupted run resumes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backups_written_while_serving_restore_and_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = empty_plugins(dir.path());
+    let config = "[backup]\ndir = \"backups\"\nevery_s = 1\nkeep = 2\n";
+    let mut d = Daemon::start(dir.path(), &plugins, config);
+    let done = d
+        .submit(
+            json!({"tasks": [{"id": "a", "type": "math.add-one"}]}),
+            json!({"value": 1}),
+        )
+        .await;
+    d.finished(&done).await;
+    let slow =
+        json!({"tasks": [{"id": "w", "type": "util.delay", "defaults": {"ms": 3000, "value": 7}}]});
+    let interrupted = d.submit(slow, json!({})).await;
+    // Two more backups: the newest was begun after both runs were recorded.
+    let backups = dir.path().join("data/backups");
+    let list = || {
+        // Whole backups only: one being written is `*.partial-PID`.
+        let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&backups)
+            .map(|r| r.map(|e| e.unwrap().path()).collect())
+            .unwrap_or_default();
+        files.retain(|f| f.extension().is_some_and(|e| e == "redb"));
+        files.sort();
+        files
+    };
+    let before = list().last().cloned();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while list().iter().filter(|f| Some(*f) > before.as_ref()).count() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "no backups written: {:?}",
+            list()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    d.signal("-KILL");
+    d.wait(Duration::from_secs(10));
+    assert!(list().len() <= 2, "keep = 2: {:?}", list());
+    let backup = list().pop().unwrap();
+
+    // A new machine: the backup restored into an empty data directory.
+    let fresh = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(["store", "restore"])
+        .arg(&backup)
+        .arg("--data-dir")
+        .arg(fresh.path().join("data"))
+        .env_remove("WEFT_DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let d = Daemon::start(fresh.path(), &empty_plugins(fresh.path()), "");
+    let run = d.finished(&interrupted).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["outputs"]["w"]["value"], 7);
+    let (s, run) = d.get(&format!("/v1/runs/{done}")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(run["outputs"]["a"]["value"], 2, "{run}");
+}

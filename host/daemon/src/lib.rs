@@ -79,6 +79,31 @@ pub struct DaemonOptions {
     pub max_streams_per_user: usize,
     /// How long ended runs are kept; the daemon prunes the rest.
     pub retention: weft::retention::RetentionConfig,
+    /// Periodic copies of the embedded store, if asked for.
+    pub backups: Option<Backups>,
+}
+
+/// Where and how often the daemon copies its embedded store.
+#[derive(Clone)]
+pub struct Backups {
+    /// The store.
+    pub store: Arc<weft::store::RedbStore>,
+    /// The folder backups are written to (`weft-TIME.redb`).
+    pub dir: std::path::PathBuf,
+    /// Time between backups.
+    pub every: Duration,
+    /// Backups kept; older ones are deleted.
+    pub keep: usize,
+}
+
+impl std::fmt::Debug for Backups {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backups")
+            .field("dir", &self.dir)
+            .field("every", &self.every)
+            .field("keep", &self.keep)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for DaemonOptions {
@@ -101,6 +126,7 @@ impl Default for DaemonOptions {
             },
             max_streams_per_user: server.max_streams_per_user,
             retention: weft::retention::RetentionConfig::default(),
+            backups: None,
         }
     }
 }
@@ -243,6 +269,51 @@ fn prune(
     })
 }
 
+/// Until shutdown: a backup of the embedded store every `every`, the
+/// newest `keep` kept.
+fn back_up(state: &AppState, backups: Option<Backups>) -> tokio::task::JoinHandle<()> {
+    let stop = state.shutdown.clone();
+    tokio::spawn(async move {
+        let Some(b) = backups else { return };
+        if let Err(e) = std::fs::create_dir_all(&b.dir) {
+            tracing::error!(dir = %b.dir.display(), error = %e, "cannot create the backups folder");
+            return;
+        }
+        // A backup cut short when the process last stopped.
+        for entry in std::fs::read_dir(&b.dir).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with("weft-") && name.contains(".partial-") {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(b.every) => {}
+            }
+            let name = format!("weft-{}.redb", weft::new_run_id());
+            match b.store.backup_to(&b.dir.join(&name)).await {
+                Ok(()) => tracing::info!(backup = %name, "store backed up"),
+                Err(e) => tracing::error!(error = %e, "cannot back up the store"),
+            }
+            let mut old: Vec<std::path::PathBuf> = std::fs::read_dir(&b.dir)
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    let n = p.file_name().map(|n| n.to_string_lossy().into_owned());
+                    n.is_some_and(|n| n.starts_with("weft-") && n.ends_with(".redb"))
+                })
+                .collect();
+            old.sort();
+            let excess = old.len().saturating_sub(b.keep.max(1));
+            for path in old.into_iter().take(excess) {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    })
+}
+
 /// Execute runs from the store without serving HTTP (`weft serve --role
 /// worker`): claim runs no live host holds, keep their leases, and on
 /// `shutdown` let them finish within the grace period.
@@ -256,11 +327,13 @@ pub async fn run_worker(
     reload::watch(state.host.clone(), state.shutdown.clone())?;
     let sharing = share(&state, &options);
     let pruning = prune(&state, options.retention.clone());
+    let backing_up = back_up(&state, options.backups.clone());
     shutdown.await;
     tracing::info!("shutting down: no new runs");
     state.shutdown.cancel();
     let _ = sharing.await;
     let _ = pruning.await;
+    let _ = backing_up.await;
     let left_running = state.runs.drain(options.shutdown_grace).await;
     Ok(Stopped { left_running })
 }
@@ -309,6 +382,7 @@ impl Daemon {
         reload::watch(state.host.clone(), state.shutdown.clone())?;
         let sharing = share(&state, &options);
         let pruning = prune(&state, options.retention.clone());
+        let backing_up = back_up(&state, options.backups.clone());
         state.ready.store(true, Ordering::Release);
         let cross_site =
             cross_site::CrossSite::new(&options.allowed_hosts, &options.allowed_origins);
@@ -322,6 +396,7 @@ impl Daemon {
         .await;
         let _ = sharing.await;
         let _ = pruning.await;
+        let _ = backing_up.await;
         let running = state.runs.len();
         if running > 0 {
             tracing::info!(

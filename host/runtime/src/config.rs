@@ -64,9 +64,37 @@ pub struct Config {
     /// `[retention]`: how long ended runs are kept.
     #[serde(default)]
     pub retention: crate::retention::RetentionConfig,
+    /// `[backup]`: copies of the embedded store the daemon writes while it
+    /// runs.
+    #[serde(default)]
+    pub backup: BackupConfig,
     /// Where model files are kept (set by [`Config::add_default_models`]).
     #[serde(skip)]
     pub models_dir: Option<PathBuf>,
+}
+
+/// `[backup]`: the daemon writes a consistent copy of the embedded store
+/// (redb) into `dir` every `every_s` seconds, keeping the newest `keep`.
+/// PostgreSQL is backed up with its own tools (docs/operations.md).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackupConfig {
+    /// Where backups go (relative: to the data directory); none: no backups.
+    pub dir: Option<PathBuf>,
+    /// Seconds between backups.
+    pub every_s: u64,
+    /// How many backups to keep (the oldest are deleted).
+    pub keep: usize,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        BackupConfig {
+            dir: None,
+            every_s: 86_400,
+            keep: 7,
+        }
+    }
 }
 
 /// `[server]`: where the daemon listens and what it serves. Command-line
