@@ -38,6 +38,7 @@ case "${1:-}" in
       || { cat "$dir/log" >&2; exit 1; }
     echo "export WEFT_TEST_DATABASE_URL='postgres://postgres@127.0.0.1:$port/postgres'"
     echo "export WEFT_TEST_PG_DIR='$dir'"
+    echo "export WEFT_TEST_PG_BIN='$bin'"
     ;;
   stop)
     dir=${2:?usage: postgres.sh stop DIR}

@@ -71,7 +71,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // Backups need the embedded store itself (PostgreSQL has its own tools).
     let (store, backups) = match (&location, &setup.config().backup.dir) {
         (weft::setup::StoreLocation::Redb(path), Some(dir)) => {
-            let redb = Arc::new(weft::store::RedbStore::open(path)?);
+            let cache = setup.config().store_cache_bytes();
+            let redb = Arc::new(weft::store::RedbStore::open_with_cache(path, cache)?);
             let backup = &setup.config().backup;
             let backups = weft_daemon::Backups {
                 store: redb.clone(),

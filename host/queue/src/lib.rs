@@ -130,8 +130,13 @@ impl Limiter for ConcurrencyLimiter {
         Ok(Wait::Now)
     }
     fn release(&self, key: &str) {
-        if let Some(n) = self.counts().get_mut(key) {
+        let mut counts = self.counts();
+        if let Some(n) = counts.get_mut(key) {
             *n = n.saturating_sub(1);
+            if *n == 0 {
+                // A key is kept only while it holds jobs.
+                counts.remove(key);
+            }
         }
     }
 }
@@ -251,7 +256,14 @@ impl Limiter for SharedConcurrencyLimiter {
         Ok(Wait::Now)
     }
     fn release(&self, key: &str) {
-        let token = lock(&self.held).get_mut(key).and_then(Vec::pop);
+        let token = {
+            let mut held = lock(&self.held);
+            let token = held.get_mut(key).and_then(Vec::pop);
+            if held.get(key).is_some_and(Vec::is_empty) {
+                held.remove(key);
+            }
+            token
+        };
         if let Some(token) = token {
             // No longer renewed: if freeing it fails, it expires.
             self.holder.held.remove(&token);
@@ -312,6 +324,10 @@ impl RateLimiter {
     }
 }
 
+/// How many keys' pauses a rate limiter remembers before it forgets the
+/// ones that are over.
+const KNOWN_PAUSES: usize = 4096;
+
 #[async_trait::async_trait]
 impl Limiter for RateLimiter {
     async fn wait(&self, key: &str) -> Result<Wait, StoreError> {
@@ -329,8 +345,14 @@ impl Limiter for RateLimiter {
         let window = self.window.as_millis() as u64;
         let since = weft_core::rate::window_start(now, window);
         let state = self.store.rate_state(&self.id(key), since).await?;
-        self.known_pauses()
-            .insert(key.to_string(), state.paused_until_ms);
+        let mut known = self.known_pauses();
+        known.insert(key.to_string(), state.paused_until_ms);
+        // Keys come from user data (`key_from`): forget the ones whose
+        // pause is over once there are many (they are read again if seen).
+        if known.len() > KNOWN_PAUSES {
+            known.retain(|_, until| *until > now);
+        }
+        drop(known);
         Ok(match state.wait_ms(now, window, self.max) {
             None => Wait::Now,
             Some(ms) => Wait::For(Duration::from_millis(ms)),
@@ -524,6 +546,21 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 mod tests {
     use super::*;
     use weft_core::clock::ManualClock;
+
+    #[tokio::test]
+    async fn a_key_is_forgotten_once_its_jobs_are_released() {
+        let limiter = ConcurrencyLimiter::new(2);
+        for i in 0..10_000 {
+            let key = format!("user-{i}");
+            limiter.take(&key).await.unwrap();
+            limiter.take(&key).await.unwrap();
+            assert_eq!(limiter.wait(&key).await.unwrap(), Wait::UntilRelease);
+            limiter.release(&key);
+            assert_eq!(limiter.wait(&key).await.unwrap(), Wait::Now);
+            limiter.release(&key);
+        }
+        assert!(limiter.counts().is_empty());
+    }
 
     fn queue(config: QueueConfig) -> (Queue, Arc<ManualClock>) {
         let clock = ManualClock::at(1_000_000);

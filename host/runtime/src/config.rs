@@ -40,6 +40,9 @@ pub struct Config {
     /// Where runs are kept: `postgres://…` for a database shared by many
     /// hosts; default: the redb file in the data directory.
     pub store: Option<String>,
+    /// The embedded store's page cache, in MiB (default 32): memory it may
+    /// hold beyond the host's own, however large the store grows.
+    pub store_cache_mb: Option<usize>,
     /// The daemon (`weft serve`).
     #[serde(default)]
     pub server: ServerConfig,
@@ -279,6 +282,12 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// The embedded store's page cache, in bytes.
+    pub fn store_cache_bytes(&self) -> usize {
+        self.store_cache_mb
+            .map_or(crate::store::REDB_CACHE_BYTES, |mb| mb.max(1) << 20)
+    }
+
     /// Read and check the file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -416,6 +425,23 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn operations_settings_read_with_their_defaults() {
+        let c: Config = toml::from_str("").unwrap();
+        assert_eq!(c.store_cache_bytes(), 32 << 20);
+        assert_eq!(c.backup.dir, None);
+        let c: Config = toml::from_str(
+            "store_cache_mb = 8\n[backup]\ndir = \"b\"\nkeep = 3\n[retention]\nfailed = \"7d\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.store_cache_bytes(), 8 << 20);
+        assert_eq!((c.backup.keep, c.backup.every_s), (3, 86_400));
+        let week = crate::retention::Age(Some(std::time::Duration::from_secs(7 * 86_400)));
+        assert_eq!(c.retention.failed, Some(week));
+        let e = toml::from_str::<Config>("[retention]\nfailed = \"7 days\"\n").unwrap_err();
+        assert!(e.to_string().contains("one of s, m, h, d, w"), "{e}");
+    }
 
     #[test]
     fn reads_queues_and_rejects_mistakes() {

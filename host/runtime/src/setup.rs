@@ -59,10 +59,14 @@ impl StoreLocation {
 
     /// Open (create, migrate) the store, with at most `connections` database
     /// connections where that applies.
-    pub async fn open(&self, connections: u32) -> Result<Arc<dyn RunStore>, StoreError> {
+    pub async fn open(
+        &self,
+        connections: u32,
+        cache_bytes: usize,
+    ) -> Result<Arc<dyn RunStore>, StoreError> {
         Ok(match self {
             StoreLocation::Memory => Arc::new(MemoryStore::new()),
-            StoreLocation::Redb(path) => Arc::new(RedbStore::open(path)?),
+            StoreLocation::Redb(path) => Arc::new(RedbStore::open_with_cache(path, cache_bytes)?),
             #[cfg(feature = "postgres")]
             StoreLocation::Postgres(url) => {
                 Arc::new(crate::store::PgStore::connect(url, connections).await?)
@@ -173,7 +177,10 @@ impl Setup {
     /// Open the store, with a connection pool sized to `[server] max_runs`.
     pub async fn open_store(&self) -> Result<Arc<dyn RunStore>, SetupError> {
         let connections = self.config.server.max_runs.clamp(4, 32) as u32;
-        Ok(self.store_location()?.open(connections).await?)
+        Ok(self
+            .store_location()?
+            .open(connections, self.config.store_cache_bytes())
+            .await?)
     }
 
     /// A host builder with this configuration's queues, models, data tasks,

@@ -61,7 +61,7 @@ pub use admission::NewRun;
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use postgres::PgStore;
-pub use redb_store::RedbStore;
+pub use redb_store::{CACHE_BYTES as REDB_CACHE_BYTES, RedbStore};
 
 use weft_core::cache::{CacheEntry, CacheStat};
 use weft_core::event::{Event, NodeStatus, RunStatus};

@@ -76,14 +76,21 @@ fn backend(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
     StoreError::caused_by(e)
 }
 
-/// The most memory redb's page cache takes (its default, 1 GiB, lets a
-/// long-running host's memory grow with its store).
+/// The most memory redb's page cache takes by default (redb's own default,
+/// 1 GiB, lets a long-running host's memory grow with its store); see
+/// `store_cache_mb` in the configuration.
 pub const CACHE_BYTES: usize = 32 << 20;
 
 impl RedbStore {
     /// Open (or create) the store at `path`. Refuses a file written by a newer
     /// format version.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with_cache(path, CACHE_BYTES)
+    }
+
+    /// Open (or create) the store at `path`, its page cache at most
+    /// `cache_bytes` (what it may take of memory beyond the host's own).
+    pub fn open_with_cache(path: &Path, cache_bytes: usize) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
                 .map_err(|e| StoreError::context(format!("cannot create {}", dir.display()), e))?;
@@ -92,7 +99,7 @@ impl RedbStore {
             Self::create_atomically(path)?;
         }
         let db = Database::builder()
-            .set_cache_size(CACHE_BYTES)
+            .set_cache_size(cache_bytes)
             .create(path)
             .map_err(|e| match e {
                 redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse {
