@@ -233,6 +233,23 @@ async fn every_route_answers_as_its_openapi_document_says() {
         .await;
     assert_eq!(cancelled["status"], "cancelled");
 
+    // Deleting: a running run is refused; an ended one goes, once.
+    let r = json_body(Method::POST, "/v1/runs", &json!({"graph": slow()}));
+    let running = c.call("post", "/v1/runs", r).await["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = format!("/v1/runs/{running}");
+    c.call("delete", "/v1/runs/{id}", send(Method::DELETE, &path))
+        .await;
+    let cancel = format!("{path}/cancel");
+    c.call("post", "/v1/runs/{id}/cancel", send(Method::POST, &cancel))
+        .await;
+    for _ in 0..2 {
+        c.call("delete", "/v1/runs/{id}", send(Method::DELETE, &path))
+            .await;
+    }
+
     // Events.
     let events = format!("/v1/runs/{run_id}/events");
     c.call("get", "/v1/runs/{id}/events", send(Method::GET, &events))
