@@ -57,6 +57,11 @@ async fn check_history(store: Arc<dyn RunStore>, done: &str, interrupted: &str) 
         .build()
         .await
         .unwrap();
+    // Its pins survived the upgrade: the component it needs is not unused.
+    let pinned = store.load_run(interrupted).await.unwrap().spec.components;
+    let unused = store.components_unused().await.unwrap();
+    assert!(!pinned.is_empty());
+    assert!(pinned.values().all(|d| !unused.contains(d)), "{unused:?}");
     let runs = store.list_runs().await.unwrap();
     let status = |id: &str| runs.iter().find(|r| r.run_id == id).map(|r| r.status);
     assert_eq!(status(done), Some(RunStatus::Succeeded));
@@ -77,39 +82,58 @@ async fn check_history(store: Arc<dyn RunStore>, done: &str, interrupted: &str) 
     assert_eq!(result.outputs["b"]["value"], 12);
 }
 
-/// The fixture's run ids: `done interrupted`.
-fn fixture_ids(name: &str) -> (String, String) {
-    let text = std::fs::read_to_string(fixtures().join(name)).unwrap();
+/// A fixture's run ids (in `FIXTURE.ids`): `done interrupted`.
+fn fixture_ids(fixture: &Path) -> (String, String) {
+    let mut name = fixture.as_os_str().to_owned();
+    name.push(".ids");
+    let text = std::fs::read_to_string(&name).unwrap();
     let mut ids = text.split_whitespace().map(str::to_string);
     (ids.next().unwrap(), ids.next().unwrap())
 }
 
-#[tokio::test]
-async fn a_redb_store_written_by_an_earlier_build_opens_and_resumes() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("weft.redb");
-    std::fs::copy(fixtures().join("v1.redb"), &path).unwrap();
-    let (done, interrupted) = fixture_ids("v1.redb.ids");
-    let store = Arc::new(RedbStore::open(&path).unwrap());
-    check_history(store, &done, &interrupted).await;
+/// The fixtures of one backend (`ext`: "redb" or "sql"), oldest first.
+fn fixtures_of(ext: &str) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(fixtures())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == ext))
+        .collect();
+    found.sort();
+    assert!(!found.is_empty(), "no {ext} fixtures");
+    found
 }
 
 #[tokio::test]
-async fn a_postgres_database_written_by_an_earlier_build_migrates_and_resumes() {
-    let url = weft_tests::fresh_postgres().await;
-    let out = Command::new(pg_tool("psql"))
-        .args(["-q", "-v", "ON_ERROR_STOP=1", "-d", &url, "-f"])
-        .arg(fixtures().join("v4.sql"))
-        .output()
-        .expect("psql runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let (done, interrupted) = fixture_ids("v4.sql.ids");
-    let store = Arc::new(PgStore::connect(&url, 4).await.unwrap());
-    check_history(store, &done, &interrupted).await;
+async fn redb_stores_written_by_earlier_builds_open_and_resume() {
+    for fixture in fixtures_of("redb") {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("weft.redb");
+        std::fs::copy(&fixture, &path).unwrap();
+        let (done, interrupted) = fixture_ids(&fixture);
+        let store = Arc::new(RedbStore::open(&path).unwrap());
+        check_history(store, &done, &interrupted).await;
+    }
+}
+
+#[tokio::test]
+async fn postgres_databases_written_by_earlier_builds_migrate_and_resume() {
+    for fixture in fixtures_of("sql") {
+        let url = weft_tests::fresh_postgres().await;
+        let out = Command::new(pg_tool("psql"))
+            .args(["-q", "-v", "ON_ERROR_STOP=1", "-d", &url, "-f"])
+            .arg(&fixture)
+            .output()
+            .expect("psql runs");
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            fixture.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let (done, interrupted) = fixture_ids(&fixture);
+        let store = Arc::new(PgStore::connect(&url, 4).await.unwrap());
+        check_history(store, &done, &interrupted).await;
+    }
 }
 
 #[tokio::test]
@@ -144,26 +168,18 @@ async fn a_postgres_dump_restores_into_a_fresh_database_and_resumes() {
     check_history(restored, &done, &interrupted).await;
 }
 
-/// The digests run `id` of the store at `path` is pinned to.
-fn weft_tests_pins(path: &Path, id: &str) -> Vec<String> {
-    let db = redb::Database::create(path).unwrap();
-    let tx = redb::ReadableDatabase::begin_read(&db).unwrap();
-    let specs = tx
-        .open_table(redb::TableDefinition::<&str, &[u8]>::new("run_specs"))
-        .unwrap();
-    let spec: serde_json::Value =
-        serde_json::from_slice(specs.get(id).unwrap().unwrap().value()).unwrap();
-    spec["components"]
-        .as_object()
-        .unwrap()
-        .values()
-        .map(|v| v.as_str().unwrap().to_string())
-        .collect()
+/// Delete the components no stored run is pinned to (a fixture keeps only
+/// those its runs need, not every plugin loaded).
+async fn keep_only_pinned(store: &dyn RunStore) {
+    for digest in store.components_unused().await.unwrap() {
+        assert!(store.component_delete_unused(&digest).await.unwrap());
+    }
 }
 
 /// Writes the fixtures of this build's formats (run when a format changes,
-/// and commit them: `cargo test -p weft-tests --test operations --
-/// --ignored write_store_fixtures`, with `tests/postgres.sh` started).
+/// and commit them beside the older ones: `cargo test -p weft-tests --test
+/// operations -- --ignored write_store_fixtures`, with `tests/postgres.sh`
+/// started).
 #[tokio::test]
 #[ignore]
 async fn write_store_fixtures() {
@@ -171,48 +187,22 @@ async fn write_store_fixtures() {
     let path = dir.path().join("weft.redb");
     let store = Arc::new(RedbStore::open(&path).unwrap());
     let (done, interrupted) = write_history(store.clone()).await;
+    keep_only_pinned(store.as_ref()).await;
     drop(store);
-    // Only the component the runs are pinned to (not every plugin loaded).
-    {
-        let pinned = weft_tests_pins(&path, &interrupted);
-        let db = redb::Database::create(&path).unwrap();
-        let tx = db.begin_write().unwrap();
-        {
-            let def = redb::TableDefinition::<&str, &[u8]>::new("components");
-            let mut table = tx.open_table(def).unwrap();
-            table
-                .retain(|digest, _| pinned.contains(&digest.to_string()))
-                .unwrap();
-        }
-        tx.commit().unwrap();
-    }
     RedbStore::compact_file(&path).unwrap();
-    std::fs::copy(&path, fixtures().join("v1.redb")).unwrap();
-    std::fs::write(
-        fixtures().join("v1.redb.ids"),
-        format!("{done} {interrupted}\n"),
-    )
-    .unwrap();
+    let name = format!("v{}.redb", weft::store::FORMAT_VERSION);
+    std::fs::copy(&path, fixtures().join(&name)).unwrap();
+    let ids = format!("{done} {interrupted}\n");
+    std::fs::write(fixtures().join(format!("{name}.ids")), ids).unwrap();
 
     let url = weft_tests::fresh_postgres().await;
     let store = Arc::new(PgStore::connect(&url, 4).await.unwrap());
     let (done, interrupted) = write_history(store.clone()).await;
-    let pinned: Vec<String> = store
-        .load_run(&interrupted)
-        .await
-        .unwrap()
-        .spec
-        .components
-        .into_values()
-        .collect();
-    sqlx::query("DELETE FROM weft_components WHERE digest <> ALL($1)")
-        .bind(&pinned)
-        .execute(store.pool())
-        .await
-        .unwrap();
+    keep_only_pinned(store.as_ref()).await;
+    let name = format!("v{}.sql", weft::store::PG_SCHEMA_VERSION);
     let out = Command::new(pg_tool("pg_dump"))
         .args(["--no-owner", "--no-privileges", "-d", &url, "-f"])
-        .arg(fixtures().join("v4.sql"))
+        .arg(fixtures().join(&name))
         .output()
         .expect("pg_dump runs");
     assert!(
@@ -220,9 +210,6 @@ async fn write_store_fixtures() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    std::fs::write(
-        fixtures().join("v4.sql.ids"),
-        format!("{done} {interrupted}\n"),
-    )
-    .unwrap();
+    let ids = format!("{done} {interrupted}\n");
+    std::fs::write(fixtures().join(format!("{name}.ids")), ids).unwrap();
 }

@@ -197,6 +197,20 @@ pub async fn tasks(server: &ServerArgs, json_out: bool) -> anyhow::Result<ExitCo
     Ok(ExitCode::SUCCESS)
 }
 
+/// `weft store backup --server`: the daemon writes a backup now.
+pub async fn backup(server: &ServerArgs) -> anyhow::Result<ExitCode> {
+    let client = Client::new(server)?;
+    let request = client.request(reqwest::Method::POST, "/v1/store/backups");
+    let (_, written): (_, weft_daemon::types::BackupWritten) = client.call(request).await?;
+    writeln!(
+        std::io::stdout(),
+        "{} ({:.1} MB)",
+        written.path,
+        written.bytes as f64 / 1e6
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
 pub async fn cancel(server: &ServerArgs, run_id: &str) -> anyhow::Result<ExitCode> {
     let client = Client::new(server)?;
     let request = client.request(reqwest::Method::POST, &format!("/v1/runs/{run_id}/cancel"));

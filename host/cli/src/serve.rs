@@ -68,16 +68,21 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let setup = Setup::new(config, overrides);
     let server = &setup.config().server;
     let location = setup.store_location()?;
-    // Backups need the embedded store itself (PostgreSQL has its own tools).
-    let (store, backups) = match (&location, &setup.config().backup.dir) {
-        (weft::setup::StoreLocation::Redb(path), Some(dir)) => {
+    // Backups need the embedded store itself (PostgreSQL has its own tools):
+    // every `[backup] every_s` with a `dir`, else only when an operator asks.
+    let (store, backups) = match &location {
+        weft::setup::StoreLocation::Redb(path) => {
             let cache = setup.config().store_cache_bytes();
             let redb = Arc::new(weft::store::RedbStore::open_with_cache(path, cache)?);
             let backup = &setup.config().backup;
+            let dir = backup.dir.clone().unwrap_or_else(|| "backups".into());
             let backups = weft_daemon::Backups {
                 store: redb.clone(),
                 dir: setup.data_dir().join(dir),
-                every: Duration::from_secs(backup.every_s.max(1)),
+                every: backup
+                    .dir
+                    .is_some()
+                    .then(|| Duration::from_secs(backup.every_s.max(1))),
                 keep: backup.keep,
             };
             (redb as Arc<dyn weft::store::RunStore>, Some(backups))
@@ -102,6 +107,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let options = DaemonOptions {
         listen: args.listen.unwrap_or(server.listen),
         tokens,
+        operators: setup.config().operators(),
         quotas: setup.config().quotas.clone(),
         retention: setup.config().retention.clone(),
         backups,

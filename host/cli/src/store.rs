@@ -14,10 +14,19 @@ use weft::store::RedbStore;
 pub enum StoreAction {
     /// Give back the space of deleted runs (the daemon stopped).
     Compact,
-    /// Write a consistent copy of the store to a new file.
+    /// Write a consistent copy of the store to a new file (the daemon
+    /// stopped), or, with `--server`, have the running daemon write one into
+    /// its backups folder (for operators).
     Backup {
         /// The file to write (must not exist).
-        path: PathBuf,
+        #[arg(required_unless_present = "server")]
+        path: Option<PathBuf>,
+        /// The running daemon to ask instead.
+        #[arg(long, conflicts_with = "path")]
+        server: Option<String>,
+        /// Bearer token for the daemon.
+        #[arg(long, env = "WEFT_TOKEN", hide_env_values = true)]
+        token: Option<String>,
     },
     /// Put a backup in place of the store (the daemon stopped); the file
     /// replaced is kept as `weft.redb.before-restore`.
@@ -40,6 +49,14 @@ fn redb_file(location: StoreLocation) -> anyhow::Result<PathBuf> {
 }
 
 pub async fn main(action: StoreAction, location: StoreLocation) -> anyhow::Result<ExitCode> {
+    if let StoreAction::Backup {
+        server: Some(server),
+        token,
+        ..
+    } = action
+    {
+        return crate::client::backup(&crate::client::ServerArgs { server, token }).await;
+    }
     let file = redb_file(location)?;
     let mut out = std::io::stdout().lock();
     match action {
@@ -53,8 +70,9 @@ pub async fn main(action: StoreAction, location: StoreLocation) -> anyhow::Resul
                 size(after)
             )?;
         }
-        StoreAction::Backup { path } => {
-            let store = RedbStore::open(&file)?;
+        StoreAction::Backup { path, .. } => {
+            let path = path.unwrap_or_default();
+            let store = RedbStore::open(&file).map_err(|e| in_use(e, &file))?;
             store.backup_to(&path).await?;
             writeln!(out, "{} → {}", file.display(), path.display())?;
         }
@@ -64,6 +82,19 @@ pub async fn main(action: StoreAction, location: StoreLocation) -> anyhow::Resul
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A store that does not open because a daemon holds it: say what to do.
+fn in_use(e: weft::store::StoreError, file: &std::path::Path) -> anyhow::Error {
+    if matches!(e, weft::store::StoreError::InUse { .. }) {
+        anyhow::anyhow!(
+            "{} is in use (a daemon serves it): ask it for a backup with \
+             `weft store backup --server URL`, or set [backup] in weft.toml",
+            file.display()
+        )
+    } else {
+        e.into()
+    }
 }
 
 fn size(bytes: u64) -> String {

@@ -1810,3 +1810,72 @@ async fn backups_written_while_serving_restore_and_resume() {
     assert_eq!(s, StatusCode::OK);
     assert_eq!(run["outputs"]["a"]["value"], 2, "{run}");
 }
+
+/// An operator has the serving daemon write a backup now (`weft store
+/// backup --server`); other users may not; the command that opens the file
+/// itself says the daemon holds it and what to do instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_ask_the_serving_daemon_for_a_backup() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "{TWO_USERS}\n[[tokens]]\nuser = \"ops\"\ntoken = \"ops-secret-token-00003\"\noperator = true\n"
+    );
+    let d = Daemon::start(dir.path(), &empty_plugins(dir.path()), &config);
+    let alice = d.as_user("alice-secret-token-0001");
+    let done = alice
+        .submit(
+            json!({"tasks": [{"id": "a", "type": "math.add-one"}]}),
+            json!({"value": 1}),
+        )
+        .await;
+    alice.finished(&done).await;
+
+    let (s, e) = alice.post("/v1/store/backups", json!({})).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{e}");
+    assert!(
+        e["error"].as_str().unwrap().contains("not an operator"),
+        "{e}"
+    );
+
+    let weft = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_weft"))
+            .args(args)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .env_remove("WEFT_DATABASE_URL")
+            .env_remove("WEFT_TOKEN")
+            .output()
+            .unwrap()
+    };
+    let copy = dir.path().join("copy.redb");
+    let out = weft(&["store", "backup", copy.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("--server"), "{stderr}");
+
+    let out = weft(&[
+        "store",
+        "backup",
+        "--server",
+        &d.url,
+        "--token",
+        "ops-secret-token-00003",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let written = std::path::PathBuf::from(stdout.split(" (").next().unwrap().trim());
+    assert!(
+        written.starts_with(dir.path().join("data/backups")),
+        "{stdout}"
+    );
+    // A whole store: it holds alice's run.
+    let store = weft::store::RedbStore::open(&written).unwrap();
+    let stored = weft::store::prelude::RunLog::load_run(&store, &done)
+        .await
+        .unwrap();
+    assert_eq!(stored.run.status, weft::events::RunStatus::Succeeded);
+}

@@ -130,7 +130,8 @@ async fn every_route_answers_as_its_openapi_document_says() {
     let plugins = dir.path().join("plugins");
     std::fs::create_dir_all(&plugins).unwrap();
     let config = format!(
-        "[server]\nmax_body_bytes = 8000\n\n[[tokens]]\nuser = \"alice\"\ntoken = \"{TOKEN}\"\n\n\
+        "[server]\nmax_body_bytes = 8000\n\n[[tokens]]\nuser = \"alice\"\ntoken = \"{TOKEN}\"\n\
+         operator = true\n\n[[tokens]]\nuser = \"bob\"\ntoken = \"bob-token-not-operator\"\n\n\
          [quotas]\nsubmissions = {{ max = 12, per_ms = 600000 }}\n"
     );
     let d = Daemon::start(dir.path(), &plugins, &config);
@@ -371,6 +372,14 @@ async fn every_route_answers_as_its_openapi_document_says() {
     .await;
     let r = send(Method::POST, "/v1/dead-letters/nothing/retry");
     c.call("post", "/v1/dead-letters/{id}/retry", r).await;
+
+    // Operations.
+    let r = send(Method::POST, "/v1/store/backups");
+    let written = c.call("post", "/v1/store/backups", r).await;
+    assert!(written["bytes"].as_u64().unwrap() > 0, "{written}");
+    let bob = d.as_user("bob-token-not-operator");
+    let r = bob.req(Method::POST, "/v1/store/backups");
+    c.call("post", "/v1/store/backups", r).await;
 
     // Meta.
     for path in ["/healthz", "/readyz", "/metrics"] {

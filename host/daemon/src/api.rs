@@ -123,6 +123,7 @@ fn v1_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(share_graph))
         .routes(routes!(dead_letters))
         .routes(routes!(retry_dead_letter))
+        .routes(routes!(write_backup))
         .routes(routes!(openapi_json))
 }
 
@@ -486,6 +487,35 @@ async fn delete_run(
     state.host.store().delete_run(&id).await?;
     tracing::info!(run_id = %id, user = %user.0, "run deleted");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Write a backup of the embedded store now, while the daemon serves (runs
+/// go on meanwhile), into its backups folder (`[backup] dir`, default
+/// `backups` in the data directory); the oldest beyond `[backup] keep` are
+/// deleted. For operators only.
+#[utoipa::path(
+    post, path = "/store/backups", tag = "operations",
+    responses(
+        (status = 201, description = "Written", body = BackupWritten),
+        (status = 403, description = "Not an operator", body = ErrorBody),
+        (status = 409, description = "The store is PostgreSQL: use pg_dump", body = ErrorBody),
+    )
+)]
+async fn write_backup(
+    State(state): State<AppState>,
+    Extension(user): Extension<User>,
+) -> ApiResult<(StatusCode, Json<BackupWritten>)> {
+    state.auth.operator(&user)?;
+    let Some(backups) = &state.backups else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "this daemon's store is not the embedded one: back PostgreSQL up with pg_dump",
+        ));
+    };
+    let (path, bytes) = backups.write_one().await?;
+    tracing::info!(backup = %path.display(), user = %user.0, "store backed up on request");
+    let path = path.display().to_string();
+    Ok((StatusCode::CREATED, Json(BackupWritten { path, bytes })))
 }
 
 /// The user's runs, newest first, a page at a time.

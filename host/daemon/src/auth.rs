@@ -29,16 +29,32 @@ pub(crate) struct Auth {
     /// SHA-256 of each token → its user. Looking up a hash keeps the token
     /// comparison from leaking timing about the token itself.
     tokens: HashMap<[u8; 32], String>,
+    /// The users who may act on the daemon itself.
+    operators: std::collections::HashSet<String>,
 }
 
 impl Auth {
-    pub(crate) fn new(tokens: &[(String, String)]) -> Self {
+    pub(crate) fn new(tokens: &[(String, String)], operators: &[String]) -> Self {
         Auth {
             tokens: tokens
                 .iter()
                 .map(|(token, user)| (Sha256::digest(token.as_bytes()).into(), user.clone()))
                 .collect(),
+            operators: operators.iter().cloned().collect(),
         }
+    }
+
+    /// Refuse (403) unless `user` may act on the daemon itself: an operator
+    /// named in the configuration, or, with no tokens, the loopback user.
+    pub(crate) fn operator(&self, user: &User) -> Result<(), ApiError> {
+        let local = !self.has_tokens() && user.0 == LOCAL_USER;
+        if local || self.operators.contains(&user.0) {
+            return Ok(());
+        }
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("user `{}` is not an operator of this daemon", user.0),
+        ))
     }
 
     /// True when tokens are configured.

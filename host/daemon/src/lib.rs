@@ -53,6 +53,9 @@ pub struct DaemonOptions {
     pub listen: SocketAddr,
     /// (token, user) pairs. Empty: only loopback clients, as user `local`.
     pub tokens: Vec<(String, String)>,
+    /// The users who may act on the daemon itself (write a backup now).
+    /// With no tokens, the loopback user `local` is the operator.
+    pub operators: Vec<String>,
     /// Submission limits.
     pub quotas: QuotaConfig,
     /// Larger request bodies are refused with 413.
@@ -90,10 +93,39 @@ pub struct Backups {
     pub store: Arc<weft::store::RedbStore>,
     /// The folder backups are written to (`weft-TIME.redb`).
     pub dir: std::path::PathBuf,
-    /// Time between backups.
-    pub every: Duration,
+    /// Time between backups; none: only when an operator asks
+    /// (`POST /v1/store/backups`).
+    pub every: Option<Duration>,
     /// Backups kept; older ones are deleted.
     pub keep: usize,
+}
+
+impl Backups {
+    /// Write one backup now (runs go on meanwhile), then delete the oldest
+    /// beyond `keep`; returns its path and size.
+    pub async fn write_one(&self) -> Result<(std::path::PathBuf, u64), weft::store::StoreError> {
+        std::fs::create_dir_all(&self.dir).map_err(|e| {
+            weft::store::StoreError::context(format!("cannot create {}", self.dir.display()), e)
+        })?;
+        let path = self.dir.join(format!("weft-{}.redb", weft::new_run_id()));
+        self.store.backup_to(&path).await?;
+        let bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
+        let mut old: Vec<std::path::PathBuf> = std::fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                let n = p.file_name().map(|n| n.to_string_lossy().into_owned());
+                n.is_some_and(|n| n.starts_with("weft-") && n.ends_with(".redb"))
+            })
+            .collect();
+        old.sort();
+        let excess = old.len().saturating_sub(self.keep.max(1));
+        for stale in old.into_iter().take(excess) {
+            let _ = std::fs::remove_file(stale);
+        }
+        Ok((path, bytes))
+    }
 }
 
 impl std::fmt::Debug for Backups {
@@ -112,6 +144,7 @@ impl Default for DaemonOptions {
         DaemonOptions {
             listen: server.listen,
             tokens: Vec::new(),
+            operators: Vec::new(),
             quotas: QuotaConfig::default(),
             max_body_bytes: server.max_body_bytes,
             shutdown_grace: Duration::from_secs(server.shutdown_grace_s),
@@ -172,6 +205,8 @@ struct Shared {
     shutdown: CancellationToken,
     /// Set once interrupted runs were resumed and the folder is watched.
     ready: AtomicBool,
+    /// Copies of the embedded store (none on PostgreSQL).
+    backups: Option<Backups>,
 }
 
 impl std::ops::Deref for AppState {
@@ -199,7 +234,7 @@ fn state(host: Arc<Host>, options: &DaemonOptions) -> AppState {
     let max_runs = options.max_runs.max(1);
     AppState(Arc::new(Shared {
         runs: runs::Runs::new(host.clone(), metrics.clone(), leases, max_runs),
-        auth: auth::Auth::new(&options.tokens),
+        auth: auth::Auth::new(&options.tokens, &options.operators),
         quotas: auth::Quotas::new(
             options.quotas.clone(),
             host.store().clone(),
@@ -210,6 +245,7 @@ fn state(host: Arc<Host>, options: &DaemonOptions) -> AppState {
         streams: Arc::new(sse::OpenStreams::new(options.max_streams_per_user)),
         shutdown: CancellationToken::new(),
         ready: AtomicBool::new(false),
+        backups: options.backups.clone(),
     }))
 }
 
@@ -237,8 +273,10 @@ fn prune(
     let store = state.host.store().clone();
     let clock = state.host.clock().clone();
     let stop = state.shutdown.clone();
+    let host = state.host.clone();
     tokio::spawn(async move {
         let mut pruner = weft::retention::Pruner::default();
+        let mut components = weft::pinning::ComponentPruner::default();
         let every = Duration::from_secs(retention.every_s.max(1));
         loop {
             tokio::select! {
@@ -265,20 +303,24 @@ fn prune(
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "cannot prune runs"),
             }
+            match components.pass(store.as_ref(), &host.registry()).await {
+                Ok(gone) if !gone.is_empty() => {
+                    tracing::info!(deleted = gone.len(), "pruned components no run needs")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot prune components"),
+            }
         }
     })
 }
 
 /// Until shutdown: a backup of the embedded store every `every`, the
 /// newest `keep` kept.
-fn back_up(state: &AppState, backups: Option<Backups>) -> tokio::task::JoinHandle<()> {
+fn back_up(state: &AppState) -> tokio::task::JoinHandle<()> {
     let stop = state.shutdown.clone();
+    let backups = state.backups.clone();
     tokio::spawn(async move {
         let Some(b) = backups else { return };
-        if let Err(e) = std::fs::create_dir_all(&b.dir) {
-            tracing::error!(dir = %b.dir.display(), error = %e, "cannot create the backups folder");
-            return;
-        }
         // A backup cut short when the process last stopped.
         for entry in std::fs::read_dir(&b.dir).into_iter().flatten().flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
@@ -286,29 +328,15 @@ fn back_up(state: &AppState, backups: Option<Backups>) -> tokio::task::JoinHandl
                 let _ = std::fs::remove_file(entry.path());
             }
         }
+        let Some(every) = b.every else { return };
         loop {
             tokio::select! {
                 () = stop.cancelled() => return,
-                () = tokio::time::sleep(b.every) => {}
+                () = tokio::time::sleep(every) => {}
             }
-            let name = format!("weft-{}.redb", weft::new_run_id());
-            match b.store.backup_to(&b.dir.join(&name)).await {
-                Ok(()) => tracing::info!(backup = %name, "store backed up"),
+            match b.write_one().await {
+                Ok((path, _)) => tracing::info!(backup = %path.display(), "store backed up"),
                 Err(e) => tracing::error!(error = %e, "cannot back up the store"),
-            }
-            let mut old: Vec<std::path::PathBuf> = std::fs::read_dir(&b.dir)
-                .into_iter()
-                .flatten()
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| {
-                    let n = p.file_name().map(|n| n.to_string_lossy().into_owned());
-                    n.is_some_and(|n| n.starts_with("weft-") && n.ends_with(".redb"))
-                })
-                .collect();
-            old.sort();
-            let excess = old.len().saturating_sub(b.keep.max(1));
-            for path in old.into_iter().take(excess) {
-                let _ = std::fs::remove_file(path);
             }
         }
     })
@@ -327,7 +355,7 @@ pub async fn run_worker(
     reload::watch(state.host.clone(), state.shutdown.clone())?;
     let sharing = share(&state, &options);
     let pruning = prune(&state, options.retention.clone());
-    let backing_up = back_up(&state, options.backups.clone());
+    let backing_up = back_up(&state);
     shutdown.await;
     tracing::info!("shutting down: no new runs");
     state.shutdown.cancel();
@@ -382,7 +410,7 @@ impl Daemon {
         reload::watch(state.host.clone(), state.shutdown.clone())?;
         let sharing = share(&state, &options);
         let pruning = prune(&state, options.retention.clone());
-        let backing_up = back_up(&state, options.backups.clone());
+        let backing_up = back_up(&state);
         state.ready.store(true, Ordering::Release);
         let cross_site =
             cross_site::CrossSite::new(&options.allowed_hosts, &options.allowed_origins);

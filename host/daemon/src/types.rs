@@ -343,6 +343,15 @@ pub struct Redriven {
     pub status: RunStatus,
 }
 
+/// A backup of the embedded store, written on an operator's request.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BackupWritten {
+    /// The file, on the daemon's machine.
+    pub path: String,
+    /// Its size in bytes.
+    pub bytes: u64,
+}
+
 /// A task type, as `weft tasks --json` lists it.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct TaskTypeView {

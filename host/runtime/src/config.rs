@@ -192,6 +192,9 @@ pub struct TokenConfig {
     /// nothing unless listed.
     #[serde(default)]
     pub grants: crate::grant::Grants,
+    /// May act on the daemon itself (write a backup now).
+    #[serde(default)]
+    pub operator: bool,
 }
 
 /// `[quotas]`: submission limits. Over a limit, `POST /v1/runs` answers 429
@@ -394,6 +397,15 @@ impl Config {
                 },
             );
         }
+    }
+
+    /// The users whose tokens make them operators.
+    pub fn operators(&self) -> Vec<String> {
+        self.tokens
+            .iter()
+            .filter(|t| t.operator)
+            .map(|t| t.user.clone())
+            .collect()
     }
 
     /// The configured tokens, read (from the file or the environment), as

@@ -8,9 +8,10 @@
 //! loaded again from the kept bytes, with the plugin's current manifest
 //! ([`pinned_registry`]). A plugin no longer loaded, or bytes no longer
 //! kept, is [`Unpinnable`]: the run cannot go on and is failed, naming the
-//! plugin and digest. It knows nothing of how runs execute.
+//! plugin and digest. Kept components no run is pinned to any more are
+//! deleted ([`ComponentPruner`]). It knows nothing of how runs execute.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -18,7 +19,7 @@ use sha2::{Digest, Sha256};
 
 use crate::graph::Plan;
 use crate::plugin::{Manifest, PluginHost, PluginSource};
-use crate::store::RunStore;
+use crate::store::{RunStore, StoreError};
 use crate::task::{PluginReport, Registry};
 
 /// Why a run cannot go on with the components it started with.
@@ -64,6 +65,46 @@ pub async fn archive(store: &dyn RunStore, sources: &[PluginSource]) {
         if let Err(e) = store.component_put(&digest, &source.bytes).await {
             tracing::warn!(plugin = %source.name, %digest, error = %e, "cannot keep the component for pinned runs");
         }
+    }
+}
+
+/// Deletes the kept components nothing needs any more: no stored run is
+/// pinned to them and this host has no plugin loaded from them. A digest
+/// goes only when found unused on two passes in a row, so a run being
+/// submitted meanwhile (its plan made, its record not yet stored) keeps it.
+/// A component only another host sharing the store has loaded may go: that
+/// host keeps it again at its next start or reload, and runs it executes
+/// are unaffected.
+#[derive(Debug, Default)]
+pub struct ComponentPruner {
+    unused_before: HashSet<String>,
+}
+
+impl ComponentPruner {
+    /// One pass; returns the digests deleted.
+    pub async fn pass(
+        &mut self,
+        store: &dyn RunStore,
+        loaded: &Registry,
+    ) -> Result<Vec<String>, StoreError> {
+        let loaded: HashSet<&str> = loaded.plugins().iter().map(|r| r.sha256.as_str()).collect();
+        let mut unused: HashSet<String> = store
+            .components_unused()
+            .await?
+            .into_iter()
+            .filter(|d| !loaded.contains(d.as_str()))
+            .collect();
+        let mut deleted = Vec::new();
+        for digest in unused.intersection(&self.unused_before) {
+            if store.component_delete_unused(digest).await? {
+                deleted.push(digest.clone());
+            }
+        }
+        for digest in &deleted {
+            unused.remove(digest);
+        }
+        self.unused_before = unused;
+        Ok(deleted)
     }
 }
 
@@ -141,4 +182,39 @@ fn manifest_of(report: &PluginReport) -> Result<Manifest, crate::plugin::Manifes
         return Ok(PluginHost::standard_manifest(&report.name));
     }
     Manifest::for_component(Path::new(&report.source))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::prelude::*;
+    use crate::store::{MemoryStore, NewRun, RunRecord, RunSpec};
+
+    #[tokio::test]
+    async fn components_go_when_unused_on_two_passes_in_a_row() {
+        let store = MemoryStore::new();
+        for digest in ["kept", "loose"] {
+            store
+                .component_put(digest, digest.as_bytes())
+                .await
+                .unwrap();
+        }
+        let spec = RunSpec {
+            graph: crate::graph::Graph::builder().task("a", "p.task").build(),
+            origin: "g.json".into(),
+            input: serde_json::json!({}),
+            components: [("p".to_string(), "kept".to_string())].into(),
+        };
+        let run = RunRecord::new("r1", "g.json");
+        store.create_run(NewRun::new(run, spec)).await.unwrap();
+        let (registry, mut pruner) = (Registry::new(), ComponentPruner::default());
+
+        assert!(pruner.pass(&store, &registry).await.unwrap().is_empty());
+        assert_eq!(pruner.pass(&store, &registry).await.unwrap(), ["loose"]);
+        assert!(store.component_get("loose").await.unwrap().is_none());
+        // Once its run is deleted, the pinned one goes too (two passes later).
+        store.delete_run("r1").await.unwrap();
+        assert!(pruner.pass(&store, &registry).await.unwrap().is_empty());
+        assert_eq!(pruner.pass(&store, &registry).await.unwrap(), ["kept"]);
+    }
 }

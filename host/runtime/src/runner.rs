@@ -681,6 +681,11 @@ impl Runner {
         // Offers an earlier host of this run made are void: their nodes run
         // again as new attempts.
         self.withdraw_offers(hub.run_id(), resumed).await;
+        let _offers = self
+            .options
+            .dispatch
+            .as_ref()
+            .map(|d| d.run_offers(hub.run_id()));
         st.events.push(EventKind::RunStarted {
             nodes: n,
             resumed,

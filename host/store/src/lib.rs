@@ -60,7 +60,7 @@ use serde_json::Value;
 pub use admission::NewRun;
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
-pub use postgres::PgStore;
+pub use postgres::{PgStore, SCHEMA_VERSION as PG_SCHEMA_VERSION};
 pub use redb_store::{CACHE_BYTES as REDB_CACHE_BYTES, RedbStore};
 
 use weft_core::cache::{CacheEntry, CacheStat};
@@ -100,7 +100,10 @@ impl StoreError {
 }
 
 /// The on-disk format version this build writes and reads.
-pub const FORMAT_VERSION: u64 = 1;
+///
+/// 2: runs' component pins are indexed (`component_runs`); a version-1 file
+/// is migrated when opened.
+pub const FORMAT_VERSION: u64 = 2;
 
 /// A storage failure that any concern can meet: the backend failed, or the
 /// store cannot be opened. Cheap to clone (a run's event hub hands the first
@@ -465,6 +468,14 @@ pub trait Components: Send + Sync {
 
     /// The bytes kept under `digest`.
     async fn component_get(&self, digest: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// The digests kept that no stored run is pinned to (a run is pinned
+    /// from its creation until it is deleted).
+    async fn components_unused(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Delete the component under `digest` if still no stored run is pinned
+    /// to it (checked atomically with the deletion); true if deleted.
+    async fn component_delete_unused(&self, digest: &str) -> Result<bool, StoreError>;
 }
 
 /// What hosts sharing a store agree through it: rate windows and pauses,

@@ -1,7 +1,8 @@
 //! An in-memory [`RunStore`]: for ephemeral runs and tests. Nothing survives the
 //! process.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
 use std::sync::Mutex;
 
 use serde_json::Value;
@@ -28,7 +29,12 @@ struct Runs {
     cache_index: BTreeMap<(String, u64, String), u64>,
     /// Task type → its entries in the cache.
     cache_counts: BTreeMap<String, u64>,
+    /// (run, key) → created: the entries each run made (deleted with it if
+    /// still the same entry).
+    cache_made: BTreeMap<(String, String), u64>,
     runs: BTreeMap<String, RunRecord>,
+    /// (created, run id) of every run: the runs oldest first.
+    by_age: BTreeSet<(u64, String)>,
     specs: BTreeMap<String, RunSpec>,
     nodes: BTreeMap<(String, String), NodeRecord>,
     events: BTreeMap<(String, u64), Event>,
@@ -37,6 +43,8 @@ struct Runs {
     graph_versions: BTreeMap<String, u32>,
     leases: BTreeMap<String, Lease>,
     components: BTreeMap<String, std::sync::Arc<[u8]>>,
+    /// (digest, run): which runs are pinned to which components.
+    component_runs: BTreeSet<(String, String)>,
 }
 
 /// Runs kept in memory.
@@ -88,7 +96,11 @@ impl RunLog for MemoryStore {
             if let Some(lease) = lease {
                 runs.leases.insert(id.clone(), lease);
             }
+            for digest in spec.components.values() {
+                runs.component_runs.insert((digest.clone(), id.clone()));
+            }
             runs.specs.insert(id.clone(), spec);
+            runs.by_age.insert((record.created_ms, id.clone()));
             runs.runs.insert(id, record);
         }
         Ok(created)
@@ -113,6 +125,8 @@ impl RunLog for MemoryStore {
             runs.events.insert((run_id.to_string(), e.seq), e);
         }
         for put in commit.cache {
+            runs.cache_made
+                .insert((run_id.to_string(), put.key.clone()), put.entry.created_ms);
             put_cache(runs, put);
         }
         Ok(())
@@ -173,13 +187,16 @@ impl RunLog for MemoryStore {
         limit: usize,
     ) -> Result<Vec<RunRecord>, RunLogError> {
         let runs = self.lock();
-        let mut all: Vec<&RunRecord> = runs
-            .runs
-            .values()
-            .filter(|r| after.is_none_or(|(c, id)| (r.created_ms, r.run_id.as_str()) > (c, id)))
-            .collect();
-        all.sort_by(|a, b| (a.created_ms, &a.run_id).cmp(&(b.created_ms, &b.run_id)));
-        Ok(all.into_iter().take(limit).cloned().collect())
+        let from = match after {
+            Some((created, id)) => Bound::Excluded((created, id.to_string())),
+            None => Bound::Unbounded,
+        };
+        Ok(runs
+            .by_age
+            .range((from, Bound::Unbounded))
+            .filter_map(|(_, id)| runs.runs.get(id).cloned())
+            .take(limit)
+            .collect())
     }
 
     async fn delete_run(&self, run_id: &str) -> Result<bool, RunLogError> {
@@ -187,8 +204,30 @@ impl RunLog for MemoryStore {
         let Some(record) = runs.runs.remove(run_id) else {
             return Ok(false);
         };
+        runs.by_age.remove(&(record.created_ms, run_id.to_string()));
+        let made: Vec<_> = runs
+            .cache_made
+            .range((run_id.to_string(), String::new())..)
+            .take_while(|((r, _), _)| r == run_id)
+            .map(|((r, key), created)| ((r.clone(), key.clone()), *created))
+            .collect();
+        for (made_key, created) in made {
+            runs.cache_made.remove(&made_key);
+            // Unless another run has put the same key since.
+            if runs
+                .cache
+                .get(&made_key.1)
+                .is_some_and(|e| e.created_ms == created)
+            {
+                runs.cache_remove(&made_key.1);
+            }
+        }
         let id = run_id.to_string();
-        runs.specs.remove(run_id);
+        if let Some(spec) = runs.specs.remove(run_id) {
+            for digest in spec.components.into_values() {
+                runs.component_runs.remove(&(digest, run_id.to_string()));
+            }
+        }
         let nodes: Vec<_> = runs
             .nodes
             .range((id.clone(), String::new())..)
@@ -257,6 +296,21 @@ impl Components for MemoryStore {
             runs.components.insert(digest.to_string(), bytes.into());
         }
         Ok(())
+    }
+
+    async fn components_unused(&self) -> Result<Vec<String>, StoreError> {
+        let runs = self.lock();
+        Ok(runs
+            .components
+            .keys()
+            .filter(|d| !runs.is_pinned(d))
+            .cloned()
+            .collect())
+    }
+
+    async fn component_delete_unused(&self, digest: &str) -> Result<bool, StoreError> {
+        let mut runs = self.lock();
+        Ok(!runs.is_pinned(digest) && runs.components.remove(digest).is_some())
     }
 
     async fn component_get(&self, digest: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -539,6 +593,14 @@ impl Runs {
                 }
             }
         }
+    }
+
+    /// Whether a stored run is pinned to component `digest`.
+    fn is_pinned(&self, digest: &str) -> bool {
+        self.component_runs
+            .range((digest.to_string(), String::new())..)
+            .next()
+            .is_some_and(|(d, _)| d == digest)
     }
 }
 

@@ -31,7 +31,7 @@ use weft_core::graph::Graph;
 use weft_core::rate::RateState;
 
 /// The schema version this build creates and reads.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Each migration: (version, statements). Applied in order, once.
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -125,6 +125,22 @@ const MIGRATIONS: &[(i64, &str)] = &[
         bytes bytea NOT NULL,
         saved_ms bigint NOT NULL
     );
+    "#,
+    ),
+    (
+        5,
+        r#"
+    ALTER TABLE weft_cache ADD COLUMN run_id text;
+    CREATE INDEX weft_cache_run ON weft_cache (run_id) WHERE run_id IS NOT NULL;
+    CREATE TABLE weft_component_runs (
+        digest text NOT NULL,
+        run_id text NOT NULL,
+        PRIMARY KEY (digest, run_id)
+    );
+    CREATE INDEX weft_component_runs_run ON weft_component_runs (run_id);
+    INSERT INTO weft_component_runs (digest, run_id)
+      SELECT DISTINCT c.value, r.run_id
+      FROM weft_runs r, jsonb_each_text(coalesce(r.spec -> 'components', '{}')) c;
     "#,
     ),
 ];
@@ -260,6 +276,16 @@ fn from_json<T: for<'de> serde::Deserialize<'de>>(key: &str, v: Value) -> Result
     decode(key, v.to_string().as_bytes())
 }
 
+/// Run records from rows of `(run_id, record)`.
+fn run_records(rows: Vec<sqlx::postgres::PgRow>) -> Result<Vec<RunRecord>, StoreError> {
+    rows.into_iter()
+        .map(|r| {
+            let (id, record): (String, Json<Value>) = (r.get(0), r.get(1));
+            from_json(&id, record.0)
+        })
+        .collect()
+}
+
 impl PgStore {
     /// Connect to `url` (`postgres://…`), create or migrate the schema, and
     /// start listening for new runs. `max_connections` bounds the pool.
@@ -364,6 +390,10 @@ impl PgStore {
                  lease_host, lease_until_ms)
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (idempotency) DO NOTHING
                RETURNING run_id
+             ), pins AS (
+               INSERT INTO weft_component_runs (digest, run_id)
+               SELECT DISTINCT c.value, new.run_id
+               FROM new, jsonb_each_text(coalesce($3::jsonb -> 'components', '{}')) c
              ), wake AS (
                -- Nobody executes it yet: wake the hosts that may claim it.
                SELECT pg_notify('weft_runs', run_id) FROM new WHERE $7::text IS NULL
@@ -525,11 +555,12 @@ impl RunLog for PgStore {
                  record = record || jsonb_build_object('status', $6::text, 'updated_ms', $7::bigint)
                WHERE run_id = $1 AND $6::text IS NOT NULL
              ), cache AS (
-               INSERT INTO weft_cache (key, task_type, created_ms, size, entry)
-               SELECT * FROM UNNEST($8::text[], $9::text[], $10::bigint[], $11::bigint[], $12::jsonb[])
+               INSERT INTO weft_cache (key, task_type, created_ms, size, entry, run_id)
+               SELECT *, $1 FROM UNNEST($8::text[], $9::text[], $10::bigint[], $11::bigint[], $12::jsonb[])
                WHERE EXISTS (SELECT 1 FROM weft_runs WHERE run_id = $1)
                ON CONFLICT (key) DO UPDATE SET task_type = excluded.task_type,
-                 created_ms = excluded.created_ms, size = excluded.size, entry = excluded.entry
+                 created_ms = excluded.created_ms, size = excluded.size, entry = excluded.entry,
+                 run_id = excluded.run_id
              )
              SELECT count(*) FROM weft_runs WHERE run_id = $1",
         )
@@ -607,17 +638,13 @@ impl RunLog for PgStore {
     }
 
     async fn list_runs(&self) -> Result<Vec<RunRecord>, RunLogError> {
-        sqlx::query("SELECT run_id, record FROM weft_runs ORDER BY created_ms DESC, run_id DESC")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(backend)?
-            .into_iter()
-            .map(|r| {
-                let (id, record): (String, Json<Value>) = (r.get(0), r.get(1));
-                from_json(&id, record.0)
-            })
-            .collect::<Result<_, StoreError>>()
-            .map_err(Into::into)
+        let rows = sqlx::query(
+            "SELECT run_id, record FROM weft_runs ORDER BY created_ms DESC, run_id DESC",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(run_records(rows)?)
     }
 
     async fn runs_page(
@@ -626,7 +653,7 @@ impl RunLog for PgStore {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<RunRecord>, RunLogError> {
-        sqlx::query(
+        let rows = sqlx::query(
             "SELECT run_id, record FROM weft_runs
              WHERE ($1::text IS NULL OR record->>'owner' = $1 OR ($2 AND record->>'owner' IS NULL))
                AND ($3::text IS NULL OR status = $3)
@@ -645,14 +672,8 @@ impl RunLog for PgStore {
         .bind(limit.min(i64::MAX as usize) as i64)
         .fetch_all(&self.pool)
         .await
-        .map_err(backend)?
-        .into_iter()
-        .map(|r| {
-            let (id, record): (String, Json<Value>) = (r.get(0), r.get(1));
-            from_json(&id, record.0)
-        })
-        .collect::<Result<_, StoreError>>()
-        .map_err(Into::into)
+        .map_err(backend)?;
+        Ok(run_records(rows)?)
     }
 
     async fn events(&self, run_id: &str, after: u64) -> Result<Vec<Event>, RunLogError> {
@@ -678,7 +699,7 @@ impl RunLog for PgStore {
         limit: usize,
     ) -> Result<Vec<RunRecord>, RunLogError> {
         let (created, id) = after.map_or((-1, ""), |(c, id)| (c as i64, id));
-        sqlx::query(
+        let rows = sqlx::query(
             "SELECT run_id, record FROM weft_runs WHERE (created_ms, run_id) > ($1, $2)
              ORDER BY created_ms, run_id LIMIT $3",
         )
@@ -687,19 +708,24 @@ impl RunLog for PgStore {
         .bind(limit.min(i64::MAX as usize) as i64)
         .fetch_all(&self.pool)
         .await
-        .map_err(backend)?
-        .into_iter()
-        .map(|r| {
-            let (run_id, record): (String, Json<Value>) = (r.get(0), r.get(1));
-            from_json(&run_id, record.0)
-        })
-        .collect::<Result<_, StoreError>>()
-        .map_err(Into::into)
+        .map_err(backend)?;
+        Ok(run_records(rows)?)
     }
 
     async fn delete_run(&self, run_id: &str) -> Result<bool, RunLogError> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
         sqlx::query("DELETE FROM weft_task_offers WHERE run_id = $1")
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        sqlx::query("DELETE FROM weft_component_runs WHERE run_id = $1")
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        // The cached outputs it made (unless another run has put them since).
+        sqlx::query("DELETE FROM weft_cache WHERE run_id = $1")
             .bind(run_id)
             .execute(&mut *tx)
             .await
@@ -778,6 +804,30 @@ impl Components for PgStore {
         .await
         .map_err(backend)?;
         Ok(())
+    }
+
+    async fn components_unused(&self) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT digest FROM weft_components c
+             WHERE NOT EXISTS (SELECT 1 FROM weft_component_runs p WHERE p.digest = c.digest)",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(rows.into_iter().map(|r| r.get(0)).collect())
+    }
+
+    async fn component_delete_unused(&self, digest: &str) -> Result<bool, StoreError> {
+        let deleted = sqlx::query(
+            "DELETE FROM weft_components WHERE digest = $1
+             AND NOT EXISTS (SELECT 1 FROM weft_component_runs WHERE digest = $1)",
+        )
+        .bind(digest)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?
+        .rows_affected();
+        Ok(deleted > 0)
     }
 
     async fn component_get(&self, digest: &str) -> Result<Option<Vec<u8>>, StoreError> {

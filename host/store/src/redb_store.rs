@@ -56,9 +56,14 @@ const RUNNING: TableDefinition<&str, u64> = TableDefinition::new("running");
 const LEASES: TableDefinition<&str, &[u8]> = TableDefinition::new("leases");
 /// (created ms, run id): every run in age order, for pages of runs.
 const RUNS_BY_TIME: TableDefinition<(u64, &str), ()> = TableDefinition::new("runs_by_time");
-/// (owner, created ms, run id): each owner's runs in age order (`""`: no owner).
 /// Component digest → its bytes (what runs are pinned to).
 const COMPONENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("components");
+/// (run id, cache key) → the entry's created ms: the cached outputs each run
+/// made, deleted with the run while still the same entry.
+const CACHE_MADE: TableDefinition<(&str, &str), u64> = TableDefinition::new("cache_made");
+/// (component digest, run id): which runs are pinned to which components.
+const COMPONENT_RUNS: TableDefinition<(&str, &str), ()> = TableDefinition::new("component_runs");
+/// (owner, created ms, run id): each owner's runs in age order (`""`: no owner).
 const RUNS_BY_OWNER: TableDefinition<(&str, u64, &str), ()> = TableDefinition::new("runs_by_owner");
 
 /// Runs in a redb file.
@@ -171,6 +176,7 @@ impl RedbStore {
             tx.open_table(CACHE).map_err(backend)?;
             tx.open_table(CACHE_INDEX).map_err(backend)?;
             tx.open_table(CACHE_COUNTS).map_err(backend)?;
+            tx.open_table(CACHE_MADE).map_err(backend)?;
             tx.open_table(RATE_STARTS).map_err(backend)?;
             tx.open_table(RATE_PAUSES).map_err(backend)?;
             tx.open_table(IDEMPOTENCY).map_err(backend)?;
@@ -180,6 +186,7 @@ impl RedbStore {
             tx.open_table(RUNS_BY_TIME).map_err(backend)?;
             tx.open_table(RUNS_BY_OWNER).map_err(backend)?;
             tx.open_table(COMPONENTS).map_err(backend)?;
+            tx.open_table(COMPONENT_RUNS).map_err(backend)?;
             let mut running = tx.open_table(RUNNING).map_err(backend)?;
             // Files from before the index: build it once.
             if meta.get("running_index").map_err(backend)?.is_none() {
@@ -203,6 +210,18 @@ impl RedbStore {
                     index_run(&tx, &decode(k.value(), v.value())?)?;
                 }
                 meta.insert("age_index", 1).map_err(backend)?;
+            }
+            // Format 1 had no index of component pins.
+            if found.is_some_and(|v| v < 2) {
+                let specs = tx.open_table(SPECS).map_err(backend)?;
+                for item in specs.iter().map_err(backend)? {
+                    let (k, v) = item.map_err(backend)?;
+                    pin_components(&tx, k.value(), &decode(k.value(), v.value())?)?;
+                }
+            }
+            if found.is_some_and(|v| v < FORMAT_VERSION) {
+                meta.insert("format_version", FORMAT_VERSION)
+                    .map_err(backend)?;
             }
         }
         tx.commit().map_err(backend)?;
@@ -289,6 +308,7 @@ impl RunLog for RedbStore {
             specs
                 .insert(run.run_id.as_str(), encode(&new.spec).as_slice())
                 .map_err(backend)?;
+            pin_components(tx, &run.run_id, &new.spec)?;
             runs.insert(run.run_id.as_str(), encode(run).as_slice())
                 .map_err(backend)?;
             index_run(tx, run)?;
@@ -350,8 +370,11 @@ impl RunLog for RedbStore {
                     .insert((run_id.as_str(), e.seq), encode(e).as_slice())
                     .map_err(backend)?;
             }
+            let mut made = tx.open_table(CACHE_MADE).map_err(backend)?;
             for put in &commit.cache {
                 put_cache(tx, put)?;
+                made.insert((run_id.as_str(), put.key.as_str()), put.entry.created_ms)
+                    .map_err(backend)?;
             }
             Ok(())
         })
@@ -555,10 +578,19 @@ impl RunLog for RedbStore {
                 };
                 decode(id, v.value())?
             };
-            tx.open_table(SPECS)
+            let spec = tx
+                .open_table(SPECS)
                 .map_err(backend)?
                 .remove(id)
-                .map_err(backend)?;
+                .map_err(backend)?
+                .map(|v| decode::<RunSpec>(id, v.value()))
+                .transpose()?;
+            if let Some(spec) = spec {
+                let mut pins = tx.open_table(COMPONENT_RUNS).map_err(backend)?;
+                for digest in spec.components.values() {
+                    pins.remove((digest.as_str(), id)).map_err(backend)?;
+                }
+            }
             let mut nodes = tx.open_table(NODES).map_err(backend)?;
             let names: Vec<String> = nodes
                 .range((id, "")..=(id, LAST))
@@ -595,6 +627,7 @@ impl RunLog for RedbStore {
                 .map_err(backend)?
                 .remove((record.created_ms, id))
                 .map_err(backend)?;
+            delete_cache_made(tx, id)?;
             let owner = record.owner.as_deref().unwrap_or("");
             tx.open_table(RUNS_BY_OWNER)
                 .map_err(backend)?
@@ -685,6 +718,35 @@ impl Components for RedbStore {
                 .insert(digest.as_str(), bytes.as_slice())
                 .map_err(backend)?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn components_unused(&self) -> Result<Vec<String>, StoreError> {
+        self.read(|tx| {
+            let table = tx.open_table(COMPONENTS).map_err(backend)?;
+            let pins = tx.open_table(COMPONENT_RUNS).map_err(backend)?;
+            let mut unused = Vec::new();
+            for item in table.iter().map_err(backend)? {
+                let (k, _) = item.map_err(backend)?;
+                if !is_pinned(&pins, k.value())? {
+                    unused.push(k.value().to_string());
+                }
+            }
+            Ok(unused)
+        })
+        .await
+    }
+
+    async fn component_delete_unused(&self, digest: &str) -> Result<bool, StoreError> {
+        let digest = digest.to_string();
+        self.write(move |tx| {
+            let pins = tx.open_table(COMPONENT_RUNS).map_err(backend)?;
+            if is_pinned(&pins, &digest)? {
+                return Ok(false);
+            }
+            let mut table = tx.open_table(COMPONENTS).map_err(backend)?;
+            Ok(table.remove(digest.as_str()).map_err(backend)?.is_some())
         })
         .await
     }
@@ -1092,6 +1154,73 @@ fn read_rate(
         starts: times,
         paused_until_ms,
     })
+}
+
+/// Record that run `run_id` is pinned to the components of `spec`.
+fn pin_components(tx: &WriteTransaction, run_id: &str, spec: &RunSpec) -> Result<(), StoreError> {
+    let mut pins = tx.open_table(COMPONENT_RUNS).map_err(backend)?;
+    for digest in spec.components.values() {
+        pins.insert((digest.as_str(), run_id), ())
+            .map_err(backend)?;
+    }
+    Ok(())
+}
+
+/// Whether a stored run is pinned to component `digest`.
+fn is_pinned(
+    pins: &impl ReadableTable<(&'static str, &'static str), ()>,
+    digest: &str,
+) -> Result<bool, StoreError> {
+    Ok(pins
+        .range((digest, "")..=(digest, LAST))
+        .map_err(backend)?
+        .next()
+        .is_some())
+}
+
+/// Delete the cached outputs run `run_id` made, unless another run has put
+/// the same key since.
+fn delete_cache_made(tx: &WriteTransaction, run_id: &str) -> Result<(), StoreError> {
+    let mut made = tx.open_table(CACHE_MADE).map_err(backend)?;
+    let keys: Vec<(String, u64)> = made
+        .range((run_id, "")..=(run_id, LAST))
+        .map_err(backend)?
+        .map(|item| item.map(|(k, v)| (k.value().1.to_string(), v.value())))
+        .collect::<Result<_, _>>()
+        .map_err(backend)?;
+    for (key, created) in keys {
+        made.remove((run_id, key.as_str())).map_err(backend)?;
+        let entry: Option<CacheEntry> = {
+            let cache = tx.open_table(CACHE).map_err(backend)?;
+            let value = cache.get(key.as_str()).map_err(backend)?;
+            value.map(|v| decode(&key, v.value())).transpose()?
+        };
+        if let Some(entry) = entry.filter(|e| e.created_ms == created) {
+            remove_cache(tx, &key, &entry)?;
+        }
+    }
+    Ok(())
+}
+
+/// Remove `entry`, cached under `key`, with its index row and count.
+fn remove_cache(tx: &WriteTransaction, key: &str, entry: &CacheEntry) -> Result<(), StoreError> {
+    let tt = entry.task_type.as_str();
+    tx.open_table(CACHE)
+        .map_err(backend)?
+        .remove(key)
+        .map_err(backend)?;
+    tx.open_table(CACHE_INDEX)
+        .map_err(backend)?
+        .remove((tt, entry.created_ms, key))
+        .map_err(backend)?;
+    let mut counts = tx.open_table(CACHE_COUNTS).map_err(backend)?;
+    let count = counts.get(tt).map_err(backend)?.map_or(0, |v| v.value());
+    if count > 1 {
+        counts.insert(tt, count - 1).map_err(backend)?;
+    } else {
+        counts.remove(tt).map_err(backend)?;
+    }
+    Ok(())
 }
 
 /// Store a cached output in `tx`, then apply its type's retention rule.

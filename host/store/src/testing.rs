@@ -523,8 +523,27 @@ async fn deleting_runs(store: &dyn RunStore) {
         .await
         .unwrap();
     assert_eq!(ids(next), ["old3"]);
+    // Cached outputs: old2 makes two, old3 then makes one of the same key.
+    let cache = |puts| Commit {
+        cache: puts,
+        ..Commit::default()
+    };
+    let puts = vec![
+        put("del-mine", "t.del", 10, None),
+        put("del-shared", "t.del", 11, None),
+    ];
+    store.commit("old2", cache(puts)).await.unwrap();
+    let puts = vec![put("del-shared", "t.del", 12, None)];
+    store.commit("old3", cache(puts)).await.unwrap();
 
     assert!(store.delete_run("old2").await.unwrap());
+    // What it alone made goes with it; what another run has put since stays.
+    assert_eq!(store.cache_get("del-mine").await.unwrap(), None);
+    let shared = store.cache_get("del-shared").await.unwrap().unwrap();
+    assert_eq!(shared.created_ms, 12);
+    let stats = store.cache_stats().await.unwrap();
+    let del = stats.iter().find(|s| s.task_type == "t.del").unwrap();
+    assert_eq!(del.entries, 1);
     assert!(!store.delete_run("old2").await.unwrap(), "already gone");
     assert!(matches!(
         store.load_run("old2").await,
@@ -578,6 +597,43 @@ async fn components(store: &dyn RunStore) {
     assert_eq!(
         store.component_get("d2").await.unwrap().map(|b| b.len()),
         Some(70_000)
+    );
+
+    // Pinned from a run's creation until its deletion.
+    for (id, pins) in [("pin1", &["d1"][..]), ("pin2", &["d1", "d2"][..])] {
+        let (run, mut spec) = record(id, 2_000_000);
+        spec.components = pins
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (format!("plugin{i}"), d.to_string()))
+            .collect();
+        store.create_run(NewRun::new(run, spec)).await.unwrap();
+    }
+    store.component_put("d3", b"loose").await.unwrap();
+    let unused = store.components_unused().await.unwrap();
+    assert!(unused.contains(&"d3".to_string()), "{unused:?}");
+    assert!(!unused.iter().any(|d| d == "d1" || d == "d2"), "{unused:?}");
+    assert!(!store.component_delete_unused("d1").await.unwrap());
+    store.delete_run("pin1").await.unwrap();
+    assert!(
+        !store.component_delete_unused("d1").await.unwrap(),
+        "pin2 still needs it"
+    );
+    assert!(store.component_get("d1").await.unwrap().is_some());
+    store.delete_run("pin2").await.unwrap();
+    assert!(store.component_delete_unused("d1").await.unwrap());
+    assert!(store.component_delete_unused("d3").await.unwrap());
+    assert!(
+        !store.component_delete_unused("d3").await.unwrap(),
+        "already gone"
+    );
+    assert_eq!(store.component_get("d1").await.unwrap(), None);
+    assert!(
+        store
+            .components_unused()
+            .await
+            .unwrap()
+            .contains(&"d2".to_string())
     );
 }
 

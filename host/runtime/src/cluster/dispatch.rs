@@ -44,6 +44,27 @@ struct Done {
     events: Vec<EventKind>,
 }
 
+/// See [`Dispatch::run_offers`].
+pub(crate) struct RunOffers {
+    dispatch: Arc<Dispatch>,
+    run_id: String,
+}
+
+impl Drop for RunOffers {
+    fn drop(&mut self) {
+        lock(&self.dispatch.offering).remove(&self.run_id);
+    }
+}
+
+/// Runs a closure when dropped.
+struct Forget<F: FnMut()>(F);
+
+impl<F: FnMut()> Drop for Forget<F> {
+    fn drop(&mut self) {
+        (self.0)()
+    }
+}
+
 /// Shares tasks with the other hosts on a shared store.
 pub struct Dispatch {
     store: Arc<dyn RunStore>,
@@ -164,6 +185,11 @@ impl Dispatch {
         let (tx, mut rx) = oneshot::channel();
         lock(&self.offering).insert(ctx.run_id.clone());
         lock(&self.waiting).insert(key.clone(), (ctx.run_id.clone(), tx));
+        // However this call ends (a result, an error, or dropped with its
+        // run), nothing waits for the offer's result any more.
+        let _waiting = Forget(|| {
+            lock(&self.waiting).remove(&key);
+        });
         let offer = TaskOffer {
             key: key.clone(),
             run_id: ctx.run_id.clone(),
@@ -176,7 +202,6 @@ impl Dispatch {
             owner: ctx.grants.user.clone(),
         };
         if let Err(e) = self.store.task_offer(offer).await {
-            lock(&self.waiting).remove(&key);
             return Err(TaskError::Host(format!(
                 "cannot offer the task to other hosts: {e}"
             )));
@@ -200,10 +225,7 @@ impl Dispatch {
                 slot = self.slots.clone().acquire_owned(), if may_take_back => {
                     let Ok(slot) = slot else { continue };
                     match self.store.task_take_back(&key).await {
-                        Ok(true) => {
-                            lock(&self.waiting).remove(&key);
-                            return local(slot).await;
-                        }
+                        Ok(true) => return local(slot).await,
                         // Claimed meanwhile: its result will come.
                         Ok(false) => may_take_back = false,
                         Err(e) => {
@@ -213,13 +235,23 @@ impl Dispatch {
                     }
                 }
                 _ = stop.cancelled() => {
-                    lock(&self.waiting).remove(&key);
-                    if let Err(e) = self.store.task_withdraw(&ctx.run_id, Some(&[key])).await {
+                    if let Err(e) = self.store.task_withdraw(&ctx.run_id, Some(&[key.clone()])).await {
                         tracing::warn!(error = %e, "cannot withdraw a cancelled task's offer");
                     }
                     return Err(TaskError::Cancelled("the run was cancelled".into()));
                 }
             }
+        }
+    }
+
+    /// A guard that forgets, when dropped, that run `run_id` made offers
+    /// from here, however the run ends: at a normal end its offers are
+    /// withdrawn first ([`Dispatch::withdraw_run`]); after a store error or
+    /// a run dropped mid-way (its lease lost) they expire in the store.
+    pub(crate) fn run_offers(self: &Arc<Self>, run_id: &str) -> RunOffers {
+        RunOffers {
+            dispatch: self.clone(),
+            run_id: run_id.to_string(),
         }
     }
 
