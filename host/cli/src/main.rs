@@ -963,8 +963,13 @@ async fn prune_runs(
         };
         status_ok && old
     };
+    let horizon = match older_than {
+        Some(weft::retention::Age(Some(age))) => now.saturating_sub(age.as_millis() as u64),
+        Some(weft::retention::Age(None)) => 0,
+        None => retention.horizon(now),
+    };
     let pass = weft::retention::Pruner::default()
-        .all(store.as_ref(), now, expired)
+        .all(store.as_ref(), now, horizon, expired)
         .await?;
     if json_out {
         let report = json!({"scanned": pass.scanned, "deleted": pass.deleted});

@@ -51,6 +51,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         Some(path) => config.resolve_tokens(path)?,
         None => Vec::new(),
     };
+    let hooks = match &config_path {
+        Some(path) => hooks(&config, path)?,
+        None => Default::default(),
+    };
     // The daemon watches its plugins folder, so it always has one.
     let plugins = args
         .plugins
@@ -108,6 +112,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         listen: args.listen.unwrap_or(server.listen),
         tokens,
         operators: setup.config().operators(),
+        hooks,
         quotas: setup.config().quotas.clone(),
         retention: setup.config().retention.clone(),
         backups,
@@ -183,4 +188,26 @@ fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "host".into())
+}
+
+/// The configured webhooks, their secrets read.
+fn hooks(
+    config: &weft::config::Config,
+    path: &std::path::Path,
+) -> anyhow::Result<std::collections::BTreeMap<String, weft_daemon::Hook>> {
+    let mut secrets = config.resolve_hook_secrets(path)?;
+    Ok(config
+        .hooks
+        .iter()
+        .map(|(name, hook)| {
+            let hook = weft_daemon::Hook {
+                graph: hook.graph.clone(),
+                user: hook.user.clone(),
+                secret: secrets.remove(name).unwrap_or_default(),
+                max_body_bytes: hook.max_body_bytes,
+                rate: hook.rate,
+            };
+            (name.clone(), hook)
+        })
+        .collect())
 }

@@ -132,6 +132,7 @@ async fn every_route_answers_as_its_openapi_document_says() {
     let config = format!(
         "[server]\nmax_body_bytes = 8000\n\n[[tokens]]\nuser = \"alice\"\ntoken = \"{TOKEN}\"\n\
          operator = true\n\n[[tokens]]\nuser = \"bob\"\ntoken = \"bob-token-not-operator\"\n\n\
+         [hooks.pushed]\ngraph = \"hooked\"\nuser = \"alice\"\nsecret = \"hook-secret-0123456789\"\n\n\
          [quotas]\nsubmissions = {{ max = 12, per_ms = 600000 }}\n"
     );
     let d = Daemon::start(dir.path(), &plugins, &config);
@@ -372,6 +373,26 @@ async fn every_route_answers_as_its_openapi_document_says() {
     .await;
     let r = send(Method::POST, "/v1/dead-letters/nothing/retry");
     c.call("post", "/v1/dead-letters/{id}/retry", r).await;
+
+    // Webhooks.
+    let r = json_body(Method::PUT, "/v1/graphs/hooked", &add_two());
+    c.call("put", "/v1/graphs/{name}", r).await;
+    let body = json!({"value": 1}).to_string();
+    let mut mac =
+        <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(b"hook-secret-0123456789").unwrap();
+    hmac::Mac::update(&mut mac, body.as_bytes());
+    let signature = format!(
+        "sha256={}",
+        hex::encode(hmac::Mac::finalize(mac).into_bytes())
+    );
+    let hook = |signature: &str| {
+        d.req(Method::POST, "/v1/hooks/pushed")
+            .header("content-type", "application/json")
+            .header("x-weft-signature", signature)
+            .body(body.clone())
+    };
+    c.call("post", "/v1/hooks/{name}", hook(&signature)).await;
+    c.call("post", "/v1/hooks/{name}", hook("sha256=00")).await;
 
     // Operations.
     let r = send(Method::POST, "/v1/store/backups");

@@ -127,10 +127,16 @@ fn v1_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(openapi_json))
 }
 
+/// The webhook route: outside bearer authentication (a hook checks the
+/// body's signature instead).
+fn hook_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(super::hooks::deliver))
+}
+
 /// Every route, with the document generated from them.
 fn all_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .nest("/v1", v1_routes())
+        .nest("/v1", v1_routes().merge(hook_routes()))
         .routes(routes!(healthz))
         .routes(routes!(readyz))
         .routes(routes!(metrics))
@@ -153,10 +159,13 @@ pub(crate) fn router(
     max_body_bytes: usize,
     cross_site: CrossSite,
 ) -> axum::Router {
+    let hook_body = state.hooks.values().map(|h| h.max_body_bytes).max();
+    let hooks = hook_routes().layer(DefaultBodyLimit::max(hook_body.unwrap_or(0)));
     let v1 = v1_routes()
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
-        .layer(DefaultBodyLimit::max(max_body_bytes));
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .merge(hooks);
     let (routes, _) = OpenApiRouter::new()
         .nest("/v1", v1)
         .routes(routes!(healthz))
@@ -234,7 +243,7 @@ async fn load_visible(state: &AppState, id: &str, user: &User) -> ApiResult<Stor
 }
 
 /// The graph a submission names: inline, or saved (its version or newest).
-async fn submitted_graph(
+pub(crate) async fn submitted_graph(
     state: &AppState,
     user: &User,
     body: &SubmitRequest,
@@ -299,7 +308,31 @@ async fn submit(
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
     });
-    let refused = |refusal: Refusal| too_many(&state, refusal);
+    start_run(
+        &state,
+        &user,
+        &graph,
+        &origin,
+        graph_name,
+        body.input,
+        idempotency_key,
+    )
+    .await
+}
+
+/// Record a run of `graph` for `user` (after their submission quotas) and
+/// start it here if this host has room: 201 with its id, or 200 with the
+/// run `idempotency_key` already started.
+pub(crate) async fn start_run(
+    state: &AppState,
+    user: &User,
+    graph: &Graph,
+    origin: &str,
+    graph_name: Option<String>,
+    input: Value,
+    idempotency_key: Option<String>,
+) -> ApiResult<Response> {
+    let refused = |refusal: Refusal| too_many(state, refusal);
     state.quotas.admit(&user.0).await.map_err(refused)?;
     let lease = state.runs.lease_for_new();
     let leased = lease.is_some();
@@ -310,16 +343,13 @@ async fn submit(
         lease,
         max_running: state.quotas.concurrent_runs(),
     };
-    let prepared = state
-        .host
-        .submit(&graph, &origin, body.input, submission)
-        .await?;
+    let prepared = state.host.submit(graph, origin, input, submission).await?;
     let (status, run_id, run_status, existing) = match prepared {
         Prepared::New(run) => {
             let run_id = run.run_id.clone();
             tracing::info!(run_id = %run_id, user = %user.0, origin = %origin, "run submitted");
             if leased {
-                state.runs.start(run, Some(user.0));
+                state.runs.start(run, Some(user.0.clone()));
             }
             (StatusCode::CREATED, run_id, RunStatus::Running, false)
         }
@@ -389,7 +419,7 @@ fn visible_to(user: &User) -> RunFilter {
 }
 
 /// 429 with `Retry-After`, counted in the metrics.
-fn too_many(state: &AppState, refusal: Refusal) -> ApiError {
+pub(crate) fn too_many(state: &AppState, refusal: Refusal) -> ApiError {
     state.metrics.rejected(refusal.reason);
     ApiError::new(StatusCode::TOO_MANY_REQUESTS, refusal.message)
         .header(header::RETRY_AFTER, refusal.retry_after_s.to_string())

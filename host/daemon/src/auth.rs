@@ -163,30 +163,45 @@ impl Quotas {
             ),
         ];
         for (rate, id, reason, scope) in checks {
-            let Some(rate) = rate else { continue };
-            // A refusal by the second window after the first admitted errs on
-            // the safe side (one submission counted that did not happen).
-            let wait = self
-                .store
-                .rate_acquire(&id, self.clock.now_ms(), rate.per_ms, rate.max)
-                .await
-                .map_err(|e| Refusal {
-                    reason: "store",
-                    message: format!("cannot check the submission quota: {e}"),
-                    retry_after_s: 1,
-                })?;
-            if let Some(wait_ms) = wait {
-                return Err(Refusal {
-                    reason,
-                    message: format!(
-                        "submission quota of {scope} used up: {} per {} ms",
-                        rate.max, rate.per_ms
-                    ),
-                    retry_after_s: wait_ms.div_ceil(1000).max(1),
-                });
+            if let Some(rate) = rate {
+                // A refusal by the second window after the first admitted errs
+                // on the safe side (one submission counted that did not happen).
+                self.window(&id, rate, reason, &scope).await?;
             }
         }
         Ok(())
+    }
+
+    /// Admit one submission by window `rate` kept under `id` in the store
+    /// (so it holds across hosts); `reason` and `scope` name it in the
+    /// refusal.
+    pub(crate) async fn window(
+        &self,
+        id: &str,
+        rate: RateConfig,
+        reason: &'static str,
+        scope: &str,
+    ) -> Result<(), Refusal> {
+        let wait = self
+            .store
+            .rate_acquire(id, self.clock.now_ms(), rate.per_ms, rate.max)
+            .await
+            .map_err(|e| Refusal {
+                reason: "store",
+                message: format!("cannot check the submission quota: {e}"),
+                retry_after_s: 1,
+            })?;
+        match wait {
+            None => Ok(()),
+            Some(wait_ms) => Err(Refusal {
+                reason,
+                message: format!(
+                    "submission quota of {scope} used up: {} per {} ms",
+                    rate.max, rate.per_ms
+                ),
+                retry_after_s: wait_ms.div_ceil(1000).max(1),
+            }),
+        }
     }
 }
 

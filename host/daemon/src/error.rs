@@ -41,6 +41,12 @@ impl ApiError {
         self.status
     }
 
+    /// The answer's message.
+    #[cfg(test)]
+    pub(crate) fn message(&self) -> &str {
+        &self.body.error
+    }
+
     pub(crate) fn not_found(what: impl std::fmt::Display) -> Self {
         ApiError::new(StatusCode::NOT_FOUND, format!("no {what}"))
     }

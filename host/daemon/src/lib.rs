@@ -24,12 +24,15 @@ mod auth;
 mod cross_site;
 mod error;
 mod graphs;
+mod hooks;
 mod metrics;
 mod reload;
 mod runs;
 mod serve;
 mod sse;
 pub mod types;
+
+pub use hooks::Hook;
 
 pub use api::openapi;
 pub use serve::ConnectionLimits;
@@ -84,6 +87,8 @@ pub struct DaemonOptions {
     pub retention: weft::retention::RetentionConfig,
     /// Periodic copies of the embedded store, if asked for.
     pub backups: Option<Backups>,
+    /// Webhooks that start saved graphs, by name.
+    pub hooks: std::collections::BTreeMap<String, Hook>,
 }
 
 /// Where and how often the daemon copies its embedded store.
@@ -160,6 +165,7 @@ impl Default for DaemonOptions {
             max_streams_per_user: server.max_streams_per_user,
             retention: weft::retention::RetentionConfig::default(),
             backups: None,
+            hooks: Default::default(),
         }
     }
 }
@@ -207,6 +213,8 @@ struct Shared {
     ready: AtomicBool,
     /// Copies of the embedded store (none on PostgreSQL).
     backups: Option<Backups>,
+    /// Webhooks, by name.
+    hooks: std::collections::BTreeMap<String, Hook>,
 }
 
 impl std::ops::Deref for AppState {
@@ -246,6 +254,7 @@ fn state(host: Arc<Host>, options: &DaemonOptions) -> AppState {
         shutdown: CancellationToken::new(),
         ready: AtomicBool::new(false),
         backups: options.backups.clone(),
+        hooks: options.hooks.clone(),
     }))
 }
 
@@ -289,6 +298,7 @@ fn prune(
                     store.as_ref(),
                     retention.per_pass.max(1),
                     now,
+                    retention.horizon(now),
                     |run, now| retention.expired(run, now),
                 )
                 .await;
@@ -305,6 +315,9 @@ fn prune(
             }
             match components.pass(store.as_ref(), &host.registry()).await {
                 Ok(gone) if !gone.is_empty() => {
+                    for digest in &gone {
+                        host.plugin_host().engine().forget_compiled(digest);
+                    }
                     tracing::info!(deleted = gone.len(), "pruned components no run needs")
                 }
                 Ok(_) => {}

@@ -227,6 +227,12 @@ impl Runs {
         loop {
             while self.has_room() {
                 match leases.claim().await {
+                    // Executing here already, its lease run out while the
+                    // heartbeat was late: the claim renewed it; executing it
+                    // a second time would repeat its tasks.
+                    Ok(Some(id)) if self.active().contains_key(&id) => {
+                        tracing::warn!(run_id = %id, "lease renewed late");
+                    }
                     Ok(Some(id)) => {
                         tracing::info!(run_id = %id, "claimed run");
                         self.resume(&id).await;

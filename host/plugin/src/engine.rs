@@ -191,6 +191,21 @@ impl WeftEngine {
         tracing::debug!(path = %path.display(), "compiled component and cached it");
         Ok(component)
     }
+
+    /// Delete the compiled artifacts of the component with SHA-256 `digest`
+    /// (of any engine configuration) from the cache: it is no longer
+    /// needed. Another process sharing the cache that still loads it just
+    /// compiles it again.
+    pub fn forget_compiled(&self, digest: &str) {
+        let Some(dir) = &self.cache_dir else { return };
+        let prefix = format!("{digest}-");
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(&prefix) && name.ends_with(".cwasm") {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
 }
 
 /// Create the cache folder if needed (private to this user) and check that

@@ -71,9 +71,37 @@ pub struct Config {
     /// runs.
     #[serde(default)]
     pub backup: BackupConfig,
+    /// `[hooks.NAME]`: webhooks that start saved graphs.
+    #[serde(default)]
+    pub hooks: BTreeMap<String, HookConfig>,
     /// Where model files are kept (set by [`Config::add_default_models`]).
     #[serde(skip)]
     pub models_dir: Option<PathBuf>,
+}
+
+/// `[hooks.NAME]`: `POST /v1/hooks/NAME` starts saved graph `graph` of
+/// `user` with the request body as input, when the body is signed with the
+/// hook's secret (docs/webhooks.md).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HookConfig {
+    /// The saved graph it starts (`NAME` or `OWNER/NAME`, as `user` sees it).
+    pub graph: String,
+    /// Whose run it is: their saved graphs, grants and quotas.
+    pub user: String,
+    /// The signing secret (prefer `secret_env`: keep secrets out of files).
+    pub secret: Option<String>,
+    /// The environment variable holding the secret.
+    pub secret_env: Option<String>,
+    /// Larger bodies are refused (413).
+    #[serde(default = "default_hook_body")]
+    pub max_body_bytes: usize,
+    /// Deliveries per sliding window; over it, 429 with `Retry-After`.
+    pub rate: Option<RateConfig>,
+}
+
+fn default_hook_body() -> usize {
+    1 << 20
 }
 
 /// `[backup]`: the daemon writes a consistent copy of the embedded store
@@ -258,6 +286,16 @@ pub enum ConfigError {
         /// What is wrong.
         problem: String,
     },
+    /// A hook entry is incomplete or its variable is unset.
+    #[error("configuration {path}: hook `{hook}`: {problem}")]
+    Hook {
+        /// The file.
+        path: PathBuf,
+        /// The hook.
+        hook: String,
+        /// What is wrong.
+        problem: String,
+    },
     /// An entry of `[server] allowed_origins` is not an origin.
     #[error("configuration {path}: allowed origin `{origin}`: {problem}")]
     Origin {
@@ -397,6 +435,34 @@ impl Config {
                 },
             );
         }
+    }
+
+    /// Each hook's secret, read (from the file or the environment), by hook
+    /// name.
+    pub fn resolve_hook_secrets(
+        &self,
+        path: &Path,
+    ) -> Result<BTreeMap<String, String>, ConfigError> {
+        self.hooks
+            .iter()
+            .map(|(name, hook)| {
+                let problem = |problem: &str| ConfigError::Hook {
+                    path: path.to_path_buf(),
+                    hook: name.clone(),
+                    problem: problem.to_string(),
+                };
+                let secret = match (&hook.secret, &hook.secret_env) {
+                    (Some(secret), None) => secret.clone(),
+                    (None, Some(var)) => std::env::var(var)
+                        .map_err(|_| problem(&format!("environment variable {var} is not set")))?,
+                    _ => return Err(problem("give exactly one of `secret` and `secret_env`")),
+                };
+                if secret.len() < 16 {
+                    return Err(problem("a secret must be at least 16 characters"));
+                }
+                Ok((name.clone(), secret))
+            })
+            .collect()
     }
 
     /// The users whose tokens make them operators.

@@ -155,6 +155,25 @@ impl RetentionConfig {
             .and_then(|age| age.0)
     }
 
+    /// The latest creation time (ms) a run may have and be past its rule at
+    /// `now_ms`: the shortest age of any rule before `now_ms` (0 when every
+    /// rule is `never`). Runs are listed oldest first, so a pass stops at
+    /// the first run created after it.
+    pub fn horizon(&self, now_ms: u64) -> u64 {
+        let general = Ages {
+            succeeded: self.succeeded,
+            failed: self.failed,
+            cancelled: self.cancelled,
+        };
+        let shortest = std::iter::once(&general)
+            .chain(self.users.values())
+            .chain(self.graphs.values())
+            .flat_map(|a| [a.succeeded, a.failed, a.cancelled])
+            .filter_map(|age| age.and_then(|a| a.0))
+            .min();
+        shortest.map_or(0, |age| now_ms.saturating_sub(age.as_millis() as u64))
+    }
+
     /// Whether `run` is past its rule at `now_ms`.
     pub fn expired(&self, run: &RunRecord, now_ms: u64) -> bool {
         self.max_age(run)
@@ -182,12 +201,15 @@ pub struct Pruner {
 
 impl Pruner {
     /// One pass over at most `per_pass` runs: deletes those `expired` says
-    /// (given each run record and `now_ms`).
+    /// (given each run record and `now_ms`). No run created after
+    /// `horizon_ms` can be expired: the pass ends there, and the next starts
+    /// over from the oldest run (so a store of young runs costs nothing).
     pub async fn pass(
         &mut self,
         store: &dyn RunLog,
         per_pass: usize,
         now_ms: u64,
+        horizon_ms: u64,
         expired: impl Fn(&RunRecord, u64) -> bool,
     ) -> Result<Pass, RunLogError> {
         let mut pass = Pass::default();
@@ -196,18 +218,31 @@ impl Pruner {
             let page = store
                 .runs_oldest(after, (per_pass - pass.scanned).min(500))
                 .await?;
-            let Some(last) = page.last() else {
+            if page.is_empty() {
                 self.cursor = None;
                 pass.finished = true;
                 break;
-            };
-            self.cursor = Some((last.created_ms, last.run_id.clone()));
+            }
+            // The page's expired runs go in one transaction: deleting one
+            // at a time competes with the runs' own commits.
+            let mut doomed = Vec::new();
             for run in &page {
-                pass.scanned += 1;
-                let ended = run.status != RunStatus::Running;
-                if ended && expired(run, now_ms) && store.delete_run(&run.run_id).await? {
-                    pass.deleted += 1;
+                if run.created_ms > horizon_ms {
+                    self.cursor = None;
+                    pass.finished = true;
+                    break;
                 }
+                pass.scanned += 1;
+                self.cursor = Some((run.created_ms, run.run_id.clone()));
+                if run.status != RunStatus::Running && expired(run, now_ms) {
+                    doomed.push(run.run_id.clone());
+                }
+            }
+            if !doomed.is_empty() {
+                pass.deleted += store.delete_runs(&doomed).await?;
+            }
+            if pass.finished {
+                break;
             }
         }
         Ok(pass)
@@ -218,11 +253,14 @@ impl Pruner {
         &mut self,
         store: &dyn RunLog,
         now_ms: u64,
+        horizon_ms: u64,
         expired: impl Fn(&RunRecord, u64) -> bool,
     ) -> Result<Pass, RunLogError> {
         let mut total = Pass::default();
         loop {
-            let pass = self.pass(store, 10_000, now_ms, &expired).await?;
+            let pass = self
+                .pass(store, 10_000, now_ms, horizon_ms, &expired)
+                .await?;
             total.scanned += pass.scanned;
             total.deleted += pass.deleted;
             if pass.finished {
@@ -275,5 +313,60 @@ mod tests {
         assert_eq!(config.max_age(&run), Some(Duration::from_secs(90 * 86_400)));
         run.status = RunStatus::Running;
         assert_eq!(config.max_age(&run), None);
+    }
+
+    #[test]
+    fn the_horizon_is_the_shortest_rule_before_now() {
+        let config: RetentionConfig =
+            toml::from_str("[users.ci]\nsucceeded = \"1h\"\n[graphs.audit]\nfailed = \"never\"\n")
+                .unwrap();
+        let now = 10 * 86_400_000;
+        assert_eq!(config.horizon(now), now - 3_600_000);
+        let never: RetentionConfig =
+            toml::from_str("succeeded = \"never\"\nfailed = \"never\"\ncancelled = \"never\"\n")
+                .unwrap();
+        assert_eq!(never.horizon(now), 0);
+    }
+
+    /// A pass stops at the first run too young to be expired, and the next
+    /// starts over from the oldest: young runs are not looked at.
+    #[tokio::test]
+    async fn passes_stop_at_the_horizon() {
+        use crate::store::prelude::*;
+        let store = crate::store::MemoryStore::new();
+        for (i, created) in [1_000, 2_000, 3_000, 9_000, 9_500].into_iter().enumerate() {
+            let mut run = RunRecord::new(&format!("r{i}"), "g.json");
+            (run.created_ms, run.updated_ms, run.status) = (created, created, RunStatus::Succeeded);
+            let spec = crate::store::RunSpec {
+                graph: crate::graph::Graph::default(),
+                origin: "g.json".into(),
+                input: serde_json::json!({}),
+                components: Default::default(),
+            };
+            store
+                .create_run(crate::store::NewRun::new(run, spec))
+                .await
+                .unwrap();
+        }
+        let expired = |run: &RunRecord, now: u64| run.updated_ms + 5_000 <= now;
+        let mut pruner = Pruner::default();
+        let pass = pruner
+            .pass(&store, 2, 10_000, 5_000, expired)
+            .await
+            .unwrap();
+        assert_eq!((pass.scanned, pass.deleted, pass.finished), (2, 2, false));
+        let pass = pruner
+            .pass(&store, 100, 10_000, 5_000, expired)
+            .await
+            .unwrap();
+        assert_eq!((pass.scanned, pass.deleted, pass.finished), (1, 1, true));
+        let left: Vec<String> = store
+            .list_runs()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.run_id)
+            .collect();
+        assert_eq!(left, ["r4", "r3"]);
     }
 }

@@ -411,10 +411,17 @@ pub trait RunLog: Send + Sync {
         limit: usize,
     ) -> Result<Vec<RunRecord>, RunLogError>;
 
-    /// Delete run `run_id` and everything of it: its spec, node states,
-    /// events, idempotency key, lease and task offers (its dead letters are
-    /// its failed nodes: gone with it). False if there was no such run.
-    async fn delete_run(&self, run_id: &str) -> Result<bool, RunLogError>;
+    /// Delete the runs `run_ids` and everything of each: its spec, node
+    /// states, events, idempotency key, lease, task offers, the output-cache
+    /// entries it made and its component pins (its dead letters are its
+    /// failed nodes: gone with it), in one transaction. Returns how many
+    /// there were.
+    async fn delete_runs(&self, run_ids: &[String]) -> Result<usize, RunLogError>;
+
+    /// [`RunLog::delete_runs`] of one run; false if there was no such run.
+    async fn delete_run(&self, run_id: &str) -> Result<bool, RunLogError> {
+        Ok(self.delete_runs(&[run_id.to_string()]).await? == 1)
+    }
 }
 
 /// The output cache's entries (written with a run's [`Commit`]).

@@ -199,57 +199,9 @@ impl RunLog for MemoryStore {
             .collect())
     }
 
-    async fn delete_run(&self, run_id: &str) -> Result<bool, RunLogError> {
+    async fn delete_runs(&self, run_ids: &[String]) -> Result<usize, RunLogError> {
         let mut runs = self.lock();
-        let Some(record) = runs.runs.remove(run_id) else {
-            return Ok(false);
-        };
-        runs.by_age.remove(&(record.created_ms, run_id.to_string()));
-        let made: Vec<_> = runs
-            .cache_made
-            .range((run_id.to_string(), String::new())..)
-            .take_while(|((r, _), _)| r == run_id)
-            .map(|((r, key), created)| ((r.clone(), key.clone()), *created))
-            .collect();
-        for (made_key, created) in made {
-            runs.cache_made.remove(&made_key);
-            // Unless another run has put the same key since.
-            if runs
-                .cache
-                .get(&made_key.1)
-                .is_some_and(|e| e.created_ms == created)
-            {
-                runs.cache_remove(&made_key.1);
-            }
-        }
-        let id = run_id.to_string();
-        if let Some(spec) = runs.specs.remove(run_id) {
-            for digest in spec.components.into_values() {
-                runs.component_runs.remove(&(digest, run_id.to_string()));
-            }
-        }
-        let nodes: Vec<_> = runs
-            .nodes
-            .range((id.clone(), String::new())..)
-            .take_while(|((r, _), _)| *r == id)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in nodes {
-            runs.nodes.remove(&k);
-        }
-        let events: Vec<_> = runs
-            .events
-            .range((id.clone(), 0)..=(id.clone(), u64::MAX))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in events {
-            runs.events.remove(&k);
-        }
-        if let Some(slot) = crate::admission::slot_of(&record) {
-            runs.idempotency.remove(&slot);
-        }
-        runs.leases.remove(run_id);
-        Ok(true)
+        Ok(run_ids.iter().filter(|id| runs.delete(id)).count())
     }
 }
 
@@ -593,6 +545,60 @@ impl Runs {
                 }
             }
         }
+    }
+
+    /// Delete run `run_id` with everything of it; false if there was none.
+    fn delete(&mut self, run_id: &str) -> bool {
+        let runs = self;
+        let Some(record) = runs.runs.remove(run_id) else {
+            return false;
+        };
+        runs.by_age.remove(&(record.created_ms, run_id.to_string()));
+        let made: Vec<_> = runs
+            .cache_made
+            .range((run_id.to_string(), String::new())..)
+            .take_while(|((r, _), _)| r == run_id)
+            .map(|((r, key), created)| ((r.clone(), key.clone()), *created))
+            .collect();
+        for (made_key, created) in made {
+            runs.cache_made.remove(&made_key);
+            // Unless another run has put the same key since.
+            if runs
+                .cache
+                .get(&made_key.1)
+                .is_some_and(|e| e.created_ms == created)
+            {
+                runs.cache_remove(&made_key.1);
+            }
+        }
+        let id = run_id.to_string();
+        if let Some(spec) = runs.specs.remove(run_id) {
+            for digest in spec.components.into_values() {
+                runs.component_runs.remove(&(digest, run_id.to_string()));
+            }
+        }
+        let nodes: Vec<_> = runs
+            .nodes
+            .range((id.clone(), String::new())..)
+            .take_while(|((r, _), _)| *r == id)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in nodes {
+            runs.nodes.remove(&k);
+        }
+        let events: Vec<_> = runs
+            .events
+            .range((id.clone(), 0)..=(id.clone(), u64::MAX))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in events {
+            runs.events.remove(&k);
+        }
+        if let Some(slot) = crate::admission::slot_of(&record) {
+            runs.idempotency.remove(&slot);
+        }
+        runs.leases.remove(run_id);
+        true
     }
 
     /// Whether a stored run is pinned to component `digest`.

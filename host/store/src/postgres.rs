@@ -442,7 +442,7 @@ impl PgStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let kept: Vec<String> = sqlx::query(update)
+        let kept: std::collections::HashSet<String> = sqlx::query(update)
             .bind(host)
             .bind(ids)
             .bind(until_ms as i64)
@@ -454,7 +454,7 @@ impl PgStore {
             .collect();
         Ok(ids
             .iter()
-            .filter(|id| !kept.contains(id))
+            .filter(|id| !kept.contains(id.as_str()))
             .cloned()
             .collect())
     }
@@ -712,33 +712,30 @@ impl RunLog for PgStore {
         Ok(run_records(rows)?)
     }
 
-    async fn delete_run(&self, run_id: &str) -> Result<bool, RunLogError> {
+    async fn delete_runs(&self, run_ids: &[String]) -> Result<usize, RunLogError> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
-        sqlx::query("DELETE FROM weft_task_offers WHERE run_id = $1")
-            .bind(run_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-        sqlx::query("DELETE FROM weft_component_runs WHERE run_id = $1")
-            .bind(run_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-        // The cached outputs it made (unless another run has put them since).
-        sqlx::query("DELETE FROM weft_cache WHERE run_id = $1")
-            .bind(run_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
+        // Its offers and pins, and the cached outputs it made (unless
+        // another run has put them since).
+        for sql in [
+            "DELETE FROM weft_task_offers WHERE run_id = ANY($1)",
+            "DELETE FROM weft_component_runs WHERE run_id = ANY($1)",
+            "DELETE FROM weft_cache WHERE run_id = ANY($1)",
+        ] {
+            sqlx::query(sql)
+                .bind(run_ids)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
         // Its nodes and events go with it (ON DELETE CASCADE).
-        let deleted = sqlx::query("DELETE FROM weft_runs WHERE run_id = $1")
-            .bind(run_id)
+        let deleted = sqlx::query("DELETE FROM weft_runs WHERE run_id = ANY($1)")
+            .bind(run_ids)
             .execute(&mut *tx)
             .await
             .map_err(backend)?
             .rows_affected();
         tx.commit().await.map_err(backend)?;
-        Ok(deleted > 0)
+        Ok(deleted as usize)
     }
 }
 

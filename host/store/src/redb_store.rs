@@ -567,73 +567,14 @@ impl RunLog for RedbStore {
         .await
     }
 
-    async fn delete_run(&self, run_id: &str) -> Result<bool, RunLogError> {
-        let run_id = run_id.to_string();
+    async fn delete_runs(&self, run_ids: &[String]) -> Result<usize, RunLogError> {
+        let run_ids = run_ids.to_vec();
         self.write(move |tx| {
-            let id = run_id.as_str();
-            let record: RunRecord = {
-                let mut runs = tx.open_table(RUNS).map_err(backend)?;
-                let Some(v) = runs.remove(id).map_err(backend)? else {
-                    return Ok(false);
-                };
-                decode(id, v.value())?
-            };
-            let spec = tx
-                .open_table(SPECS)
-                .map_err(backend)?
-                .remove(id)
-                .map_err(backend)?
-                .map(|v| decode::<RunSpec>(id, v.value()))
-                .transpose()?;
-            if let Some(spec) = spec {
-                let mut pins = tx.open_table(COMPONENT_RUNS).map_err(backend)?;
-                for digest in spec.components.values() {
-                    pins.remove((digest.as_str(), id)).map_err(backend)?;
-                }
+            let mut deleted = 0;
+            for id in &run_ids {
+                deleted += usize::from(delete_run_in(tx, id)?);
             }
-            let mut nodes = tx.open_table(NODES).map_err(backend)?;
-            let names: Vec<String> = nodes
-                .range((id, "")..=(id, LAST))
-                .map_err(backend)?
-                .map(|item| item.map(|(k, _)| k.value().1.to_string()))
-                .collect::<Result<_, _>>()
-                .map_err(backend)?;
-            for name in &names {
-                nodes.remove((id, name.as_str())).map_err(backend)?;
-            }
-            let mut events = tx.open_table(EVENTS).map_err(backend)?;
-            let seqs: Vec<u64> = events
-                .range((id, 0)..=(id, u64::MAX))
-                .map_err(backend)?
-                .map(|item| item.map(|(k, _)| k.value().1))
-                .collect::<Result<_, _>>()
-                .map_err(backend)?;
-            for seq in seqs {
-                events.remove((id, seq)).map_err(backend)?;
-            }
-            if let Some(slot) = crate::admission::slot_of(&record) {
-                let mut index = tx.open_table(IDEMPOTENCY).map_err(backend)?;
-                index.remove(slot.as_str()).map_err(backend)?;
-            }
-            tx.open_table(RUNNING)
-                .map_err(backend)?
-                .remove(id)
-                .map_err(backend)?;
-            tx.open_table(LEASES)
-                .map_err(backend)?
-                .remove(id)
-                .map_err(backend)?;
-            tx.open_table(RUNS_BY_TIME)
-                .map_err(backend)?
-                .remove((record.created_ms, id))
-                .map_err(backend)?;
-            delete_cache_made(tx, id)?;
-            let owner = record.owner.as_deref().unwrap_or("");
-            tx.open_table(RUNS_BY_OWNER)
-                .map_err(backend)?
-                .remove((owner, record.created_ms, id))
-                .map_err(backend)?;
-            Ok(true)
+            Ok(deleted)
         })
         .await
     }
@@ -1154,6 +1095,73 @@ fn read_rate(
         starts: times,
         paused_until_ms,
     })
+}
+
+/// Delete run `id` with everything of it in `tx`; false if there was none.
+fn delete_run_in(tx: &WriteTransaction, id: &str) -> Result<bool, StoreError> {
+    let record: RunRecord = {
+        let mut runs = tx.open_table(RUNS).map_err(backend)?;
+        let Some(v) = runs.remove(id).map_err(backend)? else {
+            return Ok(false);
+        };
+        decode(id, v.value())?
+    };
+    let spec = tx
+        .open_table(SPECS)
+        .map_err(backend)?
+        .remove(id)
+        .map_err(backend)?
+        .map(|v| decode::<RunSpec>(id, v.value()))
+        .transpose()?;
+    if let Some(spec) = spec {
+        let mut pins = tx.open_table(COMPONENT_RUNS).map_err(backend)?;
+        for digest in spec.components.values() {
+            pins.remove((digest.as_str(), id)).map_err(backend)?;
+        }
+    }
+    let mut nodes = tx.open_table(NODES).map_err(backend)?;
+    let names: Vec<String> = nodes
+        .range((id, "")..=(id, LAST))
+        .map_err(backend)?
+        .map(|item| item.map(|(k, _)| k.value().1.to_string()))
+        .collect::<Result<_, _>>()
+        .map_err(backend)?;
+    for name in &names {
+        nodes.remove((id, name.as_str())).map_err(backend)?;
+    }
+    let mut events = tx.open_table(EVENTS).map_err(backend)?;
+    let seqs: Vec<u64> = events
+        .range((id, 0)..=(id, u64::MAX))
+        .map_err(backend)?
+        .map(|item| item.map(|(k, _)| k.value().1))
+        .collect::<Result<_, _>>()
+        .map_err(backend)?;
+    for seq in seqs {
+        events.remove((id, seq)).map_err(backend)?;
+    }
+    if let Some(slot) = crate::admission::slot_of(&record) {
+        let mut index = tx.open_table(IDEMPOTENCY).map_err(backend)?;
+        index.remove(slot.as_str()).map_err(backend)?;
+    }
+    tx.open_table(RUNNING)
+        .map_err(backend)?
+        .remove(id)
+        .map_err(backend)?;
+    tx.open_table(LEASES)
+        .map_err(backend)?
+        .remove(id)
+        .map_err(backend)?;
+    tx.open_table(RUNS_BY_TIME)
+        .map_err(backend)?
+        .remove((record.created_ms, id))
+        .map_err(backend)?;
+    delete_cache_made(tx, id)?;
+    let owner = record.owner.as_deref().unwrap_or("");
+    tx.open_table(RUNS_BY_OWNER)
+        .map_err(backend)?
+        .remove((owner, record.created_ms, id))
+        .map_err(backend)?;
+    Ok(true)
 }
 
 /// Record that run `run_id` is pinned to the components of `spec`.

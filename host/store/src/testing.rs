@@ -581,6 +581,17 @@ async fn deleting_runs(store: &dyn RunStore) {
         store.create_run(NewRun::new(again, spec)).await.unwrap(),
         Created::New
     );
+    // Many at once: those that exist are deleted and counted.
+    let ids_to = |ids: &[&str]| ids.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let deleted = store
+        .delete_runs(&ids_to(&["old1", "missing", "old3"]))
+        .await;
+    assert_eq!(deleted.unwrap(), 2);
+    assert_eq!(
+        ids(store.runs_oldest(start, 10).await.unwrap()),
+        ["old2-again"]
+    );
+    assert_eq!(store.cache_get("del-shared").await.unwrap(), None, "old3's");
 }
 
 /// Components are kept by digest, once: a second put of the same digest
