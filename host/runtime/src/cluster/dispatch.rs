@@ -235,7 +235,7 @@ impl Dispatch {
                     }
                 }
                 _ = stop.cancelled() => {
-                    if let Err(e) = self.store.task_withdraw(&ctx.run_id, Some(&[key.clone()])).await {
+                    if let Err(e) = self.store.task_withdraw(&ctx.run_id, Some(std::slice::from_ref(&key))).await {
                         tracing::warn!(error = %e, "cannot withdraw a cancelled task's offer");
                     }
                     return Err(TaskError::Cancelled("the run was cancelled".into()));
