@@ -559,4 +559,30 @@ mod tests {
             "{err}"
         );
     }
+
+    #[test]
+    fn hook_secrets_are_read_or_refused_naming_the_hook() {
+        let path = Path::new("weft.toml");
+        let config: Config = toml::from_str(
+            "[hooks.ok]\ngraph = \"g\"\nuser = \"u\"\nsecret = \"0123456789abcdef\"\n",
+        )
+        .unwrap();
+        let secrets = config.resolve_hook_secrets(path).unwrap();
+        assert_eq!(secrets["ok"], "0123456789abcdef");
+        assert_eq!(config.hooks["ok"].max_body_bytes, 1 << 20);
+        for (text, problem) in [
+            ("secret = \"short\"\n", "at least 16 characters"),
+            ("", "exactly one of `secret` and `secret_env`"),
+            (
+                "secret_env = \"WEFT_TEST_UNSET_HOOK_SECRET\"\n",
+                "is not set",
+            ),
+        ] {
+            let config: Config =
+                toml::from_str(&format!("[hooks.bad]\ngraph = \"g\"\nuser = \"u\"\n{text}"))
+                    .unwrap();
+            let e = config.resolve_hook_secrets(path).unwrap_err().to_string();
+            assert!(e.contains("hook `bad`") && e.contains(problem), "{e}");
+        }
+    }
 }
