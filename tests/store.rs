@@ -73,7 +73,7 @@ async fn redb_store_conforms_and_keeps_everything_across_reopening() {
     let loaded = store.load_run("r1").await.unwrap();
     assert_eq!(loaded.run.status, RunStatus::Succeeded);
     assert_eq!(loaded.next_seq, 4);
-    assert_eq!(store.list_runs().await.unwrap().len(), 19);
+    assert_eq!(store.list_runs().await.unwrap().len(), 17);
     assert_eq!(store.graph_list().await.unwrap().len(), 2);
     let newest: Vec<String> = store.list_runs().await.unwrap()[..3]
         .iter()
@@ -282,8 +282,11 @@ async fn redb_backups_are_consistent_copies_that_restore() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("weft.redb");
     let store = RedbStore::open(&path).unwrap();
+    let digest = "d".repeat(64);
+    store.component_put(&digest, b"\0asm").await.unwrap();
     for (id, created) in [("a", 1), ("b", 2)] {
-        let (run, spec) = record(id, created);
+        let (run, mut spec) = record(id, created);
+        spec.components.insert("t@1".into(), digest.clone());
         store.create_run(NewRun::new(run, spec)).await.unwrap();
     }
     let backup = dir.path().join("backup.redb");
@@ -304,6 +307,12 @@ async fn redb_backups_are_consistent_copies_that_restore() {
         .map(|r| r.run_id)
         .collect();
     assert_eq!(ids, ["b", "a"]);
+    // Every table came along: the copy knows its runs need the component.
+    assert_eq!(
+        copy.component_get(&digest).await.unwrap().unwrap(),
+        b"\0asm"
+    );
+    assert!(copy.components_unused().await.unwrap().is_empty());
     drop(copy);
     RedbStore::restore_file(&backup, &path).unwrap();
     let restored = RedbStore::open(&path).unwrap();

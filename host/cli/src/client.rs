@@ -44,7 +44,7 @@ impl Client {
         })
     }
 
-    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+    pub(crate) fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         let r = self.http.request(method, format!("{}{path}", self.base));
         match &self.token {
             Some(t) => r.bearer_auth(t),
@@ -55,7 +55,7 @@ impl Client {
     /// Send and decode the answer as `T` (the API's own types); an error
     /// answer becomes an error naming the daemon's message (and its list of
     /// problems).
-    async fn call<T: DeserializeOwned>(
+    pub(crate) async fn call<T: DeserializeOwned>(
         &self,
         r: reqwest::RequestBuilder,
     ) -> anyhow::Result<(StatusCode, T)> {
@@ -71,6 +71,22 @@ impl Client {
         let body = serde_json::from_str(&text)
             .with_context(|| format!("unexpected answer from the daemon ({status}): {text}"))?;
         Ok((status, body))
+    }
+}
+
+impl Client {
+    /// Send, expecting an answer without a body (204).
+    pub(crate) async fn call_empty(&self, r: reqwest::RequestBuilder) -> anyhow::Result<()> {
+        let response = r
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the weft daemon at {}", self.base))?;
+        let status = response.status();
+        if !status.is_success() {
+            let text = response.text().await.unwrap_or_default();
+            bail!(error_message(status, &text));
+        }
+        Ok(())
     }
 }
 

@@ -7,6 +7,7 @@ mod client;
 mod models;
 mod progress;
 mod project;
+mod schedules;
 mod serve;
 mod store;
 
@@ -231,6 +232,17 @@ enum Command {
         /// The project.
         #[arg(default_value = ".")]
         dir: PathBuf,
+    },
+    /// A daemon's schedules: saved graphs started on a cron pattern or an
+    /// interval (docs/schedules.md).
+    Schedules {
+        #[command(subcommand)]
+        action: Option<schedules::SchedulesAction>,
+        #[command(flatten)]
+        server: client::ServerArgs,
+        /// Print JSON.
+        #[arg(long, global = true)]
+        json: bool,
     },
     /// Cancel a run on a daemon.
     Cancel {
@@ -672,6 +684,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             server,
         } => client::watch(&server, &run_id, after, json).await,
         Command::Cancel { run_id, server } => client::cancel(&server, &run_id).await,
+        Command::Schedules {
+            action,
+            server,
+            json,
+        } => schedules::run(&server, action, json).await,
         Command::Status {
             run_id,
             server: Some(server),
@@ -1021,7 +1038,7 @@ async fn codegen(
     Ok(ExitCode::SUCCESS)
 }
 
-fn read_input(arg: &str) -> anyhow::Result<Value> {
+pub(crate) fn read_input(arg: &str) -> anyhow::Result<Value> {
     let (text, origin) = match arg.strip_prefix('@') {
         Some(path) => (
             std::fs::read_to_string(path)

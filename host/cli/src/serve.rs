@@ -128,6 +128,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             header_timeout: Duration::from_millis(server.header_timeout_ms),
         },
         max_streams_per_user: server.max_streams_per_user,
+        ..DaemonOptions::default()
     };
     if args.role == Role::Worker {
         println!(

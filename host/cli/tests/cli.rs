@@ -317,7 +317,8 @@ fn runs_persist_and_their_event_log_reads_back() {
         &["runs", "prune", "--older-than", "1h", "--json"],
     );
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(stdout_json(&out), json!({"scanned": 1, "deleted": 0}));
+    // The run is younger than the rule: the pass stops before it.
+    assert_eq!(stdout_json(&out), json!({"scanned": 0, "deleted": 0}));
     let out = weft_in(
         data.path(),
         &["runs", "prune", "--older-than", "0s", "--status", "failed"],

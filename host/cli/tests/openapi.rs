@@ -394,6 +394,44 @@ async fn every_route_answers_as_its_openapi_document_says() {
     c.call("post", "/v1/hooks/{name}", hook(&signature)).await;
     c.call("post", "/v1/hooks/{name}", hook("sha256=00")).await;
 
+    // Schedules.
+    let nightly = json!({"graph": "hooked", "cron": "0 3 * * *", "time_zone": "Europe/Paris", "input": {"value": 1}});
+    let r = json_body(Method::PUT, "/v1/schedules/nightly", &nightly);
+    let made = c.call("put", "/v1/schedules/{name}", r).await;
+    assert_eq!(made["time_zone"], json!("Europe/Paris"), "{made}");
+    let r = json_body(Method::PUT, "/v1/schedules/nightly", &nightly);
+    c.call("put", "/v1/schedules/{name}", r).await;
+    let r = json_body(
+        Method::PUT,
+        "/v1/schedules/x",
+        &json!({"graph": "hooked", "every": "1ms"}),
+    );
+    c.call("put", "/v1/schedules/{name}", r).await;
+    let r = json_body(
+        Method::PUT,
+        "/v1/schedules/x",
+        &json!({"graph": "nope", "every": "1h"}),
+    );
+    c.call("put", "/v1/schedules/{name}", r).await;
+    c.call("get", "/v1/schedules", send(Method::GET, "/v1/schedules"))
+        .await;
+    for path in ["/v1/schedules/nightly", "/v1/schedules/none"] {
+        c.call("get", "/v1/schedules/{name}", send(Method::GET, path))
+            .await;
+    }
+    for op in ["pause", "resume"] {
+        let template = format!("/v1/schedules/{{name}}/{op}");
+        let r = send(Method::POST, &format!("/v1/schedules/nightly/{op}"));
+        let answer = c.call("post", &template, r).await;
+        assert_eq!(answer["paused"], json!(op == "pause"), "{answer}");
+        let r = send(Method::POST, &format!("/v1/schedules/none/{op}"));
+        c.call("post", &template, r).await;
+    }
+    for path in ["/v1/schedules/nightly", "/v1/schedules/nightly"] {
+        c.call("delete", "/v1/schedules/{name}", send(Method::DELETE, path))
+            .await;
+    }
+
     // Operations.
     let r = send(Method::POST, "/v1/store/backups");
     let written = c.call("post", "/v1/store/backups", r).await;

@@ -10,6 +10,7 @@
 //! - [`cache`]: the output cache's key and policy;
 //! - [`rate`]: sliding-window rate arithmetic;
 //! - [`clock`]: the time;
+//! - [`schedule`]: when a schedule fires (cron patterns, intervals, catch-up);
 //! - [`workflow`]: a builder that connects tasks by their port names, and
 //!   the code generator that writes builder code for a graph.
 //!
@@ -37,6 +38,7 @@ pub mod event;
 pub mod grant;
 pub mod graph;
 pub mod rate;
+pub mod schedule;
 pub mod schema;
 pub mod task;
 pub mod workflow;

@@ -124,6 +124,14 @@ fn v1_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(dead_letters))
         .routes(routes!(retry_dead_letter))
         .routes(routes!(write_backup))
+        .routes(routes!(super::schedules::list))
+        .routes(routes!(
+            super::schedules::put,
+            super::schedules::get,
+            super::schedules::delete
+        ))
+        .routes(routes!(super::schedules::pause))
+        .routes(routes!(super::schedules::resume))
         .routes(routes!(openapi_json))
 }
 
@@ -332,6 +340,34 @@ pub(crate) async fn start_run(
     input: Value,
     idempotency_key: Option<String>,
 ) -> ApiResult<Response> {
+    let answer = begin_run(
+        state,
+        user,
+        graph,
+        origin,
+        graph_name,
+        input,
+        idempotency_key,
+    )
+    .await?;
+    let status = match answer.existing {
+        true => StatusCode::OK,
+        false => StatusCode::CREATED,
+    };
+    let location = format!("/v1/runs/{}", answer.run_id);
+    Ok((status, [(header::LOCATION, location)], Json(answer)).into_response())
+}
+
+/// [`start_run`], answering with the run rather than a response.
+pub(crate) async fn begin_run(
+    state: &AppState,
+    user: &User,
+    graph: &Graph,
+    origin: &str,
+    graph_name: Option<String>,
+    input: Value,
+    idempotency_key: Option<String>,
+) -> ApiResult<Submitted> {
     let refused = |refusal: Refusal| too_many(state, refusal);
     state.quotas.admit(&user.0).await.map_err(refused)?;
     let lease = state.runs.lease_for_new();
@@ -344,27 +380,25 @@ pub(crate) async fn start_run(
         max_running: state.quotas.concurrent_runs(),
     };
     let prepared = state.host.submit(graph, origin, input, submission).await?;
-    let (status, run_id, run_status, existing) = match prepared {
+    let (run_id, status, existing) = match prepared {
         Prepared::New(run) => {
             let run_id = run.run_id.clone();
             tracing::info!(run_id = %run_id, user = %user.0, origin = %origin, "run submitted");
             if leased {
                 state.runs.start(run, Some(user.0.clone()));
             }
-            (StatusCode::CREATED, run_id, RunStatus::Running, false)
+            (run_id, RunStatus::Running, false)
         }
         Prepared::TooManyRunning(running) => {
             return Err(refused(state.quotas.too_many_running(&user.0, running)));
         }
-        Prepared::Existing(run) => (StatusCode::OK, run.run_id, run.status, true),
+        Prepared::Existing(run) => (run.run_id, run.status, true),
     };
-    let location = format!("/v1/runs/{run_id}");
-    let answer = Submitted {
+    Ok(Submitted {
         run_id,
-        status: run_status,
+        status,
         existing,
-    };
-    Ok((status, [(header::LOCATION, location)], Json(answer)).into_response())
+    })
 }
 
 /// How long a preview may take.

@@ -136,6 +136,13 @@ impl Quotas {
         self.config.concurrent_runs
     }
 
+    /// The most schedules a user may have.
+    pub(crate) fn max_schedules(&self) -> usize {
+        self.config
+            .schedules
+            .unwrap_or(crate::schedules::DEFAULT_MAX_SCHEDULES)
+    }
+
     /// The refusal when `user` already has `running` runs running.
     pub(crate) fn too_many_running(&self, user: &str, running: usize) -> Refusal {
         let max = self.config.concurrent_runs.unwrap_or(running);

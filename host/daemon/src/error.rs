@@ -42,7 +42,6 @@ impl ApiError {
     }
 
     /// The answer's message.
-    #[cfg(test)]
     pub(crate) fn message(&self) -> &str {
         &self.body.error
     }

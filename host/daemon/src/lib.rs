@@ -2,7 +2,8 @@
 //!
 //! Owns the HTTP API under `/v1` (`api`), authentication and submission
 //! quotas (`auth`), the runs this process executes (`runs`), event streams
-//! (`sse`), metrics (`metrics`) and plugins-folder watching (`reload`). It
+//! (`sse`), metrics (`metrics`), plugins-folder watching (`reload`),
+//! webhooks (`hooks`) and schedules (`schedules`). It
 //! keeps nothing that must survive: runs, events and saved graphs are in the
 //! host's store, so a restart (or a crash) loses nothing, and interrupted
 //! runs resume when the daemon starts. It must not know how tasks execute.
@@ -28,6 +29,7 @@ mod hooks;
 mod metrics;
 mod reload;
 mod runs;
+mod schedules;
 mod serve;
 mod sse;
 pub mod types;
@@ -89,6 +91,9 @@ pub struct DaemonOptions {
     pub backups: Option<Backups>,
     /// Webhooks that start saved graphs, by name.
     pub hooks: std::collections::BTreeMap<String, Hook>,
+    /// How often due schedules are looked for (their occurrences fall on
+    /// whole seconds).
+    pub schedule_tick: Duration,
 }
 
 /// Where and how often the daemon copies its embedded store.
@@ -166,6 +171,7 @@ impl Default for DaemonOptions {
             retention: weft::retention::RetentionConfig::default(),
             backups: None,
             hooks: Default::default(),
+            schedule_tick: Duration::from_secs(1),
         }
     }
 }
@@ -327,6 +333,21 @@ fn prune(
     })
 }
 
+/// Until shutdown: fire due schedules every `tick`.
+fn fire_schedules(state: &AppState, tick: Duration) -> tokio::task::JoinHandle<()> {
+    let state = state.clone();
+    tokio::spawn(async move {
+        let stop = state.shutdown.clone();
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(tick) => {}
+            }
+            schedules::fire_due(&state).await;
+        }
+    })
+}
+
 /// Until shutdown: a backup of the embedded store every `every`, the
 /// newest `keep` kept.
 fn back_up(state: &AppState) -> tokio::task::JoinHandle<()> {
@@ -369,12 +390,14 @@ pub async fn run_worker(
     let sharing = share(&state, &options);
     let pruning = prune(&state, options.retention.clone());
     let backing_up = back_up(&state);
+    let scheduling = fire_schedules(&state, options.schedule_tick);
     shutdown.await;
     tracing::info!("shutting down: no new runs");
     state.shutdown.cancel();
     let _ = sharing.await;
     let _ = pruning.await;
     let _ = backing_up.await;
+    let _ = scheduling.await;
     let left_running = state.runs.drain(options.shutdown_grace).await;
     Ok(Stopped { left_running })
 }
@@ -424,6 +447,7 @@ impl Daemon {
         let sharing = share(&state, &options);
         let pruning = prune(&state, options.retention.clone());
         let backing_up = back_up(&state);
+        let scheduling = fire_schedules(&state, options.schedule_tick);
         state.ready.store(true, Ordering::Release);
         let cross_site =
             cross_site::CrossSite::new(&options.allowed_hosts, &options.allowed_origins);
@@ -438,6 +462,7 @@ impl Daemon {
         let _ = sharing.await;
         let _ = pruning.await;
         let _ = backing_up.await;
+        let _ = scheduling.await;
         let running = state.runs.len();
         if running > 0 {
             tracing::info!(

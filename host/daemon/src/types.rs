@@ -404,3 +404,108 @@ pub struct PluginView {
     /// Why it failed to load.
     pub error: Option<String>,
 }
+
+/// `PUT /v1/schedules/{name}`: a saved graph started with an input on a
+/// cron pattern or at a fixed interval, as you.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleRequest {
+    /// The saved graph: your own `NAME`, or `OWNER/NAME` shared with you.
+    pub graph: String,
+    /// Its version (default: the newest at each firing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+    /// The runs' input (a JSON object).
+    #[serde(default = "empty_object")]
+    #[schema(value_type = Object)]
+    pub input: Value,
+    /// A cron pattern: five fields (`0 3 * * *`), or six with seconds
+    /// first. Give this or `every`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cron: Option<String>,
+    /// The time zone `cron` is read in, by IANA name (default `UTC`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+    /// A fixed interval (`15m`, `1h 30m`; at least `1s`), the first
+    /// occurrence one interval from now. Give this or `cron`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub every: Option<String>,
+    /// Occurrences missed while no host ran: `skip`, `one` (the latest;
+    /// the default) or `all`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<CatchUpPolicy>)]
+    pub catch_up: Option<weft::schedule::CatchUp>,
+    /// Make it paused.
+    #[serde(default)]
+    pub paused: bool,
+}
+
+/// What a schedule does about occurrences no host was up for.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // only its schema is used: it documents `CatchUp`
+pub enum CatchUpPolicy {
+    /// Drop occurrences more than a minute late.
+    Skip,
+    /// One run, for the latest.
+    One,
+    /// A run for each, oldest first.
+    All,
+}
+
+/// A schedule.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ScheduleView {
+    /// Its name.
+    pub name: String,
+    /// The saved graph it starts.
+    pub graph: String,
+    /// That graph's version (none: the newest at each firing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+    /// The runs' input.
+    #[schema(value_type = Object)]
+    pub input: Value,
+    /// Its cron pattern, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cron: Option<String>,
+    /// The time zone of `cron`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+    /// Its interval in ms, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub every_ms: Option<u64>,
+    /// What it does about missed occurrences.
+    #[schema(value_type = CatchUpPolicy)]
+    pub catch_up: weft::schedule::CatchUp,
+    /// Paused: fires nothing until resumed.
+    pub paused: bool,
+    /// When it was made, ms since the Unix epoch.
+    pub created_ms: u64,
+    /// Its next occurrence, ms since the Unix epoch (none: never again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_ms: Option<u64>,
+    /// Its latest firing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<ScheduleFiring>,
+}
+
+/// A schedule's latest firing.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ScheduleFiring {
+    /// The occurrence, ms since the Unix epoch.
+    pub at_ms: u64,
+    /// The run it started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    /// Why it started none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `GET /v1/schedules`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ScheduleList {
+    /// Your schedules, by name.
+    pub schedules: Vec<ScheduleView>,
+}

@@ -240,6 +240,8 @@ pub struct QuotaConfig {
     /// at once on a host. Either way a free instance goes to the waiting
     /// user who holds the fewest.
     pub running_tasks: Option<usize>,
+    /// Schedules a user may have (default 100).
+    pub schedules: Option<usize>,
 }
 
 /// `https://console.example[:port]`: what a browser sends as `Origin`.

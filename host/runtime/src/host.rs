@@ -585,6 +585,33 @@ impl Host {
         }
     }
 
+    /// Check, without running or recording anything, what a submission of
+    /// `graph` with `input` by `owner` would check: the graph, the input
+    /// against its schema, and the owner's grants.
+    pub fn check(
+        &self,
+        graph: &Graph,
+        origin: &str,
+        input: &Value,
+        owner: Option<&str>,
+    ) -> Result<(), HostError> {
+        self.checked_plan(graph, origin, input, owner).map(drop)
+    }
+
+    /// The plan of `graph`, once it, `input` and `owner`'s grants are checked.
+    fn checked_plan(
+        &self,
+        graph: &Graph,
+        origin: &str,
+        input: &Value,
+        owner: Option<&str>,
+    ) -> Result<Plan, HostError> {
+        let plan = self.plan(graph, origin)?;
+        plan.check_input(input)?;
+        self.check_grants(&plan, input, owner)?;
+        Ok(plan)
+    }
+
     /// Validate `graph` and `input` and record a new run for `submission`,
     /// or find the run its idempotency key already started.
     pub async fn submit(
@@ -594,9 +621,7 @@ impl Host {
         input: Value,
         submission: Submission,
     ) -> Result<Prepared, HostError> {
-        let plan = self.plan(graph, origin)?;
-        plan.check_input(&input)?;
-        self.check_grants(&plan, &input, submission.owner.as_deref())?;
+        let plan = self.checked_plan(graph, origin, &input, submission.owner.as_deref())?;
         let run_id = new_run_id();
         let mut record = RunRecord::new(&run_id, origin);
         record.owner = submission.owner.clone();
@@ -639,9 +664,7 @@ impl Host {
         owner: Option<&str>,
         cancel: &CancellationToken,
     ) -> Result<RunResult, HostError> {
-        let plan = self.plan(graph, origin)?;
-        plan.check_input(&input)?;
-        self.check_grants(&plan, &input, owner)?;
+        let plan = self.checked_plan(graph, origin, &input, owner)?;
         let hub = EventHub::new(&format!("preview-{}", new_run_id()), 1);
         Ok(self
             .runner

@@ -48,6 +48,7 @@ mod memory;
 mod postgres;
 mod redb_store;
 mod retention;
+mod schedules;
 mod sharing;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -62,6 +63,7 @@ pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use postgres::{PgStore, SCHEMA_VERSION as PG_SCHEMA_VERSION};
 pub use redb_store::{CACHE_BYTES as REDB_CACHE_BYTES, RedbStore};
+pub use schedules::{Fired, Schedule, Schedules};
 
 use weft_core::cache::{CacheEntry, CacheStat};
 use weft_core::event::{Event, NodeStatus, RunStatus};
@@ -612,16 +614,21 @@ pub trait Coordination: Send + Sync {
 }
 
 /// Where runs live: every concern of a store, as one object. Implemented for
-/// every type that implements the five concern traits; hold an
+/// every type that implements the six concern traits; hold an
 /// `Arc<dyn RunStore>` and bring the concern traits into scope
 /// (`use weft_store::prelude::*`) to call them.
-pub trait RunStore: RunLog + OutputCache + SavedGraphs + Components + Coordination {}
+pub trait RunStore:
+    RunLog + OutputCache + SavedGraphs + Components + Coordination + Schedules
+{
+}
 
-impl<T: RunLog + OutputCache + SavedGraphs + Components + Coordination> RunStore for T {}
+impl<T: RunLog + OutputCache + SavedGraphs + Components + Coordination + Schedules> RunStore for T {}
 
 /// The store traits, to call their methods on an `Arc<dyn RunStore>`.
 pub mod prelude {
-    pub use crate::{Components, Coordination, OutputCache, RunLog, RunStore, SavedGraphs};
+    pub use crate::{
+        Components, Coordination, OutputCache, RunLog, RunStore, SavedGraphs, Schedules,
+    };
 }
 
 /// A request for one concurrency slot ([`Coordination::slot_acquire`]).

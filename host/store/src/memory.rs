@@ -14,6 +14,7 @@ use super::{
     StoredRun, TaskOffer,
 };
 use crate::retention::{Retention, entry_bytes};
+use crate::schedules::{Fired, Schedule, Schedules};
 use weft_core::cache::{CacheEntry, CacheStat};
 use weft_core::clock::now_ms;
 use weft_core::event::{Event, RunStatus};
@@ -45,6 +46,31 @@ struct Runs {
     components: BTreeMap<String, std::sync::Arc<[u8]>>,
     /// (digest, run): which runs are pinned to which components.
     component_runs: BTreeSet<(String, String)>,
+    /// Schedules by (owner, name), and (due, owner, name) of those due.
+    schedules: BTreeMap<(String, String), Schedule>,
+    schedules_due: BTreeSet<(u64, String, String)>,
+}
+
+impl Runs {
+    /// Put `schedule` in place of the one of its owner and name, if any.
+    fn place_schedule(&mut self, schedule: Schedule) {
+        let key = (schedule.owner.clone(), schedule.name.clone());
+        self.remove_schedule(&key);
+        if let Some(due) = schedule.due_ms() {
+            self.schedules_due
+                .insert((due, key.0.clone(), key.1.clone()));
+        }
+        self.schedules.insert(key, schedule);
+    }
+
+    fn remove_schedule(&mut self, key: &(String, String)) -> Option<Schedule> {
+        let old = self.schedules.remove(key)?;
+        if let Some(due) = old.due_ms() {
+            self.schedules_due
+                .remove(&(due, key.0.clone(), key.1.clone()));
+        }
+        Some(old)
+    }
 }
 
 /// Runs kept in memory.
@@ -637,5 +663,67 @@ fn put_cache(runs: &mut Runs, put: CachePut) {
         .collect();
     for key in doomed {
         runs.cache_remove(&key);
+    }
+}
+
+#[async_trait::async_trait]
+impl Schedules for MemoryStore {
+    async fn schedule_put(&self, schedule: &Schedule) -> Result<(), StoreError> {
+        self.lock().place_schedule(schedule.clone());
+        Ok(())
+    }
+
+    async fn schedule_get(&self, owner: &str, name: &str) -> Result<Option<Schedule>, StoreError> {
+        let key = (owner.to_string(), name.to_string());
+        Ok(self.lock().schedules.get(&key).cloned())
+    }
+
+    async fn schedule_list(&self, owner: &str) -> Result<Vec<Schedule>, StoreError> {
+        let runs = self.lock();
+        let from = (owner.to_string(), String::new());
+        Ok(runs
+            .schedules
+            .range(from..)
+            .take_while(|((o, _), _)| o == owner)
+            .map(|(_, s)| s.clone())
+            .collect())
+    }
+
+    async fn schedule_delete(&self, owner: &str, name: &str) -> Result<bool, StoreError> {
+        let key = (owner.to_string(), name.to_string());
+        Ok(self.lock().remove_schedule(&key).is_some())
+    }
+
+    async fn schedules_due(&self, now_ms: u64, limit: usize) -> Result<Vec<Schedule>, StoreError> {
+        let runs = self.lock();
+        Ok(runs
+            .schedules_due
+            .iter()
+            .take_while(|(due, _, _)| *due <= now_ms)
+            .take(limit)
+            .filter_map(|(_, o, n)| runs.schedules.get(&(o.clone(), n.clone())).cloned())
+            .collect())
+    }
+
+    async fn schedule_advance(
+        &self,
+        owner: &str,
+        name: &str,
+        from_ms: u64,
+        to_ms: Option<u64>,
+        last: Fired,
+    ) -> Result<bool, StoreError> {
+        let mut runs = self.lock();
+        let key = (owner.to_string(), name.to_string());
+        let Some(mut schedule) = runs.schedules.get(&key).cloned() else {
+            return Ok(false);
+        };
+        if schedule.due_ms() != Some(from_ms) {
+            return Ok(false);
+        }
+        schedule.next_ms = to_ms;
+        schedule.last = Some(last);
+        runs.place_schedule(schedule);
+        Ok(true)
     }
 }

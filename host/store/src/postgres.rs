@@ -10,6 +10,8 @@
 //! once. The schema is created and migrated at start under an
 //! advisory lock; a database migrated by a newer Weft is refused.
 
+mod schedules;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,7 +33,7 @@ use weft_core::graph::Graph;
 use weft_core::rate::RateState;
 
 /// The schema version this build creates and reads.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// Each migration: (version, statements). Applied in order, once.
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -141,6 +143,19 @@ const MIGRATIONS: &[(i64, &str)] = &[
     INSERT INTO weft_component_runs (digest, run_id)
       SELECT DISTINCT c.value, r.run_id
       FROM weft_runs r, jsonb_each_text(coalesce(r.spec -> 'components', '{}')) c;
+    "#,
+    ),
+    (
+        6,
+        r#"
+    CREATE TABLE weft_schedules (
+        owner text NOT NULL,
+        name text NOT NULL,
+        due_ms bigint,
+        schedule jsonb NOT NULL,
+        PRIMARY KEY (owner, name)
+    );
+    CREATE INDEX weft_schedules_due ON weft_schedules (due_ms) WHERE due_ms IS NOT NULL;
     "#,
     ),
 ];

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 mod backup;
+mod schedules;
 
 use redb::{
     Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
@@ -65,6 +66,40 @@ const CACHE_MADE: TableDefinition<(&str, &str), u64> = TableDefinition::new("cac
 const COMPONENT_RUNS: TableDefinition<(&str, &str), ()> = TableDefinition::new("component_runs");
 /// (owner, created ms, run id): each owner's runs in age order (`""`: no owner).
 const RUNS_BY_OWNER: TableDefinition<(&str, u64, &str), ()> = TableDefinition::new("runs_by_owner");
+/// Schedules: (owner, name) → JSON.
+const SCHEDULES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("schedules");
+/// (due ms, owner, name) of every schedule that is due at some time.
+const SCHEDULES_DUE: TableDefinition<(u64, &str, &str), ()> = TableDefinition::new("schedules_due");
+
+/// Calls `$visit!(TABLE)` for every table: the one list of them, for what
+/// must touch them all (creating them, copying them into a backup).
+macro_rules! every_table {
+    ($visit:ident) => {
+        $visit!(META);
+        $visit!(RUNS);
+        $visit!(SPECS);
+        $visit!(NODES);
+        $visit!(EVENTS);
+        $visit!(CACHE);
+        $visit!(CACHE_INDEX);
+        $visit!(CACHE_COUNTS);
+        $visit!(CACHE_MADE);
+        $visit!(RATE_STARTS);
+        $visit!(RATE_PAUSES);
+        $visit!(IDEMPOTENCY);
+        $visit!(GRAPHS);
+        $visit!(GRAPH_VERSIONS);
+        $visit!(RUNNING);
+        $visit!(LEASES);
+        $visit!(RUNS_BY_TIME);
+        $visit!(RUNS_BY_OWNER);
+        $visit!(COMPONENTS);
+        $visit!(COMPONENT_RUNS);
+        $visit!(SCHEDULES);
+        $visit!(SCHEDULES_DUE);
+    };
+}
+use every_table;
 
 /// Runs in a redb file.
 #[derive(Clone)]
@@ -150,6 +185,12 @@ impl RedbStore {
     fn init(db: Database, path: &Path) -> Result<Self, StoreError> {
         let tx = db.begin_write().map_err(backend)?;
         {
+            macro_rules! create {
+                ($table:expr) => {
+                    tx.open_table($table).map_err(backend)?;
+                };
+            }
+            every_table!(create);
             let mut meta = tx.open_table(META).map_err(backend)?;
             let found = meta
                 .get("format_version")
@@ -169,24 +210,6 @@ impl RedbStore {
                         .map_err(backend)?;
                 }
             }
-            tx.open_table(RUNS).map_err(backend)?;
-            tx.open_table(SPECS).map_err(backend)?;
-            tx.open_table(NODES).map_err(backend)?;
-            tx.open_table(EVENTS).map_err(backend)?;
-            tx.open_table(CACHE).map_err(backend)?;
-            tx.open_table(CACHE_INDEX).map_err(backend)?;
-            tx.open_table(CACHE_COUNTS).map_err(backend)?;
-            tx.open_table(CACHE_MADE).map_err(backend)?;
-            tx.open_table(RATE_STARTS).map_err(backend)?;
-            tx.open_table(RATE_PAUSES).map_err(backend)?;
-            tx.open_table(IDEMPOTENCY).map_err(backend)?;
-            tx.open_table(GRAPHS).map_err(backend)?;
-            tx.open_table(GRAPH_VERSIONS).map_err(backend)?;
-            tx.open_table(LEASES).map_err(backend)?;
-            tx.open_table(RUNS_BY_TIME).map_err(backend)?;
-            tx.open_table(RUNS_BY_OWNER).map_err(backend)?;
-            tx.open_table(COMPONENTS).map_err(backend)?;
-            tx.open_table(COMPONENT_RUNS).map_err(backend)?;
             let mut running = tx.open_table(RUNNING).map_err(backend)?;
             // Files from before the index: build it once.
             if meta.get("running_index").map_err(backend)?.is_none() {

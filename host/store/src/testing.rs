@@ -488,6 +488,130 @@ pub async fn conformance(store: Arc<dyn RunStore>) {
     pages_of_runs(store.as_ref()).await;
     components(store.as_ref()).await;
     deleting_runs(store.as_ref()).await;
+    schedules(store.as_ref()).await;
+}
+
+/// Schedules are kept per owner; the due ones are found soonest first;
+/// advancing an occurrence succeeds once, and never on a paused schedule.
+async fn schedules(store: &dyn RunStore) {
+    use crate::{Fired, Schedule};
+    use weft_core::schedule::{Cadence, CatchUp};
+    let schedule = |owner: &str, name: &str, next_ms: u64| Schedule {
+        owner: owner.into(),
+        name: name.into(),
+        graph: "g".into(),
+        version: None,
+        input: json!({"n": 1}),
+        cadence: Cadence::Every {
+            every_ms: 1_000,
+            from_ms: 0,
+        },
+        catch_up: CatchUp::All,
+        paused: false,
+        created_ms: 5,
+        next_ms: Some(next_ms),
+        last: None,
+    };
+    let fired = |at_ms| Fired {
+        at_ms,
+        run_id: Some(format!("run-{at_ms}")),
+        error: None,
+    };
+    store
+        .schedule_put(&schedule("ann", "b", 3_000))
+        .await
+        .unwrap();
+    store
+        .schedule_put(&schedule("ann", "a", 2_000))
+        .await
+        .unwrap();
+    store
+        .schedule_put(&schedule("bob", "a", 1_000))
+        .await
+        .unwrap();
+    let names = |list: Vec<Schedule>| -> Vec<String> {
+        list.into_iter()
+            .map(|s| format!("{}/{}", s.owner, s.name))
+            .collect()
+    };
+    let ann = store.schedule_list("ann").await.unwrap();
+    assert_eq!(names(ann), ["ann/a", "ann/b"], "one owner's, by name");
+    assert_eq!(
+        names(store.schedule_list("an").await.unwrap()),
+        Vec::<String>::new()
+    );
+    let due = store.schedules_due(2_000, 10).await.unwrap();
+    assert_eq!(
+        names(due),
+        ["bob/a", "ann/a"],
+        "due soonest first, at or before now"
+    );
+    assert_eq!(names(store.schedules_due(9_000, 2).await.unwrap()).len(), 2);
+
+    // Advancing: only from the occurrence it is due at, once.
+    assert!(
+        store
+            .schedule_advance("bob", "a", 1_000, Some(4_000), fired(1_000))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .schedule_advance("bob", "a", 1_000, Some(5_000), fired(1_000))
+            .await
+            .unwrap(),
+        "a second host advancing the same occurrence loses"
+    );
+    let bob = store.schedule_get("bob", "a").await.unwrap().unwrap();
+    assert_eq!((bob.next_ms, bob.last), (Some(4_000), Some(fired(1_000))));
+    assert_eq!(
+        names(store.schedules_due(3_999, 10).await.unwrap()),
+        ["ann/a", "ann/b"]
+    );
+
+    // Paused: not due, not advanced; replaced wholesale by a put.
+    let mut paused = schedule("ann", "a", 2_000);
+    paused.paused = true;
+    store.schedule_put(&paused).await.unwrap();
+    assert_eq!(
+        names(store.schedules_due(9_000, 10).await.unwrap()),
+        ["ann/b", "bob/a"]
+    );
+    assert!(
+        !store
+            .schedule_advance("ann", "a", 2_000, Some(3_000), fired(2_000))
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.schedule_get("ann", "a").await.unwrap(), Some(paused));
+    // Never again: not due.
+    assert!(
+        store
+            .schedule_advance("ann", "b", 3_000, None, fired(3_000))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        names(store.schedules_due(u64::MAX / 2, 10).await.unwrap()),
+        ["bob/a"]
+    );
+
+    assert!(store.schedule_delete("bob", "a").await.unwrap());
+    assert!(!store.schedule_delete("bob", "a").await.unwrap());
+    assert!(
+        store
+            .schedules_due(u64::MAX / 2, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.schedule_get("bob", "a").await.unwrap(), None);
+    assert!(
+        !store
+            .schedule_advance("bob", "a", 4_000, None, fired(4_000))
+            .await
+            .unwrap()
+    );
 }
 
 /// Runs listed oldest first a page at a time; a deleted run leaves nothing

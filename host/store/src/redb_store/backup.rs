@@ -30,24 +30,13 @@ fn copy<K: redb::Key + 'static, V: redb::Value + 'static>(
 }
 
 fn copy_all(from: &ReadTransaction, to: &WriteTransaction) -> Result<(), StoreError> {
-    copy(from, to, META)?;
-    copy(from, to, RUNS)?;
-    copy(from, to, SPECS)?;
-    copy(from, to, NODES)?;
-    copy(from, to, EVENTS)?;
-    copy(from, to, CACHE)?;
-    copy(from, to, CACHE_INDEX)?;
-    copy(from, to, CACHE_COUNTS)?;
-    copy(from, to, RATE_STARTS)?;
-    copy(from, to, RATE_PAUSES)?;
-    copy(from, to, IDEMPOTENCY)?;
-    copy(from, to, GRAPHS)?;
-    copy(from, to, GRAPH_VERSIONS)?;
-    copy(from, to, RUNNING)?;
-    copy(from, to, LEASES)?;
-    copy(from, to, RUNS_BY_TIME)?;
-    copy(from, to, RUNS_BY_OWNER)?;
-    copy(from, to, COMPONENTS)
+    macro_rules! copy_table {
+        ($table:expr) => {
+            copy(from, to, $table)?;
+        };
+    }
+    every_table!(copy_table);
+    Ok(())
 }
 
 fn io(what: String) -> impl FnOnce(std::io::Error) -> StoreError {
