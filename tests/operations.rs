@@ -37,9 +37,42 @@ fn chain() -> Graph {
     }))
 }
 
-/// Write the history every fixture holds: a run that succeeded and one
-/// interrupted before it ran (ids returned).
-async fn write_history(store: Arc<dyn RunStore>) -> (String, String) {
+/// What a fixture holds (its `FIXTURE.ids`: `done interrupted [schedule]`):
+/// a run that succeeded, one interrupted before it ran, and (from
+/// PostgreSQL schema 6 and redb files written since) a schedule of user
+/// `fixture`.
+struct History {
+    done: String,
+    interrupted: String,
+    schedule: Option<String>,
+}
+
+/// The schedule a fixture holds.
+fn fixture_schedule(name: &str) -> weft::store::Schedule {
+    weft::store::Schedule {
+        owner: "fixture".into(),
+        name: name.into(),
+        graph: "chain".into(),
+        version: Some(1),
+        input: json!({"value": 1}),
+        cadence: weft::schedule::Cadence::Cron {
+            pattern: "0 3 * * *".into(),
+            time_zone: "Europe/Paris".into(),
+        },
+        catch_up: weft::schedule::CatchUp::All,
+        paused: false,
+        created_ms: 1_764_720_000_000,
+        next_ms: Some(1_764_727_200_000),
+        last: None,
+    }
+}
+
+/// Write the history every fixture holds.
+async fn write_history(store: Arc<dyn RunStore>) -> History {
+    store
+        .schedule_put(&fixture_schedule("nightly"))
+        .await
+        .unwrap();
     let host = common::builder(None).store(store).build().await.unwrap();
     let done = host.run(&chain(), json!({"value": 1})).await.unwrap();
     assert_eq!(done.status, RunStatus::Succeeded);
@@ -47,11 +80,20 @@ async fn write_history(store: Arc<dyn RunStore>) -> (String, String) {
         .prepare(&chain(), "g.json", json!({"value": 10}))
         .await
         .unwrap();
-    (done.run_id, interrupted.run_id.clone())
+    History {
+        done: done.run_id,
+        interrupted: interrupted.run_id.clone(),
+        schedule: Some("nightly".into()),
+    }
 }
 
 /// The history is there, and the interrupted run resumes to its end.
-async fn check_history(store: Arc<dyn RunStore>, done: &str, interrupted: &str) {
+async fn check_history(store: Arc<dyn RunStore>, history: &History) {
+    let (done, interrupted) = (history.done.as_str(), history.interrupted.as_str());
+    if let Some(name) = &history.schedule {
+        let kept = store.schedule_get("fixture", name).await.unwrap();
+        assert_eq!(kept, Some(fixture_schedule(name)));
+    }
     let host = common::builder(None)
         .store(store.clone())
         .build()
@@ -82,13 +124,26 @@ async fn check_history(store: Arc<dyn RunStore>, done: &str, interrupted: &str) 
     assert_eq!(result.outputs["b"]["value"], 12);
 }
 
-/// A fixture's run ids (in `FIXTURE.ids`): `done interrupted`.
-fn fixture_ids(fixture: &Path) -> (String, String) {
+/// A fixture's history, from its `FIXTURE.ids`.
+fn fixture_ids(fixture: &Path) -> History {
     let mut name = fixture.as_os_str().to_owned();
     name.push(".ids");
     let text = std::fs::read_to_string(&name).unwrap();
     let mut ids = text.split_whitespace().map(str::to_string);
-    (ids.next().unwrap(), ids.next().unwrap())
+    History {
+        done: ids.next().unwrap(),
+        interrupted: ids.next().unwrap(),
+        schedule: ids.next(),
+    }
+}
+
+/// Write `FIXTURE.ids` for `history`.
+fn write_ids(name: &str, history: &History) {
+    let mut ids = format!("{} {}", history.done, history.interrupted);
+    if let Some(schedule) = &history.schedule {
+        ids.push_str(&format!(" {schedule}"));
+    }
+    std::fs::write(fixtures().join(format!("{name}.ids")), ids + "\n").unwrap();
 }
 
 /// The fixtures of one backend (`ext`: "redb" or "sql"), oldest first.
@@ -109,9 +164,8 @@ async fn redb_stores_written_by_earlier_builds_open_and_resume() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("weft.redb");
         std::fs::copy(&fixture, &path).unwrap();
-        let (done, interrupted) = fixture_ids(&fixture);
         let store = Arc::new(RedbStore::open(&path).unwrap());
-        check_history(store, &done, &interrupted).await;
+        check_history(store, &fixture_ids(&fixture)).await;
     }
 }
 
@@ -130,9 +184,8 @@ async fn postgres_databases_written_by_earlier_builds_migrate_and_resume() {
             fixture.display(),
             String::from_utf8_lossy(&out.stderr)
         );
-        let (done, interrupted) = fixture_ids(&fixture);
         let store = Arc::new(PgStore::connect(&url, 4).await.unwrap());
-        check_history(store, &done, &interrupted).await;
+        check_history(store, &fixture_ids(&fixture)).await;
     }
 }
 
@@ -140,7 +193,7 @@ async fn postgres_databases_written_by_earlier_builds_migrate_and_resume() {
 async fn a_postgres_dump_restores_into_a_fresh_database_and_resumes() {
     let url = weft_tests::fresh_postgres().await;
     let store = Arc::new(PgStore::connect(&url, 4).await.unwrap());
-    let (done, interrupted) = write_history(store.clone()).await;
+    let history = write_history(store.clone()).await;
     let dir = tempfile::tempdir().unwrap();
     let dump = dir.path().join("weft.dump");
     let out = Command::new(pg_tool("pg_dump"))
@@ -165,7 +218,7 @@ async fn a_postgres_dump_restores_into_a_fresh_database_and_resumes() {
         String::from_utf8_lossy(&out.stderr)
     );
     let restored = Arc::new(PgStore::connect(&fresh, 4).await.unwrap());
-    check_history(restored, &done, &interrupted).await;
+    check_history(restored, &history).await;
 }
 
 /// Delete the components no stored run is pinned to (a fixture keeps only
@@ -186,18 +239,17 @@ async fn write_store_fixtures() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("weft.redb");
     let store = Arc::new(RedbStore::open(&path).unwrap());
-    let (done, interrupted) = write_history(store.clone()).await;
+    let history = write_history(store.clone()).await;
     keep_only_pinned(store.as_ref()).await;
     drop(store);
     RedbStore::compact_file(&path).unwrap();
     let name = format!("v{}.redb", weft::store::FORMAT_VERSION);
     std::fs::copy(&path, fixtures().join(&name)).unwrap();
-    let ids = format!("{done} {interrupted}\n");
-    std::fs::write(fixtures().join(format!("{name}.ids")), ids).unwrap();
+    write_ids(&name, &history);
 
     let url = weft_tests::fresh_postgres().await;
     let store = Arc::new(PgStore::connect(&url, 4).await.unwrap());
-    let (done, interrupted) = write_history(store.clone()).await;
+    let history = write_history(store.clone()).await;
     keep_only_pinned(store.as_ref()).await;
     let name = format!("v{}.sql", weft::store::PG_SCHEMA_VERSION);
     let out = Command::new(pg_tool("pg_dump"))
@@ -210,6 +262,5 @@ async fn write_store_fixtures() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let ids = format!("{done} {interrupted}\n");
-    std::fs::write(fixtures().join(format!("{name}.ids")), ids).unwrap();
+    write_ids(&name, &history);
 }
