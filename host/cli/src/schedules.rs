@@ -183,9 +183,7 @@ fn timestamp(ms: u64) -> String {
         .map_or_else(|| format!("{ms} ms"), |t| t.to_string())
 }
 
+/// `1h 30m`, as an interval is written.
 fn human_ms(ms: u64) -> String {
-    match jiff::SignedDuration::from_millis(ms as i64) {
-        d if ms % 1_000 == 0 => format!("{:#}", d),
-        _ => format!("{ms}ms"),
-    }
+    format!("{:#}", jiff::SignedDuration::from_millis(ms as i64))
 }

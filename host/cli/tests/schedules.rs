@@ -429,3 +429,106 @@ async fn three_hosts_start_each_occurrence_exactly_once() {
     }
     assert!(clock.now_ms() >= DAY0 + 20 * SECOND);
 }
+
+/// `weft schedules` adds, lists, pauses, resumes and removes a daemon's
+/// schedules, and says what is wrong when the daemon refuses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_manages_schedules() {
+    let store: Arc<dyn RunStore> = Arc::new(weft::store::MemoryStore::new());
+    let d = Running::start(store, ManualClock::at(DAY0), DaemonOptions::default()).await;
+    let graph = json!({"tasks": [{"id": "a", "type": "math.add-one"}]});
+    let (s, _) = d.call(Method::PUT, "/v1/graphs/adder", Some(graph)).await;
+    assert!(s.is_success());
+    let server = format!("http://{}", d.addr);
+    let weft = |args: &[&str]| {
+        let server = server.clone();
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        async move {
+            let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_weft"))
+                .args(&args)
+                .args(["--server", &server])
+                .env_remove("WEFT_TOKEN")
+                .output()
+                .await
+                .unwrap();
+            let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+            (out.status.success(), text(&out.stdout), text(&out.stderr))
+        }
+    };
+    let (ok, out, err) = weft(&[
+        "schedules",
+        "add",
+        "nightly",
+        "--graph",
+        "adder",
+        "--cron",
+        "0 3 * * *",
+        "--time-zone",
+        "Europe/Paris",
+        "--input",
+        r#"{"value": 1}"#,
+    ])
+    .await;
+    assert!(ok, "{err}");
+    // 03:00 in Paris is 02:00 UTC in December.
+    assert!(
+        out.contains(
+            "nightly  cron \"0 3 * * *\" Europe/Paris  graph adder  next 2026-12-03T02:00:00Z"
+        ),
+        "{out}"
+    );
+    let (ok, _, err) = weft(&[
+        "schedules",
+        "add",
+        "poll",
+        "--graph",
+        "adder",
+        "--every",
+        "1h 30m",
+        "--input",
+        r#"{"value": 2}"#,
+        "--catch-up",
+        "skip",
+    ])
+    .await;
+    assert!(ok, "{err}");
+    let (ok, out, _) = weft(&["schedules", "--json"]).await;
+    assert!(ok);
+    let listed: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(listed[1]["name"], "poll");
+    assert_eq!(listed[1]["every_ms"], json!(90 * 60 * SECOND));
+    assert_eq!(listed[1]["catch_up"], "skip");
+    let (ok, out, _) = weft(&["schedules", "pause", "poll"]).await;
+    assert!(
+        ok && out.contains("poll  every 1h 30m  graph adder  paused"),
+        "{out}"
+    );
+    let (ok, out, _) = weft(&["schedules", "resume", "poll"]).await;
+    assert!(ok && out.contains("next 2026-12-03T01:30:00Z"), "{out}");
+    let (ok, out, _) = weft(&["schedules", "rm", "poll"]).await;
+    assert!(ok && out.contains("removed schedule poll"), "{out}");
+    let (ok, _, err) = weft(&["schedules", "rm", "poll"]).await;
+    assert!(
+        !ok && err.contains("404") && err.contains("no schedule `poll`"),
+        "{err}"
+    );
+    let (ok, _, err) = weft(&[
+        "schedules",
+        "add",
+        "x",
+        "--graph",
+        "adder",
+        "--every",
+        "1h",
+        "--cron",
+        "* * * * *",
+    ])
+    .await;
+    assert!(!ok && err.contains("cannot be used with"), "{err}");
+    let (ok, out, _) = weft(&["schedules", "list"]).await;
+    assert!(
+        ok && out.lines().count() == 1 && out.starts_with("nightly"),
+        "{out}"
+    );
+    d.stop().await;
+}

@@ -240,10 +240,7 @@ pub(crate) async fn pause(
     Extension(user): Extension<User>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<ScheduleView>> {
-    let mut schedule = mine(&state, &user, &name).await?;
-    schedule.paused = true;
-    state.host.store().schedule_put(&schedule).await?;
-    Ok(Json(view(schedule)))
+    set_paused(&state, &user, &name, true).await
 }
 
 /// Resume a paused schedule: occurrences that passed meanwhile are skipped.
@@ -260,10 +257,23 @@ pub(crate) async fn resume(
     Extension(user): Extension<User>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<ScheduleView>> {
-    let mut schedule = mine(&state, &user, &name).await?;
-    if schedule.paused {
-        schedule.paused = false;
-        schedule.next_ms = schedule.cadence.next_after(state.host.clock().now_ms());
+    set_paused(&state, &user, &name, false).await
+}
+
+/// Pause or resume `user`'s schedule `name`; resumed, it is next due at its
+/// first occurrence from now.
+async fn set_paused(
+    state: &AppState,
+    user: &User,
+    name: &str,
+    paused: bool,
+) -> ApiResult<Json<ScheduleView>> {
+    let mut schedule = mine(state, user, name).await?;
+    if schedule.paused != paused {
+        schedule.paused = paused;
+        if !paused {
+            schedule.next_ms = schedule.cadence.next_after(state.host.clock().now_ms());
+        }
         state.host.store().schedule_put(&schedule).await?;
     }
     Ok(Json(view(schedule)))
