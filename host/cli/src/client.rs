@@ -19,10 +19,15 @@ use weft_daemon::types::{ErrorBody, RunView, SubmitRequest, Submitted, TaskTypeV
 #[derive(Args, Debug, Clone)]
 pub struct ServerArgs {
     /// The daemon's base URL.
-    #[arg(long, env = "WEFT_SERVER", default_value = "http://127.0.0.1:7878")]
+    #[arg(
+        long,
+        env = "WEFT_SERVER",
+        default_value = "http://127.0.0.1:7878",
+        global = true
+    )]
     pub server: String,
     /// Bearer token (when the daemon has tokens configured).
-    #[arg(long, env = "WEFT_TOKEN", hide_env_values = true)]
+    #[arg(long, env = "WEFT_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<String>,
 }
 
@@ -309,7 +314,7 @@ async fn watch_run(
                         super::describe_event(&event.kind)
                     )?;
                 }
-                if let EventKind::RunFinished { status } = event.kind {
+                if let EventKind::RunFinished { status, .. } = event.kind {
                     return Ok(if status == RunStatus::Succeeded {
                         ExitCode::SUCCESS
                     } else {

@@ -787,7 +787,10 @@ fn describe_event(kind: &EventKind) -> String {
             };
             format!("run {how} ({nodes} nodes)")
         }
-        EventKind::RunFinished { status } => format!("run {}", status.as_str()),
+        EventKind::RunFinished { status, reason } => match reason {
+            Some(why) => format!("run {}: {why}", status.as_str()),
+            None => format!("run {}", status.as_str()),
+        },
         EventKind::Node {
             node,
             status,

@@ -17,7 +17,7 @@ use weft_daemon::{Daemon, DaemonOptions};
 
 const SECOND: u64 = 1_000;
 const HOUR: u64 = 3_600_000;
-/// 2026-12-03T00:00:00Z.
+/// 2025-12-03T00:00:00Z.
 const DAY0: u64 = 1_764_720_000_000;
 
 /// A daemon serving in this process until dropped.
@@ -473,7 +473,7 @@ async fn the_cli_manages_schedules() {
     // 03:00 in Paris is 02:00 UTC in December.
     assert!(
         out.contains(
-            "nightly  cron \"0 3 * * *\" Europe/Paris  graph adder  next 2026-12-03T02:00:00Z"
+            "nightly  cron \"0 3 * * *\" Europe/Paris  graph adder  next 2025-12-03T02:00:00Z"
         ),
         "{out}"
     );
@@ -504,7 +504,7 @@ async fn the_cli_manages_schedules() {
         "{out}"
     );
     let (ok, out, _) = weft(&["schedules", "resume", "poll"]).await;
-    assert!(ok && out.contains("next 2026-12-03T01:30:00Z"), "{out}");
+    assert!(ok && out.contains("next 2025-12-03T01:30:00Z"), "{out}");
     let (ok, out, _) = weft(&["schedules", "rm", "poll"]).await;
     assert!(ok && out.contains("removed schedule poll"), "{out}");
     let (ok, _, err) = weft(&["schedules", "rm", "poll"]).await;

@@ -152,6 +152,10 @@ pub enum EventKind {
     RunFinished {
         /// How it ended.
         status: RunStatus,
+        /// Why, when it was not its nodes' doing: a limit (deadline, task
+        /// cap), a cancel by a user, a component gone.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
     /// A node changed state.
     Node {

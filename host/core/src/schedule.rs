@@ -6,7 +6,7 @@
 //!
 //! ```
 //! use weft_core::schedule::{Cadence, CatchUp, due};
-//! // 03:00 every day, Paris time; 2026-12-03T02:00:00Z is 03:00 there.
+//! // 03:00 every day, Paris time; 2025-12-03T02:00:00Z is 03:00 there.
 //! let nightly = Cadence::cron("0 3 * * *", "Europe/Paris").unwrap();
 //! let first = nightly.next_after(1_764_720_000_000).unwrap();
 //! assert_eq!(first, 1_764_727_200_000);
@@ -223,7 +223,7 @@ mod tests {
     use super::*;
 
     const HOUR: u64 = 3_600_000;
-    /// 2026-12-03T00:00:00Z.
+    /// 2025-12-03T00:00:00Z.
     const DAY0: u64 = 1_764_720_000_000;
 
     #[test]

@@ -653,6 +653,7 @@ async fn cancel_run(
                 Some(RunStatus::Cancelled),
                 vec![EventKind::RunFinished {
                     status: RunStatus::Cancelled,
+                    reason: Some(format!("cancelled by {}", user.0)),
                 }],
             )
             .await?;

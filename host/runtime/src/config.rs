@@ -242,6 +242,12 @@ pub struct QuotaConfig {
     pub running_tasks: Option<usize>,
     /// Schedules a user may have (default 100).
     pub schedules: Option<usize>,
+    /// The longest any run may take from submission to end (a graph's
+    /// `limits.timeout_ms` is lowered to it).
+    pub run_timeout_ms: Option<u64>,
+    /// The most tasks any run may start (a graph's `limits.max_tasks` is
+    /// lowered to it).
+    pub run_max_tasks: Option<u64>,
 }
 
 /// `https://console.example[:port]`: what a browser sends as `Origin`.
@@ -396,6 +402,10 @@ impl Config {
         if let Some(n) = self.quotas.running_tasks {
             builder = builder.tasks_per_user(n);
         }
+        builder = builder.run_ceilings(crate::graph::RunLimits {
+            timeout_ms: self.quotas.run_timeout_ms,
+            max_tasks: self.quotas.run_max_tasks,
+        });
         builder.grants(self.user_grants())
     }
 

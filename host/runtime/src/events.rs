@@ -348,6 +348,7 @@ mod tests {
                 None,
                 vec![EventKind::RunFinished {
                     status: RunStatus::Succeeded,
+                    reason: None,
                 }],
             )
             .await

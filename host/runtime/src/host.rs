@@ -111,6 +111,8 @@ pub struct PreparedRun {
     prior: Vec<NodeRecord>,
     /// The user who owns the run (its output cache is theirs).
     owner: Option<String>,
+    /// When it was submitted (its deadline counts from then).
+    created_ms: u64,
 }
 
 /// Who submits a new run and how (the daemon's submissions; the CLI uses the
@@ -262,6 +264,12 @@ impl HostBuilder {
     /// task starts.
     pub fn grants(mut self, grants: crate::grant::UserGrants) -> Self {
         self.run.grants = grants;
+        self
+    }
+
+    /// The most any run may take, whatever its graph's `limits` ask.
+    pub fn run_ceilings(mut self, ceilings: crate::graph::RunLimits) -> Self {
+        self.run.run_ceilings = ceilings;
         self
     }
 
@@ -564,7 +572,10 @@ impl Host {
         cancel: &CancellationToken,
     ) -> Result<RunResult, HostError> {
         plan.check_input(input)?;
-        Ok(self.runner.run(plan, input, &[], hub, cancel, None).await?)
+        Ok(self
+            .runner
+            .run(plan, input, &[], hub, cancel, None, None)
+            .await?)
     }
 
     /// Validate `graph` and `input` and record a new run in the store.
@@ -627,6 +638,7 @@ impl Host {
         record.owner = submission.owner.clone();
         record.graph_name = submission.graph_name;
         record.idempotency_key = submission.idempotency_key;
+        let created_ms = record.created_ms;
         let spec = RunSpec {
             graph: graph.clone(),
             origin: origin.to_string(),
@@ -649,6 +661,7 @@ impl Host {
             input,
             prior: Vec::new(),
             owner: submission.owner,
+            created_ms,
         }))
     }
 
@@ -698,6 +711,7 @@ impl Host {
             input: stored.spec.input,
             prior: stored.nodes,
             owner: stored.run.owner,
+            created_ms: stored.run.created_ms,
         })
     }
 
@@ -707,17 +721,25 @@ impl Host {
         run: &PreparedRun,
         cancel: &CancellationToken,
     ) -> Result<RunResult, HostError> {
-        Ok(self
+        let limits = run.plan.limits.within(self.runner.options().run_ceilings);
+        let budget = (!limits.is_none()).then(|| {
+            // Tasks it started before it was interrupted count too.
+            let before = run.prior.iter().filter(|r| r.status.is_final()).count();
+            let clock = self.clock.clone();
+            crate::budget::Budget::new(limits, run.created_ms, before as u64, cancel, clock)
+        });
+        let stop = budget.as_ref().map_or(cancel, |b| b.stop());
+        let owner = run.owner.as_deref();
+        let (plan, input, prior, hub) = (&run.plan, &run.input, &run.prior, &run.hub);
+        let result = self
             .runner
-            .run(
-                &run.plan,
-                &run.input,
-                &run.prior,
-                &run.hub,
-                cancel,
-                run.owner.as_deref(),
-            )
-            .await?)
+            .run(plan, input, prior, hub, stop, owner, budget.clone())
+            .await;
+        // The deadline's watch ends with the run.
+        if let Some(b) = &budget {
+            b.stop().cancel();
+        }
+        Ok(result?)
     }
 
     /// Whether `owner` is granted every folder, database and model the plan
@@ -804,6 +826,7 @@ impl Host {
             .collect();
         events.push(EventKind::RunFinished {
             status: RunStatus::Failed,
+            reason: Some(why.to_string()),
         });
         EventHub::with_store(run_id, stored.next_seq, self.store.clone())
             .commit(records, Some(RunStatus::Failed), events)

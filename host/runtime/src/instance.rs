@@ -123,6 +123,8 @@ pub(crate) struct Routing {
 pub(crate) struct Instances {
     /// The node's id.
     pub node: String,
+    /// The run's budget: each instance started is one more task.
+    pub budget: Option<Arc<crate::budget::Budget>>,
     /// Final instance states from earlier attempts.
     pub done: HashMap<usize, NodeRecord>,
     pub hub: EventHub,
@@ -174,6 +176,10 @@ impl Instances {
     async fn attempts(&self, task: &TaskType, k: usize, input: Value) -> End {
         let id = instance_id(&self.node, k);
         let mut attempt = self.done.get(&k).map_or(0, |r| r.attempt);
+        if let Some(budget) = self.budget.as_ref().filter(|b| !b.take()) {
+            let why = budget.reason().unwrap_or("the run was cancelled");
+            return (Err(TaskError::Cancelled(why.to_string())), attempt);
+        }
         // A new try of the node starts the instance's attempts where they were.
         loop {
             attempt += 1;

@@ -40,6 +40,7 @@ pub use weft_plugin::providers;
 pub use weft_queue as limiter;
 pub use weft_store as store;
 
+pub mod budget;
 pub mod cluster;
 pub mod config;
 mod control;

@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::budget::Budget;
 use crate::cache::{CacheEntry, CachePolicy};
 use crate::clock::{Clock, now_ms};
 use crate::events::{DataflowStatus, EventHub, EventKind, NodeStatus, RunStatus, Ticket};
@@ -55,6 +56,9 @@ pub struct RunOptions {
     /// executing at once, keyed by the run's owner. Its slots are in the
     /// store when hosts share one, so the limit holds across them.
     pub users: Option<Arc<Queue>>,
+    /// The most any run may take, whatever its graph asks
+    /// (`[quotas] run_timeout_ms`, `run_max_tasks`).
+    pub run_ceilings: crate::graph::RunLimits,
 }
 
 /// Ready nodes, highest priority first, then in the order they became ready.
@@ -141,6 +145,7 @@ impl Default for RunOptions {
             grants: UserGrants::everyone(),
             cache_shared: Default::default(),
             users: None,
+            run_ceilings: Default::default(),
         }
     }
 }
@@ -246,6 +251,8 @@ struct State<'p> {
     elements: HashMap<usize, HashMap<usize, NodeRecord>>,
     /// A preview: nodes with effects (or calls out) are not run.
     preview: bool,
+    /// What the whole run may take (shared with what it starts inside).
+    budget: Option<Arc<Budget>>,
     /// In a preview, the input each node not run would have received.
     previewed: BTreeMap<String, Value>,
     /// Replaying what the store already holds: change state, record nothing.
@@ -557,6 +564,9 @@ impl Runner {
     /// again; nodes that were running run again as a new attempt. Call
     /// [`Plan::check_input`] first: a missing required input fails its node.
     /// `owner`: the user who owns the run; the output cache is theirs alone.
+    /// `budget`: what the whole run may take, shared with the run it is
+    /// inside (none: no limit).
+    #[allow(clippy::too_many_arguments)]
     pub async fn run(
         &self,
         plan: &Plan,
@@ -565,8 +575,9 @@ impl Runner {
         hub: &EventHub,
         cancel: &CancellationToken,
         owner: Option<&str>,
+        budget: Option<Arc<Budget>>,
     ) -> Result<RunResult, RunLogError> {
-        self.run_as(plan, input, prior, hub, cancel, owner, false)
+        self.run_as(plan, input, prior, hub, cancel, owner, budget, false)
             .await
     }
 
@@ -583,7 +594,7 @@ impl Runner {
         cancel: &CancellationToken,
         owner: Option<&str>,
     ) -> Result<RunResult, RunLogError> {
-        self.run_as(plan, input, &[], hub, cancel, owner, true)
+        self.run_as(plan, input, &[], hub, cancel, owner, None, true)
             .await
     }
 
@@ -596,6 +607,7 @@ impl Runner {
         hub: &EventHub,
         cancel: &CancellationToken,
         owner: Option<&str>,
+        budget: Option<Arc<Budget>>,
         preview: bool,
     ) -> Result<RunResult, RunLogError> {
         let n = plan.nodes.len();
@@ -629,6 +641,7 @@ impl Runner {
             grants: self.options.grants.of(owner),
             elements: crate::instance::prior_instances(plan, prior),
             preview,
+            budget,
             previewed: BTreeMap::new(),
             replay: true,
             dirty: Vec::new(),
@@ -692,14 +705,19 @@ impl Runner {
             preview,
         });
         let (cancelled, mut stats, started) = self.drive(&mut st, hub, cancel).await?;
-
+        // Stopped by its limits: that is why, on every node it stopped.
+        let reason = st
+            .budget
+            .as_ref()
+            .and_then(|b| b.reason())
+            .filter(|_| cancelled)
+            .map(str::to_string);
+        let why = reason.as_deref().unwrap_or("the run was cancelled");
         for i in 0..n {
             match st.status[i] {
-                NodeStatus::Pending | NodeStatus::Retrying if cancelled => st.set(
-                    i,
-                    NodeStatus::Cancelled,
-                    Some("the run was cancelled".into()),
-                ),
+                NodeStatus::Pending | NodeStatus::Retrying if cancelled => {
+                    st.set(i, NodeStatus::Cancelled, Some(why.to_string()))
+                }
                 NodeStatus::Running | NodeStatus::Pending | NodeStatus::Retrying => st.set(
                     i,
                     NodeStatus::Failed,
@@ -715,7 +733,7 @@ impl Runner {
         } else {
             RunStatus::Failed
         };
-        st.events.push(EventKind::RunFinished { status });
+        st.events.push(EventKind::RunFinished { status, reason });
         let done = st.record(hub, Some(status));
         hub.sync(done).await?;
         self.withdraw_offers(hub.run_id(), false).await;
@@ -839,6 +857,7 @@ impl Runner {
             });
         crate::instance::Instances {
             node: node.id.clone(),
+            budget: st.budget.clone(),
             done: st.elements.remove(&i).unwrap_or_default(),
             hub: hub.clone(),
             ctx,
@@ -868,6 +887,7 @@ impl Runner {
             runner: self.local(),
             owner: st.cache_scope.clone(),
             parent: hub.clone(),
+            budget: st.budget.clone(),
         })
     }
 
@@ -992,6 +1012,15 @@ impl Runner {
                         }
                     }
                     st.held[i] = Some((queue, key));
+                }
+                // A node's first attempt is one more task of the run's budget.
+                let over = st.attempts[i] == 0 && st.budget.as_ref().is_some_and(|b| !b.take());
+                if over {
+                    if let Some((queue, key)) = st.held[i].take() {
+                        queue.release(&key);
+                    }
+                    cancelled = true;
+                    break;
                 }
                 st.attempts[i] += 1;
                 st.set(i, NodeStatus::Running, None);

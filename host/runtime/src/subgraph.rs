@@ -30,6 +30,8 @@ pub(crate) struct Subgraphs {
     pub runner: Runner,
     pub owner: Option<String>,
     pub parent: EventHub,
+    /// The outer run's budget, which the subgraph's nodes spend too.
+    pub budget: Option<std::sync::Arc<crate::budget::Budget>>,
 }
 
 impl Subgraphs {
@@ -63,7 +65,10 @@ impl Subgraphs {
         let mut events = hub.subscribe();
         let cancel = stop.child_token();
         let owner = self.owner.as_deref();
-        let run = self.runner.run(plan, &input, &[], &hub, &cancel, owner);
+        let budget = self.budget.clone();
+        let run = self
+            .runner
+            .run(plan, &input, &[], &hub, &cancel, owner, budget);
         let ended = tokio::time::timeout(timeout, run).await;
         cancel.cancel();
         while let Ok(event) = events.try_recv() {

@@ -314,7 +314,11 @@ pub(crate) fn flatten(
     // Checked at their own level already: they cannot be at fault here.
     flow_from.extend(std::iter::repeat_n(None, inner_flows.len()));
     dataflows.extend(inner_flows);
-    let flat = Graph { tasks, dataflows };
+    let flat = Graph {
+        tasks,
+        dataflows,
+        limits: graph.limits,
+    };
     match super::Plan::new_flat(&flat, registry, "", &bodies) {
         Ok(plan) => Ok((flat, plan)),
         Err(e) => Err(e

@@ -56,6 +56,45 @@ pub struct Graph {
     /// another. Several may join the same two nodes.
     #[serde(default)]
     pub dataflows: Vec<Dataflow>,
+    /// What a whole run of it may take (within the host's ceilings).
+    #[serde(default, skip_serializing_if = "RunLimits::is_none")]
+    pub limits: RunLimits,
+}
+
+/// What a whole run may take: Workglow's run options `timeout` and
+/// `maxTasks`. A graph sets them; the host's ceilings
+/// (`[quotas] run_timeout_ms`, `run_max_tasks`) bound them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunLimits {
+    /// The run is cancelled this long after it was submitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// The run is cancelled when it would start more tasks than this: its
+    /// nodes, and the elements, iterations and alternatives of its maps,
+    /// loops and fallbacks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tasks: Option<u64>,
+}
+
+impl RunLimits {
+    /// No limit set.
+    pub fn is_none(&self) -> bool {
+        *self == RunLimits::default()
+    }
+
+    /// These limits, lowered to `ceiling` where it is lower (or where these
+    /// set none).
+    pub fn within(self, ceiling: RunLimits) -> RunLimits {
+        let lower = |a: Option<u64>, b: Option<u64>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        RunLimits {
+            timeout_ms: lower(self.timeout_ms, ceiling.timeout_ms),
+            max_tasks: lower(self.max_tasks, ceiling.max_tasks),
+        }
+    }
 }
 
 /// A node: one use of a task type.

@@ -403,6 +403,8 @@ pub struct Plan {
     pub outgoing: Vec<Vec<usize>>,
     /// For each node, how many edges come in.
     pub incoming: Vec<usize>,
+    /// What a whole run may take, as the graph says.
+    pub limits: super::RunLimits,
 }
 
 impl Plan {
@@ -424,6 +426,7 @@ impl Plan {
             })?;
             return Ok(Plan {
                 origin: origin.to_string(),
+                limits: graph.limits,
                 ..plan
             });
         }
@@ -614,6 +617,7 @@ impl Plan {
             edges,
             outgoing,
             incoming,
+            limits: graph.limits,
         })
     }
 
