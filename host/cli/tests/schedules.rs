@@ -93,6 +93,18 @@ impl Running {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
+    async fn text(&self, path: &str) -> String {
+        let url = format!("http://{}{path}", self.addr);
+        self.http
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -266,6 +278,14 @@ async fn schedules_fire_on_time_and_catch_up_after_a_restart_as_told() {
     assert_eq!(runs["one"], at_hours([1, 6], 0), "paused at 07:00");
     assert_eq!(runs["every"], at_hours(1..=7, 10 * SECOND));
     assert_eq!(runs["skip"], at_hours([1], 0));
+    // This daemon started seven runs and dropped two occurrences.
+    let metrics = d.text("/metrics").await;
+    for line in [
+        "weft_schedule_firings_total{outcome=\"started\"} 7",
+        "weft_schedule_firings_total{outcome=\"missed\"} 2",
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
     let (_, resumed) = d.call(Method::POST, "/v1/schedules/one/resume", None).await;
     assert_eq!(resumed["next_ms"], json!(DAY0 + 8 * HOUR), "{resumed}");
     d.stop().await;

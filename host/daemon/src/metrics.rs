@@ -27,6 +27,11 @@ struct Reason {
     reason: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Outcome {
+    outcome: &'static str,
+}
+
 /// The daemon's metrics; cheap to clone.
 #[derive(Clone)]
 pub(crate) struct Metrics {
@@ -43,6 +48,7 @@ struct Inner {
     task_seconds: Histogram,
     rejected: Family<Reason, Counter>,
     plugin_failures: Gauge,
+    schedule_firings: Family<Outcome, Counter>,
 }
 
 impl Metrics {
@@ -56,6 +62,7 @@ impl Metrics {
         let task_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 20));
         let rejected = Family::<Reason, Counter>::default();
         let plugin_failures = Gauge::default();
+        let schedule_firings = Family::<Outcome, Counter>::default();
         registry.register(
             "runs_finished",
             "Runs ended, by final state",
@@ -96,6 +103,13 @@ impl Metrics {
             "Plugins in the plugins folder that failed to load",
             plugin_failures.clone(),
         );
+        registry.register(
+            "schedule_firings",
+            "Schedule occurrences handled here, by outcome: `started` a run, `found` \
+             the run another host started, `waiting` for a quota, `failed` to start, \
+             `missed` (catch_up = skip)",
+            schedule_firings.clone(),
+        );
         Metrics {
             inner: Arc::new(Inner {
                 registry,
@@ -107,6 +121,7 @@ impl Metrics {
                 task_seconds,
                 rejected,
                 plugin_failures,
+                schedule_firings,
             }),
         }
     }
@@ -127,6 +142,14 @@ impl Metrics {
         self.inner
             .runs_finished
             .get_or_create(&Status { status })
+            .inc();
+    }
+
+    /// A schedule's occurrence was handled with `outcome`.
+    pub(crate) fn schedule_fired(&self, outcome: &'static str) {
+        self.inner
+            .schedule_firings
+            .get_or_create(&Outcome { outcome })
             .inc();
     }
 

@@ -317,10 +317,15 @@ async fn fire(state: &AppState, schedule: &Schedule, now_ms: u64) -> usize {
         error: Some("the occurrence was missed (catch_up = \"skip\")".into()),
     };
     let mut started = 0;
+    if plan.fire.is_empty() {
+        state.metrics.schedule_fired("missed");
+    }
     for at in plan.fire {
         match start(state, schedule, at).await {
             Ok(run) => {
                 started += usize::from(!run.existing);
+                let outcome = if run.existing { "found" } else { "started" };
+                state.metrics.schedule_fired(outcome);
                 last = Fired {
                     at_ms: at,
                     run_id: Some(run.run_id),
@@ -336,9 +341,11 @@ async fn fire(state: &AppState, schedule: &Schedule, now_ms: u64) -> usize {
                 };
                 // Over a quota: this occurrence waits and is tried again.
                 if e.status() == StatusCode::TOO_MANY_REQUESTS {
+                    state.metrics.schedule_fired("waiting");
                     next = Some(at);
                     break;
                 }
+                state.metrics.schedule_fired("failed");
                 tracing::warn!(schedule = %schedule.name, user = %schedule.owner, at_ms = at, error = %e.message(), "a scheduled run did not start");
             }
         }
