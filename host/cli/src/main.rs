@@ -30,9 +30,18 @@ use weft::store::RunStore;
 use weft::task::TaskType;
 use weft::{Host, PreparedRun};
 
+/// `weft --version`: this build, and the plugin contract it speaks.
+static VERSION: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "{} (plugins: WIT {})",
+        env!("CARGO_PKG_VERSION"),
+        weft::plugin::WIT_PACKAGE
+    )
+});
+
 /// Weft: run pipelines of sandboxed WebAssembly tasks.
 #[derive(Parser, Debug)]
-#[command(name = "weft", version, about, long_about = None)]
+#[command(name = "weft", version = VERSION.as_str(), about, long_about = None)]
 pub struct Cli {
     /// More log output (-v: info, -vv: debug). `WEFT_LOG` overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -232,6 +241,18 @@ enum Command {
         /// The project.
         #[arg(default_value = ".")]
         dir: PathBuf,
+    },
+    /// Print the completion script for a shell (`weft completions bash >
+    /// ~/.local/share/bash-completion/completions/weft`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), or write one per command into a folder.
+    Man {
+        /// Write `weft.1` and `weft-COMMAND.1` pages into this folder.
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
     /// A daemon's schedules: saved graphs started on a cron pattern or an
     /// interval (docs/schedules.md).
@@ -689,6 +710,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             server,
             json,
         } => schedules::run(&server, action, json).await,
+        Command::Completions { shell } => {
+            let mut cli = <Cli as clap::CommandFactory>::command();
+            // Into memory first: the generator panics on a closed pipe.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cli, "weft", &mut script);
+            std::io::stdout().write_all(&script)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man { dir } => man_pages(dir.as_deref()),
         Command::Status {
             run_id,
             server: Some(server),
@@ -1038,6 +1068,30 @@ async fn codegen(
     }
     .map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
     write!(std::io::stdout(), "{code}")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `weft man`: the man page on stdout, or every command's page into `dir`.
+fn man_pages(dir: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let cli = <Cli as clap::CommandFactory>::command();
+    let Some(dir) = dir else {
+        clap_mangen::Man::new(cli).render(&mut std::io::stdout())?;
+        return Ok(ExitCode::SUCCESS);
+    };
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let write = |name: &str, cmd: clap::Command| -> anyhow::Result<()> {
+        let path = dir.join(format!("{name}.1"));
+        let mut file = std::fs::File::create(&path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        clap_mangen::Man::new(cmd).title(name).render(&mut file)?;
+        Ok(())
+    };
+    for sub in cli.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let name = format!("weft-{}", sub.get_name());
+        write(&name, sub.clone())?;
+    }
+    write("weft", cli)?;
+    writeln!(std::io::stdout(), "wrote man pages into {}", dir.display())?;
     Ok(ExitCode::SUCCESS)
 }
 

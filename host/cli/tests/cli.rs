@@ -852,3 +852,51 @@ fn graph_export_and_fmt() {
         stderr(&out)
     );
 }
+
+/// Completion scripts and man pages come from the command definitions, so
+/// every command is in them; `--version` names the plugin contract; an
+/// error is said once.
+#[test]
+fn completions_man_pages_and_version_cover_every_command() {
+    let text = |out: &Output| String::from_utf8_lossy(&out.stdout).into_owned();
+    for (shell, marker) in [
+        ("bash", "_weft()"),
+        ("zsh", "#compdef weft"),
+        ("fish", "complete -c weft"),
+    ] {
+        let out = weft(&["completions", shell]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let script = text(&out);
+        assert!(script.contains(marker), "{shell}: {script}");
+        for command in ["schedules", "dead-letters", "serve", "completions"] {
+            assert!(script.contains(command), "{shell} lacks {command}");
+        }
+    }
+    let out = weft(&["completions", "tcsh"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("possible values"), "{}", stderr(&out));
+
+    let out = weft(&["man"]);
+    assert!(text(&out).contains(".TH weft 1"), "{}", text(&out));
+    let dir = tempfile::tempdir().unwrap();
+    let out = weft(&["man", "--dir", &dir.path().display().to_string()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let page = std::fs::read_to_string(dir.path().join("weft-schedules.1")).unwrap();
+    assert!(page.contains(".TH weft-schedules 1"), "{page}");
+    assert!(page.contains("pause"), "{page}");
+
+    let out = weft(&["--version"]);
+    assert!(
+        text(&out).contains("(plugins: WIT weft:plugin@"),
+        "{}",
+        text(&out)
+    );
+
+    let out = weft(&["run", "/no/such/graph.json"]);
+    let err = stderr(&out);
+    assert_eq!(err.matches("No such file").count(), 1, "{err}");
+    assert!(
+        err.contains("cannot read graph /no/such/graph.json"),
+        "{err}"
+    );
+}

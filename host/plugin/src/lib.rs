@@ -40,6 +40,23 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::Linker;
 
 pub use engine::{EngineOptions, WeftEngine};
+
+/// The WIT package this host speaks (`wit/weft.wit`): plugins built
+/// against it, or an earlier minor version, load.
+pub const WIT_PACKAGE: &str = "weft:plugin@0.1.0";
+
+#[cfg(test)]
+mod wit_package {
+    #[test]
+    fn the_constant_names_the_package_in_wit() {
+        let wit = include_str!("../../../wit/weft.wit");
+        let line = format!("package {};", super::WIT_PACKAGE);
+        assert!(
+            wit.lines().any(|l| l.trim() == line),
+            "wit/weft.wit: {line}"
+        );
+    }
+}
 pub use manifest::{Manifest, ManifestError};
 
 use crate::providers::Models;
