@@ -4,6 +4,7 @@
 //! the binary's edge.
 
 mod client;
+mod doctor;
 mod models;
 mod progress;
 mod project;
@@ -241,6 +242,15 @@ enum Command {
         /// The project.
         #[arg(default_value = ".")]
         dir: PathBuf,
+    },
+    /// Check what this machine has for each feature, with the fix for what
+    /// is missing.
+    Doctor {
+        #[command(flatten)]
+        host: HostArgs,
+        /// Print JSON (one array of checks).
+        #[arg(long)]
+        json: bool,
     },
     /// Print the completion script for a shell (`weft completions bash >
     /// ~/.local/share/bash-completion/completions/weft`).
@@ -719,6 +729,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Man { dir } => man_pages(dir.as_deref()),
+        Command::Doctor { host, json } => doctor::run(&host.setup(false)?, json).await,
         Command::Status {
             run_id,
             server: Some(server),

@@ -157,12 +157,7 @@ pub fn build(dir: &Path) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("cargo did not produce {}", built.display()))?;
         }
         Lang::Python => {
-            let tool = tool(
-                "WEFT_COMPONENTIZE_PY",
-                &[],
-                "componentize-py",
-                "pip install componentize-py==0.25.1",
-            )?;
+            let tool = find_tool(&PY_TOOL, &[])?;
             run(Command::new(tool)
                 .args([
                     "-d",
@@ -180,12 +175,7 @@ pub fn build(dir: &Path) -> anyhow::Result<ExitCode> {
         }
         Lang::Js => {
             let local = dir.join("node_modules/.bin/componentize-js");
-            let tool = tool(
-                "WEFT_COMPONENTIZE_JS",
-                &[local],
-                "componentize-js",
-                "npm install (in the project), or npm install -g @bytecodealliance/componentize-js@0.23.0",
-            )?;
+            let tool = find_tool(&JS_TOOL, &[local])?;
             run(Command::new(tool)
                 .args([
                     "app.js",
@@ -207,10 +197,38 @@ pub fn build(dir: &Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A guest toolchain `weft build` runs.
+pub(crate) struct Tool {
+    /// The environment variable that names it.
+    pub var: &'static str,
+    /// Its command.
+    pub name: &'static str,
+    /// How to install it.
+    pub install: &'static str,
+    /// The plugins it builds.
+    pub language: &'static str,
+}
+
+/// componentize-py, for Python plugins.
+pub(crate) const PY_TOOL: Tool = Tool {
+    var: "WEFT_COMPONENTIZE_PY",
+    name: "componentize-py",
+    install: "pip install componentize-py==0.25.1",
+    language: "Python",
+};
+
+/// componentize-js, for JavaScript plugins.
+pub(crate) const JS_TOOL: Tool = Tool {
+    var: "WEFT_COMPONENTIZE_JS",
+    name: "componentize-js",
+    install: "npm install (in the project), or npm install -g @bytecodealliance/componentize-js@0.23.0",
+    language: "JavaScript",
+};
+
 /// The build tool: `$VAR`, else the first of `candidates` that exists, else
-/// `name` on the PATH.
-fn tool(var: &str, candidates: &[PathBuf], name: &str, install: &str) -> anyhow::Result<PathBuf> {
-    if let Some(p) = std::env::var_os(var) {
+/// its command on the PATH.
+pub(crate) fn find_tool(tool: &Tool, candidates: &[PathBuf]) -> anyhow::Result<PathBuf> {
+    if let Some(p) = std::env::var_os(tool.var) {
         return Ok(PathBuf::from(p));
     }
     if let Some(p) = candidates.iter().find(|p| p.is_file()) {
@@ -218,10 +236,15 @@ fn tool(var: &str, candidates: &[PathBuf], name: &str, install: &str) -> anyhow:
     }
     let on_path = std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
-            .map(|d| d.join(name))
+            .map(|d| d.join(tool.name))
             .find(|p| p.is_file())
     });
-    on_path.with_context(|| format!("{name} not found: {install} (or set {var})"))
+    on_path.with_context(|| {
+        format!(
+            "{} not found: {} (or set {})",
+            tool.name, tool.install, tool.var
+        )
+    })
 }
 
 fn run(command: &mut Command) -> anyhow::Result<()> {

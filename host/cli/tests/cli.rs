@@ -900,3 +900,73 @@ fn completions_man_pages_and_version_cover_every_command() {
         "{err}"
     );
 }
+
+/// `weft doctor` reports every feature's requirement, found or with its fix:
+/// here, ONNX Runtime missing, then present.
+#[test]
+fn doctor_says_what_is_missing_and_how_to_get_it() {
+    let data = tempfile::tempdir().unwrap();
+    let doctor = |runtime: &Path, json: bool| {
+        let out = Command::new(env!("CARGO_BIN_EXE_weft"))
+            .args(["doctor"])
+            .args(json.then_some("--json"))
+            .env("WEFT_DATA_DIR", data.path())
+            .env("WEFT_ONNXRUNTIME", runtime)
+            .env_remove("ORT_DYLIB_PATH")
+            .current_dir(ROOT)
+            .output()
+            .expect("weft runs");
+        assert!(out.status.success(), "{}", stderr(&out));
+        out
+    };
+    let check = |findings: &Value, name: &str| -> Value {
+        let list = findings.as_array().unwrap();
+        list.iter()
+            .find(|f| f["check"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {name}"))
+    };
+    let gone = stdout_json(&doctor(Path::new("/no/libonnxruntime.so"), true));
+    let onnx = check(&gone, "ONNX Runtime");
+    assert_eq!(onnx["ok"], false, "{onnx}");
+    assert!(
+        onnx["fix"]
+            .as_str()
+            .unwrap()
+            .contains("examples/models/fetch.sh"),
+        "{onnx}"
+    );
+    let store = check(&gone, "store");
+    assert_eq!(store["ok"], true, "{store}");
+    assert!(
+        store["detail"].as_str().unwrap().contains("weft.redb"),
+        "{store}"
+    );
+    for name in [
+        "wasm target",
+        "componentize-py",
+        "componentize-js",
+        "data folder",
+        "listen address",
+    ] {
+        check(&gone, name);
+    }
+
+    // The runtime the test setup fetched (tests/run.sh).
+    let lib = Path::new(ROOT).join(".weft/onnxruntime/libonnxruntime.so.1.31.1");
+    let there = stdout_json(&doctor(&lib, true));
+    assert_eq!(check(&there, "ONNX Runtime")["ok"], true, "{there}");
+    // As text: one line per check, each saying ok or no.
+    let text = String::from_utf8(doctor(&lib, false).stdout).unwrap();
+    assert_eq!(
+        text.lines().count(),
+        gone.as_array().unwrap().len(),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .all(|l| l.starts_with("ok ") || l.starts_with("no ")),
+        "{text}"
+    );
+    assert!(text.contains("ok  ONNX Runtime"), "{text}");
+}
