@@ -47,9 +47,9 @@ pub async fn run(setup: &Setup, json_out: bool) -> anyhow::Result<ExitCode> {
     let findings = vec![
         wasm_target(),
         tool("python3", "python3", "install Python 3.11 or later"),
-        componentize("componentize-py", crate::project::PY_TOOL),
+        componentize("componentize-py", crate::toolchain::PYTHON),
         tool("node", "node", "install Node.js 20 or later"),
-        componentize("componentize-js", crate::project::JS_TOOL),
+        componentize("componentize-js", crate::toolchain::JAVASCRIPT),
         onnx_runtime(),
         default_model(setup.models_dir()),
         store(setup).await,
@@ -74,7 +74,7 @@ pub async fn run(setup: &Setup, json_out: bool) -> anyhow::Result<ExitCode> {
 }
 
 /// `name` on the PATH.
-fn on_path(name: &str) -> Option<PathBuf> {
+pub(crate) fn on_path(name: &str) -> Option<PathBuf> {
     let paths = std::env::var_os("PATH")?;
     std::env::split_paths(&paths)
         .map(|d| d.join(name))
@@ -111,13 +111,16 @@ fn tool(check: &'static str, name: &str, fix: &str) -> Finding {
 }
 
 /// A guest toolchain, found as `weft build` finds it.
-fn componentize(check: &'static str, tool: crate::project::Tool) -> Finding {
+fn componentize(check: &'static str, tool: crate::toolchain::Toolchain) -> Finding {
     match crate::project::find_tool(&tool, &[]) {
-        Ok(path) => ok(check, path.display().to_string()),
-        Err(_) => missing(
+        Some(path) => ok(check, path.display().to_string()),
+        None => missing(
             check,
-            format!("not found (for {} plugins)", tool.language),
-            format!("{} (or set {})", tool.install, tool.var),
+            format!(
+                "not installed (for {} plugins; weft build installs it when needed)",
+                tool.language
+            ),
+            format!("weft toolchain install {} (or set {})", tool.name, tool.var),
         ),
     }
 }

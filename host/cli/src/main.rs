@@ -11,6 +11,7 @@ mod project;
 mod schedules;
 mod serve;
 mod store;
+mod toolchain;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -242,6 +243,12 @@ enum Command {
         /// The project.
         #[arg(default_value = ".")]
         dir: PathBuf,
+    },
+    /// The guest toolchains `weft build` uses for Python and JavaScript
+    /// plugins: list, install, remove (in the cache folder).
+    Toolchain {
+        #[command(subcommand)]
+        action: Option<toolchain::ToolchainAction>,
     },
     /// Check what this machine has for each feature, with the fix for what
     /// is missing.
@@ -706,6 +713,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::serve(args).await,
         Command::New { name, lang, dir } => project::new(&name, lang, dir),
         Command::Build { dir } => project::build(&dir),
+        Command::Toolchain { action } => toolchain::main(action),
         Command::Models { action, host, json } => models::main(action, &host, json).await,
         Command::Submit(args) => client::submit(args).await,
         Command::Watch {

@@ -7,6 +7,8 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{Context, bail};
 
+use crate::toolchain::{JAVASCRIPT, PYTHON, Toolchain};
+
 const WIT: &str = include_str!("../../../wit/weft.wit");
 const RUST_SDK: &str = include_str!("../../../sdk/rust/src/lib.rs");
 const PYTHON_SDK: &str = include_str!("../../../sdk/python/weft_sdk/__init__.py");
@@ -157,7 +159,7 @@ pub fn build(dir: &Path) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("cargo did not produce {}", built.display()))?;
         }
         Lang::Python => {
-            let tool = find_tool(&PY_TOOL, &[])?;
+            let tool = tool_or_install(&PYTHON, &[])?;
             run(Command::new(tool)
                 .args([
                     "-d",
@@ -175,7 +177,7 @@ pub fn build(dir: &Path) -> anyhow::Result<ExitCode> {
         }
         Lang::Js => {
             let local = dir.join("node_modules/.bin/componentize-js");
-            let tool = find_tool(&JS_TOOL, &[local])?;
+            let tool = tool_or_install(&JAVASCRIPT, &[local])?;
             run(Command::new(tool)
                 .args([
                     "app.js",
@@ -197,54 +199,24 @@ pub fn build(dir: &Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// A guest toolchain `weft build` runs.
-pub(crate) struct Tool {
-    /// The environment variable that names it.
-    pub var: &'static str,
-    /// Its command.
-    pub name: &'static str,
-    /// How to install it.
-    pub install: &'static str,
-    /// The plugins it builds.
-    pub language: &'static str,
-}
-
-/// componentize-py, for Python plugins.
-pub(crate) const PY_TOOL: Tool = Tool {
-    var: "WEFT_COMPONENTIZE_PY",
-    name: "componentize-py",
-    install: "pip install componentize-py==0.25.1",
-    language: "Python",
-};
-
-/// componentize-js, for JavaScript plugins.
-pub(crate) const JS_TOOL: Tool = Tool {
-    var: "WEFT_COMPONENTIZE_JS",
-    name: "componentize-js",
-    install: "npm install (in the project), or npm install -g @bytecodealliance/componentize-js@0.23.0",
-    language: "JavaScript",
-};
-
-/// The build tool: `$VAR`, else the first of `candidates` that exists, else
-/// its command on the PATH.
-pub(crate) fn find_tool(tool: &Tool, candidates: &[PathBuf]) -> anyhow::Result<PathBuf> {
+/// A toolchain's command: `$VAR`, else the first of `candidates` that
+/// exists, else its command on the PATH, else its copy in the cache folder.
+pub(crate) fn find_tool(tool: &Toolchain, candidates: &[PathBuf]) -> Option<PathBuf> {
     if let Some(p) = std::env::var_os(tool.var) {
-        return Ok(PathBuf::from(p));
+        return Some(PathBuf::from(p));
     }
     if let Some(p) = candidates.iter().find(|p| p.is_file()) {
-        return Ok(p.clone());
+        return Some(p.clone());
     }
-    let on_path = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join(tool.name))
-            .find(|p| p.is_file())
-    });
-    on_path.with_context(|| {
-        format!(
-            "{} not found: {} (or set {})",
-            tool.name, tool.install, tool.var
-        )
-    })
+    crate::doctor::on_path(tool.name).or_else(|| tool.installed())
+}
+
+/// [`find_tool`], else installed into the cache folder now.
+fn tool_or_install(tool: &Toolchain, candidates: &[PathBuf]) -> anyhow::Result<PathBuf> {
+    match find_tool(tool, candidates) {
+        Some(path) => Ok(path),
+        None => tool.install(),
+    }
 }
 
 fn run(command: &mut Command) -> anyhow::Result<()> {

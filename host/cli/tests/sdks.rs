@@ -279,3 +279,83 @@ fn plugins_in_rust_python_and_javascript_build_load_and_pass_data_along() {
         cached_load.as_secs_f64()
     );
 }
+
+/// With nothing installed (a clean HOME and cache folder, no
+/// WEFT_COMPONENTIZE_*), the first `weft build` of a Python and of a
+/// JavaScript project installs the pinned toolchain from the registries into
+/// the cache folder; the next build uses it; `weft toolchain` lists and
+/// removes it; without python3 the build says what to install.
+#[test]
+fn the_first_build_installs_its_toolchain_and_later_builds_reuse_it() {
+    let home = tempfile::tempdir().unwrap();
+    let weft = |args: &[&str], path: &str| {
+        Command::new(env!("CARGO_BIN_EXE_weft"))
+            .args(args)
+            .current_dir(home.path())
+            .env("HOME", home.path())
+            .env("PATH", path)
+            .env_remove("XDG_CACHE_HOME")
+            .env_remove("WEFT_CACHE_DIR")
+            .env_remove("WEFT_COMPONENTIZE_PY")
+            .env_remove("WEFT_COMPONENTIZE_JS")
+            .output()
+            .expect("weft runs")
+    };
+    let path = std::env::var("PATH").unwrap();
+    let cache = home.path().join(".cache/weft/tools");
+    for (project, lang, tool) in [
+        ("hello-py", "python", "componentize-py 0.25.1"),
+        ("hello-js", "js", "componentize-js 0.23.0"),
+    ] {
+        ok(weft(&["new", project, "--lang", lang], &path), "weft new");
+        let first = weft(&["build", project], &path);
+        let said = String::from_utf8_lossy(&first.stderr).into_owned();
+        ok(first, "the first build");
+        assert!(said.contains(&format!("installing {tool}")), "{said}");
+        let began = Instant::now();
+        let second = weft(&["build", project], &path);
+        let said = String::from_utf8_lossy(&second.stderr).into_owned();
+        ok(second, "the second build");
+        assert!(!said.contains("installing"), "{said}");
+        eprintln!("{project}: second build {:?}", began.elapsed());
+        assert!(
+            home.path()
+                .join(project)
+                .join("dist")
+                .read_dir()
+                .unwrap()
+                .count()
+                == 1
+        );
+    }
+    let listed = ok(weft(&["toolchain", "list"], &path), "toolchain list");
+    assert_eq!(
+        listed.matches(&cache.display().to_string()).count(),
+        2,
+        "{listed}"
+    );
+    let removed = ok(
+        weft(&["toolchain", "remove", "componentize-js"], &path),
+        "remove",
+    );
+    assert!(removed.contains("componentize-js-0.23.0"), "{removed}");
+    let listed = ok(weft(&["toolchain", "list"], &path), "toolchain list");
+    assert!(
+        listed.contains("componentize-js 0.23.0 (JavaScript): not installed"),
+        "{listed}"
+    );
+
+    // No python3 on the PATH and no toolchain: the fix, named.
+    ok(
+        weft(&["toolchain", "remove", "componentize-py"], &path),
+        "remove",
+    );
+    let out = weft(&["build", "hello-py"], "/nonexistent");
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success());
+    assert!(
+        said.contains("componentize-py 0.25.1 needs python3"),
+        "{said}"
+    );
+    assert!(said.contains("install Python 3.11 or later"), "{said}");
+}
