@@ -223,3 +223,184 @@ async fn util_tasks() {
     );
     assert!(!h.registry().get("util.delay").unwrap().cacheable);
 }
+
+/// `scalar.*`: Workglow's Scalar tasks, by their Workglow class names (the
+/// aliases) as well as by id, with JavaScript's answers.
+#[tokio::test]
+async fn scalar_tasks_answer_as_workglows() {
+    let h = common::host(None).await;
+    let cases = [
+        (
+            "ScalarAddTask",
+            json!({"a": 2, "b": 3}),
+            json!({"result": 5}),
+        ),
+        (
+            "scalar.subtract",
+            json!({"a": 2, "b": 3.5}),
+            json!({"result": -1.5}),
+        ),
+        (
+            "ScalarMultiplyTask",
+            json!({"a": 4, "b": 2.5}),
+            json!({"result": 10}),
+        ),
+        (
+            "scalar.divide",
+            json!({"a": 1, "b": 4}),
+            json!({"result": 0.25}),
+        ),
+        (
+            "ScalarSumTask",
+            json!({"values": [0.1, 0.2, 0.3]}),
+            json!({"result": 0.6}),
+        ),
+        (
+            "scalar.max",
+            json!({"values": [3, -1, 7.5]}),
+            json!({"result": 7.5}),
+        ),
+        (
+            "ScalarMinTask",
+            json!({"values": [3, -1, 7.5]}),
+            json!({"result": -1}),
+        ),
+        (
+            "scalar.abs",
+            json!({"value": -4.25}),
+            json!({"result": 4.25}),
+        ),
+        (
+            "ScalarCeilTask",
+            json!({"value": -1.5}),
+            json!({"result": -1}),
+        ),
+        (
+            "scalar.floor",
+            json!({"value": -1.5}),
+            json!({"result": -2}),
+        ),
+        // Math.round: halves towards +∞.
+        (
+            "ScalarRoundTask",
+            json!({"value": -2.5}),
+            json!({"result": -2}),
+        ),
+        ("scalar.round", json!({"value": 2.5}), json!({"result": 3})),
+        (
+            "scalar.round",
+            json!({"value": 0.49999999999999994}),
+            json!({"result": 0}),
+        ),
+        (
+            "ScalarTruncTask",
+            json!({"value": -7.9}),
+            json!({"result": -7}),
+        ),
+    ];
+    for (task, input, want) in cases {
+        assert_eq!(
+            one(&h, task, input.clone()).await,
+            Ok(want),
+            "{task} {input}"
+        );
+    }
+    let e = one(&h, "scalar.divide", json!({"a": 1, "b": 0}))
+        .await
+        .unwrap_err();
+    assert!(e.contains("division by zero"), "{e}");
+    let e = one(&h, "ScalarMaxTask", json!({"values": []}))
+        .await
+        .unwrap_err();
+    assert!(e.contains("`values` is empty"), "{e}");
+}
+
+/// `string.*`: Workglow's String tasks, lengths and positions in UTF-16
+/// code units as JavaScript counts them.
+#[tokio::test]
+async fn string_tasks_answer_as_workglows() {
+    let h = common::host(None).await;
+    let cases = [
+        (
+            "StringConcatTask",
+            json!({"a": "wa", "b": "rp", "c": "!"}),
+            json!({"text": "warp!"}),
+        ),
+        (
+            "string.includes",
+            json!({"text": "weft", "search": "ef"}),
+            json!({"included": true}),
+        ),
+        (
+            "StringIncludesTask",
+            json!({"text": "weft", "search": "x"}),
+            json!({"included": false}),
+        ),
+        (
+            "StringJoinTask",
+            json!({"texts": ["a", "b", "c"], "separator": "-"}),
+            json!({"text": "a-b-c"}),
+        ),
+        (
+            "string.join",
+            json!({"texts": ["a", "b"]}),
+            json!({"text": "ab"}),
+        ),
+        (
+            "StringLengthTask",
+            json!({"text": "día 🧵"}),
+            json!({"length": 6}),
+        ),
+        (
+            "StringLowerCaseTask",
+            json!({"text": "ÉTÉ"}),
+            json!({"text": "été"}),
+        ),
+        (
+            "string.upper-case",
+            json!({"text": "straße"}),
+            json!({"text": "STRASSE"}),
+        ),
+        (
+            "StringReplaceTask",
+            json!({"text": "a.b.c", "search": ".", "replace": "/"}),
+            json!({"text": "a/b/c"}),
+        ),
+        (
+            "StringSliceTask",
+            json!({"text": "weft and warp", "start": 5, "end": 8}),
+            json!({"text": "and"}),
+        ),
+        (
+            "string.slice",
+            json!({"text": "weft and warp", "start": -4}),
+            json!({"text": "warp"}),
+        ),
+        (
+            "string.slice",
+            json!({"text": "🧵x", "start": 2}),
+            json!({"text": "x"}),
+        ),
+        (
+            "string.slice",
+            json!({"text": "abc", "start": 2, "end": 1}),
+            json!({"text": ""}),
+        ),
+        (
+            "StringTrimTask",
+            json!({"text": "\u{feff}\t weft \n"}),
+            json!({"text": "weft"}),
+        ),
+    ];
+    for (task, input, want) in cases {
+        assert_eq!(
+            one(&h, task, input.clone()).await,
+            Ok(want),
+            "{task} {input}"
+        );
+    }
+    let e = one(&h, "string.concat", json!({"a": "x", "b": 1}))
+        .await
+        .unwrap_err();
+    assert!(e.contains("port `b` must be a string"), "{e}");
+}

@@ -9,6 +9,8 @@ const STANDARD: &[(&str, &str)] = &[
     ("std-math", "weft-plugin-math"),
     ("std-util", "weft-plugin-util"),
     ("std-ai", "weft-plugin-ai"),
+    ("std-scalar", "weft-plugin-scalar"),
+    ("std-string", "weft-plugin-string"),
 ];
 
 fn main() {

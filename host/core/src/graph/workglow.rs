@@ -30,11 +30,32 @@ const CLASSES: [(&str, &str); 11] = [
 
 /// Workglow's task classes that are Weft's standard task types under
 /// another name: same ports, same behaviour. (Others do the same job with
-/// other port names, e.g. `ScalarAddTask` gives `result` where `math.add`
-/// gives `value`: not aliases.)
-pub const ALIASES: [(&str, &str); 2] = [
+/// other port names, e.g. `math.add` gives `value` where `ScalarAddTask`
+/// gives `result`: `scalar.add` is its alias.)
+pub const ALIASES: [(&str, &str); 23] = [
     ("TextGenerationTask", "ai.text-generation"),
     ("TextSummaryTask", "ai.text-summary"),
+    ("ScalarAddTask", "scalar.add"),
+    ("ScalarSubtractTask", "scalar.subtract"),
+    ("ScalarMultiplyTask", "scalar.multiply"),
+    ("ScalarDivideTask", "scalar.divide"),
+    ("ScalarSumTask", "scalar.sum"),
+    ("ScalarMaxTask", "scalar.max"),
+    ("ScalarMinTask", "scalar.min"),
+    ("ScalarAbsTask", "scalar.abs"),
+    ("ScalarCeilTask", "scalar.ceil"),
+    ("ScalarFloorTask", "scalar.floor"),
+    ("ScalarRoundTask", "scalar.round"),
+    ("ScalarTruncTask", "scalar.trunc"),
+    ("StringConcatTask", "string.concat"),
+    ("StringIncludesTask", "string.includes"),
+    ("StringJoinTask", "string.join"),
+    ("StringLengthTask", "string.length"),
+    ("StringLowerCaseTask", "string.lower-case"),
+    ("StringUpperCaseTask", "string.upper-case"),
+    ("StringReplaceTask", "string.replace"),
+    ("StringSliceTask", "string.slice"),
+    ("StringTrimTask", "string.trim"),
 ];
 
 /// The task type `name` is an alias of, if it is one.
