@@ -216,3 +216,87 @@ async fn workglow_class_names_are_aliases_of_the_same_tasks() {
     let listed = host.registry().get("ai.text-generation").unwrap().to_json();
     assert_eq!(listed["aliases"], json!(["TextGenerationTask"]));
 }
+
+/// Workglow's own `Scalar*Task` and `String*Task` classes (the npm
+/// package) and Weft's tasks of the same class names, on the same inputs,
+/// edge cases included, give the same outputs; where Workglow refuses an
+/// input, so does Weft.
+#[tokio::test]
+async fn scalar_and_string_tasks_answer_as_workglows_own_classes() {
+    let cases = json!([
+        ["ScalarAddTask", {"a": 0.1, "b": 0.2}],
+        ["ScalarAddTask", {"a": 2, "b": 3}],
+        ["ScalarSubtractTask", {"a": 2, "b": 3.5}],
+        ["ScalarMultiplyTask", {"a": 4, "b": 2.5}],
+        ["ScalarDivideTask", {"a": 1, "b": 3}],
+        ["ScalarDivideTask", {"a": 1, "b": 0}],
+        ["ScalarSumTask", {"values": [0.1, 0.2, 0.3]}],
+        ["ScalarSumTask", {"values": [1e16, 1, -1e16]}],
+        ["ScalarSumTask", {"values": []}],
+        ["ScalarMaxTask", {"values": [3, -1, 7.5]}],
+        ["ScalarMinTask", {"values": [3, -1, 7.5]}],
+        ["ScalarAbsTask", {"value": -4.25}],
+        ["ScalarCeilTask", {"value": -1.5}],
+        ["ScalarFloorTask", {"value": -1.5}],
+        ["ScalarRoundTask", {"value": -2.5}],
+        ["ScalarRoundTask", {"value": 2.5}],
+        ["ScalarRoundTask", {"value": 0.49999999999999994}],
+        ["ScalarTruncTask", {"value": -7.9}],
+        ["StringConcatTask", {"a": "wa", "b": "rp", "c": "!"}],
+        ["StringIncludesTask", {"text": "weft", "search": "ef"}],
+        ["StringIncludesTask", {"text": "weft", "search": ""}],
+        ["StringJoinTask", {"texts": ["a", "b", "c"], "separator": "-"}],
+        ["StringJoinTask", {"texts": ["a", "b"]}],
+        ["StringLengthTask", {"text": "día 🧵"}],
+        ["StringLowerCaseTask", {"text": "ÉTÉ"}],
+        ["StringUpperCaseTask", {"text": "straße"}],
+        ["StringReplaceTask", {"text": "a.b.c", "search": ".", "replace": "/"}],
+        ["StringSliceTask", {"text": "weft and warp", "start": 5, "end": 8}],
+        ["StringSliceTask", {"text": "weft and warp", "start": -4}],
+        ["StringSliceTask", {"text": "🧵x", "start": 2}],
+        ["StringSliceTask", {"text": "abc", "start": 2, "end": 1}],
+        ["StringTrimTask", {"text": "\u{feff}\t weft \n"}],
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cases.json");
+    std::fs::write(&file, cases.to_string()).unwrap();
+    let workglow = Path::new(env!("CARGO_MANIFEST_DIR")).join("workglow");
+    let out = Command::new("node")
+        .args(["--conditions=browser", "tasks_side_by_side.mjs"])
+        .arg(&file)
+        .current_dir(&workglow)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let theirs: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+
+    let host = common::host(None).await;
+    for (case, theirs) in cases.as_array().unwrap().iter().zip(theirs) {
+        let (class, input) = (case[0].as_str().unwrap(), &case[1]);
+        let g = common::graph(json!({"tasks": [{"id": "t", "type": class, "defaults": input}]}));
+        let (result, _) = common::run(&host, &g, json!({})).await;
+        if theirs.get("error").is_some() {
+            assert_ne!(
+                result.status,
+                RunStatus::Succeeded,
+                "{class} {input}: Workglow refused it: {theirs}"
+            );
+            continue;
+        }
+        assert_eq!(
+            result.status,
+            RunStatus::Succeeded,
+            "{class} {input}: {:?}",
+            result.failures
+        );
+        assert_eq!(
+            unordered(&result.outputs["t"]),
+            unordered(&theirs),
+            "{class} {input}"
+        );
+    }
+}

@@ -73,20 +73,20 @@ fn divide(i: Two, _: &Context) -> Out {
     number(i.a / i.b)
 }
 
-/// The sum, added with compensation (Neumaier) as Workglow's `sumPrecise`
-/// does: `[0.1, 0.2, 0.3]` sums to 0.6, not 0.6000000000000001.
+/// The sum with Kahan's compensation, step for step as Workglow's
+/// `sumPrecise` computes it where `Math.sumPrecise` is missing (Node 20):
+/// `[0.1, 0.2, 0.3]` sums to 0.6, not 0.6000000000000001. (Where
+/// JavaScript has `Math.sumPrecise`, an exact sum, the last bits of a sum
+/// with cancellation can differ: `[1e16, 1, -1e16]` is 0 here, 1 there.)
 fn sum(i: Many, _: &Context) -> Out {
-    let (mut total, mut lost) = (0.0_f64, 0.0_f64);
-    for v in i.values {
-        let t = total + v;
-        lost += if total.abs() >= v.abs() {
-            (total - t) + v
-        } else {
-            (v - t) + total
-        };
+    let (mut total, mut compensation) = (0.0_f64, 0.0_f64);
+    for value in i.values {
+        let y = value - compensation;
+        let t = total + y;
+        compensation = (t - total) - y;
         total = t;
     }
-    number(total + lost)
+    number(total)
 }
 
 fn extreme(values: &[f64], pick: fn(f64, f64) -> f64, what: &str) -> Out {
@@ -146,7 +146,7 @@ fn tasks() -> Vec<TaskDef> {
             .description("a ÷ b → result; a zero denominator is invalid input."),
         TaskDef::new("scalar.sum", sum)
             .title("Sum")
-            .description("The sum of `values` (compensated, as Workglow's) → result."),
+            .description("The sum of `values` (Kahan-compensated, as Workglow's) → result."),
         TaskDef::new("scalar.max", max)
             .title("Max")
             .description("The largest of `values` → result."),
