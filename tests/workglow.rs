@@ -256,6 +256,9 @@ async fn scalar_and_string_tasks_answer_as_workglows_own_classes() {
         ["StringSliceTask", {"text": "🧵x", "start": 2}],
         ["StringSliceTask", {"text": "abc", "start": 2, "end": 1}],
         ["StringTrimTask", {"text": "\u{feff}\t weft \n"}],
+        ["StringTemplateTask", {"template": "{{a}} and {{b}}, {{a}}!", "values": {"a": "weft", "b": "warp"}}],
+        ["StringTemplateTask", {"template": "{{n}} {{x}} {{big}} {{tiny}} {{ok}} {{none}}", "values": {"n": 3, "x": 0.5, "big": 1e21, "tiny": 1.5e-7, "ok": true, "none": null}}],
+        ["StringTemplateTask", {"template": "[{{list}}] {{obj}} {{first}}", "values": {"list": [1, null, "x", [2, 3]], "obj": {"k": 1}, "first": "{{second}}", "second": "chained"}}],
     ]);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("cases.json");

@@ -144,6 +144,61 @@ fn trim(i: Text, _: &Context) -> Out<TextOut> {
     text(i.text.trim_matches(space).to_string())
 }
 
+#[derive(Deserialize, JsonSchema)]
+struct Template {
+    /// Template string with `{{key}}` placeholders.
+    template: String,
+    /// Key-value pairs to substitute into the template.
+    values: Map<String, Value>,
+}
+
+/// Each `{{key}}` replaced by its value, key by key in the order given (a
+/// value may hold a placeholder a later key fills), values written as
+/// JavaScript's `String(value)` writes them.
+fn template(i: Template, _: &Context) -> Out<TextOut> {
+    let mut out = i.template;
+    for (key, value) in &i.values {
+        out = out.replace(&format!("{{{{{key}}}}}"), &js_string(value));
+    }
+    text(out)
+}
+
+/// JavaScript's `String(value)` of a JSON value.
+fn js_string(value: &Value) -> String {
+    match value {
+        Value::Null => "null".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => js_number(n.as_f64().unwrap_or(f64::NAN)),
+        Value::String(s) => s.clone(),
+        Value::Array(items) => items
+            .iter()
+            .map(|v| match v {
+                Value::Null => String::new(),
+                v => js_string(v),
+            })
+            .collect::<Vec<_>>()
+            .join(","),
+        Value::Object(_) => "[object Object]".into(),
+    }
+}
+
+/// JavaScript's `Number.prototype.toString()`: the shortest round-trip
+/// digits, exponent form from 1e21 and below 1e-6.
+fn js_number(v: f64) -> String {
+    if v == 0.0 {
+        return "0".into();
+    }
+    let a = v.abs();
+    if (1e-6..1e21).contains(&a) {
+        return v.to_string();
+    }
+    let e = format!("{v:e}");
+    match e.split_once('e') {
+        Some((digits, exp)) if !exp.starts_with('-') => format!("{digits}e+{exp}"),
+        _ => e,
+    }
+}
+
 fn tasks() -> Vec<TaskDef> {
     vec![
         TaskDef::new("string.concat", concat)
@@ -172,6 +227,9 @@ fn tasks() -> Vec<TaskDef> {
             .description(
                 "`text` from `start` to `end` (UTF-16 positions; negative from the end) → text.",
             ),
+        TaskDef::new("string.template", template)
+            .title("Template")
+            .description("Fills `{{key}}` placeholders in `template` from `values` → text."),
         TaskDef::new("string.trim", trim)
             .title("Trim")
             .description("`text` without white space at either end → text."),

@@ -32,7 +32,7 @@ const CLASSES: [(&str, &str); 11] = [
 /// another name: same ports, same behaviour. (Others do the same job with
 /// other port names, e.g. `math.add` gives `value` where `ScalarAddTask`
 /// gives `result`: `scalar.add` is its alias.)
-pub const ALIASES: [(&str, &str); 23] = [
+pub const ALIASES: [(&str, &str); 24] = [
     ("TextGenerationTask", "ai.text-generation"),
     ("TextSummaryTask", "ai.text-summary"),
     ("ScalarAddTask", "scalar.add"),
@@ -55,6 +55,7 @@ pub const ALIASES: [(&str, &str); 23] = [
     ("StringUpperCaseTask", "string.upper-case"),
     ("StringReplaceTask", "string.replace"),
     ("StringSliceTask", "string.slice"),
+    ("StringTemplateTask", "string.template"),
     ("StringTrimTask", "string.trim"),
 ];
 
