@@ -40,6 +40,22 @@ fn unordered(v: &Value) -> Value {
     }
 }
 
+/// Run `node ARGS FILES` in `tests/workglow`; its stdout (it must succeed).
+fn node(args: &[&str], files: &[std::path::PathBuf]) -> Vec<u8> {
+    let out = Command::new("node")
+        .args(args)
+        .args(files)
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("workglow"))
+        .output()
+        .expect("node runs");
+    assert!(
+        out.status.success(),
+        "node {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 #[tokio::test]
 async fn graphs_workglow_writes_run_in_weft_with_workglows_results() {
     let host = common::host(None).await;
@@ -171,19 +187,8 @@ async fn exported_graphs_run_in_workglow_with_weft_results() {
         std::fs::write(&file, exported.to_string()).unwrap();
         files.push(file);
     }
-    let workglow = Path::new(env!("CARGO_MANIFEST_DIR")).join("workglow");
-    let out = Command::new("node")
-        .arg("run.mjs")
-        .args(&files)
-        .current_dir(&workglow)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let theirs: Vec<Value> = String::from_utf8(out.stdout)
+    let out = node(&["run.mjs"], &files);
+    let theirs: Vec<Value> = String::from_utf8(out)
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -263,19 +268,8 @@ async fn scalar_and_string_tasks_answer_as_workglows_own_classes() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("cases.json");
     std::fs::write(&file, cases.to_string()).unwrap();
-    let workglow = Path::new(env!("CARGO_MANIFEST_DIR")).join("workglow");
-    let out = Command::new("node")
-        .args(["--conditions=browser", "tasks_side_by_side.mjs"])
-        .arg(&file)
-        .current_dir(&workglow)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let theirs: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let out = node(&["--conditions=browser", "tasks_side_by_side.mjs"], &[file]);
+    let theirs: Vec<Value> = serde_json::from_slice(&out).unwrap();
 
     let host = common::host(None).await;
     for (case, theirs) in cases.as_array().unwrap().iter().zip(theirs) {
