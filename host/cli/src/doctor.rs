@@ -174,11 +174,7 @@ fn redb(path: &Path) -> Finding {
         };
     }
     let dir = path.parent().unwrap_or(Path::new("."));
-    let existing = dir
-        .ancestors()
-        .find(|d| d.exists())
-        .unwrap_or(Path::new("."));
-    let writable = std::fs::metadata(existing).is_ok_and(|m| !m.permissions().readonly());
+    let (existing, writable) = creatable(dir);
     match writable {
         true => ok(
             CHECK,
@@ -246,15 +242,22 @@ fn plugins(dir: Option<PathBuf>) -> Finding {
     }
 }
 
-fn data_dir(dir: &Path) -> Finding {
-    const CHECK: &str = "data folder";
+/// The nearest existing folder at or above `dir`, and whether it is
+/// writable (so `dir` can be made there).
+fn creatable(dir: &Path) -> (&Path, bool) {
     let existing = dir
         .ancestors()
         .find(|d| d.exists())
         .unwrap_or(Path::new("."));
-    match std::fs::metadata(existing) {
-        Ok(m) if !m.permissions().readonly() => ok(CHECK, dir.display().to_string()),
-        _ => missing(
+    let writable = std::fs::metadata(existing).is_ok_and(|m| !m.permissions().readonly());
+    (existing, writable)
+}
+
+fn data_dir(dir: &Path) -> Finding {
+    const CHECK: &str = "data folder";
+    match creatable(dir).1 {
+        true => ok(CHECK, dir.display().to_string()),
+        false => missing(
             CHECK,
             format!("{} is not writable", dir.display()),
             "set --data-dir to a folder you can write",

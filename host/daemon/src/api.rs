@@ -250,6 +250,27 @@ async fn load_visible(state: &AppState, id: &str, user: &User) -> ApiResult<Stor
     Ok(stored)
 }
 
+/// `user`'s saved graph `name` (or `OWNER/NAME` shared with them), the
+/// given version or the newest, with the saved graphs its nodes use pinned
+/// (expanded), ready to run: the graph, its origin (`graph NAME@V`) and its
+/// name. What hooks and schedules start.
+pub(crate) async fn saved_graph(
+    state: &AppState,
+    user: &User,
+    name: &str,
+    version: Option<u32>,
+) -> ApiResult<(Graph, String, Option<String>)> {
+    let request = SubmitRequest {
+        graph: Value::String(name.to_string()),
+        version,
+        input: Value::Null,
+        idempotency_key: None,
+        preview: false,
+    };
+    let (graph, origin, graph_name) = submitted_graph(state, user, &request).await?;
+    let graph = graphs::expand(state.host.store().as_ref(), user, graph).await?;
+    Ok((graph, origin, graph_name))
+}
 /// The graph a submission names: inline, or saved (its version or newest).
 pub(crate) async fn submitted_graph(
     state: &AppState,

@@ -17,10 +17,10 @@ use serde_json::Value;
 use sha2::Sha256;
 
 use super::AppState;
-use super::api::{start_run, submitted_graph, too_many};
+use super::api::{saved_graph, start_run, too_many};
 use super::auth::User;
 use super::error::ApiError;
-use crate::types::{ErrorBody, SubmitRequest, Submitted};
+use crate::types::{ErrorBody, Submitted};
 use weft::limiter::RateConfig;
 
 /// A webhook (from `[hooks.NAME]`).
@@ -115,15 +115,7 @@ pub(crate) async fn deliver(
     let delivery = header_of(&headers, &DELIVERIES)
         .map(|id| format!("hook:{name}:{}", truncate(id, MAX_DELIVERY_ID)));
     let user = User(hook.user.clone());
-    let request = SubmitRequest {
-        graph: Value::String(hook.graph.clone()),
-        version: None,
-        input: Value::Null,
-        idempotency_key: None,
-        preview: false,
-    };
-    let (graph, origin, graph_name) = submitted_graph(&state, &user, &request).await?;
-    let graph = crate::graphs::expand(state.host.store().as_ref(), &user, graph).await?;
+    let (graph, origin, graph_name) = saved_graph(&state, &user, &hook.graph, None).await?;
     let origin = format!("hook {name}: {origin}");
     start_run(&state, &user, &graph, &origin, graph_name, input, delivery).await
 }

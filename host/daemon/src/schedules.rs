@@ -11,15 +11,12 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
-use serde_json::Value;
 
 use super::AppState;
-use super::api::{begin_run, submitted_graph};
+use super::api::{begin_run, saved_graph};
 use super::auth::User;
 use super::error::ApiError;
-use crate::types::{
-    ErrorBody, ScheduleFiring, ScheduleList, ScheduleRequest, ScheduleView, SubmitRequest,
-};
+use crate::types::{ErrorBody, ScheduleFiring, ScheduleList, ScheduleRequest, ScheduleView};
 use weft::schedule::{Cadence, due};
 use weft::store::{Fired, Schedule, valid_graph_name};
 
@@ -136,15 +133,7 @@ pub(crate) async fn put(
     let cadence = cadence(&request, now)?;
     // The graph must exist for its owner now and take the input (both are
     // looked up again at each firing).
-    let submit = SubmitRequest {
-        graph: Value::String(request.graph.clone()),
-        version: request.version,
-        input: Value::Null,
-        idempotency_key: None,
-        preview: false,
-    };
-    let (graph, origin, _) = submitted_graph(&state, &user, &submit).await?;
-    let graph = crate::graphs::expand(state.host.store().as_ref(), &user, graph).await?;
+    let (graph, origin, _) = saved_graph(&state, &user, &request.graph, request.version).await?;
     state
         .host
         .check(&graph, &origin, &request.input, Some(&user.0))?;
@@ -370,15 +359,8 @@ async fn start(
     at_ms: u64,
 ) -> ApiResult<crate::types::Submitted> {
     let user = User(schedule.owner.clone());
-    let request = SubmitRequest {
-        graph: Value::String(schedule.graph.clone()),
-        version: schedule.version,
-        input: Value::Null,
-        idempotency_key: None,
-        preview: false,
-    };
-    let (graph, origin, graph_name) = submitted_graph(state, &user, &request).await?;
-    let graph = crate::graphs::expand(state.host.store().as_ref(), &user, graph).await?;
+    let (graph, origin, graph_name) =
+        saved_graph(state, &user, &schedule.graph, schedule.version).await?;
     let origin = format!("schedule {}: {origin}", schedule.name);
     let key = format!("schedule:{}:{at_ms}", schedule.name);
     let input = schedule.input.clone();
