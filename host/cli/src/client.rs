@@ -11,10 +11,10 @@ use clap::Args;
 use futures::StreamExt;
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use weft::events::{Event, EventKind, RunStatus};
-use weft_daemon::types::{ErrorBody, RunView, SubmitRequest, Submitted, TaskTypeView};
+use weft_daemon::types::{ErrorBody, RunView, SignalView, SubmitRequest, Submitted, TaskTypeView};
 
 #[derive(Args, Debug, Clone)]
 pub struct ServerArgs {
@@ -240,6 +240,24 @@ pub async fn cancel(server: &ServerArgs, run_id: &str) -> anyhow::Result<ExitCod
         std::io::stdout(),
         "run {run_id} {}",
         run.summary.status.as_str()
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn signal(
+    server: &ServerArgs,
+    run_id: &str,
+    name: &str,
+    body: Value,
+) -> anyhow::Result<ExitCode> {
+    let client = Client::new(server)?;
+    let path = format!("/v1/runs/{run_id}/signals/{name}");
+    let request = client.request(reqwest::Method::POST, &path).json(&body);
+    let (_, sent): (_, SignalView) = client.call(request).await?;
+    writeln!(
+        std::io::stdout(),
+        "run {run_id}: signal {name} sent to {}",
+        sent.nodes.join(", ")
     )?;
     Ok(ExitCode::SUCCESS)
 }

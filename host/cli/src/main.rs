@@ -282,6 +282,19 @@ enum Command {
         #[arg(long, global = true)]
         json: bool,
     },
+    /// Send a signal to a run on a daemon: its wait nodes for it go on
+    /// with BODY as their output (docs/signals.md).
+    Signal {
+        /// The run.
+        run_id: String,
+        /// The signal's name (a wait node's `signal`, by default its id).
+        name: String,
+        /// The body: JSON, or @FILE (default: {}).
+        #[arg(default_value = "{}")]
+        body: String,
+        #[command(flatten)]
+        server: client::ServerArgs,
+    },
     /// Cancel a run on a daemon.
     Cancel {
         /// The run.
@@ -723,6 +736,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             server,
         } => client::watch(&server, &run_id, after, json).await,
         Command::Cancel { run_id, server } => client::cancel(&server, &run_id).await,
+        Command::Signal {
+            run_id,
+            name,
+            body,
+            server,
+        } => client::signal(&server, &run_id, &name, read_input(&body)?).await,
         Command::Schedules {
             action,
             server,

@@ -56,6 +56,9 @@ impl Display {
                                     ),
                                 );
                             }
+                            NodeStatus::Waiting => {
+                                line(&bar, &format!("… {node}: waiting for its signal"));
+                            }
                             NodeStatus::Skipped | NodeStatus::Cancelled | NodeStatus::Disabled => {
                                 bar.inc(1)
                             }

@@ -22,6 +22,10 @@ pub enum NodeStatus {
     /// Its last attempt failed with a passing error; the next attempt is
     /// scheduled (the time is stored, so it survives a restart).
     Retrying,
+    /// A `wait` node waiting for its signal (or its timeout): it holds no
+    /// task slot and no instance; the wait's end is stored, so it survives
+    /// a restart.
+    Waiting,
     /// Finished with an output.
     Completed,
     /// Finished with an error.
@@ -43,6 +47,7 @@ impl NodeStatus {
             NodeStatus::Pending => "pending",
             NodeStatus::Running => "running",
             NodeStatus::Retrying => "retrying",
+            NodeStatus::Waiting => "waiting",
             NodeStatus::Completed => "completed",
             NodeStatus::Failed => "failed",
             NodeStatus::Skipped => "skipped",
@@ -55,7 +60,7 @@ impl NodeStatus {
     pub fn is_final(self) -> bool {
         !matches!(
             self,
-            NodeStatus::Pending | NodeStatus::Running | NodeStatus::Retrying
+            NodeStatus::Pending | NodeStatus::Running | NodeStatus::Retrying | NodeStatus::Waiting
         )
     }
 }
@@ -417,7 +422,7 @@ mod tests {
         }
         use NodeStatus::*;
         for s in [
-            Pending, Running, Retrying, Completed, Failed, Skipped, Cancelled,
+            Pending, Running, Retrying, Waiting, Completed, Failed, Skipped, Cancelled, Disabled,
         ] {
             assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
         }

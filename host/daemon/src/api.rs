@@ -115,6 +115,7 @@ fn v1_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(submit, list_runs))
         .routes(routes!(get_run, delete_run))
         .routes(routes!(cancel_run))
+        .routes(routes!(super::signals::send))
         .routes(routes!(super::sse::events))
         .routes(routes!(tasks))
         .routes(routes!(plugins))
@@ -242,7 +243,7 @@ pub(crate) fn parse_query<T>(query: Result<Query<T>, QueryRejection>) -> ApiResu
         .map_err(|e| ApiError::bad_request(e.body_text()))
 }
 
-async fn load_visible(state: &AppState, id: &str, user: &User) -> ApiResult<StoredRun> {
+pub(crate) async fn load_visible(state: &AppState, id: &str, user: &User) -> ApiResult<StoredRun> {
     let stored = state.host.store().load_run(id).await?;
     if !visible_run(&stored.run, user) {
         return Err(ApiError::not_found(format!("run `{id}`")));

@@ -31,6 +31,7 @@ mod reload;
 mod runs;
 mod schedules;
 mod serve;
+mod signals;
 mod sse;
 pub mod types;
 

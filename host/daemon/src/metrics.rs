@@ -45,6 +45,7 @@ struct Inner {
     tasks_finished: Family<Status, Counter>,
     tasks_running: Gauge,
     tasks_retrying: Gauge,
+    nodes_waiting: Gauge,
     task_seconds: Histogram,
     rejected: Family<Reason, Counter>,
     plugin_failures: Gauge,
@@ -59,6 +60,7 @@ impl Metrics {
         let tasks_finished = Family::<Status, Counter>::default();
         let tasks_running = Gauge::default();
         let tasks_retrying = Gauge::default();
+        let nodes_waiting = Gauge::default();
         let task_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 20));
         let rejected = Family::<Reason, Counter>::default();
         let plugin_failures = Gauge::default();
@@ -87,6 +89,11 @@ impl Metrics {
             "tasks_retrying",
             "Nodes waiting for their next attempt",
             tasks_retrying.clone(),
+        );
+        registry.register(
+            "nodes_waiting",
+            "Wait nodes waiting for their signal, in runs executing here",
+            nodes_waiting.clone(),
         );
         registry.register(
             "task_duration_seconds",
@@ -118,6 +125,7 @@ impl Metrics {
                 tasks_finished,
                 tasks_running,
                 tasks_retrying,
+                nodes_waiting,
                 task_seconds,
                 rejected,
                 plugin_failures,
@@ -184,6 +192,9 @@ impl Metrics {
                 Some(NodeStatus::Retrying) => {
                     inner.tasks_retrying.dec();
                 }
+                Some(NodeStatus::Waiting) => {
+                    inner.nodes_waiting.dec();
+                }
                 _ => {}
             }
             match status {
@@ -198,6 +209,9 @@ impl Metrics {
                     }
                 }
                 NodeStatus::Pending => {}
+                NodeStatus::Waiting => {
+                    inner.nodes_waiting.inc();
+                }
                 finished => {
                     if let Some(t) = started.remove(&node) {
                         inner.task_seconds.observe(t.elapsed().as_secs_f64());
@@ -222,6 +236,7 @@ impl Metrics {
             match status {
                 NodeStatus::Running => self.inner.tasks_running.dec(),
                 NodeStatus::Retrying => self.inner.tasks_retrying.dec(),
+                NodeStatus::Waiting => self.inner.nodes_waiting.dec(),
                 _ => 0,
             };
         }

@@ -108,6 +108,8 @@ pub enum NodeState {
     Running,
     /// Waiting for its next attempt.
     Retrying,
+    /// A `wait` node waiting for its signal (or its timeout).
+    Waiting,
     /// Finished with an output.
     Completed,
     /// Finished with an error.
@@ -508,4 +510,15 @@ pub struct ScheduleFiring {
 pub struct ScheduleList {
     /// Your schedules, by name.
     pub schedules: Vec<ScheduleView>,
+}
+
+/// `POST /v1/runs/{id}/signals/{name}`: the signal was taken.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SignalView {
+    /// The run.
+    pub run_id: String,
+    /// The signal's name.
+    pub signal: String,
+    /// The wait nodes that take it (those for it that had not ended).
+    pub nodes: Vec<String>,
 }

@@ -36,7 +36,7 @@ pub(crate) async fn run_kind(
         NodeKind::Fallback(spec) => fallback(&spec, object(input), &instances).await,
         NodeKind::Reduce(spec) => reduce(&spec, object(input), &instances).await,
         NodeKind::While(spec) => repeat(&spec, object(input), &instances).await,
-        NodeKind::Task | NodeKind::Conditional(_) => Err(TaskError::Host(
+        NodeKind::Task | NodeKind::Conditional(_) | NodeKind::Wait(_) => Err(TaskError::Host(
             "not a kind that runs instances (a host bug)".into(),
         )),
     }

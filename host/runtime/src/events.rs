@@ -133,6 +133,11 @@ impl EventHub {
         }
     }
 
+    /// The store the run is recorded in, if it is.
+    pub fn store(&self) -> Option<&Arc<dyn RunStore>> {
+        self.inner.store.as_ref()
+    }
+
     /// The run this hub numbers events for.
     pub fn run_id(&self) -> &str {
         &self.inner.run_id

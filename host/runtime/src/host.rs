@@ -758,7 +758,11 @@ impl Host {
     }
 
     /// The plan of a stored run, over the components it is pinned to.
-    async fn resume_plan(&self, run_id: &str, spec: &RunSpec) -> Result<Plan, HostError> {
+    pub(crate) async fn resume_plan(
+        &self,
+        run_id: &str,
+        spec: &RunSpec,
+    ) -> Result<Plan, HostError> {
         let registry = crate::pinning::pinned_registry(
             self.registry(),
             &spec.components,
@@ -813,6 +817,7 @@ impl Host {
                 output: None,
                 error: Some(why.to_string()),
                 retry_at_ms: None,
+                wait_until_ms: None,
             })
             .collect();
         let mut events: Vec<EventKind> = records
@@ -990,6 +995,7 @@ impl Host {
                 output: None,
                 error: None,
                 retry_at_ms: None,
+                wait_until_ms: None,
             })
             .collect::<Vec<_>>();
         let events = records

@@ -301,6 +301,7 @@ impl Instances {
                 output: Some(output.clone()),
                 error: None,
                 retry_at_ms: None,
+                wait_until_ms: None,
             },
             Err(TaskError::Cancelled(_)) => return,
             Err(e) => NodeRecord {
@@ -311,6 +312,7 @@ impl Instances {
                 output: Some(Value::String(e.kind())),
                 error: Some(e.to_string()),
                 retry_at_ms: None,
+                wait_until_ms: None,
             },
         };
         self.hub.record(vec![record], None, Vec::new());

@@ -53,6 +53,7 @@ pub mod pinning;
 pub mod retention;
 pub mod runner;
 pub mod setup;
+pub mod signals;
 mod subgraph;
 
 pub use host::{

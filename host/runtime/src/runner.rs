@@ -20,8 +20,9 @@ use crate::budget::Budget;
 use crate::cache::{CacheEntry, CachePolicy};
 use crate::clock::{Clock, now_ms};
 use crate::events::{DataflowStatus, EventHub, EventKind, NodeStatus, RunStatus, Ticket};
-use crate::graph::{ERROR_PORT, NodeKind, Plan};
+use crate::graph::{ERROR_PORT, NodeKind, Plan, TIMEOUT_PORT, WaitSpec};
 use crate::limiter::{Queue, Wait};
+use crate::signals::SignalWatch;
 use crate::store::CachePut;
 use crate::store::{NodeRecord, RunLogError, RunStore};
 use crate::subgraph::Subgraphs;
@@ -238,8 +239,15 @@ struct State<'p> {
     held: Vec<Option<(Arc<Queue>, String)>>,
     /// When each node's next attempt is due (ms since the epoch), if waiting.
     retry_at: Vec<Option<u64>>,
-    /// Nodes waiting for a retry, soonest first.
+    /// Nodes waiting for a retry, a queue, or a wait's timeout, soonest
+    /// first (an entry of a node that has ended since is ignored).
     timers: BinaryHeap<Reverse<(u64, usize)>>,
+    /// Wait nodes waiting for their signal.
+    waiting: std::collections::BTreeSet<usize>,
+    /// When each wait node's wait times out (ms since the epoch), once known.
+    wait_until: Vec<Option<u64>>,
+    /// Wait nodes whose timeout is due, to settle.
+    due_waits: Vec<usize>,
     /// What `retry_at` and `timers` are measured by.
     clock: Arc<dyn Clock>,
     /// Whose output cache the run uses (its owner's; `None`: the shared one).
@@ -359,18 +367,25 @@ impl State<'_> {
     /// ports of a node that completed, a branch a conditional did not take.
     fn deliver(&mut self, i: usize, failed: bool) {
         let output = self.outputs[i].clone().unwrap_or(Value::Null);
-        let routes = matches!(self.plan.nodes[i].kind, NodeKind::Conditional(_));
+        // A conditional's branches not taken are disabled, as are a wait's
+        // ports other than its timeout's when it timed out.
+        let routes = match &self.plan.nodes[i].kind {
+            NodeKind::Conditional(_) => true,
+            NodeKind::Wait(_) => WaitSpec::is_timed_out(&output),
+            _ => false,
+        };
         let mut disabled = Vec::new();
         for &e in &self.plan.outgoing[i] {
             let edge = &self.plan.edges[e];
             let on_error = edge.source_port == ERROR_PORT;
+            let on_timeout = edge.source_port == TIMEOUT_PORT;
             let value = match (failed, on_error) {
                 (true, true) => Some(output.clone()),
                 (true, false) | (false, true) => None,
                 (false, false) if edge.source_port == "*" => Some(output.clone()),
                 (false, false) => output.get(&edge.source_port).cloned(),
             };
-            if value.is_none() && (failed || on_error || routes) {
+            if value.is_none() && (failed || on_error || on_timeout || routes) {
                 self.dataflow(e, DataflowStatus::Disabled);
                 disabled.extend(self.arrive(edge.target, false));
                 continue;
@@ -495,8 +510,14 @@ impl State<'_> {
                 return Some(at);
             }
             self.timers.pop();
-            self.retry_at[i] = None;
-            self.ready.push(i, self.plan.nodes[i].priority);
+            match self.status[i] {
+                NodeStatus::Waiting => self.due_waits.push(i),
+                s if s.is_final() => {}
+                _ => {
+                    self.retry_at[i] = None;
+                    self.ready.push(i, self.plan.nodes[i].priority);
+                }
+            }
         }
         None
     }
@@ -516,6 +537,7 @@ impl State<'_> {
                 output: self.outputs[i].clone(),
                 error: self.errors[i].clone(),
                 retry_at_ms: self.retry_at[i].filter(|_| self.status[i] == NodeStatus::Retrying),
+                wait_until_ms: self.wait_until[i].filter(|_| self.status[i] == NodeStatus::Waiting),
             })
             .collect();
         let events = std::mem::take(&mut self.events);
@@ -533,6 +555,7 @@ const PREVIEWED: &str = "not run in a preview: its task type has effects, is not
 /// (the built-in kinds are evaluated; a map as its task type).
 fn previewable(node: &crate::graph::PlanNode) -> bool {
     let task = match &node.kind {
+        NodeKind::Wait(_) => return false,
         NodeKind::Map(spec) => &spec.task,
         _ => &node.task,
     };
@@ -636,6 +659,9 @@ impl Runner {
             woken: vec![false; n],
             retry_at: vec![None; n],
             timers: BinaryHeap::new(),
+            waiting: Default::default(),
+            wait_until: vec![None; n],
+            due_waits: Vec::new(),
             clock: self.options.clock.clone(),
             cache_scope: owner.map(str::to_string),
             grants: self.options.grants.of(owner),
@@ -663,6 +689,10 @@ impl Runner {
             if record.status == NodeStatus::Retrying {
                 st.retry_at[i] = Some(record.retry_at_ms.unwrap_or_else(|| st.clock.now_ms()));
                 st.errors[i] = record.error.clone();
+            }
+            // It waits again, until the same time.
+            if record.status == NodeStatus::Waiting {
+                st.wait_until[i] = record.wait_until_ms;
             }
             if record.status.is_final() && record.status != NodeStatus::Cancelled {
                 st.status[i] = record.status;
@@ -715,10 +745,13 @@ impl Runner {
         let why = reason.as_deref().unwrap_or("the run was cancelled");
         for i in 0..n {
             match st.status[i] {
-                NodeStatus::Pending | NodeStatus::Retrying if cancelled => {
+                NodeStatus::Pending | NodeStatus::Retrying | NodeStatus::Waiting if cancelled => {
                     st.set(i, NodeStatus::Cancelled, Some(why.to_string()))
                 }
-                NodeStatus::Running | NodeStatus::Pending | NodeStatus::Retrying => st.set(
+                NodeStatus::Running
+                | NodeStatus::Pending
+                | NodeStatus::Retrying
+                | NodeStatus::Waiting => st.set(
                     i,
                     NodeStatus::Failed,
                     Some("the host lost this task (internal error)".into()),
@@ -946,6 +979,85 @@ impl Runner {
         st.cut(i);
     }
 
+    /// Wait node `i` has its input: it ends at once if its signal was sent
+    /// already; else it waits (until its timeout, kept across restarts),
+    /// holding no task slot. A run no signal can reach (not stored) fails
+    /// it.
+    async fn begin_wait(
+        &self,
+        st: &mut State<'_>,
+        i: usize,
+        spec: &WaitSpec,
+        signals: &SignalWatch,
+    ) -> Result<(), RunLogError> {
+        st.attempts[i] = st.attempts[i].max(1);
+        let input = std::mem::take(&mut st.inputs[i]);
+        st.started[i] = Some(Arc::new(Value::Object(input)));
+        if !signals.reachable() {
+            let why = format!(
+                "waits for signal \"{}\", but this run is not stored, so no signal can reach it \
+                 (submit it to `weft serve`)",
+                spec.signal
+            );
+            self.failed(st, i, TaskError::Failed(why));
+            return Ok(());
+        }
+        if let Some(signal) = signals.get(&spec.signal).await? {
+            st.complete(i, signal.body, false);
+            return Ok(());
+        }
+        let now = st.clock.now_ms();
+        let until = st.wait_until[i].or_else(|| {
+            spec.timeout
+                .map(|t| now.saturating_add(t.as_millis() as u64))
+        });
+        st.wait_until[i] = until;
+        if let Some(at) = until {
+            st.timers.push(Reverse((at, i)));
+        }
+        st.waiting.insert(i);
+        st.set(i, NodeStatus::Waiting, None);
+        Ok(())
+    }
+
+    /// Look for the signals of the waiting nodes: a node whose signal came
+    /// completes with its body; else one in `timed_out` times out: its
+    /// input goes out on its `[timeout]` port if a dataflow takes it, or it
+    /// fails as a timeout.
+    async fn settle_waits(
+        &self,
+        st: &mut State<'_>,
+        signals: &SignalWatch,
+        timed_out: &[usize],
+    ) -> Result<(), RunLogError> {
+        let waiting: Vec<usize> = st.waiting.iter().copied().collect();
+        for i in waiting {
+            let NodeKind::Wait(spec) = &st.plan.nodes[i].kind else {
+                continue;
+            };
+            let signal = signals.get(&spec.signal).await?;
+            if signal.is_none() && !timed_out.contains(&i) {
+                continue;
+            }
+            st.waiting.remove(&i);
+            if let Some(signal) = signal {
+                st.complete(i, signal.body, false);
+                continue;
+            }
+            let takes_timeout = st.plan.outgoing[i]
+                .iter()
+                .any(|&e| st.plan.edges[e].source_port == TIMEOUT_PORT);
+            if takes_timeout {
+                let input = Value::Object(st.take_started(i));
+                st.complete(i, WaitSpec::timed_out(input), false);
+                continue;
+            }
+            let limit = spec.timeout.unwrap_or_default();
+            self.failed(st, i, TaskError::Timeout { limit });
+        }
+        Ok(())
+    }
+
     /// The scheduling loop. Returns whether the run was cancelled, figures, and
     /// when the first node was scheduled.
     async fn drive(
@@ -960,11 +1072,17 @@ impl Runner {
         let mut stats = RunStats::default();
         let mut started: Option<Instant> = None;
         let mut cancelled = cancel.is_cancelled();
+        let mut signals = SignalWatch::new(hub, plan);
+        let mut signalled = false;
         loop {
             // The token may fire while a completion is being handled (the
             // select below then takes the completion): read it every turn.
             cancelled |= cancel.is_cancelled();
             st.due_retries();
+            let timed_out = std::mem::take(&mut st.due_waits);
+            if std::mem::take(&mut signalled) || !timed_out.is_empty() {
+                self.settle_waits(st, &signals, &timed_out).await?;
+            }
             // Mark the next ready nodes running and make that durable before
             // they start, so an attempt is never lost. A node routed through a
             // queue starts only when the queue's limiters allow; otherwise it
@@ -1021,6 +1139,10 @@ impl Runner {
                     }
                     cancelled = true;
                     break;
+                }
+                if let NodeKind::Wait(spec) = &plan.nodes[i].kind {
+                    self.begin_wait(st, i, spec, &signals).await?;
+                    continue;
                 }
                 st.attempts[i] += 1;
                 st.set(i, NodeStatus::Running, None);
@@ -1107,7 +1229,8 @@ impl Runner {
                 }
             }
             let next_retry = st.timers.peek().map(|Reverse((at, _))| *at);
-            if running.is_empty() && (next_retry.is_none() || cancelled) {
+            let idle = next_retry.is_none() && st.waiting.is_empty();
+            if running.is_empty() && (idle || cancelled) {
                 break;
             }
             let until_retry = next_retry
@@ -1115,6 +1238,7 @@ impl Runner {
             tokio::select! {
                 _ = cancel.cancelled(), if !cancelled => { cancelled = true; }
                 _ = tokio::time::sleep(until_retry.unwrap_or_default()), if until_retry.is_some() => {}
+                _ = signals.arrival(), if !st.waiting.is_empty() => { signalled = true; }
                 Some(joined) = running.join_next(), if !running.is_empty() => {
                     let held = joined.as_ref().ok().and_then(|(i, _)| st.held[*i].take());
                     if let Some((queue, key)) = &held {

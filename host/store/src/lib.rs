@@ -50,6 +50,7 @@ mod redb_store;
 mod retention;
 mod schedules;
 mod sharing;
+mod signals;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -64,6 +65,7 @@ pub use memory::MemoryStore;
 pub use postgres::{PgStore, SCHEMA_VERSION as PG_SCHEMA_VERSION};
 pub use redb_store::{CACHE_BYTES as REDB_CACHE_BYTES, RedbStore};
 pub use schedules::{Fired, Schedule, Schedules};
+pub use signals::{Signal, Signals};
 
 use weft_core::cache::{CacheEntry, CacheStat};
 use weft_core::event::{Event, NodeStatus, RunStatus};
@@ -105,7 +107,9 @@ impl StoreError {
 ///
 /// 2: runs' component pins are indexed (`component_runs`); a version-1 file
 /// is migrated when opened.
-pub const FORMAT_VERSION: u64 = 2;
+/// 3: nodes may be `waiting`, and runs have `signals` (an older build
+/// would not read them); nothing to migrate.
+pub const FORMAT_VERSION: u64 = 3;
 
 /// A storage failure that any concern can meet: the backend failed, or the
 /// store cannot be opened. Cheap to clone (a run's event hub hands the first
@@ -327,6 +331,10 @@ pub struct NodeRecord {
     /// For `retrying`: when the next attempt is due, ms since the Unix epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_at_ms: Option<u64>,
+    /// For `waiting`: when the wait times out, ms since the Unix epoch
+    /// (none: it waits until its signal comes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_until_ms: Option<u64>,
 }
 
 /// Changes to one run, applied atomically.
@@ -614,20 +622,23 @@ pub trait Coordination: Send + Sync {
 }
 
 /// Where runs live: every concern of a store, as one object. Implemented for
-/// every type that implements the six concern traits; hold an
+/// every type that implements the seven concern traits; hold an
 /// `Arc<dyn RunStore>` and bring the concern traits into scope
 /// (`use weft_store::prelude::*`) to call them.
 pub trait RunStore:
-    RunLog + OutputCache + SavedGraphs + Components + Coordination + Schedules
+    RunLog + OutputCache + SavedGraphs + Components + Coordination + Schedules + Signals
 {
 }
 
-impl<T: RunLog + OutputCache + SavedGraphs + Components + Coordination + Schedules> RunStore for T {}
+impl<T> RunStore for T where
+    T: RunLog + OutputCache + SavedGraphs + Components + Coordination + Schedules + Signals
+{
+}
 
 /// The store traits, to call their methods on an `Arc<dyn RunStore>`.
 pub mod prelude {
     pub use crate::{
-        Components, Coordination, OutputCache, RunLog, RunStore, SavedGraphs, Schedules,
+        Components, Coordination, OutputCache, RunLog, RunStore, SavedGraphs, Schedules, Signals,
     };
 }
 

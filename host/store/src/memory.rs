@@ -15,6 +15,7 @@ use super::{
 };
 use crate::retention::{Retention, entry_bytes};
 use crate::schedules::{Fired, Schedule, Schedules};
+use crate::signals::{Signal, Signals};
 use weft_core::cache::{CacheEntry, CacheStat};
 use weft_core::clock::now_ms;
 use weft_core::event::{Event, RunStatus};
@@ -49,6 +50,8 @@ struct Runs {
     /// Schedules by (owner, name), and (due, owner, name) of those due.
     schedules: BTreeMap<(String, String), Schedule>,
     schedules_due: BTreeSet<(u64, String, String)>,
+    /// Signals by (run, name).
+    signals: BTreeMap<(String, String), Signal>,
 }
 
 impl Runs {
@@ -74,11 +77,22 @@ impl Runs {
 }
 
 /// Runs kept in memory.
-#[derive(Default)]
 pub struct MemoryStore {
     inner: Mutex<Runs>,
     offers: Offers,
     slots: Slots,
+    signal_feed: tokio::sync::broadcast::Sender<String>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        MemoryStore {
+            inner: Mutex::default(),
+            offers: Offers::default(),
+            slots: Slots::default(),
+            signal_feed: crate::signals::feed(),
+        }
+    }
 }
 
 impl MemoryStore {
@@ -620,6 +634,15 @@ impl Runs {
         for k in events {
             runs.events.remove(&k);
         }
+        let signals: Vec<_> = runs
+            .signals
+            .range((id.clone(), String::new())..)
+            .take_while(|((r, _), _)| *r == id)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in signals {
+            runs.signals.remove(&k);
+        }
         if let Some(slot) = crate::admission::slot_of(&record) {
             runs.idempotency.remove(&slot);
         }
@@ -663,6 +686,38 @@ fn put_cache(runs: &mut Runs, put: CachePut) {
         .collect();
     for key in doomed {
         runs.cache_remove(&key);
+    }
+}
+
+#[async_trait::async_trait]
+impl Signals for MemoryStore {
+    async fn signal_put(
+        &self,
+        run_id: &str,
+        name: &str,
+        signal: &Signal,
+    ) -> Result<bool, RunLogError> {
+        let mut runs = self.lock();
+        if !runs.runs.contains_key(run_id) {
+            return Err(RunLogError::UnknownRun(run_id.to_string()));
+        }
+        let key = (run_id.to_string(), name.to_string());
+        if runs.signals.contains_key(&key) {
+            return Ok(false);
+        }
+        runs.signals.insert(key, signal.clone());
+        drop(runs);
+        let _ = self.signal_feed.send(run_id.to_string());
+        Ok(true)
+    }
+
+    async fn signal_get(&self, run_id: &str, name: &str) -> Result<Option<Signal>, StoreError> {
+        let key = (run_id.to_string(), name.to_string());
+        Ok(self.lock().signals.get(&key).cloned())
+    }
+
+    fn signal_feed(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.signal_feed.subscribe()
     }
 }
 

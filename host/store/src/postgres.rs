@@ -11,6 +11,7 @@
 //! advisory lock; a database migrated by a newer Weft is refused.
 
 mod schedules;
+mod signals;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,7 +34,7 @@ use weft_core::graph::Graph;
 use weft_core::rate::RateState;
 
 /// The schema version this build creates and reads.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// Each migration: (version, statements). Applied in order, once.
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -158,6 +159,17 @@ const MIGRATIONS: &[(i64, &str)] = &[
     CREATE INDEX weft_schedules_due ON weft_schedules (due_ms) WHERE due_ms IS NOT NULL;
     "#,
     ),
+    (
+        7,
+        r#"
+    CREATE TABLE weft_signals (
+        run_id text NOT NULL REFERENCES weft_runs ON DELETE CASCADE,
+        name text NOT NULL,
+        signal jsonb NOT NULL,
+        PRIMARY KEY (run_id, name)
+    );
+    "#,
+    ),
 ];
 
 /// Runs in a PostgreSQL database.
@@ -168,6 +180,8 @@ pub struct PgStore {
     work: Arc<tokio::sync::Notify>,
     /// Woken by `NOTIFY weft_tasks`: a task was offered or finished.
     tasks: Arc<tokio::sync::Notify>,
+    /// Fed by `NOTIFY weft_signals`: a run was sent a signal.
+    signal_feed: tokio::sync::broadcast::Sender<String>,
     /// Cache puts per task type since its last prune (see `prune_cache`).
     cache_puts: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
     /// Output-cache lookups waiting for the next query.
@@ -316,10 +330,11 @@ impl PgStore {
         let tasks = Arc::new(tokio::sync::Notify::new());
         let mut listener = PgListener::connect_with(&pool).await.map_err(backend)?;
         listener
-            .listen_all(["weft_runs", "weft_tasks"])
+            .listen_all(["weft_runs", "weft_tasks", "weft_signals"])
             .await
             .map_err(backend)?;
-        let (wake_runs, wake_tasks) = (work.clone(), tasks.clone());
+        let signal_feed = crate::signals::feed();
+        let (wake_runs, wake_tasks, signalled) = (work.clone(), tasks.clone(), signal_feed.clone());
         tokio::spawn(async move {
             // Wakes claimers on every new run or task offer, and waiters for
             // results; on a broken connection they fall back to polling (the
@@ -327,6 +342,9 @@ impl PgStore {
             loop {
                 match listener.recv().await {
                     Ok(n) if n.channel() == "weft_tasks" => wake_tasks.notify_waiters(),
+                    Ok(n) if n.channel() == "weft_signals" => {
+                        let _ = signalled.send(n.payload().to_string());
+                    }
                     Ok(_) => wake_runs.notify_waiters(),
                     Err(e) => {
                         tracing::debug!(error = %e, "LISTEN connection lost; polling meanwhile");
@@ -339,6 +357,7 @@ impl PgStore {
             pool,
             work,
             tasks,
+            signal_feed,
             cache_puts: Arc::default(),
             lookups: Arc::default(),
         })

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 mod backup;
 mod schedules;
+mod signals;
 
 use redb::{
     Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
@@ -71,6 +72,9 @@ const SCHEDULES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("sc
 /// (due ms, owner, name) of every schedule that is due at some time.
 const SCHEDULES_DUE: TableDefinition<(u64, &str, &str), ()> = TableDefinition::new("schedules_due");
 
+/// Signals: (run id, name) → JSON.
+const SIGNALS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("signals");
+
 /// Calls `$visit!(TABLE)` for every table: the one list of them, for what
 /// must touch them all (creating them, copying them into a backup).
 macro_rules! every_table {
@@ -97,6 +101,7 @@ macro_rules! every_table {
         $visit!(COMPONENT_RUNS);
         $visit!(SCHEDULES);
         $visit!(SCHEDULES_DUE);
+        $visit!(SIGNALS);
     };
 }
 use every_table;
@@ -110,6 +115,7 @@ pub struct RedbStore {
     /// could take part in them.
     offers: Arc<Offers>,
     slots: Arc<Slots>,
+    signal_feed: tokio::sync::broadcast::Sender<String>,
 }
 
 fn backend(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
@@ -253,6 +259,7 @@ impl RedbStore {
             path: path.to_path_buf(),
             offers: Arc::default(),
             slots: Arc::default(),
+            signal_feed: crate::signals::feed(),
         })
     }
 
@@ -1162,6 +1169,7 @@ fn delete_run_in(tx: &WriteTransaction, id: &str) -> Result<bool, StoreError> {
     for seq in seqs {
         events.remove((id, seq)).map_err(backend)?;
     }
+    signals::delete_of_run(tx, id)?;
     if let Some(slot) = crate::admission::slot_of(&record) {
         let mut index = tx.open_table(IDEMPOTENCY).map_err(backend)?;
         index.remove(slot.as_str()).map_err(backend)?;

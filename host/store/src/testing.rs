@@ -62,6 +62,7 @@ pub fn node(id: &str, status: NodeStatus, output: Option<serde_json::Value>) -> 
         output,
         error: None,
         retry_at_ms: None,
+        wait_until_ms: None,
     }
 }
 
@@ -172,6 +173,7 @@ pub async fn conformance(store: Arc<dyn RunStore>) {
     // A node waiting for a retry keeps its due time.
     let waiting = NodeRecord {
         retry_at_ms: Some(123_456),
+        wait_until_ms: None,
         error: Some("busy".into()),
         ..node("b", NodeStatus::Retrying, None)
     };

@@ -106,6 +106,8 @@ pub enum NodeKind {
     Reduce(Arc<ReduceSpec>),
     /// Runs a task type again while a condition holds.
     While(Arc<WhileSpec>),
+    /// Waits for a signal sent to the run ([`super::wait`]).
+    Wait(Arc<super::wait::WaitSpec>),
 }
 
 impl NodeKind {
@@ -113,7 +115,7 @@ impl NodeKind {
     /// task or a conditional).
     pub fn bodies(&self) -> Vec<&Arc<TaskType>> {
         match self {
-            NodeKind::Task | NodeKind::Conditional(_) => Vec::new(),
+            NodeKind::Task | NodeKind::Conditional(_) | NodeKind::Wait(_) => Vec::new(),
             NodeKind::Map(m) => vec![&m.task],
             NodeKind::Fallback(f) => f.alternatives.iter().map(|(t, _)| t).collect(),
             NodeKind::Reduce(r) => vec![&r.task],
@@ -400,7 +402,7 @@ impl Branches {
 
 /// Whether `task_type` names a built-in node kind.
 pub(crate) fn is_kind(task_type: &str) -> bool {
-    [CONDITIONAL, MAP, FALLBACK, REDUCE, WHILE, PASS].contains(&task_type)
+    [CONDITIONAL, MAP, FALLBACK, REDUCE, WHILE, PASS, super::WAIT].contains(&task_type)
 }
 
 /// Whether a node of type `task_type` runs a body: a task type its `task`
@@ -412,7 +414,7 @@ pub(crate) fn takes_body(task_type: &str) -> bool {
 /// A setting of a kind found on a node of another type.
 pub(crate) fn misplaced_settings(node: &Node) -> Option<&'static str> {
     let c = &node.config;
-    let settings: [(bool, &str, &[&str]); 15] = [
+    let settings: [(bool, &str, &[&str]); 16] = [
         (c.branches.is_some(), "branches", &[CONDITIONAL]),
         (c.exclusive.is_some(), "exclusive", &[CONDITIONAL]),
         (c.default_branch.is_some(), "default_branch", &[CONDITIONAL]),
@@ -428,6 +430,7 @@ pub(crate) fn misplaced_settings(node: &Node) -> Option<&'static str> {
         (c.carry.is_some(), "carry", &[REDUCE]),
         (c.condition.is_some(), "condition", &[WHILE]),
         (c.merge.is_some(), "merge", &[super::COMPOUND]),
+        (c.signal.is_some(), "signal", &[super::WAIT]),
     ];
     settings
         .into_iter()
@@ -456,6 +459,7 @@ pub(crate) fn resolve(
         REDUCE => resolve_reduce(&at),
         WHILE => resolve_while(&at),
         PASS => resolve_pass(&at),
+        super::WAIT => super::wait::resolve(index, node),
         _ => resolve_conditional(index, node),
     }
 }
@@ -705,7 +709,7 @@ fn either_schema(task: &TaskType, arrays: &[&str]) -> Value {
     input
 }
 
-fn bad_config(index: usize, node: &Node, problem: String) -> ValidationError {
+pub(crate) fn bad_config(index: usize, node: &Node, problem: String) -> ValidationError {
     ValidationError::BadNodeConfig {
         index,
         node: node.id.clone(),

@@ -30,6 +30,7 @@ mod kind;
 pub mod subgraph;
 pub mod transform;
 mod validate;
+mod wait;
 pub mod workglow;
 
 use std::time::Duration;
@@ -44,6 +45,7 @@ pub use kind::{
     error_value,
 };
 pub use validate::{Plan, PlanEdge, PlanNode, ValidationError, ValidationErrors};
+pub use wait::{TIMEOUT_PORT, WAIT, WaitSpec, valid_signal_name};
 
 /// A pipeline: tasks (nodes) and dataflows (edges).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -234,9 +236,15 @@ pub struct NodeConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_schema: Option<Value>,
     /// A `pass` node: the schema of what it gives (default: its
-    /// `input_schema`); kept as written on other nodes.
+    /// `input_schema`); a `wait` node: the schema of the signal's body,
+    /// which is its output (default: any object); kept as written on other
+    /// nodes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_schema: Option<Value>,
+    /// A `wait` node: the name of the signal it waits for (default: the
+    /// node's id), 1–128 of `[A-Za-z0-9._-]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<String>,
     /// A title for people (Workglow's `title`); not used by the runner.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,

@@ -769,10 +769,11 @@ fn check_edge(
         }
     };
     let error_schema = kind::error_schema();
-    let source = if flow.source_task_port_id == kind::ERROR_PORT {
-        Some(&error_schema)
-    } else {
-        st.output.port(&flow.source_task_port_id)
+    let timeout_schema = super::wait::timeout_schema();
+    let source = match flow.source_task_port_id.as_str() {
+        kind::ERROR_PORT => Some(&error_schema),
+        super::TIMEOUT_PORT if st.id == super::WAIT => Some(&timeout_schema),
+        port => st.output.port(port),
     };
     if source.is_none() {
         errors.push(port_error(

@@ -28,6 +28,9 @@ const CLASSES: [(&str, &str); 11] = [
     ("OutputTask", PASS),
 ];
 
+/// Workglow's human-in-the-loop classes: wait nodes ([`super::wait`]).
+const HUMAN: [&str; 2] = ["HumanApprovalTask", "HumanInputTask"];
+
 /// Workglow's task classes that are Weft's standard task types under
 /// another name: same ports, same behaviour. (Others do the same job with
 /// other port names, e.g. `math.add` gives `value` where `ScalarAddTask`
@@ -129,6 +132,7 @@ fn node_is_workglow(node: &Value) -> bool {
     .iter()
     .any(|k| node.contains_key(*k))
         || CLASSES.iter().any(|(c, _)| *c == class)
+        || HUMAN.contains(&class)
         || config_keys
         || node
             .get("subgraph")
@@ -205,6 +209,11 @@ fn node_to_weft(node: Value, at: &str) -> Result<Value, String> {
     node.remove("entitlements"); // what it would use, written for people
     if class == "FallbackTask" {
         fallback_to_weft(&mut node, &at)?;
+    }
+    if HUMAN.contains(&class.as_str()) {
+        let config = super::wait::human_to_weft(&class, node.remove("config"), &at)?;
+        node.insert("type".into(), Value::from(super::WAIT));
+        node.insert("config".into(), config_to_weft(Value::Object(config), &at)?);
     }
     if let Some(config) = node.remove("config") {
         node.insert("config".into(), config_to_weft(config, &at)?);

@@ -528,7 +528,16 @@ impl Frame {
 /// Whether `t` is a node kind the builder takes without a catalog entry.
 fn is_kind(t: &str) -> bool {
     use crate::graph::{CONDITIONAL, PASS};
-    [CONDITIONAL, PASS, MAP, REDUCE, WHILE, FALLBACK].contains(&t)
+    [
+        CONDITIONAL,
+        PASS,
+        MAP,
+        REDUCE,
+        WHILE,
+        FALLBACK,
+        crate::graph::WAIT,
+    ]
+    .contains(&t)
 }
 
 /// The next free id for a task of type `task_type`: the type's last part
