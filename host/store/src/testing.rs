@@ -491,6 +491,7 @@ pub async fn conformance(store: Arc<dyn RunStore>) {
     components(store.as_ref()).await;
     deleting_runs(store.as_ref()).await;
     schedules(store.as_ref()).await;
+    signals(store.as_ref()).await;
 }
 
 /// Schedules are kept per owner; the due ones are found soonest first;
@@ -618,6 +619,32 @@ async fn schedules(store: &dyn RunStore) {
 
 /// Runs listed oldest first a page at a time; a deleted run leaves nothing
 /// behind (its key may be used again) and others are untouched.
+/// Signals: the first of a name stays, each is announced, an unknown run is
+/// refused, and they go with their run.
+async fn signals(store: &dyn RunStore) {
+    let mut feed = store.signal_feed();
+    let (run, spec) = record("sig1", 5_000_000);
+    store.create_run(NewRun::new(run, spec)).await.unwrap();
+    let signal = |v: i64| crate::Signal {
+        body: json!({"approved": v > 0, "n": v}),
+        sent_ms: 7,
+        sender: Some("ann".into()),
+    };
+    assert_eq!(store.signal_get("sig1", "go").await.unwrap(), None);
+    assert!(store.signal_put("sig1", "go", &signal(1)).await.unwrap());
+    assert!(!store.signal_put("sig1", "go", &signal(2)).await.unwrap());
+    assert_eq!(store.signal_get("sig1", "go").await.unwrap(), Some(signal(1)));
+    assert_eq!(store.signal_get("sig1", "other").await.unwrap(), None);
+    let announced = tokio::time::timeout(std::time::Duration::from_secs(10), feed.recv()).await;
+    assert_eq!(announced.expect("a signal is announced").unwrap(), "sig1");
+    assert!(matches!(
+        store.signal_put("nope", "go", &signal(1)).await,
+        Err(RunLogError::UnknownRun(_))
+    ));
+    assert_eq!(store.delete_runs(&["sig1".into()]).await.unwrap(), 1);
+    assert_eq!(store.signal_get("sig1", "go").await.unwrap(), None);
+}
+
 async fn deleting_runs(store: &dyn RunStore) {
     let start = Some((1_000_000, ""));
     for (id, created) in [

@@ -101,7 +101,7 @@ pub(crate) fn resolve(
         "output",
         c.output_schema.clone().unwrap_or(open),
     )?;
-    if output.port(TIMEOUT_PORT).is_some() {
+    if output.raw()["properties"].get(TIMEOUT_PORT).is_some() {
         return Err(bad(format!(
             "`output_schema`: port `{TIMEOUT_PORT}` is reserved for the wait's timeout"
         )));
