@@ -59,7 +59,10 @@ async fn start(
     String,
     tokio::task::JoinHandle<Result<weft::runner::RunResult, weft::HostError>>,
 ) {
-    let run = host.prepare(graph, "approval.json", json!({})).await.unwrap();
+    let run = host
+        .prepare(graph, "approval.json", json!({}))
+        .await
+        .unwrap();
     let id = run.run_id.clone();
     let host = host.clone();
     let task = tokio::spawn(async move { host.execute(&run, &CancellationToken::new()).await });
@@ -71,10 +74,18 @@ async fn until_node(host: &Host, id: &str, node: &str, status: NodeStatus) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let stored = host.store().load_run(id).await.unwrap();
-        if stored.nodes.iter().any(|n| n.node == node && n.status == status) {
+        if stored
+            .nodes
+            .iter()
+            .any(|n| n.node == node && n.status == status)
+        {
             return;
         }
-        assert!(Instant::now() < deadline, "{node} never {status:?}: {:?}", stored.nodes);
+        assert!(
+            Instant::now() < deadline,
+            "{node} never {status:?}: {:?}",
+            stored.nodes
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -85,7 +96,9 @@ async fn states_of(host: &Host, id: &str, node: &str) -> Vec<NodeStatus> {
     events
         .into_iter()
         .filter_map(|e| match e.kind {
-            EventKind::Node { node: n, status, .. } if n == node => Some(status),
+            EventKind::Node {
+                node: n, status, ..
+            } if n == node => Some(status),
             _ => None,
         })
         .collect()
@@ -98,7 +111,9 @@ async fn a_wait_takes_its_signal_once_the_body_matches_and_the_run_goes_on() {
     until_node(&host, &id, "approve", NodeStatus::Waiting).await;
 
     // Refused, each saying what and where; nothing is stored.
-    let bad = host.signal(&id, "approve", json!({"approved": "yes"}), None).await;
+    let bad = host
+        .signal(&id, "approve", json!({"approved": "yes"}), None)
+        .await;
     match bad {
         Err(SignalError::Body { node, problems, .. }) => {
             assert_eq!(node, "approve");
@@ -113,26 +128,50 @@ async fn a_wait_takes_its_signal_once_the_body_matches_and_the_run_goes_on() {
     );
     let name = host.signal(&id, "../x", json!({}), None).await;
     assert!(matches!(name, Err(SignalError::BadName(_))), "{name:?}");
-    let reserved = host.signal(&id, "approve", json!({"approved": true, "[timeout]": 1}), None);
+    let reserved = host.signal(
+        &id,
+        "approve",
+        json!({"approved": true, "[timeout]": 1}),
+        None,
+    );
     assert!(matches!(reserved.await, Err(SignalError::Body { .. })));
-    assert!(host.store().signal_get(&id, "approve").await.unwrap().is_none());
+    assert!(
+        host.store()
+            .signal_get(&id, "approve")
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     let sent = host
-        .signal(&id, "approve", json!({"approved": true, "note": "ship it"}), Some("ann"))
+        .signal(
+            &id,
+            "approve",
+            json!({"approved": true, "note": "ship it"}),
+            Some("ann"),
+        )
         .await
         .unwrap();
     assert_eq!(sent.nodes, ["approve"]);
     let result = run.await.unwrap().unwrap();
     assert_eq!(result.status, RunStatus::Succeeded, "{:?}", result.failures);
-    assert_eq!(result.outputs["done"], json!({"approved": true, "value": 2}));
+    assert_eq!(
+        result.outputs["done"],
+        json!({"approved": true, "value": 2})
+    );
     assert_eq!(result.outputs["approve"]["note"], "ship it");
     assert_eq!(
         states_of(&host, &id, "approve").await,
         [NodeStatus::Waiting, NodeStatus::Completed]
     );
     // The run has ended: a second signal is refused.
-    let late = host.signal(&id, "approve", json!({"approved": false}), None).await;
-    assert!(matches!(late, Err(SignalError::RunEnded { .. })), "{late:?}");
+    let late = host
+        .signal(&id, "approve", json!({"approved": false}), None)
+        .await;
+    assert!(
+        matches!(late, Err(SignalError::RunEnded { .. })),
+        "{late:?}"
+    );
 }
 
 #[tokio::test]
@@ -147,10 +186,15 @@ async fn a_signal_sent_before_the_wait_is_reached_is_taken_when_it_is() {
     }));
     let (id, run) = start(&host, &graph).await;
     until_node(&host, &id, "nap", NodeStatus::Running).await;
-    host.signal(&id, "go", json!({"ready": 1}), None).await.unwrap();
+    host.signal(&id, "go", json!({"ready": 1}), None)
+        .await
+        .unwrap();
     // The first of a name stays.
     let again = host.signal(&id, "go", json!({"ready": 2}), None).await;
-    assert!(matches!(again, Err(SignalError::AlreadySent { .. })), "{again:?}");
+    assert!(
+        matches!(again, Err(SignalError::AlreadySent { .. })),
+        "{again:?}"
+    );
     let result = run.await.unwrap().unwrap();
     assert_eq!(result.status, RunStatus::Succeeded, "{:?}", result.failures);
     assert_eq!(result.outputs["go"], json!({"ready": 1}));
@@ -171,14 +215,23 @@ async fn a_wait_that_times_out_takes_its_default_branch_or_fails() {
     let (_, run) = start(&host, &approval(Some((200, false)))).await;
     let result = run.await.unwrap().unwrap();
     assert_eq!(result.status, RunStatus::Failed);
-    assert_eq!(common::error_of(&result, "approve"), "timed out after 200 ms");
+    assert_eq!(
+        common::error_of(&result, "approve"),
+        "timed out after 200 ms"
+    );
     assert_eq!(result.nodes["done"], NodeStatus::Skipped);
 }
 
 #[tokio::test]
 async fn a_resumed_wait_keeps_its_deadline() {
     let clock = ManualClock::at(1_000_000_000);
-    let host = Arc::new(common::builder(None).clock(clock.clone()).build().await.unwrap());
+    let host = Arc::new(
+        common::builder(None)
+            .clock(clock.clone())
+            .build()
+            .await
+            .unwrap(),
+    );
     let (id, run) = start(&host, &approval(Some((60_000, true)))).await;
     until_node(&host, &id, "approve", NodeStatus::Waiting).await;
     let stored = host.store().load_run(&id).await.unwrap();
@@ -204,7 +257,10 @@ async fn a_run_no_signal_can_reach_fails_its_wait_saying_why() {
     let (result, _) = common::run(&host, &approval(None), json!({})).await;
     assert_eq!(result.status, RunStatus::Failed);
     let why = common::error_of(&result, "approve");
-    assert!(why.contains("not stored, so no signal can reach it"), "{why}");
+    assert!(
+        why.contains("not stored, so no signal can reach it"),
+        "{why}"
+    );
 }
 
 #[tokio::test]
@@ -217,14 +273,17 @@ async fn waits_in_the_wrong_places_are_refused_before_anything_runs() {
     let in_map = refused(json!({"tasks": [{"id": "m", "type": "map", "graph": {
         "tasks": [{"id": "w", "type": "wait"}], "dataflows": []}}]}));
     assert!(in_map.contains("node `w` waits for a signal"), "{in_map}");
-    let bad_name = refused(json!({"tasks": [{"id": "w", "type": "wait", "config": {"signal": "a b"}}]}));
+    let bad_name =
+        refused(json!({"tasks": [{"id": "w", "type": "wait", "config": {"signal": "a b"}}]}));
     assert!(bad_name.contains("signal name \"a b\""), "{bad_name}");
-    let misplaced = refused(json!({"tasks": [{"id": "t", "type": "math.add-one", "config": {"signal": "x"}}]}));
+    let misplaced =
+        refused(json!({"tasks": [{"id": "t", "type": "math.add-one", "config": {"signal": "x"}}]}));
     assert!(misplaced.contains("signal"), "{misplaced}");
     let reserved = refused(json!({"tasks": [{"id": "w", "type": "wait", "config": {
         "output_schema": {"type": "object", "properties": {"[timeout]": {}}}}}]}));
     assert!(reserved.contains("reserved"), "{reserved}");
-    let forever = refused(json!({"tasks": [{"id": "w", "type": "wait", "config": {"timeout_ms": 0}}]}));
+    let forever =
+        refused(json!({"tasks": [{"id": "w", "type": "wait", "config": {"timeout_ms": 0}}]}));
     assert!(forever.contains("`timeout_ms` of a wait"), "{forever}");
 }
 
@@ -248,10 +307,17 @@ async fn workglows_human_approval_is_a_wait_for_its_answer() {
     let graph = weft::graph::Graph::from_json(&workglow.to_string(), "wg.json").unwrap();
     let (id, run) = start(&host, &graph).await;
     until_node(&host, &id, "ship", NodeStatus::Waiting).await;
-    let wrong = host.signal(&id, "ship", json!({"approved": true}), None).await;
-    assert!(matches!(wrong, Err(SignalError::Body { .. })), "an answer has an action");
+    let wrong = host
+        .signal(&id, "ship", json!({"approved": true}), None)
+        .await;
+    assert!(
+        matches!(wrong, Err(SignalError::Body { .. })),
+        "an answer has an action"
+    );
     let answer = json!({"action": "accept", "approved": true, "reason": "tests pass"});
-    host.signal(&id, "ship", answer.clone(), None).await.unwrap();
+    host.signal(&id, "ship", answer.clone(), None)
+        .await
+        .unwrap();
     let result = run.await.unwrap().unwrap();
     assert_eq!(result.outputs["ship"], answer);
 }

@@ -607,9 +607,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .await?;
                 return show_preview(&result, json);
             }
-            let prepared = host
-                .prepare(&graph_file, &graph.display().to_string(), input)
-                .await?;
+            let origin = graph.display().to_string();
+            refuse_waits(&host.plan(&graph_file, &origin)?, &graph)?;
+            let prepared = host.prepare(&graph_file, &origin, input).await?;
             execute(&host, &prepared, json, all_outputs).await
         }
         Command::Store { action, host } => {
@@ -1131,6 +1131,29 @@ fn man_pages(dir: Option<&Path>) -> anyhow::Result<ExitCode> {
     write("weft", cli)?;
     writeln!(std::io::stdout(), "wrote man pages into {}", dir.display())?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `weft run` holds its store while it runs, so no signal could reach a
+/// wait: a graph with waits is for a daemon.
+fn refuse_waits(plan: &weft::graph::Plan, path: &Path) -> anyhow::Result<()> {
+    let waits: Vec<&str> = plan
+        .nodes
+        .iter()
+        .filter(|n| matches!(n.kind, weft::graph::NodeKind::Wait(_)))
+        .map(|n| n.id.as_str())
+        .collect();
+    if waits.is_empty() {
+        return Ok(());
+    }
+    bail!(
+        "{}: node{} {} wait{} for a signal, and only a run on a daemon can get one: \
+         start `weft serve`, then `weft submit` the graph and answer with `weft signal` \
+         (docs/signals.md)",
+        path.display(),
+        if waits.len() == 1 { "" } else { "s" },
+        waits.join(", "),
+        if waits.len() == 1 { "s" } else { "" },
+    )
 }
 
 pub(crate) fn read_input(arg: &str) -> anyhow::Result<Value> {

@@ -633,7 +633,10 @@ async fn signals(store: &dyn RunStore) {
     assert_eq!(store.signal_get("sig1", "go").await.unwrap(), None);
     assert!(store.signal_put("sig1", "go", &signal(1)).await.unwrap());
     assert!(!store.signal_put("sig1", "go", &signal(2)).await.unwrap());
-    assert_eq!(store.signal_get("sig1", "go").await.unwrap(), Some(signal(1)));
+    assert_eq!(
+        store.signal_get("sig1", "go").await.unwrap(),
+        Some(signal(1))
+    );
     assert_eq!(store.signal_get("sig1", "other").await.unwrap(), None);
     let announced = tokio::time::timeout(std::time::Duration::from_secs(10), feed.recv()).await;
     assert_eq!(announced.expect("a signal is announced").unwrap(), "sig1");

@@ -212,6 +212,18 @@ impl Api {
 
     /// Read the run's SSE stream (after `after`) until it ends or `max` events.
     pub async fn events(&self, run_id: &str, after: Option<u64>, max: usize) -> Vec<Value> {
+        self.events_until(run_id, after, |events| events.len() == max)
+            .await
+    }
+
+    /// Read the run's SSE stream (after `after`) until it ends or `enough`
+    /// says so of the events read.
+    pub async fn events_until(
+        &self,
+        run_id: &str,
+        after: Option<u64>,
+        enough: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
         let mut r = self.req(reqwest::Method::GET, &format!("/v1/runs/{run_id}/events"));
         if let Some(n) = after {
             r = r.header("last-event-id", n.to_string());
@@ -223,7 +235,7 @@ impl Api {
         let mut buffer = String::new();
         let mut events = Vec::new();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        while events.len() < max {
+        while !enough(&events) {
             let chunk = match tokio::time::timeout_at(deadline, stream.next()).await {
                 Ok(Some(Ok(c))) => c,
                 Ok(_) => break,
@@ -247,7 +259,7 @@ impl Api {
                 );
                 assert_eq!(field("event:").as_deref(), event["type"].as_str());
                 events.push(event);
-                if events.len() == max {
+                if enough(&events) {
                     break;
                 }
             }
