@@ -252,6 +252,30 @@ async fn every_route_answers_as_its_openapi_document_says() {
             .await;
     }
 
+    // Signals: a run waiting for `go` takes one; refusals name why.
+    let wait = json!({"tasks": [{"id": "go", "type": "wait", "config": {"output_schema":
+        {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}}}]});
+    let r = json_body(Method::POST, "/v1/runs", &json!({"graph": wait}));
+    let waiting = c.call("post", "/v1/runs", r).await["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let signals = "/v1/runs/{id}/signals/{name}";
+    let go = format!("/v1/runs/{waiting}/signals/go");
+    for (path, body) in [
+        (go.clone(), json!({"ok": "yes"})),
+        (format!("/v1/runs/{waiting}/signals/stop"), json!({})),
+        (format!("/v1/runs/{waiting}/signals/a%20b"), json!({})),
+        ("/v1/runs/nope/signals/go".to_string(), json!({})),
+        (go.clone(), json!({"ok": true})),
+    ] {
+        c.call("post", signals, json_body(Method::POST, &path, &body))
+            .await;
+    }
+    finished(&api, &waiting).await;
+    c.call("post", signals, json_body(Method::POST, &go, &json!({"ok": true})))
+        .await;
+
     // Events.
     let events = format!("/v1/runs/{run_id}/events");
     c.call("get", "/v1/runs/{id}/events", send(Method::GET, &events))
