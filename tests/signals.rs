@@ -17,7 +17,6 @@ use weft::Host;
 use weft::clock::ManualClock;
 use weft::events::{EventKind, NodeStatus, RunStatus};
 use weft::signals::SignalError;
-use weft::store::prelude::*;
 
 fn flow(s: &str, sp: &str, t: &str, tp: &str) -> Value {
     json!({"sourceTaskId": s, "sourceTaskPortId": sp, "targetTaskId": t, "targetTaskPortId": tp})
