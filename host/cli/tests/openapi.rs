@@ -273,8 +273,12 @@ async fn every_route_answers_as_its_openapi_document_says() {
             .await;
     }
     finished(&api, &waiting).await;
-    c.call("post", signals, json_body(Method::POST, &go, &json!({"ok": true})))
-        .await;
+    c.call(
+        "post",
+        signals,
+        json_body(Method::POST, &go, &json!({"ok": true})),
+    )
+    .await;
 
     // Events.
     let events = format!("/v1/runs/{run_id}/events");

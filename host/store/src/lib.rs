@@ -43,6 +43,7 @@
 //! ```
 
 mod admission;
+pub mod key_values;
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
@@ -622,16 +623,30 @@ pub trait Coordination: Send + Sync {
 }
 
 /// Where runs live: every concern of a store, as one object. Implemented for
-/// every type that implements the seven concern traits; hold an
+/// every type that implements the eight concern traits; hold an
 /// `Arc<dyn RunStore>` and bring the concern traits into scope
 /// (`use weft_store::prelude::*`) to call them.
 pub trait RunStore:
-    RunLog + OutputCache + SavedGraphs + Components + Coordination + Schedules + Signals
+    RunLog
+    + OutputCache
+    + SavedGraphs
+    + Components
+    + Coordination
+    + Schedules
+    + Signals
+    + key_values::KeyValues
 {
 }
 
 impl<T> RunStore for T where
-    T: RunLog + OutputCache + SavedGraphs + Components + Coordination + Schedules + Signals
+    T: RunLog
+        + OutputCache
+        + SavedGraphs
+        + Components
+        + Coordination
+        + Schedules
+        + Signals
+        + key_values::KeyValues
 {
 }
 
@@ -639,6 +654,7 @@ impl<T> RunStore for T where
 pub mod prelude {
     pub use crate::{
         Components, Coordination, OutputCache, RunLog, RunStore, SavedGraphs, Schedules, Signals,
+        key_values::KeyValues,
     };
 }
 

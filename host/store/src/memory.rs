@@ -13,6 +13,9 @@ use super::{
     RunLog, RunLogError, RunRecord, RunSpec, SavedGraph, SavedGraphs, SlotRequest, StoreError,
     StoredRun, TaskOffer,
 };
+use crate::key_values::{
+    Entry, KeyValues, KvError, Quota, Space, Usage, Write, admit, listed, size_of,
+};
 use crate::retention::{Retention, entry_bytes};
 use crate::schedules::{Fired, Schedule, Schedules};
 use crate::signals::{Signal, Signals};
@@ -52,6 +55,7 @@ struct Runs {
     schedules_due: BTreeSet<(u64, String, String)>,
     /// Signals by (run, name).
     signals: BTreeMap<(String, String), Signal>,
+    kv: Kv,
 }
 
 impl Runs {
@@ -780,5 +784,176 @@ impl Schedules for MemoryStore {
         schedule.last = Some(last);
         runs.place_schedule(schedule);
         Ok(true)
+    }
+}
+
+/// Key-value spaces in memory.
+#[derive(Default)]
+pub(crate) struct Kv {
+    entries: BTreeMap<(Space, String), Entry>,
+    usage: BTreeMap<Space, Usage>,
+    /// (expires, space, key) of every entry that expires.
+    expiry: BTreeSet<(u64, Space, String)>,
+    last_version: u64,
+}
+
+impl Kv {
+    fn remove(&mut self, space: &Space, key: &str) -> Option<Entry> {
+        let old = self.entries.remove(&(space.clone(), key.to_string()))?;
+        if let Some(t) = old.expires_ms {
+            self.expiry.remove(&(t, space.clone(), key.to_string()));
+        }
+        let usage = self.usage.entry(space.clone()).or_default();
+        usage.keys = usage.keys.saturating_sub(1);
+        usage.bytes = usage.bytes.saturating_sub(size_of(key, &old.value));
+        if usage.keys == 0 {
+            self.usage.remove(space);
+        }
+        Some(old)
+    }
+
+    fn insert(&mut self, space: &Space, key: &str, value: Vec<u8>, expires_ms: Option<u64>) -> u64 {
+        self.remove(space, key);
+        self.last_version += 1;
+        let usage = self.usage.entry(space.clone()).or_default();
+        usage.keys += 1;
+        usage.bytes += size_of(key, &value);
+        if let Some(t) = expires_ms {
+            self.expiry.insert((t, space.clone(), key.to_string()));
+        }
+        let entry = Entry {
+            value,
+            version: self.last_version,
+            expires_ms,
+        };
+        self.entries.insert((space.clone(), key.to_string()), entry);
+        self.last_version
+    }
+
+    fn live(&self, space: &Space, key: &str, now_ms: u64) -> Option<&Entry> {
+        self.entries
+            .get(&(space.clone(), key.to_string()))
+            .filter(|e| e.live(now_ms))
+    }
+}
+
+#[async_trait::async_trait]
+impl KeyValues for MemoryStore {
+    async fn kv_get(
+        &self,
+        space: &Space,
+        keys: &[String],
+        now_ms: u64,
+    ) -> Result<Vec<Option<Entry>>, StoreError> {
+        let runs = self.lock();
+        Ok(keys
+            .iter()
+            .map(|k| runs.kv.live(space, k, now_ms).cloned())
+            .collect())
+    }
+
+    async fn kv_set(
+        &self,
+        space: &Space,
+        writes: &[Write],
+        quota: Quota,
+        now_ms: u64,
+    ) -> Result<Vec<u64>, KvError> {
+        let mut runs = self.lock();
+        let kv = &mut runs.kv;
+        let before = kv.usage.get(space).copied().unwrap_or_default();
+        let mut after = before;
+        for w in writes {
+            let stored = kv.entries.get(&(space.clone(), w.key.clone()));
+            let current = stored.filter(|e| e.live(now_ms)).map(|e| e.version);
+            if let Some(want) = w.if_version
+                && current.unwrap_or(0) != want
+            {
+                return Err(KvError::Conflict {
+                    key: w.key.clone(),
+                    current,
+                });
+            }
+            match stored {
+                Some(old) => after.bytes = after.bytes.saturating_sub(size_of(&w.key, &old.value)),
+                None => after.keys += 1,
+            }
+            after.bytes += size_of(&w.key, &w.value);
+        }
+        admit(space, before, after, quota)?;
+        Ok(writes
+            .iter()
+            .map(|w| kv.insert(space, &w.key, w.value.clone(), w.expires_ms))
+            .collect())
+    }
+
+    async fn kv_delete(
+        &self,
+        space: &Space,
+        key: &str,
+        if_version: Option<u64>,
+        now_ms: u64,
+    ) -> Result<bool, KvError> {
+        let mut runs = self.lock();
+        let current = runs.kv.live(space, key, now_ms).map(|e| e.version);
+        if let Some(want) = if_version
+            && current.unwrap_or(0) != want
+        {
+            return Err(KvError::Conflict {
+                key: key.to_string(),
+                current,
+            });
+        }
+        let removed = runs.kv.remove(space, key);
+        Ok(removed.is_some_and(|e| e.live(now_ms)))
+    }
+
+    async fn kv_list(
+        &self,
+        space: &Space,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+        now_ms: u64,
+    ) -> Result<Vec<String>, StoreError> {
+        let runs = self.lock();
+        // Keys with the prefix are together, from the prefix on.
+        let start = after.filter(|a| *a > prefix).unwrap_or(prefix);
+        Ok(runs
+            .kv
+            .entries
+            .range((space.clone(), start.to_string())..)
+            .take_while(|((s, k), _)| s == space && k.starts_with(prefix))
+            .filter(|((_, k), e)| listed(k, prefix, after) && e.live(now_ms))
+            .take(limit)
+            .map(|((_, k), _)| k.clone())
+            .collect())
+    }
+
+    async fn kv_spaces(&self, scope: &str) -> Result<Vec<(String, Usage)>, StoreError> {
+        let runs = self.lock();
+        Ok(runs
+            .kv
+            .usage
+            .range(Space::new(scope, "")..)
+            .take_while(|(s, _)| s.scope == scope)
+            .map(|(s, u)| (s.namespace.clone(), *u))
+            .collect())
+    }
+
+    async fn kv_sweep(&self, now_ms: u64, limit: usize) -> Result<usize, StoreError> {
+        let mut runs = self.lock();
+        let due: Vec<(Space, String)> = runs
+            .kv
+            .expiry
+            .iter()
+            .take_while(|(t, _, _)| *t <= now_ms)
+            .take(limit)
+            .map(|(_, s, k)| (s.clone(), k.clone()))
+            .collect();
+        for (space, key) in &due {
+            runs.kv.remove(space, key);
+        }
+        Ok(due.len())
     }
 }

@@ -10,6 +10,7 @@
 //! once. The schema is created and migrated at start under an
 //! advisory lock; a database migrated by a newer Weft is refused.
 
+mod key_values;
 mod schedules;
 mod signals;
 
@@ -34,7 +35,7 @@ use weft_core::graph::Graph;
 use weft_core::rate::RateState;
 
 /// The schema version this build creates and reads.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// Each migration: (version, statements). Applied in order, once.
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -167,6 +168,29 @@ const MIGRATIONS: &[(i64, &str)] = &[
         name text NOT NULL,
         signal jsonb NOT NULL,
         PRIMARY KEY (run_id, name)
+    );
+    "#,
+    ),
+    (
+        8,
+        r#"
+    CREATE SEQUENCE weft_kv_versions;
+    CREATE TABLE weft_kv (
+        scope text NOT NULL,
+        namespace text NOT NULL,
+        key text NOT NULL,
+        value bytea NOT NULL,
+        version bigint NOT NULL,
+        expires_ms bigint,
+        PRIMARY KEY (scope, namespace, key)
+    );
+    CREATE INDEX weft_kv_expiry ON weft_kv (expires_ms) WHERE expires_ms IS NOT NULL;
+    CREATE TABLE weft_kv_usage (
+        scope text NOT NULL,
+        namespace text NOT NULL,
+        keys bigint NOT NULL,
+        bytes bigint NOT NULL,
+        PRIMARY KEY (scope, namespace)
     );
     "#,
     ),

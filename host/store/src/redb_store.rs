@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 mod backup;
+mod key_values;
 mod schedules;
 mod signals;
 
@@ -75,6 +76,13 @@ const SCHEDULES_DUE: TableDefinition<(u64, &str, &str), ()> = TableDefinition::n
 /// Signals: (run id, name) → JSON.
 const SIGNALS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("signals");
 
+/// Key-value entries: (scope, namespace, key) → version, expiry, value.
+const KV: TableDefinition<(&str, &str, &str), &[u8]> = TableDefinition::new("kv");
+/// (scope, namespace) → (keys, bytes) of each key-value space.
+const KV_USAGE: TableDefinition<(&str, &str), (u64, u64)> = TableDefinition::new("kv_usage");
+/// (expires ms, scope, namespace, key) of every entry that expires.
+const KV_EXPIRY: TableDefinition<(u64, &str, &str, &str), ()> = TableDefinition::new("kv_expiry");
+
 /// Calls `$visit!(TABLE)` for every table: the one list of them, for what
 /// must touch them all (creating them, copying them into a backup).
 macro_rules! every_table {
@@ -102,6 +110,9 @@ macro_rules! every_table {
         $visit!(SCHEDULES);
         $visit!(SCHEDULES_DUE);
         $visit!(SIGNALS);
+        $visit!(KV);
+        $visit!(KV_USAGE);
+        $visit!(KV_EXPIRY);
     };
 }
 use every_table;

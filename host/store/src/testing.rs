@@ -492,6 +492,7 @@ pub async fn conformance(store: Arc<dyn RunStore>) {
     deleting_runs(store.as_ref()).await;
     schedules(store.as_ref()).await;
     signals(store.as_ref()).await;
+    key_values(store.as_ref()).await;
 }
 
 /// Schedules are kept per owner; the due ones are found soonest first;
@@ -646,6 +647,184 @@ async fn signals(store: &dyn RunStore) {
     ));
     assert_eq!(store.delete_runs(&["sig1".into()]).await.unwrap(), 1);
     assert_eq!(store.signal_get("sig1", "go").await.unwrap(), None);
+}
+
+/// Key-value spaces: versions never reused, compare-and-swap, batches all
+/// or nothing, quotas, expiry, listing, and one user's space apart from
+/// another's.
+async fn key_values(store: &dyn RunStore) {
+    use crate::key_values::{KvError, Quota, Space, Usage, Write};
+    let ann = Space::new("ann", "plugin.counter");
+    let bob = Space::new("bob", "plugin.counter");
+    let roomy = Quota {
+        max_keys: 100,
+        max_bytes: 10_000,
+    };
+    let w = |key: &str, value: &str, if_version: Option<u64>| Write {
+        key: key.into(),
+        value: value.as_bytes().to_vec(),
+        if_version,
+        expires_ms: None,
+    };
+    let get = |space: &Space, key: &str, now: u64| {
+        let (space, key) = (space.clone(), key.to_string());
+        async move { store.kv_get(&space, &[key], now).await.unwrap().remove(0) }
+    };
+    assert_eq!(get(&ann, "n", 0).await, None);
+    let v1 = store
+        .kv_set(&ann, &[w("n", "1", Some(0))], roomy, 0)
+        .await
+        .unwrap()[0];
+    match store.kv_set(&ann, &[w("n", "x", Some(0))], roomy, 0).await {
+        Err(KvError::Conflict { key, current }) => {
+            assert_eq!((key.as_str(), current), ("n", Some(v1)))
+        }
+        other => panic!("{other:?}"),
+    }
+    let v2 = store
+        .kv_set(&ann, &[w("n", "2", Some(v1))], roomy, 0)
+        .await
+        .unwrap()[0];
+    assert!(v2 > v1);
+    assert_eq!(get(&ann, "n", 0).await.unwrap().value, b"2");
+    // Another user's space of the same name is another space.
+    assert_eq!(get(&bob, "n", 0).await, None);
+    store
+        .kv_set(&bob, &[w("n", "bob", None)], roomy, 0)
+        .await
+        .unwrap();
+    assert_eq!(get(&ann, "n", 0).await.unwrap().value, b"2");
+    // Deleted and written again: a newer version, never an old one.
+    assert!(matches!(
+        store.kv_delete(&ann, "n", Some(v1), 0).await,
+        Err(KvError::Conflict { .. })
+    ));
+    assert!(store.kv_delete(&ann, "n", Some(v2), 0).await.unwrap());
+    assert!(!store.kv_delete(&ann, "n", None, 0).await.unwrap());
+    let v3 = store
+        .kv_set(&ann, &[w("n", "3", Some(0))], roomy, 0)
+        .await
+        .unwrap()[0];
+    assert!(v3 > v2);
+    // A batch is all or nothing.
+    let batch = [w("a", "A", None), w("n", "x", Some(v1))];
+    assert!(matches!(
+        store.kv_set(&ann, &batch, roomy, 0).await,
+        Err(KvError::Conflict { .. })
+    ));
+    assert_eq!(get(&ann, "a", 0).await, None);
+    let versions = store
+        .kv_set(&ann, &[w("a", "A", None), w("b", "B", None)], roomy, 0)
+        .await
+        .unwrap();
+    assert!(versions[0] > v3 && versions[1] > versions[0]);
+    // Quotas: ann's space holds n, a, b (3 keys, 6 bytes).
+    let spaces = store.kv_spaces("ann").await.unwrap();
+    assert_eq!(
+        spaces,
+        [("plugin.counter".to_string(), Usage { keys: 3, bytes: 6 })]
+    );
+    let three = Quota {
+        max_keys: 3,
+        max_bytes: 100,
+    };
+    match store.kv_set(&ann, &[w("c", "C", None)], three, 0).await {
+        Err(KvError::Quota {
+            what, needed, max, ..
+        }) => assert_eq!((what, needed, max), ("keys", 4, 3)),
+        other => panic!("{other:?}"),
+    }
+    store
+        .kv_set(&ann, &[w("a", "AA", None)], three, 0)
+        .await
+        .unwrap();
+    let small = Quota {
+        max_keys: 3,
+        max_bytes: 8,
+    };
+    assert!(matches!(
+        store.kv_set(&ann, &[w("b", "BBBB", None)], small, 0).await,
+        Err(KvError::Quota { what: "bytes", .. })
+    ));
+    // Over a quota lowered since, a write that shrinks the space passes.
+    let tiny = Quota {
+        max_keys: 1,
+        max_bytes: 1,
+    };
+    store
+        .kv_set(&ann, &[w("a", "", None)], tiny, 0)
+        .await
+        .unwrap();
+    // Listing: by prefix, after a key, a page at a time.
+    let space = Space::new("ann", "plugin.list");
+    let writes: Vec<Write> = ["k1", "k2", "k3", "j1", "l1"]
+        .iter()
+        .map(|k| w(k, "v", None))
+        .collect();
+    store.kv_set(&space, &writes, roomy, 0).await.unwrap();
+    let list = |prefix: &'static str, after: Option<&'static str>, limit| {
+        let space = space.clone();
+        async move {
+            store
+                .kv_list(&space, prefix, after, limit, 0)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(list("k", None, 10).await, ["k1", "k2", "k3"]);
+    assert_eq!(list("k", None, 2).await, ["k1", "k2"]);
+    assert_eq!(list("k", Some("k2"), 10).await, ["k3"]);
+    assert_eq!(list("", Some("k3"), 10).await, ["l1"]);
+    assert_eq!(list("", None, 10).await.len(), 5);
+    // Expiry: gone at its time, for reads, lists and compare-and-swap; the
+    // sweep frees its room.
+    let ttl = Space::new("ann", "plugin.ttl");
+    let expiring = Write {
+        expires_ms: Some(1_000),
+        ..w("t", "tt", Some(0))
+    };
+    store.kv_set(&ttl, &[expiring], roomy, 0).await.unwrap();
+    assert!(get(&ttl, "t", 999).await.is_some());
+    assert_eq!(get(&ttl, "t", 1_000).await, None);
+    assert!(
+        store
+            .kv_list(&ttl, "", None, 10, 1_000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(!store.kv_delete(&ttl, "u", None, 1_000).await.unwrap());
+    assert_eq!(store.kv_sweep(999, 100).await.unwrap(), 0);
+    assert!(store.kv_sweep(2_000, 100).await.unwrap() >= 1);
+    assert!(
+        !store
+            .kv_spaces("ann")
+            .await
+            .unwrap()
+            .iter()
+            .any(|(ns, _)| ns == "plugin.ttl")
+    );
+    let again = Write {
+        expires_ms: Some(1_000),
+        ..w("t", "t2", Some(0))
+    };
+    store.kv_set(&ttl, &[again], roomy, 500).await.unwrap();
+    store
+        .kv_set(&ttl, &[w("t", "t3", Some(0))], roomy, 1_000)
+        .await
+        .unwrap();
+    assert_eq!(get(&ttl, "t", 5_000).await.unwrap().value, b"t3");
+    assert_eq!(
+        store
+            .kv_spaces("ann")
+            .await
+            .unwrap()
+            .iter()
+            .find(|(ns, _)| ns == "plugin.ttl")
+            .unwrap()
+            .1,
+        Usage { keys: 1, bytes: 3 }
+    );
 }
 
 async fn deleting_runs(store: &dyn RunStore) {

@@ -1,0 +1,200 @@
+//! Key-value spaces: the storage plugins keep through the `storage` import
+//! (and the host's own per-user records, such as secrets). A key lives in a
+//! space: whose it is (a user) and which namespace. Every write gives its
+//! key a version no other write in the store ever had, so compare-and-swap
+//! cannot be fooled by a key deleted and written again; a write may expire.
+//! Each space counts its keys and bytes, and a write that would take it past
+//! its quota is refused whole. The store keeps the spaces and applies these
+//! rules atomically; who may use which space, and the quotas, are the
+//! caller's.
+
+use serde::{Deserialize, Serialize};
+
+use crate::StoreError;
+
+/// Where keys live: whose (a user; empty for runs without an owner) and
+/// which namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Space {
+    /// The user.
+    pub scope: String,
+    /// The namespace (`plugin.NAME`, `shared.NAME`, …: the caller's names).
+    pub namespace: String,
+}
+
+impl Space {
+    /// Namespace `namespace` of user `scope`.
+    pub fn new(scope: &str, namespace: &str) -> Self {
+        Space {
+            scope: scope.to_string(),
+            namespace: namespace.to_string(),
+        }
+    }
+}
+
+/// A stored value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The bytes.
+    pub value: Vec<u8>,
+    /// Its version: unique in the store, greater than every earlier one.
+    pub version: u64,
+    /// When it expires, ms since the Unix epoch.
+    pub expires_ms: Option<u64>,
+}
+
+impl Entry {
+    /// Whether it is still there at `now_ms`.
+    pub fn live(&self, now_ms: u64) -> bool {
+        self.expires_ms.is_none_or(|t| t > now_ms)
+    }
+}
+
+/// One write of [`KeyValues::kv_set`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Write {
+    /// The key.
+    pub key: String,
+    /// The bytes.
+    pub value: Vec<u8>,
+    /// Only if the key is at this version now; `Some(0)`: only if it is
+    /// absent (or expired).
+    pub if_version: Option<u64>,
+    /// When it expires, ms since the Unix epoch.
+    pub expires_ms: Option<u64>,
+}
+
+/// What a space may hold: keys, and bytes of keys and values together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    /// The most keys (expired ones count until they are swept).
+    pub max_keys: u64,
+    /// The most bytes of keys and values.
+    pub max_bytes: u64,
+}
+
+/// What a space holds now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    /// Keys (expired ones until swept).
+    pub keys: u64,
+    /// Bytes of keys and values.
+    pub bytes: u64,
+}
+
+/// The bytes an entry of `key` with `value` counts for.
+pub fn size_of(key: &str, value: &[u8]) -> u64 {
+    (key.len() + value.len()) as u64
+}
+
+/// Why a write was refused.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum KvError {
+    /// A write's `if_version` did not hold: nothing was written.
+    #[error("key `{key}` is at version {} now", .current.map_or("none (absent)".to_string(), |v| v.to_string()))]
+    Conflict {
+        /// The key.
+        key: String,
+        /// Its version now (`None`: absent).
+        current: Option<u64>,
+    },
+    /// The writes would take the space past its quota: nothing was written.
+    #[error("over the quota of namespace `{namespace}`: {needed} {what} needed, {max} allowed")]
+    Quota {
+        /// The namespace.
+        namespace: String,
+        /// `keys` or `bytes`.
+        what: &'static str,
+        /// What the space would hold.
+        needed: u64,
+        /// Its quota.
+        max: u64,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Check that writes taking `space` from `before` to `usage` keep it
+/// within `quota` (writes that only shrink it pass, even over a quota
+/// lowered since).
+pub(crate) fn admit(
+    space: &Space,
+    before: Usage,
+    usage: Usage,
+    quota: Quota,
+) -> Result<(), KvError> {
+    if usage.keys <= before.keys && usage.bytes <= before.bytes {
+        return Ok(());
+    }
+    let over = |what, needed, max| KvError::Quota {
+        namespace: space.namespace.clone(),
+        what,
+        needed,
+        max,
+    };
+    if usage.keys > quota.max_keys && usage.keys > before.keys {
+        return Err(over("keys", usage.keys, quota.max_keys));
+    }
+    if usage.bytes > quota.max_bytes && usage.bytes > before.bytes {
+        return Err(over("bytes", usage.bytes, quota.max_bytes));
+    }
+    Ok(())
+}
+
+/// Key-value spaces, atomic across every process sharing the store.
+#[async_trait::async_trait]
+pub trait KeyValues: Send + Sync {
+    /// The entries of `keys` in `space` that are live at `now_ms`, in order.
+    async fn kv_get(
+        &self,
+        space: &Space,
+        keys: &[String],
+        now_ms: u64,
+    ) -> Result<Vec<Option<Entry>>, StoreError>;
+
+    /// Apply `writes` (to distinct keys) to `space` all together or not at
+    /// all: refused when an
+    /// `if_version` does not hold (an expired entry counts as absent) or the
+    /// space would go past `quota`. The new version of each key, in order.
+    async fn kv_set(
+        &self,
+        space: &Space,
+        writes: &[Write],
+        quota: Quota,
+        now_ms: u64,
+    ) -> Result<Vec<u64>, KvError>;
+
+    /// Delete `key` from `space` (only if it is at `if_version`, when
+    /// given): whether a live entry was deleted.
+    async fn kv_delete(
+        &self,
+        space: &Space,
+        key: &str,
+        if_version: Option<u64>,
+        now_ms: u64,
+    ) -> Result<bool, KvError>;
+
+    /// Up to `limit` keys of `space` that start with `prefix`, come after
+    /// `after` and are live at `now_ms`, in key order.
+    async fn kv_list(
+        &self,
+        space: &Space,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+        now_ms: u64,
+    ) -> Result<Vec<String>, StoreError>;
+
+    /// The namespaces user `scope` has keys in, with what each holds.
+    async fn kv_spaces(&self, scope: &str) -> Result<Vec<(String, Usage)>, StoreError>;
+
+    /// Delete up to `limit` entries expired at `now_ms`; how many.
+    async fn kv_sweep(&self, now_ms: u64, limit: usize) -> Result<usize, StoreError>;
+}
+
+/// Whether `key` starts with `prefix` and comes after `after`.
+pub(crate) fn listed(key: &str, prefix: &str, after: Option<&str>) -> bool {
+    key.starts_with(prefix) && after.is_none_or(|a| key > a)
+}

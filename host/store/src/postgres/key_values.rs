@@ -1,0 +1,296 @@
+//! Key-value spaces in PostgreSQL: `weft_kv` (one row per key, versions
+//! from the sequence `weft_kv_versions`) and `weft_kv_usage` (one row per
+//! space). A write locks its space's usage row first, so the writes to one
+//! space, from any host, happen one after another: of hosts racing to
+//! compare-and-swap a key, one wins.
+
+use sqlx::{Postgres, Row, Transaction};
+
+use super::{PgStore, backend};
+use crate::StoreError;
+use crate::key_values::{Entry, KeyValues, KvError, Quota, Space, Usage, Write, admit, size_of};
+
+fn ms(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn entry(row: &sqlx::postgres::PgRow) -> Entry {
+    Entry {
+        value: row.get("value"),
+        version: row.get::<i64, _>("version") as u64,
+        expires_ms: row.get::<Option<i64>, _>("expires_ms").map(|t| t as u64),
+    }
+}
+
+/// Lock `space`'s usage row (made if missing) and read it.
+async fn lock_usage(
+    tx: &mut Transaction<'_, Postgres>,
+    space: &Space,
+) -> Result<Usage, StoreError> {
+    sqlx::query(
+        "INSERT INTO weft_kv_usage (scope, namespace, keys, bytes) VALUES ($1, $2, 0, 0)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(&space.scope)
+    .bind(&space.namespace)
+    .execute(&mut **tx)
+    .await
+    .map_err(backend)?;
+    let row = sqlx::query(
+        "SELECT keys, bytes FROM weft_kv_usage WHERE scope = $1 AND namespace = $2 FOR UPDATE",
+    )
+    .bind(&space.scope)
+    .bind(&space.namespace)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(backend)?;
+    Ok(Usage {
+        keys: row.get::<i64, _>(0) as u64,
+        bytes: row.get::<i64, _>(1) as u64,
+    })
+}
+
+async fn save_usage(
+    tx: &mut Transaction<'_, Postgres>,
+    space: &Space,
+    usage: Usage,
+) -> Result<(), StoreError> {
+    let sql = match usage.keys {
+        0 => "DELETE FROM weft_kv_usage WHERE scope = $1 AND namespace = $2",
+        _ => "UPDATE weft_kv_usage SET keys = $3, bytes = $4 WHERE scope = $1 AND namespace = $2",
+    };
+    sqlx::query(sql)
+        .bind(&space.scope)
+        .bind(&space.namespace)
+        .bind(usage.keys as i64)
+        .bind(usage.bytes as i64)
+        .execute(&mut **tx)
+        .await
+        .map_err(backend)?;
+    Ok(())
+}
+
+/// The entry of `key` in `space`, live or not.
+async fn stored(
+    tx: &mut Transaction<'_, Postgres>,
+    space: &Space,
+    key: &str,
+) -> Result<Option<Entry>, StoreError> {
+    let row = sqlx::query(
+        "SELECT value, version, expires_ms FROM weft_kv
+         WHERE scope = $1 AND namespace = $2 AND key = $3",
+    )
+    .bind(&space.scope)
+    .bind(&space.namespace)
+    .bind(key)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(backend)?;
+    Ok(row.as_ref().map(entry))
+}
+
+fn check(key: &str, current: Option<u64>, want: Option<u64>) -> Result<(), KvError> {
+    match want {
+        Some(want) if current.unwrap_or(0) != want => Err(KvError::Conflict {
+            key: key.to_string(),
+            current,
+        }),
+        _ => Ok(()),
+    }
+}
+
+#[async_trait::async_trait]
+impl KeyValues for PgStore {
+    async fn kv_get(
+        &self,
+        space: &Space,
+        keys: &[String],
+        now_ms: u64,
+    ) -> Result<Vec<Option<Entry>>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT key, value, version, expires_ms FROM weft_kv
+             WHERE scope = $1 AND namespace = $2 AND key = ANY($3)
+               AND (expires_ms IS NULL OR expires_ms > $4)",
+        )
+        .bind(&space.scope)
+        .bind(&space.namespace)
+        .bind(keys)
+        .bind(ms(now_ms))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        let found: std::collections::HashMap<String, Entry> = rows
+            .iter()
+            .map(|r| (r.get::<String, _>("key"), entry(r)))
+            .collect();
+        Ok(keys.iter().map(|k| found.get(k).cloned()).collect())
+    }
+
+    async fn kv_set(
+        &self,
+        space: &Space,
+        writes: &[Write],
+        quota: Quota,
+        now_ms: u64,
+    ) -> Result<Vec<u64>, KvError> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let before = lock_usage(&mut tx, space).await?;
+        let mut after = before;
+        for w in writes {
+            let old = stored(&mut tx, space, &w.key).await?;
+            let current = old.as_ref().filter(|e| e.live(now_ms)).map(|e| e.version);
+            check(&w.key, current, w.if_version)?;
+            match &old {
+                Some(old) => after.bytes = after.bytes.saturating_sub(size_of(&w.key, &old.value)),
+                None => after.keys += 1,
+            }
+            after.bytes += size_of(&w.key, &w.value);
+        }
+        admit(space, before, after, quota)?;
+        let mut versions = Vec::with_capacity(writes.len());
+        for w in writes {
+            let row = sqlx::query(
+                "INSERT INTO weft_kv (scope, namespace, key, value, version, expires_ms)
+                 VALUES ($1, $2, $3, $4, nextval('weft_kv_versions'), $5)
+                 ON CONFLICT (scope, namespace, key) DO UPDATE
+                   SET value = $4, version = nextval('weft_kv_versions'), expires_ms = $5
+                 RETURNING version",
+            )
+            .bind(&space.scope)
+            .bind(&space.namespace)
+            .bind(&w.key)
+            .bind(&w.value)
+            .bind(w.expires_ms.map(ms))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(backend)?;
+            versions.push(row.get::<i64, _>(0) as u64);
+        }
+        save_usage(&mut tx, space, after).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(versions)
+    }
+
+    async fn kv_delete(
+        &self,
+        space: &Space,
+        key: &str,
+        if_version: Option<u64>,
+        now_ms: u64,
+    ) -> Result<bool, KvError> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut usage = lock_usage(&mut tx, space).await?;
+        let Some(old) = stored(&mut tx, space, key).await? else {
+            check(key, None, if_version)?;
+            return Ok(false);
+        };
+        let current = old.live(now_ms).then_some(old.version);
+        check(key, current, if_version)?;
+        sqlx::query("DELETE FROM weft_kv WHERE scope = $1 AND namespace = $2 AND key = $3")
+            .bind(&space.scope)
+            .bind(&space.namespace)
+            .bind(key)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        usage.keys = usage.keys.saturating_sub(1);
+        usage.bytes = usage.bytes.saturating_sub(size_of(key, &old.value));
+        save_usage(&mut tx, space, usage).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(current.is_some())
+    }
+
+    async fn kv_list(
+        &self,
+        space: &Space,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+        now_ms: u64,
+    ) -> Result<Vec<String>, StoreError> {
+        // `starts_with` and `>` on keys in C collation (bytes), as the other
+        // stores order them.
+        let rows = sqlx::query(
+            "SELECT key FROM weft_kv
+             WHERE scope = $1 AND namespace = $2 AND starts_with(key, $3)
+               AND ($4::text IS NULL OR key COLLATE \"C\" > $4 COLLATE \"C\")
+               AND (expires_ms IS NULL OR expires_ms > $5)
+             ORDER BY key COLLATE \"C\" LIMIT $6",
+        )
+        .bind(&space.scope)
+        .bind(&space.namespace)
+        .bind(prefix)
+        .bind(after)
+        .bind(ms(now_ms))
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(rows.into_iter().map(|r| r.get(0)).collect())
+    }
+
+    async fn kv_spaces(&self, scope: &str) -> Result<Vec<(String, Usage)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT namespace, keys, bytes FROM weft_kv_usage
+             WHERE scope = $1 AND keys > 0 ORDER BY namespace COLLATE \"C\"",
+        )
+        .bind(scope)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let usage = Usage {
+                    keys: r.get::<i64, _>(1) as u64,
+                    bytes: r.get::<i64, _>(2) as u64,
+                };
+                (r.get(0), usage)
+            })
+            .collect())
+    }
+
+    async fn kv_sweep(&self, now_ms: u64, limit: usize) -> Result<usize, StoreError> {
+        // The spaces with expired entries, each then swept under its usage
+        // lock, as every write to it is.
+        let spaces = sqlx::query(
+            "SELECT DISTINCT scope, namespace FROM (
+               SELECT scope, namespace FROM weft_kv
+               WHERE expires_ms IS NOT NULL AND expires_ms <= $1
+               ORDER BY expires_ms LIMIT $2) due
+             ORDER BY scope, namespace",
+        )
+        .bind(ms(now_ms))
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut swept = 0;
+        for row in spaces {
+            let space = Space::new(row.get(0), row.get(1));
+            let mut usage = lock_usage(&mut tx, &space).await?;
+            let gone = sqlx::query(
+                "DELETE FROM weft_kv WHERE scope = $1 AND namespace = $2 AND key IN (
+                   SELECT key FROM weft_kv WHERE scope = $1 AND namespace = $2
+                     AND expires_ms IS NOT NULL AND expires_ms <= $3 LIMIT $4)
+                 RETURNING octet_length(key) + octet_length(value)",
+            )
+            .bind(&space.scope)
+            .bind(&space.namespace)
+            .bind(ms(now_ms))
+            .bind(limit.saturating_sub(swept) as i64)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(backend)?;
+            for row in &gone {
+                usage.keys = usage.keys.saturating_sub(1);
+                usage.bytes = usage.bytes.saturating_sub(row.get::<i32, _>(0) as u64);
+            }
+            swept += gone.len();
+            save_usage(&mut tx, &space, usage).await?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(swept)
+    }
+}

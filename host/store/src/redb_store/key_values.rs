@@ -1,0 +1,291 @@
+//! Key-value spaces in the redb file: `kv` ((scope, namespace, key) →
+//! version, expiry and value), `kv_usage` ((scope, namespace) → keys and
+//! bytes), `kv_expiry` ((expires ms, scope, namespace, key)) and the last
+//! version given out (`meta`: `kv_version`). Each call is one transaction.
+
+use redb::{ReadableTable, WriteTransaction};
+
+use super::{KV, KV_EXPIRY, KV_USAGE, META, RedbStore, backend};
+use crate::StoreError;
+use crate::key_values::{
+    Entry, KeyValues, KvError, Quota, Space, Usage, Write, admit, listed, size_of,
+};
+
+/// An entry as stored: version, expiry (0: none), then the value.
+fn encode(entry: &Entry) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(16 + entry.value.len());
+    bytes.extend(entry.version.to_le_bytes());
+    bytes.extend(entry.expires_ms.unwrap_or(0).to_le_bytes());
+    bytes.extend(&entry.value);
+    bytes
+}
+
+fn decode(key: &str, bytes: &[u8]) -> Result<Entry, StoreError> {
+    let corrupt = || StoreError::Corrupt {
+        key: key.to_string(),
+        message: "a key-value entry shorter than its header".into(),
+    };
+    let word = |at: usize| -> Result<u64, StoreError> {
+        let b = bytes.get(at..at + 8).ok_or_else(corrupt)?;
+        Ok(u64::from_le_bytes(b.try_into().map_err(|_| corrupt())?))
+    };
+    let expires = word(8)?;
+    Ok(Entry {
+        version: word(0)?,
+        expires_ms: (expires != 0).then_some(expires),
+        value: bytes[16..].to_vec(),
+    })
+}
+
+/// The entry of `key` in `space`, live or not, read inside `tx`.
+fn stored(tx: &WriteTransaction, space: &Space, key: &str) -> Result<Option<Entry>, StoreError> {
+    let table = tx.open_table(KV).map_err(backend)?;
+    let found = table
+        .get((space.scope.as_str(), space.namespace.as_str(), key))
+        .map_err(backend)?;
+    found.map(|v| decode(key, v.value())).transpose()
+}
+
+fn usage(tx: &WriteTransaction, space: &Space) -> Result<Usage, StoreError> {
+    let table = tx.open_table(KV_USAGE).map_err(backend)?;
+    let found = table
+        .get((space.scope.as_str(), space.namespace.as_str()))
+        .map_err(backend)?;
+    Ok(found.map_or(Usage::default(), |v| {
+        let (keys, bytes) = v.value();
+        Usage { keys, bytes }
+    }))
+}
+
+fn set_usage(tx: &WriteTransaction, space: &Space, usage: Usage) -> Result<(), StoreError> {
+    let mut table = tx.open_table(KV_USAGE).map_err(backend)?;
+    let at = (space.scope.as_str(), space.namespace.as_str());
+    match usage.keys {
+        0 => table.remove(at).map(drop),
+        _ => table.insert(at, (usage.keys, usage.bytes)).map(drop),
+    }
+    .map_err(backend)
+}
+
+/// Remove `key` of `space` (and its expiry), returning it; usage is the
+/// caller's.
+fn remove(tx: &WriteTransaction, space: &Space, key: &str) -> Result<Option<Entry>, StoreError> {
+    let (scope, ns) = (space.scope.as_str(), space.namespace.as_str());
+    let old = {
+        let mut table = tx.open_table(KV).map_err(backend)?;
+        let removed = table.remove((scope, ns, key)).map_err(backend)?;
+        removed.map(|v| decode(key, v.value())).transpose()?
+    };
+    if let Some(t) = old.as_ref().and_then(|e| e.expires_ms) {
+        let mut expiry = tx.open_table(KV_EXPIRY).map_err(backend)?;
+        expiry.remove((t, scope, ns, key)).map_err(backend)?;
+    }
+    Ok(old)
+}
+
+/// The next version, counted in `meta`.
+fn next_version(tx: &WriteTransaction) -> Result<u64, StoreError> {
+    let mut meta = tx.open_table(META).map_err(backend)?;
+    let last = meta
+        .get("kv_version")
+        .map_err(backend)?
+        .map_or(0, |v| v.value());
+    meta.insert("kv_version", last + 1).map_err(backend)?;
+    Ok(last + 1)
+}
+
+fn put(tx: &WriteTransaction, space: &Space, w: &Write) -> Result<u64, StoreError> {
+    remove(tx, space, &w.key)?;
+    let entry = Entry {
+        value: w.value.clone(),
+        version: next_version(tx)?,
+        expires_ms: w.expires_ms,
+    };
+    let (scope, ns) = (space.scope.as_str(), space.namespace.as_str());
+    let mut table = tx.open_table(KV).map_err(backend)?;
+    table
+        .insert((scope, ns, w.key.as_str()), encode(&entry).as_slice())
+        .map_err(backend)?;
+    if let Some(t) = entry.expires_ms {
+        let mut expiry = tx.open_table(KV_EXPIRY).map_err(backend)?;
+        expiry
+            .insert((t, scope, ns, w.key.as_str()), ())
+            .map_err(backend)?;
+    }
+    Ok(entry.version)
+}
+
+fn conflict(key: &str, current: Option<u64>, want: Option<u64>) -> Result<(), KvError> {
+    match want {
+        Some(want) if current.unwrap_or(0) != want => Err(KvError::Conflict {
+            key: key.to_string(),
+            current,
+        }),
+        _ => Ok(()),
+    }
+}
+
+#[async_trait::async_trait]
+impl KeyValues for RedbStore {
+    async fn kv_get(
+        &self,
+        space: &Space,
+        keys: &[String],
+        now_ms: u64,
+    ) -> Result<Vec<Option<Entry>>, StoreError> {
+        let (space, keys) = (space.clone(), keys.to_vec());
+        self.read(move |tx| {
+            let table = tx.open_table(KV).map_err(backend)?;
+            let (scope, ns) = (space.scope.as_str(), space.namespace.as_str());
+            keys.iter()
+                .map(|k| {
+                    let found = table.get((scope, ns, k.as_str())).map_err(backend)?;
+                    let entry = found.map(|v| decode(k, v.value())).transpose()?;
+                    Ok(entry.filter(|e| e.live(now_ms)))
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn kv_set(
+        &self,
+        space: &Space,
+        writes: &[Write],
+        quota: Quota,
+        now_ms: u64,
+    ) -> Result<Vec<u64>, KvError> {
+        let (space, writes) = (space.clone(), writes.to_vec());
+        self.write(move |tx| {
+            let before = usage(tx, &space)?;
+            let mut after = before;
+            for w in &writes {
+                let old = stored(tx, &space, &w.key)?;
+                let current = old.as_ref().filter(|e| e.live(now_ms)).map(|e| e.version);
+                conflict(&w.key, current, w.if_version)?;
+                match &old {
+                    Some(old) => {
+                        after.bytes = after.bytes.saturating_sub(size_of(&w.key, &old.value))
+                    }
+                    None => after.keys += 1,
+                }
+                after.bytes += size_of(&w.key, &w.value);
+            }
+            admit(&space, before, after, quota)?;
+            let versions = writes
+                .iter()
+                .map(|w| put(tx, &space, w))
+                .collect::<Result<Vec<u64>, StoreError>>()?;
+            set_usage(tx, &space, after)?;
+            Ok(versions)
+        })
+        .await
+    }
+
+    async fn kv_delete(
+        &self,
+        space: &Space,
+        key: &str,
+        if_version: Option<u64>,
+        now_ms: u64,
+    ) -> Result<bool, KvError> {
+        let (space, key) = (space.clone(), key.to_string());
+        self.write(move |tx| {
+            let old = stored(tx, &space, &key)?;
+            let current = old.as_ref().filter(|e| e.live(now_ms)).map(|e| e.version);
+            conflict(&key, current, if_version)?;
+            let Some(old) = remove(tx, &space, &key)? else {
+                return Ok(false);
+            };
+            let mut u = usage(tx, &space)?;
+            u.keys = u.keys.saturating_sub(1);
+            u.bytes = u.bytes.saturating_sub(size_of(&key, &old.value));
+            set_usage(tx, &space, u)?;
+            Ok(current.is_some())
+        })
+        .await
+    }
+
+    async fn kv_list(
+        &self,
+        space: &Space,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+        now_ms: u64,
+    ) -> Result<Vec<String>, StoreError> {
+        let space = space.clone();
+        let (prefix, after) = (prefix.to_string(), after.map(str::to_string));
+        self.read(move |tx| {
+            let table = tx.open_table(KV).map_err(backend)?;
+            let (scope, ns) = (space.scope.as_str(), space.namespace.as_str());
+            // Keys with the prefix are together, from the prefix on.
+            let start = after
+                .as_deref()
+                .filter(|a| *a > prefix.as_str())
+                .unwrap_or(&prefix);
+            let mut keys = Vec::new();
+            for item in table.range((scope, ns, start)..).map_err(backend)? {
+                let (k, v) = item.map_err(backend)?;
+                let (s, n, key) = k.value();
+                if s != scope || n != ns || !key.starts_with(prefix.as_str()) || keys.len() == limit
+                {
+                    break;
+                }
+                if listed(key, &prefix, after.as_deref()) && decode(key, v.value())?.live(now_ms) {
+                    keys.push(key.to_string());
+                }
+            }
+            Ok(keys)
+        })
+        .await
+    }
+
+    async fn kv_spaces(&self, scope: &str) -> Result<Vec<(String, Usage)>, StoreError> {
+        let scope = scope.to_string();
+        self.read(move |tx| {
+            let table = tx.open_table(KV_USAGE).map_err(backend)?;
+            let mut spaces = Vec::new();
+            for item in table.range((scope.as_str(), "")..).map_err(backend)? {
+                let (k, v) = item.map_err(backend)?;
+                let (s, ns) = k.value();
+                if s != scope {
+                    break;
+                }
+                let (keys, bytes) = v.value();
+                spaces.push((ns.to_string(), Usage { keys, bytes }));
+            }
+            Ok(spaces)
+        })
+        .await
+    }
+
+    async fn kv_sweep(&self, now_ms: u64, limit: usize) -> Result<usize, StoreError> {
+        self.write(move |tx| {
+            let due: Vec<(String, String, String)> = {
+                let expiry = tx.open_table(KV_EXPIRY).map_err(backend)?;
+                let mut due = Vec::new();
+                for item in expiry.range((0, "", "", "")..).map_err(backend)? {
+                    let (k, _) = item.map_err(backend)?;
+                    let (t, scope, ns, key) = k.value();
+                    if t > now_ms || due.len() == limit {
+                        break;
+                    }
+                    due.push((scope.to_string(), ns.to_string(), key.to_string()));
+                }
+                due
+            };
+            for (scope, ns, key) in &due {
+                let space = Space::new(scope, ns);
+                if let Some(old) = remove(tx, &space, key)? {
+                    let mut u = usage(tx, &space)?;
+                    u.keys = u.keys.saturating_sub(1);
+                    u.bytes = u.bytes.saturating_sub(size_of(key, &old.value));
+                    set_usage(tx, &space, u)?;
+                }
+            }
+            Ok(due.len())
+        })
+        .await
+    }
+}
