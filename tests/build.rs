@@ -20,6 +20,12 @@ const GUESTS: &[(&str, &str, &str)] = &[
         "tests/guests/bad-import",
     ),
     (
+        "WIT_0_1_0",
+        "weft-guest-wit-0-1-0",
+        "tests/guests/wit-0-1-0",
+    ),
+    ("STORAGE", "weft-guest-storage", "tests/guests/storage"),
+    (
         "EXAMPLE_PLUGIN",
         "weft-example-plugin",
         "examples/plugin-rust",

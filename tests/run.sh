@@ -36,7 +36,9 @@ cargo clippy --all-targets -- -D warnings
 
 echo "== clippy (wasm guests: SDK, standard plugins, test guests, example)"
 guests=(weft-sdk weft-plugin-text weft-plugin-json weft-plugin-math weft-plugin-util weft-plugin-ai
-        weft-guest-misbehave weft-guest-bad-schema weft-guest-bad-import weft-example-plugin)
+        weft-plugin-scalar weft-plugin-string
+        weft-guest-misbehave weft-guest-bad-schema weft-guest-bad-import weft-guest-wit-0-1-0
+        weft-guest-storage weft-example-plugin)
 cargo clippy --target wasm32-wasip2 "${guests[@]/#/-p}" -- -D warnings
 
 echo "== tests"

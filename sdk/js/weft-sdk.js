@@ -13,9 +13,9 @@
 //   export { task };
 //
 // `weft build` (or componentize-js) turns it into a WASI 0.2 component.
-import { log as hostLog } from "weft:plugin/log@0.1.0";
-import { report } from "weft:plugin/progress@0.1.0";
-import * as hostModels from "weft:plugin/models@0.1.0";
+import { log as hostLog } from "weft:plugin/log@0.1.1";
+import { report } from "weft:plugin/progress@0.1.1";
+import * as hostModels from "weft:plugin/models@0.1.1";
 
 const tasks = new Map();
 

@@ -192,7 +192,12 @@ impl UserGrants {
                     ..Grants::default()
                 })
             }),
-            _ => Arc::new(Grants::all()),
+            // Everything, still named after the owner (whose storage and
+            // secrets a task uses).
+            _ => Arc::new(Grants {
+                user: owner.map(str::to_string),
+                ..Grants::all()
+            }),
         }
     }
 }

@@ -20,7 +20,11 @@ use weft_core::task::TaskError;
 wasmtime::component::bindgen!({
     path: "../../wit",
     world: "plugin",
-    imports: { "weft:plugin/models": async },
+    imports: {
+        "weft:plugin/models": async,
+        "weft:plugin/storage": async,
+        "weft:plugin/config": async,
+    },
     exports: { default: async },
 });
 
@@ -83,6 +87,10 @@ pub(crate) struct InstanceState {
     names: crate::lookup::Names,
     /// The run's fuel limit, if any (to name it when it runs out).
     fuel: Option<u64>,
+    /// What the `storage` import may use (none while the plugin loads).
+    storage: Option<crate::storage::StorageAccess>,
+    /// What the `config` import serves (none while the plugin loads).
+    config: Option<crate::config::ConfigAccess>,
 }
 
 impl InstanceState {
@@ -254,6 +262,90 @@ impl wit_models::Host for InstanceState {
     }
 }
 
+use self::weft::plugin::config as wit_config;
+use self::weft::plugin::storage as wit_storage;
+
+impl InstanceState {
+    fn storage(&self) -> Result<&crate::storage::StorageAccess, wit_storage::StorageError> {
+        self.storage.as_ref().ok_or_else(|| {
+            wit_storage::StorageError::Unavailable(
+                "storage is for tasks, not for `describe` while the plugin loads".into(),
+            )
+        })
+    }
+}
+
+impl wit_storage::Host for InstanceState {
+    async fn get(
+        &mut self,
+        namespace: Option<String>,
+        key: String,
+    ) -> Result<Option<wit_storage::Entry>, wit_storage::StorageError> {
+        let mut found = self.storage()?.get_many(namespace, vec![key]).await?;
+        Ok(found.pop().flatten())
+    }
+
+    async fn get_many(
+        &mut self,
+        namespace: Option<String>,
+        keys: Vec<String>,
+    ) -> Result<Vec<Option<wit_storage::Entry>>, wit_storage::StorageError> {
+        self.storage()?.get_many(namespace, keys).await
+    }
+
+    async fn set(
+        &mut self,
+        namespace: Option<String>,
+        write: wit_storage::Write,
+    ) -> Result<u64, wit_storage::StorageError> {
+        let versions = self.storage()?.set_many(namespace, vec![write]).await?;
+        Ok(versions.first().copied().unwrap_or_default())
+    }
+
+    async fn set_many(
+        &mut self,
+        namespace: Option<String>,
+        writes: Vec<wit_storage::Write>,
+    ) -> Result<Vec<u64>, wit_storage::StorageError> {
+        self.storage()?.set_many(namespace, writes).await
+    }
+
+    async fn delete(
+        &mut self,
+        namespace: Option<String>,
+        key: String,
+        if_version: Option<u64>,
+    ) -> Result<bool, wit_storage::StorageError> {
+        self.storage()?.delete(namespace, key, if_version).await
+    }
+
+    async fn list_keys(
+        &mut self,
+        namespace: Option<String>,
+        prefix: String,
+        after: Option<String>,
+        limit: u32,
+    ) -> Result<wit_storage::Page, wit_storage::StorageError> {
+        self.storage()?.list(namespace, prefix, after, limit).await
+    }
+}
+
+impl wit_config::Host for InstanceState {
+    async fn get(&mut self, key: String) -> Result<Option<String>, wit_config::ConfigError> {
+        match &self.config {
+            Some(config) => config.get(&key).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn keys(&mut self) -> Vec<String> {
+        self.config
+            .as_ref()
+            .map(|c| c.settings.keys())
+            .unwrap_or_default()
+    }
+}
+
 fn truncate(mut s: String) -> String {
     if s.len() > MAX_LINE {
         let mut cut = MAX_LINE;
@@ -286,6 +378,10 @@ pub(crate) struct Sandbox<'a> {
     pub granted_models: &'a [String],
     /// Addresses it may connect or send to; empty: no network at all.
     pub network: Arc<[crate::manifest::NetGrant]>,
+    /// What its `storage` import may use, for a task run.
+    pub storage: Option<crate::storage::StorageAccess>,
+    /// What its `config` import serves, for a task run.
+    pub config: Option<crate::config::ConfigAccess>,
 }
 
 /// A store for one instance, and the pipe collecting its stderr.
@@ -356,6 +452,8 @@ pub(crate) fn new_store(
         user,
         names,
         fuel: sandbox.fuel,
+        storage: sandbox.storage.clone(),
+        config: sandbox.config.clone(),
     };
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limiter);

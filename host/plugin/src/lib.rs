@@ -24,12 +24,14 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod config;
 pub mod engine;
 pub mod fair;
 mod instance;
 mod lookup;
 pub mod manifest;
 pub mod providers;
+pub mod storage;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -43,7 +45,7 @@ pub use engine::{EngineOptions, WeftEngine};
 
 /// The WIT package this host speaks (`wit/weft.wit`): plugins built
 /// against it, or an earlier minor version, load.
-pub const WIT_PACKAGE: &str = "weft:plugin@0.1.0";
+pub const WIT_PACKAGE: &str = "weft:plugin@0.1.1";
 
 #[cfg(test)]
 mod wit_package {
@@ -61,11 +63,13 @@ pub use manifest::{Manifest, ManifestError};
 
 use crate::providers::Models;
 use instance::{InstanceState, PluginPre, Sandbox, wit_types};
+use weft_core::clock::Clock;
 use weft_core::grant::Resource;
 use weft_core::schema::ObjectSchema;
 use weft_core::task::{
     Implementation, PluginReport, Registry, RegistryError, TaskContext, TaskError, TaskType,
 };
+use weft_store::key_values::KeyValues;
 
 /// The standard plugins, compiled from `plugins/` into this binary.
 mod standard {
@@ -86,6 +90,9 @@ pub struct HostLimits {
     pub describe_timeout: Duration,
     /// Fuel per task run when the manifest says nothing (`None`: unlimited).
     pub default_fuel: Option<u64>,
+    /// The quota of a storage namespace when the manifest says nothing, and
+    /// the most a manifest may ask.
+    pub storage_quota: weft_store::key_values::Quota,
 }
 
 impl Default for HostLimits {
@@ -96,6 +103,10 @@ impl Default for HostLimits {
             max_output_bytes: 16 << 20,
             describe_timeout: Duration::from_secs(10),
             default_fuel: None,
+            storage_quota: weft_store::key_values::Quota {
+                max_keys: 100_000,
+                max_bytes: 64 << 20,
+            },
         }
     }
 }
@@ -140,6 +151,16 @@ pub enum PluginError {
         /// What it is.
         what: &'static str,
     },
+    /// A manifest asks for a larger storage quota than the host allows.
+    #[error("manifest asks for a storage quota of {asked} {what}; the host allows at most {max}")]
+    StorageCeiling {
+        /// `keys` or `bytes`.
+        what: &'static str,
+        /// Asked.
+        asked: u64,
+        /// Allowed.
+        max: u64,
+    },
     /// A manifest asks for more memory than the host allows any plugin.
     #[error("manifest asks for {asked} MiB of memory; the host allows at most {max} MiB")]
     MemoryCeiling {
@@ -166,6 +187,15 @@ pub struct LoadedPlugin {
     models: Option<Arc<Models>>,
     granted_models: Vec<String>,
     network: Arc<[manifest::NetGrant]>,
+    /// Where its `storage` import keeps keys, by which clock.
+    storage: Option<(Arc<dyn KeyValues>, Arc<dyn Clock>)>,
+    storage_grants: Arc<[manifest::StorageGrant]>,
+    storage_quota: weft_store::key_values::Quota,
+    settings: Arc<config::Settings>,
+    secrets: Option<Arc<dyn config::Secrets>>,
+    /// Its task types that declare side effects (may write storage), known
+    /// once it is described.
+    writers: std::sync::OnceLock<std::collections::HashSet<String>>,
 }
 
 impl LoadedPlugin {
@@ -184,6 +214,37 @@ impl LoadedPlugin {
             models: self.models.clone(),
             granted_models: &self.granted_models,
             network: self.network.clone(),
+            storage: None,
+            config: None,
+        }
+    }
+
+    /// The sandbox of a run of task type `task` for the user `user` (empty:
+    /// none): with its storage and configuration.
+    fn task_sandbox(&self, task: &str, user: &str) -> Sandbox<'_> {
+        let storage = self
+            .storage
+            .as_ref()
+            .map(|(store, clock)| storage::StorageAccess {
+                store: store.clone(),
+                clock: clock.clone(),
+                user: user.to_string(),
+                plugin: self.name.clone(),
+                task: task.to_string(),
+                may_write: self.writers.get().is_some_and(|w| w.contains(task)),
+                grants: self.storage_grants.clone(),
+                quota: self.storage_quota,
+            });
+        let config = config::ConfigAccess {
+            settings: self.settings.clone(),
+            secrets: self.secrets.clone(),
+            plugin: self.name.clone(),
+            user: user.to_string(),
+        };
+        Sandbox {
+            storage,
+            config: Some(config),
+            ..self.sandbox()
         }
     }
 }
@@ -206,7 +267,7 @@ impl weft_core::task::Component for LoadedPlugin {
         let _permit = self.engine.instance_permit(owner).await;
         let (mut store, stderr) = instance::new_store(
             self.engine.engine(),
-            &self.sandbox(),
+            &self.task_sandbox(task_id, owner),
             ctx.events.clone(),
             ctx.grants.clone(),
             timeout,
@@ -308,6 +369,10 @@ pub struct PluginHost {
     /// The plugins folder: no grant may be it or hold it (its subfolders
     /// are not loaded as plugins, so they may be granted).
     plugins_dir: Option<PathBuf>,
+    /// Where the `storage` import keeps keys, by which clock.
+    storage: Option<(Arc<dyn KeyValues>, Arc<dyn Clock>)>,
+    /// Where `{ secret = … }` config values come from.
+    secrets: Option<Arc<dyn config::Secrets>>,
 }
 
 impl PluginHost {
@@ -328,7 +393,21 @@ impl PluginHost {
                 .map(|d| (d.clone(), "the compiled-component cache"))
                 .collect(),
             plugins_dir: None,
+            storage: None,
+            secrets: None,
         })
+    }
+
+    /// Keep plugins' `storage` in `store`, expiring by `clock`.
+    pub fn with_storage(mut self, store: Arc<dyn KeyValues>, clock: Arc<dyn Clock>) -> Self {
+        self.storage = Some((store, clock));
+        self
+    }
+
+    /// Give `{ secret = … }` config values from `secrets`.
+    pub fn with_secrets(mut self, secrets: Arc<dyn config::Secrets>) -> Self {
+        self.secrets = Some(secrets);
+        self
     }
 
     /// Refuse folder grants of `dir` (the plugins folder) or of a folder
@@ -480,6 +559,7 @@ impl PluginHost {
             .instantiate_pre(&component)
             .and_then(PluginPre::new)
             .map_err(|e| PluginError::Link(format!("{e:#}")))?;
+        let storage_quota = self.storage_quota(&manifest)?;
         let env = manifest
             .grants
             .env
@@ -505,8 +585,20 @@ impl PluginHost {
                 .iter()
                 .filter_map(|g| manifest::NetGrant::parse(g).ok())
                 .collect(),
+            storage: self.storage.clone(),
+            storage_grants: manifest.grants.storage.clone().into(),
+            storage_quota,
+            settings: Arc::new(manifest.settings.clone()),
+            secrets: self.secrets.clone(),
+            writers: std::sync::OnceLock::new(),
         });
         let declared = self.describe(&plugin).await?;
+        let writers = declared
+            .iter()
+            .filter(|t| t.side_effects)
+            .map(|t| t.id.clone())
+            .collect();
+        let _ = plugin.writers.set(writers);
         let plugin_timeout = manifest
             .limits
             .timeout_ms
@@ -553,6 +645,22 @@ impl PluginHost {
                 })
             })
             .collect()
+    }
+
+    /// The storage quota `manifest` asks, within the host's ceilings.
+    fn storage_quota(
+        &self,
+        manifest: &Manifest,
+    ) -> Result<weft_store::key_values::Quota, PluginError> {
+        let ceiling = self.limits.storage_quota;
+        let within = |what, asked: Option<u64>, max: u64| match asked {
+            Some(asked) if asked > max => Err(PluginError::StorageCeiling { what, asked, max }),
+            asked => Ok(asked.unwrap_or(max)),
+        };
+        Ok(weft_store::key_values::Quota {
+            max_keys: within("keys", manifest.storage.max_keys, ceiling.max_keys)?,
+            max_bytes: within("bytes", manifest.storage.max_bytes, ceiling.max_bytes)?,
+        })
     }
 
     async fn describe(

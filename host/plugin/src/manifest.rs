@@ -25,8 +25,21 @@ use serde::Deserialize;
 /// guest = "/data"       # where the plugin sees it
 /// writable = false      # default false
 ///
-/// [config]              # free-form settings for the plugin itself
+/// storage = ["shared-index"]   # further storage namespaces, read-only
+///
+/// [[grants.storage]]    # ... or read-write
+/// name = "cache"
+/// writable = true
+///
+/// [storage]             # the quota of each namespace this plugin writes
+/// max_keys = 10000      # (defaults and ceilings: the host's)
+/// max_bytes = 10485760
+///
+/// [config]              # the plugin's own settings (the `config` import)
 /// greeting = "hello"
+/// api_key = { env = "EXAMPLE_API_KEY" }   # a host environment variable
+/// prompt = { file = "prompt.txt" }        # a file's text
+/// token = { secret = "EXAMPLE_TOKEN" }    # the run's user's secret
 /// ```
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -37,10 +50,64 @@ pub struct Manifest {
     /// Capabilities beyond the empty sandbox.
     #[serde(default)]
     pub grants: Grants,
-    /// The plugin's own settings (reserved; exposed through the `storage`
-    /// interface in a later contract version).
+    /// The quota of each storage namespace the plugin writes.
+    #[serde(default)]
+    pub storage: StorageQuota,
+    /// The plugin's own settings, read through the `config` import.
     #[serde(default)]
     pub config: toml::Table,
+    /// `config`, resolved when the manifest was read.
+    #[serde(skip)]
+    pub settings: crate::config::Settings,
+}
+
+/// The quota of a storage namespace, as a manifest asks it (the host's
+/// defaults and ceilings apply).
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StorageQuota {
+    /// The most keys.
+    pub max_keys: Option<u64>,
+    /// The most bytes of keys and values.
+    pub max_bytes: Option<u64>,
+}
+
+/// A storage namespace granted beyond the plugin's own.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum StorageGrant {
+    /// Read-only, by name.
+    Read(String),
+    /// By name, read-only unless `writable`.
+    Named {
+        /// The namespace.
+        name: String,
+        /// Whether the plugin may change it.
+        #[serde(default)]
+        writable: bool,
+    },
+}
+
+impl StorageGrant {
+    /// The namespace's name.
+    pub fn name(&self) -> &str {
+        match self {
+            StorageGrant::Read(name) | StorageGrant::Named { name, .. } => name,
+        }
+    }
+
+    /// Whether the plugin may change it.
+    pub fn writable(&self) -> bool {
+        matches!(self, StorageGrant::Named { writable: true, .. })
+    }
+}
+
+/// A storage namespace name: 1–128 of `[a-z0-9._-]`.
+pub fn valid_namespace(name: &str) -> bool {
+    (1..=128).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
 }
 
 /// Resource limits of one task run.
@@ -81,6 +148,9 @@ pub struct Grants {
     /// accept connections.
     #[serde(default)]
     pub network: Vec<String>,
+    /// Storage namespaces beyond the plugin's own (see [`StorageGrant`]).
+    #[serde(default)]
+    pub storage: Vec<StorageGrant>,
 }
 
 /// Where a network grant points.
@@ -217,6 +287,24 @@ pub enum ManifestError {
         /// What is wrong.
         message: String,
     },
+    /// A storage grant names no valid namespace.
+    #[error("manifest {path}: storage namespace `{name}` must be 1–128 of [a-z0-9._-]")]
+    BadNamespace {
+        /// The manifest file.
+        path: PathBuf,
+        /// The name as written.
+        name: String,
+    },
+    /// A `[config]` value that refers to something unusable.
+    #[error("manifest {path}: [config] {key}: {message}")]
+    BadConfig {
+        /// The manifest file.
+        path: PathBuf,
+        /// The key.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
     /// A guest path is not absolute.
     #[error("manifest {path}: guest path `{guest}` must be absolute (start with `/`)")]
     RelativeGuestPath {
@@ -256,7 +344,22 @@ impl Manifest {
                 message,
             })?;
         }
+        for grant in &manifest.grants.storage {
+            if !valid_namespace(grant.name()) {
+                return Err(ManifestError::BadNamespace {
+                    path: path.to_path_buf(),
+                    name: grant.name().to_string(),
+                });
+            }
+        }
         let base = path.parent().unwrap_or(Path::new("."));
+        manifest.settings = crate::config::Settings::resolve(&manifest.config, base).map_err(
+            |(key, message)| ManifestError::BadConfig {
+                path: path.to_path_buf(),
+                key,
+                message,
+            },
+        )?;
         for folder in &mut manifest.grants.folders {
             if !folder.guest.starts_with('/') {
                 return Err(ManifestError::RelativeGuestPath {

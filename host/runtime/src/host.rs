@@ -158,6 +158,7 @@ pub struct HostBuilder {
     share: Option<(String, usize, std::time::Duration)>,
     clock: Option<Arc<dyn Clock>>,
     protected: Vec<(PathBuf, &'static str)>,
+    secrets: Option<Arc<dyn crate::plugin::config::Secrets>>,
     tasks_per_user: Option<usize>,
 }
 
@@ -267,7 +268,14 @@ impl HostBuilder {
         self
     }
 
-    /// The most any run may take, whatever its graph's `limits` ask.
+    /// Where plugins' `{ secret = … }` config values come from (none: such
+    /// values are refused).
+    pub fn secrets(mut self, secrets: Arc<dyn crate::plugin::config::Secrets>) -> Self {
+        self.secrets = Some(secrets);
+        self
+    }
+
+    /// The most any run may take, whatever its graph asks.
     pub fn run_ceilings(mut self, ceilings: crate::graph::RunLimits) -> Self {
         self.run.run_ceilings = ceilings;
         self
@@ -298,7 +306,11 @@ impl HostBuilder {
         let models = Arc::new(models);
         let mut plugins = PluginHost::new(&self.engine, self.limits)
             .map_err(|e| HostError::Engine(format!("{e:#}")))?
-            .with_models(models.clone());
+            .with_models(models.clone())
+            .with_storage(store.clone(), clock.clone());
+        if let Some(secrets) = self.secrets {
+            plugins = plugins.with_secrets(secrets);
+        }
         if let Some(dir) = &self.models_dir {
             plugins = plugins.protect(dir, "the models folder");
         }

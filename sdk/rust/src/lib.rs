@@ -218,6 +218,169 @@ pub mod models {
     }
 }
 
+/// Key-value storage kept by the host (the `storage` import): the plugin's
+/// own namespace (`None`) and those its manifest grants, each per user of
+/// the run. Only task types that declare side effects may write.
+///
+/// ```ignore
+/// use weft_sdk::storage;
+/// // Count, safely under concurrent runs: compare-and-swap on the version.
+/// loop {
+///     let (n, version) = match storage::get(None, "n")? {
+///         Some(e) => (storage::decode::<u64>(&e)?, e.version),
+///         None => (0, 0),
+///     };
+///     match storage::set_if(None, "n", &storage::encode(&(n + 1)), version) {
+///         Err(storage::StorageError::Conflict(_)) => continue,
+///         other => break other?,
+///     };
+/// }
+/// ```
+///
+/// A [`StorageError`](storage::StorageError) converts into a [`TaskError`]
+/// with `?`: an unavailable store is retryable, the rest fail.
+pub mod storage {
+    use crate::bindings::weft::plugin::storage as wit;
+    pub use wit::{Entry, Page, StorageError, Write};
+
+    /// The value of `key` in `namespace` (`None`: the plugin's own).
+    pub fn get(namespace: Option<&str>, key: &str) -> Result<Option<Entry>, StorageError> {
+        wit::get(namespace, key)
+    }
+
+    /// The values of `keys`, in order.
+    pub fn get_many(
+        namespace: Option<&str>,
+        keys: &[String],
+    ) -> Result<Vec<Option<Entry>>, StorageError> {
+        wit::get_many(namespace, keys)
+    }
+
+    /// Write `value` to `key`; its new version.
+    pub fn set(namespace: Option<&str>, key: &str, value: &[u8]) -> Result<u64, StorageError> {
+        write(namespace, &plain(key, value))
+    }
+
+    /// Write `value` to `key` only if it is at `version` now (0: absent).
+    pub fn set_if(
+        namespace: Option<&str>,
+        key: &str,
+        value: &[u8],
+        version: u64,
+    ) -> Result<u64, StorageError> {
+        let w = Write {
+            if_version: Some(version),
+            ..plain(key, value)
+        };
+        write(namespace, &w)
+    }
+
+    /// One write with every option (`if_version`, `ttl_ms`).
+    pub fn write(namespace: Option<&str>, write: &Write) -> Result<u64, StorageError> {
+        wit::set(namespace, write)
+    }
+
+    /// Several writes, all or none; their new versions.
+    pub fn write_many(namespace: Option<&str>, writes: &[Write]) -> Result<Vec<u64>, StorageError> {
+        wit::set_many(namespace, writes)
+    }
+
+    /// A write of `value` to `key` with no condition and no expiry.
+    pub fn plain(key: &str, value: &[u8]) -> Write {
+        Write {
+            key: key.to_string(),
+            value: value.to_vec(),
+            if_version: None,
+            ttl_ms: None,
+        }
+    }
+
+    /// Delete `key`: whether it was there.
+    pub fn delete(namespace: Option<&str>, key: &str) -> Result<bool, StorageError> {
+        wit::delete(namespace, key, None)
+    }
+
+    /// Every key that starts with `prefix`, in byte order (a page of 1,000
+    /// at a time from the host).
+    pub fn keys(namespace: Option<&str>, prefix: &str) -> Result<Vec<String>, StorageError> {
+        let mut all = Vec::new();
+        let mut after = None;
+        loop {
+            let page = wit::list_keys(namespace, prefix, after.as_deref(), 1_000)?;
+            all.extend(page.keys);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(all),
+            }
+        }
+    }
+
+    /// `value` as JSON bytes.
+    pub fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
+        serde_json::to_vec(value).unwrap_or_default()
+    }
+
+    /// An entry's value read as JSON.
+    pub fn decode<T: serde::de::DeserializeOwned>(entry: &Entry) -> Result<T, crate::TaskError> {
+        serde_json::from_slice(&entry.value).map_err(|e| {
+            crate::TaskError::failed(format!("a stored value is not what was expected: {e}"))
+        })
+    }
+
+    /// A storage error as one line of text.
+    pub fn describe(e: &StorageError) -> String {
+        match e {
+            StorageError::NotGranted(m) => format!("not granted: {m}"),
+            StorageError::Conflict(v) => match v {
+                Some(v) => format!("conflict: the key is at version {v}"),
+                None => "conflict: the key is absent".into(),
+            },
+            StorageError::Quota(m) => format!("quota: {m}"),
+            StorageError::Invalid(m) => format!("invalid: {m}"),
+            StorageError::Unavailable(m) => format!("storage unavailable: {m}"),
+        }
+    }
+
+    impl From<StorageError> for crate::TaskError {
+        fn from(e: StorageError) -> Self {
+            let message = describe(&e);
+            match e {
+                StorageError::Unavailable(_) => crate::TaskError::retryable(message, None),
+                _ => crate::TaskError::failed(message),
+            }
+        }
+    }
+}
+
+/// The plugin's configuration (the `config` import): its manifest's
+/// `[config]` table, values given as JSON.
+pub mod config {
+    use crate::bindings::weft::plugin::config as wit;
+    pub use wit::ConfigError;
+
+    /// Key `key`, if the manifest sets it.
+    pub fn get(key: &str) -> Result<Option<serde_json::Value>, crate::TaskError> {
+        match wit::get(key) {
+            Ok(Some(text)) => serde_json::from_str(&text)
+                .map(Some)
+                .map_err(|e| crate::TaskError::failed(format!("config `{key}`: {e}"))),
+            Ok(None) => Ok(None),
+            Err(ConfigError::NotGranted(m)) => Err(crate::TaskError::failed(m)),
+            Err(ConfigError::Unavailable(m)) => Err(crate::TaskError::retryable(m, None)),
+        }
+    }
+
+    /// Key `key` as a string, if the manifest sets it to one.
+    pub fn string(key: &str) -> Result<Option<String>, crate::TaskError> {
+        Ok(get(key)?.and_then(|v| v.as_str().map(str::to_string)))
+    }
+
+    /// The keys the manifest sets.
+    pub fn keys() -> Vec<String> {
+        wit::keys()
+    }
+}
+
 type RunFn = Box<dyn Fn(&str, &Context) -> Result<String, TaskError>>;
 
 /// One task type: its metadata, its schemas and the function that runs it.

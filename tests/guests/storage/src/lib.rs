@@ -1,0 +1,171 @@
+//! Tasks over the `storage` and `config` imports, for the tests:
+//! `kv.count` (a compare-and-swap counter), `kv.put`, `kv.fill`, `kv.get`, `kv.keys`,
+//! `kv.try-put` (a task without side effects that tries to write) and
+//! `kv.config`.
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use weft_sdk::storage::{self, StorageError, Write};
+use weft_sdk::{Context, TaskDef, TaskError, Value, config};
+
+#[derive(Deserialize, JsonSchema)]
+struct Counter {
+    /// A granted namespace; none: the plugin's own.
+    namespace: Option<String>,
+    /// The counter's key (default `n`).
+    key: Option<String>,
+}
+
+#[derive(Serialize, JsonSchema)]
+struct Count {
+    /// The count after this increment.
+    n: u64,
+    /// Compare-and-swap attempts it took.
+    tries: u32,
+}
+
+fn count(input: Counter, _: &Context) -> Result<Count, TaskError> {
+    let ns = input.namespace.as_deref();
+    let key = input.key.as_deref().unwrap_or("n");
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let (n, version) = match storage::get(ns, key)? {
+            Some(e) => (storage::decode::<u64>(&e)?, e.version),
+            None => (0, 0),
+        };
+        match storage::set_if(ns, key, &storage::encode(&(n + 1)), version) {
+            Err(StorageError::Conflict(_)) => continue,
+            Err(e) => return Err(e.into()),
+            Ok(_) => return Ok(Count { n: n + 1, tries }),
+        }
+    }
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct Put {
+    namespace: Option<String>,
+    key: String,
+    value: String,
+    ttl_ms: Option<u64>,
+    /// Write only at this version (0: only if absent).
+    if_version: Option<u64>,
+}
+
+#[derive(Serialize, JsonSchema)]
+struct Put2 {
+    version: u64,
+}
+
+fn put(input: Put, _: &Context) -> Result<Put2, TaskError> {
+    let write = Write {
+        key: input.key,
+        value: input.value.into_bytes(),
+        if_version: input.if_version,
+        ttl_ms: input.ttl_ms,
+    };
+    let version = storage::write(input.namespace.as_deref(), &write)?;
+    Ok(Put2 { version })
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct Key {
+    namespace: Option<String>,
+    key: String,
+}
+
+#[derive(Serialize, JsonSchema)]
+struct Got {
+    value: Option<String>,
+    version: Option<u64>,
+}
+
+fn get(input: Key, _: &Context) -> Result<Got, TaskError> {
+    let found = storage::get(input.namespace.as_deref(), &input.key)?;
+    Ok(Got {
+        value: found
+            .as_ref()
+            .map(|e| String::from_utf8_lossy(&e.value).into_owned()),
+        version: found.map(|e| e.version),
+    })
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct Prefix {
+    namespace: Option<String>,
+    prefix: String,
+}
+
+#[derive(Serialize, JsonSchema)]
+struct Keys {
+    keys: Vec<String>,
+}
+
+fn keys(input: Prefix, _: &Context) -> Result<Keys, TaskError> {
+    Ok(Keys {
+        keys: storage::keys(input.namespace.as_deref(), &input.prefix)?,
+    })
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct Fill {
+    prefix: String,
+    n: u32,
+}
+
+/// Write keys `PREFIX00000` to `PREFIX{n-1}`, 500 to a batch.
+fn fill(input: Fill, _: &Context) -> Result<Keys, TaskError> {
+    let keys: Vec<String> = (0..input.n)
+        .map(|i| format!("{}{i:05}", input.prefix))
+        .collect();
+    for chunk in keys.chunks(500) {
+        let writes: Vec<Write> = chunk.iter().map(|k| storage::plain(k, b"v")).collect();
+        storage::write_many(None, &writes)?;
+    }
+    Ok(Keys { keys: Vec::new() })
+}
+
+#[derive(Serialize, JsonSchema)]
+struct Refused {
+    /// What the host said.
+    error: String,
+}
+
+fn try_put(input: Key, _: &Context) -> Result<Refused, TaskError> {
+    let error = match storage::set(input.namespace.as_deref(), &input.key, b"x") {
+        Ok(_) => "written".to_string(),
+        Err(e) => storage::describe(&e),
+    };
+    Ok(Refused { error })
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct ConfigKey {
+    key: String,
+}
+
+#[derive(Serialize, JsonSchema)]
+struct ConfigValue {
+    value: Option<Value>,
+    keys: Vec<String>,
+}
+
+fn config_get(input: ConfigKey, _: &Context) -> Result<ConfigValue, TaskError> {
+    Ok(ConfigValue {
+        value: config::get(&input.key)?,
+        keys: config::keys(),
+    })
+}
+
+fn tasks() -> Vec<TaskDef> {
+    vec![
+        TaskDef::new("kv.count", count).side_effects(),
+        TaskDef::new("kv.put", put).side_effects(),
+        TaskDef::new("kv.fill", fill).side_effects(),
+        TaskDef::new("kv.get", get).not_cacheable(),
+        TaskDef::new("kv.keys", keys).not_cacheable(),
+        TaskDef::new("kv.try-put", try_put).not_cacheable(),
+        TaskDef::new("kv.config", config_get).not_cacheable(),
+    ]
+}
+
+weft_sdk::export_plugin!(tasks);
