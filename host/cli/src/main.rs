@@ -9,6 +9,7 @@ mod models;
 mod progress;
 mod project;
 mod schedules;
+mod secrets;
 mod serve;
 mod store;
 mod toolchain;
@@ -282,6 +283,17 @@ enum Command {
         #[arg(long, global = true)]
         json: bool,
     },
+    /// Your secrets on a daemon, for the plugins you name to read through
+    /// their configuration (docs/secrets.md).
+    Secrets {
+        #[command(subcommand)]
+        action: Option<secrets::SecretsAction>,
+        #[command(flatten)]
+        server: client::ServerArgs,
+        /// Print JSON.
+        #[arg(long, global = true)]
+        json: bool,
+    },
     /// Send a signal to a run on a daemon: its wait nodes for it go on
     /// with BODY as their output (docs/signals.md).
     Signal {
@@ -460,7 +472,7 @@ async fn build_host(
     parallelism: Option<usize>,
     cache: Option<CachePolicy>,
 ) -> anyhow::Result<Host> {
-    let mut builder = setup.host_builder(store);
+    let mut builder = setup.host_builder(store)?;
     if let Some(policy) = cache {
         builder = builder.cache(policy);
     }
@@ -736,6 +748,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             server,
         } => client::watch(&server, &run_id, after, json).await,
         Command::Cancel { run_id, server } => client::cancel(&server, &run_id).await,
+        Command::Secrets {
+            action,
+            server,
+            json,
+        } => secrets::run(&server, action, json).await,
         Command::Signal {
             run_id,
             name,

@@ -101,7 +101,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     } else {
         "local".to_string()
     };
-    let mut builder = setup.host_builder(store);
+    let mut builder = setup.host_builder(store)?;
     if location.is_shared() {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let slots = server.task_slots.unwrap_or(cores * 8);

@@ -133,8 +133,11 @@ async fn every_route_answers_as_its_openapi_document_says() {
         "[server]\nmax_body_bytes = 8000\n\n[[tokens]]\nuser = \"alice\"\ntoken = \"{TOKEN}\"\n\
          operator = true\n\n[[tokens]]\nuser = \"bob\"\ntoken = \"bob-token-not-operator\"\n\n\
          [hooks.pushed]\ngraph = \"hooked\"\nuser = \"alice\"\nsecret = \"hook-secret-0123456789\"\n\n\
-         [quotas]\nsubmissions = {{ max = 12, per_ms = 600000 }}\n"
+         [quotas]\nsubmissions = {{ max = 12, per_ms = 600000 }}\n\n\
+         [secrets]\nkey_file = \"secrets.key\"\n"
     );
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    std::fs::write(dir.path().join("data/secrets.key"), "ab".repeat(32)).unwrap();
     let d = Daemon::start(dir.path(), &plugins, &config);
     let api = d.as_user(TOKEN);
     let (status, doc) = api.get("/v1/openapi.json").await;
@@ -279,6 +282,24 @@ async fn every_route_answers_as_its_openapi_document_says() {
         json_body(Method::POST, &go, &json!({"ok": true})),
     )
     .await;
+
+    // Secrets: set, listed without values, refused, deleted once.
+    let secret = json!({"value": "v", "plugins": ["p"]});
+    let one = "/v1/secrets/{name}";
+    for (path, body) in [
+        ("/v1/secrets/T", secret.clone()),
+        ("/v1/secrets/bad%20name", secret.clone()),
+        ("/v1/secrets/T", json!({"value": "v"})),
+    ] {
+        c.call("put", one, json_body(Method::PUT, path, &body))
+            .await;
+    }
+    c.call("get", "/v1/secrets", send(Method::GET, "/v1/secrets"))
+        .await;
+    for _ in 0..2 {
+        c.call("delete", one, send(Method::DELETE, "/v1/secrets/T"))
+            .await;
+    }
 
     // Events.
     let events = format!("/v1/runs/{run_id}/events");

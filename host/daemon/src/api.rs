@@ -116,6 +116,8 @@ fn v1_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_run, delete_run))
         .routes(routes!(cancel_run))
         .routes(routes!(super::signals::send))
+        .routes(routes!(super::secrets::list))
+        .routes(routes!(super::secrets::put, super::secrets::delete))
         .routes(routes!(super::sse::events))
         .routes(routes!(tasks))
         .routes(routes!(plugins))

@@ -30,6 +30,7 @@ mod metrics;
 mod reload;
 mod runs;
 mod schedules;
+mod secrets;
 mod serve;
 mod signals;
 mod sse;

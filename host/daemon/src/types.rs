@@ -522,3 +522,41 @@ pub struct SignalView {
     /// The wait nodes that take it (those for it that had not ended).
     pub nodes: Vec<String>,
 }
+
+/// `PUT /v1/secrets/{name}`: a secret's value and the plugins that may
+/// read it (through their `config` import).
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecretRequest {
+    /// The value (at most 64 KiB). Never shown again.
+    pub value: String,
+    /// The plugins that may read it.
+    pub plugins: Vec<String>,
+}
+
+impl std::fmt::Debug for SecretRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretRequest")
+            .field("value", &"…")
+            .field("plugins", &self.plugins)
+            .finish()
+    }
+}
+
+/// One of a user's secrets: never its value.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SecretView {
+    /// Its name.
+    pub name: String,
+    /// The plugins that may read it.
+    pub plugins: Vec<String>,
+    /// When it was last set, ms since the Unix epoch.
+    pub updated_ms: u64,
+}
+
+/// `GET /v1/secrets`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SecretList {
+    /// The user's secrets, by name.
+    pub secrets: Vec<SecretView>,
+}

@@ -74,9 +74,24 @@ pub struct Config {
     /// `[hooks.NAME]`: webhooks that start saved graphs.
     #[serde(default)]
     pub hooks: BTreeMap<String, HookConfig>,
+    /// `[secrets]`: the key users' secrets are sealed with.
+    #[serde(default)]
+    pub secrets: SecretsConfig,
     /// Where model files are kept (set by [`Config::add_default_models`]).
     #[serde(skip)]
     pub models_dir: Option<PathBuf>,
+}
+
+/// `[secrets]`: where the key that seals users' secrets is (64 hex digits,
+/// `openssl rand -hex 32`). Without one, secrets cannot be stored and
+/// `{ secret = … }` config values are refused (docs/secrets.md).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsConfig {
+    /// A file holding the key (relative: to the data directory).
+    pub key_file: Option<PathBuf>,
+    /// The environment variable holding the key.
+    pub key_env: Option<String>,
 }
 
 /// `[hooks.NAME]`: `POST /v1/hooks/NAME` starts saved graph `graph` of

@@ -158,7 +158,7 @@ pub struct HostBuilder {
     share: Option<(String, usize, std::time::Duration)>,
     clock: Option<Arc<dyn Clock>>,
     protected: Vec<(PathBuf, &'static str)>,
-    secrets: Option<Arc<dyn crate::plugin::config::Secrets>>,
+    secrets: Option<Arc<crate::secrets::SecretStore>>,
     tasks_per_user: Option<usize>,
 }
 
@@ -270,7 +270,7 @@ impl HostBuilder {
 
     /// Where plugins' `{ secret = … }` config values come from (none: such
     /// values are refused).
-    pub fn secrets(mut self, secrets: Arc<dyn crate::plugin::config::Secrets>) -> Self {
+    pub fn secrets(mut self, secrets: Arc<crate::secrets::SecretStore>) -> Self {
         self.secrets = Some(secrets);
         self
     }
@@ -308,8 +308,8 @@ impl HostBuilder {
             .map_err(|e| HostError::Engine(format!("{e:#}")))?
             .with_models(models.clone())
             .with_storage(store.clone(), clock.clone());
-        if let Some(secrets) = self.secrets {
-            plugins = plugins.with_secrets(secrets);
+        if let Some(secrets) = &self.secrets {
+            plugins = plugins.with_secrets(secrets.clone());
         }
         if let Some(dir) = &self.models_dir {
             plugins = plugins.protect(dir, "the models folder");
@@ -383,6 +383,7 @@ impl HostBuilder {
             runner: Runner::new(run, Some(store.clone())),
             store,
             clock,
+            secrets: self.secrets,
         })
     }
 }
@@ -398,9 +399,15 @@ pub struct Host {
     runner: Runner,
     store: Arc<dyn RunStore>,
     clock: Arc<dyn Clock>,
+    secrets: Option<Arc<crate::secrets::SecretStore>>,
 }
 
 impl Host {
+    /// Users' secrets, when the operator configured a key (`[secrets]`).
+    pub fn secrets(&self) -> Option<&Arc<crate::secrets::SecretStore>> {
+        self.secrets.as_ref()
+    }
+
     /// Configure a host.
     pub fn builder() -> HostBuilder {
         HostBuilder::default()

@@ -52,6 +52,7 @@ mod map;
 pub mod pinning;
 pub mod retention;
 pub mod runner;
+pub mod secrets;
 pub mod setup;
 pub mod signals;
 mod subgraph;

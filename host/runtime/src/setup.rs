@@ -10,7 +10,7 @@
 //! use weft::setup::{Overrides, Setup};
 //! let setup = Setup::new(Config::default(), Overrides::default());
 //! let store = setup.open_store().await?; // ./.weft/weft.redb
-//! let host = setup.host_builder(store).build().await?;
+//! let host = setup.host_builder(store)?.build().await?;
 //! # Ok(()) }
 //! ```
 
@@ -103,6 +103,9 @@ pub enum SetupError {
     /// The store could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// `[secrets]` names a key that cannot be read.
+    #[error("[secrets]: {0}")]
+    Secrets(String),
 }
 
 /// A configuration with the caller's overrides: what a process is set up
@@ -185,18 +188,48 @@ impl Setup {
 
     /// A host builder with this configuration's queues, models, data tasks,
     /// plugins folder and parallelism, keeping runs in `store`.
-    pub fn host_builder(&self, store: Arc<dyn RunStore>) -> HostBuilder {
+    pub fn host_builder(&self, store: Arc<dyn RunStore>) -> Result<HostBuilder, SetupError> {
         let mut builder = self
             .config
-            .apply(crate::Host::builder().store(store))
+            .apply(crate::Host::builder().store(store.clone()))
             .protect(&self.data_dir, "the data directory");
+        if let Some(key) = self.secrets_key()? {
+            let clock = crate::clock::system();
+            let secrets = crate::secrets::SecretStore::new(&key, store, clock);
+            builder = builder.secrets(Arc::new(secrets));
+        }
         if let Some(dir) = self.plugins_dir() {
             builder = builder.plugins_dir(dir);
         }
         if let Some(p) = self.config.server.parallelism {
             builder = builder.parallelism(p);
         }
-        builder
+        Ok(builder)
+    }
+
+    /// The key of `[secrets]`, if one is configured.
+    fn secrets_key(&self) -> Result<Option<crate::secrets::SecretKey>, SetupError> {
+        let c = &self.config.secrets;
+        let text = match (&c.key_file, &c.key_env) {
+            (Some(_), Some(_)) => {
+                return Err(SetupError::Secrets(
+                    "set `key_file` or `key_env`, not both".into(),
+                ));
+            }
+            (Some(file), None) => {
+                let path = self.data_dir.join(file);
+                std::fs::read_to_string(&path).map_err(|e| {
+                    SetupError::Secrets(format!("cannot read {}: {e}", path.display()))
+                })?
+            }
+            (None, Some(var)) => std::env::var(var).map_err(|_| {
+                SetupError::Secrets(format!("environment variable `{var}` is not set"))
+            })?,
+            (None, None) => return Ok(None),
+        };
+        crate::secrets::SecretKey::parse(&text)
+            .map(Some)
+            .map_err(|e| SetupError::Secrets(e.to_string()))
     }
 }
 

@@ -1,7 +1,7 @@
 //! Tasks over the `storage` and `config` imports, for the tests:
 //! `kv.count` (a compare-and-swap counter), `kv.put`, `kv.fill`, `kv.get`, `kv.keys`,
-//! `kv.try-put` (a task without side effects that tries to write) and
-//! `kv.config`.
+//! `kv.try-put` (a task without side effects that tries to write),
+//! `kv.config` and `kv.config-digest` (a value's SHA-256, not the value).
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use weft_sdk::storage::{self, StorageError, Write};
@@ -156,6 +156,21 @@ fn config_get(input: ConfigKey, _: &Context) -> Result<ConfigValue, TaskError> {
     })
 }
 
+#[derive(Serialize, JsonSchema)]
+struct Digest {
+    /// SHA-256 of the value's text, hex: proof it was read, without it.
+    sha256: String,
+}
+
+fn config_digest(input: ConfigKey, _: &Context) -> Result<Digest, TaskError> {
+    use sha2::Digest as _;
+    let text = config::string(&input.key)?
+        .ok_or_else(|| TaskError::failed(format!("config `{}` is not set", input.key)))?;
+    Ok(Digest {
+        sha256: hex::encode(sha2::Sha256::digest(text.as_bytes())),
+    })
+}
+
 fn tasks() -> Vec<TaskDef> {
     vec![
         TaskDef::new("kv.count", count).side_effects(),
@@ -165,6 +180,7 @@ fn tasks() -> Vec<TaskDef> {
         TaskDef::new("kv.keys", keys).not_cacheable(),
         TaskDef::new("kv.try-put", try_put).not_cacheable(),
         TaskDef::new("kv.config", config_get).not_cacheable(),
+        TaskDef::new("kv.config-digest", config_digest).not_cacheable(),
     ]
 }
 
