@@ -11,6 +11,7 @@ mod project;
 mod schedules;
 mod secrets;
 mod serve;
+mod storage;
 mod store;
 mod toolchain;
 
@@ -157,6 +158,20 @@ enum Command {
         action: CacheAction,
         #[command(flatten)]
         host: HostArgs,
+    },
+    /// The key-value storage plugins keep, in this store (operators;
+    /// docs/storage.md).
+    Storage {
+        #[command(subcommand)]
+        action: storage::StorageAction,
+        #[command(flatten)]
+        host: HostArgs,
+        /// Whose storage (a user; default: runs without an owner).
+        #[arg(long, global = true, default_value = "")]
+        user: String,
+        /// Print JSON.
+        #[arg(long, global = true)]
+        json: bool,
     },
     /// List the runs in the data directory, newest first.
     Runs {
@@ -633,6 +648,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             json,
         } => prune_runs(&host, older_than, status, json).await,
         Command::Runs { host, json, .. } => list_runs(&*host.store().await?, json).await,
+        Command::Storage {
+            action,
+            host,
+            user,
+            json,
+        } => storage::main(&*host.store().await?, &user, action, json).await,
         Command::DeadLetters { action, host, json } => {
             let host = host.host_with(false, None, None).await?;
             match action {

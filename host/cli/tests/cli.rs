@@ -970,3 +970,43 @@ fn doctor_says_what_is_missing_and_how_to_get_it() {
     );
     assert!(text.contains("ok  ONNX Runtime"), "{text}");
 }
+
+#[test]
+fn storage_plugins_keep_is_listed_read_and_removed_by_the_operator() {
+    let data = tempfile::tempdir().unwrap();
+    let plugins = PluginDir::new().add("kv", weft_tests::STORAGE);
+    let graph = data.path().join("put.json");
+    let put = json!({"tasks": [{"id": "p", "type": "kv.put",
+        "defaults": {"key": "greeting", "value": "hello"}}]});
+    std::fs::write(&graph, put.to_string()).unwrap();
+    let dir = plugins.path().to_str().unwrap();
+    let out = weft_in(
+        data.path(),
+        &["run", graph.to_str().unwrap(), "--plugins", dir],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let out = weft_in(data.path(), &["storage", "ls"]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("plugin.kv  1 keys  13 bytes"),
+        "{said} {}",
+        stderr(&out)
+    );
+    let out = weft_in(data.path(), &["storage", "ls", "plugin.kv", "gr"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "greeting\n");
+    let out = weft_in(data.path(), &["storage", "get", "plugin.kv", "greeting"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello\n");
+    // Another user's storage is another space.
+    let out = weft_in(data.path(), &["storage", "ls", "--user", "ann"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+    let out = weft_in(data.path(), &["storage", "rm", "plugin.kv", "greeting"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = weft_in(data.path(), &["storage", "get", "plugin.kv", "greeting"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("no key `greeting` in namespace `plugin.kv`"),
+        "{}",
+        stderr(&out)
+    );
+}

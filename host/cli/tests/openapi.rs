@@ -129,6 +129,7 @@ async fn every_route_answers_as_its_openapi_document_says() {
     let dir = tempfile::tempdir().unwrap();
     let plugins = dir.path().join("plugins");
     std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(weft_tests::STORAGE, plugins.join("kvp.wasm")).unwrap();
     let config = format!(
         "[server]\nmax_body_bytes = 8000\n\n[[tokens]]\nuser = \"alice\"\ntoken = \"{TOKEN}\"\n\
          operator = true\n\n[[tokens]]\nuser = \"bob\"\ntoken = \"bob-token-not-operator\"\n\n\
@@ -299,6 +300,39 @@ async fn every_route_answers_as_its_openapi_document_says() {
     for _ in 0..2 {
         c.call("delete", one, send(Method::DELETE, "/v1/secrets/T"))
             .await;
+    }
+
+    // Storage: what a plugin keeps for alice, read and deleted by her.
+    let put = json!({"tasks": [{"id": "p", "type": "kv.put",
+        "defaults": {"key": "a/b", "value": "v"}}]});
+    let r = json_body(Method::POST, "/v1/runs", &json!({"graph": put}));
+    let put_id = c.call("post", "/v1/runs", r).await["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    finished(&api, &put_id).await;
+    let listed = c
+        .call("get", "/v1/storage", send(Method::GET, "/v1/storage"))
+        .await;
+    assert_eq!(listed["namespaces"][0]["namespace"], "plugin.kvp");
+    let keys = "/v1/storage/{namespace}";
+    for path in [
+        "/v1/storage/plugin.kvp?limit=1",
+        "/v1/storage/plugin.kvp?limit=0",
+    ] {
+        c.call("get", keys, send(Method::GET, path)).await;
+    }
+    let one = "/v1/storage/{namespace}/{key}";
+    for path in [
+        "/v1/storage/plugin.kvp/a%2Fb",
+        "/v1/storage/plugin.kvp/nope",
+        "/v1/storage/weft.secrets/T",
+    ] {
+        c.call("get", one, send(Method::GET, path)).await;
+    }
+    for _ in 0..2 {
+        let r = send(Method::DELETE, "/v1/storage/plugin.kvp/a%2Fb");
+        c.call("delete", one, r).await;
     }
 
     // Events.

@@ -34,6 +34,7 @@ mod secrets;
 mod serve;
 mod signals;
 mod sse;
+mod storage;
 pub mod types;
 
 pub use hooks::Hook;

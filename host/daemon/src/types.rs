@@ -560,3 +560,60 @@ pub struct SecretList {
     /// The user's secrets, by name.
     pub secrets: Vec<SecretView>,
 }
+
+/// One key-value namespace of the user's, with what it holds.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct NamespaceView {
+    /// `plugin.NAME` (a plugin's own) or `shared.NAME` (granted to plugins).
+    pub namespace: String,
+    /// Keys (expired ones until swept).
+    pub keys: u64,
+    /// Bytes of keys and values.
+    pub bytes: u64,
+}
+
+/// `GET /v1/storage`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct NamespaceList {
+    /// Your namespaces, by name.
+    pub namespaces: Vec<NamespaceView>,
+}
+
+/// `GET /v1/storage/{namespace}`: a page of keys.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct KeyPage {
+    /// Keys in byte order.
+    pub keys: Vec<String>,
+    /// Pass as `after` for the next page; absent on the last one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+/// `GET /v1/storage/{namespace}?…` parameters.
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+pub struct KeyQuery {
+    /// Only keys that start with this.
+    pub prefix: Option<String>,
+    /// Only keys after this one (a page's `next`).
+    pub after: Option<String>,
+    /// Keys per page, 1 to 1000 (default 100).
+    pub limit: Option<usize>,
+}
+
+/// `GET /v1/storage/{namespace}/{key}`: one value.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ValueView {
+    /// The key.
+    pub key: String,
+    /// Its version.
+    pub version: u64,
+    /// When it expires, ms since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_ms: Option<u64>,
+    /// The value, when it is UTF-8 text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// The value in hex, when it is not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hex: Option<String>,
+}
