@@ -16,6 +16,8 @@
 import { log as hostLog } from "weft:plugin/log@0.1.1";
 import { report } from "weft:plugin/progress@0.1.1";
 import * as hostModels from "weft:plugin/models@0.1.1";
+import * as hostStorage from "weft:plugin/storage@0.1.1";
+import * as hostConfig from "weft:plugin/config@0.1.1";
 
 const tasks = new Map();
 
@@ -93,6 +95,79 @@ export const models = {
       });
     } catch (e) { throw modelError(e); }
   },
+};
+
+function storageError(e) {
+  const p = e && e.payload;
+  if (p && p.tag === "conflict") {
+    const err = TaskError.failed(`conflict: the key is at version ${p.val ?? "none"}`);
+    err.conflict = true;
+    err.current = p.val === undefined ? undefined : Number(p.val);
+    return err;
+  }
+  if (p && p.tag === "unavailable") return TaskError.retryable(`storage unavailable: ${p.val}`);
+  if (p && p.tag) return TaskError.failed(`${p.tag}: ${p.val}`);
+  return e;
+}
+
+const utf8 = new TextEncoder();
+
+/**
+ * Key-value storage kept by the host: the plugin's own namespace (no
+ * `namespace`) and those its manifest grants, per user of the run. Values
+ * are bytes (a string is written as UTF-8); versions are numbers. Only
+ * tasks with `sideEffects: true` may write. A lost compare-and-swap throws a
+ * TaskError with `conflict: true`.
+ */
+export const storage = {
+  /** `{ value: Uint8Array, version }`, or undefined when absent. */
+  get(key, namespace) {
+    try {
+      const e = hostStorage.get(namespace, key);
+      return e === undefined ? undefined : { value: e.value, version: Number(e.version) };
+    } catch (e) { throw storageError(e); }
+  },
+  /** The value as text, or undefined. */
+  getText(key, namespace) {
+    const e = storage.get(key, namespace);
+    return e === undefined ? undefined : new TextDecoder().decode(e.value);
+  },
+  /** Write; the new version. `options.ifVersion` (0: only if absent), `options.ttlMs`. */
+  set(key, value, namespace, options = {}) {
+    const bytes = typeof value === "string" ? utf8.encode(value) : value;
+    const write = {
+      key, value: bytes,
+      ifVersion: options.ifVersion === undefined ? undefined : BigInt(options.ifVersion),
+      ttlMs: options.ttlMs === undefined ? undefined : BigInt(options.ttlMs),
+    };
+    try { return Number(hostStorage.set(namespace, write)); } catch (e) { throw storageError(e); }
+  },
+  /** Every key that starts with `prefix`, in byte order. */
+  keys(prefix = "", namespace) {
+    const found = [];
+    let after;
+    for (;;) {
+      let page;
+      try { page = hostStorage.listKeys(namespace, prefix, after, 1000); } catch (e) { throw storageError(e); }
+      found.push(...page.keys);
+      if (page.next === undefined) return found;
+      after = page.next;
+    }
+  },
+};
+
+/** The plugin's `[config]` (its manifest's), values as JSON. */
+export const config = {
+  /** The value, or undefined when the manifest does not set it. */
+  get(key) {
+    let text;
+    try { text = hostConfig.get(key); } catch (e) {
+      const p = e && e.payload;
+      throw TaskError.failed(`config \`${key}\`: ${p ? p.val : e}`);
+    }
+    return text === undefined ? undefined : JSON.parse(text);
+  },
+  keys() { return hostConfig.keys(); },
 };
 
 /** The `weft:plugin/task` export: re-export it from the plugin module. */

@@ -95,6 +95,74 @@ def squares(input: Numbers) -> Numbers:
 @task("py.fails")
 def fails(input: Numbers) -> Numbers:
     return Numbers([1 // 0])
+
+
+@dataclass
+class Counter:
+    key: str
+
+
+@dataclass
+class Counted:
+    key: str
+    n: int
+
+
+@task("py.count", side_effects=True)
+def count(input: Counter) -> Counted:
+    """Counts in the plugin's storage, by compare-and-swap."""
+    from weft_sdk import storage, StorageConflict
+    while True:
+        found = storage.get(input.key)
+        n, version = (int(found[0]), found[1]) if found else (0, 0)
+        try:
+            storage.set(input.key, str(n + 1).encode(), if_version=version)
+            return Counted(input.key, n + 1)
+        except StorageConflict:
+            continue
+
+
+@dataclass
+class Setting:
+    key: str
+
+
+@dataclass
+class SettingValue:
+    value: str
+
+
+@task("py.setting", cacheable=False)
+def setting(input: Setting) -> SettingValue:
+    from weft_sdk import config
+    return SettingValue(str(config.get(input.key)))
+"#;
+
+/// A JavaScript task over the `storage` import, appended to the code task
+/// example.
+const JS_COUNT: &str = r#"
+import { storage, config } from "./weft-sdk.js";
+
+defineTask(
+  {
+    id: "js.count",
+    input: { type: "object", properties: { key: { type: "string" } }, required: ["key"] },
+    output: { type: "object", properties: { key: { type: "string" }, n: { type: "integer" }, greeting: {} } },
+    sideEffects: true,
+  },
+  (input) => {
+    for (;;) {
+      const found = storage.get(input.key);
+      const n = found ? Number(new TextDecoder().decode(found.value)) : 0;
+      try {
+        storage.set(input.key, String(n + 1), undefined, { ifVersion: found ? found.version : 0 });
+        return { key: input.key, n: n + 1, greeting: config.get("greeting") ?? null };
+      } catch (e) {
+        if (!e.conflict) throw e;
+      }
+    }
+  },
+);
 "#;
 
 #[test]
@@ -131,11 +199,9 @@ fn plugins_in_rust_python_and_javascript_build_load_and_pass_data_along() {
     );
     app.push_str(PYTHON_TASKS);
     std::fs::write(d.join("py/app.py"), app).unwrap();
-    std::fs::copy(
-        PathBuf::from(ROOT).join("examples/plugin-js-code/app.js"),
-        d.join("js/app.js"),
-    )
-    .unwrap();
+    let js = std::fs::read_to_string(PathBuf::from(ROOT).join("examples/plugin-js-code/app.js"))
+        .unwrap();
+    std::fs::write(d.join("js/app.js"), js + JS_COUNT).unwrap();
 
     let plugins = d.join("plugins");
     std::fs::create_dir_all(&plugins).unwrap();
@@ -151,6 +217,10 @@ fn plugins_in_rust_python_and_javascript_build_load_and_pass_data_along() {
             started.elapsed(),
         ));
         std::fs::copy(&wasm, plugins.join(format!("{name}.wasm"))).unwrap();
+    }
+    for name in ["py", "js"] {
+        let manifest = "[config]\ngreeting = \"hi from the manifest\"\n";
+        std::fs::write(plugins.join(format!("{name}.toml")), manifest).unwrap();
     }
 
     // One host loads all three (first load compiles; the second is cached).
@@ -204,12 +274,19 @@ fn plugins_in_rust_python_and_javascript_build_load_and_pass_data_along() {
             {"id": "js_throws", "type": "code.javascript",
              "defaults": {"code": "throw new RangeError('no such thing')"}},
             {"id": "js_loops", "type": "code.javascript", "config": {"timeout_ms": 2000},
-             "defaults": {"code": "while (true) {}"}}
+             "defaults": {"code": "while (true) {}"}},
+            {"id": "py1", "type": "py.count", "defaults": {"key": "visits"}},
+            {"id": "py2", "type": "py.count"},
+            {"id": "js1", "type": "js.count", "defaults": {"key": "visits"}},
+            {"id": "js2", "type": "js.count"},
+            {"id": "setting", "type": "py.setting", "defaults": {"key": "greeting"}}
         ],
         "dataflows": [
             flow("numbers", "numbers", "squares", "numbers"),
             flow("squares", "*", "sum", "args"),
-            flow("sum", "result", "report", "result")
+            flow("sum", "result", "report", "result"),
+            flow("py1", "key", "py2", "key"),
+            flow("js1", "key", "js2", "key")
         ]
     });
     std::fs::write(d.join("g.json"), graph.to_string()).unwrap();
@@ -234,6 +311,15 @@ fn plugins_in_rust_python_and_javascript_build_load_and_pass_data_along() {
     assert_eq!(result["outputs"]["sum"]["result"], 30);
     assert_eq!(result["outputs"]["report"]["text"], "the total is 30");
     assert_eq!(result["outputs"]["greet"]["greeting"], "Hello, loom!");
+    // Storage and configuration from Python and JavaScript: each plugin
+    // counts in its own namespace.
+    assert_eq!(result["outputs"]["py2"], json!({"key": "visits", "n": 2}));
+    assert_eq!(result["outputs"]["js2"]["n"], 2);
+    assert_eq!(result["outputs"]["js2"]["greeting"], "hi from the manifest");
+    assert_eq!(
+        result["outputs"]["setting"]["value"],
+        "hi from the manifest"
+    );
     let error = |node: &str| {
         result["failures"]
             .as_array()

@@ -281,9 +281,9 @@ fn share(state: &AppState, options: &DaemonOptions) -> tokio::task::JoinHandle<(
     })
 }
 
-/// Until shutdown: delete ended runs past their retention, a bounded pass
-/// every `every_s` seconds (every host sharing a store may: deleting twice
-/// is harmless).
+/// Until shutdown: delete ended runs past their retention, components no
+/// run needs and expired storage keys, a bounded pass every `every_s`
+/// seconds (every host sharing a store may: deleting twice is harmless).
 fn prune(
     state: &AppState,
     retention: weft::retention::RetentionConfig,
@@ -331,6 +331,12 @@ fn prune(
                 }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "cannot prune components"),
+            }
+            // Plugins' expired keys, a bounded number a pass.
+            match store.kv_sweep(now, retention.per_pass.max(1)).await {
+                Ok(n) if n > 0 => tracing::info!(deleted = n, "swept expired storage keys"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot sweep expired storage keys"),
             }
         }
     })

@@ -32,13 +32,15 @@ from typing import Any, Callable, Dict, List, Optional
 from componentize_py_types import Err
 from wit_world import exports
 from wit_world.imports import log as _log
+from wit_world.imports import config as _config
 from wit_world.imports import models as _models
+from wit_world.imports import storage as _storage
 from wit_world.imports import progress as _progress
 from wit_world.imports import types as _types
 
 __all__ = [
     "task", "Context", "Task", "TaskError", "InvalidInput", "Failed", "Retryable",
-    "log", "progress", "models", "schema_of",
+    "log", "progress", "models", "storage", "config", "StorageConflict", "schema_of",
 ]
 
 
@@ -124,6 +126,89 @@ class models:
         except Err as e:
             raise _model_error(e) from None
         return g.text
+
+
+class StorageConflict(Failed):
+    """A compare-and-swap lost: `current` is the key's version now (None:
+    absent)."""
+
+    def __init__(self, current: Optional[int]):
+        super().__init__(f"conflict: the key is at version {current}")
+        self.current = current
+
+
+def _storage_error(e: Err) -> TaskError:
+    v = e.value
+    if isinstance(v, _storage.StorageError_Conflict):
+        return StorageConflict(v.value)
+    if isinstance(v, _storage.StorageError_Unavailable):
+        return Retryable(f"storage unavailable: {v.value}")
+    kind = type(v).__name__.split("_")[-1]
+    return Failed(f"{kind}: {v.value}")
+
+
+class storage:
+    """Key-value storage kept by the host: the plugin's own namespace
+    (`namespace=None`) and those its manifest grants, per user of the run.
+    Only tasks declared with `side_effects=True` may write."""
+
+    @staticmethod
+    def get(key: str, namespace: Optional[str] = None) -> Optional[tuple]:
+        """`(value: bytes, version: int)`, or None when the key is absent."""
+        try:
+            e = _storage.get(namespace, key)
+        except Err as err:
+            raise _storage_error(err) from None
+        return None if e is None else (bytes(e.value), e.version)
+
+    @staticmethod
+    def set(key: str, value: bytes, namespace: Optional[str] = None,
+            if_version: Optional[int] = None, ttl_ms: Optional[int] = None) -> int:
+        """Write; the new version. `if_version=0`: only if absent; another
+        number: only at that version (else `StorageConflict`)."""
+        try:
+            return _storage.set(namespace, _storage.Write(key, bytes(value), if_version, ttl_ms))
+        except Err as err:
+            raise _storage_error(err) from None
+
+    @staticmethod
+    def delete(key: str, namespace: Optional[str] = None) -> bool:
+        try:
+            return _storage.delete(namespace, key, None)
+        except Err as err:
+            raise _storage_error(err) from None
+
+    @staticmethod
+    def keys(prefix: str = "", namespace: Optional[str] = None) -> List[str]:
+        """Every key that starts with `prefix`, in byte order."""
+        found: List[str] = []
+        after = None
+        while True:
+            try:
+                page = _storage.list_keys(namespace, prefix, after, 1000)
+            except Err as err:
+                raise _storage_error(err) from None
+            found.extend(page.keys)
+            if page.next is None:
+                return found
+            after = page.next
+
+
+class config:
+    """The plugin's `[config]` (its manifest's), values as JSON."""
+
+    @staticmethod
+    def get(key: str) -> Any:
+        """The value, or None when the manifest does not set it."""
+        try:
+            text = _config.get(key)
+        except Err as err:
+            raise Failed(f"config `{key}`: {err.value.value}") from None
+        return None if text is None else json.loads(text)
+
+    @staticmethod
+    def keys() -> List[str]:
+        return list(_config.keys())
 
 
 # ---- JSON Schemas from type hints -----------------------------------------
