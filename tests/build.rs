@@ -25,6 +25,7 @@ const GUESTS: &[(&str, &str, &str)] = &[
         "tests/guests/wit-0-1-0",
     ),
     ("STORAGE", "weft-guest-storage", "tests/guests/storage"),
+    ("FETCH", "weft-guest-fetch", "tests/guests/fetch"),
     (
         "EXAMPLE_PLUGIN",
         "weft-example-plugin",

@@ -91,6 +91,19 @@ pub(crate) struct InstanceState {
     storage: Option<crate::storage::StorageAccess>,
     /// What the `config` import serves (none while the plugin loads).
     config: Option<crate::config::ConfigAccess>,
+    http_ctx: wasmtime_wasi_http::WasiHttpCtx,
+    /// What its outgoing HTTP may do.
+    http: crate::http::HttpHooks,
+}
+
+impl wasmtime_wasi_http::WasiHttpView for InstanceState {
+    fn http(&mut self) -> wasmtime_wasi_http::WasiHttpCtxView<'_> {
+        wasmtime_wasi_http::WasiHttpCtxView {
+            ctx: &mut self.http_ctx,
+            table: &mut self.table,
+            hooks: &mut self.http,
+        }
+    }
 }
 
 impl InstanceState {
@@ -361,6 +374,7 @@ fn truncate(mut s: String) -> String {
 /// Add WASI 0.2 and Weft's own imports to `linker`.
 pub(crate) fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
     wasmtime_wasi::p2::add_to_linker_async(linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
     crate::lookup::add_to_linker(linker)?;
     Plugin::add_to_linker::<InstanceState, HasSelf<InstanceState>>(linker, |s| s)?;
     Ok(())
@@ -382,6 +396,8 @@ pub(crate) struct Sandbox<'a> {
     pub storage: Option<crate::storage::StorageAccess>,
     /// What its `config` import serves, for a task run.
     pub config: Option<crate::config::ConfigAccess>,
+    /// Origins its outgoing HTTP may reach, and how.
+    pub http: crate::http::HttpHooks,
 }
 
 /// A store for one instance, and the pipe collecting its stderr.
@@ -454,6 +470,14 @@ pub(crate) fn new_store(
         fuel: sandbox.fuel,
         storage: sandbox.storage.clone(),
         config: sandbox.config.clone(),
+        http_ctx: wasmtime_wasi_http::WasiHttpCtx::new(),
+        http: crate::http::HttpHooks {
+            plugin: sandbox.plugin.to_string(),
+            grants: sandbox.http.grants.clone(),
+            limits: sandbox.http.limits,
+            permits: sandbox.http.permits.clone(),
+            stats: sandbox.http.stats.clone(),
+        },
     };
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limiter);

@@ -27,6 +27,7 @@
 pub mod config;
 pub mod engine;
 pub mod fair;
+pub mod http;
 mod instance;
 mod lookup;
 pub mod manifest;
@@ -93,6 +94,8 @@ pub struct HostLimits {
     /// The quota of a storage namespace when the manifest says nothing, and
     /// the most a manifest may ask.
     pub storage_quota: weft_store::key_values::Quota,
+    /// Limits on plugins' outgoing HTTP.
+    pub http: http::HttpLimits,
 }
 
 impl Default for HostLimits {
@@ -107,6 +110,7 @@ impl Default for HostLimits {
                 max_keys: 100_000,
                 max_bytes: 64 << 20,
             },
+            http: http::HttpLimits::default(),
         }
     }
 }
@@ -196,6 +200,18 @@ pub struct LoadedPlugin {
     /// Its task types that declare side effects (may write storage), known
     /// once it is described.
     writers: std::sync::OnceLock<std::collections::HashSet<String>>,
+    /// Origins its outgoing HTTP may reach, its requests in flight, the
+    /// host's limits and counts.
+    http: HttpAccess,
+}
+
+/// A plugin's outgoing HTTP: what each of its instances is given.
+#[derive(Clone)]
+pub(crate) struct HttpAccess {
+    pub grants: Arc<[http::HttpGrant]>,
+    pub limits: http::HttpLimits,
+    pub permits: Arc<tokio::sync::Semaphore>,
+    pub stats: Arc<http::HttpStats>,
 }
 
 impl LoadedPlugin {
@@ -216,6 +232,13 @@ impl LoadedPlugin {
             network: self.network.clone(),
             storage: None,
             config: None,
+            http: http::HttpHooks {
+                plugin: self.name.clone(),
+                grants: self.http.grants.clone(),
+                limits: self.http.limits,
+                permits: self.http.permits.clone(),
+                stats: self.http.stats.clone(),
+            },
         }
     }
 
@@ -373,6 +396,8 @@ pub struct PluginHost {
     storage: Option<(Arc<dyn KeyValues>, Arc<dyn Clock>)>,
     /// Where `{ secret = … }` config values come from.
     secrets: Option<Arc<dyn config::Secrets>>,
+    /// What plugins' outgoing HTTP did.
+    http_stats: Arc<http::HttpStats>,
 }
 
 impl PluginHost {
@@ -395,7 +420,13 @@ impl PluginHost {
             plugins_dir: None,
             storage: None,
             secrets: None,
+            http_stats: Arc::default(),
         })
+    }
+
+    /// What plugins' outgoing HTTP did since the host started.
+    pub fn http_stats(&self) -> &http::HttpStats {
+        &self.http_stats
     }
 
     /// Keep plugins' `storage` in `store`, expiring by `clock`.
@@ -591,6 +622,20 @@ impl PluginHost {
             settings: Arc::new(manifest.settings.clone()),
             secrets: self.secrets.clone(),
             writers: std::sync::OnceLock::new(),
+            http: HttpAccess {
+                // Checked when the manifest was parsed.
+                grants: manifest
+                    .grants
+                    .http
+                    .iter()
+                    .filter_map(|g| http::HttpGrant::parse(g).ok())
+                    .collect(),
+                limits: self.limits.http,
+                permits: Arc::new(tokio::sync::Semaphore::new(
+                    self.limits.http.concurrency.max(1),
+                )),
+                stats: self.http_stats.clone(),
+            },
         });
         let declared = self.describe(&plugin).await?;
         let writers = declared
@@ -639,7 +684,9 @@ impl PluginHost {
                     description: t.description,
                     side_effects: t.side_effects,
                     cacheable: t.cacheable && !t.side_effects,
-                    reaches_out: !plugin.granted_models.is_empty() || !plugin.network.is_empty(),
+                    reaches_out: !plugin.granted_models.is_empty()
+                        || !plugin.network.is_empty()
+                        || !plugin.http.grants.is_empty(),
                     plugin: source.name.clone(),
                     implementation: Implementation::Wasm(plugin.clone()),
                 })

@@ -25,6 +25,7 @@ use serde::Deserialize;
 /// guest = "/data"       # where the plugin sees it
 /// writable = false      # default false
 ///
+/// http = ["https://api.example.com"]  # origins it may send HTTP requests to
 /// storage = ["shared-index"]   # further storage namespaces, read-only
 ///
 /// [[grants.storage]]    # ... or read-write
@@ -151,6 +152,11 @@ pub struct Grants {
     /// Storage namespaces beyond the plugin's own (see [`StorageGrant`]).
     #[serde(default)]
     pub storage: Vec<StorageGrant>,
+    /// Origins the plugin may send HTTP requests to through `wasi:http`
+    /// (`https://api.example.com`, `http://127.0.0.1:8080`): scheme, host
+    /// and port must match; the host resolves and connects.
+    #[serde(default)]
+    pub http: Vec<String>,
 }
 
 /// Where a network grant points.
@@ -287,6 +293,16 @@ pub enum ManifestError {
         /// What is wrong.
         message: String,
     },
+    /// An HTTP grant is not an origin.
+    #[error("manifest {path}: http grant `{grant}`: {message}")]
+    BadHttpGrant {
+        /// The manifest file.
+        path: PathBuf,
+        /// The grant as written.
+        grant: String,
+        /// What is wrong.
+        message: String,
+    },
     /// A storage grant names no valid namespace.
     #[error("manifest {path}: storage namespace `{name}` must be 1–128 of [a-z0-9._-]")]
     BadNamespace {
@@ -342,6 +358,15 @@ impl Manifest {
                 path: path.to_path_buf(),
                 grant: grant.clone(),
                 message,
+            })?;
+        }
+        for grant in &manifest.grants.http {
+            crate::http::HttpGrant::parse(grant).map_err(|message| {
+                ManifestError::BadHttpGrant {
+                    path: path.to_path_buf(),
+                    grant: grant.clone(),
+                    message,
+                }
             })?;
         }
         for grant in &manifest.grants.storage {
