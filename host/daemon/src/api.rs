@@ -1054,7 +1054,9 @@ async fn metrics(State(state): State<AppState>) -> Response {
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        state.metrics.render(failures),
+        state
+            .metrics
+            .render(failures, state.host.plugin_host().http_stats()),
     )
         .into_response()
 }

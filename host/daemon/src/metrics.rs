@@ -49,6 +49,7 @@ struct Inner {
     task_seconds: Histogram,
     rejected: Family<Reason, Counter>,
     plugin_failures: Gauge,
+    plugin_http: Family<Outcome, Gauge>,
     schedule_firings: Family<Outcome, Counter>,
 }
 
@@ -64,6 +65,7 @@ impl Metrics {
         let task_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 20));
         let rejected = Family::<Reason, Counter>::default();
         let plugin_failures = Gauge::default();
+        let plugin_http = Family::<Outcome, Gauge>::default();
         let schedule_firings = Family::<Outcome, Counter>::default();
         registry.register(
             "runs_finished",
@@ -111,6 +113,12 @@ impl Metrics {
             plugin_failures.clone(),
         );
         registry.register(
+            "plugin_http_requests",
+            "Plugins' outgoing HTTP requests since the daemon started, by outcome: \
+             `sent`, `refused` (no grant for the origin), `failed`",
+            plugin_http.clone(),
+        );
+        registry.register(
             "schedule_firings",
             "Schedule occurrences handled here, by outcome: `started` a run, `found` \
              the run another host started, `waiting` for a quota, `failed` to start, \
@@ -129,6 +137,7 @@ impl Metrics {
                 task_seconds,
                 rejected,
                 plugin_failures,
+                plugin_http,
                 schedule_firings,
             }),
         }
@@ -242,9 +251,15 @@ impl Metrics {
         }
     }
 
-    /// The metrics as OpenMetrics text; `plugin_failures` is sampled now.
-    pub(crate) fn render(&self, plugin_failures: usize) -> String {
+    /// The metrics as OpenMetrics text; `plugin_failures` and the plugins'
+    /// outgoing HTTP (`http`) are sampled now.
+    pub(crate) fn render(&self, plugin_failures: usize, http: &weft::plugin::http::HttpStats) -> String {
         self.inner.plugin_failures.set(plugin_failures as i64);
+        use std::sync::atomic::Ordering::Relaxed;
+        for (outcome, n) in [("sent", &http.sent), ("refused", &http.refused), ("failed", &http.failed)] {
+            let n = i64::try_from(n.load(Relaxed)).unwrap_or(i64::MAX);
+            self.inner.plugin_http.get_or_create(&Outcome { outcome }).set(n);
+        }
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.inner.registry);
