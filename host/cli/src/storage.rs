@@ -82,7 +82,7 @@ pub async fn main(
         StorageAction::Get { namespace, key } => {
             let space = Space::new(user, &namespace);
             let Some(entry) = store
-                .kv_get(&space, &[key.clone()], now)
+                .kv_get(&space, std::slice::from_ref(&key), now)
                 .await?
                 .pop()
                 .flatten()

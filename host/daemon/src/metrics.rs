@@ -253,12 +253,23 @@ impl Metrics {
 
     /// The metrics as OpenMetrics text; `plugin_failures` and the plugins'
     /// outgoing HTTP (`http`) are sampled now.
-    pub(crate) fn render(&self, plugin_failures: usize, http: &weft::plugin::http::HttpStats) -> String {
+    pub(crate) fn render(
+        &self,
+        plugin_failures: usize,
+        http: &weft::plugin::http::HttpStats,
+    ) -> String {
         self.inner.plugin_failures.set(plugin_failures as i64);
         use std::sync::atomic::Ordering::Relaxed;
-        for (outcome, n) in [("sent", &http.sent), ("refused", &http.refused), ("failed", &http.failed)] {
+        for (outcome, n) in [
+            ("sent", &http.sent),
+            ("refused", &http.refused),
+            ("failed", &http.failed),
+        ] {
             let n = i64::try_from(n.load(Relaxed)).unwrap_or(i64::MAX);
-            self.inner.plugin_http.get_or_create(&Outcome { outcome }).set(n);
+            self.inner
+                .plugin_http
+                .get_or_create(&Outcome { outcome })
+                .set(n);
         }
         let mut out = String::new();
         // Writing into a String cannot fail.
