@@ -194,6 +194,22 @@ pub trait KeyValues: Send + Sync {
     async fn kv_sweep(&self, now_ms: u64, limit: usize) -> Result<usize, StoreError>;
 }
 
+/// Check that `key`, at version `current` now (`None`: absent or expired),
+/// is at the version a write asks for (`Some(0)`: absent), if it asks.
+pub(crate) fn check_version(
+    key: &str,
+    current: Option<u64>,
+    want: Option<u64>,
+) -> Result<(), KvError> {
+    match want {
+        Some(want) if current.unwrap_or(0) != want => Err(KvError::Conflict {
+            key: key.to_string(),
+            current,
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Whether `key` starts with `prefix` and comes after `after`.
 pub(crate) fn listed(key: &str, prefix: &str, after: Option<&str>) -> bool {
     key.starts_with(prefix) && after.is_none_or(|a| key > a)

@@ -14,7 +14,7 @@ use super::{
     StoredRun, TaskOffer,
 };
 use crate::key_values::{
-    Entry, KeyValues, KvError, Quota, Space, Usage, Write, admit, listed, size_of,
+    Entry, KeyValues, KvError, Quota, Space, Usage, Write, admit, check_version, listed, size_of,
 };
 use crate::retention::{Retention, entry_bytes};
 use crate::schedules::{Fired, Schedule, Schedules};
@@ -866,14 +866,7 @@ impl KeyValues for MemoryStore {
         for w in writes {
             let stored = kv.entries.get(&(space.clone(), w.key.clone()));
             let current = stored.filter(|e| e.live(now_ms)).map(|e| e.version);
-            if let Some(want) = w.if_version
-                && current.unwrap_or(0) != want
-            {
-                return Err(KvError::Conflict {
-                    key: w.key.clone(),
-                    current,
-                });
-            }
+            check_version(&w.key, current, w.if_version)?;
             match stored {
                 Some(old) => after.bytes = after.bytes.saturating_sub(size_of(&w.key, &old.value)),
                 None => after.keys += 1,
@@ -896,14 +889,7 @@ impl KeyValues for MemoryStore {
     ) -> Result<bool, KvError> {
         let mut runs = self.lock();
         let current = runs.kv.live(space, key, now_ms).map(|e| e.version);
-        if let Some(want) = if_version
-            && current.unwrap_or(0) != want
-        {
-            return Err(KvError::Conflict {
-                key: key.to_string(),
-                current,
-            });
-        }
+        check_version(key, current, if_version)?;
         let removed = runs.kv.remove(space, key);
         Ok(removed.is_some_and(|e| e.live(now_ms)))
     }

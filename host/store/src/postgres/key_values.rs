@@ -8,7 +8,9 @@ use sqlx::{Postgres, Row, Transaction};
 
 use super::{PgStore, backend};
 use crate::StoreError;
-use crate::key_values::{Entry, KeyValues, KvError, Quota, Space, Usage, Write, admit, size_of};
+use crate::key_values::{
+    Entry, KeyValues, KvError, Quota, Space, Usage, Write, admit, check_version, size_of,
+};
 
 fn ms(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
@@ -89,16 +91,6 @@ async fn stored(
     Ok(row.as_ref().map(entry))
 }
 
-fn check(key: &str, current: Option<u64>, want: Option<u64>) -> Result<(), KvError> {
-    match want {
-        Some(want) if current.unwrap_or(0) != want => Err(KvError::Conflict {
-            key: key.to_string(),
-            current,
-        }),
-        _ => Ok(()),
-    }
-}
-
 #[async_trait::async_trait]
 impl KeyValues for PgStore {
     async fn kv_get(
@@ -139,7 +131,7 @@ impl KeyValues for PgStore {
         for w in writes {
             let old = stored(&mut tx, space, &w.key).await?;
             let current = old.as_ref().filter(|e| e.live(now_ms)).map(|e| e.version);
-            check(&w.key, current, w.if_version)?;
+            check_version(&w.key, current, w.if_version)?;
             match &old {
                 Some(old) => after.bytes = after.bytes.saturating_sub(size_of(&w.key, &old.value)),
                 None => after.keys += 1,
@@ -181,11 +173,11 @@ impl KeyValues for PgStore {
         let mut tx = self.pool.begin().await.map_err(backend)?;
         let mut usage = lock_usage(&mut tx, space).await?;
         let Some(old) = stored(&mut tx, space, key).await? else {
-            check(key, None, if_version)?;
+            check_version(key, None, if_version)?;
             return Ok(false);
         };
         let current = old.live(now_ms).then_some(old.version);
-        check(key, current, if_version)?;
+        check_version(key, current, if_version)?;
         sqlx::query("DELETE FROM weft_kv WHERE scope = $1 AND namespace = $2 AND key = $3")
             .bind(&space.scope)
             .bind(&space.namespace)

@@ -8,7 +8,7 @@ use redb::{ReadableTable, WriteTransaction};
 use super::{KV, KV_EXPIRY, KV_USAGE, META, RedbStore, backend};
 use crate::StoreError;
 use crate::key_values::{
-    Entry, KeyValues, KvError, Quota, Space, Usage, Write, admit, listed, size_of,
+    Entry, KeyValues, KvError, Quota, Space, Usage, Write, admit, check_version, listed, size_of,
 };
 
 /// An entry as stored: version, expiry (0: none), then the value.
@@ -115,16 +115,6 @@ fn put(tx: &WriteTransaction, space: &Space, w: &Write) -> Result<u64, StoreErro
     Ok(entry.version)
 }
 
-fn conflict(key: &str, current: Option<u64>, want: Option<u64>) -> Result<(), KvError> {
-    match want {
-        Some(want) if current.unwrap_or(0) != want => Err(KvError::Conflict {
-            key: key.to_string(),
-            current,
-        }),
-        _ => Ok(()),
-    }
-}
-
 #[async_trait::async_trait]
 impl KeyValues for RedbStore {
     async fn kv_get(
@@ -162,7 +152,7 @@ impl KeyValues for RedbStore {
             for w in &writes {
                 let old = stored(tx, &space, &w.key)?;
                 let current = old.as_ref().filter(|e| e.live(now_ms)).map(|e| e.version);
-                conflict(&w.key, current, w.if_version)?;
+                check_version(&w.key, current, w.if_version)?;
                 match &old {
                     Some(old) => {
                         after.bytes = after.bytes.saturating_sub(size_of(&w.key, &old.value))
@@ -193,7 +183,7 @@ impl KeyValues for RedbStore {
         self.write(move |tx| {
             let old = stored(tx, &space, &key)?;
             let current = old.as_ref().filter(|e| e.live(now_ms)).map(|e| e.version);
-            conflict(&key, current, if_version)?;
+            check_version(&key, current, if_version)?;
             let Some(old) = remove(tx, &space, &key)? else {
                 return Ok(false);
             };
