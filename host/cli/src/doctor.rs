@@ -142,7 +142,7 @@ fn default_model(models_dir: &Path) -> Finding {
     missing(
         CHECK,
         format!("{} is missing (text embeddings)", model.display()),
-        "examples/models/fetch.sh (from a Weft checkout)",
+        "weft models pull minilm",
     )
 }
 

@@ -14,6 +14,7 @@ mod serve;
 mod storage;
 mod store;
 mod toolchain;
+mod wheels;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

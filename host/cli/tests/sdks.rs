@@ -13,7 +13,8 @@ use serde_json::{Value, json};
 use weft_tests::ROOT;
 
 fn weft(dir: &Path, args: &[&str]) -> Output {
-    let tools = PathBuf::from(ROOT).join(".weft/tools");
+    // Where `sdk/install-tools.sh` puts them (tests/run.sh exports these).
+    let tools = PathBuf::from(ROOT).join(".weft/cache/tools");
     let mut c = Command::new(env!("CARGO_BIN_EXE_weft"));
     c.args(args)
         .current_dir(dir)
@@ -21,12 +22,13 @@ fn weft(dir: &Path, args: &[&str]) -> Output {
         .env("WEFT_DATA_DIR", dir.join("data"))
         .env_remove("WEFT_PLUGINS_DIR");
     if std::env::var_os("WEFT_COMPONENTIZE_PY").is_none() {
-        c.env("WEFT_COMPONENTIZE_PY", tools.join("py/bin/componentize-py"));
+        let py = tools.join("componentize-py-0.25.1/bin/componentize-py");
+        c.env("WEFT_COMPONENTIZE_PY", py);
     }
     if std::env::var_os("WEFT_COMPONENTIZE_JS").is_none() {
         c.env(
             "WEFT_COMPONENTIZE_JS",
-            tools.join("js/node_modules/.bin/componentize-js"),
+            tools.join("componentize-js-0.23.0/node_modules/.bin/componentize-js"),
         );
     }
     // The Rust project shares a target folder between test runs.

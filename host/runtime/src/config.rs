@@ -440,7 +440,7 @@ impl Config {
     /// Add the models that ship with Weft when their files are present in
     /// `models_dir` and the configuration does not define the same id:
     /// `minilm` (sentence embeddings, 384 dimensions), fetched by
-    /// `examples/models/fetch.sh`. Also: ONNX Runtime is looked for in the
+    /// `weft models pull minilm`. Also: ONNX Runtime is looked for in the
     /// data directory when `ORT_DYLIB_PATH` is not set.
     pub fn add_default_models(&mut self, models_dir: &Path) {
         self.models_dir = Some(models_dir.to_path_buf());

@@ -17,14 +17,14 @@ use super::{GenerateOptions, Generation, ModelConfig, ModelError, Prompt, Provid
 
 /// The ONNX Runtime version the project's setup installs.
 const RUNTIME_HINT: &str = "ONNX Runtime 1.31 is needed for local models: run \
-    examples/models/fetch.sh (it puts libonnxruntime.so.1.31.1 from the PyPI wheel onnxruntime==1.31.1 \
-    into .weft/onnxruntime/), or set ORT_DYLIB_PATH to that library";
+    `weft models pull minilm` (it puts libonnxruntime.so.1.31.1 from the PyPI wheel onnxruntime==1.31.1 \
+    into the data directory's onnxruntime/), or set ORT_DYLIB_PATH to that library";
 
 static DEFAULT_RUNTIME: OnceLock<PathBuf> = OnceLock::new();
 
 /// Where to look for ONNX Runtime when neither `WEFT_ONNXRUNTIME` nor
 /// `ORT_DYLIB_PATH` is set (the CLI passes the data directory's copy, as
-/// installed by `examples/models/fetch.sh`). The first call wins.
+/// installed by `weft models pull minilm`). The first call wins.
 pub fn set_default_onnx_runtime(path: PathBuf) {
     let _ = DEFAULT_RUNTIME.set(path);
 }
