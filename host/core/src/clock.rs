@@ -13,6 +13,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub trait Clock: Send + Sync + fmt::Debug {
     /// Milliseconds since the Unix epoch.
     fn now_ms(&self) -> u64;
+
+    /// How long to sleep before looking again for something due at
+    /// `due_ms`: until then, by a clock that moves by itself; a clock moved
+    /// by hand may jump ahead at any time, so a waiter looks again soon.
+    fn recheck_in(&self, due_ms: u64) -> Duration {
+        Duration::from_millis(due_ms.saturating_sub(self.now_ms()))
+    }
 }
 
 /// The system's clock.
@@ -50,9 +57,16 @@ impl ManualClock {
     }
 }
 
+/// How often a waiter on a [`ManualClock`] looks at it again.
+const MANUAL_RECHECK: Duration = Duration::from_millis(20);
+
 impl Clock for ManualClock {
     fn now_ms(&self) -> u64 {
         self.ms.load(Ordering::SeqCst)
+    }
+
+    fn recheck_in(&self, due_ms: u64) -> Duration {
+        Duration::from_millis(due_ms.saturating_sub(self.now_ms())).min(MANUAL_RECHECK)
     }
 }
 
@@ -77,5 +91,11 @@ mod tests {
         clock.advance(Duration::from_millis(250));
         assert_eq!(clock.now_ms(), 1_250);
         assert!(SystemClock.now_ms() > 1_700_000_000_000);
+        // Waiting for a time: until then on the system clock; soon again
+        // on one moved by hand.
+        let soon = SystemClock.now_ms() + 60_000;
+        assert!(SystemClock.recheck_in(soon) > Duration::from_secs(59));
+        assert_eq!(clock.recheck_in(1_250 + 60_000), MANUAL_RECHECK);
+        assert_eq!(clock.recheck_in(1_000), Duration::ZERO);
     }
 }

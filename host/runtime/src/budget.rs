@@ -6,7 +6,6 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
@@ -21,10 +20,6 @@ pub struct Budget {
     over: OnceLock<String>,
     stop: CancellationToken,
 }
-
-/// How often a waiting deadline looks at the clock again (a clock moved by
-/// hand in a test is seen within this).
-const DEADLINE_POLL: Duration = Duration::from_secs(1);
 
 impl Budget {
     /// The budget of a run submitted at `created_ms` under `limits`, which
@@ -93,7 +88,8 @@ async fn watch(budget: Arc<Budget>, deadline_ms: u64, timeout_ms: u64, clock: Ar
             ));
             return;
         }
-        let wait = Duration::from_millis(left).min(DEADLINE_POLL);
+        // Until the deadline (a clock moved by hand says: sooner).
+        let wait = clock.recheck_in(deadline_ms);
         tokio::select! {
             () = budget.stop.cancelled() => return,
             () = tokio::time::sleep(wait) => {}
@@ -105,6 +101,7 @@ async fn watch(budget: Arc<Budget>, deadline_ms: u64, timeout_ms: u64, clock: Ar
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
+    use std::time::Duration;
 
     #[tokio::test]
     async fn a_run_stops_at_its_task_cap_or_its_deadline_whichever_first() {

@@ -1233,8 +1233,7 @@ impl Runner {
             if running.is_empty() && (idle || cancelled) {
                 break;
             }
-            let until_retry = next_retry
-                .map(|at| std::time::Duration::from_millis(at.saturating_sub(st.clock.now_ms())));
+            let until_retry = next_retry.map(|at| st.clock.recheck_in(at));
             tokio::select! {
                 _ = cancel.cancelled(), if !cancelled => { cancelled = true; }
                 _ = tokio::time::sleep(until_retry.unwrap_or_default()), if until_retry.is_some() => {}
