@@ -22,12 +22,6 @@ eval "$(sdk/install-tools.sh)"
 echo "== setup: Workglow (npm, pinned), for the compatibility tests"
 npm ci --prefix tests/workglow --no-audit --no-fund --loglevel=error
 
-echo "== setup: PostgreSQL"
-if [[ -z ${WEFT_TEST_DATABASE_URL:-} ]]; then
-  eval "$(tests/postgres.sh start)"
-  trap 'tests/postgres.sh stop "$WEFT_TEST_PG_DIR"' EXIT
-fi
-
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -40,6 +34,17 @@ guests=(weft-sdk weft-plugin-text weft-plugin-json weft-plugin-math weft-plugin-
         weft-guest-misbehave weft-guest-bad-schema weft-guest-bad-import weft-guest-wit-0-1-0
         weft-guest-storage weft-guest-fetch weft-example-plugin)
 cargo clippy --target wasm32-wasip2 "${guests[@]/#/-p}" -- -D warnings
+
+echo "== tests: build"
+cargo test --no-run
+
+# Started last, just before the tests use it; if a test cannot reach it, its
+# log says why.
+echo "== setup: PostgreSQL"
+if [[ -z ${WEFT_TEST_DATABASE_URL:-} ]]; then
+  eval "$(tests/postgres.sh start)"
+  trap 'status=$?; if ((status)); then echo "== PostgreSQL log (tail)"; tail -n 40 "$WEFT_TEST_PG_DIR/log" || true; fi; tests/postgres.sh stop "$WEFT_TEST_PG_DIR"' EXIT
+fi
 
 echo "== tests"
 cargo test

@@ -63,11 +63,13 @@ pub async fn fresh_postgres() -> String {
         );
     };
     let name = format!("weft_test_{}", uuid::Uuid::now_v7().simple());
-    let pool = sqlx::PgPool::connect(&admin)
+    // One connection, so a failure says what it is (a pool says only that
+    // it timed out).
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
         .await
-        .expect("test PostgreSQL reachable");
+        .unwrap_or_else(|e| panic!("the test PostgreSQL at {admin} is not reachable: {e}"));
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&pool)
+        .execute(&mut conn)
         .await
         .expect("CREATE DATABASE");
     let (base, _) = admin.rsplit_once('/').expect("URL ends with /DATABASE");
