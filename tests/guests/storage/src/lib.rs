@@ -1,5 +1,5 @@
 //! Tasks over the `storage` and `config` imports, for the tests:
-//! `kv.count` (a compare-and-swap counter), `kv.put`, `kv.fill`, `kv.get`, `kv.keys`,
+//! `kv.count` (a compare-and-swap counter), `kv.put`, `kv.fill`, `kv.bench`, `kv.get`, `kv.keys`,
 //! `kv.try-put` (a task without side effects that tries to write),
 //! `kv.config` and `kv.config-digest` (a value's SHA-256, not the value).
 use schemars::JsonSchema;
@@ -124,6 +124,37 @@ fn fill(input: Fill, _: &Context) -> Result<Keys, TaskError> {
     Ok(Keys { keys: Vec::new() })
 }
 
+#[derive(Deserialize, JsonSchema)]
+struct Bench {
+    /// Keys to write one by one, then read one by one.
+    n: u32,
+}
+
+#[derive(Serialize, JsonSchema)]
+struct Timed {
+    set_ms: f64,
+    get_ms: f64,
+}
+
+/// `n` single-key writes, then `n` single-key reads, each a host call, timed
+/// inside the task (`examples/bench/storage.sh`).
+fn bench(input: Bench, _: &Context) -> Result<Timed, TaskError> {
+    let keys: Vec<String> = (0..input.n).map(|i| format!("bench/{i:08}")).collect();
+    let started = std::time::Instant::now();
+    for k in &keys {
+        storage::set(None, k, b"0123456789abcdef")?;
+    }
+    let set_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let started = std::time::Instant::now();
+    for k in &keys {
+        if storage::get(None, k)?.is_none() {
+            return Err(TaskError::failed(format!("{k} was not written")));
+        }
+    }
+    let get_ms = started.elapsed().as_secs_f64() * 1000.0;
+    Ok(Timed { set_ms, get_ms })
+}
+
 #[derive(Serialize, JsonSchema)]
 struct Refused {
     /// What the host said.
@@ -176,6 +207,7 @@ fn tasks() -> Vec<TaskDef> {
         TaskDef::new("kv.count", count).side_effects(),
         TaskDef::new("kv.put", put).side_effects(),
         TaskDef::new("kv.fill", fill).side_effects(),
+        TaskDef::new("kv.bench", bench).side_effects(),
         TaskDef::new("kv.get", get).not_cacheable(),
         TaskDef::new("kv.keys", keys).not_cacheable(),
         TaskDef::new("kv.try-put", try_put).not_cacheable(),
