@@ -27,9 +27,19 @@ const GUESTS: &[(&str, &str, &str)] = &[
     ("STORAGE", "weft-guest-storage", "tests/guests/storage"),
     ("FETCH", "weft-guest-fetch", "tests/guests/fetch"),
     (
+        "PROVIDER_MISBEHAVE",
+        "weft-guest-provider-misbehave",
+        "tests/guests/provider-misbehave",
+    ),
+    (
         "EXAMPLE_PLUGIN",
         "weft-example-plugin",
         "examples/plugin-rust",
+    ),
+    (
+        "EXAMPLE_PROVIDER",
+        "weft-example-provider",
+        "examples/provider-rust",
     ),
 ];
 

@@ -260,6 +260,11 @@ enum Command {
         /// The project.
         #[arg(default_value = ".")]
         dir: PathBuf,
+        /// The WIT world it implements: `plugin` (tasks) or
+        /// `provider-plugin` (a model backend). Rust projects name theirs
+        /// in their own bindings.
+        #[arg(long, default_value = "plugin")]
+        world: project::World,
     },
     /// The guest toolchains `weft build` uses for Python and JavaScript
     /// plugins: list, install, remove (in the cache folder).
@@ -759,7 +764,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Serve(args) => serve::serve(args).await,
         Command::New { name, lang, dir } => project::new(&name, lang, dir),
-        Command::Build { dir } => project::build(&dir),
+        Command::Build { dir, world } => project::build(&dir, world),
         Command::Toolchain { action } => toolchain::main(action),
         Command::Models { action, host, json } => models::main(action, &host, json).await,
         Command::Submit(args) => client::submit(args).await,

@@ -26,6 +26,24 @@ pub enum Lang {
     Js,
 }
 
+/// A world of `wit/weft.wit` that a plugin implements.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum World {
+    /// Tasks: exports `task`.
+    Plugin,
+    /// A model backend: exports `provider`.
+    ProviderPlugin,
+}
+
+impl World {
+    fn wit_name(self) -> &'static str {
+        match self {
+            World::Plugin => "plugin",
+            World::ProviderPlugin => "provider-plugin",
+        }
+    }
+}
+
 /// `weft new NAME --lang L [--dir DIR]`.
 pub fn new(name: &str, lang: Lang, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     if name.is_empty()
@@ -117,8 +135,9 @@ pub fn new(name: &str, lang: Lang, dir: Option<PathBuf>) -> anyhow::Result<ExitC
     Ok(ExitCode::SUCCESS)
 }
 
-/// `weft build [DIR]`: build the project in DIR into `DIR/dist/NAME.wasm`.
-pub fn build(dir: &Path) -> anyhow::Result<ExitCode> {
+/// `weft build [DIR] [--world W]`: build the project in DIR into
+/// `DIR/dist/NAME.wasm`.
+pub fn build(dir: &Path, world: World) -> anyhow::Result<ExitCode> {
     let dir = dir
         .canonicalize()
         .with_context(|| format!("no project at {}", dir.display()))?;
@@ -165,7 +184,7 @@ pub fn build(dir: &Path) -> anyhow::Result<ExitCode> {
                     "-d",
                     "wit",
                     "-w",
-                    "plugin",
+                    world.wit_name(),
                     "componentize",
                     "app",
                     "-p",
@@ -184,7 +203,7 @@ pub fn build(dir: &Path) -> anyhow::Result<ExitCode> {
                     "--wit",
                     "wit",
                     "--world-name",
-                    "plugin",
+                    world.wit_name(),
                     "--disable",
                     "http",
                     "fetch-event",

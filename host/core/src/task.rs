@@ -398,6 +398,8 @@ pub struct PluginReport {
     pub sha256: String,
     /// The task types it provides.
     pub tasks: Vec<String>,
+    /// Whether it serves models (it exports `weft:plugin/provider`).
+    pub provider: bool,
     /// Why it did not load, if it did not.
     pub error: Option<String>,
 }

@@ -753,6 +753,7 @@ async fn plugins(State(state): State<AppState>) -> Json<Vec<PluginView>> {
         source: p.source,
         sha256: p.sha256,
         tasks: p.tasks,
+        provider: p.provider,
         error: p.error,
     });
     Json(list.collect())

@@ -403,6 +403,10 @@ pub struct PluginView {
     pub sha256: String,
     /// The task types it provides.
     pub tasks: Vec<String>,
+    /// Whether it serves models (it exports `weft:plugin/provider`): a
+    /// model configured with `provider = "plugin:NAME"`.
+    #[serde(default)]
+    pub provider: bool,
     /// Why it failed to load.
     pub error: Option<String>,
 }

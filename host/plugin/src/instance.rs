@@ -94,6 +94,8 @@ pub(crate) struct InstanceState {
     http_ctx: wasmtime_wasi_http::WasiHttpCtx,
     /// What its outgoing HTTP may do.
     http: crate::http::HttpHooks,
+    /// When the current call is over time (checked on every epoch tick).
+    deadline: Instant,
 }
 
 impl wasmtime_wasi_http::WasiHttpView for InstanceState {
@@ -107,6 +109,14 @@ impl wasmtime_wasi_http::WasiHttpView for InstanceState {
 }
 
 impl InstanceState {
+    /// Give the next call `timeout` from now and `fuel` (`None`: unlimited);
+    /// for instances that serve more than one call (providers).
+    pub(crate) fn arm(store: &mut Store<InstanceState>, timeout: Duration) -> wasmtime::Result<()> {
+        store.data_mut().deadline = Instant::now() + timeout;
+        let fuel = store.data().fuel;
+        store.set_fuel(fuel.unwrap_or(u64::MAX))
+    }
+
     /// The name-lookup interface's view ([`crate::lookup`]).
     pub(crate) fn lookup(&mut self) -> crate::lookup::Lookup<'_> {
         let sockets = wasmtime_wasi::sockets::WasiSocketsCtxView {
@@ -478,15 +488,15 @@ pub(crate) fn new_store(
             permits: sandbox.http.permits.clone(),
             stats: sandbox.http.stats.clone(),
         },
+        deadline: Instant::now() + timeout,
     };
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limiter);
     store
         .set_fuel(sandbox.fuel.unwrap_or(u64::MAX))
         .map_err(|e| TaskError::Host(format!("cannot set fuel: {e}")))?;
-    let deadline = Instant::now() + timeout;
-    store.epoch_deadline_callback(move |_| {
-        if Instant::now() >= deadline {
+    store.epoch_deadline_callback(|store| {
+        if Instant::now() >= store.data().deadline {
             Ok(UpdateDeadline::Interrupt)
         } else {
             Ok(UpdateDeadline::Yield(1))

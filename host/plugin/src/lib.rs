@@ -34,6 +34,7 @@ pub mod manifest;
 pub mod providers;
 pub mod storage;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,6 +64,7 @@ mod wit_package {
 pub use manifest::{Manifest, ManifestError};
 
 use crate::providers::Models;
+pub use crate::providers::plugin::ProviderPlugin;
 use instance::{InstanceState, PluginPre, Sandbox, wit_types};
 use weft_core::clock::Clock;
 use weft_core::grant::Resource;
@@ -175,52 +177,29 @@ pub enum PluginError {
     },
 }
 
-/// A loaded plugin: a pre-instantiated component and its sandbox settings.
-/// Every task run gets a fresh instance of it.
-pub struct LoadedPlugin {
+/// What every instance of one plugin is given and held to, from its
+/// manifest within the host's ceilings: the same for its tasks and, if it
+/// serves models, its provider instances.
+pub(crate) struct Confinement {
     name: String,
-    /// SHA-256 of the component's bytes, hex.
-    digest: String,
-    engine: WeftEngine,
-    pre: PluginPre<InstanceState>,
     memory_limit: u64,
     fuel: Option<u64>,
     env: Vec<(String, String)>,
     folders: Vec<manifest::FolderGrant>,
-    max_output_bytes: usize,
     models: Option<Arc<Models>>,
     granted_models: Vec<String>,
     network: Arc<[manifest::NetGrant]>,
-    /// Where its `storage` import keeps keys, by which clock.
-    storage: Option<(Arc<dyn KeyValues>, Arc<dyn Clock>)>,
-    storage_grants: Arc<[manifest::StorageGrant]>,
-    storage_quota: weft_store::key_values::Quota,
     settings: Arc<config::Settings>,
     secrets: Option<Arc<dyn config::Secrets>>,
-    /// Its task types that declare side effects (may write storage), known
-    /// once it is described.
-    writers: std::sync::OnceLock<std::collections::HashSet<String>>,
     /// Origins its outgoing HTTP may reach, its requests in flight, the
     /// host's limits and counts.
     http: HttpAccess,
 }
 
-/// A plugin's outgoing HTTP: what each of its instances is given.
-#[derive(Clone)]
-pub(crate) struct HttpAccess {
-    pub grants: Arc<[http::HttpGrant]>,
-    pub limits: http::HttpLimits,
-    pub permits: Arc<tokio::sync::Semaphore>,
-    pub stats: Arc<http::HttpStats>,
-}
-
-impl LoadedPlugin {
-    /// The plugin's name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn sandbox(&self) -> Sandbox<'_> {
+impl Confinement {
+    /// The sandbox of an instance that runs no task (`describe`, a
+    /// provider): no storage, no configuration of a user.
+    pub(crate) fn sandbox(&self) -> Sandbox<'_> {
         Sandbox {
             plugin: &self.name,
             memory_limit: self.memory_limit,
@@ -242,6 +221,56 @@ impl LoadedPlugin {
         }
     }
 
+    /// Its configuration as `user` (empty: none) reads it.
+    pub(crate) fn config(&self, user: &str) -> config::ConfigAccess {
+        config::ConfigAccess {
+            settings: self.settings.clone(),
+            secrets: self.secrets.clone(),
+            plugin: self.name.clone(),
+            user: user.to_string(),
+        }
+    }
+
+    /// Whether it may reach anything outside its sandbox that changes
+    /// between runs (models, the network).
+    fn reaches_out(&self) -> bool {
+        !self.granted_models.is_empty() || !self.network.is_empty() || !self.http.grants.is_empty()
+    }
+}
+
+/// A loaded task plugin: a pre-instantiated component and its sandbox
+/// settings. Every task run gets a fresh instance of it.
+pub struct LoadedPlugin {
+    confinement: Confinement,
+    /// SHA-256 of the component's bytes, hex.
+    digest: String,
+    engine: WeftEngine,
+    pre: PluginPre<InstanceState>,
+    max_output_bytes: usize,
+    /// Where its `storage` import keeps keys, by which clock.
+    storage: Option<(Arc<dyn KeyValues>, Arc<dyn Clock>)>,
+    storage_grants: Arc<[manifest::StorageGrant]>,
+    storage_quota: weft_store::key_values::Quota,
+    /// Its task types that declare side effects (may write storage), known
+    /// once it is described.
+    writers: std::sync::OnceLock<std::collections::HashSet<String>>,
+}
+
+/// A plugin's outgoing HTTP: what each of its instances is given.
+#[derive(Clone)]
+pub(crate) struct HttpAccess {
+    pub grants: Arc<[http::HttpGrant]>,
+    pub limits: http::HttpLimits,
+    pub permits: Arc<tokio::sync::Semaphore>,
+    pub stats: Arc<http::HttpStats>,
+}
+
+impl LoadedPlugin {
+    /// The plugin's name.
+    pub fn name(&self) -> &str {
+        &self.confinement.name
+    }
+
     /// The sandbox of a run of task type `task` for the user `user` (empty:
     /// none): with its storage and configuration.
     fn task_sandbox(&self, task: &str, user: &str) -> Sandbox<'_> {
@@ -252,22 +281,16 @@ impl LoadedPlugin {
                 store: store.clone(),
                 clock: clock.clone(),
                 user: user.to_string(),
-                plugin: self.name.clone(),
+                plugin: self.confinement.name.clone(),
                 task: task.to_string(),
                 may_write: self.writers.get().is_some_and(|w| w.contains(task)),
                 grants: self.storage_grants.clone(),
                 quota: self.storage_quota,
             });
-        let config = config::ConfigAccess {
-            settings: self.settings.clone(),
-            secrets: self.secrets.clone(),
-            plugin: self.name.clone(),
-            user: user.to_string(),
-        };
         Sandbox {
             storage,
-            config: Some(config),
-            ..self.sandbox()
+            config: Some(self.confinement.config(user)),
+            ..self.confinement.sandbox()
         }
     }
 }
@@ -376,6 +399,38 @@ impl PluginSource {
             bytes,
             manifest: Manifest::for_component(path),
         })
+    }
+}
+
+/// What one component provides.
+pub struct Loaded {
+    /// Its task types (none if it does not export `task`).
+    pub tasks: Vec<TaskType>,
+    /// Its model backend, if it exports `provider`.
+    pub provider: Option<Arc<ProviderPlugin>>,
+}
+
+/// Which of Weft's interfaces a component exports (any 0.1.x version).
+struct Exports {
+    task: bool,
+    provider: bool,
+}
+
+impl Exports {
+    fn of(component: &wasmtime::component::Component, engine: &wasmtime::Engine) -> Self {
+        let names: Vec<String> = component
+            .component_type()
+            .exports(engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
+        let exports = |interface: &str| {
+            let prefix = format!("weft:plugin/{interface}@0.1.");
+            names.iter().any(|n| n.starts_with(&prefix))
+        };
+        Exports {
+            task: exports("task"),
+            provider: exports("provider"),
+        }
     }
 }
 
@@ -530,8 +585,13 @@ impl PluginHost {
 
     /// Load every source (compiling in parallel) into `registry`, in order. A
     /// plugin that fails is recorded in the registry's reports with its error and
-    /// skipped; the others load.
-    pub async fn load_all(&self, registry: &mut Registry, sources: Vec<PluginSource>) {
+    /// skipped; the others load. Returns the provider plugins among them, by
+    /// name.
+    pub async fn load_all(
+        &self,
+        registry: &mut Registry,
+        sources: Vec<PluginSource>,
+    ) -> BTreeMap<String, Arc<ProviderPlugin>> {
         let loads = sources.into_iter().map(|source| {
             let host = self.clone();
             async move {
@@ -540,19 +600,27 @@ impl PluginHost {
                     source: source.origin.clone(),
                     sha256: hex::encode(Sha256::digest(&source.bytes)),
                     tasks: Vec::new(),
+                    provider: false,
                     error: None,
                 };
                 (report, host.load(source).await)
             }
         });
+        let mut providers = BTreeMap::new();
         for (mut report, result) in futures::future::join_all(loads).await {
-            let result = result.and_then(|types| {
-                let ids: Vec<String> = types.iter().map(|t| t.id.clone()).collect();
-                registry.insert_all(types)?;
-                Ok(ids)
+            let result = result.and_then(|loaded| {
+                let ids: Vec<String> = loaded.tasks.iter().map(|t| t.id.clone()).collect();
+                registry.insert_all(loaded.tasks)?;
+                Ok((ids, loaded.provider))
             });
             match result {
-                Ok(ids) => report.tasks = ids,
+                Ok((ids, provider)) => {
+                    report.tasks = ids;
+                    report.provider = provider.is_some();
+                    if let Some(provider) = provider {
+                        providers.insert(report.name.clone(), provider);
+                    }
+                }
                 Err(e) => {
                     tracing::warn!(plugin = %report.name, source = %report.source, error = %e, "plugin not loaded");
                     report.error = Some(e.to_string());
@@ -560,11 +628,54 @@ impl PluginHost {
             }
             registry.report(report);
         }
+        providers
     }
 
-    /// Load one component and return its task types.
-    pub async fn load(&self, source: PluginSource) -> Result<Vec<TaskType>, PluginError> {
+    /// Load one component: its task types if it exports `task`, its model
+    /// backend if it exports `provider` (at least one of them).
+    pub async fn load(&self, source: PluginSource) -> Result<Loaded, PluginError> {
         let manifest = source.manifest?;
+        let confinement = self.confine(&source.name, &manifest)?;
+        let engine = self.engine.clone();
+        let bytes = source.bytes;
+        let digest = hex::encode(Sha256::digest(&bytes));
+        let component = tokio::task::spawn_blocking(move || engine.load_component(&bytes))
+            .await
+            .map_err(|e| PluginError::Compile(e.to_string()))?
+            .map_err(|e| PluginError::Compile(format!("{e:#}")))?;
+        let exports = Exports::of(&component, self.engine.engine());
+        if !exports.task && !exports.provider {
+            return Err(PluginError::Link(format!(
+                "exports neither `weft:plugin/task` nor `weft:plugin/provider` (0.1.x): build it against the `plugin` or the `provider-plugin` world of {WIT_PACKAGE}"
+            )));
+        }
+        let instance_pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| PluginError::Link(format!("{e:#}")))?;
+        let provider = match exports.provider {
+            true => Some(Arc::new(ProviderPlugin::new(
+                self.confine(&source.name, &manifest)?,
+                self.engine.clone(),
+                &instance_pre,
+                manifest.limits.instances.unwrap_or(1),
+            )?)),
+            false => None,
+        };
+        let tasks = match exports.task {
+            true => {
+                let pre = PluginPre::new(instance_pre)
+                    .map_err(|e| PluginError::Link(format!("{e:#}")))?;
+                self.load_tasks(confinement, digest, pre, &manifest).await?
+            }
+            false => Vec::new(),
+        };
+        Ok(Loaded { tasks, provider })
+    }
+
+    /// What every instance of plugin `name` is given and held to, from
+    /// `manifest` within the host's ceilings.
+    fn confine(&self, name: &str, manifest: &Manifest) -> Result<Confinement, PluginError> {
         for folder in &manifest.grants.folders {
             self.check_grant(&folder.host)?;
         }
@@ -578,35 +689,17 @@ impl PluginHost {
             Some(mib) => mib << 20,
             None => self.limits.default_memory_bytes,
         };
-        let engine = self.engine.clone();
-        let bytes = source.bytes;
-        let digest = hex::encode(Sha256::digest(&bytes));
-        let component = tokio::task::spawn_blocking(move || engine.load_component(&bytes))
-            .await
-            .map_err(|e| PluginError::Compile(e.to_string()))?
-            .map_err(|e| PluginError::Compile(format!("{e:#}")))?;
-        let pre = self
-            .linker
-            .instantiate_pre(&component)
-            .and_then(PluginPre::new)
-            .map_err(|e| PluginError::Link(format!("{e:#}")))?;
-        let storage_quota = self.storage_quota(&manifest)?;
-        let env = manifest
-            .grants
-            .env
-            .iter()
-            .filter_map(|k| std::env::var(k).ok().map(|v| (k.clone(), v)))
-            .collect();
-        let plugin = Arc::new(LoadedPlugin {
-            name: source.name.clone(),
-            digest,
-            engine: self.engine.clone(),
-            pre,
+        Ok(Confinement {
+            name: name.to_string(),
             memory_limit,
             fuel: manifest.limits.fuel.or(self.limits.default_fuel),
-            env,
+            env: manifest
+                .grants
+                .env
+                .iter()
+                .filter_map(|k| std::env::var(k).ok().map(|v| (k.clone(), v)))
+                .collect(),
             folders: manifest.grants.folders.clone(),
-            max_output_bytes: self.limits.max_output_bytes,
             models: self.models.clone(),
             granted_models: manifest.grants.models.clone(),
             // Checked when the manifest was parsed.
@@ -616,12 +709,8 @@ impl PluginHost {
                 .iter()
                 .filter_map(|g| manifest::NetGrant::parse(g).ok())
                 .collect(),
-            storage: self.storage.clone(),
-            storage_grants: manifest.grants.storage.clone().into(),
-            storage_quota,
             settings: Arc::new(manifest.settings.clone()),
             secrets: self.secrets.clone(),
-            writers: std::sync::OnceLock::new(),
             http: HttpAccess {
                 // Checked when the manifest was parsed.
                 grants: manifest
@@ -636,6 +725,27 @@ impl PluginHost {
                 )),
                 stats: self.http_stats.clone(),
             },
+        })
+    }
+
+    /// Describe a task plugin and make its task types.
+    async fn load_tasks(
+        &self,
+        confinement: Confinement,
+        digest: String,
+        pre: PluginPre<InstanceState>,
+        manifest: &Manifest,
+    ) -> Result<Vec<TaskType>, PluginError> {
+        let plugin = Arc::new(LoadedPlugin {
+            confinement,
+            digest,
+            engine: self.engine.clone(),
+            pre,
+            max_output_bytes: self.limits.max_output_bytes,
+            storage: self.storage.clone(),
+            storage_grants: manifest.grants.storage.clone().into(),
+            storage_quota: self.storage_quota(manifest)?,
+            writers: std::sync::OnceLock::new(),
         });
         let declared = self.describe(&plugin).await?;
         let writers = declared
@@ -662,11 +772,11 @@ impl PluginHost {
                 // A plugin granted models takes the model to call on its
                 // `model` port (the standard AI tasks do): the user must be
                 // granted the model named there. Every call is checked too.
-                let resources =
-                    match !plugin.granted_models.is_empty() && input.port("model").is_some() {
-                        true => vec![("model".to_string(), Resource::Model)],
-                        false => Vec::new(),
-                    };
+                let granted_models = !plugin.confinement.granted_models.is_empty();
+                let resources = match granted_models && input.port("model").is_some() {
+                    true => vec![("model".to_string(), Resource::Model)],
+                    false => Vec::new(),
+                };
                 Ok(TaskType {
                     input,
                     output: schema("output", &t.output_schema)?,
@@ -684,10 +794,8 @@ impl PluginHost {
                     description: t.description,
                     side_effects: t.side_effects,
                     cacheable: t.cacheable && !t.side_effects,
-                    reaches_out: !plugin.granted_models.is_empty()
-                        || !plugin.network.is_empty()
-                        || !plugin.http.grants.is_empty(),
-                    plugin: source.name.clone(),
+                    reaches_out: plugin.confinement.reaches_out(),
+                    plugin: plugin.confinement.name.clone(),
                     implementation: Implementation::Wasm(plugin.clone()),
                 })
             })
@@ -718,7 +826,7 @@ impl PluginHost {
         let _permit = self.engine.instance_permit("").await;
         let (mut store, stderr) = instance::new_store(
             self.engine.engine(),
-            &plugin.sandbox(),
+            &plugin.confinement.sandbox(),
             None,
             Arc::new(weft_core::grant::Grants::all()),
             timeout,

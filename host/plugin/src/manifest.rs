@@ -123,6 +123,9 @@ pub struct Limits {
     /// this bounds the work of a run whatever the machine's speed (default:
     /// the host's, unlimited).
     pub fuel: Option<u64>,
+    /// A provider plugin's instances kept alive at once, each serving one
+    /// model call at a time (default 1).
+    pub instances: Option<u32>,
 }
 
 /// What the plugin may reach outside its sandbox.

@@ -337,13 +337,15 @@ impl HostBuilder {
             }
         }
         crate::pinning::archive(store.as_ref(), &sources).await;
-        plugins.load_all(&mut registry, sources).await;
+        let providers = plugins.load_all(&mut registry, sources).await;
+        models.serve_plugins(providers);
         for (origin, error) in unreadable {
             registry.report(PluginReport {
                 name: origin.clone(),
                 source: origin,
                 sha256: String::new(),
                 tasks: Vec::new(),
+                provider: false,
                 error: Some(error.to_string()),
             });
         }
@@ -466,12 +468,14 @@ impl Host {
         }
         let mut loaded = Registry::new();
         crate::pinning::archive(self.store.as_ref(), &sources).await;
-        self.plugins.load_all(&mut loaded, sources).await;
+        let mut providers = self.plugins.load_all(&mut loaded, sources).await;
+        let serving = self.models.plugins();
         for report in loaded.plugins() {
-            let previous = old
-                .plugins()
-                .iter()
-                .find(|p| p.source == report.source && p.error.is_none() && !p.tasks.is_empty());
+            let previous = old.plugins().iter().find(|p| {
+                p.source == report.source
+                    && p.error.is_none()
+                    && (!p.tasks.is_empty() || p.provider)
+            });
             match (&report.error, previous) {
                 (None, _) => fresh.carry_over(&loaded, report),
                 (Some(error), Some(previous)) => {
@@ -483,6 +487,9 @@ impl Host {
                         previous.sha256
                     ));
                     fresh.carry_over_as(&old, previous, kept);
+                    if let Some(provider) = serving.get(&previous.name) {
+                        providers.insert(previous.name.clone(), provider.clone());
+                    }
                 }
                 (Some(_), None) => fresh.report(report.clone()),
             }
@@ -493,10 +500,13 @@ impl Host {
                 source: origin,
                 sha256: String::new(),
                 tasks: Vec::new(),
+                provider: false,
                 error: Some(error.to_string()),
             });
         }
         let changed = old.plugins() != fresh.plugins();
+        // Built-in plugins serve no models; the folder's now serve.
+        self.models.serve_plugins(providers);
         *self.registry.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(fresh);
         if changed {
             tracing::info!(dir = %dir.display(), "plugins reloaded");

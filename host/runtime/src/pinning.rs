@@ -147,7 +147,8 @@ pub async fn pinned_registry(
         let types = plugins
             .load(source)
             .await
-            .map_err(|e| unpinnable(format!("does not load again: {e}")))?;
+            .map_err(|e| unpinnable(format!("does not load again: {e}")))?
+            .tasks;
         replaced.push((report.clone(), digest.clone(), types));
     }
     if replaced.is_empty() {

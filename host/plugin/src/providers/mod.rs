@@ -2,7 +2,7 @@
 //!
 //! Owns model configuration (`[models.ID]`), the [`Provider`] trait (the seam
 //! between the import and a backend: local ONNX, OpenAI-compatible HTTP,
-//! Anthropic HTTP), and [`Models`], which looks models up by id, checks a
+//! Anthropic HTTP, a provider plugin), and [`Models`], which looks models up by id, checks a
 //! plugin's grant, and admits each call through the model's limiter
 //! (concurrency, sliding-window rate, pauses asked for by a provider's
 //! Retry-After). It must not know about wasm, graphs or runs.
@@ -17,6 +17,7 @@ mod http;
 mod onnx;
 #[cfg(feature = "http")]
 mod openai;
+pub mod plugin;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -34,9 +35,10 @@ pub use onnx::{OnnxEmbedder, OnnxGenerator, onnx_runtime, set_default_onnx_runti
 #[cfg(not(feature = "onnx"))]
 pub fn set_default_onnx_runtime(_path: std::path::PathBuf) {}
 
-/// Where a model is served from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// Where a model is served from: `onnx`, `openai`, `anthropic` or
+/// `plugin:NAME`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub enum ProviderKind {
     /// A local ONNX model run by ONNX Runtime.
     Onnx,
@@ -44,6 +46,44 @@ pub enum ProviderKind {
     Openai,
     /// Anthropic's Messages API.
     Anthropic,
+    /// The provider plugin of this name (a component exporting
+    /// `weft:plugin/provider`, loaded from the plugins folder).
+    Plugin(String),
+}
+
+impl TryFrom<String> for ProviderKind {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        match text.as_str() {
+            "onnx" => Ok(ProviderKind::Onnx),
+            "openai" => Ok(ProviderKind::Openai),
+            "anthropic" => Ok(ProviderKind::Anthropic),
+            _ => match text.strip_prefix("plugin:") {
+                Some(name) if plain_name(name) => Ok(ProviderKind::Plugin(name.to_string())),
+                _ => Err(format!(
+                    "unknown provider `{text}`: expected `onnx`, `openai`, `anthropic` or `plugin:NAME` (NAME a plugin's file stem)"
+                )),
+            },
+        }
+    }
+}
+
+impl From<ProviderKind> for String {
+    fn from(kind: ProviderKind) -> String {
+        kind.to_string()
+    }
+}
+
+impl std::fmt::Display for ProviderKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProviderKind::Onnx => f.write_str("onnx"),
+            ProviderKind::Openai => f.write_str("openai"),
+            ProviderKind::Anthropic => f.write_str("anthropic"),
+            ProviderKind::Plugin(name) => write!(f, "plugin:{name}"),
+        }
+    }
 }
 
 /// What a model does.
@@ -90,6 +130,10 @@ pub struct ModelConfig {
     /// `weft models pull`: files to download into the model's folder.
     #[serde(default)]
     pub files: Vec<ModelFile>,
+    /// A provider plugin: its settings for this model (`[models.ID.settings]`),
+    /// passed to it as one JSON object.
+    #[serde(default)]
+    pub settings: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Whether `name` is a plain file name: 1-255 of `[A-Za-z0-9._-]`, not
@@ -149,6 +193,7 @@ impl ModelConfig {
             rate: None,
             max_wait_ms: None,
             files: Vec::new(),
+            settings: serde_json::Map::new(),
         }
     }
 
@@ -299,17 +344,26 @@ pub struct Models {
     dir: Option<PathBuf>,
     /// What Retry-After pauses are measured by.
     clock: Arc<dyn weft_core::clock::Clock>,
+    /// The provider plugins loaded now, by name (swapped on reload).
+    plugins: std::sync::RwLock<BTreeMap<String, Arc<plugin::ProviderPlugin>>>,
 }
 
 struct Entry {
     config: ModelConfig,
     /// Built on first use (loading an ONNX model takes a moment, and a
     /// missing runtime must not stop the host from starting).
-    provider: tokio::sync::Mutex<Option<Arc<dyn Provider>>>,
+    provider: tokio::sync::Mutex<Option<Built>>,
     queue: Queue,
     /// Serialises admission (check, then take) and wakes waiters on release.
     admit: tokio::sync::Mutex<()>,
     released: tokio::sync::Notify,
+}
+
+/// A model's provider, with the provider plugin it was built on (if any):
+/// after a reload replaced that plugin, it is built again.
+struct Built {
+    plugin: Option<Arc<plugin::ProviderPlugin>>,
+    provider: Arc<dyn Provider>,
 }
 
 /// `plugin` may call `model` if its manifest grants it (or grants `*`).
@@ -334,10 +388,14 @@ impl Drop for Permit<'_> {
     }
 }
 
-/// Load or connect the provider of model `id`.
+/// Load or connect the provider of model `id` (a provider plugin's models
+/// are built by [`Models::provider`]).
 #[cfg_attr(not(any(feature = "onnx", feature = "http")), allow(unused_variables))]
 async fn build_provider(id: &str, config: ModelConfig) -> Result<Arc<dyn Provider>, ModelError> {
     match config.provider {
+        ProviderKind::Plugin(_) => Err(ModelError::Unavailable(format!(
+            "model `{id}`: a provider plugin's model is built by `Models`"
+        ))),
         #[cfg(not(feature = "onnx"))]
         ProviderKind::Onnx => Err(built_without("ONNX models", "onnx")),
         #[cfg(not(feature = "http"))]
@@ -450,6 +508,7 @@ impl Models {
             entries,
             dir: None,
             clock: state.clock.clone(),
+            plugins: std::sync::RwLock::default(),
         }
     }
 
@@ -531,13 +590,54 @@ impl Models {
             .ok_or_else(|| ModelError::UnknownModel(id.to_string()))
     }
 
+    /// Serve models from these provider plugins (by name) from now on, in
+    /// place of the ones before: the host calls it after loading or
+    /// reloading its plugins.
+    pub fn serve_plugins(&self, plugins: BTreeMap<String, Arc<plugin::ProviderPlugin>>) {
+        *self.plugins.write().unwrap_or_else(|e| e.into_inner()) = plugins;
+    }
+
+    /// The provider plugins serving now, by name.
+    pub fn plugins(&self) -> BTreeMap<String, Arc<plugin::ProviderPlugin>> {
+        self.plugins
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Provider plugin `name`, for model `id`.
+    fn plugin(&self, id: &str, name: &str) -> Result<Arc<plugin::ProviderPlugin>, ModelError> {
+        let plugins = self.plugins.read().unwrap_or_else(|e| e.into_inner());
+        plugins.get(name).cloned().ok_or_else(|| {
+            ModelError::Unavailable(format!(
+                "model `{id}` is served by plugin `{name}`, which is not loaded: put `{name}.wasm` (a component exporting `weft:plugin/provider`) in the plugins folder"
+            ))
+        })
+    }
+
     async fn provider(&self, id: &str, entry: &Entry) -> Result<Arc<dyn Provider>, ModelError> {
+        let plugin = match &entry.config.provider {
+            ProviderKind::Plugin(name) => Some(self.plugin(id, name)?),
+            _ => None,
+        };
         let mut slot = entry.provider.lock().await;
-        if let Some(p) = slot.as_ref() {
-            return Ok(p.clone());
+        if let Some(built) = slot.as_ref() {
+            let current = match (&built.plugin, &plugin) {
+                (Some(was), Some(is)) => Arc::ptr_eq(was, is),
+                (was, is) => was.is_none() && is.is_none(),
+            };
+            if current {
+                return Ok(built.provider.clone());
+            }
         }
-        let provider = build_provider(id, entry.config.clone()).await?;
-        *slot = Some(provider.clone());
+        let provider: Arc<dyn Provider> = match &plugin {
+            Some(p) => Arc::new(plugin::PluginModel::load(p.clone(), id, &entry.config).await?),
+            None => build_provider(id, entry.config.clone()).await?,
+        };
+        *slot = Some(Built {
+            plugin,
+            provider: provider.clone(),
+        });
         Ok(provider)
     }
 
@@ -661,7 +761,7 @@ impl Models {
         };
         Ok(ModelInfo {
             id: model.to_string(),
-            provider: entry.config.provider,
+            provider: entry.config.provider.clone(),
             kind: entry.config.kind(),
             dimensions,
         })
