@@ -447,3 +447,128 @@ fn the_first_build_installs_its_toolchain_and_later_builds_reuse_it() {
     );
     assert!(said.contains("install Python 3.11 or later"), "{said}");
 }
+
+/// The example provider's model, re-done here from its description: each
+/// lower-cased word hashed (32-bit FNV-1a) into one of `dimensions`
+/// buckets, signed by the hash's top bit, the vector scaled to length 1.
+fn hash_words(text: &str, dimensions: usize) -> Vec<f64> {
+    let mut v = vec![0.0; dimensions];
+    let lower = text.to_lowercase();
+    let words = lower
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty());
+    for word in words {
+        let h = word.bytes().fold(0x811C_9DC5u32, |h, b| {
+            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+        });
+        v[h as usize % dimensions] += if h >> 31 == 0 { 1.0 } else { -1.0 };
+    }
+    let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+    v.into_iter().map(|x| x / norm).collect()
+}
+
+fn cosine(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// `examples/provider-python` built by `weft build --world provider-plugin`
+/// serves an embedding model that the standard AI tasks use like any other.
+#[test]
+fn a_python_provider_plugin_serves_an_embedding_model_to_the_standard_tasks() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let project = d.join("hash-words");
+    std::fs::create_dir_all(&project).unwrap();
+    for file in ["app.py", "provider.py"] {
+        let example = PathBuf::from(ROOT)
+            .join("examples/provider-python")
+            .join(file);
+        std::fs::copy(example, project.join(file)).unwrap();
+    }
+    let said = ok(
+        weft(&project, &["build", "--world", "provider-plugin"]),
+        "weft build",
+    );
+    assert!(said.contains("dist/hash-words.wasm"), "{said}");
+    let plugins = d.join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(
+        project.join("dist/hash-words.wasm"),
+        plugins.join("hash-words.wasm"),
+    )
+    .unwrap();
+    let model = |id: &str, dimensions: i64| {
+        format!(
+            "[models.{id}]\nprovider = \"plugin:hash-words\"\nkind = \"embedding\"\n\
+             model = \"hash-words\"\nsettings = {{ dimensions = {dimensions} }}\n"
+        )
+    };
+    std::fs::write(
+        d.join("weft.toml"),
+        model("words", 32) + &model("broken", 0),
+    )
+    .unwrap();
+    let texts = [
+        "The cat sat on the mat",
+        "Stock prices fell sharply today",
+        "A cat sat down on a mat",
+    ];
+    let graph = json!({
+        "tasks": [
+            {"id": "embed", "type": "ai.text-embedding", "defaults": {"model": "words"}},
+            {"id": "info", "type": "ai.model-info", "defaults": {"model": "words"}},
+            {"id": "broken", "type": "ai.text-embedding",
+             "defaults": {"model": "broken", "texts": ["x"]}}
+        ],
+        "dataflows": []
+    });
+    std::fs::write(d.join("graph.json"), graph.to_string()).unwrap();
+    let input = json!({"texts": texts, "text": "Where did the cat sit?"}).to_string();
+    let out = weft(
+        d,
+        &[
+            "run",
+            "graph.json",
+            "--input",
+            &input,
+            "--json",
+            "--plugins",
+            "plugins",
+        ],
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}", String::from_utf8_lossy(&out.stderr));
+    });
+    let outputs = &v["outputs"];
+    assert_eq!(outputs["info"]["provider"], "plugin:hash-words", "{v}");
+    assert_eq!(outputs["info"]["dimensions"], 32, "{v}");
+    let vectors: Vec<Vec<f64>> =
+        serde_json::from_value(outputs["embed"]["vectors"].clone()).unwrap();
+    assert_eq!(vectors.len(), 4, "three texts and `text`");
+    for (got, text) in vectors
+        .iter()
+        .zip(texts.iter().chain(["Where did the cat sit?"].iter()))
+    {
+        let expected = hash_words(text, 32);
+        let off = got
+            .iter()
+            .zip(&expected)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        assert!(off < 1e-6, "{text}: {got:?} vs {expected:?}");
+    }
+    // Texts sharing words are the closest.
+    assert!(cosine(&vectors[0], &vectors[2]) > cosine(&vectors[0], &vectors[1]));
+    // A bad setting fails only the node using that model, saying why.
+    let failure = v["failures"]
+        .as_array()
+        .and_then(|f| f.iter().find(|f| f["node"] == "broken"))
+        .unwrap_or_else(|| panic!("{v}"));
+    assert!(
+        failure["error"]
+            .as_str()
+            .unwrap()
+            .contains("settings.dimensions must be an integer from 1 to 4096"),
+        "{failure}"
+    );
+}
