@@ -1454,14 +1454,21 @@ fn print_plugins(host: &Host, json_out: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     for p in host.plugins() {
+        let mut provides = p.tasks.join(", ");
+        if p.provider {
+            let sep = if provides.is_empty() { "" } else { "; " };
+            provides = format!(
+                "{provides}{sep}serves models (provider = \"plugin:{}\")",
+                p.name
+            );
+        }
         match &p.error {
             None => writeln!(
                 std::io::stdout(),
-                "{} ({}) sha256:{:.12}: {}",
+                "{} ({}) sha256:{:.12}: {provides}",
                 p.name,
                 p.source,
                 p.sha256,
-                p.tasks.join(", ")
             )?,
             Some(e) => writeln!(std::io::stdout(), "{} ({}) FAILED: {e}", p.name, p.source)?,
         }

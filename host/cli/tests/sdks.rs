@@ -508,6 +508,15 @@ fn a_python_provider_plugin_serves_an_embedding_model_to_the_standard_tasks() {
         model("words", 32) + &model("broken", 0),
     )
     .unwrap();
+    let listed = ok(
+        weft(d, &["plugins", "--plugins", "plugins"]),
+        "weft plugins",
+    );
+    assert!(
+        listed.contains("hash-words (plugins/hash-words.wasm)")
+            && listed.contains(": serves models (provider = \"plugin:hash-words\")"),
+        "{listed}"
+    );
     let texts = [
         "The cat sat on the mat",
         "Stock prices fell sharply today",

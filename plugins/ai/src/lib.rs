@@ -266,7 +266,7 @@ struct ModelIn {
 struct ModelInfoOut {
     /// The model's id.
     id: String,
-    /// `onnx`, `openai` or `anthropic`.
+    /// `onnx`, `openai`, `anthropic` or `plugin:NAME`.
     provider: String,
     /// `embedding` or `generation`.
     kind: String,

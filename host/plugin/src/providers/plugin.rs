@@ -134,8 +134,11 @@ impl ProviderPlugin {
             .engine
             .instance_permit(&format!("provider:{}", self.name()))
             .await;
+        // No user behind a call (so no secrets), and no models: a provider
+        // calling the models it serves would wait for itself.
         let sandbox = crate::instance::Sandbox {
             config: Some(self.confinement.config("")),
+            models: None,
             ..self.confinement.sandbox()
         };
         let (mut store, stderr) = instance::new_store(
