@@ -404,3 +404,37 @@ async fn string_tasks_answer_as_workglows() {
         .unwrap_err();
     assert!(e.contains("port `b` must be a string"), "{e}");
 }
+
+/// Where Workglow's vector tasks give what JSON cannot carry (Infinity,
+/// NaN as `null`), Weft's refuse, naming the component.
+#[tokio::test]
+async fn vector_tasks_refuse_what_json_cannot_carry() {
+    let host = common::host(None).await;
+    let e = one(
+        &host,
+        "vector.divide",
+        json!({"vectors": [[1, 1, 0], [2, 0, 0]]}),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        e.contains("division by zero: component 1 of vector 1 is 0"),
+        "{e}"
+    );
+    let e = one(
+        &host,
+        "vector.scale",
+        json!({"vector": [1e308], "scalar": 10}),
+    )
+    .await
+    .unwrap_err();
+    assert!(e.contains("not a finite number"), "{e}");
+    let ok = one(
+        &host,
+        "vector.scale",
+        json!({"vector": [1, 2], "scalar": 2}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ok["result"], json!([2, 4]));
+}

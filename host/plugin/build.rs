@@ -11,6 +11,7 @@ const STANDARD: &[(&str, &str)] = &[
     ("std-ai", "weft-plugin-ai"),
     ("std-scalar", "weft-plugin-scalar"),
     ("std-string", "weft-plugin-string"),
+    ("std-vector", "weft-plugin-vector"),
 ];
 
 fn main() {

@@ -35,7 +35,7 @@ const HUMAN: [&str; 2] = ["HumanApprovalTask", "HumanInputTask"];
 /// another name: same ports, same behaviour. (Others do the same job with
 /// other port names, e.g. `math.add` gives `value` where `ScalarAddTask`
 /// gives `result`: `scalar.add` is its alias.)
-pub const ALIASES: [(&str, &str); 24] = [
+pub const ALIASES: [(&str, &str); 32] = [
     ("TextGenerationTask", "ai.text-generation"),
     ("TextSummaryTask", "ai.text-summary"),
     ("ScalarAddTask", "scalar.add"),
@@ -60,7 +60,24 @@ pub const ALIASES: [(&str, &str); 24] = [
     ("StringSliceTask", "string.slice"),
     ("StringTemplateTask", "string.template"),
     ("StringTrimTask", "string.trim"),
+    ("VectorSumTask", "vector.sum"),
+    ("VectorSubtractTask", "vector.subtract"),
+    ("VectorMultiplyTask", "vector.multiply"),
+    ("VectorDivideTask", "vector.divide"),
+    ("VectorScaleTask", "vector.scale"),
+    ("VectorNormalizeTask", "vector.normalize"),
+    ("VectorDistanceTask", "vector.distance"),
+    ("VectorDotProductTask", "vector.dot-product"),
 ];
+
+/// The node kind Workglow's class `class` reads as (a control-flow class,
+/// a boundary task, a human-in-the-loop task), if it is one of those.
+pub fn node_kind_of(class: &str) -> Option<&'static str> {
+    match HUMAN.contains(&class) {
+        true => Some(super::WAIT),
+        false => CLASSES.iter().find(|(c, _)| *c == class).map(|(_, k)| *k),
+    }
+}
 
 /// The task type `name` is an alias of, if it is one.
 pub fn alias_of(name: &str) -> Option<&'static str> {
