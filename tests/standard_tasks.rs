@@ -438,3 +438,44 @@ async fn vector_tasks_refuse_what_json_cannot_carry() {
     .unwrap();
     assert_eq!(ok["result"], json!([2, 4]));
 }
+
+/// `util.date-format` formats in en-US only and says so for any other
+/// locale; `string.regex` names what its engine does not support.
+#[tokio::test]
+async fn utility_tasks_say_what_they_do_not_support() {
+    let host = common::host(None).await;
+    let e = one(
+        &host,
+        "util.date-format",
+        json!({"value": "2026-12-03", "format": "date", "locale": "de-DE"}),
+    )
+    .await
+    .unwrap_err();
+    assert!(e.contains("locale `de-DE` is not supported"), "{e}");
+    let e = one(
+        &host,
+        "string.regex",
+        json!({"value": "aa", "pattern": "(a)\\1"}),
+    )
+    .await
+    .unwrap_err();
+    assert!(e.contains("invalid or unsupported pattern"), "{e}");
+    let e = one(
+        &host,
+        "string.regex",
+        json!({"value": "a", "pattern": "a", "flags": "y"}),
+    )
+    .await
+    .unwrap_err();
+    assert!(e.contains("flag `y` is not supported"), "{e}");
+    // A pattern that backtracking engines take exponential time over.
+    let evil = format!("{}!", "a".repeat(5_000));
+    let out = one(
+        &host,
+        "string.regex",
+        json!({"value": evil, "pattern": "^(a|aa)+$"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out["match"], false);
+}

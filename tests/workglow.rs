@@ -362,3 +362,45 @@ async fn vector_tasks_answer_as_workglows_own_classes() {
     ]);
     side_by_side(cases, close).await;
 }
+
+/// Workglow's `RegexTask`, `TemplateTask`, `JsonPathTask` and
+/// `DateFormatTask` and Weft's tasks of those class names agree. (Weft
+/// formats dates in en-US only and refuses other locales: tested in
+/// `standard_tasks.rs`.)
+#[tokio::test]
+async fn utility_tasks_answer_as_workglows_own_classes() {
+    let cases = json!([
+        ["RegexTask", {"value": "a1b22c333", "pattern": "\\d+", "flags": "g"}],
+        ["RegexTask", {"value": "a1b22c333", "pattern": "([a-z])(\\d+)(x)?"}],
+        ["RegexTask", {"value": "ABC", "pattern": "b", "flags": "i"}],
+        ["RegexTask", {"value": "abc", "pattern": "z"}],
+        ["RegexTask", {"value": "abc", "pattern": "z", "flags": "g"}],
+        ["RegexTask", {"value": "one\ntwo", "pattern": "^t\\w+", "flags": "m"}],
+        ["RegexTask", {"value": "abc", "pattern": "("}],
+        ["RegexTask", {"value": "abc", "pattern": "a", "flags": "gg"}],
+        ["TemplateTask", {"template": "Hi {{user.name}}, {{missing|nobody}} {{ n }} {{obj}} {{list}} {{list.1}} {{nil|-}}", "values": {"user": {"name": "Ann"}, "n": 2.5, "obj": {"a": 1}, "list": [1, "x"], "nil": null}}],
+        ["TemplateTask", {"template": "{{a}} {{}} {{{b}}} {{c|x|y}}", "values": {"a": 1e21, "b": "B"}}],
+        ["JsonPathTask", {"value": {"a": {"b": [{"n": 1}, {"n": 2}]}}, "path": "a.b.*.n"}],
+        ["JsonPathTask", {"value": {"a": {"b": [{"n": 1}, {"n": 2}]}}, "path": "a.b.1.n"}],
+        ["JsonPathTask", {"value": {"a": 1}, "path": "a.x.y"}],
+        ["JsonPathTask", {"value": {"a": {"x": [1, 2], "y": [3]}}, "path": "a.*"}],
+        ["JsonPathTask", {"value": {"a": {"x": {"k": [1, 2]}, "y": {"k": 3}, "z": {}}}, "path": "a.*.k"}],
+        ["JsonPathTask", {"value": [[1, 2], [3]], "path": "*.0"}],
+        ["DateFormatTask", {"value": "2026-12-03T21:05:03.250Z"}],
+        ["DateFormatTask", {"value": "2026-12-03T21:05:03.1239Z"}],
+        ["DateFormatTask", {"value": "1764795903250", "format": "unix"}],
+        ["DateFormatTask", {"value": "1764795903250"}],
+        ["DateFormatTask", {"value": "2026-12-03T21:05:03Z", "format": "date"}],
+        ["DateFormatTask", {"value": "2026-12-03T21:05:03Z", "format": "time"}],
+        ["DateFormatTask", {"value": "2026-12-03T00:30:00Z", "format": "time"}],
+        ["DateFormatTask", {"value": "2026-12-03T12:00:00Z", "format": "datetime"}],
+        ["DateFormatTask", {"value": "2026-12-03T09:05:03+02:00", "format": "datetime", "timeZone": "America/New_York"}],
+        ["DateFormatTask", {"value": "2026-07-03T00:05:03Z", "format": "datetime", "timeZone": "Europe/Paris"}],
+        ["DateFormatTask", {"value": "2026-12-03T00:05:03Z", "format": "time", "timeZone": "Asia/Tokyo"}],
+        ["DateFormatTask", {"value": "2026-12-03"}],
+        ["DateFormatTask", {"value": "2026-12-03T10:00"}],
+        ["DateFormatTask", {"value": "not a date"}],
+        ["DateFormatTask", {"value": "2026-12-03", "format": "date", "timeZone": "Not/AZone"}],
+    ]);
+    side_by_side(cases, |ours, theirs| ours == theirs).await;
+}

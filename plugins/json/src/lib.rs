@@ -132,6 +132,63 @@ fn stringify(input: StringifyIn, _: &Context) -> Result<TextOut, TaskError> {
         .map_err(|e| TaskError::failed(e.to_string()))
 }
 
+#[derive(Deserialize, JsonSchema)]
+struct SelectIn {
+    /// Input object or array to query.
+    value: Value,
+    /// Dot-notation path (`a.b.c`, `items.0.name`, `items.*.name`).
+    path: String,
+}
+
+#[derive(Serialize, JsonSchema)]
+struct Selected {
+    /// The value(s) at the path; absent when the path leads nowhere.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<Value>,
+}
+
+/// Workglow's `JsonPathTask`: the value at a dotted path, where `*` takes
+/// every element of an array or every value of an object (a list; lists
+/// from a `*` followed by more path are flattened one level).
+fn select(i: SelectIn, _: &Context) -> Result<Selected, TaskError> {
+    let segments: Vec<&str> = i.path.split('.').collect();
+    Ok(Selected {
+        result: resolve(&i.value, &segments),
+    })
+}
+
+/// `None` is JavaScript's `undefined` (written as `null` inside a list).
+fn resolve(value: &Value, segments: &[&str]) -> Option<Value> {
+    let Some((head, tail)) = segments.split_first() else {
+        return Some(value.clone());
+    };
+    if *head == "*" {
+        let items: Vec<&Value> = match value {
+            Value::Array(items) => items.iter().collect(),
+            Value::Object(m) => m.values().collect(),
+            _ => return None,
+        };
+        let results = items.into_iter().map(|v| resolve(v, tail));
+        let list: Vec<Value> = match tail.is_empty() {
+            true => results.map(|r| r.unwrap_or(Value::Null)).collect(),
+            false => results
+                .flat_map(|r| match r {
+                    Some(Value::Array(inner)) => inner,
+                    Some(v) => vec![v],
+                    None => vec![Value::Null],
+                })
+                .collect(),
+        };
+        return Some(Value::Array(list));
+    }
+    let next = match value {
+        Value::Object(m) => m.get(*head),
+        Value::Array(items) => head.parse::<usize>().ok().and_then(|n| items.get(n)),
+        _ => None,
+    };
+    resolve(next?, tail)
+}
+
 fn tasks() -> Vec<TaskDef> {
     vec![
         TaskDef::new("json.pick", pick)
@@ -149,6 +206,12 @@ fn tasks() -> Vec<TaskDef> {
             )
             .input_schema(open_object())
             .output_schema(open_object()),
+        TaskDef::new("json.select", select)
+            .title("Select by dotted path")
+            .description(
+                "The value at a dot-notation `path` in `value`, `*` taking every element → result.",
+            )
+            .category("Utility"),
         TaskDef::new("json.parse", parse)
             .title("Parse JSON")
             .description("Parses `text` as JSON."),

@@ -199,8 +199,139 @@ fn js_number(v: f64) -> String {
     }
 }
 
+#[derive(Deserialize, JsonSchema)]
+struct RegexIn {
+    /// Input string to match against.
+    value: String,
+    /// Regular expression pattern (JavaScript syntax without lookaround
+    /// and backreferences).
+    pattern: String,
+    /// Regex flags: `g` (all matches), `i`, `m`, `s`, `u`, `d`.
+    #[serde(default)]
+    flags: String,
+}
+
+#[derive(Serialize, JsonSchema)]
+struct RegexOut {
+    /// Whether the pattern matched.
+    #[serde(rename = "match")]
+    matched: bool,
+    /// With `g`: every whole match. Without: the match, then each group
+    /// (`null` for a group that took no part).
+    matches: Vec<Option<String>>,
+}
+
+/// Workglow's `RegexTask`: JavaScript's `exec` (or `matchAll` with `g`).
+/// The engine never backtracks, so no pattern takes more than linear time
+/// (Workglow refuses patterns it suspects of it; Weft need not).
+fn regex(i: RegexIn, _: &Context) -> Out<RegexOut> {
+    let mut builder = regex::RegexBuilder::new(&i.pattern);
+    let mut global = false;
+    let mut seen = String::new();
+    for flag in i.flags.chars() {
+        if seen.contains(flag) {
+            return Err(TaskError::invalid_input(format!(
+                "flag `{flag}` is given twice in `{}`",
+                i.flags
+            )));
+        }
+        seen.push(flag);
+        match flag {
+            'g' => global = true,
+            'i' => drop(builder.case_insensitive(true)),
+            'm' => drop(builder.multi_line(true)),
+            's' => drop(builder.dot_matches_new_line(true)),
+            'u' | 'd' => {}
+            other => {
+                return Err(TaskError::invalid_input(format!(
+                    "flag `{other}` is not supported (supported: g, i, m, s, u, d)"
+                )));
+            }
+        }
+    }
+    let re = builder.size_limit(1 << 20).build().map_err(|e| {
+        TaskError::invalid_input(format!(
+            "invalid or unsupported pattern `{}`: {e}",
+            i.pattern
+        ))
+    })?;
+    let matches: Vec<Option<String>> = if global {
+        re.find_iter(&i.value)
+            .map(|m| Some(m.as_str().to_string()))
+            .collect()
+    } else {
+        re.captures(&i.value)
+            .map(|c| {
+                c.iter()
+                    .map(|g| g.map(|m| m.as_str().to_string()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    Ok(RegexOut {
+        matched: !matches.is_empty(),
+        matches,
+    })
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct RenderIn {
+    /// Template string with `{{key}}` placeholders; `{{a.b}}` reads inside
+    /// objects, `{{key|default}}` gives a default.
+    template: String,
+    /// Key-value pairs to substitute into the template.
+    values: Map<String, Value>,
+}
+
+#[derive(Serialize, JsonSchema)]
+struct Rendered {
+    /// Rendered template string.
+    result: String,
+}
+
+/// Workglow's `TemplateTask`: each `{{path|default}}` is the value at the
+/// dotted `path` in `values` as JavaScript's `String(value)` writes it, or
+/// the default (or nothing) when it is missing or null.
+fn render(i: RenderIn, _: &Context) -> Out<Rendered> {
+    let placeholder =
+        regex::Regex::new(r"\{\{([^{}]+)\}\}").map_err(|e| TaskError::failed(e.to_string()))?;
+    let values = Value::Object(i.values);
+    let result = placeholder.replace_all(&i.template, |c: &regex::Captures<'_>| {
+        let mut parts = c[1].split('|').map(str::trim);
+        let path = parts.next().unwrap_or_default();
+        let default = parts.next();
+        let found = path
+            .split('.')
+            .try_fold(&values, |current, segment| match current {
+                Value::Object(m) => m.get(segment),
+                Value::Array(items) => segment.parse::<usize>().ok().and_then(|n| items.get(n)),
+                _ => None,
+            });
+        match found {
+            Some(v) if !v.is_null() => js_string(v),
+            _ => default.unwrap_or_default().to_string(),
+        }
+    });
+    Ok(Rendered {
+        result: result.into_owned(),
+    })
+}
+
 fn tasks() -> Vec<TaskDef> {
+    let utility = vec![
+        TaskDef::new("string.render", render)
+            .title("Render a template")
+            .description(
+                "Fills `{{path}}` and `{{path|default}}` placeholders in `template` from `values` → result.",
+            )
+            .category("Utility"),
+    ];
     vec![
+        TaskDef::new("string.regex", regex)
+            .title("Regex")
+            .description(
+                "Matches `value` against `pattern` (with `flags`; `g` for every match) → match, matches.",
+            ),
         TaskDef::new("string.concat", concat)
             .title("Concat")
             .description("Joins the text of every input port, in order → text."),
@@ -236,6 +367,7 @@ fn tasks() -> Vec<TaskDef> {
     ]
     .into_iter()
     .map(|t| t.category("String"))
+    .chain(utility)
     .collect()
 }
 

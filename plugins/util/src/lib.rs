@@ -77,8 +77,135 @@ fn debug_log(input: DebugIn, ctx: &Context) -> Result<DebugOut, TaskError> {
     })
 }
 
+#[derive(Deserialize, JsonSchema, Default, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum DateFormat {
+    /// `2026-12-03T21:05:03.250Z`
+    #[default]
+    Iso,
+    /// `12/3/2026`
+    Date,
+    /// `9:05:03 PM`
+    Time,
+    /// `12/3/2026, 9:05:03 PM`
+    Datetime,
+    /// Milliseconds since 1970-01-01T00:00:00Z, as text.
+    Unix,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+struct DateIn {
+    /// Date string, ISO 8601 timestamp, or Unix timestamp in milliseconds.
+    value: String,
+    /// Output format (default `iso`).
+    #[serde(default)]
+    format: DateFormat,
+    /// Locale of `date`, `time` and `datetime`: only `en-US` (the default).
+    #[serde(default)]
+    locale: Option<String>,
+    /// IANA time zone of `date`, `time` and `datetime` (default UTC).
+    #[serde(default)]
+    time_zone: Option<String>,
+}
+
+#[derive(Serialize, JsonSchema)]
+struct DateOut {
+    /// Formatted date string.
+    result: String,
+}
+
+/// `value` as JavaScript's `new Date(value)` reads the forms Workglow's
+/// schema names: digits are milliseconds since the epoch; an ISO 8601 date
+/// is midnight UTC; an ISO 8601 date and time without an offset is read as
+/// UTC (JavaScript takes the machine's zone).
+fn parse_date(value: &str) -> Result<jiff::Timestamp, TaskError> {
+    let invalid = || TaskError::invalid_input(format!("Invalid date: {value}"));
+    let text = value.trim();
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        let ms: i64 = text.parse().map_err(|_| invalid())?;
+        return jiff::Timestamp::from_millisecond(ms).map_err(|_| invalid());
+    }
+    if let Ok(ts) = text.parse::<jiff::Timestamp>() {
+        return Ok(ts);
+    }
+    let civil = match text.parse::<jiff::civil::DateTime>() {
+        Ok(dt) => dt,
+        Err(_) => text
+            .parse::<jiff::civil::Date>()
+            .map_err(|_| invalid())?
+            .into(),
+    };
+    civil
+        .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+        .map(|z| z.timestamp())
+        .map_err(|_| invalid())
+}
+
+/// Workglow's `DateFormatTask`, with `en-US` as the only locale.
+fn date_format(i: DateIn, _: &Context) -> Result<DateOut, TaskError> {
+    let ts = parse_date(&i.value)?;
+    // JavaScript dates count whole milliseconds.
+    let ms = ts.as_millisecond();
+    let ts = jiff::Timestamp::from_millisecond(ms)
+        .map_err(|e| TaskError::invalid_input(e.to_string()))?;
+    if let Some(locale) = i
+        .locale
+        .as_deref()
+        .filter(|l| !l.eq_ignore_ascii_case("en-US"))
+    {
+        return Err(TaskError::invalid_input(format!(
+            "locale `{locale}` is not supported: dates are formatted in en-US only"
+        )));
+    }
+    let zone = match &i.time_zone {
+        Some(name) => jiff::tz::TimeZone::get(name).map_err(|_| {
+            TaskError::invalid_input(format!(
+                "unknown time zone `{name}` (an IANA name such as `America/New_York`)"
+            ))
+        })?,
+        None => jiff::tz::TimeZone::UTC,
+    };
+    let utc = ts.to_zoned_datetime(jiff::tz::TimeZone::UTC);
+    let local = ts.to_zoned_datetime(zone);
+    let date = || format!("{}/{}/{}", local.month(), local.day(), local.year());
+    let time = || {
+        let hour = local.hour();
+        let (h12, half) = match hour {
+            0 => (12, "AM"),
+            1..=11 => (hour, "AM"),
+            12 => (12, "PM"),
+            _ => (hour - 12, "PM"),
+        };
+        format!("{h12}:{:02}:{:02} {half}", local.minute(), local.second())
+    };
+    let result = match i.format {
+        DateFormat::Iso => format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+            utc.year(),
+            utc.month(),
+            utc.day(),
+            utc.hour(),
+            utc.minute(),
+            utc.second(),
+            utc.millisecond()
+        ),
+        DateFormat::Unix => ms.to_string(),
+        DateFormat::Date => date(),
+        DateFormat::Time => time(),
+        DateFormat::Datetime => format!("{}, {}", date(), time()),
+    };
+    Ok(DateOut { result })
+}
+
 fn tasks() -> Vec<TaskDef> {
     vec![
+        TaskDef::new("util.date-format", date_format)
+            .title("Date format")
+            .description(
+                "Parses `value` (ISO 8601 or Unix milliseconds) and writes it as `format` → result.",
+            )
+            .category("Utility"),
         TaskDef::new("util.delay", delay)
             .title("Delay")
             .description(

@@ -35,7 +35,7 @@ const HUMAN: [&str; 2] = ["HumanApprovalTask", "HumanInputTask"];
 /// another name: same ports, same behaviour. (Others do the same job with
 /// other port names, e.g. `math.add` gives `value` where `ScalarAddTask`
 /// gives `result`: `scalar.add` is its alias.)
-pub const ALIASES: [(&str, &str); 32] = [
+pub const ALIASES: [(&str, &str); 36] = [
     ("TextGenerationTask", "ai.text-generation"),
     ("TextSummaryTask", "ai.text-summary"),
     ("ScalarAddTask", "scalar.add"),
@@ -68,6 +68,10 @@ pub const ALIASES: [(&str, &str); 32] = [
     ("VectorNormalizeTask", "vector.normalize"),
     ("VectorDistanceTask", "vector.distance"),
     ("VectorDotProductTask", "vector.dot-product"),
+    ("RegexTask", "string.regex"),
+    ("TemplateTask", "string.render"),
+    ("JsonPathTask", "json.select"),
+    ("DateFormatTask", "util.date-format"),
 ];
 
 /// The node kind Workglow's class `class` reads as (a control-flow class,
