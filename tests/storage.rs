@@ -151,6 +151,34 @@ async fn only_task_types_with_side_effects_write() {
     assert_eq!(got["value"], Value::Null);
 }
 
+/// Keys, values, batches and pages past the host's limits are refused as
+/// `invalid`, naming the limit, and nothing of a refused batch is written.
+#[tokio::test]
+async fn keys_values_batches_and_pages_past_the_limits_are_refused() {
+    let (host, _p) = host_with(Arc::new(MemoryStore::new()), "p", "").await;
+    let out = call(&host, None, "kv.try-invalid", json!({}))
+        .await
+        .unwrap();
+    let said = |what: &str| out[what].as_str().unwrap_or_default().to_string();
+    for (what, expected) in [
+        ("empty key", "invalid: "),
+        ("long key", "512"),
+        ("big value", "1048576"),
+        ("big batch", "1000"),
+        ("key twice", "same"),
+        ("big get", "1000"),
+        ("page of 0", "1"),
+        ("page of 1001", "1000"),
+    ] {
+        let s = said(what);
+        assert!(
+            s.starts_with("invalid: ") && s.contains(expected),
+            "{what}: {s}"
+        );
+    }
+    assert_eq!(out["nothing written"], true, "{out}");
+}
+
 #[tokio::test]
 async fn quotas_hold_within_the_hosts_ceilings() {
     let manifest = "[storage]\nmax_keys = 2\nmax_bytes = 1000\n";

@@ -315,6 +315,17 @@ pub mod storage {
         }
     }
 
+    /// One page of the keys starting with `prefix`, after `after`, at most
+    /// `limit` (1 to 1,000).
+    pub fn list_keys(
+        namespace: Option<&str>,
+        prefix: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Page, StorageError> {
+        wit::list_keys(namespace, prefix, after, limit)
+    }
+
     /// `value` as JSON bytes.
     pub fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
         serde_json::to_vec(value).unwrap_or_default()

@@ -170,6 +170,34 @@ fn try_put(input: Key, _: &Context) -> Result<Refused, TaskError> {
 }
 
 #[derive(Deserialize, JsonSchema)]
+struct Nothing {}
+
+/// Each call the host must refuse as `invalid`, by name: what it said.
+fn try_invalid(_: Nothing, _: &Context) -> Result<Value, TaskError> {
+    fn said<T>(r: Result<T, storage::StorageError>) -> String {
+        match r {
+            Ok(_) => "accepted".to_string(),
+            Err(e) => storage::describe(&e),
+        }
+    }
+    let many: Vec<String> = (0..1_001).map(|i| format!("k{i}")).collect();
+    let writes: Vec<storage::Write> = many.iter().map(|k| storage::plain(k, b"x")).collect();
+    let twice = [storage::plain("same", b"1"), storage::plain("same", b"2")];
+    let list = |limit| storage::list_keys(None, "", None, limit);
+    Ok(serde_json::json!({
+        "empty key": said(storage::set(None, "", b"x")),
+        "long key": said(storage::set(None, &"k".repeat(513), b"x")),
+        "big value": said(storage::set(None, "k", &vec![0u8; (1 << 20) + 1])),
+        "big batch": said(storage::write_many(None, &writes)),
+        "key twice": said(storage::write_many(None, &twice)),
+        "big get": said(storage::get_many(None, &many)),
+        "page of 0": said(list(0)),
+        "page of 1001": said(list(1_001)),
+        "nothing written": storage::keys(None, "").map(|k| k.is_empty()).unwrap_or(false),
+    }))
+}
+
+#[derive(Deserialize, JsonSchema)]
 struct ConfigKey {
     key: String,
 }
@@ -211,6 +239,9 @@ fn tasks() -> Vec<TaskDef> {
         TaskDef::new("kv.get", get).not_cacheable(),
         TaskDef::new("kv.keys", keys).not_cacheable(),
         TaskDef::new("kv.try-put", try_put).not_cacheable(),
+        TaskDef::new("kv.try-invalid", try_invalid)
+            .side_effects()
+            .output_schema(serde_json::json!({"type": "object"})),
         TaskDef::new("kv.config", config_get).not_cacheable(),
         TaskDef::new("kv.config-digest", config_digest).not_cacheable(),
     ]
