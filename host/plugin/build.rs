@@ -12,6 +12,7 @@ const STANDARD: &[(&str, &str)] = &[
     ("std-scalar", "weft-plugin-scalar"),
     ("std-string", "weft-plugin-string"),
     ("std-vector", "weft-plugin-vector"),
+    ("std-image", "weft-plugin-image"),
 ];
 
 fn main() {

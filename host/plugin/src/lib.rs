@@ -566,6 +566,10 @@ impl PluginHost {
         if name == "std-ai" {
             manifest.grants.models = vec!["*".into()];
         }
+        // An image of 50 megapixels is 200 MB as RGBA, in and out.
+        if name == "std-image" {
+            manifest.limits.memory_mib = Some(1024);
+        }
         manifest
     }
 

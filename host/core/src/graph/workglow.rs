@@ -35,7 +35,7 @@ const HUMAN: [&str; 2] = ["HumanApprovalTask", "HumanInputTask"];
 /// another name: same ports, same behaviour. (Others do the same job with
 /// other port names, e.g. `math.add` gives `value` where `ScalarAddTask`
 /// gives `result`: `scalar.add` is its alias.)
-pub const ALIASES: [(&str, &str); 36] = [
+pub const ALIASES: [(&str, &str); 52] = [
     ("TextGenerationTask", "ai.text-generation"),
     ("TextSummaryTask", "ai.text-summary"),
     ("ScalarAddTask", "scalar.add"),
@@ -72,6 +72,22 @@ pub const ALIASES: [(&str, &str); 36] = [
     ("TemplateTask", "string.render"),
     ("JsonPathTask", "json.select"),
     ("DateFormatTask", "util.date-format"),
+    ("ImageBlurTask", "image.blur"),
+    ("ImageBorderTask", "image.border"),
+    ("ImageBrightnessTask", "image.brightness"),
+    ("ImageContrastTask", "image.contrast"),
+    ("ImageCropTask", "image.crop"),
+    ("ImageFlipTask", "image.flip"),
+    ("ImageGrayscaleTask", "image.grayscale"),
+    ("ImageInvertTask", "image.invert"),
+    ("ImagePixelateTask", "image.pixelate"),
+    ("ImagePosterizeTask", "image.posterize"),
+    ("ImageResizeTask", "image.resize"),
+    ("ImageRotateTask", "image.rotate"),
+    ("ImageSepiaTask", "image.sepia"),
+    ("ImageThresholdTask", "image.threshold"),
+    ("ImageTintTask", "image.tint"),
+    ("ImageTransparencyTask", "image.transparency"),
 ];
 
 /// The node kind Workglow's class `class` reads as (a control-flow class,
