@@ -110,7 +110,6 @@ const NOT_PROVIDED: &[(&str, &str)] = &[
     ("StreamingAiTask", BASE),
     ("StructuralParserTask", RAG),
     ("StructuredGenerationTask", AI_TEXT),
-    ("TextChunkerTask", RAG),
     ("TextClassificationTask", AI_TEXT),
     ("TextFillMaskTask", AI_TEXT),
     ("TextLanguageDetectionTask", AI_TEXT),

@@ -404,3 +404,26 @@ async fn utility_tasks_answer_as_workglows_own_classes() {
     ]);
     side_by_side(cases, |ours, theirs| ours == theirs).await;
 }
+
+/// Workglow's `TextChunkerTask` (`@workglow/ai`) and `rag.text-chunker`
+/// split the same texts into the same chunks, at the same positions.
+#[tokio::test]
+async fn the_text_chunker_splits_as_workglows_own_class() {
+    let prose = "One two three. Four five six! Seven eight nine?  Ten... Eleven.twelve 3.14 is pi.\n\
+                 New line here!\tTabbed. Last one";
+    let paras = "Para one line.\n\nPara two is here, a bit longer.\n \n\nThree.\n\n\n  \n\
+                 Four is the last paragraph of all.\n";
+    let mut cases = Vec::new();
+    for (size, overlap) in [(20, 5), (20, 0), (35, 12), (7, 7), (500, 50), (1, 0)] {
+        for strategy in ["fixed", "sentence", "paragraph", "semantic"] {
+            for text in [prose, paras, "", "   ", "no breaks at all"] {
+                cases.push(json!(["TextChunkerTask", {
+                    "text": text, "chunkSize": size, "chunkOverlap": overlap, "strategy": strategy
+                }]));
+            }
+        }
+    }
+    cases.push(json!(["TextChunkerTask", {"text": prose, "doc_id": "doc-7", "chunkSize": 30}]));
+    cases.push(json!(["TextChunkerTask", {"text": "día 🧵 and more text here", "chunkSize": 6, "chunkOverlap": 2}]));
+    side_by_side(Value::Array(cases), |ours, theirs| ours == theirs).await;
+}

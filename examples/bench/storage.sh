@@ -20,7 +20,7 @@ cp "$target/wasm32-wasip2/release/weft_guest_storage.wasm" "$work/plugins/kv.was
 field() { python3 -c "import json,sys; print(json.load(sys.stdin)['outputs']['b']['$1'])"; }
 printf '%-10s %8s %12s %12s\n' store n sets/s gets/s
 for store in redb postgres; do
-  for n in 100 1000 10000 100000; do
+  for n in ${BENCH_SIZES:-100 1000 10000 100000}; do
     echo "{\"tasks\": [{\"id\": \"b\", \"type\": \"kv.bench\", \"defaults\": {\"n\": $n}}]}" > "$work/g.json"
     args=(run "$work/g.json" --json --plugins "$work/plugins" --data-dir "$work/data-$store-$n")
     [[ $store == postgres ]] && args+=(--database-url "$WEFT_TEST_DATABASE_URL")

@@ -13,6 +13,7 @@ const STANDARD: &[(&str, &str)] = &[
     ("std-string", "weft-plugin-string"),
     ("std-vector", "weft-plugin-vector"),
     ("std-image", "weft-plugin-image"),
+    ("std-rag", "weft-plugin-rag"),
 ];
 
 fn main() {

@@ -1,4 +1,4 @@
-// Runs Workglow's own task classes (@workglow/tasks) on given inputs:
+// Runs Workglow's own task classes (@workglow/tasks, @workglow/ai) on given inputs:
 // argv[2] is a JSON file of [[className, input], ...]; prints one JSON
 // array: each task's output, or {"error": message}. tests/workglow.rs
 // runs the same inputs through Weft's tasks of those class names.
@@ -7,7 +7,7 @@
 // runs on Node 20 given `--conditions=browser` and a `self`.
 globalThis.self ??= globalThis;
 const { readFileSync } = await import("node:fs");
-const tasks = await import("@workglow/tasks");
+const tasks = { ...(await import("@workglow/ai")), ...(await import("@workglow/tasks")) };
 
 const cases = JSON.parse(readFileSync(process.argv[2], "utf8"));
 const out = [];

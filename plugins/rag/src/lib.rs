@@ -1,0 +1,154 @@
+//! Standard tasks: building blocks of retrieval-augmented generation, port
+//! for port as Workglow's (`@workglow/ai` 0.2.37), whose class names are
+//! aliases of these (`TextChunkerTask` is `rag.text-chunker`).
+//!
+//! Text positions and lengths count UTF-16 code units, as JavaScript's do
+//! (a chunk boundary inside a surrogate pair gives U+FFFD where JavaScript
+//! keeps a lone surrogate).
+mod chunker;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use weft_sdk::{Context, TaskDef, TaskError};
+
+use chunker::Piece;
+
+#[derive(Deserialize, JsonSchema, Default, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum Strategy {
+    /// Windows of `chunkSize`, `chunkOverlap` apart from each other's end.
+    #[default]
+    Fixed,
+    /// Whole sentences up to `chunkSize`.
+    Sentence,
+    /// Whole paragraphs up to `chunkSize`.
+    Paragraph,
+    /// As `sentence` (as in Workglow).
+    Semantic,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+struct ChunkIn {
+    /// The text to split.
+    text: String,
+    /// The document's id (names the chunks).
+    #[serde(default, rename = "doc_id")]
+    doc_id: Option<String>,
+    /// Most characters (UTF-16 units) per chunk (default 512).
+    #[serde(default = "default_size")]
+    #[schemars(range(min = 1))]
+    chunk_size: u32,
+    /// Characters a chunk shares with the one before (default 50).
+    #[serde(default = "default_overlap")]
+    chunk_overlap: u32,
+    /// How to split (default `fixed`).
+    #[serde(default)]
+    strategy: Strategy,
+}
+
+fn default_size() -> u32 {
+    512
+}
+
+fn default_overlap() -> u32 {
+    50
+}
+
+/// One chunk, as Workglow's chunk records.
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+struct Chunk {
+    chunk_id: String,
+    #[serde(rename = "doc_id")]
+    doc_id: String,
+    text: String,
+    node_path: Vec<String>,
+    depth: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    leaf_node_id: Option<String>,
+    index: u32,
+    start_char: usize,
+    end_char: usize,
+}
+
+#[derive(Serialize, JsonSchema)]
+struct ChunkOut {
+    /// The document's id, when given.
+    #[serde(skip_serializing_if = "Option::is_none", rename = "doc_id")]
+    doc_id: Option<String>,
+    /// The chunks, with their places in the text.
+    chunks: Vec<Chunk>,
+    /// Each chunk's text.
+    text: Vec<String>,
+    /// How many chunks.
+    count: u32,
+}
+
+/// The most text (in UTF-16 units) the chunks may add up to: 16 Mi, the
+/// host's output limit.
+const MAX_OUTPUT_UNITS: u64 = 16 << 20;
+
+fn text_chunker(i: ChunkIn, _: &Context) -> Result<ChunkOut, TaskError> {
+    let size = i.chunk_size.max(1) as usize;
+    let overlap = i.chunk_overlap as usize;
+    let units: Vec<u16> = i.text.encode_utf16().collect();
+    if let Strategy::Fixed = i.strategy {
+        let step = size.saturating_sub(overlap).max(1) as u64;
+        let total = (units.len() as u64).div_ceil(step) * size.min(units.len()) as u64;
+        if total > MAX_OUTPUT_UNITS {
+            return Err(TaskError::invalid_input(format!(
+                "chunkSize {size} with chunkOverlap {overlap} over {} characters would give about {total} characters of chunks; at most {MAX_OUTPUT_UNITS} are given",
+                units.len()
+            )));
+        }
+    }
+    let pieces = match i.strategy {
+        Strategy::Fixed => chunker::fixed(&units, size, overlap),
+        Strategy::Sentence | Strategy::Semantic => chunker::by_sentence(&units, size, overlap),
+        Strategy::Paragraph => chunker::by_paragraph(&units, size, overlap),
+    };
+    Ok(records(pieces, i.doc_id))
+}
+
+fn records(pieces: Vec<Piece>, doc_id: Option<String>) -> ChunkOut {
+    let node_path: Vec<String> = doc_id.iter().cloned().collect();
+    let chunks: Vec<Chunk> = pieces
+        .into_iter()
+        .enumerate()
+        .map(|(index, p)| Chunk {
+            chunk_id: match &doc_id {
+                Some(d) => format!("{d}:{index}"),
+                None => format!("chunk:{index}:{}", p.start),
+            },
+            doc_id: doc_id.clone().unwrap_or_default(),
+            text: p.text,
+            node_path: node_path.clone(),
+            depth: node_path.len() as u32,
+            leaf_node_id: doc_id.clone(),
+            index: index as u32,
+            start_char: p.start,
+            end_char: p.end,
+        })
+        .collect();
+    ChunkOut {
+        doc_id,
+        text: chunks.iter().map(|c| c.text.clone()).collect(),
+        count: chunks.len() as u32,
+        chunks,
+    }
+}
+
+fn tasks() -> Vec<TaskDef> {
+    vec![
+        TaskDef::new("rag.text-chunker", text_chunker)
+            .title("Text chunker")
+            .description(
+                "Splits `text` into chunks of at most `chunkSize` characters: fixed windows, \
+                 sentences or paragraphs, with `chunkOverlap` → chunks, text, count.",
+            )
+            .category("Document"),
+    ]
+}
+
+weft_sdk::export_plugin!(tasks);
