@@ -60,10 +60,6 @@ const NOT_PROVIDED: &[(&str, &str)] = &[
     ("FaceDetectorTask", VISION),
     ("FaceLandmarkerTask", VISION),
     (
-        "FetchUrlTask",
-        "not yet: fetching a URL (planned over the plugins' HTTP grants)",
-    ),
-    (
         "FileLoaderTask",
         "not yet: loading files (planned over folder grants)",
     ),

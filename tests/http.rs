@@ -143,3 +143,112 @@ async fn an_http_grant_must_be_an_origin() {
     );
     assert!(error.contains("an origin has no path"), "{error}");
 }
+
+/// `net.fetch-url` (Workglow's `FetchUrlTask`) on a host granting `origins`.
+async fn fetch(origins: &[String], input: Value) -> Result<Value, String> {
+    let host = common::builder(None)
+        .fetch_origins(origins.to_vec())
+        .build()
+        .await
+        .unwrap();
+    let graph =
+        common::graph(json!({"tasks": [{"id": "f", "type": "FetchUrlTask", "defaults": input}]}));
+    let result = host.run(&graph, json!({})).await.unwrap();
+    match result.outputs.get("f") {
+        Some(out) if result.failures.is_empty() => Ok(out.clone()),
+        _ => Err(result.failures[0].error.clone()),
+    }
+}
+
+/// A loopback server for `net.fetch-url`: `/json` answers JSON, `/echo`
+/// the request's method, header and body, `/fail` a 503.
+async fn api() -> (u16, Arc<AtomicUsize>) {
+    use axum::routing::{any, get};
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counted = hits.clone();
+    let app = axum::Router::new()
+        .route("/json", get(|| async { axum::Json(json!({"ok": true, "n": 3})) }))
+        .route(
+            "/echo",
+            any(|method: axum::http::Method, headers: axum::http::HeaderMap, body: String| async move {
+                let who = headers.get("x-who").and_then(|v| v.to_str().ok()).unwrap_or("");
+                format!("{method} {who} {body}")
+            }),
+        )
+        .route(
+            "/fail",
+            get(|| async { (axum::http::StatusCode::SERVICE_UNAVAILABLE, "busy") }),
+        )
+        .layer(axum::middleware::from_fn(
+            move |req, next: axum::middleware::Next| {
+                counted.fetch_add(1, Ordering::SeqCst);
+                async move { next.run(req).await }
+            },
+        ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (port, hits)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_url_reaches_granted_origins_and_never_a_private_address_through_a_public_grant() {
+    let (port, hits) = api().await;
+    let base = format!("http://127.0.0.1:{port}");
+
+    // Nothing granted (the default): refused, nothing sent.
+    let e = fetch(&[], json!({"url": format!("{base}/json")}))
+        .await
+        .unwrap_err();
+    assert!(e.contains("no `[fetch] origins` grant"), "{e}");
+
+    // "Any public host" on that port: loopback, by address or by name, is
+    // not public; nor are the cloud metadata address and private ranges.
+    let any = vec![format!("http://*:{port}")];
+    for url in [
+        format!("{base}/json"),
+        format!("http://localhost:{port}/json"),
+        format!("http://[::1]:{port}/json"),
+        format!("http://169.254.169.254:{port}/latest"),
+        format!("http://10.0.0.1:{port}/"),
+    ] {
+        let e = fetch(&any, json!({"url": url})).await.unwrap_err();
+        assert!(e.contains("not public"), "{url}: {e}");
+    }
+    assert_eq!(hits.load(Relaxed), 0, "nothing reached the server");
+
+    // The origin granted by name: JSON, a POST with headers and body, a
+    // 503 as a retryable failure.
+    let named = vec![base.clone()];
+    let out = fetch(&named, json!({"url": format!("{base}/json")}))
+        .await
+        .unwrap();
+    assert_eq!(out["json"], json!({"ok": true, "n": 3}));
+    assert_eq!(out["metadata"]["contentType"], "application/json");
+    let out = fetch(
+        &named,
+        json!({"url": format!("{base}/echo"), "method": "POST",
+               "headers": {"X-Who": "ann"}, "body": "hello"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out["text"], "POST ann hello");
+    let out = fetch(
+        &named,
+        json!({"url": format!("{base}/json"), "response_type": "arraybuffer"}),
+    )
+    .await
+    .unwrap();
+    assert!(
+        out["arraybuffer"].as_str().is_some_and(|b| !b.is_empty()),
+        "{out}"
+    );
+    let e = fetch(&named, json!({"url": format!("{base}/fail")}))
+        .await
+        .unwrap_err();
+    assert!(e.contains("HTTP 503"), "{e}");
+    let e = fetch(&named, json!({"url": "ftp://x/y"}))
+        .await
+        .unwrap_err();
+    assert!(e.contains("not an http:// or https:// URL"), "{e}");
+}

@@ -31,7 +31,7 @@ cargo clippy --all-targets -- -D warnings
 echo "== clippy (wasm guests: SDK, standard plugins, test guests, example)"
 guests=(weft-sdk weft-plugin-text weft-plugin-json weft-plugin-math weft-plugin-util weft-plugin-ai
         weft-plugin-scalar weft-plugin-string weft-plugin-vector weft-plugin-image
-        weft-plugin-rag
+        weft-plugin-rag weft-plugin-net
         weft-guest-misbehave weft-guest-bad-schema weft-guest-bad-import weft-guest-wit-0-1-0
         weft-guest-storage weft-guest-fetch weft-guest-provider-misbehave
         weft-example-plugin weft-example-provider)

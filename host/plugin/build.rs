@@ -14,6 +14,7 @@ const STANDARD: &[(&str, &str)] = &[
     ("std-vector", "weft-plugin-vector"),
     ("std-image", "weft-plugin-image"),
     ("std-rag", "weft-plugin-rag"),
+    ("std-net", "weft-plugin-net"),
 ];
 
 fn main() {

@@ -77,9 +77,25 @@ pub struct Config {
     /// `[secrets]`: the key users' secrets are sealed with.
     #[serde(default)]
     pub secrets: SecretsConfig,
+    /// `[fetch]`: what the standard task `net.fetch-url` may reach.
+    #[serde(default)]
+    pub fetch: FetchConfig,
     /// Where model files are kept (set by [`Config::add_default_models`]).
     #[serde(skip)]
     pub models_dir: Option<PathBuf>,
+}
+
+/// `[fetch]`: the origins the standard task `net.fetch-url` may reach, as
+/// a plugin's `[grants] http`: `https://api.example.com` (that origin,
+/// whatever its addresses) or `https://*` (any host whose addresses are all
+/// public: never loopback, private or link-local). None by default: the
+/// task refuses every URL until the operator grants some.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FetchConfig {
+    /// The granted origins.
+    #[serde(default)]
+    pub origins: Vec<String>,
 }
 
 /// `[secrets]`: where the key that seals users' secrets is (64 hex digits,
@@ -373,6 +389,12 @@ impl Config {
                 model.model = base.join(&model.model).display().to_string();
                 model.tokenizer = model.tokenizer.as_ref().map(|t| base.join(t));
             }
+        }
+        for origin in &config.fetch.origins {
+            weft_plugin::http::HttpGrant::parse(origin).map_err(|problem| ConfigError::Parse {
+                path: path.to_path_buf(),
+                message: format!("[fetch] origins: `{origin}`: {problem}"),
+            })?;
         }
         for origin in &config.server.allowed_origins {
             check_origin(origin).map_err(|problem| ConfigError::Origin {

@@ -160,6 +160,7 @@ pub struct HostBuilder {
     protected: Vec<(PathBuf, &'static str)>,
     secrets: Option<Arc<crate::secrets::SecretStore>>,
     tasks_per_user: Option<usize>,
+    fetch_origins: Vec<String>,
 }
 
 impl HostBuilder {
@@ -275,6 +276,13 @@ impl HostBuilder {
         self
     }
 
+    /// Let the standard task `net.fetch-url` reach these origins (`[fetch]
+    /// origins`: `https://host[:port]`, or `https://*` for any public host).
+    pub fn fetch_origins(mut self, origins: Vec<String>) -> Self {
+        self.fetch_origins = origins;
+        self
+    }
+
     /// The most any run may take, whatever its graph asks.
     pub fn run_ceilings(mut self, ceilings: crate::graph::RunLimits) -> Self {
         self.run.run_ceilings = ceilings;
@@ -322,6 +330,11 @@ impl HostBuilder {
         }
         let mut registry = Registry::new();
         let mut sources = PluginHost::standard_sources();
+        for source in &mut sources {
+            if let (STD_NET, Ok(manifest)) = (source.name.as_str(), &mut source.manifest) {
+                manifest.grants.http = self.fetch_origins.clone();
+            }
+        }
         let mut unreadable = Vec::new();
         if let Some(dir) = &self.plugins_dir {
             let found =
@@ -389,6 +402,9 @@ impl HostBuilder {
         })
     }
 }
+
+/// The standard plugin of `net.fetch-url`, granted `[fetch] origins`.
+const STD_NET: &str = "std-net";
 
 /// A Weft host: knows task types, validates graphs, runs them.
 pub struct Host {

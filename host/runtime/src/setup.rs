@@ -204,6 +204,7 @@ impl Setup {
         if let Some(p) = self.config.server.parallelism {
             builder = builder.parallelism(p);
         }
+        builder = builder.fetch_origins(self.config.fetch.origins.clone());
         Ok(builder)
     }
 

@@ -35,7 +35,7 @@ const HUMAN: [&str; 2] = ["HumanApprovalTask", "HumanInputTask"];
 /// another name: same ports, same behaviour. (Others do the same job with
 /// other port names, e.g. `math.add` gives `value` where `ScalarAddTask`
 /// gives `result`: `scalar.add` is its alias.)
-pub const ALIASES: [(&str, &str); 53] = [
+pub const ALIASES: [(&str, &str); 54] = [
     ("TextGenerationTask", "ai.text-generation"),
     ("TextSummaryTask", "ai.text-summary"),
     ("ScalarAddTask", "scalar.add"),
@@ -89,6 +89,7 @@ pub const ALIASES: [(&str, &str); 53] = [
     ("ImageTintTask", "image.tint"),
     ("ImageTransparencyTask", "image.transparency"),
     ("TextChunkerTask", "rag.text-chunker"),
+    ("FetchUrlTask", "net.fetch-url"),
 ];
 
 /// The node kind Workglow's class `class` reads as (a control-flow class,

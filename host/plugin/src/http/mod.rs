@@ -17,7 +17,10 @@ use http::uri::{Scheme, Uri};
 use http_body::{Body, Frame};
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
-/// One granted origin: a scheme, a host and a port.
+pub mod public;
+
+/// One granted origin: a scheme, a host (or `*`: any public host) and a
+/// port.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpGrant {
     https: bool,
@@ -25,9 +28,32 @@ pub struct HttpGrant {
     port: u16,
 }
 
+/// The host of a grant for any public host.
+const ANY_PUBLIC: &str = "*";
+
 impl HttpGrant {
-    /// Parse `http://HOST[:PORT]` or `https://HOST[:PORT]` (no path).
+    /// Parse `http://HOST[:PORT]` or `https://HOST[:PORT]` (no path); HOST
+    /// `*` is any host whose addresses are all public.
     pub fn parse(text: &str) -> Result<HttpGrant, String> {
+        if let Some((scheme, rest)) = text.split_once("://")
+            && (rest == ANY_PUBLIC || rest.starts_with("*:"))
+        {
+            let https = match scheme {
+                "https" => true,
+                "http" => false,
+                _ => return Err("the scheme must be http or https".into()),
+            };
+            let port = match rest.strip_prefix("*:") {
+                Some(p) => p.parse().map_err(|_| format!("`{p}` is not a port"))?,
+                None if https => 443,
+                None => 80,
+            };
+            return Ok(HttpGrant {
+                https,
+                host: ANY_PUBLIC.into(),
+                port,
+            });
+        }
         let uri: Uri = text
             .parse()
             .map_err(|_| "expected an origin such as https://api.example.com".to_string())?;
@@ -68,10 +94,16 @@ impl HttpGrant {
         let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
         https == self.https
             && port == self.port
-            && authority
-                .host()
-                .trim_matches(['[', ']'])
-                .eq_ignore_ascii_case(&self.host)
+            && (self.is_any_public()
+                || authority
+                    .host()
+                    .trim_matches(['[', ']'])
+                    .eq_ignore_ascii_case(&self.host))
+    }
+
+    /// Whether it grants any public host (checked when connecting).
+    pub fn is_any_public(&self) -> bool {
+        self.host == ANY_PUBLIC
     }
 }
 
@@ -140,7 +172,11 @@ impl WasiHttpHooks for HttpHooks {
     ) -> SendFuture {
         drop(fut);
         let uri = request.uri().clone();
-        if !self.grants.iter().any(|g| g.allows(&uri)) {
+        let matching: Vec<&HttpGrant> = self.grants.iter().filter(|g| g.allows(&uri)).collect();
+        // Named origins are the operator's choice, private or not; a `*`
+        // grant reaches public addresses only.
+        let public_only = !matching.is_empty() && matching.iter().all(|g| g.is_any_public());
+        if matching.is_empty() {
             self.stats.refused.fetch_add(1, Ordering::Relaxed);
             tracing::info!(plugin = %self.plugin, host = ?uri.host(), "outgoing HTTP refused: no grant for its origin");
             return Box::new(async { Err(Error::HttpRequestDenied) });
@@ -164,7 +200,15 @@ impl WasiHttpHooks for HttpHooks {
                 .await
                 .map_err(|_| Error::ConnectionLimitReached)?;
             stats.sent.fetch_add(1, Ordering::Relaxed);
-            let sent = wasmtime_wasi_http::default_send_request(request, Some(options)).await;
+            let sent = match public_only {
+                true => public::send(request, limit).await,
+                false => wasmtime_wasi_http::default_send_request(request, Some(options))
+                    .await
+                    .map(|(r, io)| {
+                        let r = r.map(|b| http_body_util::BodyExt::boxed_unsync(b));
+                        (r, Box::new(io) as Box<dyn Future<Output = _> + Send>)
+                    }),
+            };
             let (response, io) = sent.inspect_err(|_| {
                 stats.failed.fetch_add(1, Ordering::Relaxed);
             })?;
@@ -187,7 +231,7 @@ impl WasiHttpHooks for HttpHooks {
                 };
                 http_body_util::BodyExt::boxed_unsync(limited)
             });
-            Ok((response, Box::new(io) as Box<dyn Future<Output = _> + Send>))
+            Ok((response, io))
         })
     }
 }
@@ -244,7 +288,25 @@ mod tests {
         let local = HttpGrant::parse("http://127.0.0.1:8080").unwrap();
         assert!(local.allows(&uri("http://127.0.0.1:8080/x")));
         assert!(!local.allows(&uri("http://127.0.0.1:8081/x")));
+        let any = HttpGrant::parse("https://*").unwrap();
+        assert!(any.is_any_public());
+        assert!(any.allows(&uri("https://anything.example.org/x")));
+        assert!(
+            !any.allows(&uri("http://anything.example.org/x")),
+            "another scheme"
+        );
+        assert!(
+            !any.allows(&uri("https://anything.example.org:8443/x")),
+            "another port"
+        );
+        assert!(
+            HttpGrant::parse("http://*:8080")
+                .unwrap()
+                .allows(&uri("http://a.b:8080/"))
+        );
         for bad in [
+            "ftp://*",
+            "https://*:x",
             "api.example.com",
             "ftp://x",
             "https://x/path",
