@@ -39,7 +39,7 @@ fn sample() -> (String, image::RgbaImage) {
             (x * 60 + y * 7) as u8,
             (200 - x * 30) as u8,
             (y * 90 + 5) as u8,
-            if (x + y) % 3 == 0 { 128 } else { 255 },
+            if (x + y).is_multiple_of(3) { 128 } else { 255 },
         ]
     };
     let uri = png(5, 3, f);

@@ -205,7 +205,7 @@ impl WasiHttpHooks for HttpHooks {
                 false => wasmtime_wasi_http::default_send_request(request, Some(options))
                     .await
                     .map(|(r, io)| {
-                        let r = r.map(|b| http_body_util::BodyExt::boxed_unsync(b));
+                        let r = r.map(http_body_util::BodyExt::boxed_unsync);
                         (r, Box::new(io) as Box<dyn Future<Output = _> + Send>)
                     }),
             };
