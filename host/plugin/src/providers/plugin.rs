@@ -310,11 +310,19 @@ impl PluginModel {
     }
 }
 
+impl PluginModel {
+    /// An instance for one call, with this model loaded in it.
+    async fn start(&self) -> Result<(Lease<'_>, ResourceAny), ModelError> {
+        let mut lease = self.plugin.lease(self.timeout).await?;
+        let handle = lease.model(&self.spec).await?;
+        Ok((lease, handle))
+    }
+}
+
 #[async_trait::async_trait]
 impl super::Provider for PluginModel {
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, ModelError> {
-        let mut lease = self.plugin.lease(self.timeout).await?;
-        let handle = lease.model(&self.spec).await?;
+        let (mut lease, handle) = self.start().await?;
         let (store, bindings) = lease.parts();
         let result = bindings
             .weft_plugin_provider()
@@ -338,8 +346,7 @@ impl super::Provider for PluginModel {
         options: &GenerateOptions,
         sink: &TokenSink<'_>,
     ) -> Result<Generation, ModelError> {
-        let mut lease = self.plugin.lease(self.timeout).await?;
-        let handle = lease.model(&self.spec).await?;
+        let (mut lease, handle) = self.start().await?;
         let (store, bindings) = lease.parts();
         let result = bindings
             .weft_plugin_provider()
@@ -377,8 +384,7 @@ impl super::Provider for PluginModel {
     }
 
     async fn count_tokens(&self, text: &str) -> Result<u32, ModelError> {
-        let mut lease = self.plugin.lease(self.timeout).await?;
-        let handle = lease.model(&self.spec).await?;
+        let (mut lease, handle) = self.start().await?;
         let (store, bindings) = lease.parts();
         let result = bindings
             .weft_plugin_provider()
