@@ -37,7 +37,7 @@ const SAME_JOB: &[(&str, &str)] = &[
 ];
 
 const VISION: &str = "not yet: no image model is served (the `models` import has text models only)";
-const RAG: &str = "not yet: the knowledge base and RAG set (planned on the `storage` import)";
+const RAG: &str = "not yet: this part of the RAG set (the knowledge base itself is `rag.chunk-vector-upsert` and `rag.chunk-retrieval`)";
 const AI_TEXT: &str = "not yet: this AI text task";
 const BASE: &str = "an abstract base class of Workglow's AI tasks, not a task";
 
@@ -52,9 +52,6 @@ const NOT_PROVIDED: &[(&str, &str)] = &[
         "a base class for tasks that run once per element of their array inputs (in Weft: the `map` node)",
     ),
     ("BackgroundRemovalTask", VISION),
-    ("ChunkRetrievalTask", RAG),
-    ("ChunkVectorUpsertTask", RAG),
-    ("ContextBuilderTask", RAG),
     ("DocumentEnricherTask", RAG),
     ("DocumentUpsertTask", RAG),
     ("FaceDetectorTask", VISION),
@@ -97,7 +94,6 @@ const NOT_PROVIDED: &[(&str, &str)] = &[
     ("ModelSearchTask", "not yet: searching a model hub"),
     ("ObjectDetectionTask", VISION),
     ("PoseLandmarkerTask", VISION),
-    ("QueryExpanderTask", RAG),
     ("RerankerTask", RAG),
     (
         "SplitTask",
@@ -113,7 +109,6 @@ const NOT_PROVIDED: &[(&str, &str)] = &[
     ("TextRerankerTask", RAG),
     ("ToolCallingTask", AI_TEXT),
     ("TopicSegmenterTask", RAG),
-    ("VectorQuantizeTask", RAG),
 ];
 
 #[derive(Deserialize)]

@@ -719,3 +719,217 @@ async fn the_fallback_example_sends_a_failed_model_call_to_another_model() {
     assert_eq!(result.outputs["ask"]["input"]["prompt"], "Say hello");
     assert_eq!(result.outputs["answer"]["text"], "Hello world");
 }
+
+/// `rag.context-builder` given a model counts tokens with that model's
+/// tokenizer: a budget of exactly the first two chunks' tokens keeps those
+/// two, and the count it gives is the model's count of its context.
+#[tokio::test]
+async fn the_context_builder_counts_tokens_with_the_model_named() {
+    let host = common::builder(None)
+        .model("minilm", minilm())
+        .build()
+        .await
+        .unwrap();
+    let chunks = json!([
+        "Weft threads run across the warp.",
+        "Looms interlace them tightly.",
+        "Bananas are rich in potassium."
+    ]);
+    let two = "Weft threads run across the warp.\n\nLooms interlace them tightly.";
+    let count = |text: &str| {
+        common::graph(json!({"tasks": [{"id": "c", "type": "ai.count-tokens",
+            "defaults": {"model": "minilm", "text": text}}]}))
+    };
+    let (counted, _) = common::run(&host, &count(two), json!({})).await;
+    let budget = counted.outputs["c"]["tokens"].as_u64().expect("a count");
+    // WordPiece splits words the 4-characters-a-token estimate does not.
+    assert_ne!(budget, (two.encode_utf16().count() as u64).div_ceil(4));
+
+    let graph = common::graph(json!({
+        "tasks": [
+            {"id": "cb", "type": "ContextBuilderTask",
+             "defaults": {"chunks": chunks, "model": "minilm", "maxTokens": budget}},
+            {"id": "c", "type": "ai.count-tokens", "defaults": {"model": "minilm"}}
+        ],
+        "dataflows": [flow("cb", "context", "c", "text")]
+    }));
+    let (result, _) = common::run(&host, &graph, json!({})).await;
+    let built = &result.outputs["cb"];
+    assert_eq!(built["context"], two, "{:?}", result.failures);
+    assert_eq!(built["chunksUsed"], 2);
+    assert_eq!(built["totalTokens"], result.outputs["c"]["tokens"]);
+}
+
+// ---- knowledge base -------------------------------------------------------
+
+/// Ingest `text` as document `doc` into knowledge base `notes`: chunked by
+/// sentence, embedded by MiniLM, upserted.
+fn ingest(doc: &str, text: &str) -> (weft::graph::Graph, Value) {
+    let graph = common::graph(json!({
+        "tasks": [
+            {"id": "chunk", "type": "TextChunkerTask",
+             "defaults": {"strategy": "sentence", "chunkSize": 60, "chunkOverlap": 0}},
+            {"id": "embed", "type": "ai.text-embedding", "defaults": {"model": "minilm"}},
+            {"id": "store", "type": "ChunkVectorUpsertTask",
+             "defaults": {"knowledgeBase": "notes", "doc_title": "Notes"}}
+        ],
+        "dataflows": [
+            flow("chunk", "text", "embed", "texts"),
+            flow("chunk", "chunks", "store", "chunks"),
+            flow("embed", "vectors", "store", "vector")
+        ]
+    }));
+    (graph, json!({"text": text, "doc_id": doc}))
+}
+
+/// Ask knowledge base `notes` for the `top_k` chunks nearest `question`
+/// (only those of `filter`), and build a numbered context of them.
+fn ask(question: &str, top_k: u32, filter: Value) -> weft::graph::Graph {
+    common::graph(json!({
+        "tasks": [
+            {"id": "find", "type": "ChunkRetrievalTask",
+             "defaults": {"knowledgeBase": "notes", "query": question, "model": "minilm",
+                          "topK": top_k, "filter": filter}},
+            {"id": "context", "type": "ContextBuilderTask", "defaults": {"format": "numbered"}}
+        ],
+        "dataflows": [
+            flow("find", "chunks", "context", "chunks"),
+            flow("find", "scores", "context", "scores")
+        ]
+    }))
+}
+
+/// A knowledge base on redb and one on PostgreSQL, filled by the same
+/// ingest runs (one of them twice), give the same chunks for a question,
+/// the relevant ones first; an ingest run again replaces its chunks rather
+/// than adding copies, and a metadata filter keeps one document's chunks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn knowledge_bases_on_redb_and_postgres_retrieve_the_same_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let redb: Arc<dyn weft::store::RunStore> =
+        Arc::new(weft::store::RedbStore::open(&dir.path().join("kb.redb")).unwrap());
+    let url = weft_tests::fresh_postgres().await;
+    let pg: Arc<dyn weft::store::RunStore> =
+        Arc::new(weft::store::PgStore::connect(&url, 4).await.unwrap());
+    let loom = "Weft threads run across the warp on a loom. The loom was invented to weave \
+                cloth. Bananas are rich in potassium. The stock market closed higher on Friday.";
+    let garden = "Tomatoes need a lot of sun. Weft is also a word for woven fabric.";
+    let mut answers = Vec::new();
+    for store in [redb, pg] {
+        let host = common::builder(None)
+            .store(store)
+            .model("minilm", minilm())
+            .build()
+            .await
+            .unwrap();
+        for (doc, text) in [("loom", loom), ("garden", garden), ("loom", loom)] {
+            let (graph, input) = ingest(doc, text);
+            let (result, _) = common::run(&host, &graph, input).await;
+            let stored = result.outputs.get("store");
+            assert_eq!(
+                stored.map(|s| &s["doc_id"]),
+                Some(&json!(doc)),
+                "{:?}",
+                result.failures
+            );
+        }
+        let (all, _) = common::run(&host, &ask("anything", 100, json!({})), json!({})).await;
+        // Six sentences, each a chunk, once each although `loom` came twice.
+        assert_eq!(all.outputs["find"]["count"], 6, "{:?}", all.failures);
+
+        let question = "What do weft threads do on a loom?";
+        let (found, _) = common::run(
+            &host,
+            &ask(question, 2, json!({"doc_id": "loom"})),
+            json!({}),
+        )
+        .await;
+        let find = &found.outputs["find"];
+        assert_eq!(
+            find["chunks"],
+            json!([
+                "Weft threads run across the warp on a loom.",
+                "The loom was invented to weave cloth."
+            ]),
+            "{:?}",
+            found.failures
+        );
+        assert_eq!(find["metadata"][0]["doc_title"], "Notes");
+        let context = found.outputs["context"]["context"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            context.starts_with("[1] Weft threads run across"),
+            "{context}"
+        );
+        answers.push((find["chunk_ids"].clone(), find["scores"].clone()));
+    }
+    let (redb_ids, redb_scores) = &answers[0];
+    let (pg_ids, pg_scores) = &answers[1];
+    assert_eq!(redb_ids, pg_ids);
+    assert_eq!(redb_scores, pg_scores);
+}
+
+/// Retrieval says what is wrong: an unknown knowledge base, a text query
+/// without a model, `hybrid` (no full-text index), vectors of another length.
+#[tokio::test]
+async fn knowledge_base_misuse_is_refused_by_name() {
+    let host = common::builder(None)
+        .model("minilm", minilm())
+        .build()
+        .await
+        .unwrap();
+    let one = |task: &str, input: Value| {
+        common::graph(json!({"tasks": [{"id": "t", "type": task, "defaults": input}]}))
+    };
+    let error = |result: &weft::runner::RunResult| common::error_of(result, "t").to_string();
+    let (r, _) = common::run(
+        &host,
+        &one(
+            "rag.chunk-retrieval",
+            json!({"knowledgeBase": "none", "query": [1.0, 0.0]}),
+        ),
+        json!({}),
+    )
+    .await;
+    assert!(
+        error(&r).contains("knowledge base `none` does not exist"),
+        "{}",
+        error(&r)
+    );
+    let chunk = json!({"chunk_id": "d:0", "doc_id": "d", "text": "x"});
+    let upsert = json!({"knowledgeBase": "kb", "chunks": [chunk], "vector": [1.0, 0.0]});
+    let (r, _) = common::run(&host, &one("rag.chunk-vector-upsert", upsert), json!({})).await;
+    assert_eq!(r.outputs["t"]["count"], 1, "{:?}", r.failures);
+    let cases = [
+        (
+            json!({"knowledgeBase": "kb", "query": "text"}),
+            "`model` is required",
+        ),
+        (
+            json!({"knowledgeBase": "kb", "query": [1.0, 0.0], "method": "hybrid"}),
+            "full-text index",
+        ),
+        (
+            json!({"knowledgeBase": "kb", "query": [1.0, 0.0, 0.0]}),
+            "the query vector has 3 numbers",
+        ),
+        (
+            json!({"knowledgeBase": "a/b", "query": [1.0]}),
+            "without `/`",
+        ),
+    ];
+    for (input, want) in cases {
+        let (r, _) =
+            common::run(&host, &one("rag.chunk-retrieval", input.clone()), json!({})).await;
+        assert!(error(&r).contains(want), "{input}: {}", error(&r));
+    }
+    let wider = json!({"knowledgeBase": "kb", "chunks": [chunk], "vector": [1.0, 0.0, 0.0]});
+    let (r, _) = common::run(&host, &one("rag.chunk-vector-upsert", wider), json!({})).await;
+    assert!(
+        error(&r).contains("holds vectors of 2 numbers; these have 3"),
+        "{}",
+        error(&r)
+    );
+}

@@ -439,6 +439,30 @@ async fn vector_tasks_refuse_what_json_cannot_carry() {
     assert_eq!(ok["result"], json!([2, 4]));
 }
 
+/// `vector.quantize` to `float16` rounds each component to the nearest
+/// half-precision number (Workglow's needs `Float16Array`, which Node 20
+/// lacks: it gives zeros there); a component beyond the largest half is
+/// refused, as JSON cannot carry the infinity it becomes.
+#[tokio::test]
+async fn vector_quantize_rounds_to_half_precision() {
+    let host = common::host(None).await;
+    let quantize =
+        |vector: Value| json!({"vector": vector, "targetType": "float16", "normalize": false});
+    let out = one(
+        &host,
+        "vector.quantize",
+        quantize(json!([[0.1, -2.0, 1e-8]])),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out["vector"], json!([[0.0999755859375, -2, 0]]));
+    assert_eq!(out["originalType"], "float64");
+    let e = one(&host, "vector.quantize", quantize(json!([65520.0])))
+        .await
+        .unwrap_err();
+    assert!(e.contains("not a finite number"), "{e}");
+}
+
 /// `util.date-format` formats in en-US only and says so for any other
 /// locale; `string.regex` names what its engine does not support.
 #[tokio::test]

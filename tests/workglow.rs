@@ -281,7 +281,7 @@ async fn side_by_side(cases: Value, same: fn(&Value, &Value) -> bool) {
 
     let host = common::host(None).await;
     for (case, theirs) in cases.as_array().unwrap().iter().zip(theirs) {
-        let (class, input) = (case[0].as_str().unwrap(), &case[1]);
+        let (class, input) = (case[0].as_str().unwrap(), &untyped(&case[1]));
         let g = common::graph(json!({"tasks": [{"id": "t", "type": class, "defaults": input}]}));
         let (result, _) = common::run(&host, &g, json!({})).await;
         if theirs.get("error").is_some() {
@@ -303,6 +303,17 @@ async fn side_by_side(cases: Value, same: fn(&Value, &Value) -> bool) {
             "{class} {input}: Weft {} vs Workglow {theirs}",
             result.outputs["t"]
         );
+    }
+}
+
+/// `value` with each typed array the Workglow side is given (`{"$typed":
+/// "Float64Array", "values": [...]}`) as the plain array Weft takes.
+fn untyped(value: &Value) -> Value {
+    match value {
+        Value::Object(m) if m.contains_key("$typed") => m["values"].clone(),
+        Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), untyped(v))).collect()),
+        Value::Array(items) => Value::Array(items.iter().map(untyped).collect()),
+        v => v.clone(),
     }
 }
 
@@ -425,5 +436,98 @@ async fn the_text_chunker_splits_as_workglows_own_class() {
     }
     cases.push(json!(["TextChunkerTask", {"text": prose, "doc_id": "doc-7", "chunkSize": 30}]));
     cases.push(json!(["TextChunkerTask", {"text": "día 🧵 and more text here", "chunkSize": 6, "chunkOverlap": 2}]));
+    side_by_side(Value::Array(cases), |ours, theirs| ours == theirs).await;
+}
+
+/// Workglow's `ContextBuilderTask`, `QueryExpanderTask` (`@workglow/ai`)
+/// and `rag.context-builder`, `rag.query-expander` give the same contexts
+/// and queries.
+#[tokio::test]
+async fn context_builder_and_query_expander_answer_as_workglows_own_classes() {
+    let chunks = json!([
+        "Weft runs <tasks> & graphs.",
+        "Second chunk, 'quoted'.",
+        "Third: día 🧵 done."
+    ]);
+    let metadata = json!([{"source": "a.md", "page": 3, "tags": ["x", "y"]}, {"nested": {"k": 1}, "ok": true}]);
+    let scores = json!([0.91234, 0.03125, 0.5]);
+    let mut cases = Vec::new();
+    for format in ["simple", "numbered", "xml", "markdown", "json"] {
+        for include in [false, true] {
+            cases.push(json!(["ContextBuilderTask", {
+                "chunks": chunks, "metadata": metadata, "scores": scores,
+                "format": format, "includeMetadata": include
+            }]));
+            cases.push(json!(["ContextBuilderTask", {"chunks": chunks, "format": format, "includeMetadata": include, "scores": [1]}]));
+        }
+        for (length, tokens) in [
+            (60, 0),
+            (30, 0),
+            (12, 0),
+            (5, 0),
+            (0, 10),
+            (0, 3),
+            (0, 2),
+            (40, 20),
+        ] {
+            cases.push(json!(["ContextBuilderTask", {
+                "chunks": chunks, "format": format, "maxLength": length, "maxTokens": tokens,
+                "separator": " | "
+            }]));
+        }
+    }
+    cases.push(json!(["ContextBuilderTask", {"chunks": []}]));
+    cases.push(json!(["ContextBuilderTask", {"chunks": ["🧵🧵🧵🧵🧵🧵🧵🧵"], "maxLength": 11}]));
+    for query in [
+        "What is Weft",
+        "what is weft",
+        "WHAT is weft",
+        "How do I find the problem",
+        "Why run wasm",
+        "where are the logs",
+        "Tell me about graphs",
+        "Explain the method",
+        "help me create and delete a solution",
+        "  find  me",
+        "Straße find",
+        "ßtraße find",
+        "find",
+        "",
+        "whatever",
+    ] {
+        for n in [1, 2, 3, 5, 10] {
+            for method in ["multi-query", "synonyms"] {
+                cases.push(json!(["QueryExpanderTask", {"query": query, "numVariations": n, "method": method}]));
+            }
+        }
+    }
+    cases.push(json!(["QueryExpanderTask", {"query": "What is it", "numVariations": 2.5}]));
+    side_by_side(Value::Array(cases), |ours, theirs| ours == theirs).await;
+}
+
+/// Workglow's `VectorQuantizeTask` (given `Float64Array`s, as JSON has no
+/// typed arrays) and `vector.quantize` give the same numbers. (Workglow's
+/// `float16` gives zeros on Node 20, which lacks `Float16Array`; tested
+/// in `standard_tasks.rs`.)
+#[tokio::test]
+async fn vector_quantize_answers_as_workglows_own_class() {
+    let f64s = |values: Value| json!({"$typed": "Float64Array", "values": values});
+    let mut cases = Vec::new();
+    for target in ["int8", "uint8", "int16", "uint16", "float32", "float64"] {
+        for normalize in [true, false] {
+            for v in [
+                json!([0.5, -0.25, 1]),
+                json!([3, 4]),
+                json!([0, 0]),
+                json!([-2.5, 7, 0.001]),
+                json!([]),
+            ] {
+                cases.push(json!(["VectorQuantizeTask", {"vector": f64s(v.clone()), "targetType": target, "normalize": normalize}]));
+            }
+            cases.push(json!(["VectorQuantizeTask", {
+                "vector": [f64s(json!([0.1, 0.2])), f64s(json!([5, -5]))], "targetType": target, "normalize": normalize
+            }]));
+        }
+    }
     side_by_side(Value::Array(cases), |ours, theirs| ours == theirs).await;
 }

@@ -562,8 +562,8 @@ impl PluginHost {
     /// The manifest a standard plugin is loaded with.
     pub fn standard_manifest(name: &str) -> Manifest {
         let mut manifest = Manifest::default();
-        // The standard AI tasks call whichever model their input names.
-        if name == "std-ai" {
+        // The standard AI and RAG tasks call whichever model their input names.
+        if name == "std-ai" || name == "std-rag" {
             manifest.grants.models = vec!["*".into()];
         }
         // An image of 50 megapixels is 200 MB as RGBA, in and out.

@@ -6,6 +6,9 @@
 //! (a chunk boundary inside a surrogate pair gives U+FFFD where JavaScript
 //! keeps a lone surrogate).
 mod chunker;
+mod context;
+mod kb;
+mod query;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -148,6 +151,41 @@ fn tasks() -> Vec<TaskDef> {
                  sentences or paragraphs, with `chunkOverlap` → chunks, text, count.",
             )
             .category("Document"),
+        TaskDef::new("rag.context-builder", context::context_builder)
+            .title("Context builder")
+            .description(
+                "`chunks` (with `metadata` and `scores`) formatted as `simple`, `numbered`, \
+                 `xml`, `markdown` or `json` into one context within `maxLength` characters or \
+                 `maxTokens` tokens (counted by `model` when given) → context, chunksUsed, \
+                 totalLength, totalTokens.",
+            )
+            .category("RAG"),
+        TaskDef::new("rag.query-expander", query::query_expander)
+            .title("Query expander")
+            .description(
+                "`query` and up to `numVariations` - 1 rewordings of it by fixed rules \
+                 (`multi-query` or `synonyms`; no model) → query, originalQuery, method, count.",
+            )
+            .category("RAG"),
+        TaskDef::new("rag.chunk-vector-upsert", kb::upsert)
+            .title("Add to knowledge base")
+            .description(
+                "Stores `chunks` (chunk records with `chunkId`, `doc_id`, `text`) and their \
+                 `vector`s, 1:1, in the knowledge base named `knowledgeBase` (the run's user's \
+                 own), replacing chunks of the same ids → count, doc_id, chunk_ids.",
+            )
+            .category("Document")
+            .side_effects(),
+        TaskDef::new("rag.chunk-retrieval", kb::retrieve)
+            .title("Chunk retrieval")
+            .description(
+                "The `topK` chunks of knowledge base `knowledgeBase` most similar (cosine) to \
+                 `query` (a vector, or a text embedded by `model`), with metadata matching \
+                 `filter` and a score of at least `scoreThreshold` → chunks, chunk_ids, \
+                 metadata, scores, scoreType, count, query.",
+            )
+            .category("RAG")
+            .not_cacheable(),
     ]
 }
 

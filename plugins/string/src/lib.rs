@@ -158,45 +158,9 @@ struct Template {
 fn template(i: Template, _: &Context) -> Out<TextOut> {
     let mut out = i.template;
     for (key, value) in &i.values {
-        out = out.replace(&format!("{{{{{key}}}}}"), &js_string(value));
+        out = out.replace(&format!("{{{{{key}}}}}"), &js::string(value));
     }
     text(out)
-}
-
-/// JavaScript's `String(value)` of a JSON value.
-fn js_string(value: &Value) -> String {
-    match value {
-        Value::Null => "null".into(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => js_number(n.as_f64().unwrap_or(f64::NAN)),
-        Value::String(s) => s.clone(),
-        Value::Array(items) => items
-            .iter()
-            .map(|v| match v {
-                Value::Null => String::new(),
-                v => js_string(v),
-            })
-            .collect::<Vec<_>>()
-            .join(","),
-        Value::Object(_) => "[object Object]".into(),
-    }
-}
-
-/// JavaScript's `Number.prototype.toString()`: the shortest round-trip
-/// digits, exponent form from 1e21 and below 1e-6.
-fn js_number(v: f64) -> String {
-    if v == 0.0 {
-        return "0".into();
-    }
-    let a = v.abs();
-    if (1e-6..1e21).contains(&a) {
-        return v.to_string();
-    }
-    let e = format!("{v:e}");
-    match e.split_once('e') {
-        Some((digits, exp)) if !exp.starts_with('-') => format!("{digits}e+{exp}"),
-        _ => e,
-    }
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -308,7 +272,7 @@ fn render(i: RenderIn, _: &Context) -> Out<Rendered> {
                 _ => None,
             });
         match found {
-            Some(v) if !v.is_null() => js_string(v),
+            Some(v) if !v.is_null() => js::string(v),
             _ => default.unwrap_or_default().to_string(),
         }
     });

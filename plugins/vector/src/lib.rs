@@ -8,6 +8,8 @@
 //! carry: a division by a zero component is invalid input (Workglow gives
 //! Infinity or NaN, written as `null`), and so is a result that is not a
 //! finite number.
+mod quantize;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Number;
@@ -208,6 +210,13 @@ fn tasks() -> Vec<TaskDef> {
         TaskDef::new("vector.dot-product", dot_product)
             .title("Dot product")
             .description("The dot product of the first two of `vectors` → result."),
+        TaskDef::new("vector.quantize", quantize::quantize)
+            .title("Quantize")
+            .description(
+                "`vector` (one vector or an array of them), normalized unless `normalize` is \
+                 false, as numbers of `targetType`: int8/int16 (×127, ×32767), uint8/uint16 \
+                 (range spread), float16/32/64 → vector, originalType, targetType.",
+            ),
     ]
     .into_iter()
     .map(|t| t.category("Vector"))
