@@ -593,8 +593,47 @@ async fn a_wasm_task_generates_through_an_http_provider_and_streams_progress() {
     assert_eq!(streamed, vec!["Hel", "lo", " world"]);
 }
 
+/// The example graph `name` (`examples/NAME.json`).
+fn example(name: &str) -> weft::graph::Graph {
+    weft::graph::Graph::from_file(&PathBuf::from(ROOT).join(format!("examples/{name}.json")))
+        .unwrap()
+}
+
+const DOCS: &str = "The loom was invented to weave cloth.\n\
+                    Bananas are rich in potassium.\n\n\
+                    Weft threads run across the warp on a loom.\n\
+                    The stock market closed higher on Friday.";
+
+/// `examples/ingest.json` chunks a document by sentence, embeds each chunk
+/// in a map and stores them in the knowledge base `docs`.
 #[tokio::test]
-async fn the_rag_example_retrieves_the_relevant_lines_and_answers_from_them() {
+async fn the_ingest_example_embeds_each_chunk_in_a_map_and_stores_them() {
+    let host = common::builder(None)
+        .model("minilm", minilm())
+        .build()
+        .await
+        .unwrap();
+    let (result, events) = common::run(
+        &host,
+        &example("ingest"),
+        json!({"text": DOCS, "doc_id": "notes"}),
+    )
+    .await;
+    assert!(result.failures.is_empty(), "{:?}", result.failures);
+    assert_eq!(
+        result.outputs["store"]["chunk_ids"],
+        json!(["notes:0", "notes:1", "notes:2", "notes:3"])
+    );
+    assert!(
+        events.iter().any(|e| matches!(&e.kind,
+        EventKind::Progress { node, message: Some(m), .. } if node == "embed" && m == "map 4 / 4"))
+    );
+}
+
+/// After `examples/ingest.json`, `examples/rag.json` retrieves the two
+/// chunks nearest the question and has the model answer from them.
+#[tokio::test]
+async fn the_rag_example_retrieves_the_relevant_chunks_and_answers_from_them() {
     let (fake, base) = fake_provider().await;
     let host = common::builder(None)
         .model("minilm", minilm())
@@ -609,25 +648,22 @@ async fn the_rag_example_retrieves_the_relevant_lines_and_answers_from_them() {
         .build()
         .await
         .unwrap();
-    let graph =
-        weft::graph::Graph::from_file(&PathBuf::from(ROOT).join("examples/rag.json")).unwrap();
-    let docs = "The loom was invented to weave cloth.\n\
-                Bananas are rich in potassium.\n\
-                Weft threads run across the warp on a loom.\n\
-                The stock market closed higher on Friday.";
-    let (result, _) = common::run(
+    let (ingested, _) = common::run(
         &host,
-        &graph,
-        json!({"text": docs, "question": "What do weft threads do on a loom?"}),
+        &example("ingest"),
+        json!({"text": DOCS, "doc_id": "notes"}),
     )
     .await;
+    assert!(ingested.failures.is_empty(), "{:?}", ingested.failures);
+    let question = json!({"question": "What do weft threads do on a loom?"});
+    let (result, _) = common::run(&host, &example("rag"), question).await;
     assert_eq!(
         result.outputs["answer"]["answer"], "Hello world",
         "{:?}",
         result.failures
     );
     assert_eq!(
-        result.outputs["rank"]["top_items"],
+        result.outputs["find"]["chunks"],
         json!([
             "Weft threads run across the warp on a loom.",
             "The loom was invented to weave cloth."
@@ -640,47 +676,9 @@ async fn the_rag_example_retrieves_the_relevant_lines_and_answers_from_them() {
         .unwrap()
         .to_string();
     assert!(
-        asked.contains("Weft threads run across the warp") && !asked.contains("Bananas"),
+        asked.contains("[1] Weft threads run across the warp") && !asked.contains("Bananas"),
         "{asked}"
     );
-}
-
-#[tokio::test]
-async fn the_ingest_example_embeds_each_chunk_in_a_map() {
-    let host = common::builder(None)
-        .model("minilm", minilm())
-        .build()
-        .await
-        .unwrap();
-    let graph =
-        weft::graph::Graph::from_file(&PathBuf::from(ROOT).join("examples/ingest.json")).unwrap();
-    let docs = "The loom was invented to weave cloth.\n\
-                Bananas are rich in potassium.\n\n\
-                Weft threads run across the warp on a loom.\n\
-                The stock market closed higher on Friday.";
-    let (result, events) = common::run(
-        &host,
-        &graph,
-        json!({"text": docs, "question": "What do weft threads do on a loom?"}),
-    )
-    .await;
-    assert!(result.failures.is_empty(), "{:?}", result.failures);
-    assert_eq!(
-        result.outputs["embed_chunks"]["vector"]
-            .as_array()
-            .unwrap()
-            .len(),
-        4
-    );
-    assert_eq!(
-        result.outputs["rank"]["top_items"],
-        json!([
-            "Weft threads run across the warp on a loom.",
-            "The loom was invented to weave cloth."
-        ])
-    );
-    assert!(events.iter().any(|e| matches!(&e.kind,
-        EventKind::Progress { node, message: Some(m), .. } if node == "embed_chunks" && m == "map 4 / 4")));
 }
 
 #[tokio::test]

@@ -6,8 +6,10 @@
 //! base named by a string (Workglow passes an object from its registry).
 //! Two differences: a chunk is stored under its own `chunkId` (Workglow
 //! makes a new id each time), so upserting a document again, or a retried
-//! node doing so, replaces its chunks instead of adding copies; and
-//! `hybrid` retrieval is refused, as there is no full-text index.
+//! node doing so, replaces its chunks instead of adding copies (a chunk
+//! needs a `chunkId` and a non-empty `doc_id`: give `rag.text-chunker` a
+//! `doc_id`); and `hybrid` retrieval is refused, as there is no full-text
+//! index.
 //!
 //! Layout, under `kb/NAME/`: `dims` (the vectors' length, fixed by the
 //! first upsert) and `chunk/CHUNK_ID` (a chunk: 4 bytes of JSON length,
