@@ -94,7 +94,6 @@ const NOT_PROVIDED: &[(&str, &str)] = &[
     ("ModelSearchTask", "not yet: searching a model hub"),
     ("ObjectDetectionTask", VISION),
     ("PoseLandmarkerTask", VISION),
-    ("RerankerTask", RAG),
     (
         "SplitTask",
         "not yet: one output port per array element (`output_0`, `output_1`, …), decided while running",

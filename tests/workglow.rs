@@ -505,6 +505,45 @@ async fn context_builder_and_query_expander_answer_as_workglows_own_classes() {
     side_by_side(Value::Array(cases), |ours, theirs| ours == theirs).await;
 }
 
+/// Workglow's `RerankerTask` (`@workglow/ai`) and `rag.reranker` reorder
+/// chunks alike (scores to 1 part in 10^6: `Math.log` and Rust's `ln` may
+/// differ in the last bit).
+#[tokio::test]
+async fn the_reranker_answers_as_workglows_own_class() {
+    let chunks = json!([
+        "Bananas are rich in potassium.",
+        "Weft threads run across the WARP on a loom; weft, weft.",
+        "The loom was invented to weave cloth.",
+        "Σίσυφος ΣΟΦΟΣ σοφός ſ straße",
+        "weft threads"
+    ]);
+    let metadata = json!([{"n": 0}, {"n": 1}, {"n": 2}]);
+    let mut cases = Vec::new();
+    for query in [
+        "weft threads",
+        "Weft",
+        "LOOM cloth",
+        "",
+        "   ",
+        "σοφος ς",
+        "ß s",
+        "(a+)*",
+    ] {
+        for method in ["simple", "reciprocal-rank-fusion"] {
+            cases.push(
+                json!(["RerankerTask", {"query": query, "chunks": chunks, "method": method}]),
+            );
+            cases.push(json!(["RerankerTask", {
+                "query": query, "chunks": chunks, "method": method,
+                "scores": [0.2, 0.9, 0.85], "metadata": metadata, "topK": 3
+            }]));
+        }
+    }
+    cases.push(json!(["RerankerTask", {"query": "weft", "chunks": chunks, "topK": 2.5}]));
+    cases.push(json!(["RerankerTask", {"query": "weft", "chunks": []}]));
+    side_by_side(Value::Array(cases), close).await;
+}
+
 /// Workglow's `VectorQuantizeTask` (given `Float64Array`s, as JSON has no
 /// typed arrays) and `vector.quantize` give the same numbers. (Workglow's
 /// `float16` gives zeros on Node 20, which lacks `Float16Array`; tested

@@ -136,6 +136,35 @@ fn write_json(value: &Value, out: &mut String) {
     }
 }
 
+/// JavaScript's white space and line terminators (`\s`, `trim`), as a
+/// UTF-16 code unit.
+pub fn is_space(u: u16) -> bool {
+    matches!(
+        u,
+        0x09..=0x0D | 0x20 | 0xA0 | 0x1680 | 0x2000..=0x200A | 0x2028 | 0x2029 | 0x202F | 0x205F
+            | 0x3000 | 0xFEFF
+    )
+}
+
+/// JavaScript's `s.split(/\s+/)`: an empty piece first where `s` starts
+/// with white space, and last where it ends with it.
+pub fn split_whitespace(s: &str) -> Vec<&str> {
+    let space = |c: char| c.len_utf16() == 1 && is_space(c as u16);
+    let mut pieces = Vec::new();
+    let mut rest = s;
+    while let Some(start) = rest.find(space) {
+        pieces.push(&rest[..start]);
+        let after = &rest[start..];
+        rest = &after[after.find(|c| !space(c)).unwrap_or(after.len())..];
+        if rest.is_empty() {
+            pieces.push("");
+            return pieces;
+        }
+    }
+    pieces.push(rest);
+    pieces
+}
+
 /// The length of `s` in UTF-16 code units, as JavaScript's `length`.
 pub fn length(s: &str) -> usize {
     s.chars().map(char::len_utf16).sum()
@@ -203,6 +232,13 @@ mod tests {
     fn stringify_keeps_key_order_and_javascript_numbers() {
         let v = json!({"z": 1, "a": [1e21, "q\"\n"], "m": null});
         assert_eq!(stringify(&v), r#"{"z":1,"a":[1e+21,"q\"\n"],"m":null}"#);
+    }
+
+    #[test]
+    fn split_whitespace_keeps_empty_ends_as_javascript() {
+        assert_eq!(split_whitespace("  a \u{FEFF}b\t"), vec!["", "a", "b", ""]);
+        assert_eq!(split_whitespace(""), vec![""]);
+        assert_eq!(split_whitespace("a\u{85}b"), vec!["a\u{85}b"]);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Workglow's `TextChunkerTask` strategies, step for step, on UTF-16 code
 //! units.
+use js::is_space;
 
 /// A chunk: its text and where it came from (`end` is where its untrimmed
 /// text ends).
@@ -11,15 +12,6 @@ pub struct Piece {
 
 fn string(units: &[u16]) -> String {
     String::from_utf16_lossy(units)
-}
-
-/// JavaScript's white space and line terminators (`\s`, `trim`).
-pub fn is_space(u: u16) -> bool {
-    matches!(
-        u,
-        0x09..=0x0D | 0x20 | 0xA0 | 0x1680 | 0x2000..=0x200A | 0x2028 | 0x2029 | 0x202F | 0x205F
-            | 0x3000 | 0xFEFF
-    )
 }
 
 /// JavaScript's `trim`.

@@ -9,6 +9,7 @@ mod chunker;
 mod context;
 mod kb;
 mod query;
+mod rerank;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -165,6 +166,15 @@ fn tasks() -> Vec<TaskDef> {
             .description(
                 "`query` and up to `numVariations` - 1 rewordings of it by fixed rules \
                  (`multi-query` or `synonyms`; no model) → query, originalQuery, method, count.",
+            )
+            .category("RAG"),
+        TaskDef::new("rag.reranker", rerank::rerank)
+            .title("Reranker")
+            .description(
+                "`chunks` (with `scores` and `metadata`) reordered for `query` by heuristics, no \
+                 model: `simple` (score, the query's words, exact phrase, place) or \
+                 `reciprocal-rank-fusion`; the best `topK` → chunks, scores, metadata, \
+                 originalIndices, count.",
             )
             .category("RAG"),
         TaskDef::new("rag.chunk-vector-upsert", kb::upsert)

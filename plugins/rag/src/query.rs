@@ -110,7 +110,7 @@ const SYNONYMS: [(&str, [&str; 3]); 10] = [
 
 fn synonyms(query: &str, wanted: f64) -> Vec<String> {
     let lower = query.to_lowercase();
-    let words = js_split_whitespace(&lower);
+    let words = js::split_whitespace(&lower);
     let mut queries = vec![query.to_string()];
     let mut made = 0.0;
     for (word, syns) in SYNONYMS {
@@ -131,26 +131,6 @@ fn synonyms(query: &str, wanted: f64) -> Vec<String> {
         }
     }
     queries
-}
-
-/// JavaScript's `s.split(/\s+/)` (an empty piece at each end where `s`
-/// starts or ends with white space).
-fn js_split_whitespace(s: &str) -> Vec<&str> {
-    let is_space = |c: char| c.len_utf16() == 1 && crate::chunker::is_space(c as u16);
-    let mut pieces = Vec::new();
-    let mut rest = s;
-    while let Some(start) = rest.find(is_space) {
-        pieces.push(&rest[..start]);
-        let after = &rest[start..];
-        let run = after.find(|c| !is_space(c)).unwrap_or(after.len());
-        rest = &after[run..];
-        if rest.is_empty() {
-            pieces.push("");
-            return pieces;
-        }
-    }
-    pieces.push(rest);
-    pieces
 }
 
 /// `modified` with its first letter upper-case if `original`'s is (an
