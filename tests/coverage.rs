@@ -107,7 +107,6 @@ const NOT_PROVIDED: &[(&str, &str)] = &[
     ("TextNamedEntityRecognitionTask", AI_TEXT),
     ("TextRerankerTask", RAG),
     ("ToolCallingTask", AI_TEXT),
-    ("TopicSegmenterTask", RAG),
 ];
 
 #[derive(Deserialize)]

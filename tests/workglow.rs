@@ -544,6 +544,53 @@ async fn the_reranker_answers_as_workglows_own_class() {
     side_by_side(Value::Array(cases), close).await;
 }
 
+/// Workglow's `TopicSegmenterTask` (`@workglow/ai`) and
+/// `rag.topic-segmenter` cut the same texts into the same segments.
+#[tokio::test]
+async fn the_topic_segmenter_answers_as_workglows_own_class() {
+    let para = |words: &str, n: usize| vec![words; n].join(" ");
+    let text = [
+        para("Looms weave weft threads across the warp.", 3),
+        para(
+            "However, bananas are rich in potassium and grow in bunches.",
+            2,
+        ),
+        "Short one.".to_string(),
+        para(
+            "1. Markets closed higher on Friday after a quiet week of trading.",
+            2,
+        ),
+        para(
+            "Finally the loom and the weft and the warp again, with threads.",
+            4,
+        ),
+        "  \r\n  tail with día 🧵 and ＫELVIN  ".to_string(),
+    ];
+    let mut cases = Vec::new();
+    for separator in ["\n\n", "\n \n\n  ", "\r\n\r\n", "\n"] {
+        let joined = format!("  {}\n", text.join(separator));
+        for method in ["heuristic", "embedding-similarity", "hybrid"] {
+            for (min, max, threshold) in [
+                (100, 2000, 0.5),
+                (50, 100, 0.5),
+                (50, 300, 0.1),
+                (200, 250, 0.9),
+            ] {
+                cases.push(json!(["TopicSegmenterTask", {
+                    "text": joined, "method": method, "minSegmentSize": min,
+                    "maxSegmentSize": max, "similarityThreshold": threshold
+                }]));
+            }
+        }
+    }
+    cases.push(json!(["TopicSegmenterTask", {"text": ""}]));
+    cases.push(json!(["TopicSegmenterTask", {"text": "\n\n \n"}]));
+    cases.push(
+        json!(["TopicSegmenterTask", {"text": "Thus one.\n\nThus two.", "minSegmentSize": 50}]),
+    );
+    side_by_side(Value::Array(cases), |ours, theirs| ours == theirs).await;
+}
+
 /// Workglow's `VectorQuantizeTask` (given `Float64Array`s, as JSON has no
 /// typed arrays) and `vector.quantize` give the same numbers. (Workglow's
 /// `float16` gives zeros on Node 20, which lacks `Float16Array`; tested

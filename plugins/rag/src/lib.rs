@@ -10,6 +10,7 @@ mod context;
 mod kb;
 mod query;
 mod rerank;
+mod topics;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -150,6 +151,15 @@ fn tasks() -> Vec<TaskDef> {
             .description(
                 "Splits `text` into chunks of at most `chunkSize` characters: fixed windows, \
                  sentences or paragraphs, with `chunkOverlap` → chunks, text, count.",
+            )
+            .category("Document"),
+        TaskDef::new("rag.topic-segmenter", topics::topic_segmenter)
+            .title("Topic segmenter")
+            .description(
+                "`text`'s paragraphs grouped into segments of `minSegmentSize` to \
+                 `maxSegmentSize` characters, split at transition words (`heuristic`) or where \
+                 neighbouring paragraphs share few words (`embedding-similarity`; no model) → \
+                 segments (text, startOffset, endOffset), count.",
             )
             .category("Document"),
         TaskDef::new("rag.context-builder", context::context_builder)

@@ -35,7 +35,7 @@ const HUMAN: [&str; 2] = ["HumanApprovalTask", "HumanInputTask"];
 /// another name: same ports, same behaviour. (Others do the same job with
 /// other port names, e.g. `math.add` gives `value` where `ScalarAddTask`
 /// gives `result`: `scalar.add` is its alias.)
-pub const ALIASES: [(&str, &str); 60] = [
+pub const ALIASES: [(&str, &str); 61] = [
     ("TextGenerationTask", "ai.text-generation"),
     ("TextSummaryTask", "ai.text-summary"),
     ("ScalarAddTask", "scalar.add"),
@@ -96,6 +96,7 @@ pub const ALIASES: [(&str, &str); 60] = [
     ("ChunkVectorUpsertTask", "rag.chunk-vector-upsert"),
     ("ChunkRetrievalTask", "rag.chunk-retrieval"),
     ("RerankerTask", "rag.reranker"),
+    ("TopicSegmenterTask", "rag.topic-segmenter"),
 ];
 
 /// The node kind Workglow's class `class` reads as (a control-flow class,
