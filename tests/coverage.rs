@@ -79,9 +79,7 @@ const NOT_PROVIDED: &[(&str, &str)] = &[
         "builds a graph from JSON while running: in Weft a graph is data before it runs (subgraph nodes, saved graphs)",
     ),
     ("KbAddDocumentTask", RAG),
-    ("KbDeleteTask", RAG),
     ("KbReindexTask", RAG),
-    ("KbSearchTask", RAG),
     ("KbToDocumentsTask", RAG),
     (
         "LambdaTask",

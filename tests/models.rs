@@ -769,7 +769,7 @@ fn ingest(doc: &str, text: &str) -> (weft::graph::Graph, Value) {
              "defaults": {"strategy": "sentence", "chunkSize": 60, "chunkOverlap": 0}},
             {"id": "embed", "type": "ai.text-embedding", "defaults": {"model": "minilm"}},
             {"id": "store", "type": "ChunkVectorUpsertTask",
-             "defaults": {"knowledgeBase": "notes", "doc_title": "Notes"}}
+             "defaults": {"knowledgeBase": "notes", "doc_title": "Notes", "model": "minilm"}}
         ],
         "dataflows": [
             flow("chunk", "text", "embed", "texts"),
@@ -798,9 +798,11 @@ fn ask(question: &str, top_k: u32, filter: Value) -> weft::graph::Graph {
 }
 
 /// A knowledge base on redb and one on PostgreSQL, filled by the same
-/// ingest runs (one of them twice), give the same chunks for a question,
-/// the relevant ones first; an ingest run again replaces its chunks rather
-/// than adding copies, and a metadata filter keeps one document's chunks.
+/// ingest runs, give the same chunks for a question, the relevant ones
+/// first, by `ChunkRetrievalTask` and by `KbSearchTask` (the model recorded
+/// at upsert); a document ingested again replaces its chunks (no copies,
+/// none left over), `KbDeleteTask` removes one, and a metadata filter keeps
+/// one document's chunks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn knowledge_bases_on_redb_and_postgres_retrieve_the_same_chunks() {
     let dir = tempfile::tempdir().unwrap();
@@ -812,6 +814,11 @@ async fn knowledge_bases_on_redb_and_postgres_retrieve_the_same_chunks() {
     let loom = "Weft threads run across the warp on a loom. The loom was invented to weave \
                 cloth. Bananas are rich in potassium. The stock market closed higher on Friday.";
     let garden = "Tomatoes need a lot of sun. Weft is also a word for woven fabric.";
+    // Five chunks (each sentence is over half of `chunkSize`).
+    let old = "An old draft of the notes about looms and weaving. Its second sentence is \
+               rather long as well, on purpose. A third sentence, just as long as the others. \
+               The fourth sentence says nothing new, at length. The fifth one is left over \
+               after the update.";
     let mut answers = Vec::new();
     for store in [redb, pg] {
         let host = common::builder(None)
@@ -820,7 +827,12 @@ async fn knowledge_bases_on_redb_and_postgres_retrieve_the_same_chunks() {
             .build()
             .await
             .unwrap();
-        for (doc, text) in [("loom", loom), ("garden", garden), ("loom", loom)] {
+        for (doc, text) in [
+            ("loom", old),
+            ("scratch", garden),
+            ("garden", garden),
+            ("loom", loom),
+        ] {
             let (graph, input) = ingest(doc, text);
             let (result, _) = common::run(&host, &graph, input).await;
             let stored = result.outputs.get("store");
@@ -831,8 +843,17 @@ async fn knowledge_bases_on_redb_and_postgres_retrieve_the_same_chunks() {
                 result.failures
             );
         }
+        let delete = common::graph(json!({"tasks": [{"id": "d", "type": "KbDeleteTask",
+            "defaults": {"knowledgeBase": "notes", "doc_id": "scratch"}}]}));
+        let (deleted, _) = common::run(&host, &delete, json!({})).await;
+        assert_eq!(
+            deleted.outputs["d"]["doc_id"], "scratch",
+            "{:?}",
+            deleted.failures
+        );
         let (all, _) = common::run(&host, &ask("anything", 100, json!({})), json!({})).await;
-        // Six sentences, each a chunk, once each although `loom` came twice.
+        // Six sentences, each a chunk: `loom`'s five-sentence draft was
+        // replaced by its four, `scratch` deleted.
         assert_eq!(all.outputs["find"]["count"], 6, "{:?}", all.failures);
 
         let question = "What do weft threads do on a loom?";
@@ -860,6 +881,17 @@ async fn knowledge_bases_on_redb_and_postgres_retrieve_the_same_chunks() {
         assert!(
             context.starts_with("[1] Weft threads run across"),
             "{context}"
+        );
+
+        let search = common::graph(json!({"tasks": [{"id": "s", "type": "KbSearchTask",
+            "defaults": {"knowledgeBase": "notes", "query": question, "topK": 2, "filter": {"doc_id": "loom"}}}]}));
+        let (searched, _) = common::run(&host, &search, json!({})).await;
+        let s = &searched.outputs["s"];
+        assert_eq!(s["chunks"], find["chunks"], "{:?}", searched.failures);
+        assert_eq!(s["results"][0]["doc_id"], "loom");
+        assert_eq!(
+            s["results"][0]["vector"].as_array().map(Vec::len),
+            Some(384)
         );
         answers.push((find["chunk_ids"].clone(), find["scores"].clone()));
     }
@@ -930,4 +962,24 @@ async fn knowledge_base_misuse_is_refused_by_name() {
         "{}",
         error(&r)
     );
+    let search = json!({"knowledgeBase": "kb", "query": "text"});
+    let (r, _) = common::run(&host, &one("rag.kb-search", search), json!({})).await;
+    assert!(
+        error(&r).contains("has no embedding model"),
+        "{}",
+        error(&r)
+    );
+    for (model, ok) in [("minilm", true), ("minilm", true), ("another", false)] {
+        let upsert =
+            json!({"knowledgeBase": "kb", "chunks": [chunk], "vector": [1.0, 0.0], "model": model});
+        let (r, _) = common::run(&host, &one("rag.chunk-vector-upsert", upsert), json!({})).await;
+        match ok {
+            true => assert!(r.failures.is_empty(), "{:?}", r.failures),
+            false => assert!(
+                error(&r).contains("was embedded with model `minilm`, not `another`"),
+                "{}",
+                error(&r)
+            ),
+        }
+    }
 }

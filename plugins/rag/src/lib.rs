@@ -192,7 +192,8 @@ fn tasks() -> Vec<TaskDef> {
             .description(
                 "Stores `chunks` (chunk records with `chunkId`, `doc_id`, `text`) and their \
                  `vector`s, 1:1, in the knowledge base named `knowledgeBase` (the run's user's \
-                 own), replacing chunks of the same ids → count, doc_id, chunk_ids.",
+                 own), replacing the document's earlier chunks; `model` records the embedding \
+                 model for `rag.kb-search` → count, doc_id, chunk_ids.",
             )
             .category("Document")
             .side_effects(),
@@ -206,6 +207,22 @@ fn tasks() -> Vec<TaskDef> {
             )
             .category("RAG")
             .not_cacheable(),
+        TaskDef::new("rag.kb-search", kb::kb_search)
+            .title("Knowledge base search")
+            .description(
+                "The `topK` chunks of knowledge base `knowledgeBase` most similar to the text \
+                 `query`, embedded by the model the chunks were upserted with; `filter`, \
+                 `scoreThreshold` → results, chunks, chunk_ids, scores, count.",
+            )
+            .category("RAG")
+            .not_cacheable(),
+        TaskDef::new("rag.kb-delete", kb::delete)
+            .title("Knowledge base: delete a document")
+            .description(
+                "Deletes document `doc_id`'s chunks from knowledge base `knowledgeBase` → doc_id.",
+            )
+            .category("RAG")
+            .side_effects(),
     ]
 }
 

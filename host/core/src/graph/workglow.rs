@@ -35,7 +35,7 @@ const HUMAN: [&str; 2] = ["HumanApprovalTask", "HumanInputTask"];
 /// another name: same ports, same behaviour. (Others do the same job with
 /// other port names, e.g. `math.add` gives `value` where `ScalarAddTask`
 /// gives `result`: `scalar.add` is its alias.)
-pub const ALIASES: [(&str, &str); 61] = [
+pub const ALIASES: [(&str, &str); 63] = [
     ("TextGenerationTask", "ai.text-generation"),
     ("TextSummaryTask", "ai.text-summary"),
     ("ScalarAddTask", "scalar.add"),
@@ -97,6 +97,8 @@ pub const ALIASES: [(&str, &str); 61] = [
     ("ChunkRetrievalTask", "rag.chunk-retrieval"),
     ("RerankerTask", "rag.reranker"),
     ("TopicSegmenterTask", "rag.topic-segmenter"),
+    ("KbSearchTask", "rag.kb-search"),
+    ("KbDeleteTask", "rag.kb-delete"),
 ];
 
 /// The node kind Workglow's class `class` reads as (a control-flow class,
