@@ -97,6 +97,14 @@ async fn one_run(
         .get(format!("{server}/v1/runs/{run_id}/events"))
         .send()
         .await?;
+    if !events.status().is_success() {
+        // 429: more streams than `[server] max_streams_per_user` (32).
+        bail!(
+            "event stream of {run_id} refused: {} {}",
+            events.status(),
+            events.text().await.unwrap_or_default()
+        );
+    }
     let mut stream = events.bytes_stream();
     let mut buffer = String::new();
     let mut first_task = None;

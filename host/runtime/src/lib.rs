@@ -47,6 +47,7 @@ mod control;
 pub mod data;
 pub mod events;
 mod host;
+mod in_flight;
 pub mod instance;
 mod map;
 pub mod pinning;

@@ -13,7 +13,6 @@ use std::time::Instant;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::budget::Budget;
@@ -21,6 +20,7 @@ use crate::cache::{CacheEntry, CachePolicy};
 use crate::clock::{Clock, now_ms};
 use crate::events::{DataflowStatus, EventHub, EventKind, NodeStatus, RunStatus, Ticket};
 use crate::graph::{ERROR_PORT, NodeKind, Plan, TIMEOUT_PORT, WaitSpec};
+use crate::in_flight::InFlight;
 use crate::limiter::{Queue, Wait};
 use crate::signals::SignalWatch;
 use crate::store::CachePut;
@@ -1068,7 +1068,7 @@ impl Runner {
     ) -> Result<(bool, RunStats, Option<Instant>), RunLogError> {
         let plan = st.plan;
         let parallelism = self.options.parallelism.max(1);
-        let mut running: JoinSet<(usize, NodeOutcome)> = JoinSet::new();
+        let mut running: InFlight<(usize, NodeOutcome)> = InFlight::new();
         let mut stats = RunStats::default();
         let mut started: Option<Instant> = None;
         let mut cancelled = cancel.is_cancelled();
@@ -1198,13 +1198,13 @@ impl Runner {
                     let kind = node.kind.clone();
                     let instances = self.instances(st, i, ctx, stop, hub);
                     let run = crate::control::run_kind(kind, node_input, instances, parallelism);
-                    running.spawn(tracing::Instrument::instrument(
+                    running.start(tracing::Instrument::instrument(
                         async move { (i, (run.await, Cached::Miss(None))) },
                         span,
                     ));
                     continue;
                 }
-                running.spawn(tracing::Instrument::instrument(
+                running.start(tracing::Instrument::instrument(
                     async move {
                         let execution = Execution {
                             ctx,
@@ -1238,7 +1238,7 @@ impl Runner {
                 _ = cancel.cancelled(), if !cancelled => { cancelled = true; }
                 _ = tokio::time::sleep(until_retry.unwrap_or_default()), if until_retry.is_some() => {}
                 _ = signals.arrival(), if !st.waiting.is_empty() => { signalled = true; }
-                Some(joined) = running.join_next(), if !running.is_empty() => {
+                Some(joined) = running.next(), if !running.is_empty() => {
                     let held = joined.as_ref().ok().and_then(|(i, _)| st.held[*i].take());
                     if let Some((queue, key)) = &held {
                         queue.release(key);

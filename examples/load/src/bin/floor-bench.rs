@@ -1,0 +1,182 @@
+//! The floor under Weft's per-task cost, side by side in one process: the
+//! standard `math.add-one` component instantiated and called directly with
+//! wasmtime (a fresh instance per call, as Weft does, on Weft's own engine
+//! configuration: pooling allocator, fuel, epochs), against chains of N
+//! add-one nodes run by Weft in memory with no output cache. Prints µs per
+//! task and Weft's cost as a multiple of the floor. `examples/bench/run.sh`
+//! runs it.
+//!   floor-bench [N ...]      chain lengths (default 100 1000 10000)
+
+use std::time::Instant;
+
+use anyhow::Context;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+use wasmtime::component::{Component, InstancePre, Linker, ResourceTable, Val};
+use wasmtime::{Engine, Store};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use weft::events::EventHub;
+use weft::graph::Graph;
+use weft::plugin::PluginHost;
+
+/// The export Weft calls on a task plugin.
+const TASK_INTERFACE: &str = "weft:plugin/task@0.1.1";
+
+/// A store's data: the least WASI a Rust component needs to instantiate.
+struct Bare {
+    wasi: WasiCtx,
+    table: ResourceTable,
+}
+
+impl WasiView for Bare {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// `math.add-one` called straight through wasmtime.
+struct Direct {
+    engine: Engine,
+    pre: InstancePre<Bare>,
+}
+
+impl Direct {
+    fn new(engine: &Engine) -> anyhow::Result<Self> {
+        let bytes = PluginHost::standard_sources()
+            .into_iter()
+            .find(|s| s.name == "std-math")
+            .context("std-math is not built in")?
+            .bytes;
+        let component = w(Component::new(engine, &bytes))?;
+        let mut linker = Linker::new(engine);
+        w(wasmtime_wasi::p2::add_to_linker_async(&mut linker))?;
+        // Weft's own imports (log, models, storage, …): add-one calls none.
+        w(linker.define_unknown_imports_as_traps(&component))?;
+        Ok(Direct {
+            engine: engine.clone(),
+            pre: w(linker.instantiate_pre(&component))?,
+        })
+    }
+
+    /// One task: a fresh instance, one call of `run`, the output parsed.
+    async fn call(&self, value: u64) -> anyhow::Result<u64> {
+        let data = Bare {
+            wasi: WasiCtxBuilder::new().build(),
+            table: ResourceTable::new(),
+        };
+        let mut store = Store::new(&self.engine, data);
+        w(store.set_fuel(u64::MAX))?;
+        store.set_epoch_deadline(u64::MAX / 2);
+        let instance = w(self.pre.instantiate_async(&mut store).await)?;
+        let task = instance
+            .get_export_index(&mut store, None, TASK_INTERFACE)
+            .context("no task export")?;
+        let run = instance
+            .get_export_index(&mut store, Some(&task), "run")
+            .and_then(|i| instance.get_func(&mut store, i))
+            .context("no run export")?;
+        let text = |s: &str| Val::String(s.into());
+        let ctx = Val::Record(vec![
+            ("run-id".into(), text("bench")),
+            ("node-id".into(), text("t")),
+            ("attempt".into(), Val::U32(1)),
+            ("idempotency-key".into(), text("bench/t")),
+        ]);
+        let input = json!({ "value": value }).to_string();
+        let mut out = [Val::Bool(false)];
+        w(run
+            .call_async(
+                &mut store,
+                &[text("math.add-one"), text(&input), ctx],
+                &mut out,
+            )
+            .await)?;
+        let Val::Result(Ok(Some(output))) = &out[0] else {
+            anyhow::bail!("add-one failed: {:?}", out[0]);
+        };
+        let Val::String(output) = output.as_ref() else {
+            anyhow::bail!("add-one returned {output:?}");
+        };
+        let output: serde_json::Value = serde_json::from_str(output)?;
+        output["value"].as_u64().context("no value in the output")
+    }
+}
+
+/// wasmtime's error, with its chain, as the binary's.
+fn w<T>(r: wasmtime::Result<T>) -> anyhow::Result<T> {
+    r.map_err(|e| anyhow::anyhow!("{e:?}"))
+}
+
+/// A chain of `n` add-one nodes, the first fed 0.
+fn chain(n: usize) -> Graph {
+    let mut b = Graph::builder()
+        .task("t0", "math.add-one")
+        .defaults(json!({"value": 0}));
+    for i in 1..n {
+        b = b.task(&format!("t{i}"), "math.add-one").connect(
+            &format!("t{}", i - 1),
+            "value",
+            &format!("t{i}"),
+            "value",
+        );
+    }
+    b.build()
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let sizes: Result<Vec<usize>, _> = std::env::args().skip(1).map(|a| a.parse()).collect();
+    let sizes = match sizes {
+        Ok(v) if !v.is_empty() => v,
+        Ok(_) => vec![100, 1000, 10_000],
+        Err(e) => anyhow::bail!("chain lengths are numbers: {e}"),
+    };
+    let host = weft::Host::builder()
+        .cache(weft::cache::CachePolicy {
+            enabled: false,
+            ..Default::default()
+        })
+        .build()
+        .await
+        .context("host")?;
+    let direct = Direct::new(host.plugin_host().engine().engine())?;
+    direct.call(0).await?; // warm up
+
+    println!(
+        "{:<10} {:>14} {:>16} {:>8}",
+        "tasks", "wasmtime µs", "weft chain µs", "ratio"
+    );
+    for n in sizes {
+        let start = Instant::now();
+        let mut value = 0;
+        for _ in 0..n {
+            value = direct.call(value).await?;
+        }
+        anyhow::ensure!(value == n as u64, "the direct chain made {value}");
+        let floor = start.elapsed().as_secs_f64() * 1e6 / n as f64;
+
+        let plan = host
+            .plan(&chain(n), "bench")
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let start = Instant::now();
+        let result = host
+            .run_plan(
+                &plan,
+                &json!({}),
+                &EventHub::new("bench", 1),
+                &CancellationToken::new(),
+            )
+            .await?;
+        let weft = start.elapsed().as_secs_f64() * 1e6 / n as f64;
+        let last = result.outputs.get(&format!("t{}", n - 1));
+        anyhow::ensure!(
+            last == Some(&json!({"value": n})),
+            "the chain ended with {last:?}"
+        );
+        println!("{n:<10} {floor:>14.1} {weft:>16.1} {:>8.2}", weft / floor);
+    }
+    Ok(())
+}
