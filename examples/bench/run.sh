@@ -7,11 +7,16 @@
 #   cache cold    redb, output cache on, empty data directory
 #   cache warm    redb, output cache on, after one run of the same graph
 #   queue-10000   10,000 add-one jobs through a queue with concurrency 8, durable
-#   examples/bench/run.sh
+# then the scaling series (chains and fan-outs of 100 … 100,000 add-one
+# nodes, in memory and on redb: µs per node, which should stay flat), the
+# floor (add-one called straight through wasmtime, a fresh instance per call,
+# beside Weft's chains in the same process) and, when node is there, the
+# Workglow peer (@workglow/task-graph 0.2.37, tests/workglow) on a chain of 300.
+#   examples/bench/run.sh            (SCALE="100 1000 10000" for a shorter series)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rustup target add wasm32-wasip2 >/dev/null 2>&1 || true
-cargo build --release -p weft-cli --quiet
+cargo build --release -p weft-cli -p weft-load --quiet
 weft=${CARGO_TARGET_DIR:-target}/release/weft
 bench=examples/bench
 [[ -f $bench/queue-10000.json ]] || $bench/generate.sh
@@ -58,4 +63,37 @@ for rep in 1 2 3; do
 done
 awk -v ms="$best" -v rss="$rss" \
   'BEGIN { printf "%-26s %8d %10.1f %12.0f %14.1f\n", "queue-10000 conc. 8", 10000, ms, 10000 / (ms / 1000), rss / 1024 }'
+
+# Scaling: the cost per node from 100 to 100,000 nodes, one run each.
+echo
+printf '%-8s %-10s %8s %10s %12s %14s\n' graph store nodes run_ms "µs/node" peak_rss_MiB
+for g in chain fanout; do
+  for n in ${SCALE:-100 1000 10000 100000}; do
+    $bench/generate.sh "$g" "$n" > "$data/$g-$n.json"
+    for mode in ephemeral durable; do
+      case $mode in
+        ephemeral) args=(--ephemeral) ;;
+        durable) rm -rf "$data/scale"; args=(--data-dir "$data/scale") ;;
+      esac
+      out=$("$weft" run "$data/$g-$n.json" --json --no-cache "${args[@]}")
+      awk -v g="$g" -v m="$mode" -v ms="$(field run_ms <<< "$out")" \
+        -v t="$(field tasks_executed <<< "$out")" -v rss="$(field peak_rss_kb <<< "$out")" \
+        'BEGIN { printf "%-8s %-10s %8d %10.1f %12.1f %14.1f\n", g, m, t, ms, ms * 1000 / t, rss / 1024 }'
+    done
+  done
+done
+
+# The floor: the same component called straight through wasmtime.
+echo
+"${CARGO_TARGET_DIR:-target}/release/floor-bench" 100 1000 10000
+
+# The Workglow peer on a chain of 300, beside Weft's.
+if command -v node > /dev/null; then
+  [[ -d tests/workglow/node_modules ]] || npm ci --prefix tests/workglow --silent
+  $bench/generate.sh chain 300 > "$data/chain-300.json"
+  peer=$(node tests/workglow/bench.mjs "$data/chain-300.json" | sed -n 's/.*"run_ms":\([0-9.]*\).*/\1/p')
+  ours=$("$weft" run "$data/chain-300.json" --json --ephemeral --no-cache | field run_ms)
+  awk -v p="$peer" -v o="$ours" \
+    'BEGIN { printf "\nchain of 300: Workglow %.1f ms, Weft in memory %.1f ms: %.1fx\n", p, o, p / o }'
+fi
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), load $(cut -d' ' -f1-3 /proc/loadavg)"

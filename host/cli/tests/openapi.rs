@@ -73,7 +73,7 @@ impl Contract {
                 .expect("the document's schemas compile");
             let errors: Vec<String> = validator
                 .iter_errors(&body)
-                .map(|e| format!("{} at {}", e, e.instance_path))
+                .map(|e| format!("{} at {}", e, e.instance_path()))
                 .collect();
             assert!(
                 errors.is_empty(),

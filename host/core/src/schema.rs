@@ -87,7 +87,7 @@ impl ObjectSchema {
         if let Err(e) = jsonschema::meta::validate(&raw) {
             return Err(SchemaError::Invalid {
                 which,
-                message: format!("{e} (at {})", e.instance_path),
+                message: format!("{e} (at {})", e.instance_path()),
             });
         }
         let validator = jsonschema::validator_for(&raw).map_err(|e| SchemaError::Invalid {
@@ -115,8 +115,8 @@ impl ObjectSchema {
             .validator
             .iter_errors(value)
             .map(|e| Violation {
-                instance_path: e.instance_path.to_string(),
-                schema_path: e.schema_path.to_string(),
+                instance_path: e.instance_path().to_string(),
+                schema_path: e.schema_path().to_string(),
                 message: e.to_string(),
             })
             .collect())

@@ -2,13 +2,15 @@
 //!
 //! Tables (keys → JSON values): `runs` (run id), `nodes` ((run id, node id)),
 //! `events` ((run id, seq)), `meta` (`format_version`), and the cache, rate,
-//! idempotency and saved-graph tables described at their definitions. Every commit is
-//! `Durability::Immediate`: fsynced before it returns.
+//! idempotency and saved-graph tables described at their definitions. Every write
+//! is durable (fsynced) before it returns; writes made at once by many runs
+//! share one fsync ([`group`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 mod backup;
+mod group;
 mod key_values;
 mod schedules;
 mod signals;
@@ -121,6 +123,8 @@ use every_table;
 #[derive(Clone)]
 pub struct RedbStore {
     db: Arc<Database>,
+    /// Every write goes through it: one fsync for many writers.
+    writer: Arc<group::GroupWriter>,
     path: PathBuf,
     /// Offers and slots are not written to the file: no other process
     /// could take part in them.
@@ -267,6 +271,7 @@ impl RedbStore {
         tx.commit().map_err(backend)?;
         Ok(RedbStore {
             db: Arc::new(db),
+            writer: Arc::default(),
             path: path.to_path_buf(),
             offers: Arc::default(),
             slots: Arc::default(),
@@ -279,19 +284,13 @@ impl RedbStore {
         &self.path
     }
 
-    /// Run `f` in a write transaction on the blocking pool and commit it
-    /// (durably) if it succeeds.
+    /// Run `f` in a write transaction on the blocking pool and commit it if
+    /// it succeeds; returns once the commit is durable (group commit).
     async fn write<T: Send + 'static, E: From<StoreError> + Send + 'static>(
         &self,
         f: impl FnOnce(&WriteTransaction) -> Result<T, E> + Send + 'static,
     ) -> Result<T, E> {
-        self.blocking(move |db| {
-            let tx = db.begin_write().map_err(backend)?;
-            let out = f(&tx)?;
-            tx.commit().map_err(backend)?;
-            Ok(out)
-        })
-        .await
+        self.writer.write(&self.db, f).await
     }
 
     /// Run `f` in a read transaction on the blocking pool.

@@ -1,0 +1,152 @@
+//! Group commit across callers: one fsync for the writes of many runs.
+//!
+//! Every write of the store is queued here. Whoever finds no writer at work
+//! becomes it (on the blocking pool) and runs what is queued, each write in
+//! its own transaction, so a write that fails rolls back only its own
+//! changes. All but the last of a batch commit without an fsync
+//! (`Durability::None`); the last commits durably, which makes the whole
+//! batch durable (redb persists commits in order). Only then is each caller
+//! answered: nothing is acknowledged before it is on disk. N runs committing
+//! at once cost one fsync instead of N.
+//!
+//! Readers in this process see a write from its own commit, up to one fsync
+//! before it is durable; whatever they do with it and write is committed
+//! after it, so a crash never keeps a consequence without its cause.
+
+use std::collections::VecDeque;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex};
+
+use redb::{Database, Durability, WriteTransaction};
+
+use crate::StoreError;
+
+/// Writes taken in one batch at most (bounds a batch's latency).
+const MAX_BATCH: usize = 256;
+
+/// One queued write: run it in its own transaction with the durability
+/// given; returns whether it committed and how to answer its caller once the
+/// batch is durable (or not).
+type Job = Box<dyn FnOnce(&Database, Durability) -> (bool, Reply) + Send>;
+type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+
+/// The write queue of one database.
+#[derive(Default)]
+pub(super) struct GroupWriter {
+    queue: Mutex<Queue>,
+}
+
+#[derive(Default)]
+struct Queue {
+    jobs: VecDeque<Job>,
+    /// A writer is at work: it will take what is queued.
+    writing: bool,
+}
+
+impl GroupWriter {
+    /// Run `f` in a write transaction and answer once it is durable.
+    pub(super) async fn write<T, E>(
+        self: &Arc<Self>,
+        db: &Arc<Database>,
+        f: impl FnOnce(&WriteTransaction) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let (answer, answered) = tokio::sync::oneshot::channel::<Result<T, E>>();
+        let job: Job = Box::new(move |db, durability| {
+            let outcome = run(db, durability, f);
+            let committed = outcome.is_ok();
+            let reply: Reply = Box::new(move |durable| {
+                let result = outcome.and_then(|out| durable.map(|()| out).map_err(E::from));
+                let _ = answer.send(result);
+            });
+            (committed, reply)
+        });
+        if self.enqueue(job) {
+            let (group, db) = (self.clone(), db.clone());
+            tokio::task::spawn_blocking(move || group.drain(&db));
+        }
+        answered
+            .await
+            .map_err(|_| StoreError::backend("the store's writer stopped").into())?
+    }
+
+    /// Queue `job`; true when the caller must start the writer.
+    fn enqueue(&self, job: Job) -> bool {
+        let mut q = self.lock();
+        q.jobs.push_back(job);
+        !std::mem::replace(&mut q.writing, true)
+    }
+
+    /// Write batches until the queue is empty.
+    fn drain(&self, db: &Database) {
+        loop {
+            let batch: Vec<Job> = {
+                let mut q = self.lock();
+                if q.jobs.is_empty() {
+                    q.writing = false;
+                    return;
+                }
+                let n = q.jobs.len().min(MAX_BATCH);
+                q.jobs.drain(..n).collect()
+            };
+            write_batch(db, batch);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        // A queue and a flag: usable even if a holder panicked.
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Run each job of `batch` in its own transaction, the last durably, then
+/// answer every job.
+fn write_batch(db: &Database, batch: Vec<Job>) {
+    let last = batch.len() - 1;
+    let mut replies = Vec::with_capacity(batch.len());
+    let mut unsynced = false;
+    for (i, job) in batch.into_iter().enumerate() {
+        let durability = if i == last {
+            Durability::Immediate
+        } else {
+            Durability::None
+        };
+        match std::panic::catch_unwind(AssertUnwindSafe(|| job(db, durability))) {
+            Ok((committed, reply)) => {
+                // A durable commit makes every earlier one durable too.
+                if committed {
+                    unsynced = i != last;
+                }
+                replies.push(reply);
+            }
+            // The job's caller sees its channel closed: "the writer stopped".
+            Err(_) => tracing::error!("a store write panicked"),
+        }
+    }
+    let durable = if unsynced { sync(db) } else { Ok(()) };
+    for reply in replies {
+        reply(durable.clone());
+    }
+}
+
+/// Make every earlier commit durable: an empty transaction committed durably.
+fn sync(db: &Database) -> Result<(), StoreError> {
+    let tx = db.begin_write().map_err(StoreError::caused_by)?;
+    tx.commit().map_err(StoreError::caused_by)
+}
+
+fn run<T, E: From<StoreError>>(
+    db: &Database,
+    durability: Durability,
+    f: impl FnOnce(&WriteTransaction) -> Result<T, E>,
+) -> Result<T, E> {
+    let mut tx = db.begin_write().map_err(StoreError::caused_by)?;
+    tx.set_durability(durability)
+        .map_err(StoreError::caused_by)?;
+    let out = f(&tx)?;
+    tx.commit().map_err(StoreError::caused_by)?;
+    Ok(out)
+}
