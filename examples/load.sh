@@ -13,8 +13,11 @@ cargo build --release -p weft-cli -p weft-load --quiet
 bin=${CARGO_TARGET_DIR:-target}/release
 data=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$data"' EXIT
+# Every client follows one run's event stream at a time (all as the same
+# loopback user, allowed 32 streams by default).
+printf '[server]\nmax_streams_per_user = %d\n' $((clients * 2)) > "$data/weft.toml"
 "$bin/weft" serve --listen 127.0.0.1:0 --data-dir "$data/data" --plugins "$data/plugins" \
-  --config /dev/null > "$data/out" 2> "$data/log" &
+  --config "$data/weft.toml" > "$data/out" 2> "$data/log" &
 pid=$!
 for _ in $(seq 100); do grep -q listening "$data/out" 2>/dev/null && break; sleep 0.1; done
 url=$(sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' "$data/out")

@@ -274,6 +274,64 @@ async fn a_disk_failing_mid_commit_loses_nothing_acknowledged_and_tears_nothing(
     );
 }
 
+/// Many runs committing at once share fsyncs (group commit), yet each
+/// commit stands alone: one refused (an unknown run) takes no other with it,
+/// and every acknowledged one is in the file when it is opened again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redb_commits_of_many_runs_at_once_each_stand_alone_and_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("weft.redb");
+    let store = Arc::new(RedbStore::open(&path).unwrap());
+    for r in 0..64u64 {
+        let (run, spec) = record(&format!("r{r}"), r);
+        store.create_run(NewRun::new(run, spec)).await.unwrap();
+    }
+    let mut writers = tokio::task::JoinSet::new();
+    for r in 0..64u64 {
+        for j in 1..=8u64 {
+            let store = store.clone();
+            // Every 8th writer names a run that does not exist.
+            let id = if r % 8 == 7 {
+                format!("ghost{r}")
+            } else {
+                format!("r{r}")
+            };
+            writers.spawn(async move {
+                let commit = Commit {
+                    nodes: vec![node(
+                        &format!("n{j}"),
+                        NodeStatus::Completed,
+                        Some(json!({"j": j})),
+                    )],
+                    events: vec![event(&id, j)],
+                    ..Commit::default()
+                };
+                let result = store.commit(&id, commit).await;
+                (id, result)
+            });
+        }
+    }
+    while let Some(joined) = writers.join_next().await {
+        let (id, result) = joined.unwrap();
+        match (id.starts_with("ghost"), result) {
+            (false, Ok(())) => {}
+            (true, Err(RunLogError::UnknownRun(unknown))) => assert_eq!(unknown, id),
+            (_, other) => panic!("{id}: {other:?}"),
+        }
+    }
+    drop(store);
+    let store = RedbStore::open(&path).unwrap();
+    for r in (0..64u64).filter(|r| r % 8 != 7) {
+        let loaded = store.load_run(&format!("r{r}")).await.unwrap();
+        assert_eq!(
+            loaded.nodes.len(),
+            8,
+            "r{r}: every acknowledged commit kept"
+        );
+        assert_eq!(loaded.next_seq, 9, "r{r}");
+    }
+}
+
 /// A backup taken while the store is in use holds what was committed when
 /// it began; compaction and restore need the file closed.
 #[tokio::test]

@@ -66,11 +66,11 @@ impl GroupWriter {
         });
         if self.enqueue(job) {
             let (group, db) = (self.clone(), db.clone());
-            tokio::task::spawn_blocking(move || group.drain(&db));
+            tokio::task::spawn_blocking(move || group.drain(db));
         }
         answered
             .await
-            .map_err(|_| StoreError::backend("the store's writer stopped").into())?
+            .map_err(|_| StoreError::backend("the store's writer stopped"))?
     }
 
     /// Queue `job`; true when the caller must start the writer.
@@ -81,19 +81,29 @@ impl GroupWriter {
     }
 
     /// Write batches until the queue is empty.
-    fn drain(&self, db: &Database) {
-        loop {
-            let batch: Vec<Job> = {
-                let mut q = self.lock();
-                if q.jobs.is_empty() {
-                    q.writing = false;
-                    return;
-                }
-                let n = q.jobs.len().min(MAX_BATCH);
-                q.jobs.drain(..n).collect()
-            };
-            write_batch(db, batch);
+    fn drain(&self, db: Arc<Database>) {
+        let mut batch = self.take();
+        while !batch.is_empty() {
+            let answers = write_batch(&db, batch);
+            batch = self.take();
+            if batch.is_empty() {
+                // Let the database go before the last answers: a caller may
+                // close the store and open its file again at once.
+                drop(db);
+                answers.send();
+                return;
+            }
+            answers.send();
         }
+    }
+
+    /// The next batch, or an empty one (and no writer at work any more).
+    fn take(&self) -> Vec<Job> {
+        let mut q = self.lock();
+        let n = q.jobs.len().min(MAX_BATCH);
+        let batch: Vec<Job> = q.jobs.drain(..n).collect();
+        q.writing = !batch.is_empty();
+        batch
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
@@ -102,9 +112,22 @@ impl GroupWriter {
     }
 }
 
-/// Run each job of `batch` in its own transaction, the last durably, then
-/// answer every job.
-fn write_batch(db: &Database, batch: Vec<Job>) {
+/// The answers to a batch's callers, once it is durable (or not).
+struct Answers {
+    replies: Vec<Reply>,
+    durable: Result<(), StoreError>,
+}
+
+impl Answers {
+    fn send(self) {
+        for reply in self.replies {
+            reply(self.durable.clone());
+        }
+    }
+}
+
+/// Run each job of `batch` in its own transaction, the last durably.
+fn write_batch(db: &Database, batch: Vec<Job>) -> Answers {
     let last = batch.len() - 1;
     let mut replies = Vec::with_capacity(batch.len());
     let mut unsynced = false;
@@ -127,9 +150,7 @@ fn write_batch(db: &Database, batch: Vec<Job>) {
         }
     }
     let durable = if unsynced { sync(db) } else { Ok(()) };
-    for reply in replies {
-        reply(durable.clone());
-    }
+    Answers { replies, durable }
 }
 
 /// Make every earlier commit durable: an empty transaction committed durably.
