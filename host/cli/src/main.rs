@@ -281,6 +281,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the daemon's OpenAPI document (what `weft serve` answers at
+    /// `/v1/openapi.json`), to generate clients from.
+    Openapi,
     /// Print the completion script for a shell (`weft completions bash >
     /// ~/.local/share/bash-completion/completions/weft`).
     Completions {
@@ -800,6 +803,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Man { dir } => man_pages(dir.as_deref()),
+        Command::Openapi => {
+            let doc = weft_daemon::openapi().to_pretty_json()?;
+            std::io::stdout().write_all(format!("{doc}\n").as_bytes())?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Doctor { host, json } => doctor::run(&host.setup(false)?, json).await,
         Command::Status {
             run_id,

@@ -219,6 +219,17 @@ async fn every_route_answers_as_its_openapi_document_says() {
     assert_eq!(view["outputs"]["b"]["value"], 3);
     c.call("get", "/v1/runs/{id}", send(Method::GET, "/v1/runs/nope"))
         .await;
+    let graph_path = format!("/v1/runs/{run_id}/graph");
+    let graph = c
+        .call("get", "/v1/runs/{id}/graph", send(Method::GET, &graph_path))
+        .await;
+    assert_eq!(graph["graph"]["tasks"][1]["id"], "b");
+    c.call(
+        "get",
+        "/v1/runs/{id}/graph",
+        send(Method::GET, "/v1/runs/nope/graph"),
+    )
+    .await;
     let cancel = format!("/v1/runs/{run_id}/cancel");
     c.call("post", "/v1/runs/{id}/cancel", send(Method::POST, &cancel))
         .await;

@@ -115,6 +115,7 @@ fn v1_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(submit, list_runs))
         .routes(routes!(get_run, delete_run))
         .routes(routes!(cancel_run))
+        .routes(routes!(run_graph))
         .routes(routes!(super::signals::send))
         .routes(routes!(super::secrets::list))
         .routes(routes!(super::storage::namespaces))
@@ -187,6 +188,8 @@ pub(crate) fn router(
         .routes(routes!(metrics))
         .split_for_parts();
     let mut app = routes
+        .route("/", axum::routing::get(super::console::index))
+        .route("/assets/{*path}", axum::routing::get(super::console::asset))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state);
@@ -550,6 +553,30 @@ async fn get_run(
     Path(id): Path<String>,
 ) -> ApiResult<Json<RunView>> {
     Ok(Json(run_view(&load_visible(&state, &id, &user).await?)))
+}
+
+/// The graph a run executes, as submitted (with the saved graphs it uses
+/// pinned in place), and its input: what the console draws.
+#[utoipa::path(
+    get, path = "/runs/{id}/graph", tag = "runs",
+    params(("id" = String, Path, description = "The run's id")),
+    responses(
+        (status = 200, description = "The run's graph and input", body = RunGraph),
+        (status = 404, description = "No such run (or another user's)", body = ErrorBody),
+    )
+)]
+async fn run_graph(
+    State(state): State<AppState>,
+    Extension(user): Extension<User>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<RunGraph>> {
+    let stored = load_visible(&state, &id, &user).await?;
+    let graph = serde_json::to_value(&stored.spec.graph)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(Json(RunGraph {
+        graph,
+        input: stored.spec.input,
+    }))
 }
 
 /// Delete one of your runs that has ended, with everything of it: its

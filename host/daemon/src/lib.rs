@@ -3,7 +3,8 @@
 //! Owns the HTTP API under `/v1` (`api`), authentication and submission
 //! quotas (`auth`), the runs this process executes (`runs`), event streams
 //! (`sse`), metrics (`metrics`), plugins-folder watching (`reload`),
-//! webhooks (`hooks`) and schedules (`schedules`). It
+//! webhooks (`hooks`), schedules (`schedules`) and the web console's files
+//! (`console`). It
 //! keeps nothing that must survive: runs, events and saved graphs are in the
 //! host's store, so a restart (or a crash) loses nothing, and interrupted
 //! runs resume when the daemon starts. It must not know how tasks execute.
@@ -22,6 +23,7 @@
 
 mod api;
 mod auth;
+mod console;
 mod cross_site;
 mod error;
 mod graphs;

@@ -194,6 +194,18 @@ pub struct RunView {
     pub events: u64,
 }
 
+/// `GET /v1/runs/{id}/graph`: what a run executes.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RunGraph {
+    /// The graph, as submitted (saved graphs its nodes use pinned in
+    /// place); compound nodes' states are under `NODE/CHILD` ids.
+    #[schema(value_type = Object)]
+    pub graph: Value,
+    /// The run's input.
+    #[schema(value_type = Object)]
+    pub input: Value,
+}
+
 /// `GET /v1/runs` query.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]

@@ -51,16 +51,29 @@ impl Daemon {
         let mut args = vec!["--data-dir", data.to_str().unwrap()];
         args.extend(["--plugins", plugins.to_str().unwrap()]);
         args.extend(extra);
-        Self::launch(dir, config, &args)
+        Self::launch(dir, config, &args, "127.0.0.1:0")
+    }
+
+    /// As [`Daemon::start`], listening on `listen` (to be reached again at
+    /// the same address after a restart, as a browser page would).
+    pub fn start_at(dir: &Path, plugins: &Path, config: &str, listen: &str) -> Daemon {
+        let data = dir.join("data");
+        let args = [
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--plugins",
+            plugins.to_str().unwrap(),
+        ];
+        Self::launch(dir, config, &args, listen)
     }
 
     /// A daemon given only `--config` (its weft.toml, `config`): where it
     /// keeps runs and plugins is the configuration's to say.
     pub fn start_configured(dir: &Path, config: &str) -> Daemon {
-        Self::launch(dir, config, &[])
+        Self::launch(dir, config, &[], "127.0.0.1:0")
     }
 
-    fn launch(dir: &Path, config: &str, args: &[&str]) -> Daemon {
+    fn launch(dir: &Path, config: &str, args: &[&str], listen: &str) -> Daemon {
         let config_path = dir.join("weft.toml");
         std::fs::write(&config_path, config).unwrap();
         let log = std::fs::OpenOptions::new()
@@ -69,7 +82,7 @@ impl Daemon {
             .open(dir.join("serve.log"))
             .unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_weft"))
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(["serve", "--listen", listen])
             .arg("--config")
             .arg(&config_path)
             .args(args)

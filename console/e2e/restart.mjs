@@ -1,0 +1,46 @@
+// A run view open while the daemon is killed (SIGKILL) and started again
+// at the same address: the page reconnects by itself and finishes, showing
+// every event of the run once. The test submitted RUN_ID (first → d0 … d7
+// → end, 600 ms each) and answers on stdin.
+import {
+  check,
+  checkEventsShownOnce,
+  checkNoProblems,
+  launch,
+  readLine,
+  screenshot,
+  strictPage,
+  url,
+} from "./browser.mjs";
+
+const runId = process.env.RUN_ID;
+const browser = await launch();
+try {
+  const page = await strictPage(browser);
+  await page.goto(`${url}/#/runs/${runId}`);
+  await page.waitForSelector('.box[data-node-id="d0"][data-state="completed"]', {
+    timeout: 30_000,
+  });
+  check(
+    (await page.getAttribute('tr[data-node-row="end"]', "data-state")) === "pending",
+    "the run is still going when the daemon is killed",
+  );
+  console.log("KILL");
+  await page.waitForSelector(".connection-reconnecting", { timeout: 30_000 });
+  await screenshot(page, "run-reconnecting");
+  console.log("RECONNECTING");
+  check((await readLine()) === "RESTARTED", "the test restarted the daemon");
+
+  await page.waitForSelector("#run-title .state-succeeded", { timeout: 60_000 });
+  await page.waitForSelector('tr[data-node-row="end"][data-state="completed"]');
+  await page.waitForSelector(".connection-ended");
+  const events = await checkEventsShownOnce(page, runId);
+  const log = await page.textContent(".event-log");
+  check(log.includes("run resumed"), "the resumed run's start is among the events");
+  await screenshot(page, "run-after-restart");
+  // Requests refused while the daemon was down are not the page's errors.
+  checkNoProblems(page, /ERR_CONNECTION_REFUSED|Failed to load resource/);
+  console.log(`PASS (${events} events, each once)`);
+} finally {
+  await browser.close();
+}

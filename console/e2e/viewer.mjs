@@ -1,0 +1,95 @@
+// The run viewer, task catalog and plugins page, read-only and live, on a
+// daemon without tokens (loopback). The test submitted RUN_ID (first → d0 →
+// d1 → end, input 1) and FAILED_RUN_ID (one json.parse of bad text), and put
+// a file that is no component in the plugins folder.
+import {
+  apiGet,
+  check,
+  checkEventsShownOnce,
+  checkNoProblems,
+  launch,
+  screenshot,
+  strictPage,
+  url,
+} from "./browser.mjs";
+
+const runId = process.env.RUN_ID;
+const failedRunId = process.env.FAILED_RUN_ID;
+const browser = await launch();
+try {
+  const page = await strictPage(browser);
+
+  // The runs list, newest first, links to the run.
+  await page.goto(`${url}/#/runs`);
+  await page.waitForSelector(`tr[data-run-id="${runId}"]`);
+  await screenshot(page, "runs");
+  await page.click(`tr[data-run-id="${runId}"] a`);
+  check(page.url().endsWith(`#/runs/${runId}`), `the link opens the run: ${page.url()}`);
+
+  // Every node turns completed, drawn and listed; the run succeeds.
+  for (const node of ["first", "d0", "d1", "end"]) {
+    await page.waitForSelector(`.box[data-node-id="${node}"][data-state="completed"]`, {
+      timeout: 30_000,
+    });
+    await page.waitForSelector(`tr[data-node-row="${node}"][data-state="completed"]`);
+  }
+  await page.waitForSelector("#run-title .state-succeeded");
+  await page.waitForSelector(".connection-ended");
+
+  // From the keyboard: the node table's button opens the leaf's details,
+  // with its output.
+  await page.focus('tr[data-node-row="end"] button');
+  await page.keyboard.press("Enter");
+  const output = await page.textContent('aside[aria-label="Node end"] .node-output');
+  check(JSON.parse(output).value === 3, `the leaf's output is {value: 3}: ${output}`);
+  // Clicking a drawn node selects it too.
+  await page.click('.box[data-node-id="d0"]');
+  await page.waitForSelector('aside[aria-label="Node d0"]');
+  const logs = await page.textContent('aside[aria-label="Node d0"] .logs');
+  check(logs.includes("progress"), `d0's progress events are listed: ${logs}`);
+  await checkEventsShownOnce(page, runId);
+  await screenshot(page, "run");
+
+  // A failed run names the failed node and its error.
+  await page.goto(`${url}/#/runs/${failedRunId}`);
+  await page.waitForSelector('tr[data-node-row="parse"][data-state="failed"]');
+  await page.click('tr[data-node-row="parse"] button');
+  const error = await page.textContent('aside[aria-label="Node parse"] [role="alert"]');
+  const expected = (await apiGet(`/v1/runs/${failedRunId}`)).nodes.parse.error;
+  check(error === expected, `the node's error is shown: ${error}`);
+  await screenshot(page, "run-failed");
+
+  // The catalog: search narrows the list; a task shows its ports.
+  await page.goto(`${url}/#/tasks`);
+  const total = (await apiGet("/v1/tasks")).length;
+  await page.waitForSelector("li[data-task-id]");
+  await page.fill('input[type="search"]', "add-one");
+  const shown = await page.$$eval("li[data-task-id]", (l) => l.map((i) => i.dataset.taskId));
+  check(shown.includes("math.add-one"), `search finds math.add-one: ${shown}`);
+  check(shown.length < total, `search narrows ${total} task types: ${shown.length}`);
+  await page.click('li[data-task-id="math.add-one"] a');
+  const port = await page.textContent('.ports[data-direction="input"] [data-port="value"]');
+  check(/number/.test(port) && /required/.test(port), `the input port is described: ${port}`);
+  await screenshot(page, "tasks");
+
+  // Plugins: the built-in ones loaded, the broken file with its error.
+  await page.goto(`${url}/#/plugins`);
+  await page.waitForSelector('tr[data-plugin="broken"]');
+  const broken = await page.textContent('tr[data-plugin="broken"]');
+  check(broken.includes("failed to load"), `the broken plugin's error is shown: ${broken}`);
+  const math = await page.textContent('tr[data-plugin="std-math"]');
+  check(math.includes("loaded") && math.includes("math.add-one"), `std-math: ${math}`);
+  await screenshot(page, "plugins");
+  checkNoProblems(page);
+
+  // A narrow window: the same run, its navigation and node table usable.
+  const narrow = await strictPage(browser, { width: 420, height: 800 });
+  await narrow.goto(`${url}/#/runs/${runId}`);
+  await narrow.waitForSelector('tr[data-node-row="end"][data-state="completed"]');
+  check(await narrow.isVisible('nav a[href="#/tasks"]'), "the navigation shows when narrow");
+  await screenshot(narrow, "run-narrow");
+  checkNoProblems(narrow);
+  console.log("PASS");
+} finally {
+  await browser.close();
+}

@@ -1,0 +1,22 @@
+// The page's place: the part of the URL after `#`, as path segments
+// (`#/runs/ID` → ["runs", "ID"]). Hash routes need nothing of the daemon
+// but `/`, and a reload keeps the place.
+import { useSyncExternalStore } from "react";
+
+function subscribe(onChange: () => void) {
+  window.addEventListener("hashchange", onChange);
+  return () => window.removeEventListener("hashchange", onChange);
+}
+
+export function useRoute(): string[] {
+  const hash = useSyncExternalStore(subscribe, () => window.location.hash);
+  return hash
+    .replace(/^#\/?/, "")
+    .split("/")
+    .filter((s) => s.length > 0)
+    .map(decodeURIComponent);
+}
+
+export function href(...segments: string[]): string {
+  return "#/" + segments.map(encodeURIComponent).join("/");
+}

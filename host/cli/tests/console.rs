@@ -1,0 +1,183 @@
+//! The web console in a real browser: headless Chromium (Debian's
+//! `chromium` package) driven by Playwright (`console/e2e/*.mjs`) against a
+//! real `weft serve` built with the console. Each script checks what a user
+//! sees and fails with what it saw; screenshots go to
+//! `console/e2e/screenshots/`. Built only with the `console` feature
+//! (`tests/run.sh` builds the console and turns it on).
+#![cfg(feature = "console")]
+
+#[path = "support/daemon.rs"]
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::Daemon;
+
+const ALICE: &str = "alice-console-token-0001";
+const BOB: &str = "bob-console-token-000002";
+
+fn console_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../console")
+}
+
+fn flow(from: &str, to: &str) -> Value {
+    json!({"sourceTaskId": from, "sourceTaskPortId": "value",
+           "targetTaskId": to, "targetTaskPortId": "value"})
+}
+
+/// `first` → `n` delays of `ms` → `end` (an add-one each side).
+fn delays(n: usize, ms: u64) -> Value {
+    let mut tasks = vec![json!({"id": "first", "type": "math.add-one"})];
+    let mut flows = Vec::new();
+    let mut previous = "first".to_string();
+    for i in 0..n {
+        let id = format!("d{i}");
+        tasks.push(json!({"id": id, "type": "util.delay", "defaults": {"ms": ms}}));
+        flows.push(flow(&previous, &id));
+        previous = id;
+    }
+    tasks.push(json!({"id": "end", "type": "math.add-one"}));
+    flows.push(flow(&previous, "end"));
+    json!({"tasks": tasks, "dataflows": flows})
+}
+
+fn plugins(dir: &Path) -> PathBuf {
+    let p = dir.join("plugins");
+    std::fs::create_dir_all(&p).unwrap();
+    p
+}
+
+/// A browser script running: its stdout read line by line, its stdin open
+/// for the test's answers.
+struct Script {
+    child: Child,
+    stdin: ChildStdin,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Script {
+    fn start(name: &str, url: &str, env: &[(&str, &str)]) -> Script {
+        let mut child = Command::new("node")
+            .arg(format!("e2e/{name}"))
+            .current_dir(console_dir())
+            .env("WEFT_URL", url)
+            .envs(env.iter().copied())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("node runs (tests/run.sh installs the console's packages)");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                println!("{line}");
+                let _ = tx.send(line);
+            }
+        });
+        Script {
+            child,
+            stdin,
+            lines,
+        }
+    }
+
+    /// Wait for the script to print `line`.
+    fn expect(&mut self, line: &str) {
+        loop {
+            match self.lines.recv_timeout(Duration::from_secs(120)) {
+                Ok(l) if l == line => return,
+                Ok(_) => continue,
+                Err(_) => panic!("the browser script did not print {line}"),
+            }
+        }
+    }
+
+    fn say(&mut self, line: &str) {
+        writeln!(self.stdin, "{line}").unwrap();
+    }
+
+    /// Wait for the script to end; it must pass.
+    fn passes(mut self) {
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "the browser script failed: {status}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_tasks_and_plugins_are_shown_live_in_a_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = plugins(dir.path());
+    std::fs::write(plugins.join("broken.wasm"), b"not a component").unwrap();
+    let d = Daemon::start(dir.path(), &plugins, "");
+    // The page may not be framed, nor load anything from elsewhere.
+    let page = d.req(reqwest::Method::GET, "/").send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let csp = page.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"));
+    assert_eq!(page.headers()["x-frame-options"], "DENY");
+    assert!(page.text().await.unwrap().contains("/assets/"));
+    let (status, _) = d.get("/assets/..%2f..%2fCargo.toml").await;
+    assert_eq!(status, 404, "only the console's own files are served");
+    let ok = d.submit(delays(2, 400), json!({"value": 1})).await;
+    let bad = json!({"tasks": [{"id": "parse", "type": "json.parse",
+                                 "defaults": {"text": "{nope"}}]});
+    let failed = d.submit(bad, json!({})).await;
+    let script = Script::start(
+        "viewer.mjs",
+        &d.url,
+        &[("RUN_ID", &ok), ("FAILED_RUN_ID", &failed)],
+    );
+    script.passes();
+    let run = d.finished(&ok).await;
+    assert_eq!(run["outputs"]["end"]["value"], 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_view_reconnects_after_the_daemon_is_killed_and_shows_each_event_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = plugins(dir.path());
+    // A fixed port: the page reconnects to the address it was loaded from.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut d = Daemon::start_at(dir.path(), &plugins, "", &listen);
+    let id = d.submit(delays(8, 600), json!({"value": 1})).await;
+    let mut script = Script::start("restart.mjs", &d.url, &[("RUN_ID", &id)]);
+    script.expect("KILL");
+    d.signal("-KILL");
+    d.wait(Duration::from_secs(10));
+    script.expect("RECONNECTING");
+    let d2 = Daemon::start_at(dir.path(), &plugins, "", &listen);
+    script.say("RESTARTED");
+    script.passes();
+    let run = d2.finished(&id).await;
+    assert_eq!(run["status"], "succeeded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_tokens_a_wrong_token_is_refused_and_one_user_cannot_open_anothers_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "[[tokens]]\nuser = \"alice\"\ntoken = \"{ALICE}\"\n\n\
+         [[tokens]]\nuser = \"bob\"\ntoken = \"{BOB}\"\n"
+    );
+    let d = Daemon::start(dir.path(), &plugins(dir.path()), &config);
+    let alice = d.as_user(ALICE);
+    let id = alice.submit(delays(1, 10), json!({"value": 1})).await;
+    alice.finished(&id).await;
+    let script = Script::start(
+        "tokens.mjs",
+        &d.url,
+        &[("RUN_ID", &id), ("ALICE", ALICE), ("BOB", BOB)],
+    );
+    script.passes();
+}
