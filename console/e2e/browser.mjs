@@ -24,9 +24,13 @@ export async function launch() {
 
 /// A page that fails the test on any console error or uncaught exception
 /// (a Content-Security-Policy refusal among them).
+/// Every page opened, to show on failure.
+const opened = [];
+
 export async function strictPage(browser, viewport = { width: 1280, height: 800 }) {
   const context = await browser.newContext({ viewport });
   const page = await context.newPage();
+  opened.push(page);
   const problems = [];
   page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
   page.on("console", (m) => {
@@ -81,4 +85,21 @@ export async function readLine() {
   const line = await new Promise((resolve) => rl.once("line", resolve));
   rl.close();
   return line;
+}
+
+/// Run a browser script: on failure, each open page's screenshot
+/// (`failed-N.png`), address and reported errors are kept for the reader.
+export async function script(body) {
+  const browser = await launch();
+  try {
+    await body(browser);
+  } catch (e) {
+    for (const [i, page] of opened.entries()) {
+      console.error(`page ${i}: ${page.url()}; reported: ${page.problems.join("; ") || "nothing"}`);
+      await screenshot(page, `failed-${i}`).catch(() => {});
+    }
+    throw e;
+  } finally {
+    await browser.close();
+  }
 }

@@ -1,9 +1,8 @@
 // A daemon with tokens: the console asks for one, refuses a wrong one, and
 // shows each user only their own runs. RUN_ID is ALICE's.
-import { check, checkNoProblems, launch, screenshot, strictPage, url } from "./browser.mjs";
+import { check, checkNoProblems, script, screenshot, strictPage, url } from "./browser.mjs";
 
 const runId = process.env.RUN_ID;
-const browser = await launch();
 
 async function useToken(page, token) {
   if (!(await page.isVisible('form[aria-label="Token"]'))) await page.click(".token-button");
@@ -11,7 +10,7 @@ async function useToken(page, token) {
   await page.click('form[aria-label="Token"] button[type="submit"]');
 }
 
-try {
+await script(async (browser) => {
   const page = await strictPage(browser);
   await page.goto(`${url}/#/runs`);
   // Nothing to show without a token: the page asks for one.
@@ -40,6 +39,4 @@ try {
   // The refused requests are the test's doing, not the page's errors.
   checkNoProblems(page, /status of (401|404)/);
   console.log("PASS");
-} finally {
-  await browser.close();
-}
+});

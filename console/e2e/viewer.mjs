@@ -7,7 +7,7 @@ import {
   check,
   checkEventsShownOnce,
   checkNoProblems,
-  launch,
+  script,
   screenshot,
   strictPage,
   url,
@@ -15,8 +15,7 @@ import {
 
 const runId = process.env.RUN_ID;
 const failedRunId = process.env.FAILED_RUN_ID;
-const browser = await launch();
-try {
+await script(async (browser) => {
   const page = await strictPage(browser);
 
   // The runs list, newest first, links to the run.
@@ -90,6 +89,4 @@ try {
   await screenshot(narrow, "run-narrow");
   checkNoProblems(narrow);
   console.log("PASS");
-} finally {
-  await browser.close();
-}
+});

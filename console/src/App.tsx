@@ -7,6 +7,8 @@ import { Runs } from "./pages/Runs";
 import { Run } from "./pages/Run";
 import { Tasks } from "./pages/Tasks";
 import { Plugins } from "./pages/Plugins";
+import { Graphs } from "./pages/Graphs";
+import { Editor } from "./pages/Editor";
 
 export function App() {
   const route = useRoute();
@@ -30,6 +32,12 @@ export function App() {
         <nav aria-label="Sections">
           <a href={href("runs")} aria-current={section === "runs" ? "page" : undefined}>
             Runs
+          </a>
+          <a
+            href={href("graphs")}
+            aria-current={section === "graphs" || section === "editor" ? "page" : undefined}
+          >
+            Graphs
           </a>
           <a href={href("tasks")} aria-current={section === "tasks" ? "page" : undefined}>
             Tasks
@@ -66,6 +74,11 @@ function Page({ route }: { route: string[] }) {
       return <Tasks selected={id} />;
     case "plugins":
       return <Plugins />;
+    case "graphs":
+      return <Graphs />;
+    case "editor":
+      // Remounted per graph: nothing of one carries into another.
+      return <Editor key={id ?? ""} name={id} />;
     default:
       return <p role="alert">No page here: {route.join("/")}</p>;
   }

@@ -16,7 +16,10 @@ export interface Placed {
 
 const elk = new ELK();
 
-export async function layout(d: Drawing): Promise<Map<string, Placed>> {
+/// Sizes of boxes that are not the standard one (by id).
+export type Sizes = (id: string) => { width: number; height: number } | undefined;
+
+export async function layout(d: Drawing, sizes?: Sizes): Promise<Map<string, Placed>> {
   const nodes = new Map<string, ElkNode>();
   const root: ElkNode = {
     id: "__root",
@@ -37,7 +40,7 @@ export async function layout(d: Drawing): Promise<Map<string, Placed>> {
           children: [],
           layoutOptions: { "elk.padding": "[top=36,left=16,bottom=16,right=16]" },
         }
-      : { id: box.id, width: BOX_WIDTH, height: BOX_HEIGHT };
+      : { id: box.id, width: BOX_WIDTH, height: BOX_HEIGHT, ...sizes?.(box.id) };
     nodes.set(box.id, node);
     const parent = box.parent ? nodes.get(box.parent) : root;
     (parent ?? root).children!.push(node);

@@ -138,6 +138,22 @@ async fn runs_tasks_and_plugins_are_shown_live_in_a_browser() {
     assert_eq!(run["outputs"]["end"]["value"], 3);
 }
 
+/// `first` → `d0` → `approve` (waits for the signal `go`, whose `value`
+/// it gives) → `end`: a run that stays mid-way until the test says.
+fn waiting() -> Value {
+    json!({
+        "tasks": [
+            {"id": "first", "type": "math.add-one"},
+            {"id": "d0", "type": "util.delay", "defaults": {"ms": 100}},
+            {"id": "approve", "type": "wait", "config": {"signal": "go", "output_schema": {
+                "type": "object", "properties": {"value": {"type": "number"}},
+                "required": ["value"]}}},
+            {"id": "end", "type": "math.add-one"}
+        ],
+        "dataflows": [flow("first", "d0"), flow("d0", "approve"), flow("approve", "end")]
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_view_reconnects_after_the_daemon_is_killed_and_shows_each_event_once() {
     let dir = tempfile::tempdir().unwrap();
@@ -150,17 +166,21 @@ async fn a_run_view_reconnects_after_the_daemon_is_killed_and_shows_each_event_o
         .port();
     let listen = format!("127.0.0.1:{port}");
     let mut d = Daemon::start_at(dir.path(), &plugins, "", &listen);
-    let id = d.submit(delays(8, 600), json!({"value": 1})).await;
+    let id = d.submit(waiting(), json!({"value": 1})).await;
     let mut script = Script::start("restart.mjs", &d.url, &[("RUN_ID", &id)]);
     script.expect("KILL");
     d.signal("-KILL");
     d.wait(Duration::from_secs(10));
     script.expect("RECONNECTING");
     let d2 = Daemon::start_at(dir.path(), &plugins, "", &listen);
+    let (status, body) = d2
+        .post(&format!("/v1/runs/{id}/signals/go"), json!({"value": 10}))
+        .await;
+    assert_eq!(status, 202, "{body}");
     script.say("RESTARTED");
     script.passes();
     let run = d2.finished(&id).await;
-    assert_eq!(run["status"], "succeeded");
+    assert_eq!(run["outputs"]["end"]["value"], 11);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -180,4 +200,47 @@ async fn with_tokens_a_wrong_token_is_refused_and_one_user_cannot_open_anothers_
         &[("RUN_ID", &id), ("ALICE", ALICE), ("BOB", BOB)],
     );
     script.passes();
+}
+
+/// The first of `tests/workglow/cases.mjs`'s graphs: built with the npm
+/// package's own API, written by its `toJSON()`, run by it: (JSON, leaf
+/// outputs).
+fn workglow_case() -> (Value, Value) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/workglow");
+    let out = Command::new("node")
+        .arg("cases.mjs")
+        .current_dir(&dir)
+        .output()
+        .expect("node runs (tests/run.sh installs tests/workglow's packages)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let first = String::from_utf8(out.stdout).unwrap();
+    let case: Value = serde_json::from_str(first.lines().next().unwrap()).unwrap();
+    (case["json"].clone(), case["result"].clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graph_built_in_the_editor_is_checked_saved_and_run_and_a_workglow_graph_imported() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &plugins(dir.path()), "");
+    let (graph, result) = workglow_case();
+    let file = dir.path().join("workglow.json");
+    std::fs::write(&file, graph.to_string()).unwrap();
+    let script = Script::start(
+        "editor.mjs",
+        &d.url,
+        &[
+            ("WORKGLOW_GRAPH", file.to_str().unwrap()),
+            ("WORKGLOW_RESULT", &result.to_string()),
+        ],
+    );
+    script.passes();
+    // What the editor saved is a graph the daemon keeps and runs.
+    let (status, saved) = d.get("/v1/graphs/three").await;
+    assert_eq!(status, 200, "{saved}");
+    assert_eq!(saved["version"], 1);
+    assert_eq!(saved["graph"]["tasks"].as_array().unwrap().len(), 3);
 }

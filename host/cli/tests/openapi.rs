@@ -394,6 +394,41 @@ async fn every_route_answers_as_its_openapi_document_says() {
     c.call("put", "/v1/graphs/{name}", r).await;
     c.call("get", "/v1/graphs", send(Method::GET, "/v1/graphs"))
         .await;
+
+    // Checking a graph: valid; each problem placed; refusals.
+    let r = json_body(
+        Method::POST,
+        "/v1/validate",
+        &json!({"graph": add_two(), "input": {"value": 1}}),
+    );
+    let checked = c.call("post", "/v1/validate", r).await;
+    assert_eq!(checked, json!({"valid": true, "problems": []}));
+    let unknown = json!({"tasks": [{"id": "a", "type": "math.add-one"},
+                                   {"id": "b", "type": "nope.nope"}]});
+    let r = json_body(Method::POST, "/v1/validate", &json!({"graph": unknown}));
+    let checked = c.call("post", "/v1/validate", r).await;
+    assert_eq!(checked["valid"], false);
+    assert_eq!(checked["problems"][0]["task"], 1, "{checked}");
+    let misfit = json!({"tasks": [{"id": "a", "type": "math.add-one", "defaults": {"value": 1}},
+                                  {"id": "b", "type": "math.add-one"}],
+                        "dataflows": [{"sourceTaskId": "a", "sourceTaskPortId": "nope",
+                                       "targetTaskId": "b", "targetTaskPortId": "value"}]});
+    let r = json_body(Method::POST, "/v1/validate", &json!({"graph": misfit}));
+    let checked = c.call("post", "/v1/validate", r).await;
+    assert_eq!(checked["problems"][0]["dataflow"], 0, "{checked}");
+    let r = json_body(
+        Method::POST,
+        "/v1/validate",
+        &json!({"graph": {"tasks": 3}}),
+    );
+    let checked = c.call("post", "/v1/validate", r).await;
+    assert!(checked["problems"][0].get("task").is_none(), "{checked}");
+    let r = send(Method::POST, "/v1/validate")
+        .header("content-type", "application/json")
+        .body("{");
+    c.call("post", "/v1/validate", r).await;
+    let r = json_body(Method::POST, "/v1/validate", &json!({"graf": {}}));
+    c.call("post", "/v1/validate", r).await;
     let saved = c
         .call(
             "get",

@@ -126,6 +126,7 @@ fn v1_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(tasks))
         .routes(routes!(plugins))
         .routes(routes!(list_graphs))
+        .routes(routes!(super::validate::validate))
         .routes(routes!(put_graph, get_graph, delete_graph))
         .routes(routes!(share_graph))
         .routes(routes!(dead_letters))
@@ -232,7 +233,9 @@ async fn method_not_allowed() -> ApiError {
 
 /// Parse a JSON request body: 413 over the size limit, 400 for malformed JSON
 /// (naming line and column), 422 for JSON of the wrong shape.
-fn parse_body<T: for<'de> Deserialize<'de>>(body: Result<Bytes, BytesRejection>) -> ApiResult<T> {
+pub(crate) fn parse_body<T: for<'de> Deserialize<'de>>(
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<T> {
     let bytes = body.map_err(|r| ApiError::new(r.status(), r.body_text()))?;
     serde_json::from_slice(&bytes).map_err(|e| {
         if e.is_syntax() || e.is_eof() {

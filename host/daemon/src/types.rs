@@ -27,7 +27,7 @@ pub struct ErrorBody {
 #[serde(deny_unknown_fields)]
 pub struct SubmitRequest {
     /// A graph (object, in Workglow's shape) or the name of a saved graph.
-    #[schema(value_type = Object)]
+    #[schema(schema_with = graph_or_name)]
     pub graph: Value,
     /// With a saved graph: its version (default: the newest).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -45,6 +45,19 @@ pub struct SubmitRequest {
     /// the answer (200, a `Preview`) comes when it ends; nothing is stored.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub preview: bool,
+}
+
+/// `graph` of a submission: an object, or a saved graph's name.
+fn graph_or_name() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
+    let one_of = OneOfBuilder::new()
+        .item(ObjectBuilder::new().schema_type(Type::Object))
+        .item(ObjectBuilder::new().schema_type(Type::String))
+        .description(Some(
+            "A graph (object, in Workglow's shape) or the name of a saved graph.",
+        ))
+        .build();
+    Schema::OneOf(one_of)
 }
 
 /// The answer to a preview.
@@ -192,6 +205,46 @@ pub struct RunView {
     pub errors: Vec<NodeError>,
     /// How many events the run's log holds.
     pub events: u64,
+}
+
+/// `POST /v1/validate`: a graph and a run input to check.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ValidateRequest {
+    /// The graph (Weft's or Workglow's JSON; nodes may name your saved
+    /// graphs as `graph:NAME`).
+    #[schema(value_type = Object)]
+    pub graph: Value,
+    /// The run's input (default `{}`).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub input: Option<Value>,
+}
+
+/// `POST /v1/validate`: what is wrong with a graph, if anything.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Validation {
+    /// True when there are no problems: a submission would start.
+    pub valid: bool,
+    /// Every problem found.
+    pub problems: Vec<Problem>,
+}
+
+/// One problem in a graph, and where it is.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Problem {
+    /// What is wrong, naming where.
+    pub message: String,
+    /// The node at this position of `tasks` (for a problem inside a
+    /// compound node, the compound node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<usize>,
+    /// The dataflow at this position of `dataflows`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataflow: Option<usize>,
+    /// These nodes, by id (a cycle).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<String>,
 }
 
 /// `GET /v1/runs/{id}/graph`: what a run executes.

@@ -44,7 +44,7 @@ pub use kind::{
     FallbackSpec, MAP, MAX_ELEMENTS, MapSpec, NodeKind, PASS, REDUCE, ReduceSpec, WHILE, WhileSpec,
     error_value,
 };
-pub use validate::{Plan, PlanEdge, PlanNode, ValidationError, ValidationErrors};
+pub use validate::{Place, Plan, PlanEdge, PlanNode, ValidationError, ValidationErrors};
 pub use wait::{TIMEOUT_PORT, WAIT, WaitSpec, valid_signal_name};
 
 /// A pipeline: tasks (nodes) and dataflows (edges).

@@ -318,6 +318,52 @@ fn list(v: &[String]) -> String {
     }
 }
 
+/// Where in a graph a problem is: what an editor marks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Place {
+    /// The node at `tasks[i]` (for a problem inside a compound node's
+    /// subgraph, the compound node).
+    Task(usize),
+    /// The dataflow at `dataflows[i]`.
+    Dataflow(usize),
+    /// These nodes, by id (a cycle).
+    Nodes(Vec<String>),
+    /// The graph as a whole, or the run's input.
+    Graph,
+}
+
+impl ValidationError {
+    /// Where the problem is.
+    pub fn place(&self) -> Place {
+        use ValidationError::*;
+        match self {
+            EmptyId { index }
+            | UnknownTaskType { index, .. }
+            | DefaultsNotObject { index, .. }
+            | UnknownDefaultPort { index, .. }
+            | DefaultTypeMismatch { index, .. }
+            | BadNodeConfig { index, .. }
+            | MissingInput { index, .. }
+            | UnknownQueue { index, .. }
+            | QueueOverridesRouting { index, .. }
+            | CompoundWithoutGraph { index, .. }
+            | GraphOnTask { index, .. }
+            | CompoundTooDeep { index, .. }
+            | InCompound { index, .. }
+            | InputSchema { index, .. } => Place::Task(*index),
+            DuplicateNode { second, .. } => Place::Task(*second),
+            UnknownNode { index, .. }
+            | UnknownPort { index, .. }
+            | SchemaMismatch { index, .. }
+            | PortFedTwice { index, .. }
+            | BadTransform { index, .. }
+            | AmbiguousCompoundOutput { index, .. } => Place::Dataflow(*index),
+            Cycle { nodes } => Place::Nodes(nodes.clone()),
+            TooLarge { .. } | InputNotObject => Place::Graph,
+        }
+    }
+}
+
 /// Every problem found in one graph, with the graph's origin (file name).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ValidationErrors {

@@ -1,0 +1,390 @@
+// The graph editor: add nodes from the catalog, draw dataflows port to
+// port, edit defaults and any node's JSON, with the graph checked by the
+// daemon (`POST /v1/validate`) after every change and each problem shown
+// on its node; undo and redo; import and export JSON (Weft's or
+// Workglow's); save as a new version of a saved graph; run it.
+import { useCallback, useEffect, useMemo, useReducer, useRef, useState } from "react";
+import { api, unwrap, type Schemas, type TaskType } from "../api/client";
+import { EditorCanvas, type Positions, type Selection } from "../editor/EditorCanvas";
+import { DataflowInspector, NodeInspector, type Edits } from "../editor/Inspector";
+import { marksOf, NO_MARKS, portsFrom, type Marks } from "../editor/ports";
+import * as ops from "../editor/state";
+import type { GraphJson } from "../editor/state";
+import { layout } from "../graph/layout";
+import { href } from "../route";
+import { Failure, usePolled } from "./common";
+
+/// How long after the last change the graph is checked.
+const CHECK_AFTER_MS = 250;
+
+export function Editor({ name: savedName }: { name?: string }) {
+  const catalog = usePolled(async () => unwrap(await api.GET("/v1/tasks")), 0, []);
+  const [h, step] = useReducer(ops.history, { past: [], present: ops.EMPTY, future: [] });
+  const graph = h.present;
+  const change = useCallback(
+    (edit: (g: GraphJson) => GraphJson) => step({ kind: "change", edit }),
+    [],
+  );
+  const [positions, setPositions] = useState<Positions>(new Map());
+  const [selection, setSelection] = useState<Selection>({});
+  const [fit, setFit] = useState(0);
+  const [name, setName] = useState(savedName ?? "");
+  const [saved, setSaved] = useState<{ version: number; graph: GraphJson }>();
+  const [input, setInput] = useState("{}");
+  const [error, setError] = useState<string>();
+  const [notice, setNotice] = useState<string>();
+  const ports = useMemo(() => portsFrom(catalog.value ?? []), [catalog.value]);
+  const { marks, checked } = useChecks(graph, input);
+
+  const tidy = useCallback(async (g: GraphJson) => {
+    setPositions(await placeAll(g));
+    setFit((f) => f + 1);
+  }, []);
+
+  // A saved graph: its newest version.
+  useEffect(() => {
+    if (!savedName) return;
+    (async () => {
+      try {
+        const r = await api.GET("/v1/graphs/{name}", { params: { path: { name: savedName } } });
+        const view = unwrap(r);
+        const g = ops.parseGraph(JSON.stringify(view.graph));
+        step({ kind: "reset", graph: g });
+        setSaved({ version: view.version, graph: g });
+        await tidy(g);
+      } catch (e) {
+        setError(e instanceof Error ? e.message : String(e));
+      }
+    })();
+  }, [savedName, tidy]);
+
+  const guard = (f: () => void) => {
+    try {
+      f();
+      setError(undefined);
+    } catch (e) {
+      setError(e instanceof Error ? e.message : String(e));
+    }
+  };
+  const edits: Edits = {
+    rename: (from, to) =>
+      guard(() => {
+        ops.renameNode(graph, from, to); // refused here, not in the history
+        change((g) => ops.renameNode(g, from, to));
+        setPositions((p) => new Map(p).set(to, p.get(from) ?? { x: 40, y: 40 }));
+        setSelection({ node: to });
+      }),
+    setDefault: (id, port, value) => change((g) => ops.setDefault(g, id, port, value)),
+    connect: (a, ap, b, bp) => change((g) => ops.connect(g, a, ap, b, bp)),
+    replaceNode: (id, node) =>
+      guard(() => {
+        ops.replaceNode(graph, id, node);
+        change((g) => ops.replaceNode(g, id, node));
+      }),
+    replaceDataflow: (i, flow) => change((g) => ops.replaceDataflow(g, i, flow)),
+    removeNode: (id) => {
+      change((g) => ops.removeNode(g, id));
+      setSelection({});
+    },
+    removeDataflow: (i) => {
+      change((g) => ops.removeDataflow(g, i));
+      setSelection({});
+    },
+  };
+
+  // A node just added is selected and brought into view.
+  const added = useRef(false);
+  useEffect(() => {
+    if (!added.current) return;
+    added.current = false;
+    setSelection({ node: graph.tasks[graph.tasks.length - 1]?.id });
+    setFit((f) => f + 1);
+  }, [graph]);
+  const add = (type: string) => {
+    added.current = true;
+    change((g) => ops.addNode(g, type));
+  };
+
+  const save = async () => {
+    try {
+      const r = await api.PUT("/v1/graphs/{name}", { params: { path: { name } }, body: graph });
+      const done = unwrap(r);
+      setSaved({ version: done.version, graph });
+      setNotice(`Saved ${done.name} version ${done.version}.`);
+      setError(undefined);
+    } catch (e) {
+      setError(e instanceof Error ? e.message : String(e));
+    }
+  };
+
+  const run = async () => {
+    try {
+      const body = JSON.parse(input) as Record<string, unknown>;
+      // The saved version when nothing changed since, so the run names it.
+      const unchanged = saved && saved.graph === graph && name;
+      const r = await api.POST("/v1/runs", {
+        body: unchanged ? { graph: name, version: saved.version, input: body } : { graph, input: body },
+      });
+      window.location.hash = href("runs", unwrap(r).run_id);
+    } catch (e) {
+      setError(e instanceof Error ? e.message : String(e));
+    }
+  };
+
+  useUndoKeys(step);
+
+  const task = graph.tasks.find((t) => t.id === selection.node);
+  const flow = selection.dataflow !== undefined ? graph.dataflows[selection.dataflow] : undefined;
+  return (
+    <section aria-labelledby="editor-title" className="editor">
+      <h1 id="editor-title">{savedName ? `Graph ${savedName}` : "New graph"}</h1>
+      <Toolbar
+        name={name}
+        setName={setName}
+        canUndo={h.past.length > 0}
+        canRedo={h.future.length > 0}
+        valid={checked?.valid ?? false}
+        onSave={save}
+        onRun={run}
+        onUndo={() => step({ kind: "undo" })}
+        onRedo={() => step({ kind: "redo" })}
+        onTidy={() => tidy(graph)}
+      />
+      <Failure error={error ?? catalog.error} />
+      {notice && <p role="status">{notice}</p>}
+      <div className="editor-body">
+        <Palette catalog={catalog.value ?? []} onAdd={add} />
+        <div className="editor-main">
+          <EditorCanvas
+            graph={graph}
+            ports={ports}
+            marks={marks}
+            positions={positions}
+            selection={selection}
+            fit={fit}
+            onMove={(id, at) => setPositions((p) => new Map(p).set(id, at))}
+            onSelect={setSelection}
+            onConnect={edits.connect}
+            onRemoveNode={edits.removeNode}
+            onRemoveDataflow={edits.removeDataflow}
+          />
+          <Checks checked={checked} marks={marks} onShow={(node) => setSelection({ node })} />
+          <label className="field">
+            Run input (JSON)
+            <textarea aria-label="Run input" rows={3} value={input} onChange={(e) => setInput(e.target.value)} />
+          </label>
+          <ImportExport
+            graph={graph}
+            onImport={(g) => {
+              change(() => g);
+              setSelection({});
+              tidy(g);
+            }}
+          />
+        </div>
+        {task && (
+          <NodeInspector graph={graph} task={task} ports={ports} edits={edits} problems={marks.nodes.get(task.id) ?? []} />
+        )}
+        {flow && selection.dataflow !== undefined && (
+          <DataflowInspector
+            index={selection.dataflow}
+            flow={flow}
+            edits={edits}
+            problems={marks.dataflows.get(selection.dataflow) ?? []}
+          />
+        )}
+      </div>
+    </section>
+  );
+}
+
+/// The daemon's check of the graph and input, a moment after each change.
+/// `checked` is only ever the check of the graph and input shown now
+/// (Save and Run wait for it); the marks stay until the next check.
+function useChecks(graph: GraphJson, input: string) {
+  const [result, setResult] = useState<{ of: [GraphJson, string]; checked: Schemas["Validation"] }>();
+  const [marks, setMarks] = useState<Marks>(NO_MARKS);
+  useEffect(() => {
+    const done = (checked: Schemas["Validation"]) => {
+      setResult({ of: [graph, input], checked });
+      setMarks(marksOf(graph, checked.problems));
+    };
+    let parsed: Record<string, unknown>;
+    try {
+      parsed = JSON.parse(input || "{}");
+    } catch {
+      done({ valid: false, problems: [{ message: "the run input is not JSON" }] });
+      return;
+    }
+    const stop = new AbortController();
+    const timer = setTimeout(async () => {
+      try {
+        const r = await api.POST("/v1/validate", { body: { graph, input: parsed }, signal: stop.signal });
+        done(unwrap(r));
+      } catch (e) {
+        if (stop.signal.aborted) return;
+        done({ valid: false, problems: [{ message: `could not check: ${e instanceof Error ? e.message : String(e)}` }] });
+      }
+    }, CHECK_AFTER_MS);
+    return () => {
+      clearTimeout(timer);
+      stop.abort();
+    };
+  }, [graph, input]);
+  const current = result && result.of[0] === graph && result.of[1] === input;
+  return { checked: current ? result.checked : undefined, marks };
+}
+
+function useUndoKeys(step: (s: ops.Step) => void) {
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      const typing = e.target instanceof HTMLElement && /^(INPUT|TEXTAREA|SELECT)$/.test(e.target.tagName);
+      if (typing || !(e.ctrlKey || e.metaKey)) return;
+      const key = e.key.toLowerCase();
+      if (key === "z" && !e.shiftKey) step({ kind: "undo" });
+      else if (key === "y" || (key === "z" && e.shiftKey)) step({ kind: "redo" });
+      else return;
+      e.preventDefault();
+    };
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, [step]);
+}
+
+/// Every node placed by ELK (top level; compound nodes as one box).
+async function placeAll(g: GraphJson): Promise<Positions> {
+  const boxes = g.tasks.map((t) => ({ id: t.id, label: t.id, type: t.type, compound: false, definition: {} }));
+  const known = new Set(boxes.map((b) => b.id));
+  const arrows = g.dataflows
+    .filter((d) => known.has(d.sourceTaskId) && known.has(d.targetTaskId))
+    .map((d, i) => ({ id: String(i), source: d.sourceTaskId, target: d.targetTaskId, label: "" }));
+  const placed = await layout({ boxes, arrows }, () => ({ width: 200, height: 130 }));
+  return new Map([...placed].map(([id, p]) => [id, { x: p.x, y: p.y }]));
+}
+
+function Toolbar(p: {
+  name: string;
+  setName: (n: string) => void;
+  canUndo: boolean;
+  canRedo: boolean;
+  valid: boolean;
+  onSave: () => void;
+  onRun: () => void;
+  onUndo: () => void;
+  onRedo: () => void;
+  onTidy: () => void;
+}) {
+  return (
+    <div className="toolbar" role="toolbar" aria-label="Graph">
+      <label>
+        Name <input value={p.name} placeholder="saved graph name" onChange={(e) => p.setName(e.target.value)} />
+      </label>
+      <button type="button" onClick={p.onSave} disabled={!p.name.trim() || !p.valid}>
+        Save version
+      </button>
+      <button type="button" onClick={p.onRun} disabled={!p.valid}>
+        Run
+      </button>
+      <button type="button" onClick={p.onUndo} disabled={!p.canUndo} aria-keyshortcuts="Control+Z">
+        Undo
+      </button>
+      <button type="button" onClick={p.onRedo} disabled={!p.canRedo} aria-keyshortcuts="Control+Shift+Z">
+        Redo
+      </button>
+      <button type="button" onClick={p.onTidy}>
+        Tidy layout
+      </button>
+    </div>
+  );
+}
+
+function Palette({ catalog, onAdd }: { catalog: TaskType[]; onAdd: (type: string) => void }) {
+  const [query, setQuery] = useState("");
+  const q = query.trim().toLowerCase();
+  const shown = catalog
+    .filter((t) => !q || [t.id, t.title, t.category].some((s) => s.toLowerCase().includes(q)))
+    .slice(0, 100);
+  return (
+    <nav className="palette" aria-label="Add a node">
+      <label>
+        Add a node{" "}
+        <input type="search" placeholder="search tasks" value={query} onChange={(e) => setQuery(e.target.value)} />
+      </label>
+      <ul>
+        {shown.map((t) => (
+          <li key={t.id}>
+            <button type="button" data-add-task={t.id} onClick={() => onAdd(t.id)} title={t.description}>
+              + <code>{t.id}</code>
+            </button>
+          </li>
+        ))}
+      </ul>
+    </nav>
+  );
+}
+
+function Checks({
+  checked,
+  marks,
+  onShow,
+}: {
+  checked?: Schemas["Validation"];
+  marks: Marks;
+  onShow: (node: string) => void;
+}) {
+  if (!checked) return <p role="status">Checking…</p>;
+  return (
+    <div className="checks" role="status" data-valid={checked.valid} aria-label="Validation">
+      {checked.valid ? (
+        <p>Valid: ready to save and run.</p>
+      ) : (
+        <>
+          <p className="failure">
+            {checked.problems.length} problem{checked.problems.length === 1 ? "" : "s"}
+          </p>
+          <ul>
+            {[...marks.nodes].map(([node, messages]) => (
+              <li key={node}>
+                <button type="button" className="link" onClick={() => onShow(node)}>
+                  {node}
+                </button>
+                : {messages.join("; ")}
+              </li>
+            ))}
+            {marks.graph.map((m) => (
+              <li key={m}>{m}</li>
+            ))}
+          </ul>
+        </>
+      )}
+    </div>
+  );
+}
+
+function ImportExport({ graph, onImport }: { graph: GraphJson; onImport: (g: GraphJson) => void }) {
+  const [text, setText] = useState("");
+  const [error, setError] = useState<string>();
+  return (
+    <details className="import-export">
+      <summary>Import or export JSON</summary>
+      <p>Paste a graph in Weft's or Workglow's JSON (what Workglow's toJSON writes) and import it.</p>
+      <textarea aria-label="Graph JSON to import" rows={8} value={text} onChange={(e) => setText(e.target.value)} />
+      <button
+        type="button"
+        onClick={() => {
+          try {
+            onImport(ops.parseGraph(text));
+            setError(undefined);
+          } catch (e) {
+            setError(e instanceof Error ? e.message : String(e));
+          }
+        }}
+      >
+        Import
+      </button>
+      {error && <p className="failure">{error}</p>}
+      <h3>This graph</h3>
+      <textarea aria-label="This graph's JSON" rows={8} readOnly value={JSON.stringify(graph, null, 2)} />
+    </details>
+  );
+}
