@@ -83,6 +83,13 @@ await script(async (browser) => {
   await page.click('button:has-text("Redo")');
   await waitValid(page, true);
 
+  // A preview: values on the dataflows, states on the nodes.
+  await page.click('div[role="toolbar"] button:has-text("Preview")');
+  await page.waitForSelector(`${node("add-one-3")} [data-preview-state="completed"]`);
+  const label = await page.textContent('.react-flow__edge[data-id="df-1"] .react-flow__edge-text');
+  check(label === "value → value: 3", `the preview's value on add-one-2 → add-one-3: ${label}`);
+  await screenshot(page, "editor-preview");
+
   // Saved, then run; every node completes; the leaf's output read.
   await page.fill('div[role="toolbar"] input', "three");
   await page.click('button:has-text("Save version")');

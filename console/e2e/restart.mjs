@@ -2,7 +2,7 @@
 // at the same address: the page reconnects by itself and finishes, showing
 // every event of the run once. The test submitted RUN_ID (first → d0 →
 // approve, a wait for the signal `go` → end), kills the daemon while the
-// run waits, restarts it, sends the signal, and answers on stdin.
+// run waits and restarts it, answering on stdin; the page sends the signal.
 import {
   check,
   checkEventsShownOnce,
@@ -27,6 +27,15 @@ await script(async (browser) => {
   await screenshot(page, "run-reconnecting");
   console.log("RECONNECTING");
   check((await readLine()) === "RESTARTED", "the test restarted the daemon");
+
+  // The resumed run waits again: answered from its node's panel.
+  await page.waitForSelector(".connection-live", { timeout: 30_000 });
+  await page.click('tr[data-node-row="approve"] button');
+  const form = page.locator('form[aria-label="Send a signal"]');
+  await form.waitFor({ timeout: 30_000 });
+  await form.locator("textarea").fill('{"value": 10}');
+  await form.locator('button[type="submit"]').click();
+  await page.waitForSelector("text=Signal go sent.");
 
   await page.waitForSelector("#run-title .state-succeeded", { timeout: 60_000 });
   await page.waitForSelector('tr[data-node-row="end"][data-state="completed"]');

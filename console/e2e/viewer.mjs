@@ -57,6 +57,12 @@ await script(async (browser) => {
   const expected = (await apiGet(`/v1/runs/${failedRunId}`)).nodes.parse.error;
   check(error === expected, `the node's error is shown: ${error}`);
   await screenshot(page, "run-failed");
+  // Re-driven (a dead letter): it runs again, and fails again, in view.
+  await page.click('button:has-text("Re-drive this node")');
+  await page.waitForSelector(".event-log >> text=run resumed", { timeout: 30_000 });
+  await page.waitForSelector("#run-title .state-failed");
+  await page.waitForSelector(".connection-ended");
+  await checkEventsShownOnce(page, failedRunId);
 
   // The catalog: search narrows the list; a task shows its ports.
   await page.goto(`${url}/#/tasks`);
@@ -79,6 +85,15 @@ await script(async (browser) => {
   const math = await page.textContent('tr[data-plugin="std-math"]');
   check(math.includes("loaded") && math.includes("math.add-one"), `std-math: ${math}`);
   await screenshot(page, "plugins");
+
+  // Metrics: the daemon's own counters, as /metrics gives them.
+  await page.goto(`${url}/#/metrics`);
+  const sample = 'weft_runs_finished_total{status="succeeded"}';
+  await page.waitForSelector(`tr[data-sample='${sample}']`);
+  const counted = Number((await page.textContent(`tr[data-sample='${sample}'] .number`)).replaceAll(",", ""));
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const served = Number(text.split("\n").find((l) => l.startsWith(sample)).split(" ").pop());
+  check(counted === served && counted >= 1, `succeeded runs: shown ${counted}, served ${served}`);
   checkNoProblems(page);
 
   // A narrow window: the same run, its navigation and node table usable.

@@ -9,6 +9,7 @@ import { Tasks } from "./pages/Tasks";
 import { Plugins } from "./pages/Plugins";
 import { Graphs } from "./pages/Graphs";
 import { Editor } from "./pages/Editor";
+import { Metrics } from "./pages/Metrics";
 
 export function App() {
   const route = useRoute();
@@ -45,6 +46,9 @@ export function App() {
           <a href={href("plugins")} aria-current={section === "plugins" ? "page" : undefined}>
             Plugins
           </a>
+          <a href={href("metrics")} aria-current={section === "metrics" ? "page" : undefined}>
+            Metrics
+          </a>
         </nav>
         <button type="button" className="token-button" onClick={() => setAsking(true)}>
           {token() ? "Token ✓" : "Token"}
@@ -76,6 +80,8 @@ function Page({ route }: { route: string[] }) {
       return <Plugins />;
     case "graphs":
       return <Graphs />;
+    case "metrics":
+      return <Metrics />;
     case "editor":
       // Remounted per graph: nothing of one carries into another.
       return <Editor key={id ?? ""} name={id} />;

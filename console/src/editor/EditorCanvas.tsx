@@ -16,6 +16,7 @@ import {
   type NodeChange,
   type NodeProps,
 } from "@xyflow/react";
+import type { Schemas } from "../api/client";
 import type { GraphJson } from "./state";
 import type { Marks, Ports } from "./ports";
 
@@ -27,7 +28,14 @@ type EditorData = {
   inputs: string[];
   outputs: string[];
   problems: string[];
+  preview?: { state: string; wouldGet?: unknown };
 };
+
+/// A value in a few characters.
+function short(value: unknown): string {
+  const text = JSON.stringify(value) ?? "undefined";
+  return text.length > 40 ? `${text.slice(0, 39)}…` : text;
+}
 
 export function EditorCanvas(props: {
   graph: GraphJson;
@@ -38,20 +46,23 @@ export function EditorCanvas(props: {
   /// Changed to fit every node into view again (after adding, importing,
   /// tidying).
   fit: number;
+  /// A preview of this graph: values shown on the dataflows, states and
+  /// would-be inputs on the nodes.
+  preview?: Schemas["Preview"];
   onMove: (id: string, at: { x: number; y: number }) => void;
   onSelect: (s: Selection) => void;
   onConnect: (from: string, fromPort: string, to: string, toPort: string) => void;
   onRemoveNode: (id: string) => void;
   onRemoveDataflow: (index: number) => void;
 }) {
-  const { graph, ports, marks, positions, selection } = props;
+  const { graph, ports, marks, positions, selection, preview } = props;
   const nodes = useMemo<Node<EditorData>[]>(() => {
     // Nodes not placed yet go to the right of those that are.
-    let right = Math.max(-220, ...[...positions.values()].map((p) => p.x));
+    let right = Math.max(-300, ...[...positions.values()].map((p) => p.x));
     const place = (id: string) => {
       const at = positions.get(id);
       if (at) return at;
-      right += 260;
+      right += 340;
       return { x: right, y: 40 };
     };
     return graph.tasks.map((t) => {
@@ -61,10 +72,19 @@ export function EditorCanvas(props: {
           type: "editor",
           position: place(t.id),
           selected: selection.node === t.id,
-          data: { type: t.type, inputs: p.inputs, outputs: p.outputs, problems: marks.nodes.get(t.id) ?? [] },
+          data: {
+            type: t.type,
+            inputs: p.inputs,
+            outputs: p.outputs,
+            problems: marks.nodes.get(t.id) ?? [],
+            preview: preview && {
+              state: preview.nodes[t.id] ?? "pending",
+              wouldGet: preview.previewed[t.id],
+            },
+          },
         };
       });
-  }, [graph, ports, marks, positions, selection]);
+  }, [graph, ports, marks, positions, selection, preview]);
   const edges = useMemo<Edge[]>(
     () =>
       graph.dataflows.map((d, i) => ({
@@ -73,11 +93,11 @@ export function EditorCanvas(props: {
         sourceHandle: d.sourceTaskPortId,
         target: d.targetTaskId,
         targetHandle: d.targetTaskPortId,
-        label: `${d.sourceTaskPortId} → ${d.targetTaskPortId}`,
+        label: edgeLabel(d.sourceTaskPortId, d.targetTaskPortId, preview?.outputs[d.sourceTaskId]),
         selected: selection.dataflow === i,
         className: marks.dataflows.has(i) ? "has-problems" : undefined,
       })),
-    [graph, marks, selection],
+    [graph, marks, selection, preview],
   );
 
   const onNodesChange = (changes: NodeChange<Node<EditorData>>[]) => {
@@ -124,6 +144,13 @@ export function EditorCanvas(props: {
   );
 }
 
+/// `out → in`, and with a preview that ran the source, the value it gives.
+function edgeLabel(from: string, to: string, output: unknown): string {
+  const ports = `${from} → ${to}`;
+  if (typeof output !== "object" || output === null || !(from in output)) return ports;
+  return `${ports}: ${short((output as Record<string, unknown>)[from])}`;
+}
+
 function Fit({ when }: { when: number }) {
   const flow = useReactFlow();
   useEffect(() => {
@@ -161,6 +188,12 @@ function EditorNode({ id, data, selected }: NodeProps<Node<EditorData>>) {
           ))}
         </ul>
       </div>
+      {data.preview && (
+        <div className="enode-preview" data-preview-state={data.preview.state}>
+          preview: {data.preview.state}
+          {data.preview.wouldGet !== undefined && <> · would get {short(data.preview.wouldGet)}</>}
+        </div>
+      )}
       {data.problems.length > 0 && (
         <div className="enode-problem" role="note">
           {data.problems[0]}

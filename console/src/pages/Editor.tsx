@@ -33,6 +33,7 @@ export function Editor({ name: savedName }: { name?: string }) {
   const [input, setInput] = useState("{}");
   const [error, setError] = useState<string>();
   const [notice, setNotice] = useState<string>();
+  const [preview, setPreview] = useState<{ of: GraphJson; result: Schemas["Preview"] }>();
   const ports = useMemo(() => portsFrom(catalog.value ?? []), [catalog.value]);
   const { marks, checked } = useChecks(graph, input);
 
@@ -125,7 +126,23 @@ export function Editor({ name: savedName }: { name?: string }) {
       const r = await api.POST("/v1/runs", {
         body: unchanged ? { graph: name, version: saved.version, input: body } : { graph, input: body },
       });
-      window.location.hash = href("runs", unwrap(r).run_id);
+      const answer = unwrap(r);
+      if (!("run_id" in answer)) throw new Error("the daemon answered a run with a preview");
+      window.location.hash = href("runs", answer.run_id);
+    } catch (e) {
+      setError(e instanceof Error ? e.message : String(e));
+    }
+  };
+
+  // Only nodes without effects run; nothing is stored.
+  const runPreview = async () => {
+    try {
+      const body = JSON.parse(input) as Record<string, unknown>;
+      const r = await api.POST("/v1/runs", { body: { graph, input: body, preview: true } });
+      const answer = unwrap(r);
+      if (!("previewed" in answer)) throw new Error("the daemon started a run instead of a preview");
+      setPreview({ of: graph, result: answer });
+      setError(undefined);
     } catch (e) {
       setError(e instanceof Error ? e.message : String(e));
     }
@@ -146,6 +163,7 @@ export function Editor({ name: savedName }: { name?: string }) {
         valid={checked?.valid ?? false}
         onSave={save}
         onRun={run}
+        onPreview={runPreview}
         onUndo={() => step({ kind: "undo" })}
         onRedo={() => step({ kind: "redo" })}
         onTidy={() => tidy(graph)}
@@ -162,6 +180,7 @@ export function Editor({ name: savedName }: { name?: string }) {
             positions={positions}
             selection={selection}
             fit={fit}
+            preview={preview?.of === graph ? preview.result : undefined}
             onMove={(id, at) => setPositions((p) => new Map(p).set(id, at))}
             onSelect={setSelection}
             onConnect={edits.connect}
@@ -270,6 +289,7 @@ function Toolbar(p: {
   valid: boolean;
   onSave: () => void;
   onRun: () => void;
+  onPreview: () => void;
   onUndo: () => void;
   onRedo: () => void;
   onTidy: () => void;
@@ -284,6 +304,9 @@ function Toolbar(p: {
       </button>
       <button type="button" onClick={p.onRun} disabled={!p.valid}>
         Run
+      </button>
+      <button type="button" onClick={p.onPreview} disabled={!p.valid}>
+        Preview
       </button>
       <button type="button" onClick={p.onUndo} disabled={!p.canUndo} aria-keyshortcuts="Control+Z">
         Undo

@@ -1,7 +1,7 @@
 // One run, live: its graph drawn with each node's state, the node table,
 // the selected node's details (definition, attempts, error, output, logs),
 // and the event log, followed over SSE and resumed across reconnects.
-import { useCallback, useEffect, useMemo, useRef, useState } from "react";
+import { useCallback, useEffect, useMemo, useRef, useState, type FormEvent } from "react";
 import { api, unwrap, type RunView } from "../api/client";
 import { follow, type Connection, type RunEvent } from "../api/events";
 import { GraphView, type Live } from "../graph/GraphView";
@@ -22,6 +22,9 @@ export function Run({ runId }: { runId: string }) {
     state: "connecting",
   });
   const [selected, setSelected] = useState<string>();
+  // Bumped when the run runs again (a re-driven dead letter): its events
+  // are followed again.
+  const [generation, setGeneration] = useState(0);
 
   const load = useCallback(async () => {
     try {
@@ -44,7 +47,7 @@ export function Run({ runId }: { runId: string }) {
     })();
   }, [runId, load]);
 
-  useFollow(runId, setEvents, setConnection, load);
+  useFollow(runId, generation, setEvents, setConnection, load);
 
   const drawing = useMemo(() => (graph ? toDrawing(graph) : undefined), [graph]);
   const live = useMemo(() => liveStates(view, events), [view, events]);
@@ -98,6 +101,10 @@ export function Run({ runId }: { runId: string }) {
             view={view}
             events={events}
             onClose={() => setSelected(undefined)}
+            onRerun={() => {
+              setGeneration((g) => g + 1);
+              load();
+            }}
           />
         ) : (
           <aside className="node-panel">
@@ -114,6 +121,7 @@ export function Run({ runId }: { runId: string }) {
 /// batch, not per event); reload the run when a node ends or the run does.
 function useFollow(
   runId: string,
+  generation: number,
   setEvents: (f: (e: RunEvent[]) => RunEvent[]) => void,
   setConnection: (c: { state: Connection; detail?: string }) => void,
   reload: () => void,
@@ -150,7 +158,7 @@ function useFollow(
       stop.abort();
       clearInterval(flush);
     };
-  }, [runId, setEvents, setConnection, reload]);
+  }, [runId, generation, setEvents, setConnection, reload]);
 }
 
 /// Each node's state: the run's last read state, then the events after it.
@@ -225,12 +233,14 @@ function NodePanel({
   view,
   events,
   onClose,
+  onRerun,
 }: {
   id: string;
   box?: Box;
   view?: RunView;
   events: RunEvent[];
   onClose: () => void;
+  onRerun: () => void;
 }) {
   const node = view?.nodes[id];
   const output = view?.outputs?.[id];
@@ -254,6 +264,12 @@ function NodePanel({
         <p className="failure" role="alert">
           {node.error}
         </p>
+      )}
+      {view && node?.status === "failed" && view.status === "failed" && (
+        <Redrive runId={view.run_id} node={id} onDone={onRerun} />
+      )}
+      {view && node?.status === "waiting" && box && (
+        <SignalForm runId={view.run_id} name={signalName(box)} />
       )}
       {node?.instances && (
         <>
@@ -286,6 +302,71 @@ function NodePanel({
         </ul>
       )}
     </aside>
+  );
+}
+
+/// Send a dead letter (a node that failed for good) back to run; the run
+/// goes on from it.
+function Redrive({ runId, node, onDone }: { runId: string; node: string; onDone: () => void }) {
+  const [error, setError] = useState<string>();
+  const redrive = async () => {
+    try {
+      const id = `${runId}:${node}`;
+      unwrap(await api.POST("/v1/dead-letters/{id}/retry", { params: { path: { id } } }));
+      setError(undefined);
+      onDone();
+    } catch (e) {
+      setError(e instanceof Error ? e.message : String(e));
+    }
+  };
+  return (
+    <p>
+      <button type="button" onClick={redrive}>
+        Re-drive this node
+      </button>
+      {error && <span className="failure"> {error}</span>}
+    </p>
+  );
+}
+
+/// The signal a wait node waits for: its `config.signal`, or its id (an
+/// inner node's `outer/inner` as `outer.inner`).
+function signalName(box: Box): string {
+  const config = box.definition.config as { signal?: unknown } | undefined;
+  return typeof config?.signal === "string" ? config.signal : box.id.replaceAll("/", ".");
+}
+
+/// Answer a waiting node: the signal's body becomes its output.
+function SignalForm({ runId, name }: { runId: string; name: string }) {
+  const [body, setBody] = useState("{}");
+  const [said, setSaid] = useState<string>();
+  const send = async (e: FormEvent) => {
+    e.preventDefault();
+    try {
+      const parsed = JSON.parse(body) as Record<string, unknown>;
+      unwrap(
+        await api.POST("/v1/runs/{id}/signals/{name}", {
+          params: { path: { id: runId, name } },
+          body: parsed,
+        }),
+      );
+      setSaid(`Signal ${name} sent.`);
+    } catch (e) {
+      setSaid(e instanceof Error ? e.message : String(e));
+    }
+  };
+  return (
+    <form onSubmit={send} aria-label="Send a signal" className="signal-form">
+      <h3>
+        Waiting for signal <code>{name}</code>
+      </h3>
+      <label className="field">
+        Body (JSON)
+        <textarea rows={4} value={body} onChange={(e) => setBody(e.target.value)} />
+      </label>
+      <button type="submit">Send signal</button>
+      {said && <p role="status">{said}</p>}
+    </form>
   );
 }
 

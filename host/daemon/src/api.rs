@@ -318,7 +318,7 @@ pub(crate) async fn submitted_graph(
     params(("Idempotency-Key" = Option<String>, Header, description = "As `idempotency_key`")),
     responses(
         (status = 201, description = "Started", body = Submitted),
-        (status = 200, description = "The run this idempotency key already started (a `Submitted`), or with `preview`, the preview (a `Preview`)", body = Submitted),
+        (status = 200, description = "The run this idempotency key already started (a `Submitted`), or with `preview`, the preview (a `Preview`)", body = SubmitAnswer),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 404, description = "No such saved graph or version", body = ErrorBody),
         (status = 422, description = "The body, graph or input is invalid", body = ErrorBody),

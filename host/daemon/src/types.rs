@@ -60,6 +60,18 @@ fn graph_or_name() -> utoipa::openapi::schema::Schema {
     Schema::OneOf(one_of)
 }
 
+/// `POST /v1/runs` answered 200: the run an idempotency key already
+/// started, or, for a preview, the preview.
+#[derive(ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // only its schema is used
+pub enum SubmitAnswer {
+    /// The run already started.
+    Submitted(Submitted),
+    /// The preview.
+    Preview(Preview),
+}
+
 /// The answer to a preview.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Preview {
