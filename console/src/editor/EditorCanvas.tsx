@@ -19,6 +19,7 @@ import {
 import type { Schemas } from "../api/client";
 import type { GraphJson } from "./state";
 import type { Marks, Ports } from "./ports";
+import { useMeasured } from "../graph/measured";
 
 export type Positions = Map<string, { x: number; y: number }>;
 export type Selection = { node?: string; dataflow?: number };
@@ -56,6 +57,7 @@ export function EditorCanvas(props: {
   onRemoveDataflow: (index: number) => void;
 }) {
   const { graph, ports, marks, positions, selection, preview } = props;
+  const [sizes, onMeasured] = useMeasured();
   const nodes = useMemo<Node<EditorData>[]>(() => {
     // Nodes not placed yet go to the right of those that are.
     let right = Math.max(-300, ...[...positions.values()].map((p) => p.x));
@@ -71,6 +73,7 @@ export function EditorCanvas(props: {
           id: t.id,
           type: "editor",
           position: place(t.id),
+          measured: sizes.get(t.id),
           selected: selection.node === t.id,
           data: {
             type: t.type,
@@ -84,7 +87,7 @@ export function EditorCanvas(props: {
           },
         };
       });
-  }, [graph, ports, marks, positions, selection, preview]);
+  }, [graph, ports, marks, positions, selection, preview, sizes]);
   const edges = useMemo<Edge[]>(
     () =>
       graph.dataflows.map((d, i) => ({
@@ -101,6 +104,7 @@ export function EditorCanvas(props: {
   );
 
   const onNodesChange = (changes: NodeChange<Node<EditorData>>[]) => {
+    onMeasured(changes);
     for (const c of changes) {
       if (c.type === "position" && c.position) props.onMove(c.id, c.position);
       else if (c.type === "select" && c.selected) props.onSelect({ node: c.id });

@@ -13,6 +13,7 @@ import {
   type NodeProps,
 } from "@xyflow/react";
 import { layout, type Placed } from "./layout";
+import { useMeasured } from "./measured";
 import type { Drawing } from "./model";
 
 /// What a box shows besides its definition.
@@ -36,6 +37,7 @@ export function GraphView({
 }) {
   const [placed, setPlaced] = useState<Map<string, Placed>>();
   const [failed, setFailed] = useState<string>();
+  const [sizes, onChanges] = useMeasured();
   useEffect(() => {
     layout(drawing).then(setPlaced, (e: unknown) => setFailed(String(e)));
   }, [drawing]);
@@ -50,13 +52,15 @@ export function GraphView({
         parentId: b.parent,
         extent: b.parent ? ("parent" as const) : undefined,
         position: { x: p.x, y: p.y },
-        style: { width: p.width, height: p.height },
+        width: p.width,
+        height: p.height,
+        measured: sizes.get(b.id),
         data: { label: b.label, type: b.type, live: live.get(b.id), compound: b.compound },
         draggable: false,
         connectable: false,
       };
     });
-  }, [drawing, placed, live]);
+  }, [drawing, placed, live, sizes]);
 
   const edges = useMemo<Edge[]>(
     () =>
@@ -78,6 +82,7 @@ export function GraphView({
         nodes={nodes}
         edges={edges}
         nodeTypes={NODE_TYPES}
+        onNodesChange={onChanges}
         onNodeClick={(_, n) => onSelect(n.id)}
         fitView
         fitViewOptions={{ maxZoom: 1, minZoom: 0.5, padding: 0.1 }}
