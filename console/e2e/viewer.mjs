@@ -1,7 +1,8 @@
 // The run viewer, task catalog and plugins page, read-only and live, on a
 // daemon without tokens (loopback). The test submitted RUN_ID (first → d0 →
-// d1 → end, input 1) and FAILED_RUN_ID (one json.parse of bad text), and put
-// a file that is no component in the plugins folder.
+// d1 → end, input 1), FAILED_RUN_ID (one json.parse of bad text) and
+// COMPOUND_RUN_ID (outer, a compound of a → b, → after), and put a file
+// that is no component in the plugins folder.
 import {
   apiGet,
   check,
@@ -15,6 +16,7 @@ import {
 
 const runId = process.env.RUN_ID;
 const failedRunId = process.env.FAILED_RUN_ID;
+const compoundRunId = process.env.COMPOUND_RUN_ID;
 await script(async (browser) => {
   const page = await strictPage(browser);
 
@@ -63,6 +65,18 @@ await script(async (browser) => {
   await page.waitForSelector("#run-title .state-failed");
   await page.waitForSelector(".connection-ended");
   await checkEventsShownOnce(page, failedRunId);
+
+  // A compound node is a box around its nodes; closed, one box with their
+  // state; opened again.
+  await page.goto(`${url}/#/runs/${compoundRunId}`);
+  await page.waitForSelector('.box[data-node-id="outer/b"][data-state="completed"]', { timeout: 30_000 });
+  await page.waitForSelector('.compound[data-node-id="outer"]');
+  await page.click('button[aria-label="Collapse outer"]');
+  await page.waitForSelector('.box[data-node-id="outer"][data-state="completed"]');
+  check(!(await page.isVisible('.box[data-node-id="outer/a"]')), "a closed compound hides its nodes");
+  await screenshot(page, "run-compound-closed");
+  await page.click('button[aria-label="Expand outer"]');
+  await page.waitForSelector('.box[data-node-id="outer/a"][data-state="completed"]');
 
   // The catalog: search narrows the list; a task shows its ports.
   await page.goto(`${url}/#/tasks`);

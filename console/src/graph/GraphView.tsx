@@ -14,7 +14,7 @@ import {
 } from "@xyflow/react";
 import { layout, type Placed } from "./layout";
 import { useMeasured } from "./measured";
-import type { Drawing } from "./model";
+import { collapse, summary, type Drawing } from "./model";
 
 /// What a box shows besides its definition.
 export interface Live {
@@ -24,10 +24,17 @@ export interface Live {
   instances?: Record<string, number>;
 }
 
-type BoxData = { label: string; type: string; live?: Live; compound: boolean };
+type BoxData = {
+  label: string;
+  type: string;
+  live?: Live;
+  compound: boolean;
+  collapsed?: boolean;
+  toggle: () => void;
+};
 
 export function GraphView({
-  drawing,
+  drawing: full,
   live,
   onSelect,
 }: {
@@ -38,9 +45,23 @@ export function GraphView({
   const [placed, setPlaced] = useState<Map<string, Placed>>();
   const [failed, setFailed] = useState<string>();
   const [sizes, onChanges] = useMeasured();
+  const [collapsed, setCollapsed] = useState<Set<string>>(new Set());
+  const drawing = useMemo(() => collapse(full, collapsed), [full, collapsed]);
+  const toggle = (id: string) =>
+    setCollapsed((c) => {
+      const next = new Set(c);
+      if (!next.delete(id)) next.add(id);
+      return next;
+    });
   useEffect(() => {
     layout(drawing).then(setPlaced, (e: unknown) => setFailed(String(e)));
   }, [drawing]);
+  // A collapsed box's state sums up its nodes'.
+  const state = (id: string, isCollapsed?: boolean): Live | undefined => {
+    if (!isCollapsed) return live.get(id);
+    const inside = [...live].filter(([n]) => n.startsWith(`${id}/`)).map(([, l]) => l.state);
+    return { state: summary(inside) };
+  };
 
   const nodes = useMemo<Node<BoxData>[]>(() => {
     if (!placed) return [];
@@ -55,7 +76,14 @@ export function GraphView({
         width: p.width,
         height: p.height,
         measured: sizes.get(b.id),
-        data: { label: b.label, type: b.type, live: live.get(b.id), compound: b.compound },
+        data: {
+          label: b.label,
+          type: b.type,
+          live: state(b.id, b.collapsed),
+          compound: b.compound,
+          collapsed: b.collapsed,
+          toggle: () => toggle(b.id),
+        },
         draggable: false,
         connectable: false,
       };
@@ -104,8 +132,18 @@ function BoxNode({ id, data }: NodeProps<Node<BoxData>>) {
   return (
     <div className={`box state-${state}`} data-node-id={id} data-state={state}>
       <Handle type="target" position={Position.Left} />
-      <div className="box-title">{data.label}</div>
-      <div className="box-type">{data.type}</div>
+      <div className="box-title">
+        {data.label}
+        {data.collapsed && (
+          <button type="button" className="toggle nodrag" onClick={(e) => {
+            e.stopPropagation();
+            data.toggle();
+          }} aria-label={`Expand ${id}`}>
+            +
+          </button>
+        )}
+      </div>
+      <div className="box-type">{data.collapsed ? "graph (closed)" : data.type}</div>
       <div className="box-state">
         {state}
         {data.live?.cached ? " (cached)" : ""}
@@ -125,6 +163,12 @@ function CompoundNode({ id, data }: NodeProps<Node<BoxData>>) {
       <Handle type="target" position={Position.Left} />
       <div className="box-title">
         {data.label} <span className="box-type">graph</span>
+        <button type="button" className="toggle nodrag" onClick={(e) => {
+            e.stopPropagation();
+            data.toggle();
+          }} aria-label={`Collapse ${id}`}>
+          −
+        </button>
       </div>
       <Handle type="source" position={Position.Right} />
     </div>

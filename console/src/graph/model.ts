@@ -10,6 +10,8 @@ export interface Box {
   type: string;
   parent?: string;
   compound: boolean;
+  /// A compound box drawn closed.
+  collapsed?: boolean;
   definition: Record<string, unknown>;
 }
 
@@ -64,4 +66,43 @@ function add(out: Drawing, graph: GraphJson, parent: string | undefined) {
     const ports = `${String(d.sourceTaskPortId)} → ${String(d.targetTaskPortId)}`;
     out.arrows.push({ id: `${prefix}${i}`, source, target, label: ports });
   });
+}
+
+/// `d` with the compound boxes in `collapsed` drawn as single boxes: their
+/// nodes left out, arrows to or from them drawn to or from the box.
+export function collapse(d: Drawing, collapsed: Set<string>): Drawing {
+  if (collapsed.size === 0) return d;
+  const parents = new Map(d.boxes.map((b) => [b.id, b.parent]));
+  // The outermost collapsed box holding `id`, or `id` itself.
+  const shown = (id: string): string => {
+    let at: string | undefined = id;
+    let result = id;
+    while (at !== undefined) {
+      if (collapsed.has(at) && at !== id) result = at;
+      at = parents.get(at);
+    }
+    return result;
+  };
+  const boxes = d.boxes
+    .filter((b) => shown(b.id) === b.id)
+    .map((b) => (collapsed.has(b.id) ? { ...b, compound: false, collapsed: true } : b));
+  const seen = new Set<string>();
+  const arrows: Arrow[] = [];
+  for (const a of d.arrows) {
+    const source = shown(a.source);
+    const target = shown(a.target);
+    const key = `${source} ${target} ${a.label}`;
+    if (source === target || seen.has(key)) continue;
+    seen.add(key);
+    arrows.push({ ...a, source, target });
+  }
+  return { boxes, arrows };
+}
+
+/// The state a collapsed box shows: the most telling of its nodes'.
+export function summary(states: string[]): string {
+  for (const s of ["failed", "running", "retrying", "waiting", "cancelled", "pending"]) {
+    if (states.includes(s)) return s;
+  }
+  return states.length && states.every((s) => s === "completed") ? "completed" : (states[0] ?? "pending");
 }

@@ -128,10 +128,24 @@ async fn runs_tasks_and_plugins_are_shown_live_in_a_browser() {
     let bad = json!({"tasks": [{"id": "parse", "type": "json.parse",
                                  "defaults": {"text": "{nope"}}]});
     let failed = d.submit(bad, json!({})).await;
+    let compound = json!({
+        "tasks": [
+            {"id": "outer", "type": "graph", "graph": {
+                "tasks": [{"id": "a", "type": "math.add-one"}, {"id": "b", "type": "math.add-one"}],
+                "dataflows": [flow("a", "b")]}},
+            {"id": "after", "type": "math.add-one"}
+        ],
+        "dataflows": [flow("outer", "after")]
+    });
+    let compound = d.submit(compound, json!({"value": 1})).await;
     let script = Script::start(
         "viewer.mjs",
         &d.url,
-        &[("RUN_ID", &ok), ("FAILED_RUN_ID", &failed)],
+        &[
+            ("RUN_ID", &ok),
+            ("FAILED_RUN_ID", &failed),
+            ("COMPOUND_RUN_ID", &compound),
+        ],
     );
     script.passes();
     let run = d.finished(&ok).await;
