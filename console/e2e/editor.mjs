@@ -125,6 +125,42 @@ await script(async (browser) => {
     const got = await leafOutput(page, leaf);
     check(JSON.stringify(got) === JSON.stringify(output), `${leaf}: ${JSON.stringify(got)} ≠ Workglow's ${JSON.stringify(output)}`);
   }
+
+  // Inside a compound node: opened, a node added and connected there, run.
+  const compound = {
+    tasks: [
+      { id: "outer", type: "graph", graph: {
+        tasks: [{ id: "a", type: "math.add-one", defaults: { value: 1 } }, { id: "b", type: "math.add-one" }],
+        dataflows: [{ sourceTaskId: "a", sourceTaskPortId: "value", targetTaskId: "b", targetTaskPortId: "value" }] } },
+      { id: "after", type: "math.add-one" },
+    ],
+    dataflows: [{ sourceTaskId: "outer", sourceTaskPortId: "value", targetTaskId: "after", targetTaskPortId: "value" }],
+  };
+  await page.goto(`${url}/#/editor`);
+  await page.click("text=Import or export JSON");
+  await page.fill('textarea[aria-label="Graph JSON to import"]', JSON.stringify(compound));
+  await page.click('button:has-text("Import")');
+  await waitValid(page, true);
+  await page.click(node("outer"));
+  await page.click('button:has-text("Open its graph")');
+  await page.waitForSelector('nav[aria-label="Subgraph"] >> text=outer');
+  await page.waitForSelector(node("b"));
+  await page.fill('nav[aria-label="Add a node"] input', "add-one");
+  await page.click('[data-add-task="math.add-one"]');
+  await page.waitForSelector(node("add-one"));
+  await page.click(node("b"));
+  const inner = page.locator('form[aria-label="Add a dataflow"]');
+  await inner.locator("select").nth(1).selectOption("add-one");
+  await inner.locator('button[type="submit"]').click();
+  await waitValid(page, true);
+  await screenshot(page, "editor-subgraph");
+  await page.click('nav[aria-label="Subgraph"] button:has-text("Graph")');
+  await page.waitForSelector(node("after"));
+  await page.click('div[role="toolbar"] button:has-text("Run")');
+  await page.waitForURL(/#\/runs\//);
+  await page.waitForSelector('tr[data-node-row="outer/add-one"]');
+  const after = await leafOutput(page, "after");
+  check(after.value === 5, `1 → a → b → add-one → after: ${JSON.stringify(after)}`);
   checkNoProblems(page);
   console.log("PASS");
 });

@@ -2,7 +2,7 @@
 // default, a dataflow out of it, and its whole JSON (for node kinds'
 // settings, config and transforms); a dataflow's JSON.
 import { useEffect, useState, type FormEvent } from "react";
-import type { DataflowJson, GraphJson, Json, TaskJson } from "./state";
+import { hasGraph, type DataflowJson, type GraphJson, type Json, type TaskJson } from "./state";
 import type { Ports } from "./ports";
 
 export interface Edits {
@@ -15,7 +15,14 @@ export interface Edits {
   removeDataflow: (index: number) => void;
 }
 
-export function NodeInspector(props: { graph: GraphJson; task: TaskJson; ports: Ports; edits: Edits; problems: string[] }) {
+export function NodeInspector(props: {
+  graph: GraphJson;
+  task: TaskJson;
+  ports: Ports;
+  edits: Edits;
+  problems: string[];
+  onOpen: () => void;
+}) {
   const { graph, task, ports, edits, problems } = props;
   const own = ports(task, graph);
   return (
@@ -34,6 +41,13 @@ export function NodeInspector(props: { graph: GraphJson; task: TaskJson; ports: 
             </li>
           ))}
         </ul>
+      )}
+      {hasGraph(task) && (
+        <p>
+          <button type="button" onClick={props.onOpen}>
+            Open its graph
+          </button>
+        </p>
       )}
       <Rename id={task.id} onRename={(to) => edits.rename(task.id, to)} />
       <h3>Input defaults</h3>

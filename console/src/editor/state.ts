@@ -164,3 +164,33 @@ export function history(h: History, step: Step): History {
       return { past: [...h.past, h.present], present: h.future[0], future: h.future.slice(1) };
   }
 }
+
+/// The subgraph at `path` (compound node ids, outermost first): a node's
+/// `graph` (a compound node's, or a map's, reduce's, while's or fallback's
+/// body); `undefined` if there is none there.
+export function at(graph: GraphJson, path: string[]): GraphJson | undefined {
+  let g: GraphJson | undefined = graph;
+  for (const id of path) {
+    const inner: unknown = g?.tasks.find((t) => t.id === id)?.graph;
+    if (typeof inner !== "object" || inner === null || Array.isArray(inner)) return undefined;
+    const body = inner as Partial<GraphJson>;
+    g = { ...body, tasks: body.tasks ?? [], dataflows: body.dataflows ?? [] } as GraphJson;
+  }
+  return g;
+}
+
+/// `graph` with `edit` applied to its subgraph at `path`.
+export function within(graph: GraphJson, path: string[], edit: (g: GraphJson) => GraphJson): GraphJson {
+  if (path.length === 0) return edit(graph);
+  const [first, ...rest] = path;
+  const inner = at(graph, [first]);
+  if (!inner) return graph;
+  const changed = within(inner, rest, edit);
+  if (changed === inner) return graph;
+  return { ...graph, tasks: graph.tasks.map((t) => (t.id === first ? { ...t, graph: changed as Json } : t)) };
+}
+
+/// Whether a node holds a subgraph the editor can open.
+export function hasGraph(task: TaskJson): boolean {
+  return typeof task.graph === "object" && task.graph !== null && !Array.isArray(task.graph);
+}

@@ -20,10 +20,18 @@ const CHECK_AFTER_MS = 250;
 export function Editor({ name: savedName }: { name?: string }) {
   const catalog = usePolled(async () => unwrap(await api.GET("/v1/tasks")), 0, []);
   const [h, step] = useReducer(ops.history, { past: [], present: ops.EMPTY, future: [] });
-  const graph = h.present;
+  const root = h.present;
+  // The subgraph being edited: compound node ids, outermost first.
+  const [path, setPath] = useState<string[]>([]);
+  const inner = ops.at(root, path);
+  const graph = inner ?? root;
+  useEffect(() => {
+    if (!inner) setPath([]); // what was open is gone (an undo, say)
+  }, [inner]);
   const change = useCallback(
-    (edit: (g: GraphJson) => GraphJson) => step({ kind: "change", edit }),
-    [],
+    (edit: (g: GraphJson) => GraphJson) =>
+      step({ kind: "change", edit: (g) => ops.within(g, path, edit) }),
+    [path],
   );
   const [positions, setPositions] = useState<Positions>(new Map());
   const [selection, setSelection] = useState<Selection>({});
@@ -35,7 +43,9 @@ export function Editor({ name: savedName }: { name?: string }) {
   const [notice, setNotice] = useState<string>();
   const [preview, setPreview] = useState<{ of: GraphJson; result: Schemas["Preview"] }>();
   const ports = useMemo(() => portsFrom(catalog.value ?? []), [catalog.value]);
-  const { marks, checked } = useChecks(graph, input);
+  const { marks: rootMarks, checked } = useChecks(root, input);
+  // Problems are placed on the outermost graph's nodes.
+  const marks = path.length === 0 ? rootMarks : NO_MARKS;
 
   const tidy = useCallback(async (g: GraphJson) => {
     setPositions(await placeAll(g));
@@ -108,9 +118,9 @@ export function Editor({ name: savedName }: { name?: string }) {
 
   const save = async () => {
     try {
-      const r = await api.PUT("/v1/graphs/{name}", { params: { path: { name } }, body: graph });
+      const r = await api.PUT("/v1/graphs/{name}", { params: { path: { name } }, body: root });
       const done = unwrap(r);
-      setSaved({ version: done.version, graph });
+      setSaved({ version: done.version, graph: root });
       setNotice(`Saved ${done.name} version ${done.version}.`);
       setError(undefined);
     } catch (e) {
@@ -122,9 +132,9 @@ export function Editor({ name: savedName }: { name?: string }) {
     try {
       const body = JSON.parse(input) as Record<string, unknown>;
       // The saved version when nothing changed since, so the run names it.
-      const unchanged = saved && saved.graph === graph && name;
+      const unchanged = saved && saved.graph === root && name;
       const r = await api.POST("/v1/runs", {
-        body: unchanged ? { graph: name, version: saved.version, input: body } : { graph, input: body },
+        body: unchanged ? { graph: name, version: saved.version, input: body } : { graph: root, input: body },
       });
       const answer = unwrap(r);
       if (!("run_id" in answer)) throw new Error("the daemon answered a run with a preview");
@@ -138,10 +148,10 @@ export function Editor({ name: savedName }: { name?: string }) {
   const runPreview = async () => {
     try {
       const body = JSON.parse(input) as Record<string, unknown>;
-      const r = await api.POST("/v1/runs", { body: { graph, input: body, preview: true } });
+      const r = await api.POST("/v1/runs", { body: { graph: root, input: body, preview: true } });
       const answer = unwrap(r);
       if (!("previewed" in answer)) throw new Error("the daemon started a run instead of a preview");
-      setPreview({ of: graph, result: answer });
+      setPreview({ of: root, result: answer });
       setError(undefined);
     } catch (e) {
       setError(e instanceof Error ? e.message : String(e));
@@ -149,6 +159,13 @@ export function Editor({ name: savedName }: { name?: string }) {
   };
 
   useUndoKeys(step);
+
+  const open = (to: string[]) => {
+    setPath(to);
+    setSelection({});
+    const g = ops.at(root, to);
+    if (g) tidy(g);
+  };
 
   const task = graph.tasks.find((t) => t.id === selection.node);
   const flow = selection.dataflow !== undefined ? graph.dataflows[selection.dataflow] : undefined;
@@ -168,6 +185,7 @@ export function Editor({ name: savedName }: { name?: string }) {
         onRedo={() => step({ kind: "redo" })}
         onTidy={() => tidy(graph)}
       />
+      <Breadcrumb path={path} onOpen={open} problems={path.length ? rootMarks.nodes.get(path[0]) : undefined} />
       <Failure error={error ?? catalog.error} />
       {notice && <p role="status">{notice}</p>}
       <div className="editor-body">
@@ -180,7 +198,7 @@ export function Editor({ name: savedName }: { name?: string }) {
             positions={positions}
             selection={selection}
             fit={fit}
-            preview={preview?.of === graph ? preview.result : undefined}
+            preview={preview?.of === root && path.length === 0 ? preview.result : undefined}
             onMove={(id, at) => setPositions((p) => new Map(p).set(id, at))}
             onSelect={setSelection}
             onConnect={edits.connect}
@@ -193,16 +211,24 @@ export function Editor({ name: savedName }: { name?: string }) {
             <textarea aria-label="Run input" rows={3} value={input} onChange={(e) => setInput(e.target.value)} />
           </label>
           <ImportExport
-            graph={graph}
+            graph={root}
             onImport={(g) => {
-              change(() => g);
+              step({ kind: "change", edit: () => g });
+              setPath([]);
               setSelection({});
               tidy(g);
             }}
           />
         </div>
         {task && (
-          <NodeInspector graph={graph} task={task} ports={ports} edits={edits} problems={marks.nodes.get(task.id) ?? []} />
+          <NodeInspector
+            graph={graph}
+            task={task}
+            ports={ports}
+            edits={edits}
+            problems={marks.nodes.get(task.id) ?? []}
+            onOpen={() => open([...path, task.id])}
+          />
         )}
         {flow && selection.dataflow !== undefined && (
           <DataflowInspector
@@ -318,6 +344,36 @@ function Toolbar(p: {
         Tidy layout
       </button>
     </div>
+  );
+}
+
+/// Where in the graph the editor is: the outermost graph, then each
+/// compound node opened; each a button back to it.
+function Breadcrumb(p: { path: string[]; onOpen: (path: string[]) => void; problems?: string[] }) {
+  if (p.path.length === 0) return null;
+  return (
+    <nav className="breadcrumb" aria-label="Subgraph">
+      <button type="button" className="link" onClick={() => p.onOpen([])}>
+        Graph
+      </button>
+      {p.path.map((id, i) => (
+        <span key={i}>
+          {" › "}
+          {i === p.path.length - 1 ? (
+            <strong aria-current="location">{id}</strong>
+          ) : (
+            <button type="button" className="link" onClick={() => p.onOpen(p.path.slice(0, i + 1))}>
+              {id}
+            </button>
+          )}
+        </span>
+      ))}
+      {p.problems?.map((m) => (
+        <p key={m} className="failure">
+          {m}
+        </p>
+      ))}
+    </nav>
   );
 }
 
