@@ -35,7 +35,10 @@ await script(async (browser) => {
   await form.waitFor({ timeout: 30_000 });
   await form.locator("textarea").fill('{"value": 10}');
   await form.locator('button[type="submit"]').click();
-  await page.waitForSelector("text=Signal go sent.");
+  // The signal's body is the wait's output (the form goes with the wait).
+  await page.waitForSelector('tr[data-node-row="approve"][data-state="completed"]', { timeout: 30_000 });
+  const output = await page.textContent('aside[aria-label="Node approve"] .node-output', { timeout: 30_000 });
+  check(JSON.parse(output).value === 10, `the wait gives the signal's body: ${output}`);
 
   await page.waitForSelector("#run-title .state-succeeded", { timeout: 60_000 });
   await page.waitForSelector('tr[data-node-row="end"][data-state="completed"]');

@@ -4,17 +4,10 @@
 // connection drops (a daemon restart), it reconnects with `Last-Event-ID`
 // set to the last sequence seen: the daemon sends every later event once.
 import { createParser } from "eventsource-parser";
-import { authHeaders } from "./client";
+import { authHeaders, type Schemas } from "./client";
 
-/// One event of a run's log (the daemon's `weft::events::Event`).
-export type RunEvent = { run_id: string; seq: number; time_ms: number } & (
-  | { type: "run_started"; nodes: number; resumed?: boolean; preview?: boolean }
-  | { type: "run_finished"; status: string; reason?: string }
-  | { type: "node"; node: string; status: string; error?: string; cached?: boolean }
-  | { type: "dataflow"; index: number; status: string }
-  | { type: "progress"; node: string; fraction: number; message?: string }
-  | { type: "log"; node: string; level: string; message: string }
-);
+/// One event of a run's log, as the API document describes it.
+export type RunEvent = Schemas["RunEvent"];
 
 export type Connection = "connecting" | "live" | "reconnecting" | "ended";
 

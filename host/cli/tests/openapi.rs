@@ -63,18 +63,7 @@ impl Contract {
             let schema = content
                 .pointer("/application~1json/schema")
                 .unwrap_or_else(|| panic!("{method} {template} {status}: JSON not documented"));
-            let mut root = schema.clone();
-            if let Value::Object(map) = &mut root {
-                map.insert("components".into(), self.doc["components"].clone());
-            }
-            let validator = jsonschema::options()
-                .with_draft(jsonschema::Draft::Draft202012)
-                .build(&root)
-                .expect("the document's schemas compile");
-            let errors: Vec<String> = validator
-                .iter_errors(&body)
-                .map(|e| format!("{} at {}", e, e.instance_path()))
-                .collect();
+            let errors = self.mismatches(schema, &body);
             assert!(
                 errors.is_empty(),
                 "{method} {template} {status}: body does not match the document: {errors:?}\n{body}"
@@ -93,6 +82,25 @@ impl Contract {
             );
             Value::Null
         }
+    }
+}
+
+impl Contract {
+    /// How `value` differs from `schema` (which may name the document's
+    /// components).
+    fn mismatches(&self, schema: &Value, value: &Value) -> Vec<String> {
+        let mut root = schema.clone();
+        if let Value::Object(map) = &mut root {
+            map.insert("components".into(), self.doc["components"].clone());
+        }
+        let validator = jsonschema::options()
+            .with_draft(jsonschema::Draft::Draft202012)
+            .build(&root)
+            .expect("the document's schemas compile");
+        validator
+            .iter_errors(value)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect()
     }
 }
 
@@ -134,7 +142,7 @@ async fn every_route_answers_as_its_openapi_document_says() {
         "[server]\nmax_body_bytes = 8000\n\n[[tokens]]\nuser = \"alice\"\ntoken = \"{TOKEN}\"\n\
          operator = true\n\n[[tokens]]\nuser = \"bob\"\ntoken = \"bob-token-not-operator\"\n\n\
          [hooks.pushed]\ngraph = \"hooked\"\nuser = \"alice\"\nsecret = \"hook-secret-0123456789\"\n\n\
-         [quotas]\nsubmissions = {{ max = 12, per_ms = 600000 }}\n\n\
+         [quotas]\nsubmissions = {{ max = 14, per_ms = 600000 }}\n\n\
          [secrets]\nkey_file = \"secrets.key\"\n"
     );
     std::fs::create_dir_all(dir.path().join("data")).unwrap();
@@ -358,6 +366,40 @@ async fn every_route_answers_as_its_openapi_document_says() {
         send(Method::GET, "/v1/runs/nope/events"),
     )
     .await;
+    // Each event's data is a `RunEvent` as the document describes: those of
+    // a finished run, a failed one, and a task reporting progress.
+    let ticking = api
+        .submit(
+            json!({"tasks": [{"id": "d", "type": "util.delay", "defaults": {"ms": 5}}]}),
+            json!({"value": 1}),
+        )
+        .await;
+    let failing = api.submit(broken(), json!({})).await;
+    let event = json!({"$ref": "#/components/schemas/RunEvent"});
+    let mut kinds = BTreeSet::new();
+    for id in [&run_id, &ticking, &failing] {
+        finished(&api, id).await;
+        for e in api.events(id, None, 1000).await {
+            let errors = c.mismatches(&event, &e);
+            assert!(
+                errors.is_empty(),
+                "event {e} does not match RunEvent: {errors:?}"
+            );
+            kinds.insert(e["type"].as_str().unwrap().to_string());
+        }
+    }
+    for kind in [
+        "run_started",
+        "node",
+        "dataflow",
+        "progress",
+        "run_finished",
+    ] {
+        assert!(
+            kinds.contains(kind),
+            "no `{kind}` event was checked: {kinds:?}"
+        );
+    }
 
     // Catalog.
     let tasks = c

@@ -46,7 +46,7 @@ type ApiResult<T> = Result<T, ApiError>;
                        /v1 route needs `Authorization: Bearer TOKEN`. Request bodies are \
                        `application/json`."
     ),
-    components(schemas(ErrorBody, Preview))
+    components(schemas(ErrorBody, Preview, RunEvent))
 )]
 struct ApiDoc;
 

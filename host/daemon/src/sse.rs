@@ -29,9 +29,9 @@ const POLL: Duration = Duration::from_millis(200);
 /// A polling stream reads the run's status every this many polls (about 5 s).
 const STATUS_EVERY: u32 = 25;
 
-/// Follow a run's events as Server-Sent Events (`id` = sequence number),
-/// from the start or after `Last-Event-ID`; the stream ends after the run's
-/// final event.
+/// Follow a run's events as Server-Sent Events (`id` = sequence number,
+/// `data` = a `RunEvent`), from the start or after `Last-Event-ID`; the
+/// stream ends after the run's final event.
 #[utoipa::path(
     get, path = "/runs/{id}/events", tag = "runs",
     params(

@@ -148,6 +148,116 @@ pub enum NodeState {
     Disabled,
 }
 
+/// A dataflow's state, in a run's events.
+#[derive(ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)] // only its schema is used: it documents `DataflowStatus`
+pub enum DataflowState {
+    /// Its source has not ended.
+    Pending,
+    /// Its value was delivered.
+    Completed,
+    /// Its source failed: nothing was delivered.
+    Skipped,
+    /// Not taken (a branch, an error port's other side).
+    Disabled,
+}
+
+/// A log line's severity.
+#[derive(ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)] // only its schema is used: it documents `LogLevel`
+pub enum LogSeverity {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+/// One event of a run: the `data` of each Server-Sent Event of
+/// `GET /v1/runs/{id}/events` (whose SSE `id` is `seq` and SSE `event` is
+/// `type`). Documents `weft::events::Event`; the contract test checks the
+/// events a daemon sends against it.
+#[derive(ToSchema)]
+#[allow(dead_code)] // only its schema is used
+pub struct RunEvent {
+    /// The run.
+    pub run_id: String,
+    /// 1, 2, 3, … per run, without gaps.
+    pub seq: u64,
+    /// When, ms since the Unix epoch.
+    pub time_ms: u64,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: RunEventKind,
+}
+
+/// What a [`RunEvent`] says happened, by its `type`.
+#[derive(ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[allow(dead_code)] // only its schema is used
+pub enum RunEventKind {
+    /// The run started (or resumed).
+    RunStarted {
+        /// How many nodes it has.
+        nodes: u64,
+        /// True when it continues after an interruption.
+        #[serde(default)]
+        resumed: bool,
+        /// True for a preview.
+        #[serde(default)]
+        preview: bool,
+    },
+    /// The run ended.
+    RunFinished {
+        /// How.
+        status: RunState,
+        /// Why, when not its nodes' doing (a limit, a cancel).
+        #[serde(default)]
+        reason: Option<String>,
+    },
+    /// A node changed state.
+    Node {
+        /// The node.
+        node: String,
+        /// Its new state.
+        status: NodeState,
+        /// For `failed`, `skipped`, `cancelled`.
+        #[serde(default)]
+        error: Option<String>,
+        /// For `completed`: the output came from the cache.
+        #[serde(default)]
+        cached: bool,
+    },
+    /// A dataflow changed state.
+    Dataflow {
+        /// Its position in the graph's `dataflows`.
+        index: u64,
+        /// Its new state.
+        status: DataflowState,
+    },
+    /// A task reported progress.
+    Progress {
+        /// The node.
+        node: String,
+        /// In [0, 1].
+        fraction: f32,
+        /// What it is doing.
+        #[serde(default)]
+        message: Option<String>,
+    },
+    /// A task wrote a log line.
+    Log {
+        /// The node.
+        node: String,
+        /// Its severity.
+        level: LogSeverity,
+        /// The line.
+        message: String,
+    },
+}
+
 /// A run in a listing.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct RunSummary {
