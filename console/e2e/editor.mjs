@@ -118,6 +118,19 @@ await script(async (browser) => {
   await page.click('button:has-text("Import")');
   await waitValid(page, true);
   await screenshot(page, "editor-workglow");
+  // Exported again as Workglow's JSON: Workglow's shape (defaults on every
+  // node), the same nodes.
+  await page.selectOption('.import-export select', "workglow");
+  await page.waitForFunction(() =>
+    document.querySelector('textarea[aria-label="This graph\'s JSON"]')?.value.includes('"defaults"'),
+  );
+  const exported = JSON.parse(await page.inputValue('textarea[aria-label="This graph\'s JSON"]'));
+  const imported = JSON.parse(readFileSync(process.env.WORKGLOW_GRAPH, "utf8"));
+  check(
+    JSON.stringify(exported.tasks.map((t) => [t.id, t.type])) === JSON.stringify(imported.tasks.map((t) => [t.id, t.type])),
+    `the export has the imported nodes: ${JSON.stringify(exported)}`,
+  );
+  check(exported.tasks.every((t) => typeof t.defaults === "object"), "Workglow's form has defaults on every node");
   await page.click('div[role="toolbar"] button:has-text("Run")');
   await page.waitForURL(/#\/runs\//);
   const expected = JSON.parse(process.env.WORKGLOW_RESULT);

@@ -440,30 +440,55 @@ function Checks({
   );
 }
 
+/// Import a graph in Weft's JSON or Workglow's (either of its forms; the
+/// daemon writes it as Weft's), and export the graph in either.
 function ImportExport({ graph, onImport }: { graph: GraphJson; onImport: (g: GraphJson) => void }) {
   const [text, setText] = useState("");
   const [error, setError] = useState<string>();
+  const [format, setFormat] = useState<"weft" | "workglow">("weft");
+  const [written, setWritten] = useState<string>();
+  const convert = async (value: unknown, to: "weft" | "workglow") => {
+    const r = await api.POST("/v1/convert", {
+      params: { query: { to } },
+      body: value as Record<string, unknown>,
+    });
+    return unwrap(r).graph;
+  };
+  const importIt = async () => {
+    try {
+      const weft = await convert(JSON.parse(text), "weft");
+      onImport(ops.parseGraph(JSON.stringify(weft)));
+      setError(undefined);
+    } catch (e) {
+      setError(e instanceof Error ? e.message : String(e));
+    }
+  };
+  useEffect(() => {
+    if (format === "weft") return setWritten(JSON.stringify(graph, null, 2));
+    setWritten(undefined);
+    convert(graph, "workglow").then(
+      (g) => setWritten(JSON.stringify(g, null, 2)),
+      (e: unknown) => setWritten(`cannot be written as Workglow's JSON: ${e instanceof Error ? e.message : e}`),
+    );
+  }, [graph, format]);
   return (
     <details className="import-export">
       <summary>Import or export JSON</summary>
-      <p>Paste a graph in Weft's or Workglow's JSON (what Workglow's toJSON writes) and import it.</p>
+      <p>Paste a graph in Weft's or Workglow's JSON (what Workglow's toJSON or toDependencyJSON writes) and import it.</p>
       <textarea aria-label="Graph JSON to import" rows={8} value={text} onChange={(e) => setText(e.target.value)} />
-      <button
-        type="button"
-        onClick={() => {
-          try {
-            onImport(ops.parseGraph(text));
-            setError(undefined);
-          } catch (e) {
-            setError(e instanceof Error ? e.message : String(e));
-          }
-        }}
-      >
+      <button type="button" onClick={importIt}>
         Import
       </button>
       {error && <p className="failure">{error}</p>}
       <h3>This graph</h3>
-      <textarea aria-label="This graph's JSON" rows={8} readOnly value={JSON.stringify(graph, null, 2)} />
+      <label>
+        As{" "}
+        <select value={format} onChange={(e) => setFormat(e.target.value as "weft" | "workglow")}>
+          <option value="weft">Weft's JSON</option>
+          <option value="workglow">Workglow's JSON</option>
+        </select>
+      </label>
+      <textarea aria-label="This graph's JSON" rows={8} readOnly value={written ?? "writing…"} />
     </details>
   );
 }

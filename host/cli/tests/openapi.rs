@@ -471,6 +471,27 @@ async fn every_route_answers_as_its_openapi_document_says() {
     c.call("post", "/v1/validate", r).await;
     let r = json_body(Method::POST, "/v1/validate", &json!({"graf": {}}));
     c.call("post", "/v1/validate", r).await;
+
+    // Converting: Weft's JSON to Workglow's and back, the same graph.
+    let r = json_body(Method::POST, "/v1/convert?to=workglow", &add_two());
+    let workglow = c.call("post", "/v1/convert", r).await["graph"].clone();
+    assert_eq!(workglow["tasks"][0]["defaults"], json!({}), "{workglow}");
+    let r = json_body(Method::POST, "/v1/convert?to=weft", &workglow);
+    let weft = c.call("post", "/v1/convert", r).await["graph"].clone();
+    assert_eq!(weft, add_two());
+    let r = json_body(Method::POST, "/v1/convert?to=yaml", &add_two());
+    c.call("post", "/v1/convert", r).await;
+    let r = send(Method::POST, "/v1/convert?to=weft")
+        .header("content-type", "application/json")
+        .body("{");
+    c.call("post", "/v1/convert", r).await;
+    let no_form = json!({"tasks": [{"id": "w", "type": "wait"}]});
+    let r = json_body(Method::POST, "/v1/convert?to=workglow", &no_form);
+    let refused = c.call("post", "/v1/convert", r).await;
+    assert!(
+        refused["error"].as_str().unwrap().contains("Workglow"),
+        "{refused}"
+    );
     let saved = c
         .call(
             "get",

@@ -3,8 +3,8 @@
 //! Owns the HTTP API under `/v1` (`api`), authentication and submission
 //! quotas (`auth`), the runs this process executes (`runs`), event streams
 //! (`sse`), metrics (`metrics`), plugins-folder watching (`reload`),
-//! webhooks (`hooks`), schedules (`schedules`), graph checks for editors
-//! (`validate`) and the web console's files (`console`). It
+//! webhooks (`hooks`), schedules (`schedules`), what graph editors ask
+//! (`editing`) and the web console's files (`console`). It
 //! keeps nothing that must survive: runs, events and saved graphs are in the
 //! host's store, so a restart (or a crash) loses nothing, and interrupted
 //! runs resume when the daemon starts. It must not know how tasks execute.
@@ -25,6 +25,7 @@ mod api;
 mod auth;
 mod console;
 mod cross_site;
+mod editing;
 mod error;
 mod graphs;
 mod hooks;
@@ -38,7 +39,6 @@ mod signals;
 mod sse;
 mod storage;
 pub mod types;
-mod validate;
 
 pub use hooks::Hook;
 

@@ -343,6 +343,34 @@ pub struct ValidateRequest {
     pub input: Option<Value>,
 }
 
+/// A graph JSON format.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum GraphFormat {
+    /// Weft's JSON, canonical.
+    Weft,
+    /// What Workglow's `toJSON()` writes.
+    Workglow,
+}
+
+/// `POST /v1/convert` query.
+#[derive(Debug, Clone, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ConvertQuery {
+    /// The format to write the graph in.
+    #[param(inline)]
+    pub to: GraphFormat,
+}
+
+/// `POST /v1/convert`: the graph in the format asked for.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Converted {
+    /// The graph.
+    #[schema(value_type = Object)]
+    pub graph: Value,
+}
+
 /// `POST /v1/validate`: what is wrong with a graph, if anything.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Validation {

@@ -1,12 +1,16 @@
-//! `POST /v1/validate`: a graph (and a run input) checked as a submission
-//! would check them, without running or recording anything, answered with
-//! every problem and where it is (a node, a dataflow, the graph), for an
-//! editor to mark. An invalid graph is a successful answer here: the
-//! problems are the result.
+//! What a graph editor asks of the daemon, without running or recording
+//! anything:
+//!
+//! - `POST /v1/validate`: a graph (and a run input) checked as a submission
+//!   would check them, answered with every problem and where it is (a node,
+//!   a dataflow, the graph), for the editor to mark. An invalid graph is a
+//!   successful answer here: the problems are the result.
+//! - `POST /v1/convert`: a graph in Weft's JSON or Workglow's (either of its
+//!   forms) written in Weft's or Workglow's, for import and export.
 
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Query, State};
 use axum::{Extension, Json};
 use serde_json::Value;
 
@@ -14,7 +18,9 @@ use super::AppState;
 use super::auth::User;
 use super::error::ApiError;
 use super::graphs::{self, ExpandError};
-use crate::types::{ErrorBody, Problem, ValidateRequest, Validation};
+use crate::types::{
+    ConvertQuery, Converted, ErrorBody, GraphFormat, Problem, ValidateRequest, Validation,
+};
 use weft::HostError;
 use weft::graph::{Graph, Place, ValidationError};
 
@@ -54,6 +60,35 @@ pub(crate) async fn validate(
         Err(e) => vec![Problem::unplaced(e)],
     };
     Ok(Json(Validation::of(problems)))
+}
+
+/// A graph in Weft's JSON or in Workglow's (its `toJSON()` or
+/// `toDependencyJSON()` form), written in the format asked for: what an
+/// editor imports and exports.
+#[utoipa::path(
+    post, path = "/convert", tag = "graphs",
+    params(ConvertQuery),
+    request_body(content = Object, description = "The graph, in Weft's or Workglow's JSON"),
+    responses(
+        (status = 200, description = "The same graph in the format asked for", body = Converted),
+        (status = 400, description = "Malformed JSON, or `to` is not a format", body = ErrorBody),
+        (status = 422, description = "Not a graph, or one with no form in that format", body = ErrorBody),
+    )
+)]
+pub(crate) async fn convert(
+    query: Result<Query<ConvertQuery>, QueryRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Converted>, ApiError> {
+    let to = super::api::parse_query(query)?.to;
+    let value: Value = super::api::parse_body(body)?;
+    let graph = Graph::from_value(value, "request body")
+        .map_err(|e| ApiError::unprocessable(e.to_string()))?;
+    let graph = match to {
+        GraphFormat::Weft => serde_json::to_value(&graph).map_err(ApiError::internal)?,
+        GraphFormat::Workglow => weft::graph::workglow::from_weft(&graph)
+            .map_err(|e| ApiError::unprocessable(format!("no Workglow form: {e}")))?,
+    };
+    Ok(Json(Converted { graph }))
 }
 
 impl Validation {
