@@ -20,6 +20,7 @@ import type { Schemas } from "../api/client";
 import type { GraphJson } from "./state";
 import type { Marks, Ports } from "./ports";
 import { useMeasured } from "../graph/measured";
+import { FIT } from "../graph/layout";
 
 export type Positions = Map<string, { x: number; y: number }>;
 export type Selection = { node?: string; dataflow?: number };
@@ -137,7 +138,7 @@ export function EditorCanvas(props: {
         onPaneClick={() => props.onSelect({})}
         deleteKeyCode={["Delete", "Backspace"]}
         fitView
-        fitViewOptions={{ maxZoom: 1, minZoom: 0.5, padding: 0.1 }}
+        fitViewOptions={FIT}
         proOptions={{ hideAttribution: true }}
       >
         <Background />
@@ -159,7 +160,7 @@ function Fit({ when }: { when: number }) {
   const flow = useReactFlow();
   useEffect(() => {
     // Once new nodes are drawn and measured.
-    const timer = setTimeout(() => flow.fitView({ maxZoom: 1, minZoom: 0.5, padding: 0.1 }), 60);
+    const timer = setTimeout(() => flow.fitView(FIT), 60);
     return () => clearTimeout(timer);
   }, [when, flow]);
   return null;

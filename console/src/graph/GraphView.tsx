@@ -12,7 +12,7 @@ import {
   type Node,
   type NodeProps,
 } from "@xyflow/react";
-import { layout, type Placed } from "./layout";
+import { FIT, layout, type Placed } from "./layout";
 import { useMeasured } from "./measured";
 import { collapse, summary, type Drawing } from "./model";
 
@@ -113,7 +113,7 @@ export function GraphView({
         onNodesChange={onChanges}
         onNodeClick={(_, n) => onSelect(n.id)}
         fitView
-        fitViewOptions={{ maxZoom: 1, minZoom: 0.5, padding: 0.1 }}
+        fitViewOptions={FIT}
         minZoom={0.1}
         nodesDraggable={false}
         nodesConnectable={false}

@@ -4,6 +4,10 @@
 import ELK, { type ElkNode } from "elkjs/lib/elk.bundled.js";
 import type { Drawing } from "./model";
 
+/// How a drawing is fitted into view: whole, never enlarged, and never so
+/// small that its text cannot be read (pan for the rest).
+export const FIT = { maxZoom: 1, minZoom: 0.5, padding: 0.1 };
+
 export const BOX_WIDTH = 190;
 export const BOX_HEIGHT = 64;
 
