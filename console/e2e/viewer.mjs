@@ -117,5 +117,13 @@ await script(async (browser) => {
   check(await narrow.isVisible('nav a[href="#/tasks"]'), "the navigation shows when narrow");
   await screenshot(narrow, "run-narrow");
   checkNoProblems(narrow);
+
+  // An address that is not valid percent-encoding names no run; the page
+  // says so instead of failing.
+  const odd = await strictPage(browser);
+  await odd.goto(`${url}/#/runs/%E0%A4%A`);
+  const said = await odd.textContent('#run-title ~ [role="alert"]');
+  check(said.includes("no run"), `a malformed address names no run: ${said}`);
+  checkNoProblems(odd, /status of 404/);
   console.log("PASS");
 });

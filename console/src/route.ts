@@ -14,7 +14,16 @@ export function useRoute(): string[] {
     .replace(/^#\/?/, "")
     .split("/")
     .filter((s) => s.length > 0)
-    .map(decodeURIComponent);
+    .map(decode);
+}
+
+/// A segment as typed, when it is not valid percent-encoding.
+function decode(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
 }
 
 export function href(...segments: string[]): string {
