@@ -575,8 +575,7 @@ async fn run_graph(
     Path(id): Path<String>,
 ) -> ApiResult<Json<RunGraph>> {
     let stored = load_visible(&state, &id, &user).await?;
-    let graph = serde_json::to_value(&stored.spec.graph)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let graph = serde_json::to_value(&stored.spec.graph).map_err(ApiError::internal)?;
     Ok(Json(RunGraph {
         graph,
         input: stored.spec.input,
