@@ -265,6 +265,46 @@ async fn fan_in_collects_in_dataflow_order_not_finishing_order() {
 }
 
 #[tokio::test]
+async fn each_node_keeps_the_input_it_started_with_after_transforms_and_fan_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(RedbStore::open(&dir.path().join("weft.redb")).unwrap());
+    let host = common::builder(None).store(store).build().await.unwrap();
+    let g = common::graph(json!({
+        "tasks": [
+            {"id": "one", "type": "math.add-one"},
+            {"id": "two", "type": "math.add-one", "defaults": {"value": 10}},
+            {"id": "words", "type": "text.join", "defaults": {"separator": "+", "parts": ["x"]}},
+            {"id": "handler", "type": "json.parse"}
+        ],
+        "dataflows": [
+            {"sourceTaskId": "one", "sourceTaskPortId": "value", "targetTaskId": "words",
+             "targetTaskPortId": "parts", "transforms": [{"id": "numberToString"}]},
+            {"sourceTaskId": "two", "sourceTaskPortId": "value", "targetTaskId": "words",
+             "targetTaskPortId": "parts", "transforms": [{"id": "numberToString"}]},
+            {"sourceTaskId": "words", "sourceTaskPortId": "[error]", "targetTaskId": "handler",
+             "targetTaskPortId": "*"}
+        ]
+    }));
+    let result = host.run(&g, json!({"value": 1})).await.unwrap();
+    assert_eq!(result.status, RunStatus::Succeeded, "{:?}", result.failures);
+    let input = |node: &'static str| {
+        let (store, run) = (host.store().clone(), result.run_id.clone());
+        async move { store.node_input(&run, node).await.unwrap() }
+    };
+    // The run's input at the roots (over a default), and a default kept
+    // beside the fan-in's array, transformed, which replaces its default.
+    assert_eq!(input("one").await, Some(json!({"value": 1})));
+    assert_eq!(input("two").await, Some(json!({"value": 1})));
+    assert_eq!(
+        input("words").await,
+        Some(json!({"separator": "+", "parts": ["2", "2"]}))
+    );
+    // A node that never started has none.
+    assert_eq!(status_of(&result, "handler"), NodeStatus::Disabled);
+    assert_eq!(input("handler").await, None);
+}
+
+#[tokio::test]
 async fn transforms_apply_in_order_and_a_failing_one_fails_its_target() {
     let host = common::host(None).await;
     let g = common::graph(json!({

@@ -238,6 +238,21 @@ async fn every_route_answers_as_its_openapi_document_says() {
         send(Method::GET, "/v1/runs/nope/graph"),
     )
     .await;
+    // What each node started with: the run's input, then what `a` gave `b`.
+    let node_input = "/v1/runs/{id}/nodes/{node}/input";
+    for (node, value) in [("a", 1), ("b", 2)] {
+        let path = format!("/v1/runs/{run_id}/nodes/{node}/input");
+        let got = c.call("get", node_input, send(Method::GET, &path)).await;
+        assert_eq!(got["input"], json!({"value": value}), "{node}'s input");
+    }
+    let path = format!("/v1/runs/{run_id}/nodes/zz/input");
+    c.call("get", node_input, send(Method::GET, &path)).await;
+    c.call(
+        "get",
+        node_input,
+        send(Method::GET, "/v1/runs/nope/nodes/a/input"),
+    )
+    .await;
     let cancel = format!("/v1/runs/{run_id}/cancel");
     c.call("post", "/v1/runs/{id}/cancel", send(Method::POST, &cancel))
         .await;

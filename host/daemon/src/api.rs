@@ -116,6 +116,7 @@ fn v1_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_run, delete_run))
         .routes(routes!(cancel_run))
         .routes(routes!(run_graph))
+        .routes(routes!(node_input))
         .routes(routes!(super::signals::send))
         .routes(routes!(super::secrets::list))
         .routes(routes!(super::storage::namespaces))
@@ -580,6 +581,34 @@ async fn run_graph(
         graph,
         input: stored.spec.input,
     }))
+}
+
+/// The input one of a run's nodes was started with: its defaults and what
+/// its dataflows brought, after their transforms (a retry starts with the
+/// same). Nodes inside a compound node's body are not stored one by one.
+#[utoipa::path(
+    get, path = "/runs/{id}/nodes/{node}/input", tag = "runs",
+    params(
+        ("id" = String, Path, description = "The run's id"),
+        ("node" = String, Path, description = "The node's id"),
+    ),
+    responses(
+        (status = 200, description = "The node's input", body = NodeInputView),
+        (status = 404, description = "No such run (or another user's), or the node has not started", body = ErrorBody),
+    )
+)]
+async fn node_input(
+    State(state): State<AppState>,
+    Extension(user): Extension<User>,
+    Path((id, node)): Path<(String, String)>,
+) -> ApiResult<Json<NodeInputView>> {
+    load_visible(&state, &id, &user).await?;
+    match state.host.store().node_input(&id, &node).await? {
+        Some(input) => Ok(Json(NodeInputView { input })),
+        None => Err(ApiError::not_found(format!(
+            "input of node `{node}` in run `{id}` (no such node, or it has not started)"
+        ))),
+    }
 }
 
 /// Delete one of your runs that has ended, with everything of it: its

@@ -409,6 +409,14 @@ pub struct RunGraph {
     pub input: Value,
 }
 
+/// `GET /v1/runs/{id}/nodes/{node}/input`: what a node started with.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct NodeInputView {
+    /// The input, one value per port.
+    #[schema(value_type = Object)]
+    pub input: Value,
+}
+
 /// `GET /v1/runs` query.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 
 pub use weft_core::event::*;
 
-use crate::store::{CachePut, Commit, NodeRecord, RunLogError, RunStore, StoreError};
+use crate::store::{CachePut, Commit, NodeInput, NodeRecord, RunLogError, RunStore, StoreError};
 use weft_core::clock::now_ms;
 
 /// A run's event log: numbers events, makes them durable in the run's store
@@ -77,6 +77,7 @@ struct Pending {
     status: Option<RunStatus>,
     events: Vec<Event>,
     cache: Vec<CachePut>,
+    inputs: Vec<NodeInput>,
 }
 
 #[derive(Clone, Default)]
@@ -233,6 +234,15 @@ impl EventHub {
         }
     }
 
+    /// Stage the inputs nodes start with: written with the next commit (use
+    /// [`EventHub::record`] right after, for their `running` states). A hub
+    /// that keeps nothing (a preview's, a subgraph's) drops them.
+    pub fn stage_inputs(&self, inputs: Vec<NodeInput>) {
+        if self.inner.store.is_some() {
+            lock(&self.inner.pending).inputs.extend(inputs);
+        }
+    }
+
     /// Record an event from a running task (a log line, progress).
     pub fn buffer(&self, kind: EventKind) {
         self.record(Vec::new(), None, vec![kind]);
@@ -256,6 +266,7 @@ async fn commit_loop(hub: std::sync::Weak<HubInner>, wake: Arc<tokio::sync::Noti
                 status: p.status.take(),
                 events: std::mem::take(&mut p.events),
                 cache: std::mem::take(&mut p.cache),
+                inputs: std::mem::take(&mut p.inputs),
             };
             (p.recorded, commit)
         };

@@ -24,7 +24,7 @@ use crate::in_flight::InFlight;
 use crate::limiter::{Queue, Wait};
 use crate::signals::SignalWatch;
 use crate::store::CachePut;
-use crate::store::{NodeRecord, RunLogError, RunStore};
+use crate::store::{NodeInput, NodeRecord, RunLogError, RunStore};
 use crate::subgraph::Subgraphs;
 use crate::task::{Implementation, TaskContext, TaskError, TaskType};
 use std::sync::Arc;
@@ -268,6 +268,8 @@ struct State<'p> {
     /// Changes not yet committed.
     dirty: Vec<usize>,
     events: Vec<EventKind>,
+    /// Inputs of nodes started since the last commit, to keep.
+    new_inputs: Vec<NodeInput>,
 }
 
 /// A run that stops early (a store failure, or its execution dropped when
@@ -313,6 +315,21 @@ impl State<'_> {
         self.started[i] = None;
         self.set_cached(i, NodeStatus::Completed, None, cached);
         self.deliver(i, false);
+    }
+
+    /// Node `i` starts (or waits) on the input gathered for it, kept until
+    /// it ends and shared with its task; its first attempt's is recorded
+    /// (a retry starts with the same).
+    fn start(&mut self, i: usize) -> Arc<Value> {
+        let input = Arc::new(Value::Object(std::mem::take(&mut self.inputs[i])));
+        if self.attempts[i] == 1 && !self.replay {
+            self.new_inputs.push(NodeInput {
+                node: self.plan.nodes[i].id.clone(),
+                input: input.clone(),
+            });
+        }
+        self.started[i] = Some(input.clone());
+        input
     }
 
     /// The input node `i` was started with, back from its task (which has
@@ -541,6 +558,7 @@ impl State<'_> {
             })
             .collect();
         let events = std::mem::take(&mut self.events);
+        hub.stage_inputs(std::mem::take(&mut self.new_inputs));
         hub.record(nodes, status, events)
     }
 }
@@ -672,6 +690,7 @@ impl Runner {
             replay: true,
             dirty: Vec::new(),
             events: Vec::new(),
+            new_inputs: Vec::new(),
         };
         // Replay what the store holds, silently: it was committed and announced.
         let index: std::collections::HashMap<&str, usize> = plan
@@ -991,8 +1010,7 @@ impl Runner {
         signals: &SignalWatch,
     ) -> Result<(), RunLogError> {
         st.attempts[i] = st.attempts[i].max(1);
-        let input = std::mem::take(&mut st.inputs[i]);
-        st.started[i] = Some(Arc::new(Value::Object(input)));
+        st.start(i);
         if !signals.reachable() {
             let why = format!(
                 "waits for signal \"{}\", but this run is not stored, so no signal can reach it \
@@ -1146,32 +1164,32 @@ impl Runner {
                 }
                 st.attempts[i] += 1;
                 st.set(i, NodeStatus::Running, None);
+                let node_input = st.start(i);
                 if st.held[i].is_some() {
                     // Stamp its start now, not after the admissions of the
                     // nodes behind it (each a store round trip).
                     st.record(hub, None);
                 }
-                starting.push(i);
+                starting.push((i, node_input));
             }
             // Changes are committed in the background, in order (group commit):
             // the next tasks start without waiting for the disk, except a task
             // with side effects, which starts only once its inputs and its
             // `running` state are durable.
             let ticket = st.record(hub, None);
-            if starting.iter().any(|&i| plan.nodes[i].task.side_effects) {
+            if starting
+                .iter()
+                .any(|(i, _)| plan.nodes[*i].task.side_effects)
+            {
                 hub.sync(ticket).await?;
             }
             if let Some(e) = hub.failure() {
                 return Err(e);
             }
-            for i in starting {
+            for (i, node_input) in starting {
                 let node = &plan.nodes[i];
                 let task = node.task.clone();
                 let timeout = node.timeout;
-                // Shared with the task, not copied; a retry or an error port
-                // takes it back.
-                let node_input = Arc::new(Value::Object(std::mem::take(&mut st.inputs[i])));
-                st.started[i] = Some(node_input.clone());
                 let mut ctx = TaskContext::new(hub.run_id(), &node.id);
                 ctx.attempt = st.attempts[i];
                 ctx.events = Some(hub.node_events(&node.id));

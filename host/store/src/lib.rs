@@ -349,6 +349,20 @@ pub struct Commit {
     pub events: Vec<Event>,
     /// Outputs to keep in the output cache.
     pub cache: Vec<CachePut>,
+    /// Inputs nodes were started with (a node's first attempt; a retry
+    /// starts with the same input).
+    pub inputs: Vec<NodeInput>,
+}
+
+/// The input a node was started with, in a [`Commit`]. Kept beside its
+/// [`NodeRecord`], not in it: read one node at a time (a run's view and
+/// resumption never load them), written once per node.
+#[derive(Debug, Clone)]
+pub struct NodeInput {
+    /// The node's id.
+    pub node: String,
+    /// Its input (shared with the task that runs on it, not copied).
+    pub input: Arc<Value>,
 }
 
 /// An output to store in the output cache, in a [`Commit`].
@@ -410,6 +424,10 @@ pub trait RunLog: Send + Sync {
         Ok(matching.take(limit).collect())
     }
 
+    /// The input node `node` of run `run_id` was started with; none if it
+    /// has not started (or the run does not exist).
+    async fn node_input(&self, run_id: &str, node: &str) -> Result<Option<Value>, RunLogError>;
+
     /// Events of `run_id` with sequence number greater than `after`, in order.
     async fn events(&self, run_id: &str, after: u64) -> Result<Vec<Event>, RunLogError>;
 
@@ -423,7 +441,7 @@ pub trait RunLog: Send + Sync {
     ) -> Result<Vec<RunRecord>, RunLogError>;
 
     /// Delete the runs `run_ids` and everything of each: its spec, node
-    /// states, events, idempotency key, lease, task offers, the output-cache
+    /// states and inputs, events, idempotency key, lease, task offers, the output-cache
     /// entries it made and its component pins (its dead letters are its
     /// failed nodes: gone with it), in one transaction. Returns how many
     /// there were.

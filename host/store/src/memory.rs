@@ -42,6 +42,8 @@ struct Runs {
     by_age: BTreeSet<(u64, String)>,
     specs: BTreeMap<String, RunSpec>,
     nodes: BTreeMap<(String, String), NodeRecord>,
+    /// (run, node) → the input it was started with.
+    inputs: BTreeMap<(String, String), std::sync::Arc<Value>>,
     events: BTreeMap<(String, u64), Event>,
     idempotency: BTreeMap<String, String>,
     graphs: BTreeMap<(String, u32), SavedGraph>,
@@ -168,6 +170,9 @@ impl RunLog for MemoryStore {
         for e in commit.events {
             runs.events.insert((run_id.to_string(), e.seq), e);
         }
+        for i in commit.inputs {
+            runs.inputs.insert((run_id.to_string(), i.node), i.input);
+        }
         for put in commit.cache {
             runs.cache_made
                 .insert((run_id.to_string(), put.key.clone()), put.entry.created_ms);
@@ -215,6 +220,12 @@ impl RunLog for MemoryStore {
                 .then(b.run_id.cmp(&a.run_id))
         });
         Ok(all)
+    }
+
+    async fn node_input(&self, run_id: &str, node: &str) -> Result<Option<Value>, RunLogError> {
+        let runs = self.lock();
+        let key = (run_id.to_string(), node.to_string());
+        Ok(runs.inputs.get(&key).map(|v| Value::clone(v)))
     }
 
     async fn events(&self, run_id: &str, after: u64) -> Result<Vec<Event>, RunLogError> {
@@ -629,6 +640,15 @@ impl Runs {
             .collect();
         for k in nodes {
             runs.nodes.remove(&k);
+        }
+        let inputs: Vec<_> = runs
+            .inputs
+            .range((id.clone(), String::new())..)
+            .take_while(|((r, _), _)| *r == id)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in inputs {
+            runs.inputs.remove(&k);
         }
         let events: Vec<_> = runs
             .events

@@ -23,9 +23,9 @@ use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 use sqlx::types::Json;
 
 use super::{
-    CachePut, Commit, Components, Coordination, Created, NewRun, NodeRecord, OutputCache,
-    RunFilter, RunLog, RunLogError, RunRecord, SavedGraph, SavedGraphs, SlotRequest, StoreError,
-    StoredRun, TaskOffer, decode,
+    Commit, Components, Coordination, Created, NewRun, NodeRecord, OutputCache, RunFilter, RunLog,
+    RunLogError, RunRecord, SavedGraph, SavedGraphs, SlotRequest, StoreError, StoredRun, TaskOffer,
+    decode,
 };
 use crate::retention::{Retention, entry_bytes};
 use weft_core::cache::{CacheEntry, CacheStat};
@@ -35,7 +35,7 @@ use weft_core::graph::Graph;
 use weft_core::rate::RateState;
 
 /// The schema version this build creates and reads.
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 9;
 
 /// Each migration: (version, statements). Applied in order, once.
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -194,6 +194,17 @@ const MIGRATIONS: &[(i64, &str)] = &[
     );
     "#,
     ),
+    (
+        9,
+        r#"
+    CREATE TABLE weft_node_inputs (
+        run_id text NOT NULL REFERENCES weft_runs ON DELETE CASCADE,
+        node text NOT NULL,
+        input jsonb NOT NULL,
+        PRIMARY KEY (run_id, node)
+    );
+    "#,
+    ),
 ];
 
 /// Runs in a PostgreSQL database.
@@ -319,6 +330,18 @@ async fn look_up(pool: PgPool, lookups: Arc<std::sync::Mutex<Lookups>>) {
 
 fn backend(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
     StoreError::caused_by(e)
+}
+
+/// The last item of `items` under each key, in no particular order: a group
+/// commit may hold several states of one node (or two entries under one
+/// cache key), and one statement cannot upsert a row twice.
+fn last_of<'a, T>(items: &'a [T], key: impl Fn(&T) -> &String) -> Vec<&'a T> {
+    let mut seen = std::collections::HashSet::new();
+    items
+        .iter()
+        .rev()
+        .filter(|item| seen.insert(key(item).as_str()))
+        .collect()
 }
 
 fn json<T: serde::Serialize>(v: &T) -> Json<Value> {
@@ -582,29 +605,21 @@ impl RunLog for PgStore {
 
     async fn commit(&self, run_id: &str, commit: Commit) -> Result<(), RunLogError> {
         // One statement, so one round trip and one implicit transaction:
-        // node states, events, the run's status and cache entries land
-        // together or not at all.
-        // A group commit may hold several states of one node (or two entries
-        // under one cache key): the last wins, as one statement cannot upsert
-        // a row twice.
-        let mut nodes: Vec<&NodeRecord> = Vec::new();
-        for n in commit.nodes.iter().rev() {
-            if !nodes.iter().any(|l| l.node == n.node) {
-                nodes.push(n);
-            }
-        }
-        let mut puts: Vec<&CachePut> = Vec::new();
-        for p in commit.cache.iter().rev() {
-            if !puts.iter().any(|l| l.key == p.key) {
-                puts.push(p);
-            }
-        }
+        // node states and inputs, events, the run's status and cache entries
+        // land together or not at all.
+        let nodes = last_of(&commit.nodes, |n| &n.node);
+        let inputs = last_of(&commit.inputs, |i| &i.node);
+        let puts = last_of(&commit.cache, |p| &p.key);
         let sizes: Vec<i64> = puts.iter().map(|p| entry_bytes(&p.entry) as i64).collect();
         let found: i64 = sqlx::query(
             "WITH nodes AS (
                INSERT INTO weft_nodes (run_id, node, record)
                SELECT $1, * FROM UNNEST($2::text[], $3::jsonb[])
                ON CONFLICT (run_id, node) DO UPDATE SET record = excluded.record
+             ), inputs AS (
+               INSERT INTO weft_node_inputs (run_id, node, input)
+               SELECT $1, * FROM UNNEST($13::text[], $14::jsonb[])
+               ON CONFLICT (run_id, node) DO UPDATE SET input = excluded.input
              ), events AS (
                INSERT INTO weft_events (run_id, seq, event)
                SELECT $1, * FROM UNNEST($4::bigint[], $5::jsonb[])
@@ -634,6 +649,8 @@ impl RunLog for PgStore {
         .bind(puts.iter().map(|p| p.entry.created_ms as i64).collect::<Vec<_>>())
         .bind(&sizes)
         .bind(puts.iter().map(|p| json(&p.entry).0).collect::<Vec<_>>())
+        .bind(inputs.iter().map(|i| i.node.clone()).collect::<Vec<_>>())
+        .bind(inputs.iter().map(|i| Value::clone(&i.input)).collect::<Vec<_>>())
         .fetch_one(&self.pool)
         .await
         .map_err(|e| match e.as_database_error().and_then(|d| d.code()) {
@@ -732,6 +749,16 @@ impl RunLog for PgStore {
         .await
         .map_err(backend)?;
         Ok(run_records(rows)?)
+    }
+
+    async fn node_input(&self, run_id: &str, node: &str) -> Result<Option<Value>, RunLogError> {
+        let row = sqlx::query("SELECT input FROM weft_node_inputs WHERE run_id = $1 AND node = $2")
+            .bind(run_id)
+            .bind(node)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(row.map(|r| r.get::<Json<Value>, _>(0).0))
     }
 
     async fn events(&self, run_id: &str, after: u64) -> Result<Vec<Event>, RunLogError> {

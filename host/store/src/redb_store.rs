@@ -38,6 +38,8 @@ const RUNS: TableDefinition<&str, &[u8]> = TableDefinition::new("runs");
 const SPECS: TableDefinition<&str, &[u8]> = TableDefinition::new("run_specs");
 const NODES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("nodes");
 const EVENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("events");
+/// (run, node) → the input the node was started with.
+const NODE_INPUTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("node_inputs");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// Cache key → entry.
 const CACHE: TableDefinition<&str, &[u8]> = TableDefinition::new("cache");
@@ -94,6 +96,7 @@ macro_rules! every_table {
         $visit!(SPECS);
         $visit!(NODES);
         $visit!(EVENTS);
+        $visit!(NODE_INPUTS);
         $visit!(CACHE);
         $visit!(CACHE_INDEX);
         $visit!(CACHE_COUNTS);
@@ -410,6 +413,15 @@ impl RunLog for RedbStore {
                     .insert((run_id.as_str(), e.seq), encode(e).as_slice())
                     .map_err(backend)?;
             }
+            let mut inputs = tx.open_table(NODE_INPUTS).map_err(backend)?;
+            for i in &commit.inputs {
+                inputs
+                    .insert(
+                        (run_id.as_str(), i.node.as_str()),
+                        encode(&*i.input).as_slice(),
+                    )
+                    .map_err(backend)?;
+            }
             let mut made = tx.open_table(CACHE_MADE).map_err(backend)?;
             for put in &commit.cache {
                 put_cache(tx, put)?;
@@ -549,6 +561,20 @@ impl RunLog for RedbStore {
                 }
             }
             Ok(page)
+        })
+        .await
+    }
+
+    async fn node_input(&self, run_id: &str, node: &str) -> Result<Option<Value>, RunLogError> {
+        let (run_id, node) = (run_id.to_string(), node.to_string());
+        self.read(move |tx| {
+            let inputs = tx.open_table(NODE_INPUTS).map_err(backend)?;
+            let found = inputs
+                .get((run_id.as_str(), node.as_str()))
+                .map_err(backend)?;
+            Ok(found
+                .map(|v| decode(&format!("{run_id}/{node}"), v.value()))
+                .transpose()?)
         })
         .await
     }
@@ -1168,6 +1194,16 @@ fn delete_run_in(tx: &WriteTransaction, id: &str) -> Result<bool, StoreError> {
         .map_err(backend)?;
     for name in &names {
         nodes.remove((id, name.as_str())).map_err(backend)?;
+    }
+    let mut inputs = tx.open_table(NODE_INPUTS).map_err(backend)?;
+    let names: Vec<String> = inputs
+        .range((id, "")..=(id, LAST))
+        .map_err(backend)?
+        .map(|item| item.map(|(k, _)| k.value().1.to_string()))
+        .collect::<Result<_, _>>()
+        .map_err(backend)?;
+    for name in &names {
+        inputs.remove((id, name.as_str())).map_err(backend)?;
     }
     let mut events = tx.open_table(EVENTS).map_err(backend)?;
     let seqs: Vec<u64> = events

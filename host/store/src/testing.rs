@@ -142,7 +142,7 @@ pub async fn conformance(store: Arc<dyn RunStore>) {
                 nodes: vec![node("a", NodeStatus::Completed, Some(json!({"value": 2})))],
                 status: Some(RunStatus::Succeeded),
                 events: vec![event("r1", 3)],
-                cache: vec![],
+                ..Commit::default()
             },
         )
         .await
@@ -169,6 +169,33 @@ pub async fn conformance(store: Arc<dyn RunStore>) {
     assert_eq!(
         (x.status, x.output.clone()),
         (NodeStatus::Completed, Some(json!({"v": 1})))
+    );
+    // A node's input is kept beside its state, read one node at a time;
+    // within one commit the last input of a node wins.
+    let input = |v: serde_json::Value| crate::NodeInput {
+        node: "x".into(),
+        input: Arc::new(v),
+    };
+    assert_eq!(store.node_input("dup", "x").await.unwrap(), None);
+    store
+        .commit(
+            "dup",
+            Commit {
+                inputs: vec![input(json!({"v": 0})), input(json!({"v": 7}))],
+                ..Commit::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.node_input("dup", "x").await.unwrap(),
+        Some(json!({"v": 7}))
+    );
+    assert_eq!(store.node_input("dup", "y").await.unwrap(), None);
+    assert_eq!(store.node_input("r1", "x").await.unwrap(), None);
+    assert!(
+        store.load_run("dup").await.unwrap().nodes.len() == 1,
+        "an input is not a node state"
     );
     // A node waiting for a retry keeps its due time.
     let waiting = NodeRecord {
@@ -844,6 +871,10 @@ async fn deleting_runs(store: &dyn RunStore) {
         let commit = Commit {
             nodes: vec![node("a", NodeStatus::Completed, Some(json!({"value": 2})))],
             events: vec![event(id, 1), event(id, 2)],
+            inputs: vec![crate::NodeInput {
+                node: "a".into(),
+                input: Arc::new(json!({"value": 1})),
+            }],
             ..Commit::default()
         };
         store.commit(id, commit).await.unwrap();
@@ -885,6 +916,7 @@ async fn deleting_runs(store: &dyn RunStore) {
         Err(RunLogError::UnknownRun(_))
     ));
     assert!(store.events("old2", 0).await.unwrap().is_empty());
+    assert_eq!(store.node_input("old2", "a").await.unwrap(), None);
     assert_eq!(
         ids(store.runs_oldest(start, 10).await.unwrap()),
         ["old1", "old3"]
@@ -908,6 +940,10 @@ async fn deleting_runs(store: &dyn RunStore) {
     // The others keep everything.
     assert_eq!(store.events("old1", 0).await.unwrap().len(), 2);
     assert_eq!(store.load_run("old3").await.unwrap().nodes.len(), 1);
+    assert_eq!(
+        store.node_input("old3", "a").await.unwrap(),
+        Some(json!({"value": 1}))
+    );
     // Its idempotency key is free again.
     let (mut again, spec) = record("old2-again", 1_000_004);
     again.owner = Some("del".into());
