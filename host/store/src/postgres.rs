@@ -335,7 +335,7 @@ fn backend(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
 /// The last item of `items` under each key, in no particular order: a group
 /// commit may hold several states of one node (or two entries under one
 /// cache key), and one statement cannot upsert a row twice.
-fn last_of<'a, T>(items: &'a [T], key: impl Fn(&T) -> &String) -> Vec<&'a T> {
+fn last_of<T>(items: &[T], key: impl Fn(&T) -> &String) -> Vec<&T> {
     let mut seen = std::collections::HashSet::new();
     items
         .iter()
