@@ -43,6 +43,9 @@ await script(async (browser) => {
   await page.keyboard.press("Enter");
   const output = await page.textContent('aside[aria-label="Node end"] .node-output');
   check(JSON.parse(output).value === 3, `the leaf's output is {value: 3}: ${output}`);
+  // And the input it started with: what the last delay passed on.
+  const input = await page.textContent('aside[aria-label="Node end"] .node-input');
+  check(JSON.parse(input).value === 2, `the leaf's input is {value: 2}: ${input}`);
   // Clicking a drawn node selects it too.
   await page.click('.box[data-node-id="d0"]');
   await page.waitForSelector('aside[aria-label="Node d0"]');

@@ -1,5 +1,6 @@
 // One run, live: its graph drawn with each node's state, the node table,
-// the selected node's details (definition, attempts, error, output, logs),
+// the selected node's details (definition, attempts, error, input, output,
+// logs),
 // and the event log, followed over SSE and resumed across reconnects.
 import { useCallback, useEffect, useMemo, useRef, useState, type FormEvent } from "react";
 import { api, unwrap, type RunView } from "../api/client";
@@ -108,7 +109,7 @@ export function Run({ runId }: { runId: string }) {
           />
         ) : (
           <aside className="node-panel">
-            <p>Select a node to see its definition, attempts, output and logs.</p>
+            <p>Select a node to see its definition, attempts, input, output and logs.</p>
           </aside>
         )}
       </div>
@@ -277,6 +278,7 @@ function NodePanel({
           <Json value={node.instances} />
         </>
       )}
+      {view && <NodeInput runId={view.run_id} node={id} status={node?.status} />}
       <h3>Output</h3>
       {output !== undefined ? (
         <div className="node-output">
@@ -302,6 +304,49 @@ function NodePanel({
         </ul>
       )}
     </aside>
+  );
+}
+
+/// The input a node started with, asked for once it has left `pending`
+/// (again when its state changes). Nodes inside a compound node's body are
+/// not kept one by one: the daemon has none for them.
+function NodeInput({ runId, node, status }: { runId: string; node: string; status?: string }) {
+  const [input, setInput] = useState<unknown>();
+  const [error, setError] = useState<string>();
+  const started = status !== undefined && status !== "pending";
+  useEffect(() => {
+    setInput(undefined);
+    setError(undefined);
+    if (!started) return;
+    let live = true;
+    api
+      .GET("/v1/runs/{id}/nodes/{node}/input", { params: { path: { id: runId, node } } })
+      .then((r) => {
+        if (!live) return;
+        if (r.response.status === 404) setInput(null);
+        else setInput(unwrap(r).input);
+      })
+      .catch((e) => live && setError(e instanceof Error ? e.message : String(e)));
+    return () => {
+      live = false;
+    };
+  }, [runId, node, started, status]);
+  return (
+    <>
+      <h3>Input</h3>
+      <Failure error={error} />
+      {!started ? (
+        <p>None yet.</p>
+      ) : input === undefined ? (
+        <p>Loading…</p>
+      ) : input === null ? (
+        <p>None kept (it never started, or it runs inside a compound node).</p>
+      ) : (
+        <div className="node-input">
+          <Json value={input} />
+        </div>
+      )}
+    </>
   );
 }
 

@@ -721,10 +721,19 @@ async fn users_see_and_cancel_only_their_own_runs() {
     let id = alice.submit(delays(1, 20_000), json!({})).await;
     let (s, run) = alice.get(&format!("/v1/runs/{id}")).await;
     assert_eq!((s, run["owner"].clone()), (StatusCode::OK, json!("alice")));
+    // Her node's input, once it has started (it waits 20 s).
+    let input = format!("/v1/runs/{id}/nodes/d0/input");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while alice.get(&input).await.0 != StatusCode::OK {
+        assert!(Instant::now() < deadline, "d0 never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     for (method, path) in [
         (reqwest::Method::GET, format!("/v1/runs/{id}")),
         (reqwest::Method::POST, format!("/v1/runs/{id}/cancel")),
         (reqwest::Method::GET, format!("/v1/runs/{id}/events")),
+        (reqwest::Method::GET, format!("/v1/runs/{id}/graph")),
+        (reqwest::Method::GET, input),
     ] {
         let (s, _) = bob.call(method, &path, None).await;
         assert_eq!(s, StatusCode::NOT_FOUND, "{path}");
