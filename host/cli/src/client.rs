@@ -14,7 +14,9 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use weft::events::{Event, EventKind, RunStatus};
-use weft_daemon::types::{ErrorBody, RunView, SignalView, SubmitRequest, Submitted, TaskTypeView};
+use weft_daemon::types::{
+    ErrorBody, NodeInputView, RunView, SignalView, SubmitRequest, Submitted, TaskTypeView,
+};
 
 #[derive(Args, Debug, Clone)]
 pub struct ServerArgs {
@@ -68,6 +70,14 @@ impl Client {
             .send()
             .await
             .with_context(|| format!("cannot reach the weft daemon at {}", self.base))?;
+        self.answer(response).await
+    }
+
+    /// Decode an answer as [`Client::call`] does.
+    pub(crate) async fn answer<T: DeserializeOwned>(
+        &self,
+        response: reqwest::Response,
+    ) -> anyhow::Result<(StatusCode, T)> {
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
         if !status.is_success() {
@@ -166,6 +176,32 @@ pub async fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
         return watch_run(&client, &run_id, 0, false).await;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The input node `node` of run `run_id` started with; none if the daemon
+/// has none (no such run or node, another user's run, or not started).
+pub async fn node_input(
+    server: &ServerArgs,
+    run_id: &str,
+    node: &str,
+) -> anyhow::Result<Option<Value>> {
+    let client = Client::new(server)?;
+    let path = format!("/v1/runs/{}/nodes/{}/input", segment(run_id), segment(node));
+    let response = client
+        .request(reqwest::Method::GET, &path)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach the weft daemon at {}", client.base))?;
+    if response.status() == StatusCode::NOT_FOUND {
+        return Ok(None);
+    }
+    let (_, view): (_, NodeInputView) = client.answer(response).await?;
+    Ok(Some(view.input))
+}
+
+/// `s` as one segment of a URL's path.
+fn segment(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
 pub async fn status(server: &ServerArgs, run_id: &str, json_out: bool) -> anyhow::Result<ExitCode> {

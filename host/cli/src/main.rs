@@ -204,6 +204,9 @@ enum Command {
     Status {
         /// The run.
         run_id: String,
+        /// Print the input this node started with, instead.
+        #[arg(long, value_name = "NODE")]
+        input: Option<String>,
         #[command(flatten)]
         host: HostArgs,
         /// Ask this daemon instead of reading the data directory.
@@ -809,6 +812,33 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Doctor { host, json } => doctor::run(&host.setup(false)?, json).await,
+        Command::Status {
+            run_id,
+            input: Some(node),
+            server,
+            token,
+            host,
+            ..
+        } => {
+            let input = match server {
+                Some(server) => {
+                    client::node_input(&client::ServerArgs { server, token }, &run_id, &node)
+                        .await?
+                }
+                None => host.store().await?.node_input(&run_id, &node).await?,
+            };
+            let Some(input) = input else {
+                anyhow::bail!(
+                    "node `{node}` of run `{run_id}` has no input kept: no such run or node, or it has not started"
+                );
+            };
+            writeln!(
+                std::io::stdout(),
+                "{}",
+                serde_json::to_string_pretty(&input)?
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Status {
             run_id,
             server: Some(server),

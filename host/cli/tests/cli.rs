@@ -306,6 +306,21 @@ fn runs_persist_and_their_event_log_reads_back() {
         String::from_utf8_lossy(&after.stdout).lines().count(),
         events.len() - 10
     );
+    // What a node started with: its defaults and what split gave it.
+    let out = weft_in(data.path(), &["status", &run_id, "--input", "shout"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let input = stdout_json(&out);
+    assert_eq!(input["parts"], json!(["x", "y"]));
+    assert_eq!(input["count"], 2);
+    assert!(
+        input["template"]
+            .as_str()
+            .unwrap()
+            .starts_with("{{parts.0}}")
+    );
+    let out = weft_in(data.path(), &["status", &run_id, "--input", "nope"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("node `nope`"), "{}", stderr(&out));
     let out = weft_in(data.path(), &["resume", &run_id]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("already ended"), "{}", stderr(&out));

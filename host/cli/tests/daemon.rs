@@ -1205,6 +1205,14 @@ async fn the_cli_submits_follows_and_cancels_runs_on_a_daemon() {
         text.contains("succeeded") && text.contains(r#"b completed (attempt 1) {"value":3}"#),
         "{text}"
     );
+    let out = client(&d, &["status", &id, "--input", "b"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let input: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(input, json!({"value": 2}), "what a gave b");
 
     // A bad graph is refused with the located message.
     std::fs::write(
