@@ -169,6 +169,86 @@ async fn minilm_through_a_wasm_task_matches_the_reference_embeddings() {
 }
 
 #[tokio::test]
+async fn minilm_classifies_zero_shot_and_reranks_documents_by_meaning() {
+    let host = common::builder(None)
+        .model("minilm", minilm())
+        .build()
+        .await
+        .unwrap();
+    let labels = json!(["sports", "cooking", "finance"]);
+    let classify = common::graph(
+        json!({"tasks": [{"id": "c", "type": "TextClassificationTask",
+        "defaults": {"model": "minilm", "candidateLabels": labels, "maxCategories": 2}}]}),
+    );
+    for (text, want) in [
+        (
+            "The striker scored twice in the last minutes of the match.",
+            "sports",
+        ),
+        (
+            "Whisk the eggs with the sugar, then fold in the flour and bake.",
+            "cooking",
+        ),
+        (
+            "The central bank raised interest rates and the stock market fell.",
+            "finance",
+        ),
+    ] {
+        let (result, _) = common::run(&host, &classify, json!({"text": text})).await;
+        let categories = result.outputs["c"]["categories"]
+            .as_array()
+            .unwrap()
+            .clone();
+        assert_eq!(categories.len(), 2, "maxCategories");
+        assert_eq!(categories[0]["label"], want, "{text}: {categories:?}");
+        let (best, second) = (
+            categories[0]["score"].as_f64().unwrap(),
+            categories[1]["score"].as_f64().unwrap(),
+        );
+        assert!(best > second && best < 1.0, "{categories:?}");
+    }
+    // Scores are shares of one: all three labels sum to 1.
+    let all = common::graph(
+        json!({"tasks": [{"id": "c", "type": "ai.text-classification",
+        "defaults": {"model": "minilm", "candidateLabels": labels}}]}),
+    );
+    let (result, _) = common::run(&host, &all, json!({"text": "a football game"})).await;
+    let total: f64 = result.outputs["c"]["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["score"].as_f64().unwrap())
+        .sum();
+    assert!((total - 1.0).abs() < 1e-4, "{total}");
+    // Without labels there is nothing to choose from: said, not guessed.
+    let (result, _) = common::run(&host, &all, json!({"text": "x", "candidateLabels": []})).await;
+    assert!(common::error_of(&result, "c").contains("candidateLabels"));
+
+    // Reranking: scores in the documents' order, indices best first.
+    let rerank = common::graph(json!({"tasks": [{"id": "r", "type": "TextRerankerTask",
+        "defaults": {"model": "minilm", "topK": 2}}]}));
+    let documents = json!([
+        "Paris is the capital and largest city of France.",
+        "Photosynthesis turns light into chemical energy in plants.",
+        "The Eiffel Tower stands in Paris, France.",
+    ]);
+    let (result, _) = common::run(
+        &host,
+        &rerank,
+        json!({"query": "What is the capital of France?", "documents": documents}),
+    )
+    .await;
+    let out = &result.outputs["r"];
+    assert_eq!(out["scores"].as_array().unwrap().len(), 3);
+    assert_eq!(out["indices"][0], 0, "{out}");
+    assert_eq!(out["indices"].as_array().unwrap().len(), 2, "topK");
+    assert!(
+        !out["indices"].as_array().unwrap().contains(&json!(1)),
+        "{out}"
+    );
+}
+
+#[tokio::test]
 async fn tiny_gpt2_generates_the_expected_greedy_tokens_through_the_import() {
     let expected = test_data("tiny-gpt2/expected.json");
     let host = common::builder(None)
@@ -591,6 +671,89 @@ async fn a_wasm_task_generates_through_an_http_provider_and_streams_progress() {
         })
         .collect();
     assert_eq!(streamed, vec!["Hel", "lo", " world"]);
+}
+
+#[tokio::test]
+async fn structured_generation_validates_the_answer_and_asks_again_with_the_errors() {
+    let (fake, base) = fake_provider().await;
+    let host = common::builder(None)
+        .model(
+            "chat",
+            http(
+                ProviderKind::Openai,
+                format!("{base}/v1"),
+                ModelKind::Generation,
+            ),
+        )
+        .build()
+        .await
+        .unwrap();
+    let schema = json!({"type": "object", "required": ["name", "born"],
+        "properties": {"name": {"type": "string"}, "born": {"type": "integer"}}});
+    let graph = common::graph(
+        json!({"tasks": [{"id": "s", "type": "StructuredGenerationTask",
+        "defaults": {"model": "chat", "outputSchema": schema}}]}),
+    );
+    // Not JSON, then JSON of the wrong shape, then a conforming object in a
+    // code fence.
+    fake.script(&[
+        Reply::Text("Sure thing!".into()),
+        Reply::Text(r#"{"name": 1815}"#.into()),
+        Reply::Text("```json\n{\"name\": \"Ada\", \"born\": 1815}\n```".into()),
+    ]);
+    let (result, _) = common::run(
+        &host,
+        &graph,
+        json!({"prompt": "Who wrote the first program?"}),
+    )
+    .await;
+    assert_eq!(
+        result.outputs["s"]["object"],
+        json!({"name": "Ada", "born": 1815}),
+        "{:?}",
+        result.failures
+    );
+    let seen = fake.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 3, "two retries");
+    let system = seen[0].2["messages"][0]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        system.contains("\"born\""),
+        "the schema is in the prompt: {system}"
+    );
+    let retry = seen[2].2["messages"][1]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        retry.starts_with("Who wrote the first program?")
+            && retry.contains("did not conform")
+            && retry.contains("/name")
+            && retry.contains("\"born\" is a required property"),
+        "{retry}"
+    );
+    drop(seen);
+
+    // Out of retries: the node fails, naming the last errors.
+    fake.script(&[Reply::Text("{}".into())]);
+    let (result, _) = common::run(&host, &graph, json!({"prompt": "?", "maxRetries": 0})).await;
+    let error = common::error_of(&result, "s");
+    assert!(
+        error.contains("after 1 attempt(s)") && error.contains("required property"),
+        "{error}"
+    );
+    // A schema that is not one is refused before any call.
+    let hits = fake.hits();
+    let (result, _) = common::run(
+        &host,
+        &graph,
+        json!({"prompt": "?", "outputSchema": {"type": "nope"}}),
+    )
+    .await;
+    assert!(common::error_of(&result, "s").contains("not a valid JSON Schema"));
+    assert_eq!(fake.hits(), hits);
 }
 
 /// The example graph `name` (`examples/NAME.json`).

@@ -97,6 +97,56 @@ async fn text_tasks() {
 }
 
 #[tokio::test]
+async fn language_detection_names_the_language_with_its_confidence() {
+    let h = common::host(None).await;
+    for (text, want) in [
+        (
+            "The quick brown fox jumps over the lazy dog near the river bank.",
+            "en",
+        ),
+        (
+            "Le renard brun saute par-dessus le chien paresseux près de la rivière.",
+            "fr",
+        ),
+        (
+            "Der schnelle braune Fuchs springt über den faulen Hund am Fluss.",
+            "de",
+        ),
+        (
+            "Быстрая коричневая лиса прыгает через ленивую собаку.",
+            "ru",
+        ),
+    ] {
+        let out = one(
+            &h,
+            "TextLanguageDetectionTask",
+            json!({"text": text, "model": "any"}),
+        )
+        .await
+        .unwrap();
+        let found = &out["languages"][0];
+        assert_eq!(found["language"], want, "{text}: {out}");
+        let score = found["score"].as_f64().unwrap();
+        assert!(score > 0.0 && score <= 1.0, "{out}");
+    }
+    // Nothing to detect in digits; none asked for.
+    let out = one(
+        &h,
+        "ai.text-language-detection",
+        json!({"text": "1234 5678"}),
+    )
+    .await;
+    assert_eq!(out, Ok(json!({"languages": []})));
+    let out = one(
+        &h,
+        "ai.text-language-detection",
+        json!({"text": "Hello there, my friend", "maxLanguages": 0}),
+    )
+    .await;
+    assert_eq!(out, Ok(json!({"languages": []})));
+}
+
+#[tokio::test]
 async fn json_tasks() {
     let h = common::host(None).await;
     assert_eq!(

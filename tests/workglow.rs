@@ -218,8 +218,8 @@ async fn workglow_class_names_are_aliases_of_the_same_tasks() {
     .unwrap();
     let plan = host.plan(&graph, "wg.json").unwrap();
     assert_eq!(plan.nodes[0].task.id, "ai.text-summary");
-    let listed = host.registry().get("ai.text-generation").unwrap().to_json();
-    assert_eq!(listed["aliases"], json!(["TextGenerationTask"]));
+    let listed = host.registry().get("ai.text-summary").unwrap().to_json();
+    assert_eq!(listed["aliases"], json!(["TextSummaryTask"]));
 }
 
 /// Workglow's own `Scalar*Task` and `String*Task` classes (the npm

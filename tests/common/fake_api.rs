@@ -21,6 +21,8 @@ pub enum Reply {
     Status(u16, Option<u64>),
     Slow(u64),
     Malformed,
+    /// A chat completion answering this text, in one chunk.
+    Text(String),
 }
 
 #[derive(Default)]
@@ -78,6 +80,13 @@ async fn provider(
         }
         Reply::Slow(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
         Reply::Malformed => return sse(vec!["data: {\"choices\": [{\"delta\": \n\n".into()]),
+        Reply::Text(text) => {
+            let chunk = json!({"choices": [{"delta": {"content": text}, "finish_reason": "stop"}]});
+            return sse(vec![
+                format!("data: {chunk}\n\n"),
+                "data: [DONE]\n\n".into(),
+            ]);
+        }
         Reply::Ok => {}
     }
     match uri.path() {

@@ -1,7 +1,13 @@
 //! Standard tasks: AI (`ai.*`). Each calls a model the host serves through the
 //! `models` import, named by the task's `model` input (an id from the host's
 //! `[models]` configuration), except `ai.vector-similarity`, which is plain
-//! arithmetic over embeddings.
+//! arithmetic over embeddings, and `ai.text-language-detection`, which uses
+//! trigram profiles built into the plugin. Ranking by meaning (classification,
+//! reranking) is in [`ranking`], structured output in [`structured`].
+mod language;
+mod ranking;
+mod structured;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use weft_sdk::models::{self, GenerateOptions, Message, Prompt};
@@ -338,9 +344,7 @@ struct SimilarityOut {
 }
 
 fn similarity(input: SimilarityIn, _: &Context) -> Result<SimilarityOut, TaskError> {
-    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    let qn = norm(&input.query);
-    if qn == 0.0 {
+    if input.query.iter().all(|x| *x == 0.0) {
         return Err(TaskError::invalid_input("the query vector is zero"));
     }
     let mut matches = Vec::with_capacity(input.vectors.len());
@@ -352,9 +356,7 @@ fn similarity(input: SimilarityIn, _: &Context) -> Result<SimilarityOut, TaskErr
                 input.query.len()
             )));
         }
-        let dot: f32 = v.iter().zip(&input.query).map(|(a, b)| a * b).sum();
-        let vn = norm(v);
-        let score = if vn == 0.0 { 0.0 } else { dot / (vn * qn) };
+        let score = ranking::cosine(&input.query, v);
         matches.push(Match { index, score });
     }
     matches.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.index.cmp(&b.index)));
@@ -411,6 +413,33 @@ fn tasks() -> Vec<TaskDef> {
             .title("Vector similarity")
             .category("ai")
             .description("Ranks vectors by cosine similarity to a query (top-k)."),
+        TaskDef::new("ai.text-classification", ranking::classify)
+            .title("Text classifier")
+            .category("ai")
+            .description(
+                "Classifies a text into candidate labels, zero-shot: each label is compared with \
+                 the text by an embedding model; the scores sum to 1.",
+            ),
+        TaskDef::new("ai.text-reranker", ranking::rerank)
+            .title("Text reranker")
+            .category("ai")
+            .description(
+                "Scores documents against a query by an embedding model's cosine similarity; \
+                 the best first.",
+            ),
+        TaskDef::new("ai.text-language-detection", language::detect)
+            .title("Language detection")
+            .category("ai")
+            .description("Detects the language of a text (ISO 639-1 code and confidence)."),
+        generation(TaskDef::new(
+            "ai.structured-generation",
+            structured::generate,
+        ))
+        .title("Structured generation")
+        .description(
+            "Generates a JSON object conforming to a JSON Schema with a generation model, \
+                 validated, asking again with the errors when it does not conform.",
+        ),
     ]
 }
 

@@ -35,8 +35,7 @@ const HUMAN: [&str; 2] = ["HumanApprovalTask", "HumanInputTask"];
 /// another name: same ports, same behaviour. (Others do the same job with
 /// other port names, e.g. `math.add` gives `value` where `ScalarAddTask`
 /// gives `result`: `scalar.add` is its alias.)
-pub const ALIASES: [(&str, &str); 63] = [
-    ("TextGenerationTask", "ai.text-generation"),
+pub const ALIASES: [(&str, &str); 66] = [
     ("TextSummaryTask", "ai.text-summary"),
     ("ScalarAddTask", "scalar.add"),
     ("ScalarSubtractTask", "scalar.subtract"),
@@ -99,6 +98,10 @@ pub const ALIASES: [(&str, &str); 63] = [
     ("TopicSegmenterTask", "rag.topic-segmenter"),
     ("KbSearchTask", "rag.kb-search"),
     ("KbDeleteTask", "rag.kb-delete"),
+    ("TextClassificationTask", "ai.text-classification"),
+    ("TextRerankerTask", "ai.text-reranker"),
+    ("TextLanguageDetectionTask", "ai.text-language-detection"),
+    ("StructuredGenerationTask", "ai.structured-generation"),
 ];
 
 /// The node kind Workglow's class `class` reads as (a control-flow class,
