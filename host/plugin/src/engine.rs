@@ -15,7 +15,7 @@ use std::time::Duration;
 use crate::fair::{FairPermits, Permit};
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// How often the epoch advances: the granularity of timeouts and of yielding
 /// a CPU-bound guest back to the async runtime.
@@ -96,6 +96,11 @@ fn base_config() -> Config {
 /// Instances whose memories are returned to the kernel together.
 const DECOMMIT_BATCH: usize = 32;
 
+/// Bytes of a linear memory reset in place rather than given back.
+const MEMORY_KEEP_RESIDENT: usize = 256 << 10;
+/// Bytes of a table reset in place rather than given back.
+const TABLE_KEEP_RESIDENT: usize = 16 << 10;
+
 impl WeftEngine {
     /// Build the engine. Tries the pooling allocator first and falls back to
     /// on-demand allocation when the address space for it cannot be reserved.
@@ -118,7 +123,17 @@ impl WeftEngine {
             // instance made a map of quick tasks spend most of its time in
             // the kernel once another thread (the store's committer) ran
             // beside it. Flush once per batch.
-            .decommit_batch_size(DECOMMIT_BATCH.min(instances as usize));
+            .decommit_batch_size(DECOMMIT_BATCH.min(instances as usize))
+            // A fresh instance's memory starts as a copy-on-write mapping of
+            // the component's image, so every page the guest touches used to
+            // cost a page fault, and every reset an madvise and a TLB flush.
+            // Where the kernel has PAGEMAP_SCAN (Linux 6.7), the pages a guest
+            // dirtied are copied back from the image instead, up to this many
+            // bytes per memory; anything beyond is returned to the kernel as
+            // before, so a large guest (a Python plugin) costs what it did.
+            .pagemap_scan(Enabled::Auto)
+            .linear_memory_keep_resident(MEMORY_KEEP_RESIDENT)
+            .table_keep_resident(TABLE_KEEP_RESIDENT);
         let mut config = base_config();
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let (engine, pooling) = match Engine::new(&config) {
