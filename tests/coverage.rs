@@ -94,10 +94,6 @@ const NOT_PROVIDED: &[(&str, &str)] = &[
     ("ModelSearchTask", "not yet: searching a model hub"),
     ("ObjectDetectionTask", VISION),
     ("PoseLandmarkerTask", VISION),
-    (
-        "SplitTask",
-        "not yet: one output port per array element (`output_0`, `output_1`, …), decided while running",
-    ),
     ("StreamingAiTask", BASE),
     ("StructuralParserTask", RAG),
     ("TextFillMaskTask", AI_TEXT),

@@ -274,6 +274,33 @@ async fn util_tasks() {
     assert!(!h.registry().get("util.delay").unwrap().cacheable);
 }
 
+/// `util.split` (Workglow's `SplitTask`): one output port per element,
+/// which a dataflow downstream names although no schema lists it.
+#[tokio::test]
+async fn split_gives_each_element_its_own_port() {
+    let h = common::host(None).await;
+    assert_eq!(
+        one(&h, "SplitTask", json!({"input": ["a", {"b": 1}, 3]})).await,
+        Ok(json!({"output_0": "a", "output_1": {"b": 1}, "output_2": 3}))
+    );
+    assert_eq!(
+        one(&h, "util.split", json!({"input": 7})).await,
+        Ok(json!({"output_0": 7})),
+        "a single value is one element"
+    );
+    let g = common::graph(json!({
+        "tasks": [
+            {"id": "s", "type": "util.split", "defaults": {"input": [10, 20, 30]}},
+            {"id": "inc", "type": "math.add-one"},
+        ],
+        "dataflows": [{"sourceTaskId": "s", "sourceTaskPortId": "output_2",
+                       "targetTaskId": "inc", "targetTaskPortId": "value"}],
+    }));
+    let (result, _) = common::run(&h, &g, json!({})).await;
+    assert_eq!(result.status, RunStatus::Succeeded, "{result:?}");
+    assert_eq!(result.outputs["inc"], json!({"value": 31}));
+}
+
 /// `scalar.*`: Workglow's Scalar tasks, by their Workglow class names (the
 /// aliases) as well as by id, with JavaScript's answers.
 #[tokio::test]

@@ -198,12 +198,41 @@ fn date_format(i: DateIn, _: &Context) -> Result<DateOut, TaskError> {
     Ok(DateOut { result })
 }
 
+#[derive(Deserialize, JsonSchema)]
+struct SplitIn {
+    /// An array, split into one output per element; any other value is
+    /// one element.
+    #[serde(default)]
+    input: Value,
+}
+
+/// `output_0`, `output_1`, … one per element of `input`, in order (Workglow's
+/// `SplitTask`): the ports exist only once the array is known, so the
+/// output schema is open.
+fn split(i: SplitIn, _: &Context) -> Result<serde_json::Map<String, Value>, TaskError> {
+    let items = match i.input {
+        Value::Array(items) => items,
+        one => vec![one],
+    };
+    Ok(items
+        .into_iter()
+        .enumerate()
+        .map(|(n, v)| (format!("output_{n}"), v))
+        .collect())
+}
+
 fn tasks() -> Vec<TaskDef> {
     vec![
         TaskDef::new("util.date-format", date_format)
             .title("Date format")
             .description(
                 "Parses `value` (ISO 8601 or Unix milliseconds) and writes it as `format` → result.",
+            )
+            .category("Utility"),
+        TaskDef::new("util.split", split)
+            .title("Split")
+            .description(
+                "Splits the array `input` into one output per element: `output_0`, `output_1`, …",
             )
             .category("Utility"),
         TaskDef::new("util.delay", delay)

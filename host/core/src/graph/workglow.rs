@@ -35,7 +35,7 @@ const HUMAN: [&str; 2] = ["HumanApprovalTask", "HumanInputTask"];
 /// another name: same ports, same behaviour. (Others do the same job with
 /// other port names, e.g. `math.add` gives `value` where `ScalarAddTask`
 /// gives `result`: `scalar.add` is its alias.)
-pub const ALIASES: [(&str, &str); 66] = [
+pub const ALIASES: [(&str, &str); 67] = [
     ("TextSummaryTask", "ai.text-summary"),
     ("ScalarAddTask", "scalar.add"),
     ("ScalarSubtractTask", "scalar.subtract"),
@@ -102,6 +102,7 @@ pub const ALIASES: [(&str, &str); 66] = [
     ("TextRerankerTask", "ai.text-reranker"),
     ("TextLanguageDetectionTask", "ai.text-language-detection"),
     ("StructuredGenerationTask", "ai.structured-generation"),
+    ("SplitTask", "util.split"),
 ];
 
 /// The node kind Workglow's class `class` reads as (a control-flow class,
