@@ -374,3 +374,45 @@ async fn oversized_graphs_are_refused_by_their_size_before_expansion() {
         .expect("a graph at the limit is valid");
     assert_eq!(plan.nodes.len(), MAX_NODES);
 }
+
+/// An operator raises the size limit with `[quotas] graph_nodes`: a chain
+/// longer than the default then validates, one longer than the setting is
+/// refused with the setting named.
+#[tokio::test]
+async fn the_graph_size_limit_is_a_setting() {
+    use weft::graph::MAX_NODES;
+    let chain = |n: usize| {
+        let tasks: Vec<Value> = (0..n)
+            .map(|i| json!({"id": format!("n{i}"), "type": "math.add-one", "defaults": {"value": 1}}))
+            .collect();
+        let links: Vec<Value> = (1..n)
+            .map(|i| flow(&format!("n{}", i - 1), "value", &format!("n{i}"), "value"))
+            .collect();
+        common::graph(json!({"tasks": tasks, "dataflows": links}))
+    };
+    let longer = chain(MAX_NODES + 500);
+    let default = common::host(None).await;
+    let refused = default.plan(&longer, "long.json").unwrap_err().to_string();
+    assert!(
+        refused.contains(&format!("more than {MAX_NODES} nodes")),
+        "{refused}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("weft.toml");
+    let raised = MAX_NODES + 1_000;
+    std::fs::write(&file, format!("[quotas]\ngraph_nodes = {raised}\n")).unwrap();
+    let config = weft::config::Config::load(&file).unwrap();
+    let host = config.apply(weft::Host::builder()).build().await.unwrap();
+    assert_eq!(host.graph_sizes().nodes, raised);
+    let plan = host.plan(&longer, "long.json").expect("within the setting");
+    assert_eq!(plan.nodes.len(), MAX_NODES + 500);
+    let refused = host
+        .plan(&chain(raised + 1), "longest.json")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains(&format!("more than {raised} nodes")),
+        "{refused}"
+    );
+}

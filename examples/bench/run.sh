@@ -7,13 +7,13 @@
 #   cache cold    redb, output cache on, empty data directory
 #   cache warm    redb, output cache on, after one run of the same graph
 #   queue-10000   10,000 add-one jobs through a queue with concurrency 8, durable
-# then the scaling series (chains and fan-outs of 100 … 10,000 add-one
-# nodes, in memory and on redb: µs per node, which should stay flat), the
+# then the scaling series (chains and fan-outs of 100 … 100,000 add-one
+# nodes, in memory and on redb: µs per node, which should stay flat; the
+# graph size limit raised for it with `[quotas] graph_nodes`), the
 # floor (add-one called straight through wasmtime, a fresh instance per call,
 # beside Weft's chains in the same process) and, when node is there, the
 # Workglow peer (@workglow/task-graph 0.2.37, tests/workglow) on a chain of 300.
-#   examples/bench/run.sh            (SCALE="100 1000" for a shorter series; a graph
-#   holds at most 10,000 nodes, MAX_NODES)
+#   examples/bench/run.sh            (SCALE="100 1000" for a shorter series)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rustup target add wasm32-wasip2 >/dev/null 2>&1 || true
@@ -65,11 +65,12 @@ done
 awk -v ms="$best" -v rss="$rss" \
   'BEGIN { printf "%-26s %8d %10.1f %12.0f %14.1f\n", "queue-10000 conc. 8", 10000, ms, 10000 / (ms / 1000), rss / 1024 }'
 
-# Scaling: the cost per node from 100 to 10,000 nodes, one run each.
+# Scaling: the cost per node from 100 to 100,000 nodes, one run each.
+printf '[quotas]\ngraph_nodes = 100000\ngraph_dataflows = 200000\n' > "$data/large.toml"
 echo
 printf '%-8s %-10s %8s %10s %12s %14s\n' graph store nodes run_ms "µs/node" peak_rss_MiB
 for g in chain fanout; do
-  for n in ${SCALE:-100 1000 10000}; do
+  for n in ${SCALE:-100 1000 10000 100000}; do
     # A fan-out of n - 2 has n nodes with its source and merge.
     width=$n
     [[ $g == fanout ]] && width=$((n - 2))
@@ -79,7 +80,7 @@ for g in chain fanout; do
         ephemeral) args=(--ephemeral) ;;
         durable) rm -rf "$data/scale"; args=(--data-dir "$data/scale") ;;
       esac
-      out=$("$weft" run "$data/$g-$n.json" --json --no-cache "${args[@]}")
+      out=$("$weft" run "$data/$g-$n.json" --json --no-cache --config "$data/large.toml" "${args[@]}")
       awk -v g="$g" -v m="$mode" -v ms="$(field run_ms <<< "$out")" \
         -v t="$(field tasks_executed <<< "$out")" -v rss="$(field peak_rss_kb <<< "$out")" \
         'BEGIN { printf "%-8s %-10s %8d %10.1f %12.1f %14.1f\n", g, m, t, ms, ms * 1000 / t, rss / 1024 }'

@@ -25,9 +25,9 @@
 //!     .register_native(NativeTask::new("demo.echo", |input, _ctx| async move { Ok(input) }))
 //!     .unwrap();
 //! let graph = Graph::builder().task("a", "demo.echo").build();
-//! assert!(Plan::new(&graph, &registry, "demo").is_ok());
+//! assert!(Plan::new(&graph, &registry, "demo", &Default::default()).is_ok());
 //! let wrong = Graph::builder().task("a", "demo.ecko").build();
-//! let errors = Plan::new(&wrong, &registry, "demo").unwrap_err();
+//! let errors = Plan::new(&wrong, &registry, "demo", &Default::default()).unwrap_err();
 //! assert!(errors.to_string().contains("did you mean `demo.echo`"), "{errors}");
 //! ```
 #![deny(missing_docs)]

@@ -111,7 +111,7 @@ proptest! {
     fn validating_any_graph_never_panics(graph in graph_json(), input in small_json()) {
         let registry = registry();
         if let Ok(graph) = Graph::from_json(&graph.to_string(), "generated.json")
-            && let Ok(plan) = Plan::new(&graph, &registry, "generated.json")
+            && let Ok(plan) = Plan::new(&graph, &registry, "generated.json", &Default::default())
         {
             let _ = plan.check_input(&input);
         }

@@ -282,7 +282,7 @@ pub(crate) async fn saved_graph(
         preview: false,
     };
     let (graph, origin, graph_name) = submitted_graph(state, user, &request).await?;
-    let graph = graphs::expand(state.host.store().as_ref(), user, graph).await?;
+    let graph = graphs::expand(&state.host, user, graph).await?;
     Ok((graph, origin, graph_name))
 }
 /// The graph a submission names: inline, or saved (its version or newest).
@@ -336,7 +336,7 @@ async fn submit(
     let body: SubmitRequest = parse_body(body)?;
     let (graph, origin, graph_name) = submitted_graph(&state, &user, &body).await?;
     // Saved graphs used as node types, pinned to their versions now.
-    let graph = graphs::expand(state.host.store().as_ref(), &user, graph).await?;
+    let graph = graphs::expand(&state.host, &user, graph).await?;
     if body.preview {
         state
             .quotas
@@ -763,7 +763,7 @@ async fn tasks(
     let store = state.host.store();
     for saved in graphs::list(store.as_ref(), &user).await? {
         let name = format!("{}{}", graphs::SAVED, saved.name);
-        let Ok(graph) = graphs::expand(store.as_ref(), &user, saved.graph).await else {
+        let Ok(graph) = graphs::expand(&state.host, &user, saved.graph).await else {
             continue;
         };
         let Ok(plan) = state.host.plan(&graph, &name) else {
@@ -855,7 +855,7 @@ async fn put_graph(
     state.quotas.admit(&user.0).await.map_err(refused)?;
     // Checked with the saved graphs it uses as they are now; kept as
     // written, so a run of it takes their versions of that time.
-    let expanded = graphs::expand(state.host.store().as_ref(), &user, graph.clone()).await?;
+    let expanded = graphs::expand(&state.host, &user, graph.clone()).await?;
     state
         .host
         .plan(&expanded, &format!("graph {name}"))

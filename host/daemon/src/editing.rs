@@ -45,7 +45,7 @@ pub(crate) async fn validate(
         Ok(graph) => graph,
         Err(e) => return Ok(Json(Validation::of(vec![Problem::unplaced(e)]))),
     };
-    let graph = match graphs::expand(state.host.store().as_ref(), &user, graph).await {
+    let graph = match graphs::expand(&state.host, &user, graph).await {
         Ok(graph) => graph,
         Err(ExpandError::Store(e)) => return Err(ApiError::internal(e)),
         Err(e) => return Ok(Json(Validation::of(vec![Problem::unplaced(e)]))),

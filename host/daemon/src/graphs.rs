@@ -166,12 +166,26 @@ pub(crate) enum ExpandError {
 /// (`graph:NAME@3`) unless it has one. Saved graphs that use each other are
 /// refused with the cycle named.
 pub(crate) async fn expand(
-    store: &dyn RunStore,
+    host: &weft::Host,
     user: &User,
     graph: weft::graph::Graph,
 ) -> Result<weft::graph::Graph, ExpandError> {
-    let mut budget = weft::graph::MAX_NODES;
-    expand_in(store, user, graph, &mut Vec::new(), &mut budget).await
+    let max = host.graph_sizes().nodes;
+    let mut budget = Budget { left: max, max };
+    expand_in(
+        host.store().as_ref(),
+        user,
+        graph,
+        &mut Vec::new(),
+        &mut budget,
+    )
+    .await
+}
+
+/// The nodes a graph may still gain as saved graphs are put in place.
+struct Budget {
+    left: usize,
+    max: usize,
 }
 
 fn expand_in<'a>(
@@ -179,16 +193,15 @@ fn expand_in<'a>(
     user: &'a User,
     mut graph: weft::graph::Graph,
     path: &'a mut Vec<String>,
-    budget: &'a mut usize,
+    budget: &'a mut Budget,
 ) -> std::pin::Pin<
     Box<dyn std::future::Future<Output = Result<weft::graph::Graph, ExpandError>> + Send + 'a>,
 > {
     Box::pin(async move {
-        *budget = budget
+        budget.left = budget
+            .left
             .checked_sub(graph.tasks.len())
-            .ok_or(ExpandError::TooLarge {
-                max: weft::graph::MAX_NODES,
-            })?;
+            .ok_or(ExpandError::TooLarge { max: budget.max })?;
         for node in &mut graph.tasks {
             if let Some(inner) = node.graph.take() {
                 node.graph = Some(Box::new(

@@ -279,6 +279,13 @@ pub struct QuotaConfig {
     /// The most tasks any run may start (a graph's `limits.max_tasks` is
     /// lowered to it).
     pub run_max_tasks: Option<u64>,
+    /// The most nodes a graph may have, counting those inside compound
+    /// nodes (default 10,000). Memory and validation grow with it: a run
+    /// of 100,000 add-one nodes peaks at about 3 KB a node on redb.
+    pub graph_nodes: Option<usize>,
+    /// The most dataflows a graph may have, at every level and once its
+    /// compound nodes are expanded (default 100,000).
+    pub graph_dataflows: Option<usize>,
 }
 
 /// `https://console.example[:port]`: what a browser sends as `Origin`.
@@ -442,6 +449,11 @@ impl Config {
         builder = builder.run_ceilings(crate::graph::RunLimits {
             timeout_ms: self.quotas.run_timeout_ms,
             max_tasks: self.quotas.run_max_tasks,
+        });
+        let sizes = crate::graph::SizeLimits::default();
+        builder = builder.graph_sizes(crate::graph::SizeLimits {
+            nodes: self.quotas.graph_nodes.unwrap_or(sizes.nodes),
+            dataflows: self.quotas.graph_dataflows.unwrap_or(sizes.dataflows),
         });
         builder.grants(self.user_grants())
     }

@@ -289,6 +289,14 @@ impl HostBuilder {
         self
     }
 
+    /// How large a graph this host accepts (nodes counting those inside
+    /// compound nodes, and dataflows); [`crate::graph::MAX_NODES`] and
+    /// [`crate::graph::MAX_DATAFLOWS`] by default.
+    pub fn graph_sizes(mut self, sizes: crate::graph::SizeLimits) -> Self {
+        self.run.graph_sizes = sizes;
+        self
+    }
+
     /// Measure time-dependent behaviour (rate windows, retry due times,
     /// Retry-After pauses, leases and quotas in the daemon) by `clock`
     /// instead of the system clock: for tests.
@@ -426,6 +434,11 @@ impl Host {
         self.secrets.as_ref()
     }
 
+    /// How large a graph this host accepts.
+    pub fn graph_sizes(&self) -> crate::graph::SizeLimits {
+        self.runner.options().graph_sizes
+    }
+
     /// Configure a host.
     pub fn builder() -> HostBuilder {
         HostBuilder::default()
@@ -552,7 +565,7 @@ impl Host {
         origin: &str,
         registry: &Registry,
     ) -> Result<Plan, ValidationErrors> {
-        let plan = Plan::new(graph, registry, origin)?;
+        let plan = Plan::new(graph, registry, origin, &self.runner.options().graph_sizes)?;
         let unknown: Vec<ValidationError> = plan
             .nodes
             .iter()

@@ -60,6 +60,8 @@ pub struct RunOptions {
     /// The most any run may take, whatever its graph asks
     /// (`[quotas] run_timeout_ms`, `run_max_tasks`).
     pub run_ceilings: crate::graph::RunLimits,
+    /// How large a graph may be (`[quotas] graph_nodes`, `graph_dataflows`).
+    pub graph_sizes: crate::graph::SizeLimits,
 }
 
 /// Ready nodes, highest priority first, then in the order they became ready.
@@ -147,6 +149,7 @@ impl Default for RunOptions {
             cache_shared: Default::default(),
             users: None,
             run_ceilings: Default::default(),
+            graph_sizes: Default::default(),
         }
     }
 }

@@ -95,45 +95,70 @@ impl Boundary {
 
 /// How deep compound nodes may nest.
 pub const MAX_DEPTH: usize = 16;
-/// The most nodes a graph may have, counting those of its subgraphs.
+/// The most nodes a graph may have by default, counting those of its
+/// subgraphs ([`SizeLimits`]).
 pub const MAX_NODES: usize = 10_000;
-/// The most dataflows a graph may have, as submitted (at every level) and
-/// once its compound nodes are expanded (a dataflow into a compound node
-/// becomes one per inner root with that port).
+/// The most dataflows a graph may have by default, as submitted (at every
+/// level) and once its compound nodes are expanded (a dataflow into a
+/// compound node becomes one per inner root with that port).
 pub const MAX_DATAFLOWS: usize = 100_000;
 
-/// Why a graph is too large, if it has more nodes or dataflows than
-/// allowed, counting every level of nesting; it stops counting at the
-/// limits, so a huge graph costs no more than a graph at the limit.
-pub(crate) fn oversize(graph: &Graph) -> Option<ValidationError> {
-    fn count(graph: &Graph, depth: usize, nodes: &mut usize, flows: &mut usize) {
+/// How large a graph may be: a host's setting (`[quotas] graph_nodes`,
+/// `graph_dataflows`), [`MAX_NODES`] and [`MAX_DATAFLOWS`] unless raised.
+/// Validation checks the sizes before anything else, and counts no further
+/// than them, so a huge graph costs no more to refuse than one at the limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SizeLimits {
+    /// Nodes, counting those inside compound nodes.
+    pub nodes: usize,
+    /// Dataflows, at every level and once compound nodes are expanded.
+    pub dataflows: usize,
+}
+
+impl Default for SizeLimits {
+    fn default() -> Self {
+        SizeLimits {
+            nodes: MAX_NODES,
+            dataflows: MAX_DATAFLOWS,
+        }
+    }
+}
+
+impl SizeLimits {
+    /// Why `graph` is too large, if it has more nodes or dataflows than
+    /// allowed, counting every level of nesting; it stops counting at the
+    /// limits.
+    pub(crate) fn oversize(&self, graph: &Graph) -> Option<ValidationError> {
+        let (mut nodes, mut flows) = (0, 0);
+        self.count(graph, 0, &mut nodes, &mut flows);
+        if nodes > self.nodes {
+            return Some(ValidationError::TooLarge {
+                what: "nodes (counting those inside compound nodes)",
+                limit: self.nodes,
+            });
+        }
+        (flows > self.dataflows).then_some(ValidationError::TooLarge {
+            what: "dataflows",
+            limit: self.dataflows,
+        })
+    }
+
+    fn count(&self, graph: &Graph, depth: usize, nodes: &mut usize, flows: &mut usize) {
         *nodes += graph.tasks.len();
         *flows += graph.dataflows.len();
-        if depth > MAX_DEPTH || *nodes > MAX_NODES || *flows > MAX_DATAFLOWS {
+        if depth > MAX_DEPTH || *nodes > self.nodes || *flows > self.dataflows {
             return;
         }
         for inner in graph.tasks.iter().filter_map(|n| n.graph.as_deref()) {
-            count(inner, depth + 1, nodes, flows);
+            self.count(inner, depth + 1, nodes, flows);
         }
     }
-    let (mut nodes, mut flows) = (0, 0);
-    count(graph, 0, &mut nodes, &mut flows);
-    if nodes > MAX_NODES {
-        return Some(ValidationError::TooLarge {
-            what: "nodes (counting those inside compound nodes)",
-            limit: MAX_NODES,
-        });
-    }
-    (flows > MAX_DATAFLOWS).then_some(ValidationError::TooLarge {
-        what: "dataflows",
-        limit: MAX_DATAFLOWS,
-    })
-}
 
-fn too_many_expanded() -> ValidationError {
-    ValidationError::TooLarge {
-        what: "dataflows once its compound nodes are expanded",
-        limit: MAX_DATAFLOWS,
+    fn too_many_expanded(&self) -> ValidationError {
+        ValidationError::TooLarge {
+            what: "dataflows once its compound nodes are expanded",
+            limit: self.dataflows,
+        }
     }
 }
 
@@ -147,6 +172,7 @@ fn too_many_expanded() -> ValidationError {
 pub(crate) fn flatten(
     graph: &Graph,
     registry: &Registry,
+    limits: &SizeLimits,
     depth: usize,
 ) -> Result<(Graph, super::Plan), Vec<ValidationError>> {
     let mut errors = Vec::new();
@@ -193,7 +219,7 @@ pub(crate) fn flatten(
                 node: node.id.clone(),
                 task_type: node.task_type.clone(),
             }),
-            (Some(inner), true) => match flatten(inner, registry, depth + 1) {
+            (Some(inner), true) => match flatten(inner, registry, limits, depth + 1) {
                 Err(inner_errors) => errors.extend(in_compound(index, node, inner_errors)),
                 Ok((_, plan))
                     if body || super::subgraph::runs_whole(node.config.merge, leaves(&plan)) =>
@@ -265,14 +291,14 @@ pub(crate) fn flatten(
             None => vec![flow.target_task_id.clone()],
             Some(b) => {
                 let n = b.count_roots_with(&flow.target_task_port_id);
-                if dataflows.len() + inner_flows.len() + sources.len() * n > MAX_DATAFLOWS {
-                    return Err(vec![too_many_expanded()]);
+                if dataflows.len() + inner_flows.len() + sources.len() * n > limits.dataflows {
+                    return Err(vec![limits.too_many_expanded()]);
                 }
                 b.roots_with(&flow.target_task_port_id)
             }
         };
-        if dataflows.len() + inner_flows.len() + sources.len() * targets.len() > MAX_DATAFLOWS {
-            return Err(vec![too_many_expanded()]);
+        if dataflows.len() + inner_flows.len() + sources.len() * targets.len() > limits.dataflows {
+            return Err(vec![limits.too_many_expanded()]);
         }
         for (end, found, direction, side) in [
             (&flow.source_task_id, sources.is_empty(), "output", true),

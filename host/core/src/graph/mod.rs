@@ -38,7 +38,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-pub use compound::{COMPOUND, MAX_DATAFLOWS, MAX_DEPTH, MAX_NODES};
+pub use compound::{COMPOUND, MAX_DATAFLOWS, MAX_DEPTH, MAX_NODES, SizeLimits};
 pub use kind::{
     BUILTIN, Branches, CONDITIONAL, Collector, ERROR_PORT, ERRORS_PORT, Elements, FALLBACK,
     FallbackSpec, MAP, MAX_ELEMENTS, MapSpec, NodeKind, PASS, REDUCE, ReduceSpec, WHILE, WhileSpec,
@@ -120,8 +120,8 @@ pub struct Node {
     )]
     pub defaults: Value,
     /// Per-node settings.
-    #[serde(default, skip_serializing_if = "NodeConfig::is_default")]
-    pub config: NodeConfig,
+    #[serde(default, skip_serializing_if = "ConfigSlot::is_default")]
+    pub config: ConfigSlot,
     /// For a compound node (type `graph`): the subgraph it runs (see
     /// [compound nodes](self#compound-nodes)).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -134,6 +134,60 @@ fn empty_object() -> Value {
 
 fn is_empty_object(v: &Value) -> bool {
     v.as_object().is_some_and(Map::is_empty)
+}
+
+/// A node's [`NodeConfig`], held only when set. Most nodes set nothing, and
+/// a `NodeConfig` is several hundred bytes, so a graph of 100,000 plain
+/// nodes no longer carries 100,000 empty ones in each of its copies. Reads
+/// go through to the default when nothing is set; the first write makes
+/// the node its own.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigSlot(Option<Box<NodeConfig>>);
+
+static DEFAULT_CONFIG: std::sync::LazyLock<NodeConfig> =
+    std::sync::LazyLock::new(NodeConfig::default);
+
+impl ConfigSlot {
+    fn is_default(&self) -> bool {
+        self.0.as_deref().is_none_or(NodeConfig::is_default)
+    }
+}
+
+impl From<NodeConfig> for ConfigSlot {
+    fn from(config: NodeConfig) -> Self {
+        ConfigSlot((!config.is_default()).then(|| Box::new(config)))
+    }
+}
+
+impl std::ops::Deref for ConfigSlot {
+    type Target = NodeConfig;
+    fn deref(&self) -> &NodeConfig {
+        self.0.as_deref().unwrap_or(&DEFAULT_CONFIG)
+    }
+}
+
+impl std::ops::DerefMut for ConfigSlot {
+    fn deref_mut(&mut self) -> &mut NodeConfig {
+        self.0.get_or_insert_with(Box::default)
+    }
+}
+
+impl PartialEq for ConfigSlot {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Serialize for ConfigSlot {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        (**self).serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for ConfigSlot {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        NodeConfig::deserialize(deserializer).map(ConfigSlot::from)
+    }
 }
 
 /// Per-node settings that override the task type's.
@@ -504,7 +558,7 @@ impl GraphBuilder {
             task_type: task_type.to_string(),
             name: None,
             defaults: empty_object(),
-            config: NodeConfig::default(),
+            config: ConfigSlot::default(),
             graph: None,
         });
         self
@@ -518,7 +572,7 @@ impl GraphBuilder {
             task_type: compound::COMPOUND.to_string(),
             name: None,
             defaults: empty_object(),
-            config: NodeConfig::default(),
+            config: ConfigSlot::default(),
             graph: Some(Box::new(subgraph)),
         });
         self

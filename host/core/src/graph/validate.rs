@@ -454,22 +454,29 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Validate `graph` against `registry`. Returns every problem found.
-    pub fn new(graph: &Graph, registry: &Registry, origin: &str) -> Result<Plan, ValidationErrors> {
+    /// Validate `graph` against `registry`, refusing it if it is larger than
+    /// `limits`. Returns every problem found.
+    pub fn new(
+        graph: &Graph,
+        registry: &Registry,
+        origin: &str,
+        limits: &super::SizeLimits,
+    ) -> Result<Plan, ValidationErrors> {
         // Sizes first, before anything costs in proportion to them.
-        if let Some(error) = super::compound::oversize(graph) {
+        if let Some(error) = limits.oversize(graph) {
             return Err(ValidationErrors {
                 origin: origin.to_string(),
                 errors: vec![error],
             });
         }
         if super::compound::has_compound(graph) {
-            let (_, plan) = super::compound::flatten(graph, registry, 0).map_err(|errors| {
-                ValidationErrors {
-                    origin: origin.to_string(),
-                    errors,
-                }
-            })?;
+            let (_, plan) =
+                super::compound::flatten(graph, registry, limits, 0).map_err(|errors| {
+                    ValidationErrors {
+                        origin: origin.to_string(),
+                        errors,
+                    }
+                })?;
             return Ok(Plan {
                 origin: origin.to_string(),
                 limits: graph.limits,

@@ -307,7 +307,7 @@ impl<'c> Workflow<'c> {
     pub fn config(mut self, config: Value) -> Self {
         let parsed = serde_json::from_value::<NodeConfig>(config);
         match (parsed, self.current_node()) {
-            (Ok(config), Some(node)) => node.config = config,
+            (Ok(config), Some(node)) => node.config = config.into(),
             (Err(e), Some(_)) => return self.misuse(&format!("config(): {e}")),
             (_, None) => return self.misuse("config(): no task added yet"),
         }
@@ -568,7 +568,7 @@ fn node(id: &str, task_type: &str, defaults: Value) -> Node {
         task_type: task_type.to_string(),
         name: None,
         defaults,
-        config: NodeConfig::default(),
+        config: Default::default(),
         graph: None,
     }
 }
