@@ -316,6 +316,9 @@ impl RedbStore {
     }
 }
 
+/// Cache entries up to this size are decoded on the caller's thread.
+const INLINE_DECODE_BYTES: usize = 64 << 10;
+
 #[async_trait::async_trait]
 impl RunLog for RedbStore {
     async fn create_run(&self, new: NewRun) -> Result<Created, RunLogError> {
@@ -648,16 +651,28 @@ impl RunLog for RedbStore {
 
 #[async_trait::async_trait]
 impl OutputCache for RedbStore {
+    /// Looked up on the caller's thread: a point read from redb's page
+    /// cache takes microseconds, and handing it to the blocking pool cost
+    /// two thread wake-ups per node (a warm chain-1000 spent more time in
+    /// those than in its reads). A large entry is decoded on the blocking
+    /// pool, so a big cached output does not hold an async worker.
     async fn cache_get(&self, key: &str) -> Result<Option<CacheEntry>, StoreError> {
-        let key = key.to_string();
-        self.read(move |tx| {
+        let bytes = {
+            let tx = self.db.begin_read().map_err(backend)?;
             let cache = tx.open_table(CACHE).map_err(backend)?;
-            match cache.get(key.as_str()).map_err(backend)? {
-                Some(v) => Ok(Some(decode(&key, v.value())?)),
-                None => Ok(None),
+            let found = cache.get(key).map_err(backend)?;
+            match found {
+                Some(v) => v.value().to_vec(),
+                None => return Ok(None),
             }
-        })
-        .await
+        };
+        if bytes.len() <= INLINE_DECODE_BYTES {
+            return decode(key, &bytes).map(Some);
+        }
+        let key = key.to_string();
+        tokio::task::spawn_blocking(move || decode(&key, &bytes).map(Some))
+            .await
+            .map_err(|e| StoreError::context("store task failed", e))?
     }
 
     async fn cache_stats(&self) -> Result<Vec<CacheStat>, StoreError> {
