@@ -63,7 +63,7 @@ const NOT_PROVIDED: &[(&str, &str)] = &[
     ("FaceLandmarkerTask", VISION),
     (
         "FileLoaderTask",
-        "not yet: loading files (planned over folder grants)",
+        "not yet as named: `data.file-read` reads a file of a granted folder as text, JSON or lines; loading by URL and the CSV, image, PDF and front-matter forms are not provided",
     ),
     ("GestureRecognizerTask", VISION),
     ("HandLandmarkerTask", VISION),
@@ -101,7 +101,6 @@ const NOT_PROVIDED: &[(&str, &str)] = &[
     ("StructuralParserTask", RAG),
     ("TextFillMaskTask", AI_TEXT),
     ("TextNamedEntityRecognitionTask", AI_TEXT),
-    ("ToolCallingTask", AI_TEXT),
 ];
 
 #[derive(Deserialize)]

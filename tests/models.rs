@@ -756,6 +756,114 @@ async fn structured_generation_validates_the_answer_and_asks_again_with_the_erro
     assert_eq!(fake.hits(), hits);
 }
 
+#[tokio::test]
+async fn tool_calling_returns_checked_calls_and_asks_again_when_one_is_wrong() {
+    let (fake, base) = fake_provider().await;
+    let host = common::builder(None)
+        .model(
+            "chat",
+            http(
+                ProviderKind::Openai,
+                format!("{base}/v1"),
+                ModelKind::Generation,
+            ),
+        )
+        .build()
+        .await
+        .unwrap();
+    let weather = json!({"name": "weather", "description": "Today's weather in a city",
+        "inputSchema": {"type": "object", "required": ["city"],
+            "properties": {"city": {"type": "string"}}}});
+    let clock =
+        json!({"name": "clock", "description": "The time now", "inputSchema": {"type": "object"}});
+    let graph = common::graph(json!({"tasks": [{"id": "t", "type": "ToolCallingTask",
+        "defaults": {"model": "chat", "tools": [weather, clock]}}]}));
+    // A call to a tool that does not exist and one with a wrong input, then
+    // a right one in a code fence.
+    fake.script(&[
+        Reply::Text(
+            r#"{"text": "", "tool_calls": [{"name": "forecast", "input": {}}, {"name": "weather", "input": {"city": 75}}]}"#.into(),
+        ),
+        Reply::Text(
+            "```json\n{\"text\": \"Checking.\", \"tool_calls\": [{\"name\": \"weather\", \"input\": {\"city\": \"Paris\"}}]}\n```".into(),
+        ),
+    ]);
+    let (result, _) = common::run(
+        &host,
+        &graph,
+        json!({"prompt": "Do I need an umbrella in Paris?", "systemPrompt": "Be brief.",
+            "messages": [{"role": "user", "content": [{"type": "text", "text": "Hello"}]},
+                         {"role": "assistant", "content": "Hi!"}]}),
+    )
+    .await;
+    assert_eq!(
+        result.outputs["t"],
+        json!({"text": "Checking.", "toolCalls": [{"id": "call_0", "name": "weather", "input": {"city": "Paris"}}]}),
+        "{:?}",
+        result.failures
+    );
+    let seen = fake.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "asked again once");
+    let first = &seen[0].2["messages"];
+    let system = first[0]["content"].as_str().unwrap();
+    assert!(
+        system.starts_with("Be brief.")
+            && system.contains("\"weather\"")
+            && system.contains("\"city\""),
+        "the tools and their schemas are in the system prompt: {system}"
+    );
+    assert_eq!(
+        (&first[1], &first[2], &first[3]["content"]),
+        (
+            &json!({"role": "user", "content": "Hello"}),
+            &json!({"role": "assistant", "content": "Hi!"}),
+            &json!("Do I need an umbrella in Paris?")
+        )
+    );
+    let retry = seen[1].2["messages"].as_array().unwrap().last().unwrap()["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        retry.contains("there is no tool `forecast`")
+            && retry.contains("call 1 (`weather`) input /city"),
+        "{retry}"
+    );
+    drop(seen);
+
+    // `none`: no tools offered, the answer is the text.
+    fake.script(&[Reply::Text("Take one.".into())]);
+    let (result, _) =
+        common::run(&host, &graph, json!({"prompt": "?", "toolChoice": "none"})).await;
+    assert_eq!(
+        result.outputs["t"],
+        json!({"text": "Take one.", "toolCalls": []})
+    );
+    let last = fake.seen.lock().unwrap().last().unwrap().2.clone();
+    assert!(!last.to_string().contains("weather"), "{last}");
+
+    // A named tool must be called: three answers without a call fail the node.
+    fake.script(&[
+        Reply::Text(r#"{"text": "no"}"#.into()),
+        Reply::Text(r#"{"text": "no"}"#.into()),
+        Reply::Text(r#"{"text": "no"}"#.into()),
+    ]);
+    let (result, _) =
+        common::run(&host, &graph, json!({"prompt": "?", "toolChoice": "clock"})).await;
+    let error = common::error_of(&result, "t");
+    assert!(
+        error.contains("after 3 attempt(s)") && error.contains("no tool was called"),
+        "{error}"
+    );
+
+    // A choice naming no tool is refused before any call.
+    let hits = fake.hits();
+    let (result, _) =
+        common::run(&host, &graph, json!({"prompt": "?", "toolChoice": "radio"})).await;
+    assert!(common::error_of(&result, "t").contains("`toolChoice` `radio`"));
+    assert_eq!(fake.hits(), hits);
+}
+
 /// The example graph `name` (`examples/NAME.json`).
 fn example(name: &str) -> weft::graph::Graph {
     weft::graph::Graph::from_file(&PathBuf::from(ROOT).join(format!("examples/{name}.json")))

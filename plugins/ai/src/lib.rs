@@ -3,10 +3,12 @@
 //! `[models]` configuration), except `ai.vector-similarity`, which is plain
 //! arithmetic over embeddings, and `ai.text-language-detection`, which uses
 //! trigram profiles built into the plugin. Ranking by meaning (classification,
-//! reranking) is in [`ranking`], structured output in [`structured`].
+//! reranking) is in [`ranking`], structured output in [`structured`], tool
+//! calling in [`tools`].
 mod language;
 mod ranking;
 mod structured;
+mod tools;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -440,6 +442,12 @@ fn tasks() -> Vec<TaskDef> {
             "Generates a JSON object conforming to a JSON Schema with a generation model, \
                  validated, asking again with the errors when it does not conform.",
         ),
+        generation(TaskDef::new("ai.tool-calling", tools::call))
+            .title("Tool calling")
+            .description(
+                "Offers a model tools (name, description, input schema) and returns its text and \
+                 the calls it asks for, each checked against its tool's schema.",
+            ),
     ]
 }
 

@@ -87,7 +87,7 @@ pub(crate) fn generate(input: StructuredIn, _: &Context) -> Result<StructuredOut
     )))
 }
 
-fn message(role: &str, content: &str) -> Message {
+pub(crate) fn message(role: &str, content: &str) -> Message {
     Message {
         role: role.into(),
         content: content.into(),
@@ -113,7 +113,7 @@ fn retry_prompt(original: &str, errors: &[String]) -> String {
 /// The JSON object in a model's answer: the whole answer, or what lies
 /// between its first `{` and its last `}` (a code fence or a sentence
 /// around it).
-fn json_object(text: &str) -> Result<Map<String, Value>, String> {
+pub(crate) fn json_object(text: &str) -> Result<Map<String, Value>, String> {
     let trimmed = text.trim();
     let candidate = match (trimmed.find('{'), trimmed.rfind('}')) {
         (Some(start), Some(end)) if start < end => &trimmed[start..=end],

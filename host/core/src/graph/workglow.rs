@@ -35,7 +35,7 @@ const HUMAN: [&str; 2] = ["HumanApprovalTask", "HumanInputTask"];
 /// another name: same ports, same behaviour. (Others do the same job with
 /// other port names, e.g. `math.add` gives `value` where `ScalarAddTask`
 /// gives `result`: `scalar.add` is its alias.)
-pub const ALIASES: [(&str, &str); 67] = [
+pub const ALIASES: [(&str, &str); 68] = [
     ("TextSummaryTask", "ai.text-summary"),
     ("ScalarAddTask", "scalar.add"),
     ("ScalarSubtractTask", "scalar.subtract"),
@@ -103,6 +103,7 @@ pub const ALIASES: [(&str, &str); 67] = [
     ("TextLanguageDetectionTask", "ai.text-language-detection"),
     ("StructuredGenerationTask", "ai.structured-generation"),
     ("SplitTask", "util.split"),
+    ("ToolCallingTask", "ai.tool-calling"),
 ];
 
 /// The node kind Workglow's class `class` reads as (a control-flow class,
