@@ -395,6 +395,25 @@ async fn plugins_get_only_the_models_their_manifest_grants_and_a_flood_is_rate_l
 
 // ---- HTTP providers -----------------------------------------------------
 
+/// A host whose model `chat` is an OpenAI-compatible provider on loopback,
+/// and that provider.
+async fn chat_host() -> (Arc<fake_api::Fake>, weft::Host) {
+    let (fake, base) = fake_provider().await;
+    let host = common::builder(None)
+        .model(
+            "chat",
+            http(
+                ProviderKind::Openai,
+                format!("{base}/v1"),
+                ModelKind::Generation,
+            ),
+        )
+        .build()
+        .await
+        .unwrap();
+    (fake, host)
+}
+
 fn http(provider: ProviderKind, base: String, kind: ModelKind) -> ModelConfig {
     ModelConfig {
         provider,
@@ -632,19 +651,7 @@ async fn anthropic_messages_stream_and_count_tokens() {
 
 #[tokio::test]
 async fn a_wasm_task_generates_through_an_http_provider_and_streams_progress() {
-    let (_fake, base) = fake_provider().await;
-    let host = common::builder(None)
-        .model(
-            "chat",
-            http(
-                ProviderKind::Openai,
-                format!("{base}/v1"),
-                ModelKind::Generation,
-            ),
-        )
-        .build()
-        .await
-        .unwrap();
+    let (_fake, host) = chat_host().await;
     let graph = common::graph(json!({
         "tasks": [
             {"id": "ask", "type": "ai.text-question-answer", "defaults": {"model": "chat"}},
@@ -675,19 +682,7 @@ async fn a_wasm_task_generates_through_an_http_provider_and_streams_progress() {
 
 #[tokio::test]
 async fn structured_generation_validates_the_answer_and_asks_again_with_the_errors() {
-    let (fake, base) = fake_provider().await;
-    let host = common::builder(None)
-        .model(
-            "chat",
-            http(
-                ProviderKind::Openai,
-                format!("{base}/v1"),
-                ModelKind::Generation,
-            ),
-        )
-        .build()
-        .await
-        .unwrap();
+    let (fake, host) = chat_host().await;
     let schema = json!({"type": "object", "required": ["name", "born"],
         "properties": {"name": {"type": "string"}, "born": {"type": "integer"}}});
     let graph = common::graph(
@@ -758,19 +753,7 @@ async fn structured_generation_validates_the_answer_and_asks_again_with_the_erro
 
 #[tokio::test]
 async fn tool_calling_returns_checked_calls_and_asks_again_when_one_is_wrong() {
-    let (fake, base) = fake_provider().await;
-    let host = common::builder(None)
-        .model(
-            "chat",
-            http(
-                ProviderKind::Openai,
-                format!("{base}/v1"),
-                ModelKind::Generation,
-            ),
-        )
-        .build()
-        .await
-        .unwrap();
+    let (fake, host) = chat_host().await;
     let weather = json!({"name": "weather", "description": "Today's weather in a city",
         "inputSchema": {"type": "object", "required": ["city"],
             "properties": {"city": {"type": "string"}}}});
