@@ -660,19 +660,16 @@ impl OutputCache for RedbStore {
         let bytes = {
             let tx = self.db.begin_read().map_err(backend)?;
             let cache = tx.open_table(CACHE).map_err(backend)?;
-            let found = cache.get(key).map_err(backend)?;
-            match found {
-                Some(v) => v.value().to_vec(),
-                None => return Ok(None),
+            let Some(found) = cache.get(key).map_err(backend)? else {
+                return Ok(None);
+            };
+            if found.value().len() <= INLINE_DECODE_BYTES {
+                return decode(key, found.value()).map(Some);
             }
+            found.value().to_vec()
         };
-        if bytes.len() <= INLINE_DECODE_BYTES {
-            return decode(key, &bytes).map(Some);
-        }
         let key = key.to_string();
-        tokio::task::spawn_blocking(move || decode(&key, &bytes).map(Some))
-            .await
-            .map_err(|e| StoreError::context("store task failed", e))?
+        self.blocking(move |_| decode(&key, &bytes).map(Some)).await
     }
 
     async fn cache_stats(&self) -> Result<Vec<CacheStat>, StoreError> {

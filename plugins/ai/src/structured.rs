@@ -23,6 +23,20 @@ pub(crate) struct StructuredIn {
     /// The JSON Schema the object must conform to.
     #[serde(rename = "outputSchema")]
     output_schema: Map<String, Value>,
+    /// `maxTokens`, `temperature`.
+    #[serde(flatten)]
+    sampling: Sampling,
+    /// How many times to ask again, with the validation errors, when an
+    /// answer does not conform (default 2; 0: fail on the first).
+    #[serde(default = "two", rename = "maxRetries")]
+    #[schemars(range(max = 10))]
+    max_retries: u32,
+}
+
+/// How a generation model samples each answer: Workglow's `maxTokens` and
+/// `temperature` ports, shared by the tasks that ask for JSON answers.
+#[derive(Deserialize, JsonSchema)]
+pub(crate) struct Sampling {
     /// Most tokens per answer (default 256).
     #[serde(default, rename = "maxTokens")]
     #[schemars(range(min = 1, max = 4096))]
@@ -31,11 +45,17 @@ pub(crate) struct StructuredIn {
     #[serde(default)]
     #[schemars(range(min = 0.0, max = 2.0))]
     temperature: Option<f32>,
-    /// How many times to ask again, with the validation errors, when an
-    /// answer does not conform (default 2; 0: fail on the first).
-    #[serde(default = "two", rename = "maxRetries")]
-    #[schemars(range(max = 10))]
-    max_retries: u32,
+}
+
+impl Sampling {
+    /// The generation options these settings ask for.
+    pub(crate) fn options(&self) -> GenerateOptions {
+        GenerateOptions {
+            max_tokens: self.max_tokens,
+            temperature: self.temperature,
+            stop: Vec::new(),
+        }
+    }
 }
 
 #[derive(Serialize, JsonSchema)]
@@ -52,11 +72,7 @@ pub(crate) fn generate(input: StructuredIn, _: &Context) -> Result<StructuredOut
     let system = format!(
         "Answer with one JSON object that conforms to this JSON Schema, and nothing else:\n{schema}"
     );
-    let options = GenerateOptions {
-        max_tokens: input.max_tokens,
-        temperature: input.temperature,
-        stop: Vec::new(),
-    };
+    let options = input.sampling.options();
     let mut prompt = input.prompt.clone();
     let mut errors = Vec::new();
     for _ in 0..=input.max_retries {

@@ -9,10 +9,10 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use weft_sdk::models::{self, GenerateOptions, Message, Prompt};
+use weft_sdk::models::{self, Message, Prompt};
 use weft_sdk::{Context, TaskError};
 
-use crate::structured::{json_object, message};
+use crate::structured::{Sampling, json_object, message};
 
 /// How many times the model is asked again when its calls do not check.
 const RETRIES: usize = 2;
@@ -37,14 +37,9 @@ pub(crate) struct ToolCallingIn {
     /// and called).
     #[serde(default, rename = "toolChoice")]
     tool_choice: Option<String>,
-    /// Most tokens per answer (default 256).
-    #[serde(default, rename = "maxTokens")]
-    #[schemars(range(min = 1, max = 4096))]
-    max_tokens: Option<u32>,
-    /// Sampling temperature (0: greedy).
-    #[serde(default)]
-    #[schemars(range(min = 0.0, max = 2.0))]
-    temperature: Option<f32>,
+    /// `maxTokens`, `temperature`.
+    #[serde(flatten)]
+    sampling: Sampling,
 }
 
 /// One earlier turn.
@@ -123,11 +118,7 @@ pub(crate) fn call(input: ToolCallingIn, _: &Context) -> Result<ToolCallingOut, 
         .iter()
         .map(|t| checker(t).map(|c| (t.name.as_str(), c)))
         .collect::<Result<Vec<_>, _>>()?;
-    let options = GenerateOptions {
-        max_tokens: input.max_tokens,
-        temperature: input.temperature,
-        stop: Vec::new(),
-    };
+    let options = input.sampling.options();
     let mut history = conversation(&input, &offered, &choice);
     let mut errors = Vec::new();
     for _ in 0..=RETRIES {

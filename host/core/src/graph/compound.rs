@@ -571,14 +571,18 @@ fn inline(node: &Node, inner: Graph, registry: &Registry) -> (Vec<Node>, Vec<Dat
                 .leaves
                 .push((prefix(&n.id), ports(&n.task_type, false)));
         }
-        let c = &node.config;
-        let own = &mut n.config;
-        own.timeout_ms = own.timeout_ms.or(c.timeout_ms);
-        own.cache = own.cache.or(c.cache);
-        own.retries = own.retries.or(c.retries);
-        own.retry_backoff_ms = own.retry_backoff_ms.or(c.retry_backoff_ms);
-        own.queue = own.queue.clone().or(c.queue.clone());
-        own.priority = own.priority.or(c.priority);
+        // Written only when the compound node sets something: a write
+        // gives the inner node a config of its own.
+        if !node.config.is_default() {
+            let c = &node.config;
+            let own = &mut n.config;
+            own.timeout_ms = own.timeout_ms.or(c.timeout_ms);
+            own.cache = own.cache.or(c.cache);
+            own.retries = own.retries.or(c.retries);
+            own.retry_backoff_ms = own.retry_backoff_ms.or(c.retry_backoff_ms);
+            own.queue = own.queue.clone().or(c.queue.clone());
+            own.priority = own.priority.or(c.priority);
+        }
         n.id = prefix(&n.id);
         nodes.push(n);
     }
