@@ -58,7 +58,6 @@ const NOT_PROVIDED: &[(&str, &str)] = &[
     ),
     ("BackgroundRemovalTask", VISION),
     ("DocumentEnricherTask", RAG),
-    ("DocumentUpsertTask", RAG),
     ("FaceDetectorTask", VISION),
     ("FaceLandmarkerTask", VISION),
     (
@@ -67,8 +66,6 @@ const NOT_PROVIDED: &[(&str, &str)] = &[
     ),
     ("GestureRecognizerTask", VISION),
     ("HandLandmarkerTask", VISION),
-    ("HierarchicalChunkerTask", RAG),
-    ("HierarchyJoinTask", RAG),
     ("ImageClassificationTask", VISION),
     ("ImageEditTask", VISION),
     ("ImageEmbeddingTask", VISION),
@@ -85,7 +82,6 @@ const NOT_PROVIDED: &[(&str, &str)] = &[
     ),
     ("KbAddDocumentTask", RAG),
     ("KbReindexTask", RAG),
-    ("KbToDocumentsTask", RAG),
     (
         "LambdaTask",
         "calls a function of the host program: a Weft graph carries no code; code runs in plugins",
@@ -98,7 +94,6 @@ const NOT_PROVIDED: &[(&str, &str)] = &[
     ("ObjectDetectionTask", VISION),
     ("PoseLandmarkerTask", VISION),
     ("StreamingAiTask", BASE),
-    ("StructuralParserTask", RAG),
     ("TextFillMaskTask", AI_TEXT),
     ("TextNamedEntityRecognitionTask", AI_TEXT),
 ];

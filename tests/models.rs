@@ -1051,6 +1051,81 @@ fn ask(question: &str, top_k: u32, filter: Value) -> weft::graph::Graph {
     }))
 }
 
+/// A Markdown document parsed into sections (`StructuralParserTask`),
+/// chunked within a budget of MiniLM tokens, each chunk led by its
+/// section titles (`HierarchicalChunkerTask`), embedded and stored: no
+/// chunk is over the budget by MiniLM's own count, and a question finds
+/// the chunk of the right section, its titles in its metadata.
+#[tokio::test]
+async fn a_markdown_document_is_chunked_by_section_and_retrieved() {
+    let host = common::builder(None)
+        .model("minilm", minilm())
+        .build()
+        .await
+        .unwrap();
+    let looms = "Weft threads run across the warp on a loom. ".repeat(12);
+    let text = format!(
+        "# Weaving\n\n## Looms\n{looms}\n## Dyes\nIndigo gives a deep blue colour to cloth.\n\n\
+         # Cooking\n\n## Bread\nBread rises when yeast ferments the dough."
+    );
+    let graph = common::graph(json!({
+        "tasks": [
+            {"id": "parse", "type": "StructuralParserTask", "defaults": {"title": "Notes"}},
+            {"id": "chunk", "type": "HierarchicalChunkerTask",
+             "defaults": {"maxTokens": 60, "overlap": 10, "reservedTokens": 0, "model": "minilm"}},
+            {"id": "embed", "type": "ai.text-embedding", "defaults": {"model": "minilm"}},
+            {"id": "store", "type": "ChunkVectorUpsertTask",
+             "defaults": {"knowledgeBase": "manual", "model": "minilm"}}
+        ],
+        "dataflows": [
+            flow("parse", "doc_id", "chunk", "doc_id"),
+            flow("parse", "documentTree", "chunk", "documentTree"),
+            flow("chunk", "text", "embed", "texts"),
+            flow("chunk", "chunks", "store", "chunks"),
+            flow("embed", "vectors", "store", "vector")
+        ]
+    }));
+    let (result, _) = common::run(&host, &graph, json!({"text": text, "doc_id": "manual"})).await;
+    let chunks = result.outputs["chunk"]["text"].as_array().cloned();
+    let chunks = chunks.unwrap_or_else(|| panic!("{:?}", result.failures));
+    // The looms paragraph is over the budget and is cut; the others fit.
+    assert!(chunks.len() >= 5, "{chunks:?}");
+    for chunk in &chunks {
+        let count = common::graph(json!({"tasks": [{"id": "c", "type": "ai.count-tokens",
+            "defaults": {"model": "minilm", "text": chunk}}]}));
+        let (counted, _) = common::run(&host, &count, json!({})).await;
+        let tokens = counted.outputs["c"]["tokens"].as_u64().unwrap();
+        // The chunker counts prefix and text apart; a tokenizer may merge
+        // a token across the two.
+        assert!(tokens <= 61, "{tokens} tokens: {chunk}");
+    }
+    assert!(
+        chunks[0]
+            .as_str()
+            .unwrap()
+            .starts_with("Weaving > Looms\n\nWeft threads")
+    );
+    assert_eq!(result.outputs["store"]["count"], chunks.len());
+
+    let find = common::graph(
+        json!({"tasks": [{"id": "find", "type": "ChunkRetrievalTask",
+        "defaults": {"knowledgeBase": "manual", "query": "How does dough rise?",
+                     "model": "minilm", "topK": 1}}]}),
+    );
+    let (found, _) = common::run(&host, &find, json!({})).await;
+    let best = &found.outputs["find"];
+    assert_eq!(
+        best["chunks"],
+        json!(["Cooking > Bread\n\nBread rises when yeast ferments the dough."]),
+        "{:?}",
+        found.failures
+    );
+    assert_eq!(
+        best["metadata"][0]["sectionTitles"],
+        json!(["Cooking", "Bread"])
+    );
+}
+
 /// A knowledge base on redb and one on PostgreSQL, filled by the same
 /// ingest runs, give the same chunks for a question, the relevant ones
 /// first, by `ChunkRetrievalTask` and by `KbSearchTask` (the model recorded

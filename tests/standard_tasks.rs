@@ -580,3 +580,194 @@ async fn utility_tasks_say_what_they_do_not_support() {
     .unwrap();
     assert_eq!(out["match"], false);
 }
+
+/// `rag.structural-parser` gives the same document the same ids every
+/// time (a document with no `doc_id` or `sourceUri` is named by its
+/// content), every node its own; `rag.hierarchical-chunker` names where a
+/// document tree it is given is wrong.
+#[tokio::test]
+async fn document_trees_have_stable_ids_and_bad_ones_are_located() {
+    let host = common::host(None).await;
+    let doc = json!({"text": "# A\none\n## B\ntwo\n# C\nthree", "title": "T"});
+    let first = one(&host, "rag.structural-parser", doc.clone())
+        .await
+        .unwrap();
+    let again = one(&host, "rag.structural-parser", doc).await.unwrap();
+    assert_eq!(first, again);
+    let doc_id = first["doc_id"].as_str().unwrap();
+    assert!(doc_id.starts_with("doc-") && doc_id.len() == 20, "{doc_id}");
+    let other = one(
+        &host,
+        "rag.structural-parser",
+        json!({"text": "# A\none", "title": "T"}),
+    )
+    .await
+    .unwrap();
+    assert_ne!(other["doc_id"], first["doc_id"]);
+
+    let mut ids = Vec::new();
+    fn collect(node: &Value, ids: &mut Vec<String>) {
+        ids.push(node["nodeId"].as_str().unwrap().to_string());
+        for child in node["children"].as_array().into_iter().flatten() {
+            collect(child, ids);
+        }
+    }
+    collect(&first["documentTree"], &mut ids);
+    assert_eq!(ids.len() as u64, first["nodeCount"].as_u64().unwrap());
+    let distinct: std::collections::HashSet<_> = ids.iter().collect();
+    assert_eq!(distinct.len(), ids.len(), "{ids:?}");
+
+    let chunks = one(
+        &host,
+        "rag.hierarchical-chunker",
+        json!({"doc_id": doc_id, "documentTree": first["documentTree"]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        chunks["text"],
+        json!(["A\n\none", "A > B\n\ntwo", "C\n\nthree"])
+    );
+    assert_eq!(chunks["chunks"][1]["sectionTitles"], json!(["A", "B"]));
+    assert_eq!(chunks["chunks"][1]["chunkId"], format!("{doc_id}:1"));
+
+    let bad = json!({"nodeId": "r", "kind": "document",
+        "children": [{"nodeId": "p", "kind": "paragraph", "text": "x"}, {"nodeId": "q", "kind": "chapter"}]});
+    let e = one(
+        &host,
+        "rag.hierarchical-chunker",
+        json!({"doc_id": "d", "documentTree": bad}),
+    )
+    .await
+    .unwrap_err();
+    assert!(e.contains("documentTree.children[1].kind"), "{e}");
+    let textless = json!({"nodeId": "r", "kind": "document",
+        "children": [{"nodeId": "p", "kind": "paragraph"}]});
+    let e = one(
+        &host,
+        "rag.hierarchical-chunker",
+        json!({"doc_id": "d", "documentTree": textless}),
+    )
+    .await
+    .unwrap_err();
+    assert!(e.contains("node `p` has no `text`"), "{e}");
+}
+
+/// A knowledge base keeps document trees (`DocumentUpsertTask`): one of
+/// over a megabyte, replaced by a smaller one, reads back whole; they are
+/// listed (`KbToDocumentsTask`, all or those with no chunks yet); a
+/// retrieved chunk's metadata is joined with the titles, summaries and
+/// entities of the nodes above it (`HierarchyJoinTask`); `KbDeleteTask`
+/// removes a document's tree with its chunks.
+#[tokio::test]
+async fn knowledge_bases_keep_list_join_and_delete_documents() {
+    let host = common::host(None).await;
+    let parse = |doc: &str, text: &str| json!({"text": text, "title": format!("{doc} title"), "doc_id": doc});
+    let big_text: String = (0..4000)
+        .map(|n| format!("# Section {n}\nParagraph {n} of the big document, with some words.\n"))
+        .collect();
+    let big = one(&host, "StructuralParserTask", parse("big", &big_text))
+        .await
+        .unwrap();
+    assert!(big["documentTree"].to_string().len() > 1 << 20);
+    let mut small = one(
+        &host,
+        "StructuralParserTask",
+        parse("small", "# Looms\n## Warp\nThe warp is held in tension.\n"),
+    )
+    .await
+    .unwrap()["documentTree"]
+        .clone();
+    small["children"][0]["enrichment"] = json!({"summary": "About looms",
+        "entities": [{"text": "loom", "score": 0.5}, {"text": "warp", "score": 0.9}]});
+    small["children"][0]["children"][0]["enrichment"] =
+        json!({"entities": [{"text": "loom", "score": 0.8}]});
+    let kb = "library";
+    let upsert = |doc: &str, tree: &Value, title: Value| json!({"knowledgeBase": kb, "doc_id": doc, "documentTree": tree, "metadata": {"title": title}});
+    for (doc, tree) in [("big", &big["documentTree"]), ("small", &small)] {
+        let out = one(&host, "DocumentUpsertTask", upsert(doc, tree, json!(doc)))
+            .await
+            .unwrap();
+        assert_eq!(out["doc_id"], doc);
+    }
+    let e = one(&host, "DocumentUpsertTask", upsert("x", &small, json!("")))
+        .await
+        .unwrap_err();
+    assert!(e.contains("title is required"), "{e}");
+    let bad = json!({"nodeId": "r", "kind": "document", "children": [{"kind": "paragraph"}]});
+    let e = one(&host, "DocumentUpsertTask", upsert("x", &bad, json!("t")))
+        .await
+        .unwrap_err();
+    assert!(
+        e.contains("documentTree.children[0]") && e.contains("nodeId"),
+        "{e}"
+    );
+
+    let list = |only_stale: bool| json!({"knowledgeBase": kb, "onlyStale": only_stale});
+    let all = one(&host, "KbToDocumentsTask", list(false)).await.unwrap();
+    assert_eq!(all["doc_id"], json!(["big", "small"]));
+    assert_eq!(all["title"], json!(["big", "small"]));
+    assert_eq!(all["documentTree"][0], big["documentTree"]);
+    assert_eq!(all["documentTree"][1], small);
+
+    // Replaced by a tree of one stored part: the longer one's parts go.
+    one(
+        &host,
+        "DocumentUpsertTask",
+        upsert("big", &small, json!("big again")),
+    )
+    .await
+    .unwrap();
+    let all = one(&host, "KbToDocumentsTask", list(false)).await.unwrap();
+    assert_eq!(all["documentTree"][0], small);
+    assert_eq!(all["title"][0], "big again");
+
+    let chunk = json!({"chunkId": "small:0", "doc_id": "small", "text": "The warp"});
+    one(
+        &host,
+        "ChunkVectorUpsertTask",
+        json!({"knowledgeBase": kb, "chunks": [chunk], "vector": [[1.0, 0.0]]}),
+    )
+    .await
+    .unwrap();
+    let stale = one(&host, "KbToDocumentsTask", json!({"knowledgeBase": kb}))
+        .await
+        .unwrap();
+    assert_eq!(stale["doc_id"], json!(["big"]));
+
+    let metadata = json!([
+        {"doc_id": "small", "leafNodeId": "small#3", "text": "The warp"},
+        {"doc_id": "small", "nodePath": ["small#0", "small#1"]},
+        {"doc_id": "gone", "leafNodeId": "x"},
+        null
+    ]);
+    let joined = one(
+        &host,
+        "HierarchyJoinTask",
+        json!({"knowledgeBase": kb, "metadata": metadata, "scores": [0.9, 0.8, 0.7, 0.6]}),
+    )
+    .await
+    .unwrap();
+    let first = &joined["metadata"][0];
+    assert_eq!(first["sectionTitles"], json!(["Looms", "Warp"]));
+    assert_eq!(first["parentSummaries"], json!(["About looms"]));
+    assert_eq!(
+        first["entities"],
+        json!([{"text": "loom", "score": 0.8}, {"text": "warp", "score": 0.9}])
+    );
+    assert_eq!(joined["metadata"][1]["sectionTitles"], json!(["Looms"]));
+    assert_eq!(joined["metadata"][2], metadata[2]);
+    assert_eq!(joined["metadata"][3], json!({}));
+    assert_eq!(joined["scores"], json!([0.9, 0.8, 0.7, 0.6]));
+    assert_eq!(joined["count"], 4);
+
+    one(
+        &host,
+        "KbDeleteTask",
+        json!({"knowledgeBase": kb, "doc_id": "small"}),
+    )
+    .await
+    .unwrap();
+    let all = one(&host, "KbToDocumentsTask", list(false)).await.unwrap();
+    assert_eq!(all["doc_id"], json!(["big"]));
+}

@@ -617,3 +617,105 @@ async fn vector_quantize_answers_as_workglows_own_class() {
     }
     side_by_side(Value::Array(cases), |ours, theirs| ours == theirs).await;
 }
+
+/// `value` without the keys named `key`, at any depth: for comparing
+/// outputs whose ids Workglow makes at random.
+fn without(value: &Value, key: &str) -> Value {
+    match value {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(k, _)| *k != key)
+                .map(|(k, v)| (k.clone(), without(v, key)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(|v| without(v, key)).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Markdown and plain documents for the structural parser and the
+/// hierarchical chunker: nested and skipped heading levels, seven `#`,
+/// `#` with no space, CRLF lines, blank lines, text before the first
+/// heading, non-ASCII and astral characters.
+fn documents() -> Vec<String> {
+    let long = |words: &str, n: usize| vec![words; n].join(" ");
+    vec![
+        format!(
+            "Preface line.\n\n# Looms\n{}\n\n## Warp\n{}\n### Deep\nshort\n## Weft\n{}\n# Fruit\n{}\n",
+            long("Looms weave weft threads across the warp, día after día.", 12),
+            long("The warp runs lengthwise and is held in tension.", 20),
+            long("ＫELVIN weft is the crosswise thread.", 30),
+            long("Bananas are rich in potassium and grow in bunches.", 8),
+        ),
+        "#### Skipped to four\ntext\n# Back to one\n###### six\n####### seven is text\n#no space\n#\ttab heading\n".to_string(),
+        "# Title\r\nbody\r\n\r\n## Sub\r\nmore 🧵 here\r\n".to_string(),
+        format!(
+            "  First paragraph 🧵.\n\n\n  Second one\nstill second.\n \n\t\nThird {}\n\n",
+            long("with many words in it", 40)
+        ),
+        "# Only a heading".to_string(),
+        "#\n# \nx".to_string(),
+        String::new(),
+        "\n\n  \n".to_string(),
+    ]
+}
+
+/// Workglow's `StructuralParserTask` (`@workglow/ai`) and
+/// `rag.structural-parser` parse the same documents into the same trees
+/// (ids aside: Workglow's are random, Weft's derived).
+#[tokio::test]
+async fn the_structural_parser_answers_as_workglows_own_class() {
+    let mut cases = Vec::new();
+    for (n, text) in documents().into_iter().enumerate() {
+        for format in ["auto", "markdown", "text"] {
+            cases.push(json!(["StructuralParserTask", {
+                "text": text, "title": format!("Doc {n}"), "format": format, "doc_id": format!("d{n}")
+            }]));
+        }
+        cases.push(json!(["StructuralParserTask", {"text": text, "title": "T", "sourceUri": "file:///a.md"}]));
+        cases.push(json!(["StructuralParserTask", {"text": text, "title": "T", "doc_id": "", "sourceUri": "s"}]));
+    }
+    side_by_side(Value::Array(cases), |ours, theirs| {
+        without(ours, "nodeId") == without(theirs, "nodeId")
+    })
+    .await;
+}
+
+/// Workglow's `HierarchicalChunkerTask` and `rag.hierarchical-chunker`
+/// cut the same document trees (made by `rag.structural-parser`) into the
+/// same chunks, at budgets that keep paragraphs whole, split them, drop
+/// the section-title prefix, and refuse (chunk ids aside: Workglow's are
+/// random).
+#[tokio::test]
+async fn the_hierarchical_chunker_answers_as_workglows_own_class() {
+    let host = common::host(None).await;
+    let mut cases = Vec::new();
+    for (n, text) in documents().into_iter().enumerate() {
+        let g = common::graph(json!({"tasks": [{"id": "p", "type": "StructuralParserTask",
+            "defaults": {"text": text, "title": format!("Doc {n}"), "doc_id": format!("d{n}")}}]}));
+        let (parsed, _) = common::run(&host, &g, json!({})).await;
+        let tree = &parsed.outputs["p"]["documentTree"];
+        assert!(tree.is_object(), "{:?}", parsed.failures);
+        for strategy in ["hierarchical", "flat", "sentence"] {
+            for (max, overlap, reserved) in [
+                (512, 50, 10),
+                (50, 0, 0),
+                (60, 20, 10),
+                (50, 39, 10),
+                (100, 5, 90),
+            ] {
+                cases.push(json!(["HierarchicalChunkerTask", {
+                    "doc_id": format!("d{n}"), "documentTree": tree, "maxTokens": max,
+                    "overlap": overlap, "reservedTokens": reserved, "strategy": strategy
+                }]));
+            }
+        }
+    }
+    let tree = json!({"nodeId": "r", "kind": "document", "children": []});
+    cases.push(json!(["HierarchicalChunkerTask", {"doc_id": "x", "documentTree": tree, "reservedTokens": 600}]));
+    cases.push(json!(["HierarchicalChunkerTask", {"doc_id": "", "documentTree": tree}]));
+    side_by_side(Value::Array(cases), |ours, theirs| {
+        without(ours, "chunkId") == without(theirs, "chunkId")
+    })
+    .await;
+}

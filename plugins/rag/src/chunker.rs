@@ -1,5 +1,7 @@
 //! Workglow's `TextChunkerTask` strategies, step for step, on UTF-16 code
 //! units.
+use std::ops::Range;
+
 use js::is_space;
 
 /// A chunk: its text and where it came from (`end` is where its untrimmed
@@ -15,7 +17,7 @@ fn string(units: &[u16]) -> String {
 }
 
 /// JavaScript's `trim`.
-fn trim(units: &[u16]) -> &[u16] {
+pub fn trim(units: &[u16]) -> &[u16] {
     let start = units
         .iter()
         .position(|u| !is_space(*u))
@@ -118,6 +120,17 @@ pub fn by_sentence(units: &[u16], size: usize, overlap: usize) -> Vec<Piece> {
 /// The paragraphs of `units`: split at a line break followed by blank
 /// space up to another line break (`/\n\s*\n/`), blank ones left out.
 fn paragraphs(units: &[u16]) -> Vec<&[u16]> {
+    let mut out: Vec<&[u16]> = paragraph_spans(units)
+        .into_iter()
+        .map(|span| &units[span])
+        .collect();
+    out.retain(|p| !trim(p).is_empty());
+    out
+}
+
+/// Where `units` splits at `/\n\s*\n/`: every piece between the
+/// separators, blank ones too, in order.
+pub fn paragraph_spans(units: &[u16]) -> Vec<Range<usize>> {
     const NL: u16 = 0x0A;
     let mut out = Vec::new();
     let (mut last, mut p) = (0, 0);
@@ -129,15 +142,14 @@ fn paragraphs(units: &[u16]) -> Vec<&[u16]> {
         let run = units[p + 1..].iter().take_while(|u| is_space(**u)).count();
         match units[p + 1..p + 1 + run].iter().rposition(|u| *u == NL) {
             Some(r) => {
-                out.push(&units[last..p]);
+                out.push(last..p);
                 last = p + 1 + r + 1;
                 p = last;
             }
             None => p += 1,
         }
     }
-    out.push(&units[last..]);
-    out.retain(|p| !trim(p).is_empty());
+    out.push(last..units.len());
     out
 }
 

@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use weft_sdk::{Context, TaskError};
 
+use crate::tokens::Tokens;
+
 #[derive(Deserialize, JsonSchema, Default, Clone, Copy)]
 #[serde(rename_all = "lowercase")]
 enum Format {
@@ -80,7 +82,8 @@ pub struct ContextOut {
 }
 
 pub fn context_builder(i: ContextIn, _: &Context) -> Result<ContextOut, TaskError> {
-    let count = |text: &str| tokens(i.model.as_deref(), text);
+    let counter = Tokens::new(i.model.as_deref());
+    let count = |text: &str| counter.count(text);
     let (mut ctx, mut ctx_units, mut ctx_tokens) = (String::new(), 0usize, 0u64);
     let mut used = 0u32;
     for (index, chunk) in i.chunks.iter().enumerate() {
@@ -134,23 +137,6 @@ fn first_within_tokens(mut cut: String, budget: f64, count: &dyn Fn(&str) -> u64
     match js::length(&cut) > 10 {
         true => js::prefix(&cut, js::length(&cut) - 3) + "...",
         false => String::new(),
-    }
-}
-
-/// Tokens in `text`: counted by `model`, or estimated.
-fn tokens(model: Option<&str>, text: &str) -> u64 {
-    let estimate = js::length(text).div_ceil(4) as u64;
-    let Some(model) = model else {
-        return estimate;
-    };
-    match weft_sdk::models::count_tokens(model, text) {
-        Ok(n) => u64::from(n),
-        Err(e) => {
-            let why = weft_sdk::models::describe(&e);
-            let line = format!("model `{model}` could not count tokens ({why}); estimating");
-            weft_sdk::log(weft_sdk::Level::Warn, &line);
-            estimate
-        }
     }
 }
 

@@ -7,9 +7,11 @@
 //! keeps a lone surrogate).
 mod chunker;
 mod context;
+mod document;
 mod kb;
 mod query;
 mod rerank;
+mod tokens;
 mod topics;
 
 use schemars::JsonSchema;
@@ -153,6 +155,24 @@ fn tasks() -> Vec<TaskDef> {
                  sentences or paragraphs, with `chunkOverlap` → chunks, text, count.",
             )
             .category("Document"),
+        TaskDef::new("rag.structural-parser", document::structural_parser)
+            .title("Structural parser")
+            .description(
+                "`text` (titled `title`) parsed into a document tree: sections at Markdown \
+                 headings, nested by level, and paragraphs (`format` `markdown`, `text` or \
+                 `auto`); ids derived from `doc_id`, else `sourceUri`, else the text → doc_id, \
+                 documentTree, nodeCount.",
+            )
+            .category("Document"),
+        TaskDef::new("rag.hierarchical-chunker", document::hierarchical_chunker)
+            .title("Hierarchical chunker")
+            .description(
+                "`documentTree`'s paragraphs cut into chunks of at most `maxTokens` - \
+                 `reservedTokens` tokens, `overlap` apart, each led by its section titles \
+                 (`hierarchical`), or all its text as one (`flat`); tokens estimated, or \
+                 counted by `model` → doc_id, chunks, text, count.",
+            )
+            .category("Document"),
         TaskDef::new("rag.topic-segmenter", topics::topic_segmenter)
             .title("Topic segmenter")
             .description(
@@ -216,10 +236,39 @@ fn tasks() -> Vec<TaskDef> {
             )
             .category("RAG")
             .not_cacheable(),
+        TaskDef::new("rag.document-upsert", kb::document_upsert)
+            .title("Add a document to a knowledge base")
+            .description(
+                "Keeps `documentTree` (as `rag.structural-parser` gives it) as document \
+                 `doc_id` of knowledge base `knowledgeBase`, with `metadata` and its `title`, \
+                 replacing its earlier tree → doc_id.",
+            )
+            .category("Document")
+            .side_effects(),
+        TaskDef::new("rag.kb-to-documents", kb::kb_to_documents)
+            .title("Knowledge base: documents")
+            .description(
+                "The documents kept in knowledge base `knowledgeBase`, or only those with no \
+                 chunks yet (`onlyStale`, default) → doc_id, documentTree, title (arrays, by \
+                 position).",
+            )
+            .category("Document")
+            .not_cacheable(),
+        TaskDef::new("rag.hierarchy-join", kb::hierarchy_join)
+            .title("Hierarchy join")
+            .description(
+                "Each retrieved chunk's `metadata` joined with its document's kept tree: the \
+                 titles of the sections above it (`sectionTitles`), their summaries \
+                 (`parentSummaries`) and entities → metadata, count, and `chunks`, \
+                 `chunk_ids`, `scores` passed through.",
+            )
+            .category("RAG")
+            .not_cacheable(),
         TaskDef::new("rag.kb-delete", kb::delete)
             .title("Knowledge base: delete a document")
             .description(
-                "Deletes document `doc_id`'s chunks from knowledge base `knowledgeBase` → doc_id.",
+                "Deletes document `doc_id` from knowledge base `knowledgeBase`: its chunks and its \
+                 tree → doc_id.",
             )
             .category("RAG")
             .side_effects(),

@@ -35,7 +35,7 @@ const HUMAN: [&str; 2] = ["HumanApprovalTask", "HumanInputTask"];
 /// another name: same ports, same behaviour. (Others do the same job with
 /// other port names, e.g. `math.add` gives `value` where `ScalarAddTask`
 /// gives `result`: `scalar.add` is its alias.)
-pub const ALIASES: [(&str, &str); 68] = [
+pub const ALIASES: [(&str, &str); 73] = [
     ("TextSummaryTask", "ai.text-summary"),
     ("ScalarAddTask", "scalar.add"),
     ("ScalarSubtractTask", "scalar.subtract"),
@@ -96,6 +96,11 @@ pub const ALIASES: [(&str, &str); 68] = [
     ("ChunkRetrievalTask", "rag.chunk-retrieval"),
     ("RerankerTask", "rag.reranker"),
     ("TopicSegmenterTask", "rag.topic-segmenter"),
+    ("StructuralParserTask", "rag.structural-parser"),
+    ("HierarchicalChunkerTask", "rag.hierarchical-chunker"),
+    ("DocumentUpsertTask", "rag.document-upsert"),
+    ("KbToDocumentsTask", "rag.kb-to-documents"),
+    ("HierarchyJoinTask", "rag.hierarchy-join"),
     ("KbSearchTask", "rag.kb-search"),
     ("KbDeleteTask", "rag.kb-delete"),
     ("TextClassificationTask", "ai.text-classification"),

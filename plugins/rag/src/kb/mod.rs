@@ -13,13 +13,17 @@
 //! is no full-text index.
 //!
 //! Layout, under `kb/NAME/`: `info` (JSON: the vectors' length, fixed by
-//! the first upsert, and the embedding model if one was named) and
+//! the first upsert, and the embedding model if one was named),
 //! `chunk/DOC/CHUNK_ID` (`DOC` the document id with `%` and `/` escaped; a
 //! chunk is 4 bytes of JSON length, the JSON `{doc_id, chunk_id,
-//! metadata}`, then the vector as little-endian f32s).
+//! metadata}`, then the vector as little-endian f32s) and `doc/DOC/PART`,
+//! documents' trees (`documents.rs`: `DocumentUpsertTask`,
+//! `KbToDocumentsTask`, `HierarchyJoinTask`).
+mod documents;
 mod search;
 mod write;
 
+pub use documents::{document_upsert, hierarchy_join, kb_to_documents};
 pub use search::{kb_search, retrieve};
 pub use write::{delete, upsert};
 
@@ -78,12 +82,8 @@ impl Kb {
     }
 
     /// Where document `doc`'s chunks are.
-    fn document(&self, doc: &str) -> String {
-        format!(
-            "{}{}/",
-            self.chunks(),
-            doc.replace('%', "%25").replace('/', "%2F")
-        )
+    fn chunks_of(&self, doc: &str) -> String {
+        format!("{}{}/", self.chunks(), documents::escape(doc))
     }
 
     /// Its info; an error naming it if nothing was ever upserted to it.

@@ -75,7 +75,7 @@ pub fn upsert(i: UpsertIn, _: &Context) -> Result<UpsertOut, TaskError> {
         dims: vectors[0].len(),
         model: i.model,
     };
-    let document = kb.document(&doc_id);
+    let document = kb.chunks_of(&doc_id);
     let mut writes = Vec::with_capacity(i.chunks.len());
     let mut chunk_ids = Vec::with_capacity(i.chunks.len());
     for (index, (mut metadata, vector)) in i.chunks.into_iter().zip(vectors).enumerate() {
@@ -110,7 +110,7 @@ pub fn upsert(i: UpsertIn, _: &Context) -> Result<UpsertOut, TaskError> {
 /// Deletes document `doc`'s chunks but those in `keep`.
 fn remove_document(kb: &Kb, doc: &str, keep: &HashSet<&str>) -> Result<u32, TaskError> {
     let mut removed = 0;
-    for key in storage::keys(None, &kb.document(doc))? {
+    for key in storage::keys(None, &kb.chunks_of(doc))? {
         if !keep.contains(key.as_str()) {
             removed += u32::from(storage::delete(None, &key)?);
         }
@@ -182,9 +182,11 @@ pub struct DeleteOut {
     doc_id: String,
 }
 
-/// Deletes a document's chunks (none is no error, as in Workglow).
+/// Deletes a document: its chunks and its tree (none is no error, as in
+/// Workglow).
 pub fn delete(i: DeleteIn, _: &Context) -> Result<DeleteOut, TaskError> {
     let kb = Kb::named(&i.knowledge_base)?;
     remove_document(&kb, &i.doc_id, &HashSet::new())?;
+    kb.delete_document(&i.doc_id)?;
     Ok(DeleteOut { doc_id: i.doc_id })
 }

@@ -1,0 +1,393 @@
+//! Documents in a knowledge base: `rag.document-upsert`
+//! (`DocumentUpsertTask`), `rag.kb-to-documents` (`KbToDocumentsTask`)
+//! and `rag.hierarchy-join` (`HierarchyJoinTask`).
+//!
+//! A document is its tree (as `rag.structural-parser` gives it, kept
+//! whole, with any `enrichment` of its nodes) and its metadata (a `title`
+//! at least), stored as JSON `{doc_id, metadata, root}` under
+//! `doc/DOC/` in parts of at most 512 KiB (the host takes values of up to
+//! 1 MiB): part `000000` starts with the number of parts (4 bytes,
+//! little-endian), so parts left over from a longer earlier version are
+//! never read, and are deleted after the new ones are written.
+use std::collections::HashMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use weft_sdk::storage;
+use weft_sdk::{Context, TaskError};
+
+use super::Kb;
+use crate::document::tree;
+
+/// The most bytes of a document's JSON in one stored part.
+const PART_BYTES: usize = 512 << 10;
+
+#[derive(Serialize, Deserialize)]
+struct Document {
+    doc_id: String,
+    metadata: Map<String, Value>,
+    root: Value,
+}
+
+impl Kb {
+    /// Where document `doc`'s tree is.
+    fn tree(&self, doc: &str) -> String {
+        format!("{}doc/{}/", self.prefix, escape(doc))
+    }
+
+    fn save_document(&self, document: &Document) -> Result<(), TaskError> {
+        let json = storage::encode(document);
+        let parts: Vec<&[u8]> = json.chunks(PART_BYTES).collect();
+        let prefix = self.tree(&document.doc_id);
+        let writes: Vec<storage::Write> = parts
+            .iter()
+            .enumerate()
+            .map(|(n, part)| {
+                let mut value = Vec::with_capacity(part.len() + 4);
+                if n == 0 {
+                    value.extend_from_slice(&(parts.len() as u32).to_le_bytes());
+                }
+                value.extend_from_slice(part);
+                storage::plain(&format!("{prefix}{n:06}"), &value)
+            })
+            .collect();
+        storage::write_many(None, &writes)?;
+        for stale in storage::keys(None, &prefix)?.into_iter().skip(parts.len()) {
+            storage::delete(None, &stale)?;
+        }
+        Ok(())
+    }
+
+    /// Document `doc`, if stored.
+    fn load_document(&self, doc: &str) -> Result<Option<Document>, TaskError> {
+        let prefix = self.tree(doc);
+        let Some(first) = storage::get(None, &format!("{prefix}{:06}", 0))? else {
+            return Ok(None);
+        };
+        let bad = || TaskError::failed(format!("stored document `{doc}` is not in its format"));
+        let (count, head) = first.value.split_first_chunk::<4>().ok_or_else(bad)?;
+        let keys: Vec<String> = (1..u32::from_le_bytes(*count))
+            .map(|n| format!("{prefix}{n:06}"))
+            .collect();
+        let mut json = head.to_vec();
+        for part in storage::get_many(None, &keys)? {
+            json.extend_from_slice(&part.ok_or_else(bad)?.value);
+        }
+        serde_json::from_slice(&json).map(Some).map_err(|_| bad())
+    }
+
+    /// Deletes document `doc`'s tree (none is no error).
+    pub fn delete_document(&self, doc: &str) -> Result<(), TaskError> {
+        for key in storage::keys(None, &self.tree(doc))? {
+            storage::delete(None, &key)?;
+        }
+        Ok(())
+    }
+}
+
+/// A document id as one key segment: `%` and `/` escaped.
+pub fn escape(doc: &str) -> String {
+    doc.replace('%', "%25").replace('/', "%2F")
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DocumentUpsertIn {
+    /// The knowledge base's name.
+    knowledge_base: String,
+    /// The document's id (as the parser gave it).
+    #[serde(rename = "doc_id")]
+    doc_id: String,
+    /// The document tree to keep, as `rag.structural-parser` gives it.
+    #[schemars(with = "Map<String, Value>")]
+    document_tree: Value,
+    /// Its title (wins over `metadata.title`; one of them is needed).
+    #[serde(default)]
+    title: Option<String>,
+    /// More about it: `title`, `sourceUri`, `createdAt`, anything.
+    #[serde(default)]
+    metadata: Option<Map<String, Value>>,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct DocumentUpsertOut {
+    /// The document's id.
+    doc_id: String,
+}
+
+/// Stores a document tree, replacing the document's earlier one.
+pub fn document_upsert(i: DocumentUpsertIn, _: &Context) -> Result<DocumentUpsertOut, TaskError> {
+    let kb = Kb::named(&i.knowledge_base)?;
+    if i.doc_id.is_empty() {
+        return Err(TaskError::invalid_input("doc_id is required"));
+    }
+    let mut metadata = i.metadata.unwrap_or_default();
+    if let Some(title) = i.title {
+        metadata.insert("title".into(), title.into());
+    }
+    if !metadata.get("title").is_some_and(truthy) {
+        return Err(TaskError::invalid_input(
+            "title is required: give it as `title` or as `metadata.title`",
+        ));
+    }
+    tree(&i.document_tree)?;
+    let document = Document {
+        doc_id: i.doc_id,
+        metadata,
+        root: i.document_tree,
+    };
+    kb.save_document(&document)?;
+    Ok(DocumentUpsertOut {
+        doc_id: document.doc_id,
+    })
+}
+
+/// JavaScript's truthiness.
+fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|n| n != 0.0 && !n.is_nan()),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(_) | Value::Object(_) => true,
+    }
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ToDocumentsIn {
+    /// The knowledge base's name.
+    knowledge_base: String,
+    /// Only documents with no chunks yet, to be chunked and embedded
+    /// (default true).
+    #[serde(default = "yes")]
+    only_stale: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ToDocumentsOut {
+    /// The documents' ids.
+    #[serde(rename = "doc_id")]
+    doc_id: Vec<String>,
+    /// Their trees, by position.
+    #[schemars(with = "Vec<Map<String, Value>>")]
+    document_tree: Vec<Value>,
+    /// Their titles, by position.
+    title: Vec<String>,
+}
+
+/// The documents of a knowledge base, in the order of their escaped ids'
+/// bytes.
+pub fn kb_to_documents(i: ToDocumentsIn, _: &Context) -> Result<ToDocumentsOut, TaskError> {
+    let kb = Kb::named(&i.knowledge_base)?;
+    let mut out = ToDocumentsOut {
+        doc_id: Vec::new(),
+        document_tree: Vec::new(),
+        title: Vec::new(),
+    };
+    let prefix = format!("{}doc/", kb.prefix);
+    let first_parts = storage::keys(None, &prefix)?;
+    let first_parts = first_parts.iter().filter(|k| k.ends_with("/000000"));
+    for key in first_parts {
+        let escaped = &key[prefix.len()..key.len() - "/000000".len()];
+        if i.only_stale && kb.has_chunks(escaped)? {
+            continue;
+        }
+        let doc = unescape(escaped);
+        let Some(document) = kb.load_document(&doc)? else {
+            continue;
+        };
+        let title = document.metadata.get("title").map(js::string);
+        out.title.push(title.unwrap_or_default());
+        out.doc_id.push(document.doc_id);
+        out.document_tree.push(document.root);
+    }
+    Ok(out)
+}
+
+fn unescape(doc: &str) -> String {
+    doc.replace("%2F", "/").replace("%25", "%")
+}
+
+impl Kb {
+    /// Whether the document whose escaped id is `escaped` has chunks.
+    fn has_chunks(&self, escaped: &str) -> Result<bool, TaskError> {
+        let prefix = format!("{}chunk/{escaped}/", self.prefix);
+        Ok(!storage::list_keys(None, &prefix, None, 1)?.keys.is_empty())
+    }
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JoinIn {
+    /// The knowledge base's name.
+    knowledge_base: String,
+    /// The retrieved chunks' metadata (chunk records with `doc_id` and
+    /// `leafNodeId` or `nodePath`).
+    metadata: Vec<Value>,
+    /// The retrieved chunks' texts (passed through).
+    #[serde(default)]
+    chunks: Option<Vec<String>>,
+    /// Their ids (passed through).
+    #[serde(default, rename = "chunk_ids")]
+    chunk_ids: Option<Vec<String>>,
+    /// Their scores (passed through).
+    #[serde(default)]
+    scores: Option<Vec<f64>>,
+    /// Add the section titles and summaries of the nodes above each chunk
+    /// (default true).
+    #[serde(default = "yes")]
+    include_parent_summaries: bool,
+    /// Add the entities of the nodes above each chunk, one per text, the
+    /// best scored (default true).
+    #[serde(default = "yes")]
+    include_entities: bool,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct JoinOut {
+    /// Each chunk's metadata with `sectionTitles`, `parentSummaries` and
+    /// `entities` from its document's tree.
+    metadata: Vec<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    chunks: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none", rename = "chunk_ids")]
+    chunk_ids: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scores: Option<Vec<f64>>,
+    /// How many metadata records.
+    count: u32,
+}
+
+/// Each chunk's metadata joined with what its document's tree says of the
+/// nodes above it. A chunk whose document or node is not stored keeps its
+/// metadata as it is.
+pub fn hierarchy_join(i: JoinIn, _: &Context) -> Result<JoinOut, TaskError> {
+    let kb = Kb::named(&i.knowledge_base)?;
+    let mut trees: HashMap<String, Option<Value>> = HashMap::new();
+    let mut metadata = Vec::with_capacity(i.metadata.len());
+    let include = (i.include_parent_summaries, i.include_entities);
+    for record in i.metadata {
+        let Value::Object(mut record) = record else {
+            metadata.push(Value::Object(Map::new()));
+            continue;
+        };
+        let place = (record.get("doc_id"), leaf_of(&record));
+        if let (Some(Value::String(doc)), Some(leaf)) = place {
+            let (doc, leaf) = (doc.clone(), leaf.to_string());
+            if !trees.contains_key(&doc) {
+                let root = kb.load_document(&doc)?.map(|d| d.root);
+                trees.insert(doc.clone(), root);
+            }
+            let ancestors = match &trees[&doc] {
+                Some(root) => path_to(root, &leaf),
+                None => Vec::new(),
+            };
+            join(&mut record, &ancestors, include);
+        }
+        metadata.push(Value::Object(record));
+    }
+    Ok(JoinOut {
+        count: metadata.len() as u32,
+        metadata,
+        chunks: i.chunks,
+        chunk_ids: i.chunk_ids,
+        scores: i.scores,
+    })
+}
+
+/// The chunk's leaf node: `leafNodeId`, else the last of `nodePath`.
+fn leaf_of(record: &Map<String, Value>) -> Option<&str> {
+    let leaf = match record.get("leafNodeId") {
+        Some(Value::Null) | None => record.get("nodePath")?.as_array()?.last()?,
+        Some(leaf) => leaf,
+    };
+    leaf.as_str().filter(|l| !l.is_empty())
+}
+
+/// The nodes from `root` down to the node `id`, both included; none if
+/// it is not in the tree.
+fn path_to<'t>(root: &'t Value, id: &str) -> Vec<&'t Value> {
+    let mut path = vec![root];
+    if root.get("nodeId").and_then(Value::as_str) == Some(id) {
+        return path;
+    }
+    for child in root
+        .get("children")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let below = path_to(child, id);
+        if !below.is_empty() {
+            path.extend(below);
+            return path;
+        }
+    }
+    Vec::new()
+}
+
+/// Workglow's join of one record with its ancestors: `include` says
+/// whether to add titles and summaries, and entities.
+fn join(record: &mut Map<String, Value>, ancestors: &[&Value], include: (bool, bool)) {
+    let (summaries_too, entities_too) = include;
+    let enrichment = |node: &&Value, field: &str| node.get("enrichment")?.get(field).cloned();
+    if summaries_too && !ancestors.is_empty() {
+        let summaries: Vec<Value> = ancestors
+            .iter()
+            .filter_map(|a| enrichment(a, "summary"))
+            .filter(truthy)
+            .collect();
+        let titles: Vec<Value> = ancestors
+            .iter()
+            .filter(|a| a.get("kind").and_then(Value::as_str) == Some("section"))
+            .filter_map(|a| a.get("title").cloned())
+            .collect();
+        if !summaries.is_empty() {
+            record.insert("parentSummaries".into(), summaries.into());
+        }
+        if !titles.is_empty() {
+            record.insert("sectionTitles".into(), titles.into());
+        }
+    }
+    if entities_too && !ancestors.is_empty() {
+        let all = ancestors.iter().filter_map(|a| enrichment(a, "entities"));
+        let entities = best_by_text(all.flat_map(|e| match e {
+            Value::Array(items) => items,
+            _ => Vec::new(),
+        }));
+        if !entities.is_empty() {
+            record.insert("entities".into(), entities.into());
+        }
+    }
+}
+
+/// One entity per `text`, the best `score` (the first of equals), in the
+/// order their texts first appear.
+fn best_by_text(entities: impl Iterator<Item = Value>) -> Vec<Value> {
+    let mut at: HashMap<String, usize> = HashMap::new();
+    let mut best: Vec<Value> = Vec::new();
+    for entity in entities {
+        let key = entity.get("text").map(Value::to_string).unwrap_or_default();
+        let score = |e: &Value| e.get("score").and_then(Value::as_f64);
+        match at.get(&key) {
+            Some(&n) => {
+                let better = matches!((score(&entity), score(&best[n])), (Some(new), Some(old)) if new > old);
+                if better {
+                    best[n] = entity;
+                }
+            }
+            None => {
+                at.insert(key, best.len());
+                best.push(entity);
+            }
+        }
+    }
+    best
+}
