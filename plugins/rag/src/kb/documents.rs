@@ -1,6 +1,6 @@
 //! Documents in a knowledge base: `rag.document-upsert`
-//! (`DocumentUpsertTask`), `rag.kb-to-documents` (`KbToDocumentsTask`)
-//! and `rag.hierarchy-join` (`HierarchyJoinTask`).
+//! (`DocumentUpsertTask`) and `rag.kb-to-documents` (`KbToDocumentsTask`);
+//! `join.rs` reads them for `rag.hierarchy-join`.
 //!
 //! A document is its tree (as `rag.structural-parser` gives it, kept
 //! whole, with any `enrichment` of its nodes) and its metadata (a `title`
@@ -9,8 +9,6 @@
 //! 1 MiB): part `000000` starts with the number of parts (4 bytes,
 //! little-endian), so parts left over from a longer earlier version are
 //! never read, and are deleted after the new ones are written.
-use std::collections::HashMap;
-
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -24,10 +22,10 @@ use crate::document::tree;
 const PART_BYTES: usize = 512 << 10;
 
 #[derive(Serialize, Deserialize)]
-struct Document {
+pub(super) struct Document {
     doc_id: String,
     metadata: Map<String, Value>,
-    root: Value,
+    pub(super) root: Value,
 }
 
 impl Kb {
@@ -60,7 +58,7 @@ impl Kb {
     }
 
     /// Document `doc`, if stored.
-    fn load_document(&self, doc: &str) -> Result<Option<Document>, TaskError> {
+    pub(super) fn load_document(&self, doc: &str) -> Result<Option<Document>, TaskError> {
         let prefix = self.tree(doc);
         let Some(first) = storage::get(None, &format!("{prefix}{:06}", 0))? else {
             return Ok(None);
@@ -144,7 +142,7 @@ pub fn document_upsert(i: DocumentUpsertIn, _: &Context) -> Result<DocumentUpser
 }
 
 /// JavaScript's truthiness.
-fn truthy(v: &Value) -> bool {
+pub(super) fn truthy(v: &Value) -> bool {
     match v {
         Value::Null => false,
         Value::Bool(b) => *b,
@@ -165,7 +163,7 @@ pub struct ToDocumentsIn {
     only_stale: bool,
 }
 
-fn yes() -> bool {
+pub(super) fn yes() -> bool {
     true
 }
 
@@ -221,173 +219,4 @@ impl Kb {
         let prefix = format!("{}chunk/{escaped}/", self.prefix);
         Ok(!storage::list_keys(None, &prefix, None, 1)?.keys.is_empty())
     }
-}
-
-#[derive(Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct JoinIn {
-    /// The knowledge base's name.
-    knowledge_base: String,
-    /// The retrieved chunks' metadata (chunk records with `doc_id` and
-    /// `leafNodeId` or `nodePath`).
-    metadata: Vec<Value>,
-    /// The retrieved chunks' texts (passed through).
-    #[serde(default)]
-    chunks: Option<Vec<String>>,
-    /// Their ids (passed through).
-    #[serde(default, rename = "chunk_ids")]
-    chunk_ids: Option<Vec<String>>,
-    /// Their scores (passed through).
-    #[serde(default)]
-    scores: Option<Vec<f64>>,
-    /// Add the section titles and summaries of the nodes above each chunk
-    /// (default true).
-    #[serde(default = "yes")]
-    include_parent_summaries: bool,
-    /// Add the entities of the nodes above each chunk, one per text, the
-    /// best scored (default true).
-    #[serde(default = "yes")]
-    include_entities: bool,
-}
-
-#[derive(Serialize, JsonSchema)]
-pub struct JoinOut {
-    /// Each chunk's metadata with `sectionTitles`, `parentSummaries` and
-    /// `entities` from its document's tree.
-    metadata: Vec<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    chunks: Option<Vec<String>>,
-    #[serde(skip_serializing_if = "Option::is_none", rename = "chunk_ids")]
-    chunk_ids: Option<Vec<String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    scores: Option<Vec<f64>>,
-    /// How many metadata records.
-    count: u32,
-}
-
-/// Each chunk's metadata joined with what its document's tree says of the
-/// nodes above it. A chunk whose document or node is not stored keeps its
-/// metadata as it is.
-pub fn hierarchy_join(i: JoinIn, _: &Context) -> Result<JoinOut, TaskError> {
-    let kb = Kb::named(&i.knowledge_base)?;
-    let mut trees: HashMap<String, Option<Value>> = HashMap::new();
-    let mut metadata = Vec::with_capacity(i.metadata.len());
-    let include = (i.include_parent_summaries, i.include_entities);
-    for record in i.metadata {
-        let Value::Object(mut record) = record else {
-            metadata.push(Value::Object(Map::new()));
-            continue;
-        };
-        let place = (record.get("doc_id"), leaf_of(&record));
-        if let (Some(Value::String(doc)), Some(leaf)) = place {
-            let (doc, leaf) = (doc.clone(), leaf.to_string());
-            if !trees.contains_key(&doc) {
-                let root = kb.load_document(&doc)?.map(|d| d.root);
-                trees.insert(doc.clone(), root);
-            }
-            let ancestors = match &trees[&doc] {
-                Some(root) => path_to(root, &leaf),
-                None => Vec::new(),
-            };
-            join(&mut record, &ancestors, include);
-        }
-        metadata.push(Value::Object(record));
-    }
-    Ok(JoinOut {
-        count: metadata.len() as u32,
-        metadata,
-        chunks: i.chunks,
-        chunk_ids: i.chunk_ids,
-        scores: i.scores,
-    })
-}
-
-/// The chunk's leaf node: `leafNodeId`, else the last of `nodePath`.
-fn leaf_of(record: &Map<String, Value>) -> Option<&str> {
-    let leaf = match record.get("leafNodeId") {
-        Some(Value::Null) | None => record.get("nodePath")?.as_array()?.last()?,
-        Some(leaf) => leaf,
-    };
-    leaf.as_str().filter(|l| !l.is_empty())
-}
-
-/// The nodes from `root` down to the node `id`, both included; none if
-/// it is not in the tree.
-fn path_to<'t>(root: &'t Value, id: &str) -> Vec<&'t Value> {
-    let mut path = vec![root];
-    if root.get("nodeId").and_then(Value::as_str) == Some(id) {
-        return path;
-    }
-    for child in root
-        .get("children")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let below = path_to(child, id);
-        if !below.is_empty() {
-            path.extend(below);
-            return path;
-        }
-    }
-    Vec::new()
-}
-
-/// Workglow's join of one record with its ancestors: `include` says
-/// whether to add titles and summaries, and entities.
-fn join(record: &mut Map<String, Value>, ancestors: &[&Value], include: (bool, bool)) {
-    let (summaries_too, entities_too) = include;
-    let enrichment = |node: &&Value, field: &str| node.get("enrichment")?.get(field).cloned();
-    if summaries_too && !ancestors.is_empty() {
-        let summaries: Vec<Value> = ancestors
-            .iter()
-            .filter_map(|a| enrichment(a, "summary"))
-            .filter(truthy)
-            .collect();
-        let titles: Vec<Value> = ancestors
-            .iter()
-            .filter(|a| a.get("kind").and_then(Value::as_str) == Some("section"))
-            .filter_map(|a| a.get("title").cloned())
-            .collect();
-        if !summaries.is_empty() {
-            record.insert("parentSummaries".into(), summaries.into());
-        }
-        if !titles.is_empty() {
-            record.insert("sectionTitles".into(), titles.into());
-        }
-    }
-    if entities_too && !ancestors.is_empty() {
-        let all = ancestors.iter().filter_map(|a| enrichment(a, "entities"));
-        let entities = best_by_text(all.flat_map(|e| match e {
-            Value::Array(items) => items,
-            _ => Vec::new(),
-        }));
-        if !entities.is_empty() {
-            record.insert("entities".into(), entities.into());
-        }
-    }
-}
-
-/// One entity per `text`, the best `score` (the first of equals), in the
-/// order their texts first appear.
-fn best_by_text(entities: impl Iterator<Item = Value>) -> Vec<Value> {
-    let mut at: HashMap<String, usize> = HashMap::new();
-    let mut best: Vec<Value> = Vec::new();
-    for entity in entities {
-        let key = entity.get("text").map(Value::to_string).unwrap_or_default();
-        let score = |e: &Value| e.get("score").and_then(Value::as_f64);
-        match at.get(&key) {
-            Some(&n) => {
-                let better = matches!((score(&entity), score(&best[n])), (Some(new), Some(old)) if new > old);
-                if better {
-                    best[n] = entity;
-                }
-            }
-            None => {
-                at.insert(key, best.len());
-                best.push(entity);
-            }
-        }
-    }
-    best
 }

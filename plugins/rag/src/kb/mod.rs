@@ -18,12 +18,14 @@
 //! chunk is 4 bytes of JSON length, the JSON `{doc_id, chunk_id,
 //! metadata}`, then the vector as little-endian f32s) and `doc/DOC/PART`,
 //! documents' trees (`documents.rs`: `DocumentUpsertTask`,
-//! `KbToDocumentsTask`, `HierarchyJoinTask`).
+//! `KbToDocumentsTask`; `join.rs`: `HierarchyJoinTask`).
 mod documents;
+mod join;
 mod search;
 mod write;
 
-pub use documents::{document_upsert, hierarchy_join, kb_to_documents};
+pub use documents::{document_upsert, kb_to_documents};
+pub use join::hierarchy_join;
 pub use search::{kb_search, retrieve};
 pub use write::{delete, upsert};
 
