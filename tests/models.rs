@@ -1230,8 +1230,115 @@ async fn knowledge_bases_on_redb_and_postgres_retrieve_the_same_chunks() {
     assert_eq!(redb_scores, pg_scores);
 }
 
+/// Hybrid retrieval finds by words what the vectors rank low: a part
+/// number the embedding does not place near the question is the best
+/// match by its words (BM25) alone, fetched though it is outside the
+/// vectors' pool; the filter holds for chunks found by words; a weight of 1
+/// is the similarity ranking; scores are reciprocal-rank fusions.
+#[tokio::test]
+async fn hybrid_retrieval_fuses_vectors_and_words() {
+    let host = common::builder(None)
+        .model("minilm", minilm())
+        .build()
+        .await
+        .unwrap();
+    let zoo = [
+        "Zebras graze on the open savanna in large herds.",
+        "A zebra's stripes are black and white.",
+        "Zebras drink from rivers at dawn.",
+        "Young zebras stay close to their mothers.",
+        "Lions hunt zebras near the water holes.",
+        "Zebras graze beside wildebeest during the migration.",
+        "Each zebra has a unique pattern of stripes.",
+        "Zebras sleep standing up.",
+    ];
+    for (doc, sentences) in [
+        ("zoo", zoo.join(" ")),
+        ("parts", "Part XK42: order XK42 bolts from the catalogue.".to_string()),
+    ] {
+        let graph = common::graph(json!({
+            "tasks": [
+                {"id": "chunk", "type": "TextChunkerTask",
+                 "defaults": {"strategy": "sentence", "chunkSize": 10, "chunkOverlap": 0}},
+                {"id": "embed", "type": "ai.text-embedding", "defaults": {"model": "minilm"}},
+                {"id": "store", "type": "ChunkVectorUpsertTask",
+                 "defaults": {"knowledgeBase": "mixed", "model": "minilm"}}
+            ],
+            "dataflows": [
+                flow("chunk", "text", "embed", "texts"),
+                flow("chunk", "chunks", "store", "chunks"),
+                flow("embed", "vectors", "store", "vector")
+            ]
+        }));
+        let (stored, _) =
+            common::run(&host, &graph, json!({"text": sentences, "doc_id": doc})).await;
+        assert_eq!(
+            stored.outputs["store"]["doc_id"], doc,
+            "{:?}",
+            stored.failures
+        );
+    }
+    let question = "Which zebras graze by XK42?";
+    let find = |extra: Value| {
+        let mut input = json!({"knowledgeBase": "mixed", "query": question, "model": "minilm"});
+        input
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        common::graph(
+            json!({"tasks": [{"id": "f", "type": "ChunkRetrievalTask", "defaults": input}]}),
+        )
+    };
+    let part = "Part XK42: order XK42 bolts from the catalogue.";
+    let (similar, _) = common::run(&host, &find(json!({"topK": 5})), json!({})).await;
+    let similar = &similar.outputs["f"];
+    assert!(
+        !similar["chunks"].as_array().unwrap().contains(&json!(part)),
+        "{similar}"
+    );
+
+    let (by_words, _) = common::run(
+        &host,
+        &find(json!({"topK": 1, "method": "hybrid", "vectorWeight": 0})),
+        json!({}),
+    )
+    .await;
+    let by_words = &by_words.outputs["f"];
+    assert_eq!(by_words["chunks"], json!([part]), "{by_words}");
+    assert_eq!(by_words["scoreType"], "rrf");
+    assert_eq!(by_words["scores"][0].as_f64().unwrap(), 1.0 / 61.0);
+
+    let (filtered, _) = common::run(
+        &host,
+        &find(
+            json!({"topK": 3, "method": "hybrid", "vectorWeight": 0, "filter": {"doc_id": "zoo"}}),
+        ),
+        json!({}),
+    )
+    .await;
+    let filtered = &filtered.outputs["f"]["chunks"];
+    assert_eq!(filtered.as_array().unwrap().len(), 3, "{filtered}");
+    assert!(
+        !filtered.as_array().unwrap().contains(&json!(part)),
+        "{filtered}"
+    );
+    // By words the zoo's best is a sentence with `zebras` and `graze`.
+    assert!(
+        filtered[0].as_str().unwrap().contains("graze"),
+        "{filtered}"
+    );
+
+    let (vectors_only, _) = common::run(
+        &host,
+        &find(json!({"topK": 5, "method": "hybrid", "vectorWeight": 1})),
+        json!({}),
+    )
+    .await;
+    assert_eq!(vectors_only.outputs["f"]["chunks"], similar["chunks"]);
+}
+
 /// Retrieval says what is wrong: an unknown knowledge base, a text query
-/// without a model, `hybrid` (no full-text index), vectors of another length.
+/// without a model, `hybrid` with a vector query, vectors of another length.
 #[tokio::test]
 async fn knowledge_base_misuse_is_refused_by_name() {
     let host = common::builder(None)
@@ -1268,7 +1375,7 @@ async fn knowledge_base_misuse_is_refused_by_name() {
         ),
         (
             json!({"knowledgeBase": "kb", "query": [1.0, 0.0], "method": "hybrid"}),
-            "full-text index",
+            "hybrid retrieval needs a text query",
         ),
         (
             json!({"knowledgeBase": "kb", "query": [1.0, 0.0, 0.0]}),

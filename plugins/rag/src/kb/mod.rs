@@ -9,8 +9,9 @@
 //! and upserting a document replaces all its chunks, so a document
 //! ingested again, or a retried node, leaves no copies and no stale
 //! chunks (a chunk needs a `chunkId` and a non-empty `doc_id`: give
-//! `rag.text-chunker` a `doc_id`); `hybrid` retrieval is refused, as there
-//! is no full-text index.
+//! `rag.text-chunker` a `doc_id`); `hybrid` retrieval scores the query's
+//! words (BM25, `bm25.rs`) in the same scan as the vectors, with no index
+//! kept.
 //!
 //! Layout, under `kb/NAME/`: `info` (JSON: the vectors' length, fixed by
 //! the first upsert, and the embedding model if one was named),
@@ -19,6 +20,7 @@
 //! metadata}`, then the vector as little-endian f32s) and `doc/DOC/PART`,
 //! documents' trees (`documents.rs`: `DocumentUpsertTask`,
 //! `KbToDocumentsTask`; `join.rs`: `HierarchyJoinTask`).
+mod bm25;
 mod documents;
 mod join;
 mod search;

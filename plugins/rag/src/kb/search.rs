@@ -3,14 +3,14 @@
 //! every chunk read and scored once, a page at a time, only the best
 //! `topK` kept.
 use std::cmp::{Ordering, Reverse};
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use weft_sdk::{Context, TaskError};
+use weft_sdk::{Context, TaskError, storage};
 
-use super::{Kb, Stored};
+use super::{Kb, Stored, bm25, decode};
 
 #[derive(Deserialize, JsonSchema, Default, PartialEq)]
 #[serde(rename_all = "lowercase")]
@@ -18,7 +18,7 @@ enum Method {
     /// Cosine similarity of the vectors.
     #[default]
     Similarity,
-    /// Vectors and full text: not provided (no full-text index).
+    /// Vectors and keywords (BM25), fused by reciprocal rank.
     Hybrid,
 }
 
@@ -51,6 +51,10 @@ fn five() -> f64 {
     5.0
 }
 
+fn seven_tenths() -> f64 {
+    0.7
+}
+
 #[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RetrieveIn {
@@ -61,15 +65,16 @@ pub struct RetrieveIn {
     /// The embedding model, when `query` is a text.
     #[serde(default)]
     model: Option<String>,
-    /// `similarity` (`hybrid` is refused).
+    /// `similarity` (cosine) or `hybrid` (a text query's vector and its
+    /// words, fused by reciprocal rank; `scoreThreshold` does not apply).
     #[serde(default)]
     method: Method,
     #[serde(flatten)]
     wanted: Wanted,
-    /// Workglow's hybrid weight: not used.
-    #[serde(default)]
-    #[allow(dead_code)]
-    vector_weight: Option<f64>,
+    /// `hybrid`: the vector ranking's share of the fused score, 0 to 1
+    /// (default 0.7; the words' share is the rest).
+    #[serde(default = "seven_tenths")]
+    vector_weight: f64,
     /// Give the chunks' vectors too (default false).
     #[serde(default)]
     return_vectors: bool,
@@ -85,9 +90,10 @@ pub struct RetrieveOut {
     chunk_ids: Vec<String>,
     /// Their metadata.
     metadata: Vec<Map<String, Value>>,
-    /// Their cosine similarity to the query.
+    /// Their cosine similarity to the query, or for `hybrid` their fused
+    /// reciprocal-rank score (small numbers that rank, not similarities).
     scores: Vec<f64>,
-    /// `cosine`.
+    /// `cosine` or `rrf`.
     score_type: &'static str,
     /// Their vectors, when asked.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -100,11 +106,17 @@ pub struct RetrieveOut {
 
 pub fn retrieve(i: RetrieveIn, _: &Context) -> Result<RetrieveOut, TaskError> {
     let kb = Kb::named(&i.knowledge_base)?;
-    if i.method == Method::Hybrid {
-        return Err(TaskError::invalid_input(
-            "hybrid retrieval needs a full-text index, which Weft's knowledge base does not have; use method `similarity`",
-        ));
-    }
+    let words = match (&i.method, &i.query) {
+        (Method::Hybrid, Query::Text(text)) if !text.encode_utf16().all(js::is_space) => {
+            Some(text.as_str())
+        }
+        (Method::Hybrid, Query::Text(_)) | (Method::Similarity, _) => None,
+        (Method::Hybrid, Query::Vector(_)) => {
+            return Err(TaskError::invalid_input(
+                "hybrid retrieval needs a text query (it is embedded and its words searched)",
+            ));
+        }
+    };
     let query = match (&i.query, &i.model) {
         (Query::Vector(v), _) => v.clone(),
         (Query::Text(text), Some(model)) => embed(model, text)?,
@@ -114,13 +126,19 @@ pub fn retrieve(i: RetrieveIn, _: &Context) -> Result<RetrieveOut, TaskError> {
             ));
         }
     };
-    let hits = search(&kb, &query, &i.wanted)?;
+    let (hits, score_type) = match words {
+        Some(words) => (
+            hybrid(&kb, &query, words, &i.wanted, i.vector_weight)?,
+            "rrf",
+        ),
+        None => (search(&kb, &query, &i.wanted)?, "cosine"),
+    };
     let mut out = RetrieveOut {
         chunks: Vec::new(),
         chunk_ids: Vec::new(),
         metadata: Vec::new(),
         scores: Vec::new(),
-        score_type: "cosine",
+        score_type,
         vectors: i.return_vectors.then(Vec::new),
         count: hits.len() as u32,
         query: i.query,
@@ -209,6 +227,7 @@ fn text_of(metadata: &Map<String, Value>) -> String {
 struct Hit {
     score: f64,
     place: usize,
+    key: String,
     stored: Stored,
     vector: Vec<f32>,
 }
@@ -234,6 +253,22 @@ impl Eq for Hit {}
 
 /// The best `topK` chunks of `kb` for `query`.
 fn search(kb: &Kb, query: &[f32], wanted: &Wanted) -> Result<Vec<Hit>, TaskError> {
+    let top_k = wanted.top_k.max(0.0) as usize;
+    let threshold = wanted.score_threshold.unwrap_or(0.0);
+    nearest(kb, query, wanted, (top_k, threshold), |_, _, _| {})
+}
+
+/// The best `n` chunks of `kb` by cosine with `query`, of those matching
+/// `wanted`'s filter and scoring at least `threshold` (`keep` is `(n,
+/// threshold)`); every chunk read is shown to `each` too (its key, place
+/// and metadata).
+fn nearest(
+    kb: &Kb,
+    query: &[f32],
+    wanted: &Wanted,
+    keep: (usize, f64),
+    mut each: impl FnMut(&str, usize, &Map<String, Value>),
+) -> Result<Vec<Hit>, TaskError> {
     let dims = kb.info()?.dims;
     if query.len() != dims {
         return Err(TaskError::invalid_input(format!(
@@ -242,26 +277,28 @@ fn search(kb: &Kb, query: &[f32], wanted: &Wanted) -> Result<Vec<Hit>, TaskError
             kb.name
         )));
     }
-    let top_k = wanted.top_k.max(0.0) as usize;
-    let threshold = wanted.score_threshold.unwrap_or(0.0);
+    let (n, threshold) = keep;
     let mut best: BinaryHeap<Reverse<Hit>> = BinaryHeap::new();
     let mut place = 0;
-    kb.scan(&kb.chunks(), |_, stored, vector| {
+    kb.scan(&kb.chunks(), |key, stored, vector| {
         place += 1;
-        if top_k == 0 || !matches(&stored.metadata, wanted.filter.as_ref()) {
+        each(key, place, &stored.metadata);
+        if n == 0 || !matches(&stored.metadata, wanted.filter.as_ref()) {
             return;
         }
         let score = cosine(query, &vector);
         if score < threshold {
             return;
         }
+        let key = key.to_string();
         best.push(Reverse(Hit {
             score,
             place,
+            key,
             stored,
             vector,
         }));
-        if best.len() > top_k {
+        if best.len() > n {
             best.pop();
         }
     })?;
@@ -270,6 +307,72 @@ fn search(kb: &Kb, query: &[f32], wanted: &Wanted) -> Result<Vec<Hit>, TaskError
         .into_iter()
         .map(|Reverse(hit)| hit)
         .collect())
+}
+
+/// Workglow's hybrid search: the best `topK × 5` chunks by vector and by
+/// the query's `words` (BM25), fused by reciprocal rank (`k` 60), the
+/// vector ranking weighted `vector_weight` and the words the rest; the best
+/// `topK` of the fusion that match the filter.
+fn hybrid(
+    kb: &Kb,
+    query: &[f32],
+    words: &str,
+    wanted: &Wanted,
+    vector_weight: f64,
+) -> Result<Vec<Hit>, TaskError> {
+    const RRF_K: f64 = 60.0;
+    let top_k = wanted.top_k.max(0.0) as usize;
+    let pool = top_k.max((wanted.top_k.max(0.0) * 5.0).ceil() as usize);
+    let mut text = bm25::Scores::new(words);
+    let by_vector = nearest(
+        kb,
+        query,
+        wanted,
+        (pool, f64::NEG_INFINITY),
+        |key, place, m| text.add(key, place, m),
+    )?;
+    let vector_weight = vector_weight.clamp(0.0, 1.0);
+    let mut fused: Vec<(f64, Option<Hit>)> = Vec::new();
+    let mut at: HashMap<String, usize> = HashMap::new();
+    for (rank, hit) in by_vector.into_iter().enumerate() {
+        at.insert(hit.key.clone(), fused.len());
+        fused.push((vector_weight / (RRF_K + rank as f64 + 1.0), Some(hit)));
+    }
+    let mut missing = Vec::new();
+    for (rank, key) in text.best(pool).into_iter().enumerate() {
+        let share = (1.0 - vector_weight) / (RRF_K + rank as f64 + 1.0);
+        match at.get(&key) {
+            Some(&n) => fused[n].0 += share,
+            None => {
+                at.insert(key.clone(), fused.len());
+                fused.push((share, None));
+                missing.push(key);
+            }
+        }
+    }
+    for (key, entry) in missing.iter().zip(storage::get_many(None, &missing)?) {
+        let Some(entry) = entry else { continue };
+        let (stored, vector) = decode(&entry)?;
+        if matches(&stored.metadata, wanted.filter.as_ref()) {
+            let n = at[key];
+            let (place, score) = (n, fused[n].0);
+            fused[n].1 = Some(Hit {
+                score,
+                place,
+                key: key.clone(),
+                stored,
+                vector,
+            });
+        }
+    }
+    let mut ranked: Vec<Hit> = fused
+        .into_iter()
+        .filter_map(|(score, hit)| hit.map(|hit| Hit { score, ..hit }))
+        .collect();
+    // Stable: equal scores keep the vector ranking's order, then the words'.
+    ranked.sort_by(|a, b| b.score.total_cmp(&a.score));
+    ranked.truncate(top_k);
+    Ok(ranked)
 }
 
 /// Workglow's `matchesFilter`: every filter field `===` the metadata's.
