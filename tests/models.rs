@@ -1254,7 +1254,10 @@ async fn hybrid_retrieval_fuses_vectors_and_words() {
     ];
     for (doc, sentences) in [
         ("zoo", zoo.join(" ")),
-        ("parts", "Part XK42: order XK42 bolts from the catalogue.".to_string()),
+        (
+            "parts",
+            "Part XK42: order XK42 bolts from the catalogue.".to_string(),
+        ),
     ] {
         let graph = common::graph(json!({
             "tasks": [

@@ -3,8 +3,14 @@
 # then of 100 independent nodes; every run a distinct input, so no task is an
 # output-cache hit) and the submit-to-first-task latency of 1,000 one-node
 # runs: on the embedded redb store for comparison, then through one host and
-# three hosts sharing the database. A release build and a throwaway
-# PostgreSQL on this machine (tests/postgres.sh), loopback only.
+# three hosts sharing the database. Then as a job queue, on the same
+# server: 10,000 add-one jobs through a concurrency-8 queue (`weft run` on
+# PostgreSQL), 10,000 one-node runs submitted to one host by 64 clients,
+# and, when node is there, the peer graphile-worker (npm, pinned in
+# examples/bench/graphile, its own database and schema, logging off)
+# draining 10,000 trivial jobs added in bulk at concurrency 8. A release
+# build and a throwaway PostgreSQL on this machine (tests/postgres.sh),
+# loopback only.
 #   examples/bench/postgres.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -58,3 +64,19 @@ start 2; two=$url
 start 3; three=$url
 echo "three hosts, PostgreSQL:"
 work_load "$one" "$two" "$three"
+for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+wait 2>/dev/null || true; pids=()
+
+echo "as a job queue, PostgreSQL, the same server:"
+[[ -f examples/bench/queue-10000.json ]] || examples/bench/generate.sh
+out=$("$bin/weft" run examples/bench/queue-10000.json --json --config examples/bench/queue.toml \
+  --database-url "$WEFT_TEST_DATABASE_URL" --no-cache --parallelism 16)
+ms=$(sed -n 's/^ *"run_ms": \([0-9.]*\),\{0,1\}$/\1/p' <<< "$out" | head -n1)
+awk -v ms="$ms" 'BEGIN { printf "weft queue: 10000 jobs at concurrency 8 in %.2f s: %.0f jobs/s\n", ms / 1000, 10000 / (ms / 1000) }'
+start 4
+"$bin/weft-load" --server "$url" --clients 64 --runs 10000 --chain 1
+if command -v node > /dev/null; then
+  npm ci --prefix examples/bench/graphile --no-audit --no-fund --loglevel=error
+  "$WEFT_TEST_PG_BIN/psql" -q "$WEFT_TEST_DATABASE_URL" -c 'CREATE DATABASE graphile'
+  DATABASE_URL="${WEFT_TEST_DATABASE_URL%/*}/graphile" node examples/bench/graphile/drain.mjs 10000
+fi

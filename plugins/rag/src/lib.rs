@@ -62,21 +62,27 @@ fn default_overlap() -> u32 {
     50
 }
 
-/// One chunk, as Workglow's chunk records.
+/// One chunk, as Workglow's chunk records: `rag.text-chunker` gives its
+/// place in the text, `rag.hierarchical-chunker` its section titles.
 #[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-struct Chunk {
-    chunk_id: String,
+pub(crate) struct Chunk {
+    pub(crate) chunk_id: String,
     #[serde(rename = "doc_id")]
-    doc_id: String,
-    text: String,
-    node_path: Vec<String>,
-    depth: u32,
+    pub(crate) doc_id: String,
+    pub(crate) text: String,
+    pub(crate) node_path: Vec<String>,
+    pub(crate) depth: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
-    leaf_node_id: Option<String>,
-    index: u32,
-    start_char: usize,
-    end_char: usize,
+    pub(crate) leaf_node_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) index: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) start_char: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) end_char: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) section_titles: Option<Vec<String>>,
 }
 
 #[derive(Serialize, JsonSchema)]
@@ -133,9 +139,10 @@ fn records(pieces: Vec<Piece>, doc_id: Option<String>) -> ChunkOut {
             node_path: node_path.clone(),
             depth: node_path.len() as u32,
             leaf_node_id: doc_id.clone(),
-            index: index as u32,
-            start_char: p.start,
-            end_char: p.end,
+            index: Some(index as u32),
+            start_char: Some(p.start),
+            end_char: Some(p.end),
+            section_titles: None,
         })
         .collect();
     ChunkOut {

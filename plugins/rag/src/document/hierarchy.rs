@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 use weft_sdk::{Context, TaskError};
 
 use super::{Kind, Node};
+use crate::Chunk;
 use crate::chunker::trim;
 use crate::tokens::Tokens;
 
@@ -59,27 +60,13 @@ fn default_reserved() -> u32 {
     10
 }
 
-/// One chunk, as Workglow's chunk records.
-#[derive(Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-struct TreeChunk {
-    chunk_id: String,
-    #[serde(rename = "doc_id")]
-    doc_id: String,
-    text: String,
-    node_path: Vec<String>,
-    depth: u32,
-    leaf_node_id: String,
-    section_titles: Vec<String>,
-}
-
 #[derive(Serialize, JsonSchema)]
 pub struct ChunkTreeOut {
     /// The document's id.
     #[serde(rename = "doc_id")]
     doc_id: String,
     /// The chunks, in document order.
-    chunks: Vec<TreeChunk>,
+    chunks: Vec<Chunk>,
     /// Each chunk's text.
     text: Vec<String>,
     /// How many chunks.
@@ -159,7 +146,7 @@ struct Chunks<'a> {
     reserved: u32,
     overlap: u64,
     tokens: &'a Tokens<'a>,
-    chunks: Vec<TreeChunk>,
+    chunks: Vec<Chunk>,
     /// UTF-16 units of chunk text so far.
     units: u64,
 }
@@ -283,14 +270,17 @@ impl Chunks<'_> {
                 self.doc_id
             )));
         }
-        self.chunks.push(TreeChunk {
+        self.chunks.push(Chunk {
             chunk_id: format!("{}:{}", self.doc_id, self.chunks.len()),
             doc_id: self.doc_id.to_string(),
             text,
             node_path: leaf.path.to_vec(),
             depth: leaf.path.len() as u32,
-            leaf_node_id: leaf.node_id.to_string(),
-            section_titles: leaf.headings.to_vec(),
+            leaf_node_id: Some(leaf.node_id.to_string()),
+            index: None,
+            start_char: None,
+            end_char: None,
+            section_titles: Some(leaf.headings.to_vec()),
         });
         Ok(())
     }
