@@ -27,10 +27,10 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-start() { # N: start host N on PostgreSQL; its URL in $url
+start() { # N [CONFIG]: start host N on PostgreSQL; its URL in $url
   mkdir -p "$work/$1"
   "$bin/weft" serve --listen 127.0.0.1:0 --database-url "$WEFT_TEST_DATABASE_URL" \
-    --plugins "$work/plugins" --config /dev/null > "$work/$1/out" 2> "$work/$1/log" &
+    --plugins "$work/plugins" --config "${2:-/dev/null}" > "$work/$1/out" 2> "$work/$1/log" &
   pids+=($!)
   for _ in $(seq 100); do grep -q listening "$work/$1/out" 2>/dev/null && break; sleep 0.1; done
   url=$(sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' "$work/$1/out")
@@ -73,7 +73,9 @@ out=$("$bin/weft" run examples/bench/queue-10000.json --json --config examples/b
   --database-url "$WEFT_TEST_DATABASE_URL" --no-cache --parallelism 16)
 ms=$(sed -n 's/^ *"run_ms": \([0-9.]*\),\{0,1\}$/\1/p' <<< "$out" | head -n1)
 awk -v ms="$ms" 'BEGIN { printf "weft queue: 10000 jobs at concurrency 8 in %.2f s: %.0f jobs/s\n", ms / 1000, 10000 / (ms / 1000) }'
-start 4
+# 64 clients each follow a run's events: more streams than the default 32.
+printf '[server]\nmax_streams_per_user = 64\n' > "$work/streams.toml"
+start 4 "$work/streams.toml"
 "$bin/weft-load" --server "$url" --clients 64 --runs 10000 --chain 1
 if command -v node > /dev/null; then
   npm ci --prefix examples/bench/graphile --no-audit --no-fund --loglevel=error

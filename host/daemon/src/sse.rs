@@ -77,11 +77,12 @@ pub(crate) async fn events(
     }
     let slot = state.streams.open(&user.0)?;
     let (tx, rx) = mpsc::channel::<SseEvent>(256);
+    let status = stored.run.status;
     tokio::spawn(async move {
         let _slot = slot;
         let shutdown = state.shutdown.clone();
         tokio::select! {
-            _ = follow(&state, &id, after, &tx) => {}
+            _ = follow(&state, &id, (after, status), &tx) => {}
             _ = shutdown.cancelled() => {}
         }
     });
@@ -93,9 +94,12 @@ pub(crate) async fn events(
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
-/// Send every event of run `id` after `after` into `tx` until the run's final
-/// event or until the client goes away.
-async fn follow(state: &AppState, id: &str, mut last: u64, tx: &mpsc::Sender<SseEvent>) {
+/// Send every event of run `id` after `from.0` into `tx` until the run's
+/// final event or until the client goes away; `from.1` is the run's status
+/// read when the stream opened (the first round's, so that a stream costs
+/// one read of the run, not two).
+async fn follow(state: &AppState, id: &str, from: (u64, RunStatus), tx: &mpsc::Sender<SseEvent>) {
+    let (mut last, opened) = from;
     // Subscribe before reading the log, so nothing falls between the two;
     // duplicates are dropped by sequence number.
     let mut live = state
@@ -107,7 +111,9 @@ async fn follow(state: &AppState, id: &str, mut last: u64, tx: &mpsc::Sender<Sse
         // Every run ends with a `run_finished` event, which ends the stream
         // below; the run's status is read only now and then, as a safeguard
         // (a polling stream reads just the new events).
-        let status = if round.is_multiple_of(STATUS_EVERY) {
+        let status = if round == 0 {
+            opened
+        } else if round.is_multiple_of(STATUS_EVERY) {
             match state.host.store().load_run(id).await {
                 Ok(stored) => stored.run.status,
                 Err(e) => {

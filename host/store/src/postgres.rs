@@ -678,32 +678,26 @@ impl RunLog for PgStore {
     }
 
     async fn load_run(&self, run_id: &str) -> Result<StoredRun, RunLogError> {
-        let row = sqlx::query("SELECT record, spec FROM weft_runs WHERE run_id = $1")
-            .bind(run_id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(backend)?
-            .ok_or_else(|| RunLogError::UnknownRun(run_id.to_string()))?;
+        // One round trip: the run, its nodes in order, its last event's seq.
+        let row = sqlx::query(
+            "SELECT r.record, r.spec,
+               (SELECT coalesce(jsonb_agg(jsonb_build_array(n.node, n.record) ORDER BY n.node), '[]')
+                  FROM weft_nodes n WHERE n.run_id = r.run_id),
+               (SELECT coalesce(max(e.seq), 0) FROM weft_events e WHERE e.run_id = r.run_id)
+             FROM weft_runs r WHERE r.run_id = $1",
+        )
+        .bind(run_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?
+        .ok_or_else(|| RunLogError::UnknownRun(run_id.to_string()))?;
         let (record, spec): (Json<Value>, Json<Value>) = (row.get(0), row.get(1));
-        let nodes =
-            sqlx::query("SELECT node, record FROM weft_nodes WHERE run_id = $1 ORDER BY node")
-                .bind(run_id)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(backend)?
-                .into_iter()
-                .map(|r| {
-                    let (node, record): (String, Json<Value>) = (r.get(0), r.get(1));
-                    from_json::<NodeRecord>(&format!("{run_id}/{node}"), record.0)
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-        let last: i64 =
-            sqlx::query("SELECT coalesce(max(seq), 0) FROM weft_events WHERE run_id = $1")
-                .bind(run_id)
-                .fetch_one(&self.pool)
-                .await
-                .map_err(backend)?
-                .get(0);
+        let (nodes, last): (Json<Vec<(String, Value)>>, i64) = (row.get(2), row.get(3));
+        let nodes = nodes
+            .0
+            .into_iter()
+            .map(|(node, record)| from_json::<NodeRecord>(&format!("{run_id}/{node}"), record))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(StoredRun {
             run: from_json(run_id, record.0)?,
             spec: from_json(run_id, spec.0)?,
