@@ -104,6 +104,17 @@ async fn check_history(store: Arc<dyn RunStore>, history: &History) {
     let unused = store.components_unused().await.unwrap();
     assert!(!pinned.is_empty());
     assert!(pinned.values().all(|d| !unused.contains(d)), "{unused:?}");
+    // And it is known as kept (from format 4 on, without reading it): a
+    // put under its digest changes nothing.
+    for digest in pinned.values() {
+        let kept = store.component_get(digest).await.unwrap();
+        assert!(kept.is_some(), "{digest} is kept");
+        store
+            .component_put(digest, b"other"[..].into())
+            .await
+            .unwrap();
+        assert_eq!(store.component_get(digest).await.unwrap(), kept);
+    }
     let runs = store.list_runs().await.unwrap();
     let status = |id: &str| runs.iter().find(|r| r.run_id == id).map(|r| r.status);
     assert_eq!(status(done), Some(RunStatus::Succeeded));

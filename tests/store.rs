@@ -341,7 +341,10 @@ async fn redb_backups_are_consistent_copies_that_restore() {
     let path = dir.path().join("weft.redb");
     let store = RedbStore::open(&path).unwrap();
     let digest = "d".repeat(64);
-    store.component_put(&digest, b"\0asm").await.unwrap();
+    store
+        .component_put(&digest, b"\0asm"[..].into())
+        .await
+        .unwrap();
     for (id, created) in [("a", 1), ("b", 2)] {
         let (run, mut spec) = record(id, created);
         spec.components.insert("t@1".into(), digest.clone());

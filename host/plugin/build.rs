@@ -3,6 +3,8 @@
 use std::fmt::Write;
 use std::path::PathBuf;
 
+use sha2::{Digest, Sha256};
+
 const STANDARD: &[(&str, &str)] = &[
     ("std-text", "weft-plugin-text"),
     ("std-json", "weft-plugin-json"),
@@ -31,14 +33,17 @@ fn main() {
     let built = weft_guest_build::build(&packages, &dir_refs);
 
     let mut code = String::from(
-        "/// The standard plugins, built from `plugins/` by `build.rs`: (name, component bytes).\n",
+        "/// The standard plugins, built from `plugins/` by `build.rs`: (name, component bytes,\n\
+         /// their SHA-256 in hex: hashed here, so a start neither hashes nor touches them).\n",
     );
-    code.push_str("pub const STANDARD_PLUGINS: &[(&str, &[u8])] = &[\n");
+    code.push_str("pub const STANDARD_PLUGINS: &[(&str, &[u8], &str)] = &[\n");
     for ((name, _), file) in STANDARD.iter().zip(&built) {
+        let bytes = std::fs::read(file).unwrap();
         writeln!(
             code,
-            "    ({name:?}, include_bytes!({:?})),",
-            file.display().to_string()
+            "    ({name:?}, include_bytes!({:?}), {:?}),",
+            file.display().to_string(),
+            hex::encode(Sha256::digest(&bytes)),
         )
         .unwrap();
     }

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::fair::{FairPermits, Permit};
-use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
@@ -175,16 +174,17 @@ impl WeftEngine {
         self.instances.acquire(user).await
     }
 
-    /// Compile `bytes`, or load the artifact compiled earlier from the cache.
-    pub fn load_component(&self, bytes: &[u8]) -> Result<Component, wasmtime::Error> {
+    /// Compile `bytes`, or load the artifact compiled earlier from the cache:
+    /// then `bytes` are not read at all. `digest` must be their SHA-256 (a
+    /// [`crate::PluginSource`]'s is), as the cache is keyed by it.
+    pub fn load_component(&self, bytes: &[u8], digest: &str) -> Result<Component, wasmtime::Error> {
         let Some(dir) = &self.cache_dir else {
             return Component::new(&self.engine, bytes);
         };
-        let digest = hex::encode(Sha256::digest(bytes));
         let path = dir.join(format!("{digest}-{}.cwasm", self.engine_hash));
         if path.exists() && trusted(&path).is_ok() {
             // SAFETY: the file is named by the hash of the wasm it was compiled
-            // from and of this engine's configuration, and only this function
+            // from (`digest`, as this function requires) and of this engine's configuration, and only this function
             // writes files with such names (atomically, by rename), so it holds
             // an artifact this engine produced for exactly these bytes. No one
             // but this user could have replaced it: the folder and the file
@@ -319,6 +319,8 @@ mod tests {
 
     /// The smallest component: the header of an empty one.
     const EMPTY: &[u8] = b"\0asm\x0d\0\x01\0";
+    /// Its SHA-256.
+    const EMPTY_SHA256: &str = "24eaf3439a60c96764c4f2c92a0a81b52bd4fe5d5b91f090184a0f6486b1bf29";
 
     fn engine(cache: &Path) -> WeftEngine {
         WeftEngine::new(&EngineOptions {
@@ -341,7 +343,9 @@ mod tests {
     fn a_private_cache_is_used_and_one_others_can_write_is_not() {
         let dir = tempfile::tempdir().unwrap();
         let private = dir.path().join("private");
-        engine(&private).load_component(EMPTY).unwrap();
+        engine(&private)
+            .load_component(EMPTY, EMPTY_SHA256)
+            .unwrap();
         assert_eq!(artifacts(&private), 1, "cached");
         let mode = std::fs::metadata(&private).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o700, "created private");
@@ -349,7 +353,7 @@ mod tests {
         let shared = dir.path().join("shared");
         std::fs::create_dir(&shared).unwrap();
         std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
-        engine(&shared).load_component(EMPTY).unwrap();
+        engine(&shared).load_component(EMPTY, EMPTY_SHA256).unwrap();
         assert_eq!(
             artifacts(&shared),
             0,
@@ -361,7 +365,7 @@ mod tests {
     fn an_artifact_others_can_write_is_not_loaded() {
         let dir = tempfile::tempdir().unwrap();
         let e = engine(dir.path());
-        e.load_component(EMPTY).unwrap();
+        e.load_component(EMPTY, EMPTY_SHA256).unwrap();
         let artifact = std::fs::read_dir(dir.path())
             .unwrap()
             .next()
@@ -376,6 +380,6 @@ mod tests {
         );
         std::fs::write(&artifact, b"not native code").unwrap();
         // Compiled afresh instead of loading the tampered file.
-        assert!(e.load_component(EMPTY).is_ok());
+        assert!(e.load_component(EMPTY, EMPTY_SHA256).is_ok());
     }
 }

@@ -39,6 +39,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use wasmtime::component::Linker;
@@ -377,28 +378,47 @@ pub struct PluginSource {
     pub name: String,
     /// A file path, or `builtin`.
     pub origin: String,
-    /// The component.
-    pub bytes: Vec<u8>,
+    /// The component (a standard plugin's: borrowed from the binary, not
+    /// copied).
+    pub bytes: Bytes,
+    /// Its SHA-256, hex: what names it in the store, the compiled-component
+    /// cache and run pins.
+    pub digest: String,
     /// Its manifest (or why the manifest is unusable).
     pub manifest: Result<Manifest, ManifestError>,
 }
 
 impl PluginSource {
+    /// A component `bytes` named `name`, from `origin`, hashed here.
+    pub fn new(
+        name: String,
+        origin: String,
+        bytes: Bytes,
+        manifest: Result<Manifest, ManifestError>,
+    ) -> Self {
+        let digest = hex::encode(Sha256::digest(&bytes));
+        PluginSource {
+            name,
+            origin,
+            bytes,
+            digest,
+            manifest,
+        }
+    }
+
     /// Read `path` and the manifest beside it.
     pub fn from_file(path: &Path) -> Result<Self, PluginError> {
         let bytes = std::fs::read(path).map_err(|source| PluginError::Read {
             path: path.to_path_buf(),
             source,
         })?;
-        Ok(PluginSource {
-            name: path
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            origin: path.display().to_string(),
-            bytes,
-            manifest: Manifest::for_component(path),
-        })
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let origin = path.display().to_string();
+        let manifest = Manifest::for_component(path);
+        Ok(Self::new(name, origin, bytes.into(), manifest))
     }
 }
 
@@ -550,10 +570,11 @@ impl PluginHost {
     pub fn standard_sources() -> Vec<PluginSource> {
         standard::STANDARD_PLUGINS
             .iter()
-            .map(|(name, bytes)| PluginSource {
+            .map(|(name, bytes, digest)| PluginSource {
                 name: name.to_string(),
                 origin: "builtin".into(),
-                bytes: bytes.to_vec(),
+                bytes: Bytes::from_static(bytes),
+                digest: digest.to_string(),
                 manifest: Ok(Self::standard_manifest(name)),
             })
             .collect()
@@ -602,7 +623,7 @@ impl PluginHost {
                 let report = PluginReport {
                     name: source.name.clone(),
                     source: source.origin.clone(),
-                    sha256: hex::encode(Sha256::digest(&source.bytes)),
+                    sha256: source.digest.clone(),
                     tasks: Vec::new(),
                     provider: false,
                     error: None,
@@ -641,9 +662,9 @@ impl PluginHost {
         let manifest = source.manifest?;
         let confinement = self.confine(&source.name, &manifest)?;
         let engine = self.engine.clone();
-        let bytes = source.bytes;
-        let digest = hex::encode(Sha256::digest(&bytes));
-        let component = tokio::task::spawn_blocking(move || engine.load_component(&bytes))
+        let (bytes, digest) = (source.bytes, source.digest);
+        let key = digest.clone();
+        let component = tokio::task::spawn_blocking(move || engine.load_component(&bytes, &key))
             .await
             .map_err(|e| PluginError::Compile(e.to_string()))?
             .map_err(|e| PluginError::Compile(format!("{e:#}")))?;

@@ -61,8 +61,8 @@ fn collect(plan: &Plan, pins: &mut BTreeMap<String, String>) {
 /// to it could not resume elsewhere.
 pub async fn archive(store: &dyn RunStore, sources: &[PluginSource]) {
     for source in sources {
-        let digest = hex::encode(Sha256::digest(&source.bytes));
-        if let Err(e) = store.component_put(&digest, &source.bytes).await {
+        let digest = &source.digest;
+        if let Err(e) = store.component_put(digest, source.bytes.clone()).await {
             tracing::warn!(plugin = %source.name, %digest, error = %e, "cannot keep the component for pinned runs");
         }
     }
@@ -141,7 +141,8 @@ pub async fn pinned_registry(
         let source = PluginSource {
             name: plugin.clone(),
             origin: format!("{} (pinned sha256 {digest})", report.source),
-            bytes,
+            bytes: bytes.into(),
+            digest: digest.clone(),
             manifest: manifest_of(report),
         };
         let types = plugins
@@ -196,7 +197,7 @@ mod tests {
         let store = MemoryStore::new();
         for digest in ["kept", "loose"] {
             store
-                .component_put(digest, digest.as_bytes())
+                .component_put(digest, digest.as_bytes().to_vec().into())
                 .await
                 .unwrap();
         }

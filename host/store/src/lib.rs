@@ -55,6 +55,7 @@ mod signals;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+use bytes::Bytes;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -110,7 +111,9 @@ impl StoreError {
 /// is migrated when opened.
 /// 3: nodes may be `waiting`, and runs have `signals` (an older build
 /// would not read them); nothing to migrate.
-pub const FORMAT_VERSION: u64 = 3;
+/// 4: kept components' sizes are indexed (`component_sizes`: which are kept,
+/// without reading them); a version-3 file is migrated when opened.
+pub const FORMAT_VERSION: u64 = 4;
 
 /// A storage failure that any concern can meet: the backend failed, or the
 /// store cannot be opened. Cheap to clone (a run's event hub hands the first
@@ -499,8 +502,9 @@ pub trait SavedGraphs: Send + Sync {
 #[async_trait::async_trait]
 pub trait Components: Send + Sync {
     /// Keep `bytes` under `digest` (their SHA-256, hex); nothing if that
-    /// digest is kept already.
-    async fn component_put(&self, digest: &str, bytes: &[u8]) -> Result<(), StoreError>;
+    /// digest is kept already (found without reading the kept bytes: a host
+    /// puts every component it loads at each start).
+    async fn component_put(&self, digest: &str, bytes: Bytes) -> Result<(), StoreError>;
 
     /// The bytes kept under `digest`.
     async fn component_get(&self, digest: &str) -> Result<Option<Vec<u8>>, StoreError>;

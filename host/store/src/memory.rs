@@ -1,6 +1,7 @@
 //! An in-memory [`RunStore`]: for ephemeral runs and tests. Nothing survives the
 //! process.
 
+use bytes::Bytes;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::sync::Mutex;
@@ -49,7 +50,7 @@ struct Runs {
     graphs: BTreeMap<(String, u32), SavedGraph>,
     graph_versions: BTreeMap<String, u32>,
     leases: BTreeMap<String, Lease>,
-    components: BTreeMap<String, std::sync::Arc<[u8]>>,
+    components: BTreeMap<String, Bytes>,
     /// (digest, run): which runs are pinned to which components.
     component_runs: BTreeSet<(String, String)>,
     /// Schedules by (owner, name), and (due, owner, name) of those due.
@@ -297,10 +298,10 @@ impl OutputCache for MemoryStore {
 
 #[async_trait::async_trait]
 impl Components for MemoryStore {
-    async fn component_put(&self, digest: &str, bytes: &[u8]) -> Result<(), StoreError> {
+    async fn component_put(&self, digest: &str, bytes: Bytes) -> Result<(), StoreError> {
         let mut runs = self.lock();
         if !runs.components.contains_key(digest) {
-            runs.components.insert(digest.to_string(), bytes.into());
+            runs.components.insert(digest.to_string(), bytes);
         }
         Ok(())
     }

@@ -14,6 +14,7 @@ mod key_values;
 mod schedules;
 mod signals;
 
+use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -868,13 +869,21 @@ impl OutputCache for PgStore {
 
 #[async_trait::async_trait]
 impl Components for PgStore {
-    async fn component_put(&self, digest: &str, bytes: &[u8]) -> Result<(), StoreError> {
+    async fn component_put(&self, digest: &str, bytes: Bytes) -> Result<(), StoreError> {
+        let kept = sqlx::query("SELECT 1 FROM weft_components WHERE digest = $1")
+            .bind(digest)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        if kept.is_some() {
+            return Ok(());
+        }
         sqlx::query(
             "INSERT INTO weft_components (digest, bytes, saved_ms) VALUES ($1, $2, $3)
              ON CONFLICT (digest) DO NOTHING",
         )
         .bind(digest)
-        .bind(bytes)
+        .bind(bytes.as_ref())
         .bind(now_ms() as i64)
         .execute(&self.pool)
         .await

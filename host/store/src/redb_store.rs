@@ -6,6 +6,7 @@
 //! is durable (fsynced) before it returns; writes made at once by many runs
 //! share one fsync ([`group`]).
 
+use bytes::Bytes;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -65,6 +66,9 @@ const LEASES: TableDefinition<&str, &[u8]> = TableDefinition::new("leases");
 const RUNS_BY_TIME: TableDefinition<(u64, &str), ()> = TableDefinition::new("runs_by_time");
 /// Component digest → its bytes (what runs are pinned to).
 const COMPONENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("components");
+/// Component digest → its size in bytes: which components are kept, read
+/// without reading them.
+const COMPONENT_SIZES: TableDefinition<&str, u64> = TableDefinition::new("component_sizes");
 /// (run id, cache key) → the entry's created ms: the cached outputs each run
 /// made, deleted with the run while still the same entry.
 const CACHE_MADE: TableDefinition<(&str, &str), u64> = TableDefinition::new("cache_made");
@@ -111,6 +115,7 @@ macro_rules! every_table {
         $visit!(RUNS_BY_TIME);
         $visit!(RUNS_BY_OWNER);
         $visit!(COMPONENTS);
+        $visit!(COMPONENT_SIZES);
         $visit!(COMPONENT_RUNS);
         $visit!(SCHEDULES);
         $visit!(SCHEDULES_DUE);
@@ -264,6 +269,17 @@ impl RedbStore {
                 for item in specs.iter().map_err(backend)? {
                     let (k, v) = item.map_err(backend)?;
                     pin_components(&tx, k.value(), &decode(k.value(), v.value())?)?;
+                }
+            }
+            // Format 3 had no index of component sizes.
+            if found.is_some_and(|v| v < 4) {
+                let components = tx.open_table(COMPONENTS).map_err(backend)?;
+                let mut sizes = tx.open_table(COMPONENT_SIZES).map_err(backend)?;
+                for item in components.iter().map_err(backend)? {
+                    let (k, v) = item.map_err(backend)?;
+                    sizes
+                        .insert(k.value(), v.value().len() as u64)
+                        .map_err(backend)?;
                 }
             }
             if found.is_some_and(|v| v < FORMAT_VERSION) {
@@ -725,16 +741,26 @@ impl OutputCache for RedbStore {
 
 #[async_trait::async_trait]
 impl Components for RedbStore {
-    async fn component_put(&self, digest: &str, bytes: &[u8]) -> Result<(), StoreError> {
+    async fn component_put(&self, digest: &str, bytes: Bytes) -> Result<(), StoreError> {
         let digest = digest.to_string();
-        if self.component_get(&digest).await?.is_some() {
+        let key = digest.clone();
+        let kept = self
+            .read(move |tx| {
+                let sizes = tx.open_table(COMPONENT_SIZES).map_err(backend)?;
+                Ok(sizes.get(key.as_str()).map_err(backend)?.is_some())
+            })
+            .await?;
+        if kept {
             return Ok(());
         }
-        let bytes = bytes.to_vec();
         self.write(move |tx| {
             let mut table = tx.open_table(COMPONENTS).map_err(backend)?;
+            let mut sizes = tx.open_table(COMPONENT_SIZES).map_err(backend)?;
             table
-                .insert(digest.as_str(), bytes.as_slice())
+                .insert(digest.as_str(), bytes.as_ref())
+                .map_err(backend)?;
+            sizes
+                .insert(digest.as_str(), bytes.len() as u64)
                 .map_err(backend)?;
             Ok(())
         })
@@ -743,10 +769,10 @@ impl Components for RedbStore {
 
     async fn components_unused(&self) -> Result<Vec<String>, StoreError> {
         self.read(|tx| {
-            let table = tx.open_table(COMPONENTS).map_err(backend)?;
+            let sizes = tx.open_table(COMPONENT_SIZES).map_err(backend)?;
             let pins = tx.open_table(COMPONENT_RUNS).map_err(backend)?;
             let mut unused = Vec::new();
-            for item in table.iter().map_err(backend)? {
+            for item in sizes.iter().map_err(backend)? {
                 let (k, _) = item.map_err(backend)?;
                 if !is_pinned(&pins, k.value())? {
                     unused.push(k.value().to_string());
@@ -764,7 +790,9 @@ impl Components for RedbStore {
             if is_pinned(&pins, &digest)? {
                 return Ok(false);
             }
+            let mut sizes = tx.open_table(COMPONENT_SIZES).map_err(backend)?;
             let mut table = tx.open_table(COMPONENTS).map_err(backend)?;
+            sizes.remove(digest.as_str()).map_err(backend)?;
             Ok(table.remove(digest.as_str()).map_err(backend)?.is_some())
         })
         .await

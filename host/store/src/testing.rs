@@ -10,6 +10,7 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use serde_json::json;
 use weft_core::cache::CacheEntry;
 use weft_core::event::{Event, EventKind, NodeStatus, RunStatus};
@@ -969,9 +970,18 @@ async fn deleting_runs(store: &dyn RunStore) {
 /// keeps the first bytes.
 async fn components(store: &dyn RunStore) {
     assert_eq!(store.component_get("d1").await.unwrap(), None);
-    store.component_put("d1", b"first").await.unwrap();
-    store.component_put("d1", b"second").await.unwrap();
-    store.component_put("d2", &[0u8; 70_000]).await.unwrap();
+    store
+        .component_put("d1", Bytes::from_static(b"first"))
+        .await
+        .unwrap();
+    store
+        .component_put("d1", Bytes::from_static(b"second"))
+        .await
+        .unwrap();
+    store
+        .component_put("d2", Bytes::from(vec![0u8; 70_000]))
+        .await
+        .unwrap();
     assert_eq!(
         store.component_get("d1").await.unwrap().as_deref(),
         Some(&b"first"[..])
@@ -991,7 +1001,10 @@ async fn components(store: &dyn RunStore) {
             .collect();
         store.create_run(NewRun::new(run, spec)).await.unwrap();
     }
-    store.component_put("d3", b"loose").await.unwrap();
+    store
+        .component_put("d3", Bytes::from_static(b"loose"))
+        .await
+        .unwrap();
     let unused = store.components_unused().await.unwrap();
     assert!(unused.contains(&"d3".to_string()), "{unused:?}");
     assert!(!unused.iter().any(|d| d == "d1" || d == "d2"), "{unused:?}");
@@ -1010,6 +1023,23 @@ async fn components(store: &dyn RunStore) {
         "already gone"
     );
     assert_eq!(store.component_get("d1").await.unwrap(), None);
+    assert!(
+        !store
+            .components_unused()
+            .await
+            .unwrap()
+            .contains(&"d1".to_string()),
+        "a deleted component is not listed"
+    );
+    // Deleted, it is kept again when put again.
+    store
+        .component_put("d1", Bytes::from_static(b"again"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.component_get("d1").await.unwrap().as_deref(),
+        Some(&b"again"[..])
+    );
     assert!(
         store
             .components_unused()
