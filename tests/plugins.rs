@@ -284,3 +284,61 @@ async fn sandbox_denies_the_network_unless_the_address_is_granted() {
     let (result, _) = common::run(&host, &elsewhere, json!({})).await;
     assert!(common::error_of(&result, "call").contains("cannot connect"));
 }
+
+/// A plugin is asked to `describe` itself once per component: the answer is
+/// kept beside its compiled artifact and read at later starts (so no
+/// instance is made for it), and still checked at every load.
+#[tokio::test]
+async fn a_plugins_description_is_kept_and_read_back_at_the_next_start() {
+    let dir = PluginDir::new()
+        .add("example", EXAMPLE_PLUGIN)
+        .add("bad-schema", BAD_SCHEMA);
+    let cache = tempfile::tempdir().unwrap();
+    // The compiled standard plugins, so this test compiles none of them.
+    for entry in std::fs::read_dir(weft_tests::cache_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "cwasm") {
+            std::fs::copy(&path, cache.path().join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let start = || {
+        weft::Host::builder()
+            .engine_options(weft::plugin::EngineOptions {
+                cache_dir: Some(cache.path().to_path_buf()),
+                ..Default::default()
+            })
+            .plugins_dir(dir.path())
+            .build()
+    };
+    let host = start().await.unwrap();
+    assert_eq!(host.registry().get("example.shout").unwrap().title, "Shout");
+    drop(host);
+
+    let kept: Vec<_> = std::fs::read_dir(cache.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    let example = kept
+        .iter()
+        .find(|p| {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .contains("example.shout")
+        })
+        .expect("the example plugin's description is kept");
+    let text = std::fs::read_to_string(example).unwrap();
+    std::fs::write(example, text.replace("\"Shout\"", "\"Shout, as kept\"")).unwrap();
+
+    let host = start().await.unwrap();
+    let shout = host.registry().get("example.shout").unwrap().clone();
+    assert_eq!(shout.title, "Shout, as kept", "read back, not asked again");
+    let schema = error_for(&host, "bad-schema");
+    assert!(schema.contains("not a valid JSON Schema"), "{schema}");
+    drop(host);
+
+    // A record that does not parse is ignored: the plugin is asked again.
+    std::fs::write(example, "not a description").unwrap();
+    let host = start().await.unwrap();
+    assert_eq!(host.registry().get("example.shout").unwrap().title, "Shout");
+}

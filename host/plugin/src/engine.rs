@@ -207,6 +207,33 @@ impl WeftEngine {
         Ok(component)
     }
 
+    /// The description kept for the component with SHA-256 `digest`
+    /// ([`crate::described`]), if the cache has one.
+    pub fn description(&self, digest: &str) -> Option<String> {
+        let path = self.description_path(digest)?;
+        trusted(&path).ok()?;
+        std::fs::read_to_string(&path).ok()
+    }
+
+    /// Keep `text` as the description of the component with SHA-256 `digest`.
+    pub fn keep_description(&self, digest: &str, text: &str) {
+        let (Some(dir), Some(path)) = (&self.cache_dir, self.description_path(digest)) else {
+            return;
+        };
+        if let Err(e) = write_private(dir, &path, text.as_bytes()) {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot keep a plugin's description");
+        }
+    }
+
+    fn description_path(&self, digest: &str) -> Option<PathBuf> {
+        let name = format!(
+            "{digest}-{}.describe-{}.json",
+            self.engine_hash,
+            crate::described::FORMAT
+        );
+        self.cache_dir.as_ref().map(|dir| dir.join(name))
+    }
+
     /// Delete the compiled artifacts of the component with SHA-256 `digest`
     /// (of any engine configuration) from the cache: it is no longer
     /// needed. Another process sharing the cache that still loads it just
@@ -216,7 +243,8 @@ impl WeftEngine {
         let prefix = format!("{digest}-");
         for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with(&prefix) && name.ends_with(".cwasm") {
+            let ours = name.ends_with(".cwasm") || name.ends_with(".json");
+            if name.starts_with(&prefix) && ours {
                 let _ = std::fs::remove_file(entry.path());
             }
         }
@@ -280,13 +308,17 @@ fn trusted(_: &Path) -> Result<(), String> {
 }
 
 fn write_artifact(dir: &Path, path: &Path, component: &Component) -> Result<(), wasmtime::Error> {
-    let serialized = component.serialize()?;
+    Ok(write_private(dir, path, &component.serialize()?)?)
+}
+
+/// Write `bytes` to `path` in the cache folder `dir`, readable by this user
+/// alone, atomically (by rename).
+fn write_private(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = tempfile_in(dir)?;
-    std::fs::write(&tmp, serialized)?;
+    std::fs::write(&tmp, bytes)?;
     #[cfg(unix)]
     std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
-    std::fs::rename(&tmp, path)?;
-    Ok(())
+    std::fs::rename(&tmp, path)
 }
 
 fn tempfile_in(dir: &Path) -> std::io::Result<PathBuf> {
@@ -381,5 +413,21 @@ mod tests {
         std::fs::write(&artifact, b"not native code").unwrap();
         // Compiled afresh instead of loading the tampered file.
         assert!(e.load_component(EMPTY, EMPTY_SHA256).is_ok());
+    }
+
+    #[test]
+    fn a_description_is_kept_private_read_back_and_forgotten_with_its_artifact() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = engine(dir.path());
+        assert_eq!(e.description(EMPTY_SHA256), None);
+        e.load_component(EMPTY, EMPTY_SHA256).unwrap();
+        e.keep_description(EMPTY_SHA256, "[]");
+        assert_eq!(e.description(EMPTY_SHA256).as_deref(), Some("[]"));
+        let path = e.description_path(EMPTY_SHA256).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+        assert_eq!(e.description(EMPTY_SHA256), None, "others could write it");
+        e.forget_compiled(EMPTY_SHA256);
+        assert_eq!(artifacts(dir.path()), 0);
+        assert!(!path.exists(), "forgotten with the artifact");
     }
 }

@@ -25,6 +25,7 @@
 #![deny(missing_docs)]
 
 pub mod config;
+mod described;
 pub mod engine;
 pub mod fair;
 pub mod http;
@@ -843,7 +844,24 @@ impl PluginHost {
         })
     }
 
+    /// The task types `plugin` provides: as kept from an earlier start
+    /// ([`described`]), else from its `describe`, then kept.
     async fn describe(
+        &self,
+        plugin: &LoadedPlugin,
+    ) -> Result<Vec<wit_types::TaskType>, PluginError> {
+        let kept = self.engine.description(&plugin.digest);
+        if let Some(types) = kept.as_deref().and_then(described::parse) {
+            return Ok(types);
+        }
+        let types = self.ask_describe(plugin).await?;
+        self.engine
+            .keep_description(&plugin.digest, &described::to_text(&types));
+        Ok(types)
+    }
+
+    /// Instantiate `plugin` and call its `describe`.
+    async fn ask_describe(
         &self,
         plugin: &LoadedPlugin,
     ) -> Result<Vec<wit_types::TaskType>, PluginError> {
