@@ -14,6 +14,8 @@ mod rerank;
 mod tokens;
 mod topics;
 
+use std::rc::Rc;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use weft_sdk::{Context, TaskDef, TaskError};
@@ -63,14 +65,15 @@ fn default_overlap() -> u32 {
 }
 
 /// One chunk, as Workglow's chunk records: `rag.text-chunker` gives its
-/// place in the text, `rag.hierarchical-chunker` its section titles.
+/// place in the text, `rag.hierarchical-chunker` its section titles. Its
+/// text is shared with the chunkers' `text` list, not copied.
 #[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Chunk {
     pub(crate) chunk_id: String,
     #[serde(rename = "doc_id")]
     pub(crate) doc_id: String,
-    pub(crate) text: String,
+    pub(crate) text: Rc<str>,
     pub(crate) node_path: Vec<String>,
     pub(crate) depth: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -93,7 +96,7 @@ struct ChunkOut {
     /// The chunks, with their places in the text.
     chunks: Vec<Chunk>,
     /// Each chunk's text.
-    text: Vec<String>,
+    text: Vec<Rc<str>>,
     /// How many chunks.
     count: u32,
 }
@@ -135,7 +138,7 @@ fn records(pieces: Vec<Piece>, doc_id: Option<String>) -> ChunkOut {
                 None => format!("chunk:{index}:{}", p.start),
             },
             doc_id: doc_id.clone().unwrap_or_default(),
-            text: p.text,
+            text: p.text.into(),
             node_path: node_path.clone(),
             depth: node_path.len() as u32,
             leaf_node_id: doc_id.clone(),

@@ -1,5 +1,7 @@
 //! `rag.hierarchical-chunker`: a document tree into chunks within a
 //! token budget.
+use std::rc::Rc;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -30,7 +32,8 @@ pub struct ChunkTreeIn {
     doc_id: String,
     /// The document tree, as `rag.structural-parser` gives it.
     #[schemars(with = "Map<String, Value>")]
-    document_tree: Value,
+    #[serde(deserialize_with = "super::tree_field")]
+    document_tree: Node,
     /// Most tokens per chunk (default 512).
     #[serde(default = "default_max")]
     #[schemars(range(min = 50))]
@@ -68,7 +71,7 @@ pub struct ChunkTreeOut {
     /// The chunks, in document order.
     chunks: Vec<Chunk>,
     /// Each chunk's text.
-    text: Vec<String>,
+    text: Vec<Rc<str>>,
     /// How many chunks.
     count: u32,
 }
@@ -77,7 +80,7 @@ pub fn hierarchical_chunker(i: ChunkTreeIn, _: &Context) -> Result<ChunkTreeOut,
     if i.doc_id.is_empty() {
         return Err(TaskError::invalid_input("doc_id is required"));
     }
-    let tree = super::tree(&i.document_tree)?;
+    let tree = &i.document_tree;
     let tokens = Tokens::new(i.model.as_deref());
     let mut out = Chunks {
         doc_id: &i.doc_id,
@@ -89,10 +92,10 @@ pub fn hierarchical_chunker(i: ChunkTreeIn, _: &Context) -> Result<ChunkTreeOut,
         units: 0,
     };
     match i.strategy {
-        Strategy::Hierarchical => out.walk(&tree, &mut Vec::new(), &mut Vec::new())?,
+        Strategy::Hierarchical => out.walk(tree, &mut Vec::new(), &mut Vec::new())?,
         Strategy::Flat | Strategy::Sentence => {
             let mut texts = Vec::new();
-            leaf_texts(&tree, &mut texts)?;
+            leaf_texts(tree, &mut texts)?;
             let leaf = Leaf {
                 text: &texts.join("\n\n"),
                 path: std::slice::from_ref(&tree.node_id),
@@ -261,7 +264,7 @@ impl Chunks<'_> {
     }
 
     fn push(&mut self, leaf: &Leaf, prefix: &str, text: String) -> Result<(), TaskError> {
-        let text = format!("{prefix}{text}");
+        let text: Rc<str> = format!("{prefix}{text}").into();
         self.units += js::length(&text) as u64;
         if self.units > MAX_OUTPUT_UNITS {
             return Err(TaskError::invalid_input(format!(

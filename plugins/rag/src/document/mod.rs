@@ -13,8 +13,10 @@
 mod hierarchy;
 mod parse;
 
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use std::fmt::Display;
+
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize};
 use weft_sdk::TaskError;
 
 pub use hierarchy::hierarchical_chunker;
@@ -78,9 +80,20 @@ impl Node {
     }
 }
 
-/// `value` read as a document tree; an error naming where it is not one
+/// A document tree read straight from a task's input, without a JSON
+/// value in between (a value takes several times the memory of its text):
+/// an error names where in it the input is not one
 /// (`documentTree.children[2].kind: unknown variant …`).
-pub(crate) fn tree(value: &Value) -> Result<Node, TaskError> {
-    serde_path_to_error::deserialize(value)
-        .map_err(|e| TaskError::invalid_input(format!("documentTree.{}: {}", e.path(), e.inner())))
+pub(crate) fn tree_field<'de, D: Deserializer<'de>>(input: D) -> Result<Node, D::Error> {
+    serde_path_to_error::deserialize(input).map_err(|e| D::Error::custom(at(&e)))
+}
+
+/// The document tree that `json` is; an error naming where it is not one.
+pub(crate) fn tree(json: &str) -> Result<Node, TaskError> {
+    serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(json))
+        .map_err(|e| TaskError::invalid_input(at(&e)))
+}
+
+fn at<E: Display>(e: &serde_path_to_error::Error<E>) -> String {
+    format!("documentTree.{}: {}", e.path(), e.inner())
 }

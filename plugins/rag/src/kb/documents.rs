@@ -9,8 +9,16 @@
 //! 1 MiB): part `000000` starts with the number of parts (4 bytes,
 //! little-endian), so parts left over from a longer earlier version are
 //! never read, and are deleted after the new ones are written.
+//!
+//! A tree is kept as the JSON text it came in, never as a JSON value (a
+//! value takes several times the memory of its text, and a task has 64
+//! MiB): checked as it is read, written out in parts as it is encoded, and
+//! given back as it was stored.
+use std::io;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use weft_sdk::storage;
 use weft_sdk::{Context, TaskError};
@@ -25,7 +33,8 @@ const PART_BYTES: usize = 512 << 10;
 pub(super) struct Document {
     doc_id: String,
     metadata: Map<String, Value>,
-    pub(super) root: Value,
+    /// The tree, as JSON text.
+    pub(super) root: Box<RawValue>,
 }
 
 impl Kb {
@@ -35,23 +44,27 @@ impl Kb {
     }
 
     fn save_document(&self, document: &Document) -> Result<(), TaskError> {
-        let json = storage::encode(document);
-        let parts: Vec<&[u8]> = json.chunks(PART_BYTES).collect();
+        let mut parts = Parts(Vec::new());
+        serde_json::to_writer(&mut parts, document)
+            .map_err(|e| TaskError::failed(format!("a document could not be encoded: {e}")))?;
+        let mut parts = parts.0;
+        let count = (parts.len() as u32).to_le_bytes();
+        if let Some(first) = parts.first_mut() {
+            first[..4].copy_from_slice(&count);
+        }
         let prefix = self.tree(&document.doc_id);
         let writes: Vec<storage::Write> = parts
-            .iter()
+            .into_iter()
             .enumerate()
-            .map(|(n, part)| {
-                let mut value = Vec::with_capacity(part.len() + 4);
-                if n == 0 {
-                    value.extend_from_slice(&(parts.len() as u32).to_le_bytes());
-                }
-                value.extend_from_slice(part);
-                storage::plain(&format!("{prefix}{n:06}"), &value)
+            .map(|(n, value)| storage::Write {
+                key: format!("{prefix}{n:06}"),
+                value,
+                if_version: None,
+                ttl_ms: None,
             })
             .collect();
         storage::write_many(None, &writes)?;
-        for stale in storage::keys(None, &prefix)?.into_iter().skip(parts.len()) {
+        for stale in storage::keys(None, &prefix)?.into_iter().skip(writes.len()) {
             storage::delete(None, &stale)?;
         }
         Ok(())
@@ -84,6 +97,39 @@ impl Kb {
     }
 }
 
+/// A document's stored parts, filled as its JSON is written: at most
+/// `PART_BYTES` of it each, the first after 4 bytes left for the count.
+struct Parts(Vec<Vec<u8>>);
+
+impl io::Write for Parts {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        let header = |parts: &[Vec<u8>]| if parts.len() == 1 { 4 } else { 0 };
+        let full = |parts: &[Vec<u8>]| match parts.last() {
+            Some(last) => last.len() >= PART_BYTES + header(parts),
+            None => true,
+        };
+        if full(&self.0) {
+            let start = if self.0.is_empty() {
+                vec![0; 4]
+            } else {
+                Vec::new()
+            };
+            self.0.push(start);
+        }
+        let room = PART_BYTES + header(&self.0);
+        let Some(last) = self.0.last_mut() else {
+            return Ok(0);
+        };
+        let n = bytes.len().min(room - last.len());
+        last.extend_from_slice(&bytes[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// A document id as one key segment: `%` and `/` escaped.
 pub fn escape(doc: &str) -> String {
     doc.replace('%', "%25").replace('/', "%2F")
@@ -99,7 +145,7 @@ pub struct DocumentUpsertIn {
     doc_id: String,
     /// The document tree to keep, as `rag.structural-parser` gives it.
     #[schemars(with = "Map<String, Value>")]
-    document_tree: Value,
+    document_tree: Box<RawValue>,
     /// Its title (wins over `metadata.title`; one of them is needed).
     #[serde(default)]
     title: Option<String>,
@@ -129,7 +175,7 @@ pub fn document_upsert(i: DocumentUpsertIn, _: &Context) -> Result<DocumentUpser
             "title is required: give it as `title` or as `metadata.title`",
         ));
     }
-    tree(&i.document_tree)?;
+    tree(i.document_tree.get())?;
     let document = Document {
         doc_id: i.doc_id,
         metadata,
@@ -175,7 +221,7 @@ pub struct ToDocumentsOut {
     doc_id: Vec<String>,
     /// Their trees, by position.
     #[schemars(with = "Vec<Map<String, Value>>")]
-    document_tree: Vec<Value>,
+    document_tree: Vec<Box<RawValue>>,
     /// Their titles, by position.
     title: Vec<String>,
 }

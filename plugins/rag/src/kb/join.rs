@@ -4,12 +4,14 @@
 use std::collections::HashMap;
 
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use weft_sdk::{Context, TaskError};
 
 use super::Kb;
 use super::documents::{truthy, yes};
+use crate::document::Kind;
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -17,8 +19,10 @@ pub struct JoinIn {
     /// The knowledge base's name.
     knowledge_base: String,
     /// The retrieved chunks' metadata (chunk records with `doc_id` and
-    /// `leafNodeId` or `nodePath`).
-    metadata: Vec<Value>,
+    /// `leafNodeId` or `nodePath`). Each is read only while it is joined
+    /// (a list of JSON values takes several times the memory of its text).
+    #[schemars(with = "Vec<Value>")]
+    metadata: Vec<Box<RawValue>>,
     /// The retrieved chunks' texts (passed through).
     #[serde(default)]
     chunks: Option<Vec<String>>,
@@ -42,7 +46,8 @@ pub struct JoinIn {
 pub struct JoinOut {
     /// Each chunk's metadata with `sectionTitles`, `parentSummaries` and
     /// `entities` from its document's tree.
-    metadata: Vec<Value>,
+    #[schemars(with = "Vec<Value>")]
+    metadata: Vec<Box<RawValue>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     chunks: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none", rename = "chunk_ids")]
@@ -62,24 +67,15 @@ pub fn hierarchy_join(i: JoinIn, _: &Context) -> Result<JoinOut, TaskError> {
     let mut trees: HashMap<String, Option<Ancestry>> = HashMap::new();
     let mut metadata = Vec::with_capacity(i.metadata.len());
     let include = (i.include_parent_summaries, i.include_entities);
-    for record in i.metadata {
-        let Value::Object(mut record) = record else {
-            metadata.push(Value::Object(Map::new()));
-            continue;
+    for (n, record) in i.metadata.into_iter().enumerate() {
+        let record = match serde_json::from_str(record.get()) {
+            Ok(Value::Object(record)) => joined(&kb, &mut trees, record, include)?,
+            Ok(_) => Map::new(),
+            Err(e) => return Err(TaskError::invalid_input(format!("metadata[{n}]: {e}"))),
         };
-        if let (Some(Value::String(doc)), Some(leaf)) = (record.get("doc_id"), leaf_of(&record)) {
-            let leaf = leaf.to_string();
-            if !trees.contains_key(doc) {
-                let tree = kb.load_document(doc)?.map(|d| Ancestry::of(&d.root));
-                trees.insert(doc.clone(), tree);
-            }
-            let ancestors = match &trees[doc] {
-                Some(tree) => tree.above(&leaf),
-                None => Vec::new(),
-            };
-            join(&mut record, &ancestors, include);
-        }
-        metadata.push(Value::Object(record));
+        let record = serde_json::value::to_raw_value(&record)
+            .map_err(|e| TaskError::failed(format!("a joined record is not JSON: {e}")))?;
+        metadata.push(record);
     }
     Ok(JoinOut {
         count: metadata.len() as u32,
@@ -90,6 +86,33 @@ pub fn hierarchy_join(i: JoinIn, _: &Context) -> Result<JoinOut, TaskError> {
     })
 }
 
+/// One chunk's metadata joined with its document's tree, read and indexed
+/// into `trees` the first time.
+fn joined(
+    kb: &Kb,
+    trees: &mut HashMap<String, Option<Ancestry>>,
+    mut record: Map<String, Value>,
+    include: (bool, bool),
+) -> Result<Map<String, Value>, TaskError> {
+    let (Some(Value::String(doc)), Some(leaf)) = (record.get("doc_id"), leaf_of(&record)) else {
+        return Ok(record);
+    };
+    let leaf = leaf.to_string();
+    if !trees.contains_key(doc) {
+        let tree = match kb.load_document(doc)? {
+            Some(d) => Some(Ancestry::of(&nodes(doc, &d.root)?)),
+            None => None,
+        };
+        trees.insert(doc.clone(), tree);
+    }
+    let ancestors = match &trees[doc] {
+        Some(tree) => tree.above(&leaf),
+        None => Vec::new(),
+    };
+    join(&mut record, &ancestors, include);
+    Ok(record)
+}
+
 /// The chunk's leaf node: `leafNodeId`, else the last of `nodePath`.
 fn leaf_of(record: &Map<String, Value>) -> Option<&str> {
     let leaf = match record.get("leafNodeId") {
@@ -97,6 +120,33 @@ fn leaf_of(record: &Map<String, Value>) -> Option<&str> {
         Some(leaf) => leaf,
     };
     leaf.as_str().filter(|l| !l.is_empty())
+}
+
+/// What a join reads of a kept tree's node (not its text). The tree was
+/// checked when it was kept: every node has an id and a kind.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct JoinNode {
+    node_id: String,
+    kind: Kind,
+    /// Any JSON, `null` too, when there.
+    #[serde(default, deserialize_with = "present")]
+    title: Option<Value>,
+    #[serde(default)]
+    enrichment: Option<Value>,
+    #[serde(default)]
+    children: Option<Vec<JoinNode>>,
+}
+
+/// A field's value when it is there, `null` included.
+fn present<'de, D: Deserializer<'de>>(value: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(value).map(Some)
+}
+
+/// Document `doc`'s kept tree, as a join reads it.
+fn nodes(doc: &str, root: &RawValue) -> Result<JoinNode, TaskError> {
+    serde_json::from_str(root.get())
+        .map_err(|e| TaskError::failed(format!("stored document `{doc}` is not a tree: {e}")))
 }
 
 /// What a join needs of one node.
@@ -116,7 +166,7 @@ struct Ancestry {
 }
 
 impl Ancestry {
-    fn of(root: &Value) -> Ancestry {
+    fn of(root: &JoinNode) -> Ancestry {
         let mut tree = Ancestry {
             nodes: Vec::new(),
             by_id: HashMap::new(),
@@ -125,11 +175,8 @@ impl Ancestry {
         while let Some((node, parent)) = stack.pop() {
             let at = tree.nodes.len();
             tree.nodes.push(Facts::of(node, parent));
-            if let Some(id) = node.get("nodeId").and_then(Value::as_str) {
-                tree.by_id.entry(id.to_string()).or_insert(at);
-            }
-            let children = node.get("children").and_then(Value::as_array);
-            let children = children.map(Vec::as_slice).unwrap_or_default();
+            tree.by_id.entry(node.node_id.clone()).or_insert(at);
+            let children = node.children.as_deref().unwrap_or_default();
             stack.extend(children.iter().rev().map(|child| (child, Some(at))));
         }
         tree
@@ -150,12 +197,12 @@ impl Ancestry {
 }
 
 impl Facts {
-    fn of(node: &Value, parent: Option<usize>) -> Facts {
-        let enrichment = |field: &str| node.get("enrichment")?.get(field).cloned();
-        let section = node.get("kind").and_then(Value::as_str) == Some("section");
+    fn of(node: &JoinNode, parent: Option<usize>) -> Facts {
+        let enrichment = |field: &str| node.enrichment.as_ref()?.get(field).cloned();
+        let section = node.kind == Kind::Section;
         Facts {
             parent,
-            section_title: section.then(|| node.get("title").cloned()).flatten(),
+            section_title: section.then(|| node.title.clone()).flatten(),
             summary: enrichment("summary").filter(truthy),
             entities: match enrichment("entities") {
                 Some(Value::Array(items)) => items,
