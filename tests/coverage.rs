@@ -80,8 +80,6 @@ const NOT_PROVIDED: &[(&str, &str)] = &[
         "JsonTask",
         "builds a graph from JSON while running: in Weft a graph is data before it runs (subgraph nodes, saved graphs)",
     ),
-    ("KbAddDocumentTask", RAG),
-    ("KbReindexTask", RAG),
     (
         "LambdaTask",
         "calls a function of the host program: a Weft graph carries no code; code runs in plugins",

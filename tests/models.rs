@@ -1126,6 +1126,90 @@ async fn a_markdown_document_is_chunked_by_section_and_retrieved() {
     );
 }
 
+/// `KbAddDocumentTask` keeps a parsed document, chunks and embeds it and
+/// stores its chunks in one node, as Workglow's standard knowledge-base
+/// strategy: a question finds the right section; a second document with no
+/// id and no model gets a derived id and the knowledge base's model, and
+/// adding it again replaces it; `KbReindexTask` redoes every document and
+/// leaves as many chunks as before; with no model anywhere it is refused.
+#[tokio::test]
+async fn a_document_is_added_to_a_knowledge_base_in_one_task_and_reindexed() {
+    let host = common::builder(None)
+        .model("minilm", minilm())
+        .build()
+        .await
+        .unwrap();
+    let task = |task: &str, input: Value| {
+        let g = common::graph(json!({"tasks": [{"id": "t", "type": task, "defaults": input}]}));
+        let host = &host;
+        async move {
+            let (r, _) = common::run(host, &g, json!({})).await;
+            match r.failures.is_empty() {
+                true => Ok(r.outputs["t"].clone()),
+                false => Err(common::error_of(&r, "t").to_string()),
+            }
+        }
+    };
+    let parse =
+        |text: &str, title: &str| json!({"text": text, "title": title, "format": "markdown"});
+    let weaving = "# Weaving\n\n## Looms\nWeft threads run across the warp on a loom.\n\n\
+                   # Cooking\n\n## Bread\nBread rises when yeast ferments the dough.";
+    let parsed = task("StructuralParserTask", parse(weaving, "Notes"))
+        .await
+        .unwrap();
+    let document = json!({"doc_id": "notes", "metadata": {"title": "Notes"},
+                          "root": parsed["documentTree"]});
+    let add = json!({"knowledgeBase": "kb", "document": document, "model": "minilm"});
+    assert_eq!(
+        task("KbAddDocumentTask", add).await,
+        Ok(json!({"doc_id": "notes"}))
+    );
+    let search = json!({"knowledgeBase": "kb", "query": "How does dough rise?", "topK": 1});
+    let found = task("KbSearchTask", search.clone()).await.unwrap();
+    assert_eq!(
+        found["chunks"],
+        json!(["Cooking > Bread\n\nBread rises when yeast ferments the dough."])
+    );
+    assert_eq!(found["results"][0]["metadata"]["doc_title"], "Notes");
+
+    let dyes = parse("Indigo gives a deep blue colour to cloth.", "Dyes");
+    let tree = task("StructuralParserTask", dyes).await.unwrap()["documentTree"].clone();
+    let untitled = json!({"metadata": {"title": "Dyes"}, "root": tree});
+    let add = json!({"knowledgeBase": "kb", "document": untitled});
+    let first = task("KbAddDocumentTask", add.clone()).await.unwrap();
+    assert!(
+        first["doc_id"].as_str().unwrap().starts_with("doc-"),
+        "{first}"
+    );
+    assert_eq!(task("KbAddDocumentTask", add).await.unwrap(), first);
+    let docs = task(
+        "KbToDocumentsTask",
+        json!({"knowledgeBase": "kb", "onlyStale": false}),
+    );
+    let mut ids = vec![first["doc_id"].clone(), json!("notes")];
+    ids.sort_by_key(|v| v.to_string());
+    assert_eq!(docs.await.unwrap()["doc_id"], json!(ids));
+
+    let all = json!({"knowledgeBase": "kb", "query": "cloth", "model": "minilm", "topK": 100});
+    let before = task("ChunkRetrievalTask", all.clone()).await.unwrap();
+    assert_eq!(before["count"], 3, "{before}");
+    let reindexed = task("KbReindexTask", json!({"knowledgeBase": "kb"})).await;
+    assert_eq!(reindexed, Ok(json!({"count": 2})));
+    let after = task("ChunkRetrievalTask", all).await.unwrap();
+    assert_eq!(after["chunk_ids"], before["chunk_ids"]);
+    assert_eq!(
+        task("KbSearchTask", search).await.unwrap()["chunks"],
+        found["chunks"]
+    );
+
+    let nothing = json!({"knowledgeBase": "empty", "document": document});
+    let e = task("KbAddDocumentTask", nothing).await.unwrap_err();
+    assert!(e.contains("`empty` has no embedding model recorded"), "{e}");
+    let untitled = json!({"knowledgeBase": "kb", "document": {"metadata": {}, "root": tree}});
+    let e = task("KbAddDocumentTask", untitled).await.unwrap_err();
+    assert!(e.contains("document.metadata.title is required"), "{e}");
+}
+
 /// A knowledge base on redb and one on PostgreSQL, filled by the same
 /// ingest runs, give the same chunks for a question, the relevant ones
 /// first, by `ChunkRetrievalTask` and by `KbSearchTask` (the model recorded

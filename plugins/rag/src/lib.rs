@@ -274,6 +274,25 @@ fn tasks() -> Vec<TaskDef> {
             )
             .category("RAG")
             .not_cacheable(),
+        TaskDef::new("rag.kb-add-document", kb::kb_add_document)
+            .title("Knowledge base: add a document")
+            .description(
+                "Keeps `document` (`{doc_id?, metadata: {title}, root}`, as Workglow's \
+                 `Document.toJSON()`) in knowledge base `knowledgeBase`, cuts its tree into \
+                 chunks (hierarchical, 512 tokens, 50 of overlap, 10 reserved), embeds them by \
+                 `model` (default: the knowledge base's) and stores them in place of its earlier \
+                 ones → doc_id.",
+            )
+            .category("RAG")
+            .side_effects(),
+        TaskDef::new("rag.kb-reindex", kb::kb_reindex)
+            .title("Knowledge base: reindex")
+            .description(
+                "Every document kept in knowledge base `knowledgeBase` chunked and embedded \
+                 again, by `model` (default: the knowledge base's), its chunks replaced → count.",
+            )
+            .category("RAG")
+            .side_effects(),
         TaskDef::new("rag.kb-delete", kb::delete)
             .title("Knowledge base: delete a document")
             .description(

@@ -35,7 +35,7 @@ const HUMAN: [&str; 2] = ["HumanApprovalTask", "HumanInputTask"];
 /// another name: same ports, same behaviour. (Others do the same job with
 /// other port names, e.g. `math.add` gives `value` where `ScalarAddTask`
 /// gives `result`: `scalar.add` is its alias.)
-pub const ALIASES: [(&str, &str); 73] = [
+pub const ALIASES: [(&str, &str); 75] = [
     ("TextSummaryTask", "ai.text-summary"),
     ("ScalarAddTask", "scalar.add"),
     ("ScalarSubtractTask", "scalar.subtract"),
@@ -103,6 +103,8 @@ pub const ALIASES: [(&str, &str); 73] = [
     ("HierarchyJoinTask", "rag.hierarchy-join"),
     ("KbSearchTask", "rag.kb-search"),
     ("KbDeleteTask", "rag.kb-delete"),
+    ("KbAddDocumentTask", "rag.kb-add-document"),
+    ("KbReindexTask", "rag.kb-reindex"),
     ("TextClassificationTask", "ai.text-classification"),
     ("TextRerankerTask", "ai.text-reranker"),
     ("TextLanguageDetectionTask", "ai.text-language-detection"),

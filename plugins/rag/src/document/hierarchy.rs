@@ -14,7 +14,7 @@ use crate::tokens::Tokens;
 
 #[derive(Deserialize, JsonSchema, Default, Clone, Copy, PartialEq)]
 #[serde(rename_all = "lowercase")]
-enum Strategy {
+pub(crate) enum Strategy {
     /// Each paragraph on its own, led by its sections' titles.
     #[default]
     Hierarchical,
@@ -80,18 +80,60 @@ pub fn hierarchical_chunker(i: ChunkTreeIn, _: &Context) -> Result<ChunkTreeOut,
     if i.doc_id.is_empty() {
         return Err(TaskError::invalid_input("doc_id is required"));
     }
-    let tree = &i.document_tree;
     let tokens = Tokens::new(i.model.as_deref());
-    let mut out = Chunks {
-        doc_id: &i.doc_id,
+    let budget = Budget {
         max_tokens: i.max_tokens,
+        overlap: i.overlap,
         reserved: i.reserved_tokens,
-        overlap: i.overlap as u64,
-        tokens: &tokens,
+        strategy: i.strategy,
+    };
+    let chunks = chunk_tree(&i.doc_id, &i.document_tree, &budget, &tokens)?;
+    Ok(ChunkTreeOut {
+        text: chunks.iter().map(|c| c.text.clone()).collect(),
+        count: chunks.len() as u32,
+        chunks,
+        doc_id: i.doc_id,
+    })
+}
+
+/// How big a chunk may be, and how a tree is cut.
+pub(crate) struct Budget {
+    pub(crate) max_tokens: u32,
+    pub(crate) overlap: u32,
+    pub(crate) reserved: u32,
+    pub(crate) strategy: Strategy,
+}
+
+impl Default for Budget {
+    /// Workglow's standard knowledge-base strategy: 512 tokens, 50 of
+    /// overlap, 10 reserved, hierarchical.
+    fn default() -> Self {
+        Budget {
+            max_tokens: default_max(),
+            overlap: default_overlap(),
+            reserved: default_reserved(),
+            strategy: Strategy::Hierarchical,
+        }
+    }
+}
+
+/// Document `doc_id`'s tree cut into chunks within `budget`.
+pub(crate) fn chunk_tree(
+    doc_id: &str,
+    tree: &Node,
+    budget: &Budget,
+    tokens: &Tokens,
+) -> Result<Vec<Chunk>, TaskError> {
+    let mut out = Chunks {
+        doc_id,
+        max_tokens: budget.max_tokens,
+        reserved: budget.reserved,
+        overlap: budget.overlap as u64,
+        tokens,
         chunks: Vec::new(),
         units: 0,
     };
-    match i.strategy {
+    match budget.strategy {
         Strategy::Hierarchical => out.walk(tree, &mut Vec::new(), &mut Vec::new())?,
         Strategy::Flat | Strategy::Sentence => {
             let mut texts = Vec::new();
@@ -105,12 +147,7 @@ pub fn hierarchical_chunker(i: ChunkTreeIn, _: &Context) -> Result<ChunkTreeOut,
             out.leaf(leaf)?;
         }
     }
-    Ok(ChunkTreeOut {
-        text: out.chunks.iter().map(|c| c.text.clone()).collect(),
-        count: out.chunks.len() as u32,
-        chunks: out.chunks,
-        doc_id: i.doc_id,
-    })
+    Ok(out.chunks)
 }
 
 /// A leaf's text, or an error naming the leaf that has none.

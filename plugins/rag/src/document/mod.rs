@@ -20,6 +20,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 use weft_sdk::TaskError;
 
 pub use hierarchy::hierarchical_chunker;
+pub(crate) use hierarchy::{Budget, chunk_tree};
+pub(crate) use parse::derived_id;
 pub use parse::structural_parser;
 
 /// A node's kind, as Workglow's `NodeKind`.

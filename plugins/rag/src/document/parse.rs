@@ -78,7 +78,9 @@ pub fn structural_parser(i: ParseIn, _: &Context) -> Result<ParseOut, TaskError>
     })
 }
 
-fn derived_id(title: &str, text: &str) -> String {
+/// `doc-` and the first 16 hex digits of the SHA-256 of `title`, a zero
+/// byte and `text`.
+pub(crate) fn derived_id(title: &str, text: &str) -> String {
     let mut hash = Sha256::new();
     hash.update(title.as_bytes());
     hash.update([0]);

@@ -31,8 +31,8 @@ const PART_BYTES: usize = 512 << 10;
 
 #[derive(Serialize, Deserialize)]
 pub(super) struct Document {
-    doc_id: String,
-    metadata: Map<String, Value>,
+    pub(super) doc_id: String,
+    pub(super) metadata: Map<String, Value>,
     /// The tree, as JSON text.
     pub(super) root: Box<RawValue>,
 }
@@ -43,7 +43,7 @@ impl Kb {
         format!("{}doc/{}/", self.prefix, escape(doc))
     }
 
-    fn save_document(&self, document: &Document) -> Result<(), TaskError> {
+    pub(super) fn save_document(&self, document: &Document) -> Result<(), TaskError> {
         let mut parts = Parts(Vec::new());
         serde_json::to_writer(&mut parts, document)
             .map_err(|e| TaskError::failed(format!("a document could not be encoded: {e}")))?;
@@ -235,16 +235,11 @@ pub fn kb_to_documents(i: ToDocumentsIn, _: &Context) -> Result<ToDocumentsOut, 
         document_tree: Vec::new(),
         title: Vec::new(),
     };
-    let prefix = format!("{}doc/", kb.prefix);
-    let first_parts = storage::keys(None, &prefix)?;
-    let first_parts = first_parts.iter().filter(|k| k.ends_with("/000000"));
-    for key in first_parts {
-        let escaped = &key[prefix.len()..key.len() - "/000000".len()];
-        if i.only_stale && kb.has_chunks(escaped)? {
+    for escaped in kb.escaped_documents()? {
+        if i.only_stale && kb.has_chunks(&escaped)? {
             continue;
         }
-        let doc = unescape(escaped);
-        let Some(document) = kb.load_document(&doc)? else {
+        let Some(document) = kb.load_document(&unescape(&escaped))? else {
             continue;
         };
         let title = document.metadata.get("title").map(js::string);
@@ -255,11 +250,19 @@ pub fn kb_to_documents(i: ToDocumentsIn, _: &Context) -> Result<ToDocumentsOut, 
     Ok(out)
 }
 
-fn unescape(doc: &str) -> String {
+pub(super) fn unescape(doc: &str) -> String {
     doc.replace("%2F", "/").replace("%25", "%")
 }
 
 impl Kb {
+    /// The escaped ids of the documents kept, in their bytes' order.
+    pub(super) fn escaped_documents(&self) -> Result<Vec<String>, TaskError> {
+        let prefix = format!("{}doc/", self.prefix);
+        let keys = storage::keys(None, &prefix)?;
+        let first_parts = keys.iter().filter_map(|k| k.strip_suffix("/000000"));
+        Ok(first_parts.map(|k| k[prefix.len()..].to_string()).collect())
+    }
+
     /// Whether the document whose escaped id is `escaped` has chunks.
     fn has_chunks(&self, escaped: &str) -> Result<bool, TaskError> {
         let prefix = format!("{}chunk/{escaped}/", self.prefix);

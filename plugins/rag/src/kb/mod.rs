@@ -19,14 +19,17 @@
 //! chunk is 4 bytes of JSON length, the JSON `{doc_id, chunk_id,
 //! metadata}`, then the vector as little-endian f32s) and `doc/DOC/PART`,
 //! documents' trees (`documents.rs`: `DocumentUpsertTask`,
-//! `KbToDocumentsTask`; `join.rs`: `HierarchyJoinTask`).
+//! `KbToDocumentsTask`; `join.rs`: `HierarchyJoinTask`; `ingest.rs`:
+//! `KbAddDocumentTask`, `KbReindexTask`).
 mod bm25;
 mod documents;
+mod ingest;
 mod join;
 mod search;
 mod write;
 
 pub use documents::{document_upsert, kb_to_documents};
+pub use ingest::{kb_add_document, kb_reindex};
 pub use join::hierarchy_join;
 pub use search::{kb_search, retrieve};
 pub use write::{delete, upsert};

@@ -71,40 +71,55 @@ pub fn upsert(i: UpsertIn, _: &Context) -> Result<UpsertOut, TaskError> {
         });
     };
     let doc_id = text_field(first, "doc_id", 0)?;
-    let info = Info {
-        dims: vectors[0].len(),
-        model: i.model,
-    };
-    let document = kb.chunks_of(&doc_id);
-    let mut writes = Vec::with_capacity(i.chunks.len());
-    let mut chunk_ids = Vec::with_capacity(i.chunks.len());
-    for (index, (mut metadata, vector)) in i.chunks.into_iter().zip(vectors).enumerate() {
-        check_chunk(&metadata, &vector, index, &doc_id, info.dims)?;
-        let chunk_id = match metadata.contains_key("chunkId") {
-            true => text_field(&metadata, "chunkId", index)?,
-            false => text_field(&metadata, "chunk_id", index)?,
-        };
-        stamp(&mut metadata, i.doc_title.as_deref());
-        let key = format!("{document}{chunk_id}");
-        let stored = Stored {
-            doc_id: doc_id.clone(),
-            chunk_id: chunk_id.clone(),
-            metadata,
-        };
-        writes.push(storage::plain(&key, &encode(&stored, &vector)));
-        chunk_ids.push(chunk_id);
-    }
-    kb.agree(&info)?;
-    for batch in writes.chunks(BATCH as usize) {
-        storage::write_many(None, batch)?;
-    }
-    let keep: HashSet<&str> = writes.iter().map(|w| w.key.as_str()).collect();
-    remove_document(&kb, &doc_id, &keep)?;
+    let chunk_ids = kb.store_chunks(&doc_id, i.chunks, vectors, i.doc_title.as_deref(), i.model)?;
     Ok(UpsertOut {
         count: chunk_ids.len() as u32,
         doc_id,
         chunk_ids,
     })
+}
+
+impl Kb {
+    /// Stores document `doc_id`'s chunks with their vectors (as many),
+    /// deleting its other chunks → the stored chunks' ids.
+    pub(super) fn store_chunks(
+        &self,
+        doc_id: &str,
+        chunks: Vec<Map<String, Value>>,
+        vectors: Vec<Vec<f32>>,
+        doc_title: Option<&str>,
+        model: Option<String>,
+    ) -> Result<Vec<String>, TaskError> {
+        let document = self.chunks_of(doc_id);
+        let mut writes = Vec::with_capacity(chunks.len());
+        let mut chunk_ids = Vec::with_capacity(chunks.len());
+        let dims = vectors.first().map_or(0, Vec::len);
+        for (index, (mut metadata, vector)) in chunks.into_iter().zip(vectors).enumerate() {
+            check_chunk(&metadata, &vector, index, doc_id, dims)?;
+            let chunk_id = match metadata.contains_key("chunkId") {
+                true => text_field(&metadata, "chunkId", index)?,
+                false => text_field(&metadata, "chunk_id", index)?,
+            };
+            stamp(&mut metadata, doc_title);
+            let key = format!("{document}{chunk_id}");
+            let stored = Stored {
+                doc_id: doc_id.to_string(),
+                chunk_id: chunk_id.clone(),
+                metadata,
+            };
+            writes.push(storage::plain(&key, &encode(&stored, &vector)));
+            chunk_ids.push(chunk_id);
+        }
+        if !writes.is_empty() {
+            self.agree(&Info { dims, model })?;
+        }
+        for batch in writes.chunks(BATCH as usize) {
+            storage::write_many(None, batch)?;
+        }
+        let keep: HashSet<&str> = writes.iter().map(|w| w.key.as_str()).collect();
+        remove_document(self, doc_id, &keep)?;
+        Ok(chunk_ids)
+    }
 }
 
 /// Deletes document `doc`'s chunks but those in `keep`.
