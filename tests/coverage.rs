@@ -57,7 +57,6 @@ const NOT_PROVIDED: &[(&str, &str)] = &[
         "a base class for tasks that run once per element of their array inputs (in Weft: the `map` node)",
     ),
     ("BackgroundRemovalTask", VISION),
-    ("DocumentEnricherTask", RAG),
     ("FaceDetectorTask", VISION),
     ("FaceLandmarkerTask", VISION),
     (

@@ -751,6 +751,83 @@ async fn structured_generation_validates_the_answer_and_asks_again_with_the_erro
     assert_eq!(fake.hits(), hits);
 }
 
+/// `DocumentEnricherTask` summarises a parsed document's sections bottom up
+/// through the generation model, as Workglow's: a section over the
+/// threshold has its title summarised, then that with its paragraph; one
+/// under it gets an empty enrichment; the document's summary is made from
+/// its sections' summaries (or titles). No model, no calls; a named-entity
+/// model is refused.
+#[tokio::test]
+async fn the_document_enricher_summarises_sections_bottom_up() {
+    let (fake, host) = chat_host().await;
+    let task = |input: Value| {
+        let g = common::graph(json!({"tasks": [{"id": "t", "type": "DocumentEnricherTask",
+            "defaults": input}]}));
+        let host = &host;
+        async move {
+            let (r, _) = common::run(host, &g, json!({})).await;
+            match r.failures.is_empty() {
+                true => Ok(r.outputs["t"].clone()),
+                false => Err(common::error_of(&r, "t").to_string()),
+            }
+        }
+    };
+    let text = "# Looms\nWeft threads run across the warp on a loom, row after row.\n# Dyes\nBlue.";
+    let parse = common::graph(json!({"tasks": [{"id": "p", "type": "StructuralParserTask",
+        "defaults": {"text": text, "title": "Notes", "doc_id": "notes"}}]}));
+    let tree = common::run(&host, &parse, json!({})).await.0.outputs["p"]["documentTree"].clone();
+    let replies = [
+        "Looms, briefly.",
+        "Weft crosses the warp on a loom, row by row.",
+        "Notes.",
+        "A document about looms and dyes.",
+    ];
+    fake.script(&replies.map(|r| Reply::Text(r.into())));
+    let input = json!({"doc_id": "notes", "documentTree": tree, "summaryModel": "chat",
+                       "summaryThreshold": 40});
+    let out = task(input.clone()).await.unwrap();
+    assert_eq!(out["summaryCount"], 2);
+    assert_eq!(out["entityCount"], 0);
+    assert_eq!(out["doc_id"], "notes");
+    let enriched = &out["documentTree"];
+    assert_eq!(enriched["enrichment"], json!({"summary": replies[3]}));
+    let looms = &enriched["children"][0];
+    assert_eq!(looms["enrichment"], json!({"summary": replies[1]}));
+    assert_eq!(looms["children"][0].get("enrichment"), None);
+    assert_eq!(enriched["children"][1]["enrichment"], json!({}));
+    let asked: Vec<String> = fake
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, _, body)| body["messages"][1]["content"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        asked,
+        [
+            "Looms".to_string(),
+            format!(
+                "{} Weft threads run across the warp on a loom, row after row.",
+                replies[0]
+            ),
+            "Notes".to_string(),
+            format!("{} {} Dyes", replies[2], replies[1]),
+        ]
+    );
+
+    let plain = task(json!({"documentTree": tree})).await.unwrap();
+    assert_eq!(plain["documentTree"], tree);
+    assert_eq!(plain["summaryCount"], 0);
+    assert_eq!(fake.hits(), 4);
+    let ner = task(json!({"documentTree": tree, "nerModel": "chat"}))
+        .await
+        .unwrap_err();
+    assert!(
+        ner.contains("nerModel: named-entity recognition is not provided"),
+        "{ner}"
+    );
+}
+
 #[tokio::test]
 async fn tool_calling_returns_checked_calls_and_asks_again_when_one_is_wrong() {
     let (fake, host) = chat_host().await;

@@ -183,6 +183,16 @@ fn tasks() -> Vec<TaskDef> {
                  counted by `model` → doc_id, chunks, text, count.",
             )
             .category("Document"),
+        TaskDef::new("rag.document-enricher", document::document_enricher)
+            .title("Document enricher")
+            .description(
+                "`documentTree`'s sections (and the document) summarised by `summaryModel`, \
+                 bottom up, where a section's text and its children's reach \
+                 `summaryThreshold` characters; named entities (`nerModel`) are not provided \
+                 yet → doc_id, documentTree (with `enrichment.summary`), summaryCount, \
+                 entityCount.",
+            )
+            .category("Document"),
         TaskDef::new("rag.topic-segmenter", topics::topic_segmenter)
             .title("Topic segmenter")
             .description(

@@ -35,7 +35,7 @@ const HUMAN: [&str; 2] = ["HumanApprovalTask", "HumanInputTask"];
 /// another name: same ports, same behaviour. (Others do the same job with
 /// other port names, e.g. `math.add` gives `value` where `ScalarAddTask`
 /// gives `result`: `scalar.add` is its alias.)
-pub const ALIASES: [(&str, &str); 75] = [
+pub const ALIASES: [(&str, &str); 76] = [
     ("TextSummaryTask", "ai.text-summary"),
     ("ScalarAddTask", "scalar.add"),
     ("ScalarSubtractTask", "scalar.subtract"),
@@ -105,6 +105,7 @@ pub const ALIASES: [(&str, &str); 75] = [
     ("KbDeleteTask", "rag.kb-delete"),
     ("KbAddDocumentTask", "rag.kb-add-document"),
     ("KbReindexTask", "rag.kb-reindex"),
+    ("DocumentEnricherTask", "rag.document-enricher"),
     ("TextClassificationTask", "ai.text-classification"),
     ("TextRerankerTask", "ai.text-reranker"),
     ("TextLanguageDetectionTask", "ai.text-language-detection"),

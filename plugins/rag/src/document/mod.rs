@@ -1,7 +1,9 @@
 //! `rag.structural-parser` and `rag.hierarchical-chunker`, Workglow's
 //! `StructuralParserTask` and `HierarchicalChunkerTask`: a document parsed
 //! into a tree of sections and paragraphs, and a tree cut into chunks
-//! within a token budget, each chunk led by its sections' titles.
+//! within a token budget, each chunk led by its sections' titles; and
+//! `rag.document-enricher` (`DocumentEnricherTask`), a tree's sections
+//! summarised by a model.
 //!
 //! Step for step as Workglow's, on UTF-16 positions, but with ids derived
 //! instead of random, so that the same document always gives the same
@@ -10,6 +12,7 @@
 //! chunk `{doc_id}:{n}` (as `rag.text-chunker`'s), and a document with
 //! neither `doc_id` nor `sourceUri` is `doc-` and the first 16 hex digits
 //! of the SHA-256 of its title, a zero byte and its text.
+mod enrich;
 mod hierarchy;
 mod parse;
 
@@ -17,8 +20,10 @@ use std::fmt::Display;
 
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
 use weft_sdk::TaskError;
 
+pub use enrich::document_enricher;
 pub use hierarchy::hierarchical_chunker;
 pub(crate) use hierarchy::{Budget, chunk_tree};
 pub(crate) use parse::derived_id;
@@ -66,6 +71,9 @@ pub(crate) struct Node {
     pub(crate) text: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) children: Option<Vec<Node>>,
+    /// Summaries and entities (`rag.document-enricher`'s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) enrichment: Option<Map<String, Value>>,
 }
 
 impl Node {

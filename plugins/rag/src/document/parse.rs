@@ -152,6 +152,7 @@ impl<'a> Parser<'a> {
             title: None,
             text: Some(text),
             children: kind.is_container().then(Vec::new),
+            enrichment: None,
         }
     }
 
