@@ -647,8 +647,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 return show_preview(&result, json);
             }
             let origin = graph.display().to_string();
-            refuse_waits(&host.plan(&graph_file, &origin)?, &graph)?;
-            let prepared = host.prepare(&graph_file, &origin, input).await?;
+            let plan = host.checked(&graph_file, &origin, &input)?;
+            refuse_waits(&plan, &graph)?;
+            let prepared = host.prepare_plan(plan, &graph_file, &origin, input).await?;
+            // The run keeps its plan; the graph is in the store.
+            drop(graph_file);
             execute(&host, &prepared, json, all_outputs).await
         }
         Command::Store { action, host } => {

@@ -643,8 +643,21 @@ impl Host {
         origin: &str,
         input: Value,
     ) -> Result<PreparedRun, HostError> {
+        let plan = self.checked_plan(graph, origin, &input, None)?;
+        self.prepare_plan(plan, graph, origin, input).await
+    }
+
+    /// As `prepare`, with `plan` already made by `checked` for the same
+    /// graph and input (a large graph is planned once, not twice).
+    pub async fn prepare_plan(
+        &self,
+        plan: Plan,
+        graph: &Graph,
+        origin: &str,
+        input: Value,
+    ) -> Result<PreparedRun, HostError> {
         match self
-            .submit(graph, origin, input, Submission::default())
+            .record(plan, graph, origin, input, Submission::default())
             .await?
         {
             Prepared::New(run) => Ok(run),
@@ -665,6 +678,12 @@ impl Host {
         owner: Option<&str>,
     ) -> Result<(), HostError> {
         self.checked_plan(graph, origin, input, owner).map(drop)
+    }
+
+    /// The plan of `graph`, checked as `check` does for no owner: what
+    /// `prepare_plan` takes.
+    pub fn checked(&self, graph: &Graph, origin: &str, input: &Value) -> Result<Plan, HostError> {
+        self.checked_plan(graph, origin, input, None)
     }
 
     /// The plan of `graph`, once it, `input` and `owner`'s grants are checked.
@@ -691,6 +710,18 @@ impl Host {
         submission: Submission,
     ) -> Result<Prepared, HostError> {
         let plan = self.checked_plan(graph, origin, &input, submission.owner.as_deref())?;
+        self.record(plan, graph, origin, input, submission).await
+    }
+
+    /// Record a new run of `plan`, made from `graph` and checked.
+    async fn record(
+        &self,
+        plan: Plan,
+        graph: &Graph,
+        origin: &str,
+        input: Value,
+        submission: Submission,
+    ) -> Result<Prepared, HostError> {
         let run_id = new_run_id();
         let mut record = RunRecord::new(&run_id, origin);
         record.owner = submission.owner.clone();
