@@ -243,7 +243,7 @@ pub async fn tasks(server: &ServerArgs, json_out: bool) -> anyhow::Result<ExitCo
     let client = Client::new(server)?;
     let request = client.request(reqwest::Method::GET, "/v1/tasks");
     let (_, list): (_, Vec<TaskTypeView>) = client.call(request).await?;
-    let mut out = std::io::stdout().lock();
+    let mut out = std::io::stdout();
     if json_out {
         writeln!(out, "{}", serde_json::to_string_pretty(&list)?)?;
         return Ok(ExitCode::SUCCESS);

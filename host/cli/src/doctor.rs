@@ -57,7 +57,7 @@ pub async fn run(setup: &Setup, json_out: bool) -> anyhow::Result<ExitCode> {
         data_dir(setup.data_dir()),
         listen(setup.config().server.listen).await,
     ];
-    let mut out = std::io::stdout().lock();
+    let mut out = std::io::stdout();
     if json_out {
         writeln!(out, "{}", serde_json::to_string_pretty(&findings)?)?;
         return Ok(ExitCode::SUCCESS);

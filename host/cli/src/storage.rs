@@ -48,7 +48,7 @@ pub async fn main(
     json_out: bool,
 ) -> anyhow::Result<ExitCode> {
     let now = weft::clock::now_ms();
-    let mut out = std::io::stdout().lock();
+    let mut out = std::io::stdout();
     match action {
         StorageAction::Ls {
             namespace: None, ..

@@ -58,7 +58,7 @@ pub async fn main(action: StoreAction, location: StoreLocation) -> anyhow::Resul
         return crate::client::backup(&crate::client::ServerArgs { server, token }).await;
     }
     let file = redb_file(location)?;
-    let mut out = std::io::stdout().lock();
+    let mut out = std::io::stdout();
     match action {
         StoreAction::Compact => {
             let (before, after) = RedbStore::compact_file(&file)?;

@@ -185,7 +185,7 @@ fn step(command: &mut Command, what: &str, hint: &str) -> anyhow::Result<()> {
 
 /// `weft toolchain`.
 pub fn main(action: Option<ToolchainAction>) -> anyhow::Result<ExitCode> {
-    let mut out = std::io::stdout().lock();
+    let mut out = std::io::stdout();
     match action.unwrap_or(ToolchainAction::List) {
         ToolchainAction::List => {
             for t in ALL {

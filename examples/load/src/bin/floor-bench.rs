@@ -128,6 +128,13 @@ fn chain(n: usize) -> Graph {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // On a worker thread, as `weft run` and the daemon run graphs: what a
+    // run wakes is then scheduled beside it (from `block_on`'s thread, every
+    // wake-up would cross to a parked worker).
+    tokio::spawn(bench()).await?
+}
+
+async fn bench() -> anyhow::Result<()> {
     let sizes: Result<Vec<usize>, _> = std::env::args().skip(1).map(|a| a.parse()).collect();
     let sizes = match sizes {
         Ok(v) if !v.is_empty() => v,
