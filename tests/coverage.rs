@@ -59,10 +59,6 @@ const NOT_PROVIDED: &[(&str, &str)] = &[
     ("BackgroundRemovalTask", VISION),
     ("FaceDetectorTask", VISION),
     ("FaceLandmarkerTask", VISION),
-    (
-        "FileLoaderTask",
-        "not yet as named: `data.file-read` reads a file of a granted folder as text, JSON or lines; loading by URL and the CSV, image, PDF and front-matter forms are not provided",
-    ),
     ("GestureRecognizerTask", VISION),
     ("HandLandmarkerTask", VISION),
     ("ImageClassificationTask", VISION),

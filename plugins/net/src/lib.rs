@@ -8,6 +8,7 @@
 //! no bytes); `credential_key` is not supported (refused by name: a
 //! plugin's secrets come from its configuration, docs/secrets.md).
 mod http;
+mod loader;
 
 use std::collections::BTreeMap;
 
@@ -101,14 +102,20 @@ fn fetch_url(i: FetchIn, _: &Context) -> Result<FetchOut, TaskError> {
     };
     let timeout_ms = i.timeout.filter(|t| *t > 0.0).map(|t| t as u64);
     let response = http::send(method, &i.url, &i.headers, i.body.as_deref(), timeout_ms)?;
-    if response.status >= 400 {
-        let message = format!("{} answered HTTP {}", i.url, response.status);
-        return Err(match response.status {
-            429 | 500..=599 => TaskError::retryable(message, response.retry_after_ms),
-            _ => TaskError::failed(message),
-        });
-    }
+    refuse_errors(&i.url, &response)?;
     Ok(answer(response, i.response_type))
+}
+
+/// An HTTP error status as the task's error: 429 and 5xx retryable.
+fn refuse_errors(url: &str, response: &http::Response) -> Result<(), TaskError> {
+    if response.status < 400 {
+        return Ok(());
+    }
+    let message = format!("{url} answered HTTP {}", response.status);
+    Err(match response.status {
+        429 | 500..=599 => TaskError::retryable(message, response.retry_after_ms),
+        _ => TaskError::failed(message),
+    })
 }
 
 /// The response as Workglow gives it: by `wanted`, else by its type.
@@ -147,6 +154,16 @@ fn answer(response: http::Response, wanted: Option<ResponseType>) -> FetchOut {
 
 fn tasks() -> Vec<TaskDef> {
     vec![
+        TaskDef::new("net.file-loader", loader::file_loader)
+            .title("File loader")
+            .description(
+                "Loads `url` (through the same grants as `net.fetch-url`) and reads it as \
+                 `format` (`auto`: by its ending): `text`, `markdown` (with its `frontmatter`), \
+                 `html`, `json`, `csv` (rows by the header's names), `image` or `pdf` (a \
+                 base64 `data:` URL) → the one read, and metadata (url, format, size, title, \
+                 mimeType).",
+            )
+            .category("Document"),
         TaskDef::new("net.fetch-url", fetch_url)
             .title("Fetch URL")
             .description(

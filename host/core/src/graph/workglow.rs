@@ -35,7 +35,7 @@ const HUMAN: [&str; 2] = ["HumanApprovalTask", "HumanInputTask"];
 /// another name: same ports, same behaviour. (Others do the same job with
 /// other port names, e.g. `math.add` gives `value` where `ScalarAddTask`
 /// gives `result`: `scalar.add` is its alias.)
-pub const ALIASES: [(&str, &str); 76] = [
+pub const ALIASES: [(&str, &str); 77] = [
     ("TextSummaryTask", "ai.text-summary"),
     ("ScalarAddTask", "scalar.add"),
     ("ScalarSubtractTask", "scalar.subtract"),
@@ -106,6 +106,7 @@ pub const ALIASES: [(&str, &str); 76] = [
     ("KbAddDocumentTask", "rag.kb-add-document"),
     ("KbReindexTask", "rag.kb-reindex"),
     ("DocumentEnricherTask", "rag.document-enricher"),
+    ("FileLoaderTask", "net.file-loader"),
     ("TextClassificationTask", "ai.text-classification"),
     ("TextRerankerTask", "ai.text-reranker"),
     ("TextLanguageDetectionTask", "ai.text-language-detection"),
