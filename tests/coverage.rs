@@ -88,7 +88,6 @@ const NOT_PROVIDED: &[(&str, &str)] = &[
     ("PoseLandmarkerTask", VISION),
     ("StreamingAiTask", BASE),
     ("TextFillMaskTask", AI_TEXT),
-    ("TextNamedEntityRecognitionTask", AI_TEXT),
 ];
 
 #[derive(Deserialize)]

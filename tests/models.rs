@@ -828,6 +828,77 @@ async fn the_document_enricher_summarises_sections_bottom_up() {
     );
 }
 
+/// `TextNamedEntityRecognitionTask` on a generation model: an entity whose
+/// words are not in the text is asked about again, with the reason; the
+/// types in `blockList` are left out; answers that never check fail, naming
+/// why.
+#[tokio::test]
+async fn named_entities_come_from_a_generation_model_and_are_checked_against_the_text() {
+    let (fake, host) = chat_host().await;
+    let text = "Ada Lovelace worked with Charles Babbage in London.";
+    let graph = common::graph(json!({"tasks": [{"id": "n",
+        "type": "TextNamedEntityRecognitionTask",
+        "defaults": {"model": "chat", "text": text, "blockList": ["LOC"]}}]}));
+    fake.script(&[
+        Reply::Text(
+            "```json\n{\"entities\": [{\"entity\": \"PER\", \"word\": \"Ada Lovelace\", \"score\": 0.98}, \
+             {\"entity\": \"LOC\", \"word\": \"Paris\", \"score\": 0.9}]}\n```"
+                .into(),
+        ),
+        Reply::Text(
+            r#"{"entities": [{"entity": "PER", "word": "Ada Lovelace", "score": 0.98},
+                {"entity": "PER", "word": "Charles Babbage", "score": 0.97},
+                {"entity": "LOC", "word": "London", "score": 0.95}]}"#
+                .into(),
+        ),
+    ]);
+    let (result, _) = common::run(&host, &graph, json!({})).await;
+    assert_eq!(
+        result.outputs["n"]["entities"],
+        json!([{"entity": "PER", "word": "Ada Lovelace", "score": 0.98},
+               {"entity": "PER", "word": "Charles Babbage", "score": 0.97}]),
+        "{:?}",
+        result.failures
+    );
+    let seen = fake.seen.lock().unwrap().clone();
+    let content = |n: usize, m: usize| {
+        seen[n].2["messages"][m]["content"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert!(
+        content(0, 0).contains("PER (a person)"),
+        "{}",
+        content(0, 0)
+    );
+    assert_eq!(content(0, 1), text);
+    let retry = content(1, 1);
+    assert!(
+        retry.contains("/entities/1/word: `Paris` is not in the text"),
+        "{retry}"
+    );
+
+    fake.script(&[
+        Reply::Text("Ada Lovelace is a person.".into()),
+        Reply::Text(r#"{"entities": [{"entity": "PER", "word": "Ada", "score": 7}]}"#.into()),
+        Reply::Text("{}".into()),
+    ]);
+    let (result, _) = common::run(&host, &graph, json!({})).await;
+    let error = common::error_of(&result, "n");
+    assert!(
+        error.contains("after 3 attempt(s)")
+            && error.contains("\"entities\" is a required property"),
+        "{error}"
+    );
+    let seen = fake.seen.lock().unwrap().clone();
+    let second_retry = seen[4].2["messages"][1]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(second_retry.contains("/entities/0/score"), "{second_retry}");
+}
+
 #[tokio::test]
 async fn tool_calling_returns_checked_calls_and_asks_again_when_one_is_wrong() {
     let (fake, host) = chat_host().await;

@@ -5,6 +5,7 @@
 //! trigram profiles built into the plugin. Ranking by meaning (classification,
 //! reranking) is in [`ranking`], structured output in [`structured`], tool
 //! calling in [`tools`].
+mod entities;
 mod language;
 mod ranking;
 mod structured;
@@ -441,6 +442,16 @@ fn tasks() -> Vec<TaskDef> {
         .description(
             "Generates a JSON object conforming to a JSON Schema with a generation model, \
                  validated, asking again with the errors when it does not conform.",
+        ),
+        generation(TaskDef::new(
+            "ai.text-named-entity-recognition",
+            entities::recognise,
+        ))
+        .title("Named entities")
+        .description(
+            "The named entities of `text` (PER, ORG, LOC, MISC; `blockList` leaves types out) \
+             from a generation model, asked for as JSON and checked: each a type, a score and \
+             words that occur in the text.",
         ),
         generation(TaskDef::new("ai.tool-calling", tools::call))
             .title("Tool calling")

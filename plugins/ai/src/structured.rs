@@ -72,35 +72,66 @@ pub(crate) fn generate(input: StructuredIn, _: &Context) -> Result<StructuredOut
     let system = format!(
         "Answer with one JSON object that conforms to this JSON Schema, and nothing else:\n{schema}"
     );
-    let options = input.sampling.options();
-    let mut prompt = input.prompt.clone();
-    let mut errors = Vec::new();
-    for _ in 0..=input.max_retries {
-        let messages = vec![message("system", &system), message("user", &prompt)];
-        let answer = models::generate(&input.model, &Prompt::Chat(messages), &options)?;
-        errors = match json_object(&answer.text) {
-            Ok(object) => {
-                let value = Value::Object(object);
-                let found: Vec<String> = validator
-                    .iter_errors(&value)
-                    .map(|e| format!("{}: {e}", pointer(&e.instance_path().to_string())))
-                    .collect();
-                match value {
-                    Value::Object(object) if found.is_empty() => {
-                        return Ok(StructuredOut { object });
+    let asking = Asking {
+        model: &input.model,
+        system: &system,
+        options: input.sampling.options(),
+        max_retries: input.max_retries,
+    };
+    let object = asking.object(&input.prompt, &validator, |_| Vec::new())?;
+    Ok(StructuredOut { object })
+}
+
+/// A model asked for a JSON object until one is valid.
+pub(crate) struct Asking<'a> {
+    pub(crate) model: &'a str,
+    pub(crate) system: &'a str,
+    pub(crate) options: GenerateOptions,
+    pub(crate) max_retries: u32,
+}
+
+impl Asking<'_> {
+    /// The first answer to `prompt` that is a JSON object valid against
+    /// `validator` and that `check` finds no fault with (its errors, as
+    /// `pointer: message`); each failed answer asked again with its errors.
+    pub(crate) fn object(
+        &self,
+        prompt: &str,
+        validator: &jsonschema::Validator,
+        check: impl Fn(&Map<String, Value>) -> Vec<String>,
+    ) -> Result<Map<String, Value>, TaskError> {
+        let mut asked = prompt.to_string();
+        let mut errors = Vec::new();
+        for _ in 0..=self.max_retries {
+            let messages = vec![message("system", self.system), message("user", &asked)];
+            let answer = models::generate(self.model, &Prompt::Chat(messages), &self.options)?;
+            errors = match json_object(&answer.text) {
+                Ok(object) => {
+                    let value = Value::Object(object);
+                    let mut found: Vec<String> = validator
+                        .iter_errors(&value)
+                        .map(|e| format!("{}: {e}", pointer(&e.instance_path().to_string())))
+                        .collect();
+                    if let Value::Object(object) = value {
+                        if found.is_empty() {
+                            found = check(&object);
+                        }
+                        if found.is_empty() {
+                            return Ok(object);
+                        }
                     }
-                    _ => found,
+                    found
                 }
-            }
-            Err(why) => vec![format!("/: {why}")],
-        };
-        prompt = retry_prompt(&input.prompt, &errors);
+                Err(why) => vec![format!("/: {why}")],
+            };
+            asked = retry_prompt(prompt, &errors);
+        }
+        Err(TaskError::failed(format!(
+            "the model's answer failed validation after {} attempt(s); last errors: {}",
+            self.max_retries + 1,
+            errors.join("; ")
+        )))
     }
-    Err(TaskError::failed(format!(
-        "the model's answer failed validation after {} attempt(s); last errors: {}",
-        input.max_retries + 1,
-        errors.join("; ")
-    )))
 }
 
 pub(crate) fn message(role: &str, content: &str) -> Message {

@@ -35,7 +35,7 @@ const HUMAN: [&str; 2] = ["HumanApprovalTask", "HumanInputTask"];
 /// another name: same ports, same behaviour. (Others do the same job with
 /// other port names, e.g. `math.add` gives `value` where `ScalarAddTask`
 /// gives `result`: `scalar.add` is its alias.)
-pub const ALIASES: [(&str, &str); 77] = [
+pub const ALIASES: [(&str, &str); 78] = [
     ("TextSummaryTask", "ai.text-summary"),
     ("ScalarAddTask", "scalar.add"),
     ("ScalarSubtractTask", "scalar.subtract"),
@@ -107,6 +107,10 @@ pub const ALIASES: [(&str, &str); 77] = [
     ("KbReindexTask", "rag.kb-reindex"),
     ("DocumentEnricherTask", "rag.document-enricher"),
     ("FileLoaderTask", "net.file-loader"),
+    (
+        "TextNamedEntityRecognitionTask",
+        "ai.text-named-entity-recognition",
+    ),
     ("TextClassificationTask", "ai.text-classification"),
     ("TextRerankerTask", "ai.text-reranker"),
     ("TextLanguageDetectionTask", "ai.text-language-detection"),
