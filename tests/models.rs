@@ -755,8 +755,9 @@ async fn structured_generation_validates_the_answer_and_asks_again_with_the_erro
 /// through the generation model, as Workglow's: a section over the
 /// threshold has its title summarised, then that with its paragraph; one
 /// under it gets an empty enrichment; the document's summary is made from
-/// its sections' summaries (or titles). No model, no calls; a named-entity
-/// model is refused.
+/// its sections' summaries (or titles). No model, no calls. With a model
+/// for entities, each node's text is asked and a node holds its children's
+/// entities too.
 #[tokio::test]
 async fn the_document_enricher_summarises_sections_bottom_up() {
     let (fake, host) = chat_host().await;
@@ -819,13 +820,44 @@ async fn the_document_enricher_summarises_sections_bottom_up() {
     assert_eq!(plain["documentTree"], tree);
     assert_eq!(plain["summaryCount"], 0);
     assert_eq!(fake.hits(), 4);
-    let ner = task(json!({"documentTree": tree, "nerModel": "chat"}))
+
+    // Entities: each node's own text asked, a node holding its children's.
+    let parse = common::graph(json!({"tasks": [{"id": "p", "type": "StructuralParserTask",
+        "defaults": {"text": "# Looms\nAda Lovelace wove in London.\n", "title": "Notes"}}]}));
+    let tree = common::run(&host, &parse, json!({})).await.0.outputs["p"]["documentTree"].clone();
+    fake.script(&[
+        Reply::Text(
+            r#"{"entities": [{"entity": "PER", "word": "Ada Lovelace", "score": 0.9},
+            {"entity": "LOC", "word": "London", "score": 0.8}]}"#
+                .into(),
+        ),
+        Reply::Text(r#"{"entities": []}"#.into()),
+        Reply::Text(r#"{"entities": [{"entity": "MISC", "word": "Notes", "score": 0.5}]}"#.into()),
+    ]);
+    let out = task(json!({"documentTree": tree, "nerModel": "chat"}))
         .await
-        .unwrap_err();
-    assert!(
-        ner.contains("nerModel: named-entity recognition is not provided"),
-        "{ner}"
+        .unwrap();
+    let ada = json!({"type": "PER", "text": "Ada Lovelace", "score": 0.9});
+    let london = json!({"type": "LOC", "text": "London", "score": 0.8});
+    let notes = json!({"type": "MISC", "text": "Notes", "score": 0.5});
+    let enriched = &out["documentTree"];
+    let paragraph = &enriched["children"][0]["children"][0];
+    assert_eq!(paragraph["enrichment"], json!({"entities": [ada, london]}));
+    assert_eq!(
+        enriched["children"][0]["enrichment"],
+        json!({"entities": [ada, london]})
     );
+    assert_eq!(
+        enriched["enrichment"],
+        json!({"entities": [ada, london, notes]})
+    );
+    assert_eq!(out["entityCount"], 7);
+    assert_eq!(out["summaryCount"], 0);
+    let asked: Vec<String> = fake.seen.lock().unwrap()[4..]
+        .iter()
+        .map(|(_, _, body)| body["messages"][1]["content"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(asked, ["Ada Lovelace wove in London.", "Looms", "Notes"]);
 }
 
 /// `TextNamedEntityRecognitionTask` on a generation model: an entity whose

@@ -12,7 +12,9 @@ use serde_json::{Map, Value, json};
 use weft_sdk::models::{self, Message, Prompt};
 use weft_sdk::{Context, TaskError};
 
-use crate::structured::{Sampling, json_object, message};
+use ask::{json_object, message};
+
+use crate::structured::Sampling;
 
 /// How many times the model is asked again when its calls do not check.
 const RETRIES: usize = 2;

@@ -188,9 +188,9 @@ fn tasks() -> Vec<TaskDef> {
             .description(
                 "`documentTree`'s sections (and the document) summarised by `summaryModel`, \
                  bottom up, where a section's text and its children's reach \
-                 `summaryThreshold` characters; named entities (`nerModel`) are not provided \
-                 yet → doc_id, documentTree (with `enrichment.summary`), summaryCount, \
-                 entityCount.",
+                 `summaryThreshold` characters, and each node's named entities found by \
+                 `nerModel` → doc_id, documentTree (with `enrichment.summary`, \
+                 `enrichment.entities`), summaryCount, entityCount.",
             )
             .category("Document"),
         TaskDef::new("rag.topic-segmenter", topics::topic_segmenter)

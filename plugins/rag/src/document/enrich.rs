@@ -5,12 +5,14 @@
 //! characters long gets its own text summarised, that summary and the
 //! children's joined and summarised again.
 //!
-//! Entities need a named-entity model, which Weft does not serve yet
-//! (`TextNamedEntityRecognitionTask` is not provided): `nerModel` is
-//! refused, naming why, rather than ignored.
+//! Entities: with `nerModel` (a generation model, as
+//! `ai.text-named-entity-recognition` uses), every node's own text is asked
+//! for its entities (`ask::entities`), and a node holds its own and its
+//! children's, once per text and type, the best score kept.
+use ask::entities;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 use weft_sdk::models::{self, GenerateOptions, Message, Prompt};
 use weft_sdk::{Context, TaskError};
 
@@ -43,7 +45,7 @@ pub struct EnrichIn {
     /// children's worth a summary (default 500).
     #[serde(default = "default_threshold")]
     summary_threshold: f64,
-    /// A named-entity model: not served by Weft yet, refused.
+    /// The generation model that finds named entities (none: no entities).
     #[serde(default)]
     ner_model: Option<String>,
 }
@@ -67,24 +69,22 @@ pub struct EnrichOut {
     document_tree: Node,
     /// How many summaries were made.
     summary_count: u32,
-    /// How many entities were found (always 0: see `nerModel`).
+    /// How many entities the nodes hold, each node's counted (a child's
+    /// entities count again in its parent, as Workglow counts them).
     entity_count: u32,
 }
 
 pub fn document_enricher(i: EnrichIn, _: &Context) -> Result<EnrichOut, TaskError> {
-    if i.extract_entities && i.ner_model.as_deref().is_some_and(|m| !m.is_empty()) {
-        return Err(TaskError::invalid_input(
-            "nerModel: named-entity recognition is not provided by Weft yet \
-             (no entity model is served); leave nerModel out or set extractEntities to false",
-        ));
-    }
     let model = i
         .summary_model
         .filter(|m| i.generate_summaries && !m.is_empty());
+    let ner = i.ner_model.filter(|m| i.extract_entities && !m.is_empty());
     let mut enricher = Enricher {
         model: model.as_deref(),
+        ner: ner.as_deref(),
         threshold: i.summary_threshold,
         summaries: 0,
+        entities: 0,
     };
     let mut tree = i.document_tree;
     enricher.enrich(&mut tree)?;
@@ -92,20 +92,22 @@ pub fn document_enricher(i: EnrichIn, _: &Context) -> Result<EnrichOut, TaskErro
         doc_id: i.doc_id,
         document_tree: tree,
         summary_count: enricher.summaries,
-        entity_count: 0,
+        entity_count: enricher.entities,
     })
 }
 
 struct Enricher<'a> {
     model: Option<&'a str>,
+    ner: Option<&'a str>,
     threshold: f64,
     summaries: u32,
+    entities: u32,
 }
 
 impl Enricher<'_> {
     /// Workglow's `enrichNode`: the children first, then the node; an
     /// enrichment (maybe empty, as Workglow writes it) on every section and
-    /// document when summarising, none on the others.
+    /// document when summarising, on every node when finding entities.
     fn enrich(&mut self, node: &mut Node) -> Result<(), TaskError> {
         if let Some(children) = node.children.as_mut() {
             for child in children.iter_mut() {
@@ -113,25 +115,60 @@ impl Enricher<'_> {
             }
         }
         node.enrichment = None;
-        let Some(model) = self.model else {
-            return Ok(());
-        };
-        if !matches!(node.kind, Kind::Section | Kind::Document) {
-            return Ok(());
-        }
-        let summary = match node.children().is_empty() {
-            true => self.leaf_summary(model, node.text.as_deref().unwrap_or_default())?,
-            false => self.summary(model, node)?,
-        };
         let mut enrichment = Map::new();
+        let summarised = matches!(node.kind, Kind::Section | Kind::Document);
+        let summary = match self.model {
+            Some(model) if summarised => match node.children().is_empty() {
+                true => self.leaf_summary(model, node.text.as_deref().unwrap_or_default())?,
+                false => self.summary(model, node)?,
+            },
+            _ => None,
+        };
         if let Some(summary) = summary {
             if !summary.is_empty() {
                 self.summaries += 1;
             }
             enrichment.insert("summary".into(), summary.into());
         }
-        node.enrichment = Some(enrichment);
+        if let Some(ner) = self.ner {
+            let found = self.entities_of(ner, node)?;
+            if !found.is_empty() {
+                self.entities += found.len() as u32;
+                enrichment.insert("entities".into(), found.into());
+            }
+        }
+        if (self.model.is_some() && summarised) || self.ner.is_some() {
+            node.enrichment = Some(enrichment);
+        }
         Ok(())
+    }
+
+    /// Workglow's `extractEntities`: the children's entities and those of
+    /// the node's own text, once per text and type, the best score kept.
+    fn entities_of(&self, model: &str, node: &Node) -> Result<Vec<Value>, TaskError> {
+        let mut all: Vec<Value> = Vec::new();
+        for child in node.children() {
+            let theirs = child.enrichment.as_ref().and_then(|e| e.get("entities"));
+            all.extend(
+                theirs
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .cloned(),
+            );
+        }
+        let text = node.text.as_deref().map(str::trim).unwrap_or_default();
+        if !text.is_empty() {
+            let options = GenerateOptions {
+                max_tokens: None,
+                temperature: None,
+                stop: Vec::new(),
+            };
+            for e in entities::recognise(model, text, options)? {
+                all.push(json!({"type": e.entity, "text": e.word, "score": e.score}));
+            }
+        }
+        Ok(unique(all))
     }
 
     /// Workglow's `generateSummary`: the node's own text summarised, then
@@ -200,4 +237,30 @@ fn summarise(model: &str, text: &str) -> Result<String, TaskError> {
         stop: Vec::new(),
     };
     Ok(models::generate(model, &prompt, &options)?.text)
+}
+
+/// `entities` once per `text` and `type`, in first-seen order, each with
+/// the best score seen (Workglow's `Map` keyed `text::type`).
+fn unique(entities: Vec<Value>) -> Vec<Value> {
+    let mut out: Vec<Value> = Vec::new();
+    let mut at: std::collections::HashMap<(String, String), usize> = Default::default();
+    for e in entities {
+        let field = |k: &str| {
+            e.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        let key = (field("text"), field("type"));
+        let score = |v: &Value| v.get("score").and_then(Value::as_f64).unwrap_or(f64::MIN);
+        match at.get(&key) {
+            Some(&n) if score(&e) > score(&out[n]) => out[n] = e,
+            Some(_) => {}
+            None => {
+                at.insert(key, out.len());
+                out.push(e);
+            }
+        }
+    }
+    out
 }
