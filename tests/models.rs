@@ -761,18 +761,7 @@ async fn structured_generation_validates_the_answer_and_asks_again_with_the_erro
 #[tokio::test]
 async fn the_document_enricher_summarises_sections_bottom_up() {
     let (fake, host) = chat_host().await;
-    let task = |input: Value| {
-        let g = common::graph(json!({"tasks": [{"id": "t", "type": "DocumentEnricherTask",
-            "defaults": input}]}));
-        let host = &host;
-        async move {
-            let (r, _) = common::run(host, &g, json!({})).await;
-            match r.failures.is_empty() {
-                true => Ok(r.outputs["t"].clone()),
-                false => Err(common::error_of(&r, "t").to_string()),
-            }
-        }
-    };
+    let task = |input: Value| common::one(&host, "DocumentEnricherTask", input);
     let text = "# Looms\nWeft threads run across the warp on a loom, row after row.\n# Dyes\nBlue.";
     let parse = common::graph(json!({"tasks": [{"id": "p", "type": "StructuralParserTask",
         "defaults": {"text": text, "title": "Notes", "doc_id": "notes"}}]}));
@@ -1319,17 +1308,7 @@ async fn a_document_is_added_to_a_knowledge_base_in_one_task_and_reindexed() {
         .build()
         .await
         .unwrap();
-    let task = |task: &str, input: Value| {
-        let g = common::graph(json!({"tasks": [{"id": "t", "type": task, "defaults": input}]}));
-        let host = &host;
-        async move {
-            let (r, _) = common::run(host, &g, json!({})).await;
-            match r.failures.is_empty() {
-                true => Ok(r.outputs["t"].clone()),
-                false => Err(common::error_of(&r, "t").to_string()),
-            }
-        }
-    };
+    let task = |task: &'static str, input: Value| common::one(&host, task, input);
     let parse =
         |text: &str, title: &str| json!({"text": text, "title": title, "format": "markdown"});
     let weaving = "# Weaving\n\n## Looms\nWeft threads run across the warp on a loom.\n\n\

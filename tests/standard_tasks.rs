@@ -7,15 +7,7 @@ mod common;
 use serde_json::{Value, json};
 use weft::events::RunStatus;
 
-/// Run one task of `task_type` on `input`; the output, or the error message.
-async fn one(host: &weft::Host, task_type: &str, input: Value) -> Result<Value, String> {
-    let g = common::graph(json!({"tasks": [{"id": "t", "type": task_type, "defaults": input}]}));
-    let (result, _) = common::run(host, &g, json!({})).await;
-    match result.status {
-        RunStatus::Succeeded => Ok(result.outputs["t"].clone()),
-        _ => Err(common::error_of(&result, "t").to_string()),
-    }
-}
+use common::one;
 
 #[tokio::test]
 async fn text_tasks() {

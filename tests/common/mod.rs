@@ -51,6 +51,18 @@ pub async fn run(host: &Host, graph: &Graph, input: Value) -> (RunResult, Vec<Ev
     (result, events)
 }
 
+/// Run one node of `task_type` with `input` as its defaults: its output,
+/// or its error message.
+pub async fn one(host: &Host, task_type: &str, input: Value) -> Result<Value, String> {
+    let g =
+        graph(serde_json::json!({"tasks": [{"id": "t", "type": task_type, "defaults": input}]}));
+    let (result, _) = run(host, &g, serde_json::json!({})).await;
+    match result.status {
+        weft::events::RunStatus::Succeeded => Ok(result.outputs["t"].clone()),
+        _ => Err(error_of(&result, "t").to_string()),
+    }
+}
+
 /// The error message of node `node` in `result` (panics if it has none).
 pub fn error_of<'a>(result: &'a RunResult, node: &str) -> &'a str {
     &result
