@@ -87,7 +87,6 @@ const NOT_PROVIDED: &[(&str, &str)] = &[
     ("ObjectDetectionTask", VISION),
     ("PoseLandmarkerTask", VISION),
     ("StreamingAiTask", BASE),
-    ("TextFillMaskTask", AI_TEXT),
 ];
 
 #[derive(Deserialize)]

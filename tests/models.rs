@@ -920,6 +920,51 @@ async fn named_entities_come_from_a_generation_model_and_are_checked_against_the
     assert!(second_retry.contains("/entities/0/score"), "{second_retry}");
 }
 
+/// `TextFillMaskTask` on a generation model: more than one word or scores
+/// adding up past 1 are asked about again; the predictions come most likely
+/// first, each with the text filled in here; `<mask>` is asked as
+/// `[MASK]`; a text without exactly one mask is refused before any call.
+#[tokio::test]
+async fn fill_mask_comes_from_a_generation_model_and_is_checked() {
+    let (fake, host) = chat_host().await;
+    let fill = |text: &str| {
+        common::one(
+            &host,
+            "TextFillMaskTask",
+            json!({"model": "chat", "text": text}),
+        )
+    };
+    fake.script(&[
+        Reply::Text(r#"{"predictions": [{"token": "Paris", "score": 0.7}, {"token": "a city", "score": 0.5}]}"#.into()),
+        Reply::Text(r#"{"predictions": [{"token": "Lyon", "score": 0.1}, {"token": "Paris", "score": 0.8}]}"#.into()),
+    ]);
+    let out = fill("The capital of France is <mask>.").await.unwrap();
+    assert_eq!(
+        out["predictions"],
+        json!([{"entity": "Paris", "score": 0.8, "sequence": "The capital of France is Paris."},
+               {"entity": "Lyon", "score": 0.1, "sequence": "The capital of France is Lyon."}])
+    );
+    let seen = fake.seen.lock().unwrap().clone();
+    let content = |n: usize| {
+        seen[n].2["messages"][1]["content"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(content(0), "The capital of France is [MASK].");
+    let retry = content(1);
+    assert!(
+        retry.contains("/predictions/1/token: one word is required")
+            && retry.contains("the scores add up to 1.2"),
+        "{retry}"
+    );
+    for text in ["No mask here.", "[MASK] and <mask>"] {
+        let e = fill(text).await.unwrap_err();
+        assert!(e.contains("give exactly one mask"), "{text}: {e}");
+    }
+    assert_eq!(fake.hits(), 2);
+}
+
 #[tokio::test]
 async fn tool_calling_returns_checked_calls_and_asks_again_when_one_is_wrong() {
     let (fake, host) = chat_host().await;

@@ -6,6 +6,7 @@
 //! reranking) is in [`ranking`], structured output in [`structured`], tool
 //! calling in [`tools`].
 mod entities;
+mod fill_mask;
 mod language;
 mod ranking;
 mod structured;
@@ -453,6 +454,12 @@ fn tasks() -> Vec<TaskDef> {
              from a generation model, asked for as JSON and checked: each a type, a score and \
              words that occur in the text.",
         ),
+        generation(TaskDef::new("ai.text-fill-mask", fill_mask::fill))
+            .title("Fill mask")
+            .description(
+                "The words most likely at `text`'s mask (`[MASK]` or `<mask>`), from a \
+                 generation model, each with its probability and the filled text.",
+            ),
         generation(TaskDef::new("ai.tool-calling", tools::call))
             .title("Tool calling")
             .description(

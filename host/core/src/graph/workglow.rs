@@ -35,7 +35,7 @@ const HUMAN: [&str; 2] = ["HumanApprovalTask", "HumanInputTask"];
 /// another name: same ports, same behaviour. (Others do the same job with
 /// other port names, e.g. `math.add` gives `value` where `ScalarAddTask`
 /// gives `result`: `scalar.add` is its alias.)
-pub const ALIASES: [(&str, &str); 78] = [
+pub const ALIASES: [(&str, &str); 79] = [
     ("TextSummaryTask", "ai.text-summary"),
     ("ScalarAddTask", "scalar.add"),
     ("ScalarSubtractTask", "scalar.subtract"),
@@ -111,6 +111,7 @@ pub const ALIASES: [(&str, &str); 78] = [
         "TextNamedEntityRecognitionTask",
         "ai.text-named-entity-recognition",
     ),
+    ("TextFillMaskTask", "ai.text-fill-mask"),
     ("TextClassificationTask", "ai.text-classification"),
     ("TextRerankerTask", "ai.text-reranker"),
     ("TextLanguageDetectionTask", "ai.text-language-detection"),
