@@ -40,7 +40,6 @@ const SAME_JOB: &[(&str, &str)] = &[
 
 const VISION: &str = "not yet: no image model is served (the `models` import has text models only)";
 const RAG: &str = "not yet: this part of the RAG set (the knowledge base itself is `rag.chunk-vector-upsert` and `rag.chunk-retrieval`)";
-const AI_TEXT: &str = "not yet: this AI text task";
 const BASE: &str = "an abstract base class of Workglow's AI tasks, not a task";
 
 /// Classes Weft does not provide, and why.
