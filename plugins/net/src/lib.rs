@@ -163,7 +163,9 @@ fn tasks() -> Vec<TaskDef> {
                  base64 `data:` URL) → the one read, and metadata (url, format, size, title, \
                  mimeType).",
             )
-            .category("Document"),
+            .category("Document")
+            // What a URL answers changes; as `net.fetch-url`.
+            .not_cacheable(),
         TaskDef::new("net.fetch-url", fetch_url)
             .title("Fetch URL")
             .description(
