@@ -161,13 +161,7 @@ struct TextOut {
 fn summary(input: SummaryIn, _: &Context) -> Result<TextOut, TaskError> {
     let g = run_generation(
         &input.model,
-        chat(
-            Some(
-                "Summarise the user's text in a few sentences. Answer with the summary only."
-                    .into(),
-            ),
-            input.text,
-        ),
+        chat(Some(ask::SUMMARISE.into()), input.text),
         input.max_tokens,
         None,
         Vec::new(),

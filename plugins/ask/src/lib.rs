@@ -12,6 +12,19 @@ use serde_json::{Map, Value};
 use weft_sdk::TaskError;
 use weft_sdk::models::{self, GenerateOptions, Message, Prompt};
 
+/// What `ai.text-summary` (and the document enricher) asks of a model.
+pub const SUMMARISE: &str =
+    "Summarise the user's text in a few sentences. Answer with the summary only.";
+
+/// Generation options that leave every setting to the model.
+pub fn plain() -> GenerateOptions {
+    GenerateOptions {
+        max_tokens: None,
+        temperature: None,
+        stop: Vec::new(),
+    }
+}
+
 /// A model asked for a JSON object until one checks.
 pub struct Asking<'a> {
     pub model: &'a str,

@@ -13,14 +13,10 @@ use ask::entities;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use weft_sdk::models::{self, GenerateOptions, Message, Prompt};
+use weft_sdk::models::{self, Prompt};
 use weft_sdk::{Context, TaskError};
 
 use super::{Kind, Node};
-
-/// What `ai.text-summary` asks of the model.
-const SUMMARISE: &str =
-    "Summarise the user's text in a few sentences. Answer with the summary only.";
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -159,12 +155,7 @@ impl Enricher<'_> {
         }
         let text = node.text.as_deref().map(str::trim).unwrap_or_default();
         if !text.is_empty() {
-            let options = GenerateOptions {
-                max_tokens: None,
-                temperature: None,
-                stop: Vec::new(),
-            };
-            for e in entities::recognise(model, text, options)? {
+            for e in entities::recognise(model, text, ask::plain())? {
                 all.push(json!({"type": e.entity, "text": e.word, "score": e.score}));
             }
         }
@@ -222,21 +213,10 @@ fn summary_or_text(child: &Node) -> &str {
 /// `text` summarised by `model`, as `ai.text-summary` asks.
 fn summarise(model: &str, text: &str) -> Result<String, TaskError> {
     let prompt = Prompt::Chat(vec![
-        Message {
-            role: "system".into(),
-            content: SUMMARISE.into(),
-        },
-        Message {
-            role: "user".into(),
-            content: text.into(),
-        },
+        ask::message("system", ask::SUMMARISE),
+        ask::message("user", text),
     ]);
-    let options = GenerateOptions {
-        max_tokens: None,
-        temperature: None,
-        stop: Vec::new(),
-    };
-    Ok(models::generate(model, &prompt, &options)?.text)
+    Ok(models::generate(model, &prompt, &ask::plain())?.text)
 }
 
 /// `entities` once per `text` and `type`, in first-seen order, each with
