@@ -65,10 +65,6 @@ const NOT_PROVIDED: &[(&str, &str)] = &[
     ("ImageEmbeddingTask", VISION),
     ("ImageGenerateTask", VISION),
     ("ImageSegmentationTask", VISION),
-    (
-        "ImageTextTask",
-        "not yet: drawing text needs fonts, which a plugin does not carry yet",
-    ),
     ("ImageToTextTask", VISION),
     (
         "JsonTask",

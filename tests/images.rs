@@ -315,3 +315,96 @@ async fn jpeg_is_read_and_hostile_images_are_refused() {
             .is_ok()
     );
 }
+
+/// Text laid over a background keeps the background where there is no
+/// text and blends the text's color over it (Workglow's source-over); a
+/// half-transparent color half covers; without a background a size is
+/// needed; a flood of stacked accents, a huge canvas and an unknown anchor
+/// are refused, with the host up.
+#[tokio::test]
+async fn text_is_laid_over_the_image_and_hostile_text_is_refused() {
+    let host = common::host(None).await;
+    let blue = png(120, 40, |_, _| [0, 0, 255, 255]);
+    let text = |extra: Value| {
+        let mut input =
+            json!({"text": "Hi", "color": {"r": 255, "g": 255, "b": 255}, "image": blue});
+        input
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        input
+    };
+    let got = run(&host, "image.text", text(json!({}))).await.unwrap();
+    assert_eq!(got.dimensions(), (120, 40));
+    let changed: Vec<(u32, u32)> = got
+        .enumerate_pixels()
+        .filter(|(_, _, p)| p.0 != [0, 0, 255, 255])
+        .map(|(x, y, _)| (x, y))
+        .collect();
+    assert!(changed.len() > 50, "the text shows: {}", changed.len());
+    // Centred across (±3 px); down, Workglow centres the line's box (1.25
+    // em, 30 px) and hangs the text from its top: rows 5 to 35.
+    let span = |f: fn(&(u32, u32)) -> u32| {
+        (
+            changed.iter().map(f).min().unwrap(),
+            changed.iter().map(f).max().unwrap(),
+        )
+    };
+    let (left, right) = span(|p| p.0);
+    assert!(((left + right) / 2).abs_diff(60) <= 3, "{left}..{right}");
+    let (top, bottom) = span(|p| p.1);
+    assert!(top >= 3 && bottom <= 35, "{top}..{bottom}");
+    // Fully covered pixels are the text's white, opaque; edges are blends.
+    assert!(got.pixels().any(|p| p.0 == [255, 255, 255, 255]));
+    assert!(
+        got.pixels()
+            .all(|p| p.0[3] == 255 && p.0[0] == p.0[1] && p.0[2] == 255)
+    );
+
+    let half = run(
+        &host,
+        "image.text",
+        text(json!({"color": "rgba(255,255,255,0.5)"})),
+    )
+    .await
+    .unwrap();
+    let brightest = half.pixels().map(|p| p.0[0]).max().unwrap();
+    assert!(
+        (120..=135).contains(&brightest),
+        "half white over blue: {brightest}"
+    );
+
+    let e = run(&host, "image.text", json!({"text": "Hi", "color": "#000"}))
+        .await
+        .unwrap_err();
+    assert!(e.contains("width and height are required"), "{e}");
+    let accents = format!("a{}", "\u{0301}".repeat(20_000));
+    let e = run(
+        &host,
+        "image.text",
+        json!({"text": accents, "color": "#000", "fontSize": 400, "width": 500, "height": 500}),
+    )
+    .await
+    .unwrap_err();
+    assert!(e.contains("too much to draw"), "{e}");
+    let e = run(
+        &host,
+        "image.text",
+        json!({"text": "Hi", "color": "#000", "width": 100_000, "height": 100_000}),
+    )
+    .await
+    .unwrap_err();
+    assert!(e.contains("50000000 pixels"), "{e}");
+    let e = run(&host, "image.text", text(json!({"position": "center"})))
+        .await
+        .unwrap_err();
+    assert!(e.contains("position"), "{e}");
+    // Still up.
+    run(
+        &host,
+        "image.text",
+        text(json!({"bold": true, "italic": true})),
+    )
+    .await
+    .unwrap();
+}

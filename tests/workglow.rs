@@ -832,3 +832,121 @@ async fn the_file_loader_loads_as_workglows_own_class() {
         assert_eq!(result.outputs["t"]["metadata"]["mimeType"], "text/csv");
     }
 }
+
+/// The SVG Workglow's Node renderer (`buildTextSvg` of `@workglow/tasks`
+/// 0.2.37) writes for `ImageTextTask`, rasterised by the sharp (librsvg)
+/// Workglow uses: its alpha channel. Workglow's class itself needs Node 22.
+fn workglow_text_alpha(
+    w: u32,
+    h: u32,
+    text: &str,
+    font: &str,
+    size: u32,
+    bold: bool,
+    position: &str,
+) -> Vec<u8> {
+    let (row, col) = position.split_once('-').unwrap();
+    let line_height = size as f64 * 1.25;
+    let block = text.lines().count() as f64 * line_height;
+    let (anchor, x) = match col {
+        "left" => ("start", 2.0),
+        "center" => ("middle", w as f64 / 2.0),
+        _ => ("end", w as f64 - 2.0),
+    };
+    let y = match row {
+        "top" => 2.0,
+        "middle" => (h as f64 - block) / 2.0,
+        _ => h as f64 - 2.0 - block,
+    };
+    let spans: String = text
+        .lines()
+        .enumerate()
+        .map(|(i, line)| match i {
+            0 => format!(r#"<tspan x="{x}" y="{y}">{line}</tspan>"#),
+            _ => format!(r#"<tspan x="{x}" dy="{line_height}">{line}</tspan>"#),
+        })
+        .collect();
+    let weight = if bold { "bold" } else { "normal" };
+    let svg = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}"><text xml:space="preserve" font-family="{font}" font-size="{size}" font-weight="{weight}" font-style="normal" fill="rgba(255,0,0,1)" text-anchor="{anchor}" dominant-baseline="hanging">{spans}</text></svg>"#
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("text.svg");
+    std::fs::write(&file, svg).unwrap();
+    let script = "require('sharp')(process.argv[1]).ensureAlpha().raw().toBuffer() \
+        .then(d => process.stdout.write(Buffer.from(d.filter((_, i) => i % 4 == 3))))";
+    node(&["-e", script], &[file])
+}
+
+/// The box around the pixels with at least half their alpha, and the sum
+/// of all alpha (how much ink).
+fn ink(alpha: &[u8], w: usize) -> ([usize; 4], u64) {
+    let mut b = [usize::MAX, usize::MAX, 0, 0];
+    for (i, &a) in alpha.iter().enumerate() {
+        if a >= 128 {
+            let (x, y) = (i % w, i / w);
+            b = [b[0].min(x), b[1].min(y), b[2].max(x), b[3].max(y)];
+        }
+    }
+    (b, alpha.iter().map(|&a| u64::from(a)).sum())
+}
+
+/// `ImageTextTask` draws where Workglow's renderer draws, as much: each
+/// anchor row and column, three families, bold, two lines. The rasterisers
+/// differ (ab_glyph and librsvg, the same DejaVu faces), so the ink's box
+/// may differ by 1 px at each side and its amount by 5%.
+#[tokio::test]
+async fn image_text_draws_where_workglows_renderer_draws() {
+    use base64::Engine;
+    let host = common::host(None).await;
+    let cases = [
+        (200, 60, "Hello", "sans-serif", 24, false, "top-left"),
+        (240, 120, "Weft\nruns", "serif", 30, true, "middle-center"),
+        (160, 50, "mono 42", "monospace", 20, false, "bottom-right"),
+        (
+            300,
+            80,
+            "Kerning AV",
+            "Arial, sans-serif",
+            28,
+            true,
+            "middle-left",
+        ),
+    ];
+    for (w, h, text, font, size, bold, position) in cases {
+        let theirs = workglow_text_alpha(w, h, text, font, size, bold, position);
+        let g = common::graph(json!({"tasks": [{"id": "t", "type": "ImageTextTask",
+            "defaults": {"text": text, "font": font, "fontSize": size, "bold": bold,
+                         "color": "#ff0000", "position": position, "width": w, "height": h}}]}));
+        let (result, _) = common::run(&host, &g, json!({})).await;
+        let uri = result.outputs["t"]["image"].as_str().unwrap_or_else(|| {
+            panic!("{text}: {:?}", result.failures);
+        });
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(uri.strip_prefix("data:image/png;base64,").unwrap())
+            .unwrap();
+        let ours = image::load_from_memory(&png).unwrap().into_rgba8();
+        assert_eq!(ours.dimensions(), (w, h));
+        assert!(
+            ours.pixels()
+                .all(|p| p.0[3] == 0 || p.0[..3] == [255, 0, 0])
+        );
+        let ours: Vec<u8> = ours.pixels().map(|p| p.0[3]).collect();
+        let ((ob, oi), (tb, ti)) = (ink(&ours, w as usize), ink(&theirs, w as usize));
+        let off = ob
+            .iter()
+            .zip(&tb)
+            .map(|(a, b)| a.abs_diff(*b))
+            .max()
+            .unwrap();
+        assert!(
+            off <= 1,
+            "{text:?} {position}: ink box {ob:?}, Workglow's {tb:?}"
+        );
+        let ratio = oi as f64 / ti as f64;
+        assert!(
+            (0.95..=1.05).contains(&ratio),
+            "{text:?}: ink {oi} against {ti}"
+        );
+    }
+}

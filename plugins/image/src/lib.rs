@@ -7,9 +7,11 @@
 //! Workglow's: its CPU algorithms, ported in [`raster`]. Like that CPU path,
 //! `image.resize` is nearest-neighbour (`fit` and `kernel` are taken and not
 //! used) and `image.rotate` turns by right angles (`background` unused).
+//! `image.text` draws with the DejaVu faces it carries ([`text`]).
 //! Images of up to 50 megapixels.
 mod codec;
 mod raster;
+mod text;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -329,6 +331,88 @@ fn border(i: Border, _: &Context) -> Out {
     })
 }
 
+#[derive(Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+struct Text {
+    /// Text to render (`\n` breaks lines).
+    #[schemars(length(min = 1))]
+    text: String,
+    /// CSS font family list: serif and monospace names draw DejaVu Serif
+    /// and DejaVu Sans Mono, others DejaVu Sans.
+    #[serde(default = "sans_serif")]
+    font: String,
+    /// Font size in pixels.
+    #[serde(default = "twenty_four")]
+    #[schemars(range(min = 1))]
+    font_size: u32,
+    #[serde(default)]
+    bold: bool,
+    #[serde(default)]
+    italic: bool,
+    /// Text color: `{r, g, b, a}`, `#RRGGBB[AA]`, `#RGB[A]` or `rgb(…)`/`rgba(…)`.
+    color: Value,
+    /// Anchor of the text block: `top-left` … `bottom-right`.
+    #[serde(default = "middle_center")]
+    #[schemars(regex(pattern = r"^(top|middle|bottom)-(left|center|right)$"))]
+    position: String,
+    /// Background image; without one, `width` and `height` size a
+    /// transparent one.
+    image: Option<String>,
+    /// Output width in pixels (without `image`).
+    #[schemars(range(min = 1))]
+    width: Option<u32>,
+    /// Output height in pixels (without `image`).
+    #[schemars(range(min = 1))]
+    height: Option<u32>,
+}
+
+fn sans_serif() -> String {
+    "sans-serif".into()
+}
+
+fn twenty_four() -> u32 {
+    24
+}
+
+fn middle_center() -> String {
+    "middle-center".into()
+}
+
+fn draw_text(i: Text, _: &Context) -> Out {
+    if i.text.is_empty() {
+        return Err(TaskError::invalid_input(
+            "text: give at least one character",
+        ));
+    }
+    let style = text::Style {
+        font: &i.font,
+        size: i.font_size.max(1) as f32,
+        bold: i.bold,
+        italic: i.italic,
+        color: color(&i.color)?,
+        position: &i.position,
+    };
+    let out = match (&i.image, i.width, i.height) {
+        (Some(uri), ..) => {
+            let background = codec::decode(uri)?;
+            let overlay = text::overlay(background.width, background.height, &i.text, &style)?;
+            text::composite(background, &overlay)
+        }
+        (None, Some(width), Some(height)) => {
+            codec::check_size(width, height)?;
+            text::overlay(width, height, &i.text, &style)?
+        }
+        (None, ..) => {
+            return Err(TaskError::invalid_input(
+                "width and height are required when no background image is given",
+            ));
+        }
+    };
+    Ok(ImageOut {
+        image: codec::encode(out)?,
+    })
+}
+
 /// A color as Workglow's `resolveColor` reads it.
 fn color(v: &Value) -> Result<Rgba, TaskError> {
     let invalid = || TaskError::invalid_input(format!("invalid color value: {v}"));
@@ -446,6 +530,12 @@ fn tasks() -> Vec<TaskDef> {
         TaskDef::new("image.sepia", sepia)
             .title("Sepia")
             .description("A sepia tone → image."),
+        TaskDef::new("image.text", draw_text)
+            .title("Render text to image")
+            .description(
+                "Draws `text` at `position` on `image`, or on a transparent `width × height` \
+                 image → image.",
+            ),
         TaskDef::new("image.threshold", threshold)
             .title("Threshold")
             .description("Each channel 255 at or above `value`, else 0 → image."),

@@ -32,7 +32,7 @@ pub fn clamp(v: f64) -> u8 {
 }
 
 impl Raster {
-    fn blank(width: u32, height: u32) -> Raster {
+    pub(crate) fn blank(width: u32, height: u32) -> Raster {
         Raster {
             width,
             height,
@@ -40,7 +40,7 @@ impl Raster {
         }
     }
 
-    fn index(&self, x: u32, y: u32) -> usize {
+    pub(crate) fn index(&self, x: u32, y: u32) -> usize {
         (y as usize * self.width as usize + x as usize) * 4
     }
 

@@ -35,7 +35,7 @@ const HUMAN: [&str; 2] = ["HumanApprovalTask", "HumanInputTask"];
 /// another name: same ports, same behaviour. (Others do the same job with
 /// other port names, e.g. `math.add` gives `value` where `ScalarAddTask`
 /// gives `result`: `scalar.add` is its alias.)
-pub const ALIASES: [(&str, &str); 79] = [
+pub const ALIASES: [(&str, &str); 80] = [
     ("TextSummaryTask", "ai.text-summary"),
     ("ScalarAddTask", "scalar.add"),
     ("ScalarSubtractTask", "scalar.subtract"),
@@ -84,6 +84,7 @@ pub const ALIASES: [(&str, &str); 79] = [
     ("ImageResizeTask", "image.resize"),
     ("ImageRotateTask", "image.rotate"),
     ("ImageSepiaTask", "image.sepia"),
+    ("ImageTextTask", "image.text"),
     ("ImageThresholdTask", "image.threshold"),
     ("ImageTintTask", "image.tint"),
     ("ImageTransparencyTask", "image.transparency"),
