@@ -274,14 +274,12 @@ async fn a_disk_failing_mid_commit_loses_nothing_acknowledged_and_tears_nothing(
     );
 }
 
-/// Many runs committing at once share fsyncs (group commit), yet each
-/// commit stands alone: one refused (an unknown run) takes no other with it,
-/// and every acknowledged one is in the file when it is opened again.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redb_commits_of_many_runs_at_once_each_stand_alone_and_last() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("weft.redb");
-    let store = Arc::new(RedbStore::open(&path).unwrap());
+/// Many runs committing at once share fsyncs (redb) or statements
+/// (PostgreSQL), yet each commit stands alone: one refused (an unknown
+/// run, or on PostgreSQL an event another host already wrote) takes no other
+/// with it, and every acknowledged one is there when the store is opened
+/// again.
+async fn commits_of_many_runs_at_once_each_stand_alone(store: Arc<dyn RunStore>) {
     for r in 0..64u64 {
         let (run, spec) = record(&format!("r{r}"), r);
         store.create_run(NewRun::new(run, spec)).await.unwrap();
@@ -319,8 +317,10 @@ async fn redb_commits_of_many_runs_at_once_each_stand_alone_and_last() {
             (_, other) => panic!("{id}: {other:?}"),
         }
     }
-    drop(store);
-    let store = RedbStore::open(&path).unwrap();
+}
+
+/// What [`commits_of_many_runs_at_once_each_stand_alone`] acknowledged.
+async fn all_kept(store: &dyn RunStore) {
     for r in (0..64u64).filter(|r| r % 8 != 7) {
         let loaded = store.load_run(&format!("r{r}")).await.unwrap();
         assert_eq!(
@@ -330,6 +330,50 @@ async fn redb_commits_of_many_runs_at_once_each_stand_alone_and_last() {
         );
         assert_eq!(loaded.next_seq, 9, "r{r}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redb_commits_of_many_runs_at_once_each_stand_alone_and_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("weft.redb");
+    commits_of_many_runs_at_once_each_stand_alone(Arc::new(RedbStore::open(&path).unwrap())).await;
+    all_kept(&RedbStore::open(&path).unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_commits_of_many_runs_at_once_each_stand_alone_and_last() {
+    let url = weft_tests::fresh_postgres().await;
+    let store = Arc::new(PgStore::connect(&url, 8).await.unwrap());
+    commits_of_many_runs_at_once_each_stand_alone(store.clone()).await;
+    all_kept(&PgStore::connect(&url, 2).await.unwrap()).await;
+    // Events another host already wrote: that run's commit alone is refused
+    // as a lost lease, among many at once.
+    let mut writers = tokio::task::JoinSet::new();
+    for r in 0..16u64 {
+        let store = store.clone();
+        let id = format!("r{r}");
+        let seq = if r == 5 { 8 } else { 9 };
+        writers.spawn(async move {
+            let commit = Commit {
+                events: vec![event(&id, seq)],
+                ..Commit::default()
+            };
+            (r, store.commit(&id, commit).await)
+        });
+    }
+    while let Some(joined) = writers.join_next().await {
+        match joined.unwrap() {
+            (5, Err(RunLogError::LostLease { run_id })) => assert_eq!(run_id, "r5"),
+            (r, Ok(())) if r != 5 => {}
+            (r, other) => panic!("r{r}: {other:?}"),
+        }
+    }
+    let next = |id: &'static str| {
+        let store = store.clone();
+        async move { store.load_run(id).await.unwrap().next_seq }
+    };
+    assert_eq!(next("r0").await, 10, "the others landed");
+    assert_eq!(next("r5").await, 9, "the refused one did not");
 }
 
 /// A backup taken while the store is in use holds what was committed when

@@ -129,7 +129,10 @@ impl Runs {
                 this.active().remove(&run.run_id);
                 // A run that stopped on an error keeps its lease until it
                 // expires: it is retried then (here or elsewhere), not at once.
-                if status.is_some() {
+                // A finished run's lease is left as it is: no host claims or
+                // renews a finished run, and it goes with the run (one write
+                // fewer per run).
+                if status == Some(RunStatus::Running) {
                     this.inner.leases.release(&run.run_id).await;
                 }
                 this.inner.metrics.run_finished(status);

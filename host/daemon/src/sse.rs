@@ -68,8 +68,8 @@ pub(crate) async fn events(
         None => q.after.unwrap_or(0),
     };
     // Checks the run exists and is the user's.
-    let stored = state.host.store().load_run(&id).await?;
-    if !visible_run(&stored.run, &user) {
+    let run = state.host.store().run_record(&id).await?;
+    if !visible_run(&run, &user) {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             format!("no run `{id}`"),
@@ -77,7 +77,7 @@ pub(crate) async fn events(
     }
     let slot = state.streams.open(&user.0)?;
     let (tx, rx) = mpsc::channel::<SseEvent>(256);
-    let status = stored.run.status;
+    let status = run.status;
     tokio::spawn(async move {
         let _slot = slot;
         let shutdown = state.shutdown.clone();
@@ -114,8 +114,8 @@ async fn follow(state: &AppState, id: &str, from: (u64, RunStatus), tx: &mpsc::S
         let status = if round == 0 {
             opened
         } else if round.is_multiple_of(STATUS_EVERY) {
-            match state.host.store().load_run(id).await {
-                Ok(stored) => stored.run.status,
+            match state.host.store().run_record(id).await {
+                Ok(run) => run.status,
                 Err(e) => {
                     tracing::warn!(run_id = id, error = %e, "event stream stopped");
                     return;

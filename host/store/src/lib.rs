@@ -407,6 +407,12 @@ pub trait RunLog: Send + Sync {
     /// A run and its node states.
     async fn load_run(&self, run_id: &str) -> Result<StoredRun, RunLogError>;
 
+    /// A run's record alone: who owns it and its status, without its nodes
+    /// (an event stream's check when it opens).
+    async fn run_record(&self, run_id: &str) -> Result<RunRecord, RunLogError> {
+        Ok(self.load_run(run_id).await?.run)
+    }
+
     /// All runs, newest first.
     async fn list_runs(&self) -> Result<Vec<RunRecord>, RunLogError>;
 

@@ -10,6 +10,7 @@
 //! once. The schema is created and migrated at start under an
 //! advisory lock; a database migrated by a newer Weft is refused.
 
+mod commits;
 mod key_values;
 mod schedules;
 mod signals;
@@ -28,7 +29,7 @@ use super::{
     RunLogError, RunRecord, SavedGraph, SavedGraphs, SlotRequest, StoreError, StoredRun, TaskOffer,
     decode,
 };
-use crate::retention::{Retention, entry_bytes};
+use crate::retention::Retention;
 use weft_core::cache::{CacheEntry, CacheStat};
 use weft_core::clock::now_ms;
 use weft_core::event::{Event, RunStatus};
@@ -222,6 +223,8 @@ pub struct PgStore {
     cache_puts: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
     /// Output-cache lookups waiting for the next query.
     lookups: Arc<std::sync::Mutex<Lookups>>,
+    /// Runs' commits waiting for the next statement.
+    commits: Arc<commits::Committer>,
 }
 
 /// How many running runs `owner` has.
@@ -408,6 +411,7 @@ impl PgStore {
             signal_feed,
             cache_puts: Arc::default(),
             lookups: Arc::default(),
+            commits: Arc::default(),
         })
     }
 
@@ -605,77 +609,32 @@ impl RunLog for PgStore {
     }
 
     async fn commit(&self, run_id: &str, commit: Commit) -> Result<(), RunLogError> {
-        // One statement, so one round trip and one implicit transaction:
-        // node states and inputs, events, the run's status and cache entries
+        // With other runs' commits, in one statement (`commits`): node
+        // states and inputs, events, the run's status and cache entries
         // land together or not at all.
-        let nodes = last_of(&commit.nodes, |n| &n.node);
-        let inputs = last_of(&commit.inputs, |i| &i.node);
-        let puts = last_of(&commit.cache, |p| &p.key);
-        let sizes: Vec<i64> = puts.iter().map(|p| entry_bytes(&p.entry) as i64).collect();
-        let found: i64 = sqlx::query(
-            "WITH nodes AS (
-               INSERT INTO weft_nodes (run_id, node, record)
-               SELECT $1, * FROM UNNEST($2::text[], $3::jsonb[])
-               ON CONFLICT (run_id, node) DO UPDATE SET record = excluded.record
-             ), inputs AS (
-               INSERT INTO weft_node_inputs (run_id, node, input)
-               SELECT $1, * FROM UNNEST($13::text[], $14::jsonb[])
-               ON CONFLICT (run_id, node) DO UPDATE SET input = excluded.input
-             ), events AS (
-               INSERT INTO weft_events (run_id, seq, event)
-               SELECT $1, * FROM UNNEST($4::bigint[], $5::jsonb[])
-             ), status AS (
-               UPDATE weft_runs SET status = $6,
-                 record = record || jsonb_build_object('status', $6::text, 'updated_ms', $7::bigint)
-               WHERE run_id = $1 AND $6::text IS NOT NULL
-             ), cache AS (
-               INSERT INTO weft_cache (key, task_type, created_ms, size, entry, run_id)
-               SELECT *, $1 FROM UNNEST($8::text[], $9::text[], $10::bigint[], $11::bigint[], $12::jsonb[])
-               WHERE EXISTS (SELECT 1 FROM weft_runs WHERE run_id = $1)
-               ON CONFLICT (key) DO UPDATE SET task_type = excluded.task_type,
-                 created_ms = excluded.created_ms, size = excluded.size, entry = excluded.entry,
-                 run_id = excluded.run_id
-             )
-             SELECT count(*) FROM weft_runs WHERE run_id = $1",
-        )
-        .bind(run_id)
-        .bind(nodes.iter().map(|n| n.node.clone()).collect::<Vec<_>>())
-        .bind(nodes.iter().map(|n| json(n).0).collect::<Vec<_>>())
-        .bind(commit.events.iter().map(|e| e.seq as i64).collect::<Vec<_>>())
-        .bind(commit.events.iter().map(|e| json(e).0).collect::<Vec<_>>())
-        .bind(commit.status.map(RunStatus::as_str))
-        .bind(now_ms() as i64)
-        .bind(puts.iter().map(|p| p.key.clone()).collect::<Vec<_>>())
-        .bind(puts.iter().map(|p| p.entry.task_type.clone()).collect::<Vec<_>>())
-        .bind(puts.iter().map(|p| p.entry.created_ms as i64).collect::<Vec<_>>())
-        .bind(&sizes)
-        .bind(puts.iter().map(|p| json(&p.entry).0).collect::<Vec<_>>())
-        .bind(inputs.iter().map(|i| i.node.clone()).collect::<Vec<_>>())
-        .bind(inputs.iter().map(|i| Value::clone(&i.input)).collect::<Vec<_>>())
-        .fetch_one(&self.pool)
-        .await
-        .map_err(|e| match e.as_database_error().and_then(|d| d.code()) {
-            // A foreign key: the run does not exist.
-            Some(code) if code == "23503" => RunLogError::UnknownRun(run_id.to_string()),
-            // The event log's primary key: another host wrote these events.
-            Some(code) if code == "23505" => RunLogError::LostLease {
-                run_id: run_id.to_string(),
-            },
-            _ => backend(e).into(),
-        })?
-        .get(0);
-        if found == 0 {
-            return Err(RunLogError::UnknownRun(run_id.to_string()));
-        }
+        let prunes: Vec<(String, usize)> = commit
+            .cache
+            .iter()
+            .filter_map(|p| Some((p.entry.task_type.clone(), p.keep_last?)))
+            .collect();
+        self.commits.commit(&self.pool, run_id, commit).await?;
         // Done: a failure to prune only leaves the cache larger for a while.
-        for put in puts {
-            if let Some(keep) = put.keep_last
-                && let Err(e) = self.prune_cache(&put.entry.task_type, keep).await
-            {
+        for (task_type, keep) in prunes {
+            if let Err(e) = self.prune_cache(&task_type, keep).await {
                 tracing::warn!(error = %e, "cannot prune the output cache");
             }
         }
         Ok(())
+    }
+    async fn run_record(&self, run_id: &str) -> Result<RunRecord, RunLogError> {
+        let row = sqlx::query("SELECT record FROM weft_runs WHERE run_id = $1")
+            .bind(run_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?
+            .ok_or_else(|| RunLogError::UnknownRun(run_id.to_string()))?;
+        let record: Json<Value> = row.get(0);
+        Ok(from_json(run_id, record.0)?)
     }
 
     async fn load_run(&self, run_id: &str) -> Result<StoredRun, RunLogError> {

@@ -452,6 +452,18 @@ impl RunLog for RedbStore {
         .await
     }
 
+    async fn run_record(&self, run_id: &str) -> Result<RunRecord, RunLogError> {
+        let run_id = run_id.to_string();
+        self.read(move |tx| {
+            let runs = tx.open_table(RUNS).map_err(backend)?;
+            match runs.get(run_id.as_str()).map_err(backend)? {
+                Some(v) => Ok(decode(&run_id, v.value())?),
+                None => Err(RunLogError::UnknownRun(run_id)),
+            }
+        })
+        .await
+    }
+
     async fn load_run(&self, run_id: &str) -> Result<StoredRun, RunLogError> {
         let run_id = run_id.to_string();
         self.read(move |tx| {

@@ -109,6 +109,9 @@ pub async fn conformance(store: Arc<dyn RunStore>) {
     assert!(
         matches!(store.load_run("nope").await, Err(RunLogError::UnknownRun(id)) if id == "nope")
     );
+    assert!(
+        matches!(store.run_record("nope").await, Err(RunLogError::UnknownRun(id)) if id == "nope")
+    );
     let orphan = Commit {
         events: vec![event("nope", 1)],
         ..Commit::default()
@@ -120,6 +123,7 @@ pub async fn conformance(store: Arc<dyn RunStore>) {
 
     // A new run has no nodes and starts its events at 1.
     let loaded = store.load_run("r1").await.unwrap();
+    assert_eq!(store.run_record("r1").await.unwrap(), loaded.run);
     assert_eq!(loaded.spec, s1);
     assert!(loaded.nodes.is_empty());
     assert_eq!(loaded.next_seq, 1);
