@@ -9,7 +9,8 @@ use serde_json::json;
 use weft::events::{NodeStatus, RunStatus};
 use weft::store::prelude::*;
 use weft::store::{
-    Commit, FORMAT_VERSION, MemoryStore, NewRun, PgStore, RedbStore, RunLogError, StoreError,
+    Commit, Created, FORMAT_VERSION, MemoryStore, NewRun, PgStore, RedbStore, RunLogError,
+    StoreError,
 };
 
 use weft_store::testing::{conformance, event, node, record};
@@ -280,9 +281,36 @@ async fn a_disk_failing_mid_commit_loses_nothing_acknowledged_and_tears_nothing(
 /// with it, and every acknowledged one is there when the store is opened
 /// again.
 async fn commits_of_many_runs_at_once_each_stand_alone(store: Arc<dyn RunStore>) {
+    // Created at once, in pairs; every other pair with one idempotency key
+    // (racing): one of each such pair is recorded, the other is answered
+    // with it.
+    let mut creators = tokio::task::JoinSet::new();
     for r in 0..64u64 {
-        let (run, spec) = record(&format!("r{r}"), r);
-        store.create_run(NewRun::new(run, spec)).await.unwrap();
+        let store = store.clone();
+        creators.spawn(async move {
+            let create = |id: String| {
+                let (mut run, spec) = record(&id, r);
+                run.idempotency_key = (r % 2 == 0).then(|| format!("k{r}"));
+                store.create_run(NewRun::new(run, spec))
+            };
+            let (a, b) = tokio::join!(create(format!("r{r}")), create(format!("twin{r}")));
+            (r, [a.unwrap(), b.unwrap()])
+        });
+    }
+    while let Some(joined) = creators.join_next().await {
+        match joined.unwrap() {
+            (r, [Created::New, Created::New]) if r % 2 == 1 => {}
+            (r, [Created::New, Created::Existing(run)]) if r % 2 == 0 => {
+                assert_eq!(run.run_id, format!("r{r}"))
+            }
+            (r, [Created::Existing(run), Created::New]) if r % 2 == 0 => {
+                // The twin won: r{r} is not recorded, so make it so.
+                assert_eq!(run.run_id, format!("twin{r}"));
+                let (run, spec) = record(&format!("r{r}"), r);
+                store.create_run(NewRun::new(run, spec)).await.unwrap();
+            }
+            (r, other) => panic!("r{r}: {other:?}"),
+        }
     }
     let mut writers = tokio::task::JoinSet::new();
     for r in 0..64u64 {

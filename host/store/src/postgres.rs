@@ -10,12 +10,13 @@
 //! once. The schema is created and migrated at start under an
 //! advisory lock; a database migrated by a newer Weft is refused.
 
-mod commits;
+mod batches;
 mod key_values;
 mod schedules;
 mod signals;
 
 use bytes::Bytes;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -224,7 +225,9 @@ pub struct PgStore {
     /// Output-cache lookups waiting for the next query.
     lookups: Arc<std::sync::Mutex<Lookups>>,
     /// Runs' commits waiting for the next statement.
-    commits: Arc<commits::Committer>,
+    commits: Arc<batches::Batcher<batches::Commits>>,
+    /// New runs waiting for the next statement.
+    creates: Arc<batches::Batcher<batches::Creates>>,
 }
 
 /// How many running runs `owner` has.
@@ -412,6 +415,7 @@ impl PgStore {
             cache_puts: Arc::default(),
             lookups: Arc::default(),
             commits: Arc::default(),
+            creates: Arc::default(),
         })
     }
 
@@ -462,43 +466,62 @@ impl PgStore {
         &self.pool
     }
 
-    /// Insert a new run unless its idempotency slot is taken (false then);
-    /// announce it with `NOTIFY weft_runs` when it is not leased.
-    async fn insert_run<'e>(
+    /// Record the runs `new` (each unless its idempotency slot is taken)
+    /// in one statement, with their component pins, waking the hosts that
+    /// may claim the unleased ones; the ids of those recorded.
+    async fn insert_runs<'e>(
         ex: impl sqlx::PgExecutor<'e>,
-        new: &NewRun,
-        slot: &Option<String>,
-    ) -> Result<bool, StoreError> {
-        let run = &new.record;
-        let inserted: i64 = sqlx::query(
-            "WITH new AS (
+        new: &[impl std::borrow::Borrow<NewRun>],
+    ) -> Result<HashSet<String>, StoreError> {
+        let new: Vec<&NewRun> = new.iter().map(|n| n.borrow()).collect();
+        let runs = || new.iter().map(|n| &n.record);
+        let leases = || new.iter().map(|n| n.lease.as_ref());
+        let rows = sqlx::query(
+            "WITH input AS (
+               SELECT * FROM UNNEST($1::text[], $2::jsonb[], $3::jsonb[], $4::text[],
+                                    $5::bigint[], $6::text[], $7::text[], $8::bigint[])
+                 AS i(run_id, record, spec, status, created_ms, idempotency, lease_host,
+                      lease_until_ms)
+             ), new AS (
                INSERT INTO weft_runs (run_id, record, spec, status, created_ms, idempotency,
                  lease_host, lease_until_ms)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (idempotency) DO NOTHING
-               RETURNING run_id
+               SELECT * FROM input ON CONFLICT (idempotency) DO NOTHING
+               RETURNING run_id, lease_host
              ), pins AS (
                INSERT INTO weft_component_runs (digest, run_id)
                SELECT DISTINCT c.value, new.run_id
-               FROM new, jsonb_each_text(coalesce($3::jsonb -> 'components', '{}')) c
+               FROM new JOIN input USING (run_id),
+                 jsonb_each_text(coalesce(input.spec -> 'components', '{}')) c
              ), wake AS (
-               -- Nobody executes it yet: wake the hosts that may claim it.
-               SELECT pg_notify('weft_runs', run_id) FROM new WHERE $7::text IS NULL
+               -- Nobody executes these yet: wake the hosts that may claim them.
+               SELECT pg_notify('weft_runs', run_id) FROM new WHERE lease_host IS NULL
              )
-             SELECT (SELECT count(*) FROM new), (SELECT count(*) FROM wake)",
+             SELECT run_id, (SELECT count(*) FROM wake) FROM new",
         )
-        .bind(&run.run_id)
-        .bind(json(run))
-        .bind(json(&new.spec))
-        .bind(RunStatus::as_str(run.status))
-        .bind(run.created_ms as i64)
-        .bind(slot)
-        .bind(new.lease.as_ref().map(|l| l.host.clone()))
-        .bind(new.lease.as_ref().map(|l| l.until_ms as i64))
-        .fetch_one(ex)
+        .bind(runs().map(|r| r.run_id.clone()).collect::<Vec<_>>())
+        .bind(runs().map(|r| json(r).0).collect::<Vec<_>>())
+        .bind(new.iter().map(|n| json(&n.spec).0).collect::<Vec<_>>())
+        .bind(
+            runs()
+                .map(|r| RunStatus::as_str(r.status))
+                .collect::<Vec<_>>(),
+        )
+        .bind(runs().map(|r| r.created_ms as i64).collect::<Vec<_>>())
+        .bind(new.iter().map(|n| n.idempotency_slot()).collect::<Vec<_>>())
+        .bind(
+            leases()
+                .map(|l| l.map(|l| l.host.clone()))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            leases()
+                .map(|l| l.map(|l| l.until_ms as i64))
+                .collect::<Vec<_>>(),
+        )
+        .fetch_all(ex)
         .await
-        .map_err(backend)?
-        .get(0);
-        Ok(inserted == 1)
+        .map_err(backend)?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
     /// The run recorded under `slot` (an idempotency key), if any.
@@ -581,7 +604,9 @@ impl RunLog for PgStore {
             // Without a quota the rule is "a repeat gets the first run":
             // the unique index decides it in one statement (one round trip,
             // one implicit transaction).
-            if Self::insert_run(&self.pool, &new, &slot).await? {
+            // With other runs' (`batches`).
+            let new = Arc::new(new);
+            if self.creates.write(&self.pool, new.clone()).await? {
                 return Ok(Created::New);
             }
             let existing = Self::existing(&self.pool, &slot).await?;
@@ -602,7 +627,7 @@ impl RunLog for PgStore {
         };
         let created = new.admit(existing, running);
         if created == Created::New {
-            Self::insert_run(&mut *tx, &new, &slot).await?;
+            Self::insert_runs(&mut *tx, std::slice::from_ref(&new)).await?;
             tx.commit().await.map_err(backend)?;
         }
         Ok(created)
@@ -617,7 +642,9 @@ impl RunLog for PgStore {
             .iter()
             .filter_map(|p| Some((p.entry.task_type.clone(), p.keep_last?)))
             .collect();
-        self.commits.commit(&self.pool, run_id, commit).await?;
+        self.commits
+            .write(&self.pool, (run_id.to_string(), commit))
+            .await?;
         // Done: a failure to prune only leaves the cache larger for a while.
         for (task_type, keep) in prunes {
             if let Err(e) = self.prune_cache(&task_type, keep).await {
