@@ -55,6 +55,14 @@ async fn run(host: &weft::Host, task: &str, input: Value) -> Result<image::RgbaI
     }
 }
 
+/// `base` with the fields of `extra` added (or replaced).
+fn with(mut base: Value, extra: Value) -> Value {
+    if let (Some(base), Value::Object(extra)) = (base.as_object_mut(), extra) {
+        base.extend(extra);
+    }
+    base
+}
+
 /// Each colour channel through `f`, alpha kept.
 fn per_channel(src: &image::RgbaImage, f: impl Fn(u8) -> u8) -> image::RgbaImage {
     image::RgbaImage::from_fn(src.width(), src.height(), |x, y| {
@@ -67,14 +75,7 @@ fn per_channel(src: &image::RgbaImage, f: impl Fn(u8) -> u8) -> image::RgbaImage
 async fn colour_filters_give_the_pixels_workglows_algorithms_give() {
     let host = common::host(None).await;
     let (uri, src) = sample();
-    let image = |extra: Value| {
-        let mut input = json!({"image": uri});
-        input
-            .as_object_mut()
-            .unwrap()
-            .extend(extra.as_object().unwrap().clone());
-        input
-    };
+    let image = |extra: Value| with(json!({"image": uri}), extra);
     let got = run(&host, "image.invert", image(json!({}))).await.unwrap();
     assert_eq!(got, per_channel(&src, |c| 255 - c));
     let got = run(&host, "image.threshold", image(json!({"value": 100})))
@@ -325,15 +326,8 @@ async fn jpeg_is_read_and_hostile_images_are_refused() {
 async fn text_is_laid_over_the_image_and_hostile_text_is_refused() {
     let host = common::host(None).await;
     let blue = png(120, 40, |_, _| [0, 0, 255, 255]);
-    let text = |extra: Value| {
-        let mut input =
-            json!({"text": "Hi", "color": {"r": 255, "g": 255, "b": 255}, "image": blue});
-        input
-            .as_object_mut()
-            .unwrap()
-            .extend(extra.as_object().unwrap().clone());
-        input
-    };
+    let white = json!({"text": "Hi", "color": {"r": 255, "g": 255, "b": 255}, "image": blue});
+    let text = |extra: Value| with(white.clone(), extra);
     let got = run(&host, "image.text", text(json!({}))).await.unwrap();
     assert_eq!(got.dimensions(), (120, 40));
     let changed: Vec<(u32, u32)> = got
