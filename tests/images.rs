@@ -393,6 +393,16 @@ async fn text_is_laid_over_the_image_and_hostile_text_is_refused() {
         .await
         .unwrap_err();
     assert!(e.contains("position"), "{e}");
+    // A long text on a small image: laid out, drawn where it shows.
+    let long = format!("{}\n", "long text ".repeat(30_000)).repeat(20);
+    let got = run(
+        &host,
+        "image.text",
+        json!({"text": long, "color": "#000", "position": "top-left", "width": 100, "height": 30}),
+    )
+    .await
+    .unwrap();
+    assert!(got.pixels().any(|p| p.0[3] > 0));
     // Still up.
     run(
         &host,

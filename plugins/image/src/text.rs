@@ -11,7 +11,8 @@
 //!
 //! Drawing costs the area of each glyph's box, so the boxes drawn may add
 //! up to [`INK_BUDGET`] image areas: a million zero-width accents stacked
-//! on one spot are refused, not drawn.
+//! on one spot are refused, not drawn. Glyphs off the image are laid out
+//! but not outlined.
 
 use ab_glyph::{Font, FontRef, Glyph, PxScale, ScaleFont, point};
 use weft_sdk::TaskError;
@@ -61,8 +62,14 @@ pub fn overlay(width: u32, height: u32, text: &str, style: &Style) -> Result<Ras
         Row::Bottom => h - PADDING - block,
     };
     let mut canvas = Canvas::new(width, height, style.color);
+    // A glyph reaches less than 2 em from its origin: those further off
+    // the image are not outlined at all (a long text costs its layout).
+    let reach = 2.0 * style.size;
     for (i, line) in lines.iter().enumerate() {
         let baseline = top + i as f32 * line_height + HANGING * style.size;
+        if baseline < -reach || baseline > h + reach {
+            continue;
+        }
         let glyphs = layout(&scaled, line);
         let advance = glyphs.last().map_or(0.0, |(g, a)| g.position.x + a);
         let start = match col {
@@ -71,7 +78,11 @@ pub fn overlay(width: u32, height: u32, text: &str, style: &Style) -> Result<Ras
             Col::Right => w - PADDING - advance,
         };
         for (mut glyph, _) in glyphs {
-            glyph.position = point(start + glyph.position.x, baseline);
+            let x = start + glyph.position.x;
+            if x < -reach || x > w + reach {
+                continue;
+            }
+            glyph.position = point(x, baseline);
             canvas.draw(&scaled, glyph)?;
         }
     }
