@@ -1,9 +1,10 @@
 //! The shared [`RunStore`]: PostgreSQL, for many Weft hosts on one database.
 //!
 //! Records are JSON (`jsonb`) in one table per kind, as in the redb store.
-//! Each [`Commit`] is one transaction; the event log's primary key (run id,
-//! sequence number) fences a host that lost its lease: its next commit fails
-//! instead of writing a second history. Runs are leased to the host executing
+//! Each [`Commit`] is atomic, and the commits and new runs of many runs
+//! share a statement and a transaction (`batches`); the event log's primary
+//! key (run id, sequence number) fences a host that lost its lease: its next
+//! commit fails instead of writing a second history. Runs are leased to the host executing
 //! them (`lease_host`, `lease_until_ms`); claiming uses `FOR UPDATE SKIP
 //! LOCKED`; a run left for others (created without a lease, or released by a
 //! stopping host) is announced with `NOTIFY weft_runs` so idle hosts wake at

@@ -42,8 +42,8 @@ pub(super) trait Batch: Send + Sync + 'static {
     type Item: Send + Sync + 'static;
     /// What a write answers when it lands.
     type Output: Send + 'static;
-    /// Items with the same key are never in one batch (they wait for the
-    /// next, in order).
+    /// Items with the same key are never in flight together (a later one
+    /// waits for the earlier one's statement, so they land in order).
     fn key(item: &Self::Item) -> Option<&str>;
     /// Write `items` in one statement: one answer per item, or the
     /// statement's error (then each is written alone).
