@@ -368,6 +368,10 @@ async fn text_is_laid_over_the_image_and_hostile_text_is_refused() {
         "half white over blue: {brightest}"
     );
 
+    let e = run(&host, "image.text", text(json!({"text": ""})))
+        .await
+        .unwrap_err();
+    assert!(e.contains("text"), "{e}");
     let e = run(&host, "image.text", json!({"text": "Hi", "color": "#000"}))
         .await
         .unwrap_err();

@@ -4,9 +4,9 @@
 //! Each [`Commit`] is atomic, and the commits and new runs of many runs
 //! share a statement and a transaction (`batches`); the event log's primary
 //! key (run id, sequence number) fences a host that lost its lease: its next
-//! commit fails instead of writing a second history. Runs are leased to the host executing
-//! them (`lease_host`, `lease_until_ms`); claiming uses `FOR UPDATE SKIP
-//! LOCKED`; a run left for others (created without a lease, or released by a
+//! commit fails instead of writing a second history. Runs are leased to the
+//! host executing them (`lease_host`, `lease_until_ms`); claiming uses `FOR
+//! UPDATE SKIP LOCKED`; a run left for others (created without a lease, or released by a
 //! stopping host) is announced with `NOTIFY weft_runs` so idle hosts wake at
 //! once. The schema is created and migrated at start under an
 //! advisory lock; a database migrated by a newer Weft is refused.
@@ -603,9 +603,8 @@ impl RunLog for PgStore {
         let slot = new.idempotency_slot();
         if new.max_running.is_none() {
             // Without a quota the rule is "a repeat gets the first run":
-            // the unique index decides it in one statement (one round trip,
-            // one implicit transaction).
-            // With other runs' (`batches`).
+            // the unique index decides it, in one statement with the other
+            // runs submitted meanwhile (`batches`).
             let new = Arc::new(new);
             if self.creates.write(&self.pool, new.clone()).await? {
                 return Ok(Created::New);
@@ -654,6 +653,7 @@ impl RunLog for PgStore {
         }
         Ok(())
     }
+
     async fn run_record(&self, run_id: &str) -> Result<RunRecord, RunLogError> {
         let row = sqlx::query("SELECT record FROM weft_runs WHERE run_id = $1")
             .bind(run_id)

@@ -332,6 +332,15 @@ impl RedbStore {
     }
 }
 
+/// The record of run `run_id`.
+fn record_in(tx: &ReadTransaction, run_id: &str) -> Result<RunRecord, RunLogError> {
+    let runs = tx.open_table(RUNS).map_err(backend)?;
+    match runs.get(run_id).map_err(backend)? {
+        Some(v) => Ok(decode(run_id, v.value())?),
+        None => Err(RunLogError::UnknownRun(run_id.to_string())),
+    }
+}
+
 /// Cache entries up to this size are decoded on the caller's thread.
 const INLINE_DECODE_BYTES: usize = 64 << 10;
 
@@ -454,24 +463,13 @@ impl RunLog for RedbStore {
 
     async fn run_record(&self, run_id: &str) -> Result<RunRecord, RunLogError> {
         let run_id = run_id.to_string();
-        self.read(move |tx| {
-            let runs = tx.open_table(RUNS).map_err(backend)?;
-            match runs.get(run_id.as_str()).map_err(backend)? {
-                Some(v) => Ok(decode(&run_id, v.value())?),
-                None => Err(RunLogError::UnknownRun(run_id)),
-            }
-        })
-        .await
+        self.read(move |tx| record_in(tx, &run_id)).await
     }
 
     async fn load_run(&self, run_id: &str) -> Result<StoredRun, RunLogError> {
         let run_id = run_id.to_string();
         self.read(move |tx| {
-            let runs = tx.open_table(RUNS).map_err(backend)?;
-            let run: RunRecord = match runs.get(run_id.as_str()).map_err(backend)? {
-                Some(v) => decode(&run_id, v.value())?,
-                None => return Err(RunLogError::UnknownRun(run_id)),
-            };
+            let run = record_in(tx, &run_id)?;
             let specs = tx.open_table(SPECS).map_err(backend)?;
             let spec: RunSpec = match specs.get(run_id.as_str()).map_err(backend)? {
                 Some(v) => decode(&run_id, v.value())?,

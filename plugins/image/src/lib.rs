@@ -379,11 +379,6 @@ fn middle_center() -> String {
 }
 
 fn draw_text(i: Text, _: &Context) -> Out {
-    if i.text.is_empty() {
-        return Err(TaskError::invalid_input(
-            "text: give at least one character",
-        ));
-    }
     let style = text::Style {
         font: &i.font,
         size: i.font_size.max(1) as f32,

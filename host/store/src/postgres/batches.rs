@@ -18,7 +18,10 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
+
+use futures::FutureExt;
 
 use serde_json::Value;
 use sqlx::PgPool;
@@ -112,31 +115,21 @@ impl<B: Batch> Batcher<B> {
             }
             let (items, answers): (Vec<_>, Vec<_>) =
                 batch.into_iter().map(|q| (q.item, q.answer)).unzip();
-            let keys: Vec<String> = items
-                .iter()
-                .filter_map(|i| B::key(i).map(str::to_string))
-                .collect();
-            let results = match B::write(&pool, &items).await {
-                Ok(results) => results,
-                Err(e) if items.len() > 1 => {
-                    tracing::debug!(error = %e, writes = items.len(), "a batch failed; writing one by one");
-                    let mut each = Vec::with_capacity(items.len());
-                    for item in &items {
-                        each.push(match B::write(&pool, std::slice::from_ref(item)).await {
-                            Ok(mut one) => one.pop().unwrap_or_else(|| Err(lost())),
-                            Err(e) => Err(e),
-                        });
-                    }
-                    each
-                }
-                Err(e) => vec![Err(e)],
-            };
+            // A panic answers this batch's callers "the writer stopped" and
+            // leaves the queue working.
+            let results = AssertUnwindSafe(write_all::<B>(&pool, &items))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|_| {
+                    tracing::error!("a store write panicked");
+                    Vec::new()
+                });
             for (answer, result) in answers.into_iter().zip(results) {
                 let _ = answer.send(result);
             }
             let mut q = self.lock();
-            for key in keys {
-                q.in_flight.remove(&key);
+            for key in items.iter().filter_map(B::key) {
+                q.in_flight.remove(key);
             }
         }
     }
@@ -144,22 +137,24 @@ impl<B: Batch> Batcher<B> {
     /// The next batch: queued writes in order, one per key and none whose
     /// key is in flight; none when nothing is ready (then the writer stops:
     /// a write waiting on a key is taken by the writer that holds the key).
+    /// Costs the batch and the writes it passes over, not the whole queue.
     fn take(&self) -> Vec<Queued<B>> {
         let mut q = self.lock();
         let mut batch = Vec::new();
-        let mut later = VecDeque::new();
-        while let Some(next) = q.waiting.pop_front() {
-            if batch.len() == MAX_BATCH {
-                q.waiting.push_front(next);
+        let mut passed = Vec::new();
+        while batch.len() < MAX_BATCH {
+            let Some(next) = q.waiting.pop_front() else {
                 break;
-            }
+            };
             match B::key(&next.item).is_none_or(|k| q.in_flight.insert(k.to_string())) {
                 true => batch.push(next),
-                false => later.push_back(next),
+                false => passed.push(next),
             }
         }
-        later.append(&mut q.waiting);
-        q.waiting = later;
+        // Back at the front, in their order.
+        for waiting in passed.into_iter().rev() {
+            q.waiting.push_front(waiting);
+        }
         if batch.is_empty() {
             q.writers -= 1;
         }
@@ -169,6 +164,26 @@ impl<B: Batch> Batcher<B> {
     fn lock(&self) -> std::sync::MutexGuard<'_, Queue<B>> {
         // Plain lists: usable after a panic elsewhere.
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Write `items` in one statement; if it fails, each alone, so each gets
+/// its own answer and the others land.
+async fn write_all<B: Batch>(pool: &PgPool, items: &[B::Item]) -> Vec<Answer<B::Output>> {
+    match B::write(pool, items).await {
+        Ok(answers) => answers,
+        Err(e) if items.len() > 1 => {
+            tracing::debug!(error = %e, writes = items.len(), "a batch failed; writing one by one");
+            let mut each = Vec::with_capacity(items.len());
+            for item in items {
+                each.push(match B::write(pool, std::slice::from_ref(item)).await {
+                    Ok(mut one) => one.pop().unwrap_or_else(|| Err(lost())),
+                    Err(e) => Err(e),
+                });
+            }
+            each
+        }
+        Err(e) => vec![Err(e)],
     }
 }
 
