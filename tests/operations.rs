@@ -126,6 +126,14 @@ async fn check_history(store: Arc<dyn RunStore>, history: &History) {
             .unwrap()
             .contains(&interrupted.to_string())
     );
+    // A host claiming runs finds it (on redb through the index of running
+    // runs by age, built when an older file opens).
+    let later = weft::clock::now_ms() + 3_600_000;
+    let claimed = store
+        .claim_runs("upgraded", later, later + 60_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed, vec![interrupted.to_string()]);
     let resumed = host.prepare_resume(interrupted).await.unwrap();
     let result = host
         .execute(&resumed, &CancellationToken::new())

@@ -5,8 +5,9 @@
 # runs: on the embedded redb store for comparison, then through one host and
 # three hosts sharing the database. Then as a job queue, on the same
 # server: 10,000 add-one jobs through a concurrency-8 queue (`weft run` on
-# PostgreSQL), 10,000 one-node runs submitted to one host by 64 clients,
-# and, when node is there, the peer graphile-worker (npm, pinned in
+# PostgreSQL), 10,000 one-node runs submitted to one host by 64 clients
+# (each following its run to the end, then none following: drained), and,
+# when node is there, the peer graphile-worker (npm, pinned in
 # examples/bench/graphile, its own database and schema, logging off)
 # draining 10,000 trivial jobs added in bulk at concurrency 8. A release
 # build and a throwaway PostgreSQL on this machine (tests/postgres.sh),
@@ -77,6 +78,8 @@ awk -v ms="$ms" 'BEGIN { printf "weft queue: 10000 jobs at concurrency 8 in %.2f
 printf '[server]\nmax_streams_per_user = 64\n' > "$work/streams.toml"
 start 4 "$work/streams.toml"
 "$bin/weft-load" --server "$url" --clients 64 --runs 10000 --chain 1
+# graphile-worker's shape: submitted without anyone following them, drained.
+"$bin/weft-load" --server "$url" --clients 64 --runs 10000 --chain 1 --drain
 if command -v node > /dev/null; then
   npm ci --prefix examples/bench/graphile --no-audit --no-fund --loglevel=error
   "$WEFT_TEST_PG_BIN/psql" -q "$WEFT_TEST_DATABASE_URL" -c 'CREATE DATABASE graphile'

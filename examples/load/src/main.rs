@@ -2,8 +2,10 @@
 //! submit a small run, follow its event stream until it ends, and submit the
 //! next; bounded by a run count and a time limit. Prints runs/s and the
 //! submit-to-first-task latency (from sending `POST /v1/runs` to the
-//! `running` event of the run's first node) at p50/p99. `examples/load.sh`
-//! starts a daemon and runs this against it.
+//! `running` event of the run's first node) at p50/p99. With `--drain`,
+//! clients only submit (a job queue's producers) and the tool waits until
+//! no run is left running. `examples/load.sh` starts a daemon and runs this
+//! against it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -35,6 +37,12 @@ struct Args {
     /// Stop submitting after this many seconds.
     #[arg(long, default_value_t = 60)]
     max_seconds: u64,
+    /// Use the daemon as a job queue: clients submit runs without following
+    /// them, then wait until the hosts have no run left running. Reports
+    /// submissions/s and runs/s from the first submission to the last end
+    /// (no latency: nobody watches a run start).
+    #[arg(long)]
+    drain: bool,
 }
 
 fn now_ms() -> f64 {
@@ -68,15 +76,13 @@ fn run_graph(chain: usize, independent: bool, base: u64) -> (Value, Value) {
     )
 }
 
-/// Submit one run of `graph` on `input` and follow it to its end; the
-/// submit-to-first-task latency in ms.
-async fn one_run(
+/// Submit a run of `graph` on `input`: its id.
+async fn submit(
     http: &reqwest::Client,
     server: &str,
     graph: &Value,
     input: Value,
-) -> anyhow::Result<f64> {
-    let sent = now_ms();
+) -> anyhow::Result<String> {
     let r = http
         .post(format!("{server}/v1/runs"))
         .json(&json!({"graph": graph, "input": input}))
@@ -89,10 +95,22 @@ async fn one_run(
             r.text().await.unwrap_or_default()
         );
     }
-    let run_id = r.json::<Value>().await?["run_id"]
+    Ok(r.json::<Value>().await?["run_id"]
         .as_str()
         .context("no run_id")?
-        .to_string();
+        .to_string())
+}
+
+/// Submit one run of `graph` on `input` and follow it to its end; the
+/// submit-to-first-task latency in ms.
+async fn one_run(
+    http: &reqwest::Client,
+    server: &str,
+    graph: &Value,
+    input: Value,
+) -> anyhow::Result<f64> {
+    let sent = now_ms();
+    let run_id = submit(http, server, graph, input).await?;
     let events = http
         .get(format!("{server}/v1/runs/{run_id}/events"))
         .send()
@@ -130,6 +148,31 @@ async fn one_run(
         }
     }
     bail!("event stream of {run_id} ended early")
+}
+
+/// Whether `server` lists a run in `status` (the load's user sees its own).
+async fn any_run(http: &reqwest::Client, server: &str, status: &str) -> anyhow::Result<bool> {
+    let page: Value = http
+        .get(format!("{server}/v1/runs?status={status}&limit=1"))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    Ok(page["runs"].as_array().is_some_and(|r| !r.is_empty()))
+}
+
+/// Wait until no host has a run running; fail if any run failed.
+async fn wait_until_drained(http: &reqwest::Client, servers: &[String]) -> anyhow::Result<()> {
+    // The hosts share one store (or there is one): any of them answers for all.
+    let server = &servers[0];
+    while any_run(http, server, "running").await? {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    if any_run(http, server, "failed").await? {
+        bail!("a run failed");
+    }
+    Ok(())
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -179,7 +222,11 @@ async fn main() -> anyhow::Result<()> {
                 // Distinct inputs for every task of every run: every task
                 // executes, none is an output-cache hit.
                 let (graph, input) = run_graph(chain, independent, (n as u64) * 1_000_000);
-                latencies.push(one_run(&http, &server, &graph, input).await?);
+                if args.drain {
+                    submit(&http, &server, &graph, input).await?;
+                } else {
+                    latencies.push(one_run(&http, &server, &graph, input).await?);
+                }
             }
             anyhow::Ok(latencies)
         })
@@ -187,6 +234,23 @@ async fn main() -> anyhow::Result<()> {
     let mut latencies = Vec::new();
     for c in futures::future::join_all(clients).await {
         latencies.extend(c??);
+    }
+    if args.drain {
+        let submitted = started.elapsed().as_secs_f64();
+        let runs = next.load(Ordering::Relaxed).min(args.runs);
+        wait_until_drained(&http, &servers).await?;
+        let elapsed = started.elapsed().as_secs_f64();
+        println!(
+            "{runs} runs of {chain} {} nodes submitted by {} clients over {} hosts in {submitted:.2} s \
+             ({:.0}/s), all ended in {elapsed:.2} s: {:.0} runs/s, {:.0} tasks/s",
+            if independent { "independent" } else { "chained" },
+            args.clients,
+            servers.len(),
+            runs as f64 / submitted,
+            runs as f64 / elapsed,
+            (runs * chain) as f64 / elapsed,
+        );
+        return Ok(());
     }
     let elapsed = started.elapsed().as_secs_f64();
     latencies.sort_by(f64::total_cmp);

@@ -33,8 +33,13 @@ struct Inner {
     /// The most runs executing here at once; more wait for another host.
     max_runs: usize,
     active: Mutex<HashMap<String, Active>>,
+    /// Signalled when a run leaves this host: room to claim another.
+    room: tokio::sync::Notify,
     tracker: TaskTracker,
 }
+
+/// The most runs claimed in one go (one store round trip).
+const CLAIM_BATCH: usize = 64;
 
 struct Active {
     cancel: CancellationToken,
@@ -61,6 +66,7 @@ impl Runs {
                 leases,
                 max_runs,
                 active: Mutex::new(HashMap::new()),
+                room: tokio::sync::Notify::new(),
                 tracker: TaskTracker::new(),
             }),
         }
@@ -127,6 +133,7 @@ impl Runs {
                     }
                 };
                 this.active().remove(&run.run_id);
+                this.inner.room.notify_one();
                 // A run that stopped on an error keeps its lease until it
                 // expires: it is retried then (here or elsewhere), not at once.
                 // A finished run's lease is left as it is: no host claims or
@@ -183,16 +190,10 @@ impl Runs {
 
     /// Continue `run_id` here (its lease is held).
     async fn resume(&self, run_id: &str) {
-        let owner = match self.inner.host.store().load_run(run_id).await {
-            Ok(stored) => stored.run.owner,
-            Err(e) => {
-                tracing::error!(run_id, error = %e, "cannot load run");
-                return;
-            }
-        };
         match self.inner.host.prepare_resume(run_id).await {
             Ok(run) => {
                 tracing::info!(run_id, "resuming run");
+                let owner = run.owner().map(str::to_string);
                 self.start(run, owner);
             }
             Err(e) => {
@@ -228,25 +229,7 @@ impl Runs {
         let leases = &self.inner.leases;
         let mut next_beat = tokio::time::Instant::now() + leases.heartbeat();
         loop {
-            while self.has_room() {
-                match leases.claim().await {
-                    // Executing here already, its lease run out while the
-                    // heartbeat was late: the claim renewed it; executing it
-                    // a second time would repeat its tasks.
-                    Ok(Some(id)) if self.active().contains_key(&id) => {
-                        tracing::warn!(run_id = %id, "lease renewed late");
-                    }
-                    Ok(Some(id)) => {
-                        tracing::info!(run_id = %id, "claimed run");
-                        self.resume(&id).await;
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot claim runs");
-                        break;
-                    }
-                }
-            }
+            self.claim_while_room().await;
             if tokio::time::Instant::now() >= next_beat {
                 next_beat = tokio::time::Instant::now() + leases.heartbeat();
                 let ids: Vec<String> = self.active().keys().cloned().collect();
@@ -264,7 +247,42 @@ impl Runs {
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = leases.wait_for_work(wait.min(Duration::from_secs(1))) => {}
+                _ = self.inner.room.notified() => {}
             }
+        }
+    }
+
+    /// Claim runs no live host holds, a batch at a time, while this host
+    /// has room, and start them (their loads concurrently).
+    async fn claim_while_room(&self) {
+        loop {
+            let room = self.inner.max_runs.saturating_sub(self.len());
+            if room == 0 {
+                return;
+            }
+            let ids = match self.inner.leases.claim(room.min(CLAIM_BATCH)).await {
+                Ok(ids) if ids.is_empty() => return,
+                Ok(ids) => ids,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot claim runs");
+                    return;
+                }
+            };
+            let (late, ids): (Vec<String>, Vec<String>) = {
+                let active = self.active();
+                ids.into_iter().partition(|id| active.contains_key(id))
+            };
+            // Executing here already, its lease run out while the heartbeat
+            // was late: the claim renewed it; executing it a second time
+            // would repeat its tasks.
+            for id in late {
+                tracing::warn!(run_id = %id, "lease renewed late");
+            }
+            futures::future::join_all(ids.iter().map(|id| {
+                tracing::info!(run_id = %id, "claimed run");
+                self.resume(id)
+            }))
+            .await;
         }
     }
 

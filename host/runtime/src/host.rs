@@ -115,6 +115,13 @@ pub struct PreparedRun {
     created_ms: u64,
 }
 
+impl PreparedRun {
+    /// The user who owns the run.
+    pub fn owner(&self) -> Option<&str> {
+        self.owner.as_deref()
+    }
+}
+
 /// Who submits a new run and how (the daemon's submissions; the CLI uses the
 /// default: no owner, no key).
 #[derive(Debug, Clone, Default)]

@@ -559,14 +559,17 @@ pub trait Coordination: Send + Sync {
         until_ms: u64,
     ) -> Result<bool, StoreError>;
 
-    /// Lease to `host` the oldest running run whose lease is missing or expired
-    /// at `now_ms` (stale-run recovery); its id.
-    async fn claim_run(
+    /// Lease to `host` the oldest running runs, up to `limit`, whose leases
+    /// are missing or expired at `now_ms` (new runs no host took, runs of a
+    /// host that stopped); their ids, oldest first. Costs the runs claimed
+    /// and those executing, not the backlog.
+    async fn claim_runs(
         &self,
         host: &str,
         now_ms: u64,
         until_ms: u64,
-    ) -> Result<Option<String>, StoreError>;
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError>;
 
     /// Extend `host`'s leases on `runs` to `until_ms` (a heartbeat); returns
     /// the runs it no longer holds.

@@ -471,12 +471,13 @@ impl Coordination for MemoryStore {
         Ok(running && open)
     }
 
-    async fn claim_run(
+    async fn claim_runs(
         &self,
         host: &str,
         now_ms: u64,
         until_ms: u64,
-    ) -> Result<Option<String>, StoreError> {
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
         let mut runs = self.lock();
         let mut candidates: Vec<&RunRecord> = runs
             .runs
@@ -489,17 +490,19 @@ impl Coordination for MemoryStore {
             })
             .collect();
         candidates.sort_by(|a, b| (a.created_ms, &a.run_id).cmp(&(b.created_ms, &b.run_id)));
-        let Some(id) = candidates.first().map(|r| r.run_id.clone()) else {
-            return Ok(None);
-        };
-        runs.leases.insert(
-            id.clone(),
-            Lease {
+        let claimed: Vec<String> = candidates
+            .into_iter()
+            .take(limit)
+            .map(|r| r.run_id.clone())
+            .collect();
+        for id in &claimed {
+            let lease = Lease {
                 host: host.to_string(),
                 until_ms,
-            },
-        );
-        Ok(Some(id))
+            };
+            runs.leases.insert(id.clone(), lease);
+        }
+        Ok(claimed)
     }
 
     async fn renew_leases(

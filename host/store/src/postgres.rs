@@ -1076,27 +1076,36 @@ impl Coordination for PgStore {
             == 1)
     }
 
-    async fn claim_run(
+    async fn claim_runs(
         &self,
         host: &str,
         now_ms: u64,
         until_ms: u64,
-    ) -> Result<Option<String>, StoreError> {
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        // Oldest first, skipping runs another claimer has locked.
         Ok(sqlx::query(
-            "UPDATE weft_runs SET lease_host = $1, lease_until_ms = $3
-             WHERE run_id = (
-               SELECT run_id FROM weft_runs
+            "WITH free AS (
+               SELECT run_id, created_ms FROM weft_runs
                WHERE status = 'running' AND (lease_host IS NULL OR lease_until_ms < $2)
-               ORDER BY created_ms, run_id LIMIT 1 FOR UPDATE SKIP LOCKED)
-             RETURNING run_id",
+               ORDER BY created_ms, run_id LIMIT $4 FOR UPDATE SKIP LOCKED
+             ), claimed AS (
+               UPDATE weft_runs r SET lease_host = $1, lease_until_ms = $3
+               FROM free WHERE r.run_id = free.run_id
+               RETURNING r.run_id, free.created_ms
+             )
+             SELECT run_id FROM claimed ORDER BY created_ms, run_id",
         )
         .bind(host)
         .bind(now_ms as i64)
         .bind(until_ms as i64)
-        .fetch_optional(&self.pool)
+        .bind(limit.min(i64::MAX as usize) as i64)
+        .fetch_all(&self.pool)
         .await
         .map_err(backend)?
-        .map(|r| r.get(0)))
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
     }
 
     async fn renew_leases(

@@ -60,6 +60,8 @@ const GRAPHS: TableDefinition<(&str, u32), &[u8]> = TableDefinition::new("graphs
 const GRAPH_VERSIONS: TableDefinition<&str, u32> = TableDefinition::new("graph_versions");
 /// Run id → created ms, for every run whose status is `running`.
 const RUNNING: TableDefinition<&str, u64> = TableDefinition::new("running");
+/// (created ms, run id) of every running run: claims take the oldest first.
+const RUNNING_BY_AGE: TableDefinition<(u64, &str), ()> = TableDefinition::new("running_by_age");
 /// Run id → its lease.
 const LEASES: TableDefinition<&str, &[u8]> = TableDefinition::new("leases");
 /// (created ms, run id): every run in age order, for pages of runs.
@@ -111,6 +113,7 @@ macro_rules! every_table {
         $visit!(GRAPHS);
         $visit!(GRAPH_VERSIONS);
         $visit!(RUNNING);
+        $visit!(RUNNING_BY_AGE);
         $visit!(LEASES);
         $visit!(RUNS_BY_TIME);
         $visit!(RUNS_BY_OWNER);
@@ -239,20 +242,18 @@ impl RedbStore {
                         .map_err(backend)?;
                 }
             }
-            let mut running = tx.open_table(RUNNING).map_err(backend)?;
-            // Files from before the index: build it once.
-            if meta.get("running_index").map_err(backend)?.is_none() {
+            // Files from before the index of running runs (by id, then by
+            // age): build it once.
+            if meta.get("running_by_age").map_err(backend)?.is_none() {
                 let runs = tx.open_table(RUNS).map_err(backend)?;
                 for item in runs.iter().map_err(backend)? {
                     let (k, v) = item.map_err(backend)?;
                     let run: RunRecord = decode(k.value(), v.value())?;
                     if run.status == RunStatus::Running {
-                        running
-                            .insert(run.run_id.as_str(), run.created_ms)
-                            .map_err(backend)?;
+                        mark_running(&tx, &run.run_id, run.created_ms, true)?;
                     }
                 }
-                meta.insert("running_index", 1).map_err(backend)?;
+                meta.insert("running_by_age", 1).map_err(backend)?;
             }
             // Likewise the age indexes.
             if meta.get("age_index").map_err(backend)?.is_none() {
@@ -384,10 +385,7 @@ impl RunLog for RedbStore {
                 .map_err(backend)?;
             index_run(tx, run)?;
             if run.status == RunStatus::Running {
-                let mut running = tx.open_table(RUNNING).map_err(backend)?;
-                running
-                    .insert(run.run_id.as_str(), run.created_ms)
-                    .map_err(backend)?;
+                mark_running(tx, &run.run_id, run.created_ms, true)?;
             }
             if let Some(lease) = &new.lease {
                 let mut leases = tx.open_table(LEASES).map_err(backend)?;
@@ -417,14 +415,8 @@ impl RunLog for RedbStore {
                 record.updated_ms = now_ms();
                 runs.insert(run_id.as_str(), encode(&record).as_slice())
                     .map_err(backend)?;
-                let mut running = tx.open_table(RUNNING).map_err(backend)?;
-                if status == RunStatus::Running {
-                    running
-                        .insert(run_id.as_str(), record.created_ms)
-                        .map_err(backend)?;
-                } else {
-                    running.remove(run_id.as_str()).map_err(backend)?;
-                }
+                let running = status == RunStatus::Running;
+                mark_running(tx, &run_id, record.created_ms, running)?;
             }
             let mut nodes = tx.open_table(NODES).map_err(backend)?;
             for node in &commit.nodes {
@@ -1012,36 +1004,39 @@ impl Coordination for RedbStore {
         .await
     }
 
-    async fn claim_run(
+    async fn claim_runs(
         &self,
         host: &str,
         now_ms: u64,
         until_ms: u64,
-    ) -> Result<Option<String>, StoreError> {
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
         let host = host.to_string();
         self.write(move |tx| {
-            let running = tx.open_table(RUNNING).map_err(backend)?;
+            let running = tx.open_table(RUNNING_BY_AGE).map_err(backend)?;
             let mut leases = tx.open_table(LEASES).map_err(backend)?;
-            let mut candidates = Vec::new();
+            let mut claimed = Vec::new();
+            // Oldest first; the leased ones skipped are the runs executing
+            // (at most the hosts' room), not the backlog.
             for item in running.iter().map_err(backend)? {
-                let (k, created) = item.map_err(backend)?;
-                let id = k.value().to_string();
-                let free = match leases.get(id.as_str()).map_err(backend)? {
-                    Some(v) => decode::<Lease>(&id, v.value())?.until_ms < now_ms,
+                if claimed.len() >= limit {
+                    break;
+                }
+                let (k, _) = item.map_err(backend)?;
+                let id = k.value().1;
+                let free = match leases.get(id).map_err(backend)? {
+                    Some(v) => decode::<Lease>(id, v.value())?.until_ms < now_ms,
                     None => true,
                 };
                 if free {
-                    candidates.push((created.value(), id));
+                    claimed.push(id.to_string());
                 }
             }
-            let Some((_, id)) = candidates.into_iter().min() else {
-                return Ok(None);
-            };
-            let lease = Lease { host, until_ms };
-            leases
-                .insert(id.as_str(), encode(&lease).as_slice())
-                .map_err(backend)?;
-            Ok(Some(id))
+            let lease = encode(&Lease { host, until_ms });
+            for id in &claimed {
+                leases.insert(id.as_str(), lease.as_slice()).map_err(backend)?;
+            }
+            Ok(claimed)
         })
         .await
     }
@@ -1173,6 +1168,26 @@ fn index_run(tx: &WriteTransaction, run: &RunRecord) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Add run `id` (created at `created_ms`) to the indexes of running runs,
+/// or take it out.
+fn mark_running(
+    tx: &WriteTransaction,
+    id: &str,
+    created_ms: u64,
+    running: bool,
+) -> Result<(), StoreError> {
+    let mut by_id = tx.open_table(RUNNING).map_err(backend)?;
+    let mut by_age = tx.open_table(RUNNING_BY_AGE).map_err(backend)?;
+    if running {
+        by_id.insert(id, created_ms).map_err(backend)?;
+        by_age.insert((created_ms, id), ()).map_err(backend)?;
+    } else {
+        by_id.remove(id).map_err(backend)?;
+        by_age.remove((created_ms, id)).map_err(backend)?;
+    }
+    Ok(())
+}
+
 /// How many running runs `owner` has.
 fn running_of(
     tx: &WriteTransaction,
@@ -1270,10 +1285,7 @@ fn delete_run_in(tx: &WriteTransaction, id: &str) -> Result<bool, StoreError> {
         let mut index = tx.open_table(IDEMPOTENCY).map_err(backend)?;
         index.remove(slot.as_str()).map_err(backend)?;
     }
-    tx.open_table(RUNNING)
-        .map_err(backend)?
-        .remove(id)
-        .map_err(backend)?;
+    mark_running(tx, id, record.created_ms, false)?;
     tx.open_table(LEASES)
         .map_err(backend)?
         .remove(id)

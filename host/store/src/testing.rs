@@ -455,23 +455,22 @@ pub async fn conformance(store: Arc<dyn RunStore>) {
             .unwrap(),
         vec!["r2".to_string()]
     );
-    let mut claimed = Vec::new();
-    while let Some(id) = store.claim_run("B", 2_000, 9_000).await.unwrap() {
-        claimed.push(id);
-    }
+    let mut claimed = store.claim_runs("B", 2_000, 9_000, 2).await.unwrap();
+    assert_eq!(claimed, vec!["r2", "i1"], "the oldest, up to the limit");
+    claimed.extend(store.claim_runs("B", 2_000, 9_000, 10).await.unwrap());
     assert_eq!(
         claimed,
         vec!["r2", "i1", "i3"],
         "unleased running runs, oldest first"
     );
     assert_eq!(
-        store.claim_run("B", 2_500, 9_000).await.unwrap(),
-        None,
+        store.claim_runs("B", 2_500, 9_000, 10).await.unwrap(),
+        Vec::<String>::new(),
         "A holds l1 until 3000"
     );
     assert_eq!(
-        store.claim_run("C", 3_500, 9_000).await.unwrap().as_deref(),
-        Some("l1"),
+        store.claim_runs("C", 3_500, 9_000, 10).await.unwrap(),
+        vec!["l1"],
         "A's lease expired"
     );
     store.release_run("l1", "A").await.unwrap();

@@ -81,12 +81,13 @@ impl RunLeases {
         }
     }
 
-    /// Claim the oldest running run whose lease is missing or expired (a
-    /// run submitted to no host in particular, or one whose host died).
-    pub async fn claim(&self) -> Result<Option<String>, StoreError> {
+    /// Claim the oldest running runs, up to `limit`, whose leases are missing
+    /// or expired (runs submitted to no host in particular, or whose host
+    /// died).
+    pub async fn claim(&self, limit: usize) -> Result<Vec<String>, StoreError> {
         let now = self.clock.now_ms();
         self.store
-            .claim_run(&self.host_id, now, self.until_ms())
+            .claim_runs(&self.host_id, now, self.until_ms(), limit)
             .await
     }
 
@@ -143,13 +144,13 @@ mod tests {
         let b = RunLeases::new(store.clone(), clock.clone(), "B", lease);
         running_run(&store, "r1").await;
         assert!(a.take("r1").await);
-        assert_eq!(b.claim().await.unwrap(), None, "A holds it");
+        assert!(b.claim(1).await.unwrap().is_empty(), "A holds it");
         clock.advance(a.heartbeat() * 2);
         assert_eq!(a.renew(&["r1".into()]).await.unwrap(), Vec::<String>::new());
         clock.advance(Duration::from_millis(301));
         assert_eq!(
-            b.claim().await.unwrap().as_deref(),
-            Some("r1"),
+            b.claim(1).await.unwrap(),
+            vec!["r1"],
             "A stopped renewing"
         );
         assert_eq!(

@@ -34,7 +34,7 @@ use crate::retention::entry_bytes;
 use crate::{Commit, NewRun, RunLogError};
 
 /// Writes in one statement at most.
-const MAX_BATCH: usize = 64;
+const MAX_BATCH: usize = 256;
 /// Statements of one kind in flight at once. More than one cost
 /// PostgreSQL more CPU per run on a 2-core machine (two writers against
 /// one, one-node runs: 774-802 against 814-827 runs/s at 64 clients).
