@@ -548,8 +548,11 @@ impl RunLog for RedbStore {
                 }
                 Ok(page.len() >= limit)
             };
+            // Running runs are few next to the history: their own index
+            // (whoever owns them); otherwise the owner's runs, or all.
+            let running = filter.status == Some(RunStatus::Running);
             match (&filter.owner, filter.with_unowned) {
-                (Some(owner), false) => {
+                (Some(owner), false) if !running => {
                     let index = tx.open_table(RUNS_BY_OWNER).map_err(backend)?;
                     let owner = owner.as_str();
                     let range = match start {
@@ -567,7 +570,8 @@ impl RunLog for RedbStore {
                     }
                 }
                 _ => {
-                    let index = tx.open_table(RUNS_BY_TIME).map_err(backend)?;
+                    let by_age = if running { RUNNING_BY_AGE } else { RUNS_BY_TIME };
+                    let index = tx.open_table(by_age).map_err(backend)?;
                     let range = match start {
                         Some((created, id)) => index.range((since, "")..(created, id)),
                         None => index.range((since, "")..=(u64::MAX, LAST)),

@@ -1101,6 +1101,19 @@ async fn pages_of_runs(store: &dyn RunStore) {
         ..pager.clone()
     };
     assert_eq!(page(succeeded, None, 10).await, ["p2"]);
+    // Running runs (their own index on redb), by page, with the other filters.
+    let running = RunFilter {
+        status: Some(RunStatus::Running),
+        ..pager.clone()
+    };
+    assert_eq!(page(running.clone(), None, 2).await, ["p5", "p4"]);
+    assert_eq!(page(running.clone(), Some("p4"), 2).await, ["p3", "p1"]);
+    let anyone_running = RunFilter {
+        with_unowned: true,
+        since_ms: Some(103),
+        ..running
+    };
+    assert_eq!(page(anyone_running, None, 10).await, ["p0", "p5", "p4"]);
     let saved = RunFilter {
         graph: Some("saved".into()),
         ..pager.clone()
