@@ -245,7 +245,11 @@ async fn main() -> anyhow::Result<()> {
         println!(
             "{runs} runs of {chain} {} nodes submitted by {} clients over {} hosts in {submitted:.2} s \
              ({:.0}/s), all ended in {elapsed:.2} s: {:.0} runs/s, {:.0} tasks/s",
-            if independent { "independent" } else { "chained" },
+            if independent {
+                "independent"
+            } else {
+                "chained"
+            },
             args.clients,
             servers.len(),
             runs as f64 / submitted,

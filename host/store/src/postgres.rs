@@ -733,8 +733,13 @@ impl RunLog for PgStore {
                 .push_bind(since.min(i64::MAX as u64) as i64);
         }
         if let Some(graph) = &filter.graph {
-            query.push(" AND (record->>'graph_name' = ").push_bind(graph);
-            query.push(" OR record->>'origin' = ").push_bind(graph).push(")");
+            query
+                .push(" AND (record->>'graph_name' = ")
+                .push_bind(graph);
+            query
+                .push(" OR record->>'origin' = ")
+                .push_bind(graph)
+                .push(")");
         }
         if let Some(after) = after {
             query.push(" AND (created_ms, run_id) < (SELECT created_ms, run_id FROM weft_runs WHERE run_id = ");
@@ -743,11 +748,7 @@ impl RunLog for PgStore {
         query
             .push(" ORDER BY created_ms DESC, run_id DESC LIMIT ")
             .push_bind(limit.min(i64::MAX as usize) as i64);
-        let rows = query
-            .build()
-            .fetch_all(&self.pool)
-            .await
-            .map_err(backend)?;
+        let rows = query.build().fetch_all(&self.pool).await.map_err(backend)?;
         Ok(run_records(rows)?)
     }
 

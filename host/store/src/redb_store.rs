@@ -570,7 +570,11 @@ impl RunLog for RedbStore {
                     }
                 }
                 _ => {
-                    let by_age = if running { RUNNING_BY_AGE } else { RUNS_BY_TIME };
+                    let by_age = if running {
+                        RUNNING_BY_AGE
+                    } else {
+                        RUNS_BY_TIME
+                    };
                     let index = tx.open_table(by_age).map_err(backend)?;
                     let range = match start {
                         Some((created, id)) => index.range((since, "")..(created, id)),
@@ -1038,7 +1042,9 @@ impl Coordination for RedbStore {
             }
             let lease = encode(&Lease { host, until_ms });
             for id in &claimed {
-                leases.insert(id.as_str(), lease.as_slice()).map_err(backend)?;
+                leases
+                    .insert(id.as_str(), lease.as_slice())
+                    .map_err(backend)?;
             }
             Ok(claimed)
         })

@@ -148,11 +148,7 @@ mod tests {
         clock.advance(a.heartbeat() * 2);
         assert_eq!(a.renew(&["r1".into()]).await.unwrap(), Vec::<String>::new());
         clock.advance(Duration::from_millis(301));
-        assert_eq!(
-            b.claim(1).await.unwrap(),
-            vec!["r1"],
-            "A stopped renewing"
-        );
+        assert_eq!(b.claim(1).await.unwrap(), vec!["r1"], "A stopped renewing");
         assert_eq!(
             a.renew(&["r1".into()]).await.unwrap(),
             vec!["r1".to_string()]
