@@ -167,6 +167,8 @@ async fn keys_values_batches_and_pages_past_the_limits_are_refused() {
         ("big batch", "1000"),
         ("key twice", "same"),
         ("big get", "1000"),
+        ("big delete", "1000"),
+        ("delete twice", "same"),
         ("page of 0", "1"),
         ("page of 1001", "1000"),
     ] {
@@ -279,6 +281,46 @@ async fn keys_list_in_byte_order_a_page_at_a_time() {
         .await
         .unwrap();
     assert_eq!(out["keys"], json!(["img/00000", "img/00001", "img/00002"]));
+}
+
+/// Several keys deleted in one call, all or none; a prefix cleared a
+/// thousand keys to a call; on a real redb file.
+#[tokio::test]
+async fn keys_are_deleted_together_or_not_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(RedbStore::open(&dir.path().join("weft.redb")).unwrap());
+    let (host, _p) = host_with(store, "p", "").await;
+    let fill = json!({"prefix": "doc/", "n": 2_500});
+    call(&host, None, "kv.fill", fill).await.unwrap();
+    let host = &host;
+    let keys = |prefix: &str| {
+        let input = json!({ "prefix": prefix });
+        async move { call(host, None, "kv.keys", input).await.unwrap()["keys"].clone() }
+    };
+    let delete = |deletions: Value| async move {
+        call(host, None, "kv.delete", json!({ "deletions": deletions })).await
+    };
+    // One condition fails: nothing is deleted.
+    let refused = delete(json!([["doc/00000", null], ["doc/00001", 999_999]]))
+        .await
+        .unwrap_err();
+    assert!(refused.contains("conflict"), "{refused}");
+    assert_eq!(keys("doc/0000").await.as_array().unwrap().len(), 10);
+    let out = delete(json!([
+        ["doc/00000", null],
+        ["doc/00001", null],
+        ["nope", 0]
+    ]))
+    .await
+    .unwrap();
+    assert_eq!(out["found"], json!([true, true, false]));
+    assert_eq!(keys("doc/0000").await.as_array().unwrap().len(), 8);
+    // 2,498 keys left, cleared in three calls of at most 1,000.
+    let cleared = call(host, None, "kv.clear", json!({"prefix": "doc/"}))
+        .await
+        .unwrap();
+    assert_eq!(cleared["deleted"], 2_498);
+    assert_eq!(keys("").await, json!([]));
 }
 
 #[tokio::test]

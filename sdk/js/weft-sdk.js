@@ -13,11 +13,11 @@
 //   export { task };
 //
 // `weft build` (or componentize-js) turns it into a WASI 0.2 component.
-import { log as hostLog } from "weft:plugin/log@0.1.1";
-import { report } from "weft:plugin/progress@0.1.1";
-import * as hostModels from "weft:plugin/models@0.1.1";
-import * as hostStorage from "weft:plugin/storage@0.1.1";
-import * as hostConfig from "weft:plugin/config@0.1.1";
+import { log as hostLog } from "weft:plugin/log@0.1.2";
+import { report } from "weft:plugin/progress@0.1.2";
+import * as hostModels from "weft:plugin/models@0.1.2";
+import * as hostStorage from "weft:plugin/storage@0.1.2";
+import * as hostConfig from "weft:plugin/config@0.1.2";
 
 const tasks = new Map();
 
@@ -141,6 +141,11 @@ export const storage = {
       ttlMs: options.ttlMs === undefined ? undefined : BigInt(options.ttlMs),
     };
     try { return Number(hostStorage.set(namespace, write)); } catch (e) { throw storageError(e); }
+  },
+  /** Delete up to 1,000 keys all together: whether each was there. */
+  deleteMany(keys, namespace) {
+    const deletions = keys.map((key) => ({ key, ifVersion: undefined }));
+    try { return hostStorage.deleteMany(namespace, deletions); } catch (e) { throw storageError(e); }
   },
   /** Every key that starts with `prefix`, in byte order. */
   keys(prefix = "", namespace) {

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use anyhow::bail;
 use clap::Subcommand;
 use weft::store::RunStore;
-use weft::store::key_values::Space;
+use weft::store::key_values::{Delete, Space};
 
 #[derive(Subcommand, Debug)]
 pub enum StorageAction {
@@ -96,7 +96,7 @@ pub async fn main(
         }
         StorageAction::Rm { namespace, key } => {
             let space = Space::new(user, &namespace);
-            if !store.kv_delete(&space, &key, None, now).await? {
+            if store.kv_delete(&space, &[Delete::key(&key)], now).await? != [true] {
                 bail!("no key `{key}` in namespace `{namespace}` of user `{user}`");
             }
             writeln!(out, "removed {key} from {namespace}")?;

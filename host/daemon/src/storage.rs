@@ -8,7 +8,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
-use weft::store::key_values::Space;
+use weft::store::key_values::{Delete, Space};
 
 use super::AppState;
 use super::api::parse_query;
@@ -145,10 +145,10 @@ pub(crate) async fn delete(
     let gone = state
         .host
         .store()
-        .kv_delete(&space, &key, None, now(&state))
+        .kv_delete(&space, &[Delete::key(&key)], now(&state))
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    match gone {
+    match gone == [true] {
         true => Ok(StatusCode::NO_CONTENT),
         false => Err(ApiError::not_found(format!(
             "key `{key}` in namespace `{namespace}`"

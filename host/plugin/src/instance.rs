@@ -339,7 +339,20 @@ impl wit_storage::Host for InstanceState {
         key: String,
         if_version: Option<u64>,
     ) -> Result<bool, wit_storage::StorageError> {
-        self.storage()?.delete(namespace, key, if_version).await
+        let deletion = wit_storage::Deletion { key, if_version };
+        let found = self
+            .storage()?
+            .delete_many(namespace, vec![deletion])
+            .await?;
+        Ok(found.first().copied().unwrap_or_default())
+    }
+
+    async fn delete_many(
+        &mut self,
+        namespace: Option<String>,
+        deletions: Vec<wit_storage::Deletion>,
+    ) -> Result<Vec<bool>, wit_storage::StorageError> {
+        self.storage()?.delete_many(namespace, deletions).await
     }
 
     async fn list_keys(

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use weft_core::clock::Clock;
-use weft_store::key_values::{Entry, KeyValues, KvError, Quota, Space, Write};
+use weft_store::key_values::{Delete, Entry, KeyValues, KvError, Quota, Space, Write};
 
 use crate::instance::weft::plugin::storage as wit;
 use crate::manifest::StorageGrant;
@@ -165,17 +165,28 @@ impl StorageAccess {
             .map_err(from_store)
     }
 
-    pub(crate) async fn delete(
+    pub(crate) async fn delete_many(
         &self,
         namespace: Option<String>,
-        key: String,
-        if_version: Option<u64>,
-    ) -> Result<bool> {
+        deletions: Vec<wit::Deletion>,
+    ) -> Result<Vec<bool>> {
         let space = self.space(namespace.as_deref(), true)?;
-        check_key(&key)?;
+        check_count(deletions.len(), "deletions")?;
+        let mut seen = std::collections::HashSet::new();
+        let mut checked = Vec::with_capacity(deletions.len());
+        for d in deletions {
+            check_key(&d.key)?;
+            if !seen.insert(d.key.clone()) {
+                return Err(invalid(format!("key `{}` twice in one batch", d.key)));
+            }
+            checked.push(Delete {
+                key: d.key,
+                if_version: d.if_version,
+            });
+        }
         let now = self.clock.now_ms();
         self.store
-            .kv_delete(&space, &key, if_version, now)
+            .kv_delete(&space, &checked, now)
             .await
             .map_err(from_store)
     }

@@ -15,7 +15,7 @@ use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Clock;
-use crate::store::key_values::{KvError, Quota, Space, Write};
+use crate::store::key_values::{Delete, KvError, Quota, Space, Write};
 use crate::store::{RunStore, StoreError};
 
 /// The key-value namespace secrets are kept in (per user).
@@ -206,8 +206,12 @@ impl SecretStore {
     /// Delete `user`'s secret `name`: whether there was one.
     pub async fn delete(&self, user: &str, name: &str) -> Result<bool, SecretError> {
         let now = self.clock.now_ms();
-        match self.store.kv_delete(&space(user), name, None, now).await {
-            Ok(gone) => Ok(gone),
+        match self
+            .store
+            .kv_delete(&space(user), &[Delete::key(name)], now)
+            .await
+        {
+            Ok(gone) => Ok(gone == [true]),
             Err(KvError::Store(e)) => Err(e.into()),
             Err(e) => Err(SecretError::Store(StoreError::backend(e.to_string()))),
         }

@@ -64,6 +64,26 @@ pub struct Write {
     pub expires_ms: Option<u64>,
 }
 
+/// One delete of [`KeyValues::kv_delete`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delete {
+    /// The key.
+    pub key: String,
+    /// Only if the key is at this version now; `Some(0)`: only if it is
+    /// absent (or expired).
+    pub if_version: Option<u64>,
+}
+
+impl Delete {
+    /// A delete of `key` with no condition.
+    pub fn key(key: &str) -> Self {
+        Delete {
+            key: key.to_string(),
+            if_version: None,
+        }
+    }
+}
+
 /// What a space may hold: keys, and bytes of keys and values together.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Quota {
@@ -166,15 +186,15 @@ pub trait KeyValues: Send + Sync {
         now_ms: u64,
     ) -> Result<Vec<u64>, KvError>;
 
-    /// Delete `key` from `space` (only if it is at `if_version`, when
-    /// given): whether a live entry was deleted.
+    /// Apply `deletes` (to distinct keys) to `space` all together or not at
+    /// all: refused when an `if_version` does not hold (an expired entry
+    /// counts as absent). Whether each key had a live entry, in order.
     async fn kv_delete(
         &self,
         space: &Space,
-        key: &str,
-        if_version: Option<u64>,
+        deletes: &[Delete],
         now_ms: u64,
-    ) -> Result<bool, KvError>;
+    ) -> Result<Vec<bool>, KvError>;
 
     /// Up to `limit` keys of `space` that start with `prefix`, come after
     /// `after` and are live at `now_ms`, in key order.

@@ -15,7 +15,8 @@ use super::{
     StoredRun, TaskOffer,
 };
 use crate::key_values::{
-    Entry, KeyValues, KvError, Quota, Space, Usage, Write, admit, check_version, listed, size_of,
+    Delete, Entry, KeyValues, KvError, Quota, Space, Usage, Write, admit, check_version, listed,
+    size_of,
 };
 use crate::retention::{Retention, entry_bytes};
 use crate::schedules::{Fired, Schedule, Schedules};
@@ -907,15 +908,25 @@ impl KeyValues for MemoryStore {
     async fn kv_delete(
         &self,
         space: &Space,
-        key: &str,
-        if_version: Option<u64>,
+        deletes: &[Delete],
         now_ms: u64,
-    ) -> Result<bool, KvError> {
+    ) -> Result<Vec<bool>, KvError> {
         let mut runs = self.lock();
-        let current = runs.kv.live(space, key, now_ms).map(|e| e.version);
-        check_version(key, current, if_version)?;
-        let removed = runs.kv.remove(space, key);
-        Ok(removed.is_some_and(|e| e.live(now_ms)))
+        // Check every condition before deleting anything: all or nothing.
+        let mut seen = std::collections::HashSet::new();
+        for d in deletes {
+            let current = runs.kv.live(space, &d.key, now_ms).map(|e| e.version);
+            let current = current.filter(|_| seen.insert(d.key.as_str()));
+            check_version(&d.key, current, d.if_version)?;
+        }
+        Ok(deletes
+            .iter()
+            .map(|d| {
+                runs.kv
+                    .remove(space, &d.key)
+                    .is_some_and(|e| e.live(now_ms))
+            })
+            .collect())
     }
 
     async fn kv_list(

@@ -684,7 +684,7 @@ async fn signals(store: &dyn RunStore) {
 /// or nothing, quotas, expiry, listing, and one user's space apart from
 /// another's.
 async fn key_values(store: &dyn RunStore) {
-    use crate::key_values::{KvError, Quota, Space, Usage, Write};
+    use crate::key_values::{Delete, KvError, Quota, Space, Usage, Write};
     let ann = Space::new("ann", "plugin.counter");
     let bob = Space::new("bob", "plugin.counter");
     let roomy = Quota {
@@ -726,12 +726,18 @@ async fn key_values(store: &dyn RunStore) {
         .unwrap();
     assert_eq!(get(&ann, "n", 0).await.unwrap().value, b"2");
     // Deleted and written again: a newer version, never an old one.
+    let del = |key: &str, if_version| Delete {
+        key: key.to_string(),
+        if_version,
+    };
     assert!(matches!(
-        store.kv_delete(&ann, "n", Some(v1), 0).await,
+        store.kv_delete(&ann, &[del("n", Some(v1))], 0).await,
         Err(KvError::Conflict { .. })
     ));
-    assert!(store.kv_delete(&ann, "n", Some(v2), 0).await.unwrap());
-    assert!(!store.kv_delete(&ann, "n", None, 0).await.unwrap());
+    let deleted = store.kv_delete(&ann, &[del("n", Some(v2))], 0).await;
+    assert_eq!(deleted.unwrap(), [true]);
+    let deleted = store.kv_delete(&ann, &[del("n", None)], 0).await;
+    assert_eq!(deleted.unwrap(), [false]);
     let v3 = store
         .kv_set(&ann, &[w("n", "3", Some(0))], roomy, 0)
         .await
@@ -807,6 +813,22 @@ async fn key_values(store: &dyn RunStore) {
     assert_eq!(list("k", Some("k2"), 10).await, ["k3"]);
     assert_eq!(list("", Some("k3"), 10).await, ["l1"]);
     assert_eq!(list("", None, 10).await.len(), 5);
+    // Deletes in a batch: all or nothing, each saying whether it was there.
+    let batch = [del("k1", None), del("k2", Some(1)), del("k9", None)];
+    assert!(matches!(
+        store.kv_delete(&space, &batch, 0).await,
+        Err(KvError::Conflict { key, .. }) if key == "k2"
+    ));
+    assert_eq!(list("k", None, 10).await, ["k1", "k2", "k3"]);
+    let batch = [del("k1", None), del("k2", None), del("k9", Some(0))];
+    assert_eq!(
+        store.kv_delete(&space, &batch, 0).await.unwrap(),
+        [true, true, false]
+    );
+    assert_eq!(list("", None, 10).await, ["j1", "k3", "l1"]);
+    let usage = store.kv_spaces("ann").await.unwrap();
+    let list_usage = usage.iter().find(|(ns, _)| ns == "plugin.list");
+    assert_eq!(list_usage.map(|u| u.1), Some(Usage { keys: 3, bytes: 9 }));
     // Expiry: gone at its time, for reads, lists and compare-and-swap; the
     // sweep frees its room.
     let ttl = Space::new("ann", "plugin.ttl");
@@ -824,7 +846,8 @@ async fn key_values(store: &dyn RunStore) {
             .unwrap()
             .is_empty()
     );
-    assert!(!store.kv_delete(&ttl, "u", None, 1_000).await.unwrap());
+    let deleted = store.kv_delete(&ttl, &[del("u", None)], 1_000).await;
+    assert_eq!(deleted.unwrap(), [false]);
     assert_eq!(store.kv_sweep(999, 100).await.unwrap(), 0);
     assert!(store.kv_sweep(2_000, 100).await.unwrap() >= 1);
     assert!(

@@ -179,6 +179,15 @@ class storage:
             raise _storage_error(err) from None
 
     @staticmethod
+    def delete_many(keys: List[str], namespace: Optional[str] = None) -> List[bool]:
+        """Delete up to 1,000 keys all together: whether each was there."""
+        deletions = [_storage.Deletion(k, None) for k in keys]
+        try:
+            return list(_storage.delete_many(namespace, deletions))
+        except Err as err:
+            raise _storage_error(err) from None
+
+    @staticmethod
     def keys(prefix: str = "", namespace: Optional[str] = None) -> List[str]:
         """Every key that starts with `prefix`, in byte order."""
         found: List[str] = []

@@ -241,7 +241,7 @@ pub mod models {
 /// with `?`: an unavailable store is retryable, the rest fail.
 pub mod storage {
     use crate::bindings::weft::plugin::storage as wit;
-    pub use wit::{Entry, Page, StorageError, Write};
+    pub use wit::{Deletion, Entry, Page, StorageError, Write};
 
     /// The value of `key` in `namespace` (`None`: the plugin's own).
     pub fn get(namespace: Option<&str>, key: &str) -> Result<Option<Entry>, StorageError> {
@@ -298,6 +298,36 @@ pub mod storage {
     /// Delete `key`: whether it was there.
     pub fn delete(namespace: Option<&str>, key: &str) -> Result<bool, StorageError> {
         wit::delete(namespace, key, None)
+    }
+
+    /// Delete several keys (at most 1,000), all or none (a [`Deletion`]'s
+    /// `if_version` that does not hold deletes nothing): whether each was
+    /// there, in order.
+    pub fn delete_many(
+        namespace: Option<&str>,
+        deletions: &[Deletion],
+    ) -> Result<Vec<bool>, StorageError> {
+        wit::delete_many(namespace, deletions)
+    }
+
+    /// Delete every key in `keys`, 1,000 to a call (each call all or none):
+    /// how many were there.
+    pub fn delete_all(namespace: Option<&str>, keys: &[String]) -> Result<usize, StorageError> {
+        let mut found = 0;
+        for batch in keys.chunks(1_000) {
+            let deletions: Vec<Deletion> = batch
+                .iter()
+                .map(|key| Deletion {
+                    key: key.clone(),
+                    if_version: None,
+                })
+                .collect();
+            found += delete_many(namespace, &deletions)?
+                .into_iter()
+                .filter(|&f| f)
+                .count();
+        }
+        Ok(found)
     }
 
     /// Every key that starts with `prefix`, in byte order (a page of 1,000

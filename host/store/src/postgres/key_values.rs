@@ -9,7 +9,7 @@ use sqlx::{Postgres, Row, Transaction};
 use super::{PgStore, backend};
 use crate::StoreError;
 use crate::key_values::{
-    Entry, KeyValues, KvError, Quota, Space, Usage, Write, admit, check_version, size_of,
+    Delete, Entry, KeyValues, KvError, Quota, Space, Usage, Write, admit, check_version, size_of,
 };
 
 fn ms(v: u64) -> i64 {
@@ -173,30 +173,45 @@ impl KeyValues for PgStore {
     async fn kv_delete(
         &self,
         space: &Space,
-        key: &str,
-        if_version: Option<u64>,
+        deletes: &[Delete],
         now_ms: u64,
-    ) -> Result<bool, KvError> {
+    ) -> Result<Vec<bool>, KvError> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
         let mut usage = lock_usage(&mut tx, space).await?;
-        let Some(old) = stored(&mut tx, space, key).await? else {
-            check_version(key, None, if_version)?;
-            return Ok(false);
-        };
-        let current = old.live(now_ms).then_some(old.version);
-        check_version(key, current, if_version)?;
-        sqlx::query("DELETE FROM weft_kv WHERE scope = $1 AND namespace = $2 AND key = $3")
-            .bind(&space.scope)
-            .bind(&space.namespace)
-            .bind(key)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-        usage.keys = usage.keys.saturating_sub(1);
-        usage.bytes = usage.bytes.saturating_sub(size_of(key, &old.value));
+        // One statement deletes them all and says what was there; a failed
+        // condition then drops the transaction, which undoes it.
+        let keys: Vec<&str> = deletes.iter().map(|d| d.key.as_str()).collect();
+        let rows = sqlx::query(
+            "DELETE FROM weft_kv WHERE scope = $1 AND namespace = $2 AND key = ANY($3)
+             RETURNING key, version, expires_ms, octet_length(value) AS bytes",
+        )
+        .bind(&space.scope)
+        .bind(&space.namespace)
+        .bind(&keys)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let mut old = std::collections::HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let key: String = row.get("key");
+            let bytes = row.get::<i32, _>("bytes") as u64 + key.len() as u64;
+            let expires = row.get::<Option<i64>, _>("expires_ms").map(|t| t as u64);
+            let live = expires.is_none_or(|t| t > now_ms);
+            let version = live.then(|| row.get::<i64, _>("version") as u64);
+            usage.keys = usage.keys.saturating_sub(1);
+            usage.bytes = usage.bytes.saturating_sub(bytes);
+            old.insert(key, version);
+        }
+        let mut found = Vec::with_capacity(deletes.len());
+        for d in deletes {
+            // A key named twice was there only the first time.
+            let current = old.get_mut(&d.key).and_then(Option::take);
+            check_version(&d.key, current, d.if_version)?;
+            found.push(current.is_some());
+        }
         save_usage(&mut tx, space, usage).await?;
         tx.commit().await.map_err(backend)?;
-        Ok(current.is_some())
+        Ok(found)
     }
 
     async fn kv_list(

@@ -8,7 +8,8 @@ use redb::{ReadableTable, WriteTransaction};
 use super::{KV, KV_EXPIRY, KV_USAGE, META, RedbStore, backend};
 use crate::StoreError;
 use crate::key_values::{
-    Entry, KeyValues, KvError, Quota, Space, Usage, Write, admit, check_version, listed, size_of,
+    Delete, Entry, KeyValues, KvError, Quota, Space, Usage, Write, admit, check_version, listed,
+    size_of,
 };
 
 /// An entry as stored: version, expiry (0: none), then the value.
@@ -175,23 +176,27 @@ impl KeyValues for RedbStore {
     async fn kv_delete(
         &self,
         space: &Space,
-        key: &str,
-        if_version: Option<u64>,
+        deletes: &[Delete],
         now_ms: u64,
-    ) -> Result<bool, KvError> {
-        let (space, key) = (space.clone(), key.to_string());
+    ) -> Result<Vec<bool>, KvError> {
+        let (space, deletes) = (space.clone(), deletes.to_vec());
+        // One transaction: a failed condition returns an error, which
+        // discards every delete before it.
         self.write(move |tx| {
-            let old = stored(tx, &space, &key)?;
-            let current = old.as_ref().filter(|e| e.live(now_ms)).map(|e| e.version);
-            check_version(&key, current, if_version)?;
-            let Some(old) = remove(tx, &space, &key)? else {
-                return Ok(false);
-            };
             let mut u = usage(tx, &space)?;
-            u.keys = u.keys.saturating_sub(1);
-            u.bytes = u.bytes.saturating_sub(size_of(&key, &old.value));
+            let mut found = Vec::with_capacity(deletes.len());
+            for d in &deletes {
+                let old = stored(tx, &space, &d.key)?;
+                let current = old.as_ref().filter(|e| e.live(now_ms)).map(|e| e.version);
+                check_version(&d.key, current, d.if_version)?;
+                if let Some(old) = remove(tx, &space, &d.key)? {
+                    u.keys = u.keys.saturating_sub(1);
+                    u.bytes = u.bytes.saturating_sub(size_of(&d.key, &old.value));
+                }
+                found.push(current.is_some());
+            }
             set_usage(tx, &space, u)?;
-            Ok(current.is_some())
+            Ok(found)
         })
         .await
     }

@@ -64,9 +64,8 @@ impl Kb {
             })
             .collect();
         storage::write_many(None, &writes)?;
-        for stale in storage::keys(None, &prefix)?.into_iter().skip(writes.len()) {
-            storage::delete(None, &stale)?;
-        }
+        let stale = storage::keys(None, &prefix)?;
+        storage::delete_all(None, stale.get(writes.len()..).unwrap_or_default())?;
         Ok(())
     }
 
@@ -90,9 +89,7 @@ impl Kb {
 
     /// Deletes document `doc`'s tree (none is no error).
     pub fn delete_document(&self, doc: &str) -> Result<(), TaskError> {
-        for key in storage::keys(None, &self.tree(doc))? {
-            storage::delete(None, &key)?;
-        }
+        storage::delete_all(None, &storage::keys(None, &self.tree(doc))?)?;
         Ok(())
     }
 }

@@ -124,13 +124,10 @@ impl Kb {
 
 /// Deletes document `doc`'s chunks but those in `keep`.
 fn remove_document(kb: &Kb, doc: &str, keep: &HashSet<&str>) -> Result<u32, TaskError> {
-    let mut removed = 0;
-    for key in storage::keys(None, &kb.chunks_of(doc))? {
-        if !keep.contains(key.as_str()) {
-            removed += u32::from(storage::delete(None, &key)?);
-        }
-    }
-    Ok(removed)
+    let mut stale = storage::keys(None, &kb.chunks_of(doc))?;
+    stale.retain(|key| !keep.contains(key.as_str()));
+    let removed = storage::delete_all(None, &stale)?;
+    Ok(u32::try_from(removed).unwrap_or(u32::MAX))
 }
 
 /// A chunk of the document `doc_id`, with a vector of `dims` numbers.

@@ -1,5 +1,6 @@
 //! Tasks over the `storage` and `config` imports, for the tests:
 //! `kv.count` (a compare-and-swap counter), `kv.put`, `kv.fill`, `kv.bench`, `kv.get`, `kv.keys`,
+//! `kv.delete` (several keys at once), `kv.clear` (every key with a prefix),
 //! `kv.try-put` (a task without side effects that tries to write),
 //! `kv.config` and `kv.config-digest` (a value's SHA-256, not the value).
 use schemars::JsonSchema;
@@ -107,6 +108,43 @@ fn keys(input: Prefix, _: &Context) -> Result<Keys, TaskError> {
 }
 
 #[derive(Deserialize, JsonSchema)]
+struct Deletions {
+    /// Keys to delete together, each with an optional version it must be at.
+    deletions: Vec<(String, Option<u64>)>,
+}
+
+#[derive(Serialize, JsonSchema)]
+struct Found {
+    /// Whether each key was there.
+    found: Vec<bool>,
+}
+
+fn delete(input: Deletions, _: &Context) -> Result<Found, TaskError> {
+    let deletions: Vec<storage::Deletion> = input
+        .deletions
+        .into_iter()
+        .map(|(key, if_version)| storage::Deletion { key, if_version })
+        .collect();
+    Ok(Found {
+        found: storage::delete_many(None, &deletions)?,
+    })
+}
+
+#[derive(Serialize, JsonSchema)]
+struct Cleared {
+    /// How many keys were deleted.
+    deleted: usize,
+}
+
+/// Delete every key with `prefix`, 1,000 to a call.
+fn clear(input: Prefix, _: &Context) -> Result<Cleared, TaskError> {
+    let keys = storage::keys(input.namespace.as_deref(), &input.prefix)?;
+    Ok(Cleared {
+        deleted: storage::delete_all(input.namespace.as_deref(), &keys)?,
+    })
+}
+
+#[derive(Deserialize, JsonSchema)]
 struct Fill {
     prefix: String,
     n: u32,
@@ -183,6 +221,11 @@ fn try_invalid(_: Nothing, _: &Context) -> Result<Value, TaskError> {
     let many: Vec<String> = (0..1_001).map(|i| format!("k{i}")).collect();
     let writes: Vec<storage::Write> = many.iter().map(|k| storage::plain(k, b"x")).collect();
     let twice = [storage::plain("same", b"1"), storage::plain("same", b"2")];
+    let deletion = |key: &str| storage::Deletion {
+        key: key.to_string(),
+        if_version: None,
+    };
+    let deletions: Vec<storage::Deletion> = many.iter().map(|k| deletion(k)).collect();
     let list = |limit| storage::list_keys(None, "", None, limit);
     Ok(serde_json::json!({
         "empty key": said(storage::set(None, "", b"x")),
@@ -191,6 +234,8 @@ fn try_invalid(_: Nothing, _: &Context) -> Result<Value, TaskError> {
         "big batch": said(storage::write_many(None, &writes)),
         "key twice": said(storage::write_many(None, &twice)),
         "big get": said(storage::get_many(None, &many)),
+        "big delete": said(storage::delete_many(None, &deletions)),
+        "delete twice": said(storage::delete_many(None, &[deletion("same"), deletion("same")])),
         "page of 0": said(list(0)),
         "page of 1001": said(list(1_001)),
         "nothing written": storage::keys(None, "").map(|k| k.is_empty()).unwrap_or(false),
@@ -236,6 +281,8 @@ fn tasks() -> Vec<TaskDef> {
         TaskDef::new("kv.put", put).side_effects(),
         TaskDef::new("kv.fill", fill).side_effects(),
         TaskDef::new("kv.bench", bench).side_effects(),
+        TaskDef::new("kv.delete", delete).side_effects(),
+        TaskDef::new("kv.clear", clear).side_effects(),
         TaskDef::new("kv.get", get).not_cacheable(),
         TaskDef::new("kv.keys", keys).not_cacheable(),
         TaskDef::new("kv.try-put", try_put).not_cacheable(),
