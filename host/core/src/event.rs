@@ -206,8 +206,9 @@ pub enum EventKind {
 /// One numbered event of a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
-    /// The run it belongs to.
-    pub run_id: String,
+    /// The run it belongs to (shared by every event of the run, not
+    /// copied).
+    pub run_id: std::sync::Arc<str>,
     /// 1, 2, 3, ... per run, without gaps.
     pub seq: u64,
     /// Wall-clock time, milliseconds since the Unix epoch.

@@ -29,7 +29,7 @@ pub struct EventHub {
 }
 
 struct HubInner {
-    run_id: String,
+    run_id: Arc<str>,
     store: Option<Arc<dyn RunStore>>,
     /// For a subgraph's run: the hub of the run it is part of, which
     /// writes the subgraph's output-cache entries.
@@ -119,7 +119,7 @@ impl EventHub {
     ) -> Self {
         EventHub {
             inner: Arc::new(HubInner {
-                run_id: run_id.to_string(),
+                run_id: run_id.into(),
                 store,
                 parent,
                 pending: Mutex::new(Pending {

@@ -23,7 +23,7 @@ use crate::schedules::{Fired, Schedule, Schedules};
 use crate::signals::{Signal, Signals};
 use weft_core::cache::{CacheEntry, CacheStat};
 use weft_core::clock::now_ms;
-use weft_core::event::{Event, RunStatus};
+use weft_core::event::{Event, EventKind, RunStatus};
 use weft_core::graph::Graph;
 use weft_core::rate::RateState;
 
@@ -42,11 +42,8 @@ struct Runs {
     runs: BTreeMap<String, RunRecord>,
     /// (created, run id) of every run: the runs oldest first.
     by_age: BTreeSet<(u64, String)>,
-    specs: BTreeMap<String, RunSpec>,
-    nodes: BTreeMap<(String, String), NodeRecord>,
-    /// (run, node) → the input it was started with.
-    inputs: BTreeMap<(String, String), std::sync::Arc<Value>>,
-    events: BTreeMap<(String, u64), Event>,
+    /// Each run's graph, node states, inputs and events.
+    data: BTreeMap<String, RunData>,
     idempotency: BTreeMap<String, String>,
     graphs: BTreeMap<(String, u32), SavedGraph>,
     graph_versions: BTreeMap<String, u32>,
@@ -60,6 +57,39 @@ struct Runs {
     /// Signals by (run, name).
     signals: BTreeMap<(String, String), Signal>,
     kv: Kv,
+}
+
+/// What is kept of one run besides its record, under its id once (a
+/// 100,000-node run has ~700,000 events: no run id in each).
+struct RunData {
+    spec: RunSpec,
+    nodes: BTreeMap<String, NodeRecord>,
+    /// Node → the input it was started with.
+    inputs: BTreeMap<String, std::sync::Arc<Value>>,
+    /// Its events by `seq`.
+    events: BTreeMap<u64, Logged>,
+}
+
+/// An event as kept: its run and `seq` are the keys it is kept under.
+struct Logged {
+    time_ms: u64,
+    kind: EventKind,
+}
+
+impl RunData {
+    /// The events after `after`, as events of run `run_id`.
+    fn events_after(&self, run_id: &str, after: u64) -> Vec<Event> {
+        let run_id: std::sync::Arc<str> = run_id.into();
+        self.events
+            .range(after.saturating_add(1)..)
+            .map(|(&seq, l)| Event {
+                run_id: run_id.clone(),
+                seq,
+                time_ms: l.time_ms,
+                kind: l.kind.clone(),
+            })
+            .collect()
+    }
 }
 
 impl Runs {
@@ -147,7 +177,13 @@ impl RunLog for MemoryStore {
             for digest in spec.components.values() {
                 runs.component_runs.insert((digest.clone(), id.clone()));
             }
-            runs.specs.insert(id.clone(), spec);
+            let data = RunData {
+                spec,
+                nodes: BTreeMap::new(),
+                inputs: BTreeMap::new(),
+                events: BTreeMap::new(),
+            };
+            runs.data.insert(id.clone(), data);
             runs.by_age.insert((record.created_ms, id.clone()));
             runs.runs.insert(id, record);
         }
@@ -165,15 +201,19 @@ impl RunLog for MemoryStore {
             run.status = status;
             run.updated_ms = now_ms();
         }
+        let data = runs
+            .data
+            .get_mut(run_id)
+            .ok_or_else(|| RunLogError::UnknownRun(run_id.to_string()))?;
         for node in commit.nodes {
-            runs.nodes
-                .insert((run_id.to_string(), node.node.clone()), node);
+            data.nodes.insert(node.node.clone(), node);
         }
         for e in commit.events {
-            runs.events.insert((run_id.to_string(), e.seq), e);
+            let (time_ms, kind) = (e.time_ms, e.kind);
+            data.events.insert(e.seq, Logged { time_ms, kind });
         }
         for i in commit.inputs {
-            runs.inputs.insert((run_id.to_string(), i.node), i.input);
+            data.inputs.insert(i.node, i.input);
         }
         for put in commit.cache {
             runs.cache_made
@@ -190,22 +230,13 @@ impl RunLog for MemoryStore {
             .get(run_id)
             .cloned()
             .ok_or_else(|| RunLogError::UnknownRun(run_id.to_string()))?;
-        let spec = runs
-            .specs
+        let data = runs
+            .data
             .get(run_id)
-            .cloned()
             .ok_or_else(|| RunLogError::UnknownRun(run_id.to_string()))?;
-        let nodes = runs
-            .nodes
-            .range((run_id.to_string(), String::new())..)
-            .take_while(|((r, _), _)| r == run_id)
-            .map(|(_, n)| n.clone())
-            .collect();
-        let last = runs
-            .events
-            .range((run_id.to_string(), 0)..=(run_id.to_string(), u64::MAX))
-            .next_back()
-            .map_or(0, |((_, seq), _)| *seq);
+        let spec = data.spec.clone();
+        let nodes = data.nodes.values().cloned().collect();
+        let last = data.events.last_key_value().map_or(0, |(seq, _)| *seq);
         Ok(StoredRun {
             run,
             spec,
@@ -226,17 +257,14 @@ impl RunLog for MemoryStore {
 
     async fn node_input(&self, run_id: &str, node: &str) -> Result<Option<Value>, RunLogError> {
         let runs = self.lock();
-        let key = (run_id.to_string(), node.to_string());
-        Ok(runs.inputs.get(&key).map(|v| Value::clone(v)))
+        let input = runs.data.get(run_id).and_then(|d| d.inputs.get(node));
+        Ok(input.map(|v| Value::clone(v)))
     }
 
     async fn events(&self, run_id: &str, after: u64) -> Result<Vec<Event>, RunLogError> {
         let runs = self.lock();
-        Ok(runs
-            .events
-            .range((run_id.to_string(), after.saturating_add(1))..=(run_id.to_string(), u64::MAX))
-            .map(|(_, e)| e.clone())
-            .collect())
+        let data = runs.data.get(run_id);
+        Ok(data.map_or_else(Vec::new, |d| d.events_after(run_id, after)))
     }
     async fn runs_oldest(
         &self,
@@ -632,36 +660,10 @@ impl Runs {
             }
         }
         let id = run_id.to_string();
-        if let Some(spec) = runs.specs.remove(run_id) {
-            for digest in spec.components.into_values() {
+        if let Some(data) = runs.data.remove(run_id) {
+            for digest in data.spec.components.into_values() {
                 runs.component_runs.remove(&(digest, run_id.to_string()));
             }
-        }
-        let nodes: Vec<_> = runs
-            .nodes
-            .range((id.clone(), String::new())..)
-            .take_while(|((r, _), _)| *r == id)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in nodes {
-            runs.nodes.remove(&k);
-        }
-        let inputs: Vec<_> = runs
-            .inputs
-            .range((id.clone(), String::new())..)
-            .take_while(|((r, _), _)| *r == id)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in inputs {
-            runs.inputs.remove(&k);
-        }
-        let events: Vec<_> = runs
-            .events
-            .range((id.clone(), 0)..=(id.clone(), u64::MAX))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in events {
-            runs.events.remove(&k);
         }
         let signals: Vec<_> = runs
             .signals
