@@ -125,6 +125,18 @@ def count(input: Counter) -> Counted:
 
 
 @dataclass
+class Found:
+    found: List[bool]
+
+
+@task("py.forget", side_effects=True)
+def forget(input: Counter) -> Found:
+    """Deletes the counter and a key never written, together."""
+    from weft_sdk import storage
+    return Found(storage.delete_many([input.key, "never-written"]))
+
+
+@dataclass
 class Setting:
     key: str
 
@@ -164,6 +176,19 @@ defineTask(
       }
     }
   },
+);
+
+defineTask(
+  {
+    id: "js.forget",
+    input: { type: "object", properties: { key: { type: "string" } }, required: ["key"] },
+    output: { type: "object", properties: { found: { type: "array" }, left: {} } },
+    sideEffects: true,
+  },
+  (input) => ({
+    found: storage.deleteMany([input.key, "never-written"]),
+    left: storage.get(input.key) ?? null,
+  }),
 );
 "#;
 
@@ -281,6 +306,8 @@ fn plugins_in_rust_python_and_javascript_build_load_and_pass_data_along() {
             {"id": "py2", "type": "py.count"},
             {"id": "js1", "type": "js.count", "defaults": {"key": "visits"}},
             {"id": "js2", "type": "js.count"},
+            {"id": "py3", "type": "py.forget"},
+            {"id": "js3", "type": "js.forget"},
             {"id": "setting", "type": "py.setting", "defaults": {"key": "greeting"}}
         ],
         "dataflows": [
@@ -288,7 +315,9 @@ fn plugins_in_rust_python_and_javascript_build_load_and_pass_data_along() {
             flow("squares", "*", "sum", "args"),
             flow("sum", "result", "report", "result"),
             flow("py1", "key", "py2", "key"),
-            flow("js1", "key", "js2", "key")
+            flow("js1", "key", "js2", "key"),
+            flow("py2", "key", "py3", "key"),
+            flow("js2", "key", "js3", "key")
         ]
     });
     std::fs::write(d.join("g.json"), graph.to_string()).unwrap();
@@ -318,6 +347,12 @@ fn plugins_in_rust_python_and_javascript_build_load_and_pass_data_along() {
     assert_eq!(result["outputs"]["py2"], json!({"key": "visits", "n": 2}));
     assert_eq!(result["outputs"]["js2"]["n"], 2);
     assert_eq!(result["outputs"]["js2"]["greeting"], "hi from the manifest");
+    // Keys deleted together, each said to be there or not.
+    assert_eq!(result["outputs"]["py3"]["found"], json!([true, false]));
+    assert_eq!(
+        result["outputs"]["js3"],
+        json!({"found": [true, false], "left": null})
+    );
     assert_eq!(
         result["outputs"]["setting"]["value"],
         "hi from the manifest"
