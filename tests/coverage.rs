@@ -38,7 +38,7 @@ const SAME_JOB: &[(&str, &str)] = &[
     ("VectorSimilarityTask", "ai.vector-similarity"),
 ];
 
-const VISION: &str = "not yet: no image model is served (the `models` import has text models only)";
+const VISION: &str = "not yet: the one image model served is background removal (`isnet`); no model for this task ships in a package on the registries";
 const RAG: &str = "not yet: this part of the RAG set (the knowledge base itself is `rag.chunk-vector-upsert` and `rag.chunk-retrieval`)";
 const BASE: &str = "an abstract base class of Workglow's AI tasks, not a task";
 
@@ -55,7 +55,6 @@ const NOT_PROVIDED: &[(&str, &str)] = &[
         "ArrayTask",
         "a base class for tasks that run once per element of their array inputs (in Weft: the `map` node)",
     ),
-    ("BackgroundRemovalTask", VISION),
     ("FaceDetectorTask", VISION),
     ("FaceLandmarkerTask", VISION),
     ("GestureRecognizerTask", VISION),

@@ -7,30 +7,9 @@ mod common;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use common::{pixels, png};
 use serde_json::{Value, json};
 use weft::events::RunStatus;
-
-/// A `w × h` RGBA image whose pixel (x, y) is `f(x, y)`, as a PNG data URI.
-fn png(w: u32, h: u32, f: impl Fn(u32, u32) -> [u8; 4]) -> String {
-    let img = image::RgbaImage::from_fn(w, h, |x, y| image::Rgba(f(x, y)));
-    let mut bytes = Vec::new();
-    img.write_to(
-        &mut std::io::Cursor::new(&mut bytes),
-        image::ImageFormat::Png,
-    )
-    .unwrap();
-    format!("data:image/png;base64,{}", STANDARD.encode(bytes))
-}
-
-/// The pixels of a PNG data URI.
-fn pixels(uri: &str) -> image::RgbaImage {
-    let b64 = uri
-        .strip_prefix("data:image/png;base64,")
-        .expect("a PNG data URI");
-    image::load_from_memory(&STANDARD.decode(b64).unwrap())
-        .unwrap()
-        .into_rgba8()
-}
 
 /// A small image with varied pixels (some transparency).
 fn sample() -> (String, image::RgbaImage) {

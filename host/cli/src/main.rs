@@ -6,6 +6,7 @@
 mod client;
 mod doctor;
 mod models;
+mod npm;
 mod progress;
 mod project;
 mod schedules;

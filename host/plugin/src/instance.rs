@@ -266,6 +266,22 @@ impl wit_models::Host for InstanceState {
             .map_err(to_wit)
     }
 
+    async fn foreground(
+        &mut self,
+        model: String,
+        image: wit_models::Image,
+    ) -> Result<Vec<u8>, wit_models::ModelError> {
+        let image = providers::Image {
+            width: image.width,
+            height: image.height,
+            rgba: image.rgba,
+        };
+        self.models(&model)?
+            .foreground(&self.plugin, &self.granted_models, &model, image)
+            .await
+            .map_err(to_wit)
+    }
+
     async fn info(
         &mut self,
         model: String,
@@ -279,7 +295,7 @@ impl wit_models::Host for InstanceState {
         Ok(wit_models::ModelInfo {
             id: info.id,
             provider: name(serde_json::json!(info.provider)),
-            kind: name(serde_json::json!(info.kind)),
+            kind: info.kind.name().to_string(),
             dimensions: info.dimensions,
         })
     }

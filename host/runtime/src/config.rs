@@ -474,7 +474,8 @@ impl Config {
     /// Add the models that ship with Weft when their files are present in
     /// `models_dir` and the configuration does not define the same id:
     /// `minilm` (sentence embeddings, 384 dimensions), fetched by
-    /// `weft models pull minilm`. Also: ONNX Runtime is looked for in the
+    /// `weft models pull minilm`, and `isnet` (background removal), fetched
+    /// by `weft models pull isnet`. Also: ONNX Runtime is looked for in the
     /// data directory when `ORT_DYLIB_PATH` is not set.
     pub fn add_default_models(&mut self, models_dir: &Path) {
         self.models_dir = Some(models_dir.to_path_buf());
@@ -494,6 +495,13 @@ impl Config {
                         &minilm.join("model.onnx"),
                     )
                 },
+            );
+        }
+        let isnet = models_dir.join("isnet").join("model.onnx");
+        if !self.models.contains_key("isnet") && isnet.is_file() {
+            self.models.insert(
+                "isnet".into(),
+                ModelConfig::local(crate::providers::ModelKind::BackgroundRemoval, &isnet),
             );
         }
     }

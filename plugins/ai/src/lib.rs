@@ -4,7 +4,9 @@
 //! arithmetic over embeddings, and `ai.text-language-detection`, which uses
 //! trigram profiles built into the plugin. Ranking by meaning (classification,
 //! reranking) is in [`ranking`], structured output in [`structured`], tool
-//! calling in [`tools`].
+//! calling in [`tools`], background removal (an image model) in
+//! [`background`].
+mod background;
 mod entities;
 mod fill_mask;
 mod language;
@@ -459,6 +461,13 @@ fn tasks() -> Vec<TaskDef> {
             .description(
                 "Offers a model tools (name, description, input schema) and returns its text and \
                  the calls it asks for, each checked against its tool's schema.",
+            ),
+        TaskDef::new("ai.background-removal", background::remove)
+            .title("Background removal")
+            .category("ai")
+            .description(
+                "The image with its background transparent, by a background-removal `model` \
+                 (`isnet`) → image.",
             ),
     ]
 }

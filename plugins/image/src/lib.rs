@@ -9,10 +9,10 @@
 //! used) and `image.rotate` turns by right angles (`background` unused).
 //! `image.text` draws with the DejaVu faces it carries ([`text`]).
 //! Images of up to 50 megapixels.
-mod codec;
 mod raster;
 mod text;
 
+use pixels::codec;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

@@ -3,12 +3,7 @@
 //! rasters, with JavaScript's `Uint8ClampedArray` rounding where it stores
 //! a computed value. Each is a pure function from raster to raster.
 
-/// An image: `width × height` pixels of 4 bytes (R, G, B, A), row by row.
-pub struct Raster {
-    pub width: u32,
-    pub height: u32,
-    pub data: Vec<u8>,
-}
+pub use pixels::Raster;
 
 /// A color with alpha.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -28,30 +23,6 @@ pub fn clamp(v: f64) -> u8 {
         255
     } else {
         v.round_ties_even() as u8
-    }
-}
-
-impl Raster {
-    pub(crate) fn blank(width: u32, height: u32) -> Raster {
-        Raster {
-            width,
-            height,
-            data: vec![0; width as usize * height as usize * 4],
-        }
-    }
-
-    pub(crate) fn index(&self, x: u32, y: u32) -> usize {
-        (y as usize * self.width as usize + x as usize) * 4
-    }
-
-    /// Each colour channel through `f`, alpha kept.
-    fn map_rgb(mut self, f: impl Fn(u8) -> u8) -> Raster {
-        for px in self.data.chunks_exact_mut(4) {
-            for c in &mut px[..3] {
-                *c = f(*c);
-            }
-        }
-        self
     }
 }
 

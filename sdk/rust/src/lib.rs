@@ -166,7 +166,7 @@ pub fn progress(fraction: f32, message: Option<&str>) {
 /// rate limits and unavailable models become retryable failures.
 pub mod models {
     use crate::bindings::weft::plugin::models as wit;
-    pub use wit::{GenerateOptions, Generation, Message, ModelError, ModelInfo, Prompt};
+    pub use wit::{GenerateOptions, Generation, Image, Message, ModelError, ModelInfo, Prompt};
 
     /// Embed each text with `model`: one vector per text, in order.
     pub fn embed(model: &str, texts: &[String]) -> Result<Vec<Vec<f32>>, ModelError> {
@@ -190,6 +190,13 @@ pub mod models {
     /// What `model` is.
     pub fn info(model: &str) -> Result<ModelInfo, ModelError> {
         wit::info(model)
+    }
+
+    /// The foreground of `image` (RGBA, row by row) by background-removal
+    /// model `model`: one alpha byte per pixel, 255 for the foreground, 0
+    /// for the background.
+    pub fn foreground(model: &str, image: &Image) -> Result<Vec<u8>, ModelError> {
+        wit::foreground(model, image)
     }
 
     /// A model error as one line of text.

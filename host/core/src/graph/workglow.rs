@@ -35,7 +35,7 @@ const HUMAN: [&str; 2] = ["HumanApprovalTask", "HumanInputTask"];
 /// another name: same ports, same behaviour. (Others do the same job with
 /// other port names, e.g. `math.add` gives `value` where `ScalarAddTask`
 /// gives `result`: `scalar.add` is its alias.)
-pub const ALIASES: [(&str, &str); 80] = [
+pub const ALIASES: [(&str, &str); 81] = [
     ("TextSummaryTask", "ai.text-summary"),
     ("ScalarAddTask", "scalar.add"),
     ("ScalarSubtractTask", "scalar.subtract"),
@@ -119,6 +119,7 @@ pub const ALIASES: [(&str, &str); 80] = [
     ("StructuredGenerationTask", "ai.structured-generation"),
     ("SplitTask", "util.split"),
     ("ToolCallingTask", "ai.tool-calling"),
+    ("BackgroundRemovalTask", "ai.background-removal"),
 ];
 
 /// The node kind Workglow's class `class` reads as (a control-flow class,

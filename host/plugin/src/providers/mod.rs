@@ -11,6 +11,8 @@
 mod anthropic;
 #[cfg(feature = "http")]
 pub mod download;
+#[cfg(feature = "onnx")]
+mod foreground;
 #[cfg(feature = "http")]
 mod http;
 #[cfg(feature = "onnx")]
@@ -28,6 +30,8 @@ use serde::{Deserialize, Serialize};
 
 use weft_queue::{Queue, QueueConfig, QueueState, RateConfig, Wait};
 
+#[cfg(feature = "onnx")]
+pub use foreground::OnnxForeground;
 #[cfg(feature = "onnx")]
 pub use onnx::{OnnxEmbedder, OnnxGenerator, onnx_runtime, set_default_onnx_runtime};
 
@@ -88,12 +92,64 @@ impl std::fmt::Display for ProviderKind {
 
 /// What a model does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum ModelKind {
     /// Texts in, vectors out.
     Embedding,
     /// Text in, text out.
     Generation,
+    /// An image in, its foreground's alpha mask out (local ONNX models).
+    BackgroundRemoval,
+}
+
+impl ModelKind {
+    /// Its name in configuration and in `model-info`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::Embedding => "embedding",
+            ModelKind::Generation => "generation",
+            ModelKind::BackgroundRemoval => "background-removal",
+        }
+    }
+}
+
+/// An image as 8-bit RGBA pixels, row by row (the WIT `image`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Image {
+    /// Pixels across.
+    pub width: u32,
+    /// Pixels down.
+    pub height: u32,
+    /// `width × height × 4` bytes.
+    pub rgba: Vec<u8>,
+}
+
+/// The most pixels an image given to a model may have: 50 megapixels (what
+/// the image tasks take).
+pub const MAX_IMAGE_PIXELS: u64 = 50_000_000;
+
+impl Image {
+    /// Whether its size and data agree and it is within
+    /// [`MAX_IMAGE_PIXELS`]; an `invalid-request` saying what is wrong if not.
+    pub fn check(&self) -> Result<(), ModelError> {
+        let pixels = u64::from(self.width) * u64::from(self.height);
+        if pixels == 0 || pixels > MAX_IMAGE_PIXELS {
+            return Err(ModelError::InvalidRequest(format!(
+                "image of {}×{} pixels: images of 1 to {MAX_IMAGE_PIXELS} pixels are taken",
+                self.width, self.height
+            )));
+        }
+        if self.rgba.len() as u64 != pixels * 4 {
+            return Err(ModelError::InvalidRequest(format!(
+                "image of {}×{} pixels needs {} bytes of RGBA, got {}",
+                self.width,
+                self.height,
+                pixels * 4,
+                self.rgba.len()
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// One model, as configured under `[models.ID]`.
@@ -335,6 +391,13 @@ pub trait Provider: Send + Sync {
     fn dimensions(&self) -> Option<u32> {
         None
     }
+    /// The foreground's alpha mask of `image` (checked by [`Image::check`]):
+    /// one byte per pixel. Only background-removal models have one.
+    async fn foreground(&self, _image: Image) -> Result<Vec<u8>, ModelError> {
+        Err(ModelError::InvalidRequest(
+            "this model does not remove backgrounds".into(),
+        ))
+    }
 }
 
 /// The configured models, ready to serve calls.
@@ -376,6 +439,19 @@ fn check_grant(plugin: &str, granted: &[String], model: &str) -> Result<(), Mode
             model: model.to_string(),
         })
     }
+}
+
+/// An `invalid-request` unless model `id` is of kind `wanted`.
+fn expect_kind(id: &str, entry: &Entry, wanted: ModelKind) -> Result<(), ModelError> {
+    let kind = entry.config.kind();
+    if kind == wanted {
+        return Ok(());
+    }
+    Err(ModelError::InvalidRequest(format!(
+        "model `{id}` serves `{}`, not `{}`",
+        kind.name(),
+        wanted.name()
+    )))
 }
 
 /// A call admitted by a model's limiter; releases its slot when dropped.
@@ -427,9 +503,14 @@ async fn load_onnx(id: String, config: ModelConfig) -> Result<Arc<dyn Provider>,
                 .await
                 .map_err(joined)??,
         ),
+        Some(ModelKind::BackgroundRemoval) => Arc::new(
+            tokio::task::spawn_blocking(move || OnnxForeground::load(&id, &config))
+                .await
+                .map_err(joined)??,
+        ),
         None => {
             return Err(ModelError::Unavailable(format!(
-                "model `{id}`: an ONNX model needs `kind = \"embedding\"` or `\"generation\"`"
+                "model `{id}`: an ONNX model needs `kind = \"embedding\"`, `\"generation\"` or `\"background-removal\"`"
             )));
         }
     })
@@ -707,11 +788,7 @@ impl Models {
         texts: &[String],
     ) -> Result<Vec<Vec<f32>>, ModelError> {
         let (entry, provider, _permit) = self.start(plugin, granted, model).await?;
-        if entry.config.kind() != ModelKind::Embedding {
-            return Err(ModelError::InvalidRequest(format!(
-                "model `{model}` is a generation model, not an embedding model"
-            )));
-        }
+        expect_kind(model, entry, ModelKind::Embedding)?;
         let result = provider.embed(texts).await;
         self.note(entry, &result).await;
         result
@@ -728,12 +805,25 @@ impl Models {
         sink: &TokenSink<'_>,
     ) -> Result<Generation, ModelError> {
         let (entry, provider, _permit) = self.start(plugin, granted, model).await?;
-        if entry.config.kind() != ModelKind::Generation {
-            return Err(ModelError::InvalidRequest(format!(
-                "model `{model}` is an embedding model, not a generation model"
-            )));
-        }
+        expect_kind(model, entry, ModelKind::Generation)?;
         let result = provider.generate(prompt, options, sink).await;
+        self.note(entry, &result).await;
+        result
+    }
+
+    /// The foreground's alpha mask of `image` by background-removal model
+    /// `model`, for `plugin`: one byte per pixel, 255 foreground.
+    pub async fn foreground(
+        &self,
+        plugin: &str,
+        granted: &[String],
+        model: &str,
+        image: Image,
+    ) -> Result<Vec<u8>, ModelError> {
+        image.check()?;
+        let (entry, provider, _permit) = self.start(plugin, granted, model).await?;
+        expect_kind(model, entry, ModelKind::BackgroundRemoval)?;
+        let result = provider.foreground(image).await;
         self.note(entry, &result).await;
         result
     }
@@ -757,7 +847,7 @@ impl Models {
         let entry = self.entry(model)?;
         let dimensions = match entry.config.kind() {
             ModelKind::Embedding => self.provider(model, entry).await?.dimensions(),
-            ModelKind::Generation => None,
+            ModelKind::Generation | ModelKind::BackgroundRemoval => None,
         };
         Ok(ModelInfo {
             id: model.to_string(),
@@ -777,5 +867,34 @@ impl Models {
         self.entry(model)?;
         check_grant(plugin, granted, model)?;
         self.info(model).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Image, ModelError};
+
+    fn image(width: u32, height: u32, bytes: usize) -> Image {
+        Image {
+            width,
+            height,
+            rgba: vec![0; bytes],
+        }
+    }
+
+    /// A plugin can send any width, height and bytes: the host takes only
+    /// an image whose data is its size, of 1 to 50 megapixels, before any
+    /// model sees it.
+    #[test]
+    fn an_image_for_a_model_must_be_what_it_says_and_within_the_limit() {
+        assert_eq!(image(3, 2, 24).check(), Ok(()));
+        let refused = |i: Image| match i.check() {
+            Err(ModelError::InvalidRequest(why)) => why,
+            other => panic!("{other:?}"),
+        };
+        assert!(refused(image(3, 2, 23)).contains("needs 24 bytes of RGBA, got 23"));
+        assert!(refused(image(0, 5, 0)).contains("images of 1 to 50000000 pixels"));
+        // 65,536 × 65,536 would be 16 GiB of RGBA: refused on its size alone.
+        assert!(refused(image(65_536, 65_536, 4)).contains("65536×65536"));
     }
 }

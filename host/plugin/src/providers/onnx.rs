@@ -51,12 +51,12 @@ pub fn onnx_runtime() -> Result<ort::environment::Environment, String> {
     .clone()
 }
 
-fn unavailable(id: &str, e: impl std::fmt::Display) -> ModelError {
+pub(super) fn unavailable(id: &str, e: impl std::fmt::Display) -> ModelError {
     ModelError::Unavailable(format!("model `{id}`: {e}"))
 }
 
 /// Sessions of one model, each used by one call at a time.
-struct Pool {
+pub(super) struct Pool {
     sessions: Mutex<Vec<Session>>,
     free: tokio::sync::Semaphore,
     inputs: Vec<String>,
@@ -64,7 +64,7 @@ struct Pool {
 }
 
 impl Pool {
-    fn load(id: &str, path: &Path, count: usize) -> Result<Pool, ModelError> {
+    pub(super) fn load(id: &str, path: &Path, count: usize) -> Result<Pool, ModelError> {
         let env = onnx_runtime().map_err(|e| unavailable(id, e))?;
         let count = count.max(1);
         let threads = (std::thread::available_parallelism().map_or(2, |n| n.get()) / count).max(1);
@@ -95,7 +95,7 @@ impl Pool {
     }
 
     /// Run `f` with a free session, on the blocking pool.
-    async fn with<T: Send + 'static>(
+    pub(super) async fn with<T: Send + 'static>(
         self: &Arc<Self>,
         f: impl FnOnce(&mut Session, &[String]) -> Result<T, ModelError> + Send + 'static,
     ) -> Result<T, ModelError> {

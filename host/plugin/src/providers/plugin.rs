@@ -219,11 +219,18 @@ impl Lease<'_> {
         if let Some(handle) = self.instance.as_ref().and_then(|i| i.models.get(&spec.id)) {
             return Ok(*handle);
         }
+        let config = spec.wit().ok_or_else(|| {
+            ModelError::InvalidRequest(format!(
+                "model `{}`: provider plugins serve `embedding` and `generation` models; `{}` models are local ONNX models",
+                spec.id,
+                spec.kind.name()
+            ))
+        })?;
         let (store, bindings) = self.parts();
         let result = bindings
             .weft_plugin_provider()
             .model()
-            .call_load(store, &spec.wit())
+            .call_load(store, &config)
             .await;
         let handle = self.settle(result)?;
         if let Some(instance) = self.instance.as_mut() {
@@ -253,16 +260,20 @@ struct Spec {
 }
 
 impl Spec {
-    fn wit(&self) -> wit::ModelConfig {
-        wit::ModelConfig {
+    /// The WIT config; `None` for a kind the `provider` interface has not
+    /// (background removal is served by local ONNX models only).
+    fn wit(&self) -> Option<wit::ModelConfig> {
+        let kind = match self.kind {
+            ModelKind::Embedding => wit::ModelKind::Embedding,
+            ModelKind::Generation => wit::ModelKind::Generation,
+            ModelKind::BackgroundRemoval => return None,
+        };
+        Some(wit::ModelConfig {
             id: self.id.clone(),
-            kind: match self.kind {
-                ModelKind::Embedding => wit::ModelKind::Embedding,
-                ModelKind::Generation => wit::ModelKind::Generation,
-            },
+            kind,
             name: self.name.clone(),
             settings: self.settings.clone(),
-        }
+        })
     }
 }
 

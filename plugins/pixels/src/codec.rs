@@ -5,7 +5,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use weft_sdk::TaskError;
 
-use crate::raster::Raster;
+use crate::Raster;
 
 /// The most pixels an image may have (in or out): 50 megapixels, 200 MB
 /// as RGBA.
