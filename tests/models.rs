@@ -187,6 +187,120 @@ async fn background_removal_keeps_the_object_and_makes_the_ground_transparent() 
     );
 }
 
+/// `url` serving `content` from a real HTTP server on loopback.
+async fn serve_file(content: Vec<u8>) -> String {
+    let app = axum::Router::new().route(
+        "/model.bin",
+        axum::routing::get(move || {
+            let content = content.clone();
+            async move { content }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let at = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{at}/model.bin")
+}
+
+#[tokio::test]
+async fn workglows_model_tasks_download_search_and_remove_a_model() {
+    use sha2::Digest;
+    let content: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+    let url = serve_file(content.clone()).await;
+    let data = tempfile::tempdir().unwrap();
+    let folder = data.path().join("models/m");
+    let m = ModelConfig {
+        files: vec![weft::providers::ModelFile {
+            url,
+            sha256: hex::encode(sha2::Sha256::digest(&content)),
+            name: "model.bin".into(),
+            max_bytes: None,
+        }],
+        ..onnx(ModelKind::Embedding, folder.join("model.bin"))
+    };
+    let host = common::builder(None)
+        .models_dir(data.path().join("models"))
+        .model("m", m)
+        .model("minilm", minilm())
+        .model("isnet", isnet())
+        .build()
+        .await
+        .unwrap();
+
+    let out = common::one(&host, "ModelDownloadTask", json!({"model": "m"}))
+        .await
+        .unwrap();
+    assert_eq!(out["model"], "m");
+    assert_eq!(std::fs::read(folder.join("model.bin")).unwrap(), content);
+
+    let ids = |out: Value| -> Vec<String> {
+        out["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                assert_eq!(r["record"], r["id"], "a task's `model` takes the id");
+                r["id"].as_str().unwrap().to_string()
+            })
+            .collect()
+    };
+    let search = |input: Value| common::one(&host, "ModelSearchTask", input);
+    let all = search(json!({"provider": "onnx"})).await.unwrap();
+    assert_eq!(ids(all), ["isnet", "m", "minilm"]);
+    let some = search(json!({"provider": "onnx", "query": "MINI"})).await;
+    assert_eq!(ids(some.unwrap()), ["minilm"]);
+    let none = search(json!({"provider": "openai", "query": ""})).await;
+    assert_eq!(ids(none.unwrap()), Vec::<String>::new());
+
+    let out = common::one(&host, "ModelDownloadRemoveTask", json!({"model": "m"}))
+        .await
+        .unwrap();
+    assert_eq!(out["model"], "m");
+    assert_eq!(
+        out["removed"],
+        json!([folder.join("model.bin").display().to_string()])
+    );
+    assert!(!folder.exists(), "the emptied folder is removed");
+    // Again: nothing left to remove, and a model without `files` is only
+    // unloaded (MiniLM's files, put there by `weft models pull`, stay).
+    let again = common::one(&host, "ai.model-remove", json!({"model": "m"})).await;
+    assert_eq!(again.unwrap()["removed"], json!([]));
+    let kept = common::one(&host, "ai.model-remove", json!({"model": "minilm"})).await;
+    assert_eq!(kept.unwrap()["removed"], json!([]));
+    assert!(fetched().join("models/minilm/model.onnx").is_file());
+    let e = common::one(&host, "ai.model-remove", json!({"model": "nope"})).await;
+    assert!(e.unwrap_err().contains("unknown model `nope`"));
+
+    // A user finds only the models the user is granted.
+    let ann: weft::grant::Grants = serde_json::from_value(json!({"models": ["minilm"]})).unwrap();
+    let per_user = common::builder(None)
+        .model("minilm", minilm())
+        .model("isnet", isnet())
+        .grants(weft::grant::UserGrants::new([("ann".to_string(), ann)]))
+        .build()
+        .await
+        .unwrap();
+    let graph = common::graph(json!({"tasks": [
+        {"id": "t", "type": "ModelSearchTask", "defaults": {"provider": "onnx"}}
+    ]}));
+    let Ok(weft::Prepared::New(run)) = per_user
+        .submit(
+            &graph,
+            "g.json",
+            json!({}),
+            weft::Submission {
+                owner: Some("ann".into()),
+                ..weft::Submission::default()
+            },
+        )
+        .await
+    else {
+        panic!("ann's run was refused");
+    };
+    let result = per_user.execute(&run, &Default::default()).await.unwrap();
+    assert_eq!(ids(result.outputs["t"].clone()), ["minilm"]);
+}
+
 fn tiny_gpt2() -> ModelConfig {
     fetched();
     onnx(

@@ -378,6 +378,8 @@ impl HostBuilder {
             });
         }
         registry.register_native(crate::providers::Models::download_task(&models))?;
+        registry.register_native(crate::providers::Models::remove_task(&models))?;
+        registry.register_native(crate::providers::Models::search_task(&models))?;
         for task in self.natives {
             registry.register_native(task)?;
         }

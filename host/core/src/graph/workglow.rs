@@ -35,7 +35,7 @@ const HUMAN: [&str; 2] = ["HumanApprovalTask", "HumanInputTask"];
 /// another name: same ports, same behaviour. (Others do the same job with
 /// other port names, e.g. `math.add` gives `value` where `ScalarAddTask`
 /// gives `result`: `scalar.add` is its alias.)
-pub const ALIASES: [(&str, &str); 81] = [
+pub const ALIASES: [(&str, &str); 84] = [
     ("TextSummaryTask", "ai.text-summary"),
     ("ScalarAddTask", "scalar.add"),
     ("ScalarSubtractTask", "scalar.subtract"),
@@ -120,6 +120,9 @@ pub const ALIASES: [(&str, &str); 81] = [
     ("SplitTask", "util.split"),
     ("ToolCallingTask", "ai.tool-calling"),
     ("BackgroundRemovalTask", "ai.background-removal"),
+    ("ModelDownloadTask", "ai.model-download"),
+    ("ModelDownloadRemoveTask", "ai.model-remove"),
+    ("ModelSearchTask", "ai.model-search"),
 ];
 
 /// The node kind Workglow's class `class` reads as (a control-flow class,

@@ -122,6 +122,55 @@ fn client() -> Result<reqwest::Client, reqwest::Error> {
     reqwest::Client::builder().redirect(policy).build()
 }
 
+/// The lock of `file`'s download in `dir`: one download (or removal) of a
+/// file at a time, across processes; released when dropped (or the process
+/// ends).
+fn lock(file: &ModelFile, dir: &Path) -> Result<std::fs::File, DownloadError> {
+    let lock_path = lock_path(file, dir);
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(io(&lock_path))?;
+    match lock.try_lock() {
+        Ok(()) => Ok(lock),
+        Err(std::fs::TryLockError::WouldBlock) => Err(DownloadError::Busy {
+            path: dir.join(&file.name),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(io(&lock_path)(e)),
+    }
+}
+
+fn lock_path(file: &ModelFile, dir: &Path) -> PathBuf {
+    dir.join(format!(".{}.lock", file.name))
+}
+
+/// Delete `file` from `dir` (and a partial download of it), unless it is
+/// being downloaded: the paths of the files deleted.
+pub fn remove(file: &ModelFile, dir: &Path) -> Result<Vec<PathBuf>, DownloadError> {
+    if !plain_name(&file.name) {
+        return Err(DownloadError::BadName(file.name.clone()));
+    }
+    if !dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    let _lock = lock(file, dir)?;
+    let mut removed = Vec::new();
+    for path in [
+        dir.join(&file.name),
+        dir.join(format!("{}.part", file.name)),
+    ] {
+        match std::fs::remove_file(&path) {
+            Ok(()) => removed.push(path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(&path)(e)),
+        }
+    }
+    let _ = std::fs::remove_file(lock_path(file, dir));
+    Ok(removed)
+}
+
 /// Download `file` into `dir`, reporting (bytes so far, total if known) to
 /// `progress`.
 pub async fn pull(
@@ -134,22 +183,7 @@ pub async fn pull(
     }
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let target = dir.join(&file.name);
-    // One download of this file at a time, across processes; released when
-    // `_lock` is dropped (or the process ends).
-    let lock_path = dir.join(format!(".{}.lock", file.name));
-    let _lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(io(&lock_path))?;
-    match _lock.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => {
-            return Err(DownloadError::Busy { path: target });
-        }
-        Err(std::fs::TryLockError::Error(e)) => return Err(io(&lock_path)(e)),
-    }
+    let _lock = lock(file, dir)?;
     let max = file.max_bytes.unwrap_or(DEFAULT_MAX_BYTES);
     let expected = file.sha256.to_lowercase();
     if target.is_file() && sha256_of(&target)? == expected {

@@ -20,6 +20,7 @@ mod onnx;
 #[cfg(feature = "http")]
 mod openai;
 pub mod plugin;
+mod tasks;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -524,38 +525,6 @@ fn built_without(what: &str, feature: &str) -> ModelError {
     ))
 }
 
-/// Download one of a model's files into `dir`; whether it was downloaded
-/// (false: it was there already, checksum and all).
-#[cfg(feature = "http")]
-async fn pull_file(
-    file: &ModelFile,
-    dir: &std::path::Path,
-    show: &(dyn Fn(u64, Option<u64>) + Send + Sync),
-) -> Result<bool, weft_core::task::TaskError> {
-    use weft_core::task::TaskError;
-    let pulled = download::pull(file, dir, show).await.map_err(|e| match e {
-        e @ download::DownloadError::Http { .. }
-        | e @ download::DownloadError::Interrupted { .. }
-        | e @ download::DownloadError::Busy { .. } => TaskError::Retryable {
-            message: e.to_string(),
-            delay: None,
-        },
-        e => TaskError::Failed(e.to_string()),
-    })?;
-    Ok(pulled != download::Pulled::AlreadyThere)
-}
-
-#[cfg(not(feature = "http"))]
-async fn pull_file(
-    _file: &ModelFile,
-    _dir: &std::path::Path,
-    _show: &(dyn Fn(u64, Option<u64>) + Send + Sync),
-) -> Result<bool, weft_core::task::TaskError> {
-    Err(weft_core::task::TaskError::Failed(
-        "this weft was built without downloads (cargo feature `http`)".into(),
-    ))
-}
-
 impl Models {
     /// Models from configuration; limiter state is kept in `state`'s store.
     pub fn new(configs: BTreeMap<String, ModelConfig>, state: QueueState) -> Self {
@@ -597,67 +566,6 @@ impl Models {
     pub fn with_dir(mut self, dir: PathBuf) -> Self {
         self.dir = Some(dir);
         self
-    }
-
-    /// The task `ai.model-download`: downloads a configured model's `files`
-    /// into its folder, with progress events, checksums and resume.
-    pub fn download_task(models: &Arc<Models>) -> weft_core::task::NativeTask {
-        use weft_core::task::TaskError;
-        let models = models.clone();
-        let mut task = weft_core::task::NativeTask::new("ai.model-download", move |input, ctx| {
-            let models = models.clone();
-            async move {
-                let id = input["model"].as_str().unwrap_or_default().to_string();
-                let entry = models
-                    .entry(&id)
-                    .map_err(|e| TaskError::InvalidInput(e.to_string()))?;
-                let dir = models.dir.clone().ok_or_else(|| {
-                    TaskError::Failed("this host has no models folder to download into".into())
-                })?;
-                if entry.config.files.is_empty() {
-                    return Err(TaskError::InvalidInput(format!(
-                        "model `{id}` lists no `files` to download"
-                    )));
-                }
-                let folder = model_folder(&dir, &id).map_err(TaskError::InvalidInput)?;
-                let mut out = Vec::new();
-                for file in &entry.config.files {
-                    let events = ctx.events.clone();
-                    let name = file.name.clone();
-                    let show = move |done: u64, total: Option<u64>| {
-                        if let (Some(e), Some(t)) = (&events, total) {
-                            e.progress(done as f32 / t.max(1) as f32, Some(name.clone()));
-                        }
-                    };
-                    let downloaded = pull_file(file, &folder, &show).await?;
-                    out.push(serde_json::json!({
-                        "name": file.name,
-                        "path": folder.join(&file.name).display().to_string(),
-                        "downloaded": downloaded,
-                    }));
-                }
-                Ok(serde_json::json!({ "files": out }))
-            }
-        });
-        task.version = "0.1.0".into();
-        task.title = "Download a model".into();
-        task.description =
-            "Downloads a configured model's files into the models folder, checking their SHA-256 \
-             and resuming interrupted downloads."
-                .into();
-        task.input_schema = serde_json::json!({
-            "type": "object",
-            "properties": {"model": {"type": "string", "description": "A configured model's id."}},
-            "required": ["model"]
-        });
-        task.output_schema = serde_json::json!({
-            "type": "object",
-            "properties": {"files": {"type": "array", "items": {"type": "object"}}},
-            "required": ["files"]
-        });
-        task.side_effects = true;
-        task.resources = vec![("model".into(), weft_core::grant::Resource::Model)];
-        task
     }
 
     /// Every configured model: id and configuration.
