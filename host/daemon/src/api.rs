@@ -414,7 +414,13 @@ pub(crate) async fn begin_run(
         lease,
         max_running: state.quotas.concurrent_runs(),
     };
-    let prepared = state.host.submit(graph, origin, input, submission).await?;
+    // The run starts as soon as it is recorded; the answer waits until the
+    // record is durable (on redb that saves a new run the wait for the
+    // fsync in progress: its first tasks run meanwhile).
+    let (prepared, durable) = state
+        .host
+        .submit_applied(graph, origin, input, submission)
+        .await?;
     let (run_id, status, existing) = match prepared {
         Prepared::New(run) => {
             let run_id = run.run_id.clone();
@@ -429,6 +435,7 @@ pub(crate) async fn begin_run(
         }
         Prepared::Existing(run) => (run.run_id, run.status, true),
     };
+    durable.await.map_err(weft::HostError::from)?;
     Ok(Submitted {
         run_id,
         status,

@@ -665,10 +665,11 @@ impl Host {
         origin: &str,
         input: Value,
     ) -> Result<PreparedRun, HostError> {
-        match self
+        let (prepared, durable) = self
             .record(plan, graph, origin, input, Submission::default())
-            .await?
-        {
+            .await?;
+        durable.await?;
+        match prepared {
             Prepared::New(run) => Ok(run),
             Prepared::Existing(_) | Prepared::TooManyRunning(_) => {
                 unreachable!("a run without an idempotency key or quota is always new")
@@ -718,6 +719,25 @@ impl Host {
         input: Value,
         submission: Submission,
     ) -> Result<Prepared, HostError> {
+        let (prepared, durable) = self
+            .submit_applied(graph, origin, input, submission)
+            .await?;
+        durable.await?;
+        Ok(prepared)
+    }
+
+    /// [`Host::submit`], answering as soon as the run is recorded, perhaps
+    /// before it is durable: the run may be started at once, but nothing may
+    /// be acknowledged before the [`Durable`](weft_store::Durable) resolves
+    /// `Ok` (see [`RunLog::create_run_applied`](weft_store::RunLog::create_run_applied)).
+    /// Saves a new run the wait for the fsync in progress.
+    pub async fn submit_applied(
+        &self,
+        graph: &Graph,
+        origin: &str,
+        input: Value,
+        submission: Submission,
+    ) -> Result<(Prepared, weft_store::Durable), HostError> {
         let plan = self.checked_plan(graph, origin, &input, submission.owner.as_deref())?;
         self.record(plan, graph, origin, input, submission).await
     }
@@ -730,7 +750,7 @@ impl Host {
         origin: &str,
         input: Value,
         submission: Submission,
-    ) -> Result<Prepared, HostError> {
+    ) -> Result<(Prepared, weft_store::Durable), HostError> {
         let run_id = new_run_id();
         let mut record = RunRecord::new(&run_id, origin);
         record.owner = submission.owner.clone();
@@ -746,21 +766,21 @@ impl Host {
         let new = NewRun::new(record, spec)
             .leased(submission.lease)
             .at_most_running(submission.max_running);
-        let created = self.store.create_run(new).await?;
-        match created {
-            Created::New => {}
-            Created::Existing(record) => return Ok(Prepared::Existing(record)),
-            Created::TooManyRunning { running } => return Ok(Prepared::TooManyRunning(running)),
-        }
-        Ok(Prepared::New(PreparedRun {
-            hub: EventHub::with_store(&run_id, 1, self.store.clone()),
-            run_id,
-            plan,
-            input,
-            prior: Vec::new(),
-            owner: submission.owner,
-            created_ms,
-        }))
+        let (created, durable) = self.store.create_run_applied(new).await?;
+        let prepared = match created {
+            Created::New => Prepared::New(PreparedRun {
+                hub: EventHub::with_store(&run_id, 1, self.store.clone()),
+                run_id,
+                plan,
+                input,
+                prior: Vec::new(),
+                owner: submission.owner,
+                created_ms,
+            }),
+            Created::Existing(record) => Prepared::Existing(record),
+            Created::TooManyRunning { running } => Prepared::TooManyRunning(running),
+        };
+        Ok((prepared, durable))
     }
 
     /// Preview `graph` on `input` for `owner` (validated and checked as a

@@ -62,6 +62,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use admission::NewRun;
+
+/// Resolves once a write answered before it was durable is durable (or
+/// says why it is not): see [`RunLog::create_run_applied`].
+pub type Durable = futures::future::BoxFuture<'static, Result<(), RunLogError>>;
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use postgres::{PgStore, SCHEMA_VERSION as PG_SCHEMA_VERSION};
@@ -400,6 +404,18 @@ pub trait RunLog: Send + Sync {
     /// idempotency key, or already has [`NewRun::max_running`] running runs
     /// (checked and recorded atomically; the rule is [`NewRun`]'s).
     async fn create_run(&self, run: NewRun) -> Result<Created, RunLogError>;
+
+    /// [`RunLog::create_run`], answering once the run is recorded and
+    /// visible to this process, perhaps before it is durable, with a
+    /// [`Durable`] that resolves once it is. The caller may start the run at
+    /// once (whatever it writes next is committed after the run, so a crash
+    /// never keeps a node without its run; a task with side effects waits
+    /// for durability anyway) but must acknowledge nothing before the
+    /// `Durable` resolves `Ok`. By default: `create_run`, durable already.
+    async fn create_run_applied(&self, run: NewRun) -> Result<(Created, Durable), RunLogError> {
+        let created = self.create_run(run).await?;
+        Ok((created, Box::pin(async { Ok(()) })))
+    }
 
     /// Apply `commit` to run `run_id` in one transaction.
     async fn commit(&self, run_id: &str, commit: Commit) -> Result<(), RunLogError>;

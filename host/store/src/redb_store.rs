@@ -24,9 +24,9 @@ use serde_json::Value;
 
 use super::sharing::{Offers, Slots};
 use super::{
-    CachePut, Commit, Components, Coordination, Created, FORMAT_VERSION, Lease, NewRun, NodeRecord,
-    OutputCache, RunFilter, RunLog, RunLogError, RunRecord, RunSpec, SavedGraph, SavedGraphs,
-    SlotRequest, StoreError, StoredRun, TaskOffer, decode, encode,
+    CachePut, Commit, Components, Coordination, Created, Durable, FORMAT_VERSION, Lease, NewRun,
+    NodeRecord, OutputCache, RunFilter, RunLog, RunLogError, RunRecord, RunSpec, SavedGraph,
+    SavedGraphs, SlotRequest, StoreError, StoredRun, TaskOffer, decode, encode,
 };
 use crate::retention::Retention;
 use weft_core::cache::{CacheEntry, CacheStat};
@@ -342,60 +342,76 @@ fn record_in(tx: &ReadTransaction, run_id: &str) -> Result<RunRecord, RunLogErro
     }
 }
 
+/// Record `new` in `tx` (see [`RunLog::create_run`]).
+fn create_in(tx: &WriteTransaction, new: &NewRun) -> Result<Created, RunLogError> {
+    let slot = new.idempotency_slot();
+    let mut index = tx.open_table(IDEMPOTENCY).map_err(backend)?;
+    let mut runs = tx.open_table(RUNS).map_err(backend)?;
+    let existing = match &slot {
+        Some(slot) => match index.get(slot.as_str()).map_err(backend)? {
+            Some(id) => match runs.get(id.value()).map_err(backend)? {
+                Some(v) => Some(decode::<RunRecord>(id.value(), v.value())?),
+                None => None,
+            },
+            None => None,
+        },
+        None => None,
+    };
+    let running = match new.needs_running_count(&existing) {
+        true => Some(running_of(tx, &runs, &new.record.owner)?),
+        false => None,
+    };
+    let created = new.admit(existing, running);
+    if created != Created::New {
+        return Ok(created);
+    }
+    let run = &new.record;
+    if let Some(slot) = &slot {
+        index
+            .insert(slot.as_str(), run.run_id.as_str())
+            .map_err(backend)?;
+    }
+    let mut specs = tx.open_table(SPECS).map_err(backend)?;
+    specs
+        .insert(run.run_id.as_str(), encode(&new.spec).as_slice())
+        .map_err(backend)?;
+    pin_components(tx, &run.run_id, &new.spec)?;
+    runs.insert(run.run_id.as_str(), encode(run).as_slice())
+        .map_err(backend)?;
+    index_run(tx, run)?;
+    if run.status == RunStatus::Running {
+        mark_running(tx, &run.run_id, run.created_ms, true)?;
+    }
+    if let Some(lease) = &new.lease {
+        let mut leases = tx.open_table(LEASES).map_err(backend)?;
+        leases
+            .insert(run.run_id.as_str(), encode(lease).as_slice())
+            .map_err(backend)?;
+    }
+    Ok(created)
+}
+
 /// Cache entries up to this size are decoded on the caller's thread.
 const INLINE_DECODE_BYTES: usize = 64 << 10;
 
 #[async_trait::async_trait]
 impl RunLog for RedbStore {
     async fn create_run(&self, new: NewRun) -> Result<Created, RunLogError> {
-        self.write(move |tx| {
-            let slot = new.idempotency_slot();
-            let mut index = tx.open_table(IDEMPOTENCY).map_err(backend)?;
-            let mut runs = tx.open_table(RUNS).map_err(backend)?;
-            let existing = match &slot {
-                Some(slot) => match index.get(slot.as_str()).map_err(backend)? {
-                    Some(id) => match runs.get(id.value()).map_err(backend)? {
-                        Some(v) => Some(decode::<RunRecord>(id.value(), v.value())?),
-                        None => None,
-                    },
-                    None => None,
-                },
-                None => None,
-            };
-            let running = match new.needs_running_count(&existing) {
-                true => Some(running_of(tx, &runs, &new.record.owner)?),
-                false => None,
-            };
-            let created = new.admit(existing, running);
-            if created != Created::New {
-                return Ok(created);
+        self.write(move |tx| create_in(tx, &new)).await
+    }
+
+    async fn create_run_applied(&self, new: NewRun) -> Result<(Created, Durable), RunLogError> {
+        let (created, synced) = self
+            .writer
+            .write_applied(&self.db, move |tx| create_in(tx, &new))
+            .await?;
+        let durable = async move {
+            match synced.await {
+                Ok(result) => Ok(result?),
+                Err(_) => Err(StoreError::backend("the store's writer stopped").into()),
             }
-            let run = &new.record;
-            if let Some(slot) = &slot {
-                index
-                    .insert(slot.as_str(), run.run_id.as_str())
-                    .map_err(backend)?;
-            }
-            let mut specs = tx.open_table(SPECS).map_err(backend)?;
-            specs
-                .insert(run.run_id.as_str(), encode(&new.spec).as_slice())
-                .map_err(backend)?;
-            pin_components(tx, &run.run_id, &new.spec)?;
-            runs.insert(run.run_id.as_str(), encode(run).as_slice())
-                .map_err(backend)?;
-            index_run(tx, run)?;
-            if run.status == RunStatus::Running {
-                mark_running(tx, &run.run_id, run.created_ms, true)?;
-            }
-            if let Some(lease) = &new.lease {
-                let mut leases = tx.open_table(LEASES).map_err(backend)?;
-                leases
-                    .insert(run.run_id.as_str(), encode(lease).as_slice())
-                    .map_err(backend)?;
-            }
-            Ok(created)
-        })
-        .await
+        };
+        Ok((created, Box::pin(durable)))
     }
 
     async fn commit(&self, run_id: &str, commit: Commit) -> Result<(), RunLogError> {

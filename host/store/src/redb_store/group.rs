@@ -17,7 +17,7 @@ use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 
-use redb::{Database, Durability, WriteTransaction};
+use redb::{Database, WriteTransaction};
 
 use crate::StoreError;
 
@@ -27,8 +27,12 @@ const MAX_BATCH: usize = 256;
 /// One queued write: run it in its own transaction with the durability
 /// given; returns whether it committed and how to answer its caller once the
 /// batch is durable (or not).
-type Job = Box<dyn FnOnce(&Database, Durability) -> (bool, Reply) + Send>;
+type Job = Box<dyn FnOnce(&Database, redb::Durability) -> (bool, Reply) + Send>;
 type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+
+/// Whether an applied write's batch became durable (see
+/// [`GroupWriter::write_applied`]).
+pub(super) type Synced = tokio::sync::oneshot::Receiver<Result<(), StoreError>>;
 
 /// The write queue of one database.
 #[derive(Default)]
@@ -71,6 +75,41 @@ impl GroupWriter {
         answered
             .await
             .map_err(|_| StoreError::backend("the store's writer stopped"))?
+    }
+
+    /// Run `f` in a write transaction; answer with its result as soon as
+    /// it is committed (visible to this process, ordered before every later
+    /// write, not yet on disk), and with a receiver of whether its batch
+    /// became durable. For a caller that may go on before the disk (what it
+    /// writes next is committed after this) but must not acknowledge
+    /// anything before.
+    pub(super) async fn write_applied<T, E>(
+        self: &Arc<Self>,
+        db: &Arc<Database>,
+        f: impl FnOnce(&WriteTransaction) -> Result<T, E> + Send + 'static,
+    ) -> Result<(T, Synced), E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let (applied, on_applied) = tokio::sync::oneshot::channel::<Result<T, E>>();
+        let (durable, on_durable) = tokio::sync::oneshot::channel::<Result<(), StoreError>>();
+        let job: Job = Box::new(move |db, durability| {
+            let outcome = run(db, durability, f);
+            let committed = outcome.is_ok();
+            let _ = applied.send(outcome);
+            let reply: Reply = Box::new(move |result| {
+                let _ = durable.send(result);
+            });
+            (committed, reply)
+        });
+        if self.enqueue(job) {
+            let (group, db) = (self.clone(), db.clone());
+            tokio::task::spawn_blocking(move || group.drain(db));
+        }
+        let stopped = || StoreError::backend("the store's writer stopped");
+        let out = on_applied.await.map_err(|_| E::from(stopped()))??;
+        Ok((out, on_durable))
     }
 
     /// Queue `job`; true when the caller must start the writer.
@@ -133,9 +172,9 @@ fn write_batch(db: &Database, batch: Vec<Job>) -> Answers {
     let mut unsynced = false;
     for (i, job) in batch.into_iter().enumerate() {
         let durability = if i == last {
-            Durability::Immediate
+            redb::Durability::Immediate
         } else {
-            Durability::None
+            redb::Durability::None
         };
         match std::panic::catch_unwind(AssertUnwindSafe(|| job(db, durability))) {
             Ok((committed, reply)) => {
@@ -161,7 +200,7 @@ fn sync(db: &Database) -> Result<(), StoreError> {
 
 fn run<T, E: From<StoreError>>(
     db: &Database,
-    durability: Durability,
+    durability: redb::Durability,
     f: impl FnOnce(&WriteTransaction) -> Result<T, E>,
 ) -> Result<T, E> {
     let mut tx = db.begin_write().map_err(StoreError::caused_by)?;
