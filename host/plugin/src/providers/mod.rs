@@ -291,6 +291,17 @@ pub enum ModelError {
     InvalidRequest(String),
 }
 
+impl ModelError {
+    /// Model `id` of kind `is` was asked for what a `wanted` model does.
+    pub fn wrong_kind(id: &str, is: ModelKind, wanted: ModelKind) -> Self {
+        ModelError::InvalidRequest(format!(
+            "model `{id}` serves `{}`, not `{}`",
+            is.name(),
+            wanted.name()
+        ))
+    }
+}
+
 /// A chat message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Message {
@@ -445,14 +456,10 @@ fn check_grant(plugin: &str, granted: &[String], model: &str) -> Result<(), Mode
 /// An `invalid-request` unless model `id` is of kind `wanted`.
 fn expect_kind(id: &str, entry: &Entry, wanted: ModelKind) -> Result<(), ModelError> {
     let kind = entry.config.kind();
-    if kind == wanted {
-        return Ok(());
+    match kind == wanted {
+        true => Ok(()),
+        false => Err(ModelError::wrong_kind(id, kind, wanted)),
     }
-    Err(ModelError::InvalidRequest(format!(
-        "model `{id}` serves `{}`, not `{}`",
-        kind.name(),
-        wanted.name()
-    )))
 }
 
 /// A call admitted by a model's limiter; releases its slot when dropped.
