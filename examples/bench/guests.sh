@@ -6,16 +6,24 @@
 # `math.add-one`, best of 3. The guests are the examples built from source by
 # `weft build`: Python `text-stats.analyse` (examples/plugin-python) and
 # JavaScript `code.javascript` (examples/plugin-js-code, returning args.a + 1).
-#   examples/bench/guests.sh [N]
+#
+# Then the per-run cost (ISSUE-NOTES, part 12): `weft serve` on redb with the
+# same plugins, 8 clients each submitting one-node runs of a guest's task and
+# following each run's events to its end (`weft-load`), R runs per guest
+# (default 400); runs/s, ms per run (the machine's time per run: 1 / runs/s)
+# and the ratio to a Rust `math.add-one` run.
+#   examples/bench/guests.sh [N [R]]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 n=${1:-200}
+runs=${2:-400}
 rustup target add wasm32-wasip2 >/dev/null 2>&1 || true
-cargo build --release -p weft-cli --quiet
+cargo build --release -p weft-cli -p weft-load --quiet
 weft=$(realpath "${CARGO_TARGET_DIR:-target}/release/weft")
 eval "$(sdk/install-tools.sh)"
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+pid=""
+trap '[[ -z $pid ]] || kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
 mkdir -p "$work/plugins"
 for lang in python js; do
   case $lang in
@@ -58,4 +66,38 @@ for lang in rust python js; do
   rust=${rust:-$best}
   awk -v g="$lang" -v n="$n" -v ms="$best" -v r="$rust" -v rss="$rss" \
     'BEGIN { printf "%-8s %6d %10.1f %12.3f %10.1f %14.1f\n", g, n, ms, ms / n, ms / r, rss / 1024 }'
+done
+
+echo
+echo "per run: one-node runs on 'weft serve' (redb), 8 clients following each run"
+"$weft" serve --listen 127.0.0.1:0 --data-dir "$work/data" --plugins "$work/plugins" \
+  --config /dev/null > "$work/out" 2> "$work/log" &
+pid=$!
+for _ in $(seq 100); do grep -q listening "$work/out" 2>/dev/null && break; sleep 0.1; done
+url=$(sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' "$work/out")
+[[ -n $url ]] || { cat "$work/log"; exit 1; }
+echo '{"tasks": [{"id": "t", "type": "text-stats.analyse"}]}' > "$work/python-run.json"
+echo '{"tasks": [{"id": "t", "type": "code.javascript"}]}' > "$work/js-run.json"
+load() {
+  local lang=$1; shift
+  case $lang in
+    rust) set -- "$@" --chain 1 ;;
+    python) set -- "$@" --graph "$work/python-run.json" \
+      --input '{"text": "Weft threads run across the warp, run {n}."}' ;;
+    js) set -- "$@" --graph "$work/js-run.json" \
+      --input '{"code": "return args.a + 1", "args": {"a": "{n}"}}' ;;
+  esac
+  "$(dirname "$weft")/weft-load" --server "$url" --clients 8 --max-seconds 120 "$@"
+}
+for lang in rust python js; do load "$lang" --runs 40 > /dev/null; done # warm up
+printf '%-8s %6s %10s %10s %10s %10s\n' guest runs runs_per_s ms/run x_rust p50_ms
+rust=""
+for lang in rust python js; do
+  out=$(load "$lang" --runs "$runs")
+  rate=$(sed -n 's/.*: \([0-9]*\) runs\/s.*/\1/p' <<< "$out")
+  p50=$(sed -n 's/.*p50 \([0-9.]*\) ms.*/\1/p' <<< "$out")
+  ms=$(awk -v r="$rate" 'BEGIN { printf "%.3f", 1000 / r }')
+  rust=${rust:-$ms}
+  awk -v g="$lang" -v n="$runs" -v rate="$rate" -v ms="$ms" -v r="$rust" -v p="$p50" \
+    'BEGIN { printf "%-8s %6d %10d %10.3f %10.1f %10.1f\n", g, n, rate, ms, ms / r, p }'
 done

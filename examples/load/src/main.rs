@@ -43,6 +43,77 @@ struct Args {
     /// (no latency: nobody watches a run start).
     #[arg(long)]
     drain: bool,
+    /// Submit this graph (a JSON file) instead of the `math.add-one` chain.
+    #[arg(long, conflicts_with_all = ["chain", "independent"])]
+    graph: Option<std::path::PathBuf>,
+    /// The run's input with `--graph` (JSON); `{n}` in any of its strings
+    /// becomes the run's number, so that no two runs' tasks are alike.
+    #[arg(long, default_value = "{}", requires = "graph")]
+    input: String,
+}
+
+/// What every run submits: the add-one chain or a given graph.
+enum Work {
+    Chain { nodes: usize, independent: bool },
+    Graph { graph: Value, input: Value },
+}
+
+impl Work {
+    fn from_args(args: &Args) -> anyhow::Result<Work> {
+        let Some(path) = &args.graph else {
+            return Ok(Work::Chain {
+                nodes: args.chain.max(1),
+                independent: args.independent,
+            });
+        };
+        let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+        Ok(Work::Graph {
+            graph: serde_json::from_str(&text).with_context(|| format!("{}", path.display()))?,
+            input: serde_json::from_str(&args.input).context("--input")?,
+        })
+    }
+
+    /// The graph and input of run number `n`.
+    fn run(&self, n: usize) -> (Value, Value) {
+        match self {
+            // Distinct inputs for every task of every run: every task
+            // executes, none is an output-cache hit.
+            Work::Chain { nodes, independent } => {
+                run_graph(*nodes, *independent, (n as u64) * 1_000_000)
+            }
+            Work::Graph { graph, input } => (graph.clone(), numbered(input, n)),
+        }
+    }
+
+    /// Nodes per run.
+    fn nodes(&self) -> usize {
+        match self {
+            Work::Chain { nodes, .. } => *nodes,
+            Work::Graph { graph, .. } => graph["tasks"].as_array().map_or(1, Vec::len),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Work::Chain { nodes, independent: true } => format!("{nodes} independent nodes"),
+            Work::Chain { nodes, independent: false } => format!("{nodes} chained nodes"),
+            Work::Graph { .. } => format!("{} nodes (given graph)", self.nodes()),
+        }
+    }
+}
+
+/// `value` with `{n}` replaced by `n` in every string.
+fn numbered(value: &Value, n: usize) -> Value {
+    match value {
+        Value::String(s) => Value::String(s.replace("{n}", &n.to_string())),
+        Value::Array(items) => Value::Array(items.iter().map(|v| numbered(v, n)).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), numbered(v, n)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
 }
 
 fn now_ms() -> f64 {
@@ -205,15 +276,14 @@ async fn main() -> anyhow::Result<()> {
         .iter()
         .map(|s| s.trim_end_matches('/').to_string())
         .collect();
-    let chain = args.chain.max(1);
-    let independent = args.independent;
+    let work = Arc::new(Work::from_args(&args)?);
     let http = reqwest::Client::new();
     let next = Arc::new(AtomicUsize::new(0));
     let deadline = Instant::now() + Duration::from_secs(args.max_seconds);
     let started = Instant::now();
     let clients = (0..args.clients).map(|c| {
         let server = servers[c % servers.len()].clone();
-        let (http, next) = (http.clone(), next.clone());
+        let (http, next, work) = (http.clone(), next.clone(), work.clone());
         tokio::spawn(async move {
             let mut latencies = Vec::new();
             loop {
@@ -221,9 +291,7 @@ async fn main() -> anyhow::Result<()> {
                 if n >= args.runs || Instant::now() >= deadline {
                     break;
                 }
-                // Distinct inputs for every task of every run: every task
-                // executes, none is an output-cache hit.
-                let (graph, input) = run_graph(chain, independent, (n as u64) * 1_000_000);
+                let (graph, input) = work.run(n);
                 if args.drain {
                     submit(&http, &server, &graph, input).await?;
                 } else {
@@ -243,37 +311,29 @@ async fn main() -> anyhow::Result<()> {
         wait_until_drained(&http, &servers).await?;
         let elapsed = started.elapsed().as_secs_f64();
         println!(
-            "{runs} runs of {chain} {} nodes submitted by {} clients over {} hosts in {submitted:.2} s \
+            "{runs} runs of {} submitted by {} clients over {} hosts in {submitted:.2} s \
              ({:.0}/s), all ended in {elapsed:.2} s: {:.0} runs/s, {:.0} tasks/s",
-            if independent {
-                "independent"
-            } else {
-                "chained"
-            },
+            work.describe(),
             args.clients,
             servers.len(),
             runs as f64 / submitted,
             runs as f64 / elapsed,
-            (runs * chain) as f64 / elapsed,
+            (runs * work.nodes()) as f64 / elapsed,
         );
         return Ok(());
     }
     let elapsed = started.elapsed().as_secs_f64();
     latencies.sort_by(f64::total_cmp);
     println!(
-        "{} runs of {chain} {} nodes by {} clients over {} hosts in {:.2} s: {:.0} runs/s, {:.0} tasks/s; \
+        "{} runs of {} by {} clients over {} hosts in {:.2} s: {:.0} runs/s, {:.0} tasks/s; \
          submit-to-first-task p50 {:.1} ms, p99 {:.1} ms",
         latencies.len(),
-        if args.independent {
-            "independent"
-        } else {
-            "chained"
-        },
+        work.describe(),
         args.clients,
         servers.len(),
         elapsed,
         latencies.len() as f64 / elapsed,
-        (latencies.len() * chain) as f64 / elapsed,
+        (latencies.len() * work.nodes()) as f64 / elapsed,
         percentile(&latencies, 0.5),
         percentile(&latencies, 0.99)
     );

