@@ -95,8 +95,14 @@ impl Work {
 
     fn describe(&self) -> String {
         match self {
-            Work::Chain { nodes, independent: true } => format!("{nodes} independent nodes"),
-            Work::Chain { nodes, independent: false } => format!("{nodes} chained nodes"),
+            Work::Chain {
+                nodes,
+                independent: true,
+            } => format!("{nodes} independent nodes"),
+            Work::Chain {
+                nodes,
+                independent: false,
+            } => format!("{nodes} chained nodes"),
             Work::Graph { .. } => format!("{} nodes (given graph)", self.nodes()),
         }
     }

@@ -8,6 +8,7 @@
 //! - [`schema`]: reading the JSON Schemas task types declare;
 //! - [`event`]: what happens during a run, and where a task's logs go;
 //! - [`cache`]: the output cache's key and policy;
+//! - [`json`]: JSON values kept long, made as small as their contents;
 //! - [`rate`]: sliding-window rate arithmetic;
 //! - [`clock`]: the time;
 //! - [`schedule`]: when a schedule fires (cron patterns, intervals, catch-up);
@@ -37,6 +38,7 @@ pub mod clock;
 pub mod event;
 pub mod grant;
 pub mod graph;
+pub mod json;
 pub mod rate;
 pub mod schedule;
 pub mod schema;

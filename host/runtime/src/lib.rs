@@ -34,7 +34,7 @@
 //! ```
 #![deny(missing_docs)]
 
-pub use weft_core::{cache, clock, grant, graph, rate, schedule, schema, task, workflow};
+pub use weft_core::{cache, clock, grant, graph, json, rate, schedule, schema, task, workflow};
 pub use weft_plugin as plugin;
 pub use weft_plugin::providers;
 pub use weft_queue as limiter;

@@ -21,6 +21,7 @@ use crate::clock::{Clock, now_ms};
 use crate::events::{DataflowStatus, EventHub, EventKind, NodeStatus, RunStatus, Ticket};
 use crate::graph::{ERROR_PORT, NodeKind, Plan, TIMEOUT_PORT, WaitSpec};
 use crate::in_flight::InFlight;
+use crate::json::compact_clone;
 use crate::limiter::{Queue, Wait};
 use crate::signals::SignalWatch;
 use crate::store::CachePut;
@@ -312,7 +313,9 @@ impl State<'_> {
     }
 
     /// Node `i` completed with `output`: deliver along its dataflows.
-    fn complete(&mut self, i: usize, output: Value, cached: bool) {
+    fn complete(&mut self, i: usize, mut output: Value, cached: bool) {
+        // Kept until the run ends: a 100,000-node run keeps 100,000.
+        crate::json::compact(&mut output);
         self.outputs[i] = Some(output);
         self.inputs[i] = Map::new();
         self.started[i] = None;
@@ -386,12 +389,15 @@ impl State<'_> {
     /// does not take is disabled: the normal ones of a failed node, the error
     /// ports of a node that completed, a branch a conditional did not take.
     fn deliver(&mut self, i: usize, failed: bool) {
-        let output = self.outputs[i].clone().unwrap_or(Value::Null);
+        // Put back below: what is delivered is copied, not the whole output.
+        let taken = self.outputs[i].take();
+        let null = Value::Null;
+        let output = taken.as_ref().unwrap_or(&null);
         // A conditional's branches not taken are disabled, as are a wait's
         // ports other than its timeout's when it timed out.
         let routes = match &self.plan.nodes[i].kind {
             NodeKind::Conditional(_) => true,
-            NodeKind::Wait(_) => WaitSpec::is_timed_out(&output),
+            NodeKind::Wait(_) => WaitSpec::is_timed_out(output),
             _ => false,
         };
         let mut disabled = Vec::new();
@@ -399,11 +405,12 @@ impl State<'_> {
             let edge = &self.plan.edges[e];
             let on_error = edge.source_port == ERROR_PORT;
             let on_timeout = edge.source_port == TIMEOUT_PORT;
+            // Kept in the target's input until the run ends: compact copies.
             let value = match (failed, on_error) {
-                (true, true) => Some(output.clone()),
+                (true, true) => Some(compact_clone(output)),
                 (true, false) | (false, true) => None,
-                (false, false) if edge.source_port == "*" => Some(output.clone()),
-                (false, false) => output.get(&edge.source_port).cloned(),
+                (false, false) if edge.source_port == "*" => Some(compact_clone(output)),
+                (false, false) => output.get(&edge.source_port).map(compact_clone),
             };
             if value.is_none() && (failed || on_error || on_timeout || routes) {
                 self.dataflow(e, DataflowStatus::Disabled);
@@ -422,6 +429,7 @@ impl State<'_> {
             self.dataflow(e, DataflowStatus::Completed);
             disabled.extend(self.arrive(edge.target, true));
         }
+        self.outputs[i] = taken;
         self.disable_from(disabled);
     }
 
@@ -491,6 +499,14 @@ impl State<'_> {
     fn gather(&mut self, t: usize) {
         let mut arrived = std::mem::take(&mut self.arrived[t]);
         arrived.sort_by_key(|(e, _)| *e);
+        // Made with room for what comes (an object grown by inserting keeps
+        // room for three entries or more, and inputs are kept until the run
+        // ends): its defaults, then a port per dataflow at most.
+        let defaults = std::mem::take(&mut self.inputs[t]);
+        self.inputs[t] = Map::with_capacity(defaults.len() + arrived.len());
+        for (port, value) in defaults {
+            self.inputs[t].insert(port, value);
+        }
         let mut collecting = std::collections::HashSet::new();
         for (e, value) in arrived {
             let edge = &self.plan.edges[e];
@@ -509,6 +525,11 @@ impl State<'_> {
                 }
             } else {
                 self.inputs[t].insert(port.clone(), value);
+            }
+        }
+        for port in collecting {
+            if let Some(Value::Array(items)) = self.inputs[t].get_mut(&port) {
+                items.shrink_to_fit();
             }
         }
     }
@@ -554,7 +575,7 @@ impl State<'_> {
                 node: self.plan.nodes[i].id.clone(),
                 status: self.status[i],
                 attempt: self.attempts[i],
-                output: self.outputs[i].clone(),
+                output: self.outputs[i].as_ref().map(crate::json::compact_clone),
                 error: self.errors[i].clone(),
                 retry_at_ms: self.retry_at[i].filter(|_| self.status[i] == NodeStatus::Retrying),
                 wait_until_ms: self.wait_until[i].filter(|_| self.status[i] == NodeStatus::Waiting),

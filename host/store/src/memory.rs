@@ -66,8 +66,69 @@ struct RunData {
     nodes: BTreeMap<String, NodeRecord>,
     /// Node → the input it was started with.
     inputs: BTreeMap<String, std::sync::Arc<Value>>,
-    /// Its events by `seq`.
-    events: BTreeMap<u64, Logged>,
+    /// Its events.
+    events: EventLog,
+}
+
+/// A run's events in `seq` order, in chunks of up to [`EventLog::CHUNK`]:
+/// no map node per event (a sequentially filled `BTreeMap` leaves its nodes
+/// half full), and the log grows without copying itself.
+#[derive(Default)]
+struct EventLog {
+    chunks: Vec<Vec<(u64, Logged)>>,
+}
+
+impl EventLog {
+    const CHUNK: usize = 512;
+
+    /// The last event's `seq` (0: none).
+    fn last_seq(&self) -> u64 {
+        self.chunks
+            .last()
+            .and_then(|c| c.last())
+            .map_or(0, |(seq, _)| *seq)
+    }
+
+    /// Keep event `seq`, replacing one kept under the same number.
+    fn put(&mut self, seq: u64, logged: Logged) {
+        if seq > self.last_seq() {
+            match self.chunks.last_mut() {
+                Some(chunk) if chunk.len() < Self::CHUNK => chunk.push((seq, logged)),
+                // The first chunk grows as events come (most runs are small).
+                last => {
+                    let mut chunk = match last {
+                        None => Vec::new(),
+                        Some(_) => Vec::with_capacity(Self::CHUNK),
+                    };
+                    chunk.push((seq, logged));
+                    self.chunks.push(chunk);
+                }
+            }
+            return;
+        }
+        // Numbered before the last (the runner numbers events in order; kept
+        // correct anyway): in place, in the first chunk reaching `seq`.
+        let i = self
+            .chunks
+            .partition_point(|c| c.last().is_some_and(|(s, _)| *s < seq))
+            .min(self.chunks.len() - 1);
+        let chunk = &mut self.chunks[i];
+        match chunk.binary_search_by_key(&seq, |(s, _)| *s) {
+            Ok(j) => chunk[j].1 = logged,
+            Err(j) => chunk.insert(j, (seq, logged)),
+        }
+    }
+
+    /// The events numbered after `after`, in order.
+    fn after(&self, after: u64) -> impl Iterator<Item = &(u64, Logged)> {
+        let first = self
+            .chunks
+            .partition_point(|c| c.last().is_some_and(|(s, _)| *s <= after));
+        self.chunks[first..]
+            .iter()
+            .flatten()
+            .skip_while(move |(seq, _)| *seq <= after)
+    }
 }
 
 /// An event as kept: its run and `seq` are the keys it is kept under.
@@ -81,10 +142,10 @@ impl RunData {
     fn events_after(&self, run_id: &str, after: u64) -> Vec<Event> {
         let run_id: std::sync::Arc<str> = run_id.into();
         self.events
-            .range(after.saturating_add(1)..)
-            .map(|(&seq, l)| Event {
+            .after(after)
+            .map(|(seq, l)| Event {
                 run_id: run_id.clone(),
-                seq,
+                seq: *seq,
                 time_ms: l.time_ms,
                 kind: l.kind.clone(),
             })
@@ -181,7 +242,7 @@ impl RunLog for MemoryStore {
                 spec,
                 nodes: BTreeMap::new(),
                 inputs: BTreeMap::new(),
-                events: BTreeMap::new(),
+                events: EventLog::default(),
             };
             runs.data.insert(id.clone(), data);
             runs.by_age.insert((record.created_ms, id.clone()));
@@ -210,7 +271,7 @@ impl RunLog for MemoryStore {
         }
         for e in commit.events {
             let (time_ms, kind) = (e.time_ms, e.kind);
-            data.events.insert(e.seq, Logged { time_ms, kind });
+            data.events.put(e.seq, Logged { time_ms, kind });
         }
         for i in commit.inputs {
             data.inputs.insert(i.node, i.input);
@@ -236,7 +297,7 @@ impl RunLog for MemoryStore {
             .ok_or_else(|| RunLogError::UnknownRun(run_id.to_string()))?;
         let spec = data.spec.clone();
         let nodes = data.nodes.values().cloned().collect();
-        let last = data.events.last_key_value().map_or(0, |(seq, _)| *seq);
+        let last = data.events.last_seq();
         Ok(StoredRun {
             run,
             spec,
@@ -978,5 +1039,64 @@ impl KeyValues for MemoryStore {
             runs.kv.remove(space, key);
         }
         Ok(due.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn logged(message: &str) -> Logged {
+        Logged {
+            time_ms: 0,
+            kind: EventKind::RunFinished {
+                status: crate::RunStatus::Succeeded,
+                reason: Some(message.into()),
+            },
+        }
+    }
+
+    fn reasons(log: &EventLog, after: u64) -> Vec<(u64, String)> {
+        log.after(after)
+            .map(|(seq, l)| match &l.kind {
+                EventKind::RunFinished { reason, .. } => (*seq, reason.clone().unwrap_or_default()),
+                _ => unreachable!("only these were put"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_event_log_keeps_events_in_order_across_chunks_and_out_of_order_puts() {
+        let mut log = EventLog::default();
+        assert_eq!(log.last_seq(), 0);
+        assert!(reasons(&log, 0).is_empty());
+        let n = 2 * EventLog::CHUNK as u64 + 10;
+        let kept = n - n / 100;
+        for seq in (1..=n).filter(|s| s % 100 != 0) {
+            log.put(seq, logged(&seq.to_string()));
+        }
+        assert_eq!(
+            log.chunks.len() as u64,
+            kept.div_ceil(EventLog::CHUNK as u64)
+        );
+        // A missing number filled late, one numbered again replaced.
+        log.put(300, logged("late"));
+        log.put(5, logged("again"));
+        assert_eq!(log.last_seq(), n);
+        let all = reasons(&log, 0);
+        assert_eq!(all.len() as u64, kept + 1);
+        assert!(all.windows(2).all(|w| w[0].0 < w[1].0), "in order");
+        assert_eq!(all[4], (5, "again".into()));
+        assert!(all.contains(&(300, "late".into())));
+        let tail = reasons(&log, n - 3);
+        assert_eq!(
+            tail.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+            [n - 2, n - 1, n]
+        );
+        assert!(reasons(&log, n).is_empty());
+        assert_eq!(
+            reasons(&log, EventLog::CHUNK as u64).first().map(|e| e.0),
+            Some(EventLog::CHUNK as u64 + 1)
+        );
     }
 }
