@@ -62,12 +62,51 @@ struct Runs {
 /// What is kept of one run besides its record, under its id once (a
 /// 100,000-node run has ~700,000 events: no run id in each).
 struct RunData {
-    spec: RunSpec,
+    spec: KeptSpec,
     nodes: BTreeMap<String, NodeRecord>,
     /// Node → the input it was started with.
     inputs: BTreeMap<String, std::sync::Arc<Value>>,
     /// Its events.
     events: EventLog,
+}
+
+/// A run's spec as kept: its graph as JSON text, a fraction of the parsed
+/// graph's size (a 100,000-node graph: ~10 MB of text, ~45 MB parsed),
+/// parsed again when the run is loaded (to resume it, not while it runs).
+struct KeptSpec {
+    graph: Box<str>,
+    origin: String,
+    input: Value,
+    components: BTreeMap<String, String>,
+}
+
+impl KeptSpec {
+    /// The text of `spec`'s graph, to make a [`KeptSpec`] of it with.
+    fn graph_text(spec: &RunSpec) -> Result<Box<str>, StoreError> {
+        serde_json::to_string(&spec.graph)
+            .map(String::into_boxed_str)
+            .map_err(|e| StoreError::backend(format!("the run's graph as JSON: {e}")))
+    }
+
+    fn new(spec: RunSpec, graph: Box<str>) -> Self {
+        KeptSpec {
+            graph,
+            origin: spec.origin,
+            input: spec.input,
+            components: spec.components,
+        }
+    }
+
+    fn spec(&self) -> Result<RunSpec, StoreError> {
+        let graph = serde_json::from_str(&self.graph)
+            .map_err(|e| StoreError::backend(format!("the run's graph kept as JSON: {e}")))?;
+        Ok(RunSpec {
+            graph,
+            origin: self.origin.clone(),
+            input: self.input.clone(),
+            components: self.components.clone(),
+        })
+    }
 }
 
 /// A run's events in `seq` order, in chunks of up to [`EventLog::CHUNK`]:
@@ -208,6 +247,8 @@ impl MemoryStore {
 #[async_trait::async_trait]
 impl RunLog for MemoryStore {
     async fn create_run(&self, new: NewRun) -> Result<Created, RunLogError> {
+        // Outside the lock: a large graph takes a while to write out.
+        let graph = KeptSpec::graph_text(&new.spec)?;
         let mut runs = self.lock();
         let slot = new.idempotency_slot();
         let existing = slot
@@ -239,7 +280,7 @@ impl RunLog for MemoryStore {
                 runs.component_runs.insert((digest.clone(), id.clone()));
             }
             let data = RunData {
-                spec,
+                spec: KeptSpec::new(spec, graph),
                 nodes: BTreeMap::new(),
                 inputs: BTreeMap::new(),
                 events: EventLog::default(),
@@ -295,7 +336,7 @@ impl RunLog for MemoryStore {
             .data
             .get(run_id)
             .ok_or_else(|| RunLogError::UnknownRun(run_id.to_string()))?;
-        let spec = data.spec.clone();
+        let spec = data.spec.spec()?;
         let nodes = data.nodes.values().cloned().collect();
         let last = data.events.last_seq();
         Ok(StoredRun {
