@@ -20,5 +20,6 @@ if [[ -f $dest/onnxruntime/libonnxruntime.so.1.31.1 && -f $minilm/model.onnx && 
   exit 0
 fi
 cd "$(dirname "$0")/../.."
-cargo run --quiet -p weft-cli -- models pull minilm --data-dir "$dest"
-cargo run --quiet -p weft-cli -- models pull isnet --data-dir "$dest"
+# Into $dest, whatever $WEFT_MODELS_DIR says (the check above looks there).
+env -u WEFT_MODELS_DIR cargo run --quiet -p weft-cli -- models pull minilm --data-dir "$dest"
+env -u WEFT_MODELS_DIR cargo run --quiet -p weft-cli -- models pull isnet --data-dir "$dest"
