@@ -95,6 +95,23 @@ export const models = {
       });
     } catch (e) { throw modelError(e); }
   },
+  /** How many tokens `text` is for this model. */
+  countTokens(model, text) {
+    try { return hostModels.countTokens(model, text); } catch (e) { throw modelError(e); }
+  },
+  /** What the model is: `{id, provider, kind, dimensions}` (dimensions undefined when not known). */
+  info(model) {
+    try { return hostModels.info(model); } catch (e) { throw modelError(e); }
+  },
+  /**
+   * The foreground of an RGBA image (`width * height * 4` bytes, row by row) by a
+   * `background-removal` model: a Uint8Array of one alpha byte per pixel.
+   */
+  foreground(model, { width, height, rgba }) {
+    try {
+      return hostModels.foreground(model, { width, height, rgba: Uint8Array.from(rgba) });
+    } catch (e) { throw modelError(e); }
+  },
 };
 
 function storageError(e) {

@@ -152,6 +152,74 @@ def setting(input: Setting) -> SettingValue:
     return SettingValue(str(config.get(input.key)))
 "#;
 
+/// A Python task over the `models` import: a model's token count and
+/// description, and a call of another kind, refused.
+const PYTHON_MODELS: &str = r#"
+
+
+@dataclass
+class ModelCall:
+    model: str
+    text: str
+
+
+@dataclass
+class ModelAnswers:
+    tokens: int
+    provider: str
+    kind: str
+    dimensions: int
+    foreground: str
+
+
+@task("pm.model", cacheable=False)
+def model_calls(input: ModelCall) -> ModelAnswers:
+    """Counts tokens, describes the model, and asks it for a foreground."""
+    from weft_sdk import models, TaskError
+    try:
+        models.foreground(input.model, 1, 1, bytes([0, 0, 0, 255]))
+        refused = "not refused"
+    except TaskError as e:
+        refused = str(e)
+    info = models.info(input.model)
+    return ModelAnswers(models.count_tokens(input.model, input.text), info["provider"],
+                        info["kind"], info["dimensions"] or 0, refused)
+"#;
+
+/// The same in JavaScript.
+const JS_MODELS: &str = r#"
+import { models as modelCalls } from "./weft-sdk.js";
+
+defineTask(
+  {
+    id: "jm.model",
+    input: {
+      type: "object",
+      properties: { model: { type: "string" }, text: { type: "string" } },
+      required: ["model", "text"],
+    },
+    output: { type: "object" },
+    cacheable: false,
+  },
+  (input) => {
+    let refused = "not refused";
+    try {
+      modelCalls.foreground(input.model, { width: 1, height: 1, rgba: [0, 0, 0, 255] });
+    } catch (e) {
+      refused = String(e.message ?? e);
+    }
+    const info = modelCalls.info(input.model);
+    return {
+      tokens: modelCalls.countTokens(input.model, input.text),
+      provider: info.provider,
+      kind: info.kind,
+      dimensions: info.dimensions ?? 0,
+      foreground: refused,
+    };
+  },
+);
+"#;
+
 /// A JavaScript task over the `storage` import, appended to the code task
 /// example.
 const JS_COUNT: &str = r#"
@@ -615,4 +683,42 @@ fn a_python_provider_plugin_serves_an_embedding_model_to_the_standard_tasks() {
             .contains("settings.dimensions must be an integer from 1 to 4096"),
         "{failure}"
     );
+
+    // The Python and JavaScript SDKs call the same model: its token count
+    // and description, and a call of another kind refused, naming both.
+    for (name, lang, tasks) in [("pm", "python", PYTHON_MODELS), ("jm", "js", JS_MODELS)] {
+        ok(weft(d, &["new", name, "--lang", lang]), "weft new");
+        let app = d
+            .join(name)
+            .join(if lang == "js" { "app.js" } else { "app.py" });
+        let code = std::fs::read_to_string(&app).unwrap() + tasks;
+        std::fs::write(&app, code).unwrap();
+        ok(weft(&d.join(name), &["build"]), "weft build");
+        let wasm = d.join(name).join(format!("dist/{name}.wasm"));
+        std::fs::copy(wasm, plugins.join(format!("{name}.wasm"))).unwrap();
+        let manifest = "[grants]\nmodels = [\"words\"]\n";
+        std::fs::write(plugins.join(format!("{name}.toml")), manifest).unwrap();
+    }
+    let defaults = json!({"model": "words", "text": "one two three four"});
+    let graph = json!({"tasks": [
+        {"id": "py", "type": "pm.model", "defaults": defaults},
+        {"id": "js", "type": "jm.model", "defaults": defaults},
+    ]});
+    std::fs::write(d.join("models.json"), graph.to_string()).unwrap();
+    let out = weft(d, &["run", "models.json", "--json", "--plugins", "plugins"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}", String::from_utf8_lossy(&out.stderr));
+    });
+    for node in ["py", "js"] {
+        let o = &v["outputs"][node];
+        assert_eq!(o["tokens"], 4, "{node}: {v}");
+        assert_eq!(o["provider"], "plugin:hash-words", "{node}: {v}");
+        assert_eq!(o["kind"], "embedding", "{node}: {v}");
+        assert_eq!(o["dimensions"], 32, "{node}: {v}");
+        let refused = o["foreground"].as_str().unwrap_or_default();
+        assert!(
+            refused.contains("model `words` serves `embedding`, not `background-removal`"),
+            "{node}: {refused}"
+        );
+    }
 }

@@ -127,6 +127,33 @@ class models:
             raise _model_error(e) from None
         return g.text
 
+    @staticmethod
+    def count_tokens(model: str, text: str) -> int:
+        """How many tokens `text` is for this model."""
+        try:
+            return _models.count_tokens(model, text)
+        except Err as e:
+            raise _model_error(e) from None
+
+    @staticmethod
+    def info(model: str) -> dict:
+        """What the model is: `id`, `provider`, `kind` and `dimensions`
+        (None when not known)."""
+        try:
+            i = _models.info(model)
+        except Err as e:
+            raise _model_error(e) from None
+        return {"id": i.id, "provider": i.provider, "kind": i.kind, "dimensions": i.dimensions}
+
+    @staticmethod
+    def foreground(model: str, width: int, height: int, rgba: bytes) -> bytes:
+        """The foreground of an RGBA image (`width * height * 4` bytes, row
+        by row) by a `background-removal` model: one alpha byte per pixel."""
+        try:
+            return bytes(_models.foreground(model, _models.Image(width, height, bytes(rgba))))
+        except Err as e:
+            raise _model_error(e) from None
+
 
 class StorageConflict(Failed):
     """A compare-and-swap lost: `current` is the key's version now (None:
