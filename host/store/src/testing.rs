@@ -1016,6 +1016,15 @@ async fn components(store: &dyn RunStore) {
         store.component_get("d2").await.unwrap().map(|b| b.len()),
         Some(70_000)
     );
+    // A large one comes back byte for byte, and goes whole.
+    let large: Vec<u8> = (0..2_500_000u32).map(|i| (i % 251) as u8).collect();
+    store
+        .component_put("big", Bytes::from(large.clone()))
+        .await
+        .unwrap();
+    assert!(store.component_get("big").await.unwrap() == Some(large));
+    assert!(store.component_delete_unused("big").await.unwrap());
+    assert_eq!(store.component_get("big").await.unwrap(), None);
 
     // Pinned from a run's creation until its deletion.
     for (id, pins) in [("pin1", &["d1"][..]), ("pin2", &["d1", "d2"][..])] {
