@@ -252,8 +252,7 @@ async fn pull_built_in(id: &str, models: &Path) -> anyhow::Result<ExitCode> {
     }
     let client = reqwest::Client::new();
     let mut out = std::io::stdout();
-    let beside = models.parent().unwrap_or(models);
-    let mut members = vec![crate::wheels::runtime(beside)];
+    let mut members = vec![crate::wheels::runtime(models)];
     if id == "minilm" {
         members.extend(crate::wheels::minilm(models));
     }

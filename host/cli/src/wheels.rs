@@ -152,15 +152,15 @@ fn unpack(bytes: &[u8], member: &str, target: &Path) -> anyhow::Result<()> {
     write_atomically(target, &content)
 }
 
-/// ONNX Runtime 1.31.1's library, which every local model needs, under
-/// `data` (the folder holding the models folder, where the host looks).
-pub fn runtime(data: &Path) -> Member {
+/// ONNX Runtime 1.31.1's library, which every local model needs, put where
+/// the host looks for it beside the models folder `models`.
+pub fn runtime(models: &Path) -> Member {
     Member {
         package: "onnxruntime",
         version: "1.31.1",
         platform: Some("cp311-cp311-manylinux_2_28_x86_64"),
         member: "onnxruntime/capi/libonnxruntime.so.1.31.1",
-        target: data.join("onnxruntime/libonnxruntime.so.1.31.1"),
+        target: weft::config::onnx_runtime_beside(models),
     }
 }
 

@@ -475,15 +475,11 @@ impl Config {
     /// `models_dir` and the configuration does not define the same id:
     /// `minilm` (sentence embeddings, 384 dimensions), fetched by
     /// `weft models pull minilm`, and `isnet` (background removal), fetched
-    /// by `weft models pull isnet`. Also: ONNX Runtime is looked for in the
-    /// data directory when `ORT_DYLIB_PATH` is not set.
+    /// by `weft models pull isnet`. Also: ONNX Runtime is looked for at
+    /// [`onnx_runtime_beside`] `models_dir` when `ORT_DYLIB_PATH` is not set.
     pub fn add_default_models(&mut self, models_dir: &Path) {
         self.models_dir = Some(models_dir.to_path_buf());
-        if let Some(data) = models_dir.parent() {
-            crate::providers::set_default_onnx_runtime(
-                data.join("onnxruntime").join("libonnxruntime.so.1.31.1"),
-            );
-        }
+        crate::providers::set_default_onnx_runtime(onnx_runtime_beside(models_dir));
         let minilm = models_dir.join("minilm");
         if !self.models.contains_key("minilm") && minilm.join("model.onnx").is_file() {
             self.models.insert(
@@ -567,6 +563,17 @@ impl Config {
             })
             .collect()
     }
+}
+
+/// Where ONNX Runtime's library is looked for (and `weft models pull` puts
+/// it) when `ORT_DYLIB_PATH` is not set: in `onnxruntime/` beside the models
+/// folder (the data directory, by default).
+pub fn onnx_runtime_beside(models_dir: &Path) -> PathBuf {
+    models_dir
+        .parent()
+        .unwrap_or(models_dir)
+        .join("onnxruntime")
+        .join("libonnxruntime.so.1.31.1")
 }
 
 #[cfg(test)]

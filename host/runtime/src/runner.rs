@@ -21,7 +21,7 @@ use crate::clock::{Clock, now_ms};
 use crate::events::{DataflowStatus, EventHub, EventKind, NodeStatus, RunStatus, Ticket};
 use crate::graph::{ERROR_PORT, NodeKind, Plan, TIMEOUT_PORT, WaitSpec};
 use crate::in_flight::InFlight;
-use crate::json::compact_clone;
+use crate::json::{compact, compact_clone};
 use crate::limiter::{Queue, Wait};
 use crate::signals::SignalWatch;
 use crate::store::CachePut;
@@ -315,7 +315,7 @@ impl State<'_> {
     /// Node `i` completed with `output`: deliver along its dataflows.
     fn complete(&mut self, i: usize, mut output: Value, cached: bool) {
         // Kept until the run ends: a 100,000-node run keeps 100,000.
-        crate::json::compact(&mut output);
+        compact(&mut output);
         self.outputs[i] = Some(output);
         self.inputs[i] = Map::new();
         self.started[i] = None;
@@ -575,7 +575,7 @@ impl State<'_> {
                 node: self.plan.nodes[i].id.clone(),
                 status: self.status[i],
                 attempt: self.attempts[i],
-                output: self.outputs[i].as_ref().map(crate::json::compact_clone),
+                output: self.outputs[i].as_ref().map(compact_clone),
                 error: self.errors[i].clone(),
                 retry_at_ms: self.retry_at[i].filter(|_| self.status[i] == NodeStatus::Retrying),
                 wait_until_ms: self.wait_until[i].filter(|_| self.status[i] == NodeStatus::Waiting),

@@ -357,9 +357,10 @@ fn create_in(tx: &WriteTransaction, new: &NewRun) -> Result<Created, RunLogError
         },
         None => None,
     };
-    let running = match new.needs_running_count(&existing) {
-        true => Some(running_of(tx, &runs, &new.record.owner)?),
-        false => None,
+    let running = if new.needs_running_count(&existing) {
+        Some(running_of(tx, &runs, &new.record.owner)?)
+    } else {
+        None
     };
     let created = new.admit(existing, running);
     if created != Created::New {

@@ -456,9 +456,10 @@ fn check_grant(plugin: &str, granted: &[String], model: &str) -> Result<(), Mode
 /// An `invalid-request` unless model `id` is of kind `wanted`.
 fn expect_kind(id: &str, entry: &Entry, wanted: ModelKind) -> Result<(), ModelError> {
     let kind = entry.config.kind();
-    match kind == wanted {
-        true => Ok(()),
-        false => Err(ModelError::wrong_kind(id, kind, wanted)),
+    if kind == wanted {
+        Ok(())
+    } else {
+        Err(ModelError::wrong_kind(id, kind, wanted))
     }
 }
 

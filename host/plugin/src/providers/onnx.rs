@@ -18,7 +18,8 @@ use super::{GenerateOptions, Generation, ModelConfig, ModelError, Prompt, Provid
 /// The ONNX Runtime version the project's setup installs.
 const RUNTIME_HINT: &str = "ONNX Runtime 1.31 is needed for local models: run \
     `weft models pull minilm` (it puts libonnxruntime.so.1.31.1 from the PyPI wheel onnxruntime==1.31.1 \
-    into the data directory's onnxruntime/), or set ORT_DYLIB_PATH to that library";
+    into onnxruntime/ beside the models folder, the data directory by default), or set ORT_DYLIB_PATH \
+    to that library";
 
 static DEFAULT_RUNTIME: OnceLock<PathBuf> = OnceLock::new();
 

@@ -17,7 +17,7 @@ use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 
-use redb::{Database, WriteTransaction};
+use redb::{Database, Durability, WriteTransaction};
 
 use crate::StoreError;
 
@@ -27,7 +27,7 @@ const MAX_BATCH: usize = 256;
 /// One queued write: run it in its own transaction with the durability
 /// given; returns whether it committed and how to answer its caller once the
 /// batch is durable (or not).
-type Job = Box<dyn FnOnce(&Database, redb::Durability) -> (bool, Reply) + Send>;
+type Job = Box<dyn FnOnce(&Database, Durability) -> (bool, Reply) + Send>;
 type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 
 /// Whether an applied write's batch became durable (see
@@ -68,10 +68,7 @@ impl GroupWriter {
             });
             (committed, reply)
         });
-        if self.enqueue(job) {
-            let (group, db) = (self.clone(), db.clone());
-            tokio::task::spawn_blocking(move || group.drain(db));
-        }
+        self.submit(db, job);
         answered
             .await
             .map_err(|_| StoreError::backend("the store's writer stopped"))?
@@ -103,20 +100,24 @@ impl GroupWriter {
             });
             (committed, reply)
         });
-        if self.enqueue(job) {
-            let (group, db) = (self.clone(), db.clone());
-            tokio::task::spawn_blocking(move || group.drain(db));
-        }
+        self.submit(db, job);
         let stopped = || StoreError::backend("the store's writer stopped");
         let out = on_applied.await.map_err(|_| E::from(stopped()))??;
         Ok((out, on_durable))
     }
 
-    /// Queue `job`; true when the caller must start the writer.
-    fn enqueue(&self, job: Job) -> bool {
-        let mut q = self.lock();
-        q.jobs.push_back(job);
-        !std::mem::replace(&mut q.writing, true)
+    /// Queue `job`, starting a writer on the blocking pool unless one is
+    /// at work (it takes what is queued).
+    fn submit(self: &Arc<Self>, db: &Arc<Database>, job: Job) {
+        let start = {
+            let mut q = self.lock();
+            q.jobs.push_back(job);
+            !std::mem::replace(&mut q.writing, true)
+        };
+        if start {
+            let (group, db) = (self.clone(), db.clone());
+            tokio::task::spawn_blocking(move || group.drain(db));
+        }
     }
 
     /// Write batches until the queue is empty.
@@ -172,9 +173,9 @@ fn write_batch(db: &Database, batch: Vec<Job>) -> Answers {
     let mut unsynced = false;
     for (i, job) in batch.into_iter().enumerate() {
         let durability = if i == last {
-            redb::Durability::Immediate
+            Durability::Immediate
         } else {
-            redb::Durability::None
+            Durability::None
         };
         match std::panic::catch_unwind(AssertUnwindSafe(|| job(db, durability))) {
             Ok((committed, reply)) => {
@@ -200,7 +201,7 @@ fn sync(db: &Database) -> Result<(), StoreError> {
 
 fn run<T, E: From<StoreError>>(
     db: &Database,
-    durability: redb::Durability,
+    durability: Durability,
     f: impl FnOnce(&WriteTransaction) -> Result<T, E>,
 ) -> Result<T, E> {
     let mut tx = db.begin_write().map_err(StoreError::caused_by)?;
