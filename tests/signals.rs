@@ -2,7 +2,8 @@
 //! matches its schema; a signal sent before the wait is reached is taken
 //! when it is; a wait's timeout takes its default branch (or fails the
 //! node); a resumed wait keeps its deadline; waits in the wrong places are
-//! refused before anything runs. (Across a `kill -9` and across hosts:
+//! refused before anything runs; a loop waits for a person at every step,
+//! each step's wait taking its own signal, and a map's waits each theirs. (Across a `kill -9` and across hosts:
 //! `host/cli/tests/signals.rs`.)
 
 #[path = "common/mod.rs"]
@@ -125,8 +126,14 @@ async fn a_wait_takes_its_signal_once_the_body_matches_and_the_run_goes_on() {
         matches!(&unknown, Err(SignalError::NoWait { known, .. }) if known == "approve"),
         "{unknown:?}"
     );
-    let name = host.signal(&id, "../x", json!({}), None).await;
+    let name = host.signal(&id, "a b", json!({}), None).await;
     assert!(matches!(name, Err(SignalError::BadName(_))), "{name:?}");
+    // A use path that names no use of the run's graph.
+    let nowhere = host.signal(&id, "../x", json!({}), None).await;
+    assert!(
+        matches!(nowhere, Err(SignalError::NoWait { .. })),
+        "{nowhere:?}"
+    );
     let reserved = host.signal(
         &id,
         "approve",
@@ -269,9 +276,6 @@ async fn waits_in_the_wrong_places_are_refused_before_anything_runs() {
         let graph = common::graph(graph);
         host.plan(&graph, "g.json").unwrap_err().to_string()
     };
-    let in_map = refused(json!({"tasks": [{"id": "m", "type": "map", "graph": {
-        "tasks": [{"id": "w", "type": "wait"}], "dataflows": []}}]}));
-    assert!(in_map.contains("node `w` waits for a signal"), "{in_map}");
     let bad_name =
         refused(json!({"tasks": [{"id": "w", "type": "wait", "config": {"signal": "a b"}}]}));
     assert!(bad_name.contains("signal name \"a b\""), "{bad_name}");
@@ -319,4 +323,203 @@ async fn workglows_human_approval_is_a_wait_for_its_answer() {
         .unwrap();
     let result = run.await.unwrap().unwrap();
     assert_eq!(result.outputs["ship"], answer);
+}
+
+/// A while loop that asks at every step: `step` adds one, `ask` waits for
+/// `more` (`{go}`), `keep` carries the value; it goes on while `go`.
+fn asking_loop() -> weft::graph::Graph {
+    common::graph(json!({"tasks": [
+        {"id": "loop", "type": "while",
+         "config": {"condition": "output.go == true", "max_iterations": 10},
+         "graph": {"tasks": [
+            {"id": "step", "type": "math.add-one"},
+            {"id": "ask", "type": "wait", "config": {"signal": "more", "output_schema": {
+                "type": "object", "properties": {"go": {"type": "boolean"}}, "required": ["go"]}}},
+            {"id": "keep", "type": "pass"}
+         ], "dataflows": [
+            flow("step", "value", "ask", "value"),
+            flow("step", "value", "keep", "value")
+         ]}}
+    ], "dataflows": []}))
+}
+
+#[tokio::test]
+async fn a_loop_waits_at_every_step_for_that_steps_signal_across_a_restart() {
+    let host = Arc::new(common::host(None).await);
+    let run = host
+        .prepare(&asking_loop(), "loop.json", json!({"value": 0}))
+        .await
+        .unwrap();
+    let id = run.run_id.clone();
+    let task = {
+        let host = host.clone();
+        tokio::spawn(async move { host.execute(&run, &CancellationToken::new()).await })
+    };
+
+    // Step 0 waits; a plain name reaches the one wait waiting, at its use.
+    until_node(&host, &id, "loop[0]/ask", NodeStatus::Waiting).await;
+    let sent = host
+        .signal(&id, "more", json!({"go": true}), None)
+        .await
+        .unwrap();
+    assert_eq!(sent.name, "loop[0]/more");
+    assert_eq!(sent.nodes, ["loop[0]/ask"]);
+
+    // Step 1 waits for its own signal: a body its schema refuses is named
+    // at the step; the step that ended takes nothing more.
+    until_node(&host, &id, "loop[1]/ask", NodeStatus::Waiting).await;
+    let bad = host.signal(&id, "loop[1]/more", json!({"go": "yes"}), None);
+    match bad.await {
+        Err(SignalError::Body { name, node, .. }) => {
+            assert_eq!(
+                (name.as_str(), node.as_str()),
+                ("loop[1]/more", "loop[1]/ask")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let again = host.signal(&id, "loop[0]/more", json!({"go": false}), None);
+    assert!(
+        matches!(
+            again.await,
+            Err(SignalError::WaitEnded { .. } | SignalError::AlreadySent { .. })
+        ),
+        "a step that ended took a second signal"
+    );
+    host.signal(&id, "loop[1]/more", json!({"go": true}), None)
+        .await
+        .unwrap();
+
+    // The host goes away while step 2 waits; the run resumes from step 2
+    // (steps 0 and 1 are not run again) and waits there once more.
+    until_node(&host, &id, "loop[2]/ask", NodeStatus::Waiting).await;
+    task.abort();
+    let _ = task.await;
+    let resumed = host.prepare_resume(&id).await.unwrap();
+    let task = {
+        let host = host.clone();
+        tokio::spawn(async move { host.execute(&resumed, &CancellationToken::new()).await })
+    };
+    let sent = loop {
+        match host.signal(&id, "more", json!({"go": false}), None).await {
+            Ok(sent) => break sent,
+            Err(SignalError::NoWait { .. }) => tokio::time::sleep(Duration::from_millis(10)).await,
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert_eq!(sent.name, "loop[2]/more");
+    let result = task.await.unwrap().unwrap();
+    assert_eq!(result.status, RunStatus::Succeeded, "{:?}", result.failures);
+    assert_eq!(result.outputs["loop"], json!({"value": 3, "go": false}));
+    // Steps 0 and 1 ran once; step 2 waited, then (resumed) took its signal.
+    use NodeStatus::{Completed, Waiting};
+    for k in 0..2 {
+        let ask = format!("loop[{k}]/ask");
+        assert_eq!(
+            states_of(&host, &id, &ask).await,
+            [Waiting, Completed],
+            "{ask}"
+        );
+    }
+    let last = states_of(&host, &id, "loop[2]/ask").await;
+    assert_eq!(
+        (last.first(), last.last()),
+        (Some(&Waiting), Some(&Completed))
+    );
+    assert_eq!(last.iter().filter(|s| **s == Completed).count(), 1);
+    assert!(
+        states_of(&host, &id, "loop[3]/ask").await.is_empty(),
+        "the loop stopped when told"
+    );
+}
+
+#[tokio::test]
+async fn each_element_of_a_map_waits_for_its_own_signal() {
+    let host = Arc::new(common::host(None).await);
+    let graph = common::graph(json!({"tasks": [
+        {"id": "m", "type": "map",
+         "graph": {"tasks": [{"id": "ok", "type": "wait", "config": {"input_schema": {
+            "type": "object", "properties": {"n": {"type": "integer"}}}}}], "dataflows": []}}
+    ], "dataflows": []}));
+    let run = host
+        .prepare(&graph, "map.json", json!({"n": [1, 2]}))
+        .await
+        .unwrap();
+    let id = run.run_id.clone();
+    let task = tokio::spawn({
+        let host = host.clone();
+        async move { host.execute(&run, &CancellationToken::new()).await }
+    });
+    until_node(&host, &id, "m[0]/ok", NodeStatus::Waiting).await;
+    until_node(&host, &id, "m[1]/ok", NodeStatus::Waiting).await;
+    // Two waits for `ok`: a plain name does not say which.
+    match host.signal(&id, "ok", json!({"yes": 1}), None).await {
+        Err(SignalError::Ambiguous { at, example, .. }) => {
+            assert_eq!(at, "m[0]/ok, m[1]/ok");
+            assert_eq!(example, "m[0]/ok");
+        }
+        other => panic!("{other:?}"),
+    }
+    let unknown = host.signal(&id, "nope", json!({}), None).await;
+    assert!(
+        matches!(&unknown, Err(SignalError::NoWait { known, .. }) if known == "m[0]/ok, m[1]/ok"),
+        "{unknown:?}"
+    );
+    for k in [1, 0] {
+        let name = format!("m[{k}]/ok");
+        host.signal(&id, &name, json!({"yes": k}), None)
+            .await
+            .unwrap();
+    }
+    let result = task.await.unwrap().unwrap();
+    assert_eq!(result.status, RunStatus::Succeeded, "{:?}", result.failures);
+    assert_eq!(result.outputs["m"], json!({"yes": [0, 1]}));
+}
+
+#[tokio::test]
+async fn a_wait_inside_a_loop_keeps_its_deadline_when_the_run_resumes() {
+    let clock = ManualClock::at(1_000_000_000);
+    let host = Arc::new(
+        common::builder(None)
+            .clock(clock.clone())
+            .build()
+            .await
+            .unwrap(),
+    );
+    let graph = common::graph(json!({"tasks": [
+        {"id": "loop", "type": "while", "config": {"condition": "false", "max_iterations": 1},
+         "graph": {"tasks": [
+            {"id": "ask", "type": "wait", "config": {"timeout_ms": 60_000}},
+            {"id": "late", "type": "pass"}
+         ], "dataflows": [flow("ask", "[timeout]", "late", "*")]}}
+    ], "dataflows": []}));
+    let run = host
+        .prepare(&graph, "loop.json", json!({"value": 7}))
+        .await
+        .unwrap();
+    let id = run.run_id.clone();
+    let task = tokio::spawn({
+        let host = host.clone();
+        async move { host.execute(&run, &CancellationToken::new()).await }
+    });
+    until_node(&host, &id, "loop[0]/ask", NodeStatus::Waiting).await;
+    let stored = host.store().load_run(&id).await.unwrap();
+    let wait = stored.nodes.iter().find(|n| n.node == "loop[0]/ask");
+    assert_eq!(wait.unwrap().wait_until_ms, Some(1_000_060_000));
+
+    // The host goes away mid-wait; time passes beyond the deadline: the
+    // resumed step times out at once instead of waiting a minute more.
+    task.abort();
+    let _ = task.await;
+    clock.advance(Duration::from_secs(61));
+    let resumed = host.prepare_resume(&id).await.unwrap();
+    let result = tokio::time::timeout(
+        Duration::from_secs(20),
+        host.execute(&resumed, &CancellationToken::new()),
+    )
+    .await
+    .expect("the resumed wait kept its deadline")
+    .unwrap();
+    assert_eq!(result.status, RunStatus::Succeeded, "{:?}", result.failures);
+    assert_eq!(result.outputs["loop"]["value"], 7);
 }

@@ -287,12 +287,14 @@ pub async fn signal(
     body: Value,
 ) -> anyhow::Result<ExitCode> {
     let client = Client::new(server)?;
-    let path = format!("/v1/runs/{run_id}/signals/{name}");
+    // A name at a use (`chat[3]/reply`) is one path segment.
+    let path = format!("/v1/runs/{run_id}/signals/{}", segment(name));
     let request = client.request(reqwest::Method::POST, &path).json(&body);
     let (_, sent): (_, SignalView) = client.call(request).await?;
     writeln!(
         std::io::stdout(),
-        "run {run_id}: signal {name} sent to {}",
+        "run {run_id}: signal {} sent to {}",
+        sent.signal,
         sent.nodes.join(", ")
     )?;
     Ok(ExitCode::SUCCESS)

@@ -1222,12 +1222,7 @@ fn man_pages(dir: Option<&Path>) -> anyhow::Result<ExitCode> {
 /// `weft run` holds its store while it runs, so no signal could reach a
 /// wait: a graph with waits is for a daemon.
 fn refuse_waits(plan: &weft::graph::Plan, path: &Path) -> anyhow::Result<()> {
-    let waits: Vec<&str> = plan
-        .nodes
-        .iter()
-        .filter(|n| matches!(n.kind, weft::graph::NodeKind::Wait(_)))
-        .map(|n| n.id.as_str())
-        .collect();
+    let waits = weft::graph::waits(plan);
     if waits.is_empty() {
         return Ok(());
     }

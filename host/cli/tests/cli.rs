@@ -113,6 +113,24 @@ fn failed_run_exits_1_and_names_the_node() {
 }
 
 #[test]
+fn run_refuses_a_graph_that_waits_even_inside_a_loop_saying_where() {
+    let dir = tempfile::tempdir().unwrap();
+    let graph = dir.path().join("ask.json");
+    let body = json!({"tasks": [{"id": "ask", "type": "wait"}], "dataflows": []});
+    let g = json!({"tasks": [{"id": "chat", "type": "while",
+        "config": {"condition": "false", "max_iterations": 2}, "graph": body}]});
+    std::fs::write(&graph, g.to_string()).unwrap();
+    let out = weft(&["run", graph.to_str().unwrap(), "--input", "{}"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let said = stderr(&out);
+    assert!(
+        said.contains("node chat[…]/ask waits for a signal"),
+        "{said}"
+    );
+    assert!(said.contains("weft serve"), "{said}");
+}
+
+#[test]
 fn validate_reports_every_problem_with_its_place_and_exits_2() {
     let dir = tempfile::tempdir().unwrap();
     let g = dir.path().join("bad.json");

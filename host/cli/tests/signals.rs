@@ -185,3 +185,63 @@ async fn on_postgres_a_signal_reaches_the_run_on_another_host_and_survives_its_l
         json!({"approved": false, "value": 2})
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loop_asks_at_every_step_over_http_and_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    let d = Daemon::start(dir.path(), &plugins, "");
+    let graph = json!({"tasks": [
+        {"id": "loop", "type": "while",
+         "config": {"condition": "output.go == true", "max_iterations": 5},
+         "graph": {"tasks": [
+            {"id": "step", "type": "math.add-one"},
+            {"id": "ask", "type": "wait", "config": {"signal": "more"}},
+            {"id": "keep", "type": "pass"}
+         ], "dataflows": [
+            flow("step", "value", "ask", "value"),
+            flow("step", "value", "keep", "value")
+         ]}}
+    ], "dataflows": []});
+    let id = d.submit(graph, json!({"value": 0})).await;
+
+    // The run shows the step's wait; a plain name reaches it.
+    until_node(&d, &id, "loop[0]/ask", "waiting").await;
+    let (code, sent) = d
+        .post(&format!("/v1/runs/{id}/signals/more"), json!({"go": true}))
+        .await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{sent}");
+    assert_eq!(sent["signal"], "loop[0]/more");
+
+    // The next step's, by its name at the use: over HTTP (the `/` as
+    // `%2F`, one path segment) and from the CLI.
+    until_node(&d, &id, "loop[1]/ask", "waiting").await;
+    let (code, sent) = d
+        .post(
+            &format!("/v1/runs/{id}/signals/loop%5B1%5D%2Fmore"),
+            json!({"go": true}),
+        )
+        .await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{sent}");
+    assert_eq!(sent["nodes"], json!(["loop[1]/ask"]));
+    until_node(&d, &id, "loop[2]/ask", "waiting").await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(["signal", &id, "loop[2]/more", r#"{"go": false}"#])
+        .args(["--server", &d.url])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains("signal loop[2]/more sent to loop[2]/ask"),
+        "{said}"
+    );
+    let run = d.finished(&id).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["outputs"]["loop"], json!({"value": 3, "go": false}));
+}

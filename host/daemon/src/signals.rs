@@ -22,6 +22,7 @@ impl From<SignalError> for ApiError {
         let status = match &e {
             SignalError::BadName(_) => StatusCode::BAD_REQUEST,
             SignalError::NoWait { .. } => StatusCode::NOT_FOUND,
+            SignalError::Ambiguous { .. } => StatusCode::CONFLICT,
             SignalError::RunEnded { .. }
             | SignalError::WaitEnded { .. }
             | SignalError::AlreadySent { .. } => StatusCode::CONFLICT,
@@ -44,13 +45,13 @@ impl From<SignalError> for ApiError {
     request_body(content = Object, description = "The signal's body: what the wait nodes give, checked against their `output_schema`"),
     params(
         ("id" = String, Path, description = "The run's id"),
-        ("name" = String, Path, description = "The signal's name (a wait node's `signal`, by default its id)"),
+        ("name" = String, Path, description = "The signal's name (a wait node's `signal`, by default its id); for a wait inside a loop's step or a map's element, at its use: `chat[3]/reply` (the `/` sent as `%2F`), or plain when only one such wait is waiting"),
     ),
     responses(
         (status = 202, description = "Taken: the waits for it go on with it", body = SignalView),
         (status = 400, description = "Not a signal name", body = ErrorBody),
         (status = 404, description = "No such run, or no wait node of it for this signal", body = ErrorBody),
-        (status = 409, description = "The run, or every wait for this signal, has ended; or the signal was sent already", body = ErrorBody),
+        (status = 409, description = "The run, or every wait for this signal, has ended; the signal was sent already; or several waits inside uses wait for it and it names none", body = ErrorBody),
         (status = 422, description = "The body does not match the wait node's schema", body = ErrorBody),
     )
 )]

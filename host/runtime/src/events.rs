@@ -144,6 +144,22 @@ impl EventHub {
         &self.inner.run_id
     }
 
+    /// The hub of the outermost run this hub's run is part of, and this
+    /// run's place in it: the use path of a subgraph's run (`chat[3]`,
+    /// `chat[3]/inner[0]`), empty for the outermost run itself.
+    pub fn outermost(&self) -> (&EventHub, &str) {
+        let mut hub = self;
+        while let Some(parent) = &hub.inner.parent {
+            hub = parent;
+        }
+        let path = self
+            .run_id()
+            .strip_prefix(hub.run_id())
+            .and_then(|rest| rest.strip_prefix('/'))
+            .unwrap_or("");
+        (hub, path)
+    }
+
     /// Receive every event published from now on.
     pub fn subscribe(&self) -> mpsc::UnboundedReceiver<Event> {
         let (tx, rx) = mpsc::unbounded_channel();

@@ -252,6 +252,10 @@ struct State<'p> {
     wait_until: Vec<Option<u64>>,
     /// Wait nodes whose timeout is due, to settle.
     due_waits: Vec<usize>,
+    /// The stored states of waits inside this run's subgraphs' uses that
+    /// were waiting (`chat[3]/ask`), handed to those uses when they run
+    /// again ([`crate::subgraph`]).
+    nested_waits: Arc<[NodeRecord]>,
     /// What `retry_at` and `timers` are measured by.
     clock: Arc<dyn Clock>,
     /// Whose output cache the run uses (its owner's; `None`: the shared one).
@@ -569,9 +573,9 @@ impl State<'_> {
         let mut dirty = std::mem::take(&mut self.dirty);
         dirty.sort_unstable();
         dirty.dedup();
-        let nodes = dirty
-            .into_iter()
-            .map(|i| NodeRecord {
+        let nodes: Vec<NodeRecord> = dirty
+            .iter()
+            .map(|&i| NodeRecord {
                 node: self.plan.nodes[i].id.clone(),
                 status: self.status[i],
                 attempt: self.attempts[i],
@@ -582,9 +586,54 @@ impl State<'_> {
             })
             .collect();
         let events = std::mem::take(&mut self.events);
+        let waits = dirty
+            .iter()
+            .zip(&nodes)
+            .filter(|(i, _)| matches!(self.plan.nodes[**i].kind, NodeKind::Wait(_)))
+            .map(|(_, r)| r.clone())
+            .collect();
+        surface_waits(hub, waits, &events);
         hub.stage_inputs(std::mem::take(&mut self.new_inputs));
         hub.record(nodes, status, events)
     }
+}
+
+/// A subgraph's run is not stored, but its waits are: the outermost run
+/// records each under its use path (`chat[3]/ask`, with its events), so
+/// that a signal finds it, a resumed run keeps its deadline, and people see
+/// what the run waits for. `waits`: the records of wait nodes among those
+/// recorded now.
+fn surface_waits(hub: &EventHub, waits: Vec<NodeRecord>, events: &[EventKind]) {
+    let (outermost, path) = hub.outermost();
+    if waits.is_empty() || path.is_empty() {
+        return;
+    }
+    let qualified = |id: &str| format!("{path}/{id}");
+    let kinds = events
+        .iter()
+        .filter_map(|e| match e {
+            EventKind::Node {
+                node,
+                status,
+                error,
+                cached,
+            } if waits.iter().any(|w| w.node == *node) => Some(EventKind::Node {
+                node: qualified(node),
+                status: *status,
+                error: error.clone(),
+                cached: *cached,
+            }),
+            _ => None,
+        })
+        .collect();
+    let records = waits
+        .into_iter()
+        .map(|r| NodeRecord {
+            node: qualified(&r.node),
+            ..r
+        })
+        .collect();
+    outermost.record(records, None, kinds);
 }
 
 /// Why a node is disabled.
@@ -704,6 +753,7 @@ impl Runner {
             waiting: Default::default(),
             wait_until: vec![None; n],
             due_waits: Vec::new(),
+            nested_waits: crate::subgraph::nested_waits(prior),
             clock: self.options.clock.clone(),
             cache_scope: owner.map(str::to_string),
             grants: self.options.grants.of(owner),
@@ -964,6 +1014,7 @@ impl Runner {
             owner: st.cache_scope.clone(),
             parent: hub.clone(),
             budget: st.budget.clone(),
+            waits: st.nested_waits.clone(),
         })
     }
 

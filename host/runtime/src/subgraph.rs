@@ -9,17 +9,26 @@
 //! cacheable nodes served from the output cache. Inner log lines join the
 //! outer node's log, prefixed with the inner node's id. It must not know
 //! which kind uses it.
+//!
+//! A wait inside a use is the exception: the outermost run records it under
+//! the use's path (`chat[3]/ask`, [`crate::runner`]) and it takes the
+//! outermost run's signal at that path (`chat[3]/reply`,
+//! [`crate::signals`]), so a loop can wait for a person at every step; a
+//! use run again finds the signal already sent, or waits on until the same
+//! deadline.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::events::{EventHub, EventKind, RunStatus};
+use crate::events::{EventHub, EventKind, NodeStatus, RunStatus};
 use crate::graph::subgraph::Subgraph;
 use crate::runner::Runner;
+use crate::store::NodeRecord;
 use crate::task::{TaskContext, TaskError};
 
 /// What a subgraph's uses run with: a runner that executes every task on
@@ -32,6 +41,19 @@ pub(crate) struct Subgraphs {
     pub parent: EventHub,
     /// The outer run's budget, which the subgraph's nodes spend too.
     pub budget: Option<std::sync::Arc<crate::budget::Budget>>,
+    /// The stored states of the waits inside uses that were waiting, by
+    /// their paths in the run these uses are part of ([`nested_waits`]).
+    pub waits: Arc<[NodeRecord]>,
+}
+
+/// The records among `prior` (a run's stored node states) of waits inside
+/// subgraph uses (`chat[3]/ask`, `m[0]/inner[2]/ask`) that were waiting.
+pub(crate) fn nested_waits(prior: &[NodeRecord]) -> Arc<[NodeRecord]> {
+    prior
+        .iter()
+        .filter(|r| r.status == NodeStatus::Waiting && r.node.contains("]/"))
+        .cloned()
+        .collect()
 }
 
 impl Subgraphs {
@@ -66,9 +88,18 @@ impl Subgraphs {
         let cancel = stop.child_token();
         let owner = self.owner.as_deref();
         let budget = self.budget.clone();
+        let prefix = format!("{}/", ctx.node_id);
+        let prior: Vec<NodeRecord> = self
+            .waits
+            .iter()
+            .filter_map(|r| {
+                let node = r.node.strip_prefix(&prefix)?.to_string();
+                Some(NodeRecord { node, ..r.clone() })
+            })
+            .collect();
         let run = self
             .runner
-            .run(plan, &input, &[], &hub, &cancel, owner, budget);
+            .run(plan, &input, &prior, &hub, &cancel, owner, budget);
         let ended = tokio::time::timeout(timeout, run).await;
         cancel.cancel();
         while let Ok(event) = events.try_recv() {

@@ -29,6 +29,7 @@ pub mod condition;
 mod kind;
 pub mod subgraph;
 pub mod transform;
+mod uses;
 mod validate;
 mod wait;
 pub mod workglow;
@@ -44,6 +45,7 @@ pub use kind::{
     FallbackSpec, MAP, MAX_ELEMENTS, MapSpec, NodeKind, PASS, REDUCE, ReduceSpec, WHILE, WhileSpec,
     error_value,
 };
+pub use uses::{Reached, UsePaths, waits};
 pub use validate::{Place, Plan, PlanEdge, PlanNode, ValidationError, ValidationErrors};
 pub use wait::{TIMEOUT_PORT, WAIT, WaitSpec, valid_signal_name};
 

@@ -86,13 +86,6 @@ pub(crate) fn runs_whole(merge: Option<Merge>, leaves: usize) -> bool {
 /// `merge`, or why its ports do not make one (two leaves giving the same
 /// output port, unmerged).
 pub fn task_type(node: &str, plan: Plan, merge: Option<Merge>) -> Result<Arc<TaskType>, String> {
-    if let Some(wait) = plan.nodes.iter().find(|n| n.task.id == super::WAIT) {
-        return Err(format!(
-            "node `{}` waits for a signal; a wait belongs in the run's own graph (or a compound \
-             node inside it), not in a subgraph run once per element, step or alternative",
-            wait.id
-        ));
-    }
     let input = input_schema(&plan);
     let output = match merge {
         None => output_schema(&plan)?,
