@@ -43,10 +43,6 @@ const BASE: &str = "an abstract base class of Workglow's AI tasks, not a task";
 
 /// Classes Weft does not provide, and why.
 const NOT_PROVIDED: &[(&str, &str)] = &[
-    (
-        "AiChatTask",
-        "not yet as one task: a conversation with a person answering between turns (Workglow's human connector); in Weft, a `while` node around `ai.text-generation` and a `wait` node for each reply",
-    ),
     ("AiChatWithKbTask", RAG),
     ("AiImageOutputTask", BASE),
     ("AiTask", BASE),

@@ -1911,3 +1911,104 @@ async fn knowledge_base_misuse_is_refused_by_name() {
         }
     }
 }
+
+/// Wait until run `id` of `host` has node `node` waiting.
+async fn until_waiting(host: &weft::Host, id: &str, node: &str) {
+    for _ in 0..3000 {
+        let stored = host.store().load_run(id).await.unwrap();
+        let waiting = |r: &&weft::store::NodeRecord| {
+            r.node == node && r.status == weft::events::NodeStatus::Waiting
+        };
+        if stored.nodes.iter().any(|r| waiting(&r)) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{node} never waited");
+}
+
+#[tokio::test]
+async fn workglows_ai_chat_asks_the_person_between_turns_and_keeps_the_conversation() {
+    let (fake, host) = chat_host().await;
+    let host = Arc::new(host);
+    let graph = common::graph(json!({"tasks": [{"id": "chat", "type": "AiChatTask",
+        "defaults": {"model": "chat", "prompt": "Hi", "systemPrompt": "Be brief."}}],
+        "dataflows": []}));
+    fake.script(&[
+        Reply::Text("Hello! Your name?".into()),
+        Reply::Text("Nice to meet you, Ann.".into()),
+    ]);
+    let run = host.prepare(&graph, "chat.json", json!({})).await.unwrap();
+    let id = run.run_id.clone();
+    let task = tokio::spawn({
+        let host = host.clone();
+        async move {
+            let stop = tokio_util::sync::CancellationToken::new();
+            host.execute(&run, &stop).await
+        }
+    });
+
+    // The model spoke; the person answers, then ends the chat.
+    until_waiting(&host, &id, "chat[0]/reply").await;
+    let sent = host.signal(&id, "reply", json!({"content": "I am Ann"}), None);
+    assert_eq!(sent.await.unwrap().name, "chat[0]/reply");
+    until_waiting(&host, &id, "chat[1]/reply").await;
+    let stored = host.store().load_run(&id).await.unwrap();
+    let asked = stored.nodes.iter().find(|r| r.node == "chat[1]/reply");
+    assert!(asked.is_some(), "the second turn's wait is in the run");
+    let bad = host.signal(&id, "reply", json!({"action": "maybe"}), None);
+    assert!(bad.await.is_err(), "an action the wait does not know");
+    host.signal(&id, "reply", json!({"action": "decline"}), None)
+        .await
+        .unwrap();
+
+    let result = task.await.unwrap().unwrap();
+    assert_eq!(
+        result.status,
+        weft::events::RunStatus::Succeeded,
+        "{:?}",
+        result.failures
+    );
+    let said =
+        |role: &str, text: &str| json!({"role": role, "content": [{"type": "text", "text": text}]});
+    assert_eq!(
+        result.outputs["chat"],
+        json!({
+            "messages": [
+                said("system", "Be brief."),
+                said("user", "Hi"),
+                said("assistant", "Hello! Your name?"),
+                said("user", "I am Ann"),
+                said("assistant", "Nice to meet you, Ann."),
+            ],
+            "text": "Hello! Your name?Nice to meet you, Ann.",
+            "iterations": 2,
+            "go": false
+        })
+    );
+    // The second turn sent the model the whole conversation.
+    let seen = fake.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2);
+    let sent: Vec<(String, String)> = seen[1].2["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["role"].as_str().unwrap().into(),
+                m["content"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("system", "Be brief."),
+        ("user", "Hi"),
+        ("assistant", "Hello! Your name?"),
+        ("user", "I am Ann"),
+    ];
+    let expected: Vec<(String, String)> = expected
+        .iter()
+        .map(|(r, c)| (r.to_string(), c.to_string()))
+        .collect();
+    assert_eq!(sent, expected);
+}

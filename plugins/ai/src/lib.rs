@@ -4,9 +4,10 @@
 //! arithmetic over embeddings, and `ai.text-language-detection`, which uses
 //! trigram profiles built into the plugin. Ranking by meaning (classification,
 //! reranking) is in [`ranking`], structured output in [`structured`], tool
-//! calling in [`tools`], background removal (an image model) in
+//! calling in [`tools`], a chat's turns in [`chat`], background removal (an image model) in
 //! [`background`].
 mod background;
+mod chat;
 mod entities;
 mod fill_mask;
 mod language;
@@ -455,6 +456,20 @@ fn tasks() -> Vec<TaskDef> {
             .description(
                 "The words most likely at `text`'s mask (`[MASK]` or `<mask>`), from a \
                  generation model, each with its probability and the filled text.",
+            ),
+        generation(TaskDef::new("ai.chat", chat::turn))
+            .title("AI chat turn")
+            .description(
+                "The model's reply to a conversation (started from `prompt`); with a `wait` for \
+                 the person's reply and `ai.chat-answer` in a `while` node, a chat (Workglow's \
+                 AiChatTask).",
+            ),
+        TaskDef::new("ai.chat-answer", chat::answer)
+            .title("AI chat answer")
+            .category("ai")
+            .description(
+                "Adds a person's reply to a conversation and says whether the chat goes on \
+                 (`go`: they replied, and turns are left).",
             ),
         generation(TaskDef::new("ai.tool-calling", tools::call))
             .title("Tool calling")

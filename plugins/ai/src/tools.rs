@@ -44,13 +44,13 @@ pub(crate) struct ToolCallingIn {
     sampling: Sampling,
 }
 
-/// One earlier turn.
-#[derive(Deserialize, JsonSchema)]
-struct ChatMessage {
+/// One turn of a conversation.
+#[derive(Deserialize, Serialize, JsonSchema, Clone)]
+pub(crate) struct ChatMessage {
     /// `user`, `assistant` or `system`.
-    role: String,
+    pub(crate) role: String,
     /// Its text, or Workglow's content blocks (their `text` is used).
-    content: Value,
+    pub(crate) content: Value,
 }
 
 /// A tool the model may call (Workglow's tool definition; its other
@@ -196,8 +196,9 @@ fn instructions(offered: &[&Tool], choice: &Choice) -> String {
 }
 
 /// The text of a message's content: a string, or Workglow's blocks.
-fn text_of(content: &Value) -> String {
+pub(crate) fn text_of(content: &Value) -> String {
     match content {
+        Value::Null => String::new(),
         Value::String(s) => s.clone(),
         Value::Array(blocks) => blocks
             .iter()

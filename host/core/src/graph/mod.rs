@@ -492,7 +492,16 @@ impl Graph {
     /// Parse graph JSON, in Weft's shape or as Workglow writes it
     /// ([`workglow`]); `origin` (a file name) is used in error messages.
     pub fn from_json(text: &str, origin: &str) -> Result<Graph, GraphError> {
-        let weft = match serde_json::from_str(text) {
+        let weft = match serde_json::from_str::<Graph>(text) {
+            // Weft's shape, naming a Workglow class that is a node kind
+            // here (`AiChatTask`, `WhileTask`): Workglow's, read as such.
+            Ok(graph) if graph.names_workglow_kind() => {
+                let value = serde_json::from_str(text).map_err(|e| GraphError::Workglow {
+                    origin: origin.to_string(),
+                    message: e.to_string(),
+                })?;
+                return Self::from_value(value, origin);
+            }
             Ok(graph) => return Ok(graph),
             Err(e) => e,
         };
@@ -510,6 +519,15 @@ impl Graph {
             Ok(value) if workglow::is_workglow(&value) => Self::from_value(value, origin),
             _ => Err(syntax(&weft)),
         }
+    }
+
+    /// Whether a node (or one of its subgraphs') has a type that is one of
+    /// Workglow's classes read as a node kind.
+    fn names_workglow_kind(&self) -> bool {
+        self.tasks.iter().any(|n| {
+            workglow::node_kind_of(&n.task_type).is_some()
+                || n.graph.as_ref().is_some_and(|g| g.names_workglow_kind())
+        })
     }
 
     /// A graph from JSON already parsed, in Weft's shape or as Workglow

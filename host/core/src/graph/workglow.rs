@@ -13,6 +13,8 @@ use serde_json::{Map, Value, json};
 
 use super::kind::{CONDITIONAL, FALLBACK, MAP, PASS, REDUCE, WHILE};
 
+mod chat;
+
 /// Workglow's control-flow classes, and the node kinds they are.
 const CLASSES: [(&str, &str); 11] = [
     ("GraphAsTask", super::COMPOUND),
@@ -126,11 +128,13 @@ pub const ALIASES: [(&str, &str); 84] = [
 ];
 
 /// The node kind Workglow's class `class` reads as (a control-flow class,
-/// a boundary task, a human-in-the-loop task), if it is one of those.
+/// a boundary task, a human-in-the-loop task, a chat with a person), if it
+/// is one of those.
 pub fn node_kind_of(class: &str) -> Option<&'static str> {
-    match HUMAN.contains(&class) {
-        true => Some(super::WAIT),
-        false => CLASSES.iter().find(|(c, _)| *c == class).map(|(_, k)| *k),
+    match class {
+        _ if HUMAN.contains(&class) => Some(super::WAIT),
+        chat::CHAT => Some(WHILE),
+        _ => CLASSES.iter().find(|(c, _)| *c == class).map(|(_, k)| *k),
     }
 }
 
@@ -205,6 +209,7 @@ fn node_is_workglow(node: &Value) -> bool {
     .any(|k| node.contains_key(*k))
         || CLASSES.iter().any(|(c, _)| *c == class)
         || HUMAN.contains(&class)
+        || class == chat::CHAT
         || config_keys
         || node
             .get("subgraph")
@@ -281,6 +286,9 @@ fn node_to_weft(node: Value, at: &str) -> Result<Value, String> {
     node.remove("entitlements"); // what it would use, written for people
     if class == "FallbackTask" {
         fallback_to_weft(&mut node, &at)?;
+    }
+    if class == chat::CHAT {
+        chat::to_weft(&mut node, &at)?;
     }
     if HUMAN.contains(&class.as_str()) {
         let config = super::wait::human_to_weft(&class, node.remove("config"), &at)?;
