@@ -38,12 +38,10 @@ const SAME_JOB: &[(&str, &str)] = &[
 ];
 
 const VISION: &str = "not yet: the one image model served is background removal (`isnet`); no model for this task ships in a package on the registries";
-const RAG: &str = "not yet: this part of the RAG set (the knowledge base itself is `rag.chunk-vector-upsert` and `rag.chunk-retrieval`)";
 const BASE: &str = "an abstract base class of Workglow's AI tasks, not a task";
 
 /// Classes Weft does not provide, and why.
 const NOT_PROVIDED: &[(&str, &str)] = &[
-    ("AiChatWithKbTask", RAG),
     ("AiImageOutputTask", BASE),
     ("AiTask", BASE),
     (

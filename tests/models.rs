@@ -1922,6 +1922,8 @@ async fn until_waiting(host: &weft::Host, id: &str, node: &str) {
         if stored.nodes.iter().any(|r| waiting(&r)) {
             return;
         }
+        let running = stored.run.status == weft::events::RunStatus::Running;
+        assert!(running, "the run ended: {:?}", stored.nodes);
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     panic!("{node} never waited");
@@ -2011,4 +2013,115 @@ async fn workglows_ai_chat_asks_the_person_between_turns_and_keeps_the_conversat
         .map(|(r, c)| (r.to_string(), c.to_string()))
         .collect();
     assert_eq!(sent, expected);
+}
+
+/// Run Workglow node `node` (a chat) as a stored run on `host` until its
+/// first reply is asked for, decline it, and give the run's result.
+async fn chat_once(host: &Arc<weft::Host>, node: Value) -> weft::runner::RunResult {
+    let id = node["id"].as_str().unwrap().to_string();
+    let graph = common::graph(json!({"tasks": [node], "dataflows": []}));
+    let run = host.prepare(&graph, "chat.json", json!({})).await.unwrap();
+    let run_id = run.run_id.clone();
+    let task = tokio::spawn({
+        let host = host.clone();
+        async move {
+            let stop = tokio_util::sync::CancellationToken::new();
+            host.execute(&run, &stop).await
+        }
+    });
+    until_waiting(host, &run_id, &format!("{id}[0]/reply")).await;
+    host.signal(&run_id, "reply", json!({"action": "decline"}), None)
+        .await
+        .unwrap();
+    task.await.unwrap().unwrap()
+}
+
+#[tokio::test]
+async fn workglows_ai_chat_with_kb_grounds_each_turn_in_the_knowledge_base() {
+    let (fake, base) = fake_provider().await;
+    let openai = http(
+        ProviderKind::Openai,
+        format!("{base}/v1"),
+        ModelKind::Generation,
+    );
+    let host = common::builder(None)
+        .model("minilm", minilm())
+        .model("chat", openai)
+        .build()
+        .await
+        .unwrap();
+    let host = Arc::new(host);
+    let (ingested, _) = common::run(
+        &host,
+        &example("ingest"),
+        json!({"text": DOCS, "doc_id": "notes"}),
+    )
+    .await;
+    assert!(ingested.failures.is_empty(), "{:?}", ingested.failures);
+
+    fake.script(&[Reply::Text("Across the warp.".into())]);
+    let result = chat_once(
+        &host,
+        json!({"id": "ask", "type": "AiChatWithKbTask",
+        "defaults": {"model": "chat", "prompt": "What do weft threads do on a loom?",
+                     "knowledgeBaseIds": ["docs"], "maxReferences": 2, "embeddingModel": "minilm"}}),
+    )
+    .await;
+    assert_eq!(
+        result.status,
+        weft::events::RunStatus::Succeeded,
+        "{:?}",
+        result.failures
+    );
+    let out = &result.outputs["ask"];
+    let snippets: Vec<&str> = out["references"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["snippet"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        snippets,
+        [
+            "Weft threads run across the warp on a loom.",
+            "The loom was invented to weave cloth."
+        ]
+    );
+    assert_eq!(out["references"][0]["index"], 1);
+    assert_eq!(out["references"][0]["kbId"], "docs");
+    assert_eq!(out["text"], "Across the warp.");
+    assert_eq!(out["iterations"], 1);
+    // The turn's system prompt held the numbered context, nothing else.
+    let seen = fake.seen.lock().unwrap().clone();
+    let system = seen[0].2["messages"][0]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        system.starts_with("--- Context ---\n\n[1] [docs] (notes) Weft threads run across")
+            && system.contains("[2] [docs] (notes) The loom was invented")
+            && !system.contains("Bananas"),
+        "{system}"
+    );
+    assert_eq!(
+        seen[0].2["messages"][1]["content"],
+        "What do weft threads do on a loom?"
+    );
+
+    // Nothing close enough: the reply given for no match, no model asked.
+    let result = chat_once(
+        &host,
+        json!({"id": "ask", "type": "AiChatWithKbTask",
+        "defaults": {"model": "chat", "prompt": "What do weft threads do on a loom?",
+                     "knowledgeBaseIds": ["docs"], "minScore": 0.99, "embeddingModel": "minilm",
+                     "noMatchReply": "I do not know."}}),
+    )
+    .await;
+    assert_eq!(
+        result.outputs["ask"]["text"], "I do not know.",
+        "{:?}",
+        result.failures
+    );
+    assert_eq!(result.outputs["ask"]["references"], json!([]));
+    assert_eq!(fake.hits(), 1, "the model was not asked");
 }

@@ -1,27 +1,19 @@
 //! A chat with a person, one turn at a time: `ai.chat` answers the
 //! conversation so far; `ai.chat-answer` adds the person's reply (the body
 //! of a `wait` node's signal) and says whether the chat goes on. A `while`
-//! node around them (with the wait between) is Workglow's `AiChatTask`;
+//! node around them (with the wait between) is Workglow's `AiChatTask`
+//! (with `std-rag`'s `rag.chat` answering, its `AiChatWithKbTask`);
 //! the loop is the graph's, so each turn is durable and each reply is a
 //! signal of its own.
 
+use ask::chat::{self, ChatMessage, DEFAULT_TURNS, said, text_of};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
-use weft_sdk::models::{self, Message, Prompt};
+use serde_json::Value;
+use weft_sdk::models::{self, Prompt};
 use weft_sdk::{Context, TaskError};
 
 use crate::structured::Sampling;
-use crate::tools::{ChatMessage, text_of};
-
-/// The turns a chat takes at most unless `maxIterations` says (Workglow's).
-const DEFAULT_TURNS: u32 = 100;
-
-/// How replies are formatted when asked for Markdown (Workglow's words).
-const MARKDOWN: &str = "Format your reply as GitHub-flavored Markdown:\n\
-- Use headings, bullet lists, numbered lists, tables, and fenced code blocks where they help readability.\n\
-- Use **bold** and *italic* sparingly for emphasis.\n\
-- Keep paragraphs short.";
 
 #[derive(Deserialize, JsonSchema)]
 pub(crate) struct ChatIn {
@@ -71,22 +63,20 @@ pub(crate) struct ChatOut {
 
 /// One turn: the model answers the conversation.
 pub(crate) fn turn(input: ChatIn, _: &Context) -> Result<ChatOut, TaskError> {
-    let mut messages = input.messages.clone();
+    let mut messages = input.messages;
     if messages.is_empty() {
-        messages = opening(&input)?;
+        let format = chat::format_addendum(input.response_format.as_deref())?;
+        let system: Vec<&str> = input
+            .system_prompt
+            .as_deref()
+            .into_iter()
+            .chain(format)
+            .filter(|s| !s.is_empty())
+            .collect();
+        messages = chat::opening(&system.join("\n\n"), &input.prompt)?;
     }
-    let prompt: Vec<Message> = messages
-        .iter()
-        .map(|m| Message {
-            role: m.role.clone(),
-            content: text_of(&m.content),
-        })
-        .collect();
-    let answer = models::generate(
-        &input.model,
-        &Prompt::Chat(prompt),
-        &input.sampling.options(),
-    )?;
+    let prompt = Prompt::Chat(chat::to_model(&messages));
+    let answer = models::generate(&input.model, &prompt, &input.sampling.options())?;
     messages.push(said("assistant", &answer.text));
     Ok(ChatOut {
         messages,
@@ -95,44 +85,6 @@ pub(crate) fn turn(input: ChatIn, _: &Context) -> Result<ChatOut, TaskError> {
         iterations: input.iterations + 1,
         max_iterations: input.max_iterations.unwrap_or(DEFAULT_TURNS),
     })
-}
-
-/// The conversation's start: the system's instructions, then `prompt`.
-fn opening(input: &ChatIn) -> Result<Vec<ChatMessage>, TaskError> {
-    let format = match input.response_format.as_deref() {
-        None | Some("text") => None,
-        Some("markdown") => Some(MARKDOWN),
-        Some(other) => {
-            return Err(TaskError::invalid_input(format!(
-                "`responseFormat` `{other}` is not text or markdown"
-            )));
-        }
-    };
-    let system: Vec<&str> = input
-        .system_prompt
-        .as_deref()
-        .into_iter()
-        .chain(format)
-        .filter(|s| !s.is_empty())
-        .collect();
-    let mut messages = Vec::new();
-    if !system.is_empty() {
-        messages.push(said("system", &system.join("\n\n")));
-    }
-    let first = match &input.prompt {
-        Value::String(text) => said("user", text),
-        blocks @ Value::Array(_) => ChatMessage {
-            role: "user".into(),
-            content: blocks.clone(),
-        },
-        _ => {
-            return Err(TaskError::invalid_input(
-                "`prompt` must be text or content blocks",
-            ));
-        }
-    };
-    messages.push(first);
-    Ok(messages)
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -154,6 +106,12 @@ pub(crate) struct AnswerIn {
     /// The person's reply: text or content blocks; empty ends the chat.
     #[serde(default)]
     content: Value,
+    /// A grounded chat's references so far (`rag.chat`), passed on.
+    #[serde(default)]
+    references: Option<Vec<Value>>,
+    /// A grounded chat's last context (`rag.chat`), passed on.
+    #[serde(default, rename = "contextReferences")]
+    context_references: Option<Vec<Value>>,
 }
 
 #[derive(Serialize, JsonSchema)]
@@ -166,6 +124,12 @@ pub(crate) struct AnswerOut {
     iterations: u32,
     /// Whether the chat goes on: the person replied, and turns are left.
     go: bool,
+    /// A grounded chat's references so far, when given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    references: Option<Vec<Value>>,
+    /// A grounded chat's last context, when given.
+    #[serde(rename = "contextReferences", skip_serializing_if = "Option::is_none")]
+    context_references: Option<Vec<Value>>,
 }
 
 /// The person's reply joins the conversation, unless they declined,
@@ -196,13 +160,7 @@ pub(crate) fn answer(input: AnswerIn, _: &Context) -> Result<AnswerOut, TaskErro
         text: input.text,
         iterations: input.iterations,
         go: replied && turns_left,
+        references: input.references,
+        context_references: input.context_references,
     })
-}
-
-/// A message of one text block, as Workglow writes them.
-fn said(role: &str, text: &str) -> ChatMessage {
-    ChatMessage {
-        role: role.into(),
-        content: json!([{"type": "text", "text": text}]),
-    }
 }

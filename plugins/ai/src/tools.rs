@@ -12,6 +12,7 @@ use serde_json::{Map, Value, json};
 use weft_sdk::models::{self, Message, Prompt};
 use weft_sdk::{Context, TaskError};
 
+use ask::chat::{ChatMessage, text_of};
 use ask::{json_object, message};
 
 use crate::structured::Sampling;
@@ -42,15 +43,6 @@ pub(crate) struct ToolCallingIn {
     /// `maxTokens`, `temperature`.
     #[serde(flatten)]
     sampling: Sampling,
-}
-
-/// One turn of a conversation.
-#[derive(Deserialize, Serialize, JsonSchema, Clone)]
-pub(crate) struct ChatMessage {
-    /// `user`, `assistant` or `system`.
-    pub(crate) role: String,
-    /// Its text, or Workglow's content blocks (their `text` is used).
-    pub(crate) content: Value,
 }
 
 /// A tool the model may call (Workglow's tool definition; its other
@@ -193,20 +185,6 @@ fn instructions(offered: &[&Tool], choice: &Choice) -> String {
          \"input\": {{...}}}}]}}, each input conforming to its tool's inputSchema. {must}",
         Value::Array(tools)
     )
-}
-
-/// The text of a message's content: a string, or Workglow's blocks.
-pub(crate) fn text_of(content: &Value) -> String {
-    match content {
-        Value::Null => String::new(),
-        Value::String(s) => s.clone(),
-        Value::Array(blocks) => blocks
-            .iter()
-            .filter_map(|b| b.as_str().or_else(|| b["text"].as_str()))
-            .collect::<Vec<_>>()
-            .join("\n"),
-        other => other.to_string(),
-    }
 }
 
 /// The checked calls of an answer, or what is wrong with them.

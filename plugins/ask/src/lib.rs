@@ -5,7 +5,11 @@
 //! the object dropped), checked by the caller, and asked for again with
 //! the errors, in Workglow's words, as its `StructuredGenerationTask` does.
 //!
+//! A conversation as Workglow writes it, for the chat tasks, is in
+//! [`chat`].
+//!
 //! What it must not know: any task's ports (the callers own those).
+pub mod chat;
 pub mod entities;
 
 use serde_json::{Map, Value};

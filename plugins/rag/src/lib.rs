@@ -5,6 +5,7 @@
 //! Text positions and lengths count UTF-16 code units, as JavaScript's do
 //! (a chunk boundary inside a surrogate pair gives U+FFFD where JavaScript
 //! keeps a lone surrogate).
+mod chat;
 mod chunker;
 mod context;
 mod document;
@@ -244,6 +245,17 @@ fn tasks() -> Vec<TaskDef> {
                  `query` (a vector, or a text embedded by `model`), with metadata matching \
                  `filter` and a score of at least `scoreThreshold` → chunks, chunk_ids, \
                  metadata, scores, scoreType, count, query.",
+            )
+            .category("RAG")
+            .not_cacheable(),
+        TaskDef::new("rag.chat", chat::turn)
+            .title("AI chat turn (knowledge base)")
+            .description(
+                "The model's reply to a conversation, grounded in knowledge bases: the person's \
+                 last message is searched in each of `knowledgeBaseIds`, the best chunks are \
+                 numbered context in the system prompt and the turn's `references`. With a \
+                 `wait` and `ai.chat-answer` in a `while` node, a chat (Workglow's \
+                 AiChatWithKbTask).",
             )
             .category("RAG")
             .not_cacheable(),

@@ -133,7 +133,7 @@ pub const ALIASES: [(&str, &str); 84] = [
 pub fn node_kind_of(class: &str) -> Option<&'static str> {
     match class {
         _ if HUMAN.contains(&class) => Some(super::WAIT),
-        chat::CHAT => Some(WHILE),
+        _ if chat::turn_of(class).is_some() => Some(WHILE),
         _ => CLASSES.iter().find(|(c, _)| *c == class).map(|(_, k)| *k),
     }
 }
@@ -209,7 +209,7 @@ fn node_is_workglow(node: &Value) -> bool {
     .any(|k| node.contains_key(*k))
         || CLASSES.iter().any(|(c, _)| *c == class)
         || HUMAN.contains(&class)
-        || class == chat::CHAT
+        || chat::turn_of(class).is_some()
         || config_keys
         || node
             .get("subgraph")
@@ -287,8 +287,8 @@ fn node_to_weft(node: Value, at: &str) -> Result<Value, String> {
     if class == "FallbackTask" {
         fallback_to_weft(&mut node, &at)?;
     }
-    if class == chat::CHAT {
-        chat::to_weft(&mut node, &at)?;
+    if let Some(turn) = chat::turn_of(&class) {
+        chat::to_weft(&mut node, turn, &at)?;
     }
     if HUMAN.contains(&class.as_str()) {
         let config = super::wait::human_to_weft(&class, node.remove("config"), &at)?;

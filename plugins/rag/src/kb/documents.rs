@@ -87,6 +87,14 @@ impl Kb {
         serde_json::from_slice(&json).map(Some).map_err(|_| bad())
     }
 
+    /// Document `doc`'s metadata `url`, if it is stored and has one.
+    pub fn document_url(&self, doc: &str) -> Result<Option<String>, TaskError> {
+        let url = self
+            .load_document(doc)?
+            .and_then(|d| d.metadata.get("url")?.as_str().map(str::to_string));
+        Ok(url)
+    }
+
     /// Deletes document `doc`'s tree (none is no error).
     pub fn delete_document(&self, doc: &str) -> Result<(), TaskError> {
         storage::delete_all(None, &storage::keys(None, &self.tree(doc))?)?;

@@ -31,7 +31,7 @@ mod write;
 pub use documents::{document_upsert, kb_to_documents};
 pub use ingest::{kb_add_document, kb_reindex};
 pub use join::hierarchy_join;
-pub use search::{kb_search, retrieve};
+pub use search::{best_chunks, kb_search, retrieve};
 pub use write::{delete, upsert};
 
 use serde::{Deserialize, Serialize};

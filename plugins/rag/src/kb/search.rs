@@ -251,6 +251,23 @@ impl PartialEq for Hit {
 }
 impl Eq for Hit {}
 
+/// The best `top_k` chunks of `kb` for `query` that score at least
+/// `min_score`, best first, with their scores.
+pub fn best_chunks(
+    kb: &Kb,
+    query: &[f32],
+    top_k: usize,
+    min_score: f64,
+) -> Result<Vec<(Stored, f64)>, TaskError> {
+    let wanted = Wanted {
+        top_k: top_k as f64,
+        filter: None,
+        score_threshold: Some(min_score),
+    };
+    let hits = search(kb, query, &wanted)?;
+    Ok(hits.into_iter().map(|h| (h.stored, h.score)).collect())
+}
+
 /// The best `topK` chunks of `kb` for `query`.
 fn search(kb: &Kb, query: &[f32], wanted: &Wanted) -> Result<Vec<Hit>, TaskError> {
     let top_k = wanted.top_k.max(0.0) as usize;
