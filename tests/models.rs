@@ -1952,6 +1952,8 @@ async fn workglows_ai_chat_asks_the_person_between_turns_and_keeps_the_conversat
 
     // The model spoke; the person answers, then ends the chat.
     until_waiting(&host, &id, "chat[0]/reply").await;
+    let asked = host.store().node_input(&id, "chat[0]/reply").await.unwrap();
+    assert_eq!(asked, Some(json!({"message": "Hello! Your name?"})));
     let sent = host.signal(&id, "reply", json!({"content": "I am Ann"}), None);
     assert_eq!(sent.await.unwrap().name, "chat[0]/reply");
     until_waiting(&host, &id, "chat[1]/reply").await;

@@ -364,6 +364,9 @@ async fn a_loop_waits_at_every_step_for_that_steps_signal_across_a_restart() {
         .unwrap();
     assert_eq!(sent.name, "loop[0]/more");
     assert_eq!(sent.nodes, ["loop[0]/ask"]);
+    // What the step's wait waited on is kept, as a node's input is.
+    let input = host.store().node_input(&id, "loop[0]/ask").await.unwrap();
+    assert_eq!(input, Some(json!({"value": 1})));
 
     // Step 1 waits for its own signal: a body its schema refuses is named
     // at the step; the step that ended takes nothing more.

@@ -1,6 +1,6 @@
 // One run, live: its graph drawn with each node's state, the node table,
-// the selected node's details (definition, attempts, error, input, output,
-// logs),
+// the waits inside steps, the selected node's details (definition,
+// attempts, error, input, output, logs),
 // and the event log, followed over SSE and resumed across reconnects.
 import { useCallback, useEffect, useMemo, useRef, useState, type FormEvent } from "react";
 import { api, unwrap, type RunView } from "../api/client";
@@ -94,6 +94,7 @@ export function Run({ runId }: { runId: string }) {
           {drawing && (
             <NodeTable boxes={drawing.boxes} live={live} view={view} onSelect={setSelected} />
           )}
+          {running && graph !== undefined && <StepWaits runId={runId} graph={graph} live={live} />}
         </div>
         {selected && drawing ? (
           <NodePanel
@@ -379,6 +380,56 @@ function Redrive({ runId, node, onDone }: { runId: string; node: string; onDone:
 function signalName(box: Box): string {
   const config = box.definition.config as { signal?: unknown } | undefined;
   return typeof config?.signal === "string" ? config.signal : box.id.replaceAll("/", ".");
+}
+
+/// The waits inside steps (a loop's, a map's elements) that wait now, by
+/// their ids in the run (`chat[3]/reply`), each with what it waits on (its
+/// input: a chat's last reply) and its form: the graph
+/// draws the node the steps belong to, not each step's wait.
+function StepWaits({
+  runId,
+  graph,
+  live,
+}: {
+  runId: string;
+  graph: unknown;
+  live: Map<string, Live>;
+}) {
+  const waiting = [...live.entries()]
+    .filter(([id, n]) => n.state === "waiting" && id.includes("]/"))
+    .map(([id]) => id)
+    .sort();
+  if (waiting.length === 0) return null;
+  return (
+    <section aria-label="Waiting inside steps" className="step-waits">
+      <h2>Waiting inside steps</h2>
+      {waiting.map((id) => (
+        <div key={id} data-step-wait={id}>
+          <code>{id}</code>
+          <NodeInput runId={runId} node={id} status="waiting" />
+          <SignalForm runId={runId} name={stepSignal(graph, id)} />
+        </div>
+      ))}
+    </section>
+  );
+}
+
+/// The signal wait `id` inside a step waits for, at its step: for
+/// `chat[3]/reply`, `chat[3]/` and the `reply` node's `config.signal` (or
+/// its id), found by walking `graph` through the steps' bodies.
+function stepSignal(graph: unknown, id: string): string {
+  const cut = id.lastIndexOf("]/");
+  const path = id.slice(0, cut + 1);
+  const waitId = id.slice(cut + 2);
+  type Node = { id?: unknown; graph?: Graph; config?: { signal?: unknown } };
+  type Graph = { tasks?: Node[] };
+  let body = graph as Graph | undefined;
+  for (const step of path.split("]/")) {
+    const owner = step.slice(0, step.lastIndexOf("["));
+    body = body?.tasks?.find((t) => t.id === owner)?.graph;
+  }
+  const signal = body?.tasks?.find((t) => t.id === waitId)?.config?.signal;
+  return `${path}/${typeof signal === "string" ? signal : waitId.replaceAll("/", ".")}`;
 }
 
 /// Answer a waiting node: the signal's body becomes its output.

@@ -206,8 +206,14 @@ async fn a_loop_asks_at_every_step_over_http_and_from_the_cli() {
     ], "dataflows": []});
     let id = d.submit(graph, json!({"value": 0})).await;
 
-    // The run shows the step's wait; a plain name reaches it.
+    // The run shows the step's wait and what it waits on; a plain name
+    // reaches it.
     until_node(&d, &id, "loop[0]/ask", "waiting").await;
+    let (code, input) = d
+        .get(&format!("/v1/runs/{id}/nodes/loop%5B0%5D%2Fask/input"))
+        .await;
+    assert_eq!(code, StatusCode::OK, "{input}");
+    assert_eq!(input["input"], json!({"value": 1}));
     let (code, sent) = d
         .post(&format!("/v1/runs/{id}/signals/more"), json!({"go": true}))
         .await;

@@ -592,23 +592,38 @@ impl State<'_> {
             .filter(|(i, _)| matches!(self.plan.nodes[**i].kind, NodeKind::Wait(_)))
             .map(|(_, r)| r.clone())
             .collect();
-        surface_waits(hub, waits, &events);
+        surface_waits(hub, waits, &events, &self.new_inputs);
         hub.stage_inputs(std::mem::take(&mut self.new_inputs));
         hub.record(nodes, status, events)
     }
 }
 
 /// A subgraph's run is not stored, but its waits are: the outermost run
-/// records each under its use path (`chat[3]/ask`, with its events), so
-/// that a signal finds it, a resumed run keeps its deadline, and people see
-/// what the run waits for. `waits`: the records of wait nodes among those
-/// recorded now.
-fn surface_waits(hub: &EventHub, waits: Vec<NodeRecord>, events: &[EventKind]) {
+/// records each under its use path (`chat[3]/ask`, with its events and its
+/// input), so that a signal finds it, a resumed run keeps its deadline,
+/// and people see what the run waits for, and on what (a chat's last
+/// reply). `waits`: the records of wait nodes among those recorded now;
+/// `inputs`: the inputs of the nodes started since.
+fn surface_waits(
+    hub: &EventHub,
+    waits: Vec<NodeRecord>,
+    events: &[EventKind],
+    inputs: &[NodeInput],
+) {
     let (outermost, path) = hub.outermost();
     if waits.is_empty() || path.is_empty() {
         return;
     }
     let qualified = |id: &str| format!("{path}/{id}");
+    let started = inputs
+        .iter()
+        .filter(|i| waits.iter().any(|w| w.node == i.node))
+        .map(|i| NodeInput {
+            node: qualified(&i.node),
+            input: i.input.clone(),
+        })
+        .collect();
+    outermost.stage_inputs(started);
     let kinds = events
         .iter()
         .filter_map(|e| match e {

@@ -14,6 +14,21 @@ use crate::store::{NodeRecord, Signal};
 /// The longest use path a signal may name (`chat[3]/inner[0]/…`).
 const MAX_PATH: usize = 1024;
 
+/// The most names an error lists (a map of 100,000 elements may have as
+/// many waits).
+const MAX_LISTED: usize = 20;
+
+/// `names`, comma-separated: the first [`MAX_LISTED`], then how many more.
+fn listed<S: AsRef<str>>(names: &[S]) -> String {
+    let mut out: Vec<&str> = names.iter().take(MAX_LISTED).map(AsRef::as_ref).collect();
+    let more = names.len().saturating_sub(MAX_LISTED);
+    let tail = format!("and {more} more");
+    if more > 0 {
+        out.push(&tail);
+    }
+    out.join(", ")
+}
+
 /// Why a signal was not taken ([`crate::Host::signal`]).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -292,7 +307,7 @@ fn waiting_in_uses<'p>(
             run_id: run_id.to_string(),
             name: signal.to_string(),
             example: at[0].to_string(),
-            at: at.join(", "),
+            at: listed(&at),
         });
     }
     Ok(found.pop())
@@ -343,7 +358,7 @@ fn no_wait(
         known: if known.is_empty() {
             "nothing".into()
         } else {
-            known.join(", ")
+            listed(&known)
         },
     }
 }
