@@ -1273,6 +1273,14 @@ const DOCS: &str = "The loom was invented to weave cloth.\n\
                     Weft threads run across the warp on a loom.\n\
                     The stock market closed higher on Friday.";
 
+/// [`DOCS`] put in the knowledge base `docs` by `examples/ingest.json`,
+/// as document `notes`.
+async fn ingest_docs(host: &weft::Host) {
+    let input = json!({"text": DOCS, "doc_id": "notes"});
+    let (ingested, _) = common::run(host, &example("ingest"), input).await;
+    assert!(ingested.failures.is_empty(), "{:?}", ingested.failures);
+}
+
 /// `examples/ingest.json` chunks a document by sentence, embeds each chunk
 /// in a map and stores them in the knowledge base `docs`.
 #[tokio::test]
@@ -1317,13 +1325,7 @@ async fn the_rag_example_retrieves_the_relevant_chunks_and_answers_from_them() {
         .build()
         .await
         .unwrap();
-    let (ingested, _) = common::run(
-        &host,
-        &example("ingest"),
-        json!({"text": DOCS, "doc_id": "notes"}),
-    )
-    .await;
-    assert!(ingested.failures.is_empty(), "{:?}", ingested.failures);
+    ingest_docs(&host).await;
     let question = json!({"question": "What do weft threads do on a loom?"});
     let (result, _) = common::run(&host, &example("rag"), question).await;
     assert_eq!(
@@ -1912,6 +1914,24 @@ async fn knowledge_base_misuse_is_refused_by_name() {
     }
 }
 
+/// Start `graph` as a stored run on `host`; its id and its execution.
+async fn start_stored(
+    host: &Arc<weft::Host>,
+    graph: &weft::graph::Graph,
+) -> (
+    String,
+    tokio::task::JoinHandle<Result<weft::runner::RunResult, weft::HostError>>,
+) {
+    let run = host.prepare(graph, "chat.json", json!({})).await.unwrap();
+    let id = run.run_id.clone();
+    let host = host.clone();
+    let stop = tokio_util::sync::CancellationToken::new();
+    (
+        id,
+        tokio::spawn(async move { host.execute(&run, &stop).await }),
+    )
+}
+
 /// Wait until run `id` of `host` has node `node` waiting.
 async fn until_waiting(host: &weft::Host, id: &str, node: &str) {
     for _ in 0..3000 {
@@ -1940,15 +1960,7 @@ async fn workglows_ai_chat_asks_the_person_between_turns_and_keeps_the_conversat
         Reply::Text("Hello! Your name?".into()),
         Reply::Text("Nice to meet you, Ann.".into()),
     ]);
-    let run = host.prepare(&graph, "chat.json", json!({})).await.unwrap();
-    let id = run.run_id.clone();
-    let task = tokio::spawn({
-        let host = host.clone();
-        async move {
-            let stop = tokio_util::sync::CancellationToken::new();
-            host.execute(&run, &stop).await
-        }
-    });
+    let (id, task) = start_stored(&host, &graph).await;
 
     // The model spoke; the person answers, then ends the chat.
     until_waiting(&host, &id, "chat[0]/reply").await;
@@ -2022,15 +2034,7 @@ async fn workglows_ai_chat_asks_the_person_between_turns_and_keeps_the_conversat
 async fn chat_once(host: &Arc<weft::Host>, node: Value) -> weft::runner::RunResult {
     let id = node["id"].as_str().unwrap().to_string();
     let graph = common::graph(json!({"tasks": [node], "dataflows": []}));
-    let run = host.prepare(&graph, "chat.json", json!({})).await.unwrap();
-    let run_id = run.run_id.clone();
-    let task = tokio::spawn({
-        let host = host.clone();
-        async move {
-            let stop = tokio_util::sync::CancellationToken::new();
-            host.execute(&run, &stop).await
-        }
-    });
+    let (run_id, task) = start_stored(host, &graph).await;
     until_waiting(host, &run_id, &format!("{id}[0]/reply")).await;
     host.signal(&run_id, "reply", json!({"action": "decline"}), None)
         .await
@@ -2053,13 +2057,7 @@ async fn workglows_ai_chat_with_kb_grounds_each_turn_in_the_knowledge_base() {
         .await
         .unwrap();
     let host = Arc::new(host);
-    let (ingested, _) = common::run(
-        &host,
-        &example("ingest"),
-        json!({"text": DOCS, "doc_id": "notes"}),
-    )
-    .await;
-    assert!(ingested.failures.is_empty(), "{:?}", ingested.failures);
+    ingest_docs(&host).await;
 
     fake.script(&[Reply::Text("Across the warp.".into())]);
     let result = chat_once(

@@ -51,6 +51,13 @@ fn approval(timeout: Option<(u64, bool)>) -> weft::graph::Graph {
     common::graph(json!({"tasks": tasks, "dataflows": flows}))
 }
 
+/// A host whose clock the test moves, starting at 1,000,000,000 ms.
+async fn clocked_host() -> (Arc<ManualClock>, Arc<Host>) {
+    let clock = ManualClock::at(1_000_000_000);
+    let host = common::builder(None).clock(clock.clone()).build().await;
+    (clock, Arc::new(host.unwrap()))
+}
+
 /// Start `graph` as a stored run on `host`; its id and its execution.
 async fn start(
     host: &Arc<Host>,
@@ -59,10 +66,20 @@ async fn start(
     String,
     tokio::task::JoinHandle<Result<weft::runner::RunResult, weft::HostError>>,
 ) {
-    let run = host
-        .prepare(graph, "approval.json", json!({}))
-        .await
-        .unwrap();
+    start_on(host, graph, json!({})).await
+}
+
+/// Start `graph` as a stored run on `host` on `input`; its id and its
+/// execution.
+async fn start_on(
+    host: &Arc<Host>,
+    graph: &weft::graph::Graph,
+    input: Value,
+) -> (
+    String,
+    tokio::task::JoinHandle<Result<weft::runner::RunResult, weft::HostError>>,
+) {
+    let run = host.prepare(graph, "graph.json", input).await.unwrap();
     let id = run.run_id.clone();
     let host = host.clone();
     let task = tokio::spawn(async move { host.execute(&run, &CancellationToken::new()).await });
@@ -230,14 +247,7 @@ async fn a_wait_that_times_out_takes_its_default_branch_or_fails() {
 
 #[tokio::test]
 async fn a_resumed_wait_keeps_its_deadline() {
-    let clock = ManualClock::at(1_000_000_000);
-    let host = Arc::new(
-        common::builder(None)
-            .clock(clock.clone())
-            .build()
-            .await
-            .unwrap(),
-    );
+    let (clock, host) = clocked_host().await;
     let (id, run) = start(&host, &approval(Some((60_000, true)))).await;
     until_node(&host, &id, "approve", NodeStatus::Waiting).await;
     let stored = host.store().load_run(&id).await.unwrap();
@@ -346,15 +356,7 @@ fn asking_loop() -> weft::graph::Graph {
 #[tokio::test]
 async fn a_loop_waits_at_every_step_for_that_steps_signal_across_a_restart() {
     let host = Arc::new(common::host(None).await);
-    let run = host
-        .prepare(&asking_loop(), "loop.json", json!({"value": 0}))
-        .await
-        .unwrap();
-    let id = run.run_id.clone();
-    let task = {
-        let host = host.clone();
-        tokio::spawn(async move { host.execute(&run, &CancellationToken::new()).await })
-    };
+    let (id, task) = start_on(&host, &asking_loop(), json!({"value": 0})).await;
 
     // Step 0 waits; a plain name reaches the one wait waiting, at its use.
     until_node(&host, &id, "loop[0]/ask", NodeStatus::Waiting).await;
@@ -444,15 +446,7 @@ async fn each_element_of_a_map_waits_for_its_own_signal() {
          "graph": {"tasks": [{"id": "ok", "type": "wait", "config": {"input_schema": {
             "type": "object", "properties": {"n": {"type": "integer"}}}}}], "dataflows": []}}
     ], "dataflows": []}));
-    let run = host
-        .prepare(&graph, "map.json", json!({"n": [1, 2]}))
-        .await
-        .unwrap();
-    let id = run.run_id.clone();
-    let task = tokio::spawn({
-        let host = host.clone();
-        async move { host.execute(&run, &CancellationToken::new()).await }
-    });
+    let (id, task) = start_on(&host, &graph, json!({"n": [1, 2]})).await;
     until_node(&host, &id, "m[0]/ok", NodeStatus::Waiting).await;
     until_node(&host, &id, "m[1]/ok", NodeStatus::Waiting).await;
     // Two waits for `ok`: a plain name does not say which.
@@ -481,14 +475,7 @@ async fn each_element_of_a_map_waits_for_its_own_signal() {
 
 #[tokio::test]
 async fn a_wait_inside_a_loop_keeps_its_deadline_when_the_run_resumes() {
-    let clock = ManualClock::at(1_000_000_000);
-    let host = Arc::new(
-        common::builder(None)
-            .clock(clock.clone())
-            .build()
-            .await
-            .unwrap(),
-    );
+    let (clock, host) = clocked_host().await;
     let graph = common::graph(json!({"tasks": [
         {"id": "loop", "type": "while", "config": {"condition": "false", "max_iterations": 1},
          "graph": {"tasks": [
@@ -496,15 +483,7 @@ async fn a_wait_inside_a_loop_keeps_its_deadline_when_the_run_resumes() {
             {"id": "late", "type": "pass"}
          ], "dataflows": [flow("ask", "[timeout]", "late", "*")]}}
     ], "dataflows": []}));
-    let run = host
-        .prepare(&graph, "loop.json", json!({"value": 7}))
-        .await
-        .unwrap();
-    let id = run.run_id.clone();
-    let task = tokio::spawn({
-        let host = host.clone();
-        async move { host.execute(&run, &CancellationToken::new()).await }
-    });
+    let (id, task) = start_on(&host, &graph, json!({"value": 7})).await;
     until_node(&host, &id, "loop[0]/ask", NodeStatus::Waiting).await;
     let stored = host.store().load_run(&id).await.unwrap();
     let wait = stored.nodes.iter().find(|n| n.node == "loop[0]/ask");

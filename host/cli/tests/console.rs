@@ -197,16 +197,7 @@ async fn a_run_view_reconnects_after_the_daemon_is_killed_and_shows_each_event_o
 async fn each_step_of_a_loop_that_asks_is_answered_from_the_run_view() {
     let dir = tempfile::tempdir().unwrap();
     let d = Daemon::start(dir.path(), &plugins(dir.path()), "");
-    let graph = json!({"tasks": [
-        {"id": "loop", "type": "while",
-         "config": {"condition": "output.go == true", "max_iterations": 5},
-         "graph": {"tasks": [
-            {"id": "step", "type": "math.add-one"},
-            {"id": "ask", "type": "wait", "config": {"signal": "more"}},
-            {"id": "keep", "type": "pass"}
-         ], "dataflows": [flow("step", "ask"), flow("step", "keep")]}}
-    ], "dataflows": []});
-    let id = d.submit(graph, json!({"value": 0})).await;
+    let id = d.submit(support::asking_loop(), json!({"value": 0})).await;
     Script::start("steps.mjs", &d.url, &[("RUN_ID", &id)]).passes();
     let run = d.finished(&id).await;
     assert_eq!(run["outputs"]["loop"], json!({"value": 2, "go": false}));

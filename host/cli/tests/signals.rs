@@ -49,6 +49,29 @@ async fn until_node(api: &Api, id: &str, node: &str, status: &str) {
     }
 }
 
+/// `weft signal RUN NAME BODY --server URL`, which must succeed: what it
+/// printed.
+fn weft_signal(url: &str, run: &str, name: &str, body: &str) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(["signal", run, name, body, "--server", url])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said} {err}");
+    said
+}
+
+/// Send signal `name` (as a path segment) with `body` to run `id` over
+/// `api`; it must be taken. The answer.
+async fn signal(api: &Api, id: &str, name: &str, body: Value) -> Value {
+    let (code, sent) = api
+        .post(&format!("/v1/runs/{id}/signals/{name}"), body)
+        .await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{sent}");
+    sent
+}
+
 /// Wait until run `id`'s log says it was resumed (another process took
 /// it) and its wait began again.
 async fn until_waiting_again(api: &Api, id: &str) {
@@ -93,23 +116,7 @@ async fn a_wait_survives_kill_9_and_is_answered_from_the_cli() {
     let d = Daemon::start(dir.path(), &plugins, "");
     until_waiting_again(&d, &id).await;
 
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_weft"))
-        .args([
-            "signal",
-            &id,
-            "approve",
-            r#"{"approved": true}"#,
-            "--server",
-            &d.url,
-        ])
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{said} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let said = weft_signal(&d.url, &id, "approve", r#"{"approved": true}"#);
     assert!(said.contains("signal approve sent to approve"), "{said}");
     let run = d.finished(&id).await;
     assert_eq!(run["status"], "succeeded", "{run}");
@@ -192,19 +199,7 @@ async fn a_loop_asks_at_every_step_over_http_and_from_the_cli() {
     let plugins = dir.path().join("plugins");
     std::fs::create_dir_all(&plugins).unwrap();
     let d = Daemon::start(dir.path(), &plugins, "");
-    let graph = json!({"tasks": [
-        {"id": "loop", "type": "while",
-         "config": {"condition": "output.go == true", "max_iterations": 5},
-         "graph": {"tasks": [
-            {"id": "step", "type": "math.add-one"},
-            {"id": "ask", "type": "wait", "config": {"signal": "more"}},
-            {"id": "keep", "type": "pass"}
-         ], "dataflows": [
-            flow("step", "value", "ask", "value"),
-            flow("step", "value", "keep", "value")
-         ]}}
-    ], "dataflows": []});
-    let id = d.submit(graph, json!({"value": 0})).await;
+    let id = d.submit(support::asking_loop(), json!({"value": 0})).await;
 
     // The run shows the step's wait and what it waits on; a plain name
     // reaches it.
@@ -214,35 +209,16 @@ async fn a_loop_asks_at_every_step_over_http_and_from_the_cli() {
         .await;
     assert_eq!(code, StatusCode::OK, "{input}");
     assert_eq!(input["input"], json!({"value": 1}));
-    let (code, sent) = d
-        .post(&format!("/v1/runs/{id}/signals/more"), json!({"go": true}))
-        .await;
-    assert_eq!(code, StatusCode::ACCEPTED, "{sent}");
+    let sent = signal(&d, &id, "more", json!({"go": true})).await;
     assert_eq!(sent["signal"], "loop[0]/more");
 
     // The next step's, by its name at the use: over HTTP (the `/` as
     // `%2F`, one path segment) and from the CLI.
     until_node(&d, &id, "loop[1]/ask", "waiting").await;
-    let (code, sent) = d
-        .post(
-            &format!("/v1/runs/{id}/signals/loop%5B1%5D%2Fmore"),
-            json!({"go": true}),
-        )
-        .await;
-    assert_eq!(code, StatusCode::ACCEPTED, "{sent}");
+    let sent = signal(&d, &id, "loop%5B1%5D%2Fmore", json!({"go": true})).await;
     assert_eq!(sent["nodes"], json!(["loop[1]/ask"]));
     until_node(&d, &id, "loop[2]/ask", "waiting").await;
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_weft"))
-        .args(["signal", &id, "loop[2]/more", r#"{"go": false}"#])
-        .args(["--server", &d.url])
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{said} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let said = weft_signal(&d.url, &id, "loop[2]/more", r#"{"go": false}"#);
     assert!(
         said.contains("signal loop[2]/more sent to loop[2]/ask"),
         "{said}"

@@ -287,3 +287,22 @@ impl Drop for Daemon {
         let _ = self.child.wait();
     }
 }
+
+/// A `while` node `loop` that asks at every step: `step` adds one to
+/// `value`, the wait `ask` waits for the signal `more` (`{go}`), `keep`
+/// carries the value; it goes on while `go` (at most 5 steps).
+pub fn asking_loop() -> serde_json::Value {
+    let flow = |from: &str, to: &str| {
+        serde_json::json!({"sourceTaskId": from, "sourceTaskPortId": "value",
+                           "targetTaskId": to, "targetTaskPortId": "value"})
+    };
+    serde_json::json!({"tasks": [
+        {"id": "loop", "type": "while",
+         "config": {"condition": "output.go == true", "max_iterations": 5},
+         "graph": {"tasks": [
+            {"id": "step", "type": "math.add-one"},
+            {"id": "ask", "type": "wait", "config": {"signal": "more"}},
+            {"id": "keep", "type": "pass"}
+         ], "dataflows": [flow("step", "ask"), flow("step", "keep")]}}
+    ], "dataflows": []})
+}
