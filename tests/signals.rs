@@ -505,3 +505,24 @@ async fn a_wait_inside_a_loop_keeps_its_deadline_when_the_run_resumes() {
     assert_eq!(result.status, RunStatus::Succeeded, "{:?}", result.failures);
     assert_eq!(result.outputs["loop"]["value"], 7);
 }
+
+#[tokio::test]
+async fn a_step_out_of_time_leaves_no_wait_waiting() {
+    let host = Arc::new(common::host(None).await);
+    let graph = common::graph(json!({"tasks": [
+        {"id": "loop", "type": "while",
+         "config": {"condition": "false", "max_iterations": 1, "timeout_ms": 300, "retries": 0},
+         "graph": {"tasks": [{"id": "ask", "type": "wait"}]}}
+    ], "dataflows": []}));
+    let (id, task) = start_on(&host, &graph, json!({"value": 1})).await;
+    until_node(&host, &id, "loop[0]/ask", NodeStatus::Waiting).await;
+    let result = task.await.unwrap().unwrap();
+    assert_eq!(result.status, RunStatus::Failed);
+    let stored = host.store().load_run(&id).await.unwrap();
+    let ask = stored
+        .nodes
+        .iter()
+        .find(|n| n.node == "loop[0]/ask")
+        .unwrap();
+    assert_eq!(ask.status, NodeStatus::Cancelled, "{ask:?}");
+}

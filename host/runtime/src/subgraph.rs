@@ -31,6 +31,9 @@ use crate::runner::Runner;
 use crate::store::NodeRecord;
 use crate::task::{TaskContext, TaskError};
 
+/// How long a use cancelled for its time limit is given to end.
+const GRACE: Duration = Duration::from_secs(5);
+
 /// What a subgraph's uses run with: a runner that executes every task on
 /// this host (a use is not resumed elsewhere: its offers would outlive it),
 /// the run's owner, and the hub of the run (which writes the uses' output
@@ -47,11 +50,13 @@ pub(crate) struct Subgraphs {
 }
 
 /// The records among `prior` (a run's stored node states) of waits inside
-/// subgraph uses (`chat[3]/ask`, `m[0]/inner[2]/ask`) that were waiting.
+/// subgraph uses (`chat[3]/ask`, `m[0]/inner[2]/ask`, `c/ask` in a
+/// compound node run whole) that were waiting. (A compound node replaced
+/// by its nodes has ids with `/` too: no use takes those.)
 pub(crate) fn nested_waits(prior: &[NodeRecord]) -> Arc<[NodeRecord]> {
     prior
         .iter()
-        .filter(|r| r.status == NodeStatus::Waiting && r.node.contains("]/"))
+        .filter(|r| r.status == NodeStatus::Waiting && r.node.contains('/'))
         .cloned()
         .collect()
 }
@@ -100,7 +105,18 @@ impl Subgraphs {
         let run = self
             .runner
             .run(plan, &input, &prior, &hub, &cancel, owner, budget);
-        let ended = tokio::time::timeout(timeout, run).await;
+        // Out of time, the use is cancelled and let end (within a grace),
+        // so that what it recorded in the outermost run (a step's wait)
+        // ends too, not left waiting.
+        tokio::pin!(run);
+        let ended = tokio::select! {
+            ended = &mut run => Ok(ended),
+            _ = tokio::time::sleep(timeout) => {
+                cancel.cancel();
+                let _ = tokio::time::timeout(GRACE, &mut run).await;
+                Err(())
+            }
+        };
         cancel.cancel();
         while let Ok(event) = events.try_recv() {
             if let (

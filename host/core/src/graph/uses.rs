@@ -7,15 +7,28 @@
 //! stored, but its waits are, under their use paths, and signals name them
 //! so; how is the runtime's.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 
-use super::{NodeKind, Plan, PlanNode};
+use super::{MAX_ELEMENTS, NodeKind, Plan, PlanNode};
 use crate::task::Implementation;
 
-/// The uses of one plan, to read use paths against.
+/// The longest id a use path is read from: longer ones name no use (a
+/// signal's name is shorter), and each is read in time linear in it.
+pub const MAX_USE_PATH: usize = 2048;
+
+/// The uses of one plan, to read use paths against. Each plan met (the
+/// outermost one, the bodies) is indexed once, however many paths are
+/// read: a plan of 100,000 nodes is not walked per path.
 pub struct UsePaths<'p> {
-    /// The plan's nodes that run subgraphs, by id (a plan of 100,000
-    /// nodes is indexed once, not walked per path).
+    plan: &'p Plan,
+    indexes: RefCell<HashMap<*const Plan, Rc<Index<'p>>>>,
+}
+
+/// A plan's nodes by id, and those that run subgraphs.
+struct Index<'p> {
+    nodes: HashMap<&'p str, &'p PlanNode>,
     owners: HashMap<&'p str, &'p PlanNode>,
 }
 
@@ -28,39 +41,54 @@ pub struct Reached<'p, 'a> {
     pub body: &'p Plan,
     /// The rest of the path: a node id in `body`.
     pub rest: &'a str,
+    /// The node `rest` names in `body`, if it is one.
+    pub node: Option<&'p PlanNode>,
 }
 
 impl<'p> UsePaths<'p> {
     /// The uses of `plan`.
     pub fn new(plan: &'p Plan) -> Self {
         UsePaths {
-            owners: owners(plan),
+            plan,
+            indexes: RefCell::new(HashMap::new()),
         }
     }
 
     /// Read `id` through the uses it starts with; none if it starts with no
-    /// use of this plan.
+    /// use of this plan (or is longer than [`MAX_USE_PATH`]).
     pub fn read<'a>(&self, id: &'a str) -> Option<Reached<'p, 'a>> {
-        let (mut body, mut taken) = step(&self.owners, id)?;
-        while let Some((next, more)) = step(&owners(body), &id[taken..]) {
+        if id.len() > MAX_USE_PATH {
+            return None;
+        }
+        let (mut body, mut taken) = step(&self.index(self.plan).owners, id)?;
+        while let Some((next, more)) = step(&self.index(body).owners, &id[taken..]) {
             body = next;
             taken += more;
         }
+        let rest = &id[taken..];
         Some(Reached {
             path: &id[..taken - 1],
             body,
-            rest: &id[taken..],
+            rest,
+            node: self.index(body).nodes.get(rest).copied(),
         })
     }
-}
 
-/// The nodes of `plan` that run subgraphs, by id.
-fn owners(plan: &Plan) -> HashMap<&str, &PlanNode> {
-    plan.nodes
-        .iter()
-        .filter(|n| !n.kind.subgraphs().is_empty() || graph_of(n).is_some())
-        .map(|n| (n.id.as_str(), n))
-        .collect()
+    fn index(&self, plan: &'p Plan) -> Rc<Index<'p>> {
+        let mut indexes = self.indexes.borrow_mut();
+        let index = indexes.entry(plan as *const Plan).or_insert_with(|| {
+            Rc::new(Index {
+                nodes: plan.nodes.iter().map(|n| (n.id.as_str(), n)).collect(),
+                owners: plan
+                    .nodes
+                    .iter()
+                    .filter(|n| !n.kind.subgraphs().is_empty() || graph_of(n).is_some())
+                    .map(|n| (n.id.as_str(), n))
+                    .collect(),
+            })
+        });
+        index.clone()
+    }
 }
 
 /// The subgraph a node runs whole (a compound node kept as one), if any.
@@ -71,8 +99,9 @@ fn graph_of(node: &PlanNode) -> Option<&Plan> {
     }
 }
 
-/// One use at the start of `rest` (`id[k]/` or `id/`): its body, and how
-/// many bytes of `rest` it takes.
+/// One use at the start of `rest` (`id[k]/` or `id/`, `k` written as
+/// Rust writes it: no sign, no leading zeros, and within the node's
+/// uses): its body, and how many bytes of `rest` it takes.
 fn step<'p>(owners: &HashMap<&str, &'p PlanNode>, rest: &str) -> Option<(&'p Plan, usize)> {
     for (at, c) in rest.char_indices() {
         let Some(node) = (c == '[' || c == '/')
@@ -85,17 +114,24 @@ fn step<'p>(owners: &HashMap<&str, &'p PlanNode>, rest: &str) -> Option<(&'p Pla
             return graph_of(node).map(|plan| (plan, at + 1));
         }
         let close = rest[at..].find("]/")? + at;
-        let k: usize = rest[at + 1..close].parse().ok()?;
+        let digits = &rest[at + 1..close];
+        let k: usize = digits.parse().ok()?;
+        if k.to_string() != digits {
+            return None;
+        }
         return body_of(node, k).map(|plan| (plan, close + 2));
     }
     None
 }
 
 /// The plan of use `k` of `node`'s body: its `k`th alternative for a
-/// fallback, its one body otherwise.
+/// fallback, its one body otherwise; none past the node's uses (a while's
+/// `max_iterations`, a map's or reduce's most elements).
 fn body_of(node: &PlanNode, k: usize) -> Option<&Plan> {
     let task = match &node.kind {
         NodeKind::Fallback(f) => &f.alternatives.get(k)?.0,
+        NodeKind::While(w) if k >= w.max_iterations => return None,
+        _ if k >= MAX_ELEMENTS => return None,
         kind => *kind.bodies().first()?,
     };
     match &task.implementation {
@@ -123,5 +159,43 @@ fn collect_waits(plan: &Plan, at: &str, out: &mut Vec<String>) {
         if let Some(body) = graph_of(node) {
             collect_waits(body, &format!("{at}{}/", node.id), out);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::{Graph, WAIT};
+    use crate::task::Registry;
+
+    fn plan(graph: serde_json::Value) -> Plan {
+        let graph: Graph = serde_json::from_value(graph).unwrap();
+        Plan::new(&graph, &Registry::default(), "g.json", &Default::default()).unwrap()
+    }
+
+    #[test]
+    fn a_use_path_reads_through_loops_and_names_the_node_inside() {
+        let p = plan(serde_json::json!({"tasks": [
+            {"id": "chat", "type": "while", "config": {"condition": "false", "max_iterations": 5},
+             "graph": {"tasks": [{"id": "ask", "type": WAIT}]}}]}));
+        let uses = UsePaths::new(&p);
+        let reached = uses.read("chat[3]/ask").unwrap();
+        assert_eq!((reached.path, reached.rest), ("chat[3]", "ask"));
+        assert!(reached.node.is_some());
+        // Not as Rust writes it, past the loop's steps, or no use at all.
+        for wrong in [
+            "chat[03]/ask",
+            "chat[+3]/ask",
+            "chat[5]/ask",
+            "chat/ask",
+            "ask",
+            "x[0]/ask",
+        ] {
+            assert!(uses.read(wrong).is_none(), "{wrong}");
+        }
+        assert!(
+            uses.read(&format!("chat[1]/{}", "a".repeat(MAX_USE_PATH)))
+                .is_none()
+        );
     }
 }

@@ -200,20 +200,18 @@ impl<'p> Target<'p> {
         run_id: &str,
         name: &str,
     ) -> Result<Self, SignalError> {
-        let ended: HashMap<&str, &'static str> = stored
-            .iter()
-            .filter(|r| r.status.is_final())
-            .map(|r| (r.node.as_str(), r.status.as_str()))
-            .collect();
+        let states = States::of(stored);
         let uses = UsePaths::new(plan);
+        let own = waits_for(plan, "", name);
+        // A plain name is for the run's own waits, unless all of them have
+        // ended and a wait inside a use waits for it.
+        let own_open = own.iter().any(|(id, _)| states.ended(id).is_none());
         let (key, found) = match name.rsplit_once('/') {
             Some((path, signal)) => (name.to_string(), at_use(&uses, path, signal)),
-            None => match waits_for(plan, "", name) {
-                own if !own.is_empty() => (name.to_string(), own),
-                _ => match waiting_in_uses(&uses, stored, run_id, name)? {
-                    Some((key, wait)) => (key, vec![wait]),
-                    None => (String::new(), Vec::new()),
-                },
+            None if own_open => (name.to_string(), own),
+            None => match waiting_in_uses(&uses, stored, &states, run_id, name)? {
+                Some((key, wait)) => (key, vec![wait]),
+                None => (name.to_string(), own),
             },
         };
         if found.is_empty() {
@@ -221,16 +219,16 @@ impl<'p> Target<'p> {
         }
         let (open, closed): (Vec<_>, Vec<_>) = found
             .into_iter()
-            .partition(|(id, _)| ended_as(&ended, id).is_none());
+            .partition(|(id, _)| states.ended(id).is_none());
         if open.is_empty() {
             let nodes: Vec<String> = closed
                 .iter()
-                .map(|(id, _)| format!("{id}: {}", ended_as(&ended, id).unwrap_or_default()))
+                .map(|(id, _)| format!("{id}: {}", states.ended(id).unwrap_or_default()))
                 .collect();
             return Err(SignalError::WaitEnded {
                 run_id: run_id.to_string(),
                 name: name.to_string(),
-                nodes: nodes.join(", "),
+                nodes: listed(&nodes),
             });
         }
         Ok(Target { key, waits: open })
@@ -288,15 +286,16 @@ fn at_use<'p>(uses: &UsePaths<'p>, path: &str, signal: &str) -> Vec<WaitAt<'p>> 
 fn waiting_in_uses<'p>(
     uses: &UsePaths<'p>,
     stored: &[NodeRecord],
+    states: &States<'_>,
     run_id: &str,
     signal: &str,
 ) -> Result<Option<(String, WaitAt<'p>)>, SignalError> {
     let mut found: Vec<(String, WaitAt<'p>)> = stored
         .iter()
-        .filter(|r| r.status == NodeStatus::Waiting)
+        .filter(|r| r.status == NodeStatus::Waiting && states.ended(&r.node).is_none())
         .filter_map(|r| {
             let reached = uses.read(&r.node)?;
-            let node = reached.body.nodes.iter().find(|n| n.id == reached.rest)?;
+            let node = reached.node?;
             matches!(&node.kind, NodeKind::Wait(spec) if spec.signal == signal)
                 .then(|| (format!("{}/{signal}", reached.path), (r.node.clone(), node)))
         })
@@ -313,16 +312,27 @@ fn waiting_in_uses<'p>(
     Ok(found.pop())
 }
 
-/// How wait `id` ended, if it did: its own state, or (inside a use) that
-/// of the use it is in.
-fn ended_as(ended: &HashMap<&str, &'static str>, id: &str) -> Option<&'static str> {
-    if let Some(how) = ended.get(id) {
-        return Some(how);
+/// The run's node states, by node id.
+struct States<'s>(HashMap<&'s str, NodeStatus>);
+
+impl<'s> States<'s> {
+    fn of(stored: &'s [NodeRecord]) -> Self {
+        States(stored.iter().map(|r| (r.node.as_str(), r.status)).collect())
     }
-    let first_use = id
-        .split_once("]/")
-        .map(|(use_id, _)| format!("{use_id}]"))?;
-    ended.get(first_use.as_str()).copied()
+
+    /// How wait `id` ended, if it did: by its own state; or, when it has
+    /// none yet (a wait inside a use not reached), by that of the use it
+    /// is in (`m[0]` for `m[0]/ask`). A wait that waits is open, whatever
+    /// an earlier attempt of its use left.
+    fn ended(&self, id: &str) -> Option<&'static str> {
+        if let Some(status) = self.0.get(id) {
+            return status.is_final().then(|| status.as_str());
+        }
+        let (use_id, _) = id.split_once("]/")?;
+        let first_use = format!("{use_id}]");
+        let status = self.0.get(first_use.as_str())?;
+        status.is_final().then(|| status.as_str())
+    }
 }
 
 /// Why no wait of the run takes signal `name`: the signals it waits for.
@@ -345,8 +355,7 @@ fn no_wait(
         let Some(reached) = uses.read(&r.node) else {
             continue;
         };
-        let node = reached.body.nodes.iter().find(|n| n.id == reached.rest);
-        if let Some(NodeKind::Wait(spec)) = node.map(|n| &n.kind) {
+        if let Some(NodeKind::Wait(spec)) = reached.node.map(|n| &n.kind) {
             known.push(format!("{}/{}", reached.path, spec.signal));
         }
     }
@@ -360,5 +369,48 @@ fn no_wait(
         } else {
             listed(&known)
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(node: &str, status: NodeStatus) -> NodeRecord {
+        NodeRecord {
+            node: node.into(),
+            status,
+            attempt: 1,
+            output: None,
+            error: None,
+            retry_at_ms: None,
+            wait_until_ms: None,
+        }
+    }
+
+    #[test]
+    fn a_wait_that_waits_is_open_whatever_its_use_left_before() {
+        let stored = [
+            record("m[0]", NodeStatus::Failed),
+            record("m[0]/ask", NodeStatus::Waiting),
+            record("m[1]", NodeStatus::Completed),
+            record("ask", NodeStatus::Completed),
+        ];
+        let states = States::of(&stored);
+        // Run again after its use failed: it waits, so it is open.
+        assert_eq!(states.ended("m[0]/ask"), None);
+        // Not reached, in a use that ended: ended as the use did.
+        assert_eq!(states.ended("m[1]/ask"), Some("completed"));
+        // Not reached, in a use not started: open.
+        assert_eq!(states.ended("m[2]/ask"), None);
+        assert_eq!(states.ended("ask"), Some("completed"));
+    }
+
+    #[test]
+    fn lists_in_errors_are_capped() {
+        let names: Vec<String> = (0..25).map(|k| format!("m[{k}]/ok")).collect();
+        let shown = listed(&names);
+        assert!(shown.starts_with("m[0]/ok, m[1]/ok"), "{shown}");
+        assert!(shown.ends_with("m[19]/ok, and 5 more"), "{shown}");
     }
 }
