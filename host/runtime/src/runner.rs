@@ -255,7 +255,7 @@ struct State<'p> {
     /// The stored states of waits inside this run's subgraphs' uses that
     /// were waiting (`chat[3]/ask`), handed to those uses when they run
     /// again ([`crate::subgraph`]).
-    nested_waits: Arc<[NodeRecord]>,
+    nested_waits: crate::subgraph::NestedWaits,
     /// What `retry_at` and `timers` are measured by.
     clock: Arc<dyn Clock>,
     /// Whose output cache the run uses (its owner's; `None`: the shared one).

@@ -46,19 +46,23 @@ pub(crate) struct Subgraphs {
     pub budget: Option<std::sync::Arc<crate::budget::Budget>>,
     /// The stored states of the waits inside uses that were waiting, by
     /// their paths in the run these uses are part of ([`nested_waits`]).
-    pub waits: Arc<[NodeRecord]>,
+    pub waits: NestedWaits,
 }
+
+/// Waiting waits inside uses by their ids in the run, in order: a use
+/// finds its own by a range of them (a map of 100,000 waiting elements
+/// resumed: each element finds its wait without reading the others').
+pub(crate) type NestedWaits = Arc<std::collections::BTreeMap<String, NodeRecord>>;
 
 /// The records among `prior` (a run's stored node states) of waits inside
 /// subgraph uses (`chat[3]/ask`, `m[0]/inner[2]/ask`, `c/ask` in a
 /// compound node run whole) that were waiting. (A compound node replaced
 /// by its nodes has ids with `/` too: no use takes those.)
-pub(crate) fn nested_waits(prior: &[NodeRecord]) -> Arc<[NodeRecord]> {
-    prior
+pub(crate) fn nested_waits(prior: &[NodeRecord]) -> NestedWaits {
+    let waiting = prior
         .iter()
-        .filter(|r| r.status == NodeStatus::Waiting && r.node.contains('/'))
-        .cloned()
-        .collect()
+        .filter(|r| r.status == NodeStatus::Waiting && r.node.contains('/'));
+    Arc::new(waiting.map(|r| (r.node.clone(), r.clone())).collect())
 }
 
 impl Subgraphs {
@@ -96,9 +100,9 @@ impl Subgraphs {
         let prefix = format!("{}/", ctx.node_id);
         let prior: Vec<NodeRecord> = self
             .waits
-            .iter()
-            .filter_map(|r| {
-                let node = r.node.strip_prefix(&prefix)?.to_string();
+            .range(prefix.clone()..)
+            .map_while(|(id, r)| {
+                let node = id.strip_prefix(&prefix)?.to_string();
                 Some(NodeRecord { node, ..r.clone() })
             })
             .collect();
