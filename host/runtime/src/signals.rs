@@ -30,7 +30,7 @@ pub(crate) struct SignalWatch {
     /// for the outermost run.
     at: String,
     store: Option<Arc<dyn RunStore>>,
-    feed: Option<Receiver<String>>,
+    feed: Option<Receiver<crate::store::Arrival>>,
 }
 
 impl SignalWatch {
@@ -71,6 +71,14 @@ impl SignalWatch {
         }
     }
 
+    /// Whether `arrival` may be for a wait of this run: of its outermost
+    /// run and, inside a use, named at the use (a map's 10,000 waiting
+    /// elements do not each look in the store for every signal).
+    fn may_take(&self, arrival: &crate::store::Arrival) -> bool {
+        arrival.run_id == self.run_id
+            && (arrival.name.is_empty() || arrival.name.starts_with(&self.at))
+    }
+
     /// Resolves when a signal may have come for this run: one was announced
     /// for it, announcements were missed, or [`RECHECK`] passed.
     pub(crate) async fn arrival(&mut self) {
@@ -83,7 +91,7 @@ impl SignalWatch {
             tokio::select! {
                 _ = &mut recheck => return,
                 got = feed.recv() => match got {
-                    Ok(run_id) if run_id == self.run_id => return,
+                    Ok(arrival) if self.may_take(&arrival) => return,
                     Ok(_) => {}
                     Err(RecvError::Lagged(_)) => return,
                     Err(RecvError::Closed) => self.feed = None,

@@ -71,7 +71,7 @@ pub use memory::MemoryStore;
 pub use postgres::{PgStore, SCHEMA_VERSION as PG_SCHEMA_VERSION};
 pub use redb_store::{CACHE_BYTES as REDB_CACHE_BYTES, RedbStore};
 pub use schedules::{Fired, Schedule, Schedules};
-pub use signals::{Signal, Signals};
+pub use signals::{Arrival, Signal, Signals};
 
 use weft_core::cache::{CacheEntry, CacheStat};
 use weft_core::event::{Event, NodeStatus, RunStatus};

@@ -276,7 +276,7 @@ pub struct MemoryStore {
     inner: Mutex<Runs>,
     offers: Offers,
     slots: Slots,
-    signal_feed: tokio::sync::broadcast::Sender<String>,
+    signal_feed: tokio::sync::broadcast::Sender<crate::signals::Arrival>,
 }
 
 impl Default for MemoryStore {
@@ -906,7 +906,9 @@ impl Signals for MemoryStore {
         }
         runs.signals.insert(key, signal.clone());
         drop(runs);
-        let _ = self.signal_feed.send(run_id.to_string());
+        let _ = self
+            .signal_feed
+            .send(crate::signals::Arrival::new(run_id, name));
         Ok(true)
     }
 
@@ -915,7 +917,7 @@ impl Signals for MemoryStore {
         Ok(self.lock().signals.get(&key).cloned())
     }
 
-    fn signal_feed(&self) -> tokio::sync::broadcast::Receiver<String> {
+    fn signal_feed(&self) -> tokio::sync::broadcast::Receiver<crate::signals::Arrival> {
         self.signal_feed.subscribe()
     }
 }

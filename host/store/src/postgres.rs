@@ -220,7 +220,7 @@ pub struct PgStore {
     /// Woken by `NOTIFY weft_tasks`: a task was offered or finished.
     tasks: Arc<tokio::sync::Notify>,
     /// Fed by `NOTIFY weft_signals`: a run was sent a signal.
-    signal_feed: tokio::sync::broadcast::Sender<String>,
+    signal_feed: tokio::sync::broadcast::Sender<crate::signals::Arrival>,
     /// Cache puts per task type since its last prune (see `prune_cache`).
     cache_puts: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
     /// Output-cache lookups waiting for the next query.
@@ -398,7 +398,7 @@ impl PgStore {
                 match listener.recv().await {
                     Ok(n) if n.channel() == "weft_tasks" => wake_tasks.notify_waiters(),
                     Ok(n) if n.channel() == "weft_signals" => {
-                        let _ = signalled.send(n.payload().to_string());
+                        let _ = signalled.send(arrival(n.payload()));
                     }
                     Ok(_) => wake_runs.notify_waiters(),
                     Err(e) => {
@@ -1374,5 +1374,14 @@ impl Coordination for PgStore {
 
     async fn wait_for_tasks(&self, timeout: Duration) {
         let _ = tokio::time::timeout(timeout, self.tasks.notified()).await;
+    }
+}
+
+/// A `weft_signals` announcement (`["run", "name"]`) read; one that cannot
+/// be read names its whole payload as the run, and no signal.
+fn arrival(payload: &str) -> crate::signals::Arrival {
+    match serde_json::from_str::<(String, String)>(payload) {
+        Ok((run_id, name)) => crate::signals::Arrival { run_id, name },
+        Err(_) => crate::signals::Arrival::new(payload, ""),
     }
 }

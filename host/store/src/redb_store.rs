@@ -141,7 +141,7 @@ pub struct RedbStore {
     /// could take part in them.
     offers: Arc<Offers>,
     slots: Arc<Slots>,
-    signal_feed: tokio::sync::broadcast::Sender<String>,
+    signal_feed: tokio::sync::broadcast::Sender<crate::signals::Arrival>,
 }
 
 fn backend(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {

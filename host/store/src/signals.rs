@@ -37,17 +37,37 @@ pub trait Signals: Send + Sync {
     /// Run `run_id`'s signal `name`, if one was sent.
     async fn signal_get(&self, run_id: &str, name: &str) -> Result<Option<Signal>, StoreError>;
 
-    /// The ids of runs as signals are recorded for them, by any process
-    /// sharing the store. Best effort: a receiver that lags, or a lost
-    /// connection to a shared store, misses some (look in the store again
-    /// now and then).
-    fn signal_feed(&self) -> tokio::sync::broadcast::Receiver<String>;
+    /// Each signal as it is recorded, by any process sharing the store.
+    /// Best effort: a receiver that lags, or a lost connection to a shared
+    /// store, misses some (look in the store again now and then).
+    fn signal_feed(&self) -> tokio::sync::broadcast::Receiver<Arrival>;
+}
+
+/// News of a signal recorded: its run and name (a name may be empty when a
+/// shared store's announcement could not be read: then any wait of the run
+/// looks).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Arrival {
+    /// The run.
+    pub run_id: String,
+    /// The signal's name.
+    pub name: String,
+}
+
+impl Arrival {
+    /// News of signal `name` of run `run_id`.
+    pub fn new(run_id: &str, name: &str) -> Self {
+        Arrival {
+            run_id: run_id.to_string(),
+            name: name.to_string(),
+        }
+    }
 }
 
 /// How many signal arrivals a feed holds for a receiver that is behind.
 pub(crate) const FEED_CAPACITY: usize = 1024;
 
 /// A new feed of signal arrivals.
-pub(crate) fn feed() -> tokio::sync::broadcast::Sender<String> {
+pub(crate) fn feed() -> tokio::sync::broadcast::Sender<Arrival> {
     tokio::sync::broadcast::channel(FEED_CAPACITY).0
 }

@@ -671,7 +671,8 @@ async fn signals(store: &dyn RunStore) {
     );
     assert_eq!(store.signal_get("sig1", "other").await.unwrap(), None);
     let announced = tokio::time::timeout(std::time::Duration::from_secs(10), feed.recv()).await;
-    assert_eq!(announced.expect("a signal is announced").unwrap(), "sig1");
+    let announced = announced.expect("a signal is announced").unwrap();
+    assert_eq!(announced, crate::signals::Arrival::new("sig1", "go"));
     assert!(matches!(
         store.signal_put("nope", "go", &signal(1)).await,
         Err(RunLogError::UnknownRun(_))

@@ -24,7 +24,8 @@ impl Signals for PgStore {
                SELECT run_id, $2, $3 FROM weft_runs WHERE run_id = $1
                ON CONFLICT (run_id, name) DO NOTHING
                RETURNING run_id)
-             SELECT (SELECT count(*) FROM new), pg_notify('weft_signals', $1)
+             SELECT (SELECT count(*) FROM new),
+                    pg_notify('weft_signals', json_build_array($1::text, $2::text)::text)
                FROM weft_runs WHERE run_id = $1",
         )
         .bind(run_id)
@@ -49,7 +50,7 @@ impl Signals for PgStore {
         row.map(|r| from_json(name, r.get(0))).transpose()
     }
 
-    fn signal_feed(&self) -> tokio::sync::broadcast::Receiver<String> {
+    fn signal_feed(&self) -> tokio::sync::broadcast::Receiver<crate::signals::Arrival> {
         self.signal_feed.subscribe()
     }
 }

@@ -31,6 +31,7 @@ impl Signals for RedbStore {
         name: &str,
         signal: &Signal,
     ) -> Result<bool, RunLogError> {
+        let arrival = crate::signals::Arrival::new(run_id, name);
         let (id, name, bytes) = (run_id.to_string(), name.to_string(), encode(signal));
         let put = self
             .write(move |tx| {
@@ -48,7 +49,7 @@ impl Signals for RedbStore {
             })
             .await?;
         if put {
-            let _ = self.signal_feed.send(run_id.to_string());
+            let _ = self.signal_feed.send(arrival);
         }
         Ok(put)
     }
@@ -63,7 +64,7 @@ impl Signals for RedbStore {
         .await
     }
 
-    fn signal_feed(&self) -> tokio::sync::broadcast::Receiver<String> {
+    fn signal_feed(&self) -> tokio::sync::broadcast::Receiver<crate::signals::Arrival> {
         self.signal_feed.subscribe()
     }
 }
