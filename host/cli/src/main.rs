@@ -1520,7 +1520,25 @@ fn print_plugins(host: &Host, json_out: bool) -> anyhow::Result<()> {
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// mimalloc's options `purge_delay` and `arena_purge_mult` (their places in
+/// `mi_option_e` of the mimalloc 3 the locked `libmimalloc-sys` builds).
+const MI_PURGE_DELAY: i32 = 15;
+const MI_ARENA_PURGE_MULT: i32 = 24;
+
+/// Memory a long-running daemon frees goes back to the system at once:
+/// with mimalloc's delayed purging, `weft serve` under 4,000 runs/s grew
+/// from 154 to 325 MB over 200,000 runs (glibc: 140 to 230; purging at
+/// once: 153 to 239, flat from 120,000).
+fn purge_at_once() {
+    // SAFETY: sets two of mimalloc's options, which it reads as it purges.
+    unsafe {
+        libmimalloc_sys::mi_option_set(MI_PURGE_DELAY, 0);
+        libmimalloc_sys::mi_option_set(MI_ARENA_PURGE_MULT, 1);
+    }
+}
+
 fn main() -> ExitCode {
+    purge_at_once();
     let args = Cli::parse();
     let telemetry = init_tracing(args.verbose, args.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
