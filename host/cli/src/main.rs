@@ -327,7 +327,9 @@ enum Command {
     Signal {
         /// The run.
         run_id: String,
-        /// The signal's name (a wait node's `signal`, by default its id).
+        /// The signal's name (a wait node's `signal`, by default its id);
+        /// for a wait inside a loop's step or a map's element, at its use:
+        /// `chat[3]/reply` (plain `reply` when only one such wait waits).
         name: String,
         /// The body: JSON, or @FILE (default: {}).
         #[arg(default_value = "{}")]

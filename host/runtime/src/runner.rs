@@ -610,8 +610,11 @@ fn surface_waits(
     events: &[EventKind],
     inputs: &[NodeInput],
 ) {
+    if waits.is_empty() {
+        return;
+    }
     let (outermost, path) = hub.outermost();
-    if waits.is_empty() || path.is_empty() {
+    if path.is_empty() {
         return;
     }
     let qualified = |id: &str| format!("{path}/{id}");

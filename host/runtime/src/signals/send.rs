@@ -34,7 +34,9 @@ fn listed<S: AsRef<str>>(names: &[S]) -> String {
 #[non_exhaustive]
 pub enum SignalError {
     /// The name is not a signal name.
-    #[error("signal name \"{0}\" must be 1–128 of [A-Za-z0-9._-]")]
+    #[error(
+        "signal name \"{0}\" must be 1–128 of [A-Za-z0-9._-], after a use path such as `chat[3]/` if any"
+    )]
     BadName(String),
     /// The run ended: nothing waits any more.
     #[error("run `{run_id}` already ended ({status}); it takes no signal")]
@@ -209,7 +211,7 @@ impl<'p> Target<'p> {
         let (key, found) = match name.rsplit_once('/') {
             Some((path, signal)) => (name.to_string(), at_use(&uses, path, signal)),
             None if own_open => (name.to_string(), own),
-            None => match waiting_in_uses(&uses, stored, &states, run_id, name)? {
+            None => match waiting_for(&uses, stored, run_id, name)? {
                 Some((key, wait)) => (key, vec![wait]),
                 None => (name.to_string(), own),
             },
@@ -280,25 +282,40 @@ fn at_use<'p>(uses: &UsePaths<'p>, path: &str, signal: &str) -> Vec<WaitAt<'p>> 
     }
 }
 
-/// The wait inside a use that is waiting for `signal` now, with the
-/// signal's name at its use (`chat[3]/reply`), if there is one; several:
-/// the signal must name its use.
-fn waiting_in_uses<'p>(
-    uses: &UsePaths<'p>,
-    stored: &[NodeRecord],
-    states: &States<'_>,
-    run_id: &str,
-    signal: &str,
-) -> Result<Option<(String, WaitAt<'p>)>, SignalError> {
-    let mut found: Vec<(String, WaitAt<'p>)> = stored
+/// The waits inside uses that wait now, each with the signal's name at its
+/// use (`chat[3]/reply`), its id in the run and its node.
+fn waiting_in_uses<'a, 'p>(
+    uses: &'a UsePaths<'p>,
+    stored: &'a [NodeRecord],
+) -> impl Iterator<Item = (String, WaitAt<'p>)> + 'a {
+    stored
         .iter()
-        .filter(|r| r.status == NodeStatus::Waiting && states.ended(&r.node).is_none())
+        .filter(|r| r.status == NodeStatus::Waiting)
         .filter_map(|r| {
             let reached = uses.read(&r.node)?;
             let node = reached.node?;
-            matches!(&node.kind, NodeKind::Wait(spec) if spec.signal == signal)
-                .then(|| (format!("{}/{signal}", reached.path), (r.node.clone(), node)))
+            let NodeKind::Wait(spec) = &node.kind else {
+                return None;
+            };
+            Some((
+                format!("{}/{}", reached.path, spec.signal),
+                (r.node.clone(), node),
+            ))
         })
+}
+
+/// The wait inside a use that is waiting for `signal` now, with the
+/// signal's name at its use, if there is one; several: the signal must
+/// name its use.
+fn waiting_for<'p>(
+    uses: &UsePaths<'p>,
+    stored: &[NodeRecord],
+    run_id: &str,
+    signal: &str,
+) -> Result<Option<(String, WaitAt<'p>)>, SignalError> {
+    let at_use = |key: &String| key.rsplit_once('/').is_some_and(|(_, s)| s == signal);
+    let mut found: Vec<(String, WaitAt<'p>)> = waiting_in_uses(uses, stored)
+        .filter(|(key, _)| at_use(key))
         .collect();
     if found.len() > 1 {
         let at: Vec<&str> = found.iter().map(|(key, _)| key.as_str()).collect();
@@ -351,14 +368,7 @@ fn no_wait(
             _ => None,
         })
         .collect();
-    for r in stored.iter().filter(|r| r.status == NodeStatus::Waiting) {
-        let Some(reached) = uses.read(&r.node) else {
-            continue;
-        };
-        if let Some(NodeKind::Wait(spec)) = reached.node.map(|n| &n.kind) {
-            known.push(format!("{}/{}", reached.path, spec.signal));
-        }
-    }
+    known.extend(waiting_in_uses(uses, stored).map(|(key, _)| key));
     known.sort_unstable();
     known.dedup();
     SignalError::NoWait {
