@@ -61,5 +61,8 @@ if [[ -z ${WEFT_TEST_DATABASE_URL:-} ]]; then
   trap 'status=$?; if ((status)); then echo "== PostgreSQL log (tail)"; tail -n 40 "$WEFT_TEST_PG_DIR/log" || true; fi; tests/postgres.sh stop "$WEFT_TEST_PG_DIR"' EXIT
 fi
 
-echo "== tests"
+echo "== tests (machine: $(nproc) cores; open files $(ulimit -n), hard $(ulimit -Hn); /dev/shm $(df -h --output=avail /dev/shm | tail -1) free)"
+# Raise the soft limit on open files to the hard one: the browser tests'
+# Chromium, daemons and a PostgreSQL server run at once.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 cargo test "${features[@]}"

@@ -1,7 +1,8 @@
 // Headless Chromium from Debian's `chromium` package, driven by
 // playwright-core (Playwright's own browser download cannot work here).
 // Flags: no sandbox (CI runs as root), and none of Chromium's own network
-// traffic, which a closed network refuses.
+// traffic, which a closed network refuses; shared memory in /tmp, not
+// /dev/shm (small in containers).
 import { chromium } from "playwright-core";
 
 export const executablePath = process.env.WEFT_CHROMIUM ?? "/usr/bin/chromium";
@@ -18,6 +19,7 @@ export async function launch() {
       "--disable-background-networking",
       "--disable-component-update",
       "--disable-sync",
+      "--disable-dev-shm-usage",
     ],
   });
 }

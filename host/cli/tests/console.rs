@@ -12,6 +12,7 @@ mod support;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -51,16 +52,25 @@ fn plugins(dir: &Path) -> PathBuf {
     p
 }
 
+/// One browser at a time: each test's daemon runs beside the others, but
+/// Chromium's processes, memory and descriptors are taken by one script
+/// only (five at once ran out of resources on a CI machine:
+/// `net::ERR_INSUFFICIENT_RESOURCES`).
+static ONE_BROWSER: Mutex<()> = Mutex::new(());
+
 /// A browser script running: its stdout read line by line, its stdin open
 /// for the test's answers.
 struct Script {
     child: Child,
     stdin: ChildStdin,
     lines: std::sync::mpsc::Receiver<String>,
+    _turn: MutexGuard<'static, ()>,
 }
 
 impl Script {
     fn start(name: &str, url: &str, env: &[(&str, &str)]) -> Script {
+        // A test that failed holding the turn poisoned it; the turn is free.
+        let turn = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
         let mut child = Command::new("node")
             .arg(format!("e2e/{name}"))
             .current_dir(console_dir())
@@ -84,6 +94,7 @@ impl Script {
             child,
             stdin,
             lines,
+            _turn: turn,
         }
     }
 
