@@ -23,6 +23,7 @@ wasmtime::component::bindgen!({
     imports: {
         "weft:plugin/models": async,
         "weft:plugin/storage": async,
+        "weft:plugin/vectors": async,
         "weft:plugin/config": async,
     },
     exports: { default: async },
@@ -379,6 +380,32 @@ impl wit_storage::Host for InstanceState {
         limit: u32,
     ) -> Result<wit_storage::Page, wit_storage::StorageError> {
         self.storage()?.list(namespace, prefix, after, limit).await
+    }
+}
+
+impl self::weft::plugin::vectors::Host for InstanceState {
+    async fn set_many(
+        &mut self,
+        namespace: Option<String>,
+        writes: Vec<wit_storage::Write>,
+        vectors: Vec<Vec<f32>>,
+    ) -> Result<Vec<u64>, wit_storage::StorageError> {
+        self.storage()?
+            .set_many_with_vectors(namespace, writes, vectors)
+            .await
+    }
+
+    async fn nearest(
+        &mut self,
+        namespace: Option<String>,
+        prefix: String,
+        query: Vec<f32>,
+        skip: u32,
+        limit: u32,
+    ) -> Result<Vec<self::weft::plugin::vectors::Near>, wit_storage::StorageError> {
+        self.storage()?
+            .nearest(namespace, prefix, query, skip, limit)
+            .await
     }
 }
 

@@ -1,5 +1,6 @@
-//! The `storage` import: a plugin's key-value namespaces, kept in the
-//! host's store ([`KeyValues`]). Owns who may use which namespace (the
+//! The `storage` and `vectors` imports: a plugin's key-value namespaces,
+//! and vectors kept with their keys, in the host's store ([`KeyValues`]).
+//! Owns who may use which namespace (the
 //! plugin's own, and those its manifest grants, each per user of the run),
 //! the limits on keys, values, batches and pages, the rule that only task
 //! types with side effects write, and the mapping of the store's answers to
@@ -11,6 +12,7 @@ use weft_core::clock::Clock;
 use weft_store::key_values::{Delete, Entry, KeyValues, KvError, Quota, Space, Write};
 
 use crate::instance::weft::plugin::storage as wit;
+use crate::instance::weft::plugin::vectors as wit_vectors;
 use crate::manifest::StorageGrant;
 
 /// The longest key, in bytes.
@@ -19,6 +21,8 @@ pub const MAX_KEY_BYTES: usize = 512;
 pub const MAX_VALUE_BYTES: usize = 1 << 20;
 /// The most keys in a batch or a page.
 pub const MAX_KEYS: usize = 1_000;
+/// The most numbers in a vector (pgvector's most).
+pub const MAX_DIMS: usize = 16_000;
 
 /// What one task run's `storage` import may use.
 #[derive(Clone)]
@@ -56,6 +60,19 @@ fn check_count(n: usize, what: &str) -> Result<()> {
     match n {
         n if n > MAX_KEYS => Err(invalid(format!("{n} {what}; at most {MAX_KEYS}"))),
         _ => Ok(()),
+    }
+}
+
+fn check_vector(v: &[f32], what: &str) -> Result<()> {
+    if v.is_empty() || v.len() > MAX_DIMS {
+        return Err(invalid(format!(
+            "{what}: a vector of {} numbers; 1 to {MAX_DIMS}",
+            v.len()
+        )));
+    }
+    match v.iter().position(|x| !x.is_finite()) {
+        Some(i) => Err(invalid(format!("{what}: number {i} is not finite"))),
+        None => Ok(()),
     }
 }
 
@@ -135,12 +152,74 @@ impl StorageAccess {
         namespace: Option<String>,
         writes: Vec<wit::Write>,
     ) -> Result<Vec<u64>> {
+        let vectors = std::iter::repeat_with(|| None).take(writes.len()).collect();
+        self.write(namespace, writes, vectors).await
+    }
+
+    /// `vectors.set-many`: `storage.set-many`, each key keeping its vector.
+    pub(crate) async fn set_many_with_vectors(
+        &self,
+        namespace: Option<String>,
+        writes: Vec<wit::Write>,
+        vectors: Vec<Vec<f32>>,
+    ) -> Result<Vec<u64>> {
+        if vectors.len() != writes.len() {
+            return Err(invalid(format!(
+                "{} writes with {} vectors; one vector per write",
+                writes.len(),
+                vectors.len()
+            )));
+        }
+        check_count(writes.len(), "writes")?;
+        for (w, v) in writes.iter().zip(&vectors) {
+            check_vector(v, &format!("key `{}`", w.key))?;
+        }
+        self.write(namespace, writes, vectors.into_iter().map(Some).collect())
+            .await
+    }
+
+    /// `vectors.nearest`.
+    pub(crate) async fn nearest(
+        &self,
+        namespace: Option<String>,
+        prefix: String,
+        query: Vec<f32>,
+        skip: u32,
+        limit: u32,
+    ) -> Result<Vec<wit_vectors::Near>> {
+        let space = self.space(namespace.as_deref(), false)?;
+        check_vector(&query, "the query")?;
+        let limit = limit as usize;
+        if !(1..=MAX_KEYS).contains(&limit) {
+            return Err(invalid(format!("a page of {limit} keys; 1 to {MAX_KEYS}")));
+        }
+        let now = self.clock.now_ms();
+        let found = self
+            .store
+            .kv_nearest(&space, &prefix, &query, skip as usize, limit, now)
+            .await
+            .map_err(unavailable)?;
+        Ok(found
+            .into_iter()
+            .map(|n| wit_vectors::Near {
+                key: n.key,
+                similarity: n.similarity,
+            })
+            .collect())
+    }
+
+    async fn write(
+        &self,
+        namespace: Option<String>,
+        writes: Vec<wit::Write>,
+        vectors: Vec<Option<Vec<f32>>>,
+    ) -> Result<Vec<u64>> {
         let space = self.space(namespace.as_deref(), true)?;
         check_count(writes.len(), "writes")?;
         let now = self.clock.now_ms();
         let mut seen = std::collections::HashSet::new();
         let mut checked = Vec::with_capacity(writes.len());
-        for w in writes {
+        for (w, vector) in writes.into_iter().zip(vectors) {
             check_key(&w.key)?;
             if w.value.len() > MAX_VALUE_BYTES {
                 return Err(invalid(format!(
@@ -157,6 +236,7 @@ impl StorageAccess {
                 key: w.key,
                 value: w.value,
                 if_version: w.if_version,
+                vector,
             });
         }
         self.store

@@ -168,6 +168,7 @@ impl SecretStore {
             value: serde_json::to_vec(&record).unwrap_or_default(),
             if_version: None,
             expires_ms: None,
+            vector: None,
         };
         let quota = Quota {
             max_keys: MAX_SECRETS,
@@ -318,6 +319,7 @@ mod tests {
             value: raw.value,
             if_version: None,
             expires_ms: None,
+            vector: None,
         };
         let roomy = Quota {
             max_keys: 10,

@@ -4,9 +4,14 @@
 //! key a version no other write in the store ever had, so compare-and-swap
 //! cannot be fooled by a key deleted and written again; a write may expire.
 //! Each space counts its keys and bytes, and a write that would take it past
-//! its quota is refused whole. The store keeps the spaces and applies these
-//! rules atomically; who may use which space, and the quotas, are the
-//! caller's.
+//! its quota is refused whole. A key may keep a vector beside its value,
+//! and the keys whose vectors are nearest a query are found by the store
+//! (exactly: every key is considered). The store keeps the spaces and
+//! applies these rules atomically; who may use which space, and the
+//! quotas, are the caller's.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
 
 use serde::{Deserialize, Serialize};
 
@@ -51,7 +56,7 @@ impl Entry {
 }
 
 /// One write of [`KeyValues::kv_set`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Write {
     /// The key.
     pub key: String,
@@ -62,6 +67,25 @@ pub struct Write {
     pub if_version: Option<u64>,
     /// When it expires, ms since the Unix epoch.
     pub expires_ms: Option<u64>,
+    /// A vector kept beside the value, for [`KeyValues::kv_nearest`]
+    /// (`None`: the key keeps none, and an earlier one is dropped).
+    pub vector: Option<Vec<f32>>,
+}
+
+impl Write {
+    /// The bytes this write's entry counts for: key, value and vector.
+    pub fn size(&self) -> u64 {
+        size_of(&self.key, &self.value) + vector_size(self.vector.as_ref().map_or(0, Vec::len))
+    }
+}
+
+/// One key found by [`KeyValues::kv_nearest`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Near {
+    /// The key.
+    pub key: String,
+    /// Cosine similarity of its vector to the query (see [`similarity`]).
+    pub similarity: f32,
 }
 
 /// One delete of [`KeyValues::kv_delete`].
@@ -102,9 +126,114 @@ pub struct Usage {
     pub bytes: u64,
 }
 
-/// The bytes an entry of `key` with `value` counts for.
+/// The bytes an entry of `key` with `value` counts for (plus
+/// [`vector_size`] when it keeps a vector).
 pub fn size_of(key: &str, value: &[u8]) -> u64 {
     (key.len() + value.len()) as u64
+}
+
+/// The bytes a kept vector of `dims` numbers counts for.
+pub fn vector_size(dims: usize) -> u64 {
+    4 * dims as u64
+}
+
+/// A vector as stored: its numbers as little-endian `f32`s.
+pub fn vector_bytes(vector: &[f32]) -> Vec<u8> {
+    vector.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// A vector stored by [`vector_bytes`] (a trailing partial number is
+/// ignored).
+pub fn vector_from(bytes: &[u8]) -> Vec<f32> {
+    bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
+}
+
+/// Cosine similarity of `a` and `b` (of one length), as pgvector computes
+/// it (sums in `f32`, the division in `f64`), clamped to -1 to 1; 0 when
+/// either is all zeros.
+pub fn similarity(a: &[f32], b: &[f32]) -> f32 {
+    let (mut dot, mut na, mut nb) = (0f32, 0f32, 0f32);
+    for (x, y) in a.iter().zip(b) {
+        dot += x * y;
+        na += x * x;
+        nb += y * y;
+    }
+    let norms = f64::from(na) * f64::from(nb);
+    if norms == 0.0 || !norms.is_finite() {
+        return 0.0;
+    }
+    (f64::from(dot) / norms.sqrt()).clamp(-1.0, 1.0) as f32
+}
+
+/// A key ranked by nearness: greater is further (a heap's top is the one
+/// to drop).
+#[derive(PartialEq)]
+struct Ranked(Near);
+
+impl Eq for Ranked {}
+
+impl Ord for Ranked {
+    fn cmp(&self, other: &Self) -> Ordering {
+        other
+            .0
+            .similarity
+            .total_cmp(&self.0.similarity)
+            .then_with(|| self.0.key.cmp(&other.0.key))
+    }
+}
+
+impl PartialOrd for Ranked {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// The exact nearest keys to a query, offered one by one: keeps the best
+/// `skip + limit` seen (memory bounded by that, whatever the space holds).
+pub struct Nearest<'q> {
+    query: &'q [f32],
+    skip: usize,
+    keep: usize,
+    best: BinaryHeap<Ranked>,
+}
+
+impl<'q> Nearest<'q> {
+    /// Rank keys by nearness to `query`; `finish` gives those past the
+    /// first `skip`, at most `limit`.
+    pub fn new(query: &'q [f32], skip: usize, limit: usize) -> Self {
+        Nearest {
+            query,
+            skip,
+            keep: skip.saturating_add(limit),
+            best: BinaryHeap::new(),
+        }
+    }
+
+    /// Consider `key` with `vector` (skipped unless of the query's length).
+    pub fn offer(&mut self, key: &str, vector: &[f32]) {
+        if vector.len() != self.query.len() || self.keep == 0 {
+            return;
+        }
+        let near = Ranked(Near {
+            key: key.to_string(),
+            similarity: similarity(self.query, vector),
+        });
+        if self.best.len() < self.keep {
+            self.best.push(near);
+        } else if self.best.peek().is_some_and(|worst| near < *worst) {
+            self.best.pop();
+            self.best.push(near);
+        }
+    }
+
+    /// The keys kept, nearest first, past the first `skip`.
+    pub fn finish(self) -> Vec<Near> {
+        let sorted = self.best.into_sorted_vec();
+        sorted.into_iter().skip(self.skip).map(|r| r.0).collect()
+    }
 }
 
 /// Why a write was refused.
@@ -206,6 +335,20 @@ pub trait KeyValues: Send + Sync {
         limit: usize,
         now_ms: u64,
     ) -> Result<Vec<String>, StoreError>;
+
+    /// The keys of `space` that start with `prefix`, are live at `now_ms`
+    /// and keep a vector of `query`'s length, nearest `query` first (by
+    /// [`similarity`]; ties by key, in byte order), past the first `skip`,
+    /// at most `limit`. Exact: every such key is considered.
+    async fn kv_nearest(
+        &self,
+        space: &Space,
+        prefix: &str,
+        query: &[f32],
+        skip: usize,
+        limit: usize,
+        now_ms: u64,
+    ) -> Result<Vec<Near>, StoreError>;
 
     /// The namespaces user `scope` has keys in, with what each holds.
     async fn kv_spaces(&self, scope: &str) -> Result<Vec<(String, Usage)>, StoreError>;

@@ -2,7 +2,7 @@
 //! process.
 
 use bytes::Bytes;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 use std::sync::Mutex;
 
@@ -15,7 +15,8 @@ use super::{
     StoredRun, TaskOffer,
 };
 use crate::key_values::{
-    Delete, Entry, KeyValues, KvError, Quota, Space, Usage, Write, admit, check_version, listed,
+    Delete, Entry, KeyValues, KvError, Near, Nearest, Quota, Space, Usage, Write, admit,
+    check_version, listed, vector_size,
     size_of,
 };
 use crate::retention::{Retention, entry_bytes};
@@ -988,6 +989,8 @@ impl Schedules for MemoryStore {
 #[derive(Default)]
 pub(crate) struct Kv {
     entries: BTreeMap<(Space, String), Entry>,
+    /// The vectors keys keep beside their values.
+    vectors: HashMap<(Space, String), Vec<f32>>,
     usage: BTreeMap<Space, Usage>,
     /// (expires, space, key) of every entry that expires.
     expiry: BTreeSet<(u64, Space, String)>,
@@ -995,35 +998,50 @@ pub(crate) struct Kv {
 }
 
 impl Kv {
+    /// The bytes `key`'s entry counts for, if it is there.
+    fn size(&self, space: &Space, key: &str) -> Option<u64> {
+        let at = (space.clone(), key.to_string());
+        let entry = self.entries.get(&at)?;
+        let dims = self.vectors.get(&at).map_or(0, Vec::len);
+        Some(size_of(key, &entry.value) + vector_size(dims))
+    }
+
     fn remove(&mut self, space: &Space, key: &str) -> Option<Entry> {
-        let old = self.entries.remove(&(space.clone(), key.to_string()))?;
+        let size = self.size(space, key)?;
+        let at = (space.clone(), key.to_string());
+        let old = self.entries.remove(&at)?;
+        self.vectors.remove(&at);
         if let Some(t) = old.expires_ms {
             self.expiry.remove(&(t, space.clone(), key.to_string()));
         }
         let usage = self.usage.entry(space.clone()).or_default();
         usage.keys = usage.keys.saturating_sub(1);
-        usage.bytes = usage.bytes.saturating_sub(size_of(key, &old.value));
+        usage.bytes = usage.bytes.saturating_sub(size);
         if usage.keys == 0 {
             self.usage.remove(space);
         }
         Some(old)
     }
 
-    fn insert(&mut self, space: &Space, key: &str, value: Vec<u8>, expires_ms: Option<u64>) -> u64 {
+    fn insert(&mut self, space: &Space, write: &Write) -> u64 {
+        let key = write.key.as_str();
         self.remove(space, key);
         self.last_version += 1;
         let usage = self.usage.entry(space.clone()).or_default();
         usage.keys += 1;
-        usage.bytes += size_of(key, &value);
-        if let Some(t) = expires_ms {
+        usage.bytes += write.size();
+        if let Some(t) = write.expires_ms {
             self.expiry.insert((t, space.clone(), key.to_string()));
         }
         let entry = Entry {
-            value,
+            value: write.value.clone(),
             version: self.last_version,
-            expires_ms,
+            expires_ms: write.expires_ms,
         };
         self.entries.insert((space.clone(), key.to_string()), entry);
+        if let Some(v) = &write.vector {
+            self.vectors.insert((space.clone(), key.to_string()), v.clone());
+        }
         self.last_version
     }
 
@@ -1064,17 +1082,14 @@ impl KeyValues for MemoryStore {
             let stored = kv.entries.get(&(space.clone(), w.key.clone()));
             let current = stored.filter(|e| e.live(now_ms)).map(|e| e.version);
             check_version(&w.key, current, w.if_version)?;
-            match stored {
-                Some(old) => after.bytes = after.bytes.saturating_sub(size_of(&w.key, &old.value)),
+            match kv.size(space, &w.key) {
+                Some(old) => after.bytes = after.bytes.saturating_sub(old),
                 None => after.keys += 1,
             }
-            after.bytes += size_of(&w.key, &w.value);
+            after.bytes += w.size();
         }
         admit(space, before, after, quota)?;
-        Ok(writes
-            .iter()
-            .map(|w| kv.insert(space, &w.key, w.value.clone(), w.expires_ms))
-            .collect())
+        Ok(writes.iter().map(|w| kv.insert(space, w)).collect())
     }
 
     async fn kv_delete(
@@ -1121,6 +1136,31 @@ impl KeyValues for MemoryStore {
             .take(limit)
             .map(|((_, k), _)| k.clone())
             .collect())
+    }
+
+    async fn kv_nearest(
+        &self,
+        space: &Space,
+        prefix: &str,
+        query: &[f32],
+        skip: usize,
+        limit: usize,
+        now_ms: u64,
+    ) -> Result<Vec<Near>, StoreError> {
+        let runs = self.lock();
+        let mut nearest = Nearest::new(query, skip, limit);
+        let start = (space.clone(), prefix.to_string());
+        let under = runs
+            .kv
+            .entries
+            .range(start..)
+            .take_while(|((s, k), _)| s == space && k.starts_with(prefix));
+        for (at, _) in under.filter(|(_, e)| e.live(now_ms)) {
+            if let Some(v) = runs.kv.vectors.get(at) {
+                nearest.offer(&at.1, v);
+            }
+        }
+        Ok(nearest.finish())
     }
 
     async fn kv_spaces(&self, scope: &str) -> Result<Vec<(String, Usage)>, StoreError> {

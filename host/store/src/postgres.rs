@@ -39,7 +39,7 @@ use weft_core::graph::Graph;
 use weft_core::rate::RateState;
 
 /// The schema version this build creates and reads.
-pub const SCHEMA_VERSION: i64 = 9;
+pub const SCHEMA_VERSION: i64 = 10;
 
 /// Each migration: (version, statements). Applied in order, once.
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -209,6 +209,12 @@ const MIGRATIONS: &[(i64, &str)] = &[
     );
     "#,
     ),
+    (
+        10,
+        r#"
+    ALTER TABLE weft_kv ADD COLUMN vector real[];
+    "#,
+    ),
 ];
 
 /// Runs in a PostgreSQL database.
@@ -229,6 +235,9 @@ pub struct PgStore {
     commits: Arc<batches::Batcher<batches::Commits>>,
     /// New runs waiting for the next statement.
     creates: Arc<batches::Batcher<batches::Creates>>,
+    /// The pgvector extension is installed in the database: nearest keys
+    /// are found by it, in SQL (else read out and ranked here).
+    pgvector: bool,
 }
 
 /// How many running runs `owner` has.
@@ -381,6 +390,7 @@ impl PgStore {
             .await
             .map_err(|e| StoreError::context("cannot connect to PostgreSQL", e))?;
         Self::migrate(&pool).await?;
+        let pgvector = key_values::pgvector(&pool).await?;
         let work = Arc::new(tokio::sync::Notify::new());
         let tasks = Arc::new(tokio::sync::Notify::new());
         let mut listener = PgListener::connect_with(&pool).await.map_err(backend)?;
@@ -417,6 +427,7 @@ impl PgStore {
             lookups: Arc::default(),
             commits: Arc::default(),
             creates: Arc::default(),
+            pgvector,
         })
     }
 

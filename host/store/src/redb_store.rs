@@ -92,6 +92,9 @@ const KV: TableDefinition<(&str, &str, &str), &[u8]> = TableDefinition::new("kv"
 const KV_USAGE: TableDefinition<(&str, &str), (u64, u64)> = TableDefinition::new("kv_usage");
 /// (expires ms, scope, namespace, key) of every entry that expires.
 const KV_EXPIRY: TableDefinition<(u64, &str, &str, &str), ()> = TableDefinition::new("kv_expiry");
+/// (scope, namespace, key) → the vector the key keeps, as little-endian
+/// `f32`s.
+const KV_VECTORS: TableDefinition<(&str, &str, &str), &[u8]> = TableDefinition::new("kv_vectors");
 
 /// Calls `$visit!(TABLE)` for every table: the one list of them, for what
 /// must touch them all (creating them, copying them into a backup).
@@ -126,6 +129,7 @@ macro_rules! every_table {
         $visit!(KV);
         $visit!(KV_USAGE);
         $visit!(KV_EXPIRY);
+        $visit!(KV_VECTORS);
     };
 }
 use every_table;

@@ -524,6 +524,7 @@ pub async fn conformance(store: Arc<dyn RunStore>) {
     schedules(store.as_ref()).await;
     signals(store.as_ref()).await;
     key_values(store.as_ref()).await;
+    nearest_keys(store.as_ref()).await;
 }
 
 /// Schedules are kept per owner; the due ones are found soonest first;
@@ -697,6 +698,7 @@ async fn key_values(store: &dyn RunStore) {
         value: value.as_bytes().to_vec(),
         if_version,
         expires_ms: None,
+        vector: None,
     };
     let get = |space: &Space, key: &str, now: u64| {
         let (space, key) = (space.clone(), key.to_string());
@@ -880,6 +882,97 @@ async fn key_values(store: &dyn RunStore) {
             .1,
         Usage { keys: 1, bytes: 3 }
     );
+}
+
+/// Vectors kept with keys, and the keys nearest a query: the same answer
+/// from every store (on PostgreSQL, pgvector's when it is installed).
+async fn nearest_keys(store: &dyn RunStore) {
+    use crate::key_values::{Near, Quota, Space, Usage, Write};
+    let space = Space::new("ann", "plugin.kb");
+    let roomy = Quota {
+        max_keys: 100,
+        max_bytes: 10_000,
+    };
+    let w = |key: &str, vector: Option<Vec<f32>>| Write {
+        key: key.into(),
+        value: b"v".to_vec(),
+        if_version: None,
+        expires_ms: None,
+        vector,
+    };
+    let writes = [
+        w("c/east", Some(vec![1.0, 0.0])),
+        w("c/north", Some(vec![0.0, 1.0])),
+        w("c/north-east", Some(vec![1.0, 1.0])),
+        w("c/also-east", Some(vec![2.0, 0.0])),
+        w("c/zero", Some(vec![0.0, 0.0])),
+        w("c/west", Some(vec![-1.0, 0.0])),
+        w("c/three", Some(vec![1.0, 0.0, 0.0])),
+        w("c/plain", None),
+        w("d/east", Some(vec![1.0, 0.0])),
+    ];
+    store.kv_set(&space, &writes, roomy, 0).await.unwrap();
+    // Bytes: key, value and 4 per number of each vector.
+    let usage = store.kv_spaces("ann").await.unwrap();
+    let kb = usage.iter().find(|(ns, _)| ns == "plugin.kb").map(|u| u.1);
+    let keys: u64 = writes.iter().map(|w| w.key.len() as u64 + 1).sum();
+    assert_eq!(kb, Some(Usage { keys: 9, bytes: keys + 4 * 17 }));
+
+    let nearest = |prefix: &'static str, query: Vec<f32>, skip, limit, now| {
+        let space = space.clone();
+        async move {
+            let found: Vec<Near> = store
+                .kv_nearest(&space, prefix, &query, skip, limit, now)
+                .await
+                .unwrap();
+            found
+                .into_iter()
+                .map(|n| (n.key, (n.similarity * 1000.0).round() / 1000.0))
+                .collect::<Vec<_>>()
+        }
+    };
+    let s = |k: &str, sim: f32| (k.to_string(), sim);
+    // Nearest first, ties by key; only vectors of the query's length under
+    // the prefix; an all-zeros vector at similarity 0.
+    let east = vec![
+        s("c/also-east", 1.0),
+        s("c/east", 1.0),
+        s("c/north-east", 0.707),
+        s("c/north", 0.0),
+        s("c/zero", 0.0),
+        s("c/west", -1.0),
+    ];
+    assert_eq!(nearest("c/", vec![3.0, 0.0], 0, 10, 0).await, east);
+    assert_eq!(nearest("c/", vec![3.0, 0.0], 2, 2, 0).await, east[2..4]);
+    assert_eq!(nearest("c/", vec![3.0, 0.0], 6, 10, 0).await, []);
+    assert_eq!(nearest("c/", vec![0.0, 0.0, 1.0], 0, 10, 0).await, [s("c/three", 0.0)]);
+    assert_eq!(nearest("c/", vec![1.0], 0, 10, 0).await, []);
+    // Another user's namespace of the same name holds nothing of ann's.
+    let bob = Space::new("bob", "plugin.kb");
+    assert!(store.kv_nearest(&bob, "", &[1.0, 0.0], 0, 10, 0).await.unwrap().is_empty());
+
+    // Written again without a vector, a key keeps none; deleted, nothing;
+    // expired, it is not found.
+    store.kv_set(&space, &[w("c/also-east", None)], roomy, 0).await.unwrap();
+    store
+        .kv_delete(&space, &[crate::key_values::Delete::key("c/east")], 0)
+        .await
+        .unwrap();
+    let expiring = Write {
+        expires_ms: Some(1_000),
+        ..w("c/north-east", Some(vec![1.0, 1.0]))
+    };
+    store.kv_set(&space, &[expiring], roomy, 0).await.unwrap();
+    let top = |n: usize, now| async move { nearest("c/", vec![1.0, 0.0], 0, n, now).await };
+    assert_eq!(top(2, 999).await, [s("c/north-east", 0.707), s("c/north", 0.0)]);
+    assert_eq!(top(2, 1_000).await, [s("c/north", 0.0), s("c/zero", 0.0)]);
+    let usage = store.kv_spaces("ann").await.unwrap();
+    let kb = usage.iter().find(|(ns, _)| ns == "plugin.kb").map(|u| u.1);
+    assert_eq!(kb, Some(Usage { keys: 8, bytes: keys - 7 + 4 * 13 }));
+    store.kv_sweep(2_000, 100).await.unwrap();
+    let usage = store.kv_spaces("ann").await.unwrap();
+    let kb = usage.iter().find(|(ns, _)| ns == "plugin.kb").map(|u| u.1);
+    assert_eq!(kb, Some(Usage { keys: 7, bytes: keys - 7 - 13 + 4 * 11 }));
 }
 
 async fn deleting_runs(store: &dyn RunStore) {

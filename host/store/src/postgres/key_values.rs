@@ -2,15 +2,67 @@
 //! from the sequence `weft_kv_versions`) and `weft_kv_usage` (one row per
 //! space). A write locks its space's usage row first, so the writes to one
 //! space, from any host, happen one after another: of hosts racing to
-//! compare-and-swap a key, one wins.
+//! compare-and-swap a key, one wins. A key's vector is the row's `vector`
+//! (`real[]`); nearest keys are ranked by pgvector's cosine distance in SQL
+//! when the extension is installed, else read out and ranked here.
 
-use sqlx::{Postgres, Row, Transaction};
+use futures::TryStreamExt;
+use sqlx::{PgPool, Postgres, Row, Transaction};
 
 use super::{PgStore, backend};
 use crate::StoreError;
 use crate::key_values::{
-    Delete, Entry, KeyValues, KvError, Quota, Space, Usage, Write, admit, check_version, size_of,
+    Delete, Entry, KeyValues, KvError, Near, Nearest, Quota, Space, Usage, Write, admit,
+    check_version,
 };
+
+/// Whether pgvector is installed in the database: made so if its files are
+/// on the server and the role may (`CREATE EXTENSION IF NOT EXISTS vector`,
+/// once, under the migration lock); without it nearest keys are ranked by
+/// the host.
+pub(super) async fn pgvector(pool: &PgPool) -> Result<bool, StoreError> {
+    let mut tx = pool.begin().await.map_err(backend)?;
+    sqlx::query("SELECT pg_advisory_xact_lock(7265746674)")
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+    let available = sqlx::query("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'")
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?
+        .is_some();
+    if available {
+        sqlx::query("SAVEPOINT pgvector").execute(&mut *tx).await.map_err(backend)?;
+        let made = sqlx::query("CREATE EXTENSION IF NOT EXISTS vector")
+            .execute(&mut *tx)
+            .await;
+        if let Err(e) = made {
+            tracing::info!(error = %e, "pgvector is on the server but cannot be installed");
+            sqlx::query("ROLLBACK TO SAVEPOINT pgvector")
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
+    }
+    let installed = sqlx::query("SELECT 1 FROM pg_extension WHERE extname = 'vector'")
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?
+        .is_some();
+    tx.commit().await.map_err(backend)?;
+    tracing::info!(pgvector = installed, "nearest keys ranked by {}", match installed {
+        true => "pgvector",
+        false => "the host (pgvector is not installed)",
+    });
+    Ok(installed)
+}
+
+/// The bytes a row counts for: key, value and vector (SQL, on `weft_kv`).
+macro_rules! row_bytes {
+    () => {
+        "octet_length(key) + octet_length(value) + 4 * coalesce(array_length(vector, 1), 0)"
+    };
+}
 
 fn ms(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
@@ -72,23 +124,25 @@ async fn save_usage(
     Ok(())
 }
 
-/// The entry of `key` in `space`, live or not.
+/// The entry of `key` in `space`, live or not, with the bytes it counts
+/// for.
 async fn stored(
     tx: &mut Transaction<'_, Postgres>,
     space: &Space,
     key: &str,
-) -> Result<Option<Entry>, StoreError> {
-    let row = sqlx::query(
-        "SELECT value, version, expires_ms FROM weft_kv
-         WHERE scope = $1 AND namespace = $2 AND key = $3",
-    )
+) -> Result<Option<(Entry, u64)>, StoreError> {
+    let row = sqlx::query(concat!(
+        "SELECT value, version, expires_ms, ",
+        row_bytes!(),
+        " AS bytes FROM weft_kv WHERE scope = $1 AND namespace = $2 AND key = $3"
+    ))
     .bind(&space.scope)
     .bind(&space.namespace)
     .bind(key)
     .fetch_optional(&mut **tx)
     .await
     .map_err(backend)?;
-    Ok(row.as_ref().map(entry))
+    Ok(row.map(|r| (entry(&r), r.get::<i32, _>("bytes") as u64)))
 }
 
 #[async_trait::async_trait]
@@ -137,22 +191,26 @@ impl KeyValues for PgStore {
         let mut after = before;
         for w in writes {
             let old = stored(&mut tx, space, &w.key).await?;
-            let current = old.as_ref().filter(|e| e.live(now_ms)).map(|e| e.version);
+            let current = old
+                .as_ref()
+                .filter(|(e, _)| e.live(now_ms))
+                .map(|(e, _)| e.version);
             check_version(&w.key, current, w.if_version)?;
             match &old {
-                Some(old) => after.bytes = after.bytes.saturating_sub(size_of(&w.key, &old.value)),
+                Some((_, size)) => after.bytes = after.bytes.saturating_sub(*size),
                 None => after.keys += 1,
             }
-            after.bytes += size_of(&w.key, &w.value);
+            after.bytes += w.size();
         }
         admit(space, before, after, quota)?;
         let mut versions = Vec::with_capacity(writes.len());
         for w in writes {
             let row = sqlx::query(
-                "INSERT INTO weft_kv (scope, namespace, key, value, version, expires_ms)
-                 VALUES ($1, $2, $3, $4, nextval('weft_kv_versions'), $5)
+                "INSERT INTO weft_kv (scope, namespace, key, value, version, expires_ms, vector)
+                 VALUES ($1, $2, $3, $4, nextval('weft_kv_versions'), $5, $6)
                  ON CONFLICT (scope, namespace, key) DO UPDATE
-                   SET value = $4, version = nextval('weft_kv_versions'), expires_ms = $5
+                   SET value = $4, version = nextval('weft_kv_versions'), expires_ms = $5,
+                       vector = $6
                  RETURNING version",
             )
             .bind(&space.scope)
@@ -160,6 +218,7 @@ impl KeyValues for PgStore {
             .bind(&w.key)
             .bind(&w.value)
             .bind(w.expires_ms.map(ms))
+            .bind(&w.vector)
             .fetch_one(&mut *tx)
             .await
             .map_err(backend)?;
@@ -181,10 +240,12 @@ impl KeyValues for PgStore {
         // One statement deletes them all and says what was there; a failed
         // condition then drops the transaction, which undoes it.
         let keys: Vec<&str> = deletes.iter().map(|d| d.key.as_str()).collect();
-        let rows = sqlx::query(
+        let rows = sqlx::query(concat!(
             "DELETE FROM weft_kv WHERE scope = $1 AND namespace = $2 AND key = ANY($3)
-             RETURNING key, version, expires_ms, octet_length(value) AS bytes",
-        )
+             RETURNING key, version, expires_ms, ",
+            row_bytes!(),
+            " AS bytes"
+        ))
         .bind(&space.scope)
         .bind(&space.namespace)
         .bind(&keys)
@@ -194,7 +255,7 @@ impl KeyValues for PgStore {
         let mut old = std::collections::HashMap::with_capacity(rows.len());
         for row in &rows {
             let key: String = row.get("key");
-            let bytes = row.get::<i32, _>("bytes") as u64 + key.len() as u64;
+            let bytes = row.get::<i32, _>("bytes") as u64;
             let expires = row.get::<Option<i64>, _>("expires_ms").map(|t| t as u64);
             let live = expires.is_none_or(|t| t > now_ms);
             let version = live.then(|| row.get::<i64, _>("version") as u64);
@@ -243,6 +304,37 @@ impl KeyValues for PgStore {
         Ok(rows.into_iter().map(|r| r.get(0)).collect())
     }
 
+    async fn kv_nearest(
+        &self,
+        space: &Space,
+        prefix: &str,
+        query: &[f32],
+        skip: usize,
+        limit: usize,
+        now_ms: u64,
+    ) -> Result<Vec<Near>, StoreError> {
+        if self.pgvector {
+            return nearest_by_pgvector(&self.pool, space, prefix, query, skip, limit, now_ms).await;
+        }
+        let mut rows = sqlx::query(
+            "SELECT key, vector FROM weft_kv
+             WHERE scope = $1 AND namespace = $2 AND starts_with(key, $3)
+               AND array_length(vector, 1) = $4
+               AND (expires_ms IS NULL OR expires_ms > $5)",
+        )
+        .bind(&space.scope)
+        .bind(&space.namespace)
+        .bind(prefix)
+        .bind(query.len() as i32)
+        .bind(ms(now_ms))
+        .fetch(&self.pool);
+        let mut nearest = Nearest::new(query, skip, limit);
+        while let Some(row) = rows.try_next().await.map_err(backend)? {
+            nearest.offer(row.get(0), &row.get::<Vec<f32>, _>(1));
+        }
+        Ok(nearest.finish())
+    }
+
     async fn kv_spaces(&self, scope: &str) -> Result<Vec<(String, Usage)>, StoreError> {
         let rows = sqlx::query(
             "SELECT namespace, keys, bytes FROM weft_kv_usage
@@ -284,12 +376,13 @@ impl KeyValues for PgStore {
         for row in spaces {
             let space = Space::new(row.get(0), row.get(1));
             let mut usage = lock_usage(&mut tx, &space).await?;
-            let gone = sqlx::query(
+            let gone = sqlx::query(concat!(
                 "DELETE FROM weft_kv WHERE scope = $1 AND namespace = $2 AND key IN (
                    SELECT key FROM weft_kv WHERE scope = $1 AND namespace = $2
                      AND expires_ms IS NOT NULL AND expires_ms <= $3 LIMIT $4)
-                 RETURNING octet_length(key) + octet_length(value)",
-            )
+                 RETURNING ",
+                row_bytes!()
+            ))
             .bind(&space.scope)
             .bind(&space.namespace)
             .bind(ms(now_ms))
@@ -307,4 +400,46 @@ impl KeyValues for PgStore {
         tx.commit().await.map_err(backend)?;
         Ok(swept)
     }
+}
+
+/// [`KeyValues::kv_nearest`] by pgvector: cosine distance (`<=>`), exact
+/// (no index: vectors of any length share the column). pgvector's distance
+/// is NaN when a vector is all zeros: ranked as similarity 0, as the other
+/// stores do.
+async fn nearest_by_pgvector(
+    pool: &PgPool,
+    space: &Space,
+    prefix: &str,
+    query: &[f32],
+    skip: usize,
+    limit: usize,
+    now_ms: u64,
+) -> Result<Vec<Near>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT key, 1 - distance FROM (
+           SELECT key, CASE WHEN d = 'NaN' THEN 1 ELSE d END AS distance FROM (
+             SELECT key, vector::vector <=> $4::real[]::vector AS d FROM weft_kv
+             WHERE scope = $1 AND namespace = $2 AND starts_with(key, $3)
+               AND array_length(vector, 1) = $5
+               AND (expires_ms IS NULL OR expires_ms > $6)) scored) ranked
+         ORDER BY distance, key COLLATE \"C\" OFFSET $7 LIMIT $8",
+    )
+    .bind(&space.scope)
+    .bind(&space.namespace)
+    .bind(prefix)
+    .bind(query)
+    .bind(query.len() as i32)
+    .bind(ms(now_ms))
+    .bind(skip as i64)
+    .bind(limit as i64)
+    .fetch_all(pool)
+    .await
+    .map_err(backend)?;
+    Ok(rows
+        .iter()
+        .map(|r| Near {
+            key: r.get(0),
+            similarity: r.get::<f64, _>(1) as f32,
+        })
+        .collect())
 }

@@ -1,15 +1,17 @@
 //! Key-value spaces in the redb file: `kv` ((scope, namespace, key) →
 //! version, expiry and value), `kv_usage` ((scope, namespace) → keys and
-//! bytes), `kv_expiry` ((expires ms, scope, namespace, key)) and the last
-//! version given out (`meta`: `kv_version`). Each call is one transaction.
+//! bytes), `kv_expiry` ((expires ms, scope, namespace, key)), `kv_vectors`
+//! ((scope, namespace, key) → vector) and the last version given out
+//! (`meta`: `kv_version`). Each call is one transaction. Nearest keys are
+//! found by reading every key under the prefix with its vector.
 
 use redb::{ReadableTable, WriteTransaction};
 
-use super::{KV, KV_EXPIRY, KV_USAGE, META, RedbStore, backend};
+use super::{KV, KV_EXPIRY, KV_USAGE, KV_VECTORS, META, RedbStore, backend};
 use crate::StoreError;
 use crate::key_values::{
-    Delete, Entry, KeyValues, KvError, Quota, Space, Usage, Write, admit, check_version, listed,
-    size_of,
+    Delete, Entry, KeyValues, KvError, Near, Nearest, Quota, Space, Usage, Write, admit,
+    check_version, listed, size_of, vector_bytes, vector_from,
 };
 
 /// An entry as stored: version, expiry (0: none), then the value.
@@ -38,13 +40,23 @@ fn decode(key: &str, bytes: &[u8]) -> Result<Entry, StoreError> {
     })
 }
 
-/// The entry of `key` in `space`, live or not, read inside `tx`.
-fn stored(tx: &WriteTransaction, space: &Space, key: &str) -> Result<Option<Entry>, StoreError> {
+/// The entry of `key` in `space`, live or not, read inside `tx`, with the
+/// bytes it counts for (its vector's among them).
+fn stored(
+    tx: &WriteTransaction,
+    space: &Space,
+    key: &str,
+) -> Result<Option<(Entry, u64)>, StoreError> {
+    let at = (space.scope.as_str(), space.namespace.as_str(), key);
     let table = tx.open_table(KV).map_err(backend)?;
-    let found = table
-        .get((space.scope.as_str(), space.namespace.as_str(), key))
-        .map_err(backend)?;
-    found.map(|v| decode(key, v.value())).transpose()
+    let Some(entry) = table.get(at).map_err(backend)? else {
+        return Ok(None);
+    };
+    let entry = decode(key, entry.value())?;
+    let vectors = tx.open_table(KV_VECTORS).map_err(backend)?;
+    let vector = vectors.get(at).map_err(backend)?;
+    let size = size_of(key, &entry.value) + vector.map_or(0, |v| v.value().len() as u64);
+    Ok(Some((entry, size)))
 }
 
 fn usage(tx: &WriteTransaction, space: &Space) -> Result<Usage, StoreError> {
@@ -68,16 +80,22 @@ fn set_usage(tx: &WriteTransaction, space: &Space, usage: Usage) -> Result<(), S
     .map_err(backend)
 }
 
-/// Remove `key` of `space` (and its expiry), returning it; usage is the
-/// caller's.
-fn remove(tx: &WriteTransaction, space: &Space, key: &str) -> Result<Option<Entry>, StoreError> {
+/// Remove `key` of `space` (with its expiry and vector), returning it and
+/// the bytes it counted for; usage is the caller's.
+fn remove(
+    tx: &WriteTransaction,
+    space: &Space,
+    key: &str,
+) -> Result<Option<(Entry, u64)>, StoreError> {
     let (scope, ns) = (space.scope.as_str(), space.namespace.as_str());
-    let old = {
+    let old = stored(tx, space, key)?;
+    if old.is_some() {
         let mut table = tx.open_table(KV).map_err(backend)?;
-        let removed = table.remove((scope, ns, key)).map_err(backend)?;
-        removed.map(|v| decode(key, v.value())).transpose()?
-    };
-    if let Some(t) = old.as_ref().and_then(|e| e.expires_ms) {
+        table.remove((scope, ns, key)).map_err(backend)?;
+        let mut vectors = tx.open_table(KV_VECTORS).map_err(backend)?;
+        vectors.remove((scope, ns, key)).map_err(backend)?;
+    }
+    if let Some(t) = old.as_ref().and_then(|(e, _)| e.expires_ms) {
         let mut expiry = tx.open_table(KV_EXPIRY).map_err(backend)?;
         expiry.remove((t, scope, ns, key)).map_err(backend)?;
     }
@@ -111,6 +129,12 @@ fn put(tx: &WriteTransaction, space: &Space, w: &Write) -> Result<u64, StoreErro
         let mut expiry = tx.open_table(KV_EXPIRY).map_err(backend)?;
         expiry
             .insert((t, scope, ns, w.key.as_str()), ())
+            .map_err(backend)?;
+    }
+    if let Some(v) = &w.vector {
+        let mut vectors = tx.open_table(KV_VECTORS).map_err(backend)?;
+        vectors
+            .insert((scope, ns, w.key.as_str()), vector_bytes(v).as_slice())
             .map_err(backend)?;
     }
     Ok(entry.version)
@@ -152,15 +176,16 @@ impl KeyValues for RedbStore {
             let mut after = before;
             for w in &writes {
                 let old = stored(tx, &space, &w.key)?;
-                let current = old.as_ref().filter(|e| e.live(now_ms)).map(|e| e.version);
+                let current = old
+                    .as_ref()
+                    .filter(|(e, _)| e.live(now_ms))
+                    .map(|(e, _)| e.version);
                 check_version(&w.key, current, w.if_version)?;
                 match &old {
-                    Some(old) => {
-                        after.bytes = after.bytes.saturating_sub(size_of(&w.key, &old.value))
-                    }
+                    Some((_, size)) => after.bytes = after.bytes.saturating_sub(*size),
                     None => after.keys += 1,
                 }
-                after.bytes += size_of(&w.key, &w.value);
+                after.bytes += w.size();
             }
             admit(&space, before, after, quota)?;
             let versions = writes
@@ -187,11 +212,14 @@ impl KeyValues for RedbStore {
             let mut found = Vec::with_capacity(deletes.len());
             for d in &deletes {
                 let old = stored(tx, &space, &d.key)?;
-                let current = old.as_ref().filter(|e| e.live(now_ms)).map(|e| e.version);
+                let current = old
+                    .as_ref()
+                    .filter(|(e, _)| e.live(now_ms))
+                    .map(|(e, _)| e.version);
                 check_version(&d.key, current, d.if_version)?;
-                if let Some(old) = remove(tx, &space, &d.key)? {
+                if let Some((_, size)) = remove(tx, &space, &d.key)? {
                     u.keys = u.keys.saturating_sub(1);
-                    u.bytes = u.bytes.saturating_sub(size_of(&d.key, &old.value));
+                    u.bytes = u.bytes.saturating_sub(size);
                 }
                 found.push(current.is_some());
             }
@@ -236,6 +264,44 @@ impl KeyValues for RedbStore {
         .await
     }
 
+    async fn kv_nearest(
+        &self,
+        space: &Space,
+        prefix: &str,
+        query: &[f32],
+        skip: usize,
+        limit: usize,
+        now_ms: u64,
+    ) -> Result<Vec<Near>, StoreError> {
+        let (space, prefix, query) = (space.clone(), prefix.to_string(), query.to_vec());
+        self.read(move |tx| {
+            let table = tx.open_table(KV).map_err(backend)?;
+            let vectors = tx.open_table(KV_VECTORS).map_err(backend)?;
+            let (scope, ns) = (space.scope.as_str(), space.namespace.as_str());
+            let mut nearest = Nearest::new(&query, skip, limit);
+            for item in vectors.range((scope, ns, prefix.as_str())..).map_err(backend)? {
+                let (k, v) = item.map_err(backend)?;
+                let (s, n, key) = k.value();
+                if s != scope || n != ns || !key.starts_with(prefix.as_str()) {
+                    break;
+                }
+                if v.value().len() != 4 * query.len() {
+                    continue;
+                }
+                let entry = table.get((s, n, key)).map_err(backend)?;
+                let live = match entry {
+                    Some(e) => decode(key, e.value())?.live(now_ms),
+                    None => false,
+                };
+                if live {
+                    nearest.offer(key, &vector_from(v.value()));
+                }
+            }
+            Ok(nearest.finish())
+        })
+        .await
+    }
+
     async fn kv_spaces(&self, scope: &str) -> Result<Vec<(String, Usage)>, StoreError> {
         let scope = scope.to_string();
         self.read(move |tx| {
@@ -272,10 +338,10 @@ impl KeyValues for RedbStore {
             };
             for (scope, ns, key) in &due {
                 let space = Space::new(scope, ns);
-                if let Some(old) = remove(tx, &space, key)? {
+                if let Some((_, size)) = remove(tx, &space, key)? {
                     let mut u = usage(tx, &space)?;
                     u.keys = u.keys.saturating_sub(1);
-                    u.bytes = u.bytes.saturating_sub(size_of(key, &old.value));
+                    u.bytes = u.bytes.saturating_sub(size);
                     set_usage(tx, &space, u)?;
                 }
             }
