@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # A throwaway PostgreSQL server for the tests, from the machine's PostgreSQL
 # binaries (Debian's `postgresql` package is installed when they are missing
-# and we are root, as in CI). Data lives in a temporary folder; the server
-# listens on a unix socket there and a free loopback port.
-#   eval "$(tests/postgres.sh start)"   # exports WEFT_TEST_DATABASE_URL, WEFT_TEST_PG_DIR
+# and we are root, as in CI), with pgvector (tests/pgvector.sh builds it
+# when it is missing and we are root). Data lives in a temporary folder; the
+# server listens on a unix socket there and a free loopback port.
+#   eval "$(tests/postgres.sh start)"   # exports WEFT_TEST_DATABASE_URL, WEFT_TEST_PG_DIR,
+#                                       # and WEFT_TEST_PGVECTOR=1 when pgvector is there
 #   tests/postgres.sh stop "$WEFT_TEST_PG_DIR"
 set -euo pipefail
 bin=""
@@ -28,6 +30,9 @@ case "${1:-}" in
         exit 1
       fi
     fi
+    if [[ $(id -u) == 0 ]]; then
+      "$(dirname "$0")/pgvector.sh" "$bin"
+    fi
     dir=$(mktemp -d /tmp/weft-pg.XXXXXX)
     [[ $(id -u) == 0 ]] && chown postgres "$dir"
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -39,6 +44,12 @@ case "${1:-}" in
     echo "export WEFT_TEST_DATABASE_URL='postgres://postgres@127.0.0.1:$port/postgres'"
     echo "export WEFT_TEST_PG_DIR='$dir'"
     echo "export WEFT_TEST_PG_BIN='$bin'"
+    if [[ -f $("$bin/pg_config" --sharedir 2>/dev/null || echo /nonexistent)/extension/vector.control ]]; then
+      echo "export WEFT_TEST_PGVECTOR=1"
+    else
+      echo "pgvector is not installed (run as root to build it): PostgreSQL tests rank vectors in the host" >&2
+      echo "unset WEFT_TEST_PGVECTOR"
+    fi
     ;;
   stop)
     dir=${2:?usage: postgres.sh stop DIR}

@@ -473,6 +473,12 @@ impl PgStore {
         tx.commit().await.map_err(backend)
     }
 
+    /// Whether nearest keys are ranked by pgvector (installed in the
+    /// database), not by the host.
+    pub fn pgvector(&self) -> bool {
+        self.pgvector
+    }
+
     /// The connection pool.
     pub fn pool(&self) -> &PgPool {
         &self.pool
