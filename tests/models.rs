@@ -1629,8 +1629,12 @@ async fn knowledge_bases_on_redb_and_postgres_retrieve_the_same_chunks() {
     let redb: Arc<dyn weft::store::RunStore> =
         Arc::new(weft::store::RedbStore::open(&dir.path().join("kb.redb")).unwrap());
     let url = weft_tests::fresh_postgres().await;
-    let pg: Arc<dyn weft::store::RunStore> =
-        Arc::new(weft::store::PgStore::connect(&url, 4).await.unwrap());
+    let pg = weft::store::PgStore::connect(&url, 4).await.unwrap();
+    // tests/postgres.sh installs pgvector when it can: then PostgreSQL's
+    // knowledge base is ranked by pgvector, redb's by the host.
+    let pgvector = std::env::var_os("WEFT_TEST_PGVECTOR").is_some();
+    assert_eq!(pg.pgvector(), pgvector);
+    let pg: Arc<dyn weft::store::RunStore> = Arc::new(pg);
     let loom = "Weft threads run across the warp on a loom. The loom was invented to weave \
                 cloth. Bananas are rich in potassium. The stock market closed higher on Friday.";
     let garden = "Tomatoes need a lot of sun. Weft is also a word for woven fabric.";
@@ -1713,12 +1717,94 @@ async fn knowledge_bases_on_redb_and_postgres_retrieve_the_same_chunks() {
             s["results"][0]["vector"].as_array().map(Vec::len),
             Some(384)
         );
+        // Unfiltered: the nearest three of every document.
+        let (top, _) = common::run(&host, &ask(question, 3, json!({})), json!({})).await;
+        let top = &top.outputs["find"];
+        assert_eq!(top["count"], 3);
         answers.push((find["chunk_ids"].clone(), find["scores"].clone()));
+        answers.push((top["chunk_ids"].clone(), top["scores"].clone()));
     }
+    assert_eq!(
+        answers[1], answers[3],
+        "the same top three on redb and PostgreSQL"
+    );
     let (redb_ids, redb_scores) = &answers[0];
-    let (pg_ids, pg_scores) = &answers[1];
+    let (pg_ids, pg_scores) = &answers[2];
     assert_eq!(redb_ids, pg_ids);
     assert_eq!(redb_scores, pg_scores);
+}
+
+/// The store ranks a knowledge base's vectors and the task reads a page of
+/// the nearest: a filter that none of that page passes still finds the
+/// right chunks (the task reads them all then), in order, and without a
+/// filter the nearest come first. 300 chunks at angles 0, 1, 2, …
+/// thousandths of a radian from the query; three far ones are `rare`.
+#[tokio::test]
+async fn a_filtered_search_past_the_stores_page_is_still_exact() {
+    let host = common::builder(None).build().await.unwrap();
+    let rare = [250, 270, 290];
+    let mut chunks = Vec::new();
+    let mut vectors = Vec::new();
+    for i in 0..300 {
+        let tag = if rare.contains(&i) { "rare" } else { "common" };
+        chunks.push(json!({"chunkId": format!("c{i:03}"), "doc_id": "many",
+                           "text": format!("chunk {i}"), "tag": tag}));
+        let angle = i as f32 / 1000.0;
+        vectors.push(json!([angle.cos(), angle.sin()]));
+    }
+    let upsert = common::graph(
+        json!({"tasks": [{"id": "u", "type": "ChunkVectorUpsertTask",
+        "defaults": {"knowledgeBase": "angles", "chunks": chunks, "vector": vectors}}]}),
+    );
+    let (stored, _) = common::run(&host, &upsert, json!({})).await;
+    assert_eq!(stored.outputs["u"]["count"], 300, "{:?}", stored.failures);
+    let find = |extra: Value| {
+        let mut input = json!({"knowledgeBase": "angles", "query": [1.0, 0.0]});
+        let input_map = input.as_object_mut().unwrap();
+        input_map.extend(extra.as_object().unwrap().clone());
+        common::graph(
+            json!({"tasks": [{"id": "f", "type": "ChunkRetrievalTask", "defaults": input}]}),
+        )
+    };
+    let (found, _) = common::run(
+        &host,
+        &find(json!({"topK": 3, "filter": {"tag": "rare"}})),
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        found.outputs["f"]["chunk_ids"],
+        json!(["c250", "c270", "c290"]),
+        "{:?}",
+        found.failures
+    );
+    let (nearest, _) = common::run(&host, &find(json!({"topK": 3})), json!({})).await;
+    let f = &nearest.outputs["f"];
+    assert_eq!(
+        f["chunk_ids"],
+        json!(["c000", "c001", "c002"]),
+        "{:?}",
+        nearest.failures
+    );
+    let scores: Vec<f64> = serde_json::from_value(f["scores"].clone()).unwrap();
+    assert!(
+        scores[0] > 0.999_999 && scores[0] > scores[1] && scores[1] > scores[2],
+        "{scores:?}"
+    );
+    // A threshold ends the ranking: only chunks within 0.0015 rad.
+    let within = (0.0015f64).cos();
+    let (close, _) = common::run(
+        &host,
+        &find(json!({"topK": 10, "scoreThreshold": within})),
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        close.outputs["f"]["chunk_ids"],
+        json!(["c000", "c001"]),
+        "{:?}",
+        close.failures
+    );
 }
 
 /// Hybrid retrieval finds by words what the vectors rank low: a part

@@ -171,6 +171,16 @@ async fn keys_values_batches_and_pages_past_the_limits_are_refused() {
         ("delete twice", "same"),
         ("page of 0", "1"),
         ("page of 1001", "1000"),
+        ("vectors: one short", "one vector per write"),
+        ("vectors: empty", "1 to 16000"),
+        ("vectors: too long", "16001"),
+        ("vectors: not finite", "number 1 is not finite"),
+        ("vectors: big batch", "1000"),
+        ("vectors: key twice", "same"),
+        ("nearest: empty query", "1 to 16000"),
+        ("nearest: infinite query", "not finite"),
+        ("nearest: page of 0", "1"),
+        ("nearest: page of 1001", "1000"),
     ] {
         let s = said(what);
         assert!(
@@ -179,6 +189,37 @@ async fn keys_values_batches_and_pages_past_the_limits_are_refused() {
         );
     }
     assert_eq!(out["nothing written"], true, "{out}");
+}
+
+/// Vectors written by one user are searched by that user only, in the
+/// namespaces the plugin may use; nearest keys come back nearest first, a
+/// page at a time.
+#[tokio::test]
+async fn vectors_are_searched_per_user_nearest_first_in_granted_namespaces() {
+    let (host, _p) = host_with(Arc::new(MemoryStore::new()), "p", "").await;
+    let put = json!({"keys": [["a", [1.0, 0.0]], ["b", [0.0, 1.0]], ["c", [1.0, 1.0]]]});
+    call(&host, Some("ann"), "kv.vector-put", put)
+        .await
+        .unwrap();
+    let query = |skip: u32, limit: u32| json!({"prefix": "", "query": [1.0, 0.1], "skip": skip, "limit": limit});
+    let ann = call(&host, Some("ann"), "kv.nearest", query(0, 10))
+        .await
+        .unwrap();
+    assert_eq!(ann["keys"], json!(["a", "c", "b"]));
+    let page = call(&host, Some("ann"), "kv.nearest", query(1, 1))
+        .await
+        .unwrap();
+    assert_eq!(page["keys"], json!(["c"]));
+    let bob = call(&host, Some("bob"), "kv.nearest", query(0, 10))
+        .await
+        .unwrap();
+    assert_eq!(bob["keys"], json!([]));
+    let ungranted =
+        json!({"namespace": "elsewhere", "prefix": "", "query": [1.0], "skip": 0, "limit": 1});
+    let refused = call(&host, Some("ann"), "kv.nearest", ungranted)
+        .await
+        .unwrap_err();
+    assert!(refused.contains("not granted"), "{refused}");
 }
 
 #[tokio::test]

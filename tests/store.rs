@@ -22,7 +22,11 @@ async fn postgres_store_conforms_and_keeps_everything_across_reconnecting() {
     // tests/postgres.sh says whether the server has pgvector: when it does,
     // the store installs and uses it (nearest keys ranked in SQL).
     let pgvector = std::env::var_os("WEFT_TEST_PGVECTOR").is_some();
-    assert_eq!(store.pgvector(), pgvector, "pgvector used exactly when installed");
+    assert_eq!(
+        store.pgvector(),
+        pgvector,
+        "pgvector used exactly when installed"
+    );
     conformance(Arc::new(store)).await;
     // A second connection (another host) sees everything; migrating again is a no-op.
     let store = PgStore::connect(&url, 4).await.unwrap();

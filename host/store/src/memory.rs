@@ -16,8 +16,7 @@ use super::{
 };
 use crate::key_values::{
     Delete, Entry, KeyValues, KvError, Near, Nearest, Quota, Space, Usage, Write, admit,
-    check_version, listed, vector_size,
-    size_of,
+    check_version, listed, size_of, vector_size,
 };
 use crate::retention::{Retention, entry_bytes};
 use crate::schedules::{Fired, Schedule, Schedules};
@@ -1040,7 +1039,8 @@ impl Kv {
         };
         self.entries.insert((space.clone(), key.to_string()), entry);
         if let Some(v) = &write.vector {
-            self.vectors.insert((space.clone(), key.to_string()), v.clone());
+            self.vectors
+                .insert((space.clone(), key.to_string()), v.clone());
         }
         self.last_version
     }

@@ -916,7 +916,13 @@ async fn nearest_keys(store: &dyn RunStore) {
     let usage = store.kv_spaces("ann").await.unwrap();
     let kb = usage.iter().find(|(ns, _)| ns == "plugin.kb").map(|u| u.1);
     let keys: u64 = writes.iter().map(|w| w.key.len() as u64 + 1).sum();
-    assert_eq!(kb, Some(Usage { keys: 9, bytes: keys + 4 * 17 }));
+    assert_eq!(
+        kb,
+        Some(Usage {
+            keys: 9,
+            bytes: keys + 4 * 17
+        })
+    );
 
     let nearest = |prefix: &'static str, query: Vec<f32>, skip, limit, now| {
         let space = space.clone();
@@ -945,15 +951,27 @@ async fn nearest_keys(store: &dyn RunStore) {
     assert_eq!(nearest("c/", vec![3.0, 0.0], 0, 10, 0).await, east);
     assert_eq!(nearest("c/", vec![3.0, 0.0], 2, 2, 0).await, east[2..4]);
     assert_eq!(nearest("c/", vec![3.0, 0.0], 6, 10, 0).await, []);
-    assert_eq!(nearest("c/", vec![0.0, 0.0, 1.0], 0, 10, 0).await, [s("c/three", 0.0)]);
+    assert_eq!(
+        nearest("c/", vec![0.0, 0.0, 1.0], 0, 10, 0).await,
+        [s("c/three", 0.0)]
+    );
     assert_eq!(nearest("c/", vec![1.0], 0, 10, 0).await, []);
     // Another user's namespace of the same name holds nothing of ann's.
     let bob = Space::new("bob", "plugin.kb");
-    assert!(store.kv_nearest(&bob, "", &[1.0, 0.0], 0, 10, 0).await.unwrap().is_empty());
+    assert!(
+        store
+            .kv_nearest(&bob, "", &[1.0, 0.0], 0, 10, 0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // Written again without a vector, a key keeps none; deleted, nothing;
     // expired, it is not found.
-    store.kv_set(&space, &[w("c/also-east", None)], roomy, 0).await.unwrap();
+    store
+        .kv_set(&space, &[w("c/also-east", None)], roomy, 0)
+        .await
+        .unwrap();
     store
         .kv_delete(&space, &[crate::key_values::Delete::key("c/east")], 0)
         .await
@@ -964,15 +982,30 @@ async fn nearest_keys(store: &dyn RunStore) {
     };
     store.kv_set(&space, &[expiring], roomy, 0).await.unwrap();
     let top = |n: usize, now| async move { nearest("c/", vec![1.0, 0.0], 0, n, now).await };
-    assert_eq!(top(2, 999).await, [s("c/north-east", 0.707), s("c/north", 0.0)]);
+    assert_eq!(
+        top(2, 999).await,
+        [s("c/north-east", 0.707), s("c/north", 0.0)]
+    );
     assert_eq!(top(2, 1_000).await, [s("c/north", 0.0), s("c/zero", 0.0)]);
     let usage = store.kv_spaces("ann").await.unwrap();
     let kb = usage.iter().find(|(ns, _)| ns == "plugin.kb").map(|u| u.1);
-    assert_eq!(kb, Some(Usage { keys: 8, bytes: keys - 7 + 4 * 13 }));
+    assert_eq!(
+        kb,
+        Some(Usage {
+            keys: 8,
+            bytes: keys - 7 + 4 * 13
+        })
+    );
     store.kv_sweep(2_000, 100).await.unwrap();
     let usage = store.kv_spaces("ann").await.unwrap();
     let kb = usage.iter().find(|(ns, _)| ns == "plugin.kb").map(|u| u.1);
-    assert_eq!(kb, Some(Usage { keys: 7, bytes: keys - 7 - 13 + 4 * 11 }));
+    assert_eq!(
+        kb,
+        Some(Usage {
+            keys: 7,
+            bytes: keys - 7 - 13 + 4 * 11
+        })
+    );
 }
 
 async fn deleting_runs(store: &dyn RunStore) {

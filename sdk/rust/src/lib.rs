@@ -400,6 +400,40 @@ pub mod storage {
     }
 }
 
+/// Vectors kept with storage's keys, and the keys whose vectors are
+/// nearest a query (the `vectors` import, 0.1.4): a knowledge base's
+/// search, done by the host's store (on PostgreSQL by pgvector when it is
+/// installed). Namespaces, grants, quotas and errors are [`storage`]'s.
+pub mod vectors {
+    use crate::bindings::weft::plugin::vectors as wit;
+    pub use crate::storage::{StorageError, Write};
+    pub use wit::Near;
+
+    /// Several writes (at most 1,000), each keeping `vectors[i]` (1 to
+    /// 16,000 finite numbers), all or none; their new versions. A later
+    /// plain [`storage`](crate::storage) write of a key drops its vector.
+    pub fn write_many(
+        namespace: Option<&str>,
+        writes: &[Write],
+        vectors: &[Vec<f32>],
+    ) -> Result<Vec<u64>, StorageError> {
+        wit::set_many(namespace, writes, vectors)
+    }
+
+    /// The keys starting with `prefix` whose vectors (of `query`'s length)
+    /// are nearest `query` by cosine similarity, best first (ties by key),
+    /// past the first `skip`, at most `limit` (1 to 1,000). Exact.
+    pub fn nearest(
+        namespace: Option<&str>,
+        prefix: &str,
+        query: &[f32],
+        skip: u32,
+        limit: u32,
+    ) -> Result<Vec<Near>, StorageError> {
+        wit::nearest(namespace, prefix, query, skip, limit)
+    }
+}
+
 /// The plugin's configuration (the `config` import): its manifest's
 /// `[config]` table, values given as JSON.
 pub mod config {

@@ -32,7 +32,10 @@ pub(super) async fn pgvector(pool: &PgPool) -> Result<bool, StoreError> {
         .map_err(backend)?
         .is_some();
     if available {
-        sqlx::query("SAVEPOINT pgvector").execute(&mut *tx).await.map_err(backend)?;
+        sqlx::query("SAVEPOINT pgvector")
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
         let made = sqlx::query("CREATE EXTENSION IF NOT EXISTS vector")
             .execute(&mut *tx)
             .await;
@@ -50,10 +53,14 @@ pub(super) async fn pgvector(pool: &PgPool) -> Result<bool, StoreError> {
         .map_err(backend)?
         .is_some();
     tx.commit().await.map_err(backend)?;
-    tracing::info!(pgvector = installed, "nearest keys ranked by {}", match installed {
-        true => "pgvector",
-        false => "the host (pgvector is not installed)",
-    });
+    tracing::info!(
+        pgvector = installed,
+        "nearest keys ranked by {}",
+        match installed {
+            true => "pgvector",
+            false => "the host (pgvector is not installed)",
+        }
+    );
     Ok(installed)
 }
 
@@ -314,7 +321,8 @@ impl KeyValues for PgStore {
         now_ms: u64,
     ) -> Result<Vec<Near>, StoreError> {
         if self.pgvector {
-            return nearest_by_pgvector(&self.pool, space, prefix, query, skip, limit, now_ms).await;
+            return nearest_by_pgvector(&self.pool, space, prefix, query, skip, limit, now_ms)
+                .await;
         }
         let mut rows = sqlx::query(
             "SELECT key, vector FROM weft_kv

@@ -279,7 +279,10 @@ impl KeyValues for RedbStore {
             let vectors = tx.open_table(KV_VECTORS).map_err(backend)?;
             let (scope, ns) = (space.scope.as_str(), space.namespace.as_str());
             let mut nearest = Nearest::new(&query, skip, limit);
-            for item in vectors.range((scope, ns, prefix.as_str())..).map_err(backend)? {
+            for item in vectors
+                .range((scope, ns, prefix.as_str())..)
+                .map_err(backend)?
+            {
                 let (k, v) = item.map_err(backend)?;
                 let (s, n, key) = k.value();
                 if s != scope || n != ns || !key.starts_with(prefix.as_str()) {

@@ -14,10 +14,12 @@
 //! kept.
 //!
 //! Layout, under `kb/NAME/`: `info` (JSON: the vectors' length, fixed by
-//! the first upsert, and the embedding model if one was named),
-//! `chunk/DOC/CHUNK_ID` (`DOC` the document id with `%` and `/` escaped; a
-//! chunk is 4 bytes of JSON length, the JSON `{doc_id, chunk_id,
-//! metadata}`, then the vector as little-endian f32s) and `doc/DOC/PART`,
+//! the first upsert, the embedding model if one was named, and whether the
+//! chunks' vectors are kept with their keys), `chunk/DOC/CHUNK_ID` (`DOC`
+//! the document id with `%` and `/` escaped; a chunk is 4 bytes of JSON
+//! length, the JSON `{doc_id, chunk_id, metadata}`, then the vector as
+//! little-endian f32s; the vector is also kept with the key, through the
+//! `vectors` import, for the host's store to search) and `doc/DOC/PART`,
 //! documents' trees (`documents.rs`: `DocumentUpsertTask`,
 //! `KbToDocumentsTask`; `join.rs`: `HierarchyJoinTask`; `ingest.rs`:
 //! `KbAddDocumentTask`, `KbReindexTask`).
@@ -56,6 +58,11 @@ pub struct Info {
     /// The model the chunks were embedded with, if named.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+    /// Its chunks' vectors are kept with their keys too (the `vectors`
+    /// import), so the host's store finds the nearest (`search.rs`). A
+    /// knowledge base made before that is scanned instead, as it was.
+    #[serde(default)]
+    pub indexed: bool,
 }
 
 /// A stored chunk's JSON part.
@@ -140,7 +147,10 @@ impl Kb {
                 "knowledge base `{}` was embedded with model `{a}`, not `{b}`",
                 self.name
             ))),
-            (None, Some(_)) => Ok(want.clone()),
+            (None, Some(model)) => Ok(Info {
+                model: Some(model.clone()),
+                ..have
+            }),
             _ => Ok(have),
         }
     }

@@ -1,14 +1,18 @@
 //! Searching a knowledge base: `rag.chunk-retrieval`
-//! (`ChunkRetrievalTask`) and `rag.kb-search` (`KbSearchTask`). Exact:
-//! every chunk read and scored once, a page at a time, only the best
-//! `topK` kept.
+//! (`ChunkRetrievalTask`) and `rag.kb-search` (`KbSearchTask`). Exact.
+//! The host's store ranks the chunks' vectors (`vectors.nearest`: pgvector
+//! on PostgreSQL) and a page of the nearest is read here, filtered and
+//! scored; when a filter leaves too few in that page, and for `hybrid`
+//! and knowledge bases made before vectors were kept with their keys,
+//! every chunk is read and scored here once, a page at a time, only the
+//! best `topK` kept.
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, HashMap};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use weft_sdk::{Context, TaskError, storage};
+use weft_sdk::{Context, TaskError, storage, vectors};
 
 use super::{Kb, Stored, bm25, decode};
 
@@ -272,7 +276,82 @@ pub fn best_chunks(
 fn search(kb: &Kb, query: &[f32], wanted: &Wanted) -> Result<Vec<Hit>, TaskError> {
     let top_k = wanted.top_k.max(0.0) as usize;
     let threshold = wanted.score_threshold.unwrap_or(0.0);
+    if check_query(kb, query)?.indexed
+        && let Some(hits) = ranked_by_store(kb, query, wanted, (top_k, threshold))?
+    {
+        return Ok(hits);
+    }
     nearest(kb, query, wanted, (top_k, threshold), |_, _, _| {})
+}
+
+/// The most chunks read from one page of the store's ranking.
+const PAGE: usize = 1_000;
+/// Candidates read beyond `topK` with no filter: the store sums in `f32`
+/// (as pgvector does), the scores here are `f64`; near-ties at the edge
+/// are settled by reading a few more.
+const MARGIN: usize = 16;
+
+/// The best `n` chunks (`keep` is `(n, threshold)`) from one page of the
+/// store's ranking, read, filtered and scored here; `None` when the page
+/// cannot tell (a filter left fewer than `n`, and chunks at or above the
+/// threshold remain past the page).
+fn ranked_by_store(
+    kb: &Kb,
+    query: &[f32],
+    wanted: &Wanted,
+    keep: (usize, f64),
+) -> Result<Option<Vec<Hit>>, TaskError> {
+    let (n, threshold) = keep;
+    let page = match &wanted.filter {
+        None => n.saturating_add(MARGIN),
+        Some(_) => n.saturating_mul(4).max(100),
+    };
+    if n == 0 || n > PAGE {
+        return Ok((n == 0).then(Vec::new));
+    }
+    let page = page.min(PAGE);
+    let near = vectors::nearest(None, &kb.chunks(), query, 0, page as u32)?;
+    let keys: Vec<String> = near.iter().map(|n| n.key.clone()).collect();
+    let entries = storage::get_many(None, &keys)?;
+    let mut hits = Vec::new();
+    for (place, (key, entry)) in keys.into_iter().zip(entries).enumerate() {
+        // Gone since it was ranked: another node deleted it.
+        let Some(entry) = entry else { continue };
+        let (stored, vector) = decode(&entry)?;
+        let score = cosine(query, &vector);
+        if score >= threshold && matches(&stored.metadata, wanted.filter.as_ref()) {
+            hits.push(Hit {
+                score,
+                place,
+                key,
+                stored,
+                vector,
+            });
+        }
+    }
+    let rest_below = near
+        .last()
+        .is_none_or(|last| f64::from(last.similarity) < threshold);
+    if hits.len() < n && near.len() == page && !rest_below {
+        return Ok(None);
+    }
+    hits.sort_by(|a, b| b.cmp(a));
+    hits.truncate(n);
+    Ok(Some(hits))
+}
+
+/// `kb`'s info, once the query is checked against it.
+fn check_query(kb: &Kb, query: &[f32]) -> Result<super::Info, TaskError> {
+    let info = kb.info()?;
+    if query.len() != info.dims {
+        return Err(TaskError::invalid_input(format!(
+            "the query vector has {} numbers; knowledge base `{}` holds vectors of {}",
+            query.len(),
+            kb.name,
+            info.dims
+        )));
+    }
+    Ok(info)
 }
 
 /// The best `n` chunks of `kb` by cosine with `query`, of those matching
@@ -286,14 +365,7 @@ fn nearest(
     keep: (usize, f64),
     mut each: impl FnMut(&str, usize, &Map<String, Value>),
 ) -> Result<Vec<Hit>, TaskError> {
-    let dims = kb.info()?.dims;
-    if query.len() != dims {
-        return Err(TaskError::invalid_input(format!(
-            "the query vector has {} numbers; knowledge base `{}` holds vectors of {dims}",
-            query.len(),
-            kb.name
-        )));
-    }
+    check_query(kb, query)?;
     let (n, threshold) = keep;
     let mut best: BinaryHeap<Reverse<Hit>> = BinaryHeap::new();
     let mut place = 0;

@@ -5,8 +5,8 @@ use std::collections::HashSet;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use weft_sdk::storage;
 use weft_sdk::{Context, TaskError};
+use weft_sdk::{storage, vectors};
 
 use super::{BATCH, Info, Kb, Stored, encode};
 
@@ -94,8 +94,8 @@ impl Kb {
         let mut writes = Vec::with_capacity(chunks.len());
         let mut chunk_ids = Vec::with_capacity(chunks.len());
         let dims = vectors.first().map_or(0, Vec::len);
-        for (index, (mut metadata, vector)) in chunks.into_iter().zip(vectors).enumerate() {
-            check_chunk(&metadata, &vector, index, doc_id, dims)?;
+        for (index, (mut metadata, vector)) in chunks.into_iter().zip(&vectors).enumerate() {
+            check_chunk(&metadata, vector, index, doc_id, dims)?;
             let chunk_id = match metadata.contains_key("chunkId") {
                 true => text_field(&metadata, "chunkId", index)?,
                 false => text_field(&metadata, "chunk_id", index)?,
@@ -107,14 +107,26 @@ impl Kb {
                 chunk_id: chunk_id.clone(),
                 metadata,
             };
-            writes.push(storage::plain(&key, &encode(&stored, &vector)));
+            writes.push(storage::plain(&key, &encode(&stored, vector)));
             chunk_ids.push(chunk_id);
         }
+        let mut indexed = false;
         if !writes.is_empty() {
-            self.agree(&Info { dims, model })?;
+            let want = Info {
+                dims,
+                model,
+                indexed: true,
+            };
+            indexed = self.agree(&want)?.indexed;
         }
-        for batch in writes.chunks(BATCH as usize) {
-            storage::write_many(None, batch)?;
+        let batches = writes
+            .chunks(BATCH as usize)
+            .zip(vectors.chunks(BATCH as usize));
+        for (batch, vectors) in batches {
+            match indexed {
+                true => vectors::write_many(None, batch, vectors)?,
+                false => storage::write_many(None, batch)?,
+            };
         }
         let keep: HashSet<&str> = writes.iter().map(|w| w.key.as_str()).collect();
         remove_document(self, doc_id, &keep)?;

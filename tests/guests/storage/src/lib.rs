@@ -2,11 +2,12 @@
 //! `kv.count` (a compare-and-swap counter), `kv.put`, `kv.fill`, `kv.bench`, `kv.get`, `kv.keys`,
 //! `kv.delete` (several keys at once), `kv.clear` (every key with a prefix),
 //! `kv.try-put` (a task without side effects that tries to write),
+//! `kv.vector-put` and `kv.nearest` (the `vectors` import),
 //! `kv.config` and `kv.config-digest` (a value's SHA-256, not the value).
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use weft_sdk::storage::{self, StorageError, Write};
-use weft_sdk::{Context, TaskDef, TaskError, Value, config};
+use weft_sdk::{Context, TaskDef, TaskError, Value, config, vectors};
 
 #[derive(Deserialize, JsonSchema)]
 struct Counter {
@@ -238,8 +239,55 @@ fn try_invalid(_: Nothing, _: &Context) -> Result<Value, TaskError> {
         "delete twice": said(storage::delete_many(None, &[deletion("same"), deletion("same")])),
         "page of 0": said(list(0)),
         "page of 1001": said(list(1_001)),
+        "vectors: one short": said(vectors::write_many(None, &twice[..1], &[])),
+        "vectors: empty": said(vectors::write_many(None, &twice[..1], &[vec![]])),
+        "vectors: too long": said(vectors::write_many(None, &twice[..1], &[vec![0.5; 16_001]])),
+        "vectors: not finite": said(vectors::write_many(None, &twice[..1], &[vec![1.0, f32::NAN]])),
+        "vectors: big batch": said(vectors::write_many(None, &writes, &vec![vec![1.0]; 1_001])),
+        "vectors: key twice": said(vectors::write_many(None, &twice, &[vec![1.0], vec![2.0]])),
+        "nearest: empty query": said(vectors::nearest(None, "", &[], 0, 10)),
+        "nearest: infinite query": said(vectors::nearest(None, "", &[f32::INFINITY], 0, 10)),
+        "nearest: page of 0": said(vectors::nearest(None, "", &[1.0], 0, 0)),
+        "nearest: page of 1001": said(vectors::nearest(None, "", &[1.0], 0, 1_001)),
         "nothing written": storage::keys(None, "").map(|k| k.is_empty()).unwrap_or(false),
     }))
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct VectorPut {
+    namespace: Option<String>,
+    /// Keys with their vectors.
+    keys: Vec<(String, Vec<f32>)>,
+}
+
+fn vector_put(input: VectorPut, _: &Context) -> Result<Keys, TaskError> {
+    let writes: Vec<Write> = input
+        .keys
+        .iter()
+        .map(|(k, _)| storage::plain(k, b"v"))
+        .collect();
+    let vectors: Vec<Vec<f32>> = input.keys.into_iter().map(|(_, v)| v).collect();
+    vectors::write_many(input.namespace.as_deref(), &writes, &vectors)?;
+    Ok(Keys {
+        keys: writes.into_iter().map(|w| w.key).collect(),
+    })
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct VectorQuery {
+    namespace: Option<String>,
+    prefix: String,
+    query: Vec<f32>,
+    skip: u32,
+    limit: u32,
+}
+
+fn vector_nearest(input: VectorQuery, _: &Context) -> Result<Keys, TaskError> {
+    let ns = input.namespace.as_deref();
+    let near = vectors::nearest(ns, &input.prefix, &input.query, input.skip, input.limit)?;
+    Ok(Keys {
+        keys: near.into_iter().map(|n| n.key).collect(),
+    })
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -283,6 +331,8 @@ fn tasks() -> Vec<TaskDef> {
         TaskDef::new("kv.bench", bench).side_effects(),
         TaskDef::new("kv.delete", delete).side_effects(),
         TaskDef::new("kv.clear", clear).side_effects(),
+        TaskDef::new("kv.vector-put", vector_put).side_effects(),
+        TaskDef::new("kv.nearest", vector_nearest).not_cacheable(),
         TaskDef::new("kv.get", get).not_cacheable(),
         TaskDef::new("kv.keys", keys).not_cacheable(),
         TaskDef::new("kv.try-put", try_put).not_cacheable(),
