@@ -198,6 +198,8 @@ pub struct Nearest<'q> {
     skip: usize,
     keep: usize,
     best: BinaryHeap<Ranked>,
+    /// A stored vector read by [`Nearest::offer_stored`].
+    read: Vec<f32>,
 }
 
 impl<'q> Nearest<'q> {
@@ -209,7 +211,24 @@ impl<'q> Nearest<'q> {
             skip,
             keep: skip.saturating_add(limit),
             best: BinaryHeap::new(),
+            read: Vec::with_capacity(query.len()),
         }
+    }
+
+    /// [`Nearest::offer`] a vector stored by [`vector_bytes`].
+    pub fn offer_stored(&mut self, key: &str, bytes: &[u8]) {
+        if bytes.len() != 4 * self.query.len() {
+            return;
+        }
+        let mut read = std::mem::take(&mut self.read);
+        read.clear();
+        read.extend(
+            bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+        );
+        self.offer(key, &read);
+        self.read = read;
     }
 
     /// Consider `key` with `vector` (skipped unless of the query's length).

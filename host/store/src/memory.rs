@@ -2,7 +2,7 @@
 //! process.
 
 use bytes::Bytes;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::sync::Mutex;
 
@@ -988,8 +988,9 @@ impl Schedules for MemoryStore {
 #[derive(Default)]
 pub(crate) struct Kv {
     entries: BTreeMap<(Space, String), Entry>,
-    /// The vectors keys keep beside their values.
-    vectors: HashMap<(Space, String), Vec<f32>>,
+    /// The vectors keys keep beside their values, with the keys' expiry
+    /// (a search reads this map alone).
+    vectors: BTreeMap<(Space, String), (Option<u64>, Vec<f32>)>,
     usage: BTreeMap<Space, Usage>,
     /// (expires, space, key) of every entry that expires.
     expiry: BTreeSet<(u64, Space, String)>,
@@ -1001,7 +1002,7 @@ impl Kv {
     fn size(&self, space: &Space, key: &str) -> Option<u64> {
         let at = (space.clone(), key.to_string());
         let entry = self.entries.get(&at)?;
-        let dims = self.vectors.get(&at).map_or(0, Vec::len);
+        let dims = self.vectors.get(&at).map_or(0, |(_, v)| v.len());
         Some(size_of(key, &entry.value) + vector_size(dims))
     }
 
@@ -1039,8 +1040,8 @@ impl Kv {
         };
         self.entries.insert((space.clone(), key.to_string()), entry);
         if let Some(v) = &write.vector {
-            self.vectors
-                .insert((space.clone(), key.to_string()), v.clone());
+            let kept = (write.expires_ms, v.clone());
+            self.vectors.insert((space.clone(), key.to_string()), kept);
         }
         self.last_version
     }
@@ -1152,12 +1153,12 @@ impl KeyValues for MemoryStore {
         let start = (space.clone(), prefix.to_string());
         let under = runs
             .kv
-            .entries
+            .vectors
             .range(start..)
             .take_while(|((s, k), _)| s == space && k.starts_with(prefix));
-        for (at, _) in under.filter(|(_, e)| e.live(now_ms)) {
-            if let Some(v) = runs.kv.vectors.get(at) {
-                nearest.offer(&at.1, v);
+        for ((_, key), (expires, v)) in under {
+            if expires.is_none_or(|t| t > now_ms) {
+                nearest.offer(key, v);
             }
         }
         Ok(nearest.finish())

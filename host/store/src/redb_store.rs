@@ -92,8 +92,8 @@ const KV: TableDefinition<(&str, &str, &str), &[u8]> = TableDefinition::new("kv"
 const KV_USAGE: TableDefinition<(&str, &str), (u64, u64)> = TableDefinition::new("kv_usage");
 /// (expires ms, scope, namespace, key) of every entry that expires.
 const KV_EXPIRY: TableDefinition<(u64, &str, &str, &str), ()> = TableDefinition::new("kv_expiry");
-/// (scope, namespace, key) → the vector the key keeps, as little-endian
-/// `f32`s.
+/// (scope, namespace, key) → the key's expiry (8 bytes, 0: none) and the
+/// vector it keeps, as little-endian `f32`s.
 const KV_VECTORS: TableDefinition<(&str, &str, &str), &[u8]> = TableDefinition::new("kv_vectors");
 
 /// Calls `$visit!(TABLE)` for every table: the one list of them, for what

@@ -1,7 +1,7 @@
 //! Key-value spaces in the redb file: `kv` ((scope, namespace, key) →
 //! version, expiry and value), `kv_usage` ((scope, namespace) → keys and
 //! bytes), `kv_expiry` ((expires ms, scope, namespace, key)), `kv_vectors`
-//! ((scope, namespace, key) → vector) and the last version given out
+//! ((scope, namespace, key) → expiry and vector) and the last version given out
 //! (`meta`: `kv_version`). Each call is one transaction. Nearest keys are
 //! found by reading every key under the prefix with its vector.
 
@@ -11,7 +11,7 @@ use super::{KV, KV_EXPIRY, KV_USAGE, KV_VECTORS, META, RedbStore, backend};
 use crate::StoreError;
 use crate::key_values::{
     Delete, Entry, KeyValues, KvError, Near, Nearest, Quota, Space, Usage, Write, admit,
-    check_version, listed, size_of, vector_bytes, vector_from,
+    check_version, listed, size_of, vector_bytes,
 };
 
 /// An entry as stored: version, expiry (0: none), then the value.
@@ -55,7 +55,8 @@ fn stored(
     let entry = decode(key, entry.value())?;
     let vectors = tx.open_table(KV_VECTORS).map_err(backend)?;
     let vector = vectors.get(at).map_err(backend)?;
-    let size = size_of(key, &entry.value) + vector.map_or(0, |v| v.value().len() as u64);
+    let dims_bytes = vector.map_or(0, |v| v.value().len().saturating_sub(8) as u64);
+    let size = size_of(key, &entry.value) + dims_bytes;
     Ok(Some((entry, size)))
 }
 
@@ -132,9 +133,12 @@ fn put(tx: &WriteTransaction, space: &Space, w: &Write) -> Result<u64, StoreErro
             .map_err(backend)?;
     }
     if let Some(v) = &w.vector {
+        // Its expiry first, so a search reads this table alone.
+        let mut kept = entry.expires_ms.unwrap_or(0).to_le_bytes().to_vec();
+        kept.extend(vector_bytes(v));
         let mut vectors = tx.open_table(KV_VECTORS).map_err(backend)?;
         vectors
-            .insert((scope, ns, w.key.as_str()), vector_bytes(v).as_slice())
+            .insert((scope, ns, w.key.as_str()), kept.as_slice())
             .map_err(backend)?;
     }
     Ok(entry.version)
@@ -275,29 +279,23 @@ impl KeyValues for RedbStore {
     ) -> Result<Vec<Near>, StoreError> {
         let (space, prefix, query) = (space.clone(), prefix.to_string(), query.to_vec());
         self.read(move |tx| {
-            let table = tx.open_table(KV).map_err(backend)?;
             let vectors = tx.open_table(KV_VECTORS).map_err(backend)?;
             let (scope, ns) = (space.scope.as_str(), space.namespace.as_str());
             let mut nearest = Nearest::new(&query, skip, limit);
-            for item in vectors
+            let under = vectors
                 .range((scope, ns, prefix.as_str())..)
-                .map_err(backend)?
-            {
+                .map_err(backend)?;
+            for item in under {
                 let (k, v) = item.map_err(backend)?;
                 let (s, n, key) = k.value();
                 if s != scope || n != ns || !key.starts_with(prefix.as_str()) {
                     break;
                 }
-                if v.value().len() != 4 * query.len() {
-                    continue;
-                }
-                let entry = table.get((s, n, key)).map_err(backend)?;
-                let live = match entry {
-                    Some(e) => decode(key, e.value())?.live(now_ms),
-                    None => false,
-                };
-                if live {
-                    nearest.offer(key, &vector_from(v.value()));
+                // Expiry (8 bytes, 0: none), then the vector.
+                let (expires, numbers) = v.value().split_at_checked(8).unwrap_or((&[], &[]));
+                let expires = expires.try_into().map_or(0, u64::from_le_bytes);
+                if expires == 0 || expires > now_ms {
+                    nearest.offer_stored(key, numbers);
                 }
             }
             Ok(nearest.finish())
