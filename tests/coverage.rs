@@ -57,7 +57,6 @@ const NOT_PROVIDED: &[(&str, &str)] = &[
     ("ImageEmbeddingTask", VISION),
     ("ImageGenerateTask", VISION),
     ("ImageSegmentationTask", VISION),
-    ("ImageToTextTask", VISION),
     (
         "JsonTask",
         "builds a graph from JSON while running: in Weft a graph is data before it runs (subgraph nodes, saved graphs)",

@@ -850,6 +850,85 @@ async fn anthropic_messages_stream_and_count_tokens() {
     assert!(matches!(e, ModelError::InvalidRequest(_)), "{e}");
 }
 
+/// Workglow's `ImageToTextTask`: an image described by a vision model over
+/// HTTP. An OpenAI-compatible provider is sent the prompt, then the image
+/// as a `data:` URL part of the user message; Anthropic the image as a
+/// base64 block before the text; the answer is the task's text. A file
+/// that is not PNG or JPEG is refused by name before any request, and a
+/// local model says it takes no images.
+#[tokio::test]
+async fn workglows_image_to_text_sends_the_image_to_a_vision_model() {
+    use base64::Engine;
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let (fake, base) = fake_provider().await;
+    let openai = http(
+        ProviderKind::Openai,
+        format!("{base}/v1"),
+        ModelKind::Generation,
+    );
+    let host = common::builder(None)
+        .model("vision", openai)
+        .model(
+            "claude",
+            http(ProviderKind::Anthropic, base, ModelKind::Generation),
+        )
+        .model("tiny", tiny_gpt2())
+        .build()
+        .await
+        .unwrap();
+    let image = image::RgbaImage::from_pixel(2, 2, image::Rgba([200, 30, 30, 255]));
+    let mut png = Vec::new();
+    image
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    let uri = format!("data:image/png;base64,{}", b64(&png));
+    let describe = |model: &str, image: &str| {
+        common::graph(json!({"tasks": [{"id": "d", "type": "ImageToTextTask",
+            "defaults": {"model": model, "image": image, "maxTokens": 20}}]}))
+    };
+    let asked = "Describe this image in one or two sentences.";
+
+    let (r, _) = common::run(&host, &describe("vision", &uri), json!({})).await;
+    assert_eq!(r.outputs["d"]["text"], "Hello world", "{:?}", r.failures);
+    let (path, _, body) = fake.seen.lock().unwrap()[0].clone();
+    assert_eq!(path, "/v1/chat/completions");
+    let parts = json!([{"type": "text", "text": asked},
+                      {"type": "image_url", "image_url": {"url": uri}}]);
+    assert_eq!(
+        body["messages"],
+        json!([{"role": "user", "content": parts}])
+    );
+    assert_eq!(body["max_tokens"], 20);
+
+    let (r, _) = common::run(&host, &describe("claude", &uri), json!({})).await;
+    assert_eq!(r.outputs["d"]["text"], "Bonjour", "{:?}", r.failures);
+    let (path, _, body) = fake.seen.lock().unwrap()[1].clone();
+    assert_eq!(path, "/v1/messages");
+    let source = json!({"type": "base64", "media_type": "image/png", "data": b64(&png)});
+    assert_eq!(
+        body["messages"][0]["content"],
+        json!([{"type": "image", "source": source}, {"type": "text", "text": asked}])
+    );
+
+    let gif = format!("data:image/png;base64,{}", b64(b"GIF89a\x01\x00\x01\x00"));
+    let (r, _) = common::run(&host, &describe("vision", &gif), json!({})).await;
+    let error = r
+        .failures
+        .first()
+        .map(|f| f.error.clone())
+        .unwrap_or_default();
+    assert!(error.contains("not a PNG or JPEG file"), "{error}");
+    assert_eq!(fake.hits(), 2, "nothing sent for a file that is no image");
+
+    let (r, _) = common::run(&host, &describe("tiny", &uri), json!({})).await;
+    let error = r
+        .failures
+        .first()
+        .map(|f| f.error.clone())
+        .unwrap_or_default();
+    assert!(error.contains("does not take images"), "{error}");
+}
+
 #[tokio::test]
 async fn a_wasm_task_generates_through_an_http_provider_and_streams_progress() {
     let (_fake, host) = chat_host().await;

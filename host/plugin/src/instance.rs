@@ -178,6 +178,64 @@ impl InstanceState {
             .as_ref()
             .ok_or_else(|| wit_models::ModelError::Unavailable("this host serves no models".into()))
     }
+
+    /// `models.generate` (no images) and `models.generate-seeing`: the
+    /// text streamed to the run's events as progress of this node.
+    async fn generate_with(
+        &mut self,
+        model: String,
+        prompt: wit_models::Prompt,
+        images: Vec<providers::ImageFile>,
+        options: wit_models::GenerateOptions,
+    ) -> Result<wit_models::Generation, wit_models::ModelError> {
+        let prompt = match prompt {
+            wit_models::Prompt::Text(t) => providers::Prompt::Text(t),
+            wit_models::Prompt::Chat(messages) => providers::Prompt::Chat(
+                messages
+                    .into_iter()
+                    .map(|m| providers::Message {
+                        role: m.role,
+                        content: m.content,
+                    })
+                    .collect(),
+            ),
+        };
+        let options = providers::GenerateOptions {
+            max_tokens: options.max_tokens,
+            temperature: options.temperature,
+            stop: options.stop,
+        };
+        let events = self.events.clone();
+        let max = options.max_tokens.unwrap_or(256).max(1) as f32;
+        let produced = AtomicU32::new(0);
+        let sink = move |text: &str| {
+            let n = produced.fetch_add(1, Ordering::Relaxed) + 1;
+            if let Some(events) = &events {
+                events.progress((n as f32 / max).min(1.0), Some(text.to_string()));
+            }
+        };
+        let models = self.models(&model)?;
+        let (plugin, granted) = (&self.plugin, &self.granted_models);
+        let g = match images.is_empty() {
+            true => {
+                models
+                    .generate(plugin, granted, &model, &prompt, &options, &sink)
+                    .await
+            }
+            false => {
+                models
+                    .generate_seeing(plugin, granted, &model, &prompt, &images, &options, &sink)
+                    .await
+            }
+        }
+        .map_err(to_wit)?;
+        Ok(wit_models::Generation {
+            text: g.text,
+            token_ids: g.token_ids,
+            tokens: g.tokens,
+            finish_reason: g.finish_reason,
+        })
+    }
 }
 
 fn to_wit(e: ModelError) -> wit_models::ModelError {
@@ -209,51 +267,24 @@ impl wit_models::Host for InstanceState {
         prompt: wit_models::Prompt,
         options: wit_models::GenerateOptions,
     ) -> Result<wit_models::Generation, wit_models::ModelError> {
-        let prompt = match prompt {
-            wit_models::Prompt::Text(t) => providers::Prompt::Text(t),
-            wit_models::Prompt::Chat(messages) => providers::Prompt::Chat(
-                messages
-                    .into_iter()
-                    .map(|m| providers::Message {
-                        role: m.role,
-                        content: m.content,
-                    })
-                    .collect(),
-            ),
-        };
-        let options = providers::GenerateOptions {
-            max_tokens: options.max_tokens,
-            temperature: options.temperature,
-            stop: options.stop,
-        };
-        // Stream the text to the run's events as progress of this node.
-        let events = self.events.clone();
-        let max = options.max_tokens.unwrap_or(256).max(1) as f32;
-        let produced = AtomicU32::new(0);
-        let sink = move |text: &str| {
-            let n = produced.fetch_add(1, Ordering::Relaxed) + 1;
-            if let Some(events) = &events {
-                events.progress((n as f32 / max).min(1.0), Some(text.to_string()));
-            }
-        };
-        let g = self
-            .models(&model)?
-            .generate(
-                &self.plugin,
-                &self.granted_models,
-                &model,
-                &prompt,
-                &options,
-                &sink,
-            )
-            .await
-            .map_err(to_wit)?;
-        Ok(wit_models::Generation {
-            text: g.text,
-            token_ids: g.token_ids,
-            tokens: g.tokens,
-            finish_reason: g.finish_reason,
-        })
+        self.generate_with(model, prompt, Vec::new(), options).await
+    }
+
+    async fn generate_seeing(
+        &mut self,
+        model: String,
+        prompt: wit_models::Prompt,
+        images: Vec<wit_models::ImageFile>,
+        options: wit_models::GenerateOptions,
+    ) -> Result<wit_models::Generation, wit_models::ModelError> {
+        let images = images
+            .into_iter()
+            .map(|i| providers::ImageFile {
+                media_type: i.media_type,
+                bytes: i.bytes,
+            })
+            .collect();
+        self.generate_with(model, prompt, images, options).await
     }
 
     async fn count_tokens(

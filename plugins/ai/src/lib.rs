@@ -5,7 +5,7 @@
 //! trigram profiles built into the plugin. Ranking by meaning (classification,
 //! reranking) is in [`ranking`], structured output in [`structured`], tool
 //! calling in [`tools`], a chat's turns in [`chat`], background removal (an image model) in
-//! [`background`].
+//! [`background`], an image described by a vision model in [`vision`].
 mod background;
 mod chat;
 mod entities;
@@ -14,6 +14,7 @@ mod language;
 mod ranking;
 mod structured;
 mod tools;
+mod vision;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -483,6 +484,12 @@ fn tasks() -> Vec<TaskDef> {
             .description(
                 "The image with its background transparent, by a background-removal `model` \
                  (`isnet`) → image.",
+            ),
+        generation(TaskDef::new("ai.image-to-text", vision::image_to_text))
+            .title("Image to text")
+            .description(
+                "Text about an image (a description, or the answer to `prompt`) by a vision \
+                 `model` of an HTTP provider → text.",
             ),
     ]
 }

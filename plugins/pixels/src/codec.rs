@@ -11,8 +11,25 @@ use crate::Raster;
 /// as RGBA.
 pub const MAX_PIXELS: u64 = 50_000_000;
 
-/// The raster of a `data:image/png;base64,…` or `data:image/jpeg;…` URI.
-pub fn decode(uri: &str) -> Result<Raster, TaskError> {
+/// The file in a `data:image/png;base64,…` or `data:image/jpeg;…` URI,
+/// with its media type (`image/png` or `image/jpeg`, by its bytes, not
+/// the URI's header), not decoded.
+pub fn file(uri: &str) -> Result<(&'static str, Vec<u8>), TaskError> {
+    let bytes = bytes(uri)?;
+    let media_type = match image::guess_format(&bytes) {
+        Ok(image::ImageFormat::Png) => "image/png",
+        Ok(image::ImageFormat::Jpeg) => "image/jpeg",
+        _ => {
+            return Err(TaskError::invalid_input(
+                "image: not a PNG or JPEG file".to_string(),
+            ));
+        }
+    };
+    Ok((media_type, bytes))
+}
+
+/// The bytes of a base64 `data:` URI.
+fn bytes(uri: &str) -> Result<Vec<u8>, TaskError> {
     let invalid = |why: String| TaskError::invalid_input(format!("image: {why}"));
     let rest = uri
         .strip_prefix("data:")
@@ -23,10 +40,15 @@ pub fn decode(uri: &str) -> Result<Raster, TaskError> {
     if !header.ends_with(";base64") {
         return Err(invalid("only base64 data URIs are read".into()));
     }
-    let bytes = STANDARD
+    STANDARD
         .decode(payload.trim())
-        .map_err(|e| invalid(format!("not base64: {e}")))?;
-    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .map_err(|e| invalid(format!("not base64: {e}")))
+}
+
+/// The raster of a `data:image/png;base64,…` or `data:image/jpeg;…` URI.
+pub fn decode(uri: &str) -> Result<Raster, TaskError> {
+    let invalid = |why: String| TaskError::invalid_input(format!("image: {why}"));
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes(uri)?))
         .with_guessed_format()
         .map_err(|e| invalid(e.to_string()))?;
     // Refused before anything is allocated for the pixels: a small file

@@ -166,7 +166,9 @@ pub fn progress(fraction: f32, message: Option<&str>) {
 /// rate limits and unavailable models become retryable failures.
 pub mod models {
     use crate::bindings::weft::plugin::models as wit;
-    pub use wit::{GenerateOptions, Generation, Image, Message, ModelError, ModelInfo, Prompt};
+    pub use wit::{
+        GenerateOptions, Generation, Image, ImageFile, Message, ModelError, ModelInfo, Prompt,
+    };
 
     /// Embed each text with `model`: one vector per text, in order.
     pub fn embed(model: &str, texts: &[String]) -> Result<Vec<Vec<f32>>, ModelError> {
@@ -180,6 +182,19 @@ pub mod models {
         options: &GenerateOptions,
     ) -> Result<Generation, ModelError> {
         wit::generate(model, prompt, options)
+    }
+
+    /// Generate text about `images` (PNG or JPEG files, at most 8, each at
+    /// most 5 MiB) with vision model `model`: they go with the prompt's last
+    /// user message. HTTP providers' vision models take images; others
+    /// answer `InvalidRequest`.
+    pub fn generate_seeing(
+        model: &str,
+        prompt: &Prompt,
+        images: &[ImageFile],
+        options: &GenerateOptions,
+    ) -> Result<Generation, ModelError> {
+        wit::generate_seeing(model, prompt, images, options)
     }
 
     /// How many tokens `text` is for `model`.

@@ -3,7 +3,10 @@
 use serde_json::{Value, json};
 
 use super::http::{EventReader, Http, KeyHeader};
-use super::{GenerateOptions, Generation, ModelConfig, ModelError, Prompt, Provider, TokenSink};
+use super::{
+    GenerateOptions, Generation, ImageFile, ModelConfig, ModelError, Prompt, Provider, TokenSink,
+    last_user,
+};
 
 const VERSION: &str = "2023-06-01";
 
@@ -27,7 +30,12 @@ impl Anthropic {
     }
 
     /// System messages go in `system`; the rest are the conversation.
-    fn split(prompt: &Prompt) -> (Option<String>, Vec<Value>) {
+    /// `images` join the last user message as base64 `image` blocks before
+    /// its text, as Anthropic advises.
+    fn split(
+        prompt: &Prompt,
+        images: &[ImageFile],
+    ) -> Result<(Option<String>, Vec<Value>), ModelError> {
         let mut system = Vec::new();
         let mut messages = Vec::new();
         for m in prompt.messages() {
@@ -37,7 +45,20 @@ impl Anthropic {
                 messages.push(json!({"role": m.role, "content": m.content}));
             }
         }
-        ((!system.is_empty()).then(|| system.join("\n")), messages)
+        if !images.is_empty() {
+            let last = last_user(&mut messages)?;
+            let mut blocks: Vec<Value> = images
+                .iter()
+                .map(|i| {
+                    let source =
+                        json!({"type": "base64", "media_type": i.media_type, "data": i.base64()});
+                    json!({"type": "image", "source": source})
+                })
+                .collect();
+            blocks.push(json!({"type": "text", "text": last["content"]}));
+            last["content"] = json!(blocks);
+        }
+        Ok(((!system.is_empty()).then(|| system.join("\n")), messages))
     }
 }
 
@@ -56,7 +77,17 @@ impl Provider for Anthropic {
         options: &GenerateOptions,
         sink: &TokenSink<'_>,
     ) -> Result<Generation, ModelError> {
-        let (system, messages) = Self::split(prompt);
+        self.generate_seeing(prompt, &[], options, sink).await
+    }
+
+    async fn generate_seeing(
+        &self,
+        prompt: &Prompt,
+        images: &[ImageFile],
+        options: &GenerateOptions,
+        sink: &TokenSink<'_>,
+    ) -> Result<Generation, ModelError> {
+        let (system, messages) = Self::split(prompt, images)?;
         let mut body = json!({
             "model": self.model,
             "max_tokens": options.max_tokens.unwrap_or(256),

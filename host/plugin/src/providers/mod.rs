@@ -345,6 +345,71 @@ impl Prompt {
     }
 }
 
+/// An image file given to a vision model with a prompt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageFile {
+    /// `image/png` or `image/jpeg`.
+    pub media_type: String,
+    /// The file's bytes.
+    pub bytes: Vec<u8>,
+}
+
+impl ImageFile {
+    /// The most images one call gives.
+    pub const MAX_IMAGES: usize = 8;
+    /// The largest image file.
+    pub const MAX_BYTES: usize = 5 << 20;
+
+    /// Checks `images`: how many, how large, and that each is the PNG or
+    /// JPEG its media type says.
+    pub fn check_all(images: &[ImageFile]) -> Result<(), ModelError> {
+        let invalid = |m: String| Err(ModelError::InvalidRequest(m));
+        if images.is_empty() || images.len() > Self::MAX_IMAGES {
+            return invalid(format!(
+                "{} images; 1 to {}",
+                images.len(),
+                Self::MAX_IMAGES
+            ));
+        }
+        for (i, image) in images.iter().enumerate() {
+            let magic: &[u8] = match image.media_type.as_str() {
+                "image/png" => b"\x89PNG\r\n\x1a\n",
+                "image/jpeg" => b"\xff\xd8\xff",
+                other => return invalid(format!("image {i}: `{other}`; image/png or image/jpeg")),
+            };
+            if image.bytes.len() > Self::MAX_BYTES {
+                return invalid(format!(
+                    "image {i}: {} bytes; at most {}",
+                    image.bytes.len(),
+                    Self::MAX_BYTES
+                ));
+            }
+            if !image.bytes.starts_with(magic) {
+                return invalid(format!("image {i}: not a {} file", image.media_type));
+            }
+        }
+        Ok(())
+    }
+
+    /// Its bytes in base64.
+    pub fn base64(&self) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(&self.bytes)
+    }
+}
+
+/// The last user message of `messages` (JSON, as a provider sends them), to
+/// give images to; an error when there is none.
+pub(crate) fn last_user(
+    messages: &mut [serde_json::Value],
+) -> Result<&mut serde_json::Value, ModelError> {
+    messages
+        .iter_mut()
+        .rev()
+        .find(|m| m["role"] == "user")
+        .ok_or_else(|| ModelError::InvalidRequest("images need a user message to go with".into()))
+}
+
 /// Generation settings.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct GenerateOptions {
@@ -402,6 +467,20 @@ pub trait Provider: Send + Sync {
     /// Vector size, for embedding models that know it.
     fn dimensions(&self) -> Option<u32> {
         None
+    }
+    /// Generate from `prompt` with `images` (checked by
+    /// [`ImageFile::check_all`]) given with its last user message. Only
+    /// vision models of HTTP providers take images.
+    async fn generate_seeing(
+        &self,
+        _prompt: &Prompt,
+        _images: &[ImageFile],
+        _options: &GenerateOptions,
+        _sink: &TokenSink<'_>,
+    ) -> Result<Generation, ModelError> {
+        Err(ModelError::InvalidRequest(
+            "this model does not take images (vision models of HTTP providers do)".into(),
+        ))
     }
     /// The foreground's alpha mask of `image` (checked by [`Image::check`]):
     /// one byte per pixel. Only background-removal models have one.
@@ -723,6 +802,29 @@ impl Models {
         let (entry, provider, _permit) = self.start(plugin, granted, model).await?;
         expect_kind(model, entry, ModelKind::Generation)?;
         let result = provider.generate(prompt, options, sink).await;
+        self.note(entry, &result).await;
+        result
+    }
+
+    /// Generate with `model` from `prompt` and `images`, for `plugin`,
+    /// streaming text to `sink`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn generate_seeing(
+        &self,
+        plugin: &str,
+        granted: &[String],
+        model: &str,
+        prompt: &Prompt,
+        images: &[ImageFile],
+        options: &GenerateOptions,
+        sink: &TokenSink<'_>,
+    ) -> Result<Generation, ModelError> {
+        ImageFile::check_all(images)?;
+        let (entry, provider, _permit) = self.start(plugin, granted, model).await?;
+        expect_kind(model, entry, ModelKind::Generation)?;
+        let result = provider
+            .generate_seeing(prompt, images, options, sink)
+            .await;
         self.note(entry, &result).await;
         result
     }

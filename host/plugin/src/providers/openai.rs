@@ -5,7 +5,10 @@
 use serde_json::{Value, json};
 
 use super::http::{EventReader, Http, KeyHeader};
-use super::{GenerateOptions, Generation, ModelConfig, ModelError, Prompt, Provider, TokenSink};
+use super::{
+    GenerateOptions, Generation, ImageFile, ModelConfig, ModelError, Prompt, Provider, TokenSink,
+    last_user,
+};
 
 pub(super) struct OpenAi {
     http: Http,
@@ -24,6 +27,27 @@ impl OpenAi {
             )?,
             model: config.model.clone(),
         })
+    }
+
+    /// The prompt's messages; `images` join the last user message as
+    /// `image_url` parts (`data:` URLs) after its text.
+    fn messages(prompt: &Prompt, images: &[ImageFile]) -> Result<Vec<Value>, ModelError> {
+        let mut messages: Vec<Value> = prompt
+            .messages()
+            .into_iter()
+            .map(|m| json!({"role": m.role, "content": m.content}))
+            .collect();
+        if images.is_empty() {
+            return Ok(messages);
+        }
+        let last = last_user(&mut messages)?;
+        let mut parts = vec![json!({"type": "text", "text": last["content"]})];
+        parts.extend(images.iter().map(|i| {
+            let url = format!("data:{};base64,{}", i.media_type, i.base64());
+            json!({"type": "image_url", "image_url": {"url": url}})
+        }));
+        last["content"] = json!(parts);
+        Ok(messages)
     }
 }
 
@@ -69,9 +93,19 @@ impl Provider for OpenAi {
         options: &GenerateOptions,
         sink: &TokenSink<'_>,
     ) -> Result<Generation, ModelError> {
+        self.generate_seeing(prompt, &[], options, sink).await
+    }
+
+    async fn generate_seeing(
+        &self,
+        prompt: &Prompt,
+        images: &[ImageFile],
+        options: &GenerateOptions,
+        sink: &TokenSink<'_>,
+    ) -> Result<Generation, ModelError> {
         let mut body = json!({
             "model": self.model,
-            "messages": prompt.messages(),
+            "messages": Self::messages(prompt, images)?,
             "max_tokens": options.max_tokens.unwrap_or(256),
             "stream": true,
             "stream_options": {"include_usage": true},
