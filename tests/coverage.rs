@@ -53,9 +53,7 @@ const NOT_PROVIDED: &[(&str, &str)] = &[
     ("GestureRecognizerTask", VISION),
     ("HandLandmarkerTask", VISION),
     ("ImageClassificationTask", VISION),
-    ("ImageEditTask", VISION),
     ("ImageEmbeddingTask", VISION),
-    ("ImageGenerateTask", VISION),
     ("ImageSegmentationTask", VISION),
     (
         "JsonTask",

@@ -929,6 +929,114 @@ async fn workglows_image_to_text_sends_the_image_to_a_vision_model() {
     assert!(error.contains("does not take images"), "{error}");
 }
 
+/// Workglow's `ImageGenerateTask` and `ImageEditTask` on an OpenAI
+/// images API: a new image is asked as JSON (prompt, size from the aspect
+/// ratio, base64 answer), an edit as a multipart form carrying the image
+/// and the mask as PNG files; the answer is the task's image. An aspect
+/// ratio it cannot make is refused by name, and a text model makes no
+/// images.
+#[tokio::test]
+async fn workglows_image_generation_and_edit_go_to_an_images_api() {
+    let (fake, base) = fake_provider().await;
+    let painter = http(
+        ProviderKind::Openai,
+        format!("{base}/v1"),
+        ModelKind::ImageGeneration,
+    );
+    let text = http(
+        ProviderKind::Openai,
+        format!("{base}/v1"),
+        ModelKind::Generation,
+    );
+    let host = common::builder(None)
+        .model("painter", painter)
+        .model("chat", text)
+        .build()
+        .await
+        .unwrap();
+    let made = format!("data:image/png;base64,{}", fake_api::made_image());
+    let one = |class: &str, defaults: Value| {
+        common::graph(json!({"tasks": [{"id": "i", "type": class, "defaults": defaults}]}))
+    };
+    let (r, _) = common::run(
+        &host,
+        &one(
+            "ImageGenerateTask",
+            json!({"model": "painter", "prompt": "a green field",
+            "aspectRatio": "16:9", "quality": "low", "seed": 7}),
+        ),
+        json!({}),
+    )
+    .await;
+    assert_eq!(r.outputs["i"]["image"], json!(made), "{:?}", r.failures);
+    let (path, _, body) = fake.seen.lock().unwrap()[0].clone();
+    assert_eq!(path, "/v1/images/generations");
+    assert_eq!(
+        body,
+        json!({"model": "test-model", "prompt": "a green field", "n": 1, "size": "1536x1024",
+               "quality": "low", "response_format": "b64_json"})
+    );
+
+    let (r, _) = common::run(
+        &host,
+        &one(
+            "ImageEditTask",
+            json!({"model": "painter", "prompt": "make it blue",
+            "image": made, "mask": made}),
+        ),
+        json!({}),
+    )
+    .await;
+    assert_eq!(r.outputs["i"]["image"], json!(made), "{:?}", r.failures);
+    let (path, headers, body) = fake.seen.lock().unwrap()[1].clone();
+    assert_eq!(path, "/v1/images/edits");
+    let form = body["raw"].as_str().unwrap_or_default();
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("multipart/form-data")
+    );
+    for part in [
+        "name=\"prompt\"\r\n\r\nmake it blue",
+        "name=\"size\"\r\n\r\n1024x1024",
+        "name=\"image\"; filename=\"image0.png\"\r\nContent-Type: image/png",
+        "name=\"mask\"; filename=\"mask.png\"\r\nContent-Type: image/png",
+        "\u{FFFD}PNG",
+    ] {
+        assert!(form.contains(part), "the form has {part:?}: {form:.300}");
+    }
+
+    let (r, _) = common::run(
+        &host,
+        &one(
+            "ImageGenerateTask",
+            json!({"model": "painter", "prompt": "x", "aspectRatio": "2:1"}),
+        ),
+        json!({}),
+    )
+    .await;
+    let error = r
+        .failures
+        .first()
+        .map(|f| f.error.clone())
+        .unwrap_or_default();
+    assert!(error.contains("aspect ratio `2:1`"), "{error}");
+    let (r, _) = common::run(
+        &host,
+        &one("ImageGenerateTask", json!({"model": "chat", "prompt": "x"})),
+        json!({}),
+    )
+    .await;
+    let error = r
+        .failures
+        .first()
+        .map(|f| f.error.clone())
+        .unwrap_or_default();
+    assert!(error.contains("image-generation"), "{error}");
+    assert_eq!(fake.hits(), 2, "nothing sent for the refused requests");
+}
+
 #[tokio::test]
 async fn a_wasm_task_generates_through_an_http_provider_and_streams_progress() {
     let (_fake, host) = chat_host().await;

@@ -59,7 +59,9 @@ async fn provider(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    // JSON, or else (a multipart form) the text of the body.
+    let body: Value = serde_json::from_slice(&body)
+        .unwrap_or_else(|_| json!({"raw": String::from_utf8_lossy(&body)}));
     fake.seen
         .lock()
         .unwrap()
@@ -150,6 +152,9 @@ async fn provider(
                 event("message_stop", json!({"type": "message_stop"})),
             ])
         }
+        "/v1/images/generations" | "/v1/images/edits" => {
+            axum::Json(json!({"data": [{"b64_json": made_image()}]})).into_response()
+        }
         "/v1/messages/count_tokens" => {
             let text = body["messages"][0]["content"].as_str().unwrap_or_default();
             axum::Json(json!({"input_tokens": text.split_whitespace().count()})).into_response()
@@ -168,4 +173,15 @@ pub async fn fake_provider() -> (Arc<Fake>, String) {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
     (fake, format!("http://{addr}"))
+}
+
+/// The image the fake makes: a 3×2 PNG, in base64.
+pub fn made_image() -> String {
+    use base64::Engine;
+    let image = image::RgbaImage::from_pixel(3, 2, image::Rgba([10, 200, 30, 255]));
+    let mut png = Vec::new();
+    image
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    base64::engine::general_purpose::STANDARD.encode(png)
 }

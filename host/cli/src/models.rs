@@ -170,6 +170,11 @@ pub async fn main(
                                     .await
                                     .map(|mask| format!("a mask of {} pixels", mask.len()))
                             }
+                            // Making an image costs money: not asked.
+                            ModelKind::ImageGeneration => models
+                                .info(id)
+                                .await
+                                .map(|_| "configured; no image made".to_string()),
                         };
                         match result {
                             Ok(what) => writeln!(std::io::stdout(), "{id}: ok ({what})")?,

@@ -287,6 +287,33 @@ impl wit_models::Host for InstanceState {
         self.generate_with(model, prompt, images, options).await
     }
 
+    async fn generate_image(
+        &mut self,
+        model: String,
+        request: wit_models::ImageRequest,
+    ) -> Result<wit_models::ImageFile, wit_models::ModelError> {
+        let file = |f: wit_models::ImageFile| providers::ImageFile {
+            media_type: f.media_type,
+            bytes: f.bytes,
+        };
+        let request = providers::ImageRequest {
+            prompt: request.prompt,
+            images: request.images.into_iter().map(file).collect(),
+            mask: request.mask.map(file),
+            aspect_ratio: request.aspect_ratio,
+            quality: request.quality,
+        };
+        let made = self
+            .models(&model)?
+            .generate_image(&self.plugin, &self.granted_models, &model, &request)
+            .await
+            .map_err(to_wit)?;
+        Ok(wit_models::ImageFile {
+            media_type: made.media_type,
+            bytes: made.bytes,
+        })
+    }
+
     async fn count_tokens(
         &mut self,
         model: String,

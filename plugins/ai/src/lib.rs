@@ -491,6 +491,18 @@ fn tasks() -> Vec<TaskDef> {
                 "Text about an image (a description, or the answer to `prompt`) by a vision \
                  `model` of an HTTP provider → text.",
             ),
+        generation(TaskDef::new("ai.image-generate", vision::image_generate))
+            .title("Generate image")
+            .description(
+                "An image made from `prompt` by an image-generation `model` of an HTTP provider \
+                 → image.",
+            ),
+        generation(TaskDef::new("ai.image-edit", vision::image_edit))
+            .title("Edit image")
+            .description(
+                "`image` edited as `prompt` says (where `mask` is transparent; with reference \
+                 `additionalImages`) by an image-generation `model` of an HTTP provider → image.",
+            ),
     ]
 }
 

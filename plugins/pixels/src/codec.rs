@@ -28,6 +28,11 @@ pub fn file(uri: &str) -> Result<(&'static str, Vec<u8>), TaskError> {
     Ok((media_type, bytes))
 }
 
+/// A file as a `data:` URI of `media_type`.
+pub fn data_uri(media_type: &str, bytes: &[u8]) -> String {
+    format!("data:{media_type};base64,{}", STANDARD.encode(bytes))
+}
+
 /// The bytes of a base64 `data:` URI.
 fn bytes(uri: &str) -> Result<Vec<u8>, TaskError> {
     let invalid = |why: String| TaskError::invalid_input(format!("image: {why}"));

@@ -167,7 +167,8 @@ pub fn progress(fraction: f32, message: Option<&str>) {
 pub mod models {
     use crate::bindings::weft::plugin::models as wit;
     pub use wit::{
-        GenerateOptions, Generation, Image, ImageFile, Message, ModelError, ModelInfo, Prompt,
+        GenerateOptions, Generation, Image, ImageFile, ImageRequest, Message, ModelError,
+        ModelInfo, Prompt,
     };
 
     /// Embed each text with `model`: one vector per text, in order.
@@ -195,6 +196,12 @@ pub mod models {
         options: &GenerateOptions,
     ) -> Result<Generation, ModelError> {
         wit::generate_seeing(model, prompt, images, options)
+    }
+
+    /// An image made by image-generation model `model` (an HTTP provider's):
+    /// new, or `request.images` edited. PNG, JPEG or WebP.
+    pub fn generate_image(model: &str, request: &ImageRequest) -> Result<ImageFile, ModelError> {
+        wit::generate_image(model, request)
     }
 
     /// How many tokens `text` is for `model`.

@@ -37,7 +37,7 @@ const HUMAN: [&str; 2] = ["HumanApprovalTask", "HumanInputTask"];
 /// another name: same ports, same behaviour. (Others do the same job with
 /// other port names, e.g. `math.add` gives `value` where `ScalarAddTask`
 /// gives `result`: `scalar.add` is its alias.)
-pub const ALIASES: [(&str, &str); 85] = [
+pub const ALIASES: [(&str, &str); 87] = [
     ("TextSummaryTask", "ai.text-summary"),
     ("ScalarAddTask", "scalar.add"),
     ("ScalarSubtractTask", "scalar.subtract"),
@@ -123,6 +123,8 @@ pub const ALIASES: [(&str, &str); 85] = [
     ("ToolCallingTask", "ai.tool-calling"),
     ("BackgroundRemovalTask", "ai.background-removal"),
     ("ImageToTextTask", "ai.image-to-text"),
+    ("ImageGenerateTask", "ai.image-generate"),
+    ("ImageEditTask", "ai.image-edit"),
     ("ModelDownloadTask", "ai.model-download"),
     ("ModelDownloadRemoveTask", "ai.model-remove"),
     ("ModelSearchTask", "ai.model-search"),

@@ -37,7 +37,16 @@ impl Http {
     /// A POST of JSON `body` to `path` under the base URL, with the API key
     /// and the provider's headers.
     pub fn post(&self, path: &str, body: &serde_json::Value) -> RequestBuilder {
-        let mut r = self.client.post(format!("{}{path}", self.base)).json(body);
+        self.request(path).json(body)
+    }
+
+    /// A POST of a multipart form to `path`, as [`Http::post`].
+    pub fn post_form(&self, path: &str, form: reqwest::multipart::Form) -> RequestBuilder {
+        self.request(path).multipart(form)
+    }
+
+    fn request(&self, path: &str) -> RequestBuilder {
+        let mut r = self.client.post(format!("{}{path}", self.base));
         for (name, value) in &self.headers {
             r = r.header(*name, *value);
         }

@@ -101,6 +101,8 @@ pub enum ModelKind {
     Generation,
     /// An image in, its foreground's alpha mask out (local ONNX models).
     BackgroundRemoval,
+    /// A prompt (and images to edit) in, an image out (HTTP providers).
+    ImageGeneration,
 }
 
 impl ModelKind {
@@ -110,6 +112,7 @@ impl ModelKind {
             ModelKind::Embedding => "embedding",
             ModelKind::Generation => "generation",
             ModelKind::BackgroundRemoval => "background-removal",
+            ModelKind::ImageGeneration => "image-generation",
         }
     }
 }
@@ -391,10 +394,63 @@ impl ImageFile {
         Ok(())
     }
 
+    /// The media type `bytes` are, by their first bytes: `image/png`,
+    /// `image/jpeg` or `image/webp`.
+    pub fn sniff(bytes: &[u8]) -> Option<&'static str> {
+        match bytes {
+            [0x89, b'P', b'N', b'G', ..] => Some("image/png"),
+            [0xff, 0xd8, 0xff, ..] => Some("image/jpeg"),
+            [
+                b'R',
+                b'I',
+                b'F',
+                b'F',
+                _,
+                _,
+                _,
+                _,
+                b'W',
+                b'E',
+                b'B',
+                b'P',
+                ..,
+            ] => Some("image/webp"),
+            _ => None,
+        }
+    }
+
     /// Its bytes in base64.
     pub fn base64(&self) -> String {
         use base64::Engine;
         base64::engine::general_purpose::STANDARD.encode(&self.bytes)
+    }
+}
+
+/// What an image-generation model is asked to make (the WIT
+/// `image-request`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ImageRequest {
+    /// What to make, or the edit to apply.
+    pub prompt: String,
+    /// Images to edit: the first, with the rest as references.
+    pub images: Vec<ImageFile>,
+    /// Where to edit (transparent pixels).
+    pub mask: Option<ImageFile>,
+    /// `1:1`, `16:9`, `9:16`, `4:3` or `3:4`.
+    pub aspect_ratio: Option<String>,
+    /// `low`, `medium` or `high`.
+    pub quality: Option<String>,
+}
+
+impl ImageRequest {
+    /// Checks its images (with the mask) as [`ImageFile::check_all`] does.
+    pub fn check(&self) -> Result<(), ModelError> {
+        let mut files = self.images.clone();
+        files.extend(self.mask.clone());
+        match files.is_empty() {
+            true => Ok(()),
+            false => ImageFile::check_all(&files),
+        }
     }
 }
 
@@ -480,6 +536,13 @@ pub trait Provider: Send + Sync {
     ) -> Result<Generation, ModelError> {
         Err(ModelError::InvalidRequest(
             "this model does not take images (vision models of HTTP providers do)".into(),
+        ))
+    }
+    /// An image made as `request` (checked by [`ImageRequest::check`])
+    /// asks. Only image-generation models of HTTP providers make them.
+    async fn generate_image(&self, _request: &ImageRequest) -> Result<ImageFile, ModelError> {
+        Err(ModelError::InvalidRequest(
+            "this model does not make images".into(),
         ))
     }
     /// The foreground's alpha mask of `image` (checked by [`Image::check`]):
@@ -596,6 +659,11 @@ async fn load_onnx(id: String, config: ModelConfig) -> Result<Arc<dyn Provider>,
                 .await
                 .map_err(joined)??,
         ),
+        Some(ModelKind::ImageGeneration) => {
+            return Err(ModelError::Unavailable(format!(
+                "model `{id}`: image generation is served by HTTP providers (`openai`), not ONNX"
+            )));
+        }
         None => {
             return Err(ModelError::Unavailable(format!(
                 "model `{id}`: an ONNX model needs `kind = \"embedding\"`, `\"generation\"` or `\"background-removal\"`"
@@ -829,6 +897,22 @@ impl Models {
         result
     }
 
+    /// An image made by image-generation model `model`, for `plugin`.
+    pub async fn generate_image(
+        &self,
+        plugin: &str,
+        granted: &[String],
+        model: &str,
+        request: &ImageRequest,
+    ) -> Result<ImageFile, ModelError> {
+        request.check()?;
+        let (entry, provider, _permit) = self.start(plugin, granted, model).await?;
+        expect_kind(model, entry, ModelKind::ImageGeneration)?;
+        let result = provider.generate_image(request).await;
+        self.note(entry, &result).await;
+        result
+    }
+
     /// The foreground's alpha mask of `image` by background-removal model
     /// `model`, for `plugin`: one byte per pixel, 255 foreground.
     pub async fn foreground(
@@ -865,7 +949,9 @@ impl Models {
         let entry = self.entry(model)?;
         let dimensions = match entry.config.kind() {
             ModelKind::Embedding => self.provider(model, entry).await?.dimensions(),
-            ModelKind::Generation | ModelKind::BackgroundRemoval => None,
+            ModelKind::Generation | ModelKind::BackgroundRemoval | ModelKind::ImageGeneration => {
+                None
+            }
         };
         Ok(ModelInfo {
             id: model.to_string(),

@@ -5,10 +5,37 @@
 use serde_json::{Value, json};
 
 use super::http::{EventReader, Http, KeyHeader};
+use reqwest::multipart::{Form, Part};
+
 use super::{
-    GenerateOptions, Generation, ImageFile, ModelConfig, ModelError, Prompt, Provider, TokenSink,
-    last_user,
+    GenerateOptions, Generation, ImageFile, ImageRequest, ModelConfig, ModelError, Prompt,
+    Provider, TokenSink, last_user,
 };
+
+/// The image size OpenAI's images API makes for an aspect ratio.
+fn size(aspect_ratio: Option<&str>) -> Result<&'static str, ModelError> {
+    match aspect_ratio.unwrap_or("1:1") {
+        "1:1" => Ok("1024x1024"),
+        "16:9" | "4:3" => Ok("1536x1024"),
+        "9:16" | "3:4" => Ok("1024x1536"),
+        other => Err(ModelError::InvalidRequest(format!(
+            "aspect ratio `{other}`: 1:1, 16:9, 9:16, 4:3 or 3:4"
+        ))),
+    }
+}
+
+/// A file part of a multipart form (`file` checked by
+/// [`ImageFile::check_all`]: PNG or JPEG).
+fn part(file: &ImageFile, name: &str) -> Part {
+    let (ext, media_type) = match file.media_type.as_str() {
+        "image/png" => ("png", "image/png"),
+        _ => ("jpeg", "image/jpeg"),
+    };
+    let part = Part::bytes(file.bytes.clone()).file_name(format!("{name}.{ext}"));
+    // Both constants parse; an empty part if that ever changed.
+    part.mime_str(media_type)
+        .unwrap_or_else(|_| Part::bytes(Vec::new()))
+}
 
 pub(super) struct OpenAi {
     http: Http,
@@ -165,6 +192,69 @@ impl Provider for OpenAi {
             generation.tokens = chunks;
         }
         Ok(generation)
+    }
+
+    /// `/images/generations` (JSON) or, with images, `/images/edits`
+    /// (multipart); the image comes back as base64 (asked for, except of
+    /// `gpt-image-*` models, which answer nothing else and refuse the
+    /// option).
+    async fn generate_image(&self, request: &ImageRequest) -> Result<ImageFile, ModelError> {
+        let size = size(request.aspect_ratio.as_deref())?;
+        let base64_asked = !self.model.starts_with("gpt-image");
+        let response = if request.images.is_empty() {
+            let mut body =
+                json!({"model": self.model, "prompt": request.prompt, "n": 1, "size": size});
+            if let Some(q) = &request.quality {
+                body["quality"] = json!(q);
+            }
+            if base64_asked {
+                body["response_format"] = json!("b64_json");
+            }
+            self.http
+                .send(|| self.http.post("/images/generations", &body))
+                .await?
+        } else {
+            let field = match request.images.len() {
+                1 => "image",
+                _ => "image[]",
+            };
+            let form = || {
+                let mut form = Form::new()
+                    .text("model", self.model.clone())
+                    .text("prompt", request.prompt.clone())
+                    .text("n", "1")
+                    .text("size", size);
+                if let Some(q) = &request.quality {
+                    form = form.text("quality", q.clone());
+                }
+                if base64_asked {
+                    form = form.text("response_format", "b64_json");
+                }
+                for (i, image) in request.images.iter().enumerate() {
+                    form = form.part(field, part(image, &format!("image{i}")));
+                }
+                if let Some(mask) = &request.mask {
+                    form = form.part("mask", part(mask, "mask"));
+                }
+                form
+            };
+            self.http
+                .send(|| self.http.post_form("/images/edits", form()))
+                .await?
+        };
+        let answer = self.http.json(response).await?;
+        let encoded = answer["data"][0]["b64_json"].as_str().ok_or_else(|| {
+            self.http
+                .malformed("no `data[0].b64_json` (an image given as a URL is not fetched)")
+        })?;
+        let bytes = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, encoded)
+            .map_err(|e| self.http.malformed(e))?;
+        let media_type = ImageFile::sniff(&bytes)
+            .ok_or_else(|| self.http.malformed("the image is not PNG, JPEG or WebP"))?;
+        Ok(ImageFile {
+            media_type: media_type.to_string(),
+            bytes,
+        })
     }
 
     async fn count_tokens(&self, _: &str) -> Result<u32, ModelError> {

@@ -261,12 +261,13 @@ struct Spec {
 
 impl Spec {
     /// The WIT config; `None` for a kind the `provider` interface has not
-    /// (background removal is served by local ONNX models only).
+    /// (background removal is served by local ONNX models only, image
+    /// generation by HTTP providers).
     fn wit(&self) -> Option<wit::ModelConfig> {
         let kind = match self.kind {
             ModelKind::Embedding => wit::ModelKind::Embedding,
             ModelKind::Generation => wit::ModelKind::Generation,
-            ModelKind::BackgroundRemoval => return None,
+            ModelKind::BackgroundRemoval | ModelKind::ImageGeneration => return None,
         };
         Some(wit::ModelConfig {
             id: self.id.clone(),
