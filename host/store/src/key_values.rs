@@ -236,16 +236,27 @@ impl<'q> Nearest<'q> {
         if vector.len() != self.query.len() || self.keep == 0 {
             return;
         }
-        let near = Ranked(Near {
-            key: key.to_string(),
-            similarity: similarity(self.query, vector),
-        });
-        if self.best.len() < self.keep {
-            self.best.push(near);
-        } else if self.best.peek().is_some_and(|worst| near < *worst) {
-            self.best.pop();
-            self.best.push(near);
+        let similarity = similarity(self.query, vector);
+        // The key is copied only when it is kept.
+        let full = self.best.len() >= self.keep;
+        if full
+            && self.best.peek().is_some_and(|worst| {
+                let w = &worst.0;
+                similarity
+                    .total_cmp(&w.similarity)
+                    .then(w.key.as_str().cmp(key))
+                    .is_lt()
+            })
+        {
+            return;
         }
+        if full {
+            self.best.pop();
+        }
+        self.best.push(Ranked(Near {
+            key: key.to_string(),
+            similarity,
+        }));
     }
 
     /// The keys kept, nearest first, past the first `skip`.

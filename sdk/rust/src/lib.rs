@@ -185,8 +185,8 @@ pub mod models {
         wit::generate(model, prompt, options)
     }
 
-    /// Generate text about `images` (PNG or JPEG files, at most 8, each at
-    /// most 5 MiB) with vision model `model`: they go with the prompt's last
+    /// Generate text about `images` (PNG or JPEG files, at most 8 of
+    /// 3,932,160 bytes, 20 MiB in all) with vision model `model`: they go with the prompt's last
     /// user message. HTTP providers' vision models take images; others
     /// answer `InvalidRequest`.
     pub fn generate_seeing(

@@ -28,6 +28,9 @@ pub(super) struct Http {
     /// The API key; `None` when the configuration names none.
     pub key: Option<String>,
     max_retries: u32,
+    /// A request that failed after it was sent (a timeout) is sent again;
+    /// not for image generation, where each request is billed and slow.
+    resend_failed: bool,
     key_header: KeyHeader,
     /// Headers every request carries.
     headers: Vec<(&'static str, &'static str)>,
@@ -72,7 +75,10 @@ impl Http {
             })?),
             None => None,
         };
-        let timeout = Duration::from_millis(config.timeout_ms.unwrap_or(60_000));
+        // Making an image takes a minute or more at high quality.
+        let making_images = config.kind() == super::ModelKind::ImageGeneration;
+        let default_ms = if making_images { 300_000 } else { 60_000 };
+        let timeout = Duration::from_millis(config.timeout_ms.unwrap_or(default_ms));
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10).min(timeout))
             .read_timeout(timeout)
@@ -89,6 +95,7 @@ impl Http {
                 .to_string(),
             key,
             max_retries: config.max_retries.unwrap_or(3),
+            resend_failed: !making_images,
             key_header,
             headers,
         })
@@ -114,10 +121,15 @@ impl Http {
                     }
                     (error, retry_after)
                 }
-                Err(e) => (
-                    ModelError::Unavailable(format!("model `{}`: {}", self.id, describe(&e))),
-                    None,
-                ),
+                Err(e) => {
+                    let error =
+                        ModelError::Unavailable(format!("model `{}`: {}", self.id, describe(&e)));
+                    // Sent, perhaps served: sending it again might pay twice.
+                    if !self.resend_failed && !e.is_connect() {
+                        return Err(error);
+                    }
+                    (error, None)
+                }
             };
             // A long Retry-After goes back to the caller (the model's limiter
             // pauses; a task can retry later with a durable timer) rather than

@@ -360,8 +360,12 @@ pub struct ImageFile {
 impl ImageFile {
     /// The most images one call gives.
     pub const MAX_IMAGES: usize = 8;
-    /// The largest image file.
-    pub const MAX_BYTES: usize = 5 << 20;
+    /// The largest image file: 5 MB once in base64 (Anthropic's limit is
+    /// on the encoded image).
+    pub const MAX_BYTES: usize = 5_242_880 / 4 * 3;
+    /// The most bytes of images in one call (about 27 MB in base64, under
+    /// Anthropic's 32 MB request limit and OpenAI's 50 MB).
+    pub const MAX_TOTAL_BYTES: usize = 20 << 20;
 
     /// Checks `images`: how many, how large, and that each is the PNG or
     /// JPEG its media type says.
@@ -390,6 +394,13 @@ impl ImageFile {
             if !image.bytes.starts_with(magic) {
                 return invalid(format!("image {i}: not a {} file", image.media_type));
             }
+        }
+        let total: usize = images.iter().map(|i| i.bytes.len()).sum();
+        if total > Self::MAX_TOTAL_BYTES {
+            return invalid(format!(
+                "{total} bytes of images; at most {} in one call",
+                Self::MAX_TOTAL_BYTES
+            ));
         }
         Ok(())
     }
@@ -443,14 +454,22 @@ pub struct ImageRequest {
 }
 
 impl ImageRequest {
-    /// Checks its images (with the mask) as [`ImageFile::check_all`] does.
+    /// Checks its images as [`ImageFile::check_all`] does, and the mask:
+    /// a PNG (transparent where to edit), only with an image to edit.
     pub fn check(&self) -> Result<(), ModelError> {
-        let mut files = self.images.clone();
-        files.extend(self.mask.clone());
-        match files.is_empty() {
-            true => Ok(()),
-            false => ImageFile::check_all(&files),
+        if !self.images.is_empty() {
+            ImageFile::check_all(&self.images)?;
         }
+        let Some(mask) = &self.mask else {
+            return Ok(());
+        };
+        if self.images.is_empty() || mask.media_type != "image/png" {
+            return Err(ModelError::InvalidRequest(
+                "the mask is a PNG (transparent where to edit), given with the image to edit"
+                    .into(),
+            ));
+        }
+        ImageFile::check_all(std::slice::from_ref(mask))
     }
 }
 

@@ -12,15 +12,44 @@ use super::{
     Provider, TokenSink, last_user,
 };
 
-/// The image size OpenAI's images API makes for an aspect ratio.
-fn size(aspect_ratio: Option<&str>) -> Result<&'static str, ModelError> {
-    match aspect_ratio.unwrap_or("1:1") {
-        "1:1" => Ok("1024x1024"),
-        "16:9" | "4:3" => Ok("1536x1024"),
-        "9:16" | "3:4" => Ok("1024x1536"),
-        other => Err(ModelError::InvalidRequest(format!(
-            "aspect ratio `{other}`: 1:1, 16:9, 9:16, 4:3 or 3:4"
-        ))),
+/// The image size `model` makes for an aspect ratio: `gpt-image-*` (and
+/// servers speaking its API) 1024×1024, 1536×1024 or 1024×1536; DALL·E 3
+/// 1792 wide or high; DALL·E 2 squares only.
+fn size(model: &str, aspect_ratio: Option<&str>) -> Result<&'static str, ModelError> {
+    let shape = match aspect_ratio.unwrap_or("1:1") {
+        "1:1" => 0,
+        "16:9" | "4:3" => 1,
+        "9:16" | "3:4" => 2,
+        other => {
+            return Err(ModelError::InvalidRequest(format!(
+                "aspect ratio `{other}`: 1:1, 16:9, 9:16, 4:3 or 3:4"
+            )));
+        }
+    };
+    let dall_e = |n| model.starts_with(&format!("dall-e-{n}"));
+    Ok(match shape {
+        0 => "1024x1024",
+        _ if dall_e(2) => {
+            return Err(ModelError::InvalidRequest(format!(
+                "model `{model}` makes square images only (aspect ratio 1:1)"
+            )));
+        }
+        1 if dall_e(3) => "1792x1024",
+        2 if dall_e(3) => "1024x1792",
+        1 => "1536x1024",
+        _ => "1024x1536",
+    })
+}
+
+/// The quality `model` is asked for: `low`, `medium`, `high` as given
+/// (`gpt-image-*`); DALL·E 3 has `hd` for high and its standard otherwise,
+/// DALL·E 2 one quality.
+fn quality<'a>(model: &str, quality: Option<&'a str>) -> Option<&'a str> {
+    match quality {
+        _ if model.starts_with("dall-e-2") => None,
+        Some("high") if model.starts_with("dall-e-3") => Some("hd"),
+        _ if model.starts_with("dall-e-3") => None,
+        q => q,
     }
 }
 
@@ -199,12 +228,13 @@ impl Provider for OpenAi {
     /// `gpt-image-*` models, which answer nothing else and refuse the
     /// option).
     async fn generate_image(&self, request: &ImageRequest) -> Result<ImageFile, ModelError> {
-        let size = size(request.aspect_ratio.as_deref())?;
+        let size = size(&self.model, request.aspect_ratio.as_deref())?;
+        let quality = quality(&self.model, request.quality.as_deref());
         let base64_asked = !self.model.starts_with("gpt-image");
         let response = if request.images.is_empty() {
             let mut body =
                 json!({"model": self.model, "prompt": request.prompt, "n": 1, "size": size});
-            if let Some(q) = &request.quality {
+            if let Some(q) = quality {
                 body["quality"] = json!(q);
             }
             if base64_asked {
@@ -224,8 +254,8 @@ impl Provider for OpenAi {
                     .text("prompt", request.prompt.clone())
                     .text("n", "1")
                     .text("size", size);
-                if let Some(q) = &request.quality {
-                    form = form.text("quality", q.clone());
+                if let Some(q) = quality {
+                    form = form.text("quality", q.to_string());
                 }
                 if base64_asked {
                     form = form.text("response_format", "b64_json");
@@ -262,5 +292,26 @@ impl Provider for OpenAi {
             "model `{}`: OpenAI-compatible APIs do not count tokens",
             self.http.id
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{quality, size};
+
+    #[test]
+    fn sizes_and_qualities_are_what_each_model_family_takes() {
+        assert_eq!(size("gpt-image-1", None).unwrap(), "1024x1024");
+        assert_eq!(size("gpt-image-1", Some("16:9")).unwrap(), "1536x1024");
+        assert_eq!(size("gpt-image-1", Some("3:4")).unwrap(), "1024x1536");
+        assert_eq!(size("dall-e-3", Some("9:16")).unwrap(), "1024x1792");
+        assert_eq!(size("dall-e-3", Some("4:3")).unwrap(), "1792x1024");
+        assert_eq!(size("dall-e-2", Some("1:1")).unwrap(), "1024x1024");
+        assert!(size("dall-e-2", Some("16:9")).is_err());
+        assert!(size("gpt-image-1", Some("2:1")).is_err());
+        assert_eq!(quality("gpt-image-1", Some("low")), Some("low"));
+        assert_eq!(quality("dall-e-3", Some("high")), Some("hd"));
+        assert_eq!(quality("dall-e-3", Some("low")), None);
+        assert_eq!(quality("dall-e-2", Some("high")), None);
     }
 }

@@ -413,7 +413,9 @@ impl KeyValues for PgStore {
 /// [`KeyValues::kv_nearest`] by pgvector: cosine distance (`<=>`), exact
 /// (no index: vectors of any length share the column). pgvector's distance
 /// is NaN when a vector is all zeros: ranked as similarity 0, as the other
-/// stores do.
+/// stores do. Ranked by the similarity as `f32`, then by key, as the other
+/// stores rank; pgvector sums in another order than the host, so keys
+/// within ~1e-6 of each other may still come in another order.
 async fn nearest_by_pgvector(
     pool: &PgPool,
     space: &Space,
@@ -424,13 +426,13 @@ async fn nearest_by_pgvector(
     now_ms: u64,
 ) -> Result<Vec<Near>, StoreError> {
     let rows = sqlx::query(
-        "SELECT key, 1 - distance FROM (
-           SELECT key, CASE WHEN d = 'NaN' THEN 1 ELSE d END AS distance FROM (
+        "SELECT key, similarity FROM (
+           SELECT key, (1 - CASE WHEN d = 'NaN' THEN 1 ELSE d END)::real AS similarity FROM (
              SELECT key, vector::vector <=> $4::real[]::vector AS d FROM weft_kv
              WHERE scope = $1 AND namespace = $2 AND starts_with(key, $3)
                AND array_length(vector, 1) = $5
                AND (expires_ms IS NULL OR expires_ms > $6)) scored) ranked
-         ORDER BY distance, key COLLATE \"C\" OFFSET $7 LIMIT $8",
+         ORDER BY similarity DESC, key COLLATE \"C\" OFFSET $7 LIMIT $8",
     )
     .bind(&space.scope)
     .bind(&space.namespace)
@@ -447,7 +449,7 @@ async fn nearest_by_pgvector(
         .iter()
         .map(|r| Near {
             key: r.get(0),
-            similarity: r.get::<f64, _>(1) as f32,
+            similarity: r.get::<f32, _>(1),
         })
         .collect())
 }

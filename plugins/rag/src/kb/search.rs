@@ -329,10 +329,14 @@ fn ranked_by_store(
             });
         }
     }
+    // Settled when the page held every chunk, or those past it score below
+    // the threshold, or `MARGIN` hits beyond the `n`th were read (a
+    // near-tie past the page cannot beat the `n`th then).
     let rest_below = near
         .last()
         .is_none_or(|last| f64::from(last.similarity) < threshold);
-    if hits.len() < n && near.len() == page && !rest_below {
+    let settled = near.len() < page || rest_below || hits.len() >= n.saturating_add(MARGIN);
+    if !settled {
         return Ok(None);
     }
     hits.sort_by(|a, b| b.cmp(a));
