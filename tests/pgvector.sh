@@ -28,7 +28,12 @@ if [[ ! -f /usr/include/postgresql/$major/server/postgres.h ]] || ! command -v m
 fi
 work=$(mktemp -d /tmp/weft-pgvector.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-curl -fsSL --retry 3 -o "$work/src.tar.gz" "$source_url"
+if command -v curl >/dev/null; then
+  curl -fsSL --retry 3 -o "$work/src.tar.gz" "$source_url"
+else
+  python3 -c 'import sys, urllib.request; urllib.request.urlretrieve(sys.argv[1], sys.argv[2])' \
+    "$source_url" "$work/src.tar.gz"
+fi
 echo "$sha256  $work/src.tar.gz" | sha256sum -c --quiet - >&2
 tar -xzf "$work/src.tar.gz" -C "$work"
 # OPTFLAGS empty: no -march=native, as Debian builds it.
