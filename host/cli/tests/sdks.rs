@@ -137,6 +137,20 @@ def forget(input: Counter) -> Found:
 
 
 @dataclass
+class Nearest:
+    keys: List[str]
+
+
+@task("py.nearest", side_effects=True)
+def nearest(input: Counter) -> Nearest:
+    """Keeps three vectors and asks for the two nearest (1, 0.1)."""
+    from weft_sdk import vectors
+    vectors.set_many([("v/a", b"a", [1.0, 0.0]), ("v/b", b"b", [0.0, 1.0]),
+                      ("v/c", b"c", [1.0, 1.0])])
+    return Nearest([k for k, _ in vectors.nearest([1.0, 0.1], prefix="v/", limit=2)])
+
+
+@dataclass
 class Setting:
     key: str
 
@@ -376,7 +390,8 @@ fn plugins_in_rust_python_and_javascript_build_load_and_pass_data_along() {
             {"id": "js2", "type": "js.count"},
             {"id": "py3", "type": "py.forget"},
             {"id": "js3", "type": "js.forget"},
-            {"id": "setting", "type": "py.setting", "defaults": {"key": "greeting"}}
+            {"id": "setting", "type": "py.setting", "defaults": {"key": "greeting"}},
+            {"id": "py_near", "type": "py.nearest", "defaults": {"key": "unused"}}
         ],
         "dataflows": [
             flow("numbers", "numbers", "squares", "numbers"),
@@ -415,6 +430,8 @@ fn plugins_in_rust_python_and_javascript_build_load_and_pass_data_along() {
     assert_eq!(result["outputs"]["py2"], json!({"key": "visits", "n": 2}));
     assert_eq!(result["outputs"]["js2"]["n"], 2);
     assert_eq!(result["outputs"]["js2"]["greeting"], "hi from the manifest");
+    // Vectors from Python: the nearest keys, best first.
+    assert_eq!(result["outputs"]["py_near"]["keys"], json!(["v/a", "v/c"]));
     // Keys deleted together, each said to be there or not.
     assert_eq!(result["outputs"]["py3"]["found"], json!([true, false]));
     assert_eq!(

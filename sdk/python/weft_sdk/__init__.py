@@ -35,12 +35,13 @@ from wit_world.imports import log as _log
 from wit_world.imports import config as _config
 from wit_world.imports import models as _models
 from wit_world.imports import storage as _storage
+from wit_world.imports import vectors as _vectors
 from wit_world.imports import progress as _progress
 from wit_world.imports import types as _types
 
 __all__ = [
     "task", "Context", "Task", "TaskError", "InvalidInput", "Failed", "Retryable",
-    "log", "progress", "models", "storage", "config", "StorageConflict", "schema_of",
+    "log", "progress", "models", "storage", "vectors", "config", "StorageConflict", "schema_of",
 ]
 
 
@@ -228,6 +229,34 @@ class storage:
             if page.next is None:
                 return found
             after = page.next
+
+
+class vectors:
+    """Vectors kept with storage's keys, and the keys nearest a query (the
+    host's store ranks them: pgvector on PostgreSQL). Namespaces, grants and
+    errors are `storage`'s."""
+
+    @staticmethod
+    def set_many(entries: List[tuple], namespace: Optional[str] = None) -> List[int]:
+        """Write up to 1,000 `(key, value: bytes, vector: list of floats)`
+        all together, each key keeping its vector; their new versions."""
+        writes = [_storage.Write(k, bytes(v), None, None) for k, v, _ in entries]
+        try:
+            return list(_vectors.set_many(namespace, writes, [list(x) for _, _, x in entries]))
+        except Err as err:
+            raise _storage_error(err) from None
+
+    @staticmethod
+    def nearest(query: List[float], prefix: str = "", namespace: Optional[str] = None,
+                skip: int = 0, limit: int = 10) -> List[tuple]:
+        """`(key, similarity)` of the keys under `prefix` nearest `query` by
+        cosine similarity, best first, past `skip`, at most `limit` (1 to
+        1,000)."""
+        try:
+            found = _vectors.nearest(namespace, prefix, list(query), skip, limit)
+        except Err as err:
+            raise _storage_error(err) from None
+        return [(n.key, n.similarity) for n in found]
 
 
 class config:

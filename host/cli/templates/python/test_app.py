@@ -9,7 +9,7 @@ for name in ["componentize_py_types", "wit_world", "wit_world.exports", "wit_wor
     sys.modules.setdefault(name, types.ModuleType(name))
 sys.modules["componentize_py_types"].Err = type("Err", (Exception,), {})
 sys.modules["wit_world.exports"].Task = object
-for part in ["config", "log", "models", "progress", "storage", "types"]:
+for part in ["config", "log", "models", "progress", "storage", "types", "vectors"]:
     mod = types.ModuleType(f"wit_world.imports.{part}")
     sys.modules[f"wit_world.imports.{part}"] = mod
     setattr(sys.modules["wit_world.imports"], part, mod)
