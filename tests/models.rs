@@ -1106,6 +1106,17 @@ async fn structured_generation_validates_the_answer_and_asks_again_with_the_erro
         system.contains("\"born\""),
         "the schema is in the prompt: {system}"
     );
+    // And the OpenAI-compatible API holds the model to it natively.
+    assert_eq!(
+        seen[0].2["response_format"],
+        json!({"type": "json_schema",
+               "json_schema": {"name": "answer", "schema": schema, "strict": false}})
+    );
+    // Every attempt, the retries too.
+    assert!(
+        seen.iter()
+            .all(|(_, _, b)| b["response_format"]["type"] == "json_schema")
+    );
     let retry = seen[2].2["messages"][1]["content"]
         .as_str()
         .unwrap()

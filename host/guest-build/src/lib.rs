@@ -30,7 +30,17 @@ pub fn build(packages: &[&str], dirs: &[&Path]) -> Vec<PathBuf> {
     for dir in dirs {
         println!("cargo:rerun-if-changed={}", dir.display());
     }
-    for watched in ["sdk/rust", "wit", "Cargo.lock", "Cargo.toml"] {
+    // The SDK, the WIT, and the library crates the standard plugins share
+    // (not in `dirs`: they are no plugins of their own).
+    for watched in [
+        "sdk/rust",
+        "wit",
+        "Cargo.lock",
+        "Cargo.toml",
+        "plugins/ask",
+        "plugins/js",
+        "plugins/pixels",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
 

@@ -179,13 +179,13 @@ impl InstanceState {
             .ok_or_else(|| wit_models::ModelError::Unavailable("this host serves no models".into()))
     }
 
-    /// `models.generate` (no images) and `models.generate-seeing`: the
-    /// text streamed to the run's events as progress of this node.
+    /// `models.generate`, `generate-seeing` and `generate-json`: the text
+    /// streamed to the run's events as progress of this node.
     async fn generate_with(
         &mut self,
         model: String,
         prompt: wit_models::Prompt,
-        images: Vec<providers::ImageFile>,
+        asked: Asked,
         options: wit_models::GenerateOptions,
     ) -> Result<wit_models::Generation, wit_models::ModelError> {
         let prompt = match prompt {
@@ -216,15 +216,20 @@ impl InstanceState {
         };
         let models = self.models(&model)?;
         let (plugin, granted) = (&self.plugin, &self.granted_models);
-        let g = match images.is_empty() {
-            true => {
-                models
-                    .generate(plugin, granted, &model, &prompt, &options, &sink)
-                    .await
-            }
-            false => {
+        let g = match asked {
+            Asked::Seeing(images) if !images.is_empty() => {
                 models
                     .generate_seeing(plugin, granted, &model, &prompt, &images, &options, &sink)
+                    .await
+            }
+            Asked::Json(schema) => {
+                models
+                    .generate_json(plugin, granted, &model, &prompt, &schema, &options, &sink)
+                    .await
+            }
+            Asked::Text | Asked::Seeing(_) => {
+                models
+                    .generate(plugin, granted, &model, &prompt, &options, &sink)
                     .await
             }
         }
@@ -236,6 +241,15 @@ impl InstanceState {
             finish_reason: g.finish_reason,
         })
     }
+}
+
+/// What a generation is asked with, beside its prompt.
+enum Asked {
+    Text,
+    /// Images (none: as `Text`).
+    Seeing(Vec<providers::ImageFile>),
+    /// A JSON Schema, as text.
+    Json(String),
 }
 
 fn to_wit(e: ModelError) -> wit_models::ModelError {
@@ -267,7 +281,19 @@ impl wit_models::Host for InstanceState {
         prompt: wit_models::Prompt,
         options: wit_models::GenerateOptions,
     ) -> Result<wit_models::Generation, wit_models::ModelError> {
-        self.generate_with(model, prompt, Vec::new(), options).await
+        self.generate_with(model, prompt, Asked::Text, options)
+            .await
+    }
+
+    async fn generate_json(
+        &mut self,
+        model: String,
+        prompt: wit_models::Prompt,
+        schema: String,
+        options: wit_models::GenerateOptions,
+    ) -> Result<wit_models::Generation, wit_models::ModelError> {
+        self.generate_with(model, prompt, Asked::Json(schema), options)
+            .await
     }
 
     async fn generate_seeing(
@@ -284,7 +310,8 @@ impl wit_models::Host for InstanceState {
                 bytes: i.bytes,
             })
             .collect();
-        self.generate_with(model, prompt, images, options).await
+        self.generate_with(model, prompt, Asked::Seeing(images), options)
+            .await
     }
 
     async fn generate_image(

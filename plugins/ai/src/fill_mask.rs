@@ -63,6 +63,7 @@ pub(crate) fn fill(input: FillIn, _: &Context) -> Result<FillOut, TaskError> {
         system: SYSTEM,
         options: input.sampling.options(),
         max_retries: 2,
+        schema: None,
     };
     let mut object = asking.object(&asked, faults)?;
     let guesses: Vec<Guess> =

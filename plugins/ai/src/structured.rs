@@ -78,6 +78,7 @@ pub(crate) fn generate(input: StructuredIn, _: &Context) -> Result<StructuredOut
         system: &system,
         options: input.sampling.options(),
         max_retries: input.max_retries,
+        schema: Some(&schema),
     };
     let check = |answer: &Value| -> Vec<String> {
         let errors = validator.iter_errors(answer);

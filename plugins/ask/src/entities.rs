@@ -42,6 +42,7 @@ pub fn recognise(
         system: SYSTEM,
         options,
         max_retries: 2,
+        schema: None,
     };
     let mut object = asking.object(text, |answer| faults(answer, text))?;
     let entities = object.remove("entities").unwrap_or_default();

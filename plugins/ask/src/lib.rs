@@ -35,6 +35,10 @@ pub struct Asking<'a> {
     pub system: &'a str,
     pub options: GenerateOptions,
     pub max_retries: u32,
+    /// A JSON Schema the answer must follow: the model is held to it where
+    /// its provider can (`models.generate-json`); the caller's check still
+    /// decides.
+    pub schema: Option<&'a Value>,
 }
 
 impl Asking<'_> {
@@ -50,7 +54,13 @@ impl Asking<'_> {
         let mut errors = Vec::new();
         for _ in 0..=self.max_retries {
             let messages = vec![message("system", self.system), message("user", &asked)];
-            let answer = models::generate(self.model, &Prompt::Chat(messages), &self.options)?;
+            let chat = Prompt::Chat(messages);
+            let answer = match self.schema {
+                Some(schema) => {
+                    models::generate_json(self.model, &chat, &schema.to_string(), &self.options)?
+                }
+                None => models::generate(self.model, &chat, &self.options)?,
+            };
             errors = match json_object(&answer.text) {
                 Ok(object) => {
                     let value = Value::Object(object);

@@ -198,6 +198,19 @@ pub mod models {
         wit::generate_seeing(model, prompt, images, options)
     }
 
+    /// Generate a JSON value for `schema` (a JSON Schema, as JSON text, at
+    /// most 64 KiB) with `model`: held to it where the provider has a
+    /// native mode (OpenAI-compatible `json_schema`); validate the answer
+    /// all the same.
+    pub fn generate_json(
+        model: &str,
+        prompt: &Prompt,
+        schema: &str,
+        options: &GenerateOptions,
+    ) -> Result<Generation, ModelError> {
+        wit::generate_json(model, prompt, schema, options)
+    }
+
     /// An image made by image-generation model `model` (an HTTP provider's):
     /// new, or `request.images` edited. PNG, JPEG or WebP.
     pub fn generate_image(model: &str, request: &ImageRequest) -> Result<ImageFile, ModelError> {

@@ -543,6 +543,18 @@ pub trait Provider: Send + Sync {
     fn dimensions(&self) -> Option<u32> {
         None
     }
+    /// Generate a JSON value for `schema` (an object): held to it where
+    /// the provider has a native mode, else as [`Provider::generate`] (the
+    /// schema is in the caller's prompt).
+    async fn generate_json(
+        &self,
+        prompt: &Prompt,
+        _schema: &serde_json::Value,
+        options: &GenerateOptions,
+        sink: &TokenSink<'_>,
+    ) -> Result<Generation, ModelError> {
+        self.generate(prompt, options, sink).await
+    }
     /// Generate from `prompt` with `images` (checked by
     /// [`ImageFile::check_all`]) given with its last user message. Only
     /// vision models of HTTP providers take images.
@@ -889,6 +901,44 @@ impl Models {
         let (entry, provider, _permit) = self.start(plugin, granted, model).await?;
         expect_kind(model, entry, ModelKind::Generation)?;
         let result = provider.generate(prompt, options, sink).await;
+        self.note(entry, &result).await;
+        result
+    }
+
+    /// The most bytes of a schema given to [`Models::generate_json`].
+    pub const MAX_SCHEMA_BYTES: usize = 64 << 10;
+
+    /// Generate a JSON value for `schema` (JSON text of an object) with
+    /// `model`, for `plugin`, streaming text to `sink`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn generate_json(
+        &self,
+        plugin: &str,
+        granted: &[String],
+        model: &str,
+        prompt: &Prompt,
+        schema: &str,
+        options: &GenerateOptions,
+        sink: &TokenSink<'_>,
+    ) -> Result<Generation, ModelError> {
+        if schema.len() > Self::MAX_SCHEMA_BYTES {
+            return Err(ModelError::InvalidRequest(format!(
+                "a schema of {} bytes; at most {}",
+                schema.len(),
+                Self::MAX_SCHEMA_BYTES
+            )));
+        }
+        let schema: serde_json::Value = match serde_json::from_str(schema) {
+            Ok(v @ serde_json::Value::Object(_)) => v,
+            _ => {
+                return Err(ModelError::InvalidRequest(
+                    "the schema is not a JSON object".into(),
+                ));
+            }
+        };
+        let (entry, provider, _permit) = self.start(plugin, granted, model).await?;
+        expect_kind(model, entry, ModelKind::Generation)?;
+        let result = provider.generate_json(prompt, &schema, options, sink).await;
         self.note(entry, &result).await;
         result
     }

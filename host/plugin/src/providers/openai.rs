@@ -105,63 +105,19 @@ impl OpenAi {
         last["content"] = json!(parts);
         Ok(messages)
     }
-}
 
-#[async_trait::async_trait]
-impl Provider for OpenAi {
-    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, ModelError> {
-        let body = json!({"model": self.model, "input": texts});
-        let response = self
-            .http
-            .send(|| self.http.post("/embeddings", &body))
-            .await?;
-        let answer = self.http.json(response).await?;
-        let mut rows: Vec<(u64, Vec<f32>)> = answer["data"]
-            .as_array()
-            .ok_or_else(|| self.http.malformed("no `data` list"))?
-            .iter()
-            .enumerate()
-            .map(|(i, item)| {
-                let vector = item["embedding"]
-                    .as_array()
-                    .ok_or_else(|| self.http.malformed("an item has no `embedding`"))?
-                    .iter()
-                    .map(|v| v.as_f64().map(|f| f as f32))
-                    .collect::<Option<Vec<f32>>>()
-                    .ok_or_else(|| self.http.malformed("an embedding has a non-number"))?;
-                Ok((item["index"].as_u64().unwrap_or(i as u64), vector))
-            })
-            .collect::<Result<_, ModelError>>()?;
-        if rows.len() != texts.len() {
-            return Err(self.http.malformed(format!(
-                "{} embeddings for {} texts",
-                rows.len(),
-                texts.len()
-            )));
-        }
-        rows.sort_by_key(|(i, _)| *i);
-        Ok(rows.into_iter().map(|(_, v)| v).collect())
-    }
-
-    async fn generate(
+    /// A streamed chat completion of `messages`, with `response_format`
+    /// when given.
+    async fn chat(
         &self,
-        prompt: &Prompt,
-        options: &GenerateOptions,
-        sink: &TokenSink<'_>,
-    ) -> Result<Generation, ModelError> {
-        self.generate_seeing(prompt, &[], options, sink).await
-    }
-
-    async fn generate_seeing(
-        &self,
-        prompt: &Prompt,
-        images: &[ImageFile],
+        messages: Vec<Value>,
+        response_format: Option<Value>,
         options: &GenerateOptions,
         sink: &TokenSink<'_>,
     ) -> Result<Generation, ModelError> {
         let mut body = json!({
             "model": self.model,
-            "messages": Self::messages(prompt, images)?,
+            "messages": messages,
             "max_tokens": options.max_tokens.unwrap_or(256),
             "stream": true,
             "stream_options": {"include_usage": true},
@@ -171,6 +127,9 @@ impl Provider for OpenAi {
         }
         if !options.stop.is_empty() {
             body["stop"] = json!(options.stop);
+        }
+        if let Some(format) = response_format {
+            body["response_format"] = format;
         }
         let response = self
             .http
@@ -222,7 +181,79 @@ impl Provider for OpenAi {
         }
         Ok(generation)
     }
+}
 
+#[async_trait::async_trait]
+impl Provider for OpenAi {
+    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, ModelError> {
+        let body = json!({"model": self.model, "input": texts});
+        let response = self
+            .http
+            .send(|| self.http.post("/embeddings", &body))
+            .await?;
+        let answer = self.http.json(response).await?;
+        let mut rows: Vec<(u64, Vec<f32>)> = answer["data"]
+            .as_array()
+            .ok_or_else(|| self.http.malformed("no `data` list"))?
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let vector = item["embedding"]
+                    .as_array()
+                    .ok_or_else(|| self.http.malformed("an item has no `embedding`"))?
+                    .iter()
+                    .map(|v| v.as_f64().map(|f| f as f32))
+                    .collect::<Option<Vec<f32>>>()
+                    .ok_or_else(|| self.http.malformed("an embedding has a non-number"))?;
+                Ok((item["index"].as_u64().unwrap_or(i as u64), vector))
+            })
+            .collect::<Result<_, ModelError>>()?;
+        if rows.len() != texts.len() {
+            return Err(self.http.malformed(format!(
+                "{} embeddings for {} texts",
+                rows.len(),
+                texts.len()
+            )));
+        }
+        rows.sort_by_key(|(i, _)| *i);
+        Ok(rows.into_iter().map(|(_, v)| v).collect())
+    }
+
+    async fn generate(
+        &self,
+        prompt: &Prompt,
+        options: &GenerateOptions,
+        sink: &TokenSink<'_>,
+    ) -> Result<Generation, ModelError> {
+        self.chat(Self::messages(prompt, &[])?, None, options, sink)
+            .await
+    }
+
+    async fn generate_seeing(
+        &self,
+        prompt: &Prompt,
+        images: &[ImageFile],
+        options: &GenerateOptions,
+        sink: &TokenSink<'_>,
+    ) -> Result<Generation, ModelError> {
+        self.chat(Self::messages(prompt, images)?, None, options, sink)
+            .await
+    }
+
+    /// Held to the schema by `response_format` (`json_schema`, not strict:
+    /// strict mode refuses most schemas; the caller validates).
+    async fn generate_json(
+        &self,
+        prompt: &Prompt,
+        schema: &Value,
+        options: &GenerateOptions,
+        sink: &TokenSink<'_>,
+    ) -> Result<Generation, ModelError> {
+        let format = json!({"type": "json_schema",
+            "json_schema": {"name": "answer", "schema": schema, "strict": false}});
+        self.chat(Self::messages(prompt, &[])?, Some(format), options, sink)
+            .await
+    }
     /// `/images/generations` (JSON) or, with images, `/images/edits`
     /// (multipart); the image comes back as base64 (asked for, except of
     /// `gpt-image-*` models, which answer nothing else and refuse the
