@@ -596,6 +596,15 @@ async fn plugins_get_only_the_models_their_manifest_grants_and_a_flood_is_rate_l
 
 // ---- HTTP providers -----------------------------------------------------
 
+/// Run `graph` (no input): the first failed node's error (empty: none).
+async fn first_error(host: &weft::Host, graph: &weft::graph::Graph) -> String {
+    let (r, _) = common::run(host, graph, json!({})).await;
+    r.failures
+        .first()
+        .map(|f| f.error.clone())
+        .unwrap_or_default()
+}
+
 /// A host whose model `chat` is an OpenAI-compatible provider on loopback,
 /// and that provider.
 async fn chat_host() -> (Arc<fake_api::Fake>, weft::Host) {
@@ -911,21 +920,11 @@ async fn workglows_image_to_text_sends_the_image_to_a_vision_model() {
     );
 
     let gif = format!("data:image/png;base64,{}", b64(b"GIF89a\x01\x00\x01\x00"));
-    let (r, _) = common::run(&host, &describe("vision", &gif), json!({})).await;
-    let error = r
-        .failures
-        .first()
-        .map(|f| f.error.clone())
-        .unwrap_or_default();
+    let error = first_error(&host, &describe("vision", &gif)).await;
     assert!(error.contains("not a PNG or JPEG file"), "{error}");
     assert_eq!(fake.hits(), 2, "nothing sent for a file that is no image");
 
-    let (r, _) = common::run(&host, &describe("tiny", &uri), json!({})).await;
-    let error = r
-        .failures
-        .first()
-        .map(|f| f.error.clone())
-        .unwrap_or_default();
+    let error = first_error(&host, &describe("tiny", &uri)).await;
     assert!(error.contains("does not take images"), "{error}");
 }
 
@@ -1007,32 +1006,11 @@ async fn workglows_image_generation_and_edit_go_to_an_images_api() {
         assert!(form.contains(part), "the form has {part:?}: {form:.300}");
     }
 
-    let (r, _) = common::run(
-        &host,
-        &one(
-            "ImageGenerateTask",
-            json!({"model": "painter", "prompt": "x", "aspectRatio": "2:1"}),
-        ),
-        json!({}),
-    )
-    .await;
-    let error = r
-        .failures
-        .first()
-        .map(|f| f.error.clone())
-        .unwrap_or_default();
+    let wide = json!({"model": "painter", "prompt": "x", "aspectRatio": "2:1"});
+    let error = first_error(&host, &one("ImageGenerateTask", wide)).await;
     assert!(error.contains("aspect ratio `2:1`"), "{error}");
-    let (r, _) = common::run(
-        &host,
-        &one("ImageGenerateTask", json!({"model": "chat", "prompt": "x"})),
-        json!({}),
-    )
-    .await;
-    let error = r
-        .failures
-        .first()
-        .map(|f| f.error.clone())
-        .unwrap_or_default();
+    let text_model = json!({"model": "chat", "prompt": "x"});
+    let error = first_error(&host, &one("ImageGenerateTask", text_model)).await;
     assert!(error.contains("image-generation"), "{error}");
     assert_eq!(fake.hits(), 2, "nothing sent for the refused requests");
 }

@@ -22,36 +22,20 @@ use crate::key_values::{
 /// the host.
 pub(super) async fn pgvector(pool: &PgPool) -> Result<bool, StoreError> {
     let mut tx = pool.begin().await.map_err(backend)?;
-    sqlx::query("SELECT pg_advisory_xact_lock(7265746674)")
-        .execute(&mut *tx)
-        .await
-        .map_err(backend)?;
-    let available = sqlx::query("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'")
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(backend)?
-        .is_some();
-    if available {
-        sqlx::query("SAVEPOINT pgvector")
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-        let made = sqlx::query("CREATE EXTENSION IF NOT EXISTS vector")
-            .execute(&mut *tx)
-            .await;
-        if let Err(e) = made {
+    execute(&mut tx, "SELECT pg_advisory_xact_lock(7265746674)").await?;
+    let available = "SELECT 1 FROM pg_available_extensions WHERE name = 'vector'";
+    if found(&mut tx, available).await? {
+        execute(&mut tx, "SAVEPOINT pgvector").await?;
+        if let Err(e) = execute(&mut tx, "CREATE EXTENSION IF NOT EXISTS vector").await {
             tracing::info!(error = %e, "pgvector is on the server but cannot be installed");
-            sqlx::query("ROLLBACK TO SAVEPOINT pgvector")
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
+            execute(&mut tx, "ROLLBACK TO SAVEPOINT pgvector").await?;
         }
     }
-    let installed = sqlx::query("SELECT 1 FROM pg_extension WHERE extname = 'vector'")
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(backend)?
-        .is_some();
+    let installed = found(
+        &mut tx,
+        "SELECT 1 FROM pg_extension WHERE extname = 'vector'",
+    )
+    .await?;
     tx.commit().await.map_err(backend)?;
     tracing::info!(
         pgvector = installed,
@@ -62,6 +46,17 @@ pub(super) async fn pgvector(pool: &PgPool) -> Result<bool, StoreError> {
         }
     );
     Ok(installed)
+}
+
+async fn execute(tx: &mut Transaction<'_, Postgres>, sql: &'static str) -> Result<(), StoreError> {
+    sqlx::query(sql).execute(&mut **tx).await.map_err(backend)?;
+    Ok(())
+}
+
+/// Whether `sql` finds a row.
+async fn found(tx: &mut Transaction<'_, Postgres>, sql: &'static str) -> Result<bool, StoreError> {
+    let row = sqlx::query(sql).fetch_optional(&mut **tx).await;
+    Ok(row.map_err(backend)?.is_some())
 }
 
 /// The bytes a row counts for: key, value and vector (SQL, on `weft_kv`).
