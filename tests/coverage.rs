@@ -37,7 +37,7 @@ const SAME_JOB: &[(&str, &str)] = &[
     ("VectorSimilarityTask", "ai.vector-similarity"),
 ];
 
-const VISION: &str = "not yet: the one image model served is background removal (`isnet`); no model for this task ships in a package on the registries";
+const VISION: &str = "not yet: no model for this task ships in a package on the registries, and no common HTTP API serves it (the image models served: background removal on ISNet, vision chat and image generation over HTTP)";
 const BASE: &str = "an abstract base class of Workglow's AI tasks, not a task";
 
 /// Classes Weft does not provide, and why.
