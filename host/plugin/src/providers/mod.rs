@@ -379,11 +379,12 @@ impl ImageFile {
             ));
         }
         for (i, image) in images.iter().enumerate() {
-            let magic: &[u8] = match image.media_type.as_str() {
-                "image/png" => b"\x89PNG\r\n\x1a\n",
-                "image/jpeg" => b"\xff\xd8\xff",
-                other => return invalid(format!("image {i}: `{other}`; image/png or image/jpeg")),
-            };
+            let media_type = image.media_type.as_str();
+            if !matches!(media_type, "image/png" | "image/jpeg") {
+                return invalid(format!(
+                    "image {i}: `{media_type}`; image/png or image/jpeg"
+                ));
+            }
             if image.bytes.len() > Self::MAX_BYTES {
                 return invalid(format!(
                     "image {i}: {} bytes; at most {}",
@@ -391,8 +392,8 @@ impl ImageFile {
                     Self::MAX_BYTES
                 ));
             }
-            if !image.bytes.starts_with(magic) {
-                return invalid(format!("image {i}: not a {} file", image.media_type));
+            if Self::sniff(&image.bytes) != Some(media_type) {
+                return invalid(format!("image {i}: not a {media_type} file"));
             }
         }
         let total: usize = images.iter().map(|i| i.bytes.len()).sum();

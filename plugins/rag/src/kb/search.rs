@@ -361,7 +361,7 @@ fn check_query(kb: &Kb, query: &[f32]) -> Result<super::Info, TaskError> {
 /// The best `n` chunks of `kb` by cosine with `query`, of those matching
 /// `wanted`'s filter and scoring at least `threshold` (`keep` is `(n,
 /// threshold)`); every chunk read is shown to `each` too (its key, place
-/// and metadata).
+/// and metadata). The caller has checked `query` (`check_query`).
 fn nearest(
     kb: &Kb,
     query: &[f32],
@@ -369,7 +369,6 @@ fn nearest(
     keep: (usize, f64),
     mut each: impl FnMut(&str, usize, &Map<String, Value>),
 ) -> Result<Vec<Hit>, TaskError> {
-    check_query(kb, query)?;
     let (n, threshold) = keep;
     let mut best: BinaryHeap<Reverse<Hit>> = BinaryHeap::new();
     let mut place = 0;
@@ -417,6 +416,7 @@ fn hybrid(
     let top_k = wanted.top_k.max(0.0) as usize;
     let pool = top_k.max((wanted.top_k.max(0.0) * 5.0).ceil() as usize);
     let mut text = bm25::Scores::new(words);
+    check_query(kb, query)?;
     let by_vector = nearest(
         kb,
         query,
