@@ -17,6 +17,7 @@ import { log as hostLog } from "weft:plugin/log@0.1.4";
 import { report } from "weft:plugin/progress@0.1.4";
 import * as hostModels from "weft:plugin/models@0.1.4";
 import * as hostStorage from "weft:plugin/storage@0.1.4";
+import * as hostVectors from "weft:plugin/vectors@0.1.4";
 import * as hostConfig from "weft:plugin/config@0.1.4";
 
 const tasks = new Map();
@@ -82,18 +83,74 @@ function modelError(e) {
   return e;
 }
 
+// A prompt: a string, or a chat (an array of `{role, content}`).
+function promptOf(prompt) {
+  return typeof prompt === "string" ? { tag: "text", val: prompt } : { tag: "chat", val: prompt };
+}
+
+// Generation settings: `{maxTokens, temperature, stop}`, each optional.
+function optionsOf(options) {
+  return {
+    maxTokens: options.maxTokens === undefined ? undefined : Number(options.maxTokens),
+    temperature: options.temperature,
+    stop: options.stop ?? [],
+  };
+}
+
+// An image file `{mediaType, bytes}` as the host takes it.
+function imageFileOf(image) {
+  return { mediaType: image.mediaType, bytes: Uint8Array.from(image.bytes) };
+}
+
 /** Models served by the host (granted in the plugin's manifest). */
 export const models = {
   embed(model, texts) {
     try { return hostModels.embed(model, texts).map((v) => Array.from(v)); } catch (e) { throw modelError(e); }
   },
+  /**
+   * Generate text from `prompt` (a string, or a chat: an array of `{role, content}`);
+   * `options`: maxTokens, temperature, stop. The generation: `{text, tokenIds, tokens, finishReason}`.
+   */
   generate(model, prompt, options = {}) {
-    const p = typeof prompt === "string" ? { tag: "text", val: prompt } : { tag: "chat", val: prompt };
+    try { return hostModels.generate(model, promptOf(prompt), optionsOf(options)); } catch (e) { throw modelError(e); }
+  },
+  /**
+   * Generate text about `images` (`{mediaType: "image/png" | "image/jpeg", bytes}`, at most 8
+   * of 3,932,160 bytes, 20 MiB in all) with vision model `model`: they go with the prompt's
+   * last user message. HTTP providers' vision models take images; others refuse. As `generate`.
+   */
+  generateSeeing(model, prompt, images, options = {}) {
     try {
-      return hostModels.generate(model, p, {
-        maxTokens: options.maxTokens, temperature: options.temperature, stop: options.stop ?? [],
-      });
+      return hostModels.generateSeeing(model, promptOf(prompt), images.map(imageFileOf), optionsOf(options));
     } catch (e) { throw modelError(e); }
+  },
+  /**
+   * Generate a JSON value for `schema` (a JSON Schema, as an object or JSON text, at most
+   * 64 KiB) with `model`: held to it where the provider has a native mode (OpenAI-compatible
+   * `json_schema`). As `generate`: the answer is the generation's `text`; parse and validate it.
+   */
+  generateJson(model, prompt, schema, options = {}) {
+    const text = typeof schema === "string" ? schema : JSON.stringify(schema);
+    try { return hostModels.generateJson(model, promptOf(prompt), text, optionsOf(options)); } catch (e) { throw modelError(e); }
+  },
+  /**
+   * An image made by image-generation model `model` (an HTTP provider's): `request` is
+   * `{prompt, images, mask, aspectRatio, quality}` (or just the prompt); `images` (image
+   * files as for `generateSeeing`) are edited, the first with the rest as references, where
+   * `mask` (a PNG) is transparent; `aspectRatio` `1:1` (the default), `16:9`, `9:16`, `4:3`
+   * or `3:4`; `quality` `low`, `medium` or `high`. The image: `{mediaType, bytes}`
+   * (PNG, JPEG or WebP).
+   */
+  generateImage(model, request) {
+    const r = typeof request === "string" ? { prompt: request } : request;
+    const wire = {
+      prompt: r.prompt,
+      images: (r.images ?? []).map(imageFileOf),
+      mask: r.mask === undefined || r.mask === null ? undefined : imageFileOf(r.mask),
+      aspectRatio: r.aspectRatio ?? undefined,
+      quality: r.quality ?? undefined,
+    };
+    try { return hostModels.generateImage(model, wire); } catch (e) { throw modelError(e); }
   },
   /** How many tokens `text` is for this model. */
   countTokens(model, text) {
@@ -175,6 +232,39 @@ export const storage = {
       if (page.next === undefined) return found;
       after = page.next;
     }
+  },
+};
+
+/**
+ * Vectors kept with storage's keys, and the keys nearest a query (the host's
+ * store ranks them: pgvector on PostgreSQL). Namespaces, grants and errors
+ * are `storage`'s.
+ */
+export const vectors = {
+  /**
+   * Write up to 1,000 `[key, value, vector]` (value: bytes or a string,
+   * written as UTF-8; vector: an array of numbers) all together, each key
+   * keeping its vector; their new versions.
+   */
+  setMany(entries, namespace) {
+    const writes = entries.map(([key, value]) => ({
+      key, value: typeof value === "string" ? utf8.encode(value) : Uint8Array.from(value),
+      ifVersion: undefined, ttlMs: undefined,
+    }));
+    const vecs = entries.map(([, , vector]) => Float32Array.from(vector));
+    try { return Array.from(hostVectors.setMany(namespace, writes, vecs), Number); } catch (e) { throw storageError(e); }
+  },
+  /**
+   * `{key, similarity}` of the keys under `prefix` nearest `query` by
+   * cosine similarity, best first, past `skip`, at most `limit` (1 to
+   * 1,000).
+   */
+  nearest(query, { prefix = "", namespace, skip = 0, limit = 10 } = {}) {
+    let found;
+    try {
+      found = hostVectors.nearest(namespace, prefix, Float32Array.from(query), Number(skip), Number(limit));
+    } catch (e) { throw storageError(e); }
+    return found.map((n) => ({ key: n.key, similarity: n.similarity }));
   },
 };
 

@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use serde_json::{Value, json};
@@ -237,7 +238,7 @@ defineTask(
 /// A JavaScript task over the `storage` import, appended to the code task
 /// example.
 const JS_COUNT: &str = r#"
-import { storage, config } from "./weft-sdk.js";
+import { storage, config, vectors } from "./weft-sdk.js";
 
 defineTask(
   {
@@ -257,6 +258,31 @@ defineTask(
         if (!e.conflict) throw e;
       }
     }
+  },
+);
+
+defineTask(
+  {
+    id: "js.nearest",
+    input: { type: "object" },
+    output: { type: "object" },
+    sideEffects: true,
+  },
+  () => {
+    // Keeps three vectors and asks for the two nearest (1, 0.1), then for
+    // two past the first.
+    const versions = vectors.setMany([
+      ["v/a", "a", [1, 0]], ["v/b", "b", [0, 1]], ["v/c", new Uint8Array([99]), [1, 1]],
+    ]);
+    const near = vectors.nearest([1, 0.1], { prefix: "v/", limit: 2 });
+    const past = vectors.nearest([1, 0.1], { prefix: "v/", skip: 1, limit: 2 });
+    return {
+      versions,
+      keys: near.map((n) => n.key),
+      similarity: near[0].similarity,
+      past: past.map((n) => n.key),
+      kept: storage.getText("v/c"),
+    };
   },
 );
 
@@ -391,7 +417,8 @@ fn plugins_in_rust_python_and_javascript_build_load_and_pass_data_along() {
             {"id": "py3", "type": "py.forget"},
             {"id": "js3", "type": "js.forget"},
             {"id": "setting", "type": "py.setting", "defaults": {"key": "greeting"}},
-            {"id": "py_near", "type": "py.nearest", "defaults": {"key": "unused"}}
+            {"id": "py_near", "type": "py.nearest", "defaults": {"key": "unused"}},
+            {"id": "js_near", "type": "js.nearest"}
         ],
         "dataflows": [
             flow("numbers", "numbers", "squares", "numbers"),
@@ -430,8 +457,21 @@ fn plugins_in_rust_python_and_javascript_build_load_and_pass_data_along() {
     assert_eq!(result["outputs"]["py2"], json!({"key": "visits", "n": 2}));
     assert_eq!(result["outputs"]["js2"]["n"], 2);
     assert_eq!(result["outputs"]["js2"]["greeting"], "hi from the manifest");
-    // Vectors from Python: the nearest keys, best first.
+    // Vectors from Python and JavaScript: the nearest keys, best first.
     assert_eq!(result["outputs"]["py_near"]["keys"], json!(["v/a", "v/c"]));
+    let js_near = &result["outputs"]["js_near"];
+    assert_eq!(js_near["keys"], json!(["v/a", "v/c"]), "{result}");
+    assert_eq!(js_near["past"], json!(["v/c", "v/b"]), "{result}");
+    let similarity = js_near["similarity"].as_f64().unwrap_or_default();
+    assert!(
+        (similarity - 1.0 / 1.01f64.sqrt()).abs() < 1e-4,
+        "cosine of (1, 0) and (1, 0.1): {similarity}"
+    );
+    // The versions come back as numbers, one a key; each key keeps its value.
+    let versions = js_near["versions"].as_array().cloned().unwrap_or_default();
+    assert_eq!(versions.len(), 3, "{result}");
+    assert!(versions.iter().all(|v| v.as_u64().is_some_and(|v| v > 0)));
+    assert_eq!(js_near["kept"], "c");
     // Keys deleted together, each said to be there or not.
     assert_eq!(result["outputs"]["py3"]["found"], json!([true, false]));
     assert_eq!(
@@ -736,6 +776,298 @@ fn a_python_provider_plugin_serves_an_embedding_model_to_the_standard_tasks() {
         assert!(
             refused.contains("model `words` serves `embedding`, not `background-removal`"),
             "{node}: {refused}"
+        );
+    }
+}
+
+/// A Python task over `models.generate_seeing`, `generate_json` and
+/// `generate_image`, and a JSON schema that is not an object, refused.
+const PYTHON_GENERATE: &str = r#"
+from typing import Any, Dict, List
+
+
+@dataclass
+class Ask:
+    model: str
+    painter: str
+    image: List[int]
+    schema: Dict[str, Any]
+
+
+@dataclass
+class Answers:
+    seen: str
+    answer: Dict[str, Any]
+    image_type: str
+    image: List[int]
+    refused: str
+
+
+@task("pg.ask", cacheable=False)
+def ask(input: Ask) -> Answers:
+    """Asks about an image, for JSON, and for an image."""
+    import json
+    from weft_sdk import models, TaskError
+    seen = models.generate_seeing(input.model, "What is in the picture?",
+                                  [("image/png", bytes(input.image))])
+    chat = [("system", "Answer in JSON."), ("user", "Who wrote the first program?")]
+    answer = json.loads(models.generate_json(input.model, chat, input.schema, max_tokens=50))
+    media_type, made = models.generate_image(input.painter, "a loom at dawn",
+                                             aspect_ratio="16:9", quality="low")
+    try:
+        models.generate_json(input.model, "?", "[1]")
+        refused = "not refused"
+    except TaskError as e:
+        refused = str(e)
+    return Answers(seen, answer, media_type, list(made), refused)
+"#;
+
+/// The same in JavaScript.
+const JS_GENERATE: &str = r#"
+import { models as modelCalls } from "./weft-sdk.js";
+
+defineTask(
+  {
+    id: "jg.ask",
+    input: {
+      type: "object",
+      properties: {
+        model: { type: "string" }, painter: { type: "string" },
+        image: { type: "array", items: { type: "integer" } }, schema: { type: "object" },
+      },
+      required: ["model", "painter", "image", "schema"],
+    },
+    output: { type: "object" },
+    cacheable: false,
+  },
+  (input) => {
+    const png = { mediaType: "image/png", bytes: input.image };
+    const seen = modelCalls.generateSeeing(input.model, "What is in the picture?", [png]);
+    const chat = [
+      { role: "system", content: "Answer in JSON." },
+      { role: "user", content: "Who wrote the first program?" },
+    ];
+    const answer = modelCalls.generateJson(input.model, chat, input.schema, { maxTokens: 50 });
+    const made = modelCalls.generateImage(input.painter, {
+      prompt: "a loom at dawn", aspectRatio: "16:9", quality: "low",
+    });
+    let refused = "not refused";
+    try {
+      modelCalls.generateJson(input.model, "?", "[1]");
+    } catch (e) {
+      refused = String(e.message ?? e);
+    }
+    return {
+      seen: seen.text,
+      answer: JSON.parse(answer.text),
+      image_type: made.mediaType,
+      image: Array.from(made.bytes),
+      refused,
+    };
+  },
+);
+"#;
+
+/// A 1×1 PNG, red.
+const RED_PIXEL: [u8; 70] = [
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4,
+    0x89, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x44, 0x41, 0x54, 0x78, 0xda, 0x63, 0xf8, 0xcf, 0xc0, 0xf0,
+    0x1f, 0x00, 0x05, 0x00, 0x01, 0xff, 0x56, 0xc7, 0x2f, 0x0d, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45,
+    0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
+];
+
+/// A 1×1 PNG, blue.
+const BLUE_PIXEL: [u8; 70] = [
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4,
+    0x89, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x44, 0x41, 0x54, 0x78, 0xda, 0x63, 0x60, 0x60, 0xf8, 0xff,
+    0x1f, 0x00, 0x03, 0x02, 0x01, 0xff, 0x39, 0x29, 0x19, 0xbe, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45,
+    0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
+];
+
+/// Standard base64, padded.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Requests an OpenAI-compatible API was sent: (path, JSON body).
+type Seen = Arc<Mutex<Vec<(String, Value)>>>;
+
+/// An OpenAI-compatible API on a free loopback port, on a thread of its
+/// own, as far as the generate calls go: a chat completion (streamed)
+/// answers JSON when asked for it and a description otherwise; an image
+/// generation answers `BLUE_PIXEL`. Its base URL, and what it was sent.
+fn openai_on_loopback() -> (String, Seen) {
+    use axum::response::IntoResponse;
+    let seen = Seen::default();
+    let kept = seen.clone();
+    let app = axum::Router::new().fallback(move |uri: axum::http::Uri, body: String| {
+        let kept = kept.clone();
+        async move {
+            let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+            let path = uri.path().to_string();
+            kept.lock().unwrap().push((path.clone(), body.clone()));
+            if path == "/v1/images/generations" {
+                return axum::Json(json!({"data": [{"b64_json": base64(&BLUE_PIXEL)}]}))
+                    .into_response();
+            }
+            let text = match body.get("response_format") {
+                Some(_) => r#"{"name": "Ada", "born": 1815}"#,
+                None => "A red pixel.",
+            };
+            let chunk = json!({"choices": [{"delta": {"content": text}, "finish_reason": "stop"}]});
+            (
+                [("content-type", "text/event-stream")],
+                format!("data: {chunk}\n\ndata: [DONE]\n\n"),
+            )
+                .into_response()
+        }
+    });
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(listener.local_addr().unwrap()).unwrap();
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    (format!("http://{}/v1", rx.recv().unwrap()), seen)
+}
+
+/// The Python and JavaScript SDKs' `generate_seeing` / `generateSeeing`,
+/// `generate_json` / `generateJson` and `generate_image` / `generateImage`
+/// reach an OpenAI-compatible provider on loopback with what each call
+/// means (the image with the prompt, the schema as `response_format`, the
+/// aspect ratio and quality), and give back its answers; a schema that is
+/// not an object is refused as an invalid request.
+#[test]
+fn python_and_javascript_tasks_see_answer_in_json_and_make_images_through_a_provider() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (base, seen) = openai_on_loopback();
+    let model = |id: &str, kind: &str, name: &str| {
+        format!(
+            "[models.{id}]\nprovider = \"openai\"\nkind = \"{kind}\"\nmodel = \"{name}\"\n\
+             base_url = \"{base}\"\nmax_retries = 0\n"
+        )
+    };
+    std::fs::write(
+        d.join("weft.toml"),
+        model("chat", "generation", "gpt-4o-mini")
+            + &model("painter", "image-generation", "gpt-image-1"),
+    )
+    .unwrap();
+    let plugins = d.join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    for (name, lang, tasks) in [("pg", "python", PYTHON_GENERATE), ("jg", "js", JS_GENERATE)] {
+        ok(weft(d, &["new", name, "--lang", lang]), "weft new");
+        let app = d
+            .join(name)
+            .join(if lang == "js" { "app.js" } else { "app.py" });
+        let code = std::fs::read_to_string(&app).unwrap() + tasks;
+        std::fs::write(&app, code).unwrap();
+        ok(weft(&d.join(name), &["build"]), "weft build");
+        let wasm = d.join(name).join(format!("dist/{name}.wasm"));
+        std::fs::copy(wasm, plugins.join(format!("{name}.wasm"))).unwrap();
+        let manifest = "[grants]\nmodels = [\"chat\", \"painter\"]\n";
+        std::fs::write(plugins.join(format!("{name}.toml")), manifest).unwrap();
+    }
+    let schema = json!({"type": "object", "required": ["name", "born"],
+        "properties": {"name": {"type": "string"}, "born": {"type": "integer"}}});
+    let defaults = json!({"model": "chat", "painter": "painter", "image": RED_PIXEL.to_vec(), "schema": schema});
+    let graph = json!({"tasks": [
+        {"id": "py", "type": "pg.ask", "defaults": defaults},
+        {"id": "js", "type": "jg.ask", "defaults": defaults},
+    ]});
+    std::fs::write(d.join("ask.json"), graph.to_string()).unwrap();
+    let out = weft(d, &["run", "ask.json", "--json", "--plugins", "plugins"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}", String::from_utf8_lossy(&out.stderr));
+    });
+    assert_eq!(v["status"], "succeeded", "{v}");
+    for node in ["py", "js"] {
+        let o = &v["outputs"][node];
+        assert_eq!(o["seen"], "A red pixel.", "{node}: {v}");
+        assert_eq!(o["answer"], json!({"name": "Ada", "born": 1815}), "{node}");
+        assert_eq!(o["image_type"], "image/png", "{node}");
+        assert_eq!(o["image"], json!(BLUE_PIXEL.to_vec()), "{node}");
+        let refused = o["refused"].as_str().unwrap_or_default();
+        assert!(
+            refused.starts_with("invalid model request")
+                && refused.contains("the schema is not a JSON object"),
+            "{node}: {refused}"
+        );
+    }
+
+    // What the provider was sent, twice each (once per language): no
+    // request for the refused schema.
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 6, "{seen:?}");
+    let chats: Vec<&Value> = seen
+        .iter()
+        .filter(|(path, _)| path == "/v1/chat/completions")
+        .map(|(_, body)| body)
+        .collect();
+    let (json_asks, seeing): (Vec<&Value>, Vec<&Value>) = chats
+        .into_iter()
+        .partition(|b| b.get("response_format").is_some());
+    assert_eq!((json_asks.len(), seeing.len()), (2, 2), "{seen:?}");
+    let red = format!("data:image/png;base64,{}", base64(&RED_PIXEL));
+    for body in seeing {
+        assert_eq!(body["model"], "gpt-4o-mini");
+        assert_eq!(
+            body["messages"],
+            json!([{"role": "user", "content": [
+                {"type": "text", "text": "What is in the picture?"},
+                {"type": "image_url", "image_url": {"url": red}}
+            ]}]),
+            "the image goes with the prompt"
+        );
+    }
+    for body in json_asks {
+        assert_eq!(
+            body["response_format"],
+            json!({"type": "json_schema",
+                   "json_schema": {"name": "answer", "schema": schema, "strict": false}})
+        );
+        assert_eq!(
+            body["messages"],
+            json!([{"role": "system", "content": "Answer in JSON."},
+                   {"role": "user", "content": "Who wrote the first program?"}])
+        );
+        assert_eq!(body["max_tokens"], 50);
+    }
+    let images: Vec<&Value> = seen
+        .iter()
+        .filter(|(path, _)| path == "/v1/images/generations")
+        .map(|(_, body)| body)
+        .collect();
+    assert_eq!(images.len(), 2, "{seen:?}");
+    for body in images {
+        assert_eq!(
+            *body,
+            json!({"model": "gpt-image-1", "prompt": "a loom at dawn", "n": 1,
+                   "size": "1536x1024", "quality": "low"}),
+            "a 16:9 image of low quality"
         );
     }
 }

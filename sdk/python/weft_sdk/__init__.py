@@ -108,6 +108,29 @@ def _model_error(e: Err) -> TaskError:
     return Failed(f"{type(v).__name__.split('_')[-1]}: {v.value}")
 
 
+def _prompt(prompt: Any) -> Any:
+    """A prompt for the host: a string, or a chat (a list of `(role,
+    content)` pairs or of `{"role", "content"}` dicts)."""
+    if isinstance(prompt, str):
+        return _models.Prompt_Text(prompt)
+    messages = []
+    for m in prompt:
+        role, content = (m["role"], m["content"]) if isinstance(m, dict) else m
+        messages.append(_models.Message(str(role), str(content)))
+    return _models.Prompt_Chat(messages)
+
+
+def _options(max_tokens: Optional[int], temperature: Optional[float],
+             stop: Optional[List[str]]) -> Any:
+    return _models.GenerateOptions(max_tokens, temperature, list(stop or []))
+
+
+def _image_file(image: tuple) -> Any:
+    """A `(media_type, bytes)` pair as the host takes it."""
+    media_type, data = image
+    return _models.ImageFile(str(media_type), bytes(data))
+
+
 class models:
     """Models served by the host (granted in the plugin's manifest)."""
 
@@ -119,14 +142,66 @@ class models:
             raise _model_error(e) from None
 
     @staticmethod
-    def generate(model: str, prompt: str, max_tokens: Optional[int] = None,
+    def generate(model: str, prompt: Any, max_tokens: Optional[int] = None,
                  temperature: Optional[float] = None, stop: Optional[List[str]] = None) -> str:
+        """The text generated from `prompt` (a string, or a chat: a list of
+        `(role, content)` pairs or `{"role", "content"}` dicts)."""
         try:
-            g = _models.generate(model, _models.Prompt_Text(prompt),
-                                 _models.GenerateOptions(max_tokens, temperature, stop or []))
+            g = _models.generate(model, _prompt(prompt), _options(max_tokens, temperature, stop))
         except Err as e:
             raise _model_error(e) from None
         return g.text
+
+    @staticmethod
+    def generate_seeing(model: str, prompt: Any, images: List[tuple],
+                        max_tokens: Optional[int] = None, temperature: Optional[float] = None,
+                        stop: Optional[List[str]] = None) -> str:
+        """The text generated about `images` (`(media_type, bytes)` pairs,
+        `image/png` or `image/jpeg`, at most 8 of 3,932,160 bytes, 20 MiB in
+        all) by vision model `model`: they go with the prompt's last user
+        message. HTTP providers' vision models take images; others refuse
+        (`InvalidInput`). As `generate`."""
+        try:
+            g = _models.generate_seeing(model, _prompt(prompt), [_image_file(i) for i in images],
+                                        _options(max_tokens, temperature, stop))
+        except Err as e:
+            raise _model_error(e) from None
+        return g.text
+
+    @staticmethod
+    def generate_json(model: str, prompt: Any, schema: Any, max_tokens: Optional[int] = None,
+                      temperature: Optional[float] = None,
+                      stop: Optional[List[str]] = None) -> str:
+        """The text generated for `schema` (a JSON Schema, as a dict or JSON
+        text, at most 64 KiB) by `model`: held to it where the provider has
+        a native mode (OpenAI-compatible `json_schema`). Parse and validate
+        the answer all the same. As `generate`."""
+        text = schema if isinstance(schema, str) else json.dumps(schema)
+        try:
+            g = _models.generate_json(model, _prompt(prompt), text,
+                                      _options(max_tokens, temperature, stop))
+        except Err as e:
+            raise _model_error(e) from None
+        return g.text
+
+    @staticmethod
+    def generate_image(model: str, prompt: str, images: Optional[List[tuple]] = None,
+                       mask: Optional[tuple] = None, aspect_ratio: Optional[str] = None,
+                       quality: Optional[str] = None) -> tuple:
+        """An image made by image-generation model `model` (an HTTP
+        provider's), as `(media_type, bytes)`: PNG, JPEG or WebP. New, or
+        `images` (`(media_type, bytes)` pairs, as for `generate_seeing`)
+        edited, the first with the rest as references, where `mask` (a PNG)
+        is transparent. `aspect_ratio`: `1:1` (the default), `16:9`, `9:16`,
+        `4:3` or `3:4`; `quality`: `low`, `medium` or `high`."""
+        request = _models.ImageRequest(
+            str(prompt), [_image_file(i) for i in images or []],
+            None if mask is None else _image_file(mask), aspect_ratio, quality)
+        try:
+            f = _models.generate_image(model, request)
+        except Err as e:
+            raise _model_error(e) from None
+        return (f.media_type, bytes(f.bytes))
 
     @staticmethod
     def count_tokens(model: str, text: str) -> int:
