@@ -37,7 +37,8 @@ const SAME_JOB: &[(&str, &str)] = &[
     ("VectorSimilarityTask", "ai.vector-similarity"),
 ];
 
-const VISION: &str = "not yet: no model for this task ships in a package on the registries, and no common HTTP API serves it (the image models served: background removal on ISNet, vision chat and image generation over HTTP)";
+const CONVERTED: &str = "not yet: MediaPipe's models for it ship in packages on the registries as TensorFlow Lite or TensorFlow.js, not ONNX (converting them needs TensorFlow), and no common HTTP API serves it (the image models served: face detection on BlazeFace, background removal on ISNet, vision chat and image generation over HTTP)";
+const NO_MODEL: &str = "not yet: no general model for it ships in a package on the registries (only specialised ones: document rotation, NSFW), and no common HTTP API serves it (the image models served: face detection on BlazeFace, background removal on ISNet, vision chat and image generation over HTTP)";
 const BASE: &str = "an abstract base class of Workglow's AI tasks, not a task";
 
 /// Classes Weft does not provide, and why.
@@ -48,13 +49,12 @@ const NOT_PROVIDED: &[(&str, &str)] = &[
         "ArrayTask",
         "a base class for tasks that run once per element of their array inputs (in Weft: the `map` node)",
     ),
-    ("FaceDetectorTask", VISION),
-    ("FaceLandmarkerTask", VISION),
-    ("GestureRecognizerTask", VISION),
-    ("HandLandmarkerTask", VISION),
-    ("ImageClassificationTask", VISION),
-    ("ImageEmbeddingTask", VISION),
-    ("ImageSegmentationTask", VISION),
+    ("FaceLandmarkerTask", CONVERTED),
+    ("GestureRecognizerTask", NO_MODEL),
+    ("HandLandmarkerTask", CONVERTED),
+    ("ImageClassificationTask", NO_MODEL),
+    ("ImageEmbeddingTask", NO_MODEL),
+    ("ImageSegmentationTask", CONVERTED),
     (
         "JsonTask",
         "builds a graph from JSON while running: in Weft a graph is data before it runs (subgraph nodes, saved graphs)",
@@ -63,8 +63,8 @@ const NOT_PROVIDED: &[(&str, &str)] = &[
         "LambdaTask",
         "calls a function of the host program: a Weft graph carries no code; code runs in plugins",
     ),
-    ("ObjectDetectionTask", VISION),
-    ("PoseLandmarkerTask", VISION),
+    ("ObjectDetectionTask", CONVERTED),
+    ("PoseLandmarkerTask", CONVERTED),
     ("StreamingAiTask", BASE),
 ];
 

@@ -187,6 +187,165 @@ async fn background_removal_keeps_the_object_and_makes_the_ground_transparent() 
     );
 }
 
+/// BlazeFace, as `weft models pull blazeface` (run by
+/// `examples/models/fetch.sh`) put it.
+fn blazeface() -> ModelConfig {
+    let model = fetched().join("models/blazeface/model.onnx");
+    assert!(
+        model.is_file(),
+        "BlazeFace is missing: run examples/models/fetch.sh (tests/run.sh does)"
+    );
+    onnx(ModelKind::FaceDetection, model)
+}
+
+/// A photograph of a face (Franz Kafka, 1923), as `tests/photo.sh` put it.
+fn portrait() -> image::RgbaImage {
+    let path = PathBuf::from(ROOT).join(".weft/test-data/franz-kafka.jpg");
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}: run tests/photo.sh (tests/run.sh does)",
+            path.display()
+        )
+    });
+    image::load_from_memory(&bytes).unwrap().into_rgba8()
+}
+
+fn png_of(image: &image::RgbaImage) -> String {
+    common::png(image.width(), image.height(), |x, y| {
+        image.get_pixel(x, y).0
+    })
+}
+
+/// The faces `ai.face-detector` finds in `image` by `blazeface`.
+async fn faces(host: &weft::Host, image: String, extra: Value) -> Vec<Value> {
+    let mut input = json!({"image": image, "model": "blazeface"});
+    input
+        .as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    let out = common::one(host, "ai.face-detector", input).await.unwrap();
+    out["faces"].as_array().expect("faces").clone()
+}
+
+/// A face's box as `[x, y, width, height]`, and a keypoint by label.
+fn bounds(face: &Value) -> [f64; 4] {
+    ["x", "y", "width", "height"].map(|k| face["box"][k].as_f64().unwrap())
+}
+
+fn point(face: &Value, label: &str) -> (f64, f64) {
+    let k = face["keypoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["label"] == label)
+        .unwrap_or_else(|| panic!("no {label} in {face}"));
+    (k["x"].as_f64().unwrap(), k["y"].as_f64().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn face_detection_finds_the_face_in_a_photograph_where_it_is() {
+    let photo = portrait();
+    let (w, h) = (f64::from(photo.width()), f64::from(photo.height()));
+    let host = common::builder(None)
+        .model("blazeface", blazeface())
+        .model("minilm", minilm())
+        .build()
+        .await
+        .unwrap();
+    let found = faces(&host, png_of(&photo), json!({})).await;
+    assert_eq!(found.len(), 1, "one face: {found:?}");
+    let face = &found[0];
+    assert!(face["score"].as_f64().unwrap() > 0.8, "{face}");
+    let [x, y, bw, bh] = bounds(face);
+    assert!(x >= 0.0 && y >= 0.0 && x + bw <= w && y + bh <= h, "{face}");
+    assert!(bw > w * 0.2 && bw < w * 0.9, "a portrait's face: {face}");
+    // The keypoints, as fractions of the image, in a face's order: the
+    // subject's right eye on the image's left, the nose between and below
+    // the eyes, the mouth below the nose, all within the box.
+    let (rx, ry) = point(face, "rightEye");
+    let (lx, ly) = point(face, "leftEye");
+    let (nx, ny) = point(face, "noseTip");
+    let (_, my) = point(face, "mouthCenter");
+    assert!(rx < nx && nx < lx, "{face}");
+    assert!(ry.max(ly) < ny && ny < my, "{face}");
+    for (px, py) in [(rx, ry), (lx, ly), (nx, ny)] {
+        assert!(
+            px * w > x && px * w < x + bw && py * h > y && py * h < y + bh,
+            "{face}"
+        );
+    }
+
+    // Mirrored, the face is found mirrored: the eyes change sides.
+    let mirrored = faces(
+        &host,
+        png_of(&image::imageops::flip_horizontal(&photo)),
+        json!({}),
+    )
+    .await;
+    assert_eq!(mirrored.len(), 1, "{mirrored:?}");
+    let [mx, _, mw, _] = bounds(&mirrored[0]);
+    assert!(
+        (mx - (w - x - bw)).abs() < w * 0.03,
+        "{} against {face}",
+        mirrored[0]
+    );
+    assert!((mw - bw).abs() < w * 0.03);
+    assert!(point(&mirrored[0], "rightEye").0 < point(&mirrored[0], "leftEye").0);
+
+    // On a wider canvas, at its right edge, the face is found where the
+    // photo was put (the letterbox is undone), its size as before (the
+    // short-range model wants faces of at least a fifth of the image).
+    let mut wide =
+        image::RgbaImage::from_pixel(photo.width() * 3 / 2, photo.height(), image::Rgba([255; 4]));
+    image::imageops::overlay(&mut wide, &photo, i64::from(photo.width() / 2), 0);
+    let moved = faces(&host, png_of(&wide), json!({})).await;
+    assert_eq!(moved.len(), 1, "{moved:?}");
+    let [wx, wy, ww, _] = bounds(&moved[0]);
+    let shift = f64::from(photo.width() / 2);
+    assert!(
+        (wx - (x + shift)).abs() < w * 0.05,
+        "{} against {face}",
+        moved[0]
+    );
+    assert!(
+        (wy - y).abs() < h * 0.05 && (ww - bw).abs() < w * 0.1,
+        "{}",
+        moved[0]
+    );
+
+    // No face in a plain gradient; none scoring above 0.9999 asked.
+    let ground = common::png(256, 256, |x, y| [x as u8, y as u8, 128, 255]);
+    assert!(faces(&host, ground, json!({})).await.is_empty());
+    let strict = faces(
+        &host,
+        png_of(&photo),
+        json!({"minDetectionConfidence": 0.9999}),
+    )
+    .await;
+    assert!(strict.is_empty(), "{strict:?}");
+
+    // Out of range and other kinds are refused, saying what.
+    let e = common::one(
+        &host,
+        "ai.face-detector",
+        json!({"image": png_of(&photo), "model": "blazeface", "minSuppressionThreshold": 2}),
+    )
+    .await
+    .unwrap_err();
+    assert!(e.contains("minSuppressionThreshold"), "{e}");
+    let e = common::one(
+        &host,
+        "ai.face-detector",
+        json!({"image": png_of(&photo), "model": "minilm"}),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        e.contains("`minilm` serves `embedding`, not `face-detection`"),
+        "{e}"
+    );
+}
+
 /// `url` serving `content` from a real HTTP server on loopback.
 async fn serve_file(content: Vec<u8>) -> String {
     let app = axum::Router::new().route(

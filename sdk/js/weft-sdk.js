@@ -13,12 +13,12 @@
 //   export { task };
 //
 // `weft build` (or componentize-js) turns it into a WASI 0.2 component.
-import { log as hostLog } from "weft:plugin/log@0.1.4";
-import { report } from "weft:plugin/progress@0.1.4";
-import * as hostModels from "weft:plugin/models@0.1.4";
-import * as hostStorage from "weft:plugin/storage@0.1.4";
-import * as hostVectors from "weft:plugin/vectors@0.1.4";
-import * as hostConfig from "weft:plugin/config@0.1.4";
+import { log as hostLog } from "weft:plugin/log@0.1.5";
+import { report } from "weft:plugin/progress@0.1.5";
+import * as hostModels from "weft:plugin/models@0.1.5";
+import * as hostStorage from "weft:plugin/storage@0.1.5";
+import * as hostVectors from "weft:plugin/vectors@0.1.5";
+import * as hostConfig from "weft:plugin/config@0.1.5";
 
 const tasks = new Map();
 

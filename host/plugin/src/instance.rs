@@ -368,6 +368,29 @@ impl wit_models::Host for InstanceState {
             .map_err(to_wit)
     }
 
+    async fn detect(
+        &mut self,
+        model: String,
+        image: wit_models::Image,
+        options: wit_models::DetectOptions,
+    ) -> Result<Vec<wit_models::Detection>, wit_models::ModelError> {
+        let image = providers::Image {
+            width: image.width,
+            height: image.height,
+            rgba: image.rgba,
+        };
+        let options = providers::DetectOptions {
+            min_score: options.min_score,
+            max_overlap: options.max_overlap,
+        };
+        let found = self
+            .models(&model)?
+            .detect(&self.plugin, &self.granted_models, &model, image, options)
+            .await
+            .map_err(to_wit)?;
+        Ok(found.into_iter().map(detection_to_wit).collect())
+    }
+
     async fn info(
         &mut self,
         model: String,
@@ -726,4 +749,25 @@ pub(crate) fn stderr_text(stderr: &MemoryOutputPipe) -> String {
     String::from_utf8_lossy(&bytes[start..])
         .trim_end()
         .to_string()
+}
+
+/// A detection as the `models` import answers it.
+fn detection_to_wit(d: providers::Detection) -> wit_models::Detection {
+    wit_models::Detection {
+        label: d.label,
+        score: d.score,
+        x: d.x,
+        y: d.y,
+        width: d.width,
+        height: d.height,
+        keypoints: d
+            .keypoints
+            .into_iter()
+            .map(|k| wit_models::Keypoint {
+                x: k.x,
+                y: k.y,
+                label: k.label,
+            })
+            .collect(),
+    }
 }

@@ -49,7 +49,7 @@ pub use engine::{EngineOptions, WeftEngine};
 
 /// The WIT package this host speaks (`wit/weft.wit`): plugins built
 /// against it, or an earlier minor version, load.
-pub const WIT_PACKAGE: &str = "weft:plugin@0.1.4";
+pub const WIT_PACKAGE: &str = "weft:plugin@0.1.5";
 
 #[cfg(test)]
 mod wit_package {

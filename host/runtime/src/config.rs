@@ -474,8 +474,9 @@ impl Config {
     /// Add the models that ship with Weft when their files are present in
     /// `models_dir` and the configuration does not define the same id:
     /// `minilm` (sentence embeddings, 384 dimensions), fetched by
-    /// `weft models pull minilm`, and `isnet` (background removal), fetched
-    /// by `weft models pull isnet`. Also: ONNX Runtime is looked for at
+    /// `weft models pull minilm`, `isnet` (background removal) and
+    /// `blazeface` (face detection), fetched by `weft models pull isnet` and
+    /// `weft models pull blazeface`. Also: ONNX Runtime is looked for at
     /// [`onnx_runtime_beside`] `models_dir` when `ORT_DYLIB_PATH` is not set.
     pub fn add_default_models(&mut self, models_dir: &Path) {
         self.models_dir = Some(models_dir.to_path_buf());
@@ -493,12 +494,13 @@ impl Config {
                 },
             );
         }
-        let isnet = models_dir.join("isnet").join("model.onnx");
-        if !self.models.contains_key("isnet") && isnet.is_file() {
-            self.models.insert(
-                "isnet".into(),
-                ModelConfig::local(crate::providers::ModelKind::BackgroundRemoval, &isnet),
-            );
+        use crate::providers::ModelKind::{BackgroundRemoval, FaceDetection};
+        for (id, kind) in [("isnet", BackgroundRemoval), ("blazeface", FaceDetection)] {
+            let model = models_dir.join(id).join("model.onnx");
+            if !self.models.contains_key(id) && model.is_file() {
+                self.models
+                    .insert(id.into(), ModelConfig::local(kind, &model));
+            }
         }
     }
 

@@ -5,10 +5,12 @@
 //! trigram profiles built into the plugin. Ranking by meaning (classification,
 //! reranking) is in [`ranking`], structured output in [`structured`], tool
 //! calling in [`tools`], a chat's turns in [`chat`], background removal (an image model) in
-//! [`background`], an image described by a vision model in [`vision`].
+//! [`background`], faces found by a face-detection model in [`faces`], an image
+//! described by a vision model in [`vision`].
 mod background;
 mod chat;
 mod entities;
+mod faces;
 mod fill_mask;
 mod language;
 mod ranking;
@@ -484,6 +486,13 @@ fn tasks() -> Vec<TaskDef> {
             .description(
                 "The image with its background transparent, by a background-removal `model` \
                  (`isnet`) → image.",
+            ),
+        TaskDef::new("ai.face-detector", faces::detect)
+            .title("Face detector")
+            .category("ai")
+            .description(
+                "The faces in an image (boxes in pixels, eyes, nose, mouth and ears, scores) by a \
+                 face-detection `model` (`blazeface`) → faces.",
             ),
         generation(TaskDef::new("ai.image-to-text", vision::image_to_text))
             .title("Image to text")

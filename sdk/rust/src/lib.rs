@@ -167,8 +167,8 @@ pub fn progress(fraction: f32, message: Option<&str>) {
 pub mod models {
     use crate::bindings::weft::plugin::models as wit;
     pub use wit::{
-        GenerateOptions, Generation, Image, ImageFile, ImageRequest, Message, ModelError,
-        ModelInfo, Prompt,
+        DetectOptions, Detection, GenerateOptions, Generation, Image, ImageFile, ImageRequest,
+        Keypoint, Message, ModelError, ModelInfo, Prompt,
     };
 
     /// Embed each text with `model`: one vector per text, in order.
@@ -232,6 +232,17 @@ pub mod models {
     /// for the background.
     pub fn foreground(model: &str, image: &Image) -> Result<Vec<u8>, ModelError> {
         wit::foreground(model, image)
+    }
+
+    /// What detection model `model` (`face-detection`) finds in `image`
+    /// (RGBA, row by row), best first, at most 100: boxes and keypoints in
+    /// the image's pixels.
+    pub fn detect(
+        model: &str,
+        image: &Image,
+        options: DetectOptions,
+    ) -> Result<Vec<Detection>, ModelError> {
+        wit::detect(model, image, options)
     }
 
     /// A model error as one line of text.

@@ -20,7 +20,7 @@ use weft::graph::Graph;
 use weft::plugin::PluginHost;
 
 /// The export Weft calls on a task plugin.
-const TASK_INTERFACE: &str = "weft:plugin/task@0.1.4";
+const TASK_INTERFACE: &str = "weft:plugin/task@0.1.5";
 
 /// A store's data: the least WASI a Rust component needs to instantiate.
 struct Bare {

@@ -37,7 +37,7 @@ const HUMAN: [&str; 2] = ["HumanApprovalTask", "HumanInputTask"];
 /// another name: same ports, same behaviour. (Others do the same job with
 /// other port names, e.g. `math.add` gives `value` where `ScalarAddTask`
 /// gives `result`: `scalar.add` is its alias.)
-pub const ALIASES: [(&str, &str); 87] = [
+pub const ALIASES: [(&str, &str); 88] = [
     ("TextSummaryTask", "ai.text-summary"),
     ("ScalarAddTask", "scalar.add"),
     ("ScalarSubtractTask", "scalar.subtract"),
@@ -122,6 +122,7 @@ pub const ALIASES: [(&str, &str); 87] = [
     ("SplitTask", "util.split"),
     ("ToolCallingTask", "ai.tool-calling"),
     ("BackgroundRemovalTask", "ai.background-removal"),
+    ("FaceDetectorTask", "ai.face-detector"),
     ("ImageToTextTask", "ai.image-to-text"),
     ("ImageGenerateTask", "ai.image-generate"),
     ("ImageEditTask", "ai.image-edit"),

@@ -12,6 +12,8 @@ mod anthropic;
 #[cfg(feature = "http")]
 pub mod download;
 #[cfg(feature = "onnx")]
+mod faces;
+#[cfg(feature = "onnx")]
 mod foreground;
 #[cfg(feature = "http")]
 mod http;
@@ -31,6 +33,8 @@ use serde::{Deserialize, Serialize};
 
 use weft_queue::{Queue, QueueConfig, QueueState, RateConfig, Wait};
 
+#[cfg(feature = "onnx")]
+pub use faces::OnnxFaces;
 #[cfg(feature = "onnx")]
 pub use foreground::OnnxForeground;
 #[cfg(feature = "onnx")]
@@ -103,6 +107,8 @@ pub enum ModelKind {
     BackgroundRemoval,
     /// A prompt (and images to edit) in, an image out (HTTP providers).
     ImageGeneration,
+    /// An image in, the faces in it out (local ONNX models).
+    FaceDetection,
 }
 
 impl ModelKind {
@@ -113,6 +119,7 @@ impl ModelKind {
             ModelKind::Generation => "generation",
             ModelKind::BackgroundRemoval => "background-removal",
             ModelKind::ImageGeneration => "image-generation",
+            ModelKind::FaceDetection => "face-detection",
         }
     }
 }
@@ -126,6 +133,66 @@ pub struct Image {
     pub height: u32,
     /// `width × height × 4` bytes.
     pub rgba: Vec<u8>,
+}
+
+/// A point of a [`Detection`], in pixels from the image's top left.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Keypoint {
+    /// Pixels from the left.
+    pub x: f32,
+    /// Pixels from the top.
+    pub y: f32,
+    /// What the point is (`rightEye`, `noseTip`, …).
+    pub label: String,
+}
+
+/// Something a detection model found in an image (the WIT `detection`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Detection {
+    /// What it is (`face`).
+    pub label: String,
+    /// How sure the model is, 0 to 1.
+    pub score: f32,
+    /// The box's left edge, in pixels.
+    pub x: f32,
+    /// The box's top edge, in pixels.
+    pub y: f32,
+    /// The box's width, in pixels.
+    pub width: f32,
+    /// The box's height, in pixels.
+    pub height: f32,
+    /// Its keypoints (a face's eyes, nose, mouth and ears).
+    pub keypoints: Vec<Keypoint>,
+}
+
+/// Which detections a detection model answers (the WIT `detect-options`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DetectOptions {
+    /// Those scoring below this are dropped.
+    pub min_score: f32,
+    /// Those overlapping a better one by more than this (intersection over
+    /// union) are merged into it.
+    pub max_overlap: f32,
+}
+
+/// The most detections one `detect` call answers.
+pub const MAX_DETECTIONS: usize = 100;
+
+impl DetectOptions {
+    /// Both within 0 to 1; an `invalid-request` naming the one that is not.
+    pub fn check(&self) -> Result<(), ModelError> {
+        for (name, v) in [
+            ("min-score", self.min_score),
+            ("max-overlap", self.max_overlap),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(ModelError::InvalidRequest(format!(
+                    "{name} must be from 0 to 1, got {v}"
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The most pixels an image given to a model may have: 50 megapixels (what
@@ -584,6 +651,17 @@ pub trait Provider: Send + Sync {
             "this model does not remove backgrounds".into(),
         ))
     }
+    /// What the model finds in `image` (both checked), best first, at most
+    /// [`MAX_DETECTIONS`]. Only detection models find anything.
+    async fn detect(
+        &self,
+        _image: Image,
+        _options: DetectOptions,
+    ) -> Result<Vec<Detection>, ModelError> {
+        Err(ModelError::InvalidRequest(
+            "this model does not detect anything".into(),
+        ))
+    }
 }
 
 /// The configured models, ready to serve calls.
@@ -691,6 +769,11 @@ async fn load_onnx(id: String, config: ModelConfig) -> Result<Arc<dyn Provider>,
                 .await
                 .map_err(joined)??,
         ),
+        Some(ModelKind::FaceDetection) => Arc::new(
+            tokio::task::spawn_blocking(move || OnnxFaces::load(&id, &config))
+                .await
+                .map_err(joined)??,
+        ),
         Some(ModelKind::ImageGeneration) => {
             return Err(ModelError::Unavailable(format!(
                 "model `{id}`: image generation is served by HTTP providers (`openai`), not ONNX"
@@ -698,7 +781,7 @@ async fn load_onnx(id: String, config: ModelConfig) -> Result<Arc<dyn Provider>,
         }
         None => {
             return Err(ModelError::Unavailable(format!(
-                "model `{id}`: an ONNX model needs `kind = \"embedding\"`, `\"generation\"` or `\"background-removal\"`"
+                "model `{id}`: an ONNX model needs `kind = \"embedding\"`, `\"generation\"`, `\"background-removal\"` or `\"face-detection\"`"
             )));
         }
     })
@@ -1000,6 +1083,27 @@ impl Models {
         result
     }
 
+    /// What face-detection model `model` finds in `image`, for `plugin`.
+    pub async fn detect(
+        &self,
+        plugin: &str,
+        granted: &[String],
+        model: &str,
+        image: Image,
+        options: DetectOptions,
+    ) -> Result<Vec<Detection>, ModelError> {
+        image.check()?;
+        options.check()?;
+        let (entry, provider, _permit) = self.start(plugin, granted, model).await?;
+        expect_kind(model, entry, ModelKind::FaceDetection)?;
+        let mut result = provider.detect(image, options).await;
+        if let Ok(found) = &mut result {
+            found.truncate(MAX_DETECTIONS);
+        }
+        self.note(entry, &result).await;
+        result
+    }
+
     /// Count the tokens of `text` for `model`.
     pub async fn count_tokens(
         &self,
@@ -1019,9 +1123,10 @@ impl Models {
         let entry = self.entry(model)?;
         let dimensions = match entry.config.kind() {
             ModelKind::Embedding => self.provider(model, entry).await?.dimensions(),
-            ModelKind::Generation | ModelKind::BackgroundRemoval | ModelKind::ImageGeneration => {
-                None
-            }
+            ModelKind::Generation
+            | ModelKind::BackgroundRemoval
+            | ModelKind::ImageGeneration
+            | ModelKind::FaceDetection => None,
         };
         Ok(ModelInfo {
             id: model.to_string(),

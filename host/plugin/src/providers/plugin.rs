@@ -267,7 +267,11 @@ impl Spec {
         let kind = match self.kind {
             ModelKind::Embedding => wit::ModelKind::Embedding,
             ModelKind::Generation => wit::ModelKind::Generation,
-            ModelKind::BackgroundRemoval | ModelKind::ImageGeneration => return None,
+            ModelKind::BackgroundRemoval
+            | ModelKind::ImageGeneration
+            | ModelKind::FaceDetection => {
+                return None;
+            }
         };
         Some(wit::ModelConfig {
             id: self.id.clone(),

@@ -4,7 +4,7 @@ wit_bindgen::generate!({
     inline: "
         package acme:magic;
         interface wand { wave: func() -> u32; }
-        world bad { import wand; export weft:plugin/task@0.1.4; }
+        world bad { import wand; export weft:plugin/task@0.1.5; }
     ",
     path: "../../../wit",
     world: "acme:magic/bad",
