@@ -39,6 +39,7 @@ const SAME_JOB: &[(&str, &str)] = &[
 
 const CONVERTED: &str = "not yet: MediaPipe's models for it ship in packages on the registries as TensorFlow Lite or TensorFlow.js, not ONNX (converting them needs TensorFlow), and no common HTTP API serves it (the image models served: face detection on BlazeFace, background removal on ISNet, vision chat and image generation over HTTP)";
 const NO_MODEL: &str = "not yet: no general model for it ships in a package on the registries (only specialised ones: document rotation, NSFW), and no common HTTP API serves it (the image models served: face detection on BlazeFace, background removal on ISNet, vision chat and image generation over HTTP)";
+const GESTURES: &str = "not yet: MediaPipe's gesture model ships in no package on the registries (its hand-landmark models ship as TensorFlow Lite, not ONNX), and no common HTTP API serves it";
 const BASE: &str = "an abstract base class of Workglow's AI tasks, not a task";
 
 /// Classes Weft does not provide, and why.
@@ -50,7 +51,7 @@ const NOT_PROVIDED: &[(&str, &str)] = &[
         "a base class for tasks that run once per element of their array inputs (in Weft: the `map` node)",
     ),
     ("FaceLandmarkerTask", CONVERTED),
-    ("GestureRecognizerTask", NO_MODEL),
+    ("GestureRecognizerTask", GESTURES),
     ("HandLandmarkerTask", CONVERTED),
     ("ImageClassificationTask", NO_MODEL),
     ("ImageEmbeddingTask", NO_MODEL),

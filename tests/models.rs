@@ -275,7 +275,9 @@ async fn face_detection_finds_the_face_in_a_photograph_where_it_is() {
         );
     }
 
-    // Mirrored, the face is found mirrored: the eyes change sides.
+    // Mirrored, the face is found mirrored: each keypoint where its mirror
+    // image went (the labels follow the image: `rightEye` stays on the
+    // left), the box too.
     let mirrored = faces(
         &host,
         png_of(&image::imageops::flip_horizontal(&photo)),
@@ -283,35 +285,56 @@ async fn face_detection_finds_the_face_in_a_photograph_where_it_is() {
     )
     .await;
     assert_eq!(mirrored.len(), 1, "{mirrored:?}");
-    let [mx, _, mw, _] = bounds(&mirrored[0]);
-    assert!(
-        (mx - (w - x - bw)).abs() < w * 0.03,
-        "{} against {face}",
-        mirrored[0]
-    );
-    assert!((mw - bw).abs() < w * 0.03);
-    assert!(point(&mirrored[0], "rightEye").0 < point(&mirrored[0], "leftEye").0);
+    let m = &mirrored[0];
+    for (label, from) in [
+        ("noseTip", "noseTip"),
+        ("rightEye", "leftEye"),
+        ("leftEye", "rightEye"),
+    ] {
+        let (got, was) = (point(m, label), point(face, from));
+        assert!(
+            (got.0 - (1.0 - was.0)).abs() < 0.02,
+            "{label}: {m} against {face}"
+        );
+        assert!((got.1 - was.1).abs() < 0.02, "{label}: {m} against {face}");
+    }
+    let [mx, _, mw, _] = bounds(m);
+    assert!((mx + mw - (w - x)).abs() < w * 0.02, "{m} against {face}");
 
-    // On a wider canvas, at its right edge, the face is found where the
-    // photo was put (the letterbox is undone), its size as before (the
-    // short-range model wants faces of at least a fifth of the image).
-    let mut wide =
-        image::RgbaImage::from_pixel(photo.width() * 3 / 2, photo.height(), image::Rgba([255; 4]));
-    image::imageops::overlay(&mut wide, &photo, i64::from(photo.width() / 2), 0);
-    let moved = faces(&host, png_of(&wide), json!({})).await;
+    // Cropped to a landscape and put at the right of a white canvas (so
+    // the model's square pads above and below), the face is found where
+    // the crop put it: the letterbox is undone on both axes.
+    let crop = image::imageops::crop_imm(&photo, 75, 0, 300, 300).to_image();
+    let mut canvas = image::RgbaImage::from_pixel(450, 300, image::Rgba([255; 4]));
+    image::imageops::overlay(&mut canvas, &crop, 150, 0);
+    let moved = faces(&host, png_of(&canvas), json!({})).await;
     assert_eq!(moved.len(), 1, "{moved:?}");
-    let [wx, wy, ww, _] = bounds(&moved[0]);
-    let shift = f64::from(photo.width() / 2);
+    let [cx, cy, cw, _] = bounds(&moved[0]);
+    assert!((cx - (x + 75.0)).abs() < 8.0, "{} against {face}", moved[0]);
+    assert!((cy - y).abs() < 8.0, "{} against {face}", moved[0]);
+    assert!((cw - bw).abs() < bw * 0.1, "{} against {face}", moved[0]);
+    let (nose_x, nose_y) = point(&moved[0], "noseTip");
+    let (was_x, was_y) = point(face, "noseTip");
     assert!(
-        (wx - (x + shift)).abs() < w * 0.05,
-        "{} against {face}",
-        moved[0]
-    );
-    assert!(
-        (wy - y).abs() < h * 0.05 && (ww - bw).abs() < w * 0.1,
+        (nose_x * 450.0 - (was_x * w + 75.0)).abs() < 8.0,
         "{}",
         moved[0]
     );
+    assert!((nose_y * 300.0 - was_y * h).abs() < 8.0, "{}", moved[0]);
+
+    // At 0 every anchor counts: still at most 100 faces, every number
+    // finite (a score that underflowed to 0 is no face).
+    let all = faces(&host, png_of(&photo), json!({"minDetectionConfidence": 0})).await;
+    assert!(!all.is_empty() && all.len() <= 100, "{}", all.len());
+    for f in &all {
+        assert!(bounds(f).iter().all(|v| v.is_finite()), "{f}");
+        for k in f["keypoints"].as_array().unwrap() {
+            assert!(
+                k["x"].as_f64().is_some() && k["y"].as_f64().is_some(),
+                "{f}"
+            );
+        }
+    }
 
     // No face in a plain gradient; none scoring above 0.9999 asked.
     let ground = common::png(256, 256, |x, y| [x as u8, y as u8, 128, 255]);

@@ -88,7 +88,7 @@ impl Provider for OnnxFaces {
         let id = self.id.clone();
         self.pool
             .with(move |session, names| {
-                let (boxed, frame) = letterbox(session, image)?;
+                let (boxed, frame) = letterbox(&id, session, image)?;
                 let candidates = infer(&id, session, names, boxed)?;
                 Ok(merge(candidates, options)
                     .into_iter()
@@ -127,8 +127,10 @@ impl Candidate {
 struct Frame {
     /// The input's side.
     side: f32,
-    /// Input pixels per image pixel.
-    scale: f32,
+    /// Input pixels per image pixel, across and down (the image's sides
+    /// rounded to whole input pixels).
+    scale_x: f32,
+    scale_y: f32,
     /// The image's top left corner in the input.
     left: f32,
     top: f32,
@@ -139,8 +141,8 @@ struct Frame {
 impl Frame {
     /// `c` in the image's pixels, within the image.
     fn detection(&self, c: Candidate) -> Detection {
-        let x = |v: f32| ((v * self.side - self.left) / self.scale).clamp(0.0, self.width);
-        let y = |v: f32| ((v * self.side - self.top) / self.scale).clamp(0.0, self.height);
+        let x = |v: f32| ((v * self.side - self.left) / self.scale_x).clamp(0.0, self.width);
+        let y = |v: f32| ((v * self.side - self.top) / self.scale_y).clamp(0.0, self.height);
         let (x0, y0) = (x(c.cx - c.w / 2.0), y(c.cy - c.h / 2.0));
         let (x1, y1) = (x(c.cx + c.w / 2.0), y(c.cy + c.h / 2.0));
         Detection {
@@ -164,22 +166,28 @@ impl Frame {
 }
 
 /// The side of `session`'s square input (`[1, S, S, 3]`), 128 when the
-/// model leaves it open.
-fn input_side(session: &Session) -> usize {
+/// model leaves it open; an error naming the shape when it is another.
+fn input_side(id: &str, session: &Session) -> Result<usize, ModelError> {
     let shape = session
         .inputs()
         .first()
         .and_then(|i| i.dtype().tensor_shape().map(|s| s.to_vec()));
     match shape.as_deref() {
-        Some([_, h, w, 3]) if h == w && *h > 0 => *h as usize,
-        _ => 128,
+        Some([_, h, w, 3]) if h == w && *h > 0 => Ok(*h as usize),
+        Some([_, h, w, 3]) if *h <= 0 && *w <= 0 => Ok(128),
+        other => Err(unavailable(
+            id,
+            format!(
+                "not a BlazeFace model: expected an input [1, S, S, 3] (channels last), got {other:?}"
+            ),
+        )),
     }
 }
 
 /// `image` scaled into the model's square input, its aspect kept, as the
 /// model reads it (`value / 127.5 - 1`, channels last).
-fn letterbox(session: &Session, image: Image) -> Result<(Vec<f32>, Frame), ModelError> {
-    let side = input_side(session);
+fn letterbox(id: &str, session: &Session, image: Image) -> Result<(Vec<f32>, Frame), ModelError> {
+    let side = input_side(id, session)?;
     let (width, height) = (image.width, image.height);
     let source = RgbaImage::from_raw(width, height, image.rgba)
         .ok_or_else(|| ModelError::InvalidRequest("image size does not match its data".into()))?;
@@ -201,7 +209,8 @@ fn letterbox(session: &Session, image: Image) -> Result<(Vec<f32>, Frame), Model
         .collect();
     let frame = Frame {
         side: side as f32,
-        scale: w as f32 / width as f32,
+        scale_x: w as f32 / width as f32,
+        scale_y: h as f32 / height as f32,
         left: left as f32,
         top: top as f32,
         width: width as f32,
@@ -229,10 +238,12 @@ fn infer(
     // Each layer's scores `[1, n, 1]` and boxes `[1, n, 16]`, by size.
     let mut scores = [None, None];
     let mut boxes = [None, None];
+    let mut shapes = Vec::new();
     for i in 0..outputs.len() {
         let (shape, values) = outputs[i]
             .try_extract_tensor::<f32>()
             .map_err(|e| unavailable(id, format!("unexpected output: {e}")))?;
+        shapes.push(shape.to_vec());
         let (n, per) = match shape[..] {
             [1, n, per] => (n as usize, per),
             _ => continue,
@@ -251,7 +262,9 @@ fn infer(
         let (Some(scores), Some(boxes)) = (scores[layer], boxes[layer]) else {
             return Err(unavailable(
                 id,
-                "not a BlazeFace model: expected scores [1, 512, 1], [1, 384, 1] and boxes [1, 512, 16], [1, 384, 16]",
+                format!(
+                    "not a BlazeFace model: expected scores [1, 512, 1], [1, 384, 1] and boxes [1, 512, 16], [1, 384, 16], got outputs {shapes:?}"
+                ),
             ));
         };
         decode(scores, boxes, cells, anchors, side as f32, &mut found);
@@ -285,19 +298,24 @@ fn decode(
     }
 }
 
-/// The candidates scoring at least `min_score`, each group overlapping
-/// the best of it by more than `max_overlap` merged into one (its score the
-/// best's, its box and keypoints the group's averaged by score), best first.
+/// The candidates scoring at least `min_score` (and above 0: a score that
+/// underflowed to 0 is no face, and would weigh nothing in an average),
+/// each group overlapping the best of it by more than `max_overlap` merged
+/// into one (its score the best's, its box and keypoints the group's
+/// averaged by score), best first.
 fn merge(mut candidates: Vec<Candidate>, options: DetectOptions) -> Vec<Candidate> {
-    candidates.retain(|c| c.score >= options.min_score && c.score.is_finite());
+    candidates.retain(|c| c.score >= options.min_score && c.score > 0.0 && c.score.is_finite());
     candidates.sort_by(|a, b| b.score.total_cmp(&a.score));
     let mut merged = Vec::new();
-    while let Some(best) = candidates.first().cloned() {
-        let (group, rest): (Vec<_>, Vec<_>) = candidates
+    while !candidates.is_empty() {
+        let best = candidates.remove(0);
+        let (mut group, rest): (Vec<_>, Vec<_>) = candidates
             .into_iter()
-            .partition(|c| c.overlap(&best) > options.max_overlap || *c == best);
+            .partition(|c| c.overlap(&best) > options.max_overlap);
         candidates = rest;
-        merged.push(average(best.score, &group));
+        let score = best.score;
+        group.push(best);
+        merged.push(average(score, &group));
         if merged.len() == super::MAX_DETECTIONS {
             break;
         }
@@ -359,11 +377,29 @@ mod tests {
     }
 
     #[test]
+    fn scores_that_underflowed_to_zero_are_no_faces_even_at_min_score_zero() {
+        let options = DetectOptions {
+            min_score: 0.0,
+            max_overlap: 0.3,
+        };
+        let found = merge(
+            vec![
+                face(0.0, 0.5, 0.5, 0.2),
+                face(0.0, 0.1, 0.1, 0.1),
+                face(0.3, 0.8, 0.8, 0.1),
+            ],
+            options,
+        );
+        assert_eq!(found, vec![face(0.3, 0.8, 0.8, 0.1)]);
+    }
+
+    #[test]
     fn a_box_maps_back_to_the_letterboxed_image_and_stays_inside_it() {
         // A 200 × 100 image in a 128 square: scale 0.64, 32 pixels above.
         let frame = Frame {
             side: 128.0,
-            scale: 0.64,
+            scale_x: 0.64,
+            scale_y: 0.64,
             left: 0.0,
             top: 32.0,
             width: 200.0,
