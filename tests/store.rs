@@ -47,6 +47,58 @@ async fn postgres_store_conforms_and_keeps_everything_across_reconnecting() {
         Err(RunLogError::LostLease { run_id }) => assert_eq!(run_id, "taken"),
         other => panic!("expected a lost lease, got {other:?}"),
     }
+    // A deleted run leaves nothing behind, and a commit to it, even one
+    // racing the delete, writes nothing (its rows carry no foreign key: a
+    // commit locks its run's row instead).
+    let (run, spec) = record("gone", 1);
+    store.create_run(NewRun::new(run, spec)).await.unwrap();
+    let full = |seq| Commit {
+        nodes: vec![node("a", NodeStatus::Completed, Some(json!(seq)))],
+        events: vec![event("gone", seq)],
+        inputs: vec![weft::store::NodeInput {
+            node: "a".into(),
+            input: Arc::new(json!({"seq": seq})),
+        }],
+        ..Commit::default()
+    };
+    store.commit("gone", full(1)).await.unwrap();
+    assert_eq!(
+        store.node_input("gone", "a").await.unwrap(),
+        Some(json!({"seq": 1}))
+    );
+    let racing = {
+        let other = other.clone();
+        tokio::spawn(async move { other.commit("gone", full(2)).await })
+    };
+    assert_eq!(store.delete_runs(&["gone".to_string()]).await.unwrap(), 1);
+    match racing.await.unwrap() {
+        Ok(()) | Err(RunLogError::UnknownRun(_)) => {}
+        other => panic!("a commit racing a delete: {other:?}"),
+    }
+    match store.commit("gone", full(3)).await {
+        Err(RunLogError::UnknownRun(id)) => assert_eq!(id, "gone"),
+        other => panic!("a commit after the delete: {other:?}"),
+    }
+    for (table, sql) in [
+        (
+            "weft_nodes",
+            "SELECT count(*) FROM weft_nodes WHERE run_id = 'gone'",
+        ),
+        (
+            "weft_node_inputs",
+            "SELECT count(*) FROM weft_node_inputs WHERE run_id = 'gone'",
+        ),
+        (
+            "weft_events",
+            "SELECT count(*) FROM weft_events WHERE run_id = 'gone'",
+        ),
+    ] {
+        let left: i64 = sqlx::query_scalar(sql)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(left, 0, "{table} keeps nothing of a deleted run");
+    }
     // A database migrated by a newer weft is refused, clearly.
     sqlx::query("INSERT INTO weft_schema (version, applied_ms) VALUES (99, 0)")
         .execute(store.pool())

@@ -299,22 +299,30 @@ impl Rows {
 }
 
 /// Commit `batch` in one statement; the runs of it that do not exist
-/// (nothing of theirs was written).
+/// (nothing of theirs was written). The runs' rows are locked first (`FOR
+/// KEY SHARE`, as a foreign key's check would, once per run instead of
+/// once per row): a run deleted meanwhile gets nothing written, and a
+/// delete waits for this statement.
 async fn write(pool: &PgPool, batch: &[(String, Commit)]) -> Result<HashSet<String>, RunLogError> {
     let rows = Rows::of(batch);
     let runs: Vec<&str> = batch.iter().map(|(run_id, _)| run_id.as_str()).collect();
     let found: Vec<String> = sqlx::query(
-        "WITH nodes AS (
+        "WITH runs AS (
+           SELECT run_id FROM weft_runs WHERE run_id = ANY($19::text[]) FOR KEY SHARE
+         ), nodes AS (
            INSERT INTO weft_nodes (run_id, node, record)
-           SELECT * FROM UNNEST($1::text[], $2::text[], $3::jsonb[])
+           SELECT n.* FROM UNNEST($1::text[], $2::text[], $3::jsonb[]) AS n(run_id, node, record)
+           WHERE n.run_id IN (SELECT run_id FROM runs)
            ON CONFLICT (run_id, node) DO UPDATE SET record = excluded.record
          ), inputs AS (
            INSERT INTO weft_node_inputs (run_id, node, input)
-           SELECT * FROM UNNEST($4::text[], $5::text[], $6::jsonb[])
+           SELECT i.* FROM UNNEST($4::text[], $5::text[], $6::jsonb[]) AS i(run_id, node, input)
+           WHERE i.run_id IN (SELECT run_id FROM runs)
            ON CONFLICT (run_id, node) DO UPDATE SET input = excluded.input
          ), events AS (
            INSERT INTO weft_events (run_id, seq, event)
-           SELECT * FROM UNNEST($7::text[], $8::bigint[], $9::jsonb[])
+           SELECT e.* FROM UNNEST($7::text[], $8::bigint[], $9::jsonb[]) AS e(run_id, seq, event)
+           WHERE e.run_id IN (SELECT run_id FROM runs)
          ), status AS (
            UPDATE weft_runs r SET status = s.status,
              record = r.record || jsonb_build_object('status', s.status, 'updated_ms', $12::bigint)
@@ -325,12 +333,12 @@ async fn write(pool: &PgPool, batch: &[(String, Commit)]) -> Result<HashSet<Stri
            SELECT c.* FROM UNNEST($13::text[], $14::text[], $15::bigint[], $16::bigint[],
                                   $17::jsonb[], $18::text[])
              AS c(key, task_type, created_ms, size, entry, run_id)
-           WHERE EXISTS (SELECT 1 FROM weft_runs WHERE run_id = c.run_id)
+           WHERE c.run_id IN (SELECT run_id FROM runs)
            ON CONFLICT (key) DO UPDATE SET task_type = excluded.task_type,
              created_ms = excluded.created_ms, size = excluded.size, entry = excluded.entry,
              run_id = excluded.run_id
          )
-         SELECT run_id FROM weft_runs WHERE run_id = ANY($19::text[])",
+         SELECT run_id FROM runs",
     )
     .bind(&rows.nodes.0)
     .bind(&rows.nodes.1)
@@ -354,10 +362,6 @@ async fn write(pool: &PgPool, batch: &[(String, Commit)]) -> Result<HashSet<Stri
     .fetch_all(pool)
     .await
     .map_err(|e| match e.as_database_error().and_then(|d| d.code()) {
-        // A foreign key: a run does not exist.
-        Some(code) if code == "23503" && batch.len() == 1 => {
-            RunLogError::UnknownRun(batch[0].0.clone())
-        }
         // The event log's primary key: another host wrote these events.
         Some(code) if code == "23505" && batch.len() == 1 => RunLogError::LostLease {
             run_id: batch[0].0.clone(),
