@@ -47,6 +47,38 @@ async fn postgres_store_conforms_and_keeps_everything_across_reconnecting() {
         Err(RunLogError::LostLease { run_id }) => assert_eq!(run_id, "taken"),
         other => panic!("expected a lost lease, got {other:?}"),
     }
+    // A new run without an idempotency key or a quota starts before its
+    // record lands: its first commit waits for the record, then lands.
+    let (run, spec) = record("quick", 1);
+    let lease = weft::store::Lease {
+        host: "here".into(),
+        until_ms: u64::MAX / 2,
+    };
+    let (created, durable) = store
+        .create_run_applied(NewRun::new(run, spec).leased(Some(lease)))
+        .await
+        .unwrap();
+    assert_eq!(created, Created::New);
+    // Its lease holds while its record is on its way (and after).
+    let lost = store
+        .renew_leases("here", &["quick".to_string()], u64::MAX / 2)
+        .await
+        .unwrap();
+    assert!(lost.is_empty(), "{lost:?}");
+    store
+        .commit(
+            "quick",
+            Commit {
+                nodes: vec![node("a", NodeStatus::Completed, Some(json!(1)))],
+                events: vec![event("quick", 1)],
+                ..Commit::default()
+            },
+        )
+        .await
+        .unwrap();
+    durable.await.unwrap();
+    let loaded = other.load_run("quick").await.unwrap();
+    assert_eq!((loaded.nodes.len(), loaded.next_seq), (1, 2));
     // A deleted run leaves nothing behind, and a commit to it, even one
     // racing the delete, writes nothing (its rows carry no foreign key: a
     // commit locks its run's row instead).

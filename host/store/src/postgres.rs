@@ -27,9 +27,9 @@ use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 use sqlx::types::Json;
 
 use super::{
-    Commit, Components, Coordination, Created, NewRun, NodeRecord, OutputCache, RunFilter, RunLog,
-    RunLogError, RunRecord, SavedGraph, SavedGraphs, SlotRequest, StoreError, StoredRun, TaskOffer,
-    decode,
+    Commit, Components, Coordination, Created, Durable, NewRun, NodeRecord, OutputCache, RunFilter,
+    RunLog, RunLogError, RunRecord, SavedGraph, SavedGraphs, SlotRequest, StoreError, StoredRun,
+    TaskOffer, decode,
 };
 use crate::retention::Retention;
 use weft_core::cache::{CacheEntry, CacheStat};
@@ -248,10 +248,17 @@ pub struct PgStore {
     commits: Arc<batches::Batcher<batches::Commits>>,
     /// New runs waiting for the next statement.
     creates: Arc<batches::Batcher<batches::Creates>>,
+    /// New runs started before their record landed
+    /// (`create_run_applied`), by run id: whether it did, once known. A
+    /// run's commit waits for its record.
+    landing: Arc<std::sync::Mutex<std::collections::HashMap<String, Landing>>>,
     /// The pgvector extension is installed in the database: nearest keys
     /// are found by it, in SQL (else read out and ranked here).
     pgvector: bool,
 }
+
+/// Whether a new run's record landed (`None`: not known yet).
+type Landing = tokio::sync::watch::Receiver<Option<bool>>;
 
 /// How many running runs `owner` has.
 async fn running_of(
@@ -440,6 +447,7 @@ impl PgStore {
             lookups: Arc::default(),
             commits: Arc::default(),
             creates: Arc::default(),
+            landing: Arc::default(),
             pgvector,
         })
     }
@@ -484,6 +492,25 @@ impl PgStore {
             tracing::info!(version, "PostgreSQL schema migrated");
         }
         tx.commit().await.map_err(backend)
+    }
+
+    fn landing_runs(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Landing>> {
+        self.landing.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Wait for run `run_id`'s record if it is still on its way; an error if
+    /// it did not land.
+    async fn landed(&self, run_id: &str) -> Result<(), RunLogError> {
+        let Some(mut landing) = self.landing_runs().get(run_id).cloned() else {
+            return Ok(());
+        };
+        match landing.wait_for(Option::is_some).await.map(|l| *l) {
+            Ok(Some(true)) => Ok(()),
+            // Not recorded, or the writer stopped before saying.
+            _ => Err(RunLogError::UnknownRun(run_id.to_string())),
+        }
     }
 
     /// Whether nearest keys are ranked by pgvector (installed in the
@@ -663,7 +690,40 @@ impl RunLog for PgStore {
         Ok(created)
     }
 
+    /// Without an idempotency key or a quota a new run is certain to be
+    /// recorded (unless the database fails): it may start at once, while
+    /// its record goes out with the others being submitted; its commits
+    /// wait for the record (see `commit`). Otherwise as `create_run`.
+    async fn create_run_applied(&self, new: NewRun) -> Result<(Created, Durable), RunLogError> {
+        if new.max_running.is_some() || new.record.idempotency_key.is_some() {
+            let created = self.create_run(new).await?;
+            return Ok((created, Box::pin(async { Ok(()) })));
+        }
+        let run_id = new.record.run_id.clone();
+        let (landed, landing) = tokio::sync::watch::channel(None);
+        self.landing_runs().insert(run_id.clone(), landing);
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let store = self.clone();
+        tokio::spawn(async move {
+            let created = store.creates.write(&store.pool, Arc::new(new)).await;
+            let _ = landed.send(Some(matches!(created, Ok(true))));
+            store.landing_runs().remove(&run_id);
+            let _ = answer.send(created.and_then(|recorded| match recorded {
+                true => Ok(()),
+                // A run id taken already: not this run's record.
+                false => Err(RunLogError::UnknownRun(run_id)),
+            }));
+        });
+        let durable = async move {
+            answered.await.unwrap_or_else(|_| {
+                Err(backend(std::io::Error::other("the store's writer stopped")).into())
+            })
+        };
+        Ok((Created::New, Box::pin(durable)))
+    }
+
     async fn commit(&self, run_id: &str, commit: Commit) -> Result<(), RunLogError> {
+        self.landed(run_id).await?;
         // With other runs' commits, in one statement (`commits`): node
         // states and inputs, events, the run's status and cache entries
         // land together or not at all.
@@ -1179,14 +1239,26 @@ impl Coordination for PgStore {
         runs: &[String],
         until_ms: u64,
     ) -> Result<Vec<String>, StoreError> {
-        self.renew(
-            "UPDATE weft_runs SET lease_until_ms = $3
-             WHERE run_id = ANY($2) AND lease_host = $1 RETURNING run_id",
-            host,
-            runs,
-            until_ms,
-        )
-        .await
+        // A run whose record is on its way when the update starts holds the
+        // lease it is being recorded with (the update may not see it yet);
+        // one that landed before, the update sees.
+        let landing: HashSet<String> = {
+            let landing = self.landing_runs();
+            runs.iter()
+                .filter(|r| landing.contains_key(*r))
+                .cloned()
+                .collect()
+        };
+        let lost = self
+            .renew(
+                "UPDATE weft_runs SET lease_until_ms = $3
+                 WHERE run_id = ANY($2) AND lease_host = $1 RETURNING run_id",
+                host,
+                runs,
+                until_ms,
+            )
+            .await?;
+        Ok(lost.into_iter().filter(|r| !landing.contains(r)).collect())
     }
 
     async fn release_run(&self, run_id: &str, host: &str) -> Result<(), StoreError> {
