@@ -169,6 +169,17 @@ export const models = {
       return hostModels.foreground(model, { width, height, rgba: Uint8Array.from(rgba) });
     } catch (e) { throw modelError(e); }
   },
+  /**
+   * What a `face-detection` model finds in an RGBA image, best first, at most 100:
+   * `{label, score, x, y, width, height, keypoints: [{x, y, label}]}` in pixels. Those
+   * scoring below `minScore` (0.5) are left out; those overlapping a better one by more
+   * than `maxOverlap` (0.3, intersection over union) are merged into it.
+   */
+  detect(model, { width, height, rgba }, { minScore = 0.5, maxOverlap = 0.3 } = {}) {
+    try {
+      return hostModels.detect(model, { width, height, rgba: Uint8Array.from(rgba) }, { minScore, maxOverlap });
+    } catch (e) { throw modelError(e); }
+  },
 };
 
 function storageError(e) {

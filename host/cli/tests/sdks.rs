@@ -185,20 +185,27 @@ class ModelAnswers:
     kind: str
     dimensions: int
     foreground: str
+    detect: str
 
 
 @task("pm.model", cacheable=False)
 def model_calls(input: ModelCall) -> ModelAnswers:
-    """Counts tokens, describes the model, and asks it for a foreground."""
+    """Counts tokens, describes the model, and asks it for a foreground
+    and for faces."""
     from weft_sdk import models, TaskError
     try:
         models.foreground(input.model, 1, 1, bytes([0, 0, 0, 255]))
         refused = "not refused"
     except TaskError as e:
         refused = str(e)
+    try:
+        models.detect(input.model, 1, 1, bytes([0, 0, 0, 255]))
+        no_faces = "not refused"
+    except TaskError as e:
+        no_faces = str(e)
     info = models.info(input.model)
     return ModelAnswers(models.count_tokens(input.model, input.text), info["provider"],
-                        info["kind"], info["dimensions"] or 0, refused)
+                        info["kind"], info["dimensions"] or 0, refused, no_faces)
 "#;
 
 /// The same in JavaScript.
@@ -223,6 +230,12 @@ defineTask(
     } catch (e) {
       refused = String(e.message ?? e);
     }
+    let noFaces = "not refused";
+    try {
+      modelCalls.detect(input.model, { width: 1, height: 1, rgba: [0, 0, 0, 255] });
+    } catch (e) {
+      noFaces = String(e.message ?? e);
+    }
     const info = modelCalls.info(input.model);
     return {
       tokens: modelCalls.countTokens(input.model, input.text),
@@ -230,6 +243,7 @@ defineTask(
       kind: info.kind,
       dimensions: info.dimensions ?? 0,
       foreground: refused,
+      detect: noFaces,
     };
   },
 );
@@ -775,6 +789,11 @@ fn a_python_provider_plugin_serves_an_embedding_model_to_the_standard_tasks() {
         let refused = o["foreground"].as_str().unwrap_or_default();
         assert!(
             refused.contains("model `words` serves `embedding`, not `background-removal`"),
+            "{node}: {refused}"
+        );
+        let refused = o["detect"].as_str().unwrap_or_default();
+        assert!(
+            refused.contains("model `words` serves `embedding`, not `face-detection`"),
             "{node}: {refused}"
         );
     }

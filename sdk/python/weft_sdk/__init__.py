@@ -230,6 +230,25 @@ class models:
         except Err as e:
             raise _model_error(e) from None
 
+    @staticmethod
+    def detect(model: str, width: int, height: int, rgba: bytes, min_score: float = 0.5,
+               max_overlap: float = 0.3) -> List[dict]:
+        """What a `face-detection` model finds in an RGBA image (`width *
+        height * 4` bytes, row by row), best first, at most 100: dicts of
+        `label`, `score`, `x`, `y`, `width`, `height` (the box in pixels) and
+        `keypoints` (dicts of `x`, `y` in pixels and `label`). Those scoring
+        below `min_score` are left out; those overlapping a better one by more
+        than `max_overlap` (intersection over union) are merged into it."""
+        try:
+            found = _models.detect(model, _models.Image(width, height, bytes(rgba)),
+                                   _models.DetectOptions(min_score, max_overlap))
+        except Err as e:
+            raise _model_error(e) from None
+        return [{"label": d.label, "score": d.score, "x": d.x, "y": d.y, "width": d.width,
+                 "height": d.height,
+                 "keypoints": [{"x": k.x, "y": k.y, "label": k.label} for k in d.keypoints]}
+                for d in found]
+
 
 class StorageConflict(Failed):
     """A compare-and-swap lost: `current` is the key's version now (None:
