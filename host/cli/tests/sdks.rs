@@ -40,6 +40,23 @@ fn weft(dir: &Path, args: &[&str]) -> Output {
     c.output().expect("weft runs")
 }
 
+/// A plugin made with `weft new NAME --lang LANG` under `d`, `tasks`
+/// appended to its app, built, and put in `plugins` with a manifest
+/// granting `models` (a TOML array).
+fn guest_granted(d: &Path, plugins: &Path, (name, lang, tasks): (&str, &str, &str), models: &str) {
+    ok(weft(d, &["new", name, "--lang", lang]), "weft new");
+    let app = d
+        .join(name)
+        .join(if lang == "js" { "app.js" } else { "app.py" });
+    let code = std::fs::read_to_string(&app).unwrap() + tasks;
+    std::fs::write(&app, code).unwrap();
+    ok(weft(&d.join(name), &["build"]), "weft build");
+    let wasm = d.join(name).join(format!("dist/{name}.wasm"));
+    std::fs::copy(wasm, plugins.join(format!("{name}.wasm"))).unwrap();
+    let manifest = format!("[grants]\nmodels = {models}\n");
+    std::fs::write(plugins.join(format!("{name}.toml")), manifest).unwrap();
+}
+
 fn ok(out: Output, what: &str) -> String {
     assert!(
         out.status.success(),
@@ -758,17 +775,7 @@ fn a_python_provider_plugin_serves_an_embedding_model_to_the_standard_tasks() {
     // The Python and JavaScript SDKs call the same model: its token count
     // and description, and a call of another kind refused, naming both.
     for (name, lang, tasks) in [("pm", "python", PYTHON_MODELS), ("jm", "js", JS_MODELS)] {
-        ok(weft(d, &["new", name, "--lang", lang]), "weft new");
-        let app = d
-            .join(name)
-            .join(if lang == "js" { "app.js" } else { "app.py" });
-        let code = std::fs::read_to_string(&app).unwrap() + tasks;
-        std::fs::write(&app, code).unwrap();
-        ok(weft(&d.join(name), &["build"]), "weft build");
-        let wasm = d.join(name).join(format!("dist/{name}.wasm"));
-        std::fs::copy(wasm, plugins.join(format!("{name}.wasm"))).unwrap();
-        let manifest = "[grants]\nmodels = [\"words\"]\n";
-        std::fs::write(plugins.join(format!("{name}.toml")), manifest).unwrap();
+        guest_granted(d, &plugins, (name, lang, tasks), r#"["words"]"#);
     }
     let defaults = json!({"model": "words", "text": "one two three four"});
     let graph = json!({"tasks": [
@@ -998,17 +1005,7 @@ fn python_and_javascript_tasks_see_answer_in_json_and_make_images_through_a_prov
     let plugins = d.join("plugins");
     std::fs::create_dir_all(&plugins).unwrap();
     for (name, lang, tasks) in [("pg", "python", PYTHON_GENERATE), ("jg", "js", JS_GENERATE)] {
-        ok(weft(d, &["new", name, "--lang", lang]), "weft new");
-        let app = d
-            .join(name)
-            .join(if lang == "js" { "app.js" } else { "app.py" });
-        let code = std::fs::read_to_string(&app).unwrap() + tasks;
-        std::fs::write(&app, code).unwrap();
-        ok(weft(&d.join(name), &["build"]), "weft build");
-        let wasm = d.join(name).join(format!("dist/{name}.wasm"));
-        std::fs::copy(wasm, plugins.join(format!("{name}.wasm"))).unwrap();
-        let manifest = "[grants]\nmodels = [\"chat\", \"painter\"]\n";
-        std::fs::write(plugins.join(format!("{name}.toml")), manifest).unwrap();
+        guest_granted(d, &plugins, (name, lang, tasks), r#"["chat", "painter"]"#);
     }
     let schema = json!({"type": "object", "required": ["name", "born"],
         "properties": {"name": {"type": "string"}, "born": {"type": "integer"}}});
