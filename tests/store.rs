@@ -131,6 +131,33 @@ async fn postgres_store_conforms_and_keeps_everything_across_reconnecting() {
             .unwrap();
         assert_eq!(left, 0, "{table} keeps nothing of a deleted run");
     }
+    // Whoever deletes a run (a host of an older version, by hand) takes
+    // its nodes, inputs and events with it.
+    let (run, spec) = record("by-hand", 1);
+    store.create_run(NewRun::new(run, spec)).await.unwrap();
+    let by_hand = Commit {
+        nodes: vec![node("a", NodeStatus::Completed, Some(json!(1)))],
+        events: vec![event("by-hand", 1)],
+        inputs: vec![weft::store::NodeInput {
+            node: "a".into(),
+            input: Arc::new(json!(1)),
+        }],
+        ..Commit::default()
+    };
+    store.commit("by-hand", by_hand).await.unwrap();
+    sqlx::query("DELETE FROM weft_runs WHERE run_id = 'by-hand'")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let left: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM weft_nodes WHERE run_id = 'by-hand')
+              + (SELECT count(*) FROM weft_node_inputs WHERE run_id = 'by-hand')
+              + (SELECT count(*) FROM weft_events WHERE run_id = 'by-hand')",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(left, 0, "a run deleted by hand leaves nothing");
     // A database migrated by a newer weft is refused, clearly.
     sqlx::query("INSERT INTO weft_schema (version, applied_ms) VALUES (99, 0)")
         .execute(store.pool())

@@ -405,13 +405,15 @@ pub trait RunLog: Send + Sync {
     /// (checked and recorded atomically; the rule is [`NewRun`]'s).
     async fn create_run(&self, run: NewRun) -> Result<Created, RunLogError>;
 
-    /// [`RunLog::create_run`], answering once the run is recorded and
-    /// visible to this process, perhaps before it is durable, with a
-    /// [`Durable`] that resolves once it is. The caller may start the run at
-    /// once (whatever it writes next is committed after the run, so a crash
-    /// never keeps a node without its run; a task with side effects waits
-    /// for durability anyway) but must acknowledge nothing before the
-    /// `Durable` resolves `Ok`. By default: `create_run`, durable already.
+    /// [`RunLog::create_run`], answering perhaps before the run is durable,
+    /// with a [`Durable`] that resolves once it is. The caller may start the
+    /// run at once (whatever it writes next is committed after the run, so
+    /// a crash never keeps a node without its run; a task with side effects
+    /// waits for durability anyway) but must acknowledge nothing before the
+    /// `Durable` resolves `Ok`. Until then the run may not be readable: on
+    /// redb it is (to this process), on PostgreSQL its record may still be
+    /// on its way (a commit, lease or task offer of the run waits for it).
+    /// By default: `create_run`, durable already.
     async fn create_run_applied(&self, run: NewRun) -> Result<(Created, Durable), RunLogError> {
         let created = self.create_run(run).await?;
         Ok((created, Box::pin(async { Ok(()) })))

@@ -219,13 +219,24 @@ const MIGRATIONS: &[(i64, &str)] = &[
         // A run's nodes, inputs and events no longer carry a foreign key:
         // checking one per row written cost PostgreSQL ~12% of its CPU
         // per task. A commit locks its runs' rows once instead (`FOR KEY
-        // SHARE`, batches.rs) and writes nothing for a run that is gone;
-        // `delete_runs` deletes a run, then what is under it.
+        // SHARE`, batches.rs) and writes nothing for a run that is gone. A
+        // trigger deletes them with their run, whoever deletes it (a host
+        // of an older version too).
         11,
         r#"
     ALTER TABLE weft_nodes DROP CONSTRAINT IF EXISTS weft_nodes_run_id_fkey;
     ALTER TABLE weft_node_inputs DROP CONSTRAINT IF EXISTS weft_node_inputs_run_id_fkey;
     ALTER TABLE weft_events DROP CONSTRAINT IF EXISTS weft_events_run_id_fkey;
+    CREATE FUNCTION weft_runs_deleted() RETURNS trigger LANGUAGE plpgsql AS $fn$
+    BEGIN
+        DELETE FROM weft_nodes WHERE run_id IN (SELECT run_id FROM gone);
+        DELETE FROM weft_node_inputs WHERE run_id IN (SELECT run_id FROM gone);
+        DELETE FROM weft_events WHERE run_id IN (SELECT run_id FROM gone);
+        RETURN NULL;
+    END
+    $fn$;
+    CREATE TRIGGER weft_runs_deleted AFTER DELETE ON weft_runs
+        REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION weft_runs_deleted();
     "#,
     ),
 ];
@@ -710,7 +721,8 @@ impl RunLog for PgStore {
             store.landing_runs().remove(&run_id);
             let _ = answer.send(created.and_then(|recorded| match recorded {
                 true => Ok(()),
-                // A run id taken already: not this run's record.
+                // Not recorded (only an idempotency key, absent here,
+                // makes a create answer so).
                 false => Err(RunLogError::UnknownRun(run_id)),
             }));
         });
@@ -890,35 +902,26 @@ impl RunLog for PgStore {
 
     async fn delete_runs(&self, run_ids: &[String]) -> Result<usize, RunLogError> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
-        // Its offers and pins, and the cached outputs it made (unless
-        // another run has put them since).
+        // The runs first, locked in order: a commit in flight holds its
+        // run's row (`FOR KEY SHARE`), so this waits for it, and a later
+        // one finds no run and writes nothing. Their nodes, inputs and
+        // events go with them (the trigger of migration 11), then their
+        // offers and pins, and the cached outputs they made (unless another
+        // run has put them since): each statement sees what was committed
+        // before it. Signals go by ON DELETE CASCADE.
+        let deleted = sqlx::query(
+            "DELETE FROM weft_runs WHERE run_id IN (
+               SELECT run_id FROM weft_runs WHERE run_id = ANY($1) ORDER BY run_id FOR UPDATE)",
+        )
+        .bind(run_ids)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?
+        .rows_affected();
         for sql in [
             "DELETE FROM weft_task_offers WHERE run_id = ANY($1)",
             "DELETE FROM weft_component_runs WHERE run_id = ANY($1)",
             "DELETE FROM weft_cache WHERE run_id = ANY($1)",
-        ] {
-            sqlx::query(sql)
-                .bind(run_ids)
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
-        }
-        // The run first: a commit in flight holds its row (`FOR KEY
-        // SHARE`), so this waits for it, and a later one finds no run and
-        // writes nothing. Then its nodes, inputs and events, those of a
-        // commit that landed first among them (each statement sees what
-        // was committed before it). Its signals go with it (ON DELETE
-        // CASCADE).
-        let deleted = sqlx::query("DELETE FROM weft_runs WHERE run_id = ANY($1)")
-            .bind(run_ids)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?
-            .rows_affected();
-        for sql in [
-            "DELETE FROM weft_nodes WHERE run_id = ANY($1)",
-            "DELETE FROM weft_node_inputs WHERE run_id = ANY($1)",
-            "DELETE FROM weft_events WHERE run_id = ANY($1)",
         ] {
             sqlx::query(sql)
                 .bind(run_ids)
@@ -1185,6 +1188,7 @@ impl Coordination for PgStore {
         now_ms: u64,
         until_ms: u64,
     ) -> Result<bool, StoreError> {
+        self.landed(run_id).await.ok();
         Ok(sqlx::query(
             "UPDATE weft_runs SET lease_host = $2, lease_until_ms = $4
              WHERE run_id = $1 AND status = 'running'
@@ -1262,6 +1266,8 @@ impl Coordination for PgStore {
     }
 
     async fn release_run(&self, run_id: &str, host: &str) -> Result<(), StoreError> {
+        // A run still landing is released once its record is there.
+        self.landed(run_id).await.ok();
         let released = sqlx::query(
             "UPDATE weft_runs SET lease_host = NULL, lease_until_ms = NULL
              WHERE run_id = $1 AND lease_host = $2 RETURNING status",
@@ -1287,6 +1293,9 @@ impl Coordination for PgStore {
     }
 
     async fn task_offer(&self, offer: TaskOffer) -> Result<(), StoreError> {
+        self.landed(&offer.run_id)
+            .await
+            .map_err(|e| StoreError::backend(e.to_string()))?;
         let mut tx = self.pool.begin().await.map_err(backend)?;
         sqlx::query(
             "INSERT INTO weft_task_offers (key, run_id, task_type, offered_ms, offer)

@@ -308,7 +308,8 @@ async fn write(pool: &PgPool, batch: &[(String, Commit)]) -> Result<HashSet<Stri
     let runs: Vec<&str> = batch.iter().map(|(run_id, _)| run_id.as_str()).collect();
     let found: Vec<String> = sqlx::query(
         "WITH runs AS (
-           SELECT run_id FROM weft_runs WHERE run_id = ANY($19::text[]) FOR KEY SHARE
+           SELECT run_id FROM weft_runs WHERE run_id = ANY($19::text[])
+           ORDER BY run_id FOR KEY SHARE
          ), nodes AS (
            INSERT INTO weft_nodes (run_id, node, record)
            SELECT n.* FROM UNNEST($1::text[], $2::text[], $3::jsonb[]) AS n(run_id, node, record)
