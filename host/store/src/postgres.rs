@@ -1255,8 +1255,10 @@ impl Coordination for PgStore {
         };
         let lost = self
             .renew(
-                "UPDATE weft_runs SET lease_until_ms = $3
-                 WHERE run_id = ANY($2) AND lease_host = $1 RETURNING run_id",
+                "UPDATE weft_runs SET lease_until_ms = $3 WHERE run_id IN (
+                   SELECT run_id FROM weft_runs WHERE run_id = ANY($2) AND lease_host = $1
+                   ORDER BY run_id FOR NO KEY UPDATE)
+                 RETURNING run_id",
                 host,
                 runs,
                 until_ms,

@@ -302,7 +302,8 @@ impl Rows {
 /// (nothing of theirs was written). The runs' rows are locked first (`FOR
 /// KEY SHARE`, as a foreign key's check would, once per run instead of
 /// once per row): a run deleted meanwhile gets nothing written, and a
-/// delete waits for this statement.
+/// delete waits for this statement. Rows are locked in `run_id` order, as
+/// every statement locking several runs does, so two never deadlock.
 async fn write(pool: &PgPool, batch: &[(String, Commit)]) -> Result<HashSet<String>, RunLogError> {
     let rows = Rows::of(batch);
     let runs: Vec<&str> = batch.iter().map(|(run_id, _)| run_id.as_str()).collect();
@@ -324,11 +325,14 @@ async fn write(pool: &PgPool, batch: &[(String, Commit)]) -> Result<HashSet<Stri
            INSERT INTO weft_events (run_id, seq, event)
            SELECT e.* FROM UNNEST($7::text[], $8::bigint[], $9::jsonb[]) AS e(run_id, seq, event)
            WHERE e.run_id IN (SELECT run_id FROM runs)
+         ), ending AS (
+           SELECT run_id FROM weft_runs WHERE run_id = ANY($10::text[])
+           ORDER BY run_id FOR NO KEY UPDATE
          ), status AS (
            UPDATE weft_runs r SET status = s.status,
              record = r.record || jsonb_build_object('status', s.status, 'updated_ms', $12::bigint)
            FROM UNNEST($10::text[], $11::text[]) AS s(run_id, status)
-           WHERE r.run_id = s.run_id
+           WHERE r.run_id = s.run_id AND r.run_id IN (SELECT run_id FROM ending)
          ), cache AS (
            INSERT INTO weft_cache (key, task_type, created_ms, size, entry, run_id)
            SELECT c.* FROM UNNEST($13::text[], $14::text[], $15::bigint[], $16::bigint[],
