@@ -14,7 +14,6 @@
 //! does ("weighted" suppression: the best one's score, the boxes and
 //! keypoints averaged by score).
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use image::imageops::{FilterType, overlay, resize};
@@ -22,7 +21,7 @@ use image::{Rgba, RgbaImage};
 use ort::session::Session;
 use ort::value::Tensor;
 
-use super::onnx::{Pool, onnx_runtime, unavailable};
+use super::onnx::{Pool, unavailable};
 use super::{DetectOptions, Detection, GenerateOptions, Generation, Image, Keypoint};
 use super::{ModelConfig, ModelError, ModelKind, Prompt, Provider, TokenSink};
 
@@ -46,13 +45,11 @@ pub struct OnnxFaces {
 }
 
 impl OnnxFaces {
-    /// Load model `id` as configured (one session unless `sessions` says more).
+    /// Load model `id` as configured ([`Pool::of_image_model`]).
     pub fn load(id: &str, config: &ModelConfig) -> Result<Self, ModelError> {
-        onnx_runtime().map_err(|e| unavailable(id, e))?;
-        let path = PathBuf::from(&config.model);
         Ok(OnnxFaces {
             id: id.to_string(),
-            pool: Arc::new(Pool::load(id, &path, config.sessions.unwrap_or(1))?),
+            pool: Pool::of_image_model(id, config)?,
         })
     }
 

@@ -9,7 +9,6 @@
 //! BiRefNet exports). The image is resized to S×S and the mask back to the
 //! image's size, bilinearly, as the model's own pipeline does.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use image::imageops::{FilterType, resize};
@@ -17,7 +16,7 @@ use image::{GrayImage, RgbaImage};
 use ort::session::Session;
 use ort::value::Tensor;
 
-use super::onnx::{Pool, onnx_runtime, unavailable};
+use super::onnx::{Pool, unavailable};
 use super::{GenerateOptions, Generation, Image, ModelConfig, ModelError, Prompt, Provider};
 use super::{ModelKind, TokenSink};
 
@@ -31,14 +30,11 @@ pub struct OnnxForeground {
 }
 
 impl OnnxForeground {
-    /// Load model `id` as configured (one session unless `sessions` says
-    /// more: each holds the model's activations at full size).
+    /// Load model `id` as configured ([`Pool::of_image_model`]).
     pub fn load(id: &str, config: &ModelConfig) -> Result<Self, ModelError> {
-        onnx_runtime().map_err(|e| unavailable(id, e))?;
-        let path = PathBuf::from(&config.model);
         Ok(OnnxForeground {
             id: id.to_string(),
-            pool: Arc::new(Pool::load(id, &path, config.sessions.unwrap_or(1))?),
+            pool: Pool::of_image_model(id, config)?,
         })
     }
 

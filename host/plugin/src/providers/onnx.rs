@@ -90,6 +90,18 @@ impl Pool {
         })
     }
 
+    /// The sessions of image model `id` as configured: one unless
+    /// `sessions` says more (each holds the model's activations at full
+    /// size).
+    pub(super) fn of_image_model(id: &str, config: &ModelConfig) -> Result<Arc<Pool>, ModelError> {
+        let path = PathBuf::from(&config.model);
+        Ok(Arc::new(Pool::load(
+            id,
+            &path,
+            config.sessions.unwrap_or(1),
+        )?))
+    }
+
     /// How many sessions it keeps.
     fn size(&self) -> usize {
         self.size
