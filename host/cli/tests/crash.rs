@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -32,6 +32,24 @@ fn json_of(c: &mut Command) -> Value {
             String::from_utf8_lossy(&out.stderr)
         )
     })
+}
+
+/// Reads `weft -v run`'s log until the run has started; what it wrote if it
+/// never does.
+fn wait_for_start(child: &mut Child, k: u64) {
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = Vec::new();
+    let started = stderr.lines().map_while(Result::ok).any(|l| {
+        let hit = l.contains("run started");
+        seen.push(l);
+        hit
+    });
+    assert!(
+        started,
+        "kill point {k}: weft never reported the run's start ({:?}); it wrote:\n{}",
+        child.wait(),
+        seen.join("\n")
+    );
 }
 
 /// source → 4 parallel delays → merge → delay → stringify → log: ~250 ms of work.
@@ -100,15 +118,7 @@ fn killed_runs_resume_to_the_same_result_with_a_clean_event_log() {
         } else {
             // Wait for the run to start, then spread the kill points over the
             // run and its last commits (the run takes ~250 ms of delays).
-            let stderr = BufReader::new(child.stderr.take().unwrap());
-            let started = stderr
-                .lines()
-                .map_while(Result::ok)
-                .any(|l| l.contains("run started"));
-            assert!(
-                started,
-                "kill point {k}: weft never reported the run's start"
-            );
+            wait_for_start(&mut child, k);
             std::thread::sleep(Duration::from_millis((k - STARTUP_KILLS) * 5));
         }
         let _ = child.kill(); // SIGKILL
@@ -282,12 +292,7 @@ fn a_killed_map_resumes_at_the_elements_not_yet_completed() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let stderr = BufReader::new(child.stderr.take().unwrap());
-        let started = stderr
-            .lines()
-            .map_while(Result::ok)
-            .any(|l| l.contains("run started"));
-        assert!(started, "kill point {k}: the run never started");
+        wait_for_start(&mut child, k);
         std::thread::sleep(Duration::from_millis(20 + k * 40));
         let _ = child.kill();
         let _ = child.wait();
