@@ -47,38 +47,7 @@ async fn postgres_store_conforms_and_keeps_everything_across_reconnecting() {
         Err(RunLogError::LostLease { run_id }) => assert_eq!(run_id, "taken"),
         other => panic!("expected a lost lease, got {other:?}"),
     }
-    // A new run without an idempotency key or a quota starts before its
-    // record lands: its first commit waits for the record, then lands.
-    let (run, spec) = record("quick", 1);
-    let lease = weft::store::Lease {
-        host: "here".into(),
-        until_ms: u64::MAX / 2,
-    };
-    let (created, durable) = store
-        .create_run_applied(NewRun::new(run, spec).leased(Some(lease)))
-        .await
-        .unwrap();
-    assert_eq!(created, Created::New);
-    // Its lease holds while its record is on its way (and after).
-    let lost = store
-        .renew_leases("here", &["quick".to_string()], u64::MAX / 2)
-        .await
-        .unwrap();
-    assert!(lost.is_empty(), "{lost:?}");
-    store
-        .commit(
-            "quick",
-            Commit {
-                nodes: vec![node("a", NodeStatus::Completed, Some(json!(1)))],
-                events: vec![event("quick", 1)],
-                ..Commit::default()
-            },
-        )
-        .await
-        .unwrap();
-    durable.await.unwrap();
-    let loaded = other.load_run("quick").await.unwrap();
-    assert_eq!((loaded.nodes.len(), loaded.next_seq), (1, 2));
+    a_new_run_starts_before_its_record_lands(&store, &other).await;
     // A deleted run leaves nothing behind, and a commit to it, even one
     // racing the delete, writes nothing (its rows carry no foreign key: a
     // commit locks its run's row instead).
@@ -173,6 +142,42 @@ async fn postgres_store_conforms_and_keeps_everything_across_reconnecting() {
     );
 }
 
+/// A new run without an idempotency key or a quota starts before its record
+/// lands: its lease holds meanwhile, and its first commit, sent before the
+/// record is durable, lands after it (`reader` is another host, or the same
+/// store).
+async fn a_new_run_starts_before_its_record_lands(store: &dyn RunStore, reader: &dyn RunStore) {
+    let (run, spec) = record("quick", 1);
+    let lease = weft::store::Lease {
+        host: "here".into(),
+        until_ms: u64::MAX / 2,
+    };
+    let (created, durable) = store
+        .create_run_applied(NewRun::new(run, spec).leased(Some(lease)))
+        .await
+        .unwrap();
+    assert_eq!(created, Created::New);
+    let lost = store
+        .renew_leases("here", &["quick".to_string()], u64::MAX / 2)
+        .await
+        .unwrap();
+    assert!(lost.is_empty(), "{lost:?}");
+    store
+        .commit(
+            "quick",
+            Commit {
+                nodes: vec![node("a", NodeStatus::Completed, Some(json!(1)))],
+                events: vec![event("quick", 1)],
+                ..Commit::default()
+            },
+        )
+        .await
+        .unwrap();
+    durable.await.unwrap();
+    let loaded = reader.load_run("quick").await.unwrap();
+    assert_eq!((loaded.nodes.len(), loaded.next_seq), (1, 2));
+}
+
 #[tokio::test]
 async fn memory_store_conforms() {
     conformance(Arc::new(MemoryStore::new())).await;
@@ -227,6 +232,7 @@ async fn redb_store_conforms_and_keeps_everything_across_reopening() {
         .unwrap();
     let ids: Vec<String> = page.into_iter().map(|r| r.run_id).collect();
     assert_eq!(ids, newest);
+    a_new_run_starts_before_its_record_lands(&store, &store).await;
 }
 
 #[test]
@@ -334,9 +340,21 @@ async fn a_disk_failing_mid_commit_loses_nothing_acknowledged_and_tears_nothing(
         let mut created = false;
         if let Ok(store) = RedbStore::with_backend(disk, &path) {
             let (run, spec) = record("r", 1);
-            created = store.create_run(NewRun::new(run, spec)).await.is_ok();
+            // Every other budget, the run starts before its record lands:
+            // its commits go out at once, and are acknowledged only if
+            // the record is durable too.
+            let early = budget % 2 == 1;
+            let durable = if early {
+                match store.create_run_applied(NewRun::new(run, spec)).await {
+                    Ok((_, durable)) => Some(durable),
+                    Err(_) => None,
+                }
+            } else {
+                created = store.create_run(NewRun::new(run, spec)).await.is_ok();
+                None
+            };
             for j in 1..=12u64 {
-                if !created {
+                if !created && !early {
                     break;
                 }
                 let commit = Commit {
@@ -355,6 +373,13 @@ async fn a_disk_failing_mid_commit_loses_nothing_acknowledged_and_tears_nothing(
                         break;
                     }
                 }
+            }
+            if let Some(durable) = durable {
+                created = durable.await.is_ok();
+                assert!(
+                    created || acknowledged == 0,
+                    "budget {budget}: a commit acknowledged, its run's record not"
+                );
             }
         }
         // The process "restarts": the file opens with a healthy disk.

@@ -414,9 +414,9 @@ pub(crate) async fn begin_run(
         lease,
         max_running: state.quotas.concurrent_runs(),
     };
-    // The run starts as soon as it is recorded; the answer waits until the
-    // record is durable (on redb that saves a new run the wait for the
-    // fsync in progress: its first tasks run meanwhile).
+    // The run starts as soon as it is recorded (without a key or a quota,
+    // as soon as its record is on its way); the answer waits until the
+    // record is durable: its first tasks run meanwhile.
     let (prepared, durable) = state
         .host
         .submit_applied(graph, origin, input, submission)

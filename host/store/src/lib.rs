@@ -410,9 +410,10 @@ pub trait RunLog: Send + Sync {
     /// run at once (whatever it writes next is committed after the run, so
     /// a crash never keeps a node without its run; a task with side effects
     /// waits for durability anyway) but must acknowledge nothing before the
-    /// `Durable` resolves `Ok`. Until then the run may not be readable: on
-    /// redb it is (to this process), on PostgreSQL its record may still be
-    /// on its way (a commit, lease or task offer of the run waits for it).
+    /// `Durable` resolves `Ok`. Until then the run may not be readable: its
+    /// record may still be on its way (a commit, lease or task offer of the
+    /// run is ordered after it: on redb by the writer's queue, on
+    /// PostgreSQL by waiting for it).
     /// By default: `create_run`, durable already.
     async fn create_run_applied(&self, run: NewRun) -> Result<(Created, Durable), RunLogError> {
         let created = self.create_run(run).await?;

@@ -405,7 +405,27 @@ impl RunLog for RedbStore {
         self.write(move |tx| create_in(tx, &new)).await
     }
 
+    /// Without an idempotency key or a quota a new run is certain to be
+    /// recorded (unless the database fails): it may start at once, its
+    /// record queued for the writer, which applies every write in order,
+    /// so the run's own writes land after it. Otherwise the answer waits
+    /// until the record is applied (visible to this process), not for the
+    /// disk.
     async fn create_run_applied(&self, new: NewRun) -> Result<(Created, Durable), RunLogError> {
+        if new.max_running.is_none() && new.record.idempotency_key.is_none() {
+            let run_id = new.record.run_id.clone();
+            let recorded = self.writer.queue(&self.db, move |tx| create_in(tx, &new));
+            let durable = async move {
+                match recorded.await {
+                    Ok(Ok(Created::New)) => Ok(()),
+                    // Only a key or a quota, absent here, answer otherwise.
+                    Ok(Ok(_)) => Err(RunLogError::UnknownRun(run_id)),
+                    Ok(Err(e)) => Err(e),
+                    Err(_) => Err(StoreError::backend("the store's writer stopped").into()),
+                }
+            };
+            return Ok((Created::New, Box::pin(durable)));
+        }
         let (created, synced) = self
             .writer
             .write_applied(&self.db, move |tx| create_in(tx, &new))

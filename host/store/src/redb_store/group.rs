@@ -58,6 +58,26 @@ impl GroupWriter {
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
+        self.queue(db, f)
+            .await
+            .map_err(|_| StoreError::backend("the store's writer stopped"))?
+    }
+
+    /// Queue `f` to run in a write transaction, after every write queued
+    /// before it and before every write queued after it; the receiver
+    /// answers once it is durable (closed if the writer stopped). For a
+    /// caller that may go on before the write is even applied, as long as
+    /// it reads nothing the write makes and acknowledges nothing before the
+    /// answer.
+    pub(super) fn queue<T, E>(
+        self: &Arc<Self>,
+        db: &Arc<Database>,
+        f: impl FnOnce(&WriteTransaction) -> Result<T, E> + Send + 'static,
+    ) -> tokio::sync::oneshot::Receiver<Result<T, E>>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
         let (answer, answered) = tokio::sync::oneshot::channel::<Result<T, E>>();
         let job: Job = Box::new(move |db, durability| {
             let outcome = run(db, durability, f);
@@ -70,8 +90,6 @@ impl GroupWriter {
         });
         self.submit(db, job);
         answered
-            .await
-            .map_err(|_| StoreError::backend("the store's writer stopped"))?
     }
 
     /// Run `f` in a write transaction; answer with its result as soon as
