@@ -105,7 +105,10 @@ fn killed_runs_resume_to_the_same_result_with_a_clean_event_log() {
 
     let (mut interrupted, mut kill_points) = (0, 0);
     for k in 0..60u64 {
-        let data = dir.path().join(format!("kill-{k}"));
+        // Removed at the end of each kill point: each keeps the plugins'
+        // components (~20 MB), too much to keep 60 of.
+        let kept = tempfile::tempdir_in(dir.path()).unwrap();
+        let data = kept.path().join(format!("kill-{k}"));
         let mut child = weft(&data)
             .args(["-v", "run", g, "--json"])
             .stdout(Stdio::null())
@@ -285,7 +288,10 @@ fn a_killed_map_resumes_at_the_elements_not_yet_completed() {
 
     let mut resumed_mid_map = 0;
     for k in 0..10u64 {
-        let data = dir.path().join(format!("kill-{k}"));
+        // Removed at the end of each kill point: each keeps the plugins'
+        // components (~20 MB), too much to keep 60 of.
+        let kept = tempfile::tempdir_in(dir.path()).unwrap();
+        let data = kept.path().join(format!("kill-{k}"));
         let mut child = weft(&data)
             .args(["-v", "run", g, "--json"])
             .stdout(Stdio::null())
