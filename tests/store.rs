@@ -48,6 +48,14 @@ async fn postgres_store_conforms_and_keeps_everything_across_reconnecting() {
         other => panic!("expected a lost lease, got {other:?}"),
     }
     a_new_run_starts_before_its_record_lands(&store, &other).await;
+    // Every statement is planned for the tables as they are now: a generic
+    // plan made while `weft_runs` was nearly empty kept commits scanning
+    // every run (a backlog of 100,000 drained at half the rate of 10,000).
+    let mode: String = sqlx::query_scalar("SHOW plan_cache_mode")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(mode, "force_custom_plan");
     // A deleted run leaves nothing behind, and a commit to it, even one
     // racing the delete, writes nothing (its rows carry no foreign key: a
     // commit locks its run's row instead).

@@ -6,7 +6,8 @@
 # three hosts sharing the database. Then as a job queue, on the same
 # server: 10,000 add-one jobs through a concurrency-8 queue (`weft run` on
 # PostgreSQL), 10,000 one-node runs submitted to one host by 64 clients
-# (each following its run to the end, then none following: drained), and,
+# (each following its run to the end, then none following: drained; then
+# 100,000 drained), and,
 # when node is there, the peer graphile-worker (npm, pinned in
 # examples/bench/graphile, its own database and schema, logging off)
 # draining 10,000 trivial jobs added in bulk at concurrency 8. A release
@@ -80,6 +81,8 @@ start 4 "$work/streams.toml"
 "$bin/weft-load" --server "$url" --clients 64 --runs 10000 --chain 1
 # graphile-worker's shape: submitted without anyone following them, drained.
 "$bin/weft-load" --server "$url" --clients 64 --runs 10000 --chain 1 --drain
+# Linear: a backlog ten times larger drains at the same rate.
+"$bin/weft-load" --server "$url" --clients 64 --runs 100000 --chain 1 --drain
 if command -v node > /dev/null; then
   npm ci --prefix examples/bench/graphile --no-audit --no-fund --loglevel=error
   "$WEFT_TEST_PG_BIN/psql" -q "$WEFT_TEST_DATABASE_URL" -c 'CREATE DATABASE graphile'

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use sqlx::Row;
-use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use sqlx::types::Json;
 
 use super::{
@@ -414,10 +414,20 @@ impl PgStore {
     /// Connect to `url` (`postgres://…`), create or migrate the schema, and
     /// start listening for new runs. `max_connections` bounds the pool.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        let options = url
+            .parse::<PgConnectOptions>()
+            .map_err(|e| StoreError::context("not a PostgreSQL URL", e))?
+            // Every statement planned for its own arguments on the tables
+            // as they are now. A generic plan, cached per connection after a
+            // statement's fifth use, was made on the tables as they were
+            // then: made while `weft_runs` was nearly empty, a commit kept
+            // scanning every run to find its own (100,000 runs drained at
+            // half the rate of 10,000).
+            .options([("plan_cache_mode", "force_custom_plan")]);
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(2))
             .acquire_timeout(Duration::from_secs(10))
-            .connect(url)
+            .connect_with(options)
             .await
             .map_err(|e| StoreError::context("cannot connect to PostgreSQL", e))?;
         Self::migrate(&pool).await?;
