@@ -13,7 +13,7 @@ use weft::store::{
     StoreError,
 };
 
-use weft_store::testing::{conformance, event, node, record};
+use weft_store::testing::{conformance, event, node, put, record};
 
 #[tokio::test]
 async fn postgres_store_conforms_and_keeps_everything_across_reconnecting() {
@@ -48,6 +48,34 @@ async fn postgres_store_conforms_and_keeps_everything_across_reconnecting() {
         other => panic!("expected a lost lease, got {other:?}"),
     }
     a_new_run_starts_before_its_record_lands(&store, &other).await;
+    // A cache far over its `keep_last` is pruned to it in one go (in
+    // chunks of at least 1,000).
+    let (run, spec) = record("filler", 1);
+    store.create_run(NewRun::new(run, spec)).await.unwrap();
+    let many = (0..2_500u64).map(|i| put(&format!("f{i}"), "t.many", i, None));
+    store
+        .commit(
+            "filler",
+            Commit {
+                cache: many.collect(),
+                ..Commit::default()
+            },
+        )
+        .await
+        .unwrap();
+    for i in [2_500u64, 2_501] {
+        let cache = vec![put(&format!("f{i}"), "t.many", i, Some(10))];
+        let commit = Commit {
+            cache,
+            ..Commit::default()
+        };
+        store.commit("filler", commit).await.unwrap();
+    }
+    let left = store.cache_stats().await.unwrap();
+    let many = left.iter().find(|s| s.task_type == "t.many").unwrap();
+    assert_eq!(many.entries, 10);
+    assert!(store.cache_get("f2491").await.unwrap().is_none());
+    assert!(store.cache_get("f2492").await.unwrap().is_some());
     // Every statement is planned for the tables as they are now: a generic
     // plan made while `weft_runs` was nearly empty kept commits scanning
     // every run (a backlog of 100,000 drained at half the rate of 10,000).

@@ -67,7 +67,8 @@ pub fn node(id: &str, status: NodeStatus, output: Option<serde_json::Value>) -> 
     }
 }
 
-fn put(key: &str, task_type: &str, created_ms: u64, keep_last: Option<usize>) -> CachePut {
+/// An output-cache put of `{"k": key}` for `task_type`, made at `created_ms`.
+pub fn put(key: &str, task_type: &str, created_ms: u64, keep_last: Option<usize>) -> CachePut {
     CachePut {
         key: key.into(),
         entry: CacheEntry {
