@@ -15,6 +15,7 @@ mod batches;
 mod key_values;
 mod schedules;
 mod signals;
+mod statistics;
 
 use bytes::Bytes;
 use std::collections::HashSet;
@@ -266,6 +267,8 @@ pub struct PgStore {
     /// The pgvector extension is installed in the database: nearest keys
     /// are found by it, in SQL (else read out and ranked here).
     pgvector: bool,
+    /// When to analyze the tables again ([`statistics`]).
+    statistics: statistics::Statistics,
 }
 
 /// Whether a new run's record landed (`None`: not known yet).
@@ -416,14 +419,7 @@ impl PgStore {
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
         let options = url
             .parse::<PgConnectOptions>()
-            .map_err(|e| StoreError::context("not a PostgreSQL URL", e))?
-            // Every statement planned for its own arguments on the tables
-            // as they are now. A generic plan, cached per connection after a
-            // statement's fifth use, was made on the tables as they were
-            // then: made while `weft_runs` was nearly empty, a commit kept
-            // scanning every run to find its own (100,000 runs drained at
-            // half the rate of 10,000).
-            .options([("plan_cache_mode", "force_custom_plan")]);
+            .map_err(|e| StoreError::context("not a PostgreSQL URL", e))?;
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(2))
             .acquire_timeout(Duration::from_secs(10))
@@ -432,6 +428,7 @@ impl PgStore {
             .map_err(|e| StoreError::context("cannot connect to PostgreSQL", e))?;
         Self::migrate(&pool).await?;
         let pgvector = key_values::pgvector(&pool).await?;
+        let statistics = statistics::Statistics::of(&pool).await;
         let work = Arc::new(tokio::sync::Notify::new());
         let tasks = Arc::new(tokio::sync::Notify::new());
         let mut listener = PgListener::connect_with(&pool).await.map_err(backend)?;
@@ -470,6 +467,7 @@ impl PgStore {
             creates: Arc::default(),
             landing: Arc::default(),
             pgvector,
+            statistics,
         })
     }
 
@@ -696,9 +694,9 @@ impl PgStore {
     }
 }
 
-#[async_trait::async_trait]
-impl RunLog for PgStore {
-    async fn create_run(&self, new: NewRun) -> Result<Created, RunLogError> {
+impl PgStore {
+    /// Record `new` (`create_run` without counting it for statistics).
+    async fn record_run(&self, new: NewRun) -> Result<Created, RunLogError> {
         let slot = new.idempotency_slot();
         if new.max_running.is_none() {
             // Without a quota the rule is "a repeat gets the first run":
@@ -731,6 +729,17 @@ impl RunLog for PgStore {
         }
         Ok(created)
     }
+}
+
+#[async_trait::async_trait]
+impl RunLog for PgStore {
+    async fn create_run(&self, new: NewRun) -> Result<Created, RunLogError> {
+        let created = self.record_run(new).await?;
+        if created == Created::New {
+            self.statistics.created(&self.pool, 1);
+        }
+        Ok(created)
+    }
 
     /// Without an idempotency key or a quota a new run is certain to be
     /// recorded (unless the database fails): it may start at once, while
@@ -748,6 +757,9 @@ impl RunLog for PgStore {
         let store = self.clone();
         tokio::spawn(async move {
             let created = store.creates.write(&store.pool, Arc::new(new)).await;
+            if matches!(created, Ok(true)) {
+                store.statistics.created(&store.pool, 1);
+            }
             let _ = landed.send(Some(matches!(created, Ok(true))));
             store.landing_runs().remove(&run_id);
             let _ = answer.send(created.and_then(|recorded| match recorded {
