@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use sqlx::Row;
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 use sqlx::types::Json;
 
 use super::{
@@ -417,13 +417,10 @@ impl PgStore {
     /// Connect to `url` (`postgres://…`), create or migrate the schema, and
     /// start listening for new runs. `max_connections` bounds the pool.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
-        let options = url
-            .parse::<PgConnectOptions>()
-            .map_err(|e| StoreError::context("not a PostgreSQL URL", e))?;
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(2))
             .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options)
+            .connect(url)
             .await
             .map_err(|e| StoreError::context("cannot connect to PostgreSQL", e))?;
         Self::migrate(&pool).await?;
@@ -661,40 +658,45 @@ impl PgStore {
             std::mem::take(n)
         };
         // In chunks, each read newest first along the type's index and
-        // stopped after `keep + chunk` entries. Without a limit PostgreSQL
+        // stopped after `keep + chunk` entries. Unlimited, PostgreSQL
         // collected the type's whole index and sorted it, walking the
         // entries of rows deleted since the last vacuum (~40 ms a prune
         // with 100,000 runs behind).
-        // The planner would still choose that on statistics older than the
-        // cache (it takes the type for a few hundred entries): bitmap scans
-        // are off for this transaction.
         let chunk = (2 * due).max(1_000).min(i64::MAX as usize) as i64;
-        loop {
-            let mut tx = self.pool.begin().await.map_err(backend)?;
-            sqlx::query("SET LOCAL enable_bitmapscan = off")
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
-            let gone = sqlx::query(
-                "DELETE FROM weft_cache WHERE key IN (SELECT key FROM weft_cache WHERE task_type = $1
-                 ORDER BY created_ms DESC, key DESC OFFSET $2 LIMIT $3)",
-            )
-            .bind(task_type)
-            .bind(keep.min(i64::MAX as usize) as i64)
-            .bind(chunk)
+        while self.prune_chunk(task_type, keep, chunk).await? == chunk as u64 {}
+        Ok(())
+    }
+
+    /// Delete up to `chunk` of `task_type`'s entries beyond its newest
+    /// `keep`, newest first; how many.
+    async fn prune_chunk(
+        &self,
+        task_type: &str,
+        keep: usize,
+        chunk: i64,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        // On statistics older than the cache (the type taken for a few
+        // hundred entries) the planner chose a bitmap scan even so.
+        sqlx::query("SET LOCAL enable_bitmapscan = off")
             .execute(&mut *tx)
             .await
-            .map_err(backend)?
-            .rows_affected();
-            tx.commit().await.map_err(backend)?;
-            if gone < chunk as u64 {
-                return Ok(());
-            }
-        }
+            .map_err(backend)?;
+        let gone = sqlx::query(
+            "DELETE FROM weft_cache WHERE key IN (SELECT key FROM weft_cache WHERE task_type = $1
+             ORDER BY created_ms DESC, key DESC OFFSET $2 LIMIT $3)",
+        )
+        .bind(task_type)
+        .bind(keep.min(i64::MAX as usize) as i64)
+        .bind(chunk)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?
+        .rows_affected();
+        tx.commit().await.map_err(backend)?;
+        Ok(gone)
     }
-}
 
-impl PgStore {
     /// Record `new` (`create_run` without counting it for statistics).
     async fn record_run(&self, new: NewRun) -> Result<Created, RunLogError> {
         let slot = new.idempotency_slot();
