@@ -40,7 +40,7 @@ use weft_core::graph::Graph;
 use weft_core::rate::RateState;
 
 /// The schema version this build creates and reads.
-pub const SCHEMA_VERSION: i64 = 11;
+pub const SCHEMA_VERSION: i64 = 12;
 
 /// Each migration: (version, statements). Applied in order, once.
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -238,6 +238,15 @@ const MIGRATIONS: &[(i64, &str)] = &[
     $fn$;
     CREATE TRIGGER weft_runs_deleted AFTER DELETE ON weft_runs
         REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION weft_runs_deleted();
+    "#,
+    ),
+    (
+        // Runs by status, newest first: a page of failed runs read every
+        // run newest first until it was full (all of them, ~90 ms at
+        // 100,000 runs, when none had failed).
+        12,
+        r#"
+    CREATE INDEX weft_runs_status ON weft_runs (status, created_ms DESC, run_id DESC);
     "#,
     ),
 ];
