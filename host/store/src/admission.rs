@@ -52,6 +52,13 @@ impl NewRun {
         slot_of(&self.record)
     }
 
+    /// Whether the run is certain to be recorded as new (unless the
+    /// database fails): without an idempotency key or a quota, nothing can
+    /// answer otherwise. Such a run may start before its record lands.
+    pub(crate) fn is_certain(&self) -> bool {
+        self.max_running.is_none() && self.record.idempotency_key.is_none()
+    }
+
     /// Whether the rule needs the owner's running runs counted, given the
     /// run already recorded under the idempotency key (if any).
     pub(crate) fn needs_running_count(&self, existing: &Option<RunRecord>) -> bool {

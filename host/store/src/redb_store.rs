@@ -412,7 +412,7 @@ impl RunLog for RedbStore {
     /// until the record is applied (visible to this process), not for the
     /// disk.
     async fn create_run_applied(&self, new: NewRun) -> Result<(Created, Durable), RunLogError> {
-        if new.max_running.is_none() && new.record.idempotency_key.is_none() {
+        if new.is_certain() {
             let run_id = new.record.run_id.clone();
             let recorded = self.writer.queue(&self.db, move |tx| create_in(tx, &new));
             let durable = async move {
@@ -421,7 +421,7 @@ impl RunLog for RedbStore {
                     // Only a key or a quota, absent here, answer otherwise.
                     Ok(Ok(_)) => Err(RunLogError::UnknownRun(run_id)),
                     Ok(Err(e)) => Err(e),
-                    Err(_) => Err(StoreError::backend("the store's writer stopped").into()),
+                    Err(_) => Err(group::stopped().into()),
                 }
             };
             return Ok((Created::New, Box::pin(durable)));
@@ -433,7 +433,7 @@ impl RunLog for RedbStore {
         let durable = async move {
             match synced.await {
                 Ok(result) => Ok(result?),
-                Err(_) => Err(StoreError::backend("the store's writer stopped").into()),
+                Err(_) => Err(group::stopped().into()),
             }
         };
         Ok((created, Box::pin(durable)))

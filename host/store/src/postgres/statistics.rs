@@ -29,6 +29,8 @@ pub(super) const FIRST_AT: u64 = 1_000;
 pub(super) struct Statistics(Arc<Counts>);
 
 struct Counts {
+    /// The database whose tables are analyzed.
+    pool: PgPool,
     /// Runs this host created since the last analysis.
     created: AtomicU64,
     /// Analyze once `created` reaches this.
@@ -39,46 +41,47 @@ struct Counts {
 
 impl Statistics {
     /// Due after as many runs as `weft_runs` holds by its statistics.
-    pub(super) async fn of(pool: &PgPool) -> Self {
+    pub(super) async fn of(pool: PgPool) -> Self {
         let stats = Statistics(Arc::new(Counts {
+            pool,
             created: AtomicU64::new(0),
             due: AtomicU64::new(FIRST_AT),
             analyzing: AtomicBool::new(false),
         }));
-        stats.set_due(pool).await;
+        stats.set_due().await;
         stats
     }
 
-    /// Count `n` runs created; analyze in the background when due.
-    pub(super) fn created(&self, pool: &PgPool, n: u64) {
+    /// Count a run created; analyze in the background when due.
+    pub(super) fn created(&self) {
         let counts = &self.0;
-        let created = counts.created.fetch_add(n, Ordering::Relaxed) + n;
+        let created = counts.created.fetch_add(1, Ordering::Relaxed) + 1;
         if created < counts.due.load(Ordering::Relaxed)
             || counts.analyzing.swap(true, Ordering::AcqRel)
         {
             return;
         }
         counts.created.store(0, Ordering::Relaxed);
-        let (stats, pool) = (self.clone(), pool.clone());
+        let stats = self.clone();
         tokio::spawn(async move {
             // Not the owner of the tables: PostgreSQL warns and skips them.
             if let Err(e) = sqlx::query("ANALYZE weft_runs, weft_cache")
-                .execute(&pool)
+                .execute(&stats.0.pool)
                 .await
             {
                 tracing::warn!(error = %e, "cannot analyze the run tables");
             }
-            stats.set_due(&pool).await;
+            stats.set_due().await;
             stats.0.analyzing.store(false, Ordering::Release);
         });
     }
 
     /// Next due after as many runs as `weft_runs` holds now, by its
     /// statistics (unknown before the first analysis: [`FIRST_AT`]).
-    async fn set_due(&self, pool: &PgPool) {
+    async fn set_due(&self) {
         let rows: Option<f32> =
             sqlx::query_scalar("SELECT reltuples FROM pg_class WHERE oid = 'weft_runs'::regclass")
-                .fetch_optional(pool)
+                .fetch_optional(&self.0.pool)
                 .await
                 .ok()
                 .flatten();

@@ -58,9 +58,7 @@ impl GroupWriter {
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        self.queue(db, f)
-            .await
-            .map_err(|_| StoreError::backend("the store's writer stopped"))?
+        self.queue(db, f).await.map_err(|_| stopped())?
     }
 
     /// Queue `f` to run in a write transaction, after every write queued
@@ -119,7 +117,6 @@ impl GroupWriter {
             (committed, reply)
         });
         self.submit(db, job);
-        let stopped = || StoreError::backend("the store's writer stopped");
         let out = on_applied.await.map_err(|_| E::from(stopped()))??;
         Ok((out, on_durable))
     }
@@ -168,6 +165,11 @@ impl GroupWriter {
         // A queue and a flag: usable even if a holder panicked.
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// What a caller whose write was dropped is told.
+pub(super) fn stopped() -> StoreError {
+    StoreError::backend("the store's writer stopped")
 }
 
 /// The answers to a batch's callers, once it is durable (or not).
