@@ -12,6 +12,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# A clean build gains nothing from incremental caches, and they take
+# gigabytes beside the ~60 test binaries: a cold CI run once filled its disk.
+export CARGO_INCREMENTAL=0
+# What the build has taken so far, and what is left, at each step below.
+disk() {
+  local target=${CARGO_TARGET_DIR:-target}
+  echo "   disk: target $(du -sh "$target" 2>/dev/null | cut -f1), .weft $(du -sh .weft 2>/dev/null | cut -f1), $(df -h --output=avail . | tail -1 | tr -d ' ') free"
+}
+
 echo "== setup: wasm32-wasip2 target"
 rustup target add wasm32-wasip2
 
@@ -40,9 +49,11 @@ console/build.sh
 # Everything below builds `weft` with its console.
 features=(--features weft-cli/console)
 
+disk
 echo "== clippy (host)"
 cargo clippy --all-targets "${features[@]}" -- -D warnings
 
+disk
 echo "== clippy (wasm guests: SDK, standard plugins, test guests, example)"
 guests=(weft-sdk weft-plugin-text weft-plugin-json weft-plugin-math weft-plugin-util weft-plugin-ai
         weft-plugin-scalar weft-plugin-string weft-plugin-vector weft-plugin-image
@@ -52,11 +63,13 @@ guests=(weft-sdk weft-plugin-text weft-plugin-json weft-plugin-math weft-plugin-
         weft-example-plugin weft-example-provider)
 cargo clippy --target wasm32-wasip2 "${guests[@]/#/-p}" -- -D warnings
 
+disk
 echo "== tests: build"
 cargo test --no-run "${features[@]}"
 
 # Started last, just before the tests use it; if a test cannot reach it, its
 # log says why.
+disk
 echo "== setup: PostgreSQL"
 if [[ -z ${WEFT_TEST_DATABASE_URL:-} ]]; then
   eval "$(tests/postgres.sh start)"
@@ -68,3 +81,4 @@ echo "== tests (machine: $(nproc) cores; open files $(ulimit -n), hard $(ulimit 
 # Chromium, daemons and a PostgreSQL server run at once.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 cargo test "${features[@]}"
+disk
