@@ -2,8 +2,7 @@
 //! output violating its schema, a 100 MB output) fails only its own task, with
 //! a clear error; the rest of the graph and the host go on.
 
-#[path = "common/mod.rs"]
-mod common;
+use crate::common;
 
 use serde_json::json;
 use weft::events::{NodeStatus, RunStatus};

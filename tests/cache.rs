@@ -2,8 +2,7 @@
 //! before are served from the cache instead of running; policies per run and
 //! per node; a new task version never sees the old version's entries.
 
-#[path = "common/mod.rs"]
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -5,10 +5,8 @@
 //! with `sdk/python-graph`, JavaScript with `sdk/js-graph`) and must give
 //! the graph back, canonicalised.
 
-#[path = "workglow/cases.rs"]
-mod cases;
-#[path = "common/mod.rs"]
-mod common;
+use crate::cases;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

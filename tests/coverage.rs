@@ -11,8 +11,7 @@
 //! schema is open), and when the committed file differs from what it generates
 //! (`WEFT_BLESS=1 cargo test --test coverage` rewrites it).
 
-#[path = "common/mod.rs"]
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::fmt::Write;

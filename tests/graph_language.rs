@@ -4,8 +4,7 @@
 //! task that fails or counts), through the real runner and a real redb store
 //! where durability matters.
 
-#[path = "common/mod.rs"]
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

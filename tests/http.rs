@@ -4,8 +4,7 @@
 //! anything is sent; a response over the host's size limit is cut off; the
 //! host counts what passed and what it refused.
 
-#[path = "common/mod.rs"]
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;

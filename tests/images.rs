@@ -2,8 +2,7 @@
 //! result's pixels checked against the filter computed independently, and
 //! hostile images refused with the host up.
 
-#[path = "common/mod.rs"]
-mod common;
+use crate::common;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;

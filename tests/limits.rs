@@ -2,8 +2,7 @@
 //! run past its deadline, or about to start more tasks than it may, is
 //! cancelled, and every node it stopped says why.
 
-#[path = "common/mod.rs"]
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -3,10 +3,8 @@
 //! test command runs), and a real HTTP server on loopback speaking the OpenAI
 //! and Anthropic wire formats, scripted to fail in the ways providers do.
 
-#[path = "common/mod.rs"]
-mod common;
-#[path = "common/fake_api.rs"]
-mod fake_api;
+use crate::common;
+use crate::fake_api;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

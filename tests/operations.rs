@@ -3,8 +3,7 @@
 //! `tests/fixtures/stores/`, written by `write_store_fixtures`); a
 //! PostgreSQL dump restores into a fresh database and its runs resume.
 
-#[path = "common/mod.rs"]
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -4,8 +4,7 @@
 //! cache tells them apart, and a run whose plugin is gone fails clearly as
 //! a dead letter instead of staying `running` (on redb and PostgreSQL).
 
-#[path = "common/mod.rs"]
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -1,8 +1,7 @@
 //! Loading plugins from a folder: what loads, what is refused and why, and the
 //! sandbox a plugin runs in (no files, no env unless its manifest grants them).
 
-#[path = "common/mod.rs"]
-mod common;
+use crate::common;
 
 use serde_json::json;
 use weft::events::RunStatus;

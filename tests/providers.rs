@@ -5,10 +5,8 @@
 //! loopback; a misbehaving provider to see instances kept, limited and
 //! recycled.
 
-#[path = "common/mod.rs"]
-mod common;
-#[path = "common/fake_api.rs"]
-mod fake_api;
+use crate::common;
+use crate::fake_api;
 
 use std::path::Path;
 use std::time::Duration;

@@ -2,8 +2,7 @@
 //! rate (per key, and across a restart), priorities, and a task's Retry-After
 //! pausing its queue.
 
-#[path = "common/mod.rs"]
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -2,8 +2,7 @@
 //! jittered backoff (or at least the delay the task asks for); other failures
 //! are not; exhausted retries fail the node with the attempt count.
 
-#[path = "common/mod.rs"]
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};

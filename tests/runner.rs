@@ -1,8 +1,7 @@
 //! The runner: nodes run as soon as their inputs are ready, independent nodes in
 //! parallel, dataflows carry ports (or whole objects), cancellation stops a run.
 
-#[path = "common/mod.rs"]
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -6,8 +6,7 @@
 //! each step's wait taking its own signal, and a map's waits each theirs. (Across a `kill -9` and across hosts:
 //! `host/cli/tests/signals.rs`.)
 
-#[path = "common/mod.rs"]
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,8 +1,7 @@
 //! The standard tasks, each run through the real wasm plugin built from
 //! `plugins/`.
 
-#[path = "common/mod.rs"]
-mod common;
+use crate::common;
 
 use serde_json::{Value, json};
 use weft::events::RunStatus;

@@ -7,8 +7,7 @@
 //! PostgreSQL database; and a plugin built against the first contract
 //! (`weft:plugin@0.1.0`) still loads.
 
-#[path = "common/mod.rs"]
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

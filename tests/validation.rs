@@ -1,8 +1,7 @@
 //! Every way a graph can be wrong is caught before anything runs, with an error
 //! naming the file, the node or dataflow, and the port.
 
-#[path = "common/mod.rs"]
-mod common;
+use crate::common;
 
 use serde_json::{Value, json};
 use weft::graph::{Graph, ValidationError};

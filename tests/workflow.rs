@@ -1,8 +1,7 @@
 //! The `Workflow` builder: tasks connect themselves by port names, and what
 //! it builds runs.
 
-#[path = "common/mod.rs"]
-mod common;
+use crate::common;
 
 use serde_json::json;
 use weft::events::RunStatus;

@@ -7,10 +7,8 @@
 //! compared. Its task classes carry Weft's standard type ids and mirror
 //! their behaviour.
 
-#[path = "workglow/cases.rs"]
-mod cases;
-#[path = "common/mod.rs"]
-mod common;
+use crate::cases;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

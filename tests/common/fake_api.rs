@@ -1,6 +1,6 @@
 //! A fake model API on a loopback port, speaking the OpenAI and Anthropic
 //! wire formats (streamed with Server-Sent Events), scripted to fail in the
-//! ways providers do (included with `#[path]`).
+//! ways providers do; shared by `models.rs` and `providers.rs`.
 #![allow(dead_code)]
 
 use std::collections::VecDeque;

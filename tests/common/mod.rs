@@ -1,4 +1,4 @@
-//! Helpers shared by the test files (included with `#[path]`).
+//! Helpers shared by the test modules (`suite.rs` declares them once).
 #![allow(dead_code)]
 
 use std::path::Path;
