@@ -1461,6 +1461,44 @@ async fn one_users_tasks_cannot_starve_another_users() {
     );
 }
 
+/// A host runs at most `[server] max_runs` runs at once; the rest wait,
+/// unleased, and each starts when one ends: none is lost or run twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_over_max_runs_wait_for_room_then_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(
+        dir.path(),
+        &empty_plugins(dir.path()),
+        "[server]\nmax_runs = 1\n",
+    );
+    let started = Instant::now();
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        ids.push(d.submit(delays(1, 400), json!({"value": i})).await);
+    }
+    for (i, id) in ids.iter().enumerate() {
+        let run = d.finished(id).await;
+        assert_eq!(run["status"], "succeeded", "run {i}: {run}");
+        assert_eq!(
+            run["outputs"]["end"]["value"],
+            json!(i + 1),
+            "run {i}: {run}"
+        );
+        let starts = d
+            .events(id, None, 1000)
+            .await
+            .iter()
+            .filter(|e| e["type"] == "node" && e["node"] == "d0" && e["status"] == "running")
+            .count();
+        assert_eq!(starts, 1, "run {i} ran its task {starts} times");
+    }
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(1600),
+        "four 400 ms runs ended in {elapsed:?}: more than one ran at once"
+    );
+}
+
 /// The graph language through the API: a map's run view counts its elements
 /// instead of listing them; a preview answers at once, runs nothing with
 /// effects and stores no run.

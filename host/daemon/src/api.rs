@@ -436,6 +436,9 @@ pub(crate) async fn begin_run(
         Prepared::Existing(run) => (run.run_id, run.status, true),
     };
     durable.await.map_err(weft::HostError::from)?;
+    if !leased && !existing {
+        state.runs.left_unleased();
+    }
     Ok(Submitted {
         run_id,
         status,

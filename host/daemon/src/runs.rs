@@ -6,6 +6,7 @@
 //! this only holds what a running process needs (cancel tokens, hubs).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -33,8 +34,14 @@ struct Inner {
     /// The most runs executing here at once; more wait for another host.
     max_runs: usize,
     active: Mutex<HashMap<String, Active>>,
-    /// Signalled when a run leaves this host: room to claim another.
+    /// Signalled when a run leaves this host (room to claim another) or is
+    /// left unleased here.
     room: tokio::sync::Notify,
+    /// Runs may be waiting to be claimed: set by a sign of work (a new
+    /// unleased run, a notification, the periodic check for expired leases),
+    /// cleared by a claim that found fewer than it had room for. Room alone
+    /// does not send a claim: most would find nothing.
+    pending: AtomicBool,
     tracker: TaskTracker,
 }
 
@@ -67,6 +74,7 @@ impl Runs {
                 max_runs,
                 active: Mutex::new(HashMap::new()),
                 room: tokio::sync::Notify::new(),
+                pending: AtomicBool::new(true),
                 tracker: TaskTracker::new(),
             }),
         }
@@ -86,11 +94,19 @@ impl Runs {
         self.has_room().then(|| self.inner.leases.fresh())
     }
 
+    /// A run was left unleased (this host had no room): claim it as soon as
+    /// there is room, here or on another host.
+    pub(crate) fn left_unleased(&self) {
+        self.inner.pending.store(true, Ordering::SeqCst);
+        self.inner.room.notify_one();
+    }
+
     /// Lease a run that is being re-driven to this host and execute it, if
     /// this host has room; otherwise another host claims it.
     pub(crate) async fn start_existing(&self, run: PreparedRun, owner: Option<String>) {
         if !self.has_room() {
             self.inner.leases.release(&run.run_id).await;
+            self.left_unleased();
         } else if self.inner.leases.take(&run.run_id).await {
             self.start(run, owner);
         }
@@ -197,8 +213,9 @@ impl Runs {
                 self.start(run, owner);
             }
             Err(e) => {
-                tracing::error!(run_id, error = %e, "cannot resume run");
-                self.inner.leases.release(run_id).await;
+                // Like a run that stopped on an error, it keeps its lease
+                // until it expires: retried then, not at once and forever.
+                tracing::error!(run_id, error = %e, "cannot resume run; retried when its lease expires");
             }
         }
     }
@@ -229,7 +246,9 @@ impl Runs {
         let leases = &self.inner.leases;
         let mut next_beat = tokio::time::Instant::now() + leases.heartbeat();
         loop {
-            self.claim_while_room().await;
+            if self.inner.pending.swap(false, Ordering::SeqCst) {
+                self.claim_while_room().await;
+            }
             if tokio::time::Instant::now() >= next_beat {
                 next_beat = tokio::time::Instant::now() + leases.heartbeat();
                 let ids: Vec<String> = self.active().keys().cloned().collect();
@@ -246,28 +265,36 @@ impl Runs {
             let wait = next_beat.saturating_duration_since(tokio::time::Instant::now());
             tokio::select! {
                 _ = stop.cancelled() => return,
-                _ = leases.wait_for_work(wait.min(Duration::from_secs(1))) => {}
+                // A notification, or a second gone: runs of hosts that died
+                // are found by looking.
+                _ = leases.wait_for_work(wait.min(Duration::from_secs(1))) => {
+                    self.inner.pending.store(true, Ordering::SeqCst);
+                }
                 _ = self.inner.room.notified() => {}
             }
         }
     }
 
     /// Claim runs no live host holds, a batch at a time, while this host
-    /// has room, and start them (their loads concurrently).
+    /// has room, and start them (their loads concurrently). Runs are still
+    /// pending after it unless a claim found fewer than it asked for.
     async fn claim_while_room(&self) {
         loop {
             let room = self.inner.max_runs.saturating_sub(self.len());
             if room == 0 {
+                self.inner.pending.store(true, Ordering::SeqCst);
                 return;
             }
-            let ids = match self.inner.leases.claim(room.min(CLAIM_BATCH)).await {
-                Ok(ids) if ids.is_empty() => return,
+            let limit = room.min(CLAIM_BATCH);
+            let ids = match self.inner.leases.claim(limit).await {
                 Ok(ids) => ids,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot claim runs");
+                    self.inner.pending.store(true, Ordering::SeqCst);
                     return;
                 }
             };
+            let exhausted = ids.len() < limit;
             let (late, ids): (Vec<String>, Vec<String>) = {
                 let active = self.active();
                 ids.into_iter().partition(|id| active.contains_key(id))
@@ -283,6 +310,9 @@ impl Runs {
                 self.resume(id)
             }))
             .await;
+            if exhausted {
+                return;
+            }
         }
     }
 

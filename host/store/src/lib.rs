@@ -603,7 +603,8 @@ pub trait Coordination: Send + Sync {
     async fn release_run(&self, run_id: &str, host: &str) -> Result<(), StoreError>;
 
     /// Wait up to `timeout` for a sign that there may be runs to claim (a new
-    /// run elsewhere); stores shared by several processes wake early.
+    /// run elsewhere); stores shared by several processes wake early, and
+    /// keep a sign that came while nobody waited for the next wait.
     async fn wait_for_work(&self, timeout: std::time::Duration) {
         tokio::time::sleep(timeout).await;
     }

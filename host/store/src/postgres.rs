@@ -454,7 +454,9 @@ impl PgStore {
                     Ok(n) if n.channel() == "weft_signals" => {
                         let _ = signalled.send(arrival(n.payload()));
                     }
-                    Ok(_) => wake_runs.notify_waiters(),
+                    // One claimer per host: a permit kept for it while it
+                    // is busy, so a run announced meanwhile is not missed.
+                    Ok(_) => wake_runs.notify_one(),
                     Err(e) => {
                         tracing::debug!(error = %e, "LISTEN connection lost; polling meanwhile");
                         tokio::time::sleep(Duration::from_millis(500)).await;
