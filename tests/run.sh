@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # A clean build gains nothing from incremental caches, and they take
-# gigabytes beside the ~60 test binaries: a cold CI run once filled its disk.
+# gigabytes beside the test binaries: a cold CI run once filled its disk.
 export CARGO_INCREMENTAL=0
 # What the build has taken so far, and what is left, at each step below.
 disk() {
