@@ -48,6 +48,9 @@ struct Inner {
 /// The most runs claimed in one go (one store round trip).
 const CLAIM_BATCH: usize = 64;
 
+/// How often a host looks for runs whose leases expired.
+const LOOK_EVERY: Duration = Duration::from_secs(1);
+
 struct Active {
     cancel: CancellationToken,
     hub: EventHub,
@@ -240,38 +243,55 @@ impl Runs {
         }
     }
 
-    /// Until `stop`: claim runs no live host holds while there is room, and
-    /// renew this host's leases (abandoning runs whose lease was lost).
+    /// Until `stop`: claim runs no live host holds while some may be waiting
+    /// and there is room, and renew this host's leases (abandoning runs
+    /// whose lease was lost).
     pub(crate) async fn share(&self, stop: CancellationToken) {
+        use tokio::time::Instant;
         let leases = &self.inner.leases;
-        let mut next_beat = tokio::time::Instant::now() + leases.heartbeat();
+        let mut next_beat = Instant::now() + leases.heartbeat();
+        // Runs whose leases expired (their host died, or they stopped on an
+        // error) send no sign: they are looked for on a clock that runs
+        // ending here do not reset.
+        let mut next_look = Instant::now() + LOOK_EVERY;
         loop {
+            if Instant::now() >= next_look {
+                next_look = Instant::now() + LOOK_EVERY;
+                self.inner.pending.store(true, Ordering::SeqCst);
+            }
             if self.inner.pending.swap(false, Ordering::SeqCst) {
                 self.claim_while_room().await;
             }
-            if tokio::time::Instant::now() >= next_beat {
-                next_beat = tokio::time::Instant::now() + leases.heartbeat();
-                let ids: Vec<String> = self.active().keys().cloned().collect();
-                match leases.renew(&ids).await {
-                    Ok(lost) => {
-                        for id in lost {
-                            tracing::warn!(run_id = %id, "lease lost to another host; stopping here");
-                            self.abandon(&id);
-                        }
-                    }
-                    Err(e) => tracing::warn!(error = %e, "cannot renew leases"),
-                }
+            if Instant::now() >= next_beat {
+                next_beat = Instant::now() + leases.heartbeat();
+                self.renew_leases().await;
             }
-            let wait = next_beat.saturating_duration_since(tokio::time::Instant::now());
+            let wait = next_beat
+                .min(next_look)
+                .saturating_duration_since(Instant::now());
             tokio::select! {
                 _ = stop.cancelled() => return,
-                // A notification, or a second gone: runs of hosts that died
-                // are found by looking.
-                _ = leases.wait_for_work(wait.min(Duration::from_secs(1))) => {
+                // A notification (or the next beat or look is due).
+                _ = leases.wait_for_work(wait) => {
                     self.inner.pending.store(true, Ordering::SeqCst);
                 }
                 _ = self.inner.room.notified() => {}
             }
+        }
+    }
+
+    /// Renew the leases of the runs executing here; stop those whose lease
+    /// another host took.
+    async fn renew_leases(&self) {
+        let ids: Vec<String> = self.active().keys().cloned().collect();
+        match self.inner.leases.renew(&ids).await {
+            Ok(lost) => {
+                for id in lost {
+                    tracing::warn!(run_id = %id, "lease lost to another host; stopping here");
+                    self.abandon(&id);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot renew leases"),
         }
     }
 
