@@ -164,6 +164,47 @@ fn executing_hosts(events: &[Value]) -> HashMap<String, usize> {
     hosts
 }
 
+/// A host with no room (`max_runs`) leaves a new run unleased and says so;
+/// another host claims it and runs it, each run once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_a_full_host_has_no_room_for_run_on_another() {
+    let cluster = Cluster::new().await;
+    let a = cluster.start(0, "[server]\nmax_runs = 1\n", "api");
+    let _b = cluster.start(1, "", "api");
+    let graph = json!({
+        "tasks": [
+            {"id": "wait", "type": "util.delay", "defaults": {"ms": 800}},
+            {"id": "end", "type": "math.add-one"},
+        ],
+        "dataflows": [flow("wait", "value", "end", "value")],
+    });
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(a.submit(graph.clone(), json!({"value": i})).await);
+    }
+    for (i, id) in ids.iter().enumerate() {
+        let run = a.finished(id).await;
+        assert_eq!(run["status"], "succeeded", "run {i}: {run}");
+        assert_eq!(run["outputs"]["end"]["value"], json!(i + 1), "run {i}");
+        let starts = a
+            .events(id, None, 1000)
+            .await
+            .iter()
+            .filter(|e| e["type"] == "node" && e["node"] == "wait" && e["status"] == "running")
+            .count();
+        assert_eq!(starts, 1, "run {i} ran its task {starts} times");
+    }
+    let log = std::fs::read_to_string(cluster.dirs[1].path().join("serve.log")).unwrap();
+    let on_b = ids
+        .iter()
+        .filter(|id| {
+            log.lines()
+                .any(|l| l.contains("claimed run") && l.contains(id.as_str()))
+        })
+        .count();
+    assert!(on_b >= 1, "no run went to the host with room:\n{log}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_busy_hosts_tasks_spread_to_the_others_and_survive_one_dying() {
     let cluster = Cluster::new().await;
