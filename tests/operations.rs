@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use weft::events::RunStatus;
 use weft::graph::Graph;
 use weft::store::prelude::*;
-use weft::store::{PgStore, RedbStore};
+use weft::store::{PgStore, RedbStore, RunFilter};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/stores")
@@ -119,6 +119,14 @@ async fn check_history(store: Arc<dyn RunStore>, history: &History) {
     assert_eq!(status(done), Some(RunStatus::Succeeded));
     assert_eq!(status(interrupted), Some(RunStatus::Running));
     assert_eq!(store.load_run(done).await.unwrap().nodes.len(), 2);
+    // A page of succeeded runs finds it (on redb through the index of
+    // ended runs by state, built when a file of format 4 or older opens).
+    let succeeded = RunFilter {
+        status: Some(RunStatus::Succeeded),
+        ..RunFilter::default()
+    };
+    let page = store.runs_page(&succeeded, None, 10).await.unwrap();
+    assert_eq!(page.iter().map(|r| &r.run_id).collect::<Vec<_>>(), [done]);
     assert!(
         host.interrupted_runs()
             .await
@@ -140,6 +148,9 @@ async fn check_history(store: Arc<dyn RunStore>, history: &History) {
         .unwrap();
     assert_eq!(result.status, RunStatus::Succeeded, "{:?}", result.failures);
     assert_eq!(result.outputs["b"]["value"], 12);
+    let page = store.runs_page(&succeeded, None, 10).await.unwrap();
+    let ids: Vec<&str> = page.iter().map(|r| r.run_id.as_str()).collect();
+    assert_eq!(ids, [interrupted, done]);
 }
 
 /// A fixture's history, from its `FIXTURE.ids`.

@@ -260,7 +260,7 @@ async fn redb_store_conforms_and_keeps_everything_across_reopening() {
     let loaded = store.load_run("r1").await.unwrap();
     assert_eq!(loaded.run.status, RunStatus::Succeeded);
     assert_eq!(loaded.next_seq, 4);
-    assert_eq!(store.list_runs().await.unwrap().len(), 17);
+    assert_eq!(store.list_runs().await.unwrap().len(), 16);
     assert_eq!(store.graph_list().await.unwrap().len(), 2);
     let newest: Vec<String> = store.list_runs().await.unwrap()[..3]
         .iter()

@@ -117,7 +117,10 @@ impl StoreError {
 /// would not read them); nothing to migrate.
 /// 4: kept components' sizes are indexed (`component_sizes`: which are kept,
 /// without reading them); a version-3 file is migrated when opened.
-pub const FORMAT_VERSION: u64 = 4;
+/// 5: ended runs are indexed by status, anyone's and each owner's
+/// (`ended_by_status`, `ended_by_owner`: a page of failed runs without
+/// reading the others); a version-4 file is migrated when opened.
+pub const FORMAT_VERSION: u64 = 5;
 
 /// A storage failure that any concern can meet: the backend failed, or the
 /// store cannot be opened. Cheap to clone (a run's event hub hands the first

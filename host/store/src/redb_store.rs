@@ -66,6 +66,14 @@ const RUNNING_BY_AGE: TableDefinition<(u64, &str), ()> = TableDefinition::new("r
 const LEASES: TableDefinition<&str, &[u8]> = TableDefinition::new("leases");
 /// (created ms, run id): every run in age order, for pages of runs.
 const RUNS_BY_TIME: TableDefinition<(u64, &str), ()> = TableDefinition::new("runs_by_time");
+/// (status, created ms, run id) of every run that has ended, for pages of
+/// runs in one state (running runs are in `running_by_age`).
+const ENDED_BY_STATUS: TableDefinition<(&str, u64, &str), ()> =
+    TableDefinition::new("ended_by_status");
+/// (owner, status, created ms, run id) of every run that has ended ("" for
+/// no owner), for pages of one owner's runs in one state.
+const ENDED_BY_OWNER: TableDefinition<(&str, &str, u64, &str), ()> =
+    TableDefinition::new("ended_by_owner");
 /// Component digest → its bytes (what runs are pinned to).
 const COMPONENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("components");
 /// Component digest → its size in bytes: which components are kept, read
@@ -119,6 +127,8 @@ macro_rules! every_table {
         $visit!(RUNNING_BY_AGE);
         $visit!(LEASES);
         $visit!(RUNS_BY_TIME);
+        $visit!(ENDED_BY_STATUS);
+        $visit!(ENDED_BY_OWNER);
         $visit!(RUNS_BY_OWNER);
         $visit!(COMPONENTS);
         $visit!(COMPONENT_SIZES);
@@ -254,7 +264,7 @@ impl RedbStore {
                     let (k, v) = item.map_err(backend)?;
                     let run: RunRecord = decode(k.value(), v.value())?;
                     if run.status == RunStatus::Running {
-                        mark_running(&tx, &run.run_id, run.created_ms, true)?;
+                        index_status(&tx, &run, None, Some(RunStatus::Running))?;
                     }
                 }
                 meta.insert("running_by_age", 1).map_err(backend)?;
@@ -285,6 +295,17 @@ impl RedbStore {
                     sizes
                         .insert(k.value(), v.value().len() as u64)
                         .map_err(backend)?;
+                }
+            }
+            // Format 4 had no index of ended runs by status.
+            if found.is_some_and(|v| v < 5) {
+                let runs = tx.open_table(RUNS).map_err(backend)?;
+                for item in runs.iter().map_err(backend)? {
+                    let (k, v) = item.map_err(backend)?;
+                    let run: RunRecord = decode(k.value(), v.value())?;
+                    if run.status != RunStatus::Running {
+                        index_status(&tx, &run, None, Some(run.status))?;
+                    }
                 }
             }
             if found.is_some_and(|v| v < FORMAT_VERSION) {
@@ -384,9 +405,7 @@ fn create_in(tx: &WriteTransaction, new: &NewRun) -> Result<Created, RunLogError
     runs.insert(run.run_id.as_str(), encode(run).as_slice())
         .map_err(backend)?;
     index_run(tx, run)?;
-    if run.status == RunStatus::Running {
-        mark_running(tx, &run.run_id, run.created_ms, true)?;
-    }
+    index_status(tx, run, None, Some(run.status))?;
     if let Some(lease) = &new.lease {
         let mut leases = tx.open_table(LEASES).map_err(backend)?;
         leases
@@ -452,12 +471,11 @@ impl RunLog for RedbStore {
             };
             if let Some(status) = commit.status {
                 let mut record: RunRecord = decode(&run_id, &stored)?;
-                record.status = status;
+                let was = std::mem::replace(&mut record.status, status);
                 record.updated_ms = now_ms();
                 runs.insert(run_id.as_str(), encode(&record).as_slice())
                     .map_err(backend)?;
-                let running = status == RunStatus::Running;
-                mark_running(tx, &run_id, record.created_ms, running)?;
+                index_status(tx, &record, Some(was), Some(status))?;
             }
             let mut nodes = tx.open_table(NODES).map_err(backend)?;
             for node in &commit.nodes {
@@ -557,8 +575,9 @@ impl RunLog for RedbStore {
         .await
     }
 
-    /// Newest first through the age indexes (the owner's own when the
-    /// filter names only an owner), from just older than `after`, stopping
+    /// Newest first through the narrowest index for the filter (by state,
+    /// by owner, by both, or by age alone), from just older than `after`,
+    /// stopping
     /// at `since_ms` or a full page: the cost follows the runs scanned, not
     /// the store's size.
     async fn runs_page(
@@ -589,46 +608,42 @@ impl RunLog for RedbStore {
                 }
                 Ok(page.len() >= limit)
             };
-            // Running runs are few next to the history: their own index
-            // (whoever owns them); otherwise the owner's runs, or all.
-            let running = filter.status == Some(RunStatus::Running);
-            match (&filter.owner, filter.with_unowned) {
-                (Some(owner), false) if !running => {
-                    let index = tx.open_table(RUNS_BY_OWNER).map_err(backend)?;
-                    let owner = owner.as_str();
+            // Newest first down an index whose keys are `(prefix.., created,
+            // id)`, from just older than the page's start down to `since`,
+            // until the page is full; `$id`: the id's place in the key.
+            macro_rules! newest {
+                ($table:expr, $id:tt $(, $prefix:expr)*) => {{
+                    let index = tx.open_table($table).map_err(backend)?;
                     let range = match start {
                         Some((created, id)) => {
-                            index.range((owner, since, "")..(owner, created, id))
+                            index.range(($($prefix,)* since, "")..($($prefix,)* created, id))
                         }
-                        None => index.range((owner, since, "")..=(owner, u64::MAX, LAST)),
+                        None => index.range(($($prefix,)* since, "")..=($($prefix,)* u64::MAX, LAST)),
                     }
                     .map_err(backend)?;
                     for item in range.rev() {
                         let (k, _) = item.map_err(backend)?;
-                        if limit == 0 || consider(k.value().2)? {
+                        if limit == 0 || consider(k.value().$id)? {
                             break;
                         }
                     }
+                }};
+            }
+            // The narrowest index for the filter: running runs are few next
+            // to the history (whoever owns them); ended runs in one state,
+            // one owner's or anyone's; one owner's runs; all runs.
+            let only = match (&filter.owner, filter.with_unowned) {
+                (Some(owner), false) => Some(owner.as_str()),
+                _ => None,
+            };
+            match (filter.status, only) {
+                (Some(RunStatus::Running), _) => newest!(RUNNING_BY_AGE, 1),
+                (Some(status), Some(owner)) => {
+                    newest!(ENDED_BY_OWNER, 3, owner, status.as_str())
                 }
-                _ => {
-                    let by_age = if running {
-                        RUNNING_BY_AGE
-                    } else {
-                        RUNS_BY_TIME
-                    };
-                    let index = tx.open_table(by_age).map_err(backend)?;
-                    let range = match start {
-                        Some((created, id)) => index.range((since, "")..(created, id)),
-                        None => index.range((since, "")..=(u64::MAX, LAST)),
-                    }
-                    .map_err(backend)?;
-                    for item in range.rev() {
-                        let (k, _) = item.map_err(backend)?;
-                        if limit == 0 || consider(k.value().1)? {
-                            break;
-                        }
-                    }
-                }
+                (Some(status), None) => newest!(ENDED_BY_STATUS, 2, status.as_str()),
+                (None, Some(owner)) => newest!(RUNS_BY_OWNER, 2, owner),
+                (None, None) => newest!(RUNS_BY_TIME, 1),
             }
             Ok(page)
         })
@@ -1219,22 +1234,61 @@ fn index_run(tx: &WriteTransaction, run: &RunRecord) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Add run `id` (created at `created_ms`) to the indexes of running runs,
-/// or take it out.
-fn mark_running(
+/// Move `run` in the indexes by status from `from` to `to` (`None`: in
+/// none, a new or deleted run): a running run is in `running` and
+/// `running_by_age`, an ended one in `ended_by_status` and `ended_by_owner`.
+fn index_status(
     tx: &WriteTransaction,
-    id: &str,
-    created_ms: u64,
-    running: bool,
+    run: &RunRecord,
+    from: Option<RunStatus>,
+    to: Option<RunStatus>,
 ) -> Result<(), StoreError> {
-    let mut by_id = tx.open_table(RUNNING).map_err(backend)?;
-    let mut by_age = tx.open_table(RUNNING_BY_AGE).map_err(backend)?;
-    if running {
-        by_id.insert(id, created_ms).map_err(backend)?;
-        by_age.insert((created_ms, id), ()).map_err(backend)?;
+    if from != to {
+        if let Some(status) = from {
+            status_entry(tx, run, status, false)?;
+        }
+        if let Some(status) = to {
+            status_entry(tx, run, status, true)?;
+        }
+    }
+    Ok(())
+}
+
+/// Add `run` to the indexes of runs in `status`, or take it out.
+fn status_entry(
+    tx: &WriteTransaction,
+    run: &RunRecord,
+    status: RunStatus,
+    add: bool,
+) -> Result<(), StoreError> {
+    let (id, created) = (run.run_id.as_str(), run.created_ms);
+    if status == RunStatus::Running {
+        let mut by_id = tx.open_table(RUNNING).map_err(backend)?;
+        let mut by_age = tx.open_table(RUNNING_BY_AGE).map_err(backend)?;
+        if add {
+            by_id.insert(id, created).map_err(backend)?;
+            by_age.insert((created, id), ()).map_err(backend)?;
+        } else {
+            by_id.remove(id).map_err(backend)?;
+            by_age.remove((created, id)).map_err(backend)?;
+        }
+        return Ok(());
+    }
+    let (status, owner) = (status.as_str(), run.owner.as_deref().unwrap_or(""));
+    let mut by_status = tx.open_table(ENDED_BY_STATUS).map_err(backend)?;
+    let mut by_owner = tx.open_table(ENDED_BY_OWNER).map_err(backend)?;
+    if add {
+        by_status
+            .insert((status, created, id), ())
+            .map_err(backend)?;
+        by_owner
+            .insert((owner, status, created, id), ())
+            .map_err(backend)?;
     } else {
-        by_id.remove(id).map_err(backend)?;
-        by_age.remove((created_ms, id)).map_err(backend)?;
+        by_status.remove((status, created, id)).map_err(backend)?;
+        by_owner
+            .remove((owner, status, created, id))
+            .map_err(backend)?;
     }
     Ok(())
 }
@@ -1336,7 +1390,7 @@ fn delete_run_in(tx: &WriteTransaction, id: &str) -> Result<bool, StoreError> {
         let mut index = tx.open_table(IDEMPOTENCY).map_err(backend)?;
         index.remove(slot.as_str()).map_err(backend)?;
     }
-    mark_running(tx, id, record.created_ms, false)?;
+    index_status(tx, &record, Some(record.status), None)?;
     tx.open_table(LEASES)
         .map_err(backend)?
         .remove(id)

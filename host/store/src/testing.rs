@@ -1282,9 +1282,51 @@ async fn pages_of_runs(store: &dyn RunStore) {
     let by_origin = RunFilter {
         graph: Some("g.json".into()),
         since_ms: Some(103),
-        ..pager
+        ..pager.clone()
     };
     assert_eq!(page(by_origin, None, 10).await, ["p5", "p4"]);
+    // Anyone's ended runs in one state (their own index on redb), by page
+    // (those of this test: created from 100 on).
+    let end = |status| Commit {
+        status: Some(status),
+        ..Commit::default()
+    };
+    for id in ["p1", "p3", "p0"] {
+        store.commit(id, end(RunStatus::Failed)).await.unwrap();
+    }
+    let failed = RunFilter {
+        status: Some(RunStatus::Failed),
+        since_ms: Some(100),
+        ..RunFilter::default()
+    };
+    assert_eq!(page(failed.clone(), None, 2).await, ["p0", "p3"]);
+    assert_eq!(page(failed.clone(), Some("p3"), 2).await, ["p1"]);
+    let recent = RunFilter {
+        since_ms: Some(101),
+        ..failed.clone()
+    };
+    assert_eq!(page(recent, None, 10).await, ["p0", "p3"]);
+    let done = RunFilter {
+        status: Some(RunStatus::Succeeded),
+        ..failed.clone()
+    };
+    assert_eq!(page(done, None, 10).await, ["p2"]);
+    let pagers_failed = RunFilter {
+        status: Some(RunStatus::Failed),
+        ..pager
+    };
+    assert_eq!(page(pagers_failed.clone(), None, 1).await, ["p3"]);
+    assert_eq!(page(pagers_failed.clone(), Some("p3"), 1).await, ["p1"]);
+    // A run that runs again, or is deleted, leaves its old state's pages.
+    store.commit("p3", end(RunStatus::Running)).await.unwrap();
+    assert!(store.delete_run("p0").await.unwrap());
+    assert_eq!(page(failed.clone(), None, 10).await, ["p1"]);
+    assert_eq!(page(pagers_failed, None, 10).await, ["p1"]);
+    let running = RunFilter {
+        status: Some(RunStatus::Running),
+        ..failed
+    };
+    assert_eq!(page(running, None, 10).await, ["p5", "p4", "p3"]);
 }
 
 /// Concurrency slots: at most `max` held per id, by all holders together;
