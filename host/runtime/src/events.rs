@@ -78,6 +78,27 @@ struct Pending {
     events: Vec<Event>,
     cache: Vec<CachePut>,
     inputs: Vec<NodeInput>,
+    /// Something recorded since the last commit is more than tasks starting
+    /// (or someone waits for it): commit it at once.
+    urgent: bool,
+}
+
+/// How long a commit holding only tasks' starts waits for more. A short
+/// task's start and end then share one commit (and store statement)
+/// instead of two in a row; a long task's start is published this much
+/// later. Anyone waiting for durability ([`EventHub::sync`]) cuts it short.
+const START_LINGER: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// Whether `kind` only says that the run or one of its tasks started.
+fn is_start(kind: &EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::RunStarted { .. }
+            | EventKind::Node {
+                status: NodeStatus::Running,
+                ..
+            }
+    )
 }
 
 #[derive(Clone, Default)]
@@ -189,6 +210,7 @@ impl EventHub {
         let ticket = {
             let mut p = lock(&self.inner.pending);
             let time_ms = now_ms();
+            let added = kinds.len();
             for kind in kinds {
                 let seq = p.next_seq;
                 p.next_seq += 1;
@@ -199,6 +221,11 @@ impl EventHub {
                     kind,
                 });
             }
+            p.urgent |= status.is_some()
+                || nodes.iter().any(|n| n.status != NodeStatus::Running)
+                || p.events[p.events.len() - added..]
+                    .iter()
+                    .any(|e| !is_start(&e.kind));
             p.nodes.extend(nodes);
             if status.is_some() {
                 p.status = status;
@@ -220,6 +247,10 @@ impl EventHub {
     /// is durable and published.
     pub async fn sync(&self, ticket: Ticket) -> Result<(), RunLogError> {
         let mut rx = self.inner.committed.subscribe();
+        if rx.borrow().records < ticket.0 {
+            lock(&self.inner.pending).urgent = true;
+            self.inner.wake.notify_one();
+        }
         let state = rx
             .wait_for(|c| c.records >= ticket.0 || c.failed.is_some())
             .await
@@ -275,8 +306,21 @@ async fn commit_loop(hub: std::sync::Weak<HubInner>, wake: Arc<tokio::sync::Noti
     loop {
         wake.notified().await;
         let Some(inner) = hub.upgrade() else { break };
+        // Only tasks' starts are new (not a wake-up with nothing new, as
+        // after a commit that a sync asked for): wait for more.
+        let linger = {
+            let p = lock(&inner.pending);
+            !p.urgent && p.recorded > inner.committed.borrow().records
+        };
+        if linger {
+            tokio::select! {
+                _ = tokio::time::sleep(START_LINGER) => {}
+                _ = wake.notified() => {}
+            }
+        }
         let (upto, commit) = {
             let mut p = lock(&inner.pending);
+            p.urgent = false;
             let commit = Commit {
                 nodes: std::mem::take(&mut p.nodes),
                 status: p.status.take(),
@@ -329,6 +373,68 @@ impl EventHub {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Node `n` entering `status`: its record and its event.
+    fn node_in(status: NodeStatus) -> (Vec<NodeRecord>, Vec<EventKind>) {
+        let record = NodeRecord {
+            node: "n".into(),
+            status,
+            attempt: 1,
+            output: None,
+            error: None,
+            retry_at_ms: None,
+            wait_until_ms: None,
+        };
+        let event = EventKind::Node {
+            node: "n".into(),
+            status,
+            error: None,
+            cached: false,
+        };
+        (vec![record], vec![event])
+    }
+
+    /// Let the committer run as far as it can without the clock moving.
+    async fn settle() {
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_short_tasks_start_and_end_share_one_commit() {
+        let hub = EventHub::new("r1", 1);
+        let mut seen = hub.subscribe();
+        let (nodes, events) = node_in(NodeStatus::Running);
+        hub.record(nodes, None, events);
+        settle().await;
+        assert!(seen.try_recv().is_err(), "a start alone waits for more");
+        let (nodes, events) = node_in(NodeStatus::Completed);
+        let end = hub.record(nodes, None, events);
+        hub.sync(end).await.unwrap();
+        let (start, end) = (seen.try_recv().unwrap(), seen.try_recv().unwrap());
+        assert_eq!((start.seq, end.seq), (1, 2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_long_tasks_start_is_published_within_the_linger() {
+        let hub = EventHub::new("r1", 1);
+        let mut seen = hub.subscribe();
+        let (nodes, events) = node_in(NodeStatus::Running);
+        hub.record(nodes, None, events);
+        tokio::time::sleep(START_LINGER * 2).await;
+        assert_eq!(seen.try_recv().unwrap().seq, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waiting_for_a_start_to_be_durable_cuts_the_linger_short() {
+        let hub = EventHub::new("r1", 1);
+        let (nodes, events) = node_in(NodeStatus::Running);
+        let start = hub.record(nodes, None, events);
+        let before = tokio::time::Instant::now();
+        hub.sync(start).await.unwrap();
+        assert_eq!(tokio::time::Instant::now(), before, "no time passed");
+    }
 
     #[tokio::test]
     async fn a_bounded_subscriber_that_falls_behind_is_dropped_not_buffered() {
