@@ -96,8 +96,13 @@ impl Auth {
 /// A run the user may see: their own (and, for loopback use without tokens,
 /// runs started from the CLI). Others' runs are answered as unknown.
 pub(crate) fn visible_run(run: &RunRecord, user: &User) -> bool {
-    match &run.owner {
-        Some(owner) => *owner == user.0,
+    owned_by(run.owner.as_deref(), user)
+}
+
+/// Whether a run of `owner` (`None`: started from the CLI) is `user`'s.
+pub(crate) fn owned_by(owner: Option<&str>, user: &User) -> bool {
+    match owner {
+        Some(owner) => owner == user.0,
         None => user.0 == LOCAL_USER,
     }
 }

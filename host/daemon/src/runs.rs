@@ -54,6 +54,8 @@ const LOOK_EVERY: Duration = Duration::from_secs(1);
 struct Active {
     cancel: CancellationToken,
     hub: EventHub,
+    /// Whose run it is (`None`: started from the CLI).
+    owner: Option<String>,
     /// Stops the execution without recording anything (the lease was lost,
     /// or the daemon is leaving the run to the next start).
     abort: Option<tokio::task::AbortHandle>,
@@ -126,6 +128,7 @@ impl Runs {
             Active {
                 cancel: cancel.clone(),
                 hub: run.hub.clone(),
+                owner: owner.clone(),
                 abort: None,
                 done,
             },
@@ -185,6 +188,13 @@ impl Runs {
     /// The live event hub of a run executing here.
     pub(crate) fn hub(&self, run_id: &str) -> Option<EventHub> {
         self.active().get(run_id).map(|a| a.hub.clone())
+    }
+
+    /// The hub and owner of a run executing here.
+    pub(crate) fn live(&self, run_id: &str) -> Option<(EventHub, Option<String>)> {
+        self.active()
+            .get(run_id)
+            .map(|a| (a.hub.clone(), a.owner.clone()))
     }
 
     /// How many runs are executing here.

@@ -16,7 +16,7 @@ use futures::Stream;
 use tokio::sync::mpsc;
 
 use super::AppState;
-use super::auth::{User, visible_run};
+use super::auth::{User, owned_by, visible_run};
 use super::error::ApiError;
 use crate::types::{ErrorBody, EventsQuery};
 use weft::events::{Event, EventKind, RunStatus};
@@ -67,9 +67,16 @@ pub(crate) async fn events(
             })?,
         None => q.after.unwrap_or(0),
     };
-    // Checks the run exists and is the user's.
-    let run = state.host.store().run_record(&id).await?;
-    if !visible_run(&run, &user) {
+    // Checks the run exists and is the user's: a run executing here from
+    // what the host holds, any other from the store.
+    let (visible, status) = match state.runs.live(&id) {
+        Some((_, owner)) => (owned_by(owner.as_deref(), &user), RunStatus::Running),
+        None => {
+            let run = state.host.store().run_record(&id).await?;
+            (visible_run(&run, &user), run.status)
+        }
+    };
+    if !visible {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             format!("no run `{id}`"),
@@ -77,7 +84,6 @@ pub(crate) async fn events(
     }
     let slot = state.streams.open(&user.0)?;
     let (tx, rx) = mpsc::channel::<SseEvent>(256);
-    let status = run.status;
     tokio::spawn(async move {
         let _slot = slot;
         let shutdown = state.shutdown.clone();
@@ -96,16 +102,21 @@ pub(crate) async fn events(
 
 /// Send every event of run `id` after `from.0` into `tx` until the run's
 /// final event or until the client goes away; `from.1` is the run's status
-/// read when the stream opened (the first round's, so that a stream costs
-/// one read of the run, not two).
+/// when the stream opened (`running` for a run executing here, else read
+/// from the store; the first round's, so that a stream costs at most one
+/// read of the run, not two).
 async fn follow(state: &AppState, id: &str, from: (u64, RunStatus), tx: &mpsc::Sender<SseEvent>) {
     let (mut last, opened) = from;
     // Subscribe before reading the log, so nothing falls between the two;
-    // duplicates are dropped by sequence number.
-    let mut live = state
-        .runs
-        .hub(id)
-        .map(|hub| hub.subscribe_bounded(LIVE_BUFFER));
+    // duplicates are dropped by sequence number. Nothing published before
+    // subscribing that the client lacks: no need to read the log at first.
+    let (mut live, published) = match state.runs.hub(id) {
+        Some(hub) => {
+            let (rx, published) = hub.subscribe_bounded(LIVE_BUFFER);
+            (Some(rx), Some(published))
+        }
+        None => (None, None),
+    };
     let mut round = 0u32;
     loop {
         // Every run ends with a `run_finished` event, which ends the stream
@@ -124,13 +135,18 @@ async fn follow(state: &AppState, id: &str, from: (u64, RunStatus), tx: &mpsc::S
         } else {
             RunStatus::Running
         };
+        let caught_up =
+            round == 0 && opened == RunStatus::Running && published.is_some_and(|p| p <= last);
         round += 1;
-        let logged = match state.host.store().events(id, last).await {
-            Ok(events) => events,
-            Err(e) => {
-                tracing::warn!(run_id = id, error = %e, "event stream stopped");
-                return;
-            }
+        let logged = match caught_up {
+            true => Vec::new(),
+            false => match state.host.store().events(id, last).await {
+                Ok(events) => events,
+                Err(e) => {
+                    tracing::warn!(run_id = id, error = %e, "event stream stopped");
+                    return;
+                }
+            },
         };
         // A re-driven run has several `run_finished` events: only the last
         // logged one ends the stream.
@@ -177,7 +193,7 @@ async fn follow(state: &AppState, id: &str, from: (u64, RunStatus), tx: &mpsc::S
                     _ = tx.closed() => return,
                 }
                 if let Some(hub) = state.runs.hub(id) {
-                    live = Some(hub.subscribe_bounded(LIVE_BUFFER));
+                    live = Some(hub.subscribe_bounded(LIVE_BUFFER).0);
                 }
             }
         }

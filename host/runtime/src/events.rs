@@ -40,7 +40,15 @@ struct HubInner {
     /// How many records are durable (and published).
     committed: tokio::sync::watch::Sender<Committed>,
     committer: std::sync::Once,
-    subscribers: Mutex<Vec<Subscriber>>,
+    subscribers: Mutex<Subscribers>,
+}
+
+/// Who receives the run's events, and how far publishing has got.
+struct Subscribers {
+    list: Vec<Subscriber>,
+    /// The sequence number of the last event published (or, for a run
+    /// resumed, committed before this hub existed).
+    published: u64,
 }
 
 /// Where published events go.
@@ -150,7 +158,10 @@ impl EventHub {
                 wake: Arc::new(tokio::sync::Notify::new()),
                 committed: tokio::sync::watch::Sender::new(Committed::default()),
                 committer: std::sync::Once::new(),
-                subscribers: Mutex::new(Vec::new()),
+                subscribers: Mutex::new(Subscribers {
+                    list: Vec::new(),
+                    published: next_seq.max(1) - 1,
+                }),
             }),
         }
     }
@@ -184,17 +195,22 @@ impl EventHub {
     /// Receive every event published from now on.
     pub fn subscribe(&self) -> mpsc::UnboundedReceiver<Event> {
         let (tx, rx) = mpsc::unbounded_channel();
-        lock(&self.inner.subscribers).push(Subscriber::Unbounded(tx));
+        lock(&self.inner.subscribers)
+            .list
+            .push(Subscriber::Unbounded(tx));
         rx
     }
 
     /// Receive the events published from now on while at most `capacity`
     /// wait unread: a receiver that falls further behind is dropped (its
-    /// channel closes) and should read on from the store's event log.
-    pub fn subscribe_bounded(&self, capacity: usize) -> mpsc::Receiver<Event> {
+    /// channel closes) and should read on from the store's event log. With
+    /// it, the sequence number of the last event published before (the
+    /// ones up to it are in the log, none after it are).
+    pub fn subscribe_bounded(&self, capacity: usize) -> (mpsc::Receiver<Event>, u64) {
         let (tx, rx) = mpsc::channel(capacity.max(1));
-        lock(&self.inner.subscribers).push(Subscriber::Bounded(tx));
-        rx
+        let mut subscribers = lock(&self.inner.subscribers);
+        subscribers.list.push(Subscriber::Bounded(tx));
+        (rx, subscribers.published)
     }
 
     /// Record new states of `nodes`, the run's new `status` and the events
@@ -340,7 +356,13 @@ async fn commit_loop(hub: std::sync::Weak<HubInner>, wake: Arc<tokio::sync::Noti
         };
         match result {
             Ok(()) => {
-                lock(&inner.subscribers).retain(|s| events.iter().all(|e| s.send(e)));
+                let mut subscribers = lock(&inner.subscribers);
+                subscribers
+                    .list
+                    .retain(|s| events.iter().all(|e| s.send(e)));
+                if let Some(last) = events.last() {
+                    subscribers.published = last.seq;
+                }
                 inner.committed.send_modify(|c| c.records = upto);
             }
             Err(e) => {
@@ -401,6 +423,20 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn a_subscriber_learns_how_far_the_log_was_published() {
+        // A resumed run: events before 10 were committed by another process.
+        let hub = EventHub::new("r1", 10);
+        assert_eq!(hub.subscribe_bounded(8).1, 9);
+        let (nodes, events) = node_in(NodeStatus::Completed);
+        hub.commit(nodes, None, events).await.unwrap();
+        let (mut rx, published) = hub.subscribe_bounded(8);
+        assert_eq!(published, 10);
+        let (nodes, events) = node_in(NodeStatus::Completed);
+        hub.commit(nodes, None, events).await.unwrap();
+        assert_eq!(rx.recv().await.unwrap().seq, 11, "the rest comes live");
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_short_tasks_start_and_end_share_one_commit() {
         let hub = EventHub::new("r1", 1);
@@ -439,7 +475,7 @@ mod tests {
     #[tokio::test]
     async fn a_bounded_subscriber_that_falls_behind_is_dropped_not_buffered() {
         let hub = EventHub::new("r1", 1);
-        let mut slow = hub.subscribe_bounded(2);
+        let (mut slow, _) = hub.subscribe_bounded(2);
         let mut fast = hub.subscribe();
         let started = || EventKind::RunStarted {
             nodes: 1,
