@@ -112,8 +112,12 @@ async fn follow(state: &AppState, id: &str, from: (u64, RunStatus), tx: &mpsc::S
     // subscribing that the client lacks: no need to read the log at first.
     let (mut live, published) = match state.runs.hub(id) {
         Some(hub) => {
-            let (rx, published) = hub.subscribe_bounded(LIVE_BUFFER);
-            (Some(rx), Some(published))
+            let sub = hub.subscribe_bounded(LIVE_BUFFER);
+            // The client has every event, the run's end included.
+            if sub.ended && sub.published <= last {
+                return;
+            }
+            (Some(sub.events), Some(sub.published))
         }
         None => (None, None),
     };
@@ -193,7 +197,7 @@ async fn follow(state: &AppState, id: &str, from: (u64, RunStatus), tx: &mpsc::S
                     _ = tx.closed() => return,
                 }
                 if let Some(hub) = state.runs.hub(id) {
-                    live = Some(hub.subscribe_bounded(LIVE_BUFFER).0);
+                    live = Some(hub.subscribe_bounded(LIVE_BUFFER).events);
                 }
             }
         }

@@ -49,6 +49,19 @@ struct Subscribers {
     /// The sequence number of the last event published (or, for a run
     /// resumed, committed before this hub existed).
     published: u64,
+    /// Whether the run's end (`run_finished`) was published.
+    ended: bool,
+}
+
+/// A bounded subscription to a hub ([`EventHub::subscribe_bounded`]).
+pub struct Subscription {
+    /// The events published from now on.
+    pub events: mpsc::Receiver<Event>,
+    /// The sequence number of the last event published before: those up
+    /// to it are in the store's log, none after it.
+    pub published: u64,
+    /// Whether the run's end was among them.
+    pub ended: bool,
 }
 
 /// Where published events go.
@@ -161,6 +174,7 @@ impl EventHub {
                 subscribers: Mutex::new(Subscribers {
                     list: Vec::new(),
                     published: next_seq.max(1) - 1,
+                    ended: false,
                 }),
             }),
         }
@@ -203,14 +217,17 @@ impl EventHub {
 
     /// Receive the events published from now on while at most `capacity`
     /// wait unread: a receiver that falls further behind is dropped (its
-    /// channel closes) and should read on from the store's event log. With
-    /// it, the sequence number of the last event published before (the
-    /// ones up to it are in the log, none after it are).
-    pub fn subscribe_bounded(&self, capacity: usize) -> (mpsc::Receiver<Event>, u64) {
+    /// channel closes) and should read on from the store's event log; with
+    /// how far publishing had got.
+    pub fn subscribe_bounded(&self, capacity: usize) -> Subscription {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let mut subscribers = lock(&self.inner.subscribers);
         subscribers.list.push(Subscriber::Bounded(tx));
-        (rx, subscribers.published)
+        Subscription {
+            events: rx,
+            published: subscribers.published,
+            ended: subscribers.ended,
+        }
     }
 
     /// Record new states of `nodes`, the run's new `status` and the events
@@ -363,6 +380,9 @@ async fn commit_loop(hub: std::sync::Weak<HubInner>, wake: Arc<tokio::sync::Noti
                 if let Some(last) = events.last() {
                     subscribers.published = last.seq;
                 }
+                subscribers.ended |= events
+                    .iter()
+                    .any(|e| matches!(e.kind, EventKind::RunFinished { .. }));
                 inner.committed.send_modify(|c| c.records = upto);
             }
             Err(e) => {
@@ -427,14 +447,25 @@ mod tests {
     async fn a_subscriber_learns_how_far_the_log_was_published() {
         // A resumed run: events before 10 were committed by another process.
         let hub = EventHub::new("r1", 10);
-        assert_eq!(hub.subscribe_bounded(8).1, 9);
+        assert_eq!(hub.subscribe_bounded(8).published, 9);
         let (nodes, events) = node_in(NodeStatus::Completed);
         hub.commit(nodes, None, events).await.unwrap();
-        let (mut rx, published) = hub.subscribe_bounded(8);
-        assert_eq!(published, 10);
-        let (nodes, events) = node_in(NodeStatus::Completed);
-        hub.commit(nodes, None, events).await.unwrap();
-        assert_eq!(rx.recv().await.unwrap().seq, 11, "the rest comes live");
+        let mut sub = hub.subscribe_bounded(8);
+        assert_eq!((sub.published, sub.ended), (10, false));
+        let end = EventKind::RunFinished {
+            status: RunStatus::Succeeded,
+            reason: None,
+        };
+        hub.commit(vec![], Some(RunStatus::Succeeded), vec![end])
+            .await
+            .unwrap();
+        assert_eq!(
+            sub.events.recv().await.unwrap().seq,
+            11,
+            "the rest comes live"
+        );
+        let after = hub.subscribe_bounded(8);
+        assert_eq!((after.published, after.ended), (11, true));
     }
 
     #[tokio::test(start_paused = true)]
@@ -475,7 +506,7 @@ mod tests {
     #[tokio::test]
     async fn a_bounded_subscriber_that_falls_behind_is_dropped_not_buffered() {
         let hub = EventHub::new("r1", 1);
-        let (mut slow, _) = hub.subscribe_bounded(2);
+        let mut slow = hub.subscribe_bounded(2).events;
         let mut fast = hub.subscribe();
         let started = || EventKind::RunStarted {
             nodes: 1,
