@@ -190,11 +190,10 @@ impl Runs {
         self.active().get(run_id).map(|a| a.hub.clone())
     }
 
-    /// The hub and owner of a run executing here.
-    pub(crate) fn live(&self, run_id: &str) -> Option<(EventHub, Option<String>)> {
-        self.active()
-            .get(run_id)
-            .map(|a| (a.hub.clone(), a.owner.clone()))
+    /// The owner of a run executing here (`Some(None)`: started from the
+    /// CLI); `None` when it is not executing here.
+    pub(crate) fn owner_here(&self, run_id: &str) -> Option<Option<String>> {
+        self.active().get(run_id).map(|a| a.owner.clone())
     }
 
     /// How many runs are executing here.

@@ -69,8 +69,8 @@ pub(crate) async fn events(
     };
     // Checks the run exists and is the user's: a run executing here from
     // what the host holds, any other from the store.
-    let (visible, status) = match state.runs.live(&id) {
-        Some((_, owner)) => (owned_by(owner.as_deref(), &user), RunStatus::Running),
+    let (visible, status) = match state.runs.owner_here(&id) {
+        Some(owner) => (owned_by(owner.as_deref(), &user), RunStatus::Running),
         None => {
             let run = state.host.store().run_record(&id).await?;
             (visible_run(&run, &user), run.status)

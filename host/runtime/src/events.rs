@@ -243,7 +243,9 @@ impl EventHub {
         let ticket = {
             let mut p = lock(&self.inner.pending);
             let time_ms = now_ms();
-            let added = kinds.len();
+            p.urgent |= status.is_some()
+                || nodes.iter().any(|n| n.status != NodeStatus::Running)
+                || kinds.iter().any(|k| !is_start(k));
             for kind in kinds {
                 let seq = p.next_seq;
                 p.next_seq += 1;
@@ -254,11 +256,6 @@ impl EventHub {
                     kind,
                 });
             }
-            p.urgent |= status.is_some()
-                || nodes.iter().any(|n| n.status != NodeStatus::Running)
-                || p.events[p.events.len() - added..]
-                    .iter()
-                    .any(|e| !is_start(&e.kind));
             p.nodes.extend(nodes);
             if status.is_some() {
                 p.status = status;
