@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use sqlx::Row;
-use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use sqlx::types::Json;
 
 use super::{
@@ -255,6 +255,8 @@ const MIGRATIONS: &[(i64, &str)] = &[
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// The connections of the batched statements ([`batched_pool`]).
+    batched: PgPool,
     /// Woken by `NOTIFY weft_runs`: a run may be free to claim.
     work: Arc<tokio::sync::Notify>,
     /// Woken by `NOTIFY weft_tasks`: a task was offered or finished.
@@ -331,6 +333,31 @@ async fn read_rate(
         starts,
         paused_until_ms: paused as u64,
     })
+}
+
+/// Connections for the statements that many runs share (commits, new
+/// runs, cache lookups): one each, as each kind has one statement in flight
+/// at a time (`batches`, [`look_up`]).
+const BATCHED_CONNECTIONS: u32 = 3;
+
+/// The pool of the batched statements, whose plans are made once per
+/// connection (`plan_cache_mode = force_generic_plan`). Left to choose,
+/// PostgreSQL planned each commit anew for the rows it held: planning took
+/// ~40% of the server's time on one-node runs, as much as executing. Their
+/// shapes never vary and their plans are index lookups whatever the rows;
+/// an `ANALYZE` ([`statistics`]) makes the connections plan again as the
+/// tables grow. The other statements keep PostgreSQL's choice: a generic
+/// plan of `$n IS NULL OR …` scans every row.
+async fn batched_pool(url: &str) -> Result<PgPool, StoreError> {
+    let options: PgConnectOptions = url
+        .parse()
+        .map_err(|e| StoreError::context("cannot connect to PostgreSQL", e))?;
+    PgPoolOptions::new()
+        .max_connections(BATCHED_CONNECTIONS)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options.options([("plan_cache_mode", "force_generic_plan")]))
+        .await
+        .map_err(|e| StoreError::context("cannot connect to PostgreSQL", e))
 }
 
 /// A cache lookup's answer.
@@ -433,6 +460,7 @@ impl PgStore {
             .await
             .map_err(|e| StoreError::context("cannot connect to PostgreSQL", e))?;
         Self::migrate(&pool).await?;
+        let batched = batched_pool(url).await?;
         let pgvector = key_values::pgvector(&pool).await?;
         let statistics = statistics::Statistics::of(pool.clone()).await;
         let work = Arc::new(tokio::sync::Notify::new());
@@ -466,6 +494,7 @@ impl PgStore {
         });
         Ok(PgStore {
             pool,
+            batched,
             work,
             tasks,
             signal_feed,
@@ -716,7 +745,7 @@ impl PgStore {
             // the unique index decides it, in one statement with the other
             // runs submitted meanwhile (`batches`).
             let new = Arc::new(new);
-            if self.creates.write(&self.pool, new.clone()).await? {
+            if self.creates.write(&self.batched, new.clone()).await? {
                 return Ok(Created::New);
             }
             let existing = Self::existing(&self.pool, &slot).await?;
@@ -769,7 +798,7 @@ impl RunLog for PgStore {
         let (answer, answered) = tokio::sync::oneshot::channel();
         let store = self.clone();
         tokio::spawn(async move {
-            let created = store.creates.write(&store.pool, Arc::new(new)).await;
+            let created = store.creates.write(&store.batched, Arc::new(new)).await;
             if matches!(created, Ok(true)) {
                 store.statistics.created();
             }
@@ -801,7 +830,7 @@ impl RunLog for PgStore {
             .filter_map(|p| Some((p.entry.task_type.clone(), p.keep_last?)))
             .collect();
         self.commits
-            .write(&self.pool, (run_id.to_string(), commit))
+            .write(&self.batched, (run_id.to_string(), commit))
             .await?;
         // Done: a failure to prune only leaves the cache larger for a while.
         for (task_type, keep) in prunes {
@@ -1003,7 +1032,7 @@ impl OutputCache for PgStore {
             !std::mem::replace(&mut lookups.running, true)
         };
         if start {
-            tokio::spawn(look_up(self.pool.clone(), self.lookups.clone()));
+            tokio::spawn(look_up(self.batched.clone(), self.lookups.clone()));
         }
         rx.await
             .map_err(|_| StoreError::backend("the output-cache lookup was dropped"))?
