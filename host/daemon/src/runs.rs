@@ -218,7 +218,12 @@ impl Runs {
 
     /// Continue `run_id` here (its lease is held).
     async fn resume(&self, run_id: &str) {
-        match self.inner.host.prepare_resume(run_id).await {
+        let prepared = self.inner.host.prepare_resume(run_id).await;
+        self.start_resumed(run_id, prepared);
+    }
+
+    fn start_resumed(&self, run_id: &str, prepared: Result<PreparedRun, HostError>) {
+        match prepared {
             Ok(run) => {
                 tracing::info!(run_id, "resuming run");
                 let owner = run.owner().map(str::to_string);
@@ -305,7 +310,7 @@ impl Runs {
     }
 
     /// Claim runs no live host holds, a batch at a time, while this host
-    /// has room, and start them (their loads concurrently). Runs are still
+    /// has room, and start them (loaded in one round trip). Runs are still
     /// pending after it unless a claim found fewer than it asked for.
     async fn claim_while_room(&self) {
         loop {
@@ -334,11 +339,11 @@ impl Runs {
             for id in late {
                 tracing::warn!(run_id = %id, "lease renewed late");
             }
-            futures::future::join_all(ids.iter().map(|id| {
+            let prepared = self.inner.host.prepare_resumes(&ids).await;
+            for (id, prepared) in ids.iter().zip(prepared) {
                 tracing::info!(run_id = %id, "claimed run");
-                self.resume(id)
-            }))
-            .await;
+                self.start_resumed(id, prepared);
+            }
             if exhausted {
                 return;
             }

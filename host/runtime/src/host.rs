@@ -15,7 +15,8 @@ use crate::limiter::{Queue, QueueConfig, QueueState};
 use crate::plugin::{EngineOptions, HostLimits, PluginHost};
 use crate::runner::{RunOptions, RunResult, Runner};
 use crate::store::{
-    Created, MemoryStore, NewRun, NodeRecord, RunLogError, RunRecord, RunSpec, RunStore, StoreError,
+    Created, MemoryStore, NewRun, NodeRecord, RunLogError, RunRecord, RunSpec, RunStore,
+    StoreError, StoredRun,
 };
 use crate::task::{NativeTask, PluginReport, Registry, RegistryError};
 
@@ -807,6 +808,30 @@ impl Host {
     /// keep their outputs, interrupted ones run again.
     pub async fn prepare_resume(&self, run_id: &str) -> Result<PreparedRun, HostError> {
         let stored = self.store.load_run(run_id).await?;
+        self.prepare_loaded(run_id, stored).await
+    }
+
+    /// [`Host::prepare_resume`] for several runs (those a host claimed),
+    /// loaded in one round trip where the store can: each run's answer, in
+    /// order.
+    pub async fn prepare_resumes(&self, run_ids: &[String]) -> Vec<Result<PreparedRun, HostError>> {
+        let loaded = self.store.load_runs(run_ids).await;
+        let mut prepared = Vec::with_capacity(run_ids.len());
+        for (run_id, stored) in run_ids.iter().zip(loaded) {
+            prepared.push(match stored {
+                Ok(stored) => self.prepare_loaded(run_id, stored).await,
+                Err(e) => Err(e.into()),
+            });
+        }
+        prepared
+    }
+
+    /// A loaded run, ready to continue.
+    async fn prepare_loaded(
+        &self,
+        run_id: &str,
+        stored: StoredRun,
+    ) -> Result<PreparedRun, HostError> {
         if stored.run.status != RunStatus::Running {
             return Err(HostError::AlreadyFinished {
                 run_id: run_id.to_string(),

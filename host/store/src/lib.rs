@@ -387,7 +387,7 @@ pub struct CachePut {
 }
 
 /// A run with everything stored about it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StoredRun {
     /// The run.
     pub run: RunRecord,
@@ -428,6 +428,17 @@ pub trait RunLog: Send + Sync {
 
     /// A run and its node states.
     async fn load_run(&self, run_id: &str) -> Result<StoredRun, RunLogError>;
+
+    /// Runs and their node states, each as [`RunLog::load_run`] answers it,
+    /// in order: the runs a host claimed, in one round trip where the
+    /// store has them. By default one by one.
+    async fn load_runs(&self, run_ids: &[String]) -> Vec<Result<StoredRun, RunLogError>> {
+        let mut loaded = Vec::with_capacity(run_ids.len());
+        for run_id in run_ids {
+            loaded.push(self.load_run(run_id).await);
+        }
+        loaded
+    }
 
     /// A run's record alone: who owns it and its status, without its nodes
     /// (an event stream's check when it opens).

@@ -336,9 +336,10 @@ async fn read_rate(
 }
 
 /// Connections for the statements that many runs share (commits, new
-/// runs, cache lookups): one each, as each kind has one statement in flight
-/// at a time (`batches`, [`look_up`]).
-const BATCHED_CONNECTIONS: u32 = 3;
+/// runs, cache lookups, a claim's loads): one each, as each kind has one
+/// statement in flight at a time (`batches`, [`look_up`], a host's claim
+/// loop).
+const BATCHED_CONNECTIONS: u32 = 4;
 
 /// The pool of the batched statements, whose plans are made once per
 /// connection (`plan_cache_mode = force_generic_plan`). Left to choose,
@@ -437,6 +438,23 @@ fn json<T: serde::Serialize>(v: &T) -> Json<Value> {
 
 fn from_json<T: for<'de> serde::Deserialize<'de>>(key: &str, v: Value) -> Result<T, StoreError> {
     decode(key, v.to_string().as_bytes())
+}
+
+/// A run from a row of `(run_id, record, spec, nodes, last seq)`.
+fn stored_run(run_id: &str, row: &sqlx::postgres::PgRow) -> Result<StoredRun, RunLogError> {
+    let (record, spec): (Json<Value>, Json<Value>) = (row.get(1), row.get(2));
+    let (nodes, last): (Json<Vec<(String, Value)>>, i64) = (row.get(3), row.get(4));
+    let nodes = nodes
+        .0
+        .into_iter()
+        .map(|(node, record)| from_json::<NodeRecord>(&format!("{run_id}/{node}"), record))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(StoredRun {
+        run: from_json(run_id, record.0)?,
+        spec: from_json(run_id, spec.0)?,
+        nodes,
+        next_seq: last as u64 + 1,
+    })
 }
 
 /// Run records from rows of `(run_id, record)`.
@@ -578,6 +596,34 @@ impl PgStore {
     /// The connection pool.
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// Runs `run_ids` with their nodes in order and their last event's
+    /// seq, in one round trip: each found, or `UnknownRun`, in order.
+    async fn select_runs(
+        pool: &PgPool,
+        run_ids: &[String],
+    ) -> Result<Vec<Result<StoredRun, RunLogError>>, RunLogError> {
+        let rows = sqlx::query(
+            "SELECT r.run_id, r.record, r.spec,
+               (SELECT coalesce(jsonb_agg(jsonb_build_array(n.node, n.record) ORDER BY n.node), '[]')
+                  FROM weft_nodes n WHERE n.run_id = r.run_id),
+               (SELECT coalesce(max(e.seq), 0) FROM weft_events e WHERE e.run_id = r.run_id)
+             FROM weft_runs r WHERE r.run_id = ANY($1)",
+        )
+        .bind(run_ids)
+        .fetch_all(pool)
+        .await
+        .map_err(backend)?;
+        let mut found: std::collections::HashMap<String, sqlx::postgres::PgRow> =
+            rows.into_iter().map(|row| (row.get(0), row)).collect();
+        Ok(run_ids
+            .iter()
+            .map(|run_id| match found.remove(run_id) {
+                Some(row) => stored_run(run_id, &row),
+                None => Err(RunLogError::UnknownRun(run_id.clone())),
+            })
+            .collect())
     }
 
     /// Record the runs `new` (each unless its idempotency slot is taken)
@@ -853,32 +899,24 @@ impl RunLog for PgStore {
     }
 
     async fn load_run(&self, run_id: &str) -> Result<StoredRun, RunLogError> {
-        // One round trip: the run, its nodes in order, its last event's seq.
-        let row = sqlx::query(
-            "SELECT r.record, r.spec,
-               (SELECT coalesce(jsonb_agg(jsonb_build_array(n.node, n.record) ORDER BY n.node), '[]')
-                  FROM weft_nodes n WHERE n.run_id = r.run_id),
-               (SELECT coalesce(max(e.seq), 0) FROM weft_events e WHERE e.run_id = r.run_id)
-             FROM weft_runs r WHERE r.run_id = $1",
-        )
-        .bind(run_id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(backend)?
-        .ok_or_else(|| RunLogError::UnknownRun(run_id.to_string()))?;
-        let (record, spec): (Json<Value>, Json<Value>) = (row.get(0), row.get(1));
-        let (nodes, last): (Json<Vec<(String, Value)>>, i64) = (row.get(2), row.get(3));
-        let nodes = nodes
-            .0
-            .into_iter()
-            .map(|(node, record)| from_json::<NodeRecord>(&format!("{run_id}/{node}"), record))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(StoredRun {
-            run: from_json(run_id, record.0)?,
-            spec: from_json(run_id, spec.0)?,
-            nodes,
-            next_seq: last as u64 + 1,
-        })
+        let ids = [run_id.to_string()];
+        let mut loaded = Self::select_runs(&self.pool, &ids).await?;
+        loaded
+            .pop()
+            .unwrap_or_else(|| Err(RunLogError::UnknownRun(run_id.to_string())))
+    }
+
+    async fn load_runs(&self, run_ids: &[String]) -> Vec<Result<StoredRun, RunLogError>> {
+        // A claim's runs in one statement, on a connection of their own: a
+        // host claims one batch at a time.
+        match Self::select_runs(&self.batched, run_ids).await {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                let message = e.to_string();
+                let failed = || RunLogError::Store(StoreError::backend(message.as_str()));
+                run_ids.iter().map(|_| Err(failed())).collect()
+            }
+        }
     }
 
     async fn list_runs(&self) -> Result<Vec<RunRecord>, RunLogError> {

@@ -244,6 +244,19 @@ pub async fn conformance(store: Arc<dyn RunStore>) {
             .iter()
             .all(|n| n.node != "a")
     );
+    // Several at once (a host's claimed runs): each as alone, in order.
+    let ids = ["r2", "nope", "r1"].map(String::from);
+    let loaded = store.load_runs(&ids).await;
+    assert_eq!(loaded.len(), 3);
+    assert_eq!(
+        loaded[0].as_ref().unwrap(),
+        &store.load_run("r2").await.unwrap()
+    );
+    assert!(matches!(&loaded[1], Err(RunLogError::UnknownRun(id)) if id == "nope"));
+    assert_eq!(
+        loaded[2].as_ref().unwrap(),
+        &store.load_run("r1").await.unwrap()
+    );
 
     // The output cache: put in a commit, get, keep-last per type, stats, clear.
     let cache = vec![
