@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use sqlx::Row;
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 use sqlx::types::Json;
 
 use super::{
@@ -350,13 +350,20 @@ const BATCHED_CONNECTIONS: u32 = 4;
 /// tables grow. The other statements keep PostgreSQL's choice: a generic
 /// plan of `$n IS NULL OR …` scans every row.
 async fn batched_pool(url: &str) -> Result<PgPool, StoreError> {
-    let options: PgConnectOptions = url
-        .parse()
-        .map_err(|e| StoreError::context("cannot connect to PostgreSQL", e))?;
+    // Set once the connection is open rather than as a startup option,
+    // which a pooler such as PgBouncer refuses.
     PgPoolOptions::new()
         .max_connections(BATCHED_CONNECTIONS)
         .acquire_timeout(Duration::from_secs(10))
-        .connect_with(options.options([("plan_cache_mode", "force_generic_plan")]))
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                sqlx::query("SET plan_cache_mode = force_generic_plan")
+                    .execute(conn)
+                    .await
+                    .map(drop)
+            })
+        })
+        .connect(url)
         .await
         .map_err(|e| StoreError::context("cannot connect to PostgreSQL", e))
 }
