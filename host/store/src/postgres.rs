@@ -622,12 +622,12 @@ impl PgStore {
         .fetch_all(pool)
         .await
         .map_err(backend)?;
-        let mut found: std::collections::HashMap<String, sqlx::postgres::PgRow> =
+        let found: std::collections::HashMap<String, sqlx::postgres::PgRow> =
             rows.into_iter().map(|row| (row.get(0), row)).collect();
         Ok(run_ids
             .iter()
-            .map(|run_id| match found.remove(run_id) {
-                Some(row) => stored_run(run_id, &row),
+            .map(|run_id| match found.get(run_id) {
+                Some(row) => stored_run(run_id, row),
                 None => Err(RunLogError::UnknownRun(run_id.clone())),
             })
             .collect())

@@ -245,9 +245,10 @@ pub async fn conformance(store: Arc<dyn RunStore>) {
             .all(|n| n.node != "a")
     );
     // Several at once (a host's claimed runs): each as alone, in order.
-    let ids = ["r2", "nope", "r1"].map(String::from);
+    let ids = ["r2", "nope", "r1", "r2"].map(String::from);
     let loaded = store.load_runs(&ids).await;
-    assert_eq!(loaded.len(), 3);
+    assert_eq!(loaded.len(), 4);
+    assert_eq!(loaded[3].as_ref().unwrap(), loaded[0].as_ref().unwrap());
     assert_eq!(
         loaded[0].as_ref().unwrap(),
         &store.load_run("r2").await.unwrap()
