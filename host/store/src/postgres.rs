@@ -40,7 +40,7 @@ use weft_core::graph::Graph;
 use weft_core::rate::RateState;
 
 /// The schema version this build creates and reads.
-pub const SCHEMA_VERSION: i64 = 12;
+pub const SCHEMA_VERSION: i64 = 13;
 
 /// Each migration: (version, statements). Applied in order, once.
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -247,6 +247,29 @@ const MIGRATIONS: &[(i64, &str)] = &[
         12,
         r#"
     CREATE INDEX weft_runs_status ON weft_runs (status, created_ms DESC, run_id DESC);
+    "#,
+    ),
+    (
+        // No statistics on the payload columns (JSON documents, bytes): no
+        // statement filters or sorts on them, and sampling them was most of
+        // an `ANALYZE`'s cost (`statistics.rs`). The
+        // owner's expression index keeps its own statistics.
+        13,
+        r#"
+    ALTER TABLE weft_runs ALTER COLUMN record SET STATISTICS 0,
+        ALTER COLUMN spec SET STATISTICS 0;
+    ALTER TABLE weft_nodes ALTER COLUMN record SET STATISTICS 0;
+    ALTER TABLE weft_node_inputs ALTER COLUMN input SET STATISTICS 0;
+    ALTER TABLE weft_events ALTER COLUMN event SET STATISTICS 0;
+    ALTER TABLE weft_cache ALTER COLUMN entry SET STATISTICS 0;
+    ALTER TABLE weft_task_offers ALTER COLUMN offer SET STATISTICS 0,
+        ALTER COLUMN result SET STATISTICS 0;
+    ALTER TABLE weft_graphs ALTER COLUMN saved SET STATISTICS 0;
+    ALTER TABLE weft_components ALTER COLUMN bytes SET STATISTICS 0;
+    ALTER TABLE weft_schedules ALTER COLUMN schedule SET STATISTICS 0;
+    ALTER TABLE weft_signals ALTER COLUMN signal SET STATISTICS 0;
+    ALTER TABLE weft_kv ALTER COLUMN value SET STATISTICS 0,
+        ALTER COLUMN vector SET STATISTICS 0;
     "#,
     ),
 ];

@@ -15,7 +15,10 @@
 //! empty, rarely once it is steady. Planning every statement instead
 //! (`plan_cache_mode = force_custom_plan`) costs a one-node run ~30% more
 //! server CPU; the batched statements are never planned twice on one
-//! connection between analyses (`batched_pool`).
+//! connection between analyses (`batched_pool`). The payload columns
+//! (JSON documents) carry no statistics (schema 13): an analysis samples
+//! ids, statuses and times: 20–45 ms each in a drain of 10,000 runs,
+//! where they took 110–150.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
