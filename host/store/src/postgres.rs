@@ -252,8 +252,8 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         // No statistics on the payload columns (JSON documents, bytes): no
         // statement filters or sorts on them, and sampling them was most of
-        // an `ANALYZE`'s cost (`statistics.rs`). The
-        // owner's expression index keeps its own statistics.
+        // an `ANALYZE`'s cost (`statistics.rs`). The owner's expression
+        // index keeps its own statistics.
         13,
         r#"
     ALTER TABLE weft_runs ALTER COLUMN record SET STATISTICS 0,
