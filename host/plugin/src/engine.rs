@@ -318,17 +318,44 @@ fn trusted(_: &Path) -> Result<(), String> {
 
 /// Compile `bytes` into an artifact for an engine of [`base_config`]'s
 /// settings (the pooling allocator does not change what is compiled), by
-/// an engine and threads made for it alone, which end with it. The memory
-/// a compile allocates and frees stays with the threads that freed it:
-/// compiled by the shared engine on long-lived threads, the standard
-/// plugins left an idle daemon at ~210 MB instead of ~105, and Cranelift
-/// keeps a compiler context per thread for as long as its engine lives.
+/// the [`Compiler`] of the compiles under way.
 fn compile(bytes: &[u8]) -> Result<Vec<u8>, wasmtime::Error> {
-    let threads = rayon::ThreadPoolBuilder::new()
-        .thread_name(|i| format!("weft-compile-{i}"))
-        .build()
-        .map_err(|e| wasmtime::format_err!("cannot start the compiler's threads: {e}"))?;
-    threads.install(|| Engine::new(&base_config())?.precompile_component(bytes))
+    let compiler = Compiler::shared()?;
+    compiler
+        .threads
+        .install(|| compiler.engine.precompile_component(bytes))
+}
+
+/// An engine and threads that compile, shared by the compiles under way and
+/// ended with the last of them. The memory a compile allocates and frees
+/// stays with the threads that freed it, and Cranelift keeps a compiler
+/// context per thread for as long as its engine lives: compiled by the
+/// shared engine on long-lived threads, the standard plugins left an idle
+/// daemon at ~210 MB instead of ~105.
+struct Compiler {
+    engine: Engine,
+    threads: rayon::ThreadPool,
+}
+
+impl Compiler {
+    fn shared() -> Result<Arc<Compiler>, wasmtime::Error> {
+        static UNDER_WAY: std::sync::Mutex<std::sync::Weak<Compiler>> =
+            std::sync::Mutex::new(std::sync::Weak::new());
+        let mut under_way = UNDER_WAY.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(compiler) = under_way.upgrade() {
+            return Ok(compiler);
+        }
+        let threads = rayon::ThreadPoolBuilder::new()
+            .thread_name(|i| format!("weft-compile-{i}"))
+            .build()
+            .map_err(|e| wasmtime::format_err!("cannot start the compiler's threads: {e}"))?;
+        let compiler = Arc::new(Compiler {
+            engine: Engine::new(&base_config())?,
+            threads,
+        });
+        *under_way = Arc::downgrade(&compiler);
+        Ok(compiler)
+    }
 }
 
 /// Write `bytes` to `path` in the cache folder `dir`, readable by this user
