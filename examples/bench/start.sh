@@ -18,7 +18,7 @@ cleanup() {
 }
 trap cleanup EXIT
 mb() { awk -v k="$1" '$1 == k ":" { printf "%.1f", $2 / 1024 }' "/proc/$pid/status"; }
-start() { # NAME: start a daemon on a new data directory, report, stop it
+start() { # NAME LABEL: start a daemon on a new data directory, report as LABEL, stop it
   local dir="$work/$1" begin end
   mkdir -p "$dir"
   begin=$(date +%s.%N)

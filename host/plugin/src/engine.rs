@@ -179,9 +179,7 @@ impl WeftEngine {
     /// [`crate::PluginSource`]'s is), as the cache is keyed by it.
     pub fn load_component(&self, bytes: &[u8], digest: &str) -> Result<Component, wasmtime::Error> {
         let Some(dir) = &self.cache_dir else {
-            let artifact = compile(bytes)?;
-            // SAFETY: `compile` made it just now, with this engine's settings.
-            return unsafe { Component::deserialize(&self.engine, &artifact) };
+            return self.compiled(&compile(bytes)?);
         };
         let path = dir.join(format!("{digest}-{}.cwasm", self.engine_hash));
         if path.exists() && trusted(&path).is_ok() {
@@ -204,8 +202,7 @@ impl WeftEngine {
         let artifact = compile(bytes)?;
         if let Err(e) = write_private(dir, &path, &artifact) {
             tracing::warn!(dir = %dir.display(), error = %e, "cannot cache compiled component");
-            // SAFETY: `compile` made it just now, with this engine's settings.
-            return unsafe { Component::deserialize(&self.engine, &artifact) };
+            return self.compiled(&artifact);
         }
         tracing::debug!(path = %path.display(), "compiled component and cached it");
         // From the file, as a later start would: its code is then the
@@ -214,6 +211,12 @@ impl WeftEngine {
         // SAFETY: written just now by this function, from `compile`'s
         // artifact, in the folder that `trusted` keeps this user's alone.
         unsafe { Component::deserialize_file(&self.engine, &path) }
+    }
+
+    /// The component of `artifact`, which [`compile`] returned.
+    fn compiled(&self, artifact: &[u8]) -> Result<Component, wasmtime::Error> {
+        // SAFETY: `compile` made it, with this engine's settings.
+        unsafe { Component::deserialize(&self.engine, artifact) }
     }
 
     /// The description kept for the component with SHA-256 `digest`
